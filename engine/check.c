@@ -1,0 +1,275 @@
+/*
+ * check.c -- the consistency check and per-type statistics.
+ *
+ * The check walks both directions in one read snapshot: every record must
+ * parse against its schema, sit under its own key and have exactly the index
+ * entries udb__idx_entry says it should; every index entry must point to a
+ * record that produces exactly that entry.  It reads raw LMDB data and
+ * trusts nothing, so it also works on files damaged underneath us.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct checker {
+    udb_txn *txn;
+    size_t problems;
+    void (*report)(void *ctx, const char *problem);
+    void *ctx;
+    udb_buf line;
+} checker;
+
+/* Render tuple-encoded bytes as "(a, b)" for messages. */
+static void render_tuple(udb_buf *b, const void *data, size_t len)
+{
+    const unsigned char *p = data, *end = p + len;
+    udb_buf scratch = {0};
+    udb__buf_byte(b, '(');
+    for (int i = 0; p < end; i++) {
+        udb_telem e;
+        scratch.len = 0;
+        if (udb__tk_decode(&e, &scratch, &p, end)) {
+            udb__buf_printf(b, "%s<damaged>", i ? ", " : "");
+            break;
+        }
+        if (i)
+            udb__buf_printf(b, ", ");
+        switch (e.kind) {
+        case UDB_TK_NIL: udb__buf_printf(b, "null"); break;
+        case UDB_TK_BOOL: udb__buf_printf(b, e.v.b ? "true" : "false"); break;
+        case UDB_TK_INT: udb__buf_printf(b, "%" PRId64, e.v.i); break;
+        case UDB_TK_UINT: udb__buf_printf(b, "%" PRIu64, e.v.u); break;
+        case UDB_TK_FLOAT: udb__buf_printf(b, "%.17g", e.v.f); break;
+        case UDB_TK_STR:
+            udb__buf_printf(b, "\"%.*s\"", (int)(e.v.s.n > 80 ? 80 : e.v.s.n),
+                            scratch.p ? (char *)scratch.p + e.v.s.off : "");
+            break;
+        case UDB_TK_BYTES: udb__buf_printf(b, "<%zu bytes>", e.v.s.n); break;
+        }
+    }
+    udb__buf_byte(b, ')');
+    udb__buf_free(&scratch);
+}
+
+static void problem(checker *c, const char *fmt, const void *k1, size_t n1, const void *k2,
+                    size_t n2, const char *tail)
+{
+    /* fmt has up to two %K slots for tuples, filled from k1 and k2 */
+    udb_buf *b = &c->line;
+    b->len = 0;
+    b->oom = false;
+    int slot = 0;
+    for (const char *f = fmt; *f; f++) {
+        if (f[0] == '%' && f[1] == 'K') {
+            if (slot++ == 0)
+                render_tuple(b, k1, n1);
+            else
+                render_tuple(b, k2, n2);
+            f++;
+        } else {
+            udb__buf_byte(b, (unsigned char)*f);
+        }
+    }
+    if (tail)
+        udb__buf_printf(b, "%s", tail);
+    c->problems++;
+    if (c->report && b->p)
+        c->report(c->ctx, (const char *)b->p);
+}
+
+static int check_records(checker *c, const udb_type *t)
+{
+    udb_txn *txn = c->txn;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn->mdb, t->dbi, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    udb_buf key = {0}, msg = {0}, head = {0};
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        udb_rec r;
+        udb__rec_init(&r);
+        msg.len = 0;
+        head.len = 0;
+        udb__buf_printf(&head, "%s: record %%K ", t->name);
+        int prc = udb__rec_parse(&r, t, v.mv_data, v.mv_size, false, &msg);
+        if (prc) {
+            udb__buf_printf(&head, "fails its schema: ");
+            problem(c, (char *)head.p, k.mv_data, k.mv_size, NULL, 0,
+                    msg.p ? (char *)msg.p : udb_strerror(prc));
+            udb__rec_free(&r);
+            continue;
+        }
+        const msgpack_object *const *vals = (const msgpack_object *const *)r.vals;
+        for (size_t i = 0; i < t->nidx; i++) {
+            const udb_index *ix = &t->idx[i];
+            bool applies;
+            if (udb__idx_entry(&key, &applies, t, ix, vals, k.mv_data, k.mv_size) || !applies)
+                continue;
+            MDB_val ek = {key.len, key.p}, ev;
+            if (ix->is_pk) {
+                if (key.len != k.mv_size || memcmp(key.p, k.mv_data, k.mv_size) != 0) {
+                    head.len = 0;
+                    udb__buf_printf(&head, "%s: record stored under key %%K has key field %%K",
+                                    t->name);
+                    problem(c, (char *)head.p, k.mv_data, k.mv_size, key.p, key.len, NULL);
+                }
+                continue;
+            }
+            int grc = key.len > txn->env->keymax ? MDB_NOTFOUND
+                                                  : mdb_get(txn->mdb, ix->dbi, &ek, &ev);
+            head.len = 0;
+            if (grc == MDB_NOTFOUND) {
+                udb__buf_printf(&head, "%s.%s: record %%K is missing from the index (entry %%K)",
+                                t->name, ix->name);
+                problem(c, (char *)head.p, k.mv_data, k.mv_size, key.p, key.len, NULL);
+            } else if (grc) {
+                rc = grc;
+                udb__rec_free(&r);
+                goto out;
+            } else if (ix->unique && (ev.mv_size != k.mv_size ||
+                                      memcmp(ev.mv_data, k.mv_data, k.mv_size) != 0)) {
+                udb__buf_printf(&head, "%s.%s: entry for record %%K points to record %%K",
+                                t->name, ix->name);
+                problem(c, (char *)head.p, k.mv_data, k.mv_size, ev.mv_data, ev.mv_size, NULL);
+            }
+        }
+        if (t->seqname && r.vals[t->key]) {
+            uint64_t seq;
+            if (udb__seq_peek(&seq, txn, t->seqname) == 0 && r.vals[t->key]->via.u64 > seq) {
+                head.len = 0;
+                udb__buf_printf(&head, "%s: record %%K is above the key sequence %s (%" PRIu64 ")",
+                                t->name, t->seqname, seq);
+                problem(c, (char *)head.p, k.mv_data, k.mv_size, NULL, 0, NULL);
+            }
+        }
+        udb__rec_free(&r);
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    mdb_cursor_close(cur);
+    udb__buf_free(&key);
+    udb__buf_free(&msg);
+    udb__buf_free(&head);
+    return rc;
+}
+
+static int check_entries(checker *c, const udb_type *t, const udb_index *ix)
+{
+    udb_txn *txn = c->txn;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn->mdb, ix->dbi, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    udb_buf key = {0}, msg = {0}, head = {0};
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        MDB_val pk = v;
+        head.len = 0;
+        if (!ix->unique) {
+            const unsigned char *p = k.mv_data, *end = p + k.mv_size;
+            bool bad = false;
+            for (size_t i = 0; i < ix->nfields && !bad; i++)
+                bad = udb__tk_skip(&p, end) != 0;
+            if (bad || p == end) {
+                udb__buf_printf(&head, "%s.%s: damaged entry %%K", t->name, ix->name);
+                problem(c, (char *)head.p, k.mv_data, k.mv_size, NULL, 0, NULL);
+                continue;
+            }
+            pk.mv_data = (void *)p;
+            pk.mv_size = (size_t)(end - p);
+        }
+        MDB_val rv;
+        int grc = pk.mv_size && pk.mv_size <= txn->env->keymax
+                      ? mdb_get(txn->mdb, t->dbi, &pk, &rv) : MDB_NOTFOUND;
+        if (grc == MDB_NOTFOUND) {
+            udb__buf_printf(&head, "%s.%s: entry %%K points to missing record %%K", t->name,
+                            ix->name);
+            problem(c, (char *)head.p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size, NULL);
+            continue;
+        }
+        if (grc) {
+            rc = grc;
+            goto out;
+        }
+        udb_rec r;
+        udb__rec_init(&r);
+        bool applies = false;
+        msg.len = 0;
+        if (udb__rec_parse(&r, t, rv.mv_data, rv.mv_size, false, &msg) == 0 &&
+            udb__idx_entry(&key, &applies, t, ix, (const msgpack_object *const *)r.vals,
+                           pk.mv_data, pk.mv_size) == 0 &&
+            (!applies || key.len != k.mv_size || memcmp(key.p, k.mv_data, k.mv_size) != 0)) {
+            udb__buf_printf(&head, "%s.%s: entry %%K does not match its record %%K", t->name,
+                            ix->name);
+            problem(c, (char *)head.p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size,
+                    applies ? NULL : " (the record does not belong in this index)");
+        }
+        udb__rec_free(&r);
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    mdb_cursor_close(cur);
+    udb__buf_free(&key);
+    udb__buf_free(&msg);
+    udb__buf_free(&head);
+    return rc;
+}
+
+int udb_check(size_t *problems, udb_env *env, void (*report)(void *ctx, const char *problem),
+              void *ctx)
+{
+    if (!env)
+        return udb__env_err(UDB_EINVAL, "udb_check: env is required");
+    checker c = {0};
+    c.report = report;
+    c.ctx = ctx;
+    int rc = udb__txn_begin_raw(&c.txn, env, UDB_RDONLY, NULL);
+    if (rc)
+        return udb__env_err(rc, "udb_check: %s", udb_strerror(rc));
+    const udb_schema *s = c.txn->schema;
+    for (size_t i = 0; s && i < s->ntypes && !rc; i++) {
+        const udb_type *t = &s->types[i];
+        rc = check_records(&c, t);
+        for (size_t x = 1; x < t->nidx && !rc; x++)
+            rc = check_entries(&c, t, &t->idx[x]);
+    }
+    udb__txn_end(c.txn, false);
+    udb__buf_free(&c.line);
+    if (rc)
+        return udb__env_err(rc, "udb_check: %s", udb_strerror(rc));
+    if (problems)
+        *problems = c.problems;
+    if (c.problems)
+        return udb__env_err(UDB_ECORRUPT, "udb_check: %zu problems found", c.problems);
+    return 0;
+}
+
+int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type)
+{
+    udb_type *t;
+    int rc = udb__txn_type(&t, txn, type, false);
+    if (rc)
+        return rc;
+    if (!out)
+        return udb__err(txn, UDB_EINVAL, "out is required");
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < t->nidx; i++) {
+        MDB_stat st;
+        if ((rc = mdb_stat(txn->mdb, t->idx[i].dbi, &st)))
+            return udb__mdb_err(txn, rc, "reading statistics");
+        if (i == 0)
+            out->records = st.ms_entries;
+        else
+            out->index_entries += st.ms_entries;
+        out->bytes += (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
+                      st.ms_psize;
+    }
+    return 0;
+}

@@ -1,0 +1,330 @@
+/*
+ * env.c -- an open database: the LMDB environment, the cached schema and its
+ * handles, and growing the map.
+ *
+ * LMDB rules this file exists to respect: named-database handles are opened
+ * by one transaction at a time and survive only if that transaction commits
+ * (so they are opened once and cached per schema generation); the map can be
+ * resized only while this process has no transaction open (so resizing waits
+ * for the active count to reach zero and holds new transactions back); and a
+ * size set by another process is adopted on MDB_MAP_RESIZED.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+#define DEFAULT_MAP (1u << 20)
+
+static const MDB_val GEN_KEY = {3, (void *)"gen"};
+static const MDB_val SCHEMA_KEY = {6, (void *)"schema"};
+
+void udb__dbname(udb_buf *b, const char *kind, const udb_type *t, const udb_index *ix)
+{
+    b->len = 0;
+    if (ix && !ix->is_pk)
+        udb__buf_printf(b, "%s:%s:%s", ix->unique ? "u" : "i", t->name, ix->name);
+    else
+        udb__buf_printf(b, "%s:%s", kind, t->name);
+}
+
+int udb__schema_open_dbis(udb_schema *s, MDB_txn *txn, unsigned flags)
+{
+    udb_buf name = {0};
+    int rc = 0;
+    for (size_t i = 0; i < s->ntypes && !rc; i++) {
+        udb_type *t = &s->types[i];
+        udb__dbname(&name, "t", t, NULL);
+        if (name.oom) {
+            rc = UDB_ENOMEM;
+            break;
+        }
+        rc = mdb_dbi_open(txn, (char *)name.p, flags, &t->dbi);
+        for (size_t x = 0; x < t->nidx && !rc; x++) {
+            udb_index *ix = &t->idx[x];
+            if (ix->is_pk) {
+                ix->dbi = t->dbi;
+                continue;
+            }
+            udb__dbname(&name, "t", t, ix);
+            rc = name.oom ? UDB_ENOMEM : mdb_dbi_open(txn, (char *)name.p, flags, &ix->dbi);
+        }
+    }
+    udb__buf_free(&name);
+    return rc;
+}
+
+int udb__meta_gen(uint64_t *out, MDB_txn *txn, udb_env *env)
+{
+    MDB_val v;
+    int rc = mdb_get(txn, env->meta_dbi, (MDB_val *)&GEN_KEY, &v);
+    if (rc == MDB_NOTFOUND) {
+        *out = 0;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (v.mv_size != 8)
+        return UDB_ECORRUPT;
+    uint64_t g = 0;
+    for (int i = 0; i < 8; i++)
+        g = g << 8 | ((unsigned char *)v.mv_data)[i];
+    *out = g;
+    return 0;
+}
+
+void udb__env_install_schema(udb_env *env, udb_schema *s, uint64_t gen)
+{
+    pthread_mutex_lock(&env->lock);
+    if (env->schema) {
+        udb_schema **r = realloc(env->retired, (env->nretired + 1) * sizeof *r);
+        if (r) {
+            env->retired = r;
+            env->retired[env->nretired++] = env->schema;
+        } else {
+            /* cannot happen in practice; leaking beats freeing under a reader */
+        }
+    }
+    env->schema = s;
+    env->schema_gen = gen;
+    pthread_mutex_unlock(&env->lock);
+}
+
+int udb__env_reload_schema(udb_env *env)
+{
+    MDB_txn *txn = NULL;
+    udb_schema *s = NULL;
+    uint64_t gen;
+    pthread_mutex_lock(&env->dbi_lock);
+    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
+    if (rc == MDB_MAP_RESIZED) {
+        pthread_mutex_unlock(&env->dbi_lock);
+        if ((rc = udb__adopt(env)))
+            return rc;
+        pthread_mutex_lock(&env->dbi_lock);
+        rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
+    }
+    if (rc)
+        goto out;
+    if ((rc = udb__meta_gen(&gen, txn, env)))
+        goto out;
+    pthread_mutex_lock(&env->lock);
+    bool same = gen == env->schema_gen && (env->schema || gen == 0);
+    pthread_mutex_unlock(&env->lock);
+    if (same)
+        goto out;
+    MDB_val v;
+    rc = mdb_get(txn, env->meta_dbi, (MDB_val *)&SCHEMA_KEY, &v);
+    if (rc)
+        goto out;
+    udb_buf msg = {0};
+    rc = udb__schema_parse(&s, v.mv_data, v.mv_size, &msg);
+    if (rc) {
+        udb__env_err(UDB_ECORRUPT, "stored schema does not parse: %s",
+                     msg.p ? (char *)msg.p : "?");
+        udb__buf_free(&msg);
+        rc = UDB_ECORRUPT;
+        goto out;
+    }
+    udb__buf_free(&msg);
+    if ((rc = udb__schema_open_dbis(s, txn, 0))) {
+        if (rc == MDB_NOTFOUND)
+            rc = udb__env_err(UDB_ECORRUPT, "a database named by the schema is missing");
+        goto out;
+    }
+    /* a read-only commit is what keeps the handles opened above */
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc)
+        goto out;
+    udb__env_install_schema(env, s, gen);
+    s = NULL;
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    pthread_mutex_unlock(&env->dbi_lock);
+    udb__schema_free(s);
+    return rc;
+}
+
+size_t udb__mapsize(udb_env *env)
+{
+    MDB_envinfo info;
+    mdb_env_info(env->mdb, &info);
+    return info.me_mapsize;
+}
+
+int udb__grow(udb_env *env, size_t from)
+{
+    int rc = 0;
+    pthread_mutex_lock(&env->lock);
+    while (env->resizing)
+        pthread_cond_wait(&env->cond, &env->lock);
+    size_t cur = udb__mapsize(env);
+    if (cur <= from) {
+        size_t target = from > SIZE_MAX / 2 ? SIZE_MAX : from * 2;
+        if (env->max_map && target > env->max_map) {
+            if (cur >= env->max_map)
+                rc = UDB_EFULL;
+            target = env->max_map;
+        }
+        if (!rc) {
+            env->resizing = true;
+            while (env->active)
+                pthread_cond_wait(&env->cond, &env->lock);
+            rc = mdb_env_set_mapsize(env->mdb, target);
+            env->resizing = false;
+            pthread_cond_broadcast(&env->cond);
+        }
+    }
+    env->want_grow = false;
+    pthread_mutex_unlock(&env->lock);
+    if (rc == UDB_EFULL)
+        udb__env_err(rc, "the database reached its maximum size of %zu bytes", env->max_map);
+    return rc;
+}
+
+int udb__adopt(udb_env *env)
+{
+    pthread_mutex_lock(&env->lock);
+    while (env->resizing)
+        pthread_cond_wait(&env->cond, &env->lock);
+    env->resizing = true;
+    while (env->active)
+        pthread_cond_wait(&env->cond, &env->lock);
+    int rc = mdb_env_set_mapsize(env->mdb, 0);
+    env->resizing = false;
+    pthread_cond_broadcast(&env->cond);
+    pthread_mutex_unlock(&env->lock);
+    return rc;
+}
+
+static int open_meta(udb_env *env)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    rc = mdb_dbi_open(txn, "__meta", 0, &env->meta_dbi);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "__seq", 0, &env->seq_dbi);
+    if (!rc)
+        return mdb_txn_commit(txn);
+    mdb_txn_abort(txn);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    /* a new database: create them (waits for the writer slot) */
+    if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &txn)))
+        return rc;
+    if ((rc = mdb_dbi_open(txn, "__meta", MDB_CREATE, &env->meta_dbi)) ||
+        (rc = mdb_dbi_open(txn, "__seq", MDB_CREATE, &env->seq_dbi))) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+int udb_open(udb_env **out, const char *path, const udb_options *opts)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    if (!out || !path || !*path)
+        return udb__env_err(UDB_EINVAL, "udb_open: out and path are required");
+    if (opts)
+        o = *opts;
+    if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP))
+        return udb__env_err(UDB_EINVAL, "udb_open: unknown flags 0x%x", o.flags);
+    mode_t mode = o.mode ? o.mode : 0640;
+    /* the directory gets x wherever the files get r, never world-writable */
+    mode_t dmode = (mode | ((mode & 0444) >> 2)) & ~(mode_t)0002;
+    if (mkdir(path, dmode) != 0 && errno != EEXIST)
+        return udb__env_err(errno, "udb_open: cannot create directory %s: %s", path,
+                            strerror(errno));
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return udb__env_err(ENOTDIR, "udb_open: %s is not a directory", path);
+
+    udb_env *env = calloc(1, sizeof *env);
+    if (!env)
+        return udb__env_err(UDB_ENOMEM, "udb_open: out of memory");
+    pthread_mutex_init(&env->lock, NULL);
+    pthread_mutex_init(&env->dbi_lock, NULL);
+    pthread_cond_init(&env->cond, NULL);
+    env->flags = o.flags;
+    env->max_map = o.max_map_size;
+    int rc = UDB_ENOMEM;
+    if (!(env->path = strdup(path)))
+        goto fail;
+    if ((rc = mdb_env_create(&env->mdb)))
+        goto fail;
+    if ((rc = mdb_env_set_maxdbs(env->mdb, o.max_dbs ? o.max_dbs : 512)))
+        goto fail;
+    unsigned mflags = MDB_NOTLS;
+    if (o.flags & UDB_NOSYNC)
+        mflags |= MDB_NOSYNC;
+    if (o.flags & UDB_NOMETASYNC)
+        mflags |= MDB_NOMETASYNC;
+    if ((rc = mdb_env_open(env->mdb, path, mflags, mode))) {
+        udb__env_err(rc, "udb_open: %s: %s", path, udb_strerror(rc));
+        goto fail_quiet;
+    }
+    int dead = 0;
+    mdb_reader_check(env->mdb, &dead);       /* slots of crashed processes */
+    env->keymax = (size_t)mdb_env_get_maxkeysize(env->mdb);
+    /* adopt the size stored in the file, then grow to the requested one */
+    if ((rc = mdb_env_set_mapsize(env->mdb, 0)))
+        goto fail;
+    size_t want = o.map_size ? o.map_size : DEFAULT_MAP;
+    if (env->max_map && want > env->max_map)
+        want = env->max_map;
+    if (udb__mapsize(env) < want && (rc = mdb_env_set_mapsize(env->mdb, want)))
+        goto fail;
+    if ((rc = open_meta(env)))
+        goto fail;
+    if ((rc = udb__env_reload_schema(env)))
+        goto fail_quiet;
+    *out = env;
+    return 0;
+fail:
+    udb__env_err(rc, "udb_open: %s: %s", path, udb_strerror(rc));
+fail_quiet:
+    udb_close(env);
+    return rc;
+}
+
+void udb_close(udb_env *env)
+{
+    if (!env)
+        return;
+    if (env->mdb)
+        mdb_env_close(env->mdb);
+    udb__schema_free(env->schema);
+    for (size_t i = 0; i < env->nretired; i++)
+        udb__schema_free(env->retired[i]);
+    free(env->retired);
+    free(env->group);
+    free(env->path);
+    pthread_mutex_destroy(&env->lock);
+    pthread_mutex_destroy(&env->dbi_lock);
+    pthread_cond_destroy(&env->cond);
+    free(env);
+}
+
+int udb_env_usage(size_t *map_size, size_t *used, udb_env *env)
+{
+    if (!env)
+        return UDB_EINVAL;
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc = mdb_env_info(env->mdb, &info);
+    if (!rc)
+        rc = mdb_env_stat(env->mdb, &st);
+    if (rc)
+        return rc;
+    if (map_size)
+        *map_size = info.me_mapsize;
+    if (used)
+        *used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    return 0;
+}

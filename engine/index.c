@@ -1,0 +1,68 @@
+/*
+ * index.c -- what a record contributes to each index.
+ *
+ * One function decides, for a record and an index, whether the record is in
+ * it and under which key.  Insert, update, delete, check and schema changes
+ * all ask it, so they cannot disagree.  SQL's rules: a partial index holds a
+ * record only when its predicate is true; a unique index does not hold a
+ * record with a NULL in its fields (NULLs are distinct) unless it says
+ * "nulls": "not_distinct"; non-unique indexes hold every record, NULLs first.
+ */
+#include "internal.h"
+
+static void encode_value(udb_buf *key, const udb_field *f, const msgpack_object *o)
+{
+    if (f->type == UDB_F_FLOAT && o->type != MSGPACK_OBJECT_NIL)
+        udb__tk_float(key, udb__as_double(o));
+    else
+        udb__tk_object(key, o);
+}
+
+int udb__idx_key(udb_buf *key, bool *applies, const udb_type *t, const udb_index *ix,
+                 const msgpack_object *const *vals)
+{
+    key->len = 0;
+    *applies = false;
+    if (ix->pred.nterms && !udb__pred_eval(&ix->pred, vals))
+        return 0;
+    for (size_t i = 0; i < ix->nfields; i++) {
+        const msgpack_object *o = vals[ix->fields[i]];
+        if (!o) {
+            if (ix->is_pk)
+                return UDB_EINVALID;
+            if (ix->unique && !ix->nulls_not_distinct)
+                return 0;
+            udb__tk_nil(key);
+            continue;
+        }
+        encode_value(key, &t->fields[ix->fields[i]], o);
+    }
+    if (key->oom)
+        return UDB_ENOMEM;
+    *applies = true;
+    return 0;
+}
+
+int udb__field_key(udb_buf *key, const udb_type *t, const udb_field *f,
+                   const msgpack_object *o, udb_buf *msg)
+{
+    if (o->type == MSGPACK_OBJECT_NIL) {
+        udb__tk_nil(key);
+        return key->oom ? UDB_ENOMEM : 0;
+    }
+    int rc = udb__check_value(t, f, o, msg);
+    if (rc)
+        return rc;
+    encode_value(key, f, o);
+    return key->oom ? UDB_ENOMEM : 0;
+}
+
+int udb__idx_entry(udb_buf *key, bool *applies, const udb_type *t, const udb_index *ix,
+                   const msgpack_object *const *vals, const void *pk, size_t pklen)
+{
+    int rc = udb__idx_key(key, applies, t, ix, vals);
+    if (rc || !*applies || ix->unique)
+        return rc;
+    udb__buf_put(key, pk, pklen);   /* non-unique entries are made unique by the key */
+    return key->oom ? UDB_ENOMEM : 0;
+}

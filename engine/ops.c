@@ -1,0 +1,654 @@
+/*
+ * ops.c -- the record operations: insert, get, find, update, delete and the
+ * race-proof compound ones (insert_or_get, upsert, insert_first).
+ *
+ * Every write follows one shape: validate, compute every index key, check
+ * every unique index, and only then write.  Because an LMDB write transaction
+ * is the only writer of the database, nothing can slip in between the check
+ * and the write -- that is the whole uniqueness guarantee.  A conflict writes
+ * nothing and leaves the transaction usable.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* A record with all its index keys computed. */
+typedef struct prep {
+    udb_rec rec;
+    msgpack_object keyobj;     /* an auto key assigned here */
+    bool auto_key;
+    udb_buf keys;              /* every applicable index key, back to back */
+    size_t *off, *len;
+    bool *applies;
+    size_t nidx;
+} prep;
+
+static void prep_init(prep *p)
+{
+    memset(p, 0, sizeof *p);
+    udb__rec_init(&p->rec);
+}
+
+static void prep_free(prep *p)
+{
+    udb__rec_free(&p->rec);
+    udb__buf_free(&p->keys);
+    free(p->off);
+    free(p->len);
+    free(p->applies);
+}
+
+static MDB_val keyval(const prep *p, size_t i)
+{
+    MDB_val v = {p->len[i], p->keys.p + p->off[i]};
+    return v;
+}
+
+int udb__txn_type(udb_type **out, udb_txn *txn, const char *type, bool write)
+{
+    if (!txn)
+        return UDB_EINVAL;
+    udb__clear(txn);
+    if (!type)
+        return udb__err(txn, UDB_EINVAL, "no record type given");
+    if (write && txn->rdonly)
+        return udb__err(txn, UDB_EREADONLY, "cannot write in a read-only transaction");
+    if (!txn->schema)
+        return udb__err(txn, UDB_EINVAL, "no schema has been applied to this database");
+    udb_type *t = udb__schema_type(txn->schema, type);
+    if (!t)
+        return udb__err(txn, UDB_EINVAL, "unknown record type \"%s\"", type);
+    *out = t;
+    return 0;
+}
+
+int udb__out(udb_val *out, udb_txn *txn, const MDB_val *v)
+{
+    if (!out)
+        return 0;
+    if (txn->rdonly) {
+        out->data = v->mv_data;
+        out->size = v->mv_size;
+        return 0;
+    }
+    void *p = udb__arena_dup(&txn->arena, v->mv_data, v->mv_size);
+    if (!p)
+        return udb__err(txn, UDB_ENOMEM, "out of memory copying a record");
+    out->data = p;
+    out->size = v->mv_size;
+    return 0;
+}
+
+static int parse_rec(udb_rec *r, udb_txn *txn, const udb_type *t, const void *buf, size_t len,
+                     bool partial)
+{
+    if (!buf)
+        return udb__err(txn, UDB_EINVAL, "no record given");
+    udb_buf msg = {0};
+    int rc = udb__rec_parse(r, t, buf, len, partial, &msg);
+    if (rc)
+        udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : udb_strerror(rc));
+    udb__buf_free(&msg);
+    return rc;
+}
+
+/* Encode a caller's msgpack primary key. */
+static int parse_key(udb_buf *out, udb_txn *txn, const udb_type *t, const void *key, size_t len)
+{
+    if (!key)
+        return udb__err(txn, UDB_EINVAL, "no key given");
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    const char *why = NULL;
+    udb_buf msg = {0};
+    int rc = udb__mp_parse(&up, key, len, &why);
+    if (rc) {
+        udb__err(txn, rc, "type \"%s\": key is not valid msgpack: %s", t->name,
+                 why ? why : "malformed");
+    } else if (up.data.type == MSGPACK_OBJECT_NIL) {
+        rc = udb__err(txn, UDB_EINVALID, "type \"%s\": the key may not be nil", t->name);
+    } else if ((rc = udb__field_key(out, t, &t->fields[t->key], &up.data, &msg))) {
+        udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad key");
+    } else if (out->len > txn->env->keymax) {
+        rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with a key this long", t->name);
+    }
+    udb__buf_free(&msg);
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+/* Compute every index key of p->rec.  Assigns an auto key first if asked. */
+static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
+{
+    const udb_field *kf = &t->fields[t->key];
+    int rc;
+    if (!p->rec.vals[t->key] && kf->autoinc) {
+        if (!assign_auto)
+            return udb__err(txn, UDB_EINVALID, "type \"%s\": missing key field \"%s\"", t->name,
+                            kf->name);
+        uint64_t cur;
+        if ((rc = udb__seq_peek(&cur, txn, t->seqname)))
+            return rc;
+        if (cur == UINT64_MAX)
+            return udb__err(txn, UDB_EFULL, "type \"%s\": the key sequence is exhausted", t->name);
+        p->keyobj.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        p->keyobj.via.u64 = cur + 1;
+        p->rec.vals[t->key] = &p->keyobj;
+        p->auto_key = true;
+    }
+    if (!p->off) {
+        p->nidx = t->nidx;
+        p->off = calloc(t->nidx, sizeof *p->off);
+        p->len = calloc(t->nidx, sizeof *p->len);
+        p->applies = calloc(t->nidx, sizeof *p->applies);
+        if (!p->off || !p->len || !p->applies)
+            return udb__err(txn, UDB_ENOMEM, "out of memory");
+    }
+    p->keys.len = 0;
+    udb_buf k = {0};
+    for (size_t i = 0; i < t->nidx; i++) {
+        const udb_index *ix = &t->idx[i];
+        rc = udb__idx_entry(&k, &p->applies[i], t, ix, (const msgpack_object *const *)p->rec.vals,
+                            i ? p->keys.p + p->off[0] : NULL, i ? p->len[0] : 0);
+        if (rc) {
+            udb__buf_free(&k);
+            if (rc == UDB_EINVALID)
+                return udb__err(txn, rc, "type \"%s\": missing key field \"%s\"", t->name,
+                                kf->name);
+            return udb__err(txn, rc, "out of memory");
+        }
+        if (!p->applies[i])
+            continue;
+        if (k.len > txn->env->keymax) {
+            size_t n = k.len;
+            udb__buf_free(&k);
+            return udb__err(txn, UDB_EKEYTOOLONG,
+                            "key of index \"%s.%s\" is %zu bytes encoded; the limit is %zu",
+                            t->name, ix->name, n, txn->env->keymax);
+        }
+        p->off[i] = p->keys.len;
+        p->len[i] = k.len;
+        udb__buf_put(&p->keys, k.p, k.len);
+    }
+    udb__buf_free(&k);
+    return p->keys.oom ? udb__err(txn, UDB_ENOMEM, "out of memory") : 0;
+}
+
+/* Check the unique indexes p enters.  old (may be NULL) is the record's
+ * previous state: keys it already holds are not conflicts. */
+static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const prep *old)
+{
+    udb__conflict_begin(txn, t);
+    for (size_t i = 0; i < t->nidx; i++) {
+        const udb_index *ix = &t->idx[i];
+        if (!ix->unique || !p->applies[i])
+            continue;
+        MDB_val k = keyval(p, i), v;
+        if (old && old->applies[i] && old->len[i] == k.mv_size &&
+            memcmp(old->keys.p + old->off[i], k.mv_data, k.mv_size) == 0)
+            continue;
+        int rc = mdb_get(txn->mdb, ix->dbi, &k, &v);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc)
+            return udb__mdb_err(txn, rc, "reading a unique index");
+        const void *holder = ix->is_pk ? k.mv_data : v.mv_data;
+        size_t hlen = ix->is_pk ? k.mv_size : v.mv_size;
+        if (old && hlen == old->len[0] && memcmp(holder, old->keys.p + old->off[0], hlen) == 0)
+            continue;   /* our own entry */
+        if ((rc = udb__conflict_add(txn, t, ix, (const msgpack_object *const *)p->rec.vals,
+                                    holder, hlen)))
+            return udb__err(txn, rc == UDB_ECORRUPT ? rc : UDB_ENOMEM,
+                            "cannot record conflict detail");
+    }
+    return txn->conflict.count ? udb__conflict_finish(txn) : 0;
+}
+
+static int put(udb_txn *txn, MDB_dbi dbi, MDB_val k, MDB_val v, unsigned flags)
+{
+    int rc = mdb_put(txn->mdb, dbi, &k, &v, flags);
+    return rc ? udb__mdb_err(txn, rc, "writing") : 0;
+}
+
+static int del(udb_txn *txn, MDB_dbi dbi, MDB_val k)
+{
+    int rc = mdb_del(txn->mdb, dbi, &k, NULL);
+    return rc && rc != MDB_NOTFOUND ? udb__mdb_err(txn, rc, "deleting") : 0;
+}
+
+/* Keep the auto-key sequence ahead of explicit keys, so it never hands out a
+ * key that is taken (SQLite's AUTOINCREMENT does the same). */
+static int bump_seq(udb_txn *txn, const udb_type *t, const prep *p)
+{
+    if (!t->fields[t->key].autoinc)
+        return 0;
+    uint64_t v = p->rec.vals[t->key]->via.u64, cur;
+    int rc = p->auto_key ? 0 : udb__seq_peek(&cur, txn, t->seqname);
+    if (rc)
+        return rc;
+    if (!p->auto_key && v <= cur)
+        return 0;
+    return udb__seq_store(txn, t->seqname, v);
+}
+
+/* Write the record of p and all its index entries.  old: previous state. */
+static int write_rec(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, const prep *old)
+{
+    udb_buf packed = {0};
+    int rc = udb__rec_pack(&packed, &p->rec, t, p->rec.vals[t->key]);
+    if (rc) {
+        udb__buf_free(&packed);
+        return udb__err(txn, rc, "out of memory packing the record");
+    }
+    MDB_val rv = {packed.len, packed.p};
+    if ((rc = put(txn, t->dbi, keyval(p, 0), rv, old ? 0 : MDB_NOOVERWRITE)))
+        goto out;
+    for (size_t i = 1; i < t->nidx && !rc; i++) {
+        const udb_index *ix = &t->idx[i];
+        bool same = old && old->applies[i] && p->applies[i] && old->len[i] == p->len[i] &&
+                    memcmp(old->keys.p + old->off[i], p->keys.p + p->off[i], p->len[i]) == 0;
+        if (same)
+            continue;
+        if (old && old->applies[i] && (rc = del(txn, ix->dbi, keyval(old, i))))
+            break;
+        if (p->applies[i]) {
+            MDB_val v = {0, (void *)""};
+            if (ix->unique)
+                v = keyval(p, 0);
+            rc = put(txn, ix->dbi, keyval(p, i), v, 0);
+        }
+    }
+    if (!rc && !old)
+        rc = bump_seq(txn, t, p);
+    if (!rc)
+        rc = udb__out(out, txn, &rv);
+out:
+    udb__buf_free(&packed);
+    return rc;
+}
+
+static int insert_prepared(udb_val *out, udb_txn *txn, const udb_type *t, prep *p)
+{
+    int rc = prep_keys(p, txn, t, true);
+    if (!rc)
+        rc = check_unique(txn, t, p, NULL);
+    if (!rc)
+        rc = write_rec(out, txn, t, p, NULL);
+    return rc;
+}
+
+int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, size_t len)
+{
+    udb_type *t;
+    int rc = udb__txn_type(&t, txn, type, true);
+    if (rc)
+        return rc;
+    prep p;
+    prep_init(&p);
+    rc = parse_rec(&p.rec, txn, t, rec, len, false);
+    if (!rc)
+        rc = insert_prepared(out, txn, t, &p);
+    prep_free(&p);
+    return rc;
+}
+
+/* Fetch and parse the stored record under encoded key k. */
+static int load_rec(prep *p, MDB_val *raw, udb_txn *txn, const udb_type *t, MDB_val k)
+{
+    int rc = mdb_get(txn->mdb, t->dbi, &k, raw);
+    if (rc == MDB_NOTFOUND)
+        return udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
+    if (rc)
+        return udb__mdb_err(txn, rc, "reading a record");
+    udb_buf msg = {0};
+    rc = udb__rec_parse(&p->rec, t, raw->mv_data, raw->mv_size, false, &msg);
+    if (rc == UDB_EINVALID)
+        rc = udb__err(txn, UDB_ECORRUPT, "stored record is damaged: %s",
+                      msg.p ? (char *)msg.p : "?");
+    else if (rc)
+        udb__err(txn, rc, "out of memory");
+    udb__buf_free(&msg);
+    if (!rc)
+        rc = prep_keys(p, txn, t, false);
+    return rc;
+}
+
+int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len)
+{
+    udb_type *t;
+    int rc = udb__txn_type(&t, txn, type, false);
+    if (rc)
+        return rc;
+    udb_buf k = {0};
+    if (!(rc = parse_key(&k, txn, t, key, key_len))) {
+        MDB_val mk = {k.len, k.p}, v;
+        rc = mdb_get(txn->mdb, t->dbi, &mk, &v);
+        if (rc == MDB_NOTFOUND)
+            rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
+        else if (rc)
+            rc = udb__mdb_err(txn, rc, "reading a record");
+        else
+            rc = udb__out(out, txn, &v);
+    }
+    udb__buf_free(&k);
+    return rc;
+}
+
+/* Look up the record holding encoded key k in unique index ix. */
+static int lookup_unique(MDB_val *rec, MDB_val *pk, udb_txn *txn, const udb_type *t,
+                         const udb_index *ix, MDB_val k)
+{
+    int rc;
+    *pk = k;
+    if (!ix->is_pk) {
+        rc = mdb_get(txn->mdb, ix->dbi, &k, pk);
+        if (rc == MDB_NOTFOUND)
+            return UDB_ENOTFOUND;
+        if (rc)
+            return udb__mdb_err(txn, rc, "reading a unique index");
+    }
+    rc = mdb_get(txn->mdb, t->dbi, pk, rec);
+    if (rc == MDB_NOTFOUND)
+        return ix->is_pk ? UDB_ENOTFOUND
+                         : udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
+                                    t->name, ix->name);
+    return rc ? udb__mdb_err(txn, rc, "reading a record") : 0;
+}
+
+static int unique_index(udb_index **out, udb_txn *txn, udb_type *t, const char *index)
+{
+    udb_index *ix = udb__type_index(t, index);
+    if (!ix)
+        return udb__err(txn, UDB_EINVAL, "type \"%s\" has no index \"%s\"", t->name, index);
+    if (!ix->unique)
+        return udb__err(txn, UDB_EINVAL, "index \"%s.%s\" is not unique", t->name, index);
+    *out = ix;
+    return 0;
+}
+
+int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
+             const void *values, size_t len)
+{
+    udb_type *t;
+    udb_index *ix;
+    int rc = udb__txn_type(&t, txn, type, false);
+    if (rc || (rc = unique_index(&ix, txn, t, index)))
+        return rc;
+    if (!values)
+        return udb__err(txn, UDB_EINVAL, "no values given");
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    udb_buf k = {0}, msg = {0};
+    const char *why = NULL;
+    bool has_nil = false;
+    if ((rc = udb__mp_parse(&up, values, len, &why))) {
+        udb__err(txn, rc, "values are not valid msgpack: %s", why ? why : "malformed");
+        goto out;
+    }
+    if (up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != ix->nfields) {
+        rc = udb__err(txn, UDB_EINVALID, "index \"%s.%s\" needs an array of %zu values",
+                      t->name, ix->name, ix->nfields);
+        goto out;
+    }
+    for (size_t i = 0; i < ix->nfields; i++) {
+        const msgpack_object *o = &up.data.via.array.ptr[i];
+        has_nil |= o->type == MSGPACK_OBJECT_NIL;
+        if ((rc = udb__field_key(&k, t, &t->fields[ix->fields[i]], o, &msg))) {
+            udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad value");
+            goto out;
+        }
+    }
+    if ((has_nil && !ix->nulls_not_distinct) || k.len > txn->env->keymax) {
+        rc = udb__err(txn, UDB_ENOTFOUND, "no record with those values in index \"%s.%s\"",
+                      t->name, ix->name);
+        goto out;
+    }
+    MDB_val mk = {k.len, k.p}, rec, pk;
+    rc = lookup_unique(&rec, &pk, txn, t, ix, mk);
+    if (rc == UDB_ENOTFOUND)
+        udb__err(txn, rc, "no record with those values in index \"%s.%s\"", t->name, ix->name);
+    else if (!rc)
+        rc = udb__out(out, txn, &rec);
+out:
+    udb__buf_free(&k);
+    udb__buf_free(&msg);
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+/* Replace old (loaded) by the record in p. */
+static int update_prepared(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, prep *old)
+{
+    const msgpack_object *nk = p->rec.vals[t->key];
+    if (!nk)
+        p->rec.vals[t->key] = old->rec.vals[t->key];
+    int rc = prep_keys(p, txn, t, false);
+    if (rc)
+        return rc;
+    if (p->len[0] != old->len[0] || memcmp(p->keys.p, old->keys.p + old->off[0], p->len[0]))
+        return udb__err(txn, UDB_EINVALID, "type \"%s\": an update cannot change the key "
+                        "field \"%s\"", t->name, t->fields[t->key].name);
+    if ((rc = check_unique(txn, t, p, old)))
+        return rc;
+    return write_rec(out, txn, t, p, old);
+}
+
+/* Parse `merged` bytes (built by udb__rec_merge) as a full record into p. */
+static int parse_merged(prep *p, udb_txn *txn, const udb_type *t, udb_buf *merged)
+{
+    if (merged->oom)
+        return udb__err(txn, UDB_ENOMEM, "out of memory merging");
+    return parse_rec(&p->rec, txn, t, merged->p, merged->len, false);
+}
+
+int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len,
+               const void *rec, size_t len, unsigned flags)
+{
+    udb_type *t;
+    int rc = udb__txn_type(&t, txn, type, true);
+    if (rc)
+        return rc;
+    if (flags & ~UDB_MERGE)
+        return udb__err(txn, UDB_EINVAL, "unknown update flags 0x%x", flags);
+    udb_buf k = {0}, merged = {0};
+    prep old, p, patch;
+    prep_init(&old);
+    prep_init(&p);
+    prep_init(&patch);
+    MDB_val raw;
+    if ((rc = parse_key(&k, txn, t, key, key_len)))
+        goto out;
+    MDB_val mk = {k.len, k.p};
+    if ((rc = parse_rec(&patch.rec, txn, t, rec, len, flags & UDB_MERGE)) ||
+        (rc = load_rec(&old, &raw, txn, t, mk)))
+        goto out;
+    if (flags & UDB_MERGE) {
+        if (patch.rec.set[t->key] && !patch.rec.vals[t->key]) {
+            rc = udb__err(txn, UDB_EINVALID, "type \"%s\": cannot remove the key field \"%s\"",
+                          t->name, t->fields[t->key].name);
+            goto out;
+        }
+        if ((rc = udb__rec_merge(&merged, &old.rec.up.data, &patch.rec.up.data, NULL)) ||
+            (rc = parse_merged(&p, txn, t, &merged)))
+            goto out;
+        rc = update_prepared(out, txn, t, &p, &old);
+    } else {
+        rc = update_prepared(out, txn, t, &patch, &old);
+    }
+out:
+    prep_free(&old);
+    prep_free(&p);
+    prep_free(&patch);
+    udb__buf_free(&k);
+    udb__buf_free(&merged);
+    return rc;
+}
+
+int udb_delete(udb_txn *txn, const char *type, const void *key, size_t key_len)
+{
+    udb_type *t;
+    int rc = udb__txn_type(&t, txn, type, true);
+    if (rc)
+        return rc;
+    udb_buf k = {0};
+    prep old;
+    prep_init(&old);
+    MDB_val raw;
+    if ((rc = parse_key(&k, txn, t, key, key_len)))
+        goto out;
+    MDB_val mk = {k.len, k.p};
+    if ((rc = load_rec(&old, &raw, txn, t, mk)))
+        goto out;
+    for (size_t i = 1; i < t->nidx && !rc; i++)
+        if (old.applies[i])
+            rc = del(txn, t->idx[i].dbi, keyval(&old, i));
+    if (!rc)
+        rc = del(txn, t->dbi, mk);
+out:
+    prep_free(&old);
+    udb__buf_free(&k);
+    return rc;
+}
+
+/* The record now holding r's key in unique index ix, if any: 0 and *found.
+ * k holds the encoded key (and *pk may point into it). */
+static int holder(MDB_val *rec, MDB_val *pk, bool *found, udb_buf *k, udb_txn *txn,
+                  const udb_type *t, const udb_index *ix, const udb_rec *r)
+{
+    bool applies;
+    *found = false;
+    int rc = udb__idx_key(k, &applies, t, ix, (const msgpack_object *const *)r->vals);
+    if (rc == UDB_EINVALID || (!rc && (!applies || k->len > txn->env->keymax)))
+        return 0;   /* no key there (a NULL, a false predicate): nobody holds it */
+    if (rc)
+        return udb__err(txn, rc, "out of memory");
+    MDB_val mk = {k->len, k->p};
+    rc = lookup_unique(rec, pk, txn, t, ix, mk);
+    if (rc == UDB_ENOTFOUND)
+        return 0;
+    *found = rc == 0;
+    return rc;
+}
+
+int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type,
+                      const char *index, const void *rec, size_t len)
+{
+    udb_type *t;
+    udb_index *ix;
+    int rc = udb__txn_type(&t, txn, type, true);
+    if (rc || (rc = unique_index(&ix, txn, t, index)))
+        return rc;
+    prep p;
+    prep_init(&p);
+    udb_buf k = {0};
+    bool found = false;
+    MDB_val existing, pk;
+    if ((rc = parse_rec(&p.rec, txn, t, rec, len, false)) ||
+        (rc = holder(&existing, &pk, &found, &k, txn, t, ix, &p.rec)))
+        goto out;
+    if (found) {
+        rc = udb__out(out, txn, &existing);
+    } else {
+        rc = insert_prepared(out, txn, t, &p);
+    }
+    if (!rc && created)
+        *created = !found;
+out:
+    prep_free(&p);
+    udb__buf_free(&k);
+    return rc;
+}
+
+int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const char *index,
+               const void *rec, size_t len, const void *on_insert, size_t on_insert_len)
+{
+    udb_type *t;
+    udb_index *ix;
+    int rc = udb__txn_type(&t, txn, type, true);
+    if (rc || (rc = unique_index(&ix, txn, t, index)))
+        return rc;
+    prep patch, extra, old, p;
+    prep_init(&patch);
+    prep_init(&extra);
+    prep_init(&old);
+    prep_init(&p);
+    udb_buf merged = {0}, k = {0};
+    bool found = false;
+    MDB_val existing, pk;
+    if ((rc = parse_rec(&patch.rec, txn, t, rec, len, true)))
+        goto out;
+    if (on_insert && (rc = parse_rec(&extra.rec, txn, t, on_insert, on_insert_len, true)))
+        goto out;
+    if ((rc = holder(&existing, &pk, &found, &k, txn, t, ix, &patch.rec)))
+        goto out;
+    if (found) {
+        /* merge into the holder, keeping its primary key */
+        if ((rc = load_rec(&old, &existing, txn, t, pk)))
+            goto out;
+        if ((rc = udb__rec_merge(&merged, &old.rec.up.data, &patch.rec.up.data,
+                                 t->fields[t->key].name)) ||
+            (rc = parse_merged(&p, txn, t, &merged)))
+            goto out;
+        rc = update_prepared(out, txn, t, &p, &old);
+    } else {
+        msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
+        if ((rc = udb__rec_merge(&merged, on_insert ? &extra.rec.up.data : &empty,
+                                 &patch.rec.up.data, NULL)) ||
+            (rc = parse_merged(&p, txn, t, &merged)))
+            goto out;
+        rc = insert_prepared(out, txn, t, &p);
+    }
+    if (!rc && created)
+        *created = !found;
+out:
+    prep_free(&patch);
+    prep_free(&extra);
+    prep_free(&old);
+    prep_free(&p);
+    udb__buf_free(&merged);
+    udb__buf_free(&k);
+    return rc;
+}
+
+int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *type,
+                     const udb_val *candidates, size_t n)
+{
+    udb_type *t;
+    int rc = udb__txn_type(&t, txn, type, true);
+    if (rc)
+        return rc;
+    if (!candidates || n == 0)
+        return udb__err(txn, UDB_EINVAL, "no candidates given");
+    rc = UDB_ECONFLICT;
+    for (size_t i = 0; i < n; i++) {
+        prep p;
+        prep_init(&p);
+        rc = parse_rec(&p.rec, txn, t, candidates[i].data, candidates[i].size, false);
+        if (!rc)
+            rc = insert_prepared(out, txn, t, &p);
+        prep_free(&p);
+        if (rc != UDB_ECONFLICT) {
+            if (chosen)
+                *chosen = i;
+            return rc;
+        }
+    }
+    return rc;
+}
+
+int udb_types(const char *const **out, size_t *count, udb_txn *txn)
+{
+    if (!out || !count || !txn)
+        return UDB_EINVAL;
+    udb__clear(txn);
+    if (!txn->schema) {
+        *out = NULL;
+        *count = 0;
+        return 0;
+    }
+    *out = txn->schema->type_names;
+    *count = txn->schema->ntypes;
+    return 0;
+}

@@ -1,0 +1,117 @@
+/*
+ * seq.c -- named sequences, stored in "__seq" as 8-byte big-endian counters.
+ *
+ * A sequence advances inside the caller's write transaction, so the number
+ * and the record that carries it commit together; an aborted transaction
+ * takes its step back with it, so committed values have no gaps.  Since LMDB
+ * has one writer at a time, two writers never see the same value.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static int name_check(udb_txn *txn, const char *name, bool write)
+{
+    if (!txn)
+        return UDB_EINVAL;
+    udb__clear(txn);
+    if (!name || !*name || strlen(name) > UDB_MAX_SEQ_NAME)
+        return udb__err(txn, UDB_EINVAL, "a sequence name must have 1 to %d bytes",
+                        UDB_MAX_SEQ_NAME);
+    if (write && txn->rdonly)
+        return udb__err(txn, UDB_EREADONLY, "cannot advance a sequence in a read-only "
+                        "transaction");
+    return 0;
+}
+
+int udb__seq_peek(uint64_t *out, udb_txn *txn, const char *name)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn->mdb, txn->env->seq_dbi, &k, &v);
+    *out = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return udb__mdb_err(txn, rc, "reading a sequence");
+    if (v.mv_size != 8)
+        return udb__err(txn, UDB_ECORRUPT, "sequence \"%s\" is damaged", name);
+    const unsigned char *p = v.mv_data;
+    for (int i = 0; i < 8; i++)
+        *out = *out << 8 | p[i];
+    return 0;
+}
+
+int udb__seq_store(udb_txn *txn, const char *name, uint64_t val)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(val >> (56 - 8 * i));
+    MDB_val k = {strlen(name), (void *)name}, v = {8, b};
+    int rc = mdb_put(txn->mdb, txn->env->seq_dbi, &k, &v, 0);
+    return rc ? udb__mdb_err(txn, rc, "writing a sequence") : 0;
+}
+
+int udb_seq_next(uint64_t *out, udb_txn *txn, const char *name)
+{
+    int rc = name_check(txn, name, true);
+    uint64_t cur;
+    if (rc || (rc = udb__seq_peek(&cur, txn, name)))
+        return rc;
+    if (cur == UINT64_MAX)
+        return udb__err(txn, UDB_EFULL, "sequence \"%s\" is exhausted", name);
+    if ((rc = udb__seq_store(txn, name, cur + 1)))
+        return rc;
+    if (out)
+        *out = cur + 1;
+    return 0;
+}
+
+int udb_seq_get(uint64_t *out, udb_txn *txn, const char *name)
+{
+    int rc = name_check(txn, name, false);
+    uint64_t cur;
+    if (rc || (rc = udb__seq_peek(&cur, txn, name)))
+        return rc;
+    MDB_val k = {strlen(name), (void *)name}, v;
+    if (cur == 0 && mdb_get(txn->mdb, txn->env->seq_dbi, &k, &v) == MDB_NOTFOUND)
+        return udb__err(txn, UDB_ENOTFOUND, "sequence \"%s\" was never advanced", name);
+    if (out)
+        *out = cur;
+    return 0;
+}
+
+int udb_seq_set(udb_txn *txn, const char *name, uint64_t value)
+{
+    int rc = name_check(txn, name, true);
+    return rc ? rc : udb__seq_store(txn, name, value);
+}
+
+int udb_seq_foreach(udb_txn *txn, int (*fn)(void *ctx, const char *name, uint64_t value),
+                    void *ctx)
+{
+    if (!txn || !fn)
+        return UDB_EINVAL;
+    udb__clear(txn);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn->mdb, txn->env->seq_dbi, &cur);
+    if (rc)
+        return udb__mdb_err(txn, rc, "opening a cursor");
+    MDB_val k, v;
+    char name[UDB_MAX_SEQ_NAME + 1];
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size > UDB_MAX_SEQ_NAME || v.mv_size != 8) {
+            rc = udb__err(txn, UDB_ECORRUPT, "a sequence entry is damaged");
+            break;
+        }
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = 0;
+        uint64_t val = 0;
+        for (int i = 0; i < 8; i++)
+            val = val << 8 | ((unsigned char *)v.mv_data)[i];
+        if ((rc = fn(ctx, name, val)))
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}

@@ -1,0 +1,335 @@
+/*
+ * uniqdb.h -- the whole public contract of uniqdb.
+ *
+ * uniqdb is an embedded key-value store on LMDB whose records are msgpack maps
+ * typed by a JSON schema stored inside the database.  Its point is the
+ * uniqueness layer: every unique index (compound, partial, NULL-aware) of a
+ * record type is checked and maintained inside the same LMDB write
+ * transaction as the record, so "check, then insert" is one atomic step
+ * across threads and processes.
+ *
+ * Conventions
+ *  - Every function that can fail returns int: 0 on success, a negative
+ *    UDB_E* code below, or an LMDB code passed through unchanged (LMDB's own
+ *    negative MDB_* codes, or a positive errno value such as ENOMEM, EACCES).
+ *    udb_strerror() names any of them.
+ *  - Out-parameters come first.  On failure they are left untouched unless
+ *    stated otherwise.
+ *  - Records, keys and value lists cross the API as msgpack bytes.  Input
+ *    bytes are untrusted: they are validated (sizes, counts, depth, trailing
+ *    bytes) before use.
+ *  - A udb_val returned by an operation points at memory owned by the
+ *    transaction: it stays valid until the transaction ends (commit or
+ *    abort), even if the same transaction writes more afterwards.
+ *  - Detail of the last failure on a transaction is udb_errmsg(txn); for
+ *    calls that take an environment instead, udb_env_errmsg().
+ *
+ * Threads and processes
+ *  - Any number of threads may share one udb_env; each thread uses its own
+ *    transactions.  A write transaction belongs to the thread that began it
+ *    and must be committed or aborted by that thread.  A read-only
+ *    transaction may be handed to another thread, but must not be used by two
+ *    threads at once.
+ *  - Only one write transaction runs at a time per database (LMDB serializes
+ *    writers across threads and processes); a second udb_begin() for writing
+ *    waits.  Do not begin a write transaction on a thread that already holds
+ *    one on the same environment: it deadlocks.
+ *  - Several processes may open the same database.  Never use a udb_env across
+ *    fork(): open the database again in the child.  Do not open the same
+ *    database twice in one process.
+ */
+#ifndef UNIQDB_H
+#define UNIQDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UDB_VERSION_MAJOR 0
+#define UDB_VERSION_MINOR 1
+#define UDB_VERSION_PATCH 0
+#define UDB_VERSION_STRING "0.1.0"
+
+/* ---- Error codes ---------------------------------------------------------
+ * The expected errors a caller branches on.  They lie below LMDB's range
+ * (MDB_KEYEXIST -30799 .. MDB_LAST_ERRCODE), so both kinds can be returned
+ * through the same int. */
+#define UDB_ECONFLICT   (-31001) /* a unique index (or the primary key) already holds the key;
+                                    detail in udb_conflict_info() */
+#define UDB_ENOTFOUND   (-31002) /* no such record, index entry or sequence */
+#define UDB_EINVALID    (-31003) /* a record (or value list, or key) does not match the schema */
+#define UDB_ESCHEMA     (-31004) /* the schema text is malformed, or the change is not allowed */
+#define UDB_EKEYTOOLONG (-31005) /* an encoded key exceeds LMDB's maximum key size */
+#define UDB_ECORRUPT    (-31006) /* stored data is damaged or udb_check() found problems */
+#define UDB_EINVAL      (-31007) /* a bad argument (NULL where not allowed, unknown type or index) */
+#define UDB_EFULL       (-31008) /* the database reached udb_options.max_map_size */
+#define UDB_ENOMEM      (-31009) /* out of memory */
+#define UDB_EREADONLY   (-31010) /* a write was attempted in a read-only transaction */
+
+/* ---- Types --------------------------------------------------------------- */
+typedef struct udb_env udb_env;       /* an open database (a directory) */
+typedef struct udb_txn udb_txn;       /* a transaction on it */
+typedef struct udb_cursor udb_cursor; /* an ordered scan inside a transaction */
+
+/* A run of bytes.  Returned ones are owned by the transaction (see above). */
+typedef struct udb_val {
+    const void *data;
+    size_t size;
+} udb_val;
+
+/* Options for udb_open().  Start from UDB_OPTIONS_INIT. */
+typedef struct udb_options {
+    size_t map_size;     /* initial map size in bytes; 0 = 1 MiB.  The map grows
+                            by itself (doubling) when it fills. */
+    size_t max_map_size; /* hard upper limit; 0 = none.  Reaching it gives UDB_EFULL. */
+    unsigned max_dbs;    /* LMDB named databases (types + indexes + 2); 0 = 512 */
+    unsigned flags;      /* UDB_NOSYNC, UDB_NOMETASYNC, UDB_NOGROUP */
+    unsigned mode;       /* permissions of created files; 0 = 0640 (directory 0750) */
+} udb_options;
+
+#define UDB_OPTIONS_INIT {0, 0, 0, 0, 0}
+
+/* udb_options.flags */
+#define UDB_NOSYNC     0x1u /* do not fsync on commit: a crash may lose recent commits
+                               (LMDB's MDB_NOSYNC) */
+#define UDB_NOMETASYNC 0x2u /* skip the meta-page sync: a crash may undo the last commit,
+                               never corrupt (LMDB's MDB_NOMETASYNC) */
+#define UDB_NOGROUP    0x4u /* udb_write() runs each call in its own transaction instead
+                               of sharing commits between concurrent callers */
+
+/* udb_begin() flags */
+#define UDB_RDONLY     0x1u
+
+/* udb_update() flags */
+#define UDB_MERGE      0x1u /* merge the given fields into the stored record (a nil value
+                               removes that field) instead of replacing it */
+
+/* ---- Conflict detail ------------------------------------------------------
+ * Filled when an operation returns UDB_ECONFLICT.  Everything here is owned by
+ * the transaction and valid until its next operation or its end. */
+typedef struct udb_conflict_index {
+    const char *index;          /* index name; the primary key is named after its field */
+    size_t nfields;
+    const char *const *fields;  /* the index's field names, in index order */
+    udb_val values;             /* msgpack array of the colliding values, in field order */
+    udb_val existing_key;       /* msgpack primary key of the record that holds them now */
+} udb_conflict_index;
+
+typedef struct udb_conflict {
+    const char *type;                   /* the record type */
+    size_t count;                       /* >= 1 */
+    const udb_conflict_index *indexes;  /* every violated index, primary key first,
+                                           then unique indexes in declaration order */
+} udb_conflict;
+
+/* ---- Errors ------------------------------------------------------------- */
+
+/* Static text for any code this library returns (ours, LMDB's, errno). Never NULL. */
+const char *udb_strerror(int rc);
+
+/* Detail of the last failure of an operation on txn ("" if none).  Valid until
+ * the next operation on txn or its end.  txn may be NULL (returns ""). */
+const char *udb_errmsg(const udb_txn *txn);
+
+/* Detail of the last failure of an environment-level call (udb_open,
+ * udb_schema_apply, udb_write, udb_check, ...) made by the calling thread.
+ * Thread-local: valid until that thread's next such call.  env may be NULL,
+ * which is how a failed udb_open() is explained. */
+const char *udb_env_errmsg(const udb_env *env);
+
+/* The conflict detail of the last UDB_ECONFLICT on txn, or NULL if the last
+ * operation did not end in a conflict.  Owned by txn; valid until the next
+ * operation on txn or its end. */
+const udb_conflict *udb_conflict_info(const udb_txn *txn);
+
+/* Free memory this library allocated for the caller (udb_schema_json). NULL is fine. */
+void udb_free(void *p);
+
+/* ---- Environment --------------------------------------------------------- */
+
+/* Open (creating if missing) the database directory `path`.  opts may be NULL.
+ * Stale reader slots left by crashed processes are cleared.
+ * Errors: UDB_EINVAL (NULL arguments), UDB_ECORRUPT (stored schema unreadable),
+ * UDB_ENOMEM, LMDB/errno codes (EACCES, ENOENT for a missing parent, ...).
+ * On success *out must be closed with udb_close(). */
+int udb_open(udb_env **out, const char *path, const udb_options *opts);
+
+/* Close env.  Every transaction and cursor on it must have ended.  NULL is fine. */
+void udb_close(udb_env *env);
+
+/* Apply a schema (JSON text, see README) in one write transaction.  Applying
+ * the stored schema again is a no-op.  Allowed changes: adding a type, an
+ * optional field, an index (built here), an enum value; removing an index.
+ * Errors: UDB_ESCHEMA (malformed, or a change that is not allowed: removing or
+ * retyping a field, removing a type, changing a key), UDB_ECONFLICT (existing
+ * records collide in a new unique index; udb_env_errmsg lists their keys),
+ * UDB_EKEYTOOLONG, UDB_EINVAL, LMDB codes.  On any error nothing changes. */
+int udb_schema_apply(udb_env *env, const char *json, size_t len);
+
+/* The stored schema as JSON text, NUL-terminated.  *out is the caller's: free
+ * it with udb_free().  Errors: UDB_ENOTFOUND (no schema applied yet), UDB_ENOMEM. */
+int udb_schema_json(char **out, udb_env *env);
+
+/* ---- Transactions -------------------------------------------------------- */
+
+/* Begin a transaction: flags 0 for a write transaction, UDB_RDONLY for a
+ * read-only snapshot (readers never block writers).  A write transaction waits
+ * for the database's single writer slot.  Picks up schema changes made by other
+ * processes.  Errors: UDB_EINVAL, UDB_ENOMEM, LMDB codes. */
+int udb_begin(udb_txn **out, udb_env *env, unsigned flags);
+
+/* Commit and free txn (also for read-only ones).  On error the transaction is
+ * aborted and freed all the same.  Errors: LMDB codes (MDB_MAP_FULL, EIO, ...). */
+int udb_commit(udb_txn *txn);
+
+/* Abandon every change of txn and free it.  NULL is fine. */
+void udb_abort(udb_txn *txn);
+
+/* Run fn(txn, ctx) in a write transaction and commit it.  If fn returns
+ * non-zero, its changes are rolled back and its code is returned.  If the map
+ * fills up, the map is grown and fn runs again from the start (so fn must not
+ * have side effects outside txn that cannot be repeated).  fn must not commit
+ * or abort txn.
+ *
+ * Group commit: concurrent callers in one process share commits (unless
+ * UDB_NOGROUP): one caller runs every queued fn, each inside its own nested
+ * transaction -- so a failing fn rolls back only its own work -- then commits
+ * once.  Each caller returns only after its work is durable (as durable as
+ * the env's sync flags make it), with its own fn's result.  If the shared
+ * commit fails, every fn of that batch gets the commit's error.  udb_errmsg()
+ * and udb_conflict_info() inside fn refer to fn's own work; copy what you need
+ * before fn returns.
+ * Errors: fn's own code, UDB_EFULL, UDB_EINVAL, LMDB codes. */
+int udb_write(udb_env *env, int (*fn)(udb_txn *txn, void *ctx), void *ctx);
+
+/* ---- Records ------------------------------------------------------------- */
+
+/* Insert rec (a msgpack map) as a record of `type`.  An auto key missing from
+ * rec is taken from the type's sequence.  Every unique index is checked before
+ * anything is written.  *out (may be NULL) receives the stored record.
+ * Errors: UDB_ECONFLICT (nothing written, txn still usable; see
+ * udb_conflict_info), UDB_EINVALID, UDB_EKEYTOOLONG, UDB_EINVAL, UDB_EREADONLY,
+ * LMDB codes (MDB_MAP_FULL: abort the transaction; the next udb_begin grows the map). */
+int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, size_t len);
+
+/* Get a record by primary key (a msgpack value).  Errors: UDB_ENOTFOUND,
+ * UDB_EINVALID (key of the wrong type), UDB_EINVAL, LMDB codes. */
+int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len);
+
+/* Get the record that holds `values` (a msgpack array, one value per field)
+ * in unique index `index`.  Errors: UDB_ENOTFOUND, UDB_EINVALID (wrong count
+ * or types), UDB_EINVAL (unknown type or index, or not a unique index), LMDB codes. */
+int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
+             const void *values, size_t len);
+
+/* Replace the record with primary key `key` by rec, or with UDB_MERGE merge
+ * rec's fields into it.  rec may omit the key field; it must not change it.
+ * Every index moves with the record; a record entering a partial index is
+ * checked like an insert.  *out (may be NULL) receives the stored record.
+ * Errors: UDB_ENOTFOUND, UDB_ECONFLICT, UDB_EINVALID, UDB_EKEYTOOLONG,
+ * UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
+int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len,
+               const void *rec, size_t len, unsigned flags);
+
+/* Delete a record and all its index entries.
+ * Errors: UDB_ENOTFOUND, UDB_EINVALID, UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
+int udb_delete(udb_txn *txn, const char *type, const void *key, size_t key_len);
+
+/* Insert rec, or if the key it would have in unique index `index` (NULL: the
+ * primary key) is already held, return that record instead.  *created is 1 if
+ * rec was inserted, 0 if an existing record was returned.  Nothing is ever
+ * overwritten.  A conflict on any other unique index is UDB_ECONFLICT.
+ * Errors: as udb_insert(). */
+int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type,
+                      const char *index, const void *rec, size_t len);
+
+/* Upsert keyed on unique index `index` (NULL: primary key).  If a record holds
+ * rec's key there, merge rec's fields into it (its primary key is kept: a key
+ * field in rec is ignored; other indexes are checked as for an update).
+ * Otherwise insert rec merged over on_insert (a msgpack map of fields set only
+ * when inserting; may be NULL).  *created says which happened.
+ * Errors: as udb_insert() and udb_update(). */
+int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const char *index,
+               const void *rec, size_t len, const void *on_insert, size_t on_insert_len);
+
+/* Insert the first of the n candidate records that conflicts with nothing;
+ * *chosen is its position.  If all conflict: UDB_ECONFLICT with the detail of
+ * the last candidate.  An invalid candidate stops the search with UDB_EINVALID
+ * (*chosen is its position).  Errors: as udb_insert(). */
+int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *type,
+                     const udb_val *candidates, size_t n);
+
+/* ---- Scans --------------------------------------------------------------- */
+
+/* Open a cursor over the records of `type` in the order of `index` (NULL: the
+ * primary key), restricted to those whose leading index fields equal `prefix`
+ * (a msgpack array of up to nfields values; NULL for all).  Unique and
+ * non-unique indexes can be scanned; a partial unique index holds only the
+ * records its predicate admits.  The cursor must be closed before txn ends.
+ * Errors: UDB_EINVAL, UDB_EINVALID (prefix of wrong types), UDB_ENOMEM, LMDB codes. */
+int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
+             const void *prefix, size_t len);
+
+/* The next record.  Errors: UDB_ENOTFOUND at the end, UDB_ECORRUPT, LMDB codes. */
+int udb_cursor_next(udb_val *out, udb_cursor *cur);
+
+/* Close a cursor.  NULL is fine. */
+void udb_cursor_close(udb_cursor *cur);
+
+/* ---- Sequences ----------------------------------------------------------- */
+
+/* Advance the named sequence and return its new value (1 the first time).
+ * The step belongs to txn: if txn aborts, the number is given back, so the
+ * values of committed transactions have no gaps.  Type auto keys use the
+ * sequence "<type>.<keyfield>".
+ * Errors: UDB_EINVAL (empty or over-long name), UDB_EREADONLY, LMDB codes. */
+int udb_seq_next(uint64_t *out, udb_txn *txn, const char *name);
+
+/* The current value of a sequence (the last one taken).
+ * Errors: UDB_ENOTFOUND (never advanced), UDB_EINVAL, LMDB codes. */
+int udb_seq_get(uint64_t *out, udb_txn *txn, const char *name);
+
+/* Set a sequence's current value (for restoring dumps).
+ * Errors: UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
+int udb_seq_set(udb_txn *txn, const char *name, uint64_t value);
+
+/* Call fn for every sequence in name order; a non-zero return from fn stops
+ * the walk and is returned.  name is valid only during the call. */
+int udb_seq_foreach(udb_txn *txn, int (*fn)(void *ctx, const char *name, uint64_t value),
+                    void *ctx);
+
+/* ---- Inspection ---------------------------------------------------------- */
+
+/* Names of the record types in the stored schema, in schema order.  *out and
+ * the strings are owned by txn and valid until it ends.  Errors: UDB_EINVAL. */
+int udb_types(const char *const **out, size_t *count, udb_txn *txn);
+
+/* Verify the whole database in one read snapshot: every record is valid for
+ * its schema and sits under its own key; every index entry points to a record
+ * that produces exactly that entry; every record that belongs in an index is
+ * in it.  report (may be NULL) is called once per problem with a one-line
+ * description (valid during the call).  *problems (may be NULL) gets the count.
+ * Returns 0 if consistent, UDB_ECORRUPT if problems were found, or an error. */
+int udb_check(size_t *problems, udb_env *env,
+              void (*report)(void *ctx, const char *problem), void *ctx);
+
+/* Counts for one type, from one read snapshot. */
+typedef struct udb_type_stat {
+    uint64_t records;
+    uint64_t index_entries;   /* over all its indexes */
+    uint64_t bytes;           /* LMDB pages used by the type and its indexes, in bytes */
+} udb_type_stat;
+
+/* Per-type counts.  Errors: UDB_EINVAL (unknown type), LMDB codes. */
+int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type);
+
+/* Map size in bytes now, and bytes in use. */
+int udb_env_usage(size_t *map_size, size_t *used, udb_env *env);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UNIQDB_H */

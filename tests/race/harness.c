@@ -1,0 +1,917 @@
+/*
+ * harness.c -- processes, barriers, shared outcomes and msgpack helpers for the
+ * race suite (see harness.h for the model).
+ *
+ * Start protocol, so that every writer is released at the same instant and no
+ * writer starts while another process is still opening the database:
+ *   1. the parent forks every child; each child opens the database itself
+ *      (never a udb_env across fork), starts its threads, which park on a
+ *      thread barrier, writes one byte to the "ready" pipe and closes it;
+ *   2. the parent reads one byte per child (EOF early = a child died), then
+ *      closes the write end of the "go" pipe: every child's read() returns 0
+ *      at once, and each releases its threads through the thread barrier;
+ *   3. rounds inside a test are separated by race_sync(), a process-shared
+ *      pthread barrier in the MAP_SHARED mapping made before fork().
+ * If a child dies by a signal, the others could wait at a barrier forever, so
+ * the parent kills them (by pid) and the test fails.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- msgpack building ---------------------------------------------------- */
+
+static int buf_write(void *data, const char *p, size_t n)
+{
+    race_buf *b = data;
+
+    if (n > sizeof b->data - b->len) {
+        b->overflow = 1;
+        return -1;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static int pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (msgpack_pack_str(pk, n) != 0)
+        return -1;
+    return msgpack_pack_str_body(pk, s, n);
+}
+
+static int pack_value(msgpack_packer *pk, char kind, va_list *ap)
+{
+    switch (kind) {
+    case 's':
+        return pack_cstr(pk, va_arg(*ap, const char *));
+    case 'i':
+        return msgpack_pack_int64(pk, (int64_t)va_arg(*ap, long long));
+    case 'u':
+        return msgpack_pack_uint64(pk, (uint64_t)va_arg(*ap, unsigned long long));
+    default:
+        return -1;
+    }
+}
+
+static int pack_spec(race_buf *b, int shape, const char *spec, va_list *ap)
+{
+    msgpack_packer pk;
+    size_t n = strlen(spec);
+    int rc = 0;
+
+    b->len = 0;
+    b->overflow = 0;
+    msgpack_packer_init(&pk, b, buf_write);
+    if (shape == RACE_MAP)
+        rc = msgpack_pack_map(&pk, n);
+    else if (shape == RACE_ARRAY)
+        rc = msgpack_pack_array(&pk, n);
+    else if (n != 1)
+        return -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (shape == RACE_MAP)
+            rc = pack_cstr(&pk, va_arg(*ap, const char *));
+        if (rc == 0)
+            rc = pack_value(&pk, spec[i], ap);
+    }
+    return rc != 0 || b->overflow ? -1 : 0;
+}
+
+int race_pack(race_buf *b, int shape, const char *spec, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, spec);
+    rc = pack_spec(b, shape, spec, &ap);
+    va_end(ap);
+    return rc;
+}
+
+/* ---- msgpack reading ------------------------------------------------------ */
+
+int race_unpack(msgpack_unpacked *u, const void *data, size_t len)
+{
+    size_t off = 0;
+
+    msgpack_unpacked_init(u);
+    if (data == NULL ||
+        msgpack_unpack_next(u, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
+        msgpack_unpacked_destroy(u);
+        return -1;
+    }
+    return 0;
+}
+
+const msgpack_object *race_map_get(const msgpack_object *map, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == n &&
+            memcmp(kv->key.via.str.ptr, name, n) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
+typedef struct text {
+    char *p;
+    size_t cap, len;
+} text;
+
+static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (t->len >= t->cap)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->len = t->len + (size_t)n < t->cap ? t->len + (size_t)n : t->cap - 1;
+}
+
+static void render_obj(text *t, const msgpack_object *o, unsigned depth)
+{
+    if (depth > 16) {
+        put(t, "...");
+        return;
+    }
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        put(t, "nil");
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        put(t, "%s", o->via.boolean ? "true" : "false");
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        put(t, "%llu", (unsigned long long)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        put(t, "%lld", (long long)o->via.i64);
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        put(t, "%g", o->via.f64);
+        break;
+    case MSGPACK_OBJECT_STR:
+        put(t, "\"%.*s\"", (int)o->via.str.size, o->via.str.ptr);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        put(t, "[");
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (i > 0)
+                put(t, ",");
+            render_obj(t, &o->via.array.ptr[i], depth + 1);
+        }
+        put(t, "]");
+        break;
+    case MSGPACK_OBJECT_MAP:
+        put(t, "{");
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            if (i > 0)
+                put(t, ",");
+            render_obj(t, &o->via.map.ptr[i].key, depth + 1);
+            put(t, ":");
+            render_obj(t, &o->via.map.ptr[i].val, depth + 1);
+        }
+        put(t, "}");
+        break;
+    default:
+        put(t, "<type %d>", (int)o->type);
+        break;
+    }
+}
+
+static void render_into(char *out, size_t cap, const msgpack_object *o)
+{
+    text t = {out, cap, 0};
+
+    out[0] = '\0';
+    render_obj(&t, o, 0);
+}
+
+void race_render(char *out, size_t cap, const void *data, size_t len)
+{
+    msgpack_unpacked u;
+
+    if (race_unpack(&u, data, len) != 0) {
+        snprintf(out, cap, "<%zu bad bytes>", len);
+        return;
+    }
+    render_into(out, cap, &u.data);
+    msgpack_unpacked_destroy(&u);
+}
+
+int race_field_text(char *out, size_t cap, const void *rec, size_t len, const char *name)
+{
+    msgpack_unpacked u;
+    const msgpack_object *v;
+    int rc = -1;
+
+    out[0] = '\0';
+    if (race_unpack(&u, rec, len) != 0)
+        return -1;
+    v = race_map_get(&u.data, name);
+    if (v != NULL) {
+        render_into(out, cap, v);
+        rc = 0;
+    }
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+/* ---- operations ----------------------------------------------------------- */
+
+void race_take_record(race_outcome *o, const udb_val *rec, const char *keyfield,
+                      const char *field)
+{
+    msgpack_unpacked u;
+    const msgpack_object *v;
+
+    if (race_unpack(&u, rec->data, rec->size) != 0) {
+        snprintf(o->key, sizeof o->key, "<undecodable record>");
+        return;
+    }
+    v = race_map_get(&u.data, keyfield);
+    if (v != NULL) {
+        render_into(o->key, sizeof o->key, v);
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            o->id = v->via.u64;
+    }
+    v = field != NULL ? race_map_get(&u.data, field) : NULL;
+    if (v != NULL)
+        render_into(o->field, sizeof o->field, v);
+    msgpack_unpacked_destroy(&u);
+}
+
+void race_note(race_outcome *o, udb_txn *txn, int rc)
+{
+    const udb_conflict *info;
+    const udb_conflict_index *ix;
+    text t;
+
+    if (rc == 0)
+        return;
+    snprintf(o->errmsg, sizeof o->errmsg, "%s", udb_errmsg(txn));
+    info = rc == UDB_ECONFLICT ? udb_conflict_info(txn) : NULL;
+    if (info == NULL || info->count == 0 || info->indexes == NULL)
+        return;
+    ix = &info->indexes[0];
+    o->nconflicts = info->count;
+    snprintf(o->ctype, sizeof o->ctype, "%s", info->type ? info->type : "(null)");
+    snprintf(o->cindex, sizeof o->cindex, "%s", ix->index ? ix->index : "(null)");
+    t = (text){o->cfields, sizeof o->cfields, 0};
+    for (size_t i = 0; i < ix->nfields && ix->fields != NULL; i++)
+        put(&t, "%s%s", i ? "," : "", ix->fields[i] ? ix->fields[i] : "(null)");
+    race_render(o->cvalues, sizeof o->cvalues, ix->values.data, ix->values.size);
+    race_render(o->ckey, sizeof o->ckey, ix->existing_key.data, ix->existing_key.size);
+}
+
+/* The common tail of every operation: record the result, check *out. */
+static int finish_op(race_outcome *o, const race_rec_arg *a, const udb_val *out, int rc)
+{
+    if (rc == 0)
+        race_take_record(o, out, a->keyfield, a->field);
+    else if (out->data != NULL)
+        o->out_on_error = 1;
+    return rc;
+}
+
+int race_op_insert(udb_txn *txn, race_outcome *o, const void *arg)
+{
+    const race_rec_arg *a = arg;
+    udb_val out = {NULL, 0};
+
+    return finish_op(o, a, &out, udb_insert(&out, txn, a->type, a->rec.data, a->rec.len));
+}
+
+int race_op_insert_or_get(udb_txn *txn, race_outcome *o, const void *arg)
+{
+    const race_rec_arg *a = arg;
+    udb_val out = {NULL, 0};
+    int created = -1;
+    int rc = udb_insert_or_get(&out, &created, txn, a->type, a->index, a->rec.data, a->rec.len);
+
+    o->created = created;
+    return finish_op(o, a, &out, rc);
+}
+
+int race_op_insert_first(udb_txn *txn, race_outcome *o, const void *arg)
+{
+    const race_rec_arg *a = arg;
+    udb_val out = {NULL, 0};
+    size_t chosen = (size_t)-1;
+    int rc = udb_insert_first(&out, &chosen, txn, a->type, a->cands, a->ncands);
+
+    o->chosen = chosen;
+    return finish_op(o, a, &out, rc);
+}
+
+int race_op_update(udb_txn *txn, race_outcome *o, const void *arg)
+{
+    const race_rec_arg *a = arg;
+    udb_val out = {NULL, 0};
+
+    return finish_op(o, a, &out, udb_update(&out, txn, a->type, a->key.data, a->key.len,
+                                            a->rec.data, a->rec.len, a->flags));
+}
+
+typedef struct write_call {
+    race_op op;
+    const void *arg;
+    race_outcome *o;
+} write_call;
+
+/* Runs again from the start if the map grows: reset the outcome each time. */
+static int write_fn(udb_txn *txn, void *ctx)
+{
+    write_call *w = ctx;
+    int rc;
+
+    memset(w->o, 0, sizeof *w->o);
+    rc = w->op(txn, w->o, w->arg);
+    race_note(w->o, txn, rc);
+    return rc;
+}
+
+static int settle(race_outcome *o, udb_env *env, int rc)
+{
+    o->done = 1;
+    o->rc = rc;
+    if (rc != 0 && o->errmsg[0] == '\0')
+        snprintf(o->errmsg, sizeof o->errmsg, "%s", udb_env_errmsg(env));
+    return rc;
+}
+
+int race_write(udb_env *env, race_op op, const void *arg, race_outcome *o)
+{
+    write_call w = {op, arg, o};
+
+    memset(o, 0, sizeof *o);
+    return settle(o, env, udb_write(env, write_fn, &w));
+}
+
+int race_direct(udb_env *env, race_op op, const void *arg, race_outcome *o, int commit)
+{
+    udb_txn *txn = NULL;
+    int rc;
+
+    memset(o, 0, sizeof *o);
+    rc = udb_begin(&txn, env, 0);
+    if (rc != 0)
+        return settle(o, env, rc);
+    rc = op(txn, o, arg);
+    race_note(o, txn, rc);
+    if (rc == 0 && commit)
+        rc = udb_commit(txn);
+    else
+        udb_abort(txn);
+    return settle(o, env, rc);
+}
+
+/* ---- verification --------------------------------------------------------- */
+
+race_outcome *race_at(const race_ctx *c, int round, int phase, int writer)
+{
+    size_t i = ((size_t)round * (size_t)c->spec->phases + (size_t)phase) *
+               (size_t)c->nwriters + (size_t)writer;
+    return &c->outcomes[i];
+}
+
+int race_bad(const race_ctx *c, const race_outcome *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: FAIL: ", c->spec->name);
+    /* Compared as integers: o may point anywhere (a verifier's local). */
+    if ((uintptr_t)o >= (uintptr_t)c->outcomes &&
+        (uintptr_t)o < (uintptr_t)race_at(c, c->spec->rounds, 0, 0)) {
+        size_t i = ((uintptr_t)o - (uintptr_t)c->outcomes) / sizeof *o;
+        size_t nw = (size_t)c->nwriters;
+        size_t np = (size_t)c->spec->phases;
+        fprintf(stderr, "round %zu phase %zu writer %zu: ", i / nw / np, i / nw % np, i % nw);
+    }
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (o != NULL) {
+        fprintf(stderr, "    done=%d rc=%d (%s) errmsg=\"%s\"\n", o->done, o->rc,
+                udb_strerror(o->rc), o->errmsg);
+        fprintf(stderr, "    created=%d chosen=%zu key=%s field=%s out_on_error=%d\n",
+                o->created, o->chosen, o->key, o->field, o->out_on_error);
+        if (o->rc == UDB_ECONFLICT)
+            fprintf(stderr, "    conflict: %zu index(es); type=%s index=%s fields=(%s) "
+                    "values=%s existing=%s\n", o->nconflicts, o->ctype, o->cindex,
+                    o->cfields, o->cvalues, o->ckey);
+    }
+    return 1;
+}
+
+int race_expect_rc(const race_ctx *c, const race_outcome *o, int want, const char *what)
+{
+    if (!o->done)
+        return race_bad(c, o, "%s: the call was never made", what);
+    if (o->rc != want)
+        return race_bad(c, o, "%s: want rc %d (%s)", what, want, udb_strerror(want));
+    if (o->rc != 0 && o->out_on_error)
+        return race_bad(c, o, "%s: *out was set although the call failed", what);
+    return 0;
+}
+
+static int text_is(const char *got, const char *want)
+{
+    return want == NULL || strcmp(got, want) == 0;
+}
+
+int race_expect_conflict(const race_ctx *c, const race_outcome *o, const char *type,
+                         const char *index, const char *fields, const char *values,
+                         const char *key, const char *what)
+{
+    if (race_expect_rc(c, o, UDB_ECONFLICT, what) != 0)
+        return 1;
+    if (o->nconflicts != 1)
+        return race_bad(c, o, "%s: want conflict info naming 1 index", what);
+    if (!text_is(o->ctype, type) || !text_is(o->cindex, index) || !text_is(o->cfields, fields) ||
+        !text_is(o->cvalues, values) || !text_is(o->ckey, key))
+        return race_bad(c, o, "%s: want conflict type=%s index=%s fields=(%s) values=%s "
+                        "existing=%s", what, type ? type : "*", index ? index : "*",
+                        fields ? fields : "*", values ? values : "*", key ? key : "*");
+    return 0;
+}
+
+int race_winner(const race_ctx *c, int round, int phase, int need_created)
+{
+    int winner = -1, n = 0;
+
+    for (int w = 0; w < c->nwriters; w++) {
+        const race_outcome *o = race_at(c, round, phase, w);
+        if (o->done && o->rc == 0 && (!need_created || o->created == 1)) {
+            winner = w;
+            n++;
+        }
+    }
+    if (n == 1)
+        return winner;
+    race_bad(c, NULL, "round %d phase %d: %d writers won, want exactly 1", round, phase, n);
+    for (int w = 0; w < c->nwriters; w++) {
+        const race_outcome *o = race_at(c, round, phase, w);
+        if (o->done && o->rc == 0 && (!need_created || o->created == 1))
+            race_bad(c, o, "  winner: writer %d", w);
+    }
+    return -1;
+}
+
+int race_find(race_outcome *o, udb_txn *txn, const char *type, const char *index,
+              const race_buf *values, const char *keyfield, const char *field)
+{
+    race_rec_arg a = {0};
+    udb_val out = {NULL, 0};
+    int rc;
+
+    memset(o, 0, sizeof *o);
+    a.keyfield = keyfield;
+    a.field = field;
+    rc = finish_op(o, &a, &out, udb_find(&out, txn, type, index, values->data, values->len));
+    race_note(o, txn, rc);
+    o->done = 1;
+    o->rc = rc;
+    return rc;
+}
+
+int race_expect_find(const race_ctx *c, const char *type, const char *index,
+                     const race_buf *values, const char *key)
+{
+    race_outcome o;
+    char what[RACE_TEXT];
+
+    race_find(&o, c->txn, type, index, values, "id", NULL);
+    race_render(what, sizeof what, values->data, values->len);
+    if (o.rc != 0 || strcmp(o.key, key) != 0)
+        return race_bad(c, &o, "udb_find(%s, %s) gives %s, want %s", index, what, o.key, key);
+    return 0;
+}
+
+int race_expect_count(const race_ctx *c, const char *type, const char *index,
+                      const race_buf *prefix, size_t want)
+{
+    size_t n;
+
+    if (race_scan(&n, c->txn, type, index, prefix, NULL, NULL) != 0)
+        return 1;
+    if (n != want)
+        return race_bad(c, NULL, "%zu %s records in index %s, want %zu", n, type,
+                        index ? index : "(primary)", want);
+    return 0;
+}
+
+int race_lib_fail(const char *call, int rc, const char *detail)
+{
+    fprintf(stderr, "FAIL: %s: rc=%d (%s): %s\n", call, rc, udb_strerror(rc),
+            detail != NULL ? detail : "");
+    return 1;
+}
+
+int race_scan(size_t *count, udb_txn *txn, const char *type, const char *index,
+              const race_buf *prefix, int (*fn)(void *ctx, const udb_val *rec), void *ctx)
+{
+    udb_cursor *cur = NULL;
+    udb_val rec;
+    int rc;
+
+    *count = 0;
+    rc = udb_scan(&cur, txn, type, index, prefix ? prefix->data : NULL, prefix ? prefix->len : 0);
+    if (rc != 0) {
+        race_lib_fail("udb_scan", rc, udb_errmsg(txn));
+        return rc;
+    }
+    while ((rc = udb_cursor_next(&rec, cur)) == 0) {
+        (*count)++;
+        if (fn != NULL && (rc = fn(ctx, &rec)) != 0)
+            break;
+    }
+    udb_cursor_close(cur);
+    if (rc == UDB_ENOTFOUND)
+        return 0;
+    race_lib_fail("udb_cursor_next", rc, udb_errmsg(txn));
+    return rc;
+}
+
+void race_sync(race_ctx *c)
+{
+    pthread_barrier_wait(c->all);
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+typedef struct shared_head {
+    pthread_barrier_t all;
+} shared_head;
+
+/* Room for the head, then the outcome array, each cache-line aligned. */
+#define HEAD_SIZE ((sizeof(shared_head) + 63) / 64 * 64)
+
+typedef struct writer_thread {
+    pthread_t tid;
+    pthread_barrier_t *start;
+    race_ctx c;
+    int fails;
+} writer_thread;
+
+static void *writer_main(void *p)
+{
+    writer_thread *t = p;
+
+    pthread_barrier_wait(t->start);
+    t->fails = t->c.spec->worker(&t->c);
+    return NULL;
+}
+
+static void open_options(udb_options *o, const race_spec *s, int proc)
+{
+    *o = (udb_options)UDB_OPTIONS_INIT;
+    o->map_size = s->map_size;
+    o->flags = s->flags;
+    /* Half the processes commit each call alone: both udb_write paths race. */
+    if (proc % 2 == 1)
+        o->flags |= UDB_NOGROUP;
+}
+
+static int wait_go(int go_fd)
+{
+    char ch;
+    ssize_t n;
+
+    do
+        n = read(go_fd, &ch, 1);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -1 : 0;
+}
+
+static int child_main(const race_ctx *base, const char *dir, int ready_fd, int go_fd)
+{
+    const race_spec *s = base->spec;
+    pthread_barrier_t start;
+    writer_thread *ts;
+    udb_options opts;
+    udb_env *env = NULL;
+    int rc, fails = 0;
+
+    open_options(&opts, s, base->proc);
+    rc = udb_open(&env, dir, &opts);
+    if (rc != 0)
+        return race_lib_fail("child udb_open", rc, udb_env_errmsg(NULL));
+    ts = calloc((size_t)s->nthreads, sizeof *ts);
+    if (ts == NULL || pthread_barrier_init(&start, NULL, (unsigned)s->nthreads + 1) != 0) {
+        fprintf(stderr, "FAIL: child setup: out of memory\n");
+        free(ts);
+        udb_close(env);
+        return 1;
+    }
+    for (int i = 0; i < s->nthreads; i++) {
+        ts[i].start = &start;
+        ts[i].c = *base;
+        ts[i].c.env = env;
+        ts[i].c.thread = i;
+        ts[i].c.writer = base->proc * s->nthreads + i;
+        if (pthread_create(&ts[i].tid, NULL, writer_main, &ts[i]) != 0) {
+            /* Parked threads cannot be released without the others: give up. */
+            fprintf(stderr, "FAIL: pthread_create\n");
+            _exit(2);
+        }
+    }
+    if (write(ready_fd, "r", 1) != 1 || wait_go(go_fd) != 0) {
+        fprintf(stderr, "FAIL: start pipes: %s\n", strerror(errno));
+        _exit(2);
+    }
+    pthread_barrier_wait(&start);
+    for (int i = 0; i < s->nthreads; i++) {
+        pthread_join(ts[i].tid, NULL);
+        fails += ts[i].fails;
+    }
+    pthread_barrier_destroy(&start);
+    free(ts);
+    udb_close(env);
+    return fails ? 1 : 0;
+}
+
+static int reap(pid_t *pids, int n, int kill_all)
+{
+    int left = 0, fails = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (pids[i] > 0) {
+            left++;
+            if (kill_all)
+                kill(pids[i], SIGKILL);
+        }
+    }
+    while (left > 0) {
+        int st, i;
+        pid_t pid = waitpid(-1, &st, 0);
+
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("waitpid");
+            return fails + 1;
+        }
+        for (i = 0; i < n && pids[i] != pid; i++)
+            ;
+        if (i == n)
+            continue;
+        pids[i] = 0;
+        left--;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            continue;
+        fails++;
+        if (kill_all)
+            continue;
+        if (WIFEXITED(st)) {
+            fprintf(stderr, "FAIL: process %d exited with status %d\n", i, WEXITSTATUS(st));
+            continue;
+        }
+        fprintf(stderr, "FAIL: process %d killed by signal %d\n", i, WTERMSIG(st));
+        /* The others may be waiting for it at a barrier. */
+        for (int j = 0; j < n; j++)
+            if (pids[j] > 0)
+                kill(pids[j], SIGKILL);
+    }
+    return fails;
+}
+
+static int run_processes(const race_ctx *base, const char *dir)
+{
+    const race_spec *s = base->spec;
+    int ready[2], go[2], got = 0, fails;
+    pid_t *pids = calloc((size_t)s->nproc, sizeof *pids);
+
+    if (pids == NULL || pipe(ready) != 0) {
+        free(pids);
+        return race_lib_fail("pipe", errno, strerror(errno));
+    }
+    if (pipe(go) != 0) {
+        close(ready[0]);
+        close(ready[1]);
+        free(pids);
+        return race_lib_fail("pipe", errno, strerror(errno));
+    }
+    for (int p = 0; p < s->nproc; p++) {
+        fflush(NULL);
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            race_ctx c = *base;
+            int rc;
+
+            close(ready[0]);
+            close(go[1]);
+            c.proc = p;
+            rc = child_main(&c, dir, ready[1], go[0]);
+            free(pids);
+            exit(rc);
+        }
+        if (pids[p] < 0) {
+            perror("fork");
+            break;
+        }
+    }
+    close(ready[1]);
+    close(go[0]);
+    for (;;) {
+        char buf[64];
+        ssize_t n = read(ready[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (int)n;
+    }
+    close(ready[0]);
+    if (got != s->nproc) {
+        fprintf(stderr, "FAIL: %d of %d processes got ready\n", got, s->nproc);
+        close(go[1]);
+        reap(pids, s->nproc, 1);
+        free(pids);
+        return 1;
+    }
+    close(go[1]);  /* the start signal: every child's read() returns 0 now */
+    fails = reap(pids, s->nproc, 0);
+    free(pids);
+    return fails;
+}
+
+/* ---- whole test ------------------------------------------------------------ */
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n;
+
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)n + 1);
+        if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        }
+        if (buf != NULL) {
+            buf[n] = '\0';
+            *len = (size_t)n;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int create_db(const char *dir, const char *schema_path, const race_spec *s)
+{
+    udb_options opts;
+    udb_env *env = NULL;
+    size_t len = 0;
+    char *json = read_file(schema_path, &len);
+    int rc;
+
+    if (json == NULL) {
+        fprintf(stderr, "FAIL: cannot read schema %s: %s\n", schema_path, strerror(errno));
+        return 1;
+    }
+    open_options(&opts, s, 0);
+    rc = udb_open(&env, dir, &opts);
+    if (rc != 0) {
+        free(json);
+        return race_lib_fail("udb_open", rc, udb_env_errmsg(NULL));
+    }
+    rc = udb_schema_apply(env, json, len);
+    if (rc != 0)
+        race_lib_fail("udb_schema_apply", rc, udb_env_errmsg(env));
+    udb_close(env);
+    free(json);
+    return rc != 0;
+}
+
+static void report_problem(void *ctx, const char *problem)
+{
+    fprintf(stderr, "%s: udb_check: %s\n", (const char *)ctx, problem);
+}
+
+static int verify_db(race_ctx *c, const char *dir)
+{
+    udb_options opts;
+    size_t problems = 0;
+    int rc, fails;
+
+    open_options(&opts, c->spec, 0);
+    rc = udb_open(&c->env, dir, &opts);
+    if (rc != 0)
+        return race_lib_fail("udb_open (verify)", rc, udb_env_errmsg(NULL));
+    rc = udb_begin(&c->txn, c->env, UDB_RDONLY);
+    if (rc != 0) {
+        fails = race_lib_fail("udb_begin (verify)", rc, udb_env_errmsg(c->env));
+    } else {
+        fails = c->spec->verify(c);
+        udb_abort(c->txn);
+        c->txn = NULL;
+    }
+    rc = udb_check(&problems, c->env, report_problem, (void *)c->spec->name);
+    if (rc != 0 || problems != 0)
+        fails += race_lib_fail("udb_check", rc, udb_env_errmsg(c->env));
+    udb_close(c->env);
+    c->env = NULL;
+    return fails;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int race_main(int argc, char **argv, const race_spec *s)
+{
+    pthread_barrierattr_t attr;
+    char dir[4096];
+    const char *tmp = getenv("TMPDIR");
+    race_ctx c = {0};
+    size_t nout, size;
+    void *shm;
+    double t0 = now_seconds();
+    int fails = 0;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s SCHEMA.json\n", argv[0]);
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%s/uniqdb-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", s->name);
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    c.spec = s;
+    c.writer = -1;
+    c.nwriters = s->nproc * s->nthreads;
+    nout = (size_t)s->rounds * (size_t)s->phases * (size_t)c.nwriters;
+    size = HEAD_SIZE + nout * sizeof(race_outcome);
+    shm = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shm == MAP_FAILED) {
+        perror("mmap");
+        rmdir(dir);
+        return 1;
+    }
+    c.all = &((shared_head *)shm)->all;
+    c.outcomes = (race_outcome *)((char *)shm + HEAD_SIZE);
+    pthread_barrierattr_init(&attr);
+    pthread_barrierattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(c.all, &attr, (unsigned)c.nwriters);
+    pthread_barrierattr_destroy(&attr);
+
+    fails = create_db(dir, argv[1], s);
+    if (fails == 0) {
+        /* Verify even after a failed run: it explains what went wrong. */
+        fails = run_processes(&c, dir);
+        fails += verify_db(&c, dir);
+    }
+
+    pthread_barrier_destroy(c.all);
+    munmap(shm, size);
+    if (nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "warning: could not remove %s: %s\n", dir, strerror(errno));
+    printf("%s: %d processes x %d threads, %d rounds: %s (%.2f s)\n", s->name, s->nproc,
+           s->nthreads, s->rounds, fails ? "FAILED" : "ok", now_seconds() - t0);
+    return fails ? 1 : 0;
+}

@@ -1,0 +1,84 @@
+/*
+ * race_s1.c -- S1: get-or-create on a compound unique key.
+ *
+ * In every round all writers call udb_insert_or_get() on the same
+ * (scheduleId, doctorName) of schedule_workflow, each with its own "state".
+ * Exactly one record per round; every caller got that record (same primary
+ * key, and the creator's state: nothing overwritten); exactly one created it.
+ * This test keeps the default sync flags so the durable commit path races too.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+static const char TYPE[] = "schedule_workflow";
+static const char INDEX[] = "schedule_doctor";
+
+/* The pair all writers race on in a round. */
+static void names(char sched[32], char doctor[32], int round)
+{
+    snprintf(sched, 32, "sched-%d", round);
+    snprintf(doctor, 32, "Dr. %d", round % 7);
+}
+
+static int worker(race_ctx *c)
+{
+    race_rec_arg a = {.type = TYPE, .index = INDEX, .keyfield = "id", .field = "state"};
+    char sched[32], doctor[32], state[32];
+    int fails = 0;
+
+    for (int r = 0; r < c->spec->rounds; r++) {
+        names(sched, doctor, r);
+        snprintf(state, sizeof state, "w%d", c->writer);
+        fails += race_pack(&a.rec, RACE_MAP, "sss", "scheduleId", sched, "doctorName", doctor,
+                               "state", state) != 0;
+        race_sync(c);
+        race_write(c->env, race_op_insert_or_get, &a, race_at(c, r, 0, c->writer));
+    }
+    return fails;
+}
+
+static int verify(race_ctx *c)
+{
+    race_buf key;
+    char state[RACE_TEXT], sched[32], doctor[32];
+    int fails = 0;
+
+    for (int r = 0; r < c->spec->rounds; r++) {
+        int w0 = race_winner(c, r, 0, 1);
+        const race_outcome *win;
+
+        if (w0 < 0) {
+            fails++;
+            continue;
+        }
+        win = race_at(c, r, 0, w0);
+        snprintf(state, sizeof state, "\"w%d\"", w0);
+        if (strcmp(win->field, state) != 0)
+            fails += race_bad(c, win, "creator's record has state %s, want %s", win->field, state);
+        for (int w = 0; w < c->nwriters; w++) {
+            const race_outcome *o = race_at(c, r, 0, w);
+            if (race_expect_rc(c, o, 0, "insert_or_get") != 0)
+                fails++;
+            else if (strcmp(o->key, win->key) != 0 || strcmp(o->field, win->field) != 0 ||
+                     (w != w0 && o->created != 0))
+                fails += race_bad(c, o, "want the creator's record %s (state %s), created=0",
+                                  win->key, win->field);
+        }
+        names(sched, doctor, r);
+        race_pack(&key, RACE_ARRAY, "ss", sched, doctor);
+        fails += race_expect_find(c, TYPE, INDEX, &key, win->key);
+    }
+    fails += race_expect_count(c, TYPE, NULL, NULL, (size_t)c->spec->rounds);
+    return fails;
+}
+
+int main(int argc, char **argv)
+{
+    static const race_spec spec = {
+        .name = "race_s1", .nproc = 4, .nthreads = 4, .rounds = 30, .phases = 1,
+        .flags = 0, .worker = worker, .verify = verify,
+    };
+    return race_main(argc, argv, &spec);
+}

@@ -1,0 +1,95 @@
+/*
+ * race_s2.c -- S2: insert with a caller-chosen id; return the existing record
+ * only for a conflict on that key.
+ *
+ * Each round, client "client-R" with email "cR@example.com":
+ *   phase 0  all writers insert_or_get it by primary key: one record, all get it;
+ *   phase 1  all insert_or_get (by primary key) a NEW id with the same email:
+ *            UDB_ECONFLICT naming index "email" and the holder, never a record;
+ *   phase 2  all insert_or_get a new id keyed on index "email": the existing
+ *            record comes back, nothing is created.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+static const char TYPE[] = "client";
+
+static int worker(race_ctx *c)
+{
+    race_rec_arg a = {.type = TYPE, .keyfield = "id", .field = "name"};
+    char id[64], email[64], name[32];
+    int fails = 0;
+
+    snprintf(name, sizeof name, "w%d", c->writer);
+    for (int r = 0; r < c->spec->rounds; r++) {
+        snprintf(email, sizeof email, "c%d@example.com", r);
+        for (int phase = 0; phase < 3; phase++) {
+            if (phase == 0)
+                snprintf(id, sizeof id, "client-%d", r);
+            else if (c->writer % 2 == 0)
+                snprintf(id, sizeof id, "client-%d-alt%d", r, phase);  /* shared new id */
+            else
+                snprintf(id, sizeof id, "client-%d-w%d-%d", r, c->writer, phase);
+            a.index = phase == 2 ? "email" : NULL;
+            fails += race_pack(&a.rec, RACE_MAP, "sss", "id", id, "email", email, "name",
+                               name) != 0;
+            race_sync(c);
+            race_write(c->env, race_op_insert_or_get, &a, race_at(c, r, phase, c->writer));
+        }
+    }
+    return fails;
+}
+
+static int verify(race_ctx *c)
+{
+    char id[64], email[64], values[RACE_TEXT];
+    race_buf key;
+    int fails = 0;
+
+    for (int r = 0; r < c->spec->rounds; r++) {
+        int w0 = race_winner(c, r, 0, 1);
+        const race_outcome *win;
+
+        if (w0 < 0) {
+            fails++;
+            continue;
+        }
+        win = race_at(c, r, 0, w0);
+        snprintf(id, sizeof id, "\"client-%d\"", r);
+        snprintf(email, sizeof email, "c%d@example.com", r);
+        snprintf(values, sizeof values, "[\"%s\"]", email);
+        if (strcmp(win->key, id) != 0)
+            fails += race_bad(c, win, "created record has key %s, want %s", win->key, id);
+        for (int w = 0; w < c->nwriters; w++) {
+            const race_outcome *o = race_at(c, r, 0, w);
+            const race_outcome *other = race_at(c, r, 1, w);
+            const race_outcome *byemail = race_at(c, r, 2, w);
+
+            if (race_expect_rc(c, o, 0, "insert_or_get same id") != 0)
+                fails++;
+            else if (strcmp(o->key, id) != 0 || strcmp(o->field, win->field) != 0)
+                fails += race_bad(c, o, "want the creator's record %s (name %s)", id, win->field);
+            fails += race_expect_conflict(c, other, TYPE, "email", "email", values, id,
+                                          "insert_or_get new id, same email");
+            if (race_expect_rc(c, byemail, 0, "insert_or_get keyed on email") != 0)
+                fails++;
+            else if (byemail->created != 0 || strcmp(byemail->key, id) != 0)
+                fails += race_bad(c, byemail, "want the existing record %s, created=0", id);
+        }
+        race_pack(&key, RACE_ARRAY, "s", email);
+        fails += race_expect_find(c, TYPE, "email", &key, id);
+    }
+    fails += race_expect_count(c, TYPE, NULL, NULL, (size_t)c->spec->rounds);
+    return fails;
+}
+
+int main(int argc, char **argv)
+{
+    static const race_spec spec = {
+        .name = "race_s2", .nproc = 4, .nthreads = 4, .rounds = 25, .phases = 3,
+        .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
+    };
+    return race_main(argc, argv, &spec);
+}

@@ -1,0 +1,89 @@
+/*
+ * race_s3.c -- S3: a duplicate is a conflict with exact detail, not a crash.
+ *
+ * Each round all writers udb_insert() the same (workflow_name, version):
+ * exactly one succeeds; every other gets UDB_ECONFLICT whose detail names
+ * type "workflow", index "name_version", its fields, both colliding values
+ * and the winner's primary key -- enough for an RFC 9457 409 body.  Then each
+ * writer inserts an unknown execution_engine: UDB_EINVALID, and the message
+ * names the field and the allowed values.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+static const char TYPE[] = "workflow";
+static const char *const ENGINES[] = {"temporal", "airflow", "argo"};
+
+static int worker(race_ctx *c)
+{
+    race_rec_arg a = {.type = TYPE, .keyfield = "id", .field = "execution_engine"};
+    char name[64];
+    int fails = 0;
+
+    for (int r = 0; r < c->spec->rounds; r++) {
+        snprintf(name, sizeof name, "wf-%d", r);
+        fails += race_pack(&a.rec, RACE_MAP, "siss", "workflow_name", name, "version",
+                               (long long)(r % 3 + 1), "execution_engine",
+                               ENGINES[c->writer % 3], "definition", name) != 0;
+        race_sync(c);
+        race_write(c->env, race_op_insert, &a, race_at(c, r, 0, c->writer));
+
+        snprintf(name, sizeof name, "wf-bad-%d-%d", r, c->writer);
+        fails += race_pack(&a.rec, RACE_MAP, "sis", "workflow_name", name, "version", 1LL,
+                               "execution_engine", "spark") != 0;
+        race_write(c->env, race_op_insert, &a, race_at(c, r, 1, c->writer));
+    }
+    return fails;
+}
+
+static int verify_invalid(const race_ctx *c, const race_outcome *o)
+{
+    static const char *const must[] = {"execution_engine", "temporal", "airflow", "argo"};
+
+    if (race_expect_rc(c, o, UDB_EINVALID, "unknown execution_engine") != 0)
+        return 1;
+    for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+        if (strstr(o->errmsg, must[i]) == NULL)
+            return race_bad(c, o, "udb_errmsg does not mention \"%s\"", must[i]);
+    return 0;
+}
+
+static int verify(race_ctx *c)
+{
+    char values[RACE_TEXT], name[64];
+    race_buf key;
+    int fails = 0;
+
+    for (int r = 0; r < c->spec->rounds; r++) {
+        int w0 = race_winner(c, r, 0, 0);
+
+        snprintf(name, sizeof name, "wf-%d", r);
+        snprintf(values, sizeof values, "[\"%s\",%d]", name, r % 3 + 1);
+        for (int w = 0; w < c->nwriters; w++) {
+            fails += verify_invalid(c, race_at(c, r, 1, w));
+            if (w0 >= 0 && w != w0)
+                fails += race_expect_conflict(c, race_at(c, r, 0, w), TYPE, "name_version",
+                                              "workflow_name,version", values,
+                                              race_at(c, r, 0, w0)->key, "duplicate insert");
+        }
+        if (w0 < 0) {
+            fails++;
+            continue;
+        }
+        race_pack(&key, RACE_ARRAY, "si", name, (long long)(r % 3 + 1));
+        fails += race_expect_find(c, TYPE, "name_version", &key, race_at(c, r, 0, w0)->key);
+    }
+    fails += race_expect_count(c, TYPE, NULL, NULL, (size_t)c->spec->rounds);
+    return fails;
+}
+
+int main(int argc, char **argv)
+{
+    static const race_spec spec = {
+        .name = "race_s3", .nproc = 4, .nthreads = 4, .rounds = 30, .phases = 2,
+        .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
+    };
+    return race_main(argc, argv, &spec);
+}

@@ -1,0 +1,325 @@
+/*
+ * cli_admin.c -- the commands about a database as a whole: init (create or
+ * change the schema), schema (print it), check (verify indexes against
+ * records) and stat (sizes).  Everything here reads the schema stored in the
+ * database, which is what lets the tool open a database without the app.
+ */
+#include "cli_common.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- init, schema ------------------------------------------------------------- */
+
+int cli_cmd_init(int argc, char **argv)
+{
+    char *text = NULL, *stored = NULL;
+    udb_env *env = NULL;
+    size_t len;
+    int first, ex, rc;
+
+    if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
+        return ex;
+    if (argc - first != 2)
+        return cli_usage("init", "expected DB SCHEMA.json");
+    if ((ex = cli_read_file(&text, &len, argv[first + 1])) != CLI_OK)
+        return ex;
+    if ((ex = cli_open(&env, argv[first], 1)) != CLI_OK)
+        goto out;
+    rc = udb_schema_apply(env, text, len);
+    if (rc) {
+        ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, argv[first + 1]);
+        goto out;
+    }
+    /* Say what the database now holds, from the stored schema. */
+    if (udb_schema_json(&stored, env) == 0) {
+        json_t *s = json_loads(stored, 0, NULL);
+        json_t *types = json_object_get(s, "types");
+        const char *name;
+        json_t *t;
+        size_t i = 0;
+
+        printf("%s: schema applied, %zu type%s:", argv[first], json_object_size(types),
+               json_object_size(types) == 1 ? "" : "s");
+        json_object_foreach(types, name, t) printf("%s %s", i++ ? "," : "", name);
+        printf("\n");
+        json_decref(s);
+    }
+    ex = CLI_OK;
+out:
+    udb_free(stored);
+    udb_close(env);
+    free(text);
+    return ex;
+}
+
+int cli_cmd_schema(int argc, char **argv)
+{
+    char *text = NULL, *out = NULL;
+    udb_env *env = NULL;
+    json_t *s = NULL;
+    int first, ex, rc;
+
+    if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
+        return ex;
+    if (argc - first != 1)
+        return cli_usage("schema", "expected DB");
+    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+        return ex;
+    rc = udb_schema_json(&text, env);
+    if (rc) {
+        ex = cli_fail_rc(rc, rc == UDB_ENOTFOUND ? "no schema applied yet" : udb_env_errmsg(env),
+                         NULL, argv[first]);
+        goto out;
+    }
+    s = json_loads(text, JSON_DECODE_ANY, NULL);
+    out = s ? cli_json_dumps(s, JSON_INDENT(2)) : NULL;
+    ex = out ? cli_put_line(out) : cli_fail(CLI_EFAIL, NULL, "stored schema is not JSON");
+out:
+    free(out);
+    json_decref(s);
+    udb_free(text);
+    udb_close(env);
+    return ex;
+}
+
+/* ---- Per-type counts, shared by check and stat ----------------------------------- */
+
+typedef struct type_counts {
+    size_t ntypes;
+    char **names;
+    udb_type_stat *stats;
+    udb_type_stat total;
+} type_counts;
+
+static void counts_free(type_counts *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->ntypes; i++)
+        free(c->names[i]);
+    free(c->names);
+    free(c->stats);
+    memset(c, 0, sizeof *c);
+}
+
+/* Collect counts for every type from one read snapshot.  Returns a udb rc. */
+static int counts_get(type_counts *c, udb_env *env, const char **detail)
+{
+    const char *const *names;
+    udb_txn *txn = NULL;
+    size_t n, i;
+    int rc;
+
+    memset(c, 0, sizeof *c);
+    *detail = "";
+    if ((rc = udb_begin(&txn, env, UDB_RDONLY)) != 0) {
+        *detail = udb_env_errmsg(env);
+        return rc;
+    }
+    if ((rc = udb_types(&names, &n, txn)) != 0)
+        goto out;
+    c->names = calloc(n ? n : 1, sizeof *c->names);
+    c->stats = calloc(n ? n : 1, sizeof *c->stats);
+    if (!c->names || !c->stats) {
+        rc = UDB_ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        if ((c->names[i] = strdup(names[i])) == NULL) {
+            rc = UDB_ENOMEM;
+            goto out;
+        }
+        c->ntypes = i + 1;
+        if ((rc = udb_type_stat_get(&c->stats[i], txn, names[i])) != 0)
+            goto out;
+        c->total.records += c->stats[i].records;
+        c->total.index_entries += c->stats[i].index_entries;
+        c->total.bytes += c->stats[i].bytes;
+    }
+out:
+    if (rc) {
+        static char msg[1024];
+
+        snprintf(msg, sizeof msg, "%s", udb_errmsg(txn));
+        *detail = msg;
+        counts_free(c);
+    }
+    udb_abort(txn);
+    return rc;
+}
+
+/* ---- check ------------------------------------------------------------------------ */
+
+typedef struct check_ctx {
+    json_t *list; /* --json: problems collected here */
+    int progress; /* a progress line is on stderr */
+} check_ctx;
+
+static void check_report(void *vctx, const char *problem)
+{
+    check_ctx *c = vctx;
+
+    if (c->progress) {
+        fprintf(stderr, "\r\033[K");
+        c->progress = 0;
+    }
+    if (c->list)
+        json_array_append_new(c->list, json_string(problem));
+    else
+        printf("problem: %s\n", problem);
+}
+
+int cli_cmd_check(int argc, char **argv)
+{
+    udb_env *env = NULL;
+    type_counts tc;
+    check_ctx ctx = {NULL, 0};
+    const char *detail;
+    size_t problems = 0;
+    int first, ex, rc;
+
+    if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
+        return ex;
+    if (argc - first != 1)
+        return cli_usage("check", "expected DB");
+    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+        return ex;
+    if ((rc = counts_get(&tc, env, &detail)) != 0) {
+        ex = cli_fail_rc(rc, detail, NULL, "check");
+        goto out;
+    }
+    if (cli_json_errors && (ctx.list = json_array()) == NULL) {
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
+    /* udb_check() is one call: the line says what is being done, not how far. */
+    if (isatty(2) && tc.total.records > 5000) {
+        fprintf(stderr, "checking %" PRIu64 " records and %" PRIu64 " index entries...",
+                tc.total.records, tc.total.index_entries);
+        ctx.progress = 1;
+    }
+    rc = udb_check(&problems, env, check_report, &ctx);
+    if (ctx.progress)
+        fprintf(stderr, "\r\033[K");
+    if (rc && rc != UDB_ECORRUPT) {
+        ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, "check");
+        goto out;
+    }
+    ex = rc ? CLI_ECHECK : CLI_OK;
+    if (ctx.list) {
+        json_t *o = json_pack("{s b s I s I s I s O}", "ok", rc == 0, "problem_count",
+                              (json_int_t)problems, "records", (json_int_t)tc.total.records,
+                              "index_entries", (json_int_t)tc.total.index_entries, "problems",
+                              ctx.list);
+
+        if (!o || cli_print_json(o) != CLI_OK)
+            ex = CLI_EFAIL;
+        json_decref(o);
+    } else if (rc == 0) {
+        printf("check: ok (%" PRIu64 " records, %" PRIu64 " index entries in %zu types)\n",
+               tc.total.records, tc.total.index_entries, tc.ntypes);
+    } else {
+        printf("check: %zu problem%s found\n", problems, problems == 1 ? "" : "s");
+    }
+out:
+    json_decref(ctx.list);
+    counts_free(&tc);
+    udb_close(env);
+    return ex;
+}
+
+/* ---- stat --------------------------------------------------------------------------- */
+
+static const char *human(char buf[32], double bytes)
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+
+    while (bytes >= 1024 && u < 4) {
+        bytes /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, 32, "%.0f B", bytes);
+    else
+        snprintf(buf, 32, "%.1f %s", bytes, units[u]);
+    return buf;
+}
+
+int cli_cmd_stat(int argc, char **argv)
+{
+    udb_env *env = NULL;
+    type_counts tc;
+    const char *detail;
+    size_t map_size = 0, used = 0, i;
+    char *path = NULL, h1[32], h2[32];
+    struct stat st;
+    long long file_size = -1;
+    int first, ex, rc;
+
+    memset(&tc, 0, sizeof tc);
+    if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
+        return ex;
+    if (argc - first != 1)
+        return cli_usage("stat", "expected DB");
+    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+        return ex;
+    if ((rc = counts_get(&tc, env, &detail)) != 0 ||
+        (rc = udb_env_usage(&map_size, &used, env)) != 0) {
+        ex = cli_fail_rc(rc, tc.names ? udb_env_errmsg(env) : detail, NULL, "stat");
+        goto out;
+    }
+    if (asprintf(&path, "%s/data.mdb", argv[first]) < 0) {
+        path = NULL;
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
+    if (stat(path, &st) == 0)
+        file_size = (long long)st.st_size;
+    if (cli_json_errors) {
+        json_t *o = json_object(), *types = json_object();
+
+        for (i = 0; o && types && i < tc.ntypes; i++)
+            json_object_set_new(types, tc.names[i],
+                                json_pack("{s o s o s o}", "records",
+                                          cli_json_from_u64(tc.stats[i].records),
+                                          "index_entries",
+                                          cli_json_from_u64(tc.stats[i].index_entries), "bytes",
+                                          cli_json_from_u64(tc.stats[i].bytes)));
+        if (o && types) {
+            json_object_set_new(o, "types", types);
+            types = NULL;
+            json_object_set_new(o, "records", cli_json_from_u64(tc.total.records));
+            json_object_set_new(o, "index_entries", cli_json_from_u64(tc.total.index_entries));
+            json_object_set_new(o, "file", json_string(path));
+            json_object_set_new(o, "file_size", json_integer(file_size));
+            json_object_set_new(o, "map_size", cli_json_from_u64(map_size));
+            json_object_set_new(o, "map_used", cli_json_from_u64(used));
+            ex = cli_print_json(o);
+        } else {
+            ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        }
+        json_decref(types);
+        json_decref(o);
+        goto out;
+    }
+    printf("%-24s %12s %14s %12s\n", "type", "records", "index entries", "bytes");
+    for (i = 0; i < tc.ntypes; i++)
+        printf("%-24s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n", tc.names[i],
+               tc.stats[i].records, tc.stats[i].index_entries, tc.stats[i].bytes);
+    printf("%-24s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n", "total", tc.total.records,
+           tc.total.index_entries, tc.total.bytes);
+    printf("\nfile: %s, %s\n", path, file_size >= 0 ? human(h1, (double)file_size) : "missing");
+    printf("map:  %s, %s in use (%.1f%%)\n", human(h1, (double)map_size), human(h2, (double)used),
+           map_size ? 100.0 * (double)used / (double)map_size : 0.0);
+    ex = CLI_OK;
+out:
+    free(path);
+    counts_free(&tc);
+    udb_close(env);
+    return ex;
+}

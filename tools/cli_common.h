@@ -1,0 +1,122 @@
+/*
+ * cli_common.h -- what the files of the `uniqdb` command-line tool share.
+ *
+ * The tool is split by concept: uniqdb.c (entry point, option handling, error
+ * reporting and exit codes), cli_json.c (JSON <-> msgpack), cli_records.c (the
+ * record commands), cli_dump.c (dump and load), cli_admin.c (init, schema,
+ * check, stat) and cli_demo.c (the five scenarios, live).  Only the
+ * public API of include/uniqdb.h is used, as any application would.
+ */
+#ifndef UNIQDB_CLI_H
+#define UNIQDB_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+#include "uniqdb.h"
+
+/* ---- Exit codes (the contract scripts branch on) ------------------------- */
+enum {
+    CLI_OK = 0,
+    CLI_EFAIL = 1,     /* any other error */
+    CLI_EUSAGE = 2,    /* bad command line */
+    CLI_ECONFLICT = 3, /* a unique index already holds the key */
+    CLI_ENOTFOUND = 4, /* no such record, index entry or sequence */
+    CLI_EINVALID = 5,  /* invalid record, schema, key or JSON input */
+    CLI_ECHECK = 6     /* check found problems */
+};
+
+/* ---- Options every command accepts -------------------------------------- */
+extern int cli_json_errors; /* --json: errors as RFC 9457 problem objects on stdout */
+
+/* A command: argv[0] is the command name; returns an exit code. */
+typedef int cli_command_fn(int argc, char **argv);
+
+cli_command_fn cli_cmd_init, cli_cmd_schema, cli_cmd_put, cli_cmd_get, cli_cmd_find,
+    cli_cmd_scan, cli_cmd_update, cli_cmd_delete, cli_cmd_seq, cli_cmd_dump, cli_cmd_load,
+    cli_cmd_check, cli_cmd_stat, cli_cmd_demo;
+
+/* ---- Error reporting (uniqdb.c) ----------------------------------------- */
+
+/* The exit code for a library return code. */
+int cli_exit_code(int rc);
+
+/* Report an error and return `code`.  Without --json: "uniqdb: <message>" on
+ * stderr.  With --json: a problem object on stdout whose status follows code;
+ * the members of `extra` (an object, stolen; may be NULL) are added to it. */
+int cli_fail(int code, json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Report a failed library call: the message is `what: <detail or strerror>`;
+ * conflict (may be NULL, stolen) is the JSON from cli_conflict_json(). */
+int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what);
+
+/* Print a command's usage (to stdout for --help) and return CLI_OK, or print
+ * "<msg>" plus the usage line to stderr and return CLI_EUSAGE. */
+int cli_usage(const char *cmd, const char *msg);
+
+/* Common option handling for commands without options of their own: parses
+ * --help and --json, leaves the positional arguments in argv[*first..argc).
+ * Returns -1 to go on, or an exit code (help printed or usage error). */
+int cli_simple_options(int argc, char **argv, int *first);
+
+/* Open an existing database (create = 0: refuse a missing one) or create it. */
+int cli_open(udb_env **out, const char *path, int create);
+
+/* Write one line to stdout; returns CLI_OK or CLI_EFAIL (stdout failed). */
+int cli_put_line(const char *text);
+
+/* Read a whole file ("-": stdin).  *out is malloc'd and NUL-terminated. */
+int cli_read_file(char **out, size_t *len, const char *path);
+
+/* Print up to limit records of type as dump lines (cli_dump.c). */
+int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit);
+
+/* ---- JSON <-> msgpack (cli_json.c) ---------------------------------------- */
+
+/* Room for conversion error messages. */
+#define CLI_ERRLEN 512
+
+/* Parse JSON text into a value (any JSON value, not only objects).  Integers
+ * up to UINT64_MAX survive exactly; duplicate object keys are rejected.  On
+ * failure returns NULL with a message (with line/column) in err. */
+json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN]);
+
+/* Pack a parsed JSON value as msgpack into sb (initialised by the caller).
+ * {"$bin": "<base64>"} becomes binary, reals become float64.  Returns 0, or
+ * -1 with a message naming the JSON path in err. */
+int cli_json_to_msgpack(msgpack_sbuffer *sb, const json_t *v, char err[CLI_ERRLEN]);
+
+/* Parse JSON text and pack it: the two steps above.  Returns 0 or -1 (err). */
+int cli_text_to_msgpack(msgpack_sbuffer *sb, const char *text, size_t len,
+                        char err[CLI_ERRLEN]);
+
+/* Convert msgpack bytes (one complete object, no trailing bytes) to JSON.
+ * Returns NULL with a message in err on failure. */
+json_t *cli_msgpack_to_json(const void *data, size_t len, char err[CLI_ERRLEN]);
+
+/* Serialise v compactly, keeping object order, on one line.  Numbers that
+ * jansson cannot print exactly (uint64 beyond INT64_MAX, reals in their
+ * shortest exact form) come out exactly.  Returns malloc'd text or NULL. */
+char *cli_json_dumps(const json_t *v, size_t flags);
+
+/* A JSON number for any uint64 (exact through cli_json_dumps()). */
+json_t *cli_json_from_u64(uint64_t v);
+
+/* A non-negative JSON integer (as parsed by cli_json_parse) as uint64.
+ * Returns 0, or -1 if v is not one. */
+int cli_json_to_u64(const json_t *v, uint64_t *out);
+
+/* cli_json_dumps() then cli_put_line(). */
+int cli_print_json(const json_t *v);
+
+/* The JSON form of a conflict (index as "type.index", fields, values,
+ * existing_key, and all violated indexes under "conflicts"); NULL if c is
+ * NULL or on error.  Call while the conflict is still valid. */
+json_t *cli_conflict_json(const udb_conflict *c);
+
+#endif /* UNIQDB_CLI_H */

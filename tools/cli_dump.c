@@ -1,0 +1,485 @@
+/*
+ * cli_dump.c -- dump and load: the whole database as NDJSON and back.
+ *
+ * dump reads one snapshot and writes a {"schema": ...} line, one
+ * {"type": T, "record": {...}} line per record (types in schema order, records
+ * in primary-key order, fields in stored order) and a {"sequences": {...}}
+ * line.  Output is deterministic, so dump | load | dump reproduces it byte
+ * for byte.
+ *
+ * load inserts records in transactions of BATCH lines.  A conflicting or
+ * invalid record writes nothing and leaves the transaction usable, so it is
+ * reported with its line number and the batch goes on.  Sequences are
+ * restored exactly in a fresh database and never lowered in one that had
+ * them, so auto keys cannot be handed out twice.
+ */
+#include "cli_common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BATCH 1000
+
+/* ---- dump ---------------------------------------------------------------------------- */
+
+static int dump_seq(void *ctx, const char *name, uint64_t value)
+{
+    return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
+}
+
+int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit)
+{
+    udb_cursor *cur = NULL;
+    char err[CLI_ERRLEN];
+    udb_val v;
+    int rc, ex = CLI_OK;
+
+    if ((rc = udb_scan(&cur, txn, type, NULL, NULL, 0)) != 0)
+        return cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
+    while (limit-- > 0 && (rc = udb_cursor_next(&v, cur)) == 0) {
+        json_t *rec = cli_msgpack_to_json(v.data, v.size, err);
+        json_t *line = rec ? json_pack("{s s s o}", "type", type, "record", rec) : NULL;
+
+        if (!line) {
+            ex = cli_fail(CLI_EFAIL, NULL, "%s: cannot dump a record: %s", type,
+                          rec ? "out of memory" : err);
+            goto out;
+        }
+        ex = cli_print_json(line);
+        json_decref(line);
+        if (ex != CLI_OK)
+            goto out;
+    }
+    if (rc && rc != UDB_ENOTFOUND)
+        ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
+out:
+    udb_cursor_close(cur);
+    return ex;
+}
+
+int cli_cmd_dump(int argc, char **argv)
+{
+    const char *const *types;
+    udb_env *env = NULL;
+    udb_txn *txn = NULL;
+    char *schema = NULL;
+    json_t *line = NULL, *seqs = NULL;
+    size_t ntypes, i;
+    int first, ex, rc, a;
+
+    if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
+        return ex;
+    if (argc - first < 1)
+        return cli_usage("dump", "expected DB [TYPE...]");
+    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+        return ex;
+    /* The read snapshot first, then the schema: a schema change in between can
+     * only add to what the snapshot's records need. */
+    if ((rc = udb_begin(&txn, env, UDB_RDONLY)) != 0 || (rc = udb_schema_json(&schema, env)) != 0) {
+        ex = cli_fail_rc(rc, rc == UDB_ENOTFOUND ? "no schema applied yet" : udb_env_errmsg(env),
+                         NULL, argv[first]);
+        goto out;
+    }
+    line = json_pack("{s o}", "schema", json_loads(schema, 0, NULL));
+    if (!line) {
+        ex = cli_fail(CLI_EFAIL, NULL, "stored schema is not a JSON object");
+        goto out;
+    }
+    if ((rc = udb_types(&types, &ntypes, txn)) != 0) {
+        ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, "dump");
+        goto out;
+    }
+    for (a = first + 1; a < argc; a++) {
+        for (i = 0; i < ntypes && strcmp(types[i], argv[a]) != 0; i++)
+            ;
+        if (i == ntypes) {
+            ex = cli_fail(CLI_EFAIL, NULL, "no type '%s' in the schema", argv[a]);
+            goto out;
+        }
+    }
+    if ((ex = cli_print_json(line)) != CLI_OK)
+        goto out;
+    for (i = 0; i < ntypes; i++) {
+        int wanted = argc - first == 1;
+
+        for (a = first + 1; a < argc && !wanted; a++)
+            wanted = strcmp(types[i], argv[a]) == 0;
+        if (wanted && (ex = cli_dump_records(txn, types[i], UINT64_MAX)) != CLI_OK)
+            goto out;
+    }
+    json_decref(line);
+    line = NULL;
+    if ((seqs = json_object()) == NULL || (rc = udb_seq_foreach(txn, dump_seq, seqs)) != 0 ||
+        (line = json_pack("{s O}", "sequences", seqs)) == NULL) {
+        ex = seqs ? cli_fail_rc(rc ? rc : UDB_ENOMEM, udb_errmsg(txn), NULL, "sequences")
+                  : cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
+    ex = cli_print_json(line);
+out:
+    json_decref(seqs);
+    json_decref(line);
+    udb_free(schema);
+    udb_abort(txn);
+    udb_close(env);
+    return ex;
+}
+
+/* ---- load ------------------------------------------------------------------------------ */
+
+enum { ST_PENDING, ST_OK, ST_CONFLICT, ST_INVALID };
+
+typedef struct entry {
+    size_t line;
+    char *type;
+    msgpack_sbuffer rec;
+    int status;
+    int rc;
+    char *detail;
+    json_t *conflict;
+} entry;
+
+typedef struct loader {
+    udb_env *env;
+    int or_get;
+    entry batch[BATCH];
+    size_t n;
+    /* sequences present before the load: only raised, never lowered */
+    json_t *had_seqs;
+    json_t *seqs; /* the sequences line being applied */
+    size_t seq_line;
+    char seq_detail[1024];
+    /* totals */
+    uint64_t loaded, conflicts, invalid, lines;
+    int progress;
+} loader;
+
+static void entry_reset(entry *e)
+{
+    free(e->detail);
+    json_decref(e->conflict);
+    e->detail = NULL;
+    e->conflict = NULL;
+    e->status = ST_PENDING;
+    e->rc = 0;
+}
+
+static int load_batch_fn(udb_txn *txn, void *ctx)
+{
+    loader *l = ctx;
+    size_t i;
+
+    for (i = 0; i < l->n; i++) {
+        entry *e = &l->batch[i];
+        int rc;
+
+        entry_reset(e); /* udb_write may run us again from the start */
+        rc = udb_insert(NULL, txn, e->type, e->rec.data, e->rec.size);
+        if (rc == 0) {
+            e->status = ST_OK;
+            continue;
+        }
+        e->rc = rc;
+        e->detail = strdup(udb_errmsg(txn));
+        if (rc == UDB_ECONFLICT) {
+            e->status = ST_CONFLICT;
+            e->conflict = cli_conflict_json(udb_conflict_info(txn));
+        } else if (rc == UDB_EINVALID || rc == UDB_EKEYTOOLONG || rc == UDB_EINVAL) {
+            /* validated before anything was written: the transaction goes on */
+            e->status = ST_INVALID;
+        } else {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void progress_clear(loader *l)
+{
+    if (l->progress) {
+        fprintf(stderr, "\r\033[K");
+        l->progress = 0;
+    }
+}
+
+static int line_problem(loader *l, int code, size_t line, json_t *extra, const char *msg)
+{
+    json_t *x = extra ? extra : json_object();
+
+    progress_clear(l);
+    if (x)
+        json_object_set_new(x, "line", json_integer((json_int_t)line));
+    return cli_fail(code, x, "line %zu: %s", line, msg);
+}
+
+static int flush(loader *l)
+{
+    size_t i;
+    int rc, ex = CLI_OK;
+
+    if (l->n == 0)
+        return CLI_OK;
+    rc = udb_write(l->env, load_batch_fn, l);
+    if (rc) {
+        const char *d = udb_env_errmsg(l->env);
+
+        /* the record whose insert failed has the detail */
+        for (i = 0; i < l->n; i++)
+            if (l->batch[i].detail && *l->batch[i].detail && l->batch[i].rc == rc)
+                d = l->batch[i].detail;
+        progress_clear(l);
+        ex = cli_fail(cli_exit_code(rc), NULL, "lines %zu-%zu: %s", l->batch[0].line,
+                      l->batch[l->n - 1].line, *d ? d : udb_strerror(rc));
+        goto out;
+    }
+    for (i = 0; i < l->n; i++) {
+        entry *e = &l->batch[i];
+
+        if (e->status == ST_OK) {
+            l->loaded++;
+        } else if (e->status == ST_CONFLICT) {
+            l->conflicts++;
+            if (!l->or_get)
+                line_problem(l, CLI_ECONFLICT, e->line, e->conflict, e->detail ? e->detail : "conflict");
+            e->conflict = NULL;
+        } else {
+            l->invalid++;
+            line_problem(l, cli_exit_code(e->rc), e->line, NULL,
+                         e->detail && *e->detail ? e->detail : udb_strerror(e->rc));
+        }
+    }
+    if (isatty(2) && l->lines > 5000) {
+        fprintf(stderr, "\rloading: %" PRIu64 " records", l->loaded);
+        l->progress = 1;
+    }
+out:
+    for (i = 0; i < l->n; i++) {
+        entry_reset(&l->batch[i]);
+        free(l->batch[i].type);
+        msgpack_sbuffer_destroy(&l->batch[i].rec);
+    }
+    l->n = 0;
+    return ex;
+}
+
+static int collect_seq(void *ctx, const char *name, uint64_t value)
+{
+    return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
+}
+
+static int load_seqs_fn(udb_txn *txn, void *ctx)
+{
+    loader *l = ctx;
+    const char *name;
+    json_t *v;
+    int rc;
+
+    l->seq_detail[0] = '\0';
+    json_object_foreach(l->seqs, name, v) {
+        uint64_t want, cur;
+
+        if (cli_json_to_u64(v, &want)) {
+            snprintf(l->seq_detail, sizeof l->seq_detail,
+                     "sequence \"%s\": value must be an integer >= 0", name);
+            return UDB_EINVALID;
+        }
+        if (json_object_get(l->had_seqs, name)) {
+            rc = udb_seq_get(&cur, txn, name);
+            if (rc == 0 && cur >= want)
+                continue;
+            if (rc && rc != UDB_ENOTFOUND)
+                goto fail;
+        }
+        if ((rc = udb_seq_set(txn, name, want)) != 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    snprintf(l->seq_detail, sizeof l->seq_detail, "sequence \"%s\": %s", name, udb_errmsg(txn));
+    return rc;
+}
+
+/* One NDJSON line.  Returns CLI_OK, or an exit code that stops the load. */
+static int load_line(loader *l, char *text, size_t len, size_t lineno)
+{
+    char err[CLI_ERRLEN];
+    json_t *v, *x;
+    int ex = CLI_OK, rc;
+
+    v = cli_json_parse(text, len, err);
+    if (!v) {
+        l->invalid++;
+        line_problem(l, CLI_EINVALID, lineno, NULL, err);
+        return CLI_OK;
+    }
+    if ((x = json_object_get(v, "schema")) != NULL && json_object_size(v) == 1) {
+        char *s = cli_json_dumps(x, 0);
+
+        if ((ex = flush(l)) == CLI_OK) {
+            rc = s ? udb_schema_apply(l->env, s, strlen(s)) : UDB_ENOMEM;
+            if (rc) {
+                char msg[1200];
+
+                snprintf(msg, sizeof msg, "schema: %s",
+                         *udb_env_errmsg(l->env) ? udb_env_errmsg(l->env) : udb_strerror(rc));
+                ex = line_problem(l, cli_exit_code(rc), lineno, NULL, msg);
+            }
+        }
+        free(s);
+    } else if ((x = json_object_get(v, "record")) != NULL && json_object_size(v) == 2 &&
+               json_is_string(json_object_get(v, "type"))) {
+        entry *e = &l->batch[l->n];
+
+        if (!json_is_object(x)) {
+            l->invalid++;
+            line_problem(l, CLI_EINVALID, lineno, NULL, "\"record\" must be a JSON object");
+            goto out;
+        }
+        msgpack_sbuffer_init(&e->rec);
+        if (cli_json_to_msgpack(&e->rec, x, err)) {
+            msgpack_sbuffer_destroy(&e->rec);
+            l->invalid++;
+            line_problem(l, CLI_EINVALID, lineno, NULL, err);
+            goto out;
+        }
+        e->type = strdup(json_string_value(json_object_get(v, "type")));
+        e->line = lineno;
+        e->status = ST_PENDING;
+        l->n++;
+        if (!e->type)
+            ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        else if (l->n == BATCH)
+            ex = flush(l);
+    } else if ((x = json_object_get(v, "sequences")) != NULL && json_object_size(v) == 1 &&
+               json_is_object(x)) {
+        if ((ex = flush(l)) == CLI_OK) {
+            l->seqs = x;
+            rc = udb_write(l->env, load_seqs_fn, l);
+            l->seqs = NULL;
+            if (rc)
+                ex = line_problem(l, cli_exit_code(rc), lineno, NULL,
+                                  l->seq_detail[0] ? l->seq_detail : udb_strerror(rc));
+        }
+    } else {
+        l->invalid++;
+        line_problem(l, CLI_EINVALID, lineno, NULL,
+                     "expected {\"schema\": ...}, {\"type\": ..., \"record\": ...} or "
+                     "{\"sequences\": ...}");
+    }
+out:
+    json_decref(v);
+    return ex;
+}
+
+int cli_cmd_load(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"or-get", no_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    loader *l = NULL;
+    const char *file = "-";
+    FILE *f = NULL;
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t got;
+    udb_txn *txn = NULL;
+    int c, ex, rc;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'g':
+            break;
+        case 'h':
+            return cli_usage("load", NULL);
+        case 'j':
+            cli_json_errors = 1;
+            break;
+        default: {
+            char msg[256];
+
+            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
+            return cli_usage("load", msg);
+        }
+        }
+    }
+    if (argc - optind < 1 || argc - optind > 2)
+        return cli_usage("load", "expected DB [FILE|-]");
+    if (argc - optind == 2)
+        file = argv[optind + 1];
+    l = calloc(1, sizeof *l);
+    if (!l)
+        return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    /* getopt_long has permuted argv; --or-get is found again by name. */
+    for (c = 1; c < argc; c++)
+        if (strcmp(argv[c], "--or-get") == 0)
+            l->or_get = 1;
+    f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    if (!f) {
+        ex = cli_fail(CLI_EFAIL, NULL, "%s: %s", file, strerror(errno));
+        goto out;
+    }
+    if ((ex = cli_open(&l->env, argv[optind], 1)) != CLI_OK)
+        goto out;
+    if ((l->had_seqs = json_object()) == NULL) {
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
+    if ((rc = udb_begin(&txn, l->env, UDB_RDONLY)) == 0)
+        rc = udb_seq_foreach(txn, collect_seq, l->had_seqs);
+    udb_abort(txn);
+    if (rc) {
+        ex = cli_fail_rc(rc, udb_env_errmsg(l->env), NULL, "load");
+        goto out;
+    }
+    while ((got = getline(&line, &cap, f)) > 0) {
+        size_t len = (size_t)got;
+
+        lineno++;
+        l->lines = lineno;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            len--;
+        line[len] = '\0';
+        if (strspn(line, " \t") == len)
+            continue;
+        if ((ex = load_line(l, line, len, lineno)) != CLI_OK)
+            goto out;
+    }
+    if (ferror(f)) {
+        ex = cli_fail(CLI_EFAIL, NULL, "%s: read error", file);
+        goto out;
+    }
+    if ((ex = flush(l)) != CLI_OK)
+        goto out;
+    progress_clear(l);
+    if (l->conflicts || l->invalid || isatty(2))
+        fprintf(stderr,
+                "uniqdb: loaded %" PRIu64 " records%s%" PRIu64 " conflicting%s, %" PRIu64
+                " invalid\n",
+                l->loaded, ", ", l->conflicts, l->or_get ? " (skipped)" : "", l->invalid);
+    ex = l->invalid ? CLI_EINVALID : l->conflicts && !l->or_get ? CLI_ECONFLICT : CLI_OK;
+out:
+    if (l) {
+        progress_clear(l);
+        for (size_t i = 0; i < l->n; i++) {
+            entry_reset(&l->batch[i]);
+            free(l->batch[i].type);
+            msgpack_sbuffer_destroy(&l->batch[i].rec);
+        }
+        json_decref(l->had_seqs);
+        udb_close(l->env);
+        free(l);
+    }
+    free(line);
+    if (f && f != stdin)
+        fclose(f);
+    return ex;
+}

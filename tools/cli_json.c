@@ -1,0 +1,790 @@
+/*
+ * cli_json.c -- JSON <-> msgpack for the command-line tool.
+ *
+ * Records live as msgpack; people and scripts speak JSON.  jansson does all
+ * the JSON parsing and printing.  Two things it cannot do exactly are patched
+ * around it rather than re-implemented:
+ *
+ *  - Integers in (INT64_MAX, UINT64_MAX] (uint fields) overflow json_int_t.
+ *    Before parsing, such number tokens are rewritten into marker strings
+ *    ("\x01udb<nonce>:<digits>") that the packer turns back into uint64; when
+ *    printing, the same markers are replaced by the bare digits afterwards.
+ *  - jansson prints reals with 17 significant digits (0.1 comes out as
+ *    0.10000000000000001).  Reals go through the same marker with their
+ *    shortest exact form, so output is both exact and readable.
+ *
+ * The nonce is random per process, so no stored string can impersonate a
+ * marker; a string that happens to begin with the marker is refused.
+ * Binary values are {"$bin": "<base64>"}; extension values
+ * {"$ext": [type, "<base64>"]}; NaN and infinities {"$float": "nan"}.
+ */
+#include "cli_common.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_DEPTH 64
+
+/* ---- Markers ------------------------------------------------------------- */
+
+/* "\x01udb" + 16 hex digits + ":" */
+#define MARKER_LEN 21
+static char marker[MARKER_LEN + 1];
+/* The marker as jansson escapes it inside a JSON string: "\u0001udb…:" */
+#define MARKER_JSON_LEN (MARKER_LEN + 5)
+static char marker_json[MARKER_JSON_LEN + 1];
+
+static void marker_init(void)
+{
+    uint64_t nonce = 0;
+
+    if (marker[0])
+        return;
+    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+        nonce = (uint64_t)time(NULL) * 6364136223846793005u ^ (uint64_t)getpid() ^
+                (uint64_t)(uintptr_t)&nonce;
+    snprintf(marker, sizeof marker, "\x01udb%016" PRIx64 ":", nonce);
+    snprintf(marker_json, sizeof marker_json, "\\u0001udb%016" PRIx64 ":", nonce);
+}
+
+static int is_marker(const char *s, size_t len)
+{
+    return len >= MARKER_LEN && memcmp(s, marker, MARKER_LEN) == 0;
+}
+
+static json_t *marker_string(const char *text)
+{
+    char buf[MARKER_LEN + 64];
+
+    snprintf(buf, sizeof buf, "%s%s", marker, text);
+    return json_string(buf);
+}
+
+/* ---- Small helpers -------------------------------------------------------- */
+
+static void seterr(char err[CLI_ERRLEN], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void seterr(char err[CLI_ERRLEN], const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, CLI_ERRLEN, fmt, ap);
+    va_end(ap);
+}
+
+/* A growable byte buffer for the pre-scan and the printer. */
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static int buf_add(buf *b, const char *s, size_t n)
+{
+    if (n > SIZE_MAX - b->len - 1)
+        return -1;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *p;
+
+        while (cap < b->len + n + 1) {
+            if (cap > SIZE_MAX / 2)
+                return -1;
+            cap *= 2;
+        }
+        p = realloc(b->p, cap);
+        if (!p)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+/* ---- Base64 (RFC 4648, standard alphabet, padded) ------------------------- */
+
+static const char b64chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *b64_encode(const unsigned char *in, size_t n)
+{
+    size_t outlen, i, o = 0;
+    char *out;
+
+    if (n > (SIZE_MAX - 1) / 4 * 3 - 3)
+        return NULL;
+    outlen = (n + 2) / 3 * 4;
+    out = malloc(outlen + 1);
+    if (!out)
+        return NULL;
+    for (i = 0; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64chars[v >> 18 & 63];
+        out[o++] = b64chars[v >> 12 & 63];
+        out[o++] = b64chars[v >> 6 & 63];
+        out[o++] = b64chars[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+        out[o++] = b64chars[v >> 18 & 63];
+        out[o++] = b64chars[v >> 12 & 63];
+        out[o++] = i + 1 < n ? b64chars[v >> 6 & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int b64_value(char c)
+{
+    const char *p = c ? strchr(b64chars, c) : NULL;
+
+    return p ? (int)(p - b64chars) : -1;
+}
+
+/* Decode strict, padded base64; *out is malloc'd (never NULL on success). */
+static int b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n)
+{
+    unsigned char *p;
+    size_t i, o = 0;
+
+    if (n % 4 != 0)
+        return -1;
+    p = malloc(n / 4 * 3 + 1);
+    if (!p)
+        return -1;
+    for (i = 0; i < n; i += 4) {
+        int a = b64_value(in[i]), b = b64_value(in[i + 1]);
+        int c = in[i + 2] == '=' ? -2 : b64_value(in[i + 2]);
+        int d = in[i + 3] == '=' ? -2 : b64_value(in[i + 3]);
+        int last = i + 4 == n;
+
+        if (a < 0 || b < 0 || c == -1 || d == -1 || (c == -2 && d != -2) ||
+            ((c == -2 || d == -2) && !last))
+            goto bad;
+        p[o++] = (unsigned char)(a << 2 | b >> 4);
+        if (c >= 0) {
+            p[o++] = (unsigned char)((b & 15) << 4 | c >> 2);
+            if (d >= 0)
+                p[o++] = (unsigned char)((c & 3) << 6 | d);
+            else if (c & 3)
+                goto bad; /* non-canonical trailing bits */
+        } else if (b & 15) {
+            goto bad;
+        }
+    }
+    *out = p;
+    *outlen = o;
+    return 0;
+bad:
+    free(p);
+    return -1;
+}
+
+/* ---- JSON text in ----------------------------------------------------------- */
+
+/* Rewrite integer tokens in (INT64_MAX, UINT64_MAX] into marker strings, so
+ * jansson can parse the text.  Only tracks strings and number tokens: the
+ * structure is left to jansson, which still rejects anything malformed.
+ * On return b holds the text (b->p NULL if nothing changed). */
+static int prescan(buf *b, size_t *count, const char *text, size_t len)
+{
+    size_t i = 0, copied = 0;
+    int in_string = 0;
+
+    *count = 0;
+    while (i < len) {
+        char c = text[i];
+
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+            i++;
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1;
+            i++;
+            continue;
+        }
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t start = i, j;
+            int integer = 1;
+
+            while (i < len && text[i] && strchr("0123456789+-.eE", text[i]))
+                i++;
+            for (j = start; j < i; j++)
+                if (text[j] < '0' || text[j] > '9')
+                    integer = 0;
+            /* 19 digits can exceed INT64_MAX, 21 always exceed UINT64_MAX;
+             * a leading zero is jansson's to reject. */
+            if (integer && text[start] != '0' && i - start >= 19 && i - start <= 20) {
+                char digits[24], tok[64];
+                unsigned long long v;
+
+                memcpy(digits, text + start, i - start);
+                digits[i - start] = '\0';
+                errno = 0;
+                v = strtoull(digits, NULL, 10);
+                if (errno == 0 && v > (unsigned long long)INT64_MAX) {
+                    snprintf(tok, sizeof tok, "\"%s%s\"", marker_json, digits);
+                    if (buf_add(b, text + copied, start - copied) ||
+                        buf_add(b, tok, strlen(tok)))
+                        return -1;
+                    copied = i;
+                    (*count)++;
+                }
+            }
+            continue;
+        }
+        i++;
+    }
+    if (b->p && buf_add(b, text + copied, len - copied))
+        return -1;
+    return 0;
+}
+
+static size_t count_markers(const json_t *v)
+{
+    size_t n = 0, i;
+    const char *k;
+    json_t *e;
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return is_marker(json_string_value(v), json_string_length(v));
+    case JSON_ARRAY:
+        json_array_foreach(v, i, e) n += count_markers(e);
+        return n;
+    case JSON_OBJECT:
+        json_object_foreach((json_t *)v, k, e) n += count_markers(e);
+        return n;
+    default:
+        return 0;
+    }
+}
+
+json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN])
+{
+    buf b = {0};
+    size_t subst = 0;
+    json_error_t jerr;
+    json_t *v = NULL;
+
+    marker_init();
+    if (prescan(&b, &subst, text, len)) {
+        seterr(err, "out of memory");
+        goto out;
+    }
+    v = b.p ? json_loadb(b.p, b.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr)
+            : json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (!v) {
+        if (json_error_code(&jerr) == json_error_numeric_overflow)
+            seterr(err, "invalid JSON: integer out of range (-2^63 .. 2^64-1) at line %d", jerr.line);
+        else if (b.p)
+            seterr(err, "invalid JSON: %s (line %d)", jerr.text, jerr.line);
+        else
+            seterr(err, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+        goto out;
+    }
+    if (count_markers(v) != subst) {
+        seterr(err, "invalid JSON: a string begins with a reserved marker");
+        json_decref(v);
+        v = NULL;
+    }
+out:
+    free(b.p);
+    return v;
+}
+
+/* ---- JSON value -> msgpack -------------------------------------------------- */
+
+typedef struct pack_ctx {
+    msgpack_packer pk;
+    char path[256]; /* JSON pointer of the value being packed, for errors */
+    char *err;
+} pack_ctx;
+
+static size_t path_push(pack_ctx *c, const char *seg, size_t seglen)
+{
+    size_t old = strlen(c->path), n = old;
+
+    if (n + 1 + seglen < sizeof c->path) {
+        c->path[n++] = '/';
+        memcpy(c->path + n, seg, seglen);
+        n += seglen;
+        c->path[n] = '\0';
+    }
+    return old;
+}
+
+static int pack_fail(pack_ctx *c, const char *what)
+{
+    if (c->path[0] && !strchr(c->path + 1, '/'))
+        seterr(c->err, "field \"%s\": %s", c->path + 1, what);
+    else if (c->path[0])
+        seterr(c->err, "at %s: %s", c->path, what);
+    else
+        seterr(c->err, "%s", what);
+    return -1;
+}
+
+/* A one-member object {"$name": value}, or NULL. */
+static const json_t *special(const json_t *v, const char *name)
+{
+    return json_object_size(v) == 1 ? json_object_get(v, name) : NULL;
+}
+
+static int pack_value(pack_ctx *c, const json_t *v, int depth);
+
+static int pack_special(pack_ctx *c, const json_t *v, int *done)
+{
+    const json_t *s;
+
+    *done = 1;
+    if ((s = special(v, "$bin")) != NULL) {
+        unsigned char *bytes;
+        size_t n;
+        int rc;
+
+        if (!json_is_string(s) ||
+            b64_decode(&bytes, &n, json_string_value(s), json_string_length(s)))
+            return pack_fail(c, "\"$bin\" must be a base64 string (RFC 4648, padded)");
+        rc = n > UINT32_MAX ? -1 : msgpack_pack_bin_with_body(&c->pk, bytes, n);
+        free(bytes);
+        return rc ? pack_fail(c, "binary value too large") : 0;
+    }
+    if ((s = special(v, "$ext")) != NULL) {
+        const json_t *t = json_array_get(s, 0), *d = json_array_get(s, 1);
+        unsigned char *bytes;
+        size_t n;
+        int rc;
+
+        if (json_array_size(s) != 2 || !json_is_integer(t) || json_integer_value(t) < -128 ||
+            json_integer_value(t) > 127 || !json_is_string(d) ||
+            b64_decode(&bytes, &n, json_string_value(d), json_string_length(d)))
+            return pack_fail(c, "\"$ext\" must be [type -128..127, \"<base64>\"]");
+        rc = n > UINT32_MAX ? -1
+                            : msgpack_pack_ext_with_body(&c->pk, bytes, n,
+                                                         (int8_t)json_integer_value(t));
+        free(bytes);
+        return rc ? pack_fail(c, "extension value too large") : 0;
+    }
+    if ((s = special(v, "$float")) != NULL) {
+        const char *f = json_string_value(s);
+
+        if (f && strcmp(f, "nan") == 0)
+            return msgpack_pack_double(&c->pk, NAN);
+        if (f && strcmp(f, "inf") == 0)
+            return msgpack_pack_double(&c->pk, INFINITY);
+        if (f && strcmp(f, "-inf") == 0)
+            return msgpack_pack_double(&c->pk, -INFINITY);
+        return pack_fail(c, "\"$float\" must be \"nan\", \"inf\" or \"-inf\"");
+    }
+    *done = 0;
+    return 0;
+}
+
+static int pack_value(pack_ctx *c, const json_t *v, int depth)
+{
+    const char *key;
+    size_t i, old, klen;
+    json_t *e;
+    int done;
+
+    if (depth > MAX_DEPTH)
+        return pack_fail(c, "nested too deeply");
+    switch (json_typeof(v)) {
+    case JSON_NULL:
+        return msgpack_pack_nil(&c->pk);
+    case JSON_TRUE:
+        return msgpack_pack_true(&c->pk);
+    case JSON_FALSE:
+        return msgpack_pack_false(&c->pk);
+    case JSON_INTEGER: {
+        json_int_t n = json_integer_value(v);
+
+        return n < 0 ? msgpack_pack_int64(&c->pk, (int64_t)n)
+                     : msgpack_pack_uint64(&c->pk, (uint64_t)n);
+    }
+    case JSON_REAL:
+        return msgpack_pack_double(&c->pk, json_real_value(v));
+    case JSON_STRING: {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+
+        if (is_marker(s, n)) /* a big integer rewritten by prescan() */
+            return msgpack_pack_uint64(&c->pk, strtoull(s + MARKER_LEN, NULL, 10));
+        if (n > UINT32_MAX)
+            return pack_fail(c, "string too long");
+        return msgpack_pack_str_with_body(&c->pk, s, n);
+    }
+    case JSON_ARRAY:
+        if (json_array_size(v) > UINT32_MAX)
+            return pack_fail(c, "array too long");
+        if (msgpack_pack_array(&c->pk, json_array_size(v)))
+            return -1;
+        json_array_foreach(v, i, e) {
+            char seg[24];
+            int rc;
+
+            snprintf(seg, sizeof seg, "%zu", i);
+            old = path_push(c, seg, strlen(seg));
+            rc = pack_value(c, e, depth + 1);
+            if (rc)
+                return rc;
+            c->path[old] = '\0';
+        }
+        return 0;
+    case JSON_OBJECT:
+        if (pack_special(c, v, &done) || done)
+            return done ? 0 : -1;
+        if (json_object_size(v) > UINT32_MAX)
+            return pack_fail(c, "object too large");
+        if (msgpack_pack_map(&c->pk, json_object_size(v)))
+            return -1;
+        json_object_keylen_foreach((json_t *)v, key, klen, e) {
+            int rc;
+
+            if (klen > UINT32_MAX)
+                return pack_fail(c, "key too long");
+            if (msgpack_pack_str_with_body(&c->pk, key, klen))
+                return -1;
+            old = path_push(c, key, klen);
+            rc = pack_value(c, e, depth + 1);
+            if (rc)
+                return rc;
+            c->path[old] = '\0';
+        }
+        return 0;
+    }
+    return pack_fail(c, "unsupported JSON value");
+}
+
+int cli_json_to_msgpack(msgpack_sbuffer *sb, const json_t *v, char err[CLI_ERRLEN])
+{
+    pack_ctx c;
+    size_t start = sb->size;
+
+    marker_init();
+    msgpack_packer_init(&c.pk, sb, msgpack_sbuffer_write);
+    c.path[0] = '\0';
+    c.err = err;
+    err[0] = '\0';
+    if (pack_value(&c, v, 0)) {
+        if (!err[0])
+            seterr(err, "out of memory");
+        sb->size = start;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_text_to_msgpack(msgpack_sbuffer *sb, const char *text, size_t len, char err[CLI_ERRLEN])
+{
+    json_t *v = cli_json_parse(text, len, err);
+    int rc;
+
+    if (!v)
+        return -1;
+    rc = cli_json_to_msgpack(sb, v, err);
+    json_decref(v);
+    return rc;
+}
+
+/* ---- msgpack -> JSON value --------------------------------------------------- */
+
+/* The shortest text that reads back as exactly d, and reads as a real. */
+static void format_double(char out[40], double d)
+{
+    int p;
+
+    for (p = 1; p <= 17; p++) {
+        snprintf(out, 40, "%.*g", p, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    if (!strpbrk(out, ".e"))
+        strcat(out, ".0");
+}
+
+static json_t *obj_to_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth);
+
+static json_t *bytes_json(const char *name, const char *p, size_t n, json_t *ext_type)
+{
+    char *b64 = b64_encode((const unsigned char *)p, n);
+    json_t *r = NULL, *val;
+
+    if (!b64) {
+        json_decref(ext_type);
+        return NULL;
+    }
+    val = ext_type ? json_pack("[o s]", ext_type, b64) : json_string(b64);
+    if (val)
+        r = json_pack("{s o}", name, val);
+    free(b64);
+    return r;
+}
+
+static json_t *obj_to_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth)
+{
+    json_t *r = NULL;
+    uint32_t i;
+
+    if (depth > MAX_DEPTH) {
+        seterr(err, "stored value nested too deeply");
+        return NULL;
+    }
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return cli_json_from_u64(o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer((json_int_t)o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: {
+        double d = o->via.f64;
+        char text[40];
+
+        if (isnan(d))
+            return json_pack("{s s}", "$float", "nan");
+        if (isinf(d))
+            return json_pack("{s s}", "$float", d > 0 ? "inf" : "-inf");
+        format_double(text, d);
+        return marker_string(text);
+    }
+    case MSGPACK_OBJECT_STR:
+        if (is_marker(o->via.str.ptr, o->via.str.size)) {
+            seterr(err, "stored string collides with the tool's internal marker");
+            return NULL;
+        }
+        r = json_stringn(o->via.str.ptr, o->via.str.size);
+        if (!r)
+            seterr(err, "stored string is not valid UTF-8");
+        return r;
+    case MSGPACK_OBJECT_BIN:
+        r = bytes_json("$bin", o->via.bin.ptr, o->via.bin.size, NULL);
+        break;
+    case MSGPACK_OBJECT_EXT:
+        r = bytes_json("$ext", o->via.ext.ptr, o->via.ext.size, json_integer(o->via.ext.type));
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        r = json_array();
+        for (i = 0; r && i < o->via.array.size; i++) {
+            json_t *e = obj_to_json(&o->via.array.ptr[i], err, depth + 1);
+
+            if (!e || json_array_append_new(r, e)) {
+                json_decref(r);
+                return NULL;
+            }
+        }
+        break;
+    case MSGPACK_OBJECT_MAP:
+        r = json_object();
+        for (i = 0; r && i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            json_t *e;
+
+            if (kv->key.type != MSGPACK_OBJECT_STR) {
+                seterr(err, "stored map has a key that is not a string");
+                json_decref(r);
+                return NULL;
+            }
+            if (json_object_getn(r, kv->key.via.str.ptr, kv->key.via.str.size)) {
+                seterr(err, "stored map has a duplicate key \"%.*s\"", (int)kv->key.via.str.size,
+                       kv->key.via.str.ptr);
+                json_decref(r);
+                return NULL;
+            }
+            e = obj_to_json(&kv->val, err, depth + 1);
+            if (!e || json_object_setn_new(r, kv->key.via.str.ptr, kv->key.via.str.size, e)) {
+                if (e) /* setn_new frees e on failure; only the key can be at fault */
+                    seterr(err, "stored map key is not valid UTF-8");
+                json_decref(r);
+                return NULL;
+            }
+        }
+        break;
+    default:
+        seterr(err, "unsupported msgpack type %d", (int)o->type);
+        return NULL;
+    }
+    if (!r && !err[0])
+        seterr(err, "out of memory");
+    return r;
+}
+
+json_t *cli_msgpack_to_json(const void *data, size_t len, char err[CLI_ERRLEN])
+{
+    msgpack_unpacked msg;
+    size_t off = 0;
+    msgpack_unpack_return ur;
+    json_t *r = NULL;
+
+    marker_init();
+    err[0] = '\0';
+    msgpack_unpacked_init(&msg);
+    ur = msgpack_unpack_next(&msg, data, len, &off);
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != len)
+        seterr(err, "malformed msgpack value (%zu bytes)", len);
+    else
+        r = obj_to_json(&msg.data, err, 0);
+    msgpack_unpacked_destroy(&msg);
+    return r;
+}
+
+json_t *cli_json_from_u64(uint64_t v)
+{
+    char digits[24];
+
+    marker_init();
+    if (v <= (uint64_t)INT64_MAX)
+        return json_integer((json_int_t)v);
+    snprintf(digits, sizeof digits, "%" PRIu64, v);
+    return marker_string(digits);
+}
+
+int cli_json_to_u64(const json_t *v, uint64_t *out)
+{
+    marker_init();
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v) && is_marker(json_string_value(v), json_string_length(v))) {
+        *out = strtoull(json_string_value(v) + MARKER_LEN, NULL, 10);
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- JSON text out ------------------------------------------------------------ */
+
+char *cli_json_dumps(const json_t *v, size_t flags)
+{
+    char *text;
+    const char *p, *q;
+    buf b = {0};
+
+    marker_init();
+    if (!flags)
+        flags = JSON_COMPACT;
+    text = json_dumps(v, flags | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    if (!text || !strstr(text, marker_json))
+        return text;
+    /* Replace each "\u0001udb<nonce>:TEXT" (quotes included) by TEXT. */
+    p = text;
+    while ((q = strstr(p, marker_json)) != NULL) {
+        const char *num = q + MARKER_JSON_LEN, *end = strchr(num, '"');
+
+        if (q == text || q[-1] != '"' || !end || buf_add(&b, p, (size_t)(q - 1 - p)) ||
+            buf_add(&b, num, (size_t)(end - num))) {
+            free(b.p);
+            free(text);
+            return NULL;
+        }
+        p = end + 1;
+    }
+    if (buf_add(&b, p, strlen(p))) {
+        free(b.p);
+        b.p = NULL;
+    }
+    free(text);
+    return b.p;
+}
+
+int cli_print_json(const json_t *v)
+{
+    char *text = cli_json_dumps(v, 0);
+    int rc;
+
+    if (!text) {
+        fprintf(stderr, "uniqdb: out of memory printing JSON\n");
+        return CLI_EFAIL;
+    }
+    rc = cli_put_line(text);
+    free(text);
+    return rc;
+}
+
+/* ---- Conflicts ---------------------------------------------------------------- */
+
+static json_t *conflict_index_json(const char *type, const udb_conflict_index *ci)
+{
+    char err[CLI_ERRLEN];
+    json_t *o = json_object(), *fields = json_array(), *values, *key;
+    char *name = NULL;
+    size_t i;
+
+    if (!o || !fields)
+        goto fail;
+    for (i = 0; i < ci->nfields; i++)
+        if (json_array_append_new(fields, json_string(ci->fields[i])))
+            goto fail;
+    values = ci->values.data ? cli_msgpack_to_json(ci->values.data, ci->values.size, err) : NULL;
+    key = ci->existing_key.data
+              ? cli_msgpack_to_json(ci->existing_key.data, ci->existing_key.size, err)
+              : NULL;
+    if (asprintf(&name, "%s.%s", type, ci->index) < 0) {
+        name = NULL;
+        json_decref(values);
+        json_decref(key);
+        goto fail;
+    }
+    json_object_set_new(o, "index", json_string(name));
+    json_object_set_new(o, "fields", fields);
+    json_object_set_new(o, "values", values ? values : json_null());
+    json_object_set_new(o, "existing_key", key ? key : json_null());
+    free(name);
+    return o;
+fail:
+    json_decref(fields);
+    json_decref(o);
+    return NULL;
+}
+
+json_t *cli_conflict_json(const udb_conflict *c)
+{
+    json_t *first, *all, *o;
+    size_t i;
+
+    if (!c || c->count == 0 || !c->indexes)
+        return NULL;
+    first = conflict_index_json(c->type, &c->indexes[0]);
+    all = json_array();
+    if (!first || !all) {
+        json_decref(first);
+        json_decref(all);
+        return NULL;
+    }
+    o = json_deep_copy(first);
+    for (i = 0; o && i < c->count; i++) {
+        json_t *ci = i == 0 ? json_incref(first) : conflict_index_json(c->type, &c->indexes[i]);
+
+        if (!ci || json_array_append_new(all, ci)) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    if (o) {
+        json_object_set_new(o, "record_type", json_string(c->type));
+        json_object_set(o, "conflicts", all);
+    }
+    json_decref(all);
+    json_decref(first);
+    return o;
+}

@@ -1,0 +1,618 @@
+/*
+ * cli_records.c -- the record commands: put, get, find, scan, update, delete,
+ * seq.  Writes go through udb_write() so that a full map is grown and the
+ * work rerun transparently; everything an operation returns is converted to
+ * JSON inside the transaction (returned bytes die with it), and the work
+ * function resets its results first because udb_write() may run it twice.
+ */
+#include "cli_common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Parsing command-line values -------------------------------------------- */
+
+/* Pack the JSON text arg ("-": stdin) into sb.  want_object: it must be a
+ * JSON object (a record); wrap_array: a non-array is wrapped into [v]. */
+static int pack_arg(msgpack_sbuffer *sb, const char *arg, const char *what, int want_object,
+                    int wrap_array)
+{
+    char err[CLI_ERRLEN], *text = NULL;
+    size_t len;
+    json_t *v;
+    int rc;
+
+    if (strcmp(arg, "-") == 0) {
+        if ((rc = cli_read_file(&text, &len, "-")) != CLI_OK)
+            return rc;
+        arg = text;
+    } else {
+        len = strlen(arg);
+    }
+    v = cli_json_parse(arg, len, err);
+    free(text);
+    if (!v) {
+        if (want_object)
+            return cli_fail(CLI_EINVALID, NULL, "%s: %s", what, err);
+        return cli_fail(CLI_EINVALID, NULL, "%s: %s (a JSON value: 42 or '\"abc\"')", what, err);
+    }
+    if (want_object && !json_is_object(v)) {
+        json_decref(v);
+        return cli_fail(CLI_EINVALID, NULL, "%s: must be a JSON object", what);
+    }
+    if (wrap_array && !json_is_array(v)) {
+        json_t *a = json_array();
+
+        if (!a || json_array_append_new(a, v)) {
+            json_decref(a);
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+        }
+        v = a;
+    }
+    rc = cli_json_to_msgpack(sb, v, err);
+    json_decref(v);
+    if (rc)
+        return cli_fail(CLI_EINVALID, NULL, "%s: %s", what, err);
+    return CLI_OK;
+}
+
+/* Report a failed operation: the engine's detail names type, field or index;
+ * without one, say what was being done. */
+static int fail_op(int rc, const char *detail, json_t *conflict, const char *what)
+{
+    return cli_fail_rc(rc, detail, conflict, detail && *detail ? NULL : what);
+}
+
+/* ---- Write operations ------------------------------------------------------- */
+
+typedef enum { OP_INSERT, OP_OR_GET, OP_UPSERT, OP_UPDATE, OP_DELETE, OP_SEQ_NEXT, OP_SEQ_SET } op_kind;
+
+typedef struct op {
+    op_kind kind;
+    const char *type, *index, *name;
+    msgpack_sbuffer rec, key;
+    unsigned flags;
+    uint64_t value;
+    /* results of the last run */
+    json_t *record, *conflict;
+    int created;
+    char detail[2048];
+    char err[CLI_ERRLEN];
+} op;
+
+static void op_reset(op *o)
+{
+    json_decref(o->record);
+    json_decref(o->conflict);
+    o->record = o->conflict = NULL;
+    o->created = 0;
+    o->detail[0] = o->err[0] = '\0';
+}
+
+static int op_run(udb_txn *txn, void *ctx)
+{
+    op *o = ctx;
+    udb_val out = {NULL, 0};
+    int rc = 0;
+
+    op_reset(o);
+    switch (o->kind) {
+    case OP_INSERT:
+        rc = udb_insert(&out, txn, o->type, o->rec.data, o->rec.size);
+        o->created = 1;
+        break;
+    case OP_OR_GET:
+        rc = udb_insert_or_get(&out, &o->created, txn, o->type, o->index, o->rec.data,
+                               o->rec.size);
+        break;
+    case OP_UPSERT:
+        rc = udb_upsert(&out, &o->created, txn, o->type, o->index, o->rec.data, o->rec.size,
+                        NULL, 0);
+        break;
+    case OP_UPDATE:
+        rc = udb_update(&out, txn, o->type, o->key.data, o->key.size, o->rec.data, o->rec.size,
+                        o->flags);
+        break;
+    case OP_DELETE:
+        rc = udb_delete(txn, o->type, o->key.data, o->key.size);
+        break;
+    case OP_SEQ_NEXT:
+        rc = udb_seq_next(&o->value, txn, o->name);
+        break;
+    case OP_SEQ_SET:
+        rc = udb_seq_set(txn, o->name, o->value);
+        break;
+    }
+    if (rc) {
+        snprintf(o->detail, sizeof o->detail, "%s", udb_errmsg(txn));
+        if (rc == UDB_ECONFLICT)
+            o->conflict = cli_conflict_json(udb_conflict_info(txn));
+        return rc;
+    }
+    /* The write stands even if its result cannot be shown: report, don't undo. */
+    if (out.data)
+        o->record = cli_msgpack_to_json(out.data, out.size, o->err);
+    return 0;
+}
+
+/* Run o on DB; prints the stored record if there is one. */
+static int op_exec(op *o, const char *db, const char *what)
+{
+    udb_env *env = NULL;
+    int rc, ex;
+
+    if ((ex = cli_open(&env, db, 0)) != CLI_OK)
+        return ex;
+    rc = udb_write(env, op_run, o);
+    if (rc) {
+        ex = fail_op(rc, o->detail[0] ? o->detail : udb_env_errmsg(env), o->conflict, what);
+        o->conflict = NULL;
+        goto out;
+    }
+    ex = CLI_OK;
+    if (o->record)
+        ex = cli_print_json(o->record);
+    else if (o->err[0])
+        ex = cli_fail(CLI_EFAIL, NULL, "written, but the stored record cannot be shown: %s",
+                      o->err);
+out:
+    udb_close(env);
+    return ex;
+}
+
+static void op_init(op *o, op_kind kind)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    msgpack_sbuffer_init(&o->rec);
+    msgpack_sbuffer_init(&o->key);
+}
+
+static void op_destroy(op *o)
+{
+    op_reset(o);
+    msgpack_sbuffer_destroy(&o->rec);
+    msgpack_sbuffer_destroy(&o->key);
+}
+
+/* ---- put ---------------------------------------------------------------------- */
+
+static int is_nonoption(const char *a)
+{
+    return a[0] != '-' || a[1] == '\0';
+}
+
+int cli_cmd_put(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"or-get", optional_argument, NULL, 'g'},
+        {"upsert", optional_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    char **av = NULL, *joined = NULL;
+    int ac = 0, i, c, nonopt = 0, ex;
+    op o;
+
+    op_init(&o, OP_INSERT);
+    /* "--or-get INDEX" with a space: getopt only knows "--or-get=INDEX", so
+     * join them when the words after the three positionals leave room. */
+    av = calloc((size_t)argc + 1, sizeof *av);
+    if (!av) {
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
+    for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        nonopt += is_nonoption(argv[i]);
+    for (; i < argc; i++)
+        nonopt += strcmp(argv[i], "--") != 0;
+    for (i = 0; i < argc; i++) {
+        if (!joined && nonopt == 4 && i + 1 < argc && is_nonoption(argv[i + 1]) &&
+            (strcmp(argv[i], "--or-get") == 0 || strcmp(argv[i], "--upsert") == 0)) {
+            if (asprintf(&joined, "%s=%s", argv[i], argv[i + 1]) < 0) {
+                joined = NULL;
+                ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+                goto out;
+            }
+            av[ac++] = joined;
+            i++;
+            continue;
+        }
+        av[ac++] = argv[i];
+    }
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(ac, av, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'g':
+        case 'u':
+            if (o.kind != OP_INSERT) {
+                ex = cli_usage("put", "--or-get and --upsert exclude each other");
+                goto out;
+            }
+            o.kind = c == 'g' ? OP_OR_GET : OP_UPSERT;
+            o.index = optarg && *optarg ? optarg : NULL;
+            break;
+        case 'h':
+            ex = cli_usage("put", NULL);
+            goto out;
+        case 'j':
+            cli_json_errors = 1;
+            break;
+        default: {
+            char msg[256];
+
+            snprintf(msg, sizeof msg, "unknown option '%s'", av[optind - 1]);
+            ex = cli_usage("put", msg);
+            goto out;
+        }
+        }
+    }
+    if (ac - optind != 3) {
+        ex = cli_usage("put", "expected DB TYPE JSON");
+        goto out;
+    }
+    o.type = av[optind + 1];
+    if ((ex = pack_arg(&o.rec, av[optind + 2], "record", 1, 0)) != CLI_OK)
+        goto out;
+    ex = op_exec(&o, av[optind], o.type);
+    if (ex == CLI_OK && o.kind != OP_INSERT)
+        fprintf(stderr, "%s\n",
+                o.created ? "created" : o.kind == OP_OR_GET ? "existing" : "updated");
+out:
+    op_destroy(&o);
+    free(joined);
+    free(av);
+    return ex;
+}
+
+/* ---- update, delete ---------------------------------------------------------- */
+
+int cli_cmd_update(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"merge", no_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    char what[512];
+    int c, ex;
+    op o;
+
+    op_init(&o, OP_UPDATE);
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hm", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            o.flags |= UDB_MERGE;
+            break;
+        case 'h':
+            ex = cli_usage("update", NULL);
+            goto out;
+        case 'j':
+            cli_json_errors = 1;
+            break;
+        default: {
+            char msg[256];
+
+            snprintf(msg, sizeof msg,
+                     "unknown option '%s' (put -- before arguments that begin with '-')",
+                     argv[optind - 1]);
+            ex = cli_usage("update", msg);
+            goto out;
+        }
+        }
+    }
+    if (argc - optind != 4) {
+        ex = cli_usage("update", "expected DB TYPE KEY JSON");
+        goto out;
+    }
+    o.type = argv[optind + 1];
+    if ((ex = pack_arg(&o.key, argv[optind + 2], "KEY", 0, 0)) != CLI_OK ||
+        (ex = pack_arg(&o.rec, argv[optind + 3], "record", 1, 0)) != CLI_OK)
+        goto out;
+    snprintf(what, sizeof what, "%s %s", o.type, argv[optind + 2]);
+    ex = op_exec(&o, argv[optind], what);
+out:
+    op_destroy(&o);
+    return ex;
+}
+
+int cli_cmd_delete(int argc, char **argv)
+{
+    char what[512];
+    int first, ex;
+    op o;
+
+    if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
+        return ex;
+    if (argc - first != 3)
+        return cli_usage("delete", "expected DB TYPE KEY");
+    op_init(&o, OP_DELETE);
+    o.type = argv[first + 1];
+    if ((ex = pack_arg(&o.key, argv[first + 2], "KEY", 0, 0)) == CLI_OK) {
+        snprintf(what, sizeof what, "%s %s", o.type, argv[first + 2]);
+        ex = op_exec(&o, argv[first], what);
+    }
+    op_destroy(&o);
+    return ex;
+}
+
+/* ---- seq ---------------------------------------------------------------------- */
+
+static int parse_u64(uint64_t *out, const char *s)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_cmd_seq(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"get", no_argument, NULL, 'g'},
+        {"set", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    int c, ex, get = 0;
+    udb_env *env = NULL;
+    udb_txn *txn = NULL;
+    op o;
+
+    op_init(&o, OP_SEQ_NEXT);
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'g':
+            get = 1;
+            break;
+        case 's':
+            o.kind = OP_SEQ_SET;
+            if (parse_u64(&o.value, optarg)) {
+                ex = cli_usage("seq", "--set needs a number 0..18446744073709551615");
+                goto out;
+            }
+            break;
+        case 'h':
+            ex = cli_usage("seq", NULL);
+            goto out;
+        case 'j':
+            cli_json_errors = 1;
+            break;
+        case ':':
+            ex = cli_usage("seq", "--set needs a value");
+            goto out;
+        default: {
+            char msg[256];
+
+            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
+            ex = cli_usage("seq", msg);
+            goto out;
+        }
+        }
+    }
+    if (argc - optind != 2) {
+        ex = cli_usage("seq", "expected DB NAME");
+        goto out;
+    }
+    if (get && o.kind == OP_SEQ_SET) {
+        ex = cli_usage("seq", "--get and --set exclude each other");
+        goto out;
+    }
+    o.name = argv[optind + 1];
+    if (!get) {
+        ex = op_exec(&o, argv[optind], o.name);
+        if (ex == CLI_OK && o.kind == OP_SEQ_NEXT)
+            printf("%" PRIu64 "\n", o.value);
+        goto out;
+    }
+    if ((ex = cli_open(&env, argv[optind], 0)) != CLI_OK)
+        goto out;
+    if ((c = udb_begin(&txn, env, UDB_RDONLY)) == 0)
+        c = udb_seq_get(&o.value, txn, o.name);
+    if (c) {
+        char what[300];
+
+        snprintf(what, sizeof what, "sequence %s", o.name);
+        ex = fail_op(c, udb_errmsg(txn), NULL, what);
+    } else {
+        printf("%" PRIu64 "\n", o.value);
+    }
+    udb_abort(txn);
+    udb_close(env);
+out:
+    op_destroy(&o);
+    return ex;
+}
+
+/* ---- Reads: get, find, scan ---------------------------------------------------- */
+
+static int print_record(udb_val v)
+{
+    char err[CLI_ERRLEN];
+    json_t *j = cli_msgpack_to_json(v.data, v.size, err);
+    int ex;
+
+    if (!j)
+        return cli_fail(CLI_EFAIL, NULL, "cannot show a stored record: %s", err);
+    ex = cli_print_json(j);
+    json_decref(j);
+    return ex;
+}
+
+/* get and find: one record by primary key or by unique index. */
+static int lookup(int argc, char **argv, int by_index)
+{
+    const char *cmd = by_index ? "find" : "get";
+    msgpack_sbuffer key;
+    udb_env *env = NULL;
+    udb_txn *txn = NULL;
+    udb_val v;
+    char what[600];
+    int first, ex, rc;
+
+    if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
+        return ex;
+    if (argc - first != 3 + by_index)
+        return cli_usage(cmd, by_index ? "expected DB TYPE INDEX JSON-ARRAY" : "expected DB TYPE KEY");
+    msgpack_sbuffer_init(&key);
+    if ((ex = pack_arg(&key, argv[first + 2 + by_index], by_index ? "values" : "KEY", 0,
+                       by_index)) != CLI_OK)
+        goto out;
+    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+        goto out;
+    rc = udb_begin(&txn, env, UDB_RDONLY);
+    if (rc == 0)
+        rc = by_index ? udb_find(&v, txn, argv[first + 1], argv[first + 2], key.data, key.size)
+                      : udb_get(&v, txn, argv[first + 1], key.data, key.size);
+    if (rc) {
+        if (by_index)
+            snprintf(what, sizeof what, "%s.%s %s: no such record", argv[first + 1],
+                     argv[first + 2], argv[first + 3]);
+        else
+            snprintf(what, sizeof what, "%s %s: no such record", argv[first + 1], argv[first + 2]);
+        /* "not found" alone says nothing: name what was looked up. */
+        if (rc == UDB_ENOTFOUND)
+            ex = cli_fail(CLI_ENOTFOUND, NULL, "%s", what);
+        else
+            ex = fail_op(rc, txn ? udb_errmsg(txn) : udb_env_errmsg(env), NULL, cmd);
+    } else {
+        ex = print_record(v);
+    }
+out:
+    udb_abort(txn);
+    udb_close(env);
+    msgpack_sbuffer_destroy(&key);
+    return ex;
+}
+
+int cli_cmd_get(int argc, char **argv)
+{
+    return lookup(argc, argv, 0);
+}
+
+int cli_cmd_find(int argc, char **argv)
+{
+    return lookup(argc, argv, 1);
+}
+
+/* The primary-key field of type in the stored schema, or NULL. */
+static char *key_field(udb_env *env, const char *type)
+{
+    char *text = NULL, *r = NULL;
+    json_t *s;
+
+    if (udb_schema_json(&text, env) != 0)
+        return NULL;
+    s = json_loads(text, 0, NULL);
+    udb_free(text);
+    if (s) {
+        const char *k = json_string_value(json_object_get(
+            json_object_get(json_object_get(s, "types"), type), "key"));
+
+        r = k ? strdup(k) : NULL;
+        json_decref(s);
+    }
+    return r;
+}
+
+int cli_cmd_scan(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"limit", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    msgpack_sbuffer prefix;
+    udb_env *env = NULL;
+    udb_txn *txn = NULL;
+    udb_cursor *cur = NULL;
+    const char *type, *index = NULL;
+    char *keyf = NULL;
+    uint64_t limit = UINT64_MAX, n = 0;
+    int c, ex, rc, npos;
+
+    msgpack_sbuffer_init(&prefix);
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hn:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            if (parse_u64(&limit, optarg)) {
+                ex = cli_usage("scan", "--limit needs a number");
+                goto out;
+            }
+            break;
+        case 'h':
+            ex = cli_usage("scan", NULL);
+            goto out;
+        case 'j':
+            cli_json_errors = 1;
+            break;
+        case ':':
+            ex = cli_usage("scan", "--limit needs a value");
+            goto out;
+        default: {
+            char msg[256];
+
+            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
+            ex = cli_usage("scan", msg);
+            goto out;
+        }
+        }
+    }
+    npos = argc - optind;
+    if (npos < 2 || npos > 4) {
+        ex = cli_usage("scan", "expected DB TYPE [INDEX [JSON-ARRAY-PREFIX]]");
+        goto out;
+    }
+    type = argv[optind + 1];
+    if (npos >= 3 && strcmp(argv[optind + 2], "-") != 0 && argv[optind + 2][0])
+        index = argv[optind + 2];
+    if (npos == 4 && (ex = pack_arg(&prefix, argv[optind + 3], "prefix", 0, 1)) != CLI_OK)
+        goto out;
+    if ((ex = cli_open(&env, argv[optind], 0)) != CLI_OK)
+        goto out;
+    if (index && (keyf = key_field(env, type)) != NULL && strcmp(keyf, index) == 0)
+        index = NULL;
+    rc = udb_begin(&txn, env, UDB_RDONLY);
+    if (rc == 0)
+        rc = udb_scan(&cur, txn, type, index, prefix.size ? prefix.data : NULL, prefix.size);
+    while (rc == 0 && n < limit) {
+        udb_val v;
+
+        rc = udb_cursor_next(&v, cur);
+        if (rc == 0 && (ex = print_record(v)) != CLI_OK)
+            goto out;
+        n++;
+    }
+    if (rc && rc != UDB_ENOTFOUND)
+        ex = fail_op(rc, txn ? udb_errmsg(txn) : udb_env_errmsg(env), NULL, "scan");
+    else
+        ex = CLI_OK;
+out:
+    udb_cursor_close(cur);
+    udb_abort(txn);
+    udb_close(env);
+    free(keyf);
+    msgpack_sbuffer_destroy(&prefix);
+    return ex;
+}

@@ -1,0 +1,377 @@
+/*
+ * uniqdb.c -- entry point of the `uniqdb` command-line tool: the command
+ * table, --help/--version, and the one place that turns failures into an
+ * exit code plus either a line on stderr or (with --json) an RFC 9457 problem
+ * object on stdout, so that scripts can branch without parsing text.
+ */
+#include "cli_common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cli_json_errors;
+
+typedef struct command {
+    const char *name;
+    cli_command_fn *fn;
+    const char *args;
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"init", cli_cmd_init, "DB SCHEMA.json",
+     "Create the database DB (a directory) with the schema in SCHEMA.json (\"-\": stdin),\n"
+     "or apply a schema change to an existing one.  Applying the stored schema again\n"
+     "changes nothing."},
+    {"schema", cli_cmd_schema, "DB", "Print the stored schema as JSON."},
+    {"put", cli_cmd_put, "DB TYPE JSON [--or-get [INDEX]] [--upsert [INDEX]]",
+     "Insert the record JSON (an object; \"-\": read it from stdin) and print the stored\n"
+     "record.  --or-get: if the record's key in unique index INDEX (default: the\n"
+     "primary key) is already held, print that record instead (nothing is changed).\n"
+     "--upsert: if it is held, merge the given fields into that record.  On stderr,\n"
+     "\"created\", \"existing\" or \"updated\" says which happened."},
+    {"get", cli_cmd_get, "DB TYPE KEY",
+     "Print the record with primary key KEY, a JSON value: 42 or '\"qg2X9STk79i\"'."},
+    {"find", cli_cmd_find, "DB TYPE INDEX JSON-ARRAY",
+     "Print the record that holds the values JSON-ARRAY (one per field, in index\n"
+     "order) in the unique index INDEX.  A single value may be given without [ ]."},
+    {"scan", cli_cmd_scan, "DB TYPE [INDEX [JSON-ARRAY-PREFIX]] [--limit N]",
+     "Print the records of TYPE as NDJSON, in primary-key order or in the order of\n"
+     "INDEX (\"-\" or the key field: primary key), restricted to those whose leading\n"
+     "index fields equal the prefix."},
+    {"update", cli_cmd_update, "DB TYPE KEY JSON [--merge]",
+     "Replace the record with primary key KEY by JSON (\"-\": stdin), or with --merge\n"
+     "merge JSON's fields into it (null removes a field).  Prints the stored record."},
+    {"delete", cli_cmd_delete, "DB TYPE KEY", "Delete the record with primary key KEY."},
+    {"seq", cli_cmd_seq, "DB NAME [--get | --set N]",
+     "Take the next value of the sequence NAME and print it.  --get prints the\n"
+     "current value without advancing it; --set N sets it."},
+    {"dump", cli_cmd_dump, "DB [TYPE...]",
+     "Write the database as NDJSON: a {\"schema\": ...} line, one\n"
+     "{\"type\": T, \"record\": {...}} line per record (types in schema order, records in\n"
+     "primary-key order), then a {\"sequences\": {...}} line."},
+    {"load", cli_cmd_load, "DB [FILE|-] [--or-get]",
+     "Read NDJSON as written by dump (no FILE or \"-\": stdin) into DB, creating it if\n"
+     "needed.  Each line whose record conflicts with one already stored is reported\n"
+     "with its line number and the rest are loaded (exit 3); --or-get skips\n"
+     "conflicting records silently instead.  Sequences are restored (never lowered)."},
+    {"check", cli_cmd_check, "DB",
+     "Verify every record against the schema and every index against every record.\n"
+     "Lists each problem and exits 6 if there are any."},
+    {"stat", cli_cmd_stat, "DB",
+     "Per type: records, index entries, bytes; then file and map usage.\n"
+     "--json prints the same as one JSON object."},
+    {"demo", cli_cmd_demo, "[DIR]",
+     "Create a database in DIR (default: a new temporary directory), apply the\n"
+     "scenarios' schema and run the five scenarios with real concurrent processes,\n"
+     "printing what happened.  Ends with a consistency check and a few records."},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const command *find_command(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void main_usage(FILE *f)
+{
+    size_t i;
+
+    fprintf(f, "usage: uniqdb [--json] COMMAND [ARGS...]\n"
+               "       uniqdb COMMAND --help | --help | --version\n\n"
+               "Inspect and edit uniqdb databases.  Records are JSON on the command line and on\n"
+               "output; binary fields are {\"$bin\": \"<base64>\"}.\n\ncommands:\n");
+    for (i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].args);
+    fprintf(f, "\noptions (any command):\n"
+               "  --json     report errors as RFC 9457 problem objects on stdout\n"
+               "  --help     show help\n\n"
+               "exit status: 0 ok, 1 error, 2 usage, 3 conflict, 4 not found,\n"
+               "             5 invalid record/schema/JSON, 6 check found problems\n"
+               "Start with: uniqdb demo\n");
+}
+
+int cli_usage(const char *cmd, const char *msg)
+{
+    const command *c = find_command(cmd);
+
+    if (!msg) {
+        if (c)
+            printf("usage: uniqdb %s %s\n\n%s\n\noptions: --json (errors as problem objects), "
+                   "--help\n",
+                   c->name, c->args, c->help);
+        else
+            main_usage(stdout);
+        return CLI_OK;
+    }
+    if (cli_json_errors) {
+        cli_fail(CLI_EUSAGE, NULL, "%s%s%s", c ? c->name : "", c ? ": " : "", msg);
+    } else {
+        fprintf(stderr, "uniqdb%s%s: %s\n", c ? " " : "", c ? c->name : "", msg);
+        if (c)
+            fprintf(stderr, "usage: uniqdb %s %s\n", c->name, c->args);
+        else
+            fprintf(stderr, "try: uniqdb --help\n");
+    }
+    return CLI_EUSAGE;
+}
+
+int cli_simple_options(int argc, char **argv, int *first)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            return cli_usage(argv[0], NULL);
+        case 'j':
+            cli_json_errors = 1;
+            break;
+        default: {
+            char msg[256];
+
+            snprintf(msg, sizeof msg,
+                     "unknown option '%s' (put -- before arguments that begin with '-')",
+                     argv[optind - 1]);
+            return cli_usage(argv[0], msg);
+        }
+        }
+    }
+    *first = optind;
+    return -1;
+}
+
+/* ---- Errors ---------------------------------------------------------------- */
+
+int cli_exit_code(int rc)
+{
+    switch (rc) {
+    case 0:
+        return CLI_OK;
+    case UDB_ECONFLICT:
+        return CLI_ECONFLICT;
+    case UDB_ENOTFOUND:
+        return CLI_ENOTFOUND;
+    case UDB_EINVALID:
+    case UDB_ESCHEMA:
+    case UDB_EKEYTOOLONG:
+        return CLI_EINVALID;
+    default:
+        return CLI_EFAIL;
+    }
+}
+
+static void problem_kind(int code, const char **type, const char **title, int *status)
+{
+    switch (code) {
+    case CLI_EUSAGE:
+        *type = "usage", *title = "Bad command line", *status = 400;
+        break;
+    case CLI_ECONFLICT:
+        *type = "conflict", *title = "Unique constraint violated", *status = 409;
+        break;
+    case CLI_ENOTFOUND:
+        *type = "not-found", *title = "Not found", *status = 404;
+        break;
+    case CLI_EINVALID:
+        *type = "invalid", *title = "Invalid record, schema or input", *status = 422;
+        break;
+    case CLI_ECHECK:
+        *type = "check-failed", *title = "Database check found problems", *status = 500;
+        break;
+    default:
+        *type = "error", *title = "Error", *status = 500;
+        break;
+    }
+}
+
+int cli_fail(int code, json_t *extra, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cli_json_errors) {
+        const char *type, *title;
+        char uri[64];
+        int status;
+        json_t *p;
+
+        problem_kind(code, &type, &title, &status);
+        snprintf(uri, sizeof uri, "urn:uniqdb:problem:%s", type);
+        p = json_pack("{s s s s s i s s s i}", "type", uri, "title", title, "status", status,
+                      "detail", msg, "exit_code", code);
+        if (p && extra)
+            json_object_update(p, extra);
+        if (!p || cli_print_json(p))
+            fprintf(stderr, "uniqdb: %s\n", msg);
+        json_decref(p);
+    } else {
+        fprintf(stderr, "uniqdb: %s\n", msg);
+    }
+    json_decref(extra);
+    return code;
+}
+
+int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what)
+{
+    const char *d = detail && *detail ? detail : udb_strerror(rc);
+
+    if (what && *what)
+        return cli_fail(cli_exit_code(rc), conflict, "%s: %s", what, d);
+    return cli_fail(cli_exit_code(rc), conflict, "%s", d);
+}
+
+/* ---- Shared helpers ---------------------------------------------------------- */
+
+int cli_open(udb_env **out, const char *path, int create)
+{
+    struct stat st;
+    char *data = NULL;
+    int rc;
+
+    if (!create) {
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            return cli_fail(CLI_EFAIL, NULL, "%s: no such database directory", path);
+        if (asprintf(&data, "%s/data.mdb", path) < 0)
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+        rc = stat(data, &st);
+        free(data);
+        if (rc != 0)
+            return cli_fail(CLI_EFAIL, NULL,
+                            "%s: not a uniqdb database (create one with: uniqdb init %s "
+                            "SCHEMA.json)",
+                            path, path);
+    }
+    rc = udb_open(out, path, NULL);
+    if (rc)
+        return cli_fail_rc(rc, udb_env_errmsg(NULL), NULL, path);
+    return CLI_OK;
+}
+
+int cli_put_line(const char *text)
+{
+    if (fputs(text, stdout) == EOF || putchar('\n') == EOF) {
+        fprintf(stderr, "uniqdb: writing to stdout: %s\n", strerror(errno));
+        return CLI_EFAIL;
+    }
+    return CLI_OK;
+}
+
+int cli_read_file(char **out, size_t *len, const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char *p = NULL;
+    size_t n = 0, cap = 0;
+    int rc = CLI_OK;
+
+    if (!f)
+        return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, strerror(errno));
+    for (;;) {
+        size_t got;
+
+        if (cap - n < 4096) {
+            char *q;
+
+            if (cap > SIZE_MAX / 2 - 4096) {
+                rc = cli_fail(CLI_EFAIL, NULL, "%s: too large", path);
+                goto out;
+            }
+            cap = cap ? cap * 2 : 8192;
+            q = realloc(p, cap);
+            if (!q) {
+                rc = cli_fail(CLI_EFAIL, NULL, "%s: out of memory", path);
+                goto out;
+            }
+            p = q;
+        }
+        got = fread(p + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        rc = cli_fail(CLI_EFAIL, NULL, "%s: read error", path);
+        goto out;
+    }
+    p[n] = '\0';
+    *out = p;
+    *len = n;
+    p = NULL;
+out:
+    free(p);
+    if (f != stdin)
+        fclose(f);
+    return rc;
+}
+
+/* ---- main ----------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    const command *cmd;
+    int c, rc;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            main_usage(stdout);
+            return CLI_OK;
+        case 'V':
+            printf("uniqdb %s (jansson %s, msgpack-c %s)\n", UDB_VERSION_STRING,
+                   JANSSON_VERSION, msgpack_version());
+            return CLI_OK;
+        case 'j':
+            cli_json_errors = 1;
+            break;
+        default:
+            fprintf(stderr, "uniqdb: unknown option '%s'\n", argv[optind - 1]);
+            main_usage(stderr);
+            return CLI_EUSAGE;
+        }
+    }
+    if (optind >= argc) {
+        main_usage(stderr);
+        return CLI_EUSAGE;
+    }
+    cmd = find_command(argv[optind]);
+    if (!cmd) {
+        char msg[256];
+
+        snprintf(msg, sizeof msg, "unknown command '%s'", argv[optind]);
+        return cli_usage("", msg);
+    }
+    rc = cmd->fn(argc - optind, argv + optind);
+    if (fflush(stdout) == EOF || ferror(stdout)) {
+        fprintf(stderr, "uniqdb: writing to stdout failed\n");
+        if (rc == CLI_OK)
+            rc = CLI_EFAIL;
+    }
+    return rc;
+}
