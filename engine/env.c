@@ -282,6 +282,9 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         goto fail;
     if ((rc = open_meta(env)))
         goto fail;
+    rc = UDB_ENOMEM;
+    if (!(env->group = udb__group_new()))
+        goto fail;
     if ((rc = udb__env_reload_schema(env)))
         goto fail_quiet;
     *out = env;
@@ -303,7 +306,7 @@ void udb_close(udb_env *env)
     for (size_t i = 0; i < env->nretired; i++)
         udb__schema_free(env->retired[i]);
     free(env->retired);
-    free(env->group);
+    udb__group_free(env->group);
     free(env->path);
     pthread_mutex_destroy(&env->lock);
     pthread_mutex_destroy(&env->dbi_lock);

@@ -290,6 +290,9 @@ int  udb__grow(udb_env *env, size_t from);
 /* Adopt a map size another process set (MDB_MAP_RESIZED). */
 int  udb__adopt(udb_env *env);
 size_t udb__mapsize(udb_env *env);
+typedef struct udb_group udb_group;
+udb_group *udb__group_new(void);
+void udb__group_free(udb_group *g);
 int  udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *parent);
 /* End a transaction: commit (commit=true) or abort, then free it. */
 int  udb__txn_end(udb_txn *txn, bool commit);

@@ -8,6 +8,7 @@
  * At begin it compares the stored schema generation with the cached one, so a
  * schema change made by another process is picked up before any work.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,9 +172,167 @@ static int write_alone(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
     }
 }
 
+/*
+ * Group commit.  LMDB has one writer and syncs on every commit, so N
+ * concurrent durable writers would pay N commits.  Instead, concurrent
+ * udb_write callers queue up; the first becomes the leader, takes the whole
+ * queue, runs each fn inside its own nested transaction (so one failure rolls
+ * back only its own work), commits once, and wakes the others with their own
+ * results.  This is LevelDB's write queue on top of LMDB's nested transactions.
+ */
+#define GROUP_MAX 128
+
+typedef struct greq {
+    int (*fn)(udb_txn *, void *);
+    void *ctx;
+    int rc;
+    bool done;
+    struct greq *next;
+    char msg[512];
+} greq;
+
+struct udb_group {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    greq *head, *tail;
+    bool leading;
+};
+
+udb_group *udb__group_new(void)
+{
+    udb_group *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    return g;
+}
+
+void udb__group_free(udb_group *g)
+{
+    if (!g)
+        return;
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}
+
+static void keep_msg(greq *r, udb_txn *txn, int rc)
+{
+    const char *m = udb_errmsg(txn);
+    snprintf(r->msg, sizeof r->msg, "%s", m[0] ? m : udb_strerror(rc));
+}
+
+/* Run one batch in one transaction.  Returns the commit's result; each
+ * request's own result is in r->rc.  *grow_at is set when the map filled. */
+static int run_batch(udb_env *env, greq **batch, size_t n, size_t *grow_at)
+{
+    udb_txn *top;
+    *grow_at = 0;
+    int rc = udb__txn_begin_raw(&top, env, 0, NULL);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        greq *r = batch[i];
+        if (n == 1) {   /* alone: no need for a nested transaction */
+            r->rc = r->fn(top, r->ctx);
+            if (r->rc && !top->map_full) {
+                keep_msg(r, top, r->rc);
+                udb__txn_end(top, false);
+                return 0;
+            }
+            break;
+        }
+        udb_txn *sub;
+        if ((r->rc = udb__txn_begin_raw(&sub, env, 0, top))) {
+            snprintf(r->msg, sizeof r->msg, "udb_write: nested begin: %s", udb_strerror(r->rc));
+            continue;
+        }
+        r->rc = r->fn(sub, r->ctx);
+        if (r->rc) {
+            keep_msg(r, sub, r->rc);
+            udb__txn_end(sub, false);
+        } else if ((r->rc = udb__txn_end(sub, true))) {
+            snprintf(r->msg, sizeof r->msg, "udb_write: nested commit: %s",
+                     udb_strerror(r->rc));
+        }
+        if (top->map_full)
+            break;
+    }
+    if (top->map_full) {
+        *grow_at = top->map_full_at;
+        udb__txn_end(top, false);
+        return MDB_MAP_FULL;
+    }
+    size_t at = udb__mapsize(env);
+    rc = udb__txn_end(top, true);
+    if (rc == MDB_MAP_FULL)
+        *grow_at = at;
+    return rc;
+}
+
+static int write_grouped(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
+{
+    udb_group *g = env->group;
+    greq me = {.fn = fn, .ctx = ctx};
+    pthread_mutex_lock(&g->mu);
+    if (g->tail)
+        g->tail->next = &me;
+    else
+        g->head = &me;
+    g->tail = &me;
+    while (!me.done && (g->leading || g->head != &me))
+        pthread_cond_wait(&g->cv, &g->mu);
+    if (me.done) {
+        pthread_mutex_unlock(&g->mu);
+        if (me.rc)
+            udb__env_err(me.rc, "%s", me.msg);
+        return me.rc;
+    }
+    /* leader: take up to GROUP_MAX queued requests, oldest first */
+    g->leading = true;
+    greq *batch[GROUP_MAX];
+    size_t n = 0;
+    for (greq *r = g->head; r && n < GROUP_MAX; r = r->next)
+        batch[n++] = r;
+    pthread_mutex_unlock(&g->mu);
+
+    int rc;
+    for (;;) {
+        size_t grow_at;
+        rc = run_batch(env, batch, n, &grow_at);
+        if (rc != MDB_MAP_FULL || !grow_at)
+            break;
+        if ((rc = udb__grow(env, grow_at)))
+            break;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rc && !batch[i]->rc) {     /* the shared commit failed: so did everyone */
+            batch[i]->rc = rc;
+            snprintf(batch[i]->msg, sizeof batch[i]->msg, "udb_write: commit: %s",
+                     udb_strerror(rc));
+        }
+    }
+
+    pthread_mutex_lock(&g->mu);
+    g->head = batch[n - 1]->next;
+    if (!g->head)
+        g->tail = NULL;
+    for (size_t i = 0; i < n; i++)
+        batch[i]->done = true;
+    g->leading = false;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (me.rc)
+        udb__env_err(me.rc, "%s", me.msg);
+    return me.rc;
+}
+
 int udb_write(udb_env *env, int (*fn)(udb_txn *txn, void *ctx), void *ctx)
 {
     if (!env || !fn)
         return udb__env_err(UDB_EINVAL, "udb_write: env and fn are required");
-    return write_alone(env, fn, ctx);
+    if ((env->flags & UDB_NOGROUP) || !env->group)
+        return write_alone(env, fn, ctx);
+    return write_grouped(env, fn, ctx);
 }

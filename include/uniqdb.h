@@ -34,6 +34,11 @@
  *    writers across threads and processes); a second udb_begin() for writing
  *    waits.  Do not begin a write transaction on a thread that already holds
  *    one on the same environment: it deadlocks.
+ *  - The map grows by itself, but only while no transaction of this process
+ *    is open: keep read transactions short, and do not hold one on a thread
+ *    that writes.  After MDB_MAP_FULL in a transaction of your own, abort it;
+ *    the next write udb_begin() grows the map (udb_write() does all of this
+ *    for you, and reruns fn).
  *  - Several processes may open the same database.  Never use a udb_env across
  *    fork(): open the database again in the child.  Do not open the same
  *    database twice in one process.
@@ -199,9 +204,15 @@ void udb_abort(udb_txn *txn);
  * transaction -- so a failing fn rolls back only its own work -- then commits
  * once.  Each caller returns only after its work is durable (as durable as
  * the env's sync flags make it), with its own fn's result.  If the shared
- * commit fails, every fn of that batch gets the commit's error.  udb_errmsg()
- * and udb_conflict_info() inside fn refer to fn's own work; copy what you need
- * before fn returns.
+ * commit fails, every fn of that batch gets the commit's error.  fn may run on
+ * another caller's thread (the batch leader), one fn at a time.  udb_errmsg(),
+ * udb_conflict_info() and values returned by operations inside fn refer to
+ * fn's own work and stay valid only until fn returns: copy what you need.
+ * After a failure, udb_env_errmsg() on the calling thread holds fn's message.
+ *
+ * Rules: fn must not call udb_write or udb_begin for writing (deadlock); the
+ * calling thread must not hold another transaction on env (growing the map
+ * waits until this process has no transaction open).
  * Errors: fn's own code, UDB_EFULL, UDB_EINVAL, LMDB codes. */
 int udb_write(udb_env *env, int (*fn)(udb_txn *txn, void *ctx), void *ctx);
 
