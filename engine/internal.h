@@ -62,6 +62,11 @@ int udb__mp_check(const void *buf, size_t len, unsigned max_depth, const char **
 int udb__mp_unpack(msgpack_unpacked *up, const void *buf, size_t len);
 /* Check + unpack in one step; error message (if any) in *why. */
 int udb__mp_parse(msgpack_unpacked *up, const void *buf, size_t len, const char **why);
+/* Decode a msgpack scalar (array=false) or an array of at most max scalars
+ * (array=true) without allocating; strings point into buf.  UDB_EINVALID with
+ * a reason in *why. */
+int udb__mp_scalars(msgpack_object *out, size_t max, size_t *n, bool array, const void *buf,
+                    size_t len, const char **why);
 /* Render a msgpack object for a human message (strings bare). */
 void udb__mp_render(udb_buf *b, const msgpack_object *o, bool quote_strings);
 const char *udb__mp_typename(const msgpack_object *o);

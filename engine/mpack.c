@@ -191,3 +191,115 @@ void udb__mp_render(udb_buf *b, const msgpack_object *o, bool quote)
     default: udb__buf_printf(b, "<ext>"); break;
     }
 }
+
+/* Read one scalar at *pp without allocating (keys and index values are hot:
+ * every lookup decodes one).  Strings point into the buffer. */
+static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsigned char *end)
+{
+    walker w = {*pp, end, 1, 0, NULL};
+    const unsigned char *start = w.p;
+    if (walk(&w, 0))
+        return UDB_EINVALID;
+    const unsigned char *p = start;
+    unsigned char c = *p++;
+    memset(o, 0, sizeof *o);
+    if (c <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = c;
+    } else if (c >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)c;
+    } else if ((c & 0xe0) == 0xa0 || c == 0xd9 || c == 0xda || c == 0xdb ||
+               c == 0xc4 || c == 0xc5 || c == 0xc6) {
+        unsigned lb = (c & 0xe0) == 0xa0 ? 0 : (c == 0xd9 || c == 0xc4) ? 1
+                      : (c == 0xda || c == 0xc5) ? 2 : 4;
+        uint32_t n = lb ? (uint32_t)rd(p, lb) : (uint32_t)(c & 0x1f);
+        p += lb;
+        bool bin = c >= 0xc4 && c <= 0xc6;
+        o->type = bin ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
+        o->via.str.size = n;
+        o->via.str.ptr = (const char *)p;
+    } else {
+        switch (c) {
+        case 0xc0: o->type = MSGPACK_OBJECT_NIL; break;
+        case 0xc2: case 0xc3:
+            o->type = MSGPACK_OBJECT_BOOLEAN;
+            o->via.boolean = c == 0xc3;
+            break;
+        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = rd(p, 1u << (c - 0xcc));
+            break;
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+            unsigned n = 1u << (c - 0xd0);
+            uint64_t u = rd(p, n);
+            int64_t v = n == 1 ? (int8_t)u : n == 2 ? (int16_t)u : n == 4 ? (int32_t)u
+                                                                          : (int64_t)u;
+            o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.i64 = v;
+            break;
+        }
+        case 0xca: {
+            uint32_t u = (uint32_t)rd(p, 4);
+            float f;
+            memcpy(&f, &u, 4);
+            o->type = MSGPACK_OBJECT_FLOAT32;
+            o->via.f64 = f;
+            break;
+        }
+        case 0xcb: {
+            uint64_t u = rd(p, 8);
+            o->type = MSGPACK_OBJECT_FLOAT64;
+            memcpy(&o->via.f64, &u, 8);
+            break;
+        }
+        default:
+            return UDB_EINVALID;   /* arrays, maps, ext: not scalars */
+        }
+    }
+    *pp = w.p;
+    return 0;
+}
+
+int udb__mp_scalars(msgpack_object *out, size_t max, size_t *n, bool array, const void *buf,
+                    size_t len, const char **why)
+{
+    const unsigned char *p = buf, *end = p + len;
+    size_t count = 1;
+    *why = NULL;
+    if (!buf || len == 0) {
+        *why = "empty msgpack";
+        return UDB_EINVALID;
+    }
+    if (array) {
+        unsigned char c = *p++;
+        if ((c & 0xf0) == 0x90) {
+            count = c & 0x0f;
+        } else if (c == 0xdc && end - p >= 2) {
+            count = (size_t)rd(p, 2);
+            p += 2;
+        } else if (c == 0xdd && end - p >= 4) {
+            count = (size_t)rd(p, 4);
+            p += 4;
+        } else {
+            *why = "expected a msgpack array of scalar values";
+            return UDB_EINVALID;
+        }
+        if (count > max) {
+            *why = "too many values";
+            return UDB_EINVALID;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (read_scalar(&out[i], &p, end)) {
+            *why = "expected scalar msgpack values (nil, bool, int, float, str, bin), complete";
+            return UDB_EINVALID;
+        }
+    }
+    if (p != end) {
+        *why = "trailing bytes after the msgpack value";
+        return UDB_EINVALID;
+    }
+    *n = count;
+    return 0;
+}

@@ -99,23 +99,21 @@ static int parse_key(udb_buf *out, udb_txn *txn, const udb_type *t, const void *
 {
     if (!key)
         return udb__err(txn, UDB_EINVAL, "no key given");
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
+    msgpack_object o;
+    size_t n;
     const char *why = NULL;
     udb_buf msg = {0};
-    int rc = udb__mp_parse(&up, key, len, &why);
+    int rc = udb__mp_scalars(&o, 1, &n, false, key, len, &why);
     if (rc) {
-        udb__err(txn, rc, "type \"%s\": key is not valid msgpack: %s", t->name,
-                 why ? why : "malformed");
-    } else if (up.data.type == MSGPACK_OBJECT_NIL) {
+        udb__err(txn, rc, "type \"%s\": key is not a msgpack scalar: %s", t->name, why);
+    } else if (o.type == MSGPACK_OBJECT_NIL) {
         rc = udb__err(txn, UDB_EINVALID, "type \"%s\": the key may not be nil", t->name);
-    } else if ((rc = udb__field_key(out, t, &t->fields[t->key], &up.data, &msg))) {
+    } else if ((rc = udb__field_key(out, t, &t->fields[t->key], &o, &msg))) {
         udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad key");
     } else if (out->len > txn->env->keymax) {
         rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with a key this long", t->name);
     }
     udb__buf_free(&msg);
-    msgpack_unpacked_destroy(&up);
     return rc;
 }
 
@@ -378,22 +376,19 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
         return rc;
     if (!values)
         return udb__err(txn, UDB_EINVAL, "no values given");
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
+    msgpack_object vals[UDB_MAX_IDX_FIELDS];
+    size_t nv = 0;
     udb_buf k = {0}, msg = {0};
     const char *why = NULL;
     bool has_nil = false;
-    if ((rc = udb__mp_parse(&up, values, len, &why))) {
-        udb__err(txn, rc, "values are not valid msgpack: %s", why ? why : "malformed");
-        goto out;
-    }
-    if (up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != ix->nfields) {
-        rc = udb__err(txn, UDB_EINVALID, "index \"%s.%s\" needs an array of %zu values",
-                      t->name, ix->name, ix->nfields);
+    if ((rc = udb__mp_scalars(vals, UDB_MAX_IDX_FIELDS, &nv, true, values, len, &why)) ||
+        nv != ix->nfields) {
+        rc = udb__err(txn, UDB_EINVALID, "index \"%s.%s\" needs a msgpack array of %zu values%s%s",
+                      t->name, ix->name, ix->nfields, why ? ": " : "", why ? why : "");
         goto out;
     }
     for (size_t i = 0; i < ix->nfields; i++) {
-        const msgpack_object *o = &up.data.via.array.ptr[i];
+        const msgpack_object *o = &vals[i];
         has_nil |= o->type == MSGPACK_OBJECT_NIL;
         if ((rc = udb__field_key(&k, t, &t->fields[ix->fields[i]], o, &msg))) {
             udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad value");
@@ -414,7 +409,6 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
 out:
     udb__buf_free(&k);
     udb__buf_free(&msg);
-    msgpack_unpacked_destroy(&up);
     return rc;
 }
 

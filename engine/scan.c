@@ -36,23 +36,18 @@ int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index
     c->txn = txn;
     c->t = t;
     c->ix = ix;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
     udb_buf msg = {0};
     if (prefix) {
+        msgpack_object vals[UDB_MAX_IDX_FIELDS];
+        size_t nv = 0;
         const char *why = NULL;
-        if ((rc = udb__mp_parse(&up, prefix, len, &why))) {
-            udb__err(txn, rc, "scan prefix is not valid msgpack: %s", why ? why : "malformed");
+        if ((rc = udb__mp_scalars(vals, ix->nfields, &nv, true, prefix, len, &why))) {
+            udb__err(txn, rc, "scan prefix of \"%s.%s\" must be a msgpack array of at most %zu "
+                     "values: %s", t->name, ix->name, ix->nfields, why);
             goto fail;
         }
-        if (up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size > ix->nfields) {
-            rc = udb__err(txn, UDB_EINVALID, "scan prefix of \"%s.%s\" must be an array of at "
-                          "most %zu values", t->name, ix->name, ix->nfields);
-            goto fail;
-        }
-        for (uint32_t i = 0; i < up.data.via.array.size; i++) {
-            if ((rc = udb__field_key(&c->prefix, t, &t->fields[ix->fields[i]],
-                                     &up.data.via.array.ptr[i], &msg))) {
+        for (size_t i = 0; i < nv; i++) {
+            if ((rc = udb__field_key(&c->prefix, t, &t->fields[ix->fields[i]], &vals[i], &msg))) {
                 udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad prefix value");
                 goto fail;
             }
@@ -62,12 +57,10 @@ int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index
         udb__mdb_err(txn, rc, "opening a cursor");
         goto fail;
     }
-    msgpack_unpacked_destroy(&up);
     udb__buf_free(&msg);
     *out = c;
     return 0;
 fail:
-    msgpack_unpacked_destroy(&up);
     udb__buf_free(&msg);
     udb_cursor_close(c);
     return rc;
