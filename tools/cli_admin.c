@@ -220,8 +220,8 @@ int cli_cmd_check(int argc, char **argv)
             ex = CLI_EFAIL;
         json_decref(o);
     } else if (rc == 0) {
-        printf("check: ok (%" PRIu64 " records, %" PRIu64 " index entries in %zu types)\n",
-               tc.total.records, tc.total.index_entries, tc.ntypes);
+        printf("check: ok (%" PRIu64 " records, %" PRIu64 " index entries in %zu type%s)\n",
+               tc.total.records, tc.total.index_entries, tc.ntypes, tc.ntypes == 1 ? "" : "s");
     } else {
         printf("check: %zu problem%s found\n", problems, problems == 1 ? "" : "s");
     }

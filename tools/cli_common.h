@@ -73,8 +73,10 @@ int cli_put_line(const char *text);
 /* Read a whole file ("-": stdin).  *out is malloc'd and NUL-terminated. */
 int cli_read_file(char **out, size_t *len, const char *path);
 
-/* Print up to limit records of type as dump lines (cli_dump.c). */
-int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit);
+/* Print up to limit records of type as dump lines (cli_dump.c).  Records
+ * that cannot be shown are reported on stderr, counted in *damaged and
+ * skipped.  Returns an exit code. */
+int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *damaged);
 
 /* ---- JSON <-> msgpack (cli_json.c) ---------------------------------------- */
 

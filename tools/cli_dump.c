@@ -22,7 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BATCH 1000
+#define BATCH 1000                  /* records per transaction ... */
+#define BATCH_BYTES (16u << 20)     /* ... or fewer if they are large */
 
 /* ---- dump ---------------------------------------------------------------------------- */
 
@@ -31,11 +32,12 @@ static int dump_seq(void *ctx, const char *name, uint64_t value)
     return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
 }
 
-int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit)
+int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *damaged)
 {
     udb_cursor *cur = NULL;
     char err[CLI_ERRLEN];
     udb_val v;
+    uint64_t n = 0;
     int rc, ex = CLI_OK;
 
     if ((rc = udb_scan(&cur, txn, type, NULL, NULL, 0)) != 0)
@@ -44,9 +46,16 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit)
         json_t *rec = cli_msgpack_to_json(v.data, v.size, err);
         json_t *line = rec ? json_pack("{s s s o}", "type", type, "record", rec) : NULL;
 
+        n++;
+        if (!rec) {
+            /* A damaged record: say so and salvage the rest (exit 1 at the end). */
+            cli_fail(CLI_EFAIL, NULL, "%s: record %" PRIu64 " in key order skipped: %s", type,
+                     n, err);
+            (*damaged)++;
+            continue;
+        }
         if (!line) {
-            ex = cli_fail(CLI_EFAIL, NULL, "%s: cannot dump a record: %s", type,
-                          rec ? "out of memory" : err);
+            ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
             goto out;
         }
         ex = cli_print_json(line);
@@ -69,6 +78,7 @@ int cli_cmd_dump(int argc, char **argv)
     char *schema = NULL;
     json_t *line = NULL, *seqs = NULL;
     size_t ntypes, i;
+    uint64_t damaged = 0;
     int first, ex, rc, a;
 
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
@@ -108,7 +118,7 @@ int cli_cmd_dump(int argc, char **argv)
 
         for (a = first + 1; a < argc && !wanted; a++)
             wanted = strcmp(types[i], argv[a]) == 0;
-        if (wanted && (ex = cli_dump_records(txn, types[i], UINT64_MAX)) != CLI_OK)
+        if (wanted && (ex = cli_dump_records(txn, types[i], UINT64_MAX, &damaged)) != CLI_OK)
             goto out;
     }
     json_decref(line);
@@ -120,6 +130,9 @@ int cli_cmd_dump(int argc, char **argv)
         goto out;
     }
     ex = cli_print_json(line);
+    if (ex == CLI_OK && damaged)
+        ex = cli_fail(CLI_EFAIL, NULL, "%" PRIu64 " damaged record%s left out of the dump",
+                      damaged, damaged == 1 ? "" : "s");
 out:
     json_decref(seqs);
     json_decref(line);
@@ -147,7 +160,7 @@ typedef struct loader {
     udb_env *env;
     int or_get;
     entry batch[BATCH];
-    size_t n;
+    size_t n, bytes;
     /* sequences present before the load: only raised, never lowered */
     json_t *had_seqs;
     json_t *seqs; /* the sequences line being applied */
@@ -244,8 +257,11 @@ static int flush(loader *l)
         } else if (e->status == ST_CONFLICT) {
             l->conflicts++;
             if (!l->or_get)
-                line_problem(l, CLI_ECONFLICT, e->line, e->conflict, e->detail ? e->detail : "conflict");
-            e->conflict = NULL;
+                line_problem(l, CLI_ECONFLICT, e->line, e->conflict,
+                             e->detail ? e->detail : "conflict");
+            else
+                json_decref(e->conflict);
+            e->conflict = NULL; /* given to line_problem() or released */
         } else {
             l->invalid++;
             line_problem(l, cli_exit_code(e->rc), e->line, NULL,
@@ -263,6 +279,7 @@ out:
         msgpack_sbuffer_destroy(&l->batch[i].rec);
     }
     l->n = 0;
+    l->bytes = 0;
     return ex;
 }
 
@@ -350,9 +367,10 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
         e->line = lineno;
         e->status = ST_PENDING;
         l->n++;
+        l->bytes += e->rec.size;
         if (!e->type)
             ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
-        else if (l->n == BATCH)
+        else if (l->n == BATCH || l->bytes >= BATCH_BYTES)
             ex = flush(l);
     } else if ((x = json_object_get(v, "sequences")) != NULL && json_object_size(v) == 1 &&
                json_is_object(x)) {
@@ -385,6 +403,7 @@ int cli_cmd_load(int argc, char **argv)
     };
     loader *l = NULL;
     const char *file = "-";
+    int or_get = 0;
     FILE *f = NULL;
     char *line = NULL;
     size_t cap = 0, lineno = 0;
@@ -397,6 +416,7 @@ int cli_cmd_load(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'g':
+            or_get = 1;
             break;
         case 'h':
             return cli_usage("load", NULL);
@@ -418,10 +438,7 @@ int cli_cmd_load(int argc, char **argv)
     l = calloc(1, sizeof *l);
     if (!l)
         return cli_fail(CLI_EFAIL, NULL, "out of memory");
-    /* getopt_long has permuted argv; --or-get is found again by name. */
-    for (c = 1; c < argc; c++)
-        if (strcmp(argv[c], "--or-get") == 0)
-            l->or_get = 1;
+    l->or_get = or_get;
     f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     if (!f) {
         ex = cli_fail(CLI_EFAIL, NULL, "%s: %s", file, strerror(errno));
@@ -462,9 +479,9 @@ int cli_cmd_load(int argc, char **argv)
     progress_clear(l);
     if (l->conflicts || l->invalid || isatty(2))
         fprintf(stderr,
-                "uniqdb: loaded %" PRIu64 " records%s%" PRIu64 " conflicting%s, %" PRIu64
+                "uniqdb: loaded %" PRIu64 " records, %" PRIu64 " conflicting%s, %" PRIu64
                 " invalid\n",
-                l->loaded, ", ", l->conflicts, l->or_get ? " (skipped)" : "", l->invalid);
+                l->loaded, l->conflicts, l->or_get ? " (skipped)" : "", l->invalid);
     ex = l->invalid ? CLI_EINVALID : l->conflicts && !l->or_get ? CLI_ECONFLICT : CLI_OK;
 out:
     if (l) {

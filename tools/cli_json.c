@@ -69,7 +69,8 @@ static json_t *marker_string(const char *text)
 
 /* ---- Small helpers -------------------------------------------------------- */
 
-static void seterr(char err[CLI_ERRLEN], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void seterr(char err[CLI_ERRLEN], const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void seterr(char err[CLI_ERRLEN], const char *fmt, ...)
 {
     va_list ap;
@@ -287,11 +288,12 @@ json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN])
         seterr(err, "out of memory");
         goto out;
     }
-    v = b.p ? json_loadb(b.p, b.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr)
-            : json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    v = json_loadb(b.p ? b.p : text, b.p ? b.len : len,
+                   JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!v) {
         if (json_error_code(&jerr) == json_error_numeric_overflow)
-            seterr(err, "invalid JSON: integer out of range (-2^63 .. 2^64-1) at line %d", jerr.line);
+            seterr(err, "invalid JSON: integer out of range (-2^63 .. 2^64-1) at line %d",
+                   jerr.line);
         else if (b.p)
             seterr(err, "invalid JSON: %s (line %d)", jerr.text, jerr.line);
         else
@@ -448,8 +450,10 @@ static int pack_value(pack_ctx *c, const json_t *v, int depth)
         }
         return 0;
     case JSON_OBJECT:
-        if (pack_special(c, v, &done) || done)
-            return done ? 0 : -1;
+        if (pack_special(c, v, &done) != 0)
+            return -1;
+        if (done)
+            return 0;
         if (json_object_size(v) > UINT32_MAX)
             return pack_fail(c, "object too large");
         if (msgpack_pack_map(&c->pk, json_object_size(v)))
@@ -628,6 +632,74 @@ static json_t *obj_to_json(const msgpack_object *o, char err[CLI_ERRLEN], int de
     return r;
 }
 
+/* Walk one msgpack object at *off without allocating: msgpack-c allocates
+ * array and map counts before it sees the bytes, so a damaged record saying
+ * "4 billion elements" in 5 bytes is refused here first.  Returns 0 or -1. */
+static int mp_skip(const unsigned char *p, size_t len, size_t *off, int depth)
+{
+    size_t n = 0, data = 0, i, o = *off;
+    unsigned char b;
+
+    if (o >= len || depth > MAX_DEPTH)
+        return -1;
+    b = p[o++];
+#define NEED(k)                \
+    do {                       \
+        if (len - o < (k))     \
+            return -1;         \
+    } while (0)
+#define BE(k, out)                                 \
+    do {                                           \
+        NEED(k);                                   \
+        (out) = 0;                                 \
+        for (i = 0; i < (k); i++)                  \
+            (out) = (out) << 8 | p[o++];           \
+    } while (0)
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        data = 0;
+    } else if (b >= 0xa0 && b <= 0xbf) {
+        data = b & 0x1f;
+    } else if ((b >= 0x80 && b <= 0x8f) || (b >= 0x90 && b <= 0x9f)) {
+        n = (size_t)(b & 0x0f) * (b <= 0x8f ? 2 : 1);
+    } else {
+        switch (b) {
+        case 0xc4: case 0xd9: BE(1, data); break;
+        case 0xc5: case 0xda: BE(2, data); break;
+        case 0xc6: case 0xdb: BE(4, data); break;
+        case 0xc7: BE(1, data); data++; break;
+        case 0xc8: BE(2, data); data++; break;
+        case 0xc9: BE(4, data); data++; break;
+        case 0xca: data = 4; break;
+        case 0xcb: data = 8; break;
+        case 0xcc: case 0xd0: data = 1; break;
+        case 0xcd: case 0xd1: data = 2; break;
+        case 0xce: case 0xd2: data = 4; break;
+        case 0xcf: case 0xd3: data = 8; break;
+        case 0xd4: data = 2; break;
+        case 0xd5: data = 3; break;
+        case 0xd6: data = 5; break;
+        case 0xd7: data = 9; break;
+        case 0xd8: data = 17; break;
+        case 0xdc: BE(2, n); break;
+        case 0xdd: BE(4, n); break;
+        case 0xde: BE(2, n); n *= 2; break;
+        case 0xdf: BE(4, n); n *= 2; break;
+        default: return -1; /* 0xc1: never used */
+        }
+    }
+#undef BE
+    NEED(data);
+    o += data;
+    if (n > len - o) /* every element takes at least one byte */
+        return -1;
+#undef NEED
+    for (i = 0; i < n; i++)
+        if (mp_skip(p, len, &o, depth + 1))
+            return -1;
+    *off = o;
+    return 0;
+}
+
 json_t *cli_msgpack_to_json(const void *data, size_t len, char err[CLI_ERRLEN])
 {
     msgpack_unpacked msg;
@@ -637,6 +709,11 @@ json_t *cli_msgpack_to_json(const void *data, size_t len, char err[CLI_ERRLEN])
 
     marker_init();
     err[0] = '\0';
+    if (mp_skip(data, len, &off, 0) || off != len) {
+        seterr(err, "malformed msgpack value (%zu bytes)", len);
+        return NULL;
+    }
+    off = 0;
     msgpack_unpacked_init(&msg);
     ur = msgpack_unpack_next(&msg, data, len, &off);
     if (ur != MSGPACK_UNPACK_SUCCESS || off != len)

@@ -68,7 +68,15 @@ static int fail_op(int rc, const char *detail, json_t *conflict, const char *wha
 
 /* ---- Write operations ------------------------------------------------------- */
 
-typedef enum { OP_INSERT, OP_OR_GET, OP_UPSERT, OP_UPDATE, OP_DELETE, OP_SEQ_NEXT, OP_SEQ_SET } op_kind;
+typedef enum {
+    OP_INSERT,
+    OP_OR_GET,
+    OP_UPSERT,
+    OP_UPDATE,
+    OP_DELETE,
+    OP_SEQ_NEXT,
+    OP_SEQ_SET
+} op_kind;
 
 typedef struct op {
     op_kind kind;
@@ -471,7 +479,8 @@ static int lookup(int argc, char **argv, int by_index)
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
     if (argc - first != 3 + by_index)
-        return cli_usage(cmd, by_index ? "expected DB TYPE INDEX JSON-ARRAY" : "expected DB TYPE KEY");
+        return cli_usage(cmd, by_index ? "expected DB TYPE INDEX JSON-ARRAY"
+                                       : "expected DB TYPE KEY");
     msgpack_sbuffer_init(&key);
     if ((ex = pack_arg(&key, argv[first + 2 + by_index], by_index ? "values" : "KEY", 0,
                        by_index)) != CLI_OK)

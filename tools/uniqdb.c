@@ -19,53 +19,57 @@ typedef struct command {
     const char *name;
     cli_command_fn *fn;
     const char *args;
+    const char *summary;
     const char *help;
 } command;
 
 static const command commands[] = {
-    {"init", cli_cmd_init, "DB SCHEMA.json",
+    {"init", cli_cmd_init, "DB SCHEMA.json", "create a database or change its schema",
      "Create the database DB (a directory) with the schema in SCHEMA.json (\"-\": stdin),\n"
      "or apply a schema change to an existing one.  Applying the stored schema again\n"
      "changes nothing."},
-    {"schema", cli_cmd_schema, "DB", "Print the stored schema as JSON."},
+    {"schema", cli_cmd_schema, "DB", "print the stored schema", "Print the stored schema as JSON."},
     {"put", cli_cmd_put, "DB TYPE JSON [--or-get [INDEX]] [--upsert [INDEX]]",
+     "insert a record (or get / upsert it)",
      "Insert the record JSON (an object; \"-\": read it from stdin) and print the stored\n"
      "record.  --or-get: if the record's key in unique index INDEX (default: the\n"
      "primary key) is already held, print that record instead (nothing is changed).\n"
      "--upsert: if it is held, merge the given fields into that record.  On stderr,\n"
      "\"created\", \"existing\" or \"updated\" says which happened."},
-    {"get", cli_cmd_get, "DB TYPE KEY",
+    {"get", cli_cmd_get, "DB TYPE KEY", "a record by primary key",
      "Print the record with primary key KEY, a JSON value: 42 or '\"qg2X9STk79i\"'."},
-    {"find", cli_cmd_find, "DB TYPE INDEX JSON-ARRAY",
+    {"find", cli_cmd_find, "DB TYPE INDEX JSON-ARRAY", "a record by unique index",
      "Print the record that holds the values JSON-ARRAY (one per field, in index\n"
      "order) in the unique index INDEX.  A single value may be given without [ ]."},
     {"scan", cli_cmd_scan, "DB TYPE [INDEX [JSON-ARRAY-PREFIX]] [--limit N]",
+     "records in key or index order",
      "Print the records of TYPE as NDJSON, in primary-key order or in the order of\n"
      "INDEX (\"-\" or the key field: primary key), restricted to those whose leading\n"
      "index fields equal the prefix."},
-    {"update", cli_cmd_update, "DB TYPE KEY JSON [--merge]",
+    {"update", cli_cmd_update, "DB TYPE KEY JSON [--merge]", "replace or merge a record",
      "Replace the record with primary key KEY by JSON (\"-\": stdin), or with --merge\n"
      "merge JSON's fields into it (null removes a field).  Prints the stored record."},
-    {"delete", cli_cmd_delete, "DB TYPE KEY", "Delete the record with primary key KEY."},
-    {"seq", cli_cmd_seq, "DB NAME [--get | --set N]",
+    {"delete", cli_cmd_delete, "DB TYPE KEY", "delete a record",
+     "Delete the record with primary key KEY."},
+    {"seq", cli_cmd_seq, "DB NAME [--get | --set N]", "take the next value of a sequence",
      "Take the next value of the sequence NAME and print it.  --get prints the\n"
      "current value without advancing it; --set N sets it."},
-    {"dump", cli_cmd_dump, "DB [TYPE...]",
+    {"dump", cli_cmd_dump, "DB [TYPE...]", "the whole database as NDJSON",
      "Write the database as NDJSON: a {\"schema\": ...} line, one\n"
      "{\"type\": T, \"record\": {...}} line per record (types in schema order, records in\n"
      "primary-key order), then a {\"sequences\": {...}} line."},
-    {"load", cli_cmd_load, "DB [FILE|-] [--or-get]",
+    {"load", cli_cmd_load, "DB [FILE|-] [--or-get]", "NDJSON from dump into a database",
      "Read NDJSON as written by dump (no FILE or \"-\": stdin) into DB, creating it if\n"
      "needed.  Each line whose record conflicts with one already stored is reported\n"
      "with its line number and the rest are loaded (exit 3); --or-get skips\n"
      "conflicting records silently instead.  Sequences are restored (never lowered)."},
-    {"check", cli_cmd_check, "DB",
+    {"check", cli_cmd_check, "DB", "verify every index against every record",
      "Verify every record against the schema and every index against every record.\n"
      "Lists each problem and exits 6 if there are any."},
-    {"stat", cli_cmd_stat, "DB",
+    {"stat", cli_cmd_stat, "DB", "records, index entries, file and map usage",
      "Per type: records, index entries, bytes; then file and map usage.\n"
      "--json prints the same as one JSON object."},
-    {"demo", cli_cmd_demo, "[DIR]",
+    {"demo", cli_cmd_demo, "[DIR]", "the five scenarios, live, with real processes",
      "Create a database in DIR (default: a new temporary directory), apply the\n"
      "scenarios' schema and run the five scenarios with real concurrent processes,\n"
      "printing what happened.  Ends with a consistency check and a few records."},
@@ -88,14 +92,18 @@ static void main_usage(FILE *f)
     size_t i;
 
     fprintf(f, "usage: uniqdb [--json] COMMAND [ARGS...]\n"
-               "       uniqdb COMMAND --help | --help | --version\n\n"
+               "       uniqdb COMMAND --help\n"
+               "       uniqdb --help | --version\n\n"
                "Inspect and edit uniqdb databases.  Records are JSON on the command line and on\n"
-               "output; binary fields are {\"$bin\": \"<base64>\"}.\n\ncommands:\n");
+               "output; binary fields are {\"$bin\": \"<base64>\"}.\n\n"
+               "commands (uniqdb COMMAND --help for the arguments of each):\n");
     for (i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].args);
+        fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\noptions (any command):\n"
                "  --json     report errors as RFC 9457 problem objects on stdout\n"
                "  --help     show help\n\n"
+               "KEY, values and records are JSON: 42, '\"abc\"', '{\"id\": 1}'.  Put -- before\n"
+               "arguments that begin with '-', e.g. uniqdb get DB t -- -5.\n\n"
                "exit status: 0 ok, 1 error, 2 usage, 3 conflict, 4 not found,\n"
                "             5 invalid record/schema/JSON, 6 check found problems\n"
                "Start with: uniqdb demo\n");

@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# cli_test.sh -- drive the built `uniqdb` binary as a user would.
+#
+#   cli_test.sh GROUP UNIQDB DAMAGE PYTHON SCENARIOS.json
+#
+# GROUP is one of: basics types dumpload check demo.  Every group works in its
+# own fresh temporary directory, removed at the end.  JSON output is checked
+# by parsing it (python3's json module), not by pattern matching alone.
+set -u
+
+GROUP=$1
+U=$2
+DAMAGE=$3
+PY=$4
+SCEN=$5
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/uniqdb-cli-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL: $*" >&2
+    if [ -s "$T/out" ]; then echo "  stdout: $(head -c 600 "$T/out")" >&2; fi
+    if [ -s "$T/err" ]; then echo "  stderr: $(head -c 600 "$T/err")" >&2; fi
+}
+
+# run WANT_EXIT CMD...: run, keep stdout/stderr in $T/out, $T/err, check the exit code
+run() {
+    local want=$1
+    shift
+    "$@" >"$T/out" 2>"$T/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then ok; else fail "exit $got (want $want): $*"; fi
+    sanitizer_clean
+}
+# a sanitizer report fails the test even when the exit code came out right
+sanitizer_clean() {
+    if grep -qE 'runtime error|AddressSanitizer|LeakSanitizer' "$T/err"; then fail "sanitizer report"; fi
+}
+# run with stdin from a file
+run_in() {
+    local want=$1 input=$2
+    shift 2
+    "$@" <"$input" >"$T/out" 2>"$T/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then ok; else fail "exit $got (want $want): $* < $input"; fi
+    sanitizer_clean
+}
+out_has() { if grep -qF -- "$1" "$T/out"; then ok; else fail "stdout lacks: $1"; fi; }
+err_has() { if grep -qF -- "$1" "$T/err"; then ok; else fail "stderr lacks: $1"; fi; }
+out_is() {
+    if [ "$(cat "$T/out")" = "$1" ]; then ok; else fail "stdout is not: $1"; fi
+}
+out_empty() { if [ ! -s "$T/out" ]; then ok; else fail "stdout not empty"; fi; }
+err_empty() { if [ ! -s "$T/err" ]; then ok; else fail "stderr not empty"; fi; }
+# json_ok EXPR: stdout parses as one JSON document or as NDJSON (every line);
+# EXPR (python; d = the last value, lines = all values) holds
+json_ok() {
+    if "$PY" - "$1" "$T/out" <<'EOF'; then ok; else fail "JSON check: $1"; fi
+import json, sys
+expr, path = sys.argv[1], sys.argv[2]
+text = open(path, encoding="utf-8").read()
+try:
+    lines = [json.loads(text)]          # one (possibly indented) document
+except ValueError:
+    lines = [json.loads(l) for l in text.splitlines() if l.strip()]
+d = lines[-1] if lines else None
+sys.exit(0 if eval(expr) else 1)
+EOF
+}
+
+SCHEMA_ALL="$T/all.json"
+cat >"$SCHEMA_ALL" <<'EOF'
+{"types": {"thing": {"key": "k", "fields": {
+  "k": {"type": "uint"}, "s": {"type": "str"}, "i": {"type": "int"}, "f": {"type": "float"},
+  "b": {"type": "bool"}, "raw": {"type": "bin"}, "e": {"type": "enum", "values": ["x", "y"]},
+  "a": {"type": "any"}},
+  "unique": {"by_s": {"fields": ["s"]}, "by_raw": {"fields": ["raw"]}},
+  "indexes": {"by_i": {"fields": ["i"]}}}}}
+EOF
+
+# ---------------------------------------------------------------------------
+group_basics() {
+    local db="$T/db"
+
+    # tool-level help, version, usage errors
+    run 0 "$U" --help; out_has "usage: uniqdb"; out_has "demo"
+    run 0 "$U" --version; out_has "uniqdb 0.1.0"
+    run 2 "$U"; err_has "usage"
+    run 2 "$U" frobnicate; err_has "unknown command 'frobnicate'"
+    run 2 "$U" --bogus
+    for c in init schema put get find scan update delete seq dump load check stat demo; do
+        run 0 "$U" "$c" --help; out_has "usage: uniqdb $c"
+    done
+    run 2 "$U" get "$db"; err_has "usage: uniqdb get"
+    run 2 "$U" put "$db" t '{}' --nope; err_has "unknown option '--nope'"
+    run 2 "$U" --json get "$db"; json_ok 'd["status"] == 400'
+
+    # a missing database is an error, not silently created
+    run 1 "$U" get "$T/nowhere" client 1; err_has "no such database"
+    if [ ! -e "$T/nowhere" ]; then ok; else fail "get created a database"; fi
+
+    # init, schema
+    run 0 "$U" init "$db" "$SCEN"; out_has "schema applied, 5 types"
+    run 0 "$U" init "$db" "$SCEN"          # applying the same schema again is a no-op
+    run 0 "$U" schema "$db"; json_ok 'list(d["types"]) == ["schedule_workflow", "client", "workflow", "booking", "case"]'
+    echo '{"types": {"x": {"key": "id", "fields": {"id": {"type": "nosuch"}}}}}' >"$T/bad.json"
+    run 5 "$U" init "$db" "$T/bad.json"; err_has "nosuch"
+    run 5 "$U" init "$T/db-badjson" <(echo '{"types": ')
+
+    # put: insert, auto key, printed record
+    run 0 "$U" put "$db" booking '{"psychologist": "p1", "date": "2026-01-15", "time": "10:00", "status": "pending", "user": "u1"}'
+    json_ok 'd["id"] == 1 and d["status"] == "pending" and d["user"] == "u1"'
+    run 0 "$U" put "$db" client '{"id": "c1", "email": "a@x.org", "name": "Ana"}'
+    json_ok 'd == {"id": "c1", "email": "a@x.org", "name": "Ana"}'
+    echo '{"id": "c2", "email": "b@x.org"}' >"$T/c2.json"
+    run_in 0 "$T/c2.json" "$U" put "$db" client -; json_ok 'd["id"] == "c2"'
+
+    # exit 3: conflict, on stderr and as a problem object
+    run 3 "$U" put "$db" booking '{"psychologist": "p1", "date": "2026-01-15", "time": "10:00", "status": "confirmed"}'
+    err_has 'booking.active_slot'; out_empty
+    run 3 "$U" --json put "$db" booking '{"psychologist": "p1", "date": "2026-01-15", "time": "10:00", "status": "confirmed"}'
+    json_ok 'd["status"] == 409 and d["index"] == "booking.active_slot" and d["fields"] == ["psychologist", "date", "time"] and d["values"] == ["p1", "2026-01-15", "10:00"] and d["existing_key"] == 1 and d["title"] == "Unique constraint violated" and d["type"].endswith("conflict") and "already exists" in d["detail"]'
+    run 3 "$U" put "$db" client '{"id": "c9", "email": "a@x.org"}' --json
+    json_ok 'd["index"] == "client.email" and d["existing_key"] == "c1" and d["values"] == ["a@x.org"]'
+    # both the primary key and the email collide: every violated index, key first
+    run 3 "$U" put --json "$db" client '{"id": "c1", "email": "b@x.org"}'
+    json_ok '[c["index"] for c in d["conflicts"]] == ["client.id", "client.email"] and d["conflicts"][1]["existing_key"] == "c2"'
+
+    # --or-get / --upsert, with and without an index name
+    run 0 "$U" put "$db" client '{"id": "c1", "email": "a@x.org", "name": "Other"}' --or-get
+    json_ok 'd["name"] == "Ana"'; err_has existing
+    run 0 "$U" put "$db" schedule_workflow --or-get schedule_doctor '{"scheduleId": "s1", "doctorName": "Dr A"}'
+    json_ok 'd["id"] == 1'; err_has created
+    run 0 "$U" put "$db" schedule_workflow '{"scheduleId": "s1", "doctorName": "Dr A", "state": "x"}' --or-get schedule_doctor
+    json_ok 'd["id"] == 1 and "state" not in d'; err_has existing
+    run 3 "$U" put "$db" client '{"id": "c7", "email": "a@x.org"}' --or-get
+    err_has "client.email"
+    run 0 "$U" put "$db" client '{"email": "a@x.org", "name": "Ana B"}' --upsert=email
+    json_ok 'd == {"id": "c1", "email": "a@x.org", "name": "Ana B"}'; err_has updated
+    run 2 "$U" put "$db" client '{}' --or-get --upsert
+
+    # get / find / scan; exit 4 for not found
+    run 0 "$U" get "$db" client '"c1"'; json_ok 'd["name"] == "Ana B"'
+    run 0 "$U" get "$db" booking 1; json_ok 'd["id"] == 1'
+    run 4 "$U" get "$db" booking 42; err_has "booking 42: no such record"; out_empty
+    run 4 "$U" --json get "$db" booking 42
+    json_ok 'd["status"] == 404 and d["title"] == "Not found" and d["type"].endswith("not-found")'
+    run 5 "$U" get "$db" booking '"not-a-uint"'
+    run 5 "$U" get "$db" client c1; err_has "KEY"          # a key must be JSON
+    run 0 "$U" find "$db" client email '["a@x.org"]'; json_ok 'd["id"] == "c1"'
+    run 0 "$U" find "$db" client email '"b@x.org"'; json_ok 'd["id"] == "c2"'
+    run 4 "$U" find "$db" booking active_slot '["p1", "2026-01-15", "11:00"]'
+    run 1 "$U" find "$db" booking nosuchindex '["p1"]'
+    run 0 "$U" put "$db" booking '{"psychologist": "p2", "date": "2026-01-16", "time": "09:00", "status": "pending", "user": "u0"}'
+    run 0 "$U" scan "$db" booking; json_ok '[r["id"] for r in lines] == [1, 2]'
+    run 0 "$U" scan "$db" booking by_user; json_ok '[r["user"] for r in lines] == ["u0", "u1"]'
+    run 0 "$U" scan "$db" booking by_user '["u1"]'; json_ok '[r["id"] for r in lines] == [1]'
+    run 0 "$U" scan "$db" booking active_slot '"p2"'; json_ok '[r["id"] for r in lines] == [2]'
+    run 0 "$U" scan "$db" booking id; json_ok '[r["id"] for r in lines] == [1, 2]'
+    run 0 "$U" scan "$db" booking --limit 1; json_ok 'len(lines) == 1'
+    run 5 "$U" scan "$db" booking by_user '[5]'              # prefix of the wrong type
+    run 1 "$U" scan "$db" booking nosuchindex
+    run 0 "$U" scan "$db" case; out_empty
+
+    # update (replace and --merge), delete
+    run 0 "$U" update "$db" booking 1 '{"status": "cancelled"}' --merge
+    json_ok 'd["status"] == "cancelled" and d["user"] == "u1"'
+    run 0 "$U" put "$db" booking '{"psychologist": "p1", "date": "2026-01-15", "time": "10:00", "status": "pending"}'
+    json_ok 'd["id"] == 3'
+    run 3 "$U" update "$db" booking 1 '{"status": "confirmed"}' --merge   # re-activating a taken slot
+    err_has "booking.active_slot"
+    run 0 "$U" update "$db" booking 1 '{"psychologist": "p1", "date": "2026-01-20", "time": "10:00", "status": "completed"}'
+    json_ok '"user" not in d and d["date"] == "2026-01-20"'
+    run 5 "$U" update "$db" booking 1 '{"status": "lost"}' --merge; err_has "status"
+    run 4 "$U" update "$db" booking 99 '{"status": "cancelled"}' --merge
+    run 0 "$U" delete "$db" booking 1; out_empty
+    run 4 "$U" delete "$db" booking 1
+    run 4 "$U" get "$db" booking 1
+
+    # seq
+    run 0 "$U" seq "$db" invoices; out_is 1
+    run 0 "$U" seq "$db" invoices; out_is 2
+    run 0 "$U" seq "$db" invoices --get; out_is 2
+    run 0 "$U" seq "$db" invoices --set 41
+    run 0 "$U" seq "$db" invoices; out_is 42
+    run 4 "$U" seq "$db" never --get
+    run 2 "$U" seq "$db" invoices --set -3
+
+    # stat
+    run 0 "$U" stat "$db"; out_has "booking"; out_has "map:"
+    run 0 "$U" stat --json "$db"
+    json_ok 'd["types"]["booking"]["records"] == 2 and d["types"]["client"]["records"] == 2 and d["types"]["booking"]["index_entries"] == 4 and d["map_size"] >= d["map_used"] > 0 and d["file_size"] > 0'
+}
+
+# ---------------------------------------------------------------------------
+group_types() {
+    local db="$T/db"
+
+    run 0 "$U" init "$db" "$SCHEMA_ALL"
+    # every field type, large integers at both ends, binary with every byte class,
+    # NUL and non-ASCII in strings, nested any values
+    local rec='{"k":18446744073709551615,"s":"h\u00e9llo \u0000 \"q\" \\ \ud83d\ude00","i":-9223372036854775808,"f":0.1,"b":true,"raw":{"$bin":"AAEC/4CBfn8="},"e":"y","a":{"n":null,"big":9007199254740993,"huge":18446744073709551614,"neg":-9007199254740993,"neg19":-1000000000000000000,"arr":[1,2.5,-0.0,1e+300,false,{"$bin":""}],"s":"x"}}'
+    run 0 "$U" put "$db" thing "$rec"
+    json_ok 'd["k"] == 18446744073709551615 and d["i"] == -9223372036854775808 and d["a"]["big"] == 9007199254740993 and d["a"]["huge"] == 18446744073709551614 and d["raw"] == {"$bin": "AAEC/4CBfn8="} and d["s"] == "h\u00e9llo \u0000 \"q\" \\ \U0001F600" and d["f"] == 0.1 and d["b"] is True and d["a"]["arr"][2] == 0.0'
+    # exact text round trip (numbers are not squeezed through doubles)
+    run 0 "$U" get "$db" thing 18446744073709551615
+    if grep -qF '"k":18446744073709551615,' "$T/out" && grep -qF '"big":9007199254740993,' "$T/out" &&
+        grep -qF '"huge":18446744073709551614,' "$T/out" && grep -qF '"f":0.1,' "$T/out" &&
+        grep -qF '"neg":-9007199254740993,"neg19":-1000000000000000000,' "$T/out" && grep -qF '[1,2.5,-0.0,1e+300,false,{"$bin":""}]' "$T/out"; then ok; else fail "exact numbers in: $(cat "$T/out")"; fi
+    local first; first=$(cat "$T/out")
+    run 0 "$U" put "$db" thing "$first" --or-get   # what get prints is accepted back as is
+    if [ "$(cat "$T/out")" = "$first" ]; then ok; else fail "get output does not round-trip"; fi
+
+    run 0 "$U" put "$db" thing '{"k": 9007199254740993, "f": 3, "i": 9223372036854775807, "e": "x", "raw": {"$bin": "AA=="}}'
+    json_ok 'd["f"] == 3.0 and isinstance(d["f"], float) and d["k"] == 9007199254740993'
+    if grep -qF '"f":3.0' "$T/out"; then ok; else fail "float field printed as a real"; fi
+    run 0 "$U" put "$db" thing '{"k": 0, "f": {"$float": "-inf"}, "a": [{"$float": "nan"}, {"$float": "inf"}]}'
+    json_ok 'd["f"] == {"$float": "-inf"} and d["a"] == [{"$float": "nan"}, {"$float": "inf"}]'
+    run 5 "$U" put "$db" thing '{"k": 6, "f": {"$float": "nan"}}'; err_has '"f"'   # the engine refuses NaN in float fields
+    # msgpack extension values convert, but the engine stores none
+    run 5 "$U" put "$db" thing '{"k": 5, "a": {"$ext": [5, "AQI="]}}'; err_has "extension"
+    run 5 "$U" put "$db" thing '{"k": 5, "a": {"$ext": [500, "AQI="]}}'; err_has '"$ext" must be'
+    run 5 "$U" put "$db" thing '{"k": 5, "a": {"$float": "NaN"}}'; err_has '"$float" must be'
+    run 0 "$U" find "$db" thing by_raw '{"$bin": "AAEC/4CBfn8="}'; json_ok 'd["k"] == 18446744073709551615'
+    run 0 "$U" scan "$db" thing; json_ok '[r["k"] for r in lines] == [0, 9007199254740993, 18446744073709551615]'
+    run 0 "$U" scan "$db" thing by_i; json_ok '[r["k"] for r in lines if "i" in r] == [18446744073709551615, 9007199254740993]'
+
+    # invalid input: exit 5, the field named
+    run 5 "$U" put "$db" thing '{"k": 1, "s": 5}'; err_has '"s"'
+    run 5 "$U" put "$db" thing '{"k": 1, "b": "yes"}'; err_has '"b"'
+    run 5 "$U" put "$db" thing '{"k": 1, "e": "z"}'; err_has '"e"'; err_has "x, y"
+    run 5 "$U" put "$db" thing '{"k": 1, "nosuch": 1}'; err_has "nosuch"
+    run 5 "$U" put "$db" thing '{"k": -1}'; err_has '"k"'
+    run 5 "$U" put "$db" thing '{"k": 1, "raw": "AA=="}'; err_has '"raw"'
+    run 5 "$U" put "$db" thing '{"k": 1, "raw": {"$bin": "not base64!"}}'; err_has 'field "raw"'; err_has base64
+    run 5 "$U" put "$db" thing '{"k": 1, "a": [{"$bin": "A"}]}'; err_has '/a/0'
+    run 5 "$U" put "$db" thing '{"k": 1, "i": 9223372036854775808}'; err_has '"i"'
+    run 5 "$U" put "$db" thing '{"k": 18446744073709551616}'; err_has "out of range"
+    run 5 "$U" put "$db" thing '{"k": -9223372036854775809}'; err_has "out of range"
+    run 5 "$U" put "$db" thing '{"k": 1, "k": 2}'; err_has "duplicate"
+    run 5 "$U" put "$db" thing '{"k": 1,'; err_has "invalid JSON"
+    run 5 "$U" put "$db" thing '[1, 2]'; err_has "JSON object"
+    run 5 "$U" --json put "$db" thing '{"k": 1, "s": 5}'
+    json_ok 'd["status"] == 422 and d["type"].endswith("invalid") and "\"s\"" in d["detail"]'
+    run 5 "$U" --json put "$db" thing '{"k": '
+    json_ok 'd["status"] == 422 and "invalid JSON" in d["detail"]'
+    run 0 "$U" scan "$db" thing; json_ok 'len(lines) == 3'   # nothing invalid was written
+}
+
+# ---------------------------------------------------------------------------
+group_dumpload() {
+    local a="$T/a" b="$T/b" c="$T/c"
+
+    # a database with every scenario type (the demo fills all five) plus more
+    run 0 "$U" demo "$a"
+    run 0 "$U" put "$a" booking '{"psychologist": "p9", "date": "2026-02-01", "time": "08:00", "status": "completed", "note": {"$bin": "3q2+7w=="}}'
+    run 0 "$U" put "$a" workflow '{"workflow_name": "big", "version": -4, "execution_engine": "argo", "definition": {"x": [18446744073709551615, 0.5, null, {"$bin": ""}]}}'
+    run 0 "$U" seq "$a" "invoice:2026"
+    run 0 "$U" dump "$a"
+    cp "$T/out" "$T/a.dump"
+    json_ok 'list(lines[0]) == ["schema"] and list(lines[-1]) == ["sequences"] and {l["type"] for l in lines[1:-1]} == {"schedule_workflow", "client", "workflow", "booking", "case"} and lines[-1]["sequences"]["invoice:2026"] == 1 and lines[-1]["sequences"]["booking.id"] >= 7'
+    # types in schema order, then primary-key order
+    json_ok '[l["type"] for l in lines[1:-1]] == sorted([l["type"] for l in lines[1:-1]], key=["schedule_workflow", "client", "workflow", "booking", "case"].index)'
+    json_ok 'all(x["record"]["id"] < y["record"]["id"] for x, y in zip(lines[1:-1], lines[2:-1]) if x["type"] == y["type"] == "booking")'
+
+    # dump | load | dump is byte-identical
+    run_in 0 "$T/a.dump" "$U" load "$b"; err_empty
+    run 0 "$U" dump "$b"
+    if cmp -s "$T/out" "$T/a.dump"; then ok; else fail "dump -> load -> dump differs"; diff "$T/a.dump" "$T/out" | head -5 >&2; fi
+    run 0 "$U" check "$b"; out_has "check: ok"
+    # the restored sequences hand out the next values, not used ones
+    run 0 "$U" put "$b" booking '{"psychologist": "p9", "date": "2026-03-01", "time": "08:00", "status": "pending"}'
+    local next; next=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["sequences"]["booking.id"] + 1)' "$T/a.dump")
+    json_ok "d['id'] == $next"
+    # dump of chosen types only
+    run 0 "$U" dump "$a" client case
+    json_ok '{l["type"] for l in lines[1:-1]} == {"client", "case"}'
+    run 1 "$U" dump "$a" nosuchtype; err_has nosuchtype
+
+    # loading into a database that has data: conflicts are reported by line,
+    # the rest is loaded, exit 3
+    "$U" init "$c" "$SCEN" >/dev/null
+    "$U" put "$c" client '{"id": "c-7f3a", "email": "other@example.com"}' >/dev/null
+    "$U" put "$c" client '{"id": "zz", "email": "ana@example.com"}' >/dev/null
+    local line; line=$(grep -n '"type":"client"' "$T/a.dump" | head -1 | cut -d: -f1)
+    run 3 "$U" load "$c" "$T/a.dump"
+    err_has "line $line: duplicate key"; err_has "conflicting"
+    if [ "$(grep -c '^uniqdb: line' "$T/err")" -eq 1 ]; then ok; else fail "expected exactly one conflicting line"; fi
+    run 0 "$U" get "$c" client '"c-7f3a"'; json_ok 'd["email"] == "other@example.com"'   # not overwritten
+    run 0 "$U" scan "$c" case; json_ok 'len(lines) == 24'
+    run 0 "$U" check "$c"
+    # --json: one problem object per conflicting line, with its number
+    run 3 "$U" load --json "$c" "$T/a.dump"
+    json_ok 'all(p["status"] == 409 and "line" in p and "index" in p for p in lines) and len(lines) > 20'
+    # --or-get: conflicting records are skipped, exit 0
+    run 0 "$U" load "$c" "$T/a.dump" --or-get; err_has "skipped"
+    # sequences in a database that had them are never lowered
+    run 0 "$U" seq "$c" "invoice:2026" --set 100
+    run 0 "$U" load "$c" "$T/a.dump" --or-get
+    run 0 "$U" seq "$c" "invoice:2026" --get; out_is 100
+
+    # invalid lines: reported by line number, the others loaded, exit 5
+    {
+        head -1 "$T/a.dump"
+        echo '{"type": "client", "record": {"id": "n1", "email": "n1@x"}}'
+        echo 'this is not json'
+        echo '{"type": "client", "record": {"id": "n2", "email": 5}}'
+        echo '{"what": 1}'
+        echo ''
+        echo '{"type": "client", "record": {"id": "n3", "email": "n3@x"}}'
+    } >"$T/mixed.ndjson"
+    run 5 "$U" load "$T/m" "$T/mixed.ndjson"
+    err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
+    run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
+    run 1 "$U" load "$T/m2" "$T/does-not-exist"
+}
+
+# ---------------------------------------------------------------------------
+group_check() {
+    local db="$T/db"
+
+    run 0 "$U" init "$db" "$SCEN"
+    for i in 1 2 3; do
+        "$U" put "$db" booking "{\"psychologist\": \"p$i\", \"date\": \"2026-01-15\", \"time\": \"10:00\", \"status\": \"pending\", \"user\": \"u$i\"}" >/dev/null
+        "$U" put "$db" client "{\"id\": \"c$i\", \"email\": \"c$i@x.org\"}" >/dev/null
+        "$U" put "$db" workflow "{\"workflow_name\": \"w$i\", \"version\": $i, \"execution_engine\": \"argo\"}" >/dev/null
+    done
+    run 0 "$U" check "$db"; out_has "check: ok (9 records"
+    run 0 "$U" --json check "$db"; json_ok 'd["ok"] is True and d["problems"] == [] and d["records"] == 9'
+    run 0 "$DAMAGE" "$db" list; out_has "u:booking:active_slot 3"; out_has "t:client 3"
+
+    # each kind of damage, on a fresh copy; check exits 6 and names it
+    damaged() { rm -rf "$T/d"; cp -r "$db" "$T/d"; "$DAMAGE" "$T/d" "$@" >/dev/null || fail "damage $*"; }
+    damaged del-first u:client:email            # a record missing from an index
+    run 6 "$U" check "$T/d"; out_has "client.email"; out_has "missing from the index"; out_has "check: 1 problem found"
+    damaged del-first t:workflow                # index entries without a record
+    run 6 "$U" check "$T/d"; out_has "workflow.name_version"; out_has "missing record"
+    damaged mangle-first-key u:booking:active_slot   # an entry whose key does not match its record
+    run 6 "$U" check "$T/d"; out_has "booking.active_slot"; out_has "does not match"
+    damaged mangle-first-key i:booking:by_user
+    run 6 "$U" check "$T/d"; out_has "booking.by_user"
+    damaged set-first-value t:client 81a3666f6f01    # a record that fails its schema: {"foo": 1}
+    run 6 "$U" check "$T/d"; out_has "client"; out_has "foo"
+    damaged set-first-value t:client c1              # bytes that are not msgpack at all
+    run 6 "$U" check "$T/d"; out_has "client"
+    run 6 "$U" --json check "$T/d"
+    json_ok 'd["ok"] is False and d["problem_count"] == len(d["problems"]) >= 1'
+    # a record whose bytes declare 4 billion elements (a msgpack bomb): check
+    # reports it; dump leaves it out, says so, salvages the rest and exits 1
+    damaged set-first-value t:client ddffffffff
+    run 6 "$U" check "$T/d"; out_has "client"
+    run 1 "$U" dump "$T/d"; err_has "client: record 1 in key order skipped"; err_has "1 damaged record"
+    json_ok '[l["record"]["id"] for l in lines if l.get("type") == "client"] == ["c2", "c3"] and "sequences" in lines[-1]'
+    run 1 "$U" get "$T/d" client '"c1"'; err_has "malformed"
+    # several problems at once are all listed
+    damaged del-first u:client:email
+    "$DAMAGE" "$T/d" del-first t:workflow >/dev/null
+    run 6 "$U" check "$T/d"; out_has "client.email"; out_has "workflow.name_version"
+    # the healthy original is untouched
+    run 0 "$U" check "$db"
+}
+
+# ---------------------------------------------------------------------------
+group_demo() {
+    local start end
+    start=$(date +%s)
+    run 0 "$U" demo "$T/demo"
+    end=$(date +%s)
+    if [ $((end - start)) -lt 10 ]; then ok; else fail "demo took $((end - start)) s"; fi
+    out_has "8 processes booked psychologist p1 at 2026-01-15 10:00 at the same instant: 1 booked, 7 got 409 conflict (booking.active_slot, held by id 1)"
+    out_has "1 created it (id 1), 7 got that same record back"
+    out_has "8 got 409 conflict (client.email, held by id \"c-7f3a\")"
+    out_has "(workflow.name_version: (workflow_name, version)=(invoice-sync, 3), held by id 1)"
+    out_has 'field "execution_engine": expected one of temporal, airflow, argo'
+    out_has "4 booked (11:00, 12:00, 13:00, 14:00), 4 got 409"
+    out_has "24 cases"; out_has "all distinct, no gaps"
+    out_has "check: ok"
+    out_has '{"type":"booking","record":{"id":1,'
+    if grep -q UNEXPECTED "$T/out"; then fail "demo reported something unexpected"; else ok; fi
+    # the demo's database is a real one the other commands can read
+    run 0 "$U" check "$T/demo"
+    run 0 "$U" scan "$T/demo" case; json_ok 'sorted(int(r["case_number"][-6:]) for r in lines) == list(range(1, 25))'
+    run 0 "$U" scan "$T/demo" booking; json_ok '[r["status"] for r in lines].count("cancelled") == 1'
+    # a directory that already holds a database is refused
+    run 1 "$U" demo "$T/demo"
+    # default: a new temporary directory
+    TMPDIR="$T" run 0 "$U" demo
+    if ls -d "$T"/uniqdb-demo-* >/dev/null 2>&1; then ok; else fail "no temporary demo directory"; fi
+}
+
+case "$GROUP" in
+basics | types | dumpload | check | demo) "group_$GROUP" ;;
+*)
+    echo "unknown group $GROUP" >&2
+    exit 2
+    ;;
+esac
+echo "$GROUP: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
