@@ -260,6 +260,12 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         goto fail;
     if ((rc = mdb_env_set_maxdbs(env->mdb, o.max_dbs ? o.max_dbs : 512)))
         goto fail;
+    size_t want = o.map_size ? o.map_size : DEFAULT_MAP;
+    if (env->max_map && want > env->max_map)
+        want = env->max_map;
+    /* the size a new file starts with; an existing file's is adopted below */
+    if ((rc = mdb_env_set_mapsize(env->mdb, want)))
+        goto fail;
     unsigned mflags = MDB_NOTLS;
     if (o.flags & UDB_NOSYNC)
         mflags |= MDB_NOSYNC;
@@ -275,9 +281,6 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     /* adopt the size stored in the file, then grow to the requested one */
     if ((rc = mdb_env_set_mapsize(env->mdb, 0)))
         goto fail;
-    size_t want = o.map_size ? o.map_size : DEFAULT_MAP;
-    if (env->max_map && want > env->max_map)
-        want = env->max_map;
     if (udb__mapsize(env) < want && (rc = mdb_env_set_mapsize(env->mdb, want)))
         goto fail;
     if ((rc = open_meta(env)))

@@ -45,6 +45,36 @@ static int type_count(uint64_t *n, MDB_txn *txn, const udb_type *t)
     return rc;
 }
 
+/* Records of an "extra" type may already carry a field that n now declares:
+ * every stored record must fit n, or declaring it would strand them. */
+static int check_extra(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_type *n)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, o->dbi, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    udb_buf why = {0};
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        udb_rec r;
+        udb__rec_init(&r);
+        why.len = 0;
+        rc = udb__rec_parse(&r, n, v.mv_data, v.mv_size, false, &why);
+        udb__rec_free(&r);
+        if (rc == UDB_EINVALID) {
+            udb__buf_printf(msg, "type \"%s\": a stored record does not fit the new field "
+                            "declarations: %s", o->name, why.p ? (char *)why.p : "?");
+            rc = UDB_ESCHEMA;
+        }
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(cur);
+    udb__buf_free(&why);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Is the change from o to n allowed?  o's handles are valid in txn. */
 static int diff_type(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_type *n)
 {
@@ -80,12 +110,17 @@ static int diff_type(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_ty
                        o->name, of->values[v], of->name);
         }
     }
-    for (size_t i = 0; i < n->nfields; i++)
-        if (!find_field(o, n->fields[i].name) && n->fields[i].required && count)
+    bool gained = false;
+    for (size_t i = 0; i < n->nfields; i++) {
+        if (find_field(o, n->fields[i].name))
+            continue;
+        gained = true;
+        if (n->fields[i].required && count)
             REFUSE("type \"%s\": new field \"%s\" must be optional while the type holds "
                    "records", n->name, n->fields[i].name);
+    }
 #undef REFUSE
-    return 0;
+    return o->extra && gained && count ? check_extra(msg, txn, o, n) : 0;
 }
 
 /* Fill a new (empty) index from the type's records. */

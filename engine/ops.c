@@ -437,6 +437,17 @@ static int parse_merged(prep *p, udb_txn *txn, const udb_type *t, udb_buf *merge
     return parse_rec(&p->rec, txn, t, merged->p, merged->len, false);
 }
 
+/* udb__rec_required with the message on txn. */
+static int check_required(udb_txn *txn, const udb_type *t, const udb_rec *r)
+{
+    udb_buf msg = {0};
+    int rc = udb__rec_required(r, t, &msg);
+    if (rc)
+        udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : udb_strerror(rc));
+    udb__buf_free(&msg);
+    return rc;
+}
+
 int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len,
                const void *rec, size_t len, unsigned flags)
 {
@@ -455,7 +466,9 @@ int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key, si
     if ((rc = parse_key(&k, txn, t, key, key_len)))
         goto out;
     MDB_val mk = {k.len, k.p};
-    if ((rc = parse_rec(&patch.rec, txn, t, rec, len, flags & UDB_MERGE)) ||
+    /* parsed as a patch either way: a replacement may omit the key field, so
+       its required fields are checked once the key is filled in below */
+    if ((rc = parse_rec(&patch.rec, txn, t, rec, len, true)) ||
         (rc = load_rec(&old, &raw, txn, t, mk)))
         goto out;
     if (flags & UDB_MERGE) {
@@ -469,7 +482,10 @@ int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key, si
             goto out;
         rc = update_prepared(out, txn, t, &p, &old);
     } else {
-        rc = update_prepared(out, txn, t, &patch, &old);
+        if (!patch.rec.vals[t->key])
+            patch.rec.vals[t->key] = old.rec.vals[t->key];
+        if (!(rc = check_required(txn, t, &patch.rec)))
+            rc = update_prepared(out, txn, t, &patch, &old);
     }
 out:
     prep_free(&old);

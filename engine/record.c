@@ -189,6 +189,10 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
                                     (int)(kn > 100 ? 100 : kn), k);
                     return UDB_EINVALID;
                 }
+            if (!utf8_valid((const unsigned char *)k, kn)) {
+                udb__buf_printf(msg, "type \"%s\": a field name is not valid UTF-8", t->name);
+                return UDB_EINVALID;
+            }
             if (!t->extra) {
                 udb__buf_printf(msg, "type \"%s\": unknown field \"%.*s\" (declared:", t->name,
                                 (int)(kn > 100 ? 100 : kn), k);

@@ -82,8 +82,14 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
     } else {
         rc = mdb_cursor_get(c->mc, &k, &v, MDB_NEXT);
     }
+    /* A byte prefix is not yet a tuple prefix: after a string or bytes element
+       (which ends in 0x00) a following 0xFF means the element goes on (an
+       escaped NUL), e.g. prefix ("a") vs key ("a\0", ...).  No type code is
+       0xFF, and such keys sort after every real match, so the scan ends there. */
     if (rc == 0 && c->prefix.len && (k.mv_size < c->prefix.len ||
-                                     memcmp(k.mv_data, c->prefix.p, c->prefix.len) != 0))
+                                     memcmp(k.mv_data, c->prefix.p, c->prefix.len) != 0 ||
+                                     (k.mv_size > c->prefix.len &&
+                                      ((const unsigned char *)k.mv_data)[c->prefix.len] == 0xFF)))
         rc = MDB_NOTFOUND;
     if (rc == MDB_NOTFOUND) {
         c->done = true;

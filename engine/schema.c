@@ -332,9 +332,11 @@ static int parse_type(udb_type *t, const char *tname, json_t *def, udb_buf *msg)
         if (t->fields[i].autoinc && (i != t->key || t->fields[i].type != UDB_F_UINT))
             FAIL("%s, field \"%s\": \"auto\" is only for a uint key field", where,
                  t->fields[i].name);
-    if (!kf->autoinc)
-        kf->required = true;
-    else if (asprintf(&t->seqname, "%s.%s", t->name, kf->name) < 0)
+    /* A plain key is always required; an auto key never is (a record without
+       it gets the next value) -- whatever "required" said, since the
+       canonical text does not keep it for the key field. */
+    kf->required = !kf->autoinc;
+    if (kf->autoinc && asprintf(&t->seqname, "%s.%s", t->name, kf->name) < 0)
         return UDB_ENOMEM;
 
     json_t *uq = json_object_get(def, "unique"), *ix = json_object_get(def, "indexes");

@@ -306,11 +306,15 @@ static int write_grouped(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
         if ((rc = udb__grow(env, grow_at)))
             break;
     }
+    char full_msg[256];   /* udb__grow's message, before anything overwrites it */
+    snprintf(full_msg, sizeof full_msg, "%s", udb_env_errmsg(env));
     for (size_t i = 0; i < n; i++) {
-        if (rc && !batch[i]->rc) {     /* the shared commit failed: so did everyone */
+        /* the shared commit failed, or the map could not grow (UDB_EFULL): so
+           did everyone -- including an fn that saw the raw MDB_MAP_FULL */
+        if (rc && (!batch[i]->rc || batch[i]->rc == MDB_MAP_FULL)) {
             batch[i]->rc = rc;
-            snprintf(batch[i]->msg, sizeof batch[i]->msg, "udb_write: commit: %s",
-                     udb_strerror(rc));
+            snprintf(batch[i]->msg, sizeof batch[i]->msg, "udb_write: %s",
+                     rc == UDB_EFULL ? full_msg : udb_strerror(rc));
         }
     }
 

@@ -1,0 +1,295 @@
+/*
+ * test_codec.c -- the internals every key and record passes through: the
+ * order-preserving tuple codec (keycodec.c) and the untrusted-msgpack walker
+ * (mpack.c), tested directly on bytes.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+/* LMDB's default key order: memcmp over the common length, shorter first. */
+static int keycmp(const udb_buf *a, const udb_buf *b)
+{
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = n ? memcmp(a->p, b->p, n) : 0;
+    if (c)
+        return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+static const char *hex(const udb_buf *b)
+{
+    char *s = tu_keep(calloc(1, b->len * 2 + 1));
+    for (size_t i = 0; i < b->len; i++)
+        snprintf(s + 2 * i, 3, "%02x", b->p[i]);
+    return s;
+}
+
+/* Encoded keys bufs[0..n) must sort strictly ascending. */
+static void check_ascending(const udb_buf *bufs, size_t n, const char *what)
+{
+    for (size_t i = 1; i < n; i++)
+        if (keycmp(&bufs[i - 1], &bufs[i]) >= 0)
+            tu_fail(__FILE__, __LINE__, what, "element %zu (%s) does not sort before %zu (%s)",
+                    i - 1, hex(&bufs[i - 1]), i, hex(&bufs[i]));
+}
+
+static void free_bufs(udb_buf *bufs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        udb__buf_free(&bufs[i]);
+}
+
+static void t_int_order(tu *t)
+{
+    (void)t;
+    static const int64_t v[] = {
+        INT64_MIN, INT64_MIN + 1, -(1ll << 40), -65537, -65536, -65535, -257, -256, -255,
+        -2, -1, 0, 1, 2, 255, 256, 65535, 65536, 1ll << 40, INT64_MAX,
+    };
+    enum { N = sizeof v / sizeof v[0] };
+    udb_buf b[N] = {{0}};
+    for (size_t i = 0; i < N; i++) {
+        udb__tk_int(&b[i], v[i]);
+        /* decodes back to the same number */
+        udb_telem e;
+        udb_buf scratch = {0};
+        const unsigned char *p = b[i].p;
+        CHECK_OK(udb__tk_decode(&e, &scratch, &p, b[i].p + b[i].len));
+        CHECK(p == b[i].p + b[i].len);
+        if (v[i] < 0)
+            CHECK(e.kind == UDB_TK_INT && e.v.i == v[i]);
+        else
+            CHECK(e.kind == UDB_TK_UINT && e.v.u == (uint64_t)v[i]);
+        udb__buf_free(&scratch);
+    }
+    check_ascending(b, N, "signed integers sort numerically, negatives first");
+    free_bufs(b, N);
+}
+
+static void t_uint_order_and_int_uint_agree(tu *t)
+{
+    (void)t;
+    static const uint64_t v[] = {0, 1, 255, 256, (uint64_t)INT64_MAX, (uint64_t)INT64_MAX + 1,
+                                 UINT64_MAX - 1, UINT64_MAX};
+    enum { N = sizeof v / sizeof v[0] };
+    udb_buf b[N] = {{0}};
+    for (size_t i = 0; i < N; i++)
+        udb__tk_uint(&b[i], v[i]);
+    check_ascending(b, N, "unsigned integers sort numerically");
+    /* one number, one key: int and uint encodings of a value agree */
+    udb_buf a = {0};
+    udb__tk_int(&a, 256);
+    CHECK(a.len == b[3].len && memcmp(a.p, b[3].p, a.len) == 0);
+    udb__buf_free(&a);
+    free_bufs(b, N);
+}
+
+static void t_str_order_and_nul_escape(tu *t)
+{
+    (void)t;
+    /* bytewise order, a prefix first; embedded NULs included */
+    static const struct { const char *s; size_t n; } v[] = {
+        {"", 0}, {"\0", 1}, {"\0\0", 2}, {"\0\xff", 2}, {"\x01", 1}, {"a", 1},
+        {"a\0", 2}, {"a\0b", 3}, {"ab", 2}, {"b", 1}, {"\xc3\xa9", 2}, {"\xff", 1},
+    };
+    enum { N = sizeof v / sizeof v[0] };
+    udb_buf b[N] = {{0}};
+    for (size_t i = 0; i < N; i++) {
+        udb__tk_str(&b[i], UDB_TK_STR, v[i].s, v[i].n);
+        udb_telem e;
+        udb_buf scratch = {0};
+        const unsigned char *p = b[i].p;
+        CHECK_OK(udb__tk_decode(&e, &scratch, &p, b[i].p + b[i].len));
+        CHECK(e.kind == UDB_TK_STR && e.v.s.n == v[i].n &&
+              (v[i].n == 0 || memcmp(scratch.p + e.v.s.off, v[i].s, v[i].n) == 0));
+        const unsigned char *q = b[i].p;
+        CHECK_OK(udb__tk_skip(&q, b[i].p + b[i].len));
+        CHECK(q == b[i].p + b[i].len);
+        udb__buf_free(&scratch);
+    }
+    check_ascending(b, N, "strings sort bytewise");
+    free_bufs(b, N);
+}
+
+static void tuple2(udb_buf *b, const char *x, const char *y)
+{
+    udb__tk_str(b, UDB_TK_STR, x, strlen(x));
+    if (y)
+        udb__tk_str(b, UDB_TK_STR, y, strlen(y));
+}
+
+static void t_compound_boundaries(tu *t)
+{
+    (void)t;
+    udb_buf ab_c = {0}, a_bc = {0}, a = {0}, ab = {0};
+    tuple2(&ab_c, "ab", "c");
+    tuple2(&a_bc, "a", "bc");
+    tuple2(&a, "a", NULL);
+    tuple2(&ab, "ab", NULL);
+    CHECK(keycmp(&ab_c, &a_bc) != 0);
+    CHECK(keycmp(&a_bc, &ab_c) < 0);    /* ("a", ..) sorts before ("ab", ..) */
+    /* a tuple prefix is a byte prefix -- of its own extensions only */
+    CHECK(a.len < a_bc.len && memcmp(a.p, a_bc.p, a.len) == 0);
+    CHECK(!(a.len < ab_c.len && memcmp(a.p, ab_c.p, a.len) == 0));
+    CHECK(ab.len < ab_c.len && memcmp(ab.p, ab_c.p, ab.len) == 0);
+    /* NUL bytes at the boundary cannot fake one either */
+    udb_buf n1 = {0}, n2 = {0};
+    udb__tk_str(&n1, UDB_TK_STR, "a\0", 2);
+    udb__tk_str(&n1, UDB_TK_STR, "b", 1);
+    udb__tk_str(&n2, UDB_TK_STR, "a", 1);
+    udb__tk_str(&n2, UDB_TK_STR, "\0b", 2);
+    CHECK(keycmp(&n1, &n2) != 0);
+    /* bytes and strings with equal content never meet */
+    udb_buf s = {0}, x = {0};
+    udb__tk_str(&s, UDB_TK_STR, "k", 1);
+    udb__tk_str(&x, UDB_TK_BYTES, "k", 1);
+    CHECK(keycmp(&s, &x) != 0);
+    udb_buf all[] = {ab_c, a_bc, a, ab, n1, n2, s, x};
+    free_bufs(all, sizeof all / sizeof all[0]);
+}
+
+static void t_float_order(tu *t)
+{
+    (void)t;
+    static const double v[] = {-INFINITY, -1e300, -2.5, -1.0, -1e-300, 0.0, 1e-300, 1.0,
+                               2.5, 1e300, INFINITY};
+    enum { N = sizeof v / sizeof v[0] };
+    udb_buf b[N] = {{0}};
+    for (size_t i = 0; i < N; i++) {
+        udb__tk_float(&b[i], v[i]);
+        udb_telem e;
+        udb_buf scratch = {0};
+        const unsigned char *p = b[i].p;
+        CHECK_OK(udb__tk_decode(&e, &scratch, &p, b[i].p + b[i].len));
+        CHECK(e.kind == UDB_TK_FLOAT && e.v.f == v[i]);
+        udb__buf_free(&scratch);
+    }
+    check_ascending(b, N, "doubles sort numerically");
+    udb_buf neg0 = {0};
+    udb__tk_float(&neg0, -0.0);
+    CHECK(keycmp(&neg0, &b[5]) == 0);   /* -0.0 and 0.0 are one key */
+    udb__buf_free(&neg0);
+    free_bufs(b, N);
+}
+
+static void t_cross_type_order(tu *t)
+{
+    (void)t;
+    enum { N = 9 };
+    udb_buf b[N] = {{0}};
+    udb__tk_nil(&b[0]);
+    udb__tk_str(&b[1], UDB_TK_BYTES, "zz", 2);
+    udb__tk_str(&b[2], UDB_TK_STR, "", 0);
+    udb__tk_int(&b[3], INT64_MIN);
+    udb__tk_int(&b[4], 0);
+    udb__tk_uint(&b[5], UINT64_MAX);
+    udb__tk_float(&b[6], -INFINITY);
+    udb__tk_bool(&b[7], false);
+    udb__tk_bool(&b[8], true);
+    check_ascending(b, N, "nil < bytes < str < int < float < false < true");
+    free_bufs(b, N);
+}
+
+static int decode_raw(const char *bytes, size_t n)
+{
+    udb_telem e;
+    udb_buf scratch = {0};
+    const unsigned char *p = (const unsigned char *)bytes;
+    int rc = udb__tk_decode(&e, &scratch, &p, p + n);
+    udb__buf_free(&scratch);
+    return rc;
+}
+
+static void t_decode_rejects_damage(tu *t)
+{
+    (void)t;
+    CHECK_RC(decode_raw("", 0), UDB_ECORRUPT);
+    CHECK_RC(decode_raw("\x16\x01", 2), UDB_ECORRUPT);          /* 2-byte int, 1 byte there */
+    CHECK_RC(decode_raw("\x02" "abc", 4), UDB_ECORRUPT);        /* string never terminated */
+    CHECK_RC(decode_raw("\x21\x00\x00", 3), UDB_ECORRUPT);      /* short double */
+    CHECK_RC(decode_raw("\x13\xff", 2), UDB_ECORRUPT);          /* "negative zero" */
+    CHECK_RC(decode_raw("\x50", 1), UDB_ECORRUPT);              /* unknown type code */
+    CHECK_RC(decode_raw("\x15\x07", 2), 0);
+    const unsigned char s[] = {0x02, 'a', 0x00};
+    const unsigned char *p = s;
+    CHECK_RC(udb__tk_skip(&p, s + 2), UDB_ECORRUPT);            /* cut before terminator */
+}
+
+static void t_to_msgpack_roundtrip(tu *t)
+{
+    (void)t;
+    udb_buf key = {0}, out = {0};
+    udb__tk_int(&key, -300);
+    udb__tk_uint(&key, 7);
+    udb__tk_str(&key, UDB_TK_STR, "x\0y", 3);
+    udb__tk_str(&key, UDB_TK_BYTES, "\0", 1);
+    udb__tk_bool(&key, true);
+    udb__tk_nil(&key);
+    udb__tk_float(&key, -2.5);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &out, udb__buf_sbuffer_write);
+    msgpack_pack_array(&pk, 7);
+    const unsigned char *p = key.p, *end = key.p + key.len;
+    for (int i = 0; i < 7; i++)
+        CHECK_OK(udb__tk_to_msgpack(&pk, &p, end));
+    CHECK(p == end);
+    CHECK_STR(tu_render(mpraw(out.p, out.len)), "[-300,7,\"x\",<bin 1>,true,null,-2.5]");
+    /* "x\0y" is rendered by %.*s up to the NUL; check the bytes themselves */
+    CHECK(memchr(out.p, 'y', out.len) != NULL);
+    udb__buf_free(&key);
+    udb__buf_free(&out);
+}
+
+static int mpcheck(udb_val v, unsigned depth, const char **why)
+{
+    return udb__mp_check(v.data, v.size, depth, why);
+}
+
+static void t_mp_check_bombs(tu *t)
+{
+    (void)t;
+    const char *why = NULL;
+    CHECK_RC(mpcheck(mpraw("\xdd\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, &why), UDB_EINVALID);
+    CHECK_HAS(why, "count");
+    CHECK_RC(mpcheck(mpraw("\xdf\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw("\xdb\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw("\xc6\xff\xff\xff\xff" "ab", 7), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw("\xc4", 1), UDB_MAX_DEPTH, NULL), UDB_EINVALID);   /* bin8, no length */
+    CHECK_RC(mpcheck(mpraw("\xa5" "ab", 3), UDB_MAX_DEPTH, &why), UDB_EINVALID);
+    CHECK_HAS(why, "truncated");
+    CHECK_RC(mpcheck(mpraw("\x92\x01", 2), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw("\xc0\xc0", 2), UDB_MAX_DEPTH, &why), UDB_EINVALID);
+    CHECK_HAS(why, "trailing");
+    CHECK_RC(mpcheck(mpraw("\xc1", 1), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw("\xd4\x01\x02", 3), UDB_MAX_DEPTH, NULL), UDB_EINVALID); /* ext */
+    CHECK_RC(udb__mp_check(NULL, 0, UDB_MAX_DEPTH, NULL), UDB_EINVALID);
+    CHECK_RC(udb__mp_check("", 0, UDB_MAX_DEPTH, NULL), UDB_EINVALID);
+
+    /* nesting: 100 arrays deep is refused; up to the limit is fine */
+    unsigned char deep[101];
+    memset(deep, 0x91, 100);
+    deep[100] = 0xc0;
+    CHECK_RC(mpcheck(mpraw(deep, sizeof deep), UDB_MAX_DEPTH, &why), UDB_EINVALID);
+    CHECK_HAS(why, "deep");
+    CHECK_RC(mpcheck(mpraw(deep + 100 - 4, 5), 4, NULL), 0);
+    CHECK_RC(mpcheck(mpraw(deep + 100 - 5, 6), 4, NULL), UDB_EINVALID);
+
+    /* well-formed values of every kind pass, and decode */
+    udb_val ok = mp("{s:[i, I, U, f, F, b, n], s:x, s:{}, s:[]}", "a", -1, -5000000000ll,
+                    18446744073709551615ull, 1.5, 2.5, 1, "b", "\0\1", (size_t)2, "c", "d");
+    CHECK_RC(mpcheck(ok, UDB_MAX_DEPTH, NULL), 0);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    CHECK_RC(udb__mp_parse(&up, ok.data, ok.size, &why), 0);
+    CHECK(up.data.type == MSGPACK_OBJECT_MAP && up.data.via.map.size == 4);
+    msgpack_unpacked_destroy(&up);
+}
+
+TU_MAIN(TU_CASE(t_int_order), TU_CASE(t_uint_order_and_int_uint_agree),
+        TU_CASE(t_str_order_and_nul_escape), TU_CASE(t_compound_boundaries),
+        TU_CASE(t_float_order), TU_CASE(t_cross_type_order), TU_CASE(t_decode_rejects_damage),
+        TU_CASE(t_to_msgpack_roundtrip), TU_CASE(t_mp_check_bombs))

@@ -1,0 +1,284 @@
+/*
+ * test_ops.c -- the compound operations in one process: insert-or-get,
+ * upsert (with on_insert), insert-the-first-free-candidate, and udb_write's
+ * commit-or-roll-back.
+ */
+#include <string.h>
+
+#include <lmdb.h>
+
+#include "testutil.h"
+
+static const char *const SCHEMA =
+    "{`types`: {"
+    "`acct`: {`key`: `id`, `fields`: {`id`: {`type`: `str`},"
+    "  `email`: {`type`: `str`, `required`: true}, `name`: {`type`: `str`},"
+    "  `visits`: {`type`: `uint`}, `created`: {`type`: `int`}},"
+    "  `unique`: {`email`: {`fields`: [`email`]}}},"
+    "`job`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`, `auto`: true},"
+    "  `queue`: {`type`: `str`, `required`: true}, `name`: {`type`: `str`, `required`: true},"
+    "  `state`: {`type`: `str`}, `tag`: {`type`: `str`}},"
+    "  `unique`: {`qn`: {`fields`: [`queue`, `name`]}, `tag`: {`fields`: [`tag`]}},"
+    "  `indexes`: {`by_state`: {`fields`: [`state`]}}}"
+    "}}";
+
+static int ins_or_get(udb_val *out, int *created, udb_txn *txn, const char *type,
+                      const char *index, udb_val rec)
+{
+    return udb_insert_or_get(out, created, txn, type, index, rec.data, rec.size);
+}
+
+static int upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const char *index,
+                  udb_val rec, udb_val on_insert)
+{
+    return udb_upsert(out, created, txn, type, index, rec.data, rec.size, on_insert.data,
+                      on_insert.size);
+}
+
+static void t_insert_or_get_on_a_compound_index(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_txn *txn = tu_w(t);
+    udb_val out;
+    int created = -1;
+    CHECK_OK(ins_or_get(&out, &created, txn, "job", "qn",
+                        mp("{s:s, s:s, s:s}", "queue", "q", "name", "n", "state", "first")));
+    CHECK(created == 1 && tu_fu(out, "id") == 1);
+    /* the second caller gets the stored record; its own fields are not written */
+    CHECK_OK(ins_or_get(&out, &created, txn, "job", "qn",
+                        mp("{s:s, s:s, s:s}", "queue", "q", "name", "n", "state", "second")));
+    CHECK(created == 0);
+    CHECK_STR(tu_render(out), "{\"id\":1,\"queue\":\"q\",\"name\":\"n\",\"state\":\"first\"}");
+    CHECK_OK(ins_or_get(&out, &created, txn, "job", "qn",
+                        mp("{s:s, s:s}", "queue", "q", "name", "other")));
+    CHECK(created == 1 && tu_fu(out, "id") == 2);
+    /* a conflict on another unique index is still an error, naming that index */
+    CHECK_RC(ins_or_get(&out, &created, txn, "job", "qn",
+                        mp("{s:s, s:s, s:s}", "queue", "q", "name", "x", "tag", "t")), 0);
+    CHECK_RC(ins_or_get(&out, &created, txn, "job", "qn",
+                        mp("{s:s, s:s, s:s}", "queue", "q", "name", "y", "tag", "t")),
+             UDB_ECONFLICT);
+    CHECK_STR(tu_conflict(txn), "job: tag(tag)=[\"t\"] held by 3");
+    CHECK_HAS(udb_errmsg(txn), "\"job.tag\"");
+    /* an invalid record is invalid even when its key exists */
+    CHECK_RC(ins_or_get(&out, &created, txn, "job", "qn",
+                        mp("{s:s, s:s, s:i}", "queue", "q", "name", "n", "state", 1)),
+             UDB_EINVALID);
+    /* only unique indexes can key it */
+    CHECK_RC(ins_or_get(&out, &created, txn, "job", "by_state",
+                        mp("{s:s, s:s}", "queue", "q", "name", "n")), UDB_EINVAL);
+    CHECK_RC(ins_or_get(&out, &created, txn, "job", "nope",
+                        mp("{s:s, s:s}", "queue", "q", "name", "n")), UDB_EINVAL);
+    CHECK(tu_count(txn, "job") == 3);
+    tu_commit(txn);
+}
+
+static void t_insert_or_get_on_the_primary_key(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_txn *txn = tu_w(t);
+    udb_val out;
+    int created = -1;
+    udb_val rec = mp("{s:s, s:s}", "id", "u1", "email", "a@x");
+    CHECK_OK(ins_or_get(&out, &created, txn, "acct", NULL, rec));
+    CHECK(created == 1);
+    CHECK_OK(ins_or_get(&out, &created, txn, "acct", NULL,
+                        mp("{s:s, s:s}", "id", "u1", "email", "other@x")));
+    CHECK(created == 0);
+    CHECK_STR(tu_field(out, "email"), "\"a@x\"");
+    CHECK_OK(ins_or_get(&out, &created, txn, "acct", "id", rec));   /* pk by its name */
+    CHECK(created == 0);
+    /* same email under a new id: a conflict on the email index, not "existing" */
+    CHECK_RC(ins_or_get(&out, &created, txn, "acct", NULL,
+                        mp("{s:s, s:s}", "id", "u2", "email", "a@x")), UDB_ECONFLICT);
+    CHECK_STR(tu_conflict(txn), "acct: email(email)=[\"a@x\"] held by \"u1\"");
+    CHECK(tu_count(txn, "acct") == 1);
+    tu_commit(txn);
+}
+
+static void t_upsert_inserts_then_merges(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_txn *txn = tu_w(t);
+    udb_val out;
+    int created = -1;
+    udb_val oi = mp("{s:i, s:U}", "created", 1700, "visits", 0ull);
+    CHECK_OK(upsert(&out, &created, txn, "acct", "email",
+                    mp("{s:s, s:s, s:s}", "id", "u1", "email", "a@x", "name", "Ann"), oi));
+    CHECK(created == 1);
+    CHECK_STR(tu_render(out), "{\"id\":\"u1\",\"email\":\"a@x\",\"name\":\"Ann\",\"visits\":0,"
+                              "\"created\":1700}");
+    /* found by email: merged; the key field and on_insert are ignored */
+    CHECK_OK(upsert(&out, &created, txn, "acct", "email",
+                    mp("{s:s, s:s, s:U}", "id", "zzz", "email", "a@x", "visits", 5ull),
+                    mp("{s:i}", "created", 9)));
+    CHECK(created == 0);
+    CHECK_STR(tu_render(out), "{\"id\":\"u1\",\"email\":\"a@x\",\"name\":\"Ann\",\"visits\":5,"
+                              "\"created\":1700}");
+    CHECK_RC(tu_get(&out, txn, "acct", mp("s", "zzz")), UDB_ENOTFOUND);
+    /* keyed on the primary key, without on_insert; nil removes a field */
+    CHECK_OK(upsert(&out, &created, txn, "acct", NULL,
+                    mp("{s:s, s:n}", "id", "u1", "name"), NOVAL));
+    CHECK(created == 0);
+    CHECK(strcmp(tu_field(out, "name"), "<absent>") == 0);
+    CHECK_OK(upsert(&out, &created, txn, "acct", NULL,
+                    mp("{s:s, s:s}", "id", "u2", "email", "b@x"), NOVAL));
+    CHECK(created == 1);
+    /* a merge that would take another record's unique key fails, changing nothing */
+    CHECK_RC(upsert(&out, &created, txn, "acct", NULL,
+                    mp("{s:s, s:s}", "id", "u2", "email", "a@x"), NOVAL), UDB_ECONFLICT);
+    CHECK_STR(tu_conflict(txn), "acct: email(email)=[\"a@x\"] held by \"u1\"");
+    CHECK_OK(tu_get(&out, txn, "acct", mp("s", "u2")));
+    CHECK_STR(tu_field(out, "email"), "\"b@x\"");
+    /* an insert missing a required field is invalid, whatever on_insert lacks */
+    CHECK_RC(upsert(&out, &created, txn, "acct", NULL, mp("{s:s}", "id", "u3"), oi),
+             UDB_EINVALID);
+    CHECK_HAS(udb_errmsg(txn), "missing required field \"email\"");
+    CHECK_RC(upsert(&out, &created, txn, "acct", NULL, mp("{s:s, s:s}", "id", "u3", "email",
+                                                          "c@x"), mp("{s:s}", "bogus", "x")),
+             UDB_EINVALID);
+    CHECK(tu_count(txn, "acct") == 2);
+    tu_commit(txn);
+}
+
+static udb_val slot(const char *name)
+{
+    return mp("{s:s, s:s}", "queue", "q", "name", name);
+}
+
+static void t_insert_first_takes_the_first_free(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_txn *txn = tu_w(t);
+    udb_val out;
+    size_t chosen = 99;
+    CHECK_OK(tu_ins(NULL, txn, "job", slot("a")));
+    CHECK_OK(tu_ins(NULL, txn, "job", slot("c")));
+    udb_val cands[] = {slot("a"), slot("b"), slot("c")};
+    CHECK_OK(udb_insert_first(&out, &chosen, txn, "job", cands, 3));
+    CHECK(chosen == 1);
+    CHECK_STR(tu_field(out, "name"), "\"b\"");
+    /* all taken: a conflict with the detail of the last candidate */
+    chosen = 99;
+    CHECK_RC(udb_insert_first(&out, &chosen, txn, "job", cands, 3), UDB_ECONFLICT);
+    CHECK(chosen == 99);
+    CHECK_STR(tu_conflict(txn), "job: qn(queue, name)=[\"q\",\"c\"] held by 2");
+    /* an invalid candidate stops the search where it stands */
+    udb_val mixed[] = {slot("a"), mp("{s:s}", "queue", "q"), slot("d")};
+    CHECK_RC(udb_insert_first(&out, &chosen, txn, "job", mixed, 3), UDB_EINVALID);
+    CHECK(chosen == 1);
+    CHECK_RC(udb_insert_first(&out, &chosen, txn, "job", cands, 0), UDB_EINVAL);
+    CHECK(tu_count(txn, "job") == 3);
+    tu_commit(txn);
+}
+
+static int write_two(udb_txn *txn, void *ctx)
+{
+    const char *second = ctx;
+    int rc = tu_ins(NULL, txn, "acct", mp("{s:s, s:s}", "id", "w1", "email", "w1@x"));
+    if (!rc)
+        rc = tu_ins(NULL, txn, "acct", mp("{s:s, s:s}", "id", "w2", "email", second));
+    return rc;
+}
+
+static void t_udb_write_commits_or_rolls_back(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    static char same[] = "w1@x", other[] = "w2@x";
+    /* the second insert conflicts with the first: nothing of fn stays */
+    CHECK_RC(udb_write(t->env, write_two, same), UDB_ECONFLICT);
+    CHECK_HAS(udb_env_errmsg(t->env), "duplicate key in unique index \"acct.email\"");
+    udb_txn *txn = tu_r(t);
+    CHECK(tu_count(txn, "acct") == 0);
+    tu_commit(txn);
+    CHECK_OK(udb_write(t->env, write_two, other));
+    txn = tu_r(t);
+    CHECK_STR(tu_scan(txn, "acct", NULL, NOVAL, "id"), "\"w1\",\"w2\"");
+    tu_commit(txn);
+}
+
+static void t_read_snapshot_is_stable(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_txn *w = tu_w(t);
+    CHECK_OK(tu_ins(NULL, w, "acct", mp("{s:s, s:s}", "id", "a", "email", "a@x")));
+    tu_commit(w);
+    udb_txn *r = tu_r(t);
+    udb_val before;
+    CHECK_OK(tu_get(&before, r, "acct", mp("s", "a")));
+    /* a writer commits while the reader is open: the reader does not block it
+       and keeps seeing its snapshot */
+    w = tu_w(t);
+    CHECK_OK(tu_upd(NULL, w, "acct", mp("s", "a"), mp("{s:s}", "name", "new"), UDB_MERGE));
+    CHECK_OK(tu_ins(NULL, w, "acct", mp("{s:s, s:s}", "id", "b", "email", "b@x")));
+    tu_commit(w);
+    tu_txn = r;
+    udb_val v;
+    CHECK_OK(tu_get(&v, r, "acct", mp("s", "a")));
+    CHECK_STR(tu_render(v), tu_render(before));
+    CHECK(tu_count(r, "acct") == 1);
+    tu_commit(r);
+    r = tu_r(t);
+    CHECK(tu_count(r, "acct") == 2);
+    tu_commit(r);
+}
+
+static void t_arguments_are_checked(tu *t)
+{
+    udb_txn *txn = NULL;
+    udb_val out;
+    if (!tu_open(t))
+        return;
+    /* before any schema */
+    txn = tu_w(t);
+    CHECK_RC(tu_ins(&out, txn, "acct", mp("{}")), UDB_EINVAL);
+    CHECK_HAS(udb_errmsg(txn), "no schema");
+    const char *const *types = NULL;
+    size_t ntypes = 9;
+    CHECK_OK(udb_types(&types, &ntypes, txn));
+    CHECK(ntypes == 0);
+    tu_abort(txn);
+    CHECK_RC(udb_schema_apply(t->env, NULL, 0), UDB_EINVAL);
+    CHECK_RC(udb_schema_apply(NULL, "{}", 2), UDB_EINVAL);
+    CHECK_OK(tu_apply(t, SCHEMA));
+    txn = NULL;
+    CHECK_RC(udb_begin(&txn, t->env, 0x80), UDB_EINVAL);
+    CHECK_RC(udb_begin(&txn, NULL, 0), UDB_EINVAL);
+    CHECK_RC(udb_begin(NULL, t->env, 0), UDB_EINVAL);
+    CHECK(txn == NULL);
+    CHECK_RC(udb_commit(NULL), UDB_EINVAL);
+    udb_abort(NULL);
+    udb_cursor_close(NULL);
+    udb_free(NULL);
+    udb_close(NULL);
+    CHECK_RC(tu_ins(&out, NULL, "acct", mp("{}")), UDB_EINVAL);
+    CHECK_RC(udb_write(NULL, NULL, NULL), UDB_EINVAL);
+    CHECK_RC(udb_check(NULL, NULL, NULL, NULL), UDB_EINVAL);
+    CHECK_STR(udb_errmsg(NULL), "");
+    CHECK(udb_conflict_info(NULL) == NULL);
+    txn = tu_w(t);
+    CHECK_RC(tu_ins(&out, txn, NULL, mp("{}")), UDB_EINVAL);
+    CHECK_RC(tu_ins(&out, txn, "nope", mp("{}")), UDB_EINVAL);
+    CHECK_HAS(udb_errmsg(txn), "unknown record type \"nope\"");
+    tu_commit(txn);
+    /* every code has its own text */
+    static const int codes[] = {UDB_ECONFLICT, UDB_ENOTFOUND, UDB_EINVALID, UDB_ESCHEMA,
+                                UDB_EKEYTOOLONG, UDB_ECORRUPT, UDB_EINVAL, UDB_EFULL,
+                                UDB_ENOMEM, UDB_EREADONLY, MDB_MAP_FULL, 0};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        CHECK(udb_strerror(codes[i]) != NULL && udb_strerror(codes[i])[0]);
+        for (size_t j = 0; j < i; j++)
+            CHECK(strcmp(udb_strerror(codes[i]), udb_strerror(codes[j])) != 0);
+    }
+    CHECK(udb_strerror(123456) != NULL);
+}
+
+TU_MAIN(TU_CASE(t_arguments_are_checked), TU_CASE(t_insert_or_get_on_a_compound_index), TU_CASE(t_insert_or_get_on_the_primary_key),
+        TU_CASE(t_upsert_inserts_then_merges), TU_CASE(t_insert_first_takes_the_first_free),
+        TU_CASE(t_udb_write_commits_or_rolls_back), TU_CASE(t_read_snapshot_is_stable))

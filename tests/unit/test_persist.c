@@ -1,0 +1,210 @@
+/*
+ * test_persist.c -- the database on disk: what survives close and reopen,
+ * the permissions of what udb_open creates, open errors, map growth and the
+ * size limit.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+#include "testutil.h"
+
+static void t_close_and_reopen_keeps_everything(tu *t)
+{
+    if (!tu_setup(t, tu_scenarios()))
+        return;
+    udb_txn *txn = tu_w(t);
+    uint64_t n = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(tu_ins(NULL, txn, "booking", mp("{s:s, s:s, s:s, s:s, s:s}", "psychologist", "p",
+                                                 "date", "d", "time", tu_fmt("%02d:00", 9 + i),
+                                                 "status", "pending", "user", "u")));
+    CHECK_OK(tu_ins(NULL, txn, "client", mp("{s:s, s:s}", "id", "c-1", "email", "c@x")));
+    for (int i = 0; i < 7; i++)
+        CHECK_OK(udb_seq_next(&n, txn, "invoices"));
+    tu_commit(txn);
+    const char *schema = tu_schema_text(t);
+
+    tu_reopen(t);
+    if (!t->env)
+        return;
+    CHECK_STR(tu_schema_text(t), schema);
+    txn = tu_w(t);
+    udb_val out;
+    CHECK_OK(tu_find(&out, txn, "client", "email", mp("[s]", "c@x")));
+    CHECK_STR(tu_field(out, "id"), "\"c-1\"");
+    CHECK_STR(tu_scan(txn, "booking", "by_user", mp("[s]", "u"), "time"),
+              "\"09:00\",\"10:00\",\"11:00\"");
+    CHECK_OK(udb_seq_get(&n, txn, "invoices"));
+    CHECK(n == 7);
+    CHECK_OK(udb_seq_next(&n, txn, "invoices"));
+    CHECK(n == 8);
+    /* the auto key and the unique indexes carry on */
+    CHECK_OK(tu_ins(&out, txn, "booking", mp("{s:s, s:s, s:s, s:s}", "psychologist", "p",
+                                             "date", "d", "time", "12:00", "status", "pending")));
+    CHECK(tu_fu(out, "id") == 4);
+    CHECK_RC(tu_ins(&out, txn, "booking", mp("{s:s, s:s, s:s, s:s}", "psychologist", "p",
+                                             "date", "d", "time", "09:00", "status", "confirmed")),
+             UDB_ECONFLICT);
+    CHECK_STR(tu_conflict(txn), "booking: active_slot(psychologist, date, time)="
+                                "[\"p\",\"d\",\"09:00\"] held by 1");
+    const char *const *types;
+    size_t ntypes = 0;
+    CHECK_OK(udb_types(&types, &ntypes, txn));
+    if (CHECK(ntypes == 5)) {
+        CHECK_STR(types[0], "schedule_workflow");
+        CHECK_STR(types[4], "case");
+    }
+    udb_type_stat st;
+    CHECK_OK(udb_type_stat_get(&st, txn, "booking"));
+    CHECK(st.records == 4 && st.index_entries == 8 && st.bytes > 0);
+    CHECK_RC(udb_type_stat_get(&st, txn, "nope"), UDB_EINVAL);
+    tu_commit(txn);
+}
+
+static void t_created_directory_is_not_world_writable(tu *t)
+{
+    mode_t old = umask(0);   /* let the library's own mode decide */
+    char path[PATH_MAX];
+    struct stat st;
+    udb_env *env = NULL;
+
+    snprintf(path, sizeof path, "%s/default", t->dir);
+    if (CHECK_OK(udb_open(&env, path, NULL))) {
+        CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0750);
+        udb_close(env);
+        snprintf(path, sizeof path, "%s/default/data.mdb", t->dir);
+        CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0640);
+    }
+    udb_options o = UDB_OPTIONS_INIT;
+    o.mode = 0666;           /* even when the files may be shared widely */
+    snprintf(path, sizeof path, "%s/shared", t->dir);
+    env = NULL;
+    if (CHECK_OK(udb_open(&env, path, &o))) {
+        CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+        CHECK((st.st_mode & 0002) == 0);
+        CHECK((st.st_mode & 0555) == 0555);   /* readers can still reach the files */
+        udb_close(env);
+    }
+    umask(old);
+}
+
+static void t_open_reports_bad_paths(tu *t)
+{
+    char path[PATH_MAX];
+    udb_env *env = NULL;
+    CHECK_RC(udb_open(&env, NULL, NULL), UDB_EINVAL);
+    CHECK_RC(udb_open(NULL, t->path, NULL), UDB_EINVAL);
+    CHECK_RC(udb_open(&env, "", NULL), UDB_EINVAL);
+    snprintf(path, sizeof path, "%s/missing/parent/db", t->dir);
+    CHECK_RC(udb_open(&env, path, NULL), ENOENT);
+    CHECK_HAS(udb_env_errmsg(NULL), path);
+    snprintf(path, sizeof path, "%s/plainfile", t->dir);
+    FILE *f = fopen(path, "w");
+    if (f)
+        fclose(f);
+    CHECK(udb_open(&env, path, NULL) != 0);
+    CHECK_HAS(udb_env_errmsg(NULL), "not a directory");
+    CHECK(env == NULL);
+    udb_options o = UDB_OPTIONS_INIT;
+    o.flags = 0x100;
+    CHECK_RC(udb_open(&env, t->path, &o), UDB_EINVAL);
+    CHECK(env == NULL);
+}
+
+#define BLOBS "{`types`: {`blob`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`, `auto`: " \
+              "true}, `data`: {`type`: `str`}}}}}"
+
+static const char *kib_text(void)
+{
+    static char s[1025];
+    memset(s, 'z', 1024);
+    return s;
+}
+
+static int add_blobs(udb_txn *txn, void *ctx)
+{
+    const int *n = ctx;
+    for (int i = 0; i < *n; i++) {
+        int rc = tu_ins(NULL, txn, "blob", mp("{s:s}", "data", kib_text()));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static udb_env *open_sized(tu *t, const char *name, size_t max, unsigned flags)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    o.max_map_size = max;
+    o.flags = UDB_NOSYNC | flags;
+    udb_close(t->env);
+    t->env = NULL;
+    snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
+    if (!CHECK_OK(udb_open(&t->env, t->path, &o)) || !CHECK_OK(tu_apply(t, BLOBS)))
+        return NULL;
+    return t->env;
+}
+
+static void t_map_grows_after_map_full(tu *t)
+{
+    if (!open_sized(t, "grow", 0, 0))
+        return;
+    size_t map0 = 0, map1 = 0;
+    CHECK_OK(udb_env_usage(&map0, NULL, t->env));
+    /* by hand: MDB_MAP_FULL, abort, begin again (which grows), redo */
+    int n = 1500, rc = MDB_MAP_FULL, attempts = 0;
+    while (rc == MDB_MAP_FULL && attempts++ < 20) {
+        udb_txn *txn = tu_w(t);
+        rc = add_blobs(txn, &n);
+        if (rc)
+            tu_abort(txn);
+        else
+            tu_commit(txn);
+    }
+    CHECK_OK(rc);
+    CHECK(attempts > 1);                       /* it did fill up on the way */
+    CHECK_OK(udb_env_usage(&map1, NULL, t->env));
+    CHECK(map1 > map0);
+    /* udb_write does the same by itself */
+    CHECK_OK(udb_write(t->env, add_blobs, &n));
+    udb_txn *txn = tu_r(t);
+    CHECK(tu_count(txn, "blob") == 3000);
+    tu_commit(txn);
+}
+
+static void max_map_size_is_a_hard_limit(tu *t, unsigned flags)
+{
+    const size_t max = 2u << 20;
+    if (!open_sized(t, flags ? "max-nogroup" : "max-group", max, flags))
+        return;
+    int n = 3000;
+    CHECK_RC(udb_write(t->env, add_blobs, &n), UDB_EFULL);
+    CHECK_HAS(udb_env_errmsg(t->env), "maximum size");
+    /* nothing of it was kept, and small writes still work */
+    n = 10;
+    CHECK_OK(udb_write(t->env, add_blobs, &n));
+    udb_txn *txn = tu_r(t);
+    CHECK(tu_count(txn, "blob") == 10);
+    tu_commit(txn);
+    size_t map = 0;
+    CHECK_OK(udb_env_usage(&map, NULL, t->env));
+    CHECK(map <= max);
+}
+
+static void t_max_map_size_with_group_commit(tu *t)
+{
+    max_map_size_is_a_hard_limit(t, 0);
+}
+
+static void t_max_map_size_without_group_commit(tu *t)
+{
+    max_map_size_is_a_hard_limit(t, UDB_NOGROUP);
+}
+
+TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything),
+        TU_CASE(t_created_directory_is_not_world_writable), TU_CASE(t_open_reports_bad_paths),
+        TU_CASE(t_map_grows_after_map_full), TU_CASE(t_max_map_size_with_group_commit),
+        TU_CASE(t_max_map_size_without_group_commit))
