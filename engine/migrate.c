@@ -337,3 +337,16 @@ int udb_schema_json(char **out, udb_env *env)
     *out = copy;
     return 0;
 }
+
+int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn)
+{
+    if (!out || !txn)
+        return UDB_EINVAL;
+    udb__clear(txn);
+    if (!txn->schema)
+        return udb__err(txn, UDB_ENOTFOUND, "no schema has been applied to this database");
+    *out = txn->schema->json;
+    if (len)
+        *len = txn->schema->json_len;
+    return 0;
+}

@@ -178,6 +178,11 @@ int udb_schema_apply(udb_env *env, const char *json, size_t len);
  * it with udb_free().  Errors: UDB_ENOTFOUND (no schema applied yet), UDB_ENOMEM. */
 int udb_schema_json(char **out, udb_env *env);
 
+/* The schema txn sees (its snapshot's), as NUL-terminated JSON text owned by
+ * txn: valid until txn ends.  *len (may be NULL) gets its length.
+ * Errors: UDB_EINVAL, UDB_ENOTFOUND (no schema applied yet). */
+int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn);
+
 /* ---- Transactions -------------------------------------------------------- */
 
 /* Begin a transaction: flags 0 for a write transaction, UDB_RDONLY for a

@@ -75,7 +75,7 @@ int cli_cmd_dump(int argc, char **argv)
     const char *const *types;
     udb_env *env = NULL;
     udb_txn *txn = NULL;
-    char *schema = NULL;
+    const char *schema = NULL;
     json_t *line = NULL, *seqs = NULL;
     size_t ntypes, i;
     uint64_t damaged = 0;
@@ -87,9 +87,9 @@ int cli_cmd_dump(int argc, char **argv)
         return cli_usage("dump", "expected DB [TYPE...]");
     if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
         return ex;
-    /* The read snapshot first, then the schema: a schema change in between can
-     * only add to what the snapshot's records need. */
-    if ((rc = udb_begin(&txn, env, UDB_RDONLY)) != 0 || (rc = udb_schema_json(&schema, env)) != 0) {
+    /* schema, records and sequences all from one read snapshot */
+    if ((rc = udb_begin(&txn, env, UDB_RDONLY)) != 0 ||
+        (rc = udb_txn_schema_json(&schema, NULL, txn)) != 0) {
         ex = cli_fail_rc(rc, rc == UDB_ENOTFOUND ? "no schema applied yet" : udb_env_errmsg(env),
                          NULL, argv[first]);
         goto out;
@@ -136,7 +136,6 @@ int cli_cmd_dump(int argc, char **argv)
 out:
     json_decref(seqs);
     json_decref(line);
-    udb_free(schema);
     udb_abort(txn);
     udb_close(env);
     return ex;
