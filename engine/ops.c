@@ -635,6 +635,7 @@ int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *typ
     for (size_t i = 0; i < n; i++) {
         prep p;
         prep_init(&p);
+        udb__clear(txn);   /* each candidate reports for itself: no stale conflict */
         rc = parse_rec(&p.rec, txn, t, candidates[i].data, candidates[i].size, false);
         if (!rc)
             rc = insert_prepared(out, txn, t, &p);

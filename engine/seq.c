@@ -6,6 +6,7 @@
  * takes its step back with it, so committed values have no gaps.  Since LMDB
  * has one writer at a time, two writers never see the same value.
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include "internal.h"
@@ -80,10 +81,56 @@ int udb_seq_get(uint64_t *out, udb_txn *txn, const char *name)
     return 0;
 }
 
+/* The largest key of the type whose auto key uses sequence `name` (0 if
+ * none, or no records).  A sequence set below it would hand out keys that
+ * are taken -- exactly what udb_check reports as damage. */
+static int auto_key_floor(uint64_t *out, udb_txn *txn, const char *name, const char **type)
+{
+    *out = 0;
+    for (size_t i = 0; txn->schema && i < txn->schema->ntypes; i++) {
+        const udb_type *t = &txn->schema->types[i];
+        if (!t->seqname || strcmp(t->seqname, name) != 0)
+            continue;
+        MDB_cursor *cur;
+        MDB_val k, v;
+        int rc = mdb_cursor_open(txn->mdb, t->dbi, &cur);
+        if (rc)
+            return udb__mdb_err(txn, rc, "opening a cursor");
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (rc == 0) {
+            const unsigned char *p = k.mv_data;
+            udb_telem e;
+            udb_buf none = {0};
+            rc = udb__tk_decode(&e, &none, &p, p + k.mv_size);
+            udb__buf_free(&none);
+            if (rc == 0 && e.kind == UDB_TK_UINT)
+                *out = e.v.u;
+            else
+                rc = udb__err(txn, UDB_ECORRUPT, "type \"%s\": a key is damaged", t->name);
+        } else if (rc == MDB_NOTFOUND) {
+            rc = 0;
+        } else {
+            rc = udb__mdb_err(txn, rc, "reading keys");
+        }
+        mdb_cursor_close(cur);
+        *type = t->name;
+        return rc;
+    }
+    return 0;
+}
+
 int udb_seq_set(udb_txn *txn, const char *name, uint64_t value)
 {
     int rc = name_check(txn, name, true);
-    return rc ? rc : udb__seq_store(txn, name, value);
+    uint64_t floor;
+    const char *type = NULL;
+    if (rc || (rc = auto_key_floor(&floor, txn, name, &type)))
+        return rc;
+    if (value < floor)
+        return udb__err(txn, UDB_EINVAL, "sequence \"%s\" is the auto key of type \"%s\", "
+                        "whose largest key is %" PRIu64 "; it cannot be set below that",
+                        name, type, floor);
+    return udb__seq_store(txn, name, value);
 }
 
 int udb_seq_foreach(udb_txn *txn, int (*fn)(void *ctx, const char *name, uint64_t value),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -194,9 +195,47 @@ typedef struct greq {
 struct udb_group {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t arrive;      /* a request was queued (the leader may be gathering) */
     greq *head, *tail;
     bool leading;
+    size_t queued;              /* requests in the queue, the running batch included */
+    size_t last_n;              /* size of the last batch */
+    long last_commit_ns;        /* how long its commit took */
 };
+
+static long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Group commit delay.  The callers of the batch that just committed usually
+ * come straight back with their next request; a leader that snapshots the
+ * queue at once misses them, so batches alternate between two halves of the
+ * writers and each commit (two syncs) serves only about half of them.  If
+ * the last batch was shared, wait a little -- a fraction of a commit -- for
+ * them to queue up again. */
+static void gather(udb_group *g)
+{
+    if (g->last_n < 2)
+        return;
+    size_t want = g->queued + g->last_n;
+    if (want > GROUP_MAX)
+        want = GROUP_MAX;
+    long wait = g->last_commit_ns / 4;
+    if (wait < 20000)
+        wait = 20000;
+    if (wait > 1000000)
+        wait = 1000000;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_nsec += wait;
+    dl.tv_sec += dl.tv_nsec / 1000000000L;
+    dl.tv_nsec %= 1000000000L;
+    while (g->queued < want && pthread_cond_timedwait(&g->arrive, &g->mu, &dl) == 0)
+        ;
+}
 
 udb_group *udb__group_new(void)
 {
@@ -205,6 +244,11 @@ udb_group *udb__group_new(void)
         return NULL;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->arrive, &ca);
+    pthread_condattr_destroy(&ca);
     return g;
 }
 
@@ -214,6 +258,7 @@ void udb__group_free(udb_group *g)
         return;
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
+    pthread_cond_destroy(&g->arrive);
     free(g);
 }
 
@@ -281,6 +326,9 @@ static int write_grouped(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
     else
         g->head = &me;
     g->tail = &me;
+    g->queued++;
+    if (g->leading)
+        pthread_cond_signal(&g->arrive);
     while (!me.done && (g->leading || g->head != &me))
         pthread_cond_wait(&g->cv, &g->mu);
     if (me.done) {
@@ -291,6 +339,7 @@ static int write_grouped(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
     }
     /* leader: take up to GROUP_MAX queued requests, oldest first */
     g->leading = true;
+    gather(g);
     greq *batch[GROUP_MAX];
     size_t n = 0;
     for (greq *r = g->head; r && n < GROUP_MAX; r = r->next)
@@ -298,6 +347,7 @@ static int write_grouped(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
     pthread_mutex_unlock(&g->mu);
 
     int rc;
+    long t0 = now_ns();
     for (;;) {
         size_t grow_at;
         rc = run_batch(env, batch, n, &grow_at);
@@ -318,7 +368,11 @@ static int write_grouped(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
         }
     }
 
+    long took = now_ns() - t0;
     pthread_mutex_lock(&g->mu);
+    g->last_n = n;
+    g->last_commit_ns = took;
+    g->queued -= n;
     g->head = batch[n - 1]->next;
     if (!g->head)
         g->tail = NULL;

@@ -308,8 +308,11 @@ int udb_seq_next(uint64_t *out, udb_txn *txn, const char *name);
  * Errors: UDB_ENOTFOUND (never advanced), UDB_EINVAL, LMDB codes. */
 int udb_seq_get(uint64_t *out, udb_txn *txn, const char *name);
 
-/* Set a sequence's current value (for restoring dumps).
- * Errors: UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
+/* Set a sequence's current value (for restoring dumps).  A type's auto-key
+ * sequence cannot be set below the type's largest key (the next auto key
+ * would be taken).
+ * Errors: UDB_EINVAL (bad name, or below the largest key), UDB_EREADONLY,
+ * LMDB codes. */
 int udb_seq_set(udb_txn *txn, const char *name, uint64_t value);
 
 /* Call fn for every sequence in name order; a non-zero return from fn stops
