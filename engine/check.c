@@ -19,6 +19,9 @@ typedef struct checker {
     void (*report)(void *ctx, const char *problem);
     void *ctx;
     udb_buf line;
+    const udb_type *t;         /* what is being walked */
+    const udb_index *ix;
+    udb_buf key, msg, head;    /* scratch, reused per entry */
 } checker;
 
 /* Render tuple-encoded bytes as "(a, b)" for messages. */
@@ -79,147 +82,120 @@ static void problem(checker *c, const char *fmt, const void *k1, size_t n1, cons
         c->report(c->ctx, (const char *)b->p);
 }
 
-static int check_records(checker *c, const udb_type *t)
+/* One record: it parses, sits under its own key, and is in every index it
+ * belongs to. */
+static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
 {
+    checker *c = ctx;
     udb_txn *txn = c->txn;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn->mdb, t->dbi, &cur);
-    if (rc)
-        return rc;
-    MDB_val k, v;
-    udb_buf key = {0}, msg = {0}, head = {0};
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        udb_rec r;
-        udb__rec_init(&r);
-        msg.len = 0;
-        head.len = 0;
-        udb__buf_printf(&head, "%s: record %%K ", t->name);
-        int prc = udb__rec_parse(&r, t, v.mv_data, v.mv_size, false, &msg);
-        if (prc) {
-            udb__buf_printf(&head, "fails its schema: ");
-            problem(c, (char *)head.p, k.mv_data, k.mv_size, NULL, 0,
-                    msg.p ? (char *)msg.p : udb_strerror(prc));
-            udb__rec_free(&r);
+    const udb_type *t = c->t;
+    MDB_val k = *kp, v = *vp;
+    udb_buf *key = &c->key, *msg = &c->msg, *head = &c->head;
+    udb_rec r;
+    udb__rec_init(&r);
+    msg->len = 0;
+    head->len = 0;
+    udb__buf_printf(head, "%s: record %%K ", t->name);
+    int rc = udb__rec_parse(&r, t, v.mv_data, v.mv_size, false, msg);
+    if (rc) {
+        udb__buf_printf(head, "fails its schema: ");
+        problem(c, (char *)head->p, k.mv_data, k.mv_size, NULL, 0,
+                msg->p ? (char *)msg->p : udb_strerror(rc));
+        udb__rec_free(&r);
+        return 0;
+    }
+    const msgpack_object *const *vals = (const msgpack_object *const *)r.vals;
+    for (size_t i = 0; i < t->nidx && !rc; i++) {
+        const udb_index *ix = &t->idx[i];
+        bool applies;
+        if (udb__idx_entry(key, &applies, t, ix, vals, k.mv_data, k.mv_size) || !applies)
+            continue;
+        MDB_val ek = {key->len, key->p}, ev;
+        head->len = 0;
+        if (ix->is_pk) {
+            if (key->len != k.mv_size || memcmp(key->p, k.mv_data, k.mv_size) != 0) {
+                udb__buf_printf(head, "%s: record stored under key %%K has key field %%K",
+                                t->name);
+                problem(c, (char *)head->p, k.mv_data, k.mv_size, key->p, key->len, NULL);
+            }
             continue;
         }
-        const msgpack_object *const *vals = (const msgpack_object *const *)r.vals;
-        for (size_t i = 0; i < t->nidx; i++) {
-            const udb_index *ix = &t->idx[i];
-            bool applies;
-            if (udb__idx_entry(&key, &applies, t, ix, vals, k.mv_data, k.mv_size) || !applies)
-                continue;
-            MDB_val ek = {key.len, key.p}, ev;
-            if (ix->is_pk) {
-                if (key.len != k.mv_size || memcmp(key.p, k.mv_data, k.mv_size) != 0) {
-                    head.len = 0;
-                    udb__buf_printf(&head, "%s: record stored under key %%K has key field %%K",
-                                    t->name);
-                    problem(c, (char *)head.p, k.mv_data, k.mv_size, key.p, key.len, NULL);
-                }
-                continue;
-            }
-            int grc = key.len > txn->env->keymax ? MDB_NOTFOUND
-                                                  : mdb_get(txn->mdb, ix->dbi, &ek, &ev);
-            head.len = 0;
-            if (grc == MDB_NOTFOUND) {
-                udb__buf_printf(&head, "%s.%s: record %%K is missing from the index (entry %%K)",
-                                t->name, ix->name);
-                problem(c, (char *)head.p, k.mv_data, k.mv_size, key.p, key.len, NULL);
-            } else if (grc) {
-                rc = grc;
-                udb__rec_free(&r);
-                goto out;
-            } else if (ix->unique && (ev.mv_size != k.mv_size ||
-                                      memcmp(ev.mv_data, k.mv_data, k.mv_size) != 0)) {
-                udb__buf_printf(&head, "%s.%s: entry for record %%K points to record %%K",
-                                t->name, ix->name);
-                problem(c, (char *)head.p, k.mv_data, k.mv_size, ev.mv_data, ev.mv_size, NULL);
-            }
+        int grc = key->len > txn->env->keymax ? MDB_NOTFOUND
+                                               : mdb_get(txn->mdb, ix->dbi, &ek, &ev);
+        if (grc == MDB_NOTFOUND) {
+            udb__buf_printf(head, "%s.%s: record %%K is missing from the index (entry %%K)",
+                            t->name, ix->name);
+            problem(c, (char *)head->p, k.mv_data, k.mv_size, key->p, key->len, NULL);
+        } else if (grc) {
+            rc = grc;
+        } else if (ix->unique && (ev.mv_size != k.mv_size ||
+                                  memcmp(ev.mv_data, k.mv_data, k.mv_size) != 0)) {
+            udb__buf_printf(head, "%s.%s: entry for record %%K points to record %%K", t->name,
+                            ix->name);
+            problem(c, (char *)head->p, k.mv_data, k.mv_size, ev.mv_data, ev.mv_size, NULL);
         }
-        if (t->seqname && r.vals[t->key]) {
-            uint64_t seq;
-            if (udb__seq_peek(&seq, txn, t->seqname) == 0 && r.vals[t->key]->via.u64 > seq) {
-                head.len = 0;
-                udb__buf_printf(&head, "%s: record %%K is above the key sequence %s (%" PRIu64 ")",
-                                t->name, t->seqname, seq);
-                problem(c, (char *)head.p, k.mv_data, k.mv_size, NULL, 0, NULL);
-            }
-        }
-        udb__rec_free(&r);
     }
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-out:
-    mdb_cursor_close(cur);
-    udb__buf_free(&key);
-    udb__buf_free(&msg);
-    udb__buf_free(&head);
+    uint64_t seq;
+    if (!rc && t->seqname && r.vals[t->key] &&
+        udb__seq_peek(&seq, txn, t->seqname) == 0 && r.vals[t->key]->via.u64 > seq) {
+        head->len = 0;
+        udb__buf_printf(head, "%s: record %%K is above the key sequence %s (%" PRIu64 ")",
+                        t->name, t->seqname, seq);
+        problem(c, (char *)head->p, k.mv_data, k.mv_size, NULL, 0, NULL);
+    }
+    udb__rec_free(&r);
     return rc;
 }
 
-static int check_entries(checker *c, const udb_type *t, const udb_index *ix)
+/* One index entry: it points to a record that produces exactly this entry. */
+static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
 {
+    checker *c = ctx;
     udb_txn *txn = c->txn;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn->mdb, ix->dbi, &cur);
+    const udb_type *t = c->t;
+    const udb_index *ix = c->ix;
+    MDB_val k = *kp, pk = *vp;
+    udb_buf *key = &c->key, *msg = &c->msg, *head = &c->head;
+    head->len = 0;
+    if (!ix->unique) {
+        const unsigned char *p = k.mv_data, *end = p + k.mv_size;
+        bool bad = false;
+        for (size_t i = 0; i < ix->nfields && !bad; i++)
+            bad = udb__tk_skip(&p, end) != 0;
+        if (bad || p == end) {
+            udb__buf_printf(head, "%s.%s: damaged entry %%K", t->name, ix->name);
+            problem(c, (char *)head->p, k.mv_data, k.mv_size, NULL, 0, NULL);
+            return 0;
+        }
+        pk.mv_data = (void *)p;
+        pk.mv_size = (size_t)(end - p);
+    }
+    MDB_val rv;
+    int rc = pk.mv_size && pk.mv_size <= txn->env->keymax
+                 ? mdb_get(txn->mdb, t->dbi, &pk, &rv) : MDB_NOTFOUND;
+    if (rc == MDB_NOTFOUND) {
+        udb__buf_printf(head, "%s.%s: entry %%K points to missing record %%K", t->name,
+                        ix->name);
+        problem(c, (char *)head->p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size, NULL);
+        return 0;
+    }
     if (rc)
         return rc;
-    MDB_val k, v;
-    udb_buf key = {0}, msg = {0}, head = {0};
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        MDB_val pk = v;
-        head.len = 0;
-        if (!ix->unique) {
-            const unsigned char *p = k.mv_data, *end = p + k.mv_size;
-            bool bad = false;
-            for (size_t i = 0; i < ix->nfields && !bad; i++)
-                bad = udb__tk_skip(&p, end) != 0;
-            if (bad || p == end) {
-                udb__buf_printf(&head, "%s.%s: damaged entry %%K", t->name, ix->name);
-                problem(c, (char *)head.p, k.mv_data, k.mv_size, NULL, 0, NULL);
-                continue;
-            }
-            pk.mv_data = (void *)p;
-            pk.mv_size = (size_t)(end - p);
-        }
-        MDB_val rv;
-        int grc = pk.mv_size && pk.mv_size <= txn->env->keymax
-                      ? mdb_get(txn->mdb, t->dbi, &pk, &rv) : MDB_NOTFOUND;
-        if (grc == MDB_NOTFOUND) {
-            udb__buf_printf(&head, "%s.%s: entry %%K points to missing record %%K", t->name,
-                            ix->name);
-            problem(c, (char *)head.p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size, NULL);
-            continue;
-        }
-        if (grc) {
-            rc = grc;
-            goto out;
-        }
-        udb_rec r;
-        udb__rec_init(&r);
-        bool applies = false;
-        msg.len = 0;
-        if (udb__rec_parse(&r, t, rv.mv_data, rv.mv_size, false, &msg) == 0 &&
-            udb__idx_entry(&key, &applies, t, ix, (const msgpack_object *const *)r.vals,
-                           pk.mv_data, pk.mv_size) == 0 &&
-            (!applies || key.len != k.mv_size || memcmp(key.p, k.mv_data, k.mv_size) != 0)) {
-            udb__buf_printf(&head, "%s.%s: entry %%K does not match its record %%K", t->name,
-                            ix->name);
-            problem(c, (char *)head.p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size,
-                    applies ? NULL : " (the record does not belong in this index)");
-        }
-        udb__rec_free(&r);
+    udb_rec r;
+    udb__rec_init(&r);
+    bool applies = false;
+    msg->len = 0;
+    if (udb__rec_parse(&r, t, rv.mv_data, rv.mv_size, false, msg) == 0 &&
+        udb__idx_entry(key, &applies, t, ix, (const msgpack_object *const *)r.vals,
+                       pk.mv_data, pk.mv_size) == 0 &&
+        (!applies || key->len != k.mv_size || memcmp(key->p, k.mv_data, k.mv_size) != 0)) {
+        udb__buf_printf(head, "%s.%s: entry %%K does not match its record %%K", t->name,
+                        ix->name);
+        problem(c, (char *)head->p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size,
+                applies ? NULL : " (the record does not belong in this index)");
     }
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-out:
-    mdb_cursor_close(cur);
-    udb__buf_free(&key);
-    udb__buf_free(&msg);
-    udb__buf_free(&head);
-    return rc;
+    udb__rec_free(&r);
+    return 0;
 }
 
 int udb_check(size_t *problems, udb_env *env, void (*report)(void *ctx, const char *problem),
@@ -235,13 +211,18 @@ int udb_check(size_t *problems, udb_env *env, void (*report)(void *ctx, const ch
         return udb__env_err(rc, "udb_check: %s", udb_strerror(rc));
     const udb_schema *s = c.txn->schema;
     for (size_t i = 0; s && i < s->ntypes && !rc; i++) {
-        const udb_type *t = &s->types[i];
-        rc = check_records(&c, t);
-        for (size_t x = 1; x < t->nidx && !rc; x++)
-            rc = check_entries(&c, t, &t->idx[x]);
+        c.t = &s->types[i];
+        rc = udb__each(c.txn->mdb, c.t->dbi, check_record, &c);
+        for (size_t x = 1; x < c.t->nidx && !rc; x++) {
+            c.ix = &c.t->idx[x];
+            rc = udb__each(c.txn->mdb, c.ix->dbi, check_entry, &c);
+        }
     }
     udb__txn_end(c.txn, false);
     udb__buf_free(&c.line);
+    udb__buf_free(&c.key);
+    udb__buf_free(&c.msg);
+    udb__buf_free(&c.head);
     if (rc)
         return udb__env_err(rc, "udb_check: %s", udb_strerror(rc));
     if (problems)

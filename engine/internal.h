@@ -317,6 +317,12 @@ int  udb__conflict_finish(udb_txn *txn);  /* renders errmsg; returns UDB_ECONFLI
 int udb__seq_peek(uint64_t *out, udb_txn *txn, const char *name); /* 0 if never used */
 int udb__seq_store(udb_txn *txn, const char *name, uint64_t v);
 
+/* ---- walking a whole LMDB database (scan.c) ---- */
+/* Call fn for every entry of dbi in key order; a non-zero return stops the
+ * walk and is returned.  The entry is valid only during the call. */
+int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
+              void *ctx);
+
 /* ---- operations shared between files (ops.c) ---- */
 int udb__txn_type(udb_type **out, udb_txn *txn, const char *type, bool write);
 /* Build the index DB name into b. */
