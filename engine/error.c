@@ -29,7 +29,10 @@ const char *udb_strerror(int rc)
     case UDB_EFULL: return "database reached its maximum size";
     case UDB_ENOMEM: return "out of memory";
     case UDB_EREADONLY: return "write in a read-only transaction";
-    default: return mdb_strerror(rc);   /* LMDB codes and errno values */
+    default:
+        if (rc < 0 && (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE))
+            return "an application's own error code (not from uniqdb or LMDB)";
+        return mdb_strerror(rc);        /* LMDB codes and errno values */
     }
 }
 
@@ -199,3 +202,5 @@ int udb__conflict_finish(udb_txn *txn)
     udb__buf_free(&m);
     return rc;
 }
+
+_Static_assert(UDB_EMAPFULL == MDB_MAP_FULL, "UDB_EMAPFULL must be LMDB's MDB_MAP_FULL");

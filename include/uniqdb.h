@@ -74,6 +74,11 @@ extern "C" {
 #define UDB_ENOMEM      (-31009) /* out of memory */
 #define UDB_EREADONLY   (-31010) /* a write was attempted in a read-only transaction */
 
+/* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
+ * udb_commit need not include <lmdb.h>: abort the transaction and run it
+ * again; the next udb_begin grows the map.  udb_write never returns it. */
+#define UDB_EMAPFULL    (-30792)
+
 /* ---- Types --------------------------------------------------------------- */
 typedef struct udb_env udb_env;       /* an open database (a directory) */
 typedef struct udb_txn udb_txn;       /* a transaction on it */
@@ -228,7 +233,7 @@ int udb_write(udb_env *env, int (*fn)(udb_txn *txn, void *ctx), void *ctx);
  * anything is written.  *out (may be NULL) receives the stored record.
  * Errors: UDB_ECONFLICT (nothing written, txn still usable; see
  * udb_conflict_info), UDB_EINVALID, UDB_EKEYTOOLONG, UDB_EINVAL, UDB_EREADONLY,
- * LMDB codes (MDB_MAP_FULL: abort the transaction; the next udb_begin grows the map). */
+ * LMDB codes (UDB_EMAPFULL: abort the transaction; the next udb_begin grows the map). */
 int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, size_t len);
 
 /* Get a record by primary key (a msgpack value).  Errors: UDB_ENOTFOUND,

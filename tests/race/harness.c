@@ -386,9 +386,9 @@ int race_direct(udb_env *env, race_op op, const void *arg, race_outcome *o, int 
         return settle(o, env, rc);
     rc = op(txn, o, arg);
     race_note(o, txn, rc);
-    if (rc == 0 && commit)
-        rc = udb_commit(txn);
-    else
+    if (rc == 0 && commit && (rc = udb_commit(txn)) != 0)
+        snprintf(o->errmsg, sizeof o->errmsg, "udb_commit failed");  /* no detail to read */
+    else if (rc != 0 || !commit)
         udb_abort(txn);
     return settle(o, env, rc);
 }
@@ -402,10 +402,19 @@ race_outcome *race_at(const race_ctx *c, int round, int phase, int writer)
     return &c->outcomes[i];
 }
 
+/* One broken race can fail every call: show the first ones, count the rest. */
+#define MAX_REPORTS 40
+
 int race_bad(const race_ctx *c, const race_outcome *o, const char *fmt, ...)
 {
+    static int reports;
     va_list ap;
 
+    if (++reports > MAX_REPORTS) {
+        if (reports == MAX_REPORTS + 1)
+            fprintf(stderr, "%s: (further failures not shown)\n", c->spec->name);
+        return 1;
+    }
     fprintf(stderr, "%s: FAIL: ", c->spec->name);
     /* Compared as integers: o may point anywhere (a verifier's local). */
     if ((uintptr_t)o >= (uintptr_t)c->outcomes &&
@@ -529,6 +538,22 @@ int race_expect_count(const race_ctx *c, const char *type, const char *index,
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int race_gapless(const race_ctx *c, uint64_t *v, size_t n, const char *what)
+{
+    qsort(v, n, sizeof *v, cmp_u64);
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != i + 1)
+            return race_bad(c, NULL, "%s: sorted value %zu is %llu, want %zu (of %zu)", what, i,
+                            (unsigned long long)v[i], i + 1, n);
+    return 0;
+}
+
 int race_lib_fail(const char *call, int rc, const char *detail)
 {
     fprintf(stderr, "FAIL: %s: rc=%d (%s): %s\n", call, rc, udb_strerror(rc),
@@ -644,7 +669,8 @@ static int child_main(const race_ctx *base, const char *dir, int ready_fd, int g
             _exit(2);
         }
     }
-    if (write(ready_fd, "r", 1) != 1 || wait_go(go_fd) != 0) {
+    /* Closing ready_fd matters: the parent reads until every child's copy is closed. */
+    if (write(ready_fd, "r", 1) != 1 || close(ready_fd) != 0 || wait_go(go_fd) != 0) {
         fprintf(stderr, "FAIL: start pipes: %s\n", strerror(errno));
         _exit(2);
     }
@@ -657,6 +683,18 @@ static int child_main(const race_ctx *base, const char *dir, int ready_fd, int g
     free(ts);
     udb_close(env);
     return fails ? 1 : 0;
+}
+
+/* A deadlocked engine must fail the test with a diagnosis, not hit the meson
+ * timeout: after this long the parent kills the writers and verifies. */
+#define DEADLINE_SECONDS 240
+
+static volatile sig_atomic_t deadline_passed;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    deadline_passed = 1;
 }
 
 static int reap(pid_t *pids, int n, int kill_all)
@@ -675,6 +713,15 @@ static int reap(pid_t *pids, int n, int kill_all)
         pid_t pid = waitpid(-1, &st, 0);
 
         if (pid < 0) {
+            if (errno == EINTR && deadline_passed && !kill_all) {
+                fprintf(stderr, "FAIL: writers still running after %d s (deadlock?): "
+                        "killing them\n", DEADLINE_SECONDS);
+                kill_all = 1;
+                fails++;
+                for (int j = 0; j < n; j++)
+                    if (pids[j] > 0)
+                        kill(pids[j], SIGKILL);
+            }
             if (errno == EINTR)
                 continue;
             perror("waitpid");
@@ -741,10 +788,13 @@ static int run_processes(const race_ctx *base, const char *dir)
     }
     close(ready[1]);
     close(go[0]);
+    sigaction(SIGALRM, &(struct sigaction){.sa_handler = on_alarm}, NULL);  /* no SA_RESTART */
+    deadline_passed = 0;
+    alarm(DEADLINE_SECONDS);
     for (;;) {
         char buf[64];
         ssize_t n = read(ready[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && errno == EINTR && !deadline_passed)
             continue;
         if (n <= 0)
             break;
@@ -753,6 +803,7 @@ static int run_processes(const race_ctx *base, const char *dir)
     close(ready[0]);
     if (got != s->nproc) {
         fprintf(stderr, "FAIL: %d of %d processes got ready\n", got, s->nproc);
+        alarm(0);
         close(go[1]);
         reap(pids, s->nproc, 1);
         free(pids);
@@ -760,6 +811,7 @@ static int run_processes(const race_ctx *base, const char *dir)
     }
     close(go[1]);  /* the start signal: every child's read() returns 0 now */
     fails = reap(pids, s->nproc, 0);
+    alarm(0);
     free(pids);
     return fails;
 }
@@ -871,7 +923,7 @@ int race_main(int argc, char **argv, const race_spec *s)
     size_t nout, size;
     void *shm;
     double t0 = now_seconds();
-    int fails = 0;
+    int fails = 0, ran = 1;
 
     if (argc < 2) {
         fprintf(stderr, "usage: %s SCHEMA.json\n", argv[0]);
@@ -903,11 +955,13 @@ int race_main(int argc, char **argv, const race_spec *s)
     fails = create_db(dir, argv[1], s);
     if (fails == 0) {
         /* Verify even after a failed run: it explains what went wrong. */
-        fails = run_processes(&c, dir);
-        fails += verify_db(&c, dir);
+        ran = run_processes(&c, dir);
+        fails = ran + verify_db(&c, dir);
     }
 
-    pthread_barrier_destroy(c.all);
+    /* After a killed writer the barrier is mid-use; destroy would wait forever. */
+    if (ran == 0)
+        pthread_barrier_destroy(c.all);
     munmap(shm, size);
     if (nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS) != 0)
         fprintf(stderr, "warning: could not remove %s: %s\n", dir, strerror(errno));

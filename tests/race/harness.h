@@ -160,6 +160,8 @@ int race_expect_find(const race_ctx *c, const char *type, const char *index,
 /* 0 if a scan (see race_scan) sees exactly `want` records. */
 int race_expect_count(const race_ctx *c, const char *type, const char *index,
                       const race_buf *prefix, size_t want);
+/* Sort v; 0 if its n values are exactly 1..n (distinct, no gaps). */
+int race_gapless(const race_ctx *c, uint64_t *v, size_t n, const char *what);
 /* Print a failed library call (rc, udb_strerror, detail); returns 1. */
 int race_lib_fail(const char *call, int rc, const char *detail);
 

@@ -5,9 +5,11 @@
  * inserts records through udb_write() until the map has doubled many times:
  * udb_write() must hide every MDB_MAP_FULL (grow, rerun fn) and every
  * MDB_MAP_RESIZED (adopt the size another process chose), so no writer ever
- * sees an error, and every record is there at the end.
+ * sees an error, every record is there at the end, and the auto ids handed out
+ * are exactly 1..N (a rerun gives back the ids its aborted attempt took).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -42,12 +44,25 @@ static int worker(race_ctx *c)
 
 static int verify(race_ctx *c)
 {
-    size_t records = (size_t)c->spec->rounds * (size_t)c->nwriters, map = 0, used = 0, seen = 0;
+    size_t records = (size_t)c->spec->rounds * (size_t)c->nwriters, map = 0, used = 0;
+    size_t seen = 0, n = 0;
+    uint64_t *ids = calloc(records, sizeof *ids);
     int fails = 0, rc;
 
-    for (int r = 0; r < c->spec->rounds; r++)
-        for (int w = 0; w < c->nwriters; w++)
-            fails += race_expect_rc(c, race_at(c, r, 0, w), 0, "insert while the map grows");
+    if (ids == NULL)
+        return race_bad(c, NULL, "out of memory");
+    for (int r = 0; r < c->spec->rounds; r++) {
+        for (int w = 0; w < c->nwriters; w++) {
+            const race_outcome *o = race_at(c, r, 0, w);
+            if (race_expect_rc(c, o, 0, "insert while the map grows") != 0)
+                fails++;
+            else
+                ids[n++] = o->id;
+        }
+    }
+    /* fn reruns after MDB_MAP_FULL must give their auto ids back. */
+    fails += race_gapless(c, ids, n, "auto ids");
+    free(ids);
     for (int w = 0; w < c->nwriters; w++) {
         size_t m = race_at(c, c->spec->rounds - 1, 0, w)->num;
         seen = m > seen ? m : seen;

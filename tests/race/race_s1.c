@@ -32,7 +32,7 @@ static int worker(race_ctx *c)
         names(sched, doctor, r);
         snprintf(state, sizeof state, "w%d", c->writer);
         fails += race_pack(&a.rec, RACE_MAP, "sss", "scheduleId", sched, "doctorName", doctor,
-                               "state", state) != 0;
+                           "state", state) != 0;
         race_sync(c);
         race_write(c->env, race_op_insert_or_get, &a, race_at(c, r, 0, c->writer));
     }
@@ -77,7 +77,7 @@ static int verify(race_ctx *c)
 int main(int argc, char **argv)
 {
     static const race_spec spec = {
-        .name = "race_s1", .nproc = 4, .nthreads = 4, .rounds = 30, .phases = 1,
+        .name = "race_s1", .nproc = 4, .nthreads = 4, .rounds = 50, .phases = 1,
         .flags = 0, .worker = worker, .verify = verify,
     };
     return race_main(argc, argv, &spec);

@@ -88,7 +88,7 @@ static int verify(race_ctx *c)
 int main(int argc, char **argv)
 {
     static const race_spec spec = {
-        .name = "race_s2", .nproc = 4, .nthreads = 4, .rounds = 25, .phases = 3,
+        .name = "race_s2", .nproc = 4, .nthreads = 4, .rounds = 40, .phases = 3,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
     return race_main(argc, argv, &spec);

@@ -25,14 +25,14 @@ static int worker(race_ctx *c)
     for (int r = 0; r < c->spec->rounds; r++) {
         snprintf(name, sizeof name, "wf-%d", r);
         fails += race_pack(&a.rec, RACE_MAP, "siss", "workflow_name", name, "version",
-                               (long long)(r % 3 + 1), "execution_engine",
-                               ENGINES[c->writer % 3], "definition", name) != 0;
+                           (long long)(r % 3 + 1), "execution_engine",
+                           ENGINES[c->writer % 3], "definition", name) != 0;
         race_sync(c);
         race_write(c->env, race_op_insert, &a, race_at(c, r, 0, c->writer));
 
         snprintf(name, sizeof name, "wf-bad-%d-%d", r, c->writer);
         fails += race_pack(&a.rec, RACE_MAP, "sis", "workflow_name", name, "version", 1LL,
-                               "execution_engine", "spark") != 0;
+                           "execution_engine", "spark") != 0;
         race_write(c->env, race_op_insert, &a, race_at(c, r, 1, c->writer));
     }
     return fails;
@@ -82,7 +82,7 @@ static int verify(race_ctx *c)
 int main(int argc, char **argv)
 {
     static const race_spec spec = {
-        .name = "race_s3", .nproc = 4, .nthreads = 4, .rounds = 30, .phases = 2,
+        .name = "race_s3", .nproc = 4, .nthreads = 4, .rounds = 50, .phases = 2,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
     return race_main(argc, argv, &spec);

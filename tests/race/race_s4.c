@@ -39,7 +39,7 @@ static void book(race_ctx *c, race_rec_arg *a, int r, int phase, const char *sta
     snprintf(psy, sizeof psy, "psy-%d", r);
     snprintf(user, sizeof user, "w%d", c->writer);
     race_pack(&a->rec, RACE_MAP, "sssss", "psychologist", psy, "date", DAY, "time", "10:00",
-                  "status", status, "user", user);
+              "status", status, "user", user);
     a->field = "user";
     race_sync(c);
     race_write(c->env, race_op_insert, a, race_at(c, r, phase, c->writer));
@@ -69,7 +69,7 @@ static void book_first(race_ctx *c, race_rec_arg *a, int r)
     for (int k = 0; k < K; k++) {
         slot_time(t, k);
         race_pack(&cand[k], RACE_MAP, "sssss", "psychologist", psy, "date", AUTO_DAY, "time", t,
-                      "status", "pending", "user", user);
+                  "status", "pending", "user", user);
         vals[k] = (udb_val){cand[k].data, cand[k].len};
     }
     a->cands = vals;
@@ -204,7 +204,7 @@ static int verify(race_ctx *c)
 int main(int argc, char **argv)
 {
     static const race_spec spec = {
-        .name = "race_s4", .nproc = 4, .nthreads = 4, .rounds = 20, .phases = 5,
+        .name = "race_s4", .nproc = 4, .nthreads = 4, .rounds = 30, .phases = 5,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
     return race_main(argc, argv, &spec);

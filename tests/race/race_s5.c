@@ -82,23 +82,6 @@ static int worker(race_ctx *c)
     return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* 0 if the n values are exactly 1..n in some order. */
-static int gapless(const race_ctx *c, uint64_t *v, size_t n, const char *what)
-{
-    qsort(v, n, sizeof *v, cmp_u64);
-    for (size_t i = 0; i < n; i++)
-        if (v[i] != i + 1)
-            return race_bad(c, NULL, "%s: sorted value %zu is %" PRIu64 ", want %zu (of %zu)",
-                            what, i, v[i], i + 1, n);
-    return 0;
-}
-
 typedef struct stored {
     uint64_t *numbers, *ids;
     size_t n, cap;
@@ -160,13 +143,13 @@ static int verify(race_ctx *c)
         goto out;
     }
     fails += verify_outcomes(c, taken, &n);
-    fails += gapless(c, taken, n, "committed case numbers");
+    fails += race_gapless(c, taken, n, "committed case numbers");
     if (race_scan(&count, c->txn, TYPE, NULL, NULL, collect, &s) != 0 || s.n != n) {
         fails += race_bad(c, NULL, "%zu case records, want %zu", s.n, n);
         goto out;
     }
-    fails += gapless(c, s.numbers, s.n, "stored case numbers");
-    fails += gapless(c, s.ids, s.n, "stored auto ids");
+    fails += race_gapless(c, s.numbers, s.n, "stored case numbers");
+    fails += race_gapless(c, s.ids, s.n, "stored auto ids");
     rc = udb_seq_get(&seq, c->txn, SEQ);
     if (rc != 0 || seq != n)
         fails += race_bad(c, NULL, "udb_seq_get(%s) = %" PRIu64 " (rc %d, %s), want %zu", SEQ,
@@ -182,7 +165,7 @@ out:
 int main(int argc, char **argv)
 {
     static const race_spec spec = {
-        .name = "race_s5", .nproc = 4, .nthreads = 4, .rounds = 40, .phases = 1,
+        .name = "race_s5", .nproc = 4, .nthreads = 4, .rounds = 60, .phases = 1,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
     return race_main(argc, argv, &spec);
