@@ -143,6 +143,12 @@ static int literal(lexer *lx, udb_lit *lit, const udb_field *f)
         lit->i = v;
         if (f->type != UDB_F_INT && f->type != UDB_F_UINT && f->type != UDB_F_FLOAT)
             return perr(lx, "an integer literal compared with a non-numeric field");
+        /* as for records (record.c): an integer meets a float field only where
+           it converts exactly; beyond 2^53 "f = n" would compare a rounded n,
+           which SQLite does not (it compares integers and reals exactly) */
+        if (f->type == UDB_F_FLOAT && (v > (1ll << 53) || v < -(1ll << 53)))
+            return perr(lx, "an integer literal beyond 2^53 compared with a float field "
+                            "(it has no exact float value)");
         return 0;
     }
     return perr(lx, "expected a literal ('string', integer, true or false)");
@@ -317,6 +323,48 @@ static void print_lit(udb_buf *b, const udb_lit *l)
     }
 }
 
+/* Words SQLite or PostgreSQL reserve (SQLite's keywords, PostgreSQL's
+ * reserved and type/function-name words), lower case, sorted. */
+static const char *const sql_words[] = {
+    "abort", "action", "add", "after", "all", "alter", "always", "analyse", "analyze", "and",
+    "any", "array", "as", "asc", "asymmetric", "attach", "authorization", "autoincrement",
+    "before", "begin", "between", "binary", "both", "by", "cascade", "case", "cast", "check",
+    "collate", "collation", "column", "commit", "concurrently", "conflict", "constraint",
+    "create", "cross", "current", "current_catalog", "current_date", "current_role",
+    "current_schema", "current_time", "current_timestamp", "current_user", "database",
+    "default", "deferrable", "deferred", "delete", "desc", "detach", "distinct", "do", "drop",
+    "each", "else", "end", "escape", "except", "exclude", "exclusive", "exists", "explain",
+    "fail", "false", "fetch", "filter", "first", "following", "for", "foreign", "freeze",
+    "from", "full", "generated", "glob", "grant", "group", "groups", "having", "if", "ignore",
+    "ilike", "immediate", "in", "index", "indexed", "initially", "inner", "insert", "instead",
+    "intersect", "into", "is", "isnull", "join", "key", "last", "lateral", "leading", "left",
+    "like", "limit", "localtime", "localtimestamp", "match", "materialized", "natural", "no",
+    "not", "nothing", "notnull", "null", "nulls", "of", "offset", "on", "only", "or", "order",
+    "others", "outer", "over", "overlaps", "partition", "placing", "plan", "pragma",
+    "preceding", "primary", "query", "raise", "range", "recursive", "references", "regexp",
+    "reindex", "release", "rename", "replace", "restrict", "returning", "right", "rollback",
+    "row", "rows", "savepoint", "select", "session_user", "set", "similar", "some", "symmetric",
+    "table", "tablesample", "temp", "temporary", "then", "ties", "to", "trailing",
+    "transaction", "trigger", "true", "unbounded", "union", "unique", "update", "user", "using",
+    "vacuum", "values", "variadic", "verbose", "view", "virtual", "when", "where", "window",
+    "with", "without", NULL,
+};
+
+/* A field name as SQL text: bare when SQLite and PostgreSQL both read it
+ * as that column (lower case, not a keyword), else "quoted".  PostgreSQL
+ * folds unquoted names to lower case and reads e.g. `user` as CURRENT_USER;
+ * SQLite refuses `order = 1`.  Names are letters, digits and _, so quoting
+ * needs no escapes, and ident() reads both forms back. */
+static void print_name(udb_buf *b, const char *name)
+{
+    bool plain = true;
+    for (const char *c = name; *c && plain; c++)
+        plain = (*c >= 'a' && *c <= 'z') || *c == '_' || (c > name && *c >= '0' && *c <= '9');
+    for (size_t i = 0; plain && sql_words[i]; i++)
+        plain = strcmp(sql_words[i], name) != 0;
+    udb__buf_printf(b, plain ? "%s" : "\"%s\"", name);
+}
+
 void udb__pred_print(udb_buf *b, const udb_pred *p, const udb_type *t)
 {
     static const char *const ops[] = {
@@ -325,8 +373,9 @@ void udb__pred_print(udb_buf *b, const udb_pred *p, const udb_type *t)
     };
     for (size_t i = 0; i < p->nterms; i++) {
         const udb_pterm *term_ = &p->terms[i];
-        udb__buf_printf(b, "%s%s%s", i ? " AND " : "", t->fields[term_->field].name,
-                        ops[term_->op]);
+        udb__buf_printf(b, "%s", i ? " AND " : "");
+        print_name(b, t->fields[term_->field].name);
+        udb__buf_printf(b, "%s", ops[term_->op]);
         for (size_t j = 0; j < term_->nlits; j++) {
             if (j)
                 udb__buf_printf(b, ", ");
