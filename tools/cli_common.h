@@ -10,6 +10,7 @@
 #ifndef UNIQDB_CLI_H
 #define UNIQDB_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +59,20 @@ int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what);
 /* Print a command's usage (to stdout for --help) and return CLI_OK, or print
  * "<msg>" plus the usage line to stderr and return CLI_EUSAGE. */
 int cli_usage(const char *cmd, const char *msg);
+
+/* The entries every command's getopt_long() table ends with: --help, --json
+ * and the terminator. */
+#define CLI_COMMON_LONGOPTS \
+    {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}
+
+/* The options every command shares, for the default: case of a command's
+ * getopt_long() loop (short options starting with ':', opterr = 0).  c is
+ * what getopt_long() returned, argv what it parsed (argv[0]: the command).
+ * --json sets cli_json_errors; --help prints the command's usage; ':' (an
+ * option missing its argument) is a usage error saying missing_msg, or, when
+ * missing_msg is NULL (no option takes an argument), an unknown option like
+ * anything else.  Returns -1 to go on, or an exit code. */
+int cli_common_option(int c, char **argv, const char *missing_msg);
 
 /* Common option handling for commands without options of their own: parses
  * --help and --json, leaves the positional arguments in argv[*first..argc).

@@ -369,6 +369,7 @@ out:
 typedef struct tally {
     int ok, created, conflict, other;
     const result *first_ok, *first_conflict, *first_other;
+    const char *conflict_index, *held_by; /* the first conflict's, or "-" */
 } tally;
 
 static tally count(const result *res, int n)
@@ -393,6 +394,8 @@ static tally count(const result *res, int n)
                 t.first_other = &res[i];
         }
     }
+    t.conflict_index = t.first_conflict ? t.first_conflict->index : "-";
+    t.held_by = t.first_conflict ? t.first_conflict->held_by : "-";
     if (t.first_other)
         unexpected("%d processes failed: %s (%s)", t.other, udb_strerror(t.first_other->rc),
                    t.first_other->detail);
@@ -465,8 +468,7 @@ static int scenario_s2(const char *dir)
     t = count(res, n);
     printf("    %d processes inserted new ids with the same email: %d got 409 conflict (%s, "
            "held by id %s), none got a record.\n",
-           n, t.conflict, t.first_conflict ? t.first_conflict->index : "-",
-           t.first_conflict ? t.first_conflict->held_by : "-");
+           n, t.conflict, t.conflict_index, t.held_by);
     if (t.conflict != NPROC)
         unexpected("expected %d conflicts", NPROC);
     expect_same(res, n, "client.email", "\"c-7f3a\"");
@@ -576,8 +578,7 @@ static int scenario_s4(const char *dir)
     t = count(res, n);
     printf("    %d processes booked psychologist p1 at 2026-01-15 10:00 at the same instant: "
            "%d booked, %d got 409 conflict (%s, held by id %s)\n",
-           n, t.ok, t.conflict, t.first_conflict ? t.first_conflict->index : "-",
-           t.first_conflict ? t.first_conflict->held_by : "-");
+           n, t.ok, t.conflict, t.conflict_index, t.held_by);
     if (t.ok != 1 || t.conflict != NPROC - 1)
         unexpected("expected 1 booked and %d conflicts", NPROC - 1);
     expect_same(res, n, "booking.active_slot", t.first_ok ? t.first_ok->key : "");
@@ -593,8 +594,7 @@ static int scenario_s4(const char *dir)
     t = count(res, n);
     printf("    %d processes booked it again: %d booked (id %s), %d got 409 conflict (held by id "
            "%s); booking %s stays stored, cancelled.\n",
-           n, t.ok, t.first_ok ? t.first_ok->key : "?", t.conflict,
-           t.first_conflict ? t.first_conflict->held_by : "-", first_key);
+           n, t.ok, t.first_ok ? t.first_ok->key : "?", t.conflict, t.held_by, first_key);
     if (t.ok != 1 || t.conflict != NPROC - 1)
         unexpected("expected 1 booked and %d conflicts", NPROC - 1);
     expect_same(res, n, "booking.active_slot", t.first_ok ? t.first_ok->key : "");

@@ -396,9 +396,7 @@ int cli_cmd_load(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"or-get", no_argument, NULL, 'g'},
-        {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
+        CLI_COMMON_LONGOPTS,
     };
     loader *l = NULL;
     const char *file = "-";
@@ -417,17 +415,10 @@ int cli_cmd_load(int argc, char **argv)
         case 'g':
             or_get = 1;
             break;
-        case 'h':
-            return cli_usage("load", NULL);
-        case 'j':
-            cli_json_errors = 1;
+        default:
+            if ((ex = cli_common_option(c, argv, NULL)) >= 0)
+                return ex;
             break;
-        default: {
-            char msg[256];
-
-            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
-            return cli_usage("load", msg);
-        }
         }
     }
     if (argc - optind < 1 || argc - optind > 2)

@@ -198,9 +198,7 @@ int cli_cmd_put(int argc, char **argv)
     static const struct option opts[] = {
         {"or-get", optional_argument, NULL, 'g'},
         {"upsert", optional_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
+        CLI_COMMON_LONGOPTS,
     };
     char **av = NULL, *joined = NULL;
     int ac = 0, i, c, nonopt = 0, ex;
@@ -245,19 +243,10 @@ int cli_cmd_put(int argc, char **argv)
             o.kind = c == 'g' ? OP_OR_GET : OP_UPSERT;
             o.index = optarg && *optarg ? optarg : NULL;
             break;
-        case 'h':
-            ex = cli_usage("put", NULL);
-            goto out;
-        case 'j':
-            cli_json_errors = 1;
+        default:
+            if ((ex = cli_common_option(c, av, NULL)) >= 0)
+                goto out;
             break;
-        default: {
-            char msg[256];
-
-            snprintf(msg, sizeof msg, "unknown option '%s'", av[optind - 1]);
-            ex = cli_usage("put", msg);
-            goto out;
-        }
         }
     }
     if (ac - optind != 3) {
@@ -284,9 +273,7 @@ int cli_cmd_update(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"merge", no_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
+        CLI_COMMON_LONGOPTS,
     };
     char what[512];
     int c, ex;
@@ -300,21 +287,10 @@ int cli_cmd_update(int argc, char **argv)
         case 'm':
             o.flags |= UDB_MERGE;
             break;
-        case 'h':
-            ex = cli_usage("update", NULL);
-            goto out;
-        case 'j':
-            cli_json_errors = 1;
+        default:
+            if ((ex = cli_common_option(c, argv, NULL)) >= 0)
+                goto out;
             break;
-        default: {
-            char msg[256];
-
-            snprintf(msg, sizeof msg,
-                     "unknown option '%s' (put -- before arguments that begin with '-')",
-                     argv[optind - 1]);
-            ex = cli_usage("update", msg);
-            goto out;
-        }
         }
     }
     if (argc - optind != 4) {
@@ -374,9 +350,7 @@ int cli_cmd_seq(int argc, char **argv)
     static const struct option opts[] = {
         {"get", no_argument, NULL, 'g'},
         {"set", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
+        CLI_COMMON_LONGOPTS,
     };
     int c, ex, get = 0;
     udb_env *env = NULL;
@@ -398,22 +372,10 @@ int cli_cmd_seq(int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            ex = cli_usage("seq", NULL);
-            goto out;
-        case 'j':
-            cli_json_errors = 1;
+        default:
+            if ((ex = cli_common_option(c, argv, "--set needs a value")) >= 0)
+                goto out;
             break;
-        case ':':
-            ex = cli_usage("seq", "--set needs a value");
-            goto out;
-        default: {
-            char msg[256];
-
-            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
-            ex = cli_usage("seq", msg);
-            goto out;
-        }
         }
     }
     if (argc - optind != 2) {
@@ -546,9 +508,7 @@ int cli_cmd_scan(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"limit", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
+        CLI_COMMON_LONGOPTS,
     };
     msgpack_sbuffer prefix;
     udb_env *env = NULL;
@@ -570,22 +530,10 @@ int cli_cmd_scan(int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            ex = cli_usage("scan", NULL);
-            goto out;
-        case 'j':
-            cli_json_errors = 1;
+        default:
+            if ((ex = cli_common_option(c, argv, "--limit needs a value")) >= 0)
+                goto out;
             break;
-        case ':':
-            ex = cli_usage("scan", "--limit needs a value");
-            goto out;
-        default: {
-            char msg[256];
-
-            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
-            ex = cli_usage("scan", msg);
-            goto out;
-        }
         }
     }
     npos = argc - optind;

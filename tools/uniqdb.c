@@ -134,34 +134,39 @@ int cli_usage(const char *cmd, const char *msg)
     return CLI_EUSAGE;
 }
 
+int cli_common_option(int c, char **argv, const char *missing_msg)
+{
+    char msg[256];
+
+    switch (c) {
+    case 'h':
+        return cli_usage(argv[0], NULL);
+    case 'j':
+        cli_json_errors = 1;
+        return -1;
+    case ':':
+        if (missing_msg)
+            return cli_usage(argv[0], missing_msg);
+        break;
+    }
+    /* a short option inside a cluster (-55) is named by optopt; a long one
+       by the argument getopt just stepped over */
+    char shortopt[3] = {'-', (char)optopt, 0};
+    snprintf(msg, sizeof msg, "unknown option '%s' (put -- before arguments that begin with "
+             "'-')", optopt ? shortopt : argv[optind - 1]);
+    return cli_usage(argv[0], msg);
+}
+
 int cli_simple_options(int argc, char **argv, int *first)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
-    };
-    int c;
+    static const struct option opts[] = {CLI_COMMON_LONGOPTS};
+    int c, ex;
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            return cli_usage(argv[0], NULL);
-        case 'j':
-            cli_json_errors = 1;
-            break;
-        default: {
-            char msg[256];
-
-            snprintf(msg, sizeof msg,
-                     "unknown option '%s' (put -- before arguments that begin with '-')",
-                     argv[optind - 1]);
-            return cli_usage(argv[0], msg);
-        }
-        }
-    }
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+        if ((ex = cli_common_option(c, argv, NULL)) >= 0)
+            return ex;
     *first = optind;
     return -1;
 }
@@ -337,10 +342,8 @@ out:
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
+        CLI_COMMON_LONGOPTS,
     };
     const command *cmd;
     int c, rc;
