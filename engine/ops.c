@@ -370,7 +370,7 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
              const void *values, size_t len)
 {
     udb_type *t;
-    udb_index *ix;
+    udb_index *ix = NULL;
     int rc = udb__txn_type(&t, txn, type, false);
     if (rc || (rc = unique_index(&ix, txn, t, index)))
         return rc;
@@ -546,7 +546,7 @@ int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type
                       const char *index, const void *rec, size_t len)
 {
     udb_type *t;
-    udb_index *ix;
+    udb_index *ix = NULL;
     int rc = udb__txn_type(&t, txn, type, true);
     if (rc || (rc = unique_index(&ix, txn, t, index)))
         return rc;
@@ -575,7 +575,7 @@ int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const
                const void *rec, size_t len, const void *on_insert, size_t on_insert_len)
 {
     udb_type *t;
-    udb_index *ix;
+    udb_index *ix = NULL;
     int rc = udb__txn_type(&t, txn, type, true);
     if (rc || (rc = unique_index(&ix, txn, t, index)))
         return rc;

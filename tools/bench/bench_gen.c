@@ -1,0 +1,161 @@
+/*
+ * bench_gen.c -- the generated records every engine stores, and the small
+ * helpers around them.
+ *
+ * Records are a pure function of their number, so a driver can regenerate
+ * any record to check what an engine returned, and every engine (and every
+ * process of a concurrent run) sees identical input without sharing memory.
+ * The unique key `ref` is a bijective hash of the number, so inserts and
+ * lookups hit the unique index in random order, as real booking references
+ * would; the primary key grows, as an auto key would.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <msgpack.h>
+
+#include "bench.h"
+
+static const char *const statuses[4] = {"pending", "confirmed", "cancelled", "completed"};
+
+uint64_t bench_mix64(uint64_t x)
+{
+    /* MurmurHash3's finalizer: every step is invertible */
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+uint64_t bench_user_of(uint64_t i, uint64_t nusers)
+{
+    return bench_mix64(i ^ 0x5851f42d4c957f2dULL) % nusers;
+}
+
+void bench_user_name(char out[16], uint64_t u)
+{
+    snprintf(out, 16, "user-%07u", (unsigned)(u % 10000000u));
+}
+
+/* A msgpack writer into a fixed buffer (records and keys are small). */
+typedef struct fixbuf {
+    unsigned char *p;
+    size_t len, cap;
+    bool overflow;
+} fixbuf;
+
+static int fixbuf_write(void *data, const char *buf, size_t len)
+{
+    fixbuf *b = data;
+    if (b->overflow || len > b->cap - b->len) {
+        b->overflow = true;
+        return -1;
+    }
+    memcpy(b->p + b->len, buf, len);
+    b->len += len;
+    return 0;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+void bench_gen(bench_rec *r, uint64_t i, uint64_t nusers)
+{
+    uint64_t h = bench_mix64(i);
+    uint64_t s = i / BENCH_NPSY;            /* slot number; (psych, slot) is unique per i */
+    r->id = i + 1;
+    r->status = statuses[bench_mix64(i ^ 0x9e3779b97f4a7c15ULL) >> 62];
+    r->active = r->status == statuses[0] || r->status == statuses[1];
+    snprintf(r->ref, sizeof r->ref, "BK-%016llx", (unsigned long long)h);
+    snprintf(r->psych, sizeof r->psych, "psy-%04u", (unsigned)(i % BENCH_NPSY));
+    snprintf(r->slot, sizeof r->slot, "d%06u %02u:00", (unsigned)(s / 12 % 1000000u),
+             (unsigned)(8 + s % 12));
+    bench_user_name(r->user, bench_user_of(i, nusers));
+
+    fixbuf b = {r->mp, 0, sizeof r->mp, false};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, fixbuf_write);
+    msgpack_pack_map(&pk, 6);
+    pack_str(&pk, "id");
+    msgpack_pack_uint64(&pk, r->id);
+    pack_str(&pk, "ref");
+    pack_str(&pk, r->ref);
+    pack_str(&pk, "psychologist");
+    pack_str(&pk, r->psych);
+    pack_str(&pk, "slot");
+    pack_str(&pk, r->slot);
+    pack_str(&pk, "status");
+    pack_str(&pk, r->status);
+    pack_str(&pk, "user");
+    pack_str(&pk, r->user);
+    r->mp_len = b.len;   /* fields are bounded above: never overflows */
+}
+
+size_t bench_pack_strs(unsigned char *out, size_t cap, const char *const *s, size_t n)
+{
+    fixbuf b = {out, 0, cap, false};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, fixbuf_write);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++)
+        pack_str(&pk, s[i]);
+    return b.overflow ? 0 : b.len;
+}
+
+int bench_mp_id(uint64_t *id, const void *mp, size_t len)
+{
+    const unsigned char *p = mp;
+    static const unsigned char head[] = {0x86, 0xa2, 'i', 'd'};
+    if (len < sizeof head + 1 || memcmp(p, head, sizeof head) != 0)
+        return -1;
+    p += sizeof head;
+    len -= sizeof head;
+    unsigned n;
+    if (p[0] < 0x80) {
+        *id = p[0];
+        return 0;
+    }
+    switch (p[0]) {
+    case 0xcc: n = 1; break;
+    case 0xcd: n = 2; break;
+    case 0xce: n = 4; break;
+    case 0xcf: n = 8; break;
+    default: return -1;
+    }
+    if (len < 1 + n)
+        return -1;
+    uint64_t v = 0;
+    for (unsigned i = 1; i <= n; i++)
+        v = v << 8 | p[i];
+    *id = v;
+    return 0;
+}
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int bench_ids_push(bench_ids *ids, uint64_t id)
+{
+    if (ids->n == ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 1024;
+        uint64_t *v = realloc(ids->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        ids->v = v;
+        ids->cap = cap;
+    }
+    ids->v[ids->n++] = id;
+    return 0;
+}
