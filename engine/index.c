@@ -50,6 +50,12 @@ int udb__field_key(udb_buf *key, const udb_type *t, const udb_field *f,
         udb__tk_nil(key);
         return key->oom ? UDB_ENOMEM : 0;
     }
+    /* a lookup string needs no UTF-8 check: an invalid one is never stored,
+       so it is simply not found */
+    if (f->type == UDB_F_STR && o->type == MSGPACK_OBJECT_STR) {
+        udb__tk_str(key, UDB_TK_STR, o->via.str.ptr, o->via.str.size);
+        return key->oom ? UDB_ENOMEM : 0;
+    }
     int rc = udb__check_value(t, f, o, msg);
     if (rc)
         return rc;

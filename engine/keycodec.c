@@ -22,15 +22,15 @@ void udb__tk_str(udb_buf *b, udb_tkind kind, const void *p, size_t n)
 {
     const unsigned char *s = p;
     udb__buf_byte(b, kind == UDB_TK_BYTES ? UDB_TC_BYTES : UDB_TC_STR);
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == 0) {
-            udb__buf_put(b, s + start, i - start + 1);
-            udb__buf_byte(b, 0xFF);
-            start = i + 1;
-        }
+    const unsigned char *z;
+    while (n && (z = memchr(s, 0, n)) != NULL) {
+        size_t run = (size_t)(z - s) + 1;
+        udb__buf_put(b, s, run);
+        udb__buf_byte(b, 0xFF);
+        s += run;
+        n -= run;
     }
-    udb__buf_put(b, s + start, n - start);
+    udb__buf_put(b, s, n);
     udb__buf_byte(b, 0x00);
 }
 
