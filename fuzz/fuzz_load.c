@@ -1,0 +1,259 @@
+/*
+ * fuzz_load.c -- arbitrary NDJSON through `uniqdb load` (tools/cli_dump.c) and
+ * the CLI's JSON <-> msgpack conversion (tools/cli_json.c).
+ *
+ * Input: byte 0 holds options (bit 0: --or-get; bit 1: start from an empty
+ * directory instead of a database holding tools/scenarios.json's schema);
+ * the rest is the NDJSON file.  Properties:
+ *  - every line that converts to msgpack converts back to JSON, and that JSON
+ *    converts to the very same msgpack bytes;
+ *  - `load` ends with a documented exit code (not a usage error), never
+ *    crashes or leaks, and leaves a database that passes udb_check;
+ *  - `dump` of that database, loaded into an empty one, dumps identically
+ *    (the promise in cli_dump.c: dump | load | dump reproduces it).
+ * The command functions are called as `uniqdb` would call them; stdout (the
+ * dump, and --json problem objects) goes to files in the scratch directory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_common.h"
+#include "cli_scenarios.h"
+#include "fuzz.h"
+#include "internal.h"
+
+static char db1[4200], db2[4200], input[4200], out1[4200], out2[4200];
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    const char *dir = fuzz_scratch_dir();
+
+    (void)argc;
+    (void)argv;
+    snprintf(db1, sizeof db1, "%s/db1", dir);
+    snprintf(db2, sizeof db2, "%s/db2", dir);
+    snprintf(input, sizeof input, "%s/input.ndjson", dir);
+    snprintf(out1, sizeof out1, "%s/dump1.ndjson", dir);
+    snprintf(out2, sizeof out2, "%s/dump2.ndjson", dir);
+    /* the CLI's stdout: problem objects and dumps, never the terminal */
+    FUZZ_CHECK(freopen("/dev/null", "w", stdout), "cannot redirect stdout");
+    return 0;
+}
+
+static void write_file(const char *path, const uint8_t *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    FUZZ_CHECK(f && fwrite(data, 1, size, f) == size && fclose(f) == 0, "cannot write %s", path);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *p = NULL;
+    long n;
+
+    FUZZ_CHECK(f, "cannot read %s", path);
+    FUZZ_CHECK(fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0,
+               "cannot size %s", path);
+    p = malloc((size_t)n + 1);
+    FUZZ_CHECK(p && fread(p, 1, (size_t)n, f) == (size_t)n, "cannot read %s", path);
+    p[n] = 0;
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+/* Run a CLI command with stdout going to path. */
+static int run_cli(cli_command_fn *fn, const char *stdout_path, int argc, char **argv)
+{
+    fflush(stdout);
+    FUZZ_CHECK(freopen(stdout_path, "w", stdout), "cannot redirect stdout");
+    cli_json_errors = 0;
+    int ex = fn(argc, argv);
+    fflush(stdout);
+    FUZZ_CHECK(freopen("/dev/null", "w", stdout), "cannot redirect stdout");
+    return ex;
+}
+
+/*
+ * cli_json.c carries big integers and exact reals through jansson as strings
+ * starting with a per-process random marker ("\x01udb" + 16 hex digits +
+ * ":").  libFuzzer's memcmp hooks let it learn the marker of its own process
+ * and put it where no real input can (its chance is 2^-64), e.g. into an
+ * object key; such inputs are not reproducible in another process and are
+ * skipped by the checks below.
+ */
+static bool has_marker_text(const char *s, size_t n)
+{
+    for (const char *p = s; (p = memchr(p, '\x01', n - (size_t)(p - s))) != NULL; p++) {
+        size_t left = n - (size_t)(p - s), k;
+        if (left < 21 || memcmp(p + 1, "udb", 3) != 0 || p[20] != ':')
+            continue;
+        for (k = 4; k < 20 && p[k] && strchr("0123456789abcdef", p[k]); k++)
+            ;
+        if (k == 20)
+            return true;
+    }
+    return false;
+}
+
+static bool has_marker(const json_t *v)
+{
+    const char *k;
+    size_t i, klen;
+    json_t *e;
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return has_marker_text(json_string_value(v), json_string_length(v));
+    case JSON_ARRAY:
+        json_array_foreach(v, i, e) if (has_marker(e)) return true;
+        return false;
+    case JSON_OBJECT:
+        json_object_keylen_foreach((json_t *)v, k, klen, e) if (has_marker_text(k, klen) ||
+                                                                has_marker(e)) return true;
+        return false;
+    default:
+        return false;
+    }
+}
+
+/* JSON -> msgpack -> JSON -> msgpack gives the same bytes.  Returns false if
+ * the line holds the CLI's private marker (see above). */
+static bool check_conversion(const char *line, size_t len)
+{
+    char err[CLI_ERRLEN];
+    msgpack_sbuffer a, b;
+    json_t *v = cli_json_parse(line, len, err), *back;
+    char *text;
+
+    if (!v)
+        return true;
+    if (has_marker(v)) {
+        json_decref(v);
+        return false;
+    }
+    msgpack_sbuffer_init(&a);
+    msgpack_sbuffer_init(&b);
+    if (cli_json_to_msgpack(&a, v, err) == 0) {
+        msgpack_unpacked up;
+        size_t off = 0;
+        msgpack_unpacked_init(&up);
+        msgpack_unpack_return r = msgpack_unpack_next(&up, a.data, a.size, &off);
+        msgpack_unpacked_destroy(&up);
+        if (r == MSGPACK_UNPACK_NOMEM_ERROR)
+            goto out;   /* nested deeper than msgpack-c's 32 levels */
+        FUZZ_CHECK(r == MSGPACK_UNPACK_SUCCESS && off == a.size,
+                   "cli_json_to_msgpack wrote invalid msgpack");
+        back = cli_msgpack_to_json(a.data, a.size, err);
+        FUZZ_CHECK(back, "msgpack from JSON does not convert back: %s", err);
+        text = cli_json_dumps(back, 0);
+        FUZZ_CHECK(text, "cli_json_dumps failed");
+        FUZZ_CHECK(cli_text_to_msgpack(&b, text, strlen(text), err) == 0,
+                   "printed JSON does not parse back: %s\n  %s", err, text);
+        FUZZ_CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0,
+                   "JSON -> msgpack -> JSON -> msgpack changed the value\n  %.*s\n  %s",
+                   (int)(len > 300 ? 300 : len), line, text);
+        free(text);
+        json_decref(back);
+    }
+out:
+    msgpack_sbuffer_destroy(&a);
+    msgpack_sbuffer_destroy(&b);
+    json_decref(v);
+    return true;
+}
+
+static void expect_check(const char *path)
+{
+    udb_env *env;
+    int rc = udb_open(&env, path, NULL);
+
+    FUZZ_CHECK(rc == 0, "reopening the loaded database: %s", udb_env_errmsg(NULL));
+    fuzz_expect_check(env, "after load");
+    udb_close(env);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char a_load[] = "load", a_json[] = "--json", a_orget[] = "--or-get", a_dump[] = "dump";
+    uint8_t opts;
+    int ex;
+
+    if (size == 0)
+        return 0;
+    opts = data[0];
+    data++, size--;
+
+    /* line by line conversion */
+    bool clean = true;
+    for (size_t i = 0; i < size;) {
+        const uint8_t *nl = memchr(data + i, '\n', size - i);
+        size_t n = nl ? (size_t)(nl - (data + i)) : size - i;
+        char *line = malloc(n + 1);
+        FUZZ_CHECK(line, "out of memory");
+        memcpy(line, data + i, n);
+        line[n] = 0;
+        clean &= check_conversion(line, n);
+        free(line);
+        i += n + 1;
+    }
+
+    FUZZ_CHECK(fuzz_wipe_dir(db1) == 0 && fuzz_wipe_dir(db2) == 0, "cannot wipe");
+    rmdir(db1);
+    rmdir(db2);
+    if (!(opts & 2)) {
+        udb_env *env;
+        int rc = udb_open(&env, db1, NULL);
+        FUZZ_CHECK(rc == 0, "udb_open: %s", udb_env_errmsg(NULL));
+        rc = udb_schema_apply(env, CLI_SCENARIOS_JSON, strlen(CLI_SCENARIOS_JSON));
+        FUZZ_CHECK(rc == 0, "scenarios schema: %s", udb_env_errmsg(env));
+        udb_close(env);
+    }
+    write_file(input, data, size);
+    {
+        char *argv[] = {a_load, a_json, db1, input, a_orget, NULL};
+        int argc = opts & 1 ? 5 : 4;
+        ex = run_cli(cli_cmd_load, "/dev/null", argc, argv);
+    }
+    FUZZ_CHECK(ex == CLI_OK || ex == CLI_EFAIL || ex == CLI_ECONFLICT || ex == CLI_ENOTFOUND ||
+                   ex == CLI_EINVALID,
+               "load exited with %d", ex);
+    if (access(db1, F_OK) != 0)
+        return 0;   /* refused before creating anything */
+    expect_check(db1);
+    if (!clean)
+        return 0;
+
+    /* dump | load | dump */
+    {
+        char *argv[] = {a_dump, db1, NULL};
+        ex = run_cli(cli_cmd_dump, out1, 2, argv);
+    }
+    if (ex != CLI_OK)
+        return 0;   /* e.g. no schema was ever applied */
+    {
+        char *argv[] = {a_load, db2, out1, NULL};
+        ex = run_cli(cli_cmd_load, "/dev/null", 3, argv);
+        size_t n1 = 0;
+        char *d1 = read_file(out1, &n1);
+        FUZZ_CHECK(ex == CLI_OK, "loading a dump failed with %d; the dump:\n%.2000s", ex, d1);
+        free(d1);
+    }
+    expect_check(db2);
+    {
+        char *argv[] = {a_dump, db2, NULL};
+        ex = run_cli(cli_cmd_dump, out2, 2, argv);
+        FUZZ_CHECK(ex == CLI_OK, "dumping a loaded dump failed with %d", ex);
+    }
+    size_t n1, n2;
+    char *d1 = read_file(out1, &n1), *d2 = read_file(out2, &n2);
+    FUZZ_CHECK(n1 == n2 && memcmp(d1, d2, n1) == 0,
+               "dump | load | dump differs\n--- first dump:\n%.3000s\n--- second dump:\n%.3000s",
+               d1, d2);
+    free(d1);
+    free(d2);
+    return 0;
+}

@@ -1,0 +1,148 @@
+/*
+ * fuzz_util.c -- helpers shared by the harnesses (see fuzz.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuzz.h"
+#include "uniqdb.h"
+
+void fuzz_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "\n%s:%d: property broken: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    abort();
+}
+
+void fuzz_reader_init(fuzz_reader *r, const uint8_t *data, size_t size)
+{
+    r->p = data;
+    r->end = data + size;
+}
+
+bool fuzz_more(const fuzz_reader *r)
+{
+    return r->p < r->end;
+}
+
+uint8_t fuzz_u8(fuzz_reader *r)
+{
+    return r->p < r->end ? *r->p++ : 0;
+}
+
+uint16_t fuzz_u16(fuzz_reader *r)
+{
+    uint16_t hi = fuzz_u8(r);
+    return (uint16_t)(hi << 8 | fuzz_u8(r));
+}
+
+uint64_t fuzz_u64(fuzz_reader *r)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | fuzz_u8(r);
+    return v;
+}
+
+size_t fuzz_bytes(fuzz_reader *r, const uint8_t **out, size_t max)
+{
+    size_t n = (size_t)(r->end - r->p);
+
+    if (n > max)
+        n = max;
+    *out = r->p;
+    r->p += n;
+    return n;
+}
+
+static void print_problem(void *ctx, const char *problem)
+{
+    (void)ctx;
+    fprintf(stderr, "  udb_check: %s\n", problem);
+}
+
+void fuzz_expect_check(udb_env *env, const char *when)
+{
+    size_t problems = 0;
+    int rc = udb_check(&problems, env, print_problem, NULL);
+    FUZZ_CHECK(rc == 0, "udb_check %s: %s (%zu problems): %s", when, udb_strerror(rc), problems,
+               udb_env_errmsg(env));
+}
+
+/* ---- scratch directories ------------------------------------------------- */
+
+static char scratch[4096];
+static pid_t scratch_pid;
+
+static int remove_tree(const char *path, bool keep_top)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int rc = 0;
+
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    while ((e = readdir(d)) != NULL) {
+        char sub[4096];
+        struct stat st;
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub) {
+            rc = -1;
+            continue;
+        }
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (remove_tree(sub, false))
+                rc = -1;
+        } else if (unlink(sub) != 0) {
+            rc = -1;
+        }
+    }
+    closedir(d);
+    if (!keep_top && rmdir(path) != 0)
+        rc = -1;
+    return rc;
+}
+
+int fuzz_wipe_dir(const char *dir)
+{
+    return remove_tree(dir, true);
+}
+
+static void scratch_cleanup(void)
+{
+    /* forked children (if any) must not remove the parent's directory */
+    if (scratch[0] && getpid() == scratch_pid)
+        remove_tree(scratch, false);
+}
+
+const char *fuzz_scratch_dir(void)
+{
+    if (!scratch[0]) {
+        const char *tmp = getenv("TMPDIR");
+
+        if (!tmp || !*tmp)
+            tmp = "/tmp";
+        if (snprintf(scratch, sizeof scratch, "%s/udbfuzz.XXXXXX", tmp) >= (int)sizeof scratch)
+            FUZZ_FAIL("TMPDIR is too long");
+        if (!mkdtemp(scratch))
+            FUZZ_FAIL("mkdtemp %s: %s", scratch, strerror(errno));
+        scratch_pid = getpid();
+        atexit(scratch_cleanup);
+    }
+    return scratch;
+}
