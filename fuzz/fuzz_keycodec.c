@@ -385,7 +385,8 @@ static void check_via_msgpack(const unsigned char *start, const unsigned char *s
 
 static void check_roundtrip(const tuple *t, const udb_buf *enc)
 {
-    const unsigned char *p = enc->p, *end = enc->p + enc->len;
+    /* an empty tuple encodes to nothing (and the buffer may be unallocated) */
+    const unsigned char *p = enc->p ? enc->p : (const unsigned char *)"", *end = p + enc->len;
     udb_buf scratch = {0}, viaobj = {0};
 
     for (size_t i = 0; i < t->n; i++) {
