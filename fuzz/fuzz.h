@@ -49,6 +49,9 @@ void fuzz_expect_check(struct udb_env *env, const char *when);
 /* A fresh directory under $TMPDIR (or /tmp) for this process, removed with
  * everything in it at exit.  Returns its path (static storage). */
 const char *fuzz_scratch_dir(void);
+/* Open a scratch database (fuzz_scratch_dir(), no syncs) with `schema`
+ * applied; any failure aborts.  The env is the caller's to close. */
+struct udb_env *fuzz_open_scratch(const char *schema);
 /* Remove everything inside dir (not dir itself).  0 or -1. */
 int fuzz_wipe_dir(const char *dir);
 

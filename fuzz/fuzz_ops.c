@@ -170,17 +170,11 @@ static void report(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    udb_options o = UDB_OPTIONS_INIT;
     char sql[1024];
-    int rc;
 
     (void)argc;
     (void)argv;
-    o.flags = UDB_NOSYNC;
-    rc = udb_open(&env, fuzz_scratch_dir(), &o);
-    FUZZ_CHECK(rc == 0, "udb_open: %s", udb_env_errmsg(NULL));
-    rc = udb_schema_apply(env, SCHEMA, strlen(SCHEMA));
-    FUZZ_CHECK(rc == 0, "schema: %s", udb_env_errmsg(env));
+    env = fuzz_open_scratch(SCHEMA);
 
     FUZZ_CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite3_open");
     sqlite3_extended_result_codes(db, 1);
@@ -448,20 +442,15 @@ static void expect_row(const udb_val *v, int64_t id, const char *what)
     sqlite3_reset(st_row);
 }
 
-/* Every record equals every row, in key order. */
-static void compare_all(const char *when)
+/* Step a udb cursor and a SQLite statement in lock step: the same number of
+ * records, each equal to its row.  `label` names the comparison in a failure. */
+static void compare_cursor(udb_cursor *cur, sqlite3_stmt *st, const char *label)
 {
-    udb_txn *t = txn;
-    udb_cursor *cur;
     udb_val v;
     int rc, n = 0;
 
-    if (!t)
-        FUZZ_CHECK(udb_begin(&t, env, UDB_RDONLY) == 0, "begin");
-    FUZZ_CHECK(udb_scan(&cur, t, "t", NULL, NULL, 0) == 0, "scan: %s", udb_errmsg(t));
-    sqlite3_reset(st_rows);
     for (;;) {
-        int src = sqlite3_step(st_rows);
+        int src = sqlite3_step(st);
         rc = udb_cursor_next(&v, cur);
         FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND, "cursor: %s", udb_strerror(rc));
         FUZZ_CHECK(src == SQLITE_ROW || src == SQLITE_DONE, "sqlite: %s", sqlite3_errmsg(db));
@@ -472,15 +461,28 @@ static void compare_all(const char *when)
             if (!rc)
                 describe_rec(a, sizeof a, v.data, v.size);
             else
-                describe_row(b, sizeof b, st_rows);
-            FUZZ_FAIL("%s: record %d: udb has %s, SQLite has %s", when, n, rc ? "none" : a,
+                describe_row(b, sizeof b, st);
+            FUZZ_FAIL("%s, entry %d: udb has %s, SQLite has %s", label, n, rc ? "none" : a,
                       src == SQLITE_DONE ? "none" : b);
         }
-        char what[128];
-        snprintf(what, sizeof what, "%s, record %d", when, n);
-        expect_same(v.data, v.size, st_rows, what);
+        char what[160];
+        snprintf(what, sizeof what, "%s, entry %d", label, n);
+        expect_same(v.data, v.size, st, what);
         n++;
     }
+}
+
+/* Every record equals every row, in key order. */
+static void compare_all(const char *when)
+{
+    udb_txn *t = txn;
+    udb_cursor *cur;
+
+    if (!t)
+        FUZZ_CHECK(udb_begin(&t, env, UDB_RDONLY) == 0, "begin");
+    FUZZ_CHECK(udb_scan(&cur, t, "t", NULL, NULL, 0) == 0, "scan: %s", udb_errmsg(t));
+    sqlite3_reset(st_rows);
+    compare_cursor(cur, st_rows, when);
     sqlite3_reset(st_rows);
     udb_cursor_close(cur);
     if (t != txn)
@@ -1105,8 +1107,8 @@ static void op_scan(fuzz_reader *in)
     msgpack_sbuffer sb;
     msgpack_packer pk;
     udb_cursor *cur;
-    udb_val v;
-    int n = 0, rc;
+    char label[64];
+    int rc;
 
     while (nf < 3 && SCFIELDS[ix][nf] >= 0)
         nf++;
@@ -1140,27 +1142,8 @@ static void op_scan(fuzz_reader *in)
     FUZZ_CHECK(rc == 0, "scan: %s", udb_errmsg(txn));
     sqlite3_stmt *st = scan_stmt(ix, (int)np);
     bind_rec(st, &r, false);
-    for (;;) {
-        int src = sqlite3_step(st);
-        rc = udb_cursor_next(&v, cur);
-        FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND, "cursor: %s", udb_strerror(rc));
-        FUZZ_CHECK(src == SQLITE_ROW || src == SQLITE_DONE, "sqlite: %s", sqlite3_errmsg(db));
-        if (rc && src == SQLITE_DONE)
-            break;
-        if (rc || src == SQLITE_DONE) {
-            char a[512] = "", b[512] = "";
-            if (!rc)
-                describe_rec(a, sizeof a, v.data, v.size);
-            else
-                describe_row(b, sizeof b, st);
-            FUZZ_FAIL("scan of %s, entry %d: udb has %s, SQLite has %s", SCNAME[ix] ? SCNAME[ix]
-                      : "id", n, rc ? "none" : a, src == SQLITE_DONE ? "none" : b);
-        }
-        char what[128];
-        snprintf(what, sizeof what, "scan of %s, entry %d", SCNAME[ix] ? SCNAME[ix] : "id", n);
-        expect_same(v.data, v.size, st, what);
-        n++;
-    }
+    snprintf(label, sizeof label, "scan of %s", SCNAME[ix] ? SCNAME[ix] : "id");
+    compare_cursor(cur, st, label);
     sqlite3_reset(st);
     udb_cursor_close(cur);
     msgpack_sbuffer_destroy(&sb);

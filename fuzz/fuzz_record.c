@@ -75,7 +75,6 @@ static void check_clean(size_t nrecords_r)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    udb_options o = UDB_OPTIONS_INIT;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     udb_txn *txn;
@@ -84,11 +83,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     (void)argc;
     (void)argv;
-    o.flags = UDB_NOSYNC;
-    rc = udb_open(&env, fuzz_scratch_dir(), &o);
-    FUZZ_CHECK(rc == 0, "udb_open: %s", udb_env_errmsg(NULL));
-    rc = udb_schema_apply(env, SCHEMA, strlen(SCHEMA));
-    FUZZ_CHECK(rc == 0, "schema: %s", udb_env_errmsg(env));
+    env = fuzz_open_scratch(SCHEMA);
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);

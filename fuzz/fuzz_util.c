@@ -146,3 +146,17 @@ const char *fuzz_scratch_dir(void)
     }
     return scratch;
 }
+
+udb_env *fuzz_open_scratch(const char *schema)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    udb_env *env;
+    int rc;
+
+    o.flags = UDB_NOSYNC;
+    rc = udb_open(&env, fuzz_scratch_dir(), &o);
+    FUZZ_CHECK(rc == 0, "udb_open: %s", udb_env_errmsg(NULL));
+    rc = udb_schema_apply(env, schema, strlen(schema));
+    FUZZ_CHECK(rc == 0, "schema: %s", udb_env_errmsg(env));
+    return env;
+}
