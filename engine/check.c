@@ -17,7 +17,9 @@ typedef struct checker {
     udb_txn *txn;
     size_t problems;
     void (*report)(void *ctx, const char *problem);
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *ctx;
+    uint64_t done, total;      /* entries walked, entries in the snapshot */
     udb_buf line;
     const udb_type *t;         /* what is being walked */
     const udb_index *ix;
@@ -82,6 +84,13 @@ static void problem(checker *c, const char *fmt, const void *k1, size_t n1, cons
         c->report(c->ctx, (const char *)b->p);
 }
 
+/* One more entry walked: tell the caller every 4096. */
+static void tick(checker *c)
+{
+    if (++c->done % 4096 == 0 && c->progress)
+        c->progress(c->ctx, c->done, c->total);
+}
+
 /* One record: it parses, sits under its own key, and is in every index it
  * belongs to. */
 static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
@@ -92,6 +101,7 @@ static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
     MDB_val k = *kp, v = *vp;
     udb_buf *key = &c->key, *msg = &c->msg, *head = &c->head;
     udb_rec r;
+    tick(c);
     udb__rec_init(&r);
     msg->len = 0;
     head->len = 0;
@@ -156,6 +166,7 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
     const udb_index *ix = c->ix;
     MDB_val k = *kp, pk = *vp;
     udb_buf *key = &c->key, *msg = &c->msg, *head = &c->head;
+    tick(c);
     head->len = 0;
     if (!ix->unique) {
         const unsigned char *p = k.mv_data, *end = p + k.mv_size;
@@ -198,18 +209,39 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
     return 0;
 }
 
-int udb_check(size_t *problems, udb_env *env, void (*report)(void *ctx, const char *problem),
-              void *ctx)
+/* Records plus index entries of every type, for progress. */
+static int count_entries(uint64_t *total, MDB_txn *mdb, const udb_schema *s)
+{
+    *total = 0;
+    for (size_t i = 0; s && i < s->ntypes; i++) {
+        const udb_type *t = &s->types[i];
+        for (size_t x = 0; x < t->nidx; x++) {
+            MDB_stat st;
+            int rc = mdb_stat(mdb, x ? t->idx[x].dbi : t->dbi, &st);
+            if (rc)
+                return rc;
+            *total += st.ms_entries;
+        }
+    }
+    return 0;
+}
+
+int udb_check_progress(size_t *problems, udb_env *env,
+                       void (*report)(void *ctx, const char *problem),
+                       void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
 {
     if (!env)
         return udb__env_err(UDB_EINVAL, "udb_check: env is required");
     checker c = {0};
     c.report = report;
+    c.progress = progress;
     c.ctx = ctx;
     int rc = udb__txn_begin_raw(&c.txn, env, UDB_RDONLY, NULL);
     if (rc)
         return udb__env_err(rc, "udb_check: %s", udb_strerror(rc));
     const udb_schema *s = c.txn->schema;
+    if (progress)
+        rc = count_entries(&c.total, c.txn->mdb, s);
     for (size_t i = 0; s && i < s->ntypes && !rc; i++) {
         c.t = &s->types[i];
         rc = udb__each(c.txn->mdb, c.t->dbi, check_record, &c);
@@ -218,6 +250,8 @@ int udb_check(size_t *problems, udb_env *env, void (*report)(void *ctx, const ch
             rc = udb__each(c.txn->mdb, c.ix->dbi, check_entry, &c);
         }
     }
+    if (!rc && progress)
+        progress(ctx, c.done, c.total);
     udb__txn_end(c.txn, false);
     udb__buf_free(&c.line);
     udb__buf_free(&c.key);
@@ -230,6 +264,12 @@ int udb_check(size_t *problems, udb_env *env, void (*report)(void *ctx, const ch
     if (c.problems)
         return udb__env_err(UDB_ECORRUPT, "udb_check: %zu problems found", c.problems);
     return 0;
+}
+
+int udb_check(size_t *problems, udb_env *env, void (*report)(void *ctx, const char *problem),
+              void *ctx)
+{
+    return udb_check_progress(problems, env, report, NULL, ctx);
 }
 
 int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type)

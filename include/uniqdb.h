@@ -340,6 +340,15 @@ int udb_types(const char *const **out, size_t *count, udb_txn *txn);
 int udb_check(size_t *problems, udb_env *env,
               void (*report)(void *ctx, const char *problem), void *ctx);
 
+/* udb_check with progress: progress (may be NULL) is called after every 4096
+ * records and index entries walked, and once at the end, with how many have
+ * been walked and the total (records plus index entries in the snapshot, so
+ * done == total in the last call of a check that found no error).  Both
+ * callbacks get ctx.  Errors and results as udb_check. */
+int udb_check_progress(size_t *problems, udb_env *env,
+                       void (*report)(void *ctx, const char *problem),
+                       void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
+
 /* Counts for one type, from one read snapshot. */
 typedef struct udb_type_stat {
     uint64_t records;

@@ -156,17 +156,24 @@ out:
 
 typedef struct check_ctx {
     json_t *list; /* --json: problems collected here */
-    int progress; /* a progress line is on stderr */
+    int progress; /* draw a progress line on stderr */
 } check_ctx;
+
+static void check_progress(void *vctx, uint64_t done, uint64_t total)
+{
+    check_ctx *c = vctx;
+
+    if (c->progress)
+        fprintf(stderr, "\rchecking: %" PRIu64 " of %" PRIu64 " records and index entries (%d%%)",
+                done, total, total ? (int)(done * 100 / total) : 100);
+}
 
 static void check_report(void *vctx, const char *problem)
 {
     check_ctx *c = vctx;
 
-    if (c->progress) {
-        fprintf(stderr, "\r\033[K");
-        c->progress = 0;
-    }
+    if (c->progress)
+        fprintf(stderr, "\r\033[K");   /* the next progress call redraws it */
     if (c->list)
         json_array_append_new(c->list, json_string(problem));
     else
@@ -196,13 +203,9 @@ int cli_cmd_check(int argc, char **argv)
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
         goto out;
     }
-    /* udb_check() is one call: the line says what is being done, not how far. */
-    if (isatty(2) && tc.total.records > 5000) {
-        fprintf(stderr, "checking %" PRIu64 " records and %" PRIu64 " index entries...",
-                tc.total.records, tc.total.index_entries);
-        ctx.progress = 1;
-    }
-    rc = udb_check(&problems, env, check_report, &ctx);
+    /* a progress line only for people, and only when the wait is noticeable */
+    ctx.progress = isatty(2) && tc.total.records > 5000;
+    rc = udb_check_progress(&problems, env, check_report, check_progress, &ctx);
     if (ctx.progress)
         fprintf(stderr, "\r\033[K");
     if (rc && rc != UDB_ECORRUPT) {

@@ -362,6 +362,20 @@ group_check() {
     run 6 "$U" check "$T/d"; out_has "client.email"; out_has "workflow.name_version"
     # the healthy original is untouched
     run 0 "$U" check "$db"
+
+    # progress lines: on a terminal (script(1) gives one) and over 5000
+    # records only; silence when stderr is a file
+    "$PY" -c 'import json
+for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d" % i, "email": "b%d@x.org" % i}}))' >"$T/big.ndjson"
+    "$U" init "$T/big" "$SCEN" >/dev/null
+    run 0 "$U" load "$T/big" "$T/big.ndjson"; err_empty
+    run 0 "$U" check "$T/big"; err_empty; out_has "check: ok (6000 records"
+    "$U" init "$T/big2" "$SCEN" >/dev/null
+    run 0 script -qec "'$U' load '$T/big2' '$T/big.ndjson' && '$U' check '$T/big2'" /dev/null
+    out_has "loading: 6000 records"; out_has "uniqdb: loaded 6000 records"
+    out_has "checking: 4096 of 12000 records and index entries (34%)"
+    out_has "checking: 12000 of 12000 records and index entries (100%)"
+    out_has "check: ok (6000 records"
 }
 
 # ---------------------------------------------------------------------------

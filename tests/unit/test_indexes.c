@@ -477,7 +477,52 @@ static void t_check_sees_index_damage(tu *t)
     udb__buf_free(&c1);
 }
 
-TU_MAIN(TU_CASE(t_check_sees_index_damage), TU_CASE(t_compound_keys_do_not_collide_across_boundaries), TU_CASE(t_float_bool_and_bin_keys),
+typedef struct progress_seen {
+    size_t calls;
+    uint64_t last_done, total;
+    bool ordered;   /* done grew, total never changed */
+} progress_seen;
+
+static void note_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    progress_seen *p = ctx;
+    if (p->calls++ && (done <= p->last_done || total != p->total))
+        p->ordered = false;
+    p->last_done = done;
+    p->total = total;
+}
+
+/* udb_check_progress counts records and index entries: 5000 records, each in
+ * `phone`, half of them (those with an email) in `email` and `pair`. */
+static void t_check_reports_progress(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_txn *txn = tu_w(t);
+    for (int i = 0; i < 5000; i++) {
+        char code[16], phone[16], email[24];
+        snprintf(code, sizeof code, "c%d", i);
+        snprintf(phone, sizeof phone, "p%d", i);
+        snprintf(email, sizeof email, "e%d@x", i);
+        udb_val rec = i % 2 ? mp("{s:s, s:s, s:i}", "code", code, "phone", phone, "n", i)
+                            : mp("{s:s, s:s, s:s, s:i}", "code", code, "phone", phone,
+                                 "email", email, "n", i);
+        if (!CHECK_OK(tu_ins(NULL, txn, "multi", rec)))
+            break;
+    }
+    tu_commit(txn);
+    progress_seen seen = {0, 0, 0, true};
+    size_t problems = 99;
+    CHECK_OK(udb_check_progress(&problems, t->env, NULL, note_progress, &seen));
+    CHECK(problems == 0);
+    CHECK(seen.ordered);
+    CHECK(seen.total == 15000 && seen.last_done == 15000);
+    CHECK(seen.calls == 15000 / 4096 + 1);   /* every 4096, and once at the end */
+    /* no progress callback: the plain check */
+    CHECK_OK(udb_check_progress(NULL, t->env, NULL, NULL, NULL));
+}
+
+TU_MAIN(TU_CASE(t_check_sees_index_damage), TU_CASE(t_check_reports_progress), TU_CASE(t_compound_keys_do_not_collide_across_boundaries), TU_CASE(t_float_bool_and_bin_keys),
         TU_CASE(t_scans_order_integers_numerically), TU_CASE(t_scans_order_strings_bytewise),
         TU_CASE(t_scan_with_prefix), TU_CASE(t_partial_index_enter_and_leave),
         TU_CASE(t_nulls_distinct_and_not_distinct),
