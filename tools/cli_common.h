@@ -104,7 +104,9 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *d
 json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN]);
 
 /* Pack a parsed JSON value as msgpack into sb (initialised by the caller).
- * {"$bin": "<base64>"} becomes binary, reals become float64.  Returns 0, or
+ * {"$bin": "<base64>"} becomes binary, {"$str": "<base64>"} a string of those
+ * bytes, {"$map": [[k, v], ...]} a map with those keys; reals become float64
+ * (cli_json.c lists every marker).  Returns 0, or
  * -1 with a message naming the JSON path in err. */
 int cli_json_to_msgpack(msgpack_sbuffer *sb, const json_t *v, char err[CLI_ERRLEN]);
 

@@ -16,7 +16,11 @@
  * The nonce is random per process, so no stored string can impersonate a
  * marker; a string that happens to begin with the marker is refused.
  * Binary values are {"$bin": "<base64>"}; extension values
- * {"$ext": [type, "<base64>"]}; NaN and infinities {"$float": "nan"}.
+ * {"$ext": [type, "<base64>"]}; NaN and infinities {"$float": "nan"}.  What an
+ * `any` field may hold but JSON cannot say directly keeps its exact bytes too:
+ * a string that is not UTF-8 is {"$str": "<base64>"}, and a map with a key
+ * that is not a UTF-8 string, with a duplicate key, or whose only key is one
+ * of these marker names is {"$map": [[key, value], ...]}.
  */
 #include "cli_common.h"
 
@@ -350,7 +354,7 @@ static const json_t *special(const json_t *v, const char *name)
 
 static int pack_value(pack_ctx *c, const json_t *v, int depth);
 
-static int pack_special(pack_ctx *c, const json_t *v, int *done)
+static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
 {
     const json_t *s;
 
@@ -382,6 +386,43 @@ static int pack_special(pack_ctx *c, const json_t *v, int *done)
                                                          (int8_t)json_integer_value(t));
         free(bytes);
         return rc ? pack_fail(c, "extension value too large") : 0;
+    }
+    if ((s = special(v, "$str")) != NULL) {
+        unsigned char *bytes;
+        size_t n;
+        int rc;
+
+        if (!json_is_string(s) ||
+            b64_decode(&bytes, &n, json_string_value(s), json_string_length(s)))
+            return pack_fail(c, "\"$str\" must be a base64 string (RFC 4648, padded)");
+        rc = n > UINT32_MAX ? -1 : msgpack_pack_str_with_body(&c->pk, bytes, n);
+        free(bytes);
+        return rc ? pack_fail(c, "string value too large") : 0;
+    }
+    if ((s = special(v, "$map")) != NULL) {
+        const json_t *pair;
+        size_t i;
+
+        if (!json_is_array(s) || json_array_size(s) > UINT32_MAX)
+            return pack_fail(c, "\"$map\" must be an array of [key, value] pairs");
+        json_array_foreach(s, i, pair) {
+            if (json_array_size(pair) != 2)
+                return pack_fail(c, "\"$map\" must be an array of [key, value] pairs");
+        }
+        if (msgpack_pack_map(&c->pk, json_array_size(s)))
+            return -1;
+        json_array_foreach(s, i, pair) {
+            char seg[32];
+            size_t old;
+
+            snprintf(seg, sizeof seg, "$map/%zu", i);
+            old = path_push(c, seg, strlen(seg));
+            if (pack_value(c, json_array_get(pair, 0), depth + 1) ||
+                pack_value(c, json_array_get(pair, 1), depth + 1))
+                return -1;
+            c->path[old] = '\0';
+        }
+        return 0;
     }
     if ((s = special(v, "$float")) != NULL) {
         const char *f = json_string_value(s);
@@ -450,7 +491,7 @@ static int pack_value(pack_ctx *c, const json_t *v, int depth)
         }
         return 0;
     case JSON_OBJECT:
-        if (pack_special(c, v, &done) != 0)
+        if (pack_special(c, v, depth, &done) != 0)
             return -1;
         if (done)
             return 0;
@@ -524,6 +565,7 @@ static void format_double(char out[40], double d)
 }
 
 static json_t *obj_to_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth);
+static json_t *map_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth);
 
 static json_t *bytes_json(const char *name, const char *p, size_t n, json_t *ext_type)
 {
@@ -577,9 +619,9 @@ static json_t *obj_to_json(const msgpack_object *o, char err[CLI_ERRLEN], int de
             return NULL;
         }
         r = json_stringn(o->via.str.ptr, o->via.str.size);
-        if (!r)
-            seterr(err, "stored string is not valid UTF-8");
-        return r;
+        if (!r) /* not UTF-8: keep the bytes */
+            r = bytes_json("$str", o->via.str.ptr, o->via.str.size, NULL);
+        break;
     case MSGPACK_OBJECT_BIN:
         r = bytes_json("$bin", o->via.bin.ptr, o->via.bin.size, NULL);
         break;
@@ -598,37 +640,77 @@ static json_t *obj_to_json(const msgpack_object *o, char err[CLI_ERRLEN], int de
         }
         break;
     case MSGPACK_OBJECT_MAP:
-        r = json_object();
-        for (i = 0; r && i < o->via.map.size; i++) {
-            const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            json_t *e;
-
-            if (kv->key.type != MSGPACK_OBJECT_STR) {
-                seterr(err, "stored map has a key that is not a string");
-                json_decref(r);
-                return NULL;
-            }
-            if (json_object_getn(r, kv->key.via.str.ptr, kv->key.via.str.size)) {
-                seterr(err, "stored map has a duplicate key \"%.*s\"", (int)kv->key.via.str.size,
-                       kv->key.via.str.ptr);
-                json_decref(r);
-                return NULL;
-            }
-            e = obj_to_json(&kv->val, err, depth + 1);
-            if (!e || json_object_setn_new(r, kv->key.via.str.ptr, kv->key.via.str.size, e)) {
-                if (e) /* setn_new frees e on failure; only the key can be at fault */
-                    seterr(err, "stored map key is not valid UTF-8");
-                json_decref(r);
-                return NULL;
-            }
-        }
-        break;
+        return map_json(o, err, depth);
     default:
         seterr(err, "unsupported msgpack type %d", (int)o->type);
         return NULL;
     }
     if (!r && !err[0])
         seterr(err, "out of memory");
+    return r;
+}
+
+/* A map as a JSON object when JSON can hold it exactly; otherwise (a key that
+ * is not a UTF-8 string, a duplicate key, or a lone key that would read back
+ * as one of our markers) as {"$map": [[key, value], ...]}. */
+static json_t *map_pairs_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth)
+{
+    json_t *pairs = json_array();
+
+    for (uint32_t i = 0; pairs && i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        json_t *k = obj_to_json(&kv->key, err, depth + 1);
+        json_t *v = k ? obj_to_json(&kv->val, err, depth + 1) : NULL;
+        json_t *pair = v ? json_pack("[o o]", k, v) : NULL;
+
+        if (!pair || json_array_append_new(pairs, pair)) {
+            if (!v)
+                json_decref(k);
+            json_decref(pairs);
+            return NULL;
+        }
+    }
+    return pairs ? json_pack("{s o}", "$map", pairs) : NULL;
+}
+
+static int is_marker_name(const msgpack_object *k)
+{
+    static const char *const names[] = {"$bin", "$ext", "$float", "$str", "$map"};
+
+    for (size_t i = 0; k->type == MSGPACK_OBJECT_STR && i < sizeof names / sizeof names[0]; i++)
+        if (k->via.str.size == strlen(names[i]) &&
+            memcmp(k->via.str.ptr, names[i], k->via.str.size) == 0)
+            return 1;
+    return 0;
+}
+
+static json_t *map_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth)
+{
+    json_t *r;
+
+    if (o->via.map.size == 1 && is_marker_name(&o->via.map.ptr[0].key))
+        return map_pairs_json(o, err, depth);
+    r = json_object();
+    for (uint32_t i = 0; r && i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        json_t *e;
+
+        if (kv->key.type != MSGPACK_OBJECT_STR ||
+            json_object_getn(r, kv->key.via.str.ptr, kv->key.via.str.size)) {
+            json_decref(r);
+            return map_pairs_json(o, err, depth);
+        }
+        e = obj_to_json(&kv->val, err, depth + 1);
+        if (!e) {
+            json_decref(r);
+            return NULL;
+        }
+        if (json_object_setn_new(r, kv->key.via.str.ptr, kv->key.via.str.size, e)) {
+            /* setn_new freed e: only the key can be at fault (not UTF-8) */
+            json_decref(r);
+            return map_pairs_json(o, err, depth);
+        }
+    }
     return r;
 }
 
