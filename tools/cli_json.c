@@ -354,51 +354,56 @@ static const json_t *special(const json_t *v, const char *name)
 
 static int pack_value(pack_ctx *c, const json_t *v, int depth);
 
+/* The bytes of a {"$bin"|"$str"|"$ext": ...} marker, base64 in JSON string s,
+ * packed as a msgpack bin, str or ext (of ext_type). */
+static int pack_b64(pack_ctx *c, const json_t *s, msgpack_object_type kind, int8_t ext_type)
+{
+    const char *name = kind == MSGPACK_OBJECT_BIN ? "$bin" : kind == MSGPACK_OBJECT_STR ? "$str"
+                                                                                          : "$ext";
+    unsigned char *bytes;
+    size_t n;
+    char what[64];
+    int rc;
+
+    if (!json_is_string(s) || b64_decode(&bytes, &n, json_string_value(s), json_string_length(s))) {
+        if (kind == MSGPACK_OBJECT_EXT)
+            return pack_fail(c, "\"$ext\" must be [type -128..127, \"<base64>\"]");
+        snprintf(what, sizeof what, "\"%s\" must be a base64 string (RFC 4648, padded)", name);
+        return pack_fail(c, what);
+    }
+    if (n > UINT32_MAX)
+        rc = -1;
+    else if (kind == MSGPACK_OBJECT_BIN)
+        rc = msgpack_pack_bin_with_body(&c->pk, bytes, n);
+    else if (kind == MSGPACK_OBJECT_STR)
+        rc = msgpack_pack_str_with_body(&c->pk, bytes, n);
+    else
+        rc = msgpack_pack_ext_with_body(&c->pk, bytes, n, ext_type);
+    free(bytes);
+    if (rc) {
+        snprintf(what, sizeof what, "\"%s\" value too large", name);
+        return pack_fail(c, what);
+    }
+    return 0;
+}
+
 static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
 {
     const json_t *s;
 
     *done = 1;
-    if ((s = special(v, "$bin")) != NULL) {
-        unsigned char *bytes;
-        size_t n;
-        int rc;
-
-        if (!json_is_string(s) ||
-            b64_decode(&bytes, &n, json_string_value(s), json_string_length(s)))
-            return pack_fail(c, "\"$bin\" must be a base64 string (RFC 4648, padded)");
-        rc = n > UINT32_MAX ? -1 : msgpack_pack_bin_with_body(&c->pk, bytes, n);
-        free(bytes);
-        return rc ? pack_fail(c, "binary value too large") : 0;
-    }
+    if ((s = special(v, "$bin")) != NULL)
+        return pack_b64(c, s, MSGPACK_OBJECT_BIN, 0);
     if ((s = special(v, "$ext")) != NULL) {
-        const json_t *t = json_array_get(s, 0), *d = json_array_get(s, 1);
-        unsigned char *bytes;
-        size_t n;
-        int rc;
+        const json_t *t = json_array_get(s, 0);
 
         if (json_array_size(s) != 2 || !json_is_integer(t) || json_integer_value(t) < -128 ||
-            json_integer_value(t) > 127 || !json_is_string(d) ||
-            b64_decode(&bytes, &n, json_string_value(d), json_string_length(d)))
+            json_integer_value(t) > 127)
             return pack_fail(c, "\"$ext\" must be [type -128..127, \"<base64>\"]");
-        rc = n > UINT32_MAX ? -1
-                            : msgpack_pack_ext_with_body(&c->pk, bytes, n,
-                                                         (int8_t)json_integer_value(t));
-        free(bytes);
-        return rc ? pack_fail(c, "extension value too large") : 0;
+        return pack_b64(c, json_array_get(s, 1), MSGPACK_OBJECT_EXT, (int8_t)json_integer_value(t));
     }
-    if ((s = special(v, "$str")) != NULL) {
-        unsigned char *bytes;
-        size_t n;
-        int rc;
-
-        if (!json_is_string(s) ||
-            b64_decode(&bytes, &n, json_string_value(s), json_string_length(s)))
-            return pack_fail(c, "\"$str\" must be a base64 string (RFC 4648, padded)");
-        rc = n > UINT32_MAX ? -1 : msgpack_pack_str_with_body(&c->pk, bytes, n);
-        free(bytes);
-        return rc ? pack_fail(c, "string value too large") : 0;
-    }
+    if ((s = special(v, "$str")) != NULL)
+        return pack_b64(c, s, MSGPACK_OBJECT_STR, 0);
     if ((s = special(v, "$map")) != NULL) {
         const json_t *pair;
         size_t i;
