@@ -20,6 +20,16 @@
 
 static const MDB_val GEN_KEY = {3, (void *)"gen"};
 static const MDB_val SCHEMA_KEY = {6, (void *)"schema"};
+static const MDB_val FORMAT_KEY = {6, (void *)"format"};
+
+/* __meta numbers are 8 bytes, big-endian */
+static uint64_t be64(const void *p)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | ((const unsigned char *)p)[i];
+    return x;
+}
 
 void udb__dbname(udb_buf *b, const char *kind, const udb_type *t, const udb_index *ix)
 {
@@ -68,10 +78,7 @@ int udb__meta_gen(uint64_t *out, MDB_txn *txn, udb_env *env)
         return rc;
     if (v.mv_size != 8)
         return UDB_ECORRUPT;
-    uint64_t g = 0;
-    for (int i = 0; i < 8; i++)
-        g = g << 8 | ((unsigned char *)v.mv_data)[i];
-    *out = g;
+    *out = be64(v.mv_data);
     return 0;
 }
 
@@ -201,6 +208,59 @@ int udb__adopt(udb_env *env)
     return rc;
 }
 
+/* The stored format version is ours (a database from before it was stored
+ * has none, and is format 1). */
+static int check_format(MDB_txn *txn, udb_env *env)
+{
+    MDB_val v;
+    int rc = mdb_get(txn, env->meta_dbi, (MDB_val *)&FORMAT_KEY, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (v.mv_size != 8)
+        return udb__env_err(UDB_EFORMAT, "udb_open: %s: damaged format version (%zu bytes)",
+                            env->path, v.mv_size);
+    uint64_t f = be64(v.mv_data);
+    if (f != UDB_FORMAT_VERSION)
+        return udb__env_err(UDB_EFORMAT,
+                            "udb_open: %s: database format %llu; this uniqdb reads format %d",
+                            env->path, (unsigned long long)f, UDB_FORMAT_VERSION);
+    return 0;
+}
+
+/* A new database: __meta with the format version, and __seq.  An LMDB
+ * environment that already holds anything is somebody else's: refused, not
+ * written.  Runs in a write transaction, so of two processes creating the
+ * same database the second finds the first one's work. */
+static int create_meta(MDB_txn *txn, udb_env *env)
+{
+    int rc = mdb_dbi_open(txn, "__meta", 0, &env->meta_dbi);
+    if (rc == MDB_NOTFOUND) {
+        MDB_dbi main;
+        MDB_stat st;
+        if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) || (rc = mdb_stat(txn, main, &st)))
+            return rc;
+        if (st.ms_entries)
+            return udb__env_err(UDB_EFORMAT, "udb_open: %s holds an LMDB environment that is "
+                                "not a uniqdb database (%zu entries, no __meta); left untouched",
+                                env->path, (size_t)st.ms_entries);
+        unsigned char f[8] = {0};
+        f[7] = UDB_FORMAT_VERSION;
+        MDB_val fv = {sizeof f, f};
+        if ((rc = mdb_dbi_open(txn, "__meta", MDB_CREATE, &env->meta_dbi)) ||
+            (rc = mdb_put(txn, env->meta_dbi, (MDB_val *)&FORMAT_KEY, &fv, 0)))
+            return rc;
+    } else if (rc) {
+        return rc;
+    }
+    if ((rc = mdb_dbi_open(txn, "__seq", MDB_CREATE, &env->seq_dbi)))
+        return rc;
+    return check_format(txn, env);
+}
+
+/* Open __meta and __seq, creating them for a new database; the format
+ * version is checked either way.  UDB_EFORMAT comes with its message set. */
 static int open_meta(udb_env *env)
 {
     MDB_txn *txn;
@@ -211,15 +271,16 @@ static int open_meta(udb_env *env)
     if (!rc)
         rc = mdb_dbi_open(txn, "__seq", 0, &env->seq_dbi);
     if (!rc)
+        rc = check_format(txn, env);
+    if (!rc)
         return mdb_txn_commit(txn);
     mdb_txn_abort(txn);
     if (rc != MDB_NOTFOUND)
         return rc;
-    /* a new database: create them (waits for the writer slot) */
+    /* a new database (waits for the writer slot) */
     if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &txn)))
         return rc;
-    if ((rc = mdb_dbi_open(txn, "__meta", MDB_CREATE, &env->meta_dbi)) ||
-        (rc = mdb_dbi_open(txn, "__seq", MDB_CREATE, &env->seq_dbi))) {
+    if ((rc = create_meta(txn, env))) {
         mdb_txn_abort(txn);
         return rc;
     }
@@ -283,8 +344,11 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         goto fail;
     if (udb__mapsize(env) < want && (rc = mdb_env_set_mapsize(env->mdb, want)))
         goto fail;
-    if ((rc = open_meta(env)))
+    if ((rc = open_meta(env))) {
+        if (rc == UDB_EFORMAT)
+            goto fail_quiet;
         goto fail;
+    }
     rc = UDB_ENOMEM;
     if (!(env->group = udb__group_new()))
         goto fail;

@@ -29,6 +29,7 @@ const char *udb_strerror(int rc)
     case UDB_EFULL: return "database reached its maximum size";
     case UDB_ENOMEM: return "out of memory";
     case UDB_EREADONLY: return "write in a read-only transaction";
+    case UDB_EFORMAT: return "not a uniqdb database, or an unsupported format version";
     default:
         if (rc < 0 && (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE))
             return "an application's own error code (not from uniqdb or LMDB)";

@@ -57,6 +57,8 @@ extern "C" {
 #define UDB_VERSION_MINOR 1
 #define UDB_VERSION_PATCH 0
 #define UDB_VERSION_STRING "0.1.0"
+/* The on-disk layout this library reads and writes (stored in each database). */
+#define UDB_FORMAT_VERSION 1
 
 /* ---- Error codes ---------------------------------------------------------
  * The expected errors a caller branches on.  They lie below LMDB's range
@@ -73,6 +75,8 @@ extern "C" {
 #define UDB_EFULL       (-31008) /* the database reached udb_options.max_map_size */
 #define UDB_ENOMEM      (-31009) /* out of memory */
 #define UDB_EREADONLY   (-31010) /* a write was attempted in a read-only transaction */
+#define UDB_EFORMAT     (-31011) /* not a uniqdb database (an LMDB environment holding other
+                                    data), or one in a format this version cannot read */
 
 /* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
  * udb_commit need not include <lmdb.h>: abort the transaction and run it
@@ -161,9 +165,12 @@ void udb_free(void *p);
 /* ---- Environment --------------------------------------------------------- */
 
 /* Open (creating if missing) the database directory `path`.  opts may be NULL.
- * Stale reader slots left by crashed processes are cleared.
+ * Stale reader slots left by crashed processes are cleared.  A new database
+ * records the on-disk format version (UDB_FORMAT_VERSION); opening checks it.
  * Errors: UDB_EINVAL (NULL arguments), UDB_ECORRUPT (stored schema unreadable),
- * UDB_ENOMEM, LMDB/errno codes (EACCES, ENOENT for a missing parent, ...).
+ * UDB_EFORMAT (an LMDB environment that holds other data, which is left
+ * untouched; or a format version other than this library's), UDB_ENOMEM,
+ * LMDB/errno codes (EACCES, ENOENT for a missing parent, ...).
  * On success *out must be closed with udb_close(). */
 int udb_open(udb_env **out, const char *path, const udb_options *opts);
 

@@ -204,7 +204,111 @@ static void t_max_map_size_without_group_commit(tu *t)
     max_map_size_is_a_hard_limit(t, UDB_NOGROUP);
 }
 
-TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything),
+/* Raw LMDB on path: open the environment and run one write transaction that
+ * puts key=val (8-byte big-endian number) in named database db (NULL: the
+ * main one).  0 or an LMDB code. */
+static int raw_put(const char *path, const char *db, const char *key, uint64_t num)
+{
+    MDB_env *e;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    unsigned char v[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = (unsigned char)(num >> (56 - 8 * i));
+    MDB_val k = {strlen(key), (void *)key}, val = {sizeof v, v};
+    int rc = mdb_env_create(&e);
+    if (rc)
+        return rc;
+    mdb_env_set_maxdbs(e, 8);
+    if (!(rc = mdb_env_open(e, path, 0, 0640)) && !(rc = mdb_txn_begin(e, NULL, 0, &txn))) {
+        if ((rc = mdb_dbi_open(txn, db, db ? MDB_CREATE : 0, &dbi)) ||
+            (rc = mdb_put(txn, dbi, &k, &val, 0)))
+            mdb_txn_abort(txn);
+        else
+            rc = mdb_txn_commit(txn);
+    }
+    mdb_env_close(e);
+    return rc;
+}
+
+/* The 8-byte big-endian "format" in __meta, or an LMDB code. */
+static int raw_format(uint64_t *out, const char *path)
+{
+    MDB_env *e;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {6, (void *)"format"}, v;
+    int rc = mdb_env_create(&e);
+    if (rc)
+        return rc;
+    mdb_env_set_maxdbs(e, 8);
+    if (!(rc = mdb_env_open(e, path, MDB_RDONLY, 0640)) &&
+        !(rc = mdb_txn_begin(e, NULL, MDB_RDONLY, &txn))) {
+        if (!(rc = mdb_dbi_open(txn, "__meta", 0, &dbi)) && !(rc = mdb_get(txn, dbi, &k, &v))) {
+            *out = 0;
+            for (size_t i = 0; i < v.mv_size; i++)
+                *out = *out << 8 | ((unsigned char *)v.mv_data)[i];
+            rc = v.mv_size == 8 ? 0 : -1;
+        }
+        mdb_txn_abort(txn);
+    }
+    mdb_env_close(e);
+    return rc;
+}
+
+/* A database records its format version; another version is refused by
+ * name, and so is an LMDB environment that is not ours (left as it was). */
+static void t_open_checks_the_format(tu *t)
+{
+    if (!tu_setup(t, tu_scenarios()))
+        return;
+    udb_close(t->env);
+    t->env = NULL;
+    udb_env *env = NULL;
+    uint64_t f = 0;
+    CHECK_OK(raw_format(&f, t->path));
+    CHECK(f == UDB_FORMAT_VERSION);
+    /* the same format (rewritten as it was) opens */
+    CHECK_OK(raw_put(t->path, "__meta", "format", UDB_FORMAT_VERSION));
+    CHECK_OK(udb_open(&env, t->path, NULL));
+    udb_close(env);
+    env = NULL;
+    CHECK_OK(raw_put(t->path, "__meta", "format", 2));
+    CHECK_RC(udb_open(&env, t->path, NULL), UDB_EFORMAT);
+    CHECK_HAS(udb_env_errmsg(NULL), t->path, "database format 2", "reads format 1");
+    CHECK(env == NULL);
+    CHECK_OK(raw_put(t->path, "__meta", "format", UDB_FORMAT_VERSION));
+    tu_open(t);   /* healthy again: the end-of-case check runs on it */
+
+    /* somebody else's LMDB environment */
+    char other[PATH_MAX];
+    snprintf(other, sizeof other, "%s/other", t->dir);
+    CHECK(mkdir(other, 0750) == 0);
+    CHECK_OK(raw_put(other, "things", "k", 7));
+    CHECK_RC(udb_open(&env, other, NULL), UDB_EFORMAT);
+    CHECK_HAS(udb_env_errmsg(NULL), other, "not a uniqdb database", "left untouched");
+    CHECK(env == NULL);
+    /* untouched: still exactly one named database, and no __meta */
+    MDB_env *e;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st;
+    if (CHECK_OK(mdb_env_create(&e))) {
+        mdb_env_set_maxdbs(e, 8);
+        if (CHECK_OK(mdb_env_open(e, other, MDB_RDONLY, 0640)) &&
+            CHECK_OK(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn))) {
+            CHECK_OK(mdb_dbi_open(txn, NULL, 0, &dbi));
+            CHECK_OK(mdb_stat(txn, dbi, &st));
+            CHECK(st.ms_entries == 1);
+            CHECK_RC(mdb_dbi_open(txn, "__meta", 0, &dbi), MDB_NOTFOUND);
+            mdb_txn_abort(txn);
+        }
+        mdb_env_close(e);
+    }
+    CHECK_STR(udb_strerror(UDB_EFORMAT), "not a uniqdb database, or an unsupported format version");
+}
+
+TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_format),
         TU_CASE(t_created_directory_is_not_world_writable), TU_CASE(t_open_reports_bad_paths),
         TU_CASE(t_map_grows_after_map_full), TU_CASE(t_max_map_size_with_group_commit),
         TU_CASE(t_max_map_size_without_group_commit))
