@@ -1,11 +1,14 @@
 /*
  * test_ops.c -- the compound operations in one process: insert-or-get,
  * upsert (with on_insert), insert-the-first-free-candidate, and udb_write's
- * commit-or-roll-back.
+ * commit-or-roll-back, alone and with concurrent callers sharing commits.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <lmdb.h>
+#include <msgpack.h>
 
 #include "testutil.h"
 
@@ -279,6 +282,146 @@ static void t_arguments_are_checked(tu *t)
     CHECK(udb_strerror(123456) != NULL);
 }
 
+/* ---- group commit: threads calling udb_write at once ---- */
+
+#define GC_THREADS 8
+#define GC_ROUNDS 30
+#define GC_APP_ERROR (-77)
+
+typedef struct gc_req {
+    int attempt, thread, round;
+    pthread_t caller, ran_on;
+    int rc;
+} gc_req;
+
+typedef struct gc_thread {
+    pthread_t tid;
+    udb_env *env;
+    pthread_barrier_t *start;
+    gc_req *reqs;   /* GC_ROUNDS of them */
+} gc_thread;
+
+/* What request (thread, round) does: 0, 1 commit; 2 inserts, then fails with
+ * an application error; 3 inserts a record whose email is taken. */
+static int gc_kind(int thread, int round)
+{
+    return (thread + round) % 4;
+}
+
+static int gc_fn(udb_txn *txn, void *ctx)
+{
+    gc_req *q = ctx;
+    char id[48], email[48];
+    int kind = gc_kind(q->thread, q->round);
+    q->ran_on = pthread_self();
+    snprintf(id, sizeof id, "a%d-t%d-r%d", q->attempt, q->thread, q->round);
+    snprintf(email, sizeof email, kind == 3 ? "taken@x" : "%s@x", id);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_str_with_body(&pk, id, strlen(id));
+    msgpack_pack_str_with_body(&pk, "email", 5);
+    msgpack_pack_str_with_body(&pk, email, strlen(email));
+    int rc = udb_insert(NULL, txn, "acct", sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc ? rc : kind == 2 ? GC_APP_ERROR : 0;
+}
+
+static void *gc_main(void *p)
+{
+    gc_thread *t = p;
+    pthread_barrier_wait(t->start);
+    for (int r = 0; r < GC_ROUNDS; r++) {
+        t->reqs[r].caller = pthread_self();
+        t->reqs[r].rc = udb_write(t->env, gc_fn, &t->reqs[r]);
+    }
+    return NULL;
+}
+
+/* One attempt: every thread's every call got its own fn's result and only
+ * the successful ones' records exist.  Returns how many fns ran on a thread
+ * other than their caller's (work of a shared commit), or -1. */
+static int gc_attempt(udb_env *env, int attempt)
+{
+    static gc_req reqs[GC_THREADS][GC_ROUNDS];
+    gc_thread th[GC_THREADS];
+    pthread_barrier_t start;
+    int shared = 0;
+
+    memset(reqs, 0, sizeof reqs);
+    pthread_barrier_init(&start, NULL, GC_THREADS);
+    for (int i = 0; i < GC_THREADS; i++) {
+        for (int r = 0; r < GC_ROUNDS; r++)
+            reqs[i][r] = (gc_req){.attempt = attempt, .thread = i, .round = r};
+        th[i] = (gc_thread){.env = env, .start = &start, .reqs = reqs[i]};
+        if (!CHECK(pthread_create(&th[i].tid, NULL, gc_main, &th[i]) == 0))
+            return -1;   /* the barrier never opens: cannot go on */
+    }
+    for (int i = 0; i < GC_THREADS; i++)
+        pthread_join(th[i].tid, NULL);
+    pthread_barrier_destroy(&start);
+
+    udb_txn *txn;
+    if (!CHECK_OK(udb_begin(&txn, env, UDB_RDONLY)))
+        return -1;
+    for (int i = 0; i < GC_THREADS; i++)
+        for (int r = 0; r < GC_ROUNDS; r++) {
+            gc_req *q = &reqs[i][r];
+            int kind = gc_kind(i, r);
+            int want = kind == 2 ? GC_APP_ERROR : kind == 3 ? UDB_ECONFLICT : 0;
+            char key[52];
+            udb_val v;
+            int n = snprintf(key + 1, sizeof key - 1, "a%d-t%d-r%d", attempt, i, r);
+            key[0] = (char)(0xa0 | n);   /* msgpack fixstr */
+            if (!CHECK_RC(q->rc, want))
+                fprintf(stderr, "    thread %d round %d\n", i, r);
+            CHECK_RC(udb_get(&v, txn, "acct", key, (size_t)n + 1), want ? UDB_ENOTFOUND : 0);
+            shared += !pthread_equal(q->ran_on, q->caller);
+        }
+    udb_abort(txn);
+    return shared;
+}
+
+/* Concurrent udb_write callers share commits, and each still gets its own
+ * result: a failing or conflicting fn rolls back only its own work.  Sharing
+ * depends on timing, so up to 20 attempts may run before one is seen (one
+ * is enough here); with UDB_NOGROUP every fn runs on its own caller's thread. */
+static void t_group_commit_shares_commits_and_isolates_failures(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_val holder = mp("{s:s, s:s}", "id", "holder", "email", "taken@x");
+    udb_txn *txn = tu_w(t);
+    CHECK_OK(tu_ins(NULL, txn, "acct", holder));
+    tu_commit(txn);
+    int shared = 0;
+    for (int attempt = 0; attempt < 20 && shared == 0; attempt++)
+        if ((shared = gc_attempt(t->env, attempt)) < 0)
+            return;
+    CHECK(shared > 0);
+
+    udb_options o = UDB_OPTIONS_INIT;
+    udb_env *alone = NULL;
+    o.flags = UDB_NOGROUP | UDB_NOSYNC;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/nogroup", t->dir);
+    if (!CHECK_OK(udb_open(&alone, path, &o)))
+        return;
+    if (CHECK_OK(udb_schema_apply(alone, jq(SCHEMA), strlen(SCHEMA))) &&
+        CHECK_OK(udb_begin(&txn, alone, 0))) {
+        CHECK_OK(udb_insert(NULL, txn, "acct", holder.data, holder.size));
+        CHECK_OK(udb_commit(txn));
+        CHECK(gc_attempt(alone, 0) == 0);
+    }
+    CHECK_OK(udb_check(NULL, alone, NULL, NULL));
+    udb_close(alone);
+}
+
 TU_MAIN(TU_CASE(t_arguments_are_checked), TU_CASE(t_insert_or_get_on_a_compound_index), TU_CASE(t_insert_or_get_on_the_primary_key),
         TU_CASE(t_upsert_inserts_then_merges), TU_CASE(t_insert_first_takes_the_first_free),
-        TU_CASE(t_udb_write_commits_or_rolls_back), TU_CASE(t_read_snapshot_is_stable))
+        TU_CASE(t_udb_write_commits_or_rolls_back),
+        TU_CASE(t_group_commit_shares_commits_and_isolates_failures),
+        TU_CASE(t_read_snapshot_is_stable))
