@@ -354,6 +354,17 @@ static const json_t *special(const json_t *v, const char *name)
 
 static int pack_value(pack_ctx *c, const json_t *v, int depth);
 
+/* Pack v, naming it by path segment seg in errors. */
+static int pack_at(pack_ctx *c, const char *seg, const json_t *v, int depth)
+{
+    size_t old = path_push(c, seg, strlen(seg));
+    int rc = pack_value(c, v, depth);
+
+    if (!rc)
+        c->path[old] = '\0';
+    return rc;
+}
+
 /* The bytes of a {"$bin"|"$str"|"$ext": ...} marker, base64 in JSON string s,
  * packed as a msgpack bin, str or ext (of ext_type). */
 static int pack_b64(pack_ctx *c, const json_t *s, msgpack_object_type kind, int8_t ext_type)
@@ -417,15 +428,13 @@ static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
         if (msgpack_pack_map(&c->pk, json_array_size(s)))
             return -1;
         json_array_foreach(s, i, pair) {
-            char seg[32];
-            size_t old;
+            char seg[2][40];
 
-            snprintf(seg, sizeof seg, "$map/%zu", i);
-            old = path_push(c, seg, strlen(seg));
-            if (pack_value(c, json_array_get(pair, 0), depth + 1) ||
-                pack_value(c, json_array_get(pair, 1), depth + 1))
+            snprintf(seg[0], sizeof seg[0], "$map/%zu/0", i);
+            snprintf(seg[1], sizeof seg[1], "$map/%zu/1", i);
+            if (pack_at(c, seg[0], json_array_get(pair, 0), depth + 1) ||
+                pack_at(c, seg[1], json_array_get(pair, 1), depth + 1))
                 return -1;
-            c->path[old] = '\0';
         }
         return 0;
     }
@@ -485,14 +494,10 @@ static int pack_value(pack_ctx *c, const json_t *v, int depth)
             return -1;
         json_array_foreach(v, i, e) {
             char seg[24];
-            int rc;
 
             snprintf(seg, sizeof seg, "%zu", i);
-            old = path_push(c, seg, strlen(seg));
-            rc = pack_value(c, e, depth + 1);
-            if (rc)
-                return rc;
-            c->path[old] = '\0';
+            if (pack_at(c, seg, e, depth + 1))
+                return -1;
         }
         return 0;
     case JSON_OBJECT:
