@@ -22,15 +22,6 @@ static const MDB_val GEN_KEY = {3, (void *)"gen"};
 static const MDB_val SCHEMA_KEY = {6, (void *)"schema"};
 static const MDB_val FORMAT_KEY = {6, (void *)"format"};
 
-/* __meta numbers are 8 bytes, big-endian */
-static uint64_t be64(const void *p)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < 8; i++)
-        x = x << 8 | ((const unsigned char *)p)[i];
-    return x;
-}
-
 void udb__dbname(udb_buf *b, const char *kind, const udb_type *t, const udb_index *ix)
 {
     b->len = 0;
@@ -78,7 +69,7 @@ int udb__meta_gen(uint64_t *out, MDB_txn *txn, udb_env *env)
         return rc;
     if (v.mv_size != 8)
         return UDB_ECORRUPT;
-    *out = be64(v.mv_data);
+    *out = udb__get_be(v.mv_data, 8);
     return 0;
 }
 
@@ -221,7 +212,7 @@ static int check_format(MDB_txn *txn, udb_env *env)
     if (v.mv_size != 8)
         return udb__env_err(UDB_EFORMAT, "udb_open: %s: damaged format version (%zu bytes)",
                             env->path, v.mv_size);
-    uint64_t f = be64(v.mv_data);
+    uint64_t f = udb__get_be(v.mv_data, 8);
     if (f != UDB_FORMAT_VERSION)
         return udb__env_err(UDB_EFORMAT,
                             "udb_open: %s: database format %llu; this uniqdb reads format %d",
@@ -245,8 +236,8 @@ static int create_meta(MDB_txn *txn, udb_env *env)
             return udb__env_err(UDB_EFORMAT, "udb_open: %s holds an LMDB environment that is "
                                 "not a uniqdb database (%zu entries, no __meta); left untouched",
                                 env->path, (size_t)st.ms_entries);
-        unsigned char f[8] = {0};
-        f[7] = UDB_FORMAT_VERSION;
+        unsigned char f[8];
+        udb__put_be64(f, UDB_FORMAT_VERSION);
         MDB_val fv = {sizeof f, f};
         if ((rc = mdb_dbi_open(txn, "__meta", MDB_CREATE, &env->meta_dbi)) ||
             (rc = mdb_put(txn, env->meta_dbi, (MDB_val *)&FORMAT_KEY, &fv, 0)))

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "uniqdb.h"
 
@@ -29,6 +30,31 @@
 #define UDB_MAX_ELEMS     (1u << 20)   /* msgpack objects in one record */
 #define UDB_MAX_SEQ_NAME  256
 #define UDB_MAX_KEY       511       /* refined by mdb_env_get_maxkeysize */
+
+/* ---- bytes ---- */
+/* The n-byte big-endian number at p (n <= 8): tuple keys, msgpack lengths,
+ * and the 8-byte numbers stored in __meta and __seq. */
+static inline uint64_t udb__get_be(const unsigned char *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* v as 8 big-endian bytes at out. */
+static inline void udb__put_be64(unsigned char out[8], uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+/* n bytes at a and b are equal.  msgpack-c gives some empty strings a NULL
+ * pointer, and memcmp(NULL, ..., 0) is undefined behaviour. */
+static inline bool udb__same_bytes(const void *a, const void *b, size_t n)
+{
+    return n == 0 || memcmp(a, b, n) == 0;
+}
 
 /* ---- growable byte buffer (arena.c) ---- */
 typedef struct udb_buf {

@@ -106,14 +106,6 @@ int udb__tk_object(udb_buf *b, const msgpack_object *o)
     }
 }
 
-static uint64_t get_be(const unsigned char *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 int udb__tk_decode(udb_telem *out, udb_buf *scratch, const unsigned char **pos,
                    const unsigned char *end)
 {
@@ -152,7 +144,7 @@ int udb__tk_decode(udb_telem *out, udb_buf *scratch, const unsigned char **pos,
         unsigned an = (unsigned)(n < 0 ? -n : n);
         if ((size_t)(end - p) < an)
             return UDB_ECORRUPT;
-        uint64_t v = get_be(p, an);
+        uint64_t v = udb__get_be(p, an);
         p += an;
         if (n >= 0) {
             out->kind = UDB_TK_UINT;
@@ -168,7 +160,7 @@ int udb__tk_decode(udb_telem *out, udb_buf *scratch, const unsigned char **pos,
     } else if (code == UDB_TC_FLOAT) {
         if (end - p < 8)
             return UDB_ECORRUPT;
-        uint64_t bits = get_be(p, 8);
+        uint64_t bits = udb__get_be(p, 8);
         p += 8;
         if (bits >> 63)
             bits &= ~((uint64_t)1 << 63);

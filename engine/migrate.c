@@ -261,8 +261,7 @@ static int apply_once(udb_env *env, udb_schema *s, udb_buf *msg, bool *installed
         rc = udb__meta_gen(&gen, txn->mdb, env);
     if (!rc) {
         unsigned char g[8];
-        for (int i = 0; i < 8; i++)
-            g[i] = (unsigned char)((gen + 1) >> (56 - 8 * i));
+        udb__put_be64(g, gen + 1);
         MDB_val gk = {3, (void *)"gen"}, gv = {8, g};
         MDB_val sk = {6, (void *)"schema"}, sv = {s->json_len, s->json};
         rc = mdb_put(txn->mdb, env->meta_dbi, &sk, &sv, 0);

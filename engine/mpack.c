@@ -20,14 +20,6 @@ typedef struct walker {
     const char *why;
 } walker;
 
-static uint64_t rd(const unsigned char *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static int fail(walker *w, const char *why)
 {
     w->why = why;
@@ -82,10 +74,10 @@ static int walk(walker *w, unsigned depth)
         return take(w, w->p[-1]);
     case 0xc5: case 0xda:                       /* bin16, str16 */
         if (take(w, 2)) return UDB_EINVALID;
-        return take(w, rd(w->p - 2, 2));
+        return take(w, udb__get_be(w->p - 2, 2));
     case 0xc6: case 0xdb:                       /* bin32, str32 */
         if (take(w, 4)) return UDB_EINVALID;
-        return take(w, rd(w->p - 4, 4));
+        return take(w, udb__get_be(w->p - 4, 4));
     case 0xca: return take(w, 4);
     case 0xcb: return take(w, 8);
     case 0xcc: case 0xd0: return take(w, 1);
@@ -94,16 +86,16 @@ static int walk(walker *w, unsigned depth)
     case 0xcf: case 0xd3: return take(w, 8);
     case 0xdc:
         if (take(w, 2)) return UDB_EINVALID;
-        return walk_items(w, rd(w->p - 2, 2), 1, depth);
+        return walk_items(w, udb__get_be(w->p - 2, 2), 1, depth);
     case 0xdd:
         if (take(w, 4)) return UDB_EINVALID;
-        return walk_items(w, rd(w->p - 4, 4), 1, depth);
+        return walk_items(w, udb__get_be(w->p - 4, 4), 1, depth);
     case 0xde:
         if (take(w, 2)) return UDB_EINVALID;
-        return walk_items(w, rd(w->p - 2, 2), 2, depth);
+        return walk_items(w, udb__get_be(w->p - 2, 2), 2, depth);
     case 0xdf:
         if (take(w, 4)) return UDB_EINVALID;
-        return walk_items(w, rd(w->p - 4, 4), 2, depth);
+        return walk_items(w, udb__get_be(w->p - 4, 4), 2, depth);
     case 0xc1:
         return fail(w, "invalid msgpack byte 0xc1");
     default:                                    /* 0xc7-0xc9, 0xd4-0xd8 */
@@ -213,7 +205,7 @@ static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsign
                c == 0xc4 || c == 0xc5 || c == 0xc6) {
         unsigned lb = (c & 0xe0) == 0xa0 ? 0 : (c == 0xd9 || c == 0xc4) ? 1
                       : (c == 0xda || c == 0xc5) ? 2 : 4;
-        uint32_t n = lb ? (uint32_t)rd(p, lb) : (uint32_t)(c & 0x1f);
+        uint32_t n = lb ? (uint32_t)udb__get_be(p, lb) : (uint32_t)(c & 0x1f);
         p += lb;
         bool bin = c >= 0xc4 && c <= 0xc6;
         o->type = bin ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
@@ -228,11 +220,11 @@ static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsign
             break;
         case 0xcc: case 0xcd: case 0xce: case 0xcf:
             o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-            o->via.u64 = rd(p, 1u << (c - 0xcc));
+            o->via.u64 = udb__get_be(p, 1u << (c - 0xcc));
             break;
         case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
             unsigned n = 1u << (c - 0xd0);
-            uint64_t u = rd(p, n);
+            uint64_t u = udb__get_be(p, n);
             int64_t v = n == 1 ? (int8_t)u : n == 2 ? (int16_t)u : n == 4 ? (int32_t)u
                                                                           : (int64_t)u;
             o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
@@ -240,7 +232,7 @@ static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsign
             break;
         }
         case 0xca: {
-            uint32_t u = (uint32_t)rd(p, 4);
+            uint32_t u = (uint32_t)udb__get_be(p, 4);
             float f;
             memcpy(&f, &u, 4);
             o->type = MSGPACK_OBJECT_FLOAT32;
@@ -248,7 +240,7 @@ static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsign
             break;
         }
         case 0xcb: {
-            uint64_t u = rd(p, 8);
+            uint64_t u = udb__get_be(p, 8);
             o->type = MSGPACK_OBJECT_FLOAT64;
             memcpy(&o->via.f64, &u, 8);
             break;
@@ -276,10 +268,10 @@ int udb__mp_scalars(msgpack_object *out, size_t max, size_t *n, bool array, cons
         if ((c & 0xf0) == 0x90) {
             count = c & 0x0f;
         } else if (c == 0xdc && end - p >= 2) {
-            count = (size_t)rd(p, 2);
+            count = (size_t)udb__get_be(p, 2);
             p += 2;
         } else if (c == 0xdd && end - p >= 4) {
-            count = (size_t)rd(p, 4);
+            count = (size_t)udb__get_be(p, 4);
             p += 4;
         } else {
             *why = "expected a msgpack array of scalar values";

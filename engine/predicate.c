@@ -268,9 +268,8 @@ static bool lit_eq(const udb_lit *l, const msgpack_object *o)
 {
     switch (l->kind) {
     case UDB_L_STR:
-        /* an empty msgpack string may have a NULL pointer: no memcmp then */
         return o->type == MSGPACK_OBJECT_STR && o->via.str.size == l->n &&
-               (l->n == 0 || memcmp(o->via.str.ptr, l->s, l->n) == 0);
+               udb__same_bytes(o->via.str.ptr, l->s, l->n);
     case UDB_L_BOOL:
         return o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean == l->b;
     case UDB_L_INT:

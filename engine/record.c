@@ -57,13 +57,6 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-/* n bytes at a and b are equal.  msgpack-c gives some empty strings a NULL
- * pointer, and memcmp(NULL, ..., 0) is undefined behaviour (UBSan flags it). */
-static bool same_bytes(const void *a, const void *b, size_t n)
-{
-    return n == 0 || memcmp(a, b, n) == 0;
-}
-
 double udb__as_double(const msgpack_object *o)
 {
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -140,7 +133,7 @@ int udb__check_value(const udb_type *t, const udb_field *f, const msgpack_object
         if (o->type == MSGPACK_OBJECT_STR)
             for (size_t i = 0; i < f->nvalues; i++)
                 if (strlen(f->values[i]) == o->via.str.size &&
-                    same_bytes(f->values[i], o->via.str.ptr, o->via.str.size))
+                    udb__same_bytes(f->values[i], o->via.str.ptr, o->via.str.size))
                     return 0;
         udb__buf_printf(msg, "type \"%s\", field \"%s\": expected one of ", t->name, f->name);
         for (size_t i = 0; i < f->nvalues; i++)
@@ -186,12 +179,12 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
         size_t kn = kv->key.via.str.size;
         size_t f;
         for (f = 0; f < t->nfields; f++)
-            if (strlen(t->fields[f].name) == kn && same_bytes(t->fields[f].name, k, kn))
+            if (strlen(t->fields[f].name) == kn && udb__same_bytes(t->fields[f].name, k, kn))
                 break;
         if (f == t->nfields) {
             for (size_t e = 0; e < r->nextra; e++)
                 if (r->extra[e]->key.via.str.size == kn &&
-                    same_bytes(r->extra[e]->key.via.str.ptr, k, kn)) {
+                    udb__same_bytes(r->extra[e]->key.via.str.ptr, k, kn)) {
                     udb__buf_printf(msg, "type \"%s\": field \"%.*s\" appears twice", t->name,
                                     (int)(kn > 100 ? 100 : kn), k);
                     return UDB_EINVALID;
@@ -282,7 +275,7 @@ static const msgpack_object *map_find(const msgpack_object *m, const msgpack_obj
         const msgpack_object *k = &m->via.map.ptr[i].key;
         if (k->type == MSGPACK_OBJECT_STR && key->type == MSGPACK_OBJECT_STR &&
             k->via.str.size == key->via.str.size &&
-            same_bytes(k->via.str.ptr, key->via.str.ptr, k->via.str.size))
+            udb__same_bytes(k->via.str.ptr, key->via.str.ptr, k->via.str.size))
             return &m->via.map.ptr[i].val;
     }
     return NULL;
@@ -291,7 +284,7 @@ static const msgpack_object *map_find(const msgpack_object *m, const msgpack_obj
 static bool is_skip(const msgpack_object *k, const char *skip)
 {
     return skip && k->type == MSGPACK_OBJECT_STR && strlen(skip) == k->via.str.size &&
-           same_bytes(skip, k->via.str.ptr, k->via.str.size);
+           udb__same_bytes(skip, k->via.str.ptr, k->via.str.size);
 }
 
 int udb__rec_merge(udb_buf *out, const msgpack_object *base, const msgpack_object *patch,

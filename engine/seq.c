@@ -36,17 +36,14 @@ int udb__seq_peek(uint64_t *out, udb_txn *txn, const char *name)
         return udb__mdb_err(txn, rc, "reading a sequence");
     if (v.mv_size != 8)
         return udb__err(txn, UDB_ECORRUPT, "sequence \"%s\" is damaged", name);
-    const unsigned char *p = v.mv_data;
-    for (int i = 0; i < 8; i++)
-        *out = *out << 8 | p[i];
+    *out = udb__get_be(v.mv_data, 8);
     return 0;
 }
 
 int udb__seq_store(udb_txn *txn, const char *name, uint64_t val)
 {
     unsigned char b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(val >> (56 - 8 * i));
+    udb__put_be64(b, val);
     MDB_val k = {strlen(name), (void *)name}, v = {8, b};
     int rc = mdb_put(txn->mdb, txn->env->seq_dbi, &k, &v, 0);
     return rc ? udb__mdb_err(txn, rc, "writing a sequence") : 0;
@@ -153,10 +150,7 @@ int udb_seq_foreach(udb_txn *txn, int (*fn)(void *ctx, const char *name, uint64_
         }
         memcpy(name, k.mv_data, k.mv_size);
         name[k.mv_size] = 0;
-        uint64_t val = 0;
-        for (int i = 0; i < 8; i++)
-            val = val << 8 | ((unsigned char *)v.mv_data)[i];
-        if ((rc = fn(ctx, name, val)))
+        if ((rc = fn(ctx, name, udb__get_be(v.mv_data, 8))))
             break;
     }
     mdb_cursor_close(cur);
