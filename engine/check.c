@@ -209,19 +209,35 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
     return 0;
 }
 
+/* Counts of one type from LMDB's statistics (idx[0] is the records). */
+static int type_stat(udb_type_stat *out, MDB_txn *mdb, const udb_type *t)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < t->nidx; i++) {
+        MDB_stat st;
+        int rc = mdb_stat(mdb, t->idx[i].dbi, &st);
+        if (rc)
+            return rc;
+        if (i == 0)
+            out->records = st.ms_entries;
+        else
+            out->index_entries += st.ms_entries;
+        out->bytes += (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
+                      st.ms_psize;
+    }
+    return 0;
+}
+
 /* Records plus index entries of every type, for progress. */
 static int count_entries(uint64_t *total, MDB_txn *mdb, const udb_schema *s)
 {
     *total = 0;
     for (size_t i = 0; s && i < s->ntypes; i++) {
-        const udb_type *t = &s->types[i];
-        for (size_t x = 0; x < t->nidx; x++) {
-            MDB_stat st;
-            int rc = mdb_stat(mdb, x ? t->idx[x].dbi : t->dbi, &st);
-            if (rc)
-                return rc;
-            *total += st.ms_entries;
-        }
+        udb_type_stat st;
+        int rc = type_stat(&st, mdb, &s->types[i]);
+        if (rc)
+            return rc;
+        *total += st.records + st.index_entries;
     }
     return 0;
 }
@@ -280,17 +296,7 @@ int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type)
         return rc;
     if (!out)
         return udb__err(txn, UDB_EINVAL, "out is required");
-    memset(out, 0, sizeof *out);
-    for (size_t i = 0; i < t->nidx; i++) {
-        MDB_stat st;
-        if ((rc = mdb_stat(txn->mdb, t->idx[i].dbi, &st)))
-            return udb__mdb_err(txn, rc, "reading statistics");
-        if (i == 0)
-            out->records = st.ms_entries;
-        else
-            out->index_entries += st.ms_entries;
-        out->bytes += (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
-                      st.ms_psize;
-    }
+    if ((rc = type_stat(out, txn->mdb, t)))
+        return udb__mdb_err(txn, rc, "reading statistics");
     return 0;
 }
