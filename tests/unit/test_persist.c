@@ -204,9 +204,32 @@ static void t_max_map_size_without_group_commit(tu *t)
     max_map_size_is_a_hard_limit(t, UDB_NOGROUP);
 }
 
-/* Raw LMDB on path: open the environment and run one write transaction that
- * puts key=val (8-byte big-endian number) in named database db (NULL: the
- * main one).  0 or an LMDB code. */
+/* Raw LMDB on path, behind the library's back: the environment and one
+ * transaction (flags: 0 or MDB_RDONLY).  0, or an LMDB code with nothing
+ * left open.  raw_end() commits (aborts if rc is an error), closes, and
+ * returns rc or the commit's error. */
+static int raw_begin(MDB_env **e, MDB_txn **txn, const char *path, unsigned flags)
+{
+    int rc = mdb_env_create(e);
+    if (rc)
+        return rc;
+    mdb_env_set_maxdbs(*e, 8);
+    if ((rc = mdb_env_open(*e, path, flags, 0640)) || (rc = mdb_txn_begin(*e, NULL, flags, txn)))
+        mdb_env_close(*e);
+    return rc;
+}
+
+static int raw_end(MDB_env *e, MDB_txn *txn, int rc)
+{
+    if (rc)
+        mdb_txn_abort(txn);
+    else
+        rc = mdb_txn_commit(txn);
+    mdb_env_close(e);
+    return rc;
+}
+
+/* Put key=num (8-byte big-endian) in named database db.  0 or an LMDB code. */
 static int raw_put(const char *path, const char *db, const char *key, uint64_t num)
 {
     MDB_env *e;
@@ -216,44 +239,31 @@ static int raw_put(const char *path, const char *db, const char *key, uint64_t n
     for (int i = 0; i < 8; i++)
         v[i] = (unsigned char)(num >> (56 - 8 * i));
     MDB_val k = {strlen(key), (void *)key}, val = {sizeof v, v};
-    int rc = mdb_env_create(&e);
+    int rc = raw_begin(&e, &txn, path, 0);
     if (rc)
         return rc;
-    mdb_env_set_maxdbs(e, 8);
-    if (!(rc = mdb_env_open(e, path, 0, 0640)) && !(rc = mdb_txn_begin(e, NULL, 0, &txn))) {
-        if ((rc = mdb_dbi_open(txn, db, db ? MDB_CREATE : 0, &dbi)) ||
-            (rc = mdb_put(txn, dbi, &k, &val, 0)))
-            mdb_txn_abort(txn);
-        else
-            rc = mdb_txn_commit(txn);
-    }
-    mdb_env_close(e);
-    return rc;
+    if (!(rc = mdb_dbi_open(txn, db, MDB_CREATE, &dbi)))
+        rc = mdb_put(txn, dbi, &k, &val, 0);
+    return raw_end(e, txn, rc);
 }
 
-/* The 8-byte big-endian "format" in __meta, or an LMDB code. */
+/* The 8-byte big-endian "format" in __meta, or an LMDB code (-1: not 8 bytes). */
 static int raw_format(uint64_t *out, const char *path)
 {
     MDB_env *e;
     MDB_txn *txn;
     MDB_dbi dbi;
     MDB_val k = {6, (void *)"format"}, v;
-    int rc = mdb_env_create(&e);
+    int rc = raw_begin(&e, &txn, path, MDB_RDONLY);
     if (rc)
         return rc;
-    mdb_env_set_maxdbs(e, 8);
-    if (!(rc = mdb_env_open(e, path, MDB_RDONLY, 0640)) &&
-        !(rc = mdb_txn_begin(e, NULL, MDB_RDONLY, &txn))) {
-        if (!(rc = mdb_dbi_open(txn, "__meta", 0, &dbi)) && !(rc = mdb_get(txn, dbi, &k, &v))) {
-            *out = 0;
-            for (size_t i = 0; i < v.mv_size; i++)
-                *out = *out << 8 | ((unsigned char *)v.mv_data)[i];
-            rc = v.mv_size == 8 ? 0 : -1;
-        }
-        mdb_txn_abort(txn);
+    if (!(rc = mdb_dbi_open(txn, "__meta", 0, &dbi)) && !(rc = mdb_get(txn, dbi, &k, &v))) {
+        *out = 0;
+        for (size_t i = 0; i < v.mv_size; i++)
+            *out = *out << 8 | ((unsigned char *)v.mv_data)[i];
+        rc = v.mv_size == 8 ? 0 : -1;
     }
-    mdb_env_close(e);
-    return rc;
+    return raw_end(e, txn, rc);
 }
 
 /* A database records its format version; another version is refused by
@@ -293,17 +303,12 @@ static void t_open_checks_the_format(tu *t)
     MDB_txn *txn;
     MDB_dbi dbi;
     MDB_stat st;
-    if (CHECK_OK(mdb_env_create(&e))) {
-        mdb_env_set_maxdbs(e, 8);
-        if (CHECK_OK(mdb_env_open(e, other, MDB_RDONLY, 0640)) &&
-            CHECK_OK(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn))) {
-            CHECK_OK(mdb_dbi_open(txn, NULL, 0, &dbi));
-            CHECK_OK(mdb_stat(txn, dbi, &st));
-            CHECK(st.ms_entries == 1);
-            CHECK_RC(mdb_dbi_open(txn, "__meta", 0, &dbi), MDB_NOTFOUND);
-            mdb_txn_abort(txn);
-        }
-        mdb_env_close(e);
+    if (CHECK_OK(raw_begin(&e, &txn, other, MDB_RDONLY))) {
+        CHECK_OK(mdb_dbi_open(txn, NULL, 0, &dbi));
+        CHECK_OK(mdb_stat(txn, dbi, &st));
+        CHECK(st.ms_entries == 1);
+        CHECK_RC(mdb_dbi_open(txn, "__meta", 0, &dbi), MDB_NOTFOUND);
+        raw_end(e, txn, 0);
     }
     CHECK_STR(udb_strerror(UDB_EFORMAT), "not a uniqdb database, or an unsupported format version");
 }
