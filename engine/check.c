@@ -16,8 +16,8 @@
 typedef struct checker {
     udb_txn *txn;
     size_t problems;
-    void (*report)(void *ctx, const char *problem);
-    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    udb_report_fn report;
+    udb_progress_fn progress;
     void *ctx;
     uint64_t done, total;      /* entries walked, entries in the snapshot */
     udb_buf line;
@@ -81,14 +81,14 @@ static void problem(checker *c, const char *fmt, const void *k1, size_t n1, cons
         udb__buf_printf(b, "%s", tail);
     c->problems++;
     if (c->report && b->p)
-        c->report(c->ctx, (const char *)b->p);
+        c->report((const char *)b->p, c->ctx);
 }
 
 /* One more entry walked: tell the caller every 4096. */
 static void tick(checker *c)
 {
     if (++c->done % 4096 == 0 && c->progress)
-        c->progress(c->ctx, c->done, c->total);
+        c->progress(c->done, c->total, c->ctx);
 }
 
 /* One record: it parses, sits under its own key, and is in every index it
@@ -243,8 +243,7 @@ static int count_entries(uint64_t *total, MDB_txn *mdb, const udb_schema *s)
 }
 
 int udb_check_progress(size_t *problems, udb_env *env,
-                       void (*report)(void *ctx, const char *problem),
-                       void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+                       udb_report_fn report, udb_progress_fn progress, void *ctx)
 {
     if (!env)
         return udb__env_err(UDB_EINVAL, "udb_check: env is required");
@@ -267,7 +266,7 @@ int udb_check_progress(size_t *problems, udb_env *env,
         }
     }
     if (!rc && progress)
-        progress(ctx, c.done, c.total);
+        progress(c.done, c.total, ctx);
     udb__txn_end(c.txn, false);
     udb__buf_free(&c.line);
     udb__buf_free(&c.key);
@@ -282,7 +281,7 @@ int udb_check_progress(size_t *problems, udb_env *env,
     return 0;
 }
 
-int udb_check(size_t *problems, udb_env *env, void (*report)(void *ctx, const char *problem),
+int udb_check(size_t *problems, udb_env *env, udb_report_fn report,
               void *ctx)
 {
     return udb_check_progress(problems, env, report, NULL, ctx);

@@ -165,7 +165,7 @@ int udb__grow(udb_env *env, size_t from)
         size_t target = from > SIZE_MAX / 2 ? SIZE_MAX : from * 2;
         if (env->max_map && target > env->max_map) {
             if (cur >= env->max_map)
-                rc = UDB_EFULL;
+                rc = UDB_ESIZELIMIT;
             target = env->max_map;
         }
         if (!rc) {
@@ -179,7 +179,7 @@ int udb__grow(udb_env *env, size_t from)
     }
     env->want_grow = false;
     pthread_mutex_unlock(&env->lock);
-    if (rc == UDB_EFULL)
+    if (rc == UDB_ESIZELIMIT)
         udb__env_err(rc, "the database reached its maximum size of %zu bytes", env->max_map);
     return rc;
 }

@@ -21,12 +21,12 @@ const char *udb_strerror(int rc)
     case 0: return "success";
     case UDB_ECONFLICT: return "unique constraint violated";
     case UDB_ENOTFOUND: return "not found";
-    case UDB_EINVALID: return "record does not match the schema";
+    case UDB_EBADRECORD: return "record does not match the schema";
     case UDB_ESCHEMA: return "invalid schema or schema change";
     case UDB_EKEYTOOLONG: return "key too long";
     case UDB_ECORRUPT: return "database is damaged";
     case UDB_EINVAL: return "invalid argument";
-    case UDB_EFULL: return "database reached its maximum size";
+    case UDB_ESIZELIMIT: return "database reached its maximum size";
     case UDB_ENOMEM: return "out of memory";
     case UDB_EREADONLY: return "write in a read-only transaction";
     case UDB_EFORMAT: return "not a uniqdb database, or an unsupported format version";

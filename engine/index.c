@@ -29,7 +29,7 @@ int udb__idx_key(udb_buf *key, bool *applies, const udb_type *t, const udb_index
         const msgpack_object *o = vals[ix->fields[i]];
         if (!o) {
             if (ix->is_pk)
-                return UDB_EINVALID;
+                return UDB_EBADRECORD;
             if (ix->unique && !ix->nulls_not_distinct)
                 return 0;
             udb__tk_nil(key);

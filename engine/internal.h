@@ -81,7 +81,7 @@ void  udb__arena_free(udb_arena *a);
 /* ---- msgpack walking of untrusted bytes (mpack.c) ---- */
 /* Check that buf holds exactly one well-formed msgpack object: every count is
  * backed by enough bytes, nesting <= max_depth, no trailing bytes.  On failure
- * returns UDB_EINVALID and writes a reason into why (may be NULL). */
+ * returns UDB_EBADRECORD and writes a reason into why (may be NULL). */
 int udb__mp_check(const void *buf, size_t len, unsigned max_depth, const char **why);
 /* Decode bytes already checked by udb__mp_check.  *out lives in *zone's
  * unpacked; call msgpack_unpacked_destroy(up) to release. */
@@ -89,7 +89,7 @@ int udb__mp_unpack(msgpack_unpacked *up, const void *buf, size_t len);
 /* Check + unpack in one step; error message (if any) in *why. */
 int udb__mp_parse(msgpack_unpacked *up, const void *buf, size_t len, const char **why);
 /* Decode a msgpack scalar (array=false) or an array of at most max scalars
- * (array=true) without allocating; strings point into buf.  UDB_EINVALID with
+ * (array=true) without allocating; strings point into buf.  UDB_EBADRECORD with
  * a reason in *why. */
 int udb__mp_scalars(msgpack_object *out, size_t max, size_t *n, bool array, const void *buf,
                     size_t len, const char **why);
@@ -230,7 +230,7 @@ typedef struct udb_rec {
 void udb__rec_init(udb_rec *r);
 void udb__rec_free(udb_rec *r);
 /* Parse and validate rec (untrusted) against t.  partial: a merge patch, so
- * required fields may be missing.  On error: UDB_EINVALID, message in msg. */
+ * required fields may be missing.  On error: UDB_EBADRECORD, message in msg. */
 int  udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len,
                     bool partial, udb_buf *msg);
 /* Check required fields; the auto key may be missing. */
@@ -243,7 +243,7 @@ int  udb__rec_pack(udb_buf *out, const udb_rec *r, const udb_type *t, const msgp
  * skip (may be NULL) names a key of patch to ignore. */
 int  udb__rec_merge(udb_buf *out, const msgpack_object *base, const msgpack_object *patch,
                     const char *skip);
-/* Check one value against declared field f: 0 or UDB_EINVALID with message. */
+/* Check one value against declared field f: 0 or UDB_EBADRECORD with message. */
 int  udb__check_value(const udb_type *t, const udb_field *f, const msgpack_object *o,
                       udb_buf *msg);
 /* A float field's value as double (ints are accepted for float fields). */
@@ -260,7 +260,7 @@ int udb__idx_key(udb_buf *key, bool *applies, const udb_type *t, const udb_index
 int udb__idx_entry(udb_buf *key, bool *applies, const udb_type *t, const udb_index *ix,
                    const msgpack_object *const *vals, const void *pk, size_t pklen);
 /* Encode a msgpack value (given by the caller, untrusted) as a tuple element
- * for field f.  UDB_EINVALID with message if its type does not fit. */
+ * for field f.  UDB_EBADRECORD with message if its type does not fit. */
 int udb__field_key(udb_buf *key, const udb_type *t, const udb_field *f,
                    const msgpack_object *o, udb_buf *msg);
 

@@ -102,7 +102,7 @@ int udb__tk_object(udb_buf *b, const msgpack_object *o)
     case MSGPACK_OBJECT_FLOAT64: udb__tk_float(b, o->via.f64); return 0;
     case MSGPACK_OBJECT_STR: udb__tk_str(b, UDB_TK_STR, o->via.str.ptr, o->via.str.size); return 0;
     case MSGPACK_OBJECT_BIN: udb__tk_str(b, UDB_TK_BYTES, o->via.bin.ptr, o->via.bin.size); return 0;
-    default: return UDB_EINVALID;
+    default: return UDB_EBADRECORD;
     }
 }
 

@@ -62,7 +62,7 @@ static int check_extra(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_
         why.len = 0;
         rc = udb__rec_parse(&r, n, v.mv_data, v.mv_size, false, &why);
         udb__rec_free(&r);
-        if (rc == UDB_EINVALID) {
+        if (rc == UDB_EBADRECORD) {
             udb__buf_printf(msg, "type \"%s\": a stored record does not fit the new field "
                             "declarations: %s", o->name, why.p ? (char *)why.p : "?");
             rc = UDB_ESCHEMA;
@@ -143,7 +143,7 @@ static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_
         if (rc == 0)
             rc = udb__idx_entry(&key, &applies, t, ix, (const msgpack_object *const *)r.vals,
                                 k.mv_data, k.mv_size);
-        if (rc == UDB_EINVALID)
+        if (rc == UDB_EBADRECORD)
             udb__buf_printf(msg, "a stored record no longer fits the schema: %s",
                             rmsg.p ? (char *)rmsg.p : "?");
         if (rc == 0 && applies && key.len > txn->env->keymax) {

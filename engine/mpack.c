@@ -23,7 +23,7 @@ typedef struct walker {
 static int fail(walker *w, const char *why)
 {
     w->why = why;
-    return UDB_EINVALID;
+    return UDB_EBADRECORD;
 }
 
 /* Consume n bytes. */
@@ -70,13 +70,13 @@ static int walk(walker *w, unsigned depth)
         return take(w, c & 0x1f);
     switch (c) {
     case 0xc4: case 0xd9:                       /* bin8, str8 */
-        if (take(w, 1)) return UDB_EINVALID;
+        if (take(w, 1)) return UDB_EBADRECORD;
         return take(w, w->p[-1]);
     case 0xc5: case 0xda:                       /* bin16, str16 */
-        if (take(w, 2)) return UDB_EINVALID;
+        if (take(w, 2)) return UDB_EBADRECORD;
         return take(w, udb__get_be(w->p - 2, 2));
     case 0xc6: case 0xdb:                       /* bin32, str32 */
-        if (take(w, 4)) return UDB_EINVALID;
+        if (take(w, 4)) return UDB_EBADRECORD;
         return take(w, udb__get_be(w->p - 4, 4));
     case 0xca: return take(w, 4);
     case 0xcb: return take(w, 8);
@@ -85,16 +85,16 @@ static int walk(walker *w, unsigned depth)
     case 0xce: case 0xd2: return take(w, 4);
     case 0xcf: case 0xd3: return take(w, 8);
     case 0xdc:
-        if (take(w, 2)) return UDB_EINVALID;
+        if (take(w, 2)) return UDB_EBADRECORD;
         return walk_items(w, udb__get_be(w->p - 2, 2), 1, depth);
     case 0xdd:
-        if (take(w, 4)) return UDB_EINVALID;
+        if (take(w, 4)) return UDB_EBADRECORD;
         return walk_items(w, udb__get_be(w->p - 4, 4), 1, depth);
     case 0xde:
-        if (take(w, 2)) return UDB_EINVALID;
+        if (take(w, 2)) return UDB_EBADRECORD;
         return walk_items(w, udb__get_be(w->p - 2, 2), 2, depth);
     case 0xdf:
-        if (take(w, 4)) return UDB_EINVALID;
+        if (take(w, 4)) return UDB_EBADRECORD;
         return walk_items(w, udb__get_be(w->p - 4, 4), 2, depth);
     case 0xc1:
         return fail(w, "invalid msgpack byte 0xc1");
@@ -125,7 +125,7 @@ int udb__mp_unpack(msgpack_unpacked *up, const void *buf, size_t len)
     if (r == MSGPACK_UNPACK_NOMEM_ERROR)
         return UDB_ENOMEM;
     if (r != MSGPACK_UNPACK_SUCCESS || off != len)
-        return UDB_EINVALID;
+        return UDB_EBADRECORD;
     return 0;
 }
 
@@ -135,7 +135,7 @@ int udb__mp_parse(msgpack_unpacked *up, const void *buf, size_t len, const char 
     if (rc)
         return rc;
     rc = udb__mp_unpack(up, buf, len);
-    if (rc == UDB_EINVALID && why)
+    if (rc == UDB_EBADRECORD && why)
         *why = "msgpack rejected by the decoder";
     return rc;
 }
@@ -191,7 +191,7 @@ static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsign
     walker w = {*pp, end, 1, 0, NULL};
     const unsigned char *start = w.p;
     if (walk(&w, 0))
-        return UDB_EINVALID;
+        return UDB_EBADRECORD;
     const unsigned char *p = start;
     unsigned char c = *p++;
     memset(o, 0, sizeof *o);
@@ -246,7 +246,7 @@ static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsign
             break;
         }
         default:
-            return UDB_EINVALID;   /* arrays, maps, ext: not scalars */
+            return UDB_EBADRECORD;   /* arrays, maps, ext: not scalars */
         }
     }
     *pp = w.p;
@@ -261,7 +261,7 @@ int udb__mp_scalars(msgpack_object *out, size_t max, size_t *n, bool array, cons
     *why = NULL;
     if (!buf || len == 0) {
         *why = "empty msgpack";
-        return UDB_EINVALID;
+        return UDB_EBADRECORD;
     }
     if (array) {
         unsigned char c = *p++;
@@ -275,22 +275,22 @@ int udb__mp_scalars(msgpack_object *out, size_t max, size_t *n, bool array, cons
             p += 4;
         } else {
             *why = "expected a msgpack array of scalar values";
-            return UDB_EINVALID;
+            return UDB_EBADRECORD;
         }
         if (count > max) {
             *why = "too many values";
-            return UDB_EINVALID;
+            return UDB_EBADRECORD;
         }
     }
     for (size_t i = 0; i < count; i++) {
         if (read_scalar(&out[i], &p, end)) {
             *why = "expected scalar msgpack values (nil, bool, int, float, str, bin), complete";
-            return UDB_EINVALID;
+            return UDB_EBADRECORD;
         }
     }
     if (p != end) {
         *why = "trailing bytes after the msgpack value";
-        return UDB_EINVALID;
+        return UDB_EBADRECORD;
     }
     *n = count;
     return 0;

@@ -107,7 +107,7 @@ static int parse_key(udb_buf *out, udb_txn *txn, const udb_type *t, const void *
     if (rc) {
         udb__err(txn, rc, "type \"%s\": key is not a msgpack scalar: %s", t->name, why);
     } else if (o.type == MSGPACK_OBJECT_NIL) {
-        rc = udb__err(txn, UDB_EINVALID, "type \"%s\": the key may not be nil", t->name);
+        rc = udb__err(txn, UDB_EBADRECORD, "type \"%s\": the key may not be nil", t->name);
     } else if ((rc = udb__field_key(out, t, &t->fields[t->key], &o, &msg))) {
         udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad key");
     } else if (out->len > txn->env->keymax) {
@@ -124,13 +124,13 @@ static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
     int rc;
     if (!p->rec.vals[t->key] && kf->autoinc) {
         if (!assign_auto)
-            return udb__err(txn, UDB_EINVALID, "type \"%s\": missing key field \"%s\"", t->name,
+            return udb__err(txn, UDB_EBADRECORD, "type \"%s\": missing key field \"%s\"", t->name,
                             kf->name);
         uint64_t cur;
         if ((rc = udb__seq_peek(&cur, txn, t->seqname)))
             return rc;
         if (cur == UINT64_MAX)
-            return udb__err(txn, UDB_EFULL, "type \"%s\": the key sequence is exhausted", t->name);
+            return udb__err(txn, UDB_ESIZELIMIT, "type \"%s\": the key sequence is exhausted", t->name);
         p->keyobj.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
         p->keyobj.via.u64 = cur + 1;
         p->rec.vals[t->key] = &p->keyobj;
@@ -152,7 +152,7 @@ static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
                             i ? p->keys.p + p->off[0] : NULL, i ? p->len[0] : 0);
         if (rc) {
             udb__buf_free(&k);
-            if (rc == UDB_EINVALID)
+            if (rc == UDB_EBADRECORD)
                 return udb__err(txn, rc, "type \"%s\": missing key field \"%s\"", t->name,
                                 kf->name);
             return udb__err(txn, rc, "out of memory");
@@ -302,7 +302,7 @@ static int load_rec(prep *p, MDB_val *raw, udb_txn *txn, const udb_type *t, MDB_
         return udb__mdb_err(txn, rc, "reading a record");
     udb_buf msg = {0};
     rc = udb__rec_parse(&p->rec, t, raw->mv_data, raw->mv_size, false, &msg);
-    if (rc == UDB_EINVALID)
+    if (rc == UDB_EBADRECORD)
         rc = udb__err(txn, UDB_ECORRUPT, "stored record is damaged: %s",
                       msg.p ? (char *)msg.p : "?");
     else if (rc)
@@ -383,7 +383,7 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
     bool has_nil = false;
     if ((rc = udb__mp_scalars(vals, UDB_MAX_IDX_FIELDS, &nv, true, values, len, &why)) ||
         nv != ix->nfields) {
-        rc = udb__err(txn, UDB_EINVALID, "index \"%s.%s\" needs a msgpack array of %zu values%s%s",
+        rc = udb__err(txn, UDB_EBADRECORD, "index \"%s.%s\" needs a msgpack array of %zu values%s%s",
                       t->name, ix->name, ix->nfields, why ? ": " : "", why ? why : "");
         goto out;
     }
@@ -422,7 +422,7 @@ static int update_prepared(udb_val *out, udb_txn *txn, const udb_type *t, prep *
     if (rc)
         return rc;
     if (p->len[0] != old->len[0] || memcmp(p->keys.p, old->keys.p + old->off[0], p->len[0]))
-        return udb__err(txn, UDB_EINVALID, "type \"%s\": an update cannot change the key "
+        return udb__err(txn, UDB_EBADRECORD, "type \"%s\": an update cannot change the key "
                         "field \"%s\"", t->name, t->fields[t->key].name);
     if ((rc = check_unique(txn, t, p, old)))
         return rc;
@@ -473,7 +473,7 @@ int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key, si
         goto out;
     if (flags & UDB_MERGE) {
         if (patch.rec.set[t->key] && !patch.rec.vals[t->key]) {
-            rc = udb__err(txn, UDB_EINVALID, "type \"%s\": cannot remove the key field \"%s\"",
+            rc = udb__err(txn, UDB_EBADRECORD, "type \"%s\": cannot remove the key field \"%s\"",
                           t->name, t->fields[t->key].name);
             goto out;
         }
@@ -530,7 +530,7 @@ static int holder(MDB_val *rec, MDB_val *pk, bool *found, udb_buf *k, udb_txn *t
     bool applies;
     *found = false;
     int rc = udb__idx_key(k, &applies, t, ix, (const msgpack_object *const *)r->vals);
-    if (rc == UDB_EINVALID || (!rc && (!applies || k->len > txn->env->keymax)))
+    if (rc == UDB_EBADRECORD || (!rc && (!applies || k->len > txn->env->keymax)))
         return 0;   /* no key there (a NULL, a false predicate): nobody holds it */
     if (rc)
         return udb__err(txn, rc, "out of memory");

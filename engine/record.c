@@ -74,7 +74,7 @@ static void expected(udb_buf *msg, const udb_type *t, const udb_field *f, const 
     udb__mp_render(msg, o, true);
 }
 
-/* Check one declared field's value.  0 or UDB_EINVALID. */
+/* Check one declared field's value.  0 or UDB_EBADRECORD. */
 int udb__check_value(const udb_type *t, const udb_field *f, const msgpack_object *o,
                      udb_buf *msg)
 {
@@ -87,7 +87,7 @@ int udb__check_value(const udb_type *t, const udb_field *f, const msgpack_object
         if (!utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size)) {
             udb__buf_printf(msg, "type \"%s\", field \"%s\": string is not valid UTF-8",
                             t->name, f->name);
-            return UDB_EINVALID;
+            return UDB_EBADRECORD;
         }
         return 0;
     case UDB_F_INT:
@@ -96,7 +96,7 @@ int udb__check_value(const udb_type *t, const udb_field *f, const msgpack_object
             return 0;
         if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             expected(msg, t, f, "int (a 64-bit signed integer)", o);
-            return UDB_EINVALID;
+            return UDB_EBADRECORD;
         }
         break;
     case UDB_F_UINT:
@@ -104,7 +104,7 @@ int udb__check_value(const udb_type *t, const udb_field *f, const msgpack_object
             return 0;
         if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
             expected(msg, t, f, "uint (a non-negative integer)", o);
-            return UDB_EINVALID;
+            return UDB_EBADRECORD;
         }
         break;
     case UDB_F_FLOAT:
@@ -112,7 +112,7 @@ int udb__check_value(const udb_type *t, const udb_field *f, const msgpack_object
             if (isnan(o->via.f64)) {
                 udb__buf_printf(msg, "type \"%s\", field \"%s\": NaN is not a storable float",
                                 t->name, f->name);
-                return UDB_EINVALID;
+                return UDB_EBADRECORD;
             }
             return 0;
         }
@@ -140,10 +140,10 @@ int udb__check_value(const udb_type *t, const udb_field *f, const msgpack_object
             udb__buf_printf(msg, "%s%s", i ? ", " : "", f->values[i]);
         udb__buf_printf(msg, "; found %s ", udb__mp_typename(o));
         udb__mp_render(msg, o, true);
-        return UDB_EINVALID;
+        return UDB_EBADRECORD;
     }
     expected(msg, t, f, udb__ftype_name(f->type), o);
-    return UDB_EINVALID;
+    return UDB_EBADRECORD;
 }
 
 int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, bool partial,
@@ -152,7 +152,7 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
     const char *why = NULL;
     int rc = udb__mp_parse(&r->up, buf, len, &why);
     if (rc) {
-        if (rc == UDB_EINVALID)
+        if (rc == UDB_EBADRECORD)
             udb__buf_printf(msg, "type \"%s\": record is not valid msgpack: %s", t->name,
                             why ? why : "malformed");
         return rc;
@@ -161,7 +161,7 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
     if (m->type != MSGPACK_OBJECT_MAP) {
         udb__buf_printf(msg, "type \"%s\": a record must be a msgpack map, found %s", t->name,
                         udb__mp_typename(m));
-        return UDB_EINVALID;
+        return UDB_EBADRECORD;
     }
     r->vals = calloc(t->nfields, sizeof *r->vals);
     r->set = calloc(t->nfields, sizeof *r->set);
@@ -173,7 +173,7 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
         if (kv->key.type != MSGPACK_OBJECT_STR) {
             udb__buf_printf(msg, "type \"%s\": record keys must be strings, found %s", t->name,
                             udb__mp_typename(&kv->key));
-            return UDB_EINVALID;
+            return UDB_EBADRECORD;
         }
         const char *k = kv->key.via.str.ptr;
         size_t kn = kv->key.via.str.size;
@@ -187,11 +187,11 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
                     udb__same_bytes(r->extra[e]->key.via.str.ptr, k, kn)) {
                     udb__buf_printf(msg, "type \"%s\": field \"%.*s\" appears twice", t->name,
                                     (int)(kn > 100 ? 100 : kn), k);
-                    return UDB_EINVALID;
+                    return UDB_EBADRECORD;
                 }
             if (!utf8_valid((const unsigned char *)k, kn)) {
                 udb__buf_printf(msg, "type \"%s\": a field name is not valid UTF-8", t->name);
-                return UDB_EINVALID;
+                return UDB_EBADRECORD;
             }
             if (!t->extra) {
                 udb__buf_printf(msg, "type \"%s\": unknown field \"%.*s\" (declared:", t->name,
@@ -199,7 +199,7 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
                 for (size_t d = 0; d < t->nfields; d++)
                     udb__buf_printf(msg, "%s %s", d ? "," : "", t->fields[d].name);
                 udb__buf_printf(msg, ")");
-                return UDB_EINVALID;
+                return UDB_EBADRECORD;
             }
             r->extra[r->nextra++] = kv;
             continue;
@@ -207,7 +207,7 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
         if (r->set[f]) {
             udb__buf_printf(msg, "type \"%s\": field \"%s\" appears twice", t->name,
                             t->fields[f].name);
-            return UDB_EINVALID;
+            return UDB_EBADRECORD;
         }
         r->set[f] = true;
         if (kv->val.type == MSGPACK_OBJECT_NIL)
@@ -226,7 +226,7 @@ int udb__rec_required(const udb_rec *r, const udb_type *t, udb_buf *msg)
             continue;
         udb__buf_printf(msg, "type \"%s\": missing required field \"%s\" (%s)", t->name,
                         t->fields[f].name, udb__ftype_name(t->fields[f].type));
-        return UDB_EINVALID;
+        return UDB_EBADRECORD;
     }
     return 0;
 }

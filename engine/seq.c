@@ -56,7 +56,7 @@ int udb_seq_next(uint64_t *out, udb_txn *txn, const char *name)
     if (rc || (rc = udb__seq_peek(&cur, txn, name)))
         return rc;
     if (cur == UINT64_MAX)
-        return udb__err(txn, UDB_EFULL, "sequence \"%s\" is exhausted", name);
+        return udb__err(txn, UDB_ESIZELIMIT, "sequence \"%s\" is exhausted", name);
     if ((rc = udb__seq_store(txn, name, cur + 1)))
         return rc;
     if (out)
@@ -130,7 +130,7 @@ int udb_seq_set(udb_txn *txn, const char *name, uint64_t value)
     return udb__seq_store(txn, name, value);
 }
 
-int udb_seq_foreach(udb_txn *txn, int (*fn)(void *ctx, const char *name, uint64_t value),
+int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn,
                     void *ctx)
 {
     if (!txn || !fn)
@@ -150,7 +150,7 @@ int udb_seq_foreach(udb_txn *txn, int (*fn)(void *ctx, const char *name, uint64_
         }
         memcpy(name, k.mv_data, k.mv_size);
         name[k.mv_size] = 0;
-        if ((rc = fn(ctx, name, udb__get_be(v.mv_data, 8))))
+        if ((rc = fn(name, udb__get_be(v.mv_data, 8), ctx)))
             break;
     }
     mdb_cursor_close(cur);

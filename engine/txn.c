@@ -359,12 +359,12 @@ static int write_grouped(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
     char full_msg[256];   /* udb__grow's message, before anything overwrites it */
     snprintf(full_msg, sizeof full_msg, "%s", udb_env_errmsg(env));
     for (size_t i = 0; i < n; i++) {
-        /* the shared commit failed, or the map could not grow (UDB_EFULL): so
+        /* the shared commit failed, or the map could not grow (UDB_ESIZELIMIT): so
            did everyone -- including an fn that saw the raw MDB_MAP_FULL */
         if (rc && (!batch[i]->rc || batch[i]->rc == MDB_MAP_FULL)) {
             batch[i]->rc = rc;
             snprintf(batch[i]->msg, sizeof batch[i]->msg, "udb_write: %s",
-                     rc == UDB_EFULL ? full_msg : udb_strerror(rc));
+                     rc == UDB_ESIZELIMIT ? full_msg : udb_strerror(rc));
         }
     }
 
@@ -386,7 +386,7 @@ static int write_grouped(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
     return me.rc;
 }
 
-int udb_write(udb_env *env, int (*fn)(udb_txn *txn, void *ctx), void *ctx)
+int udb_write(udb_env *env, udb_write_fn fn, void *ctx)
 {
     if (!env || !fn)
         return udb__env_err(UDB_EINVAL, "udb_write: env and fn are required");

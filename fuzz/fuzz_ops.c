@@ -529,7 +529,7 @@ static outcome from_udb(int rc)
     case 0: return O_OK;
     case UDB_ECONFLICT: return O_CONFLICT;
     case UDB_ENOTFOUND: return O_NOTFOUND;
-    case UDB_EINVALID: return O_INVALID;
+    case UDB_EBADRECORD: return O_INVALID;
     default:
         FUZZ_FAIL("udb returned %d (%s): %s", rc, udb_strerror(rc), txn ? udb_errmsg(txn) : "");
     }

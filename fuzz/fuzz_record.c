@@ -2,7 +2,7 @@
  * fuzz_record.c -- untrusted msgpack records, keys and value lists against a
  * fixed schema.
  *
- * Every byte string is either refused with a clear error (UDB_EINVALID, or
+ * Every byte string is either refused with a clear error (UDB_EBADRECORD, or
  * UDB_EKEYTOOLONG / UDB_ECONFLICT where they apply, always with a message)
  * or stored such that it reads back as what was given.  msgpack bombs (huge
  * declared counts, deep nesting, 4 GiB lengths, truncation, trailing bytes)
@@ -216,7 +216,7 @@ static void unpack_trusted(msgpack_unpacked *up, const void *p, size_t n, const 
 
 static void expect_refusal(udb_txn *txn, int rc, const char *op, bool conflict_ok)
 {
-    FUZZ_CHECK(rc == UDB_EINVALID || rc == UDB_EKEYTOOLONG || (conflict_ok && rc == UDB_ECONFLICT),
+    FUZZ_CHECK(rc == UDB_EBADRECORD || rc == UDB_EKEYTOOLONG || (conflict_ok && rc == UDB_ECONFLICT),
                "%s returned %d (%s): %s", op, rc, udb_strerror(rc), udb_errmsg(txn));
     FUZZ_CHECK(*udb_errmsg(txn), "%s refused without a message", op);
     FUZZ_CHECK((rc == UDB_ECONFLICT) == (udb_conflict_info(txn) != NULL),
@@ -259,7 +259,7 @@ static void mode_insert(const char *type, const uint8_t *data, size_t size)
     rc = udb_insert(&out, txn, type, data, size);
     if (rc) {
         expect_refusal(txn, rc, "insert", true);
-        FUZZ_CHECK(ok || rc == UDB_EINVALID, "bad msgpack refused with %s", udb_strerror(rc));
+        FUZZ_CHECK(ok || rc == UDB_EBADRECORD, "bad msgpack refused with %s", udb_strerror(rc));
         udb_abort(txn);
         check_clean(1);
         return;
@@ -301,7 +301,7 @@ static void mode_insert(const char *type, const uint8_t *data, size_t size)
                                           strlen(t->fields[t->key].name));
     rc = udb_update(&again, txn, type, kb.data, kb.size, data, size, UDB_MERGE);
     if (given && given->type == MSGPACK_OBJECT_NIL)
-        FUZZ_CHECK(rc == UDB_EINVALID, "a merge removed the key: %s", udb_strerror(rc));
+        FUZZ_CHECK(rc == UDB_EBADRECORD, "a merge removed the key: %s", udb_strerror(rc));
     else
         FUZZ_CHECK(rc == 0 && again.size == out.size &&
                        memcmp(again.data, out.data, out.size) == 0,
@@ -377,26 +377,26 @@ static void mode_key(const uint8_t *data, size_t size)
     for (int ty = 0; ty < 2; ty++) {
         const char *type = ty ? "x" : "r";
         rc = udb_get(&v, txn, type, data, size);
-        FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND || rc == UDB_EINVALID, "get: %s",
+        FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND || rc == UDB_EBADRECORD, "get: %s",
                    udb_strerror(rc));
-        FUZZ_CHECK(ok || rc == UDB_EINVALID, "get accepted bad msgpack");
+        FUZZ_CHECK(ok || rc == UDB_EBADRECORD, "get accepted bad msgpack");
         FUZZ_CHECK(rc != 0 || (ty == 0 && v.size == base_len &&
                                memcmp(v.data, base_rec, base_len) == 0),
                    "get found a record that does not exist");
     }
     for (int i = 0; finds[i]; i++) {
         rc = udb_find(&v, txn, "r", finds[i], data, size);
-        FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND || rc == UDB_EINVALID, "find: %s",
+        FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND || rc == UDB_EBADRECORD, "find: %s",
                    udb_strerror(rc));
-        FUZZ_CHECK(ok || rc == UDB_EINVALID, "find accepted bad msgpack");
+        FUZZ_CHECK(ok || rc == UDB_EBADRECORD, "find accepted bad msgpack");
         FUZZ_CHECK(rc != 0 || (v.size == base_len && memcmp(v.data, base_rec, base_len) == 0),
                    "find found a record that does not exist");
     }
     for (int i = 0; i < 4; i++) {
         const char *ix = i == 3 ? "by_e" : finds[i];
         rc = udb_scan(&cur, txn, "r", ix, data, size);
-        FUZZ_CHECK(rc == 0 || rc == UDB_EINVALID, "scan: %s", udb_strerror(rc));
-        FUZZ_CHECK(ok || rc == UDB_EINVALID, "scan accepted bad msgpack");
+        FUZZ_CHECK(rc == 0 || rc == UDB_EBADRECORD, "scan: %s", udb_strerror(rc));
+        FUZZ_CHECK(ok || rc == UDB_EBADRECORD, "scan accepted bad msgpack");
         if (rc)
             continue;
         int n = 0;
@@ -410,9 +410,9 @@ static void mode_key(const uint8_t *data, size_t size)
         udb_cursor_close(cur);
     }
     rc = udb_delete(txn, "r", data, size);
-    FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND || rc == UDB_EINVALID, "delete: %s",
+    FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND || rc == UDB_EBADRECORD, "delete: %s",
                udb_strerror(rc));
-    FUZZ_CHECK(ok || rc == UDB_EINVALID, "delete accepted bad msgpack");
+    FUZZ_CHECK(ok || rc == UDB_EBADRECORD, "delete accepted bad msgpack");
     udb_abort(txn);
 }
 

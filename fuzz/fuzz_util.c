@@ -68,7 +68,7 @@ size_t fuzz_bytes(fuzz_reader *r, const uint8_t **out, size_t max)
     return n;
 }
 
-static void print_problem(void *ctx, const char *problem)
+static void print_problem(const char *problem, void *ctx)
 {
     (void)ctx;
     fprintf(stderr, "  udb_check: %s\n", problem);

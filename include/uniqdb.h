@@ -67,16 +67,19 @@ extern "C" {
 #define UDB_ECONFLICT   (-31001) /* a unique index (or the primary key) already holds the key;
                                     detail in udb_conflict_info() */
 #define UDB_ENOTFOUND   (-31002) /* no such record, index entry or sequence */
-#define UDB_EINVALID    (-31003) /* a record (or value list, or key) does not match the schema */
+#define UDB_EBADRECORD  (-31003) /* a record (or value list, or key) does not match the schema;
+                                    fix the data (not the call) */
 #define UDB_ESCHEMA     (-31004) /* the schema text is malformed, or the change is not allowed */
 #define UDB_EKEYTOOLONG (-31005) /* an encoded key exceeds LMDB's maximum key size */
 #define UDB_ECORRUPT    (-31006) /* stored data is damaged or udb_check() found problems */
 #define UDB_EINVAL      (-31007) /* a bad argument (NULL where not allowed, unknown type or index) */
-#define UDB_EFULL       (-31008) /* the database reached udb_options.max_map_size */
+#define UDB_ESIZELIMIT  (-31008) /* the database reached udb_options.max_map_size: permanent
+                                    until the limit is raised (unlike UDB_EMAPFULL) */
 #define UDB_ENOMEM      (-31009) /* out of memory */
 #define UDB_EREADONLY   (-31010) /* a write was attempted in a read-only transaction */
 #define UDB_EFORMAT     (-31011) /* not a uniqdb database (an LMDB environment holding other
                                     data), or one in a format this version cannot read */
+#define UDB_ELAST       UDB_EFORMAT /* the last (most negative) UDB_E* code */
 
 /* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
  * udb_commit need not include <lmdb.h>: abort the transaction and run it
@@ -88,6 +91,13 @@ typedef struct udb_env udb_env;       /* an open database (a directory) */
 typedef struct udb_txn udb_txn;       /* a transaction on it */
 typedef struct udb_cursor udb_cursor; /* an ordered scan inside a transaction */
 
+/* Callbacks.  Every one takes the caller's context pointer (payload) as its
+ * last parameter. */
+typedef int  (*udb_write_fn)(udb_txn *txn, void *payload);      /* udb_write() */
+typedef int  (*udb_seq_fn)(const char *name, uint64_t value, void *payload); /* udb_seq_foreach() */
+typedef void (*udb_report_fn)(const char *problem, void *payload);          /* udb_check() */
+typedef void (*udb_progress_fn)(uint64_t done, uint64_t total, void *payload); /* udb_check_progress() */
+
 /* A run of bytes.  Returned ones are owned by the transaction (see above). */
 typedef struct udb_val {
     const void *data;
@@ -98,7 +108,7 @@ typedef struct udb_val {
 typedef struct udb_options {
     size_t map_size;     /* initial map size in bytes; 0 = 1 MiB.  The map grows
                             by itself (doubling) when it fills. */
-    size_t max_map_size; /* hard upper limit; 0 = none.  Reaching it gives UDB_EFULL. */
+    size_t max_map_size; /* hard upper limit; 0 = none.  Reaching it gives UDB_ESIZELIMIT. */
     unsigned max_dbs;    /* LMDB named databases (types + indexes + 2); 0 = 512 */
     unsigned flags;      /* UDB_NOSYNC, UDB_NOMETASYNC, UDB_NOGROUP */
     unsigned mode;       /* permissions of created files; 0 = 0640 (directory 0750) */
@@ -230,8 +240,8 @@ void udb_abort(udb_txn *txn);
  * Rules: fn must not call udb_write or udb_begin for writing (deadlock); the
  * calling thread must not hold another transaction on env (growing the map
  * waits until this process has no transaction open).
- * Errors: fn's own code, UDB_EFULL, UDB_EINVAL, LMDB codes. */
-int udb_write(udb_env *env, int (*fn)(udb_txn *txn, void *ctx), void *ctx);
+ * Errors: fn's own code, UDB_ESIZELIMIT, UDB_EINVAL, LMDB codes. */
+int udb_write(udb_env *env, udb_write_fn fn, void *ctx);
 
 /* ---- Records ------------------------------------------------------------- */
 
@@ -239,16 +249,16 @@ int udb_write(udb_env *env, int (*fn)(udb_txn *txn, void *ctx), void *ctx);
  * rec is taken from the type's sequence.  Every unique index is checked before
  * anything is written.  *out (may be NULL) receives the stored record.
  * Errors: UDB_ECONFLICT (nothing written, txn still usable; see
- * udb_conflict_info), UDB_EINVALID, UDB_EKEYTOOLONG, UDB_EINVAL, UDB_EREADONLY,
+ * udb_conflict_info), UDB_EBADRECORD, UDB_EKEYTOOLONG, UDB_EINVAL, UDB_EREADONLY,
  * LMDB codes (UDB_EMAPFULL: abort the transaction; the next udb_begin grows the map). */
 int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, size_t len);
 
 /* Get a record by primary key (a msgpack value).  Errors: UDB_ENOTFOUND,
- * UDB_EINVALID (key of the wrong type), UDB_EINVAL, LMDB codes. */
+ * UDB_EBADRECORD (key of the wrong type), UDB_EINVAL, LMDB codes. */
 int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len);
 
 /* Get the record that holds `values` (a msgpack array, one value per field)
- * in unique index `index`.  Errors: UDB_ENOTFOUND, UDB_EINVALID (wrong count
+ * in unique index `index`.  Errors: UDB_ENOTFOUND, UDB_EBADRECORD (wrong count
  * or types), UDB_EINVAL (unknown type or index, or not a unique index), LMDB codes. */
 int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
              const void *values, size_t len);
@@ -257,13 +267,13 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
  * rec's fields into it.  rec may omit the key field; it must not change it.
  * Every index moves with the record; a record entering a partial index is
  * checked like an insert.  *out (may be NULL) receives the stored record.
- * Errors: UDB_ENOTFOUND, UDB_ECONFLICT, UDB_EINVALID, UDB_EKEYTOOLONG,
+ * Errors: UDB_ENOTFOUND, UDB_ECONFLICT, UDB_EBADRECORD, UDB_EKEYTOOLONG,
  * UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
 int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len,
                const void *rec, size_t len, unsigned flags);
 
 /* Delete a record and all its index entries.
- * Errors: UDB_ENOTFOUND, UDB_EINVALID, UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
+ * Errors: UDB_ENOTFOUND, UDB_EBADRECORD, UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
 int udb_delete(udb_txn *txn, const char *type, const void *key, size_t key_len);
 
 /* Insert rec, or if the key it would have in unique index `index` (NULL: the
@@ -285,7 +295,7 @@ int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const
 
 /* Insert the first of the n candidate records that conflicts with nothing;
  * *chosen is its position.  If all conflict: UDB_ECONFLICT with the detail of
- * the last candidate.  An invalid candidate stops the search with UDB_EINVALID
+ * the last candidate.  An invalid candidate stops the search with UDB_EBADRECORD
  * (*chosen is its position).  Errors: as udb_insert(). */
 int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *type,
                      const udb_val *candidates, size_t n);
@@ -297,7 +307,7 @@ int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *typ
  * (a msgpack array of up to nfields values; NULL for all).  Unique and
  * non-unique indexes can be scanned; a partial unique index holds only the
  * records its predicate admits.  The cursor must be closed before txn ends.
- * Errors: UDB_EINVAL, UDB_EINVALID (prefix of wrong types), UDB_ENOMEM, LMDB codes. */
+ * Errors: UDB_EINVAL, UDB_EBADRECORD (prefix of wrong types), UDB_ENOMEM, LMDB codes. */
 int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
              const void *prefix, size_t len);
 
@@ -329,8 +339,7 @@ int udb_seq_set(udb_txn *txn, const char *name, uint64_t value);
 
 /* Call fn for every sequence in name order; a non-zero return from fn stops
  * the walk and is returned.  name is valid only during the call. */
-int udb_seq_foreach(udb_txn *txn, int (*fn)(void *ctx, const char *name, uint64_t value),
-                    void *ctx);
+int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn, void *ctx);
 
 /* ---- Inspection ---------------------------------------------------------- */
 
@@ -344,17 +353,15 @@ int udb_types(const char *const **out, size_t *count, udb_txn *txn);
  * in it.  report (may be NULL) is called once per problem with a one-line
  * description (valid during the call).  *problems (may be NULL) gets the count.
  * Returns 0 if consistent, UDB_ECORRUPT if problems were found, or an error. */
-int udb_check(size_t *problems, udb_env *env,
-              void (*report)(void *ctx, const char *problem), void *ctx);
+int udb_check(size_t *problems, udb_env *env, udb_report_fn report, void *ctx);
 
 /* udb_check with progress: progress (may be NULL) is called after every 4096
  * records and index entries walked, and once at the end, with how many have
  * been walked and the total (records plus index entries in the snapshot, so
  * done == total in the last call of a check that found no error).  Both
  * callbacks get ctx.  Errors and results as udb_check. */
-int udb_check_progress(size_t *problems, udb_env *env,
-                       void (*report)(void *ctx, const char *problem),
-                       void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
+int udb_check_progress(size_t *problems, udb_env *env, udb_report_fn report,
+                       udb_progress_fn progress, void *ctx);
 
 /* Counts for one type, from one read snapshot. */
 typedef struct udb_type_stat {

@@ -159,7 +159,7 @@ typedef struct check_ctx {
     int progress; /* draw a progress line on stderr */
 } check_ctx;
 
-static void check_progress(void *vctx, uint64_t done, uint64_t total)
+static void check_progress(uint64_t done, uint64_t total, void *vctx)
 {
     check_ctx *c = vctx;
 
@@ -168,7 +168,7 @@ static void check_progress(void *vctx, uint64_t done, uint64_t total)
                 done, total, total ? (int)(done * 100 / total) : 100);
 }
 
-static void check_report(void *vctx, const char *problem)
+static void check_report(const char *problem, void *vctx)
 {
     check_ctx *c = vctx;
 

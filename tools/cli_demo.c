@@ -513,7 +513,7 @@ static int scenario_s3(const char *dir)
     udb_close(env);
     printf("    An unknown execution_engine \"cron\" is refused (422): %s\n",
            bad.detail[0] ? bad.detail : udb_strerror(rc));
-    if (rc != UDB_EINVALID)
+    if (rc != UDB_EBADRECORD)
         unexpected("expected an invalid-record error, got %s", udb_strerror(rc));
     else if (!strstr(bad.detail, "temporal") || !strstr(bad.detail, "execution_engine"))
         unexpected("the error does not name the field and the allowed values");
@@ -532,7 +532,7 @@ static int cancel_booking(const char *dir, const char *key)
     msgpack_sbuffer_init(&rec);
     rc = cli_text_to_msgpack(&k, key, strlen(key), err) ||
                  cli_text_to_msgpack(&rec, "{\"status\": \"cancelled\"}", 23, err)
-             ? UDB_EINVALID
+             ? UDB_EBADRECORD
              : udb_open(&env, dir, NULL);
     if (rc == 0 && (rc = udb_begin(&txn, env, 0)) == 0) {
         rc = udb_update(NULL, txn, "booking", k.data, k.size, rec.data, rec.size, UDB_MERGE);
@@ -659,7 +659,7 @@ static int scenario_s5(const char *dir)
     return 0;
 }
 
-static void print_problem(void *ctx, const char *problem)
+static void print_problem(const char *problem, void *ctx)
 {
     (void)ctx;
     printf("    problem: %s\n", problem);

@@ -27,7 +27,7 @@
 
 /* ---- dump ---------------------------------------------------------------------------- */
 
-static int dump_seq(void *ctx, const char *name, uint64_t value)
+static int dump_seq(const char *name, uint64_t value, void *ctx)
 {
     return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
 }
@@ -200,7 +200,7 @@ static int load_batch_fn(udb_txn *txn, void *ctx)
         if (rc == UDB_ECONFLICT) {
             e->status = ST_CONFLICT;
             e->conflict = cli_conflict_json(udb_conflict_info(txn));
-        } else if (rc == UDB_EINVALID || rc == UDB_EKEYTOOLONG || rc == UDB_EINVAL) {
+        } else if (rc == UDB_EBADRECORD || rc == UDB_EKEYTOOLONG || rc == UDB_EINVAL) {
             /* validated before anything was written: the transaction goes on */
             e->status = ST_INVALID;
         } else {
@@ -282,7 +282,7 @@ out:
     return ex;
 }
 
-static int collect_seq(void *ctx, const char *name, uint64_t value)
+static int collect_seq(const char *name, uint64_t value, void *ctx)
 {
     return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
 }
@@ -301,7 +301,7 @@ static int load_seqs_fn(udb_txn *txn, void *ctx)
         if (cli_json_to_u64(v, &want)) {
             snprintf(l->seq_detail, sizeof l->seq_detail,
                      "sequence \"%s\": value must be an integer >= 0", name);
-            return UDB_EINVALID;
+            return UDB_EBADRECORD;
         }
         if (json_object_get(l->had_seqs, name)) {
             rc = udb_seq_get(&cur, txn, name);

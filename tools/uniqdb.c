@@ -184,7 +184,7 @@ int cli_exit_code(int rc)
         return CLI_ECONFLICT;
     case UDB_ENOTFOUND:
         return CLI_ENOTFOUND;
-    case UDB_EINVALID:
+    case UDB_EBADRECORD:
     case UDB_ESCHEMA:
     case UDB_EKEYTOOLONG:
         return CLI_EINVALID;

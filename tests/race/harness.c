@@ -875,7 +875,7 @@ static int create_db(const char *dir, const char *schema_path, const race_spec *
     return rc != 0;
 }
 
-static void report_problem(void *ctx, const char *problem)
+static void report_problem(const char *problem, void *ctx)
 {
     fprintf(stderr, "%s: udb_check: %s\n", (const char *)ctx, problem);
 }

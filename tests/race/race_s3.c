@@ -5,7 +5,7 @@
  * exactly one succeeds; every other gets UDB_ECONFLICT whose detail names
  * type "workflow", index "name_version", its fields, both colliding values
  * and the winner's primary key -- enough for an RFC 9457 409 body.  Then each
- * writer inserts an unknown execution_engine: UDB_EINVALID, and the message
+ * writer inserts an unknown execution_engine: UDB_EBADRECORD, and the message
  * names the field and the allowed values.
  */
 #include <stdio.h>
@@ -42,7 +42,7 @@ static int verify_invalid(const race_ctx *c, const race_outcome *o)
 {
     static const char *const must[] = {"execution_engine", "temporal", "airflow", "argo"};
 
-    if (race_expect_rc(c, o, UDB_EINVALID, "unknown execution_engine") != 0)
+    if (race_expect_rc(c, o, UDB_EBADRECORD, "unknown execution_engine") != 0)
         return 1;
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
         if (strstr(o->errmsg, must[i]) == NULL)

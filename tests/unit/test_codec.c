@@ -253,30 +253,30 @@ static void t_mp_check_bombs(tu *t)
 {
     (void)t;
     const char *why = NULL;
-    CHECK_RC(mpcheck(mpraw("\xdd\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, &why), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw("\xdd\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, &why), UDB_EBADRECORD);
     CHECK_HAS(why, "count");
-    CHECK_RC(mpcheck(mpraw("\xdf\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
-    CHECK_RC(mpcheck(mpraw("\xdb\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
-    CHECK_RC(mpcheck(mpraw("\xc6\xff\xff\xff\xff" "ab", 7), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
-    CHECK_RC(mpcheck(mpraw("\xc4", 1), UDB_MAX_DEPTH, NULL), UDB_EINVALID);   /* bin8, no length */
-    CHECK_RC(mpcheck(mpraw("\xa5" "ab", 3), UDB_MAX_DEPTH, &why), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw("\xdf\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
+    CHECK_RC(mpcheck(mpraw("\xdb\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
+    CHECK_RC(mpcheck(mpraw("\xc6\xff\xff\xff\xff" "ab", 7), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
+    CHECK_RC(mpcheck(mpraw("\xc4", 1), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);   /* bin8, no length */
+    CHECK_RC(mpcheck(mpraw("\xa5" "ab", 3), UDB_MAX_DEPTH, &why), UDB_EBADRECORD);
     CHECK_HAS(why, "truncated");
-    CHECK_RC(mpcheck(mpraw("\x92\x01", 2), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
-    CHECK_RC(mpcheck(mpraw("\xc0\xc0", 2), UDB_MAX_DEPTH, &why), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw("\x92\x01", 2), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
+    CHECK_RC(mpcheck(mpraw("\xc0\xc0", 2), UDB_MAX_DEPTH, &why), UDB_EBADRECORD);
     CHECK_HAS(why, "trailing");
-    CHECK_RC(mpcheck(mpraw("\xc1", 1), UDB_MAX_DEPTH, NULL), UDB_EINVALID);
-    CHECK_RC(mpcheck(mpraw("\xd4\x01\x02", 3), UDB_MAX_DEPTH, NULL), UDB_EINVALID); /* ext */
-    CHECK_RC(udb__mp_check(NULL, 0, UDB_MAX_DEPTH, NULL), UDB_EINVALID);
-    CHECK_RC(udb__mp_check("", 0, UDB_MAX_DEPTH, NULL), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw("\xc1", 1), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
+    CHECK_RC(mpcheck(mpraw("\xd4\x01\x02", 3), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD); /* ext */
+    CHECK_RC(udb__mp_check(NULL, 0, UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
+    CHECK_RC(udb__mp_check("", 0, UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
 
     /* nesting: 100 arrays deep is refused; up to the limit is fine */
     unsigned char deep[101];
     memset(deep, 0x91, 100);
     deep[100] = 0xc0;
-    CHECK_RC(mpcheck(mpraw(deep, sizeof deep), UDB_MAX_DEPTH, &why), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw(deep, sizeof deep), UDB_MAX_DEPTH, &why), UDB_EBADRECORD);
     CHECK_HAS(why, "deep");
     CHECK_RC(mpcheck(mpraw(deep + 100 - 4, 5), 4, NULL), 0);
-    CHECK_RC(mpcheck(mpraw(deep + 100 - 5, 6), 4, NULL), UDB_EINVALID);
+    CHECK_RC(mpcheck(mpraw(deep + 100 - 5, 6), 4, NULL), UDB_EBADRECORD);
 
     /* well-formed values of every kind pass, and decode */
     udb_val ok = mp("{s:[i, I, U, f, F, b, n], s:x, s:{}, s:[]}", "a", -1, -5000000000ll,

@@ -139,12 +139,12 @@ static void t_scan_with_prefix(tu *t)
     /* bad prefixes */
     udb_cursor *c = NULL;
     udb_val p = mp("[s, i, i]", "g1", 1, 2);
-    CHECK_RC(udb_scan(&c, txn, "item", "by_grp_n", p.data, p.size), UDB_EINVALID);
+    CHECK_RC(udb_scan(&c, txn, "item", "by_grp_n", p.data, p.size), UDB_EBADRECORD);
     p = mp("[i]", 5);
-    CHECK_RC(udb_scan(&c, txn, "item", "by_grp_n", p.data, p.size), UDB_EINVALID);
+    CHECK_RC(udb_scan(&c, txn, "item", "by_grp_n", p.data, p.size), UDB_EBADRECORD);
     CHECK_HAS(udb_errmsg(txn), "field \"grp\": expected str");
     p = mp("s", "g1");
-    CHECK_RC(udb_scan(&c, txn, "item", "by_grp_n", p.data, p.size), UDB_EINVALID);
+    CHECK_RC(udb_scan(&c, txn, "item", "by_grp_n", p.data, p.size), UDB_EBADRECORD);
     CHECK_RC(udb_scan(&c, txn, "item", "nope", NULL, 0), UDB_EINVAL);
     CHECK_RC(udb_scan(&c, txn, "nope", NULL, NULL, 0), UDB_EINVAL);
     CHECK(c == NULL);
@@ -386,10 +386,10 @@ static void t_find_on_unique_indexes(tu *t)
     CHECK_STR(tu_field(out, "code"), "\"c1\"");
     CHECK_OK(tu_find(&out, txn, "multi", "code", mp("[s]", "c1")));   /* the primary key */
     CHECK_OK(tu_find(&out, txn, "multi", NULL, mp("[s]", "c1")));
-    CHECK_RC(tu_find(&out, txn, "multi", "pair", mp("[s]", "e")), UDB_EINVALID);
+    CHECK_RC(tu_find(&out, txn, "multi", "pair", mp("[s]", "e")), UDB_EBADRECORD);
     CHECK_HAS(udb_errmsg(txn), "array of 2 values");
-    CHECK_RC(tu_find(&out, txn, "multi", "pair", mp("[s, s]", "e", "5")), UDB_EINVALID);
-    CHECK_RC(tu_find(&out, txn, "multi", "pair", mp("{s:s}", "email", "e")), UDB_EINVALID);
+    CHECK_RC(tu_find(&out, txn, "multi", "pair", mp("[s, s]", "e", "5")), UDB_EBADRECORD);
+    CHECK_RC(tu_find(&out, txn, "multi", "pair", mp("{s:s}", "email", "e")), UDB_EBADRECORD);
     CHECK_RC(tu_find(&out, txn, "multi", "nope", mp("[s]", "e")), UDB_EINVAL);
     CHECK_RC(tu_find(&out, txn, "item", "by_n", mp("[i]", 1)), UDB_EINVAL);
     CHECK_HAS(udb_errmsg(txn), "not unique");
@@ -430,7 +430,7 @@ static void t_float_bool_and_bin_keys(tu *t)
     tu_commit(txn);
 }
 
-static void count_report(void *ctx, const char *problem)
+static void count_report(const char *problem, void *ctx)
 {
     (void)problem;
     ++*(size_t *)ctx;
@@ -483,7 +483,7 @@ typedef struct progress_seen {
     bool ordered;   /* done grew, total never changed */
 } progress_seen;
 
-static void note_progress(void *ctx, uint64_t done, uint64_t total)
+static void note_progress(uint64_t done, uint64_t total, void *ctx)
 {
     progress_seen *p = ctx;
     if (p->calls++ && (done <= p->last_done || total != p->total))

@@ -67,7 +67,7 @@ static void t_insert_or_get_on_a_compound_index(tu *t)
     /* an invalid record is invalid even when its key exists */
     CHECK_RC(ins_or_get(&out, &created, txn, "job", "qn",
                         mp("{s:s, s:s, s:i}", "queue", "q", "name", "n", "state", 1)),
-             UDB_EINVALID);
+             UDB_EBADRECORD);
     /* only unique indexes can key it */
     CHECK_RC(ins_or_get(&out, &created, txn, "job", "by_state",
                         mp("{s:s, s:s}", "queue", "q", "name", "n")), UDB_EINVAL);
@@ -138,11 +138,11 @@ static void t_upsert_inserts_then_merges(tu *t)
     CHECK_STR(tu_field(out, "email"), "\"b@x\"");
     /* an insert missing a required field is invalid, whatever on_insert lacks */
     CHECK_RC(upsert(&out, &created, txn, "acct", NULL, mp("{s:s}", "id", "u3"), oi),
-             UDB_EINVALID);
+             UDB_EBADRECORD);
     CHECK_HAS(udb_errmsg(txn), "missing required field \"email\"");
     CHECK_RC(upsert(&out, &created, txn, "acct", NULL, mp("{s:s, s:s}", "id", "u3", "email",
                                                           "c@x"), mp("{s:s}", "bogus", "x")),
-             UDB_EINVALID);
+             UDB_EBADRECORD);
     CHECK(tu_count(txn, "acct") == 2);
     tu_commit(txn);
 }
@@ -172,7 +172,7 @@ static void t_insert_first_takes_the_first_free(tu *t)
     CHECK_STR(tu_conflict(txn), "job: qn(queue, name)=[\"q\",\"c\"] held by 2");
     /* an invalid candidate stops the search where it stands */
     udb_val mixed[] = {slot("a"), mp("{s:s}", "queue", "q"), slot("d")};
-    CHECK_RC(udb_insert_first(&out, &chosen, txn, "job", mixed, 3), UDB_EINVALID);
+    CHECK_RC(udb_insert_first(&out, &chosen, txn, "job", mixed, 3), UDB_EBADRECORD);
     CHECK(chosen == 1);
     CHECK_RC(udb_insert_first(&out, &chosen, txn, "job", cands, 0), UDB_EINVAL);
     CHECK(tu_count(txn, "job") == 3);
@@ -271,8 +271,8 @@ static void t_arguments_are_checked(tu *t)
     CHECK_HAS(udb_errmsg(txn), "unknown record type \"nope\"");
     tu_commit(txn);
     /* every code has its own text */
-    static const int codes[] = {UDB_ECONFLICT, UDB_ENOTFOUND, UDB_EINVALID, UDB_ESCHEMA,
-                                UDB_EKEYTOOLONG, UDB_ECORRUPT, UDB_EINVAL, UDB_EFULL,
+    static const int codes[] = {UDB_ECONFLICT, UDB_ENOTFOUND, UDB_EBADRECORD, UDB_ESCHEMA,
+                                UDB_EKEYTOOLONG, UDB_ECORRUPT, UDB_EINVAL, UDB_ESIZELIMIT,
                                 UDB_ENOMEM, UDB_EREADONLY, MDB_MAP_FULL, 0};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         CHECK(udb_strerror(codes[i]) != NULL && udb_strerror(codes[i])[0]);

@@ -181,7 +181,7 @@ static void max_map_size_is_a_hard_limit(tu *t, unsigned flags)
     if (!open_sized(t, flags ? "max-nogroup" : "max-group", max, flags))
         return;
     int n = 3000;
-    CHECK_RC(udb_write(t->env, add_blobs, &n), UDB_EFULL);
+    CHECK_RC(udb_write(t->env, add_blobs, &n), UDB_ESIZELIMIT);
     CHECK_HAS(udb_env_errmsg(t->env), "maximum size");
     /* nothing of it was kept, and small writes still work */
     n = 10;

@@ -94,56 +94,56 @@ static void t_each_field_type_rejects_wrong_values(tu *t)
     if (!tu_setup(t, SCHEMA))
         return;
     udb_txn *txn = tu_w(t);
-    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "s", 5), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "s", 5), UDB_EBADRECORD,
            "type \"rec\", field \"s\": expected str, found uint 5");
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", "bad \xff byte"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", "bad \xff byte"), UDB_EBADRECORD,
            "field \"s\": string is not valid UTF-8");
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", "\xc0\x80"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", "\xc0\x80"), UDB_EBADRECORD,
            "not valid UTF-8");                                    /* overlong NUL */
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", "\xed\xa0\x80"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", "\xed\xa0\x80"), UDB_EBADRECORD,
            "not valid UTF-8");                                    /* surrogate */
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", "\xe2\x82"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", "\xe2\x82"), UDB_EBADRECORD,
            "not valid UTF-8");                                    /* cut sequence */
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "i", "5"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "i", "5"), UDB_EBADRECORD,
            "field \"i\": expected int, found str \"5\"");
-    REJECT(txn, "rec", mp("{s:s, s:U}", "req", "r", "i", 9223372036854775808ull), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:U}", "req", "r", "i", 9223372036854775808ull), UDB_EBADRECORD,
            "field \"i\": expected int (a 64-bit signed integer)");
-    REJECT(txn, "rec", mp("{s:s, s:f}", "req", "r", "i", 1.0), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:f}", "req", "r", "i", 1.0), UDB_EBADRECORD,
            "field \"i\": expected int, found float");
-    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "u", -1), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "u", -1), UDB_EBADRECORD,
            "field \"u\": expected uint (a non-negative integer), found int -1");
-    REJECT(txn, "rec", mp("{s:s, s:b}", "req", "r", "u", 1), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:b}", "req", "r", "u", 1), UDB_EBADRECORD,
            "field \"u\": expected uint, found bool true");
-    REJECT(txn, "rec", mp("{s:s, s:f}", "req", "r", "f", NAN), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:f}", "req", "r", "f", NAN), UDB_EBADRECORD,
            "field \"f\": NaN");
-    REJECT(txn, "rec", mp("{s:s, s:F}", "req", "r", "f", (double)NAN), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:F}", "req", "r", "f", (double)NAN), UDB_EBADRECORD,
            "field \"f\": NaN");
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "f", "1.5"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "f", "1.5"), UDB_EBADRECORD,
            "field \"f\": expected float, found str");
-    REJECT(txn, "rec", mp("{s:s, s:U}", "req", "r", "f", (1ull << 53) + 1), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:U}", "req", "r", "f", (1ull << 53) + 1), UDB_EBADRECORD,
            "field \"f\": expected float");                        /* not exact as a double */
-    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "b", 1), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "b", 1), UDB_EBADRECORD,
            "field \"b\": expected bool, found uint 1");
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "x", "bytes"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "x", "bytes"), UDB_EBADRECORD,
            "field \"x\": expected bin, found str");
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "e", "purple"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "e", "purple"), UDB_EBADRECORD,
            "type \"rec\", field \"e\": expected one of red, green, blue; found str \"purple\"");
-    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "e", 0), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "e", 0), UDB_EBADRECORD,
            "field \"e\": expected one of red, green, blue; found uint 0");
-    REJECT(txn, "rec", mp("{s:s}", "s", "x"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s}", "s", "x"), UDB_EBADRECORD,
            "type \"rec\": missing required field \"req\" (str)");
-    REJECT(txn, "rec", mp("{s:n}", "req"), UDB_EINVALID, "missing required field \"req\"");
-    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "zzz", 1), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:n}", "req"), UDB_EBADRECORD, "missing required field \"req\"");
+    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "zzz", 1), UDB_EBADRECORD,
            "type \"rec\": unknown field \"zzz\" (declared: id, s, i, u, f, b, x, e, a, req)");
-    REJECT(txn, "rec", mp("{s:s, s:s, s:s}", "req", "r", "s", "a", "s", "b"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s, s:s}", "req", "r", "s", "a", "s", "b"), UDB_EBADRECORD,
            "type \"rec\": field \"s\" appears twice");
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "req", "again"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "req", "again"), UDB_EBADRECORD,
            "field \"req\" appears twice");
-    REJECT(txn, "rec", mp("[s, s]", "req", "r"), UDB_EINVALID,
+    REJECT(txn, "rec", mp("[s, s]", "req", "r"), UDB_EBADRECORD,
            "type \"rec\": a record must be a msgpack map, found array");
-    REJECT(txn, "rec", mp("i", 7), UDB_EINVALID, "must be a msgpack map, found uint");
-    REJECT(txn, "rec", mp("{i:s}", 1, "x"), UDB_EINVALID, "record keys must be strings");
-    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "id", -1), UDB_EINVALID,
+    REJECT(txn, "rec", mp("i", 7), UDB_EBADRECORD, "must be a msgpack map, found uint");
+    REJECT(txn, "rec", mp("{i:s}", 1, "x"), UDB_EBADRECORD, "record keys must be strings");
+    REJECT(txn, "rec", mp("{s:s, s:i}", "req", "r", "id", -1), UDB_EBADRECORD,
            "field \"id\": expected uint");
     /* the transaction is still good for work */
     CHECK_OK(tu_ins(NULL, txn, "rec", mp("{s:s}", "req", "fine")));
@@ -156,25 +156,25 @@ static void t_hostile_msgpack_is_invalid(tu *t)
         return;
     udb_txn *txn = tu_w(t);
     udb_val good = mp("{s:s, s:s}", "req", "r", "s", "x");
-    REJECT(txn, "rec", mpraw("\xdd\xff\xff\xff\xff", 5), UDB_EINVALID,
+    REJECT(txn, "rec", mpraw("\xdd\xff\xff\xff\xff", 5), UDB_EBADRECORD,
            "type \"rec\": record is not valid msgpack");
-    REJECT(txn, "rec", mpraw("\xdf\xff\xff\xff\xff", 5), UDB_EINVALID, "not valid msgpack");
-    REJECT(txn, "rec", mpraw("\x81\xa3req\xdb\xff\xff\xff\xff", 10), UDB_EINVALID,
+    REJECT(txn, "rec", mpraw("\xdf\xff\xff\xff\xff", 5), UDB_EBADRECORD, "not valid msgpack");
+    REJECT(txn, "rec", mpraw("\x81\xa3req\xdb\xff\xff\xff\xff", 10), UDB_EBADRECORD,
            "not valid msgpack");                                  /* 4 GiB string */
-    REJECT(txn, "rec", mpraw(good.data, good.size - 1), UDB_EINVALID, "truncated");
+    REJECT(txn, "rec", mpraw(good.data, good.size - 1), UDB_EBADRECORD, "truncated");
     unsigned char trailing[64];
     memcpy(trailing, good.data, good.size);
     trailing[good.size] = 0xc0;
-    REJECT(txn, "rec", mpraw(trailing, good.size + 1), UDB_EINVALID, "trailing bytes");
-    REJECT(txn, "rec", mpraw("", 0), UDB_EINVALID, "not valid msgpack");
-    REJECT(txn, "rec", mpraw("\xc1", 1), UDB_EINVALID, "not valid msgpack");
+    REJECT(txn, "rec", mpraw(trailing, good.size + 1), UDB_EBADRECORD, "trailing bytes");
+    REJECT(txn, "rec", mpraw("", 0), UDB_EBADRECORD, "not valid msgpack");
+    REJECT(txn, "rec", mpraw("\xc1", 1), UDB_EBADRECORD, "not valid msgpack");
     /* 100 levels of arrays inside an `any` field */
     unsigned char deep[128] = {0x82, 0xa3, 'r', 'e', 'q', 0xa1, 'r', 0xa1, 'a'};
     memset(deep + 9, 0x91, 100);
     deep[109] = 0xc0;
-    REJECT(txn, "rec", mpraw(deep, 110), UDB_EINVALID, "nested too deeply");
+    REJECT(txn, "rec", mpraw(deep, 110), UDB_EBADRECORD, "nested too deeply");
     /* an extension type in an `any` field */
-    REJECT(txn, "rec", mp("{s:s, s:r}", "req", "r", "a", mpraw("\xd4\x01\x02", 3)), UDB_EINVALID,
+    REJECT(txn, "rec", mp("{s:s, s:r}", "req", "r", "a", mpraw("\xd4\x01\x02", 3)), UDB_EBADRECORD,
            "extension types are not supported");
     /* moderately nested `any` values are fine */
     CHECK_OK(tu_ins(NULL, txn, "rec", mp("{s:s, s:[[[[[[[[{s:[x]}]]]]]]]]}", "req", "r", "a",
@@ -183,7 +183,7 @@ static void t_hostile_msgpack_is_invalid(tu *t)
     size_t big = (4u << 20) + 1;
     char *huge = tu_keep(calloc(1, big));
     memset(huge, 'h', big - 1);
-    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", huge), UDB_EINVALID, "4 MiB");
+    REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", huge), UDB_EBADRECORD, "4 MiB");
     /* a NULL record is an argument error */
     CHECK_RC(udb_insert(NULL, txn, "rec", NULL, 3), UDB_EINVAL);
     CHECK(tu_count(txn, "rec") == 1);
@@ -200,9 +200,9 @@ static void t_extra_fields_only_when_allowed(tu *t)
                                           "gone", "alpha", 1)));
     /* declared fields first, then extras in input order, nils dropped */
     CHECK_STR(tu_render(out), "{\"id\":1,\"name\":\"n\",\"zeta\":1,\"alpha\":[true]}");
-    REJECT(txn, "open", mp("{s:i, s:i}", "zeta", 1, "zeta", 2), UDB_EINVALID,
+    REJECT(txn, "open", mp("{s:i, s:i}", "zeta", 1, "zeta", 2), UDB_EBADRECORD,
            "field \"zeta\" appears twice");
-    REJECT(txn, "open", mp("{s:i}", "name", 1), UDB_EINVALID,
+    REJECT(txn, "open", mp("{s:i}", "name", 1), UDB_EBADRECORD,
            "field \"name\": expected str");                       /* declared ones still typed */
     tu_commit(txn);
 }
@@ -244,14 +244,14 @@ static void t_auto_keys_follow_the_sequence(tu *t)
     tu_commit(txn);
 }
 
-static int collect_seq(void *ctx, const char *name, uint64_t value)
+static int collect_seq(const char *name, uint64_t value, void *ctx)
 {
     FILE *f = ctx;
     fprintf(f, "%s=%llu;", name, (unsigned long long)value);
     return 0;
 }
 
-static int stop_seq(void *ctx, const char *name, uint64_t value)
+static int stop_seq(const char *name, uint64_t value, void *ctx)
 {
     (void)ctx;
     (void)name;
@@ -310,20 +310,20 @@ static void t_get_checks_the_key(tu *t)
     udb_val out;
     CHECK_OK(tu_ins(NULL, txn, "rec", mp("{s:s}", "req", "r")));
     CHECK_OK(tu_ins(NULL, txn, "ikey", mp("{s:i}", "k", -5)));
-    CHECK_RC(tu_get(&out, txn, "rec", mp("s", "1")), UDB_EINVALID);
+    CHECK_RC(tu_get(&out, txn, "rec", mp("s", "1")), UDB_EBADRECORD);
     CHECK_HAS(udb_errmsg(txn), "field \"id\": expected uint");
-    CHECK_RC(tu_get(&out, txn, "rec", mp("i", -1)), UDB_EINVALID);
-    CHECK_RC(tu_get(&out, txn, "rec", mp("n")), UDB_EINVALID);
-    CHECK_RC(tu_get(&out, txn, "rec", mp("f", 1.0)), UDB_EINVALID);
-    CHECK_RC(tu_get(&out, txn, "rec", mpraw("\xdd\xff\xff\xff\xff", 5)), UDB_EINVALID);
+    CHECK_RC(tu_get(&out, txn, "rec", mp("i", -1)), UDB_EBADRECORD);
+    CHECK_RC(tu_get(&out, txn, "rec", mp("n")), UDB_EBADRECORD);
+    CHECK_RC(tu_get(&out, txn, "rec", mp("f", 1.0)), UDB_EBADRECORD);
+    CHECK_RC(tu_get(&out, txn, "rec", mpraw("\xdd\xff\xff\xff\xff", 5)), UDB_EBADRECORD);
     CHECK_RC(tu_get(&out, txn, "rec", mp("U", 2ull)), UDB_ENOTFOUND);
     CHECK_RC(tu_get(&out, txn, "nosuch", mp("U", 1ull)), UDB_EINVAL);
     CHECK_HAS(udb_errmsg(txn), "unknown record type \"nosuch\"");
     CHECK_RC(udb_get(&out, txn, "rec", NULL, 0), UDB_EINVAL);
-    CHECK_RC(tu_get(&out, txn, "ikey", mp("s", "-5")), UDB_EINVALID);
+    CHECK_RC(tu_get(&out, txn, "ikey", mp("s", "-5")), UDB_EBADRECORD);
     CHECK_OK(tu_get(&out, txn, "ikey", mp("i", -5)));
     CHECK_STR(tu_render(out), "{\"k\":-5}");
-    CHECK_RC(tu_get(&out, txn, "skey", mp("i", 1)), UDB_EINVALID);
+    CHECK_RC(tu_get(&out, txn, "skey", mp("i", 1)), UDB_EBADRECORD);
     /* after a success the last error is cleared */
     CHECK_OK(tu_get(&out, txn, "rec", mp("U", 1ull)));
     CHECK_STR(udb_errmsg(txn), "");
@@ -410,14 +410,14 @@ static void t_update_replace_and_merge(tu *t)
     CHECK_STR(tu_render(out), "{\"k\":\"a\",\"v\":\"2\",\"w\":\"y\"}");
     CHECK_OK(tu_upd(&out, txn, "skey", key, mp("{s:n}", "v"), UDB_MERGE));
     CHECK_STR(tu_render(out), "{\"k\":\"a\",\"w\":\"y\"}");
-    CHECK_RC(tu_upd(&out, txn, "skey", key, mp("{s:n}", "w"), UDB_MERGE), UDB_EINVALID);
+    CHECK_RC(tu_upd(&out, txn, "skey", key, mp("{s:n}", "w"), UDB_MERGE), UDB_EBADRECORD);
     CHECK_HAS(udb_errmsg(txn), "missing required field \"w\"");
-    CHECK_RC(tu_upd(&out, txn, "skey", key, mp("{s:i}", "v", 1), UDB_MERGE), UDB_EINVALID);
+    CHECK_RC(tu_upd(&out, txn, "skey", key, mp("{s:i}", "v", 1), UDB_MERGE), UDB_EBADRECORD);
     CHECK_HAS(udb_errmsg(txn), "field \"v\": expected str");
     CHECK_RC(tu_upd(&out, txn, "skey", key, mp("{s:s, s:s}", "k", "b", "w", "y"), 0),
-             UDB_EINVALID);
+             UDB_EBADRECORD);
     CHECK_HAS(udb_errmsg(txn), "cannot change the key field \"k\"");
-    CHECK_RC(tu_upd(&out, txn, "skey", key, mp("{s:n}", "k"), UDB_MERGE), UDB_EINVALID);
+    CHECK_RC(tu_upd(&out, txn, "skey", key, mp("{s:n}", "k"), UDB_MERGE), UDB_EBADRECORD);
     CHECK_RC(tu_upd(&out, txn, "skey", mp("s", "zz"), mp("{s:s}", "v", "1"), UDB_MERGE),
              UDB_ENOTFOUND);
     CHECK_RC(tu_upd(&out, txn, "skey", key, mp("{s:s}", "v", "1"), 0x80), UDB_EINVAL);
@@ -445,7 +445,7 @@ static void t_delete_removes_the_record(tu *t)
     CHECK_OK(tu_del(txn, "skey", key));
     CHECK_RC(tu_get(&out, txn, "skey", key), UDB_ENOTFOUND);
     CHECK_RC(tu_del(txn, "skey", key), UDB_ENOTFOUND);
-    CHECK_RC(tu_del(txn, "skey", mp("i", 1)), UDB_EINVALID);
+    CHECK_RC(tu_del(txn, "skey", mp("i", 1)), UDB_EBADRECORD);
     CHECK_STR(tu_scan(txn, "skey", NULL, NOVAL, "k"), "\"b\"");
     tu_commit(txn);
     txn = tu_r(t);

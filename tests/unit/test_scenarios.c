@@ -83,7 +83,7 @@ static void t_s3_conflict_detail_for_a_409(tu *t)
     int rc = tu_ins(NULL, txn, "workflow", mp("{s:s, s:i, s:s}", "workflow_name", "billing",
                                               "version", 1, "execution_engine", "airflow"));
     CHECK_RC(rc, UDB_ECONFLICT);
-    CHECK(rc != UDB_EINVALID && rc != UDB_EINVAL && rc != UDB_ESCHEMA && rc != UDB_ENOTFOUND);
+    CHECK(rc != UDB_EBADRECORD && rc != UDB_EINVAL && rc != UDB_ESCHEMA && rc != UDB_ENOTFOUND);
     const udb_conflict *c = udb_conflict_info(txn);
     if (CHECK(c != NULL && c->count == 1)) {
         /* everything an RFC 9457 body needs, without parsing the message */
@@ -103,7 +103,7 @@ static void t_s3_conflict_detail_for_a_409(tu *t)
     /* an unknown engine names the field and the allowed values */
     CHECK_RC(tu_ins(NULL, txn, "workflow", mp("{s:s, s:i, s:s}", "workflow_name", "billing",
                                               "version", 2, "execution_engine", "spark")),
-             UDB_EINVALID);
+             UDB_EBADRECORD);
     CHECK_STR(udb_errmsg(txn), "type \"workflow\", field \"execution_engine\": expected one of "
                                "temporal, airflow, argo; found str \"spark\"");
     CHECK(udb_conflict_info(txn) == NULL);

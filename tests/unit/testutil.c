@@ -196,7 +196,7 @@ void tu_abort(udb_txn *txn)
     udb_abort(txn);
 }
 
-static void report(void *ctx, const char *problem)
+static void report(const char *problem, void *ctx)
 {
     (void)ctx;
     fprintf(stderr, "    udb_check: %s\n", problem);

@@ -193,7 +193,7 @@ static int u_count(bench_counts *out, void *db)
     return rc;
 }
 
-static void report_problem(void *ctx, const char *problem)
+static void report_problem(const char *problem, void *ctx)
 {
     size_t *shown = ctx;
     if ((*shown)++ < 5)
