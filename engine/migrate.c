@@ -1,14 +1,19 @@
 /*
- * migrate.c -- applying a schema: first use, no-op re-application, and the
- * allowed changes (new types, optional fields, enum values, indexes built on
- * the spot, indexes dropped).
+ * migrate.c -- applying a schema: first use, no-op re-application, the
+ * additive changes (new types, optional fields, enum values, indexes built on
+ * the spot), and the removals a caller asked for by name.
  *
  * The whole change is one write transaction: a new unique index that
  * existing records violate fails the change with the colliding keys listed,
- * and nothing is left half-built.  Changes that would strand stored data
- * (removing or retyping a field, removing a type) are refused.
+ * and nothing is left half-built.  A constraint is never loosened silently:
+ * a schema that lacks an index, a type or "required" is refused unless the
+ * caller says UDB_SCHEMA_DROP (remove) or UDB_SCHEMA_KEEP (keep, add the
+ * rest), because an old app version applying its old schema must not undo
+ * what a newer one relies on.  Changes that would strand stored records
+ * (removing or retyping a field) are refused whatever the flags.
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,33 +212,323 @@ static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_
     return rc;
 }
 
-/* One attempt at applying s.  *installed says whether s now belongs to env. */
-static int apply_once(udb_env *env, udb_schema *s, udb_buf *msg, bool *installed,
-                      bool *grow, size_t *grow_at)
+/* ---- describing a change ------------------------------------------------
+ * Items are one per line.  `added` gets what n adds to or tightens in o;
+ * `removed` what n lacks or loosens (the changes that need UDB_SCHEMA_DROP).
+ * o may be NULL (an empty database).  txn (may be NULL) adds record counts. */
+
+static void index_desc(udb_buf *b, const udb_type *t, const udb_index *ix, bool with_name)
 {
-    udb_txn *txn;
-    int rc = udb__txn_begin_raw(&txn, env, 0, NULL);
-    if (rc)
-        return rc;
-    const udb_schema *old = txn->schema;
-    if (old && old->json_len == s->json_len && memcmp(old->json, s->json, s->json_len) == 0) {
-        udb__txn_end(txn, false);
-        return 0;   /* the stored schema already: nothing to do */
+    if (with_name)
+        udb__buf_printf(b, "%s \"%s.%s\" ", ix->unique ? "unique index" : "index", t->name,
+                        ix->name);
+    udb__buf_byte(b, '(');
+    for (size_t i = 0; i < ix->nfields; i++)
+        udb__buf_printf(b, "%s%s", i ? ", " : "", ix->fnames[i]);
+    udb__buf_byte(b, ')');
+    if (ix->where)
+        udb__buf_printf(b, " where %s", ix->where);
+    if (ix->nulls_not_distinct)
+        udb__buf_printf(b, " nulls not distinct");
+}
+
+static void describe_type(udb_buf *added, udb_buf *removed, const udb_type *o,
+                          const udb_type *n)
+{
+    for (size_t i = 0; i < n->nfields; i++) {
+        const udb_field *nf = &n->fields[i], *of = find_field(o, nf->name);
+        if (!of) {
+            udb__buf_printf(added, "added field \"%s.%s\" (%s%s)\n", n->name, nf->name,
+                            udb__ftype_name(nf->type), nf->required ? ", required" : "");
+            continue;
+        }
+        for (size_t v = 0; v < nf->nvalues; v++) {
+            bool had = false;
+            for (size_t w = 0; w < of->nvalues; w++)
+                had |= strcmp(nf->values[v], of->values[w]) == 0;
+            if (!had)
+                udb__buf_printf(added, "added enum value \"%s\" to field \"%s.%s\"\n",
+                                nf->values[v], n->name, nf->name);
+        }
+        if (nf->required && !of->required)
+            udb__buf_printf(added, "field \"%s.%s\" is now required\n", n->name, nf->name);
+        if (!nf->required && of->required && i != n->key)
+            udb__buf_printf(removed, "\"required\" of field \"%s.%s\"\n", o->name, of->name);
     }
-    for (size_t i = 0; old && i < old->ntypes && !rc; i++) {
-        const udb_type *n = udb__schema_type(s, old->types[i].name);
-        if (!n) {
-            udb__buf_printf(msg, "type \"%s\" cannot be removed", old->types[i].name);
-            rc = UDB_ESCHEMA;
-        } else {
-            rc = diff_type(msg, txn->mdb, &old->types[i], n);
+    if (o->extra && !n->extra)
+        udb__buf_printf(added, "type \"%s\" no longer accepts undeclared fields\n", n->name);
+    if (!o->extra && n->extra)
+        udb__buf_printf(removed, "the refusal of undeclared fields in type \"%s\" "
+                        "(\"extra\": true would accept them)\n", o->name);
+    for (size_t x = 1; x < o->nidx; x++) {
+        const udb_index *ox = &o->idx[x], *nx = udb__type_index(n, ox->name);
+        if (nx && same_index(ox, nx))
+            continue;
+        index_desc(removed, o, ox, true);
+        if (nx) {
+            udb__buf_printf(removed, ", redefined as %s ", nx->unique ? "unique" : "non-unique");
+            index_desc(removed, n, nx, false);
+        }
+        udb__buf_byte(removed, '\n');
+    }
+    for (size_t x = 1; x < n->nidx; x++) {
+        const udb_index *nx = &n->idx[x], *ox = udb__type_index(o, nx->name);
+        if (ox && same_index(ox, nx))
+            continue;
+        udb__buf_printf(added, ox ? "rebuilt " : "added ");
+        index_desc(added, n, nx, true);
+        udb__buf_byte(added, '\n');
+    }
+}
+
+static void describe(udb_buf *added, udb_buf *removed, const udb_schema *o, const udb_schema *n,
+                     MDB_txn *txn)
+{
+    for (size_t i = 0; i < n->ntypes; i++) {
+        const udb_type *nt = &n->types[i], *ot = o ? udb__schema_type(o, nt->name) : NULL;
+        if (ot) {
+            describe_type(added, removed, ot, nt);
+            continue;
+        }
+        udb__buf_printf(added, "added type \"%s\" (%zu field%s", nt->name, nt->nfields,
+                        nt->nfields == 1 ? "" : "s");
+        for (size_t x = 1; x < nt->nidx; x++) {
+            udb__buf_printf(added, x == 1 ? "; " : ", ");
+            index_desc(added, nt, &nt->idx[x], true);
+        }
+        udb__buf_printf(added, ")\n");
+    }
+    for (size_t i = 0; o && i < o->ntypes; i++) {
+        const udb_type *ot = &o->types[i];
+        if (udb__schema_type(n, ot->name))
+            continue;
+        uint64_t count = 0;
+        if (txn && type_count(&count, txn, ot) == 0)
+            udb__buf_printf(removed, "type \"%s\" with its %" PRIu64 " record%s\n", ot->name,
+                            count, count == 1 ? "" : "s");
+        else
+            udb__buf_printf(removed, "type \"%s\" with its records\n", ot->name);
+    }
+}
+
+/* Each line of items, prefixed, into out. */
+static void prefixed(udb_buf *out, const udb_buf *items, const char *prefix, const char *sep)
+{
+    const char *p = items->p ? (const char *)items->p : "", *end = p + items->len;
+    bool first = true;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        udb__buf_printf(out, "%s%s%.*s", first ? "" : sep, prefix, (int)n, p);
+        first = false;
+        p += n + 1;
+    }
+}
+
+/* ---- UDB_SCHEMA_KEEP: the stored schema plus what the given one adds ---- */
+
+/* Merge canonical type definition nt into ot (both jansson objects of the
+ * canonical form).  Definitions present in both keep the stored one, except
+ * that enum values are united and "required" is kept if either says it. */
+static int merge_type(json_t *ot, json_t *nt, const char *tname, udb_buf *msg)
+{
+    const char *ok = json_string_value(json_object_get(ot, "key"));
+    const char *nk = json_string_value(json_object_get(nt, "key"));
+    if (!ok || !nk || strcmp(ok, nk) != 0) {
+        udb__buf_printf(msg, "type \"%s\": the key field differs (stored \"%s\", given \"%s\")",
+                        tname, ok ? ok : "?", nk ? nk : "?");
+        return UDB_ESCHEMA;
+    }
+    json_t *of = json_object_get(ot, "fields"), *nf = json_object_get(nt, "fields");
+    const char *name;
+    json_t *nd;
+    json_object_foreach(nf, name, nd) {
+        json_t *od = json_object_get(of, name);
+        if (!od) {
+            json_object_set(of, name, nd);
+            continue;
+        }
+        if (!json_equal(json_object_get(od, "type"), json_object_get(nd, "type"))) {
+            udb__buf_printf(msg, "type \"%s\": field \"%s\" is %s in the stored schema, %s in "
+                            "the given one", tname, name,
+                            json_string_value(json_object_get(od, "type")),
+                            json_string_value(json_object_get(nd, "type")));
+            return UDB_ESCHEMA;
+        }
+        if (json_is_true(json_object_get(nd, "required")))
+            json_object_set_new(od, "required", json_true());
+        json_t *ov = json_object_get(od, "values"), *nv = json_object_get(nd, "values");
+        size_t i, j;
+        json_t *v, *w;
+        json_array_foreach(nv, i, v) {
+            bool had = false;
+            json_array_foreach(ov, j, w)
+                had |= json_equal(v, w);
+            if (!had)
+                json_array_append(ov, v);
         }
     }
-    if (rc) {
-        udb__txn_end(txn, false);
+    static const char *const kinds[] = {"unique", "indexes"};
+    for (int k = 0; k < 2; k++) {
+        json_t *nset = json_object_get(nt, kinds[k]);
+        json_object_foreach(nset, name, nd) {
+            if (json_object_get(json_object_get(ot, "unique"), name) ||
+                json_object_get(json_object_get(ot, "indexes"), name))
+                continue;   /* the stored definition wins */
+            json_t *oset = json_object_get(ot, kinds[k]);
+            if (!oset) {
+                oset = json_object();
+                json_object_set_new(ot, kinds[k], oset);
+            }
+            json_object_set(oset, name, nd);
+        }
+    }
+    return 0;
+}
+
+/* The text of o plus what n adds, into *out (malloc'd). */
+static int merge_keep(char **out, const udb_schema *o, const udb_schema *n, udb_buf *msg)
+{
+    json_t *oj = json_loadb(o->json, o->json_len, 0, NULL);
+    json_t *nj = json_loadb(n->json, n->json_len, 0, NULL);
+    int rc = UDB_ENOMEM;
+    if (!oj || !nj)
+        goto out;
+    json_t *otypes = json_object_get(oj, "types"), *ntypes = json_object_get(nj, "types");
+    const char *name;
+    json_t *nt;
+    rc = 0;
+    json_object_foreach(ntypes, name, nt) {
+        json_t *ot = json_object_get(otypes, name);
+        if (!ot)
+            json_object_set(otypes, name, nt);
+        else if ((rc = merge_type(ot, nt, name, msg)))
+            goto out;
+    }
+    *out = json_dumps(oj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    rc = *out ? 0 : UDB_ENOMEM;
+out:
+    json_decref(oj);
+    json_decref(nj);
+    return rc;
+}
+
+/* ---- applying ------------------------------------------------------------ */
+
+typedef struct apply_ctx {
+    const char *json;          /* the caller's schema text */
+    size_t len;
+    unsigned flags;
+    const udb_schema *seen;    /* the stored schema as this env knew it at the call */
+    uint64_t seen_gen;
+    udb_buf msg, report;
+    bool grow;                 /* the map filled: grow to twice grow_at and retry */
+    size_t grow_at;
+} apply_ctx;
+
+/* The refusal in a->msg gets a preface when the stored schema moved since
+ * the call began: the caller's schema was written against another one. */
+static void explain_race(apply_ctx *a, const udb_schema *stored, uint64_t gen)
+{
+    if (gen == a->seen_gen)
+        return;
+    udb_buf added = {0}, removed = {0}, m = {0};
+    describe(&added, &removed, a->seen, stored, NULL);
+    udb__buf_printf(&m, "the stored schema changed underneath this call (another process or "
+                    "thread applied one since this database handle last read it): ");
+    prefixed(&m, &added, "", "; ");
+    if (removed.len)
+        prefixed(&m, &removed, added.len ? "; removed " : "removed ", "; removed ");
+    if (!added.len && !removed.len)
+        udb__buf_printf(&m, "it was rewritten");
+    udb__buf_printf(&m, ". Against the schema stored now: %s",
+                    a->msg.p ? (char *)a->msg.p : "refused");
+    udb__buf_free(&a->msg);
+    a->msg = m;
+    udb__buf_free(&added);
+    udb__buf_free(&removed);
+}
+
+/* Decide what applying means against the stored schema old: refuse, or fill
+ * a->report with the change.  *s may be replaced (UDB_SCHEMA_KEEP). */
+static int plan(apply_ctx *a, udb_schema **s, const udb_schema *old, MDB_txn *mdb)
+{
+    udb_buf added = {0}, removed = {0}, kept = {0}, none = {0};
+    int rc = 0;
+    if ((a->flags & UDB_SCHEMA_KEEP) && old) {
+        char *merged = NULL;
+        udb_schema *m = NULL;
+        describe(&none, &kept, old, *s, NULL);
+        if (!(rc = merge_keep(&merged, old, *s, &a->msg)))
+            rc = udb__schema_parse(&m, merged, strlen(merged), &a->msg);
+        free(merged);
+        if (rc)
+            goto out;
+        udb__schema_free(*s);
+        *s = m;
+    }
+    for (size_t i = 0; old && i < old->ntypes && !rc; i++) {
+        const udb_type *n = udb__schema_type(*s, old->types[i].name);
+        if (n)
+            rc = diff_type(&a->msg, mdb, &old->types[i], n);
+    }
+    if (rc)
+        goto out;
+    describe(&added, &removed, old, *s, mdb);
+    if (removed.len && !(a->flags & UDB_SCHEMA_DROP)) {
+        udb__buf_printf(&a->msg, "this schema would remove or weaken: ");
+        prefixed(&a->msg, &removed, "", "; ");
+        udb__buf_printf(&a->msg, ". Nothing was changed. To remove them, apply with "
+                        "UDB_SCHEMA_DROP (uniqdb init --drop); to keep them and add only what "
+                        "is new, with UDB_SCHEMA_KEEP (uniqdb init --keep)");
+        rc = UDB_ESCHEMA;
+        goto out;
+    }
+    prefixed(&a->report, &added, "", "\n");
+    if (removed.len)
+        prefixed(&a->report, &removed, a->report.len ? "\nremoved " : "removed ", "\nremoved ");
+    if (kept.len)
+        prefixed(&a->report, &kept, a->report.len ? "\nkept " : "kept ", "\nkept ");
+    if (kept.len)
+        udb__buf_printf(&a->report, " (not in the given schema)");
+    rc = a->msg.oom || a->report.oom ? UDB_ENOMEM : 0;
+out:
+    udb__buf_free(&added);
+    udb__buf_free(&removed);
+    udb__buf_free(&kept);
+    udb__buf_free(&none);
+    return rc;
+}
+
+/* One attempt at applying a->json.  *installed says whether a schema was
+ * installed in env. */
+static int apply_once(udb_env *env, apply_ctx *a, bool *installed)
+{
+    udb_schema *s = NULL;
+    udb_txn *txn;
+    a->msg.len = 0;
+    a->report.len = 0;
+    int rc = udb__schema_parse(&s, a->json, a->len, &a->msg);
+    if (rc)
+        return rc;
+    if ((rc = udb__txn_begin_raw(&txn, env, 0, NULL))) {
+        udb__schema_free(s);
         return rc;
     }
+    const udb_schema *old = txn->schema;
+    bool locked = false;
+    uint64_t gen = 0;
+    if ((rc = udb__meta_gen(&gen, txn->mdb, env)))
+        goto out;
+    if ((rc = plan(a, &s, old, txn->mdb))) {
+        if (rc == UDB_ESCHEMA)
+            explain_race(a, old, gen);
+        goto out;
+    }
+    if (old && old->json_len == s->json_len && memcmp(old->json, s->json, s->json_len) == 0)
+        goto out;   /* the stored schema already: nothing to do */
     pthread_mutex_lock(&env->dbi_lock);
+    locked = true;
     rc = udb__schema_open_dbis(s, txn->mdb, MDB_CREATE);
     for (size_t i = 0; i < s->ntypes && !rc; i++) {
         const udb_type *t = &s->types[i];
@@ -244,21 +539,20 @@ static int apply_once(udb_env *env, udb_schema *s, udb_buf *msg, bool *installed
                 continue;
             /* new, or redefined: start from empty and build from the records */
             if ((rc = mdb_drop(txn->mdb, ix->dbi, 0)) == 0)
-                rc = build_index(msg, txn, t, ix);
+                rc = build_index(&a->msg, txn, t, ix);
         }
     }
-    /* indexes that disappeared (or moved between unique and not) */
+    /* types and indexes that disappeared (or moved between unique and not) */
     for (size_t i = 0; old && i < old->ntypes && !rc; i++) {
         const udb_type *ot = &old->types[i], *t = udb__schema_type(s, ot->name);
         for (size_t x = 1; x < ot->nidx && !rc; x++) {
-            const udb_index *nx = udb__type_index(t, ot->idx[x].name);
+            const udb_index *nx = t ? udb__type_index(t, ot->idx[x].name) : NULL;
             if (!nx || nx->unique != ot->idx[x].unique)
                 rc = mdb_drop(txn->mdb, ot->idx[x].dbi, 1);
         }
+        if (!t && !rc)
+            rc = mdb_drop(txn->mdb, ot->dbi, 1);
     }
-    uint64_t gen = 0;
-    if (!rc)
-        rc = udb__meta_gen(&gen, txn->mdb, env);
     if (!rc) {
         unsigned char g[8];
         udb__put_be64(g, gen + 1);
@@ -268,51 +562,70 @@ static int apply_once(udb_env *env, udb_schema *s, udb_buf *msg, bool *installed
         if (!rc)
             rc = mdb_put(txn->mdb, env->meta_dbi, &gk, &gv, 0);
     }
+out:
     if (rc == MDB_MAP_FULL && !txn->map_full) {
         txn->map_full = true;
         txn->map_full_at = udb__mapsize(env);
     }
-    *grow_at = txn->map_full_at;
-    if (rc) {
-        *grow = txn->map_full;
+    a->grow_at = txn->map_full_at;
+    if (rc || !locked) {
+        a->grow = txn->map_full;
         udb__txn_end(txn, false);
     } else {
-        *grow_at = udb__mapsize(env);
+        a->grow_at = udb__mapsize(env);
         rc = udb__txn_end(txn, true);
-        *grow = rc == MDB_MAP_FULL;
+        a->grow = rc == MDB_MAP_FULL;
         if (!rc) {
             udb__env_install_schema(env, s, gen + 1);
             *installed = true;
+            s = NULL;
         }
     }
-    pthread_mutex_unlock(&env->dbi_lock);
+    if (locked)
+        pthread_mutex_unlock(&env->dbi_lock);
+    udb__schema_free(s);
     return rc;
 }
 
-int udb_schema_apply(udb_env *env, const char *json, size_t len)
+int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len, unsigned flags)
 {
     if (!env || !json)
         return udb__env_err(UDB_EINVAL, "udb_schema_apply: env and json are required");
-    udb_schema *s;
-    udb_buf msg = {0};
-    int rc = udb__schema_parse(&s, json, len, &msg);
-    for (int attempt = 0; !rc; attempt++) {
-        bool installed = false, grow = false;
-        size_t at = 0;
-        msg.len = 0;
-        rc = apply_once(env, s, &msg, &installed, &grow, &at);
-        if (!installed)
-            udb__schema_free(s);
-        if (!grow || attempt > 60)
+    if ((flags & ~(UDB_SCHEMA_KEEP | UDB_SCHEMA_DROP)) ||
+        (flags & UDB_SCHEMA_KEEP && flags & UDB_SCHEMA_DROP))
+        return udb__env_err(UDB_EINVAL, "udb_schema_apply: flags 0x%x: UDB_SCHEMA_KEEP and "
+                            "UDB_SCHEMA_DROP are the only flags, and exclusive", flags);
+    apply_ctx a = {.json = json, .len = len, .flags = flags};
+    pthread_mutex_lock(&env->lock);
+    a.seen = env->schema;       /* never freed before close (retired, not freed) */
+    a.seen_gen = env->schema_gen;
+    pthread_mutex_unlock(&env->lock);
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        bool installed = false;
+        a.grow = false;
+        rc = apply_once(env, &a, &installed);
+        if (!a.grow || attempt > 60)
             break;
-        if ((rc = udb__grow(env, at)))
+        if ((rc = udb__grow(env, a.grow_at)))
             break;
-        /* the failed attempt freed s: parse again for the next one */
-        rc = udb__schema_parse(&s, json, len, &msg);
     }
-    if (rc)
-        udb__env_err(rc, "%s", msg.len ? (char *)msg.p : udb_strerror(rc));
-    udb__buf_free(&msg);
+    if (rc) {
+        udb__env_err(rc, "%s", a.msg.len ? (char *)a.msg.p : udb_strerror(rc));
+    } else if (changes) {
+        char *text = malloc(a.report.len + 1);
+        if (!text) {
+            rc = udb__env_err(UDB_ENOMEM, "udb_schema_apply: out of memory (the schema was "
+                              "applied)");
+        } else {
+            if (a.report.len)
+                memcpy(text, a.report.p, a.report.len);
+            text[a.report.len] = '\0';
+            *changes = text;
+        }
+    }
+    udb__buf_free(&a.msg);
+    udb__buf_free(&a.report);
     return rc;
 }
 

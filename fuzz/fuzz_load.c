@@ -208,7 +208,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         udb_env *env;
         int rc = udb_open(&env, db1, NULL);
         FUZZ_CHECK(rc == 0, "udb_open: %s", udb_env_errmsg(NULL));
-        rc = udb_schema_apply(env, CLI_SCENARIOS_JSON, strlen(CLI_SCENARIOS_JSON));
+        rc = udb_schema_apply(NULL, env, CLI_SCENARIOS_JSON, strlen(CLI_SCENARIOS_JSON), 0);
         FUZZ_CHECK(rc == 0, "scenarios schema: %s", udb_env_errmsg(env));
         udb_close(env);
     }

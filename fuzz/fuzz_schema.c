@@ -106,14 +106,14 @@ static void schema_mode(const uint8_t *data, size_t size)
     /* it applies, is stored as the canonical text, and re-applies as a no-op */
     udb_env *env = fresh_env();
     char *stored = NULL;
-    rc = udb_schema_apply(env, (const char *)data, size);
+    rc = udb_schema_apply(NULL, env, (const char *)data, size, 0);
     FUZZ_CHECK(rc == 0, "a schema that parses does not apply: %s", udb_env_errmsg(env));
     rc = udb_schema_json(&stored, env);
     FUZZ_CHECK(rc == 0 && strcmp(stored, s->json) == 0, "stored schema is not the canonical text");
     udb_free(stored);
-    FUZZ_CHECK(udb_schema_apply(env, s->json, s->json_len) == 0, "re-applying the canonical "
+    FUZZ_CHECK(udb_schema_apply(NULL, env, s->json, s->json_len, 0) == 0, "re-applying the canonical "
                "text: %s", udb_env_errmsg(env));
-    FUZZ_CHECK(udb_schema_apply(env, (const char *)data, size) == 0, "re-applying: %s",
+    FUZZ_CHECK(udb_schema_apply(NULL, env, (const char *)data, size, 0) == 0, "re-applying: %s",
                udb_env_errmsg(env));
 
     /* a minimal record per type goes in (or is refused cleanly) */
@@ -147,7 +147,7 @@ static void schema_mode(const uint8_t *data, size_t size)
     FUZZ_CHECK(udb_commit(txn) == 0, "commit");
     expect_check(env);
     /* with records stored, the same schema is still a no-op */
-    FUZZ_CHECK(udb_schema_apply(env, s->json, s->json_len) == 0, "re-applying with records: %s",
+    FUZZ_CHECK(udb_schema_apply(NULL, env, s->json, s->json_len, 0) == 0, "re-applying with records: %s",
                udb_env_errmsg(env));
     expect_check(env);
     udb_close(env);
@@ -373,7 +373,7 @@ static void where_records(const char *schema_json, const udb_pred *p, const char
 
     for (size_t i = 0; i < size; i++)
         h = (h ^ data[i]) * 16777619u;
-    rc = udb_schema_apply(env, schema_json, strlen(schema_json));
+    rc = udb_schema_apply(NULL, env, schema_json, strlen(schema_json), 0);
     FUZZ_CHECK(rc == 0, "a schema that parses does not apply: %s", udb_env_errmsg(env));
     FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
     for (int r = 0; r < NREC; r++) {

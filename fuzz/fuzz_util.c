@@ -156,7 +156,7 @@ udb_env *fuzz_open_scratch(const char *schema)
     o.flags = UDB_NOSYNC;
     rc = udb_open(&env, fuzz_scratch_dir(), &o);
     FUZZ_CHECK(rc == 0, "udb_open: %s", udb_env_errmsg(NULL));
-    rc = udb_schema_apply(env, schema, strlen(schema));
+    rc = udb_schema_apply(NULL, env, schema, strlen(schema), 0);
     FUZZ_CHECK(rc == 0, "schema: %s", udb_env_errmsg(env));
     return env;
 }

@@ -187,14 +187,35 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts);
 /* Close env.  Every transaction and cursor on it must have ended.  NULL is fine. */
 void udb_close(udb_env *env);
 
+/* udb_schema_apply() flags */
+#define UDB_SCHEMA_KEEP 0x1u /* keep everything the stored schema has and json lacks or
+                                defines more loosely; add only what json adds.  A json that
+                                is a subset of the stored schema is then a no-op: the way an
+                                older app version opens a database a newer one extended. */
+#define UDB_SCHEMA_DROP 0x2u /* apply json exactly, even where it removes or loosens: drops
+                                indexes and types (with their records) it lacks */
+
 /* Apply a schema (JSON text, see README) in one write transaction.  Applying
- * the stored schema again is a no-op.  Allowed changes: adding a type, an
- * optional field, an index (built here), an enum value; removing an index.
- * Errors: UDB_ESCHEMA (malformed, or a change that is not allowed: removing or
- * retyping a field, removing a type, changing a key), UDB_ECONFLICT (existing
- * records collide in a new unique index; udb_env_errmsg lists their keys),
- * UDB_EKEYTOOLONG, UDB_EINVAL, LMDB codes.  On any error nothing changes. */
-int udb_schema_apply(udb_env *env, const char *json, size_t len);
+ * the stored schema again is a no-op.  Without flags, json must be the stored
+ * schema plus additions: a new type, an optional field, an index (built
+ * here), an enum value, "required" on a field of an empty type.  A change
+ * that would remove or loosen a constraint -- remove a type or an index
+ * (unique or not), redefine an index, drop "required", turn "extra" on -- is
+ * refused with UDB_ESCHEMA, naming each such item, unless flags has
+ * UDB_SCHEMA_DROP (do it) or UDB_SCHEMA_KEEP (keep them, add the rest).
+ * Changes that would strand stored records are refused whatever the flags:
+ * removing or retyping a field, removing an enum value, changing the key or
+ * "auto".  If another process (or thread) applied a schema since this handle
+ * last read the stored one, a refusal says so and lists what changed.
+ * *changes (changes may be NULL) receives what was done, one item per line
+ * ("added ...", "rebuilt ...", "removed ...", "kept ... (not in the given
+ * schema)"; "" when nothing changed), NUL-terminated; free it with udb_free().
+ * Errors: UDB_ESCHEMA (malformed, or a change that is not allowed; the
+ * reason in udb_env_errmsg), UDB_ECONFLICT (existing records collide in a
+ * new unique index; udb_env_errmsg lists their keys), UDB_EINVAL (NULL env
+ * or json, unknown flags, both KEEP and DROP), UDB_ENOMEM, LMDB codes.  On
+ * any error nothing changes and *changes is untouched. */
+int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len, unsigned flags);
 
 /* The stored schema as JSON text, NUL-terminated.  *out is the caller's: free
  * it with udb_free().  Errors: UDB_ENOTFOUND (no schema applied yet), UDB_ENOMEM. */

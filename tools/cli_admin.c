@@ -16,25 +16,47 @@
 
 int cli_cmd_init(int argc, char **argv)
 {
-    char *text = NULL, *stored = NULL;
+    static const struct option opts[] = {
+        {"keep", no_argument, NULL, 'k'},
+        {"drop", no_argument, NULL, 'D'},
+        CLI_COMMON_LONGOPTS,
+    };
+    char *text = NULL, *stored = NULL, *changes = NULL;
     udb_env *env = NULL;
+    unsigned flags = 0;
     size_t len;
-    int first, ex, rc;
+    int c, ex, rc;
 
-    if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
-        return ex;
-    if (argc - first != 2)
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'k')
+            flags |= UDB_SCHEMA_KEEP;
+        else if (c == 'D')
+            flags |= UDB_SCHEMA_DROP;
+        else if ((ex = cli_common_option(c, argv, NULL)) >= 0)
+            return ex;
+    }
+    if (argc - optind != 2)
         return cli_usage("init", "expected DB SCHEMA.json");
-    if ((ex = cli_read_file(&text, &len, argv[first + 1])) != CLI_OK)
+    if (flags == (UDB_SCHEMA_KEEP | UDB_SCHEMA_DROP))
+        return cli_usage("init", "--keep and --drop exclude each other");
+    if ((ex = cli_read_file(&text, &len, argv[optind + 1])) != CLI_OK)
         return ex;
-    if ((ex = cli_open(&env, argv[first], 1)) != CLI_OK)
+    if ((ex = cli_open(&env, argv[optind], 1)) != CLI_OK)
         goto out;
-    rc = udb_schema_apply(env, text, len);
+    rc = udb_schema_apply(&changes, env, text, len, flags);
     if (rc) {
-        ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, argv[first + 1]);
+        ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, argv[optind + 1]);
         goto out;
     }
-    /* Say what the database now holds, from the stored schema. */
+    /* Say what changed, then what the database now holds. */
+    if (*changes) {
+        for (char *line = strtok(changes, "\n"); line; line = strtok(NULL, "\n"))
+            printf("%s: %s\n", argv[optind], line);
+    } else {
+        printf("%s: no change\n", argv[optind]);
+    }
     if (udb_schema_json(&stored, env) == 0) {
         json_t *s = json_loads(stored, 0, NULL);
         json_t *types = json_object_get(s, "types");
@@ -42,7 +64,7 @@ int cli_cmd_init(int argc, char **argv)
         json_t *t;
         size_t i = 0;
 
-        printf("%s: schema applied, %zu type%s:", argv[first], json_object_size(types),
+        printf("%s: schema applied, %zu type%s:", argv[optind], json_object_size(types),
                json_object_size(types) == 1 ? "" : "s");
         json_object_foreach(types, name, t) printf("%s %s", i++ ? "," : "", name);
         printf("\n");
@@ -50,6 +72,7 @@ int cli_cmd_init(int argc, char **argv)
     }
     ex = CLI_OK;
 out:
+    udb_free(changes);
     udb_free(stored);
     udb_close(env);
     free(text);

@@ -759,7 +759,7 @@ int cli_cmd_demo(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if ((rc = udb_open(&env, dir, NULL)) != 0)
         return cli_fail_rc(rc, udb_env_errmsg(NULL), NULL, dir);
-    rc = udb_schema_apply(env, CLI_SCENARIOS_JSON, strlen(CLI_SCENARIOS_JSON));
+    rc = udb_schema_apply(NULL, env, CLI_SCENARIOS_JSON, strlen(CLI_SCENARIOS_JSON), 0);
     if (rc) {
         ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, "scenarios schema");
         udb_close(env);

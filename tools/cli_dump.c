@@ -157,7 +157,9 @@ typedef struct entry {
 
 typedef struct loader {
     udb_env *env;
+    const char *path;
     int or_get;
+    bool had_schema;   /* the database had a schema before the load */
     entry batch[BATCH];
     size_t n, bytes;
     /* sequences present before the load: only raised, never lowered */
@@ -336,7 +338,17 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
         char *s = cli_json_dumps(x, 0);
 
         if ((ex = flush(l)) == CLI_OK) {
-            rc = s ? udb_schema_apply(l->env, s, strlen(s)) : UDB_ENOMEM;
+            char *changes = NULL;
+
+            /* a dump never loosens the database it is loaded into: what the stored
+               schema has and the dump's lacks is kept, and the user is told */
+            rc = s ? udb_schema_apply(&changes, l->env, s, strlen(s), UDB_SCHEMA_KEEP)
+                   : UDB_ENOMEM;
+            if (rc == 0 && l->had_schema && *changes) {
+                for (char *c = strtok(changes, "\n"); c; c = strtok(NULL, "\n"))
+                    fprintf(stderr, "uniqdb: %s: schema: %s\n", l->path, c);
+            }
+            udb_free(changes);
             if (rc) {
                 char msg[1200];
 
@@ -440,8 +452,16 @@ int cli_cmd_load(int argc, char **argv)
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
         goto out;
     }
+    l->path = argv[optind];
     if ((rc = udb_begin(&txn, l->env, UDB_RDONLY)) == 0)
         rc = udb_seq_foreach(txn, collect_seq, l->had_seqs);
+    if (rc == 0) {
+        const char *const *names;
+        size_t ntypes = 0;
+
+        rc = udb_types(&names, &ntypes, txn);
+        l->had_schema = ntypes > 0;
+    }
     udb_abort(txn);
     if (rc) {
         ex = cli_fail_rc(rc, udb_env_errmsg(l->env), NULL, "load");

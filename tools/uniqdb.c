@@ -24,10 +24,14 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"init", cli_cmd_init, "DB SCHEMA.json", "create a database or change its schema",
+    {"init", cli_cmd_init, "DB SCHEMA.json [--keep | --drop]",
+     "create a database or change its schema",
      "Create the database DB (a directory) with the schema in SCHEMA.json (\"-\": stdin),\n"
-     "or apply a schema change to an existing one.  Applying the stored schema again\n"
-     "changes nothing."},
+     "or apply a schema change to an existing one, and print what changed.  Applying\n"
+     "the stored schema again changes nothing.  A schema that lacks or loosens what\n"
+     "the stored one has (an index, a type, \"required\") is refused, naming each item,\n"
+     "unless --keep (keep them; add only what is new: a subset of the stored schema\n"
+     "is then a no-op) or --drop (remove them; a dropped type loses its records)."},
     {"schema", cli_cmd_schema, "DB", "print the stored schema", "Print the stored schema as JSON."},
     {"put", cli_cmd_put, "DB TYPE JSON [--or-get [INDEX]] [--upsert [INDEX]]",
      "insert a record (or get / upsert it)",

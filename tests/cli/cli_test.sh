@@ -323,6 +323,25 @@ group_dumpload() {
     err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
     run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
     run 1 "$U" load "$T/m2" "$T/does-not-exist"
+
+    # an older schema (in a dump, or given to init) never drops a unique index
+    echo '{"types":{"t":{"key":"id","fields":{"id":{"type":"uint","auto":true},"email":{"type":"str"}}}}}' >"$T/v1.json"
+    echo '{"types":{"t":{"key":"id","fields":{"id":{"type":"uint","auto":true},"email":{"type":"str"}},"unique":{"email":{"fields":["email"]}}}}}' >"$T/v2.json"
+    run 0 "$U" init "$T/d1" "$T/v1.json"; out_has 'added type "t" (2 fields)'
+    run 0 "$U" put "$T/d1" t '{"email":"a@x"}'
+    "$U" dump "$T/d1" >"$T/old.nd"
+    run 0 "$U" init "$T/d2" "$T/v2.json"; out_has 'added type "t" (2 fields; unique index "t.email" (email))'
+    run 0 "$U" put "$T/d2" t '{"id":100,"email":"b@x"}'
+    run 0 "$U" load "$T/d2" "$T/old.nd"; err_has 'schema: kept unique index "t.email" (email) (not in the given schema)'
+    run 3 "$U" put "$T/d2" t '{"email":"b@x"}'; err_has 't.email'
+    run 5 "$U" init "$T/d2" "$T/v1.json"; err_has 'would remove or weaken: unique index "t.email" (email)'; err_has '--drop'
+    run 0 "$U" init "$T/d2" "$T/v1.json" --keep; out_has 'kept unique index "t.email"'
+    run 3 "$U" put "$T/d2" t '{"email":"a@x"}'
+    run 0 "$U" init "$T/d2" "$T/v2.json"; out_has "no change"
+    run 2 "$U" init "$T/d2" "$T/v1.json" --keep --drop
+    run 0 "$U" init "$T/d2" "$T/v1.json" --drop; out_has 'removed unique index "t.email" (email)'
+    run 0 "$U" put "$T/d2" t '{"email":"a@x"}'
+    run 0 "$U" check "$T/d2"
 }
 
 # ---------------------------------------------------------------------------

@@ -867,7 +867,7 @@ static int create_db(const char *dir, const char *schema_path, const race_spec *
         free(json);
         return race_lib_fail("udb_open", rc, udb_env_errmsg(NULL));
     }
-    rc = udb_schema_apply(env, json, len);
+    rc = udb_schema_apply(NULL, env, json, len, 0);
     if (rc != 0)
         race_lib_fail("udb_schema_apply", rc, udb_env_errmsg(env));
     udb_close(env);

@@ -247,8 +247,8 @@ static void t_arguments_are_checked(tu *t)
     CHECK_OK(udb_types(&types, &ntypes, txn));
     CHECK(ntypes == 0);
     tu_abort(txn);
-    CHECK_RC(udb_schema_apply(t->env, NULL, 0), UDB_EINVAL);
-    CHECK_RC(udb_schema_apply(NULL, "{}", 2), UDB_EINVAL);
+    CHECK_RC(udb_schema_apply(NULL, t->env, NULL, 0, 0), UDB_EINVAL);
+    CHECK_RC(udb_schema_apply(NULL, NULL, "{}", 2, 0), UDB_EINVAL);
     CHECK_OK(tu_apply(t, SCHEMA));
     txn = NULL;
     CHECK_RC(udb_begin(&txn, t->env, 0x80), UDB_EINVAL);
@@ -410,7 +410,7 @@ static void t_group_commit_shares_commits_and_isolates_failures(tu *t)
     snprintf(path, sizeof path, "%s/nogroup", t->dir);
     if (!CHECK_OK(udb_open(&alone, path, &o)))
         return;
-    if (CHECK_OK(udb_schema_apply(alone, jq(SCHEMA), strlen(SCHEMA))) &&
+    if (CHECK_OK(udb_schema_apply(NULL, alone, jq(SCHEMA), strlen(SCHEMA), 0)) &&
         CHECK_OK(udb_begin(&txn, alone, 0))) {
         CHECK_OK(udb_insert(NULL, txn, "acct", holder.data, holder.size));
         CHECK_OK(udb_commit(txn));

@@ -5,6 +5,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "testutil.h"
@@ -166,13 +168,13 @@ static const char *round_trip(tu *t, const char *schema)
     if (!CHECK(printed != NULL))
         return "";
     uint64_t gen = t->env->schema_gen;
-    CHECK_OK(udb_schema_apply(t->env, printed, strlen(printed)));
+    CHECK_OK(udb_schema_apply(NULL, t->env, printed, strlen(printed), 0));
     CHECK(t->env->schema_gen == gen);
     CHECK_STR(tu_schema_text(t), printed);
     tu_reopen(t);
     CHECK_STR(tu_schema_text(t), printed);
     gen = t->env->schema_gen;
-    CHECK_OK(udb_schema_apply(t->env, printed, strlen(printed)));
+    CHECK_OK(udb_schema_apply(NULL, t->env, printed, strlen(printed), 0));
     CHECK(t->env->schema_gen == gen);
     return printed;
 }
@@ -215,8 +217,11 @@ static void t_new_index_is_built_from_old_records(tu *t)
     CHECK_RC(tu_ins(NULL, txn, "person", mp("{s:s}", "email", "c@x")), UDB_ECONFLICT);
     CHECK_STR(tu_conflict(txn), "person: email(email)=[\"c@x\"] held by 3");
     tu_abort(txn);
-    /* dropping an index is allowed; it is gone afterwards */
-    CHECK_OK(tu_apply(t, V1));
+    /* dropping an index takes UDB_SCHEMA_DROP; it is gone afterwards */
+    const char *changes;
+    CHECK_OK(tu_apply_f(t, V1, UDB_SCHEMA_DROP, &changes));
+    CHECK_HAS(changes, "removed unique index \"person.email\" (email)",
+              "removed index \"person.by_city\" (city)");
     txn = tu_r(t);
     CHECK_RC(tu_find(&v, txn, "person", "email", mp("[s]", "b@x")), UDB_EINVAL);
     tu_commit(txn);
@@ -276,7 +281,6 @@ static void t_destructive_changes_are_refused(tu *t)
     add_person(t, "a@x", "Oslo");
     const char *before = tu_schema_text(t);
     static const struct { const char *schema, *says; } refused[] = {
-        {TYPES(P_WITH(PF_ALL)), "type \"pet\" cannot be removed"},
         {TYPES(P_WITH(PF_ID ", " PF_EMAIL ", " PF_LEVEL) ", " PET),
          "type \"person\": field \"city\" cannot be removed"},
         {TYPES(P_WITH(PF_ID ", " PF_EMAIL ", `city`: {`type`: `int`}, " PF_LEVEL) ", " PET),
@@ -295,12 +299,13 @@ static void t_destructive_changes_are_refused(tu *t)
                       PF_LEVEL) ", " PET),
          "existing field \"city\" cannot become required"},
     };
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        const char *s = refused[i].schema;
-        if (!CHECK_RC(tu_apply(t, s), UDB_ESCHEMA))
+    /* UDB_SCHEMA_DROP allows removing constraints, never stranding records */
+    for (size_t i = 0; i < 2 * (sizeof refused / sizeof refused[0]); i++) {
+        const char *s = refused[i / 2].schema;
+        if (!CHECK_RC(tu_apply_f(t, s, i % 2 ? UDB_SCHEMA_DROP : 0, NULL), UDB_ESCHEMA))
             tu_fail(__FILE__, __LINE__, "destructive change accepted", "%s", jq(s));
         else
-            CHECK_HAS(udb_env_errmsg(t->env), refused[i].says);
+            CHECK_HAS(udb_env_errmsg(t->env), refused[i / 2].says);
         CHECK_STR(tu_schema_text(t), before);
     }
     /* pet holds no records: a required field may be added there */
@@ -342,7 +347,8 @@ static void t_redefined_index_is_rebuilt_or_refused(tu *t)
     /* unique email becomes unique (city, email): rebuilt from the records */
     const char *wider = PERSON(", `unique`: {`email`: {`fields`: [`city`, `email`]}}, "
                                "`indexes`: {`by_city`: {`fields`: [`city`]}}");
-    CHECK_OK(tu_apply(t, wider));
+    CHECK_RC(tu_apply(t, wider), UDB_ESCHEMA);   /* redefining drops the old index */
+    CHECK_OK(tu_apply_f(t, wider, UDB_SCHEMA_DROP, NULL));
     udb_txn *txn = tu_r(t);
     udb_val v;
     CHECK_OK(tu_find(&v, txn, "person", "email", mp("[s, s]", "Oslo", "b@x")));
@@ -352,7 +358,7 @@ static void t_redefined_index_is_rebuilt_or_refused(tu *t)
     /* narrowing it to city alone collides: refused, the wider one stays intact */
     const char *narrow = PERSON(", `unique`: {`email`: {`fields`: [`city`]}}, "
                                 "`indexes`: {`by_city`: {`fields`: [`city`]}}");
-    CHECK_RC(tu_apply(t, narrow), UDB_ECONFLICT);
+    CHECK_RC(tu_apply_f(t, narrow, UDB_SCHEMA_DROP, NULL), UDB_ECONFLICT);
     CHECK_HAS(udb_env_errmsg(t->env), "\"person.email\"", "1 and 2");
     txn = tu_r(t);
     CHECK_OK(tu_find(&v, txn, "person", "email", mp("[s, s]", "Oslo", "a@x")));
@@ -361,12 +367,13 @@ static void t_redefined_index_is_rebuilt_or_refused(tu *t)
     tu_check_db(t);
     /* a unique index turned non-unique under the same name, and back */
     const char *plain = PERSON(", `indexes`: {`email`: {`fields`: [`city`]}}");
-    CHECK_OK(tu_apply(t, plain));
+    CHECK_RC(tu_apply(t, plain), UDB_ESCHEMA);   /* redefining drops the old index */
+    CHECK_OK(tu_apply_f(t, plain, UDB_SCHEMA_DROP, NULL));
     txn = tu_r(t);
     CHECK_STR(tu_scan(txn, "person", "email", mp("[s]", "Oslo"), "id"), "1,2");
     tu_commit(txn);
     tu_check_db(t);
-    CHECK_OK(tu_apply(t, V2));
+    CHECK_OK(tu_apply_f(t, V2, UDB_SCHEMA_DROP, NULL));
     txn = tu_r(t);
     CHECK_OK(tu_find(&v, txn, "person", "email", mp("[s]", "a@x")));
     CHECK_STR(tu_scan(txn, "person", "by_city", NOVAL, "id"), "1,2");
@@ -380,9 +387,10 @@ static void t_redefined_index_is_rebuilt_or_refused(tu *t)
     CHECK_OK(tu_upd(NULL, txn, "person", mp("U", 1ull), mp("{s:s}", "level", "hi"), UDB_MERGE));
     CHECK_OK(tu_upd(NULL, txn, "person", mp("U", 2ull), mp("{s:s}", "level", "lo"), UDB_MERGE));
     tu_commit(txn);
-    CHECK_RC(tu_apply(t, PERSON(", `unique`: {`email`: {`fields`: [`email`]}, `lvl`: {`fields`: "
-                                "[`city`], `where`: `level IS NOT NULL`}}, "
-                                "`indexes`: {`by_city`: {`fields`: [`city`]}}")),
+    CHECK_RC(tu_apply_f(t, PERSON(", `unique`: {`email`: {`fields`: [`email`]}, `lvl`: {`fields`: "
+                                  "[`city`], `where`: `level IS NOT NULL`}}, "
+                                  "`indexes`: {`by_city`: {`fields`: [`city`]}}"),
+                        UDB_SCHEMA_DROP, NULL),
              UDB_ECONFLICT);
     CHECK_HAS(udb_env_errmsg(t->env), "\"person.lvl\"");
     txn = tu_r(t);
@@ -447,6 +455,148 @@ static void t_where_text_is_canonical(tu *t)
     CHECK(t->env->schema_gen == gen);
 }
 
+
+/* The issue's repro: an older schema applied to a database a newer one
+ * extended must not remove its unique index, silently or otherwise. */
+static void t_older_schema_never_drops_silently(tu *t)
+{
+    if (!tu_setup(t, V2))
+        return;
+    add_person(t, "a@x", "Oslo");
+    const char *before = tu_schema_text(t);
+    uint64_t gen = t->env->schema_gen;
+    CHECK_RC(tu_apply(t, V1), UDB_ESCHEMA);
+    CHECK_HAS(udb_env_errmsg(t->env), "unique index \"person.email\" (email)",
+              "index \"person.by_city\" (city)", "Nothing was changed", "UDB_SCHEMA_DROP",
+              "UDB_SCHEMA_KEEP");
+    CHECK_STR(tu_schema_text(t), before);
+    CHECK(t->env->schema_gen == gen);
+    udb_txn *txn = tu_w(t);
+    CHECK_RC(tu_ins(NULL, txn, "person", mp("{s:s}", "email", "a@x")), UDB_ECONFLICT);
+    tu_abort(txn);
+    /* the old app version says "keep": a subset is a no-op, nothing rewritten */
+    const char *changes;
+    CHECK_OK(tu_apply_f(t, V1, UDB_SCHEMA_KEEP, &changes));
+    CHECK(t->env->schema_gen == gen);
+    CHECK_STR(tu_schema_text(t), before);
+    CHECK_HAS(changes, "kept unique index \"person.email\" (email)",
+              "kept index \"person.by_city\" (city)", "(not in the given schema)");
+    CHECK(!strstr(changes, "added"));
+    txn = tu_w(t);
+    CHECK_RC(tu_ins(NULL, txn, "person", mp("{s:s}", "email", "a@x")), UDB_ECONFLICT);
+    CHECK_OK(tu_ins(NULL, txn, "person", mp("{s:s}", "email", "b@x")));
+    tu_commit(txn);
+    /* loosening a field or the type is a removal too */
+    const char *loose = PERSON(", `extra`: true, `unique`: {`email`: {`fields`: [`email`]}}, "
+                               "`indexes`: {`by_city`: {`fields`: [`city`]}}");
+    CHECK_RC(tu_apply(t, loose), UDB_ESCHEMA);
+    CHECK_HAS(udb_env_errmsg(t->env), "undeclared fields in type \"person\"");
+    const char *optional =
+        "{`types`: {`person`: {`key`: `id`, `fields`: {" PF_ID ", `email`: {`type`: `str`}, "
+        PF_CITY ", " PF_LEVEL "}, `unique`: {`email`: {`fields`: [`email`]}}, "
+        "`indexes`: {`by_city`: {`fields`: [`city`]}}}}}";
+    CHECK_RC(tu_apply(t, optional), UDB_ESCHEMA);
+    CHECK_HAS(udb_env_errmsg(t->env), "\"required\" of field \"person.email\"");
+    CHECK(t->env->schema_gen == gen);
+    CHECK_OK(tu_apply_f(t, optional, UDB_SCHEMA_KEEP, &changes));
+    CHECK_HAS(changes, "kept \"required\" of field \"person.email\"");
+    CHECK_STR(tu_schema_text(t), before);
+    tu_reopen(t);
+    CHECK_STR(tu_schema_text(t), before);
+}
+
+static void t_keep_adds_what_is_new(tu *t)
+{
+    if (!tu_setup(t, V2))
+        return;
+    add_person(t, "a@x", "Oslo");
+    /* an old app version that added its own field, enum value and index */
+    const char *mine =
+        "{`types`: {`person`: {`key`: `id`, `fields`: {" PF_ID ", " PF_EMAIL ", "
+        "`level`: {`type`: `enum`, `values`: [`lo`, `mid`]}, `age`: {`type`: `int`}}, "
+        "`unique`: {`email`: {`fields`: [`age`]}}, `indexes`: {`by_age`: {`fields`: [`age`]}}}, "
+        PET "}}";
+    const char *changes;
+    CHECK_RC(tu_apply(t, mine), UDB_ESCHEMA);   /* lacks city: would strand records */
+    if (!CHECK_OK(tu_apply_f(t, mine, UDB_SCHEMA_KEEP, &changes)))
+        return;
+    CHECK_HAS(changes, "added type \"pet\"", "added field \"person.age\" (int)",
+              "added enum value \"mid\" to field \"person.level\"",
+              "added index \"person.by_age\" (age)",
+              "kept unique index \"person.email\" (email)", "kept index \"person.by_city\"");
+    const char *now = tu_schema_text(t);
+    CHECK_HAS(now, "\"values\":[\"lo\",\"hi\",\"mid\"]", "\"email\":{\"fields\":[\"email\"]}",
+              "\"city\"", "\"pet\"");
+    udb_txn *txn = tu_w(t);
+    CHECK_RC(tu_ins(NULL, txn, "person", mp("{s:s}", "email", "a@x")), UDB_ECONFLICT);
+    CHECK_OK(tu_ins(NULL, txn, "person", mp("{s:s, s:i, s:s}", "email", "b@x", "age", 3,
+                                           "level", "mid")));
+    CHECK_STR(tu_scan(txn, "person", "by_age", NOVAL, "email"), "\"a@x\",\"b@x\"");
+    tu_commit(txn);
+    /* keeping cannot paper over a different key or field type */
+    CHECK_RC(tu_apply_f(t, "{`types`: {`person`: {`key`: `id`, `fields`: {`id`: {`type`: "
+                           "`uint`, `auto`: true}, `email`: {`type`: `int`}}}}}",
+                        UDB_SCHEMA_KEEP, NULL), UDB_ESCHEMA);
+    CHECK_HAS(udb_env_errmsg(t->env), "field \"email\" is str in the stored schema, int");
+    CHECK_STR(tu_schema_text(t), now);
+}
+
+static void t_drop_removes_types_and_reports(tu *t)
+{
+    const char *changes;
+    if (!tu_open(t))
+        return;
+    CHECK_OK(tu_apply_f(t, TYPES(P_WITH(PF_ALL) ", " PET), 0, &changes));
+    CHECK_HAS(changes, "added type \"person\" (4 fields)", "added type \"pet\" (1 field)");
+    CHECK_OK(tu_apply_f(t, TYPES(P_WITH(PF_ALL) ", " PET), 0, &changes));
+    CHECK_STR(changes, "");
+    udb_txn *txn = tu_w(t);
+    CHECK_OK(tu_ins(NULL, txn, "pet", mp("{s:s}", "name", "rex")));
+    CHECK_OK(tu_ins(NULL, txn, "pet", mp("{s:s}", "name", "tom")));
+    tu_commit(txn);
+    CHECK_RC(tu_apply(t, TYPES(P_WITH(PF_ALL))), UDB_ESCHEMA);
+    CHECK_HAS(udb_env_errmsg(t->env), "type \"pet\" with its 2 records");
+    CHECK_OK(tu_apply_f(t, TYPES(P_WITH(PF_ALL)), UDB_SCHEMA_DROP, &changes));
+    CHECK_STR(changes, "removed type \"pet\" with its 2 records");
+    tu_check_db(t);
+    /* back again: empty */
+    CHECK_OK(tu_apply_f(t, TYPES(P_WITH(PF_ALL) ", " PET), 0, &changes));
+    txn = tu_r(t);
+    CHECK(tu_count(txn, "pet") == 0);
+    tu_commit(txn);
+    CHECK_RC(tu_apply_f(t, V1, UDB_SCHEMA_KEEP | UDB_SCHEMA_DROP, NULL), UDB_EINVAL);
+    CHECK_RC(tu_apply_f(t, V1, 0x80, NULL), UDB_EINVAL);
+}
+
+/* Two processes apply schemas at once: the loser hears that the stored
+ * schema moved, and what moved, not that it wants to drop what it never had. */
+static void t_concurrent_apply_explains_the_race(tu *t)
+{
+    if (!tu_setup(t, V1))
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        udb_env *env = NULL;
+        const char *other = jq(PERSON(", `unique`: {`email`: {`fields`: [`email`]}}"));
+        int rc = udb_open(&env, t->path, NULL);
+        if (!rc)
+            rc = udb_schema_apply(NULL, env, other, strlen(other), 0);
+        udb_close(env);
+        _exit(rc ? 1 : 0);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* this handle still knows V1; its change adds by_city */
+    CHECK_RC(tu_apply(t, PERSON(", `indexes`: {`by_city`: {`fields`: [`city`]}}")), UDB_ESCHEMA);
+    CHECK_HAS(udb_env_errmsg(t->env), "the stored schema changed underneath this call",
+              "added unique index \"person.email\" (email)",
+              "Against the schema stored now: this schema would remove");
+    /* the next attempt knows the stored schema: a plain refusal */
+    CHECK_RC(tu_apply(t, PERSON(", `indexes`: {`by_city`: {`fields`: [`city`]}}")), UDB_ESCHEMA);
+    CHECK(!strstr(udb_env_errmsg(t->env), "underneath"));
+}
+
 TU_MAIN(TU_CASE(t_parse_errors_name_the_problem), TU_CASE(t_apply_same_schema_twice_is_noop),
         TU_CASE(t_schema_json_round_trip), TU_CASE(t_new_index_is_built_from_old_records),
         TU_CASE(t_new_unique_index_over_collisions_changes_nothing),
@@ -454,4 +604,6 @@ TU_MAIN(TU_CASE(t_parse_errors_name_the_problem), TU_CASE(t_apply_same_schema_tw
         TU_CASE(t_destructive_changes_are_refused), TU_CASE(t_additive_changes_are_allowed),
         TU_CASE(t_redefined_index_is_rebuilt_or_refused),
         TU_CASE(t_declaring_a_field_checks_existing_extra_values),
-        TU_CASE(t_auto_key_marked_required_still_auto), TU_CASE(t_where_text_is_canonical))
+        TU_CASE(t_auto_key_marked_required_still_auto), TU_CASE(t_where_text_is_canonical),
+        TU_CASE(t_older_schema_never_drops_silently), TU_CASE(t_keep_adds_what_is_new),
+        TU_CASE(t_drop_removes_types_and_reports), TU_CASE(t_concurrent_apply_explains_the_race))

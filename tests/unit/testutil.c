@@ -148,8 +148,17 @@ void tu_reopen(tu *t)
 
 int tu_apply(tu *t, const char *schema)
 {
+    return tu_apply_f(t, schema, 0, NULL);
+}
+
+int tu_apply_f(tu *t, const char *schema, unsigned flags, const char **changes)
+{
     const char *json = jq(schema);
-    return udb_schema_apply(t->env, json, strlen(json));
+    char *text = NULL;
+    int rc = udb_schema_apply(changes ? &text : NULL, t->env, json, strlen(json), flags);
+    if (changes)
+        *changes = rc ? "<failed>" : tu_keep(text);
+    return rc;
 }
 
 udb_env *tu_setup(tu *t, const char *schema)

@@ -66,6 +66,9 @@ void tu_reopen(tu *t);                         /* close and open again */
 /* Schemas given to these two may write JSON quotes as backticks (see jq). */
 udb_env *tu_setup(tu *t, const char *schema);  /* open and apply schema (must succeed) */
 int tu_apply(tu *t, const char *schema);       /* udb_schema_apply, rc returned */
+/* udb_schema_apply with flags; *changes (changes may be NULL) gets the change
+ * report, which lives until the end of the case. */
+int tu_apply_f(tu *t, const char *schema, unsigned flags, const char **changes);
 udb_txn *tu_w(tu *t);                          /* begin a write transaction (sets tu_txn) */
 udb_txn *tu_r(tu *t);                          /* begin a read-only one (sets tu_txn) */
 void tu_commit(udb_txn *txn);                  /* commit, which must succeed */

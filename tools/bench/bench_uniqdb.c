@@ -47,7 +47,7 @@ static int u_open(void **out, const char *path, bool durable)
     int rc = udb_open(&env, path, &opts);
     if (rc)
         return fail(rc, "open", udb_env_errmsg(NULL));
-    if ((rc = udb_schema_apply(env, SCHEMA, sizeof SCHEMA - 1))) {
+    if ((rc = udb_schema_apply(NULL, env, SCHEMA, sizeof SCHEMA - 1, 0))) {
         fail(rc, "schema", udb_env_errmsg(env));
         udb_close(env);
         return rc;
