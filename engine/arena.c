@@ -7,11 +7,12 @@
  * the next write; our contract says returned values live until the end of the
  * transaction, so write transactions copy them here.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "buf.h"
 
 void udb__buf_free(udb_buf *b)
 {

@@ -11,7 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "index.h"
+#include "keycodec.h"
+#include "layout.h"
+#include "mpack.h"
+#include "record.h"
+#include "seq.h"
+#include "txn.h"
 
 typedef struct checker {
     udb_txn *txn;
@@ -130,8 +137,8 @@ static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
             }
             continue;
         }
-        int grc = key->len > txn->env->keymax ? MDB_NOTFOUND
-                                               : mdb_get(txn->mdb, ix->dbi, &ek, &ev);
+        int grc = key->len > udb__txn_keymax(txn) ? MDB_NOTFOUND
+                                               : mdb_get(udb__txn_mdb(txn), ix->dbi, &ek, &ev);
         if (grc == MDB_NOTFOUND) {
             udb__buf_printf(head, "%s.%s: record %%K is missing from the index (entry %%K)",
                             t->name, ix->name);
@@ -182,8 +189,8 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
         pk.mv_size = (size_t)(end - p);
     }
     MDB_val rv;
-    int rc = pk.mv_size && pk.mv_size <= txn->env->keymax
-                 ? mdb_get(txn->mdb, t->dbi, &pk, &rv) : MDB_NOTFOUND;
+    int rc = pk.mv_size && pk.mv_size <= udb__txn_keymax(txn)
+                 ? mdb_get(udb__txn_mdb(txn), t->dbi, &pk, &rv) : MDB_NOTFOUND;
     if (rc == MDB_NOTFOUND) {
         udb__buf_printf(head, "%s.%s: entry %%K points to missing record %%K", t->name,
                         ix->name);
@@ -254,15 +261,15 @@ int udb_check_progress(size_t *problems, udb_env *env,
     int rc = udb__txn_begin_raw(&c.txn, env, UDB_RDONLY, NULL);
     if (rc)
         return udb__env_err(rc, "udb_check: %s", udb_strerror(rc));
-    const udb_schema *s = c.txn->schema;
+    const udb_schema *s = udb__txn_schema(c.txn);
     if (progress)
-        rc = count_entries(&c.total, c.txn->mdb, s);
+        rc = count_entries(&c.total, udb__txn_mdb(c.txn), s);
     for (size_t i = 0; s && i < s->ntypes && !rc; i++) {
         c.t = &s->types[i];
-        rc = udb__each(c.txn->mdb, c.t->dbi, check_record, &c);
+        rc = udb__each(udb__txn_mdb(c.txn), c.t->dbi, check_record, &c);
         for (size_t x = 1; x < c.t->nidx && !rc; x++) {
             c.ix = &c.t->idx[x];
-            rc = udb__each(c.txn->mdb, c.ix->dbi, check_entry, &c);
+            rc = udb__each(udb__txn_mdb(c.txn), c.ix->dbi, check_entry, &c);
         }
     }
     if (!rc && progress)
@@ -295,7 +302,7 @@ int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type)
         return rc;
     if (!out)
         return udb__err(txn, UDB_EINVAL, "out is required");
-    if ((rc = type_stat(out, txn->mdb, t)))
+    if ((rc = type_stat(out, udb__txn_mdb(txn), t)))
         return udb__mdb_err(txn, rc, "reading statistics");
     return 0;
 }

@@ -14,64 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "env_int.h"
+#include "error.h"
+#include "layout.h"
 
 #define DEFAULT_MAP (1u << 20)
-
-static const MDB_val GEN_KEY = {3, (void *)"gen"};
-static const MDB_val SCHEMA_KEY = {6, (void *)"schema"};
-static const MDB_val FORMAT_KEY = {6, (void *)"format"};
-
-void udb__dbname(udb_buf *b, const char *kind, const udb_type *t, const udb_index *ix)
-{
-    b->len = 0;
-    if (ix && !ix->is_pk)
-        udb__buf_printf(b, "%s:%s:%s", ix->unique ? "u" : "i", t->name, ix->name);
-    else
-        udb__buf_printf(b, "%s:%s", kind, t->name);
-}
-
-int udb__schema_open_dbis(udb_schema *s, MDB_txn *txn, unsigned flags)
-{
-    udb_buf name = {0};
-    int rc = 0;
-    for (size_t i = 0; i < s->ntypes && !rc; i++) {
-        udb_type *t = &s->types[i];
-        udb__dbname(&name, "t", t, NULL);
-        if (name.oom) {
-            rc = UDB_ENOMEM;
-            break;
-        }
-        rc = mdb_dbi_open(txn, (char *)name.p, flags, &t->dbi);
-        for (size_t x = 0; x < t->nidx && !rc; x++) {
-            udb_index *ix = &t->idx[x];
-            if (ix->is_pk) {
-                ix->dbi = t->dbi;
-                continue;
-            }
-            udb__dbname(&name, "t", t, ix);
-            rc = name.oom ? UDB_ENOMEM : mdb_dbi_open(txn, (char *)name.p, flags, &ix->dbi);
-        }
-    }
-    udb__buf_free(&name);
-    return rc;
-}
-
-int udb__meta_gen(uint64_t *out, MDB_txn *txn, udb_env *env)
-{
-    MDB_val v;
-    int rc = mdb_get(txn, env->meta_dbi, (MDB_val *)&GEN_KEY, &v);
-    if (rc == MDB_NOTFOUND) {
-        *out = 0;
-        return 0;
-    }
-    if (rc)
-        return rc;
-    if (v.mv_size != 8)
-        return UDB_ECORRUPT;
-    *out = udb__get_be(v.mv_data, 8);
-    return 0;
-}
 
 void udb__env_install_schema(udb_env *env, udb_schema *s, uint64_t gen)
 {
@@ -106,7 +53,7 @@ int udb__env_reload_schema(udb_env *env)
     }
     if (rc)
         goto out;
-    if ((rc = udb__meta_gen(&gen, txn, env)))
+    if ((rc = udb__meta_gen(&gen, txn, env->meta_dbi)))
         goto out;
     pthread_mutex_lock(&env->lock);
     bool same = gen == env->schema_gen && (env->schema || gen == 0);
@@ -114,7 +61,7 @@ int udb__env_reload_schema(udb_env *env)
     if (same)
         goto out;
     MDB_val v;
-    rc = mdb_get(txn, env->meta_dbi, (MDB_val *)&SCHEMA_KEY, &v);
+    rc = mdb_get(txn, env->meta_dbi, (MDB_val *)&udb__meta_schema, &v);
     if (rc)
         goto out;
     udb_buf msg = {0};
@@ -199,12 +146,102 @@ int udb__adopt(udb_env *env)
     return rc;
 }
 
+/* Doubling from one byte reaches SIZE_MAX in this many steps, so more
+ * attempts than this mean a bug, not a small map. */
+#define GROW_ATTEMPTS (8 * sizeof(size_t))
+
+int udb__grow_retry(udb_env *env, udb__attempt_fn attempt, void *ctx)
+{
+    for (size_t i = 0;; i++) {
+        size_t at = 0;
+        int rc = attempt(&at, ctx);
+        if (!at || i == GROW_ATTEMPTS)
+            return rc;
+        if ((rc = udb__grow(env, at)))
+            return rc;
+    }
+}
+
+void udb__env_want_grow(udb_env *env, size_t from)
+{
+    pthread_mutex_lock(&env->lock);
+    env->want_grow = true;
+    env->grow_from = from;
+    pthread_mutex_unlock(&env->lock);
+}
+
+int udb__env_grow_if_wanted(udb_env *env)
+{
+    pthread_mutex_lock(&env->lock);
+    bool want = env->want_grow;
+    size_t from = env->grow_from;
+    pthread_mutex_unlock(&env->lock);
+    return want ? udb__grow(env, from) : 0;
+}
+
+void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen)
+{
+    pthread_mutex_lock(&env->lock);
+    while (env->resizing)
+        pthread_cond_wait(&env->cond, &env->lock);
+    env->active++;
+    *schema = env->schema;
+    *gen = env->schema_gen;
+    pthread_mutex_unlock(&env->lock);
+}
+
+void udb__env_current(udb_env *env, udb_schema **schema, uint64_t *gen)
+{
+    pthread_mutex_lock(&env->lock);
+    *schema = env->schema;
+    *gen = env->schema_gen;
+    pthread_mutex_unlock(&env->lock);
+}
+
+void udb__env_leave(udb_env *env)
+{
+    pthread_mutex_lock(&env->lock);
+    if (--env->active == 0)
+        pthread_cond_broadcast(&env->cond);
+    pthread_mutex_unlock(&env->lock);
+}
+
+void udb__env_dbi_lock(udb_env *env)
+{
+    pthread_mutex_lock(&env->dbi_lock);
+}
+
+void udb__env_dbi_unlock(udb_env *env)
+{
+    pthread_mutex_unlock(&env->dbi_lock);
+}
+
+MDB_env *udb__env_mdb(const udb_env *env)
+{
+    return env->mdb;
+}
+
+MDB_dbi udb__env_meta_dbi(const udb_env *env)
+{
+    return env->meta_dbi;
+}
+
+MDB_dbi udb__env_seq_dbi(const udb_env *env)
+{
+    return env->seq_dbi;
+}
+
+size_t udb__env_keymax(const udb_env *env)
+{
+    return env->keymax;
+}
+
 /* The stored format version is ours (a database from before it was stored
  * has none, and is format 1). */
 static int check_format(MDB_txn *txn, udb_env *env)
 {
     MDB_val v;
-    int rc = mdb_get(txn, env->meta_dbi, (MDB_val *)&FORMAT_KEY, &v);
+    int rc = mdb_get(txn, env->meta_dbi, (MDB_val *)&udb__meta_format, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc)
@@ -226,7 +263,7 @@ static int check_format(MDB_txn *txn, udb_env *env)
  * same database the second finds the first one's work. */
 static int create_meta(MDB_txn *txn, udb_env *env)
 {
-    int rc = mdb_dbi_open(txn, "__meta", 0, &env->meta_dbi);
+    int rc = mdb_dbi_open(txn, UDB_DB_META, 0, &env->meta_dbi);
     if (rc == MDB_NOTFOUND) {
         MDB_dbi main;
         MDB_stat st;
@@ -236,16 +273,13 @@ static int create_meta(MDB_txn *txn, udb_env *env)
             return udb__env_err(UDB_EFORMAT, "udb_open: %s holds an LMDB environment that is "
                                 "not a uniqdb database (%zu entries, no __meta); left untouched",
                                 env->path, (size_t)st.ms_entries);
-        unsigned char f[8];
-        udb__put_be64(f, UDB_FORMAT_VERSION);
-        MDB_val fv = {sizeof f, f};
-        if ((rc = mdb_dbi_open(txn, "__meta", MDB_CREATE, &env->meta_dbi)) ||
-            (rc = mdb_put(txn, env->meta_dbi, (MDB_val *)&FORMAT_KEY, &fv, 0)))
+        if ((rc = mdb_dbi_open(txn, UDB_DB_META, MDB_CREATE, &env->meta_dbi)) ||
+            (rc = udb__meta_put_u64(txn, env->meta_dbi, &udb__meta_format, UDB_FORMAT_VERSION)))
             return rc;
     } else if (rc) {
         return rc;
     }
-    if ((rc = mdb_dbi_open(txn, "__seq", MDB_CREATE, &env->seq_dbi)))
+    if ((rc = mdb_dbi_open(txn, UDB_DB_SEQ, MDB_CREATE, &env->seq_dbi)))
         return rc;
     return check_format(txn, env);
 }
@@ -258,9 +292,9 @@ static int open_meta(udb_env *env)
     int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
     if (rc)
         return rc;
-    rc = mdb_dbi_open(txn, "__meta", 0, &env->meta_dbi);
+    rc = mdb_dbi_open(txn, UDB_DB_META, 0, &env->meta_dbi);
     if (!rc)
-        rc = mdb_dbi_open(txn, "__seq", 0, &env->seq_dbi);
+        rc = mdb_dbi_open(txn, UDB_DB_SEQ, 0, &env->seq_dbi);
     if (!rc)
         rc = check_format(txn, env);
     if (!rc)
@@ -340,9 +374,6 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
             goto fail_quiet;
         goto fail;
     }
-    rc = UDB_ENOMEM;
-    if (!(env->group = udb__group_new()))
-        goto fail;
     if ((rc = udb__env_reload_schema(env)))
         goto fail_quiet;
     *out = env;
@@ -364,7 +395,8 @@ void udb_close(udb_env *env)
     for (size_t i = 0; i < env->nretired; i++)
         udb__schema_free(env->retired[i]);
     free(env->retired);
-    udb__group_free(env->group);
+    if (env->group)
+        env->group_free(env->group);
     free(env->path);
     pthread_mutex_destroy(&env->lock);
     pthread_mutex_destroy(&env->dbi_lock);
@@ -387,5 +419,26 @@ int udb_env_usage(size_t *map_size, size_t *used, udb_env *env)
         *map_size = info.me_mapsize;
     if (used)
         *used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    return 0;
+}
+
+int udb_schema_json(char **out, udb_env *env)
+{
+    if (!out || !env)
+        return UDB_EINVAL;
+    int rc = udb__env_reload_schema(env);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&env->lock);
+    const udb_schema *s = env->schema;
+    char *copy = s ? malloc(s->json_len + 1) : NULL;
+    if (copy)
+        memcpy(copy, s->json, s->json_len + 1);
+    pthread_mutex_unlock(&env->lock);
+    if (!s)
+        return udb__env_err(UDB_ENOTFOUND, "no schema has been applied to this database");
+    if (!copy)
+        return UDB_ENOMEM;
+    *out = copy;
     return 0;
 }

@@ -8,7 +8,9 @@
  * record with a NULL in its fields (NULLs are distinct) unless it says
  * "nulls": "not_distinct"; non-unique indexes hold every record, NULLs first.
  */
-#include "internal.h"
+#include "index.h"
+#include "keycodec.h"
+#include "record.h"
 
 static void encode_value(udb_buf *key, const udb_field *f, const msgpack_object *o)
 {

@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "keycodec.h"
 
 void udb__tk_nil(udb_buf *b)
 {

@@ -17,7 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "env.h"
+#include "error.h"
+#include "index.h"
+#include "keycodec.h"
+#include "layout.h"
+#include "mpack.h"
+#include "record.h"
+#include "txn.h"
 
 #define MAX_LISTED 10
 
@@ -132,7 +139,7 @@ static int diff_type(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_ty
 static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_index *ix)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn->mdb, t->dbi, &cur);
+    int rc = mdb_cursor_open(udb__txn_mdb(txn), t->dbi, &cur);
     if (rc)
         return rc;
     MDB_val k, v;
@@ -151,15 +158,15 @@ static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_
         if (rc == UDB_EBADRECORD)
             udb__buf_printf(msg, "a stored record no longer fits the schema: %s",
                             rmsg.p ? (char *)rmsg.p : "?");
-        if (rc == 0 && applies && key.len > txn->env->keymax) {
+        if (rc == 0 && applies && key.len > udb__txn_keymax(txn)) {
             udb__buf_printf(msg, "key of new index \"%s.%s\" would be %zu bytes; the limit is %zu",
-                            t->name, ix->name, key.len, txn->env->keymax);
+                            t->name, ix->name, key.len, udb__txn_keymax(txn));
             rc = UDB_EKEYTOOLONG;
         }
         if (rc == 0 && applies) {
             MDB_val ek = {key.len, key.p}, ev = {ix->unique ? k.mv_size : 0,
                                                  ix->unique ? k.mv_data : (void *)""};
-            rc = mdb_put(txn->mdb, ix->dbi, &ek, &ev, MDB_NOOVERWRITE);
+            rc = mdb_put(udb__txn_mdb(txn), ix->dbi, &ek, &ev, MDB_NOOVERWRITE);
             if (rc == MDB_KEYEXIST) {
                 /* ev now holds the key of the record that got there first */
                 if (++collisions <= MAX_LISTED) {
@@ -187,10 +194,7 @@ static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_
         }
         udb__rec_free(&r);
         if (rc) {
-            if (rc == MDB_MAP_FULL && !txn->map_full) {
-                txn->map_full = true;
-                txn->map_full_at = udb__mapsize(txn->env);
-            }
+            udb__txn_full(txn, rc);
             break;
         }
     }
@@ -416,14 +420,13 @@ out:
 /* ---- applying ------------------------------------------------------------ */
 
 typedef struct apply_ctx {
+    udb_env *env;
     const char *json;          /* the caller's schema text */
     size_t len;
     unsigned flags;
     const udb_schema *seen;    /* the stored schema as this env knew it at the call */
     uint64_t seen_gen;
     udb_buf msg, report;
-    bool grow;                 /* the map filled: grow to twice grow_at and retry */
-    size_t grow_at;
 } apply_ctx;
 
 /* The refusal in a->msg gets a preface when the stored schema moved since
@@ -500,10 +503,12 @@ out:
     return rc;
 }
 
-/* One attempt at applying a->json.  *installed says whether a schema was
- * installed in env. */
-static int apply_once(udb_env *env, apply_ctx *a, bool *installed)
+/* One attempt at applying a->json (an attempt for udb__grow_retry): parsed
+ * afresh each time, because a schema that is not installed is freed. */
+static int apply_once(size_t *grow_at, void *arg)
 {
+    apply_ctx *a = arg;
+    udb_env *env = a->env;
     udb_schema *s = NULL;
     udb_txn *txn;
     a->msg.len = 0;
@@ -515,21 +520,22 @@ static int apply_once(udb_env *env, apply_ctx *a, bool *installed)
         udb__schema_free(s);
         return rc;
     }
-    const udb_schema *old = txn->schema;
+    const udb_schema *old = udb__txn_schema(txn);
     bool locked = false;
     uint64_t gen = 0;
-    if ((rc = udb__meta_gen(&gen, txn->mdb, env)))
+    MDB_dbi meta = udb__env_meta_dbi(env);
+    if ((rc = udb__meta_gen(&gen, udb__txn_mdb(txn), meta)))
         goto out;
-    if ((rc = plan(a, &s, old, txn->mdb))) {
+    if ((rc = plan(a, &s, old, udb__txn_mdb(txn)))) {
         if (rc == UDB_ESCHEMA)
             explain_race(a, old, gen);
         goto out;
     }
     if (old && old->json_len == s->json_len && memcmp(old->json, s->json, s->json_len) == 0)
         goto out;   /* the stored schema already: nothing to do */
-    pthread_mutex_lock(&env->dbi_lock);
+    udb__env_dbi_lock(env);
     locked = true;
-    rc = udb__schema_open_dbis(s, txn->mdb, MDB_CREATE);
+    rc = udb__schema_open_dbis(s, udb__txn_mdb(txn), MDB_CREATE);
     for (size_t i = 0; i < s->ntypes && !rc; i++) {
         const udb_type *t = &s->types[i];
         const udb_type *ot = old ? udb__schema_type(old, t->name) : NULL;
@@ -538,7 +544,7 @@ static int apply_once(udb_env *env, apply_ctx *a, bool *installed)
             if (ox && same_index(ix, ox))
                 continue;
             /* new, or redefined: start from empty and build from the records */
-            if ((rc = mdb_drop(txn->mdb, ix->dbi, 0)) == 0)
+            if ((rc = mdb_drop(udb__txn_mdb(txn), ix->dbi, 0)) == 0)
                 rc = build_index(&a->msg, txn, t, ix);
         }
     }
@@ -548,41 +554,30 @@ static int apply_once(udb_env *env, apply_ctx *a, bool *installed)
         for (size_t x = 1; x < ot->nidx && !rc; x++) {
             const udb_index *nx = t ? udb__type_index(t, ot->idx[x].name) : NULL;
             if (!nx || nx->unique != ot->idx[x].unique)
-                rc = mdb_drop(txn->mdb, ot->idx[x].dbi, 1);
+                rc = mdb_drop(udb__txn_mdb(txn), ot->idx[x].dbi, 1);
         }
         if (!t && !rc)
-            rc = mdb_drop(txn->mdb, ot->dbi, 1);
+            rc = mdb_drop(udb__txn_mdb(txn), ot->dbi, 1);
     }
-    if (!rc) {
-        unsigned char g[8];
-        udb__put_be64(g, gen + 1);
-        MDB_val gk = {3, (void *)"gen"}, gv = {8, g};
-        MDB_val sk = {6, (void *)"schema"}, sv = {s->json_len, s->json};
-        rc = mdb_put(txn->mdb, env->meta_dbi, &sk, &sv, 0);
-        if (!rc)
-            rc = mdb_put(txn->mdb, env->meta_dbi, &gk, &gv, 0);
-    }
+    if (!rc)
+        rc = udb__meta_put_schema(udb__txn_mdb(txn), meta, s->json, s->json_len, gen + 1);
 out:
-    if (rc == MDB_MAP_FULL && !txn->map_full) {
-        txn->map_full = true;
-        txn->map_full_at = udb__mapsize(env);
-    }
-    a->grow_at = txn->map_full_at;
+    udb__txn_full(txn, rc);
     if (rc || !locked) {
-        a->grow = txn->map_full;
+        *grow_at = udb__txn_full_at(txn);
         udb__txn_end(txn, false);
     } else {
-        a->grow_at = udb__mapsize(env);
+        size_t at = udb__mapsize(env);
         rc = udb__txn_end(txn, true);
-        a->grow = rc == MDB_MAP_FULL;
+        if (rc == MDB_MAP_FULL)
+            *grow_at = at;
         if (!rc) {
             udb__env_install_schema(env, s, gen + 1);
-            *installed = true;
             s = NULL;
         }
     }
     if (locked)
-        pthread_mutex_unlock(&env->dbi_lock);
+        udb__env_dbi_unlock(env);
     udb__schema_free(s);
     return rc;
 }
@@ -595,21 +590,11 @@ int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len,
         (flags & UDB_SCHEMA_KEEP && flags & UDB_SCHEMA_DROP))
         return udb__env_err(UDB_EINVAL, "udb_schema_apply: flags 0x%x: UDB_SCHEMA_KEEP and "
                             "UDB_SCHEMA_DROP are the only flags, and exclusive", flags);
-    apply_ctx a = {.json = json, .len = len, .flags = flags};
-    pthread_mutex_lock(&env->lock);
-    a.seen = env->schema;       /* never freed before close (retired, not freed) */
-    a.seen_gen = env->schema_gen;
-    pthread_mutex_unlock(&env->lock);
-    int rc;
-    for (int attempt = 0;; attempt++) {
-        bool installed = false;
-        a.grow = false;
-        rc = apply_once(env, &a, &installed);
-        if (!a.grow || attempt > 60)
-            break;
-        if ((rc = udb__grow(env, a.grow_at)))
-            break;
-    }
+    apply_ctx a = {.env = env, .json = json, .len = len, .flags = flags};
+    udb_schema *seen;
+    udb__env_current(env, &seen, &a.seen_gen);
+    a.seen = seen;              /* never freed before close (retired, not freed) */
+    int rc = udb__grow_retry(env, apply_once, &a);
     if (rc) {
         udb__env_err(rc, "%s", a.msg.len ? (char *)a.msg.p : udb_strerror(rc));
     } else if (changes) {
@@ -629,36 +614,16 @@ int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len,
     return rc;
 }
 
-int udb_schema_json(char **out, udb_env *env)
-{
-    if (!out || !env)
-        return UDB_EINVAL;
-    int rc = udb__env_reload_schema(env);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&env->lock);
-    const udb_schema *s = env->schema;
-    char *copy = s ? malloc(s->json_len + 1) : NULL;
-    if (copy)
-        memcpy(copy, s->json, s->json_len + 1);
-    pthread_mutex_unlock(&env->lock);
-    if (!s)
-        return udb__env_err(UDB_ENOTFOUND, "no schema has been applied to this database");
-    if (!copy)
-        return UDB_ENOMEM;
-    *out = copy;
-    return 0;
-}
-
 int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn)
 {
     if (!out || !txn)
         return UDB_EINVAL;
     udb__clear(txn);
-    if (!txn->schema)
+    const udb_schema *s = udb__txn_schema(txn);
+    if (!s)
         return udb__err(txn, UDB_ENOTFOUND, "no schema has been applied to this database");
-    *out = txn->schema->json;
+    *out = s->json;
     if (len)
-        *len = txn->schema->json_len;
+        *len = s->json_len;
     return 0;
 }

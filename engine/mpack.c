@@ -11,7 +11,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "internal.h"
+#include "mpack.h"
 
 typedef struct walker {
     const unsigned char *p, *end;

@@ -12,7 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "index.h"
+#include "mpack.h"
+#include "record.h"
+#include "seq.h"
+#include "txn.h"
 
 /* A record with all its index keys computed. */
 typedef struct prep {
@@ -46,41 +50,6 @@ static MDB_val keyval(const prep *p, size_t i)
     return v;
 }
 
-int udb__txn_type(udb_type **out, udb_txn *txn, const char *type, bool write)
-{
-    if (!txn)
-        return UDB_EINVAL;
-    udb__clear(txn);
-    if (!type)
-        return udb__err(txn, UDB_EINVAL, "no record type given");
-    if (write && txn->rdonly)
-        return udb__err(txn, UDB_EREADONLY, "cannot write in a read-only transaction");
-    if (!txn->schema)
-        return udb__err(txn, UDB_EINVAL, "no schema has been applied to this database");
-    udb_type *t = udb__schema_type(txn->schema, type);
-    if (!t)
-        return udb__err(txn, UDB_EINVAL, "unknown record type \"%s\"", type);
-    *out = t;
-    return 0;
-}
-
-int udb__out(udb_val *out, udb_txn *txn, const MDB_val *v)
-{
-    if (!out)
-        return 0;
-    if (txn->rdonly) {
-        out->data = v->mv_data;
-        out->size = v->mv_size;
-        return 0;
-    }
-    void *p = udb__arena_dup(&txn->arena, v->mv_data, v->mv_size);
-    if (!p)
-        return udb__err(txn, UDB_ENOMEM, "out of memory copying a record");
-    out->data = p;
-    out->size = v->mv_size;
-    return 0;
-}
-
 static int parse_rec(udb_rec *r, udb_txn *txn, const udb_type *t, const void *buf, size_t len,
                      bool partial)
 {
@@ -110,7 +79,7 @@ static int parse_key(udb_buf *out, udb_txn *txn, const udb_type *t, const void *
         rc = udb__err(txn, UDB_EBADRECORD, "type \"%s\": the key may not be nil", t->name);
     } else if ((rc = udb__field_key(out, t, &t->fields[t->key], &o, &msg))) {
         udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad key");
-    } else if (out->len > txn->env->keymax) {
+    } else if (out->len > udb__txn_keymax(txn)) {
         rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with a key this long", t->name);
     }
     udb__buf_free(&msg);
@@ -159,12 +128,12 @@ static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
         }
         if (!p->applies[i])
             continue;
-        if (k.len > txn->env->keymax) {
+        if (k.len > udb__txn_keymax(txn)) {
             size_t n = k.len;
             udb__buf_free(&k);
             return udb__err(txn, UDB_EKEYTOOLONG,
                             "key of index \"%s.%s\" is %zu bytes encoded; the limit is %zu",
-                            t->name, ix->name, n, txn->env->keymax);
+                            t->name, ix->name, n, udb__txn_keymax(txn));
         }
         p->off[i] = p->keys.len;
         p->len[i] = k.len;
@@ -187,7 +156,7 @@ static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const pr
         if (old && old->applies[i] && old->len[i] == k.mv_size &&
             memcmp(old->keys.p + old->off[i], k.mv_data, k.mv_size) == 0)
             continue;
-        int rc = mdb_get(txn->mdb, ix->dbi, &k, &v);
+        int rc = mdb_get(udb__txn_mdb(txn), ix->dbi, &k, &v);
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc)
@@ -201,18 +170,18 @@ static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const pr
             return udb__err(txn, rc == UDB_ECORRUPT ? rc : UDB_ENOMEM,
                             "cannot record conflict detail");
     }
-    return txn->conflict.count ? udb__conflict_finish(txn) : 0;
+    return udb__conflict_finish(txn);
 }
 
 static int put(udb_txn *txn, MDB_dbi dbi, MDB_val k, MDB_val v, unsigned flags)
 {
-    int rc = mdb_put(txn->mdb, dbi, &k, &v, flags);
+    int rc = mdb_put(udb__txn_mdb(txn), dbi, &k, &v, flags);
     return rc ? udb__mdb_err(txn, rc, "writing") : 0;
 }
 
 static int del(udb_txn *txn, MDB_dbi dbi, MDB_val k)
 {
-    int rc = mdb_del(txn->mdb, dbi, &k, NULL);
+    int rc = mdb_del(udb__txn_mdb(txn), dbi, &k, NULL);
     return rc && rc != MDB_NOTFOUND ? udb__mdb_err(txn, rc, "deleting") : 0;
 }
 
@@ -295,7 +264,7 @@ int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, si
 /* Fetch and parse the stored record under encoded key k. */
 static int load_rec(prep *p, MDB_val *raw, udb_txn *txn, const udb_type *t, MDB_val k)
 {
-    int rc = mdb_get(txn->mdb, t->dbi, &k, raw);
+    int rc = mdb_get(udb__txn_mdb(txn), t->dbi, &k, raw);
     if (rc == MDB_NOTFOUND)
         return udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
     if (rc)
@@ -322,7 +291,7 @@ int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_
     udb_buf k = {0};
     if (!(rc = parse_key(&k, txn, t, key, key_len))) {
         MDB_val mk = {k.len, k.p}, v;
-        rc = mdb_get(txn->mdb, t->dbi, &mk, &v);
+        rc = mdb_get(udb__txn_mdb(txn), t->dbi, &mk, &v);
         if (rc == MDB_NOTFOUND)
             rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
         else if (rc)
@@ -341,13 +310,13 @@ static int lookup_unique(MDB_val *rec, MDB_val *pk, udb_txn *txn, const udb_type
     int rc;
     *pk = k;
     if (!ix->is_pk) {
-        rc = mdb_get(txn->mdb, ix->dbi, &k, pk);
+        rc = mdb_get(udb__txn_mdb(txn), ix->dbi, &k, pk);
         if (rc == MDB_NOTFOUND)
             return UDB_ENOTFOUND;
         if (rc)
             return udb__mdb_err(txn, rc, "reading a unique index");
     }
-    rc = mdb_get(txn->mdb, t->dbi, pk, rec);
+    rc = mdb_get(udb__txn_mdb(txn), t->dbi, pk, rec);
     if (rc == MDB_NOTFOUND)
         return ix->is_pk ? UDB_ENOTFOUND
                          : udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
@@ -395,7 +364,7 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
             goto out;
         }
     }
-    if ((has_nil && !ix->nulls_not_distinct) || k.len > txn->env->keymax) {
+    if ((has_nil && !ix->nulls_not_distinct) || k.len > udb__txn_keymax(txn)) {
         rc = udb__err(txn, UDB_ENOTFOUND, "no record with those values in index \"%s.%s\"",
                       t->name, ix->name);
         goto out;
@@ -530,7 +499,7 @@ static int holder(MDB_val *rec, MDB_val *pk, bool *found, udb_buf *k, udb_txn *t
     bool applies;
     *found = false;
     int rc = udb__idx_key(k, &applies, t, ix, (const msgpack_object *const *)r->vals);
-    if (rc == UDB_EBADRECORD || (!rc && (!applies || k->len > txn->env->keymax)))
+    if (rc == UDB_EBADRECORD || (!rc && (!applies || k->len > udb__txn_keymax(txn))))
         return 0;   /* no key there (a NULL, a false predicate): nobody holds it */
     if (rc)
         return udb__err(txn, rc, "out of memory");
@@ -647,19 +616,4 @@ int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *typ
         }
     }
     return rc;
-}
-
-int udb_types(const char *const **out, size_t *count, udb_txn *txn)
-{
-    if (!out || !count || !txn)
-        return UDB_EINVAL;
-    udb__clear(txn);
-    if (!txn->schema) {
-        *out = NULL;
-        *count = 0;
-        return 0;
-    }
-    *out = txn->schema->type_names;
-    *count = txn->schema->ntypes;
-    return 0;
 }

@@ -16,7 +16,17 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "predicate.h"
+
+static const char *const ftype_names[] = {
+    [UDB_F_STR] = "str", [UDB_F_INT] = "int", [UDB_F_UINT] = "uint", [UDB_F_FLOAT] = "float",
+    [UDB_F_BOOL] = "bool", [UDB_F_BIN] = "bin", [UDB_F_ENUM] = "enum", [UDB_F_ANY] = "any",
+};
+
+const char *udb__ftype_name(udb_ftype t)
+{
+    return ftype_names[t];
+}
 
 typedef struct lexer {
     const char *p;
@@ -166,21 +176,21 @@ static int add_lit(udb_pterm *t, lexer *lx, const udb_field *f)
     return rc;
 }
 
-static int term(lexer *lx, udb_pterm *t, const udb_type *ty)
+static int term(lexer *lx, udb_pterm *t, const udb_field *fields, size_t nfields)
 {
     char name[UDB_MAX_NAME + 1];
     int rc = ident(lx, name, sizeof name);
     if (rc)
         return rc;
     size_t fi;
-    for (fi = 0; fi < ty->nfields; fi++)
-        if (strcmp(ty->fields[fi].name, name) == 0)
+    for (fi = 0; fi < nfields; fi++)
+        if (strcmp(fields[fi].name, name) == 0)
             break;
-    if (fi == ty->nfields) {
+    if (fi == nfields) {
         udb__buf_printf(lx->msg, "\"%s\" is not a declared field", name);
         return UDB_ESCHEMA;
     }
-    const udb_field *f = &ty->fields[fi];
+    const udb_field *f = &fields[fi];
     t->field = fi;
     if (kw(lx, "IS")) {
         t->op = kw(lx, "NOT") ? UDB_P_NOTNULL : UDB_P_ISNULL;
@@ -226,7 +236,8 @@ void udb__pred_free(udb_pred *p)
     p->nterms = 0;
 }
 
-int udb__pred_parse(udb_pred *out, const udb_type *t, const char *text, udb_buf *msg)
+int udb__pred_parse(udb_pred *out, const udb_field *fields, size_t nfields, const char *text,
+                    udb_buf *msg)
 {
     lexer lx = {text, msg};
     memset(out, 0, sizeof *out);
@@ -248,7 +259,7 @@ int udb__pred_parse(udb_pred *out, const udb_type *t, const char *text, udb_buf 
         }
         out->terms = terms;
         memset(&terms[out->nterms], 0, sizeof *terms);
-        rc = term(&lx, &terms[out->nterms], t);
+        rc = term(&lx, &terms[out->nterms], fields, nfields);
         out->nterms++;
         if (rc)
             goto fail;
@@ -365,7 +376,7 @@ static void print_name(udb_buf *b, const char *name)
     udb__buf_printf(b, plain ? "%s" : "\"%s\"", name);
 }
 
-void udb__pred_print(udb_buf *b, const udb_pred *p, const udb_type *t)
+void udb__pred_print(udb_buf *b, const udb_pred *p, const udb_field *fields)
 {
     static const char *const ops[] = {
         [UDB_P_IN] = " IN (", [UDB_P_EQ] = " = ", [UDB_P_NE] = " != ",
@@ -374,7 +385,7 @@ void udb__pred_print(udb_buf *b, const udb_pred *p, const udb_type *t)
     for (size_t i = 0; i < p->nterms; i++) {
         const udb_pterm *term_ = &p->terms[i];
         udb__buf_printf(b, "%s", i ? " AND " : "");
-        print_name(b, t->fields[term_->field].name);
+        print_name(b, fields[term_->field].name);
         udb__buf_printf(b, "%s", ops[term_->op]);
         for (size_t j = 0; j < term_->nlits; j++) {
             if (j)

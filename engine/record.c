@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "mpack.h"
+#include "record.h"
 
 void udb__rec_init(udb_rec *r)
 {

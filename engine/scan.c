@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "index.h"
+#include "keycodec.h"
+#include "mpack.h"
+#include "txn.h"
 
 struct udb_cursor {
     udb_txn *txn;
@@ -53,7 +56,7 @@ int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index
             }
         }
     }
-    if ((rc = mdb_cursor_open(txn->mdb, ix->dbi, &c->mc))) {
+    if ((rc = mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &c->mc))) {
         udb__mdb_err(txn, rc, "opening a cursor");
         goto fail;
     }
@@ -111,7 +114,7 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
         pk.mv_size = (size_t)(end - p);
     }
     MDB_val rec;
-    rc = mdb_get(txn->mdb, c->t->dbi, &pk, &rec);
+    rc = mdb_get(udb__txn_mdb(txn), c->t->dbi, &pk, &rec);
     if (rc == MDB_NOTFOUND)
         return udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
                         c->t->name, c->ix->name);
@@ -128,20 +131,4 @@ void udb_cursor_close(udb_cursor *c)
         mdb_cursor_close(c->mc);
     udb__buf_free(&c->prefix);
     free(c);
-}
-
-int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
-              void *ctx)
-{
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc)
-        return rc;
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-        if ((rc = fn(ctx, &k, &v)))
-            break;
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
 }

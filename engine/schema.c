@@ -3,7 +3,7 @@
  *
  * The schema is the contract between an application and its data, stored in
  * the database so that any tool can read any database.  It is parsed once into
- * the structs of internal.h; the canonical text printed back from those structs
+ * the structs of schema.h; the canonical text printed back from those structs
  * is what is stored, so "apply the same schema again" is a string comparison
  * and key order or spacing in the app's file never matters.
  */
@@ -13,17 +13,7 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "internal.h"
-
-static const char *const ftype_names[] = {
-    [UDB_F_STR] = "str", [UDB_F_INT] = "int", [UDB_F_UINT] = "uint", [UDB_F_FLOAT] = "float",
-    [UDB_F_BOOL] = "bool", [UDB_F_BIN] = "bin", [UDB_F_ENUM] = "enum", [UDB_F_ANY] = "any",
-};
-
-const char *udb__ftype_name(udb_ftype t)
-{
-    return ftype_names[t];
-}
+#include "schema.h"
 
 static char *xstrdup(const char *s)
 {
@@ -161,7 +151,7 @@ static int parse_field(udb_field *f, const char *tname, const char *fname, json_
         FAIL("%s: missing \"type\" (one of str, int, uint, float, bool, bin, enum, any)", where);
     size_t k;
     for (k = 0; k <= UDB_F_ANY; k++)
-        if (strcmp(ty, ftype_names[k]) == 0)
+        if (strcmp(ty, udb__ftype_name(k)) == 0)
             break;
     if (k > UDB_F_ANY)
         FAIL("%s: unknown type \"%s\" (one of str, int, uint, float, bool, bin, enum, any)",
@@ -247,13 +237,13 @@ static int parse_index(udb_index *ix, udb_type *t, const char *iname, json_t *de
         if (!json_is_string(w))
             FAIL("%s: \"where\" must be a string", where);
         udb_buf pm = {0};
-        rc = udb__pred_parse(&ix->pred, t, json_string_value(w), &pm);
+        rc = udb__pred_parse(&ix->pred, t->fields, t->nfields, json_string_value(w), &pm);
         if (rc) {
             udb__buf_printf(msg, "%s: where: %s", where, pm.p ? (char *)pm.p : "invalid");
             udb__buf_free(&pm);
             return rc;
         }
-        udb__pred_print(&pm, &ix->pred, t);
+        udb__pred_print(&pm, &ix->pred, t->fields);
         if (pm.oom) {
             udb__buf_free(&pm);
             return UDB_ENOMEM;
@@ -327,7 +317,7 @@ static int parse_type(udb_type *t, const char *tname, json_t *def, udb_buf *msg)
     udb_field *kf = &t->fields[kp];
     if (kf->type != UDB_F_STR && kf->type != UDB_F_INT && kf->type != UDB_F_UINT)
         FAIL("%s: key field \"%s\" must be str, int or uint, not %s", where, key,
-             ftype_names[kf->type]);
+             udb__ftype_name(kf->type));
     for (size_t i = 0; i < t->nfields; i++)
         if (t->fields[i].autoinc && (i != t->key || t->fields[i].type != UDB_F_UINT))
             FAIL("%s, field \"%s\": \"auto\" is only for a uint key field", where,
@@ -377,7 +367,7 @@ static json_t *type_json(const udb_type *t)
     for (size_t i = 0; i < t->nfields; i++) {
         const udb_field *f = &t->fields[i];
         json_t *fo = json_object();
-        json_object_set_new(fo, "type", json_string(ftype_names[f->type]));
+        json_object_set_new(fo, "type", json_string(udb__ftype_name(f->type)));
         if (f->required && i != t->key)
             json_object_set_new(fo, "required", json_true());
         if (f->autoinc)

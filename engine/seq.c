@@ -9,7 +9,13 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "internal.h"
+#include "buf.h"
+#include "env.h"
+#include "error.h"
+#include "keycodec.h"
+#include "layout.h"
+#include "seq.h"
+#include "txn.h"
 
 static int name_check(udb_txn *txn, const char *name, bool write)
 {
@@ -19,7 +25,7 @@ static int name_check(udb_txn *txn, const char *name, bool write)
     if (!name || !*name || strlen(name) > UDB_MAX_SEQ_NAME)
         return udb__err(txn, UDB_EINVAL, "a sequence name must have 1 to %d bytes",
                         UDB_MAX_SEQ_NAME);
-    if (write && txn->rdonly)
+    if (write && udb__txn_rdonly(txn))
         return udb__err(txn, UDB_EREADONLY, "cannot advance a sequence in a read-only "
                         "transaction");
     return 0;
@@ -28,7 +34,7 @@ static int name_check(udb_txn *txn, const char *name, bool write)
 int udb__seq_peek(uint64_t *out, udb_txn *txn, const char *name)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
-    int rc = mdb_get(txn->mdb, txn->env->seq_dbi, &k, &v);
+    int rc = mdb_get(udb__txn_mdb(txn), udb__env_seq_dbi(udb__txn_env(txn)), &k, &v);
     *out = 0;
     if (rc == MDB_NOTFOUND)
         return 0;
@@ -45,7 +51,7 @@ int udb__seq_store(udb_txn *txn, const char *name, uint64_t val)
     unsigned char b[8];
     udb__put_be64(b, val);
     MDB_val k = {strlen(name), (void *)name}, v = {8, b};
-    int rc = mdb_put(txn->mdb, txn->env->seq_dbi, &k, &v, 0);
+    int rc = mdb_put(udb__txn_mdb(txn), udb__env_seq_dbi(udb__txn_env(txn)), &k, &v, 0);
     return rc ? udb__mdb_err(txn, rc, "writing a sequence") : 0;
 }
 
@@ -71,7 +77,7 @@ int udb_seq_get(uint64_t *out, udb_txn *txn, const char *name)
     if (rc || (rc = udb__seq_peek(&cur, txn, name)))
         return rc;
     MDB_val k = {strlen(name), (void *)name}, v;
-    if (cur == 0 && mdb_get(txn->mdb, txn->env->seq_dbi, &k, &v) == MDB_NOTFOUND)
+    if (cur == 0 && mdb_get(udb__txn_mdb(txn), udb__env_seq_dbi(udb__txn_env(txn)), &k, &v) == MDB_NOTFOUND)
         return udb__err(txn, UDB_ENOTFOUND, "sequence \"%s\" was never advanced", name);
     if (out)
         *out = cur;
@@ -84,13 +90,14 @@ int udb_seq_get(uint64_t *out, udb_txn *txn, const char *name)
 static int auto_key_floor(uint64_t *out, udb_txn *txn, const char *name, const char **type)
 {
     *out = 0;
-    for (size_t i = 0; txn->schema && i < txn->schema->ntypes; i++) {
-        const udb_type *t = &txn->schema->types[i];
+    const udb_schema *s = udb__txn_schema(txn);
+    for (size_t i = 0; s && i < s->ntypes; i++) {
+        const udb_type *t = &s->types[i];
         if (!t->seqname || strcmp(t->seqname, name) != 0)
             continue;
         MDB_cursor *cur;
         MDB_val k, v;
-        int rc = mdb_cursor_open(txn->mdb, t->dbi, &cur);
+        int rc = mdb_cursor_open(udb__txn_mdb(txn), t->dbi, &cur);
         if (rc)
             return udb__mdb_err(txn, rc, "opening a cursor");
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
@@ -137,7 +144,7 @@ int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn,
         return UDB_EINVAL;
     udb__clear(txn);
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn->mdb, txn->env->seq_dbi, &cur);
+    int rc = mdb_cursor_open(udb__txn_mdb(txn), udb__env_seq_dbi(udb__txn_env(txn)), &cur);
     if (rc)
         return udb__mdb_err(txn, rc, "opening a cursor");
     MDB_val k, v;

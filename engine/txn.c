@@ -1,6 +1,6 @@
 /*
- * txn.c -- transactions: begin, commit, abort, and udb_write's
- * run-commit-grow-retry loop.
+ * txn.c -- transactions: begin, commit, abort, the per-transaction error
+ * message, and the map-full bookkeeping that lets udb_write grow the map.
  *
  * A transaction pins the schema it began with (schemas are never freed while
  * the env is open) and counts itself active so that a map resize -- which
@@ -8,20 +8,14 @@
  * At begin it compares the stored schema generation with the cached one, so a
  * schema change made by another process is picked up before any work.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "internal.h"
-
-static void release_active(udb_env *env)
-{
-    pthread_mutex_lock(&env->lock);
-    if (--env->active == 0)
-        pthread_cond_broadcast(&env->cond);
-    pthread_mutex_unlock(&env->lock);
-}
+#include "error.h"
+#include "layout.h"
+#include "txn_int.h"
 
 static void txn_free(udb_txn *txn)
 {
@@ -45,7 +39,7 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
     int rc;
     if (parent) {
         txn->schema = parent->schema;
-        rc = mdb_txn_begin(env->mdb, parent->mdb, 0, &txn->mdb);
+        rc = mdb_txn_begin(udb__env_mdb(env), parent->mdb, 0, &txn->mdb);
         if (rc) {
             txn_free(txn);
             return rc;
@@ -54,29 +48,23 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         return 0;
     }
     for (;;) {
-        if (!rdonly && env->want_grow && (rc = udb__grow(env, env->grow_from)))
+        if (!rdonly && (rc = udb__env_grow_if_wanted(env)))
             break;
-        pthread_mutex_lock(&env->lock);
-        while (env->resizing)
-            pthread_cond_wait(&env->cond, &env->lock);
-        env->active++;
-        txn->schema = env->schema;
-        uint64_t gen = env->schema_gen;
-        pthread_mutex_unlock(&env->lock);
-
-        rc = mdb_txn_begin(env->mdb, NULL, rdonly ? MDB_RDONLY : 0, &txn->mdb);
+        uint64_t gen;
+        udb__env_enter(env, &txn->schema, &gen);
+        rc = mdb_txn_begin(udb__env_mdb(env), NULL, rdonly ? MDB_RDONLY : 0, &txn->mdb);
         if (rc == MDB_MAP_RESIZED) {
-            release_active(env);
+            udb__env_leave(env);
             if ((rc = udb__adopt(env)))
                 break;
             continue;
         }
         if (rc) {
-            release_active(env);
+            udb__env_leave(env);
             break;
         }
         uint64_t stored;
-        rc = udb__meta_gen(&stored, txn->mdb, env);
+        rc = udb__meta_gen(&stored, txn->mdb, udb__env_meta_dbi(env));
         if (!rc && stored == gen) {
             txn->counted = true;
             *out = txn;
@@ -84,7 +72,7 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         }
         mdb_txn_abort(txn->mdb);
         txn->mdb = NULL;
-        release_active(env);
+        udb__env_leave(env);
         if (rc || (rc = udb__env_reload_schema(env)))
             break;
     }
@@ -107,26 +95,18 @@ int udb__txn_end(udb_txn *txn, bool commit)
     udb_env *env = txn->env;
     int rc = 0;
     if (commit) {
-        rc = mdb_txn_commit(txn->mdb);
-        if (rc == MDB_MAP_FULL && !txn->map_full) {
-            txn->map_full = true;
-            txn->map_full_at = udb__mapsize(env);
-        }
+        rc = udb__txn_full(txn, mdb_txn_commit(txn->mdb));
     } else {
         mdb_txn_abort(txn->mdb);
     }
-    if (txn->map_full && !txn->parent) {
-        pthread_mutex_lock(&env->lock);
-        env->want_grow = true;
-        env->grow_from = txn->map_full_at;
-        pthread_mutex_unlock(&env->lock);
-    }
+    if (txn->map_full && !txn->parent)
+        udb__env_want_grow(env, txn->map_full_at);
     if (txn->map_full && txn->parent && !txn->parent->map_full) {
         txn->parent->map_full = true;
         txn->parent->map_full_at = txn->map_full_at;
     }
     if (txn->counted)
-        release_active(env);
+        udb__env_leave(env);
     txn_free(txn);
     return rc;
 }
@@ -144,253 +124,126 @@ void udb_abort(udb_txn *txn)
         udb__txn_end(txn, false);
 }
 
-/* Run fn in one transaction of its own, growing the map and rerunning as needed. */
-static int write_alone(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
+int udb__txn_full(udb_txn *txn, int rc)
 {
-    for (;;) {
-        udb_txn *txn;
-        int rc = udb__txn_begin_raw(&txn, env, 0, NULL);
-        if (rc)
-            return udb__env_err(rc, "udb_write: begin: %s", udb_strerror(rc));
-        rc = fn(txn, ctx);
-        bool full = txn->map_full;
-        size_t at = txn->map_full_at;
-        if (rc && !full) {
-            udb__env_err(rc, "%s", udb_errmsg(txn)[0] ? udb_errmsg(txn) : udb_strerror(rc));
-            udb__txn_end(txn, false);
-            return rc;
-        }
-        if (!full) {
-            at = udb__mapsize(env);
-            rc = udb__txn_end(txn, true);
-            if (rc != MDB_MAP_FULL)
-                return rc ? udb__env_err(rc, "udb_write: commit: %s", udb_strerror(rc)) : 0;
-        } else {
-            udb__txn_end(txn, false);
-        }
-        if ((rc = udb__grow(env, at)))
-            return rc;
+    if (rc == MDB_MAP_FULL && !txn->map_full) {
+        txn->map_full = true;
+        txn->map_full_at = udb__mapsize(txn->env);
     }
-}
-
-/*
- * Group commit.  LMDB has one writer and syncs on every commit, so N
- * concurrent durable writers would pay N commits.  Instead, concurrent
- * udb_write callers queue up; the first becomes the leader, takes the whole
- * queue, runs each fn inside its own nested transaction (so one failure rolls
- * back only its own work), commits once, and wakes the others with their own
- * results.  This is LevelDB's write queue on top of LMDB's nested transactions.
- */
-#define GROUP_MAX 128
-
-typedef struct greq {
-    int (*fn)(udb_txn *, void *);
-    void *ctx;
-    int rc;
-    bool done;
-    struct greq *next;
-    char msg[512];
-} greq;
-
-struct udb_group {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_cond_t arrive;      /* a request was queued (the leader may be gathering) */
-    greq *head, *tail;
-    bool leading;
-    size_t queued;              /* requests in the queue, the running batch included */
-    size_t last_n;              /* size of the last batch */
-    long last_commit_ns;        /* how long its commit took */
-};
-
-static long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
-/* Group commit delay.  The callers of the batch that just committed usually
- * come straight back with their next request; a leader that snapshots the
- * queue at once misses them, so batches alternate between two halves of the
- * writers and each commit (two syncs) serves only about half of them.  If
- * the last batch was shared, wait a little -- a fraction of a commit -- for
- * them to queue up again. */
-static void gather(udb_group *g)
-{
-    if (g->last_n < 2)
-        return;
-    size_t want = g->queued + g->last_n;
-    if (want > GROUP_MAX)
-        want = GROUP_MAX;
-    long wait = g->last_commit_ns / 4;
-    if (wait < 20000)
-        wait = 20000;
-    if (wait > 1000000)
-        wait = 1000000;
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_nsec += wait;
-    dl.tv_sec += dl.tv_nsec / 1000000000L;
-    dl.tv_nsec %= 1000000000L;
-    while (g->queued < want && pthread_cond_timedwait(&g->arrive, &g->mu, &dl) == 0)
-        ;
-}
-
-udb_group *udb__group_new(void)
-{
-    udb_group *g = calloc(1, sizeof *g);
-    if (!g)
-        return NULL;
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->arrive, &ca);
-    pthread_condattr_destroy(&ca);
-    return g;
-}
-
-void udb__group_free(udb_group *g)
-{
-    if (!g)
-        return;
-    pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
-    pthread_cond_destroy(&g->arrive);
-    free(g);
-}
-
-static void keep_msg(greq *r, udb_txn *txn, int rc)
-{
-    const char *m = udb_errmsg(txn);
-    snprintf(r->msg, sizeof r->msg, "%s", m[0] ? m : udb_strerror(rc));
-}
-
-/* Run one batch in one transaction.  Returns the commit's result; each
- * request's own result is in r->rc.  *grow_at is set when the map filled. */
-static int run_batch(udb_env *env, greq **batch, size_t n, size_t *grow_at)
-{
-    udb_txn *top;
-    *grow_at = 0;
-    int rc = udb__txn_begin_raw(&top, env, 0, NULL);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        greq *r = batch[i];
-        if (n == 1) {   /* alone: no need for a nested transaction */
-            r->rc = r->fn(top, r->ctx);
-            if (r->rc && !top->map_full) {
-                keep_msg(r, top, r->rc);
-                udb__txn_end(top, false);
-                return 0;
-            }
-            break;
-        }
-        udb_txn *sub;
-        if ((r->rc = udb__txn_begin_raw(&sub, env, 0, top))) {
-            snprintf(r->msg, sizeof r->msg, "udb_write: nested begin: %s", udb_strerror(r->rc));
-            continue;
-        }
-        r->rc = r->fn(sub, r->ctx);
-        if (r->rc) {
-            keep_msg(r, sub, r->rc);
-            udb__txn_end(sub, false);
-        } else if ((r->rc = udb__txn_end(sub, true))) {
-            snprintf(r->msg, sizeof r->msg, "udb_write: nested commit: %s",
-                     udb_strerror(r->rc));
-        }
-        if (top->map_full)
-            break;
-    }
-    if (top->map_full) {
-        *grow_at = top->map_full_at;
-        udb__txn_end(top, false);
-        return MDB_MAP_FULL;
-    }
-    size_t at = udb__mapsize(env);
-    rc = udb__txn_end(top, true);
-    if (rc == MDB_MAP_FULL)
-        *grow_at = at;
     return rc;
 }
 
-static int write_grouped(udb_env *env, int (*fn)(udb_txn *, void *), void *ctx)
+size_t udb__txn_full_at(const udb_txn *txn)
 {
-    udb_group *g = env->group;
-    greq me = {.fn = fn, .ctx = ctx};
-    pthread_mutex_lock(&g->mu);
-    if (g->tail)
-        g->tail->next = &me;
-    else
-        g->head = &me;
-    g->tail = &me;
-    g->queued++;
-    if (g->leading)
-        pthread_cond_signal(&g->arrive);
-    while (!me.done && (g->leading || g->head != &me))
-        pthread_cond_wait(&g->cv, &g->mu);
-    if (me.done) {
-        pthread_mutex_unlock(&g->mu);
-        if (me.rc)
-            udb__env_err(me.rc, "%s", me.msg);
-        return me.rc;
-    }
-    /* leader: take up to GROUP_MAX queued requests, oldest first */
-    g->leading = true;
-    gather(g);
-    greq *batch[GROUP_MAX];
-    size_t n = 0;
-    for (greq *r = g->head; r && n < GROUP_MAX; r = r->next)
-        batch[n++] = r;
-    pthread_mutex_unlock(&g->mu);
-
-    int rc;
-    long t0 = now_ns();
-    for (;;) {
-        size_t grow_at;
-        rc = run_batch(env, batch, n, &grow_at);
-        if (rc != MDB_MAP_FULL || !grow_at)
-            break;
-        if ((rc = udb__grow(env, grow_at)))
-            break;
-    }
-    char full_msg[256];   /* udb__grow's message, before anything overwrites it */
-    snprintf(full_msg, sizeof full_msg, "%s", udb_env_errmsg(env));
-    for (size_t i = 0; i < n; i++) {
-        /* the shared commit failed, or the map could not grow (UDB_ESIZELIMIT): so
-           did everyone -- including an fn that saw the raw MDB_MAP_FULL */
-        if (rc && (!batch[i]->rc || batch[i]->rc == MDB_MAP_FULL)) {
-            batch[i]->rc = rc;
-            snprintf(batch[i]->msg, sizeof batch[i]->msg, "udb_write: %s",
-                     rc == UDB_ESIZELIMIT ? full_msg : udb_strerror(rc));
-        }
-    }
-
-    long took = now_ns() - t0;
-    pthread_mutex_lock(&g->mu);
-    g->last_n = n;
-    g->last_commit_ns = took;
-    g->queued -= n;
-    g->head = batch[n - 1]->next;
-    if (!g->head)
-        g->tail = NULL;
-    for (size_t i = 0; i < n; i++)
-        batch[i]->done = true;
-    g->leading = false;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-    if (me.rc)
-        udb__env_err(me.rc, "%s", me.msg);
-    return me.rc;
+    return txn->map_full ? txn->map_full_at : 0;
 }
 
-int udb_write(udb_env *env, udb_write_fn fn, void *ctx)
+MDB_txn *udb__txn_mdb(const udb_txn *txn)
 {
-    if (!env || !fn)
-        return udb__env_err(UDB_EINVAL, "udb_write: env and fn are required");
-    if ((env->flags & UDB_NOGROUP) || !env->group)
-        return write_alone(env, fn, ctx);
-    return write_grouped(env, fn, ctx);
+    return txn->mdb;
+}
+
+udb_env *udb__txn_env(const udb_txn *txn)
+{
+    return txn->env;
+}
+
+const udb_schema *udb__txn_schema(const udb_txn *txn)
+{
+    return txn->schema;
+}
+
+bool udb__txn_rdonly(const udb_txn *txn)
+{
+    return txn->rdonly;
+}
+
+size_t udb__txn_keymax(const udb_txn *txn)
+{
+    return udb__env_keymax(txn->env);
+}
+
+const char *udb_errmsg(const udb_txn *txn)
+{
+    if (!txn || !txn->msg.p)
+        return "";
+    return (const char *)txn->msg.p;
+}
+
+void udb__clear(udb_txn *txn)
+{
+    txn->msg.len = 0;
+    if (txn->msg.p)
+        txn->msg.p[0] = 0;
+    txn->msg.oom = false;
+    txn->has_conflict = false;
+}
+
+int udb__err(udb_txn *txn, int rc, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    txn->msg.len = 0;
+    txn->msg.oom = false;
+    udb__buf_put(&txn->msg, tmp, strlen(tmp));
+    return rc;
+}
+
+int udb__mdb_err(udb_txn *txn, int rc, const char *what)
+{
+    udb__txn_full(txn, rc);
+    return udb__err(txn, rc, "%s: %s", what, udb_strerror(rc));
+}
+
+int udb__txn_type(udb_type **out, udb_txn *txn, const char *type, bool write)
+{
+    if (!txn)
+        return UDB_EINVAL;
+    udb__clear(txn);
+    if (!type)
+        return udb__err(txn, UDB_EINVAL, "no record type given");
+    if (write && txn->rdonly)
+        return udb__err(txn, UDB_EREADONLY, "cannot write in a read-only transaction");
+    if (!txn->schema)
+        return udb__err(txn, UDB_EINVAL, "no schema has been applied to this database");
+    udb_type *t = udb__schema_type(txn->schema, type);
+    if (!t)
+        return udb__err(txn, UDB_EINVAL, "unknown record type \"%s\"", type);
+    *out = t;
+    return 0;
+}
+
+int udb__out(udb_val *out, udb_txn *txn, const MDB_val *v)
+{
+    if (!out)
+        return 0;
+    if (txn->rdonly) {
+        out->data = v->mv_data;
+        out->size = v->mv_size;
+        return 0;
+    }
+    void *p = udb__arena_dup(&txn->arena, v->mv_data, v->mv_size);
+    if (!p)
+        return udb__err(txn, UDB_ENOMEM, "out of memory copying a record");
+    out->data = p;
+    out->size = v->mv_size;
+    return 0;
+}
+
+int udb_types(const char *const **out, size_t *count, udb_txn *txn)
+{
+    if (!out || !count || !txn)
+        return UDB_EINVAL;
+    udb__clear(txn);
+    if (!txn->schema) {
+        *out = NULL;
+        *count = 0;
+        return 0;
+    }
+    *out = txn->schema->type_names;
+    *count = txn->schema->ntypes;
+    return 0;
 }

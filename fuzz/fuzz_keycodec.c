@@ -27,7 +27,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
+#include "keycodec.h"
+#include "mpack.h"
 
 #define MAX_ELEMS 5
 #define MAX_STR 12

@@ -22,7 +22,6 @@
 #include "cli_common.h"
 #include "cli_scenarios.h"
 #include "fuzz.h"
-#include "internal.h"
 
 static char db1[4200], db2[4200], input[4200], out1[4200], out2[4200];
 

@@ -47,7 +47,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
+#include "mpack.h"
+#include "record.h"
 
 static const char SCHEMA[] =
     "{\"types\": {\"t\": {\"key\": \"id\", \"fields\": {"

@@ -24,7 +24,9 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
+#include "mpack.h"
+#include "record.h"
+#include "txn.h"
 
 static const char SCHEMA[] =
     "{\"types\": {"
@@ -255,7 +257,7 @@ static void mode_insert(const char *type, const uint8_t *data, size_t size)
     int rc;
 
     FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
-    t = udb__schema_type(txn->schema, type);
+    t = udb__schema_type(udb__txn_schema(txn), type);
     rc = udb_insert(&out, txn, type, data, size);
     if (rc) {
         expect_refusal(txn, rc, "insert", true);
@@ -346,7 +348,7 @@ static void mode_update(const uint8_t *data, size_t size)
         unpack_trusted(&in, data, size, "the input");
     for (int merge = 1; merge >= 0; merge--) {
         FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
-        const udb_type *t = udb__schema_type(txn->schema, "r");
+        const udb_type *t = udb__schema_type(udb__txn_schema(txn), "r");
         rc = udb_update(&out, txn, "r", base_key, 5, data, size, merge ? UDB_MERGE : 0);
         if (rc) {
             expect_refusal(txn, rc, merge ? "merge" : "update", true);

@@ -26,7 +26,8 @@
 #endif
 
 #include "fuzz.h"
-#include "internal.h"
+#include "mpack.h"
+#include "schema.h"
 
 static char dbdir[4200];
 
@@ -453,19 +454,19 @@ static void where_mode(const uint8_t *data, size_t size)
     FUZZ_CHECK(text, "out of memory");
     memcpy(text, data, size);
     text[size] = 0;
-    rc = udb__pred_parse(&p, t, text, &msg);
+    rc = udb__pred_parse(&p, t->fields, t->nfields, text, &msg);
     FUZZ_CHECK(rc == 0 || rc == UDB_ESCHEMA, "pred_parse returned %s", udb_strerror(rc));
     FUZZ_CHECK(rc == 0 || msg.len > 0, "predicate refused without a message");
     if (rc == 0) {
-        udb__pred_print(&canon, &p, t);
+        udb__pred_print(&canon, &p, t->fields);
         FUZZ_CHECK(!canon.oom && canon.p, "print");
         msg.len = 0;
-        rc = udb__pred_parse(&p2, t, (char *)canon.p, &msg);
+        rc = udb__pred_parse(&p2, t->fields, t->nfields, (char *)canon.p, &msg);
         FUZZ_CHECK(rc == 0, "canonical predicate does not parse: %s\n  %s",
                    msg.p ? (char *)msg.p : "", (char *)canon.p);
         FUZZ_CHECK(same_pred(&p, &p2), "canonical predicate parses differently: %s",
                    (char *)canon.p);
-        udb__pred_print(&canon2, &p2, t);
+        udb__pred_print(&canon2, &p2, t->fields);
         FUZZ_CHECK(canon2.len == canon.len && memcmp(canon2.p, canon.p, canon.len) == 0,
                    "canonical predicate is not canonical:\n  %s\n  %s", (char *)canon.p,
                    (char *)canon2.p);

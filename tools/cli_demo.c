@@ -1,5 +1,6 @@
 /*
- * cli_demo.c -- `uniqdb demo`: the five scenarios of SCENARIOS.md, live.
+ * cli_demo.c -- `uniqdb demo`: the five scenarios of the README ("The five
+ * scenarios in C"), live.
  *
  * Each race forks NPROC processes.  Every child opens the database itself
  * (an environment never crosses fork), says it is ready, and blocks on a

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "keycodec.h"
+#include "mpack.h"
 #include "testutil.h"
 
 /* LMDB's default key order: memcmp over the common length, shorter first. */

@@ -5,7 +5,9 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "keycodec.h"
+#include "schema.h"
+#include "txn.h"
 #include "testutil.h"
 
 static const char *const SCHEMA =
@@ -448,14 +450,14 @@ static void t_check_sees_index_damage(tu *t)
     tu_check_db(t);
 
     txn = tu_w(t);
-    const udb_index *phone = udb__type_index(udb__schema_type(txn->schema, "multi"), "phone");
+    const udb_index *phone = udb__type_index(udb__schema_type(udb__txn_schema(txn), "multi"), "phone");
     udb_buf key = {0}, stray = {0}, pk = {0};
     udb__tk_str(&key, UDB_TK_STR, "p1", 2);
     udb__tk_str(&stray, UDB_TK_STR, "p2", 2);
     udb__tk_str(&pk, UDB_TK_STR, "c9", 2);
     MDB_val k = {key.len, key.p}, s2 = {stray.len, stray.p}, v = {pk.len, pk.p};
-    CHECK_OK(mdb_del(txn->mdb, phone->dbi, &k, NULL));
-    CHECK_OK(mdb_put(txn->mdb, phone->dbi, &s2, &v, 0));
+    CHECK_OK(mdb_del(udb__txn_mdb(txn), phone->dbi, &k, NULL));
+    CHECK_OK(mdb_put(udb__txn_mdb(txn), phone->dbi, &s2, &v, 0));
     tu_commit(txn);
     size_t problems = 0, reported = 0;
     CHECK_RC(udb_check(&problems, t->env, count_report, &reported), UDB_ECORRUPT);
@@ -468,8 +470,8 @@ static void t_check_sees_index_damage(tu *t)
     udb__tk_str(&c1, UDB_TK_STR, "c1", 2);
     own.mv_size = c1.len;
     own.mv_data = c1.p;
-    CHECK_OK(mdb_put(txn->mdb, phone->dbi, &k, &own, 0));
-    CHECK_OK(mdb_del(txn->mdb, phone->dbi, &s2, NULL));
+    CHECK_OK(mdb_put(udb__txn_mdb(txn), phone->dbi, &k, &own, 0));
+    CHECK_OK(mdb_del(udb__txn_mdb(txn), phone->dbi, &s2, NULL));
     tu_commit(txn);
     udb__buf_free(&key);
     udb__buf_free(&stray);

@@ -1,7 +1,7 @@
 /*
- * test_scenarios.c -- the five scenarios of SCENARIOS.md, each in one process
- * on the scenario schema (tools/scenarios.json), one write transaction per
- * "request".  Their multi-process races live in tests/race.
+ * test_scenarios.c -- the five scenarios of the README ("The five scenarios
+ * in C"), each in one process on the scenario schema (tools/scenarios.json),
+ * one write transaction per "request".  Their multi-process races live in tests/race.
  */
 #include <stdio.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "env_int.h"
 #include "testutil.h"
 
 /* One type "t" with a field of most kinds; F adds fields, R adds type keys. */

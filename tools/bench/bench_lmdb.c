@@ -1,20 +1,21 @@
 /*
  * bench_lmdb.c -- the floor: raw LMDB doing by hand what uniqdb does for the
  * benchmark's schema, with nothing else.  Same layout and key encoding as
- * uniqdb (engine/internal.h): the record under its tuple-encoded primary key,
+ * uniqdb (engine/layout.h): the record under its tuple-encoded primary key,
  * one put per index entry, MDB_NOOVERWRITE standing in for the unique checks.
  * No validation, no canonical repacking, no conflict detail, no rollback of a
  * half-inserted record on a conflict: whatever uniqdb costs above this is the
  * price of its guarantees.
  */
 #include <errno.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "keycodec.h"
 
 typedef struct lmdb_db {
     MDB_env *env;

@@ -1,0 +1,58 @@
+/*
+ * env.h -- an open database as the layers above see it (env.c): the LMDB
+ * environment, the cached schema, and the map-size protocol.  The body of
+ * struct udb_env is in env_int.h, for env.c and group.c only.
+ */
+#ifndef UDB_ENV_H
+#define UDB_ENV_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schema.h"
+#include "uniqdb.h"
+
+MDB_env *udb__env_mdb(const udb_env *env);
+MDB_dbi  udb__env_meta_dbi(const udb_env *env);
+MDB_dbi  udb__env_seq_dbi(const udb_env *env);
+size_t   udb__env_keymax(const udb_env *env);   /* LMDB's largest key */
+
+/* Load the stored schema and open its handles if the generation moved. */
+int  udb__env_reload_schema(udb_env *env);
+/* Install s as the env's current schema (old one retired, freed at close). */
+void udb__env_install_schema(udb_env *env, udb_schema *s, uint64_t gen);
+/* The current schema and its generation (the schema stays allocated until
+ * close, even once replaced). */
+void udb__env_current(udb_env *env, udb_schema **schema, uint64_t *gen);
+/* Schema changes open database handles: LMDB allows one transaction at a
+ * time to do that, so they hold this lock around the whole change. */
+void udb__env_dbi_lock(udb_env *env);
+void udb__env_dbi_unlock(udb_env *env);
+
+/* A top-level transaction of this process begins: wait out a resize, count
+ * it active, and take the current schema and its generation. */
+void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen);
+/* ... and ends. */
+void udb__env_leave(udb_env *env);
+
+size_t udb__mapsize(udb_env *env);
+/* Grow the map to twice `from` (no-op if another thread already did);
+ * waits until no transaction of this process is open. */
+int  udb__grow(udb_env *env, size_t from);
+/* Adopt a map size another process set (MDB_MAP_RESIZED). */
+int  udb__adopt(udb_env *env);
+/* A transaction that cannot grow the map itself (it is open) asks for it;
+ * the next write transaction to begin grows it. */
+void udb__env_want_grow(udb_env *env, size_t from);
+int  udb__env_grow_if_wanted(udb_env *env);
+
+/* One attempt at a write: returns its result, and sets *full_at to the map
+ * size at which it ran out of room (left 0 if it did not). */
+typedef int (*udb__attempt_fn)(size_t *full_at, void *ctx);
+/* Run attempt until it stops running out of room, growing the map between
+ * attempts.  Returns the last attempt's result, or udb__grow's error. */
+int  udb__grow_retry(udb_env *env, udb__attempt_fn attempt, void *ctx);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * env_int.h -- the body of struct udb_env.  Only env.c (which owns it) and
+ * group.c (which keeps its queue in it) include this; everything else goes
+ * through env.h.
+ */
+#ifndef UDB_ENV_INT_H
+#define UDB_ENV_INT_H
+
+#include <pthread.h>
+
+#include "env.h"
+
+struct udb_group;
+
+struct udb_env {
+    MDB_env *mdb;
+    char *path;
+    unsigned flags;
+    size_t max_map;
+    size_t keymax;
+    MDB_dbi meta_dbi, seq_dbi;
+
+    pthread_mutex_t lock;       /* active count, resize state, schema pointer, group */
+    pthread_cond_t cond;
+    pthread_mutex_t dbi_lock;   /* one mdb_dbi_open session at a time (LMDB rule) */
+    unsigned active;            /* top-level transactions open in this process */
+    bool resizing;
+    bool want_grow;             /* a txn hit MDB_MAP_FULL ... */
+    size_t grow_from;           /* ... at this map size */
+    udb_schema *schema;         /* current; never freed before close */
+    uint64_t schema_gen;
+    udb_schema **retired;       /* older schemas still referenced by open txns */
+    size_t nretired;
+
+    /* group commit queue: made by group.c on first use, freed at close
+       with the function it was made with */
+    struct udb_group *group;
+    void (*group_free)(struct udb_group *g);
+};
+
+#endif

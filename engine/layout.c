@@ -1,0 +1,100 @@
+/*
+ * layout.c -- the storage layout: names of the LMDB databases, the keys of
+ * __meta and how their values are stored (the table is in layout.h).
+ *
+ * Every file that reads or writes __meta goes through here, so a change of
+ * the on-disk layout is a change of this file and UDB_FORMAT_VERSION.
+ */
+#include "layout.h"
+
+const MDB_val udb__meta_format = {6, (void *)"format"};
+const MDB_val udb__meta_schema = {6, (void *)"schema"};
+const MDB_val udb__meta_gen_key = {3, (void *)"gen"};
+
+void udb__dbname(udb_buf *b, const udb_type *t, const udb_index *ix)
+{
+    b->len = 0;
+    if (ix && !ix->is_pk)
+        udb__buf_printf(b, "%s:%s:%s", ix->unique ? "u" : "i", t->name, ix->name);
+    else
+        udb__buf_printf(b, "t:%s", t->name);
+}
+
+int udb__schema_open_dbis(udb_schema *s, MDB_txn *txn, unsigned flags)
+{
+    udb_buf name = {0};
+    int rc = 0;
+    for (size_t i = 0; i < s->ntypes && !rc; i++) {
+        udb_type *t = &s->types[i];
+        udb__dbname(&name, t, NULL);
+        if (name.oom) {
+            rc = UDB_ENOMEM;
+            break;
+        }
+        rc = mdb_dbi_open(txn, (char *)name.p, flags, &t->dbi);
+        for (size_t x = 0; x < t->nidx && !rc; x++) {
+            udb_index *ix = &t->idx[x];
+            if (ix->is_pk) {
+                ix->dbi = t->dbi;
+                continue;
+            }
+            udb__dbname(&name, t, ix);
+            rc = name.oom ? UDB_ENOMEM : mdb_dbi_open(txn, (char *)name.p, flags, &ix->dbi);
+        }
+    }
+    udb__buf_free(&name);
+    return rc;
+}
+
+int udb__meta_u64(uint64_t *out, MDB_txn *txn, MDB_dbi meta, const MDB_val *key)
+{
+    MDB_val v;
+    int rc = mdb_get(txn, meta, (MDB_val *)key, &v);
+    if (rc == MDB_NOTFOUND) {
+        *out = 0;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (v.mv_size != 8)
+        return UDB_ECORRUPT;
+    *out = udb__get_be(v.mv_data, 8);
+    return 0;
+}
+
+int udb__meta_gen(uint64_t *out, MDB_txn *txn, MDB_dbi meta)
+{
+    return udb__meta_u64(out, txn, meta, &udb__meta_gen_key);
+}
+
+int udb__meta_put_u64(MDB_txn *txn, MDB_dbi meta, const MDB_val *key, uint64_t v)
+{
+    unsigned char b[8];
+    udb__put_be64(b, v);
+    MDB_val bv = {sizeof b, b};
+    return mdb_put(txn, meta, (MDB_val *)key, &bv, 0);
+}
+
+int udb__meta_put_schema(MDB_txn *txn, MDB_dbi meta, const char *json, size_t len,
+                         uint64_t gen)
+{
+    MDB_val sv = {len, (void *)json};
+    int rc = mdb_put(txn, meta, (MDB_val *)&udb__meta_schema, &sv, 0);
+    return rc ? rc : udb__meta_put_u64(txn, meta, &udb__meta_gen_key, gen);
+}
+
+int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
+              void *ctx)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        if ((rc = fn(ctx, &k, &v)))
+            break;
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}

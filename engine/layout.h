@@ -1,0 +1,52 @@
+/*
+ * layout.h -- the storage layout (layout.c): the one place that names the
+ * LMDB databases and the keys of __meta.
+ *
+ *   "__meta"            "format" -> u64 (UDB_FORMAT_VERSION; absent in format 1 files)
+ *                       "schema" -> canonical schema JSON
+ *                       "gen"    -> u64, bumped by every schema change
+ *   "__seq"             sequence name -> u64
+ *   "t:<type>"          tuple(pk) -> canonical msgpack record
+ *   "u:<type>:<index>"  tuple(fields) -> tuple(pk)         (unique indexes)
+ *   "i:<type>:<index>"  tuple(fields) ++ tuple(pk) -> ""   (non-unique indexes)
+ *
+ * Numbers are 8 bytes big-endian; tuples are keycodec.h's encoding.
+ */
+#ifndef UDB_LAYOUT_H
+#define UDB_LAYOUT_H
+
+#include <lmdb.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "schema.h"
+
+#define UDB_DB_META "__meta"
+#define UDB_DB_SEQ  "__seq"
+
+/* Keys of __meta. */
+extern const MDB_val udb__meta_format, udb__meta_schema, udb__meta_gen_key;
+
+/* The LMDB name of a type's records (ix NULL or the primary key) or of
+ * index ix, into b. */
+void udb__dbname(udb_buf *b, const udb_type *t, const udb_index *ix);
+/* Open (flags MDB_CREATE: create) the handle of every database of s. */
+int  udb__schema_open_dbis(udb_schema *s, MDB_txn *txn, unsigned flags);
+
+/* The 8-byte number under key of __meta: 0 and *out (0 when absent), or
+ * UDB_ECORRUPT when the value is not 8 bytes. */
+int udb__meta_u64(uint64_t *out, MDB_txn *txn, MDB_dbi meta, const MDB_val *key);
+/* The schema generation (0 before any schema). */
+int udb__meta_gen(uint64_t *out, MDB_txn *txn, MDB_dbi meta);
+/* Store json as the schema of generation gen. */
+int udb__meta_put_schema(MDB_txn *txn, MDB_dbi meta, const char *json, size_t len,
+                         uint64_t gen);
+/* Store v under key of __meta as 8 bytes. */
+int udb__meta_put_u64(MDB_txn *txn, MDB_dbi meta, const MDB_val *key, uint64_t v);
+
+/* Call fn for every entry of dbi in key order; a non-zero return stops the
+ * walk and is returned.  The entry is valid only during the call. */
+int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
+              void *ctx);
+
+#endif

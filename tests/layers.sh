@@ -1,0 +1,85 @@
+#!/bin/sh
+# layers.sh ENGINE_DIR -- the engine's layers form a line: no file includes
+# the header of a layer above its own, and a struct body (*_int.h) is
+# included only by the files that own it.  The table is ARCHITECTURE.md's.
+set -eu
+dir=${1:?usage: layers.sh ENGINE_DIR}
+
+# header layer
+layers='
+buf.h 1
+error.h 1
+mpack.h 2
+keycodec.h 2
+predicate.h 3
+schema.h 4
+record.h 5
+index.h 6
+layout.h 7
+env.h 8
+env_int.h 8
+txn.h 9
+txn_int.h 9
+seq.h 10
+'
+# source file layer: the layer of the header it implements; the files
+# without a header are the public operations on top
+owner='
+arena.c 1
+error.c 1
+mpack.c 2
+keycodec.c 2
+predicate.c 3
+schema.c 4
+record.c 5
+index.c 6
+layout.c 7
+env.c 8
+txn.c 9
+conflict.c 9
+seq.c 10
+'
+top=11
+# who may include a struct body
+private='
+env_int.h env.c group.c
+txn_int.h txn.c conflict.c
+'
+
+layer_of() {   # $1: file name; prints its layer, or nothing
+    printf '%s\n%s\n' "$layers" "$owner" | awk -v f="$1" '$1 == f { print $2; exit }'
+}
+
+bad=0
+checked=0
+for f in "$dir"/*.c "$dir"/*.h; do
+    name=$(basename "$f")
+    mine=$(layer_of "$name")
+    if [ -z "$mine" ]; then
+        case $name in
+        *.c) mine=$top ;;
+        *) echo "layers: $name is not in the layer table"; bad=1; continue ;;
+        esac
+    fi
+    for inc in $(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f"); do
+        checked=$((checked + 1))
+        [ "$inc" = uniqdb.h ] && continue
+        theirs=$(layer_of "$inc")
+        if [ -z "$theirs" ]; then
+            echo "layers: $name includes $inc, which is not in the layer table"
+            bad=1
+        elif [ "$theirs" -gt "$mine" ]; then
+            echo "layers: $name (layer $mine) includes $inc (layer $theirs)"
+            bad=1
+        fi
+        owners=$(printf '%s\n' "$private" | awk -v h="$inc" '$1 == h { $1 = ""; print }')
+        if [ -n "$owners" ] && ! printf ' %s ' "$owners" | grep -q " $name "; then
+            case $name in
+            *_int.h) ;;
+            *) echo "layers: $name includes $inc, the struct body of$owners"; bad=1 ;;
+            esac
+        fi
+    done
+done
+echo "layers: $checked includes checked"
+exit $bad
