@@ -2,9 +2,10 @@
  * cli_common.h -- what the files of the `uniqdb` command-line tool share.
  *
  * The tool is split by concept: uniqdb.c (entry point, option handling, error
- * reporting and exit codes), cli_json.c (JSON <-> msgpack), cli_records.c (the
- * record commands), cli_dump.c (dump and load), cli_admin.c (init, schema,
- * check, stat) and cli_demo.c (the five scenarios, live).  Only the
+ * reporting and exit codes), cli_json.c (JSON <-> msgpack), cli_base64.c
+ * (base64 for binary values), cli_records.c (the record commands), cli_dump.c
+ * (dump and load), cli_admin.c (init, schema, check, stat) and cli_demo.c
+ * (the five scenarios, live).  Only the
  * public API of include/uniqdb.h is used, as any application would.
  */
 #ifndef UNIQDB_CLI_H
@@ -118,20 +119,38 @@ int cli_text_to_msgpack(msgpack_sbuffer *sb, const char *text, size_t len,
  * Returns NULL with a message in err on failure. */
 json_t *cli_msgpack_to_json(const void *data, size_t len, char err[CLI_ERRLEN]);
 
-/* Serialise v compactly, keeping object order, on one line.  Numbers that
- * jansson cannot print exactly (uint64 beyond INT64_MAX, reals in their
- * shortest exact form) come out exactly.  Returns malloc'd text or NULL. */
+/* Serialise v, keeping object order: flags 0 is JSON_COMPACT on one line,
+ * JSON_INDENT(n) is jansson's indented layout.  Every number comes out
+ * exactly (uint64 beyond INT64_MAX as digits, reals in their shortest exact
+ * form); strings are escaped as jansson escapes them.  Returns malloc'd text
+ * or NULL. */
 char *cli_json_dumps(const json_t *v, size_t flags);
 
-/* A JSON number for any uint64 (exact through cli_json_dumps()). */
+/* A JSON number for any uint64 (exact through cli_json_dumps()).  Beyond
+ * INT64_MAX it is a json_t string that is not UTF-8, which no JSON text can
+ * produce: test strings with cli_json_text(), not json_is_string(). */
 json_t *cli_json_from_u64(uint64_t v);
 
 /* A non-negative JSON integer (as parsed by cli_json_parse) as uint64.
  * Returns 0, or -1 if v is not one. */
 int cli_json_to_u64(const json_t *v, uint64_t *out);
 
+/* The text of a JSON string; NULL if v is not a string (or is a uint64 from
+ * cli_json_from_u64). */
+const char *cli_json_text(const json_t *v);
+
 /* cli_json_dumps() then cli_put_line(). */
 int cli_print_json(const json_t *v);
+
+/* ---- Base64, RFC 4648 with padding (cli_base64.c) ------------------------- */
+
+/* Encode n bytes; malloc'd, NUL-terminated text, or NULL out of memory. */
+char *cli_b64_encode(const unsigned char *in, size_t n);
+
+/* Decode strict base64 (padded, canonical, no whitespace) of length n.
+ * *out is malloc'd (never NULL on success).  Returns 0, or -1 if the text is
+ * not such base64 or memory ran out. */
+int cli_b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n);
 
 /* The JSON form of a conflict (index as "type.index", fields, values,
  * existing_key, and all violated indexes under "conflicts"); NULL if c is

@@ -359,7 +359,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
         }
         free(s);
     } else if ((x = json_object_get(v, "record")) != NULL && json_object_size(v) == 2 &&
-               json_is_string(json_object_get(v, "type"))) {
+               cli_json_text(json_object_get(v, "type"))) {
         entry *e = &l->batch[l->n];
 
         if (!json_is_object(x)) {
@@ -374,7 +374,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
             line_problem(l, CLI_EINVALID, lineno, NULL, err);
             goto out;
         }
-        e->type = strdup(json_string_value(json_object_get(v, "type")));
+        e->type = strdup(cli_json_text(json_object_get(v, "type")));
         e->line = lineno;
         e->status = ST_PENDING;
         l->n++;

@@ -1,26 +1,31 @@
 /*
  * cli_json.c -- JSON <-> msgpack for the command-line tool.
  *
- * Records live as msgpack; people and scripts speak JSON.  jansson does all
- * the JSON parsing and printing.  Two things it cannot do exactly are patched
- * around it rather than re-implemented:
+ * Records live as msgpack; people and scripts speak JSON.  jansson parses
+ * JSON and escapes strings.  What it cannot do exactly is done here, without
+ * any in-band marker a stored string could imitate:
  *
  *  - Integers in (INT64_MAX, UINT64_MAX] (uint fields) overflow json_int_t.
- *    Before parsing, such number tokens are rewritten into marker strings
- *    ("\x01udb<nonce>:<digits>") that the packer turns back into uint64; when
- *    printing, the same markers are replaced by the bare digits afterwards.
+ *    In a json_t tree such a number is a string made of the byte 0xFF and
+ *    its decimal digits (cli_json_from_u64).  0xFF never occurs in UTF-8 and
+ *    jansson refuses any other string that is not UTF-8 (every string parsed
+ *    or converted from msgpack is checked), so no input can make one.  When
+ *    parsing, the text of such a number is blanked to a same-length "0"
+ *    before jansson sees it and the value is put back by its position among
+ *    the integers afterwards, so error columns stay right.
  *  - jansson prints reals with 17 significant digits (0.1 comes out as
- *    0.10000000000000001).  Reals go through the same marker with their
- *    shortest exact form, so output is both exact and readable.
+ *    0.10000000000000001).  cli_json_dumps() writes the structure itself,
+ *    every real in its shortest exact form and the big integers as digits,
+ *    and hands every other scalar and every key to jansson, so escaping is
+ *    jansson's own.
  *
- * The nonce is random per process, so no stored string can impersonate a
- * marker; a string that happens to begin with the marker is refused.
- * Binary values are {"$bin": "<base64>"}; extension values
- * {"$ext": [type, "<base64>"]}; NaN and infinities {"$float": "nan"}.  What an
- * `any` field may hold but JSON cannot say directly keeps its exact bytes too:
- * a string that is not UTF-8 is {"$str": "<base64>"}, and a map with a key
- * that is not a UTF-8 string, with a duplicate key, or whose only key is one
- * of these marker names is {"$map": [[key, value], ...]}.
+ * Binary values are {"$bin": "<base64>"}; NaN and infinities
+ * {"$float": "nan"}.  What an `any` field may hold but JSON cannot say
+ * directly keeps its exact bytes too: a string that is not UTF-8 is
+ * {"$str": "<base64>"}, and a map with a key that is not a UTF-8 string, with
+ * a duplicate key, or whose only key is one of these marker names is
+ * {"$map": [[key, value], ...]}.  msgpack extension values are refused both
+ * ways: the engine stores none.
  */
 #include "cli_common.h"
 
@@ -30,46 +35,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #define MAX_DEPTH 64
-
-/* ---- Markers ------------------------------------------------------------- */
-
-/* "\x01udb" + 16 hex digits + ":" */
-#define MARKER_LEN 21
-static char marker[MARKER_LEN + 1];
-/* The marker as jansson escapes it inside a JSON string: "\u0001udb…:" */
-#define MARKER_JSON_LEN (MARKER_LEN + 5)
-static char marker_json[MARKER_JSON_LEN + 1];
-
-static void marker_init(void)
-{
-    uint64_t nonce = 0;
-
-    if (marker[0])
-        return;
-    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
-        nonce = (uint64_t)time(NULL) * 6364136223846793005u ^ (uint64_t)getpid() ^
-                (uint64_t)(uintptr_t)&nonce;
-    snprintf(marker, sizeof marker, "\x01udb%016" PRIx64 ":", nonce);
-    snprintf(marker_json, sizeof marker_json, "\\u0001udb%016" PRIx64 ":", nonce);
-}
-
-static int is_marker(const char *s, size_t len)
-{
-    return len >= MARKER_LEN && memcmp(s, marker, MARKER_LEN) == 0;
-}
-
-static json_t *marker_string(const char *text)
-{
-    char buf[MARKER_LEN + 64];
-
-    snprintf(buf, sizeof buf, "%s%s", marker, text);
-    return json_string(buf);
-}
 
 /* ---- Small helpers -------------------------------------------------------- */
 
@@ -84,7 +51,7 @@ static void seterr(char err[CLI_ERRLEN], const char *fmt, ...)
     va_end(ap);
 }
 
-/* A growable byte buffer for the pre-scan and the printer. */
+/* A growable byte buffer for the printer. */
 typedef struct buf {
     char *p;
     size_t len, cap;
@@ -115,98 +82,92 @@ static int buf_add(buf *b, const char *s, size_t n)
     return 0;
 }
 
-/* ---- Base64 (RFC 4648, standard alphabet, padded) ------------------------- */
+/* ---- Integers above INT64_MAX ----------------------------------------------- */
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/* The first byte of a big integer's string: never part of UTF-8. */
+#define U64_TAG '\xff'
 
-static char *b64_encode(const unsigned char *in, size_t n)
+/* The value of a big-integer string, or -1 if v is not one. */
+static int big_u64(const json_t *v, uint64_t *out)
 {
-    size_t outlen, i, o = 0;
-    char *out;
+    const char *s = json_string_value(v);
 
-    if (n > (SIZE_MAX - 1) / 4 * 3 - 3)
-        return NULL;
-    outlen = (n + 2) / 3 * 4;
-    out = malloc(outlen + 1);
-    if (!out)
-        return NULL;
-    for (i = 0; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64chars[v >> 18 & 63];
-        out[o++] = b64chars[v >> 12 & 63];
-        out[o++] = b64chars[v >> 6 & 63];
-        out[o++] = b64chars[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        out[o++] = b64chars[v >> 18 & 63];
-        out[o++] = b64chars[v >> 12 & 63];
-        out[o++] = i + 1 < n ? b64chars[v >> 6 & 63] : '=';
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
-static int b64_value(char c)
-{
-    const char *p = c ? strchr(b64chars, c) : NULL;
-
-    return p ? (int)(p - b64chars) : -1;
-}
-
-/* Decode strict, padded base64; *out is malloc'd (never NULL on success). */
-static int b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n)
-{
-    unsigned char *p;
-    size_t i, o = 0;
-
-    if (n % 4 != 0)
+    if (!s || json_string_length(v) < 2 || s[0] != U64_TAG)
         return -1;
-    p = malloc(n / 4 * 3 + 1);
-    if (!p)
-        return -1;
-    for (i = 0; i < n; i += 4) {
-        int a = b64_value(in[i]), b = b64_value(in[i + 1]);
-        int c = in[i + 2] == '=' ? -2 : b64_value(in[i + 2]);
-        int d = in[i + 3] == '=' ? -2 : b64_value(in[i + 3]);
-        int last = i + 4 == n;
-
-        if (a < 0 || b < 0 || c == -1 || d == -1 || (c == -2 && d != -2) ||
-            ((c == -2 || d == -2) && !last))
-            goto bad;
-        p[o++] = (unsigned char)(a << 2 | b >> 4);
-        if (c >= 0) {
-            p[o++] = (unsigned char)((b & 15) << 4 | c >> 2);
-            if (d >= 0)
-                p[o++] = (unsigned char)((c & 3) << 6 | d);
-            else if (c & 3)
-                goto bad; /* non-canonical trailing bits */
-        } else if (b & 15) {
-            goto bad;
-        }
-    }
-    *out = p;
-    *outlen = o;
+    *out = strtoull(s + 1, NULL, 10);
     return 0;
-bad:
-    free(p);
-    return -1;
+}
+
+json_t *cli_json_from_u64(uint64_t v)
+{
+    char text[24];
+    int n;
+
+    if (v <= (uint64_t)INT64_MAX)
+        return json_integer((json_int_t)v);
+    n = snprintf(text, sizeof text, "%c%" PRIu64, U64_TAG, v);
+    return json_stringn_nocheck(text, (size_t)n);
+}
+
+int cli_json_to_u64(const json_t *v, uint64_t *out)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    return big_u64(v, out);
+}
+
+const char *cli_json_text(const json_t *v)
+{
+    uint64_t u;
+
+    return big_u64(v, &u) == 0 ? NULL : json_string_value(v);
 }
 
 /* ---- JSON text in ----------------------------------------------------------- */
 
-/* Rewrite integer tokens in (INT64_MAX, UINT64_MAX] into marker strings, so
- * jansson can parse the text.  Only tracks strings and number tokens: the
- * structure is left to jansson, which still rejects anything malformed.
- * On return b holds the text (b->p NULL if nothing changed). */
-static int prescan(buf *b, size_t *count, const char *text, size_t len)
+/* The integer tokens above INT64_MAX of a text, in order: each with its
+ * position among all integer tokens and its value. */
+typedef struct bigints {
+    struct bigint {
+        size_t ordinal;
+        uint64_t value;
+    } *v;
+    size_t n, cap;
+    size_t integers; /* integer tokens seen in all */
+} bigints;
+
+static int bigints_add(bigints *b, size_t ordinal, uint64_t value)
 {
-    size_t i = 0, copied = 0;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        struct bigint *p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(b->v, cap * sizeof *p);
+
+        if (!p)
+            return -1;
+        b->v = p;
+        b->cap = cap;
+    }
+    b->v[b->n].ordinal = ordinal;
+    b->v[b->n].value = value;
+    b->n++;
+    return 0;
+}
+
+/* Find the integer tokens in (INT64_MAX, UINT64_MAX] and blank each to "0"
+ * plus spaces in a copy (*copy, NULL if there were none), so jansson parses
+ * the text with the same line and column numbers.  Tracks only strings and
+ * number tokens: outside strings, a run of number characters starting with
+ * '-' or a digit is exactly one number token in any text jansson accepts,
+ * and it is an integer token if it has no '.', 'e' or 'E'.  The structure
+ * is left to jansson, which still rejects anything malformed. */
+static int prescan(char **copy, bigints *big, const char *text, size_t len)
+{
+    size_t i = 0;
     int in_string = 0;
 
-    *count = 0;
+    *copy = NULL;
     while (i < len) {
         char c = text[i];
 
@@ -229,13 +190,15 @@ static int prescan(buf *b, size_t *count, const char *text, size_t len)
 
             while (i < len && text[i] && strchr("0123456789+-.eE", text[i]))
                 i++;
-            for (j = start; j < i; j++)
+            for (j = start + (c == '-'); j < i; j++)
                 if (text[j] < '0' || text[j] > '9')
                     integer = 0;
+            if (!integer || j == start + (c == '-'))
+                continue;
             /* 19 digits can exceed INT64_MAX, 21 always exceed UINT64_MAX;
              * a leading zero is jansson's to reject. */
-            if (integer && text[start] != '0' && i - start >= 19 && i - start <= 20) {
-                char digits[24], tok[64];
+            if (c != '-' && c != '0' && i - start >= 19 && i - start <= 20) {
+                char digits[24];
                 unsigned long long v;
 
                 memcpy(digits, text + start, i - start);
@@ -243,38 +206,63 @@ static int prescan(buf *b, size_t *count, const char *text, size_t len)
                 errno = 0;
                 v = strtoull(digits, NULL, 10);
                 if (errno == 0 && v > (unsigned long long)INT64_MAX) {
-                    snprintf(tok, sizeof tok, "\"%s%s\"", marker_json, digits);
-                    if (buf_add(b, text + copied, start - copied) ||
-                        buf_add(b, tok, strlen(tok)))
+                    if (!*copy) {
+                        if ((*copy = malloc(len + 1)) == NULL)
+                            return -1;
+                        memcpy(*copy, text, len);
+                        (*copy)[len] = '\0';
+                    }
+                    if (bigints_add(big, big->integers, v))
                         return -1;
-                    copied = i;
-                    (*count)++;
+                    (*copy)[start] = '0';
+                    memset(*copy + start + 1, ' ', i - start - 1);
                 }
             }
+            big->integers++;
             continue;
         }
         i++;
     }
-    if (b->p && buf_add(b, text + copied, len - copied))
-        return -1;
     return 0;
 }
 
-static size_t count_markers(const json_t *v)
-{
-    size_t n = 0, i;
-    const char *k;
-    json_t *e;
+typedef struct restore {
+    const bigints *big;
+    size_t seen, next;
+} restore;
 
+/* Walk v in document order (jansson keeps objects in insertion order),
+ * counting integers; *repl gets the value for an integer prescan() blanked,
+ * else NULL.  Returns 0, or -1 out of memory. */
+static int put_back(json_t *v, json_t **repl, restore *r)
+{
+    json_t *e, *x;
+    size_t i;
+    void *it;
+
+    *repl = NULL;
     switch (json_typeof(v)) {
-    case JSON_STRING:
-        return is_marker(json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        if (r->next < r->big->n && r->big->v[r->next].ordinal == r->seen) {
+            if ((*repl = cli_json_from_u64(r->big->v[r->next].value)) == NULL)
+                return -1;
+            r->next++;
+        }
+        r->seen++;
+        return 0;
     case JSON_ARRAY:
-        json_array_foreach(v, i, e) n += count_markers(e);
-        return n;
+        json_array_foreach(v, i, e) {
+            if (put_back(e, &x, r) || (x && json_array_set_new(v, i, x)))
+                return -1;
+        }
+        return 0;
     case JSON_OBJECT:
-        json_object_foreach((json_t *)v, k, e) n += count_markers(e);
-        return n;
+        for (it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+            if (put_back(json_object_iter_value(it), &x, r) ||
+                (x && json_object_iter_set_new(v, it, x)))
+                return -1;
+        }
+        return 0;
     default:
         return 0;
     }
@@ -282,35 +270,46 @@ static size_t count_markers(const json_t *v)
 
 json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN])
 {
-    buf b = {0};
-    size_t subst = 0;
+    bigints big = {0};
+    char *copy = NULL;
     json_error_t jerr;
-    json_t *v = NULL;
+    json_t *v = NULL, *x;
+    restore r = {&big, 0, 0};
 
-    marker_init();
-    if (prescan(&b, &subst, text, len)) {
+    if (prescan(&copy, &big, text, len)) {
         seterr(err, "out of memory");
         goto out;
     }
-    v = json_loadb(b.p ? b.p : text, b.p ? b.len : len,
+    v = json_loadb(copy ? copy : text, len,
                    JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!v) {
         if (json_error_code(&jerr) == json_error_numeric_overflow)
             seterr(err, "invalid JSON: integer out of range (-2^63 .. 2^64-1) at line %d",
                    jerr.line);
-        else if (b.p)
-            seterr(err, "invalid JSON: %s (line %d)", jerr.text, jerr.line);
         else
             seterr(err, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
         goto out;
     }
-    if (count_markers(v) != subst) {
-        seterr(err, "invalid JSON: a string begins with a reserved marker");
-        json_decref(v);
-        v = NULL;
+    if (big.n == 0)
+        goto out;
+    if (put_back(v, &x, &r)) {
+        seterr(err, "out of memory");
+    } else if (r.next != big.n || r.seen != big.integers) {
+        /* prescan() and jansson disagree on the tokens: a bug, never a guess */
+        seterr(err, "invalid JSON: cannot place the integers above 2^63-1");
+    } else {
+        if (x) {
+            json_decref(v);
+            v = x;
+        }
+        goto out;
     }
+    json_decref(x);
+    json_decref(v);
+    v = NULL;
 out:
-    free(b.p);
+    free(big.v);
+    free(copy);
     return v;
 }
 
@@ -365,20 +364,18 @@ static int pack_at(pack_ctx *c, const char *seg, const json_t *v, int depth)
     return rc;
 }
 
-/* The bytes of a {"$bin"|"$str"|"$ext": ...} marker, base64 in JSON string s,
- * packed as a msgpack bin, str or ext (of ext_type). */
-static int pack_b64(pack_ctx *c, const json_t *s, msgpack_object_type kind, int8_t ext_type)
+/* The bytes of a {"$bin"|"$str": ...} marker, base64 in JSON string s,
+ * packed as a msgpack bin or str. */
+static int pack_b64(pack_ctx *c, const json_t *s, msgpack_object_type kind)
 {
-    const char *name = kind == MSGPACK_OBJECT_BIN ? "$bin" : kind == MSGPACK_OBJECT_STR ? "$str"
-                                                                                          : "$ext";
+    const char *name = kind == MSGPACK_OBJECT_BIN ? "$bin" : "$str";
     unsigned char *bytes;
     size_t n;
     char what[64];
     int rc;
 
-    if (!json_is_string(s) || b64_decode(&bytes, &n, json_string_value(s), json_string_length(s))) {
-        if (kind == MSGPACK_OBJECT_EXT)
-            return pack_fail(c, "\"$ext\" must be [type -128..127, \"<base64>\"]");
+    if (!cli_json_text(s) ||
+        cli_b64_decode(&bytes, &n, json_string_value(s), json_string_length(s))) {
         snprintf(what, sizeof what, "\"%s\" must be a base64 string (RFC 4648, padded)", name);
         return pack_fail(c, what);
     }
@@ -386,10 +383,8 @@ static int pack_b64(pack_ctx *c, const json_t *s, msgpack_object_type kind, int8
         rc = -1;
     else if (kind == MSGPACK_OBJECT_BIN)
         rc = msgpack_pack_bin_with_body(&c->pk, bytes, n);
-    else if (kind == MSGPACK_OBJECT_STR)
-        rc = msgpack_pack_str_with_body(&c->pk, bytes, n);
     else
-        rc = msgpack_pack_ext_with_body(&c->pk, bytes, n, ext_type);
+        rc = msgpack_pack_str_with_body(&c->pk, bytes, n);
     free(bytes);
     if (rc) {
         snprintf(what, sizeof what, "\"%s\" value too large", name);
@@ -404,17 +399,12 @@ static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
 
     *done = 1;
     if ((s = special(v, "$bin")) != NULL)
-        return pack_b64(c, s, MSGPACK_OBJECT_BIN, 0);
-    if ((s = special(v, "$ext")) != NULL) {
-        const json_t *t = json_array_get(s, 0);
-
-        if (json_array_size(s) != 2 || !json_is_integer(t) || json_integer_value(t) < -128 ||
-            json_integer_value(t) > 127)
-            return pack_fail(c, "\"$ext\" must be [type -128..127, \"<base64>\"]");
-        return pack_b64(c, json_array_get(s, 1), MSGPACK_OBJECT_EXT, (int8_t)json_integer_value(t));
-    }
+        return pack_b64(c, s, MSGPACK_OBJECT_BIN);
+    if (special(v, "$ext"))
+        return pack_fail(c, "\"$ext\": msgpack extension values cannot be stored (records "
+                            "hold no extension types)");
     if ((s = special(v, "$str")) != NULL)
-        return pack_b64(c, s, MSGPACK_OBJECT_STR, 0);
+        return pack_b64(c, s, MSGPACK_OBJECT_STR);
     if ((s = special(v, "$map")) != NULL) {
         const json_t *pair;
         size_t i;
@@ -439,7 +429,7 @@ static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
         return 0;
     }
     if ((s = special(v, "$float")) != NULL) {
-        const char *f = json_string_value(s);
+        const char *f = cli_json_text(s);
 
         if (f && strcmp(f, "nan") == 0)
             return msgpack_pack_double(&c->pk, NAN);
@@ -457,6 +447,7 @@ static int pack_value(pack_ctx *c, const json_t *v, int depth)
 {
     const char *key;
     size_t i, old, klen;
+    uint64_t u;
     json_t *e;
     int done;
 
@@ -478,14 +469,13 @@ static int pack_value(pack_ctx *c, const json_t *v, int depth)
     case JSON_REAL:
         return msgpack_pack_double(&c->pk, json_real_value(v));
     case JSON_STRING: {
-        const char *s = json_string_value(v);
         size_t n = json_string_length(v);
 
-        if (is_marker(s, n)) /* a big integer rewritten by prescan() */
-            return msgpack_pack_uint64(&c->pk, strtoull(s + MARKER_LEN, NULL, 10));
+        if (big_u64(v, &u) == 0)
+            return msgpack_pack_uint64(&c->pk, u);
         if (n > UINT32_MAX)
             return pack_fail(c, "string too long");
-        return msgpack_pack_str_with_body(&c->pk, s, n);
+        return msgpack_pack_str_with_body(&c->pk, json_string_value(v), n);
     }
     case JSON_ARRAY:
         if (json_array_size(v) > UINT32_MAX)
@@ -532,7 +522,6 @@ int cli_json_to_msgpack(msgpack_sbuffer *sb, const json_t *v, char err[CLI_ERRLE
     pack_ctx c;
     size_t start = sb->size;
 
-    marker_init();
     msgpack_packer_init(&c.pk, sb, msgpack_sbuffer_write);
     c.path[0] = '\0';
     c.err = err;
@@ -560,6 +549,59 @@ int cli_text_to_msgpack(msgpack_sbuffer *sb, const char *text, size_t len, char 
 
 /* ---- msgpack -> JSON value --------------------------------------------------- */
 
+/* msgpack bytes from storage are untrusted (a damaged file).  They are read
+ * here in one bounded pass straight into json_t, never through msgpack-c's
+ * unpacker, which allocates a map or array by its declared count before it
+ * knows the bytes exist: every element read consumes at least one byte, so
+ * what is built is bounded by the input. */
+typedef struct reader {
+    const unsigned char *p, *end;
+    char *err;
+    int malformed;
+} reader;
+
+static json_t *rd_fail(reader *r)
+{
+    r->malformed = 1;
+    return NULL;
+}
+
+/* The next n bytes, or NULL (marked malformed) if they are missing. */
+static const unsigned char *rd_take(reader *r, uint64_t n)
+{
+    const unsigned char *p = r->p;
+
+    if ((uint64_t)(r->end - r->p) < n) {
+        r->malformed = 1;
+        return NULL;
+    }
+    r->p += n;
+    return p;
+}
+
+/* A big-endian unsigned number of n bytes (1, 2, 4 or 8). */
+static int rd_be(reader *r, unsigned n, uint64_t *out)
+{
+    const unsigned char *p = rd_take(r, n);
+
+    if (!p)
+        return -1;
+    *out = 0;
+    for (unsigned i = 0; i < n; i++)
+        *out = *out << 8 | p[i];
+    return 0;
+}
+
+/* {"$bin"|"$str": "<base64>"} */
+static json_t *bytes_json(const char *name, const unsigned char *p, size_t n)
+{
+    char *b64 = cli_b64_encode(p, n);
+    json_t *r = b64 ? json_pack("{s s}", name, b64) : NULL;
+
+    free(b64);
+    return r;
+}
+
 /* The shortest text that reads back as exactly d, and reads as a real. */
 static void format_double(char out[40], double d)
 {
@@ -574,305 +616,295 @@ static void format_double(char out[40], double d)
         strcat(out, ".0");
 }
 
-static json_t *obj_to_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth);
-static json_t *map_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth);
-
-static json_t *bytes_json(const char *name, const char *p, size_t n, json_t *ext_type)
+static json_t *real_json(double d)
 {
-    char *b64 = b64_encode((const unsigned char *)p, n);
-    json_t *r = NULL, *val;
-
-    if (!b64) {
-        json_decref(ext_type);
-        return NULL;
-    }
-    val = ext_type ? json_pack("[o s]", ext_type, b64) : json_string(b64);
-    if (val)
-        r = json_pack("{s o}", name, val);
-    free(b64);
-    return r;
+    if (isnan(d))
+        return json_pack("{s s}", "$float", "nan");
+    if (isinf(d))
+        return json_pack("{s s}", "$float", d > 0 ? "inf" : "-inf");
+    return json_real(d);
 }
 
-static json_t *obj_to_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth)
-{
-    json_t *r = NULL;
-    uint32_t i;
+static json_t *rd_value(reader *r, int depth);
 
-    if (depth > MAX_DEPTH) {
-        seterr(err, "stored value nested too deeply");
-        return NULL;
-    }
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        return json_null();
-    case MSGPACK_OBJECT_BOOLEAN:
-        return json_boolean(o->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        return cli_json_from_u64(o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return json_integer((json_int_t)o->via.i64);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: {
-        double d = o->via.f64;
-        char text[40];
-
-        if (isnan(d))
-            return json_pack("{s s}", "$float", "nan");
-        if (isinf(d))
-            return json_pack("{s s}", "$float", d > 0 ? "inf" : "-inf");
-        format_double(text, d);
-        return marker_string(text);
-    }
-    case MSGPACK_OBJECT_STR:
-        if (is_marker(o->via.str.ptr, o->via.str.size)) {
-            seterr(err, "stored string collides with the tool's internal marker");
-            return NULL;
-        }
-        r = json_stringn(o->via.str.ptr, o->via.str.size);
-        if (!r) /* not UTF-8: keep the bytes */
-            r = bytes_json("$str", o->via.str.ptr, o->via.str.size, NULL);
-        break;
-    case MSGPACK_OBJECT_BIN:
-        r = bytes_json("$bin", o->via.bin.ptr, o->via.bin.size, NULL);
-        break;
-    case MSGPACK_OBJECT_EXT:
-        r = bytes_json("$ext", o->via.ext.ptr, o->via.ext.size, json_integer(o->via.ext.type));
-        break;
-    case MSGPACK_OBJECT_ARRAY:
-        r = json_array();
-        for (i = 0; r && i < o->via.array.size; i++) {
-            json_t *e = obj_to_json(&o->via.array.ptr[i], err, depth + 1);
-
-            if (!e || json_array_append_new(r, e)) {
-                json_decref(r);
-                return NULL;
-            }
-        }
-        break;
-    case MSGPACK_OBJECT_MAP:
-        return map_json(o, err, depth);
-    default:
-        seterr(err, "unsupported msgpack type %d", (int)o->type);
-        return NULL;
-    }
-    if (!r && !err[0])
-        seterr(err, "out of memory");
-    return r;
-}
-
-/* A map as a JSON object when JSON can hold it exactly; otherwise (a key that
- * is not a UTF-8 string, a duplicate key, or a lone key that would read back
- * as one of our markers) as {"$map": [[key, value], ...]}. */
-static json_t *map_pairs_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth)
-{
-    json_t *pairs = json_array();
-
-    for (uint32_t i = 0; pairs && i < o->via.map.size; i++) {
-        const msgpack_object_kv *kv = &o->via.map.ptr[i];
-        json_t *k = obj_to_json(&kv->key, err, depth + 1);
-        json_t *v = k ? obj_to_json(&kv->val, err, depth + 1) : NULL;
-        json_t *pair = v ? json_pack("[o o]", k, v) : NULL;
-
-        if (!pair || json_array_append_new(pairs, pair)) {
-            if (!v)
-                json_decref(k);
-            json_decref(pairs);
-            return NULL;
-        }
-    }
-    return pairs ? json_pack("{s o}", "$map", pairs) : NULL;
-}
-
-static int is_marker_name(const msgpack_object *k)
+static int is_marker_name(const char *k, size_t n)
 {
     static const char *const names[] = {"$bin", "$ext", "$float", "$str", "$map"};
 
-    for (size_t i = 0; k->type == MSGPACK_OBJECT_STR && i < sizeof names / sizeof names[0]; i++)
-        if (k->via.str.size == strlen(names[i]) &&
-            memcmp(k->via.str.ptr, names[i], k->via.str.size) == 0)
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (n == strlen(names[i]) && memcmp(k, names[i], n) == 0)
             return 1;
     return 0;
 }
 
-static json_t *map_json(const msgpack_object *o, char err[CLI_ERRLEN], int depth)
+/* A map of count pairs as a JSON object when JSON can hold it exactly;
+ * otherwise (a key that is not a UTF-8 string, a duplicate key, or a lone
+ * key that would read back as one of our markers) as
+ * {"$map": [[key, value], ...]}. */
+static json_t *rd_map(reader *r, uint64_t count, int depth)
 {
-    json_t *r;
+    json_t *pairs = json_array(), *obj = json_object(), *k, *v, *pair;
+    int as_object = 1;
 
-    if (o->via.map.size == 1 && is_marker_name(&o->via.map.ptr[0].key))
-        return map_pairs_json(o, err, depth);
-    r = json_object();
-    for (uint32_t i = 0; r && i < o->via.map.size; i++) {
-        const msgpack_object_kv *kv = &o->via.map.ptr[i];
-        json_t *e;
+    if (!pairs || !obj)
+        goto fail;
+    for (uint64_t i = 0; i < count; i++) {
+        /* a key is a plain string if msgpack says str and it is UTF-8 */
+        unsigned char b = r->p < r->end ? *r->p : 0;
+        int str_key = (b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb);
 
-        if (kv->key.type != MSGPACK_OBJECT_STR ||
-            json_object_getn(r, kv->key.via.str.ptr, kv->key.via.str.size)) {
-            json_decref(r);
-            return map_pairs_json(o, err, depth);
+        if ((k = rd_value(r, depth + 1)) == NULL)
+            goto fail;
+        if ((v = rd_value(r, depth + 1)) == NULL) {
+            json_decref(k);
+            goto fail;
         }
-        e = obj_to_json(&kv->val, err, depth + 1);
-        if (!e) {
-            json_decref(r);
-            return NULL;
+        /* json_pack takes k and v over even when it fails */
+        if ((pair = json_pack("[o o]", k, v)) == NULL || json_array_append_new(pairs, pair))
+            goto fail;
+        if (as_object && (!str_key || !json_is_string(k) ||
+                          json_object_getn(obj, json_string_value(k), json_string_length(k)) ||
+                          (count == 1 && is_marker_name(json_string_value(k),
+                                                        json_string_length(k))))) {
+            as_object = 0;
+            json_object_clear(obj);
         }
-        if (json_object_setn_new(r, kv->key.via.str.ptr, kv->key.via.str.size, e)) {
-            /* setn_new freed e: only the key can be at fault (not UTF-8) */
-            json_decref(r);
-            return map_pairs_json(o, err, depth);
-        }
+        if (as_object && json_object_setn(obj, json_string_value(k), json_string_length(k), v))
+            goto fail;
     }
-    return r;
+    if (as_object) {
+        json_decref(pairs);
+        return obj;
+    }
+    json_decref(obj);
+    return json_pack("{s o}", "$map", pairs);
+fail:
+    json_decref(pairs);
+    json_decref(obj);
+    return NULL;
 }
 
-/* Walk one msgpack object at *off without allocating: msgpack-c allocates
- * array and map counts before it sees the bytes, so a damaged record saying
- * "4 billion elements" in 5 bytes is refused here first.  Returns 0 or -1. */
-static int mp_skip(const unsigned char *p, size_t len, size_t *off, int depth)
+static json_t *rd_items(reader *r, uint64_t count, int map, int depth)
 {
-    size_t n = 0, data = 0, i, o = *off;
-    unsigned char b;
+    json_t *a, *e;
 
-    if (o >= len || depth > MAX_DEPTH)
-        return -1;
-    b = p[o++];
-#define NEED(k)                \
-    do {                       \
-        if (len - o < (k))     \
-            return -1;         \
-    } while (0)
-#define BE(k, out)                                 \
-    do {                                           \
-        NEED(k);                                   \
-        (out) = 0;                                 \
-        for (i = 0; i < (k); i++)                  \
-            (out) = (out) << 8 | p[o++];           \
-    } while (0)
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-        data = 0;
-    } else if (b >= 0xa0 && b <= 0xbf) {
-        data = b & 0x1f;
-    } else if ((b >= 0x80 && b <= 0x8f) || (b >= 0x90 && b <= 0x9f)) {
-        n = (size_t)(b & 0x0f) * (b <= 0x8f ? 2 : 1);
-    } else {
-        switch (b) {
-        case 0xc4: case 0xd9: BE(1, data); break;
-        case 0xc5: case 0xda: BE(2, data); break;
-        case 0xc6: case 0xdb: BE(4, data); break;
-        case 0xc7: BE(1, data); data++; break;
-        case 0xc8: BE(2, data); data++; break;
-        case 0xc9: BE(4, data); data++; break;
-        case 0xca: data = 4; break;
-        case 0xcb: data = 8; break;
-        case 0xcc: case 0xd0: data = 1; break;
-        case 0xcd: case 0xd1: data = 2; break;
-        case 0xce: case 0xd2: data = 4; break;
-        case 0xcf: case 0xd3: data = 8; break;
-        case 0xd4: data = 2; break;
-        case 0xd5: data = 3; break;
-        case 0xd6: data = 5; break;
-        case 0xd7: data = 9; break;
-        case 0xd8: data = 17; break;
-        case 0xdc: BE(2, n); break;
-        case 0xdd: BE(4, n); break;
-        case 0xde: BE(2, n); n *= 2; break;
-        case 0xdf: BE(4, n); n *= 2; break;
-        default: return -1; /* 0xc1: never used */
+    if (count > (uint64_t)(r->end - r->p))
+        return rd_fail(r); /* every element takes at least one byte */
+    if (map)
+        return rd_map(r, count, depth);
+    if ((a = json_array()) == NULL)
+        return NULL;
+    for (uint64_t i = 0; i < count; i++) {
+        if ((e = rd_value(r, depth + 1)) == NULL || json_array_append_new(a, e)) {
+            json_decref(a);
+            return NULL;
         }
     }
-#undef BE
-    NEED(data);
-    o += data;
-    if (n > len - o) /* every element takes at least one byte */
-        return -1;
-#undef NEED
-    for (i = 0; i < n; i++)
-        if (mp_skip(p, len, &o, depth + 1))
-            return -1;
-    *off = o;
-    return 0;
+    return a;
+}
+
+/* A str of n bytes: a JSON string if UTF-8, else {"$str": "<base64>"}. */
+static json_t *rd_str(reader *r, uint64_t n)
+{
+    const unsigned char *p = rd_take(r, n);
+    json_t *s;
+
+    if (!p)
+        return NULL;
+    s = json_stringn((const char *)p, n);
+    return s ? s : bytes_json("$str", p, n);
+}
+
+static json_t *rd_bin(reader *r, uint64_t n)
+{
+    const unsigned char *p = rd_take(r, n);
+
+    return p ? bytes_json("$bin", p, n) : NULL;
+}
+
+static json_t *rd_value(reader *r, int depth)
+{
+    const unsigned char *p;
+    uint64_t n;
+    unsigned char b;
+
+    if (depth > MAX_DEPTH)
+        return rd_fail(r);
+    if ((p = rd_take(r, 1)) == NULL)
+        return NULL;
+    b = *p;
+    if (b <= 0x7f)
+        return json_integer(b);
+    if (b >= 0xe0)
+        return json_integer((int8_t)b);
+    if (b <= 0x8f)
+        return rd_items(r, b & 0x0f, 1, depth);
+    if (b <= 0x9f)
+        return rd_items(r, b & 0x0f, 0, depth);
+    if (b <= 0xbf)
+        return rd_str(r, b & 0x1f);
+    switch (b) {
+    case 0xc0: return json_null();
+    case 0xc2: return json_false();
+    case 0xc3: return json_true();
+    case 0xc4: return rd_be(r, 1, &n) ? NULL : rd_bin(r, n);
+    case 0xc5: return rd_be(r, 2, &n) ? NULL : rd_bin(r, n);
+    case 0xc6: return rd_be(r, 4, &n) ? NULL : rd_bin(r, n);
+    case 0xca: {
+        uint32_t bits;
+        float f;
+
+        if (rd_be(r, 4, &n))
+            return NULL;
+        bits = (uint32_t)n;
+        memcpy(&f, &bits, sizeof f);
+        return real_json(f);
+    }
+    case 0xcb: {
+        double d;
+
+        if (rd_be(r, 8, &n))
+            return NULL;
+        memcpy(&d, &n, sizeof d);
+        return real_json(d);
+    }
+    case 0xcc: return rd_be(r, 1, &n) ? NULL : cli_json_from_u64(n);
+    case 0xcd: return rd_be(r, 2, &n) ? NULL : cli_json_from_u64(n);
+    case 0xce: return rd_be(r, 4, &n) ? NULL : cli_json_from_u64(n);
+    case 0xcf: return rd_be(r, 8, &n) ? NULL : cli_json_from_u64(n);
+    case 0xd0: return rd_be(r, 1, &n) ? NULL : json_integer((int8_t)n);
+    case 0xd1: return rd_be(r, 2, &n) ? NULL : json_integer((int16_t)n);
+    case 0xd2: return rd_be(r, 4, &n) ? NULL : json_integer((int32_t)n);
+    case 0xd3: return rd_be(r, 8, &n) ? NULL : json_integer((json_int_t)(int64_t)n);
+    case 0xd9: return rd_be(r, 1, &n) ? NULL : rd_str(r, n);
+    case 0xda: return rd_be(r, 2, &n) ? NULL : rd_str(r, n);
+    case 0xdb: return rd_be(r, 4, &n) ? NULL : rd_str(r, n);
+    case 0xdc: return rd_be(r, 2, &n) ? NULL : rd_items(r, n, 0, depth);
+    case 0xdd: return rd_be(r, 4, &n) ? NULL : rd_items(r, n, 0, depth);
+    case 0xde: return rd_be(r, 2, &n) ? NULL : rd_items(r, n, 1, depth);
+    case 0xdf: return rd_be(r, 4, &n) ? NULL : rd_items(r, n, 1, depth);
+    case 0xc7: case 0xc8: case 0xc9:            /* ext 8/16/32 */
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext */
+        if (!r->err[0])
+            seterr(r->err, "msgpack extension value (records hold no extension types)");
+        return rd_fail(r);
+    default: /* 0xc1: never used */
+        return rd_fail(r);
+    }
 }
 
 json_t *cli_msgpack_to_json(const void *data, size_t len, char err[CLI_ERRLEN])
 {
-    msgpack_unpacked msg;
-    size_t off = 0;
-    msgpack_unpack_return ur;
-    json_t *r = NULL;
+    reader r = {data, (const unsigned char *)data + len, err, 0};
+    json_t *v;
 
-    marker_init();
     err[0] = '\0';
-    if (mp_skip(data, len, &off, 0) || off != len) {
+    v = rd_value(&r, 0);
+    if (v && r.p != r.end) {
+        json_decref(v);
+        v = rd_fail(&r);
+    }
+    if (!v && !err[0] && r.malformed)
         seterr(err, "malformed msgpack value (%zu bytes)", len);
-        return NULL;
-    }
-    off = 0;
-    msgpack_unpacked_init(&msg);
-    ur = msgpack_unpack_next(&msg, data, len, &off);
-    if (ur != MSGPACK_UNPACK_SUCCESS || off != len)
-        seterr(err, "malformed msgpack value (%zu bytes)", len);
-    else
-        r = obj_to_json(&msg.data, err, 0);
-    msgpack_unpacked_destroy(&msg);
-    return r;
-}
-
-json_t *cli_json_from_u64(uint64_t v)
-{
-    char digits[24];
-
-    marker_init();
-    if (v <= (uint64_t)INT64_MAX)
-        return json_integer((json_int_t)v);
-    snprintf(digits, sizeof digits, "%" PRIu64, v);
-    return marker_string(digits);
-}
-
-int cli_json_to_u64(const json_t *v, uint64_t *out)
-{
-    marker_init();
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *out = (uint64_t)json_integer_value(v);
-        return 0;
-    }
-    if (json_is_string(v) && is_marker(json_string_value(v), json_string_length(v))) {
-        *out = strtoull(json_string_value(v) + MARKER_LEN, NULL, 10);
-        return 0;
-    }
-    return -1;
+    else if (!v && !err[0])
+        seterr(err, "out of memory");
+    return v;
 }
 
 /* ---- JSON text out ------------------------------------------------------------ */
 
+static int add_cb(const char *s, size_t n, void *b)
+{
+    return buf_add(b, s, n);
+}
+
+/* jansson's layout: with JSON_INDENT(n) a newline and depth * n spaces,
+ * else (space) one space unless JSON_COMPACT. */
+static int write_indent(buf *b, size_t flags, int depth, int space)
+{
+    static const char spaces[] = "                                ";
+    size_t left = (size_t)depth * (flags & JSON_MAX_INDENT);
+
+    if (!(flags & JSON_MAX_INDENT))
+        return space && !(flags & JSON_COMPACT) ? buf_add(b, " ", 1) : 0;
+    if (buf_add(b, "\n", 1))
+        return -1;
+    while (left > 0) {
+        size_t n = left < sizeof spaces - 1 ? left : sizeof spaces - 1;
+
+        if (buf_add(b, spaces, n))
+            return -1;
+        left -= n;
+    }
+    return 0;
+}
+
+/* An object key, escaped by jansson. */
+static int write_key(buf *b, const char *key, size_t klen, size_t flags)
+{
+    json_t *s = json_stringn_nocheck(key, klen); /* keys are UTF-8: jansson checked them */
+    int rc = s ? json_dump_callback(s, add_cb, b, flags | JSON_ENCODE_ANY) : -1;
+
+    json_decref(s);
+    return rc;
+}
+
+static int write_value(buf *b, const json_t *v, size_t flags, int depth)
+{
+    size_t i, n, klen;
+    const char *key;
+    json_t *e;
+    uint64_t u;
+    char text[40];
+
+    switch (json_typeof(v)) {
+    case JSON_REAL:
+        format_double(text, json_real_value(v));
+        return buf_add(b, text, strlen(text));
+    case JSON_STRING:
+        if (big_u64(v, &u) == 0) {
+            snprintf(text, sizeof text, "%" PRIu64, u);
+            return buf_add(b, text, strlen(text));
+        }
+        return json_dump_callback(v, add_cb, b, flags | JSON_ENCODE_ANY);
+    case JSON_ARRAY:
+        n = json_array_size(v);
+        if (buf_add(b, "[", 1) || (n && write_indent(b, flags, depth + 1, 0)))
+            return -1;
+        json_array_foreach(v, i, e) {
+            if (write_value(b, e, flags, depth + 1) ||
+                (i + 1 < n ? buf_add(b, ",", 1) || write_indent(b, flags, depth + 1, 1)
+                           : write_indent(b, flags, depth, 0)))
+                return -1;
+        }
+        return buf_add(b, "]", 1);
+    case JSON_OBJECT:
+        n = json_object_size(v);
+        i = 0;
+        if (buf_add(b, "{", 1) || (n && write_indent(b, flags, depth + 1, 0)))
+            return -1;
+        json_object_keylen_foreach((json_t *)v, key, klen, e) {
+            if (write_key(b, key, klen, flags) ||
+                buf_add(b, ": ", flags & JSON_COMPACT ? 1 : 2) ||
+                write_value(b, e, flags, depth + 1) ||
+                (++i < n ? buf_add(b, ",", 1) || write_indent(b, flags, depth + 1, 1)
+                         : write_indent(b, flags, depth, 0)))
+                return -1;
+        }
+        return buf_add(b, "}", 1);
+    default: /* null, true, false, integers */
+        return json_dump_callback(v, add_cb, b, flags | JSON_ENCODE_ANY);
+    }
+}
+
 char *cli_json_dumps(const json_t *v, size_t flags)
 {
-    char *text;
-    const char *p, *q;
     buf b = {0};
 
-    marker_init();
-    if (!flags)
-        flags = JSON_COMPACT;
-    text = json_dumps(v, flags | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-    if (!text || !strstr(text, marker_json))
-        return text;
-    /* Replace each "\u0001udb<nonce>:TEXT" (quotes included) by TEXT. */
-    p = text;
-    while ((q = strstr(p, marker_json)) != NULL) {
-        const char *num = q + MARKER_JSON_LEN, *end = strchr(num, '"');
-
-        if (q == text || q[-1] != '"' || !end || buf_add(&b, p, (size_t)(q - 1 - p)) ||
-            buf_add(&b, num, (size_t)(end - num))) {
-            free(b.p);
-            free(text);
-            return NULL;
-        }
-        p = end + 1;
-    }
-    if (buf_add(&b, p, strlen(p))) {
+    if (!v || write_value(&b, v, flags ? flags : JSON_COMPACT, 0)) {
         free(b.p);
-        b.p = NULL;
+        return NULL;
     }
-    free(text);
     return b.p;
 }
 
