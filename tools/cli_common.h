@@ -4,8 +4,8 @@
  * The tool is split by concept: uniqdb.c (entry point, option handling, error
  * reporting and exit codes), cli_json.c (JSON <-> msgpack), cli_base64.c
  * (base64 for binary values), cli_records.c (the record commands), cli_dump.c
- * (dump and load), cli_admin.c (init, schema, check, stat) and cli_demo.c
- * (the five scenarios, live).  Only the
+ * (dump and load), cli_admin.c (init, schema, check, stat), cli_demo.c
+ * (the five scenarios, live) and cli_export.c (export to PostgreSQL).  Only the
  * public API of include/uniqdb.h is used, as any application would.
  */
 #ifndef UNIQDB_CLI_H
@@ -40,7 +40,7 @@ typedef int cli_command_fn(int argc, char **argv);
 
 cli_command_fn cli_cmd_init, cli_cmd_schema, cli_cmd_put, cli_cmd_get, cli_cmd_find,
     cli_cmd_scan, cli_cmd_update, cli_cmd_delete, cli_cmd_seq, cli_cmd_dump, cli_cmd_load,
-    cli_cmd_check, cli_cmd_stat, cli_cmd_demo;
+    cli_cmd_check, cli_cmd_stat, cli_cmd_demo, cli_cmd_export;
 
 /* ---- Error reporting (uniqdb.c) ----------------------------------------- */
 
@@ -138,6 +138,10 @@ int cli_json_to_u64(const json_t *v, uint64_t *out);
 /* The text of a JSON string; NULL if v is not a string (or is a uint64 from
  * cli_json_from_u64). */
 const char *cli_json_text(const json_t *v);
+
+/* The shortest "%g" text of a finite d that strtod() reads back as exactly d
+ * ("-0" for -0.0, "1e+308"); it may lack a "." (1.0 gives "1"). */
+void cli_format_double(char out[40], double d);
 
 /* cli_json_dumps() then cli_put_line(). */
 int cli_print_json(const json_t *v);

@@ -602,8 +602,7 @@ static json_t *bytes_json(const char *name, const unsigned char *p, size_t n)
     return r;
 }
 
-/* The shortest text that reads back as exactly d, and reads as a real. */
-static void format_double(char out[40], double d)
+void cli_format_double(char out[40], double d)
 {
     int p;
 
@@ -612,6 +611,12 @@ static void format_double(char out[40], double d)
         if (strtod(out, NULL) == d)
             break;
     }
+}
+
+/* The shortest text that reads back as exactly d, and reads as a real. */
+static void format_double(char out[40], double d)
+{
+    cli_format_double(out, d);
     if (!strpbrk(out, ".e"))
         strcat(out, ".0");
 }

@@ -67,6 +67,17 @@ static const command commands[] = {
      "needed.  Each line whose record conflicts with one already stored is reported\n"
      "with its line number and the rest are loaded (exit 3); --or-get skips\n"
      "conflicting records silently instead.  Sequences are restored (never lowered)."},
+    {"export", cli_cmd_export,
+     "--postgres DB [--schema NAME] [-o FILE] [--schema-only | --data-only] [--str-nul=bytea]",
+     "the database as a PostgreSQL script",
+     "Write DB as one SQL script that `psql -v ON_ERROR_STOP=1 -f FILE` loads into an\n"
+     "empty PostgreSQL (>= 15) database in one transaction: a table per type with its\n"
+     "column types, CHECKs and primary key, every unique index (WHERE predicate, NULLS\n"
+     "NOT DISTINCT) and plain index, every sequence at its current value, the records\n"
+     "as COPY data.  --schema NAME creates the schema NAME and puts everything there\n"
+     "(default: public).  -o FILE writes FILE (complete or not at all) instead of stdout.\n"
+     "A str holding a NUL byte (PostgreSQL's text cannot) stops the export with its\n"
+     "type, key and field, unless --str-nul=bytea makes such fields bytea columns."},
     {"check", cli_cmd_check, "DB", "verify every index against every record",
      "Verify every record against the schema and every index against every record.\n"
      "Lists each problem and exits 6 if there are any."},
