@@ -57,6 +57,12 @@ int cli_fail(int code, json_t *extra, const char *fmt, ...)
  * conflict (may be NULL, stolen) is the JSON from cli_conflict_json(). */
 int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what);
 
+/* The JSON form of a conflict (index as "type.index", fields, values,
+ * existing_key, and all violated indexes under "conflicts"), for the problem
+ * object of cli_fail_rc(); NULL if c is NULL or on error.  Call while the
+ * conflict is still valid. */
+json_t *cli_conflict_json(const udb_conflict *c);
+
 /* Print a command's usage (to stdout for --help) and return CLI_OK, or print
  * "<msg>" plus the usage line to stderr and return CLI_EUSAGE. */
 int cli_usage(const char *cmd, const char *msg);
@@ -155,10 +161,5 @@ char *cli_b64_encode(const unsigned char *in, size_t n);
  * *out is malloc'd (never NULL on success).  Returns 0, or -1 if the text is
  * not such base64 or memory ran out. */
 int cli_b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n);
-
-/* The JSON form of a conflict (index as "type.index", fields, values,
- * existing_key, and all violated indexes under "conflicts"); NULL if c is
- * NULL or on error.  Call while the conflict is still valid. */
-json_t *cli_conflict_json(const udb_conflict *c);
 
 #endif /* UNIQDB_CLI_H */

@@ -271,6 +271,74 @@ int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what)
     return cli_fail(cli_exit_code(rc), conflict, "%s", d);
 }
 
+/* The JSON of one violated index: "type.index", fields, values, existing_key. */
+
+static json_t *conflict_index_json(const char *type, const udb_conflict_index *ci)
+{
+    char err[CLI_ERRLEN];
+    json_t *o = json_object(), *fields = json_array(), *values, *key;
+    char *name = NULL;
+    size_t i;
+
+    if (!o || !fields)
+        goto fail;
+    for (i = 0; i < ci->nfields; i++)
+        if (json_array_append_new(fields, json_string(ci->fields[i])))
+            goto fail;
+    values = ci->values.data ? cli_msgpack_to_json(ci->values.data, ci->values.size, err) : NULL;
+    key = ci->existing_key.data
+              ? cli_msgpack_to_json(ci->existing_key.data, ci->existing_key.size, err)
+              : NULL;
+    if (asprintf(&name, "%s.%s", type, ci->index) < 0) {
+        name = NULL;
+        json_decref(values);
+        json_decref(key);
+        goto fail;
+    }
+    json_object_set_new(o, "index", json_string(name));
+    json_object_set_new(o, "fields", fields);
+    json_object_set_new(o, "values", values ? values : json_null());
+    json_object_set_new(o, "existing_key", key ? key : json_null());
+    free(name);
+    return o;
+fail:
+    json_decref(fields);
+    json_decref(o);
+    return NULL;
+}
+
+json_t *cli_conflict_json(const udb_conflict *c)
+{
+    json_t *first, *all, *o;
+    size_t i;
+
+    if (!c || c->count == 0 || !c->indexes)
+        return NULL;
+    first = conflict_index_json(c->type, &c->indexes[0]);
+    all = json_array();
+    if (!first || !all) {
+        json_decref(first);
+        json_decref(all);
+        return NULL;
+    }
+    o = json_deep_copy(first);
+    for (i = 0; o && i < c->count; i++) {
+        json_t *ci = i == 0 ? json_incref(first) : conflict_index_json(c->type, &c->indexes[i]);
+
+        if (!ci || json_array_append_new(all, ci)) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    if (o) {
+        json_object_set_new(o, "record_type", json_string(c->type));
+        json_object_set(o, "conflicts", all);
+    }
+    json_decref(all);
+    json_decref(first);
+    return o;
+}
+
 /* ---- Shared helpers ---------------------------------------------------------- */
 
 int cli_open(udb_env **out, const char *path, int create)
