@@ -491,20 +491,19 @@ out:
     return rc;
 }
 
-/* The record now holding r's key in unique index ix, if any: 0 and *found.
- * k holds the encoded key (and *pk may point into it). */
-static int holder(MDB_val *rec, MDB_val *pk, bool *found, udb_buf *k, udb_txn *txn,
-                  const udb_type *t, const udb_index *ix, const udb_rec *r)
+/* Compute p's keys as an insert would -- the auto key assigned, so that a
+ * predicate reading it sees its value -- and find the record that holds p's
+ * key in unique index ix: 0 and *found.  *rec and *pk point into the
+ * database.  Nothing is taken from the sequence until p is written. */
+static int prepare_and_find(MDB_val *rec, MDB_val *pk, bool *found, prep *p, udb_txn *txn,
+                            const udb_type *t, const udb_index *ix)
 {
-    bool applies;
+    size_t i = (size_t)(ix - t->idx);
     *found = false;
-    int rc = udb__idx_key(k, &applies, t, ix, (const msgpack_object *const *)r->vals);
-    if (rc == UDB_EBADRECORD || (!rc && (!applies || k->len > udb__txn_keymax(txn))))
-        return 0;   /* no key there (a NULL, a false predicate): nobody holds it */
-    if (rc)
-        return udb__err(txn, rc, "out of memory");
-    MDB_val mk = {k->len, k->p};
-    rc = lookup_unique(rec, pk, txn, t, ix, mk);
+    int rc = prep_keys(p, txn, t, true);
+    if (rc || !p->applies[i])
+        return rc;   /* no key there (a NULL, a false predicate): nobody holds it */
+    rc = lookup_unique(rec, pk, txn, t, ix, keyval(p, i));
     if (rc == UDB_ENOTFOUND)
         return 0;
     *found = rc == 0;
@@ -521,22 +520,19 @@ int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type
         return rc;
     prep p;
     prep_init(&p);
-    udb_buf k = {0};
     bool found = false;
     MDB_val existing, pk;
     if ((rc = parse_rec(&p.rec, txn, t, rec, len, false)) ||
-        (rc = holder(&existing, &pk, &found, &k, txn, t, ix, &p.rec)))
+        (rc = prepare_and_find(&existing, &pk, &found, &p, txn, t, ix)))
         goto out;
-    if (found) {
+    if (found)
         rc = udb__out(out, txn, &existing);
-    } else {
-        rc = insert_prepared(out, txn, t, &p);
-    }
+    else if (!(rc = check_unique(txn, t, &p, NULL)))
+        rc = write_rec(out, txn, t, &p, NULL);
     if (!rc && created)
         *created = !found;
 out:
     prep_free(&p);
-    udb__buf_free(&k);
     return rc;
 }
 
@@ -548,22 +544,31 @@ int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const
     int rc = udb__txn_type(&t, txn, type, true);
     if (rc || (rc = unique_index(&ix, txn, t, index)))
         return rc;
-    prep patch, extra, old, p;
+    prep patch, extra, row, old, p;
     prep_init(&patch);
     prep_init(&extra);
+    prep_init(&row);
     prep_init(&old);
     prep_init(&p);
-    udb_buf merged = {0}, k = {0};
+    udb_buf proposed = {0}, merged = {0};
     bool found = false;
     MDB_val existing, pk;
+    msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
     if ((rc = parse_rec(&patch.rec, txn, t, rec, len, true)))
         goto out;
     if (on_insert && (rc = parse_rec(&extra.rec, txn, t, on_insert, on_insert_len, true)))
         goto out;
-    if ((rc = holder(&existing, &pk, &found, &k, txn, t, ix, &patch.rec)))
+    /* The row an insert would store is validated and looked up whether or not
+       it ends up inserted (as PostgreSQL does with the proposed row): whether a
+       call is valid never depends on what the database holds, and the key
+       looked up is the key an insert would take. */
+    if ((rc = udb__rec_merge(&proposed, on_insert ? &extra.rec.up.data : &empty,
+                             &patch.rec.up.data, NULL)) ||
+        (rc = parse_merged(&row, txn, t, &proposed)) ||
+        (rc = prepare_and_find(&existing, &pk, &found, &row, txn, t, ix)))
         goto out;
     if (found) {
-        /* merge into the holder, keeping its primary key */
+        /* merge rec alone into the holder, keeping its primary key */
         if ((rc = load_rec(&old, &existing, txn, t, pk)))
             goto out;
         if ((rc = udb__rec_merge(&merged, &old.rec.up.data, &patch.rec.up.data,
@@ -571,23 +576,19 @@ int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const
             (rc = parse_merged(&p, txn, t, &merged)))
             goto out;
         rc = update_prepared(out, txn, t, &p, &old);
-    } else {
-        msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
-        if ((rc = udb__rec_merge(&merged, on_insert ? &extra.rec.up.data : &empty,
-                                 &patch.rec.up.data, NULL)) ||
-            (rc = parse_merged(&p, txn, t, &merged)))
-            goto out;
-        rc = insert_prepared(out, txn, t, &p);
+    } else if (!(rc = check_unique(txn, t, &row, NULL))) {
+        rc = write_rec(out, txn, t, &row, NULL);
     }
     if (!rc && created)
         *created = !found;
 out:
     prep_free(&patch);
     prep_free(&extra);
+    prep_free(&row);
     prep_free(&old);
     prep_free(&p);
+    udb__buf_free(&proposed);
     udb__buf_free(&merged);
-    udb__buf_free(&k);
     return rc;
 }
 

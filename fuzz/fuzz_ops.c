@@ -808,13 +808,12 @@ out:
 }
 
 /*
- * Upsert.  udb looks the holder up by the fields of rec alone (its documented
- * contract: "if a record holds rec's key there"), while SQL looks it up by the
- * whole row to insert (rec merged over on_insert), and SQL needs that row to
- * be valid even when it ends up updating.  The generator keeps to the common
- * ground: on_insert never holds a field of the target index or of its
- * predicate, and the two together always give the required fields (or leave
- * them explicitly nil in rec, which both call invalid).
+ * Upsert.  Like SQL, udb validates the whole row it would insert (rec merged
+ * over on_insert) and looks the holder up by that row, even when it ends up
+ * updating.  The generator keeps on_insert off the target index's fields and
+ * its predicate all the same (the corpora were grown that way), and the two
+ * together always give the required fields (or leave them explicitly nil in
+ * rec, which both call invalid).
  */
 static void op_upsert(fuzz_reader *in)
 {

@@ -300,16 +300,29 @@ int udb_delete(udb_txn *txn, const char *type, const void *key, size_t key_len);
 /* Insert rec, or if the key it would have in unique index `index` (NULL: the
  * primary key) is already held, return that record instead.  *created is 1 if
  * rec was inserted, 0 if an existing record was returned.  Nothing is ever
- * overwritten.  A conflict on any other unique index is UDB_ECONFLICT.
+ * overwritten.  rec must be a valid record even when an existing one is
+ * returned (UDB_EBADRECORD otherwise: validity never depends on what the
+ * database holds).  Its key is computed as an insert would: a missing auto
+ * key counts as the sequence's next value (taken only if rec is inserted),
+ * so a `where` that reads the key field sees that value.  A conflict on any
+ * other unique index is UDB_ECONFLICT.
  * Errors: as udb_insert(). */
 int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type,
                       const char *index, const void *rec, size_t len);
 
-/* Upsert keyed on unique index `index` (NULL: primary key).  If a record holds
- * rec's key there, merge rec's fields into it (its primary key is kept: a key
- * field in rec is ignored; other indexes are checked as for an update).
- * Otherwise insert rec merged over on_insert (a msgpack map of fields set only
- * when inserting; may be NULL).  *created says which happened.
+/* Upsert keyed on unique index `index` (NULL: primary key).  The proposed row
+ * is rec merged over on_insert (a msgpack map of fields set only when
+ * inserting; may be NULL).  It must be a valid record whichever way the call
+ * goes -- required fields included -- or the call fails with UDB_EBADRECORD
+ * before looking for a holder, as insert_or_get does (and as PostgreSQL's
+ * INSERT ... ON CONFLICT DO UPDATE does): validity never depends on what the
+ * database holds.  Its key in `index` is computed as an insert would (auto
+ * key included, see udb_insert_or_get).  If a record holds that key, rec's
+ * fields alone are merged into it (nil removes a field; its primary key is
+ * kept: a key field in rec is ignored; other indexes are checked as for an
+ * update); otherwise the proposed row is inserted.  *created says which
+ * happened.  To patch a record without giving a full row, use udb_update()
+ * with UDB_MERGE.
  * Errors: as udb_insert() and udb_update(). */
 int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const char *index,
                const void *rec, size_t len, const void *on_insert, size_t on_insert_len);

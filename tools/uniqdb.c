@@ -38,7 +38,8 @@ static const command commands[] = {
      "Insert the record JSON (an object; \"-\": read it from stdin) and print the stored\n"
      "record.  --or-get: if the record's key in unique index INDEX (default: the\n"
      "primary key) is already held, print that record instead (nothing is changed).\n"
-     "--upsert: if it is held, merge the given fields into that record.  On stderr,\n"
+     "--upsert: if it is held, merge the given fields into that record (JSON must\n"
+     "still be a valid record: what would have been inserted).  On stderr,\n"
      "\"created\", \"existing\" or \"updated\" says which happened."},
     {"get", cli_cmd_get, "DB TYPE KEY", "a record by primary key",
      "Print the record with primary key KEY, a JSON value: 42 or '\"qg2X9STk79i\"'."},

@@ -139,8 +139,26 @@ group_basics() {
     json_ok 'd["id"] == 1 and "state" not in d'; err_has existing
     run 3 "$U" put "$db" client '{"id": "c7", "email": "a@x.org"}' --or-get
     err_has "client.email"
-    run 0 "$U" put "$db" client '{"email": "a@x.org", "name": "Ana B"}' --upsert=email
+    # the row an upsert would insert must be valid even when it updates: the
+    # given "id" is only what an insert would have used
+    run 5 "$U" put "$db" client '{"email": "a@x.org", "name": "Ana B"}' --upsert=email
+    err_has 'missing required field "id"'
+    run 0 "$U" put "$db" client '{"id": "c8", "email": "a@x.org", "name": "Ana B"}' --upsert=email
     json_ok 'd == {"id": "c1", "email": "a@x.org", "name": "Ana B"}'; err_has updated
+    run 4 "$U" get "$db" client '"c8"'
+    # a partial unique index whose predicate reads the auto key
+    cat >"$T/ak.json" <<'EOF'
+{"types": {"ak": {"key": "id", "fields": {"id": {"type": "uint", "auto": true},
+  "a": {"type": "int"}, "t": {"type": "str"}},
+  "unique": {"ak_a": {"fields": ["a"], "where": "id IS NOT NULL"}}}}}
+EOF
+    run 0 "$U" init "$T/ak" "$T/ak.json"
+    run 0 "$U" put "$T/ak" ak '{"a": 5, "t": "first"}'; json_ok 'd["id"] == 1'
+    run 0 "$U" put "$T/ak" ak '{"a": 5, "t": "third"}' --or-get ak_a
+    json_ok 'd == {"id": 1, "a": 5, "t": "first"}'; err_has existing
+    run 0 "$U" put "$T/ak" ak '{"a": 5, "t": "fourth"}' --upsert ak_a
+    json_ok 'd == {"id": 1, "a": 5, "t": "fourth"}'; err_has updated
+    run 0 "$U" scan "$T/ak" ak; json_ok 'lines == [{"id": 1, "a": 5, "t": "fourth"}]'
     run 2 "$U" put "$db" client '{}' --or-get --upsert
 
     # get / find / scan; exit 4 for not found

@@ -124,7 +124,7 @@ static void t_upsert_inserts_then_merges(tu *t)
     CHECK_RC(tu_get(&out, txn, "acct", mp("s", "zzz")), UDB_ENOTFOUND);
     /* keyed on the primary key, without on_insert; nil removes a field */
     CHECK_OK(upsert(&out, &created, txn, "acct", NULL,
-                    mp("{s:s, s:n}", "id", "u1", "name"), NOVAL));
+                    mp("{s:s, s:s, s:n}", "id", "u1", "email", "a@x", "name"), NOVAL));
     CHECK(created == 0);
     CHECK(strcmp(tu_field(out, "name"), "<absent>") == 0);
     CHECK_OK(upsert(&out, &created, txn, "acct", NULL,
@@ -144,6 +144,82 @@ static void t_upsert_inserts_then_merges(tu *t)
                                                           "c@x"), mp("{s:s}", "bogus", "x")),
              UDB_EBADRECORD);
     CHECK(tu_count(txn, "acct") == 2);
+    tu_commit(txn);
+}
+
+/* upsert validates the row it would insert (rec over on_insert) before it
+ * looks for a holder, like insert_or_get and like PostgreSQL's INSERT ... ON
+ * CONFLICT DO UPDATE: an invalid call is invalid whatever the database holds. */
+static void t_upsert_validates_the_row_it_would_insert(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_txn *txn = tu_w(t);
+    udb_val out;
+    int created = -1;
+    CHECK_OK(tu_ins(&out, txn, "acct", mp("{s:s, s:s, s:s}", "id", "u1", "email", "a@x", "name",
+                                         "Ann")));
+    /* a patch without the required email: refused although u1 holds the key,
+       exactly as insert_or_get refuses it */
+    udb_val patch = mp("{s:s, s:s}", "id", "u1", "name", "Bo");
+    CHECK_RC(upsert(&out, &created, txn, "acct", NULL, patch, NOVAL), UDB_EBADRECORD);
+    CHECK_HAS(udb_errmsg(txn), "missing required field \"email\"");
+    CHECK_RC(ins_or_get(&out, &created, txn, "acct", NULL, patch), UDB_EBADRECORD);
+    CHECK_HAS(udb_errmsg(txn), "missing required field \"email\"");
+    /* on_insert completes the row; only rec's fields are merged into the holder */
+    CHECK_OK(upsert(&out, &created, txn, "acct", NULL, patch, mp("{s:s}", "email", "z@x")));
+    CHECK(created == 0);
+    CHECK_STR(tu_render(out), "{\"id\":\"u1\",\"email\":\"a@x\",\"name\":\"Bo\"}");
+    /* the holder is looked up by the row's key, fields from on_insert included */
+    CHECK_OK(upsert(&out, &created, txn, "acct", "email", mp("{s:s}", "name", "Cy"),
+                    mp("{s:s, s:s}", "id", "u9", "email", "a@x")));
+    CHECK(created == 0);
+    CHECK_STR(tu_render(out), "{\"id\":\"u1\",\"email\":\"a@x\",\"name\":\"Cy\"}");
+    /* rec's nil for a required field is invalid even with on_insert giving it */
+    CHECK_RC(upsert(&out, &created, txn, "acct", NULL, mp("{s:s, s:n}", "id", "u1", "email"),
+                    mp("{s:s}", "email", "z@x")), UDB_EBADRECORD);
+    CHECK(tu_count(txn, "acct") == 1);
+    tu_commit(txn);
+}
+
+/* A partial unique index whose predicate reads the auto key: the holder must be
+ * looked up with the key the proposed record would get, or the predicate is
+ * not true, nobody is found, and the insert then collides with the very record
+ * it should have returned. */
+static void t_compound_ops_see_the_auto_key_in_a_predicate(tu *t)
+{
+    if (!tu_setup(t, "{`types`: {`ak`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`, "
+                     "`auto`: true}, `a`: {`type`: `int`}, `t`: {`type`: `str`}},"
+                     "`unique`: {`ak_a`: {`fields`: [`a`], `where`: `id IS NOT NULL`},"
+                     "  `ak_b`: {`fields`: [`t`], `where`: `id != 1`}}}}}"))
+        return;
+    udb_txn *txn = tu_w(t);
+    udb_val out;
+    int created = -1;
+    CHECK_OK(tu_ins(&out, txn, "ak", mp("{s:i, s:s}", "a", 5, "t", "first")));
+    CHECK(tu_fu(out, "id") == 1);
+    CHECK_OK(ins_or_get(&out, &created, txn, "ak", "ak_a", mp("{s:i, s:s}", "a", 5, "t", "third")));
+    CHECK(created == 0 && tu_fu(out, "id") == 1);
+    CHECK_STR(tu_field(out, "t"), "\"first\"");
+    CHECK_OK(upsert(&out, &created, txn, "ak", "ak_a", mp("{s:i, s:s}", "a", 5, "t", "fourth"),
+                    NOVAL));
+    CHECK(created == 0 && tu_fu(out, "id") == 1);
+    CHECK_STR(tu_field(out, "t"), "\"fourth\"");
+    /* "id != 1": record 1 is outside the index, the next one is inside it */
+    CHECK_OK(ins_or_get(&out, &created, txn, "ak", "ak_b", mp("{s:i, s:s}", "a", 6, "t", "fourth")));
+    CHECK(created == 1 && tu_fu(out, "id") == 2);
+    CHECK_OK(ins_or_get(&out, &created, txn, "ak", "ak_b", mp("{s:i, s:s}", "a", 7, "t", "fourth")));
+    CHECK(created == 0 && tu_fu(out, "id") == 2);
+    CHECK_OK(upsert(&out, &created, txn, "ak", "ak_b", mp("{s:i, s:s}", "a", 8, "t", "fourth"),
+                    NOVAL));
+    CHECK(created == 0 && tu_fu(out, "id") == 2);
+    CHECK_STR(tu_field(out, "a"), "8");
+    /* a record that is not found is inserted under the key the lookup used;
+       a lookup that finds nothing takes no number from the sequence */
+    CHECK_OK(upsert(&out, &created, txn, "ak", "ak_a", mp("{s:i, s:s}", "a", 9, "t", "fifth"),
+                    NOVAL));
+    CHECK(created == 1 && tu_fu(out, "id") == 3);
+    CHECK(tu_count(txn, "ak") == 3);
     tu_commit(txn);
 }
 
@@ -421,7 +497,9 @@ static void t_group_commit_shares_commits_and_isolates_failures(tu *t)
 }
 
 TU_MAIN(TU_CASE(t_arguments_are_checked), TU_CASE(t_insert_or_get_on_a_compound_index), TU_CASE(t_insert_or_get_on_the_primary_key),
-        TU_CASE(t_upsert_inserts_then_merges), TU_CASE(t_insert_first_takes_the_first_free),
+        TU_CASE(t_upsert_inserts_then_merges),
+        TU_CASE(t_upsert_validates_the_row_it_would_insert),
+        TU_CASE(t_compound_ops_see_the_auto_key_in_a_predicate), TU_CASE(t_insert_first_takes_the_first_free),
         TU_CASE(t_udb_write_commits_or_rolls_back),
         TU_CASE(t_group_commit_shares_commits_and_isolates_failures),
         TU_CASE(t_read_snapshot_is_stable))
