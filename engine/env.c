@@ -302,6 +302,10 @@ static int open_meta(udb_env *env)
     mdb_txn_abort(txn);
     if (rc != MDB_NOTFOUND)
         return rc;
+    if (env->flags & UDB_RDONLY_ENV)
+        return udb__env_err(UDB_EFORMAT, "udb_open: %s: not a uniqdb database (an LMDB "
+                            "environment without uniqdb's metadata); opened read-only, so "
+                            "nothing was written", env->path);
     /* a new database (waits for the writer slot) */
     if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &txn)))
         return rc;
@@ -319,16 +323,25 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         return udb__env_err(UDB_EINVAL, "udb_open: out and path are required");
     if (opts)
         o = *opts;
-    if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP))
+    if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK))
         return udb__env_err(UDB_EINVAL, "udb_open: unknown flags 0x%x", o.flags);
+    bool rdonly = o.flags & UDB_RDONLY_ENV;
+    if ((o.flags & UDB_NOLOCK) && !rdonly)
+        return udb__env_err(UDB_EINVAL, "udb_open: UDB_NOLOCK needs UDB_RDONLY_ENV (writers "
+                            "must lock)");
     mode_t mode = o.mode ? o.mode : 0640;
     /* the directory gets x wherever the files get r, never world-writable */
     mode_t dmode = (mode | ((mode & 0444) >> 2)) & ~(mode_t)0002;
-    if (mkdir(path, dmode) != 0 && errno != EEXIST)
+    if (!rdonly && mkdir(path, dmode) != 0 && errno != EEXIST)
         return udb__env_err(errno, "udb_open: cannot create directory %s: %s", path,
                             strerror(errno));
     struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        return udb__env_err(e, "udb_open: %s: %s", path,
+                            e == ENOENT ? "no such directory" : strerror(e));
+    }
+    if (!S_ISDIR(st.st_mode))
         return udb__env_err(ENOTDIR, "udb_open: %s is not a directory", path);
 
     udb_env *env = calloc(1, sizeof *env);
@@ -357,8 +370,19 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         mflags |= MDB_NOSYNC;
     if (o.flags & UDB_NOMETASYNC)
         mflags |= MDB_NOMETASYNC;
+    if (rdonly)
+        mflags |= MDB_RDONLY;
+    if (o.flags & UDB_NOLOCK)
+        mflags |= MDB_NOLOCK;
     if ((rc = mdb_env_open(env->mdb, path, mflags, mode))) {
-        udb__env_err(rc, "udb_open: %s: %s", path, udb_strerror(rc));
+        if (rc == ENOENT && rdonly)
+            udb__env_err(rc, "udb_open: %s: not a uniqdb database (no data.mdb)", path);
+        else if (rc == EACCES)
+            udb__env_err(rc, "udb_open: %s: permission denied (%s)", path,
+                         rdonly ? "reading data.mdb, or creating or writing lock.mdb"
+                                : "writing data.mdb or lock.mdb");
+        else
+            udb__env_err(rc, "udb_open: %s: %s", path, udb_strerror(rc));
         goto fail_quiet;
     }
     int dead = 0;
@@ -367,7 +391,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     /* adopt the size stored in the file, then grow to the requested one */
     if ((rc = mdb_env_set_mapsize(env->mdb, 0)))
         goto fail;
-    if (udb__mapsize(env) < want && (rc = mdb_env_set_mapsize(env->mdb, want)))
+    if (!rdonly && udb__mapsize(env) < want && (rc = mdb_env_set_mapsize(env->mdb, want)))
         goto fail;
     if ((rc = open_meta(env))) {
         if (rc == UDB_EFORMAT)

@@ -99,7 +99,9 @@ static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
         if ((rc = udb__seq_peek(&cur, txn, t->seqname)))
             return rc;
         if (cur == UINT64_MAX)
-            return udb__err(txn, UDB_ESIZELIMIT, "type \"%s\": the key sequence is exhausted", t->name);
+            return udb__err(txn, UDB_EEXHAUSTED, "type \"%s\": the key sequence \"%s\" is "
+                            "exhausted (at %" PRIu64 "); give the key explicitly", t->name,
+                            t->seqname, cur);
         p->keyobj.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
         p->keyobj.via.u64 = cur + 1;
         p->rec.vals[t->key] = &p->keyobj;
@@ -327,10 +329,8 @@ static int lookup_unique(MDB_val *rec, MDB_val *pk, udb_txn *txn, const udb_type
 static int unique_index(udb_index **out, udb_txn *txn, udb_type *t, const char *index)
 {
     udb_index *ix = udb__type_index(t, index);
-    if (!ix)
-        return udb__err(txn, UDB_EINVAL, "type \"%s\" has no index \"%s\"", t->name, index);
-    if (!ix->unique)
-        return udb__err(txn, UDB_EINVAL, "index \"%s.%s\" is not unique", t->name, index);
+    if (!ix || !ix->unique)
+        return udb__err_index(txn, t, index, true);
     *out = ix;
     return 0;
 }

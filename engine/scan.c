@@ -32,7 +32,7 @@ int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index
         return udb__err(txn, UDB_EINVAL, "udb_scan: out is required");
     udb_index *ix = udb__type_index(t, index);
     if (!ix)
-        return udb__err(txn, UDB_EINVAL, "type \"%s\" has no index \"%s\"", t->name, index);
+        return udb__err_index(txn, t, index, false);
     udb_cursor *c = calloc(1, sizeof *c);
     if (!c)
         return udb__err(txn, UDB_ENOMEM, "out of memory");

@@ -62,7 +62,8 @@ int udb_seq_next(uint64_t *out, udb_txn *txn, const char *name)
     if (rc || (rc = udb__seq_peek(&cur, txn, name)))
         return rc;
     if (cur == UINT64_MAX)
-        return udb__err(txn, UDB_ESIZELIMIT, "sequence \"%s\" is exhausted", name);
+        return udb__err(txn, UDB_EEXHAUSTED, "sequence \"%s\" is exhausted: it is at "
+                        "%" PRIu64 ", the largest value", name, cur);
     if ((rc = udb__seq_store(txn, name, cur + 1)))
         return rc;
     if (out)

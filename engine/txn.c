@@ -47,6 +47,11 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         *out = txn;
         return 0;
     }
+    if (!rdonly && (env->flags & UDB_RDONLY_ENV)) {
+        txn_free(txn);
+        return udb__env_err(UDB_EREADONLY, "%s was opened with UDB_RDONLY_ENV: no writes",
+                            env->path);
+    }
     for (;;) {
         if (!rdonly && (rc = udb__env_grow_if_wanted(env)))
             break;
@@ -85,7 +90,7 @@ int udb_begin(udb_txn **out, udb_env *env, unsigned flags)
     if (!out || !env || (flags & ~UDB_RDONLY))
         return udb__env_err(UDB_EINVAL, "udb_begin: bad arguments");
     int rc = udb__txn_begin_raw(out, env, flags, NULL);
-    if (rc)
+    if (rc && rc != UDB_EREADONLY) /* that one comes with its message */
         udb__env_err(rc, "udb_begin: %s", udb_strerror(rc));
     return rc;
 }
@@ -210,10 +215,37 @@ int udb__txn_type(udb_type **out, udb_txn *txn, const char *type, bool write)
     if (!txn->schema)
         return udb__err(txn, UDB_EINVAL, "no schema has been applied to this database");
     udb_type *t = udb__schema_type(txn->schema, type);
-    if (!t)
-        return udb__err(txn, UDB_EINVAL, "unknown record type \"%s\"", type);
+    if (!t) {
+        udb_buf names = {0};
+        for (size_t i = 0; i < txn->schema->ntypes; i++)
+            udb__buf_printf(&names, "%s%s", i ? ", " : "", txn->schema->types[i].name);
+        int rc = udb__err(txn, UDB_EINVAL, "unknown record type \"%s\" (this database has: %s)",
+                          type, names.oom || !names.p ? "?" : (char *)names.p);
+        udb__buf_free(&names);
+        return rc;
+    }
     *out = t;
     return 0;
+}
+
+int udb__err_index(udb_txn *txn, const udb_type *t, const char *index, bool unique)
+{
+    udb_buf names = {0};
+    size_t n = 0;
+    for (size_t x = 0; x < t->nidx; x++)
+        if (t->idx[x].unique || !unique)
+            udb__buf_printf(&names, "%s%s", n++ ? ", " : "", t->idx[x].name);
+    const char *list = names.oom || !names.p ? "?" : (char *)names.p;
+    int rc;
+    if (unique && udb__type_index(t, index))
+        rc = udb__err(txn, UDB_EINVAL, "index \"%s.%s\" is not unique (unique indexes of "
+                      "\"%s\": %s)", t->name, index, t->name, list);
+    else
+        rc = udb__err(txn, UDB_EINVAL, "type \"%s\" has no %sindex \"%s\" (its %sindexes: %s)",
+                      t->name, unique ? "unique " : "", index ? index : "", unique ? "unique " : "",
+                      list);
+    udb__buf_free(&names);
+    return rc;
 }
 
 int udb__out(udb_val *out, udb_txn *txn, const MDB_val *v)

@@ -35,6 +35,9 @@ size_t udb__txn_full_at(const udb_txn *txn);
 /* The type named type, for reading or (write) writing in txn; clears the
  * message.  UDB_EINVAL / UDB_EREADONLY with message. */
 int udb__txn_type(udb_type **out, udb_txn *txn, const char *type, bool write);
+/* UDB_EINVAL for an index name t does not have (or, with unique, one that is
+ * not unique), the message listing the names that would do. */
+int udb__err_index(udb_txn *txn, const udb_type *t, const char *index, bool unique);
 /* Hand v to the caller: copied into txn memory if the txn writes (LMDB
  * pointers move then).  out may be NULL. */
 int udb__out(udb_val *out, udb_txn *txn, const MDB_val *v);

@@ -72,14 +72,17 @@ extern "C" {
 #define UDB_ESCHEMA     (-31004) /* the schema text is malformed, or the change is not allowed */
 #define UDB_EKEYTOOLONG (-31005) /* an encoded key exceeds LMDB's maximum key size */
 #define UDB_ECORRUPT    (-31006) /* stored data is damaged or udb_check() found problems */
-#define UDB_EINVAL      (-31007) /* a bad argument (NULL where not allowed, unknown type or index) */
+#define UDB_EINVAL      (-31007) /* a bad argument (NULL where not allowed, unknown type or
+                                    index: the message lists the valid names) */
 #define UDB_ESIZELIMIT  (-31008) /* the database reached udb_options.max_map_size: permanent
                                     until the limit is raised (unlike UDB_EMAPFULL) */
 #define UDB_ENOMEM      (-31009) /* out of memory */
 #define UDB_EREADONLY   (-31010) /* a write was attempted in a read-only transaction */
 #define UDB_EFORMAT     (-31011) /* not a uniqdb database (an LMDB environment holding other
                                     data), or one in a format this version cannot read */
-#define UDB_ELAST       UDB_EFORMAT /* the last (most negative) UDB_E* code */
+#define UDB_EEXHAUSTED  (-31012) /* a sequence (or a type's auto-key sequence) is at
+                                    UINT64_MAX and cannot advance */
+#define UDB_ELAST       UDB_EEXHAUSTED /* the last (most negative) UDB_E* code */
 
 /* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
  * udb_commit need not include <lmdb.h>: abort the transaction and run it
@@ -110,7 +113,8 @@ typedef struct udb_options {
                             by itself (doubling) when it fills. */
     size_t max_map_size; /* hard upper limit; 0 = none.  Reaching it gives UDB_ESIZELIMIT. */
     unsigned max_dbs;    /* LMDB named databases (types + indexes + 2); 0 = 512 */
-    unsigned flags;      /* UDB_NOSYNC, UDB_NOMETASYNC, UDB_NOGROUP */
+    unsigned flags;      /* UDB_NOSYNC, UDB_NOMETASYNC, UDB_NOGROUP, UDB_RDONLY_ENV,
+                            UDB_NOLOCK */
     unsigned mode;       /* permissions of created files; 0 = 0640 (directory 0750) */
 } udb_options;
 
@@ -123,6 +127,19 @@ typedef struct udb_options {
                                never corrupt (LMDB's MDB_NOMETASYNC) */
 #define UDB_NOGROUP    0x4u /* udb_write() runs each call in its own transaction instead
                                of sharing commits between concurrent callers */
+#define UDB_RDONLY_ENV 0x8u /* open for reading only (LMDB's MDB_RDONLY): nothing is
+                               created or written, not even a missing directory or
+                               uniqdb's metadata; write transactions fail with
+                               UDB_EREADONLY.  Works on files this process may not
+                               write, as long as it can write the lock file (lock.mdb),
+                               or the file system is mounted read-only. */
+#define UDB_NOLOCK     0x10u /* with UDB_RDONLY_ENV only: do not use the lock file (LMDB's
+                               MDB_NOLOCK), for a database whose lock file this process
+                               cannot create or write.  Readers are then invisible to
+                               writers: a process writing the database at the same time
+                               may reuse pages this reader still reads, so reads may see
+                               damaged data.  Safe when nobody writes (a backup, a
+                               read-only mount). */
 
 /* udb_begin() flags */
 #define UDB_RDONLY     0x1u
@@ -177,10 +194,15 @@ void udb_free(void *p);
 /* Open (creating if missing) the database directory `path`.  opts may be NULL.
  * Stale reader slots left by crashed processes are cleared.  A new database
  * records the on-disk format version (UDB_FORMAT_VERSION); opening checks it.
- * Errors: UDB_EINVAL (NULL arguments), UDB_ECORRUPT (stored schema unreadable),
- * UDB_EFORMAT (an LMDB environment that holds other data, which is left
- * untouched; or a format version other than this library's), UDB_ENOMEM,
- * LMDB/errno codes (EACCES, ENOENT for a missing parent, ...).
+ * With UDB_RDONLY_ENV nothing is created: the directory and its data.mdb must
+ * exist and hold a uniqdb database.
+ * Errors: UDB_EINVAL (NULL arguments, unknown flags, UDB_NOLOCK without
+ * UDB_RDONLY_ENV), UDB_ECORRUPT (stored schema unreadable), UDB_EFORMAT (an
+ * LMDB environment that holds other data, or, read-only, one without uniqdb's
+ * metadata -- left untouched either way; or a format version other than this
+ * library's), UDB_ENOMEM, errno codes: ENOENT (no such directory; read-only:
+ * or no data.mdb in it), EACCES (permission denied, on the directory, the data
+ * file or the lock file), ENOTDIR; LMDB codes.
  * On success *out must be closed with udb_close(). */
 int udb_open(udb_env **out, const char *path, const udb_options *opts);
 
@@ -357,7 +379,8 @@ void udb_cursor_close(udb_cursor *cur);
  * The step belongs to txn: if txn aborts, the number is given back, so the
  * values of committed transactions have no gaps.  Type auto keys use the
  * sequence "<type>.<keyfield>".
- * Errors: UDB_EINVAL (empty or over-long name), UDB_EREADONLY, LMDB codes. */
+ * Errors: UDB_EINVAL (empty or over-long name), UDB_EEXHAUSTED (at UINT64_MAX),
+ * UDB_EREADONLY, LMDB codes. */
 int udb_seq_next(uint64_t *out, udb_txn *txn, const char *name);
 
 /* The current value of a sequence (the last one taken).

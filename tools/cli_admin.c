@@ -14,6 +14,28 @@
 
 /* ---- init, schema ------------------------------------------------------------- */
 
+static int file_exists(const char *dir, const char *name)
+{
+    char *p;
+    int r;
+
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        return 1; /* when in doubt, it existed: never remove it */
+    r = access(p, F_OK) == 0;
+    free(p);
+    return r;
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+    char *p;
+
+    if (asprintf(&p, "%s/%s", dir, name) >= 0) {
+        unlink(p);
+        free(p);
+    }
+}
+
 int cli_cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -25,7 +47,7 @@ int cli_cmd_init(int argc, char **argv)
     udb_env *env = NULL;
     unsigned flags = 0;
     size_t len;
-    int c, ex, rc;
+    int c, ex, rc, had_dir, had_data, had_lock;
 
     optind = 0;
     opterr = 0;
@@ -43,13 +65,17 @@ int cli_cmd_init(int argc, char **argv)
         return cli_usage("init", "--keep and --drop exclude each other");
     if ((ex = cli_read_file(&text, &len, argv[optind + 1])) != CLI_OK)
         return ex;
-    if ((ex = cli_open(&env, argv[optind], 1)) != CLI_OK)
-        goto out;
+    had_dir = access(argv[optind], F_OK) == 0;
+    had_data = had_dir && file_exists(argv[optind], "data.mdb");
+    had_lock = had_dir && file_exists(argv[optind], "lock.mdb");
+    if ((ex = cli_open(&env, argv[optind], CLI_OPEN_CREATE)) != CLI_OK)
+        goto undo;
     rc = udb_schema_apply(&changes, env, text, len, flags);
     if (rc) {
         ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, argv[optind + 1]);
-        goto out;
+        goto undo;
     }
+    cli_committed = 1;
     /* Say what changed, then what the database now holds. */
     if (*changes) {
         for (char *line = strtok(changes, "\n"); line; line = strtok(NULL, "\n"))
@@ -71,6 +97,17 @@ int cli_cmd_init(int argc, char **argv)
         json_decref(s);
     }
     ex = CLI_OK;
+    goto out;
+undo:
+    /* a failed init leaves nothing behind, and only removes what it created */
+    udb_close(env);
+    env = NULL;
+    if (!had_data)
+        remove_file(argv[optind], "data.mdb");
+    if (!had_lock)
+        remove_file(argv[optind], "lock.mdb");
+    if (!had_dir)
+        rmdir(argv[optind]);
 out:
     udb_free(changes);
     udb_free(stored);
@@ -90,7 +127,7 @@ int cli_cmd_schema(int argc, char **argv)
         return ex;
     if (argc - first != 1)
         return cli_usage("schema", "expected DB");
-    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+    if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
         return ex;
     rc = udb_schema_json(&text, env);
     if (rc) {
@@ -216,7 +253,7 @@ int cli_cmd_check(int argc, char **argv)
         return ex;
     if (argc - first != 1)
         return cli_usage("check", "expected DB");
-    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+    if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
         return ex;
     if ((rc = counts_get(&tc, env, &detail)) != 0) {
         ex = cli_fail_rc(rc, detail, NULL, "check");
@@ -292,7 +329,7 @@ int cli_cmd_stat(int argc, char **argv)
         return ex;
     if (argc - first != 1)
         return cli_usage("stat", "expected DB");
-    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+    if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
         return ex;
     if ((rc = counts_get(&tc, env, &detail)) != 0 ||
         (rc = udb_env_usage(&map_size, &used, env)) != 0) {

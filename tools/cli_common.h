@@ -25,15 +25,22 @@
 enum {
     CLI_OK = 0,
     CLI_EFAIL = 1,     /* any other error */
-    CLI_EUSAGE = 2,    /* bad command line */
+    CLI_EUSAGE = 2,    /* bad command line, unknown type, index or sequence name */
     CLI_ECONFLICT = 3, /* a unique index already holds the key */
     CLI_ENOTFOUND = 4, /* no such record, index entry or sequence */
-    CLI_EINVALID = 5,  /* invalid record, schema, key or JSON input */
-    CLI_ECHECK = 6     /* check found problems */
+    CLI_EINVALID = 5,  /* invalid record, schema, key or JSON input; sequence exhausted */
+    CLI_ECHECK = 6,    /* check found problems */
+    CLI_ETIMEOUT = 7,  /* --timeout: another process held the write lock too long */
+    CLI_EOUTPUT = 8    /* the change was committed, but writing the result failed */
 };
 
 /* ---- Options every command accepts -------------------------------------- */
 extern int cli_json_errors; /* --json: errors as RFC 9457 problem objects on stdout */
+
+/* Set by a command once a write transaction of it has committed: from then
+ * on a failure to write stdout exits CLI_EOUTPUT, so that a script knows not
+ * to run the command again. */
+extern int cli_committed;
 
 /* A command: argv[0] is the command name; returns an exit code. */
 typedef int cli_command_fn(int argc, char **argv);
@@ -86,8 +93,18 @@ int cli_common_option(int c, char **argv, const char *missing_msg);
  * Returns -1 to go on, or an exit code (help printed or usage error). */
 int cli_simple_options(int argc, char **argv, int *first);
 
-/* Open an existing database (create = 0: refuse a missing one) or create it. */
-int cli_open(udb_env **out, const char *path, int create);
+/* How cli_open() opens a database. */
+enum {
+    CLI_OPEN_READ,  /* read only (UDB_RDONLY_ENV): works on databases this user cannot
+                       write; nothing is ever created or written */
+    CLI_OPEN_WRITE, /* an existing database, for writing */
+    CLI_OPEN_CREATE /* create it if missing */
+};
+
+/* Open the database at path; mode is one of CLI_OPEN_*.  Returns an exit
+ * code, having reported the error ("no such directory", "permission denied",
+ * "not a uniqdb database" are told apart). */
+int cli_open(udb_env **out, const char *path, int mode);
 
 /* Write one line to stdout; returns CLI_OK or CLI_EFAIL (stdout failed). */
 int cli_put_line(const char *text);

@@ -85,7 +85,7 @@ int cli_cmd_dump(int argc, char **argv)
         return ex;
     if (argc - first < 1)
         return cli_usage("dump", "expected DB [TYPE...]");
-    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+    if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
         return ex;
     /* schema, records and sequences all from one read snapshot */
     if ((rc = udb_begin(&txn, env, UDB_RDONLY)) != 0 ||
@@ -107,7 +107,14 @@ int cli_cmd_dump(int argc, char **argv)
         for (i = 0; i < ntypes && strcmp(types[i], argv[a]) != 0; i++)
             ;
         if (i == ntypes) {
-            ex = cli_fail(CLI_EFAIL, NULL, "no type '%s' in the schema", argv[a]);
+            char names[1024] = "";
+            size_t used = 0;
+
+            for (i = 0; i < ntypes && used < sizeof names; i++)
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
+                                         i ? ", " : "", types[i]);
+            ex = cli_fail(CLI_EUSAGE, NULL, "dump: unknown record type \"%s\" (this database "
+                          "has: %s)", argv[a], names);
             goto out;
         }
     }
@@ -212,6 +219,13 @@ static int load_batch_fn(udb_txn *txn, void *ctx)
     return 0;
 }
 
+/* In a load, names come from the input, not the command line: an unknown
+ * type or a sequence set too low is invalid input, not a usage error. */
+static int load_code(int rc)
+{
+    return rc == UDB_EINVAL ? CLI_EINVALID : cli_exit_code(rc);
+}
+
 static void progress_clear(loader *l)
 {
     if (l->progress) {
@@ -246,10 +260,11 @@ static int flush(loader *l)
             if (l->batch[i].detail && *l->batch[i].detail && l->batch[i].rc == rc)
                 d = l->batch[i].detail;
         progress_clear(l);
-        ex = cli_fail(cli_exit_code(rc), NULL, "lines %zu-%zu: %s", l->batch[0].line,
+        ex = cli_fail(load_code(rc), NULL, "lines %zu-%zu: %s", l->batch[0].line,
                       l->batch[l->n - 1].line, *d ? d : udb_strerror(rc));
         goto out;
     }
+    cli_committed = 1;
     for (i = 0; i < l->n; i++) {
         entry *e = &l->batch[i];
 
@@ -265,7 +280,7 @@ static int flush(loader *l)
             e->conflict = NULL; /* given to line_problem() or released */
         } else {
             l->invalid++;
-            line_problem(l, cli_exit_code(e->rc), e->line, NULL,
+            line_problem(l, load_code(e->rc), e->line, NULL,
                          e->detail && *e->detail ? e->detail : udb_strerror(e->rc));
         }
     }
@@ -354,7 +369,9 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
 
                 snprintf(msg, sizeof msg, "schema: %s",
                          *udb_env_errmsg(l->env) ? udb_env_errmsg(l->env) : udb_strerror(rc));
-                ex = line_problem(l, cli_exit_code(rc), lineno, NULL, msg);
+                ex = line_problem(l, load_code(rc), lineno, NULL, msg);
+            } else {
+                cli_committed = 1;
             }
         }
         free(s);
@@ -390,8 +407,10 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
             rc = udb_write(l->env, load_seqs_fn, l);
             l->seqs = NULL;
             if (rc)
-                ex = line_problem(l, cli_exit_code(rc), lineno, NULL,
+                ex = line_problem(l, load_code(rc), lineno, NULL,
                                   l->seq_detail[0] ? l->seq_detail : udb_strerror(rc));
+            else
+                cli_committed = 1;
         }
     } else {
         l->invalid++;
@@ -446,7 +465,7 @@ int cli_cmd_load(int argc, char **argv)
         ex = cli_fail(CLI_EFAIL, NULL, "%s: %s", file, strerror(errno));
         goto out;
     }
-    if ((ex = cli_open(&l->env, argv[optind], 1)) != CLI_OK)
+    if ((ex = cli_open(&l->env, argv[optind], CLI_OPEN_CREATE)) != CLI_OK)
         goto out;
     if ((l->had_seqs = json_object()) == NULL) {
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");

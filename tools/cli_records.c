@@ -152,7 +152,7 @@ static int op_exec(op *o, const char *db, const char *what)
     udb_env *env = NULL;
     int rc, ex;
 
-    if ((ex = cli_open(&env, db, 0)) != CLI_OK)
+    if ((ex = cli_open(&env, db, CLI_OPEN_WRITE)) != CLI_OK)
         return ex;
     rc = udb_write(env, op_run, o);
     if (rc) {
@@ -160,8 +160,20 @@ static int op_exec(op *o, const char *db, const char *what)
         o->conflict = NULL;
         goto out;
     }
+    cli_committed = 1;
     ex = CLI_OK;
-    if (o->record)
+    if (o->record && cli_json_errors && (o->kind == OP_OR_GET || o->kind == OP_UPSERT)) {
+        /* what happened, machine-readable: {"created": ..., ["updated": ...,] "record": ...} */
+        json_t *w = json_pack("{s b}", "created", o->created);
+
+        if (w && o->kind == OP_UPSERT)
+            json_object_set_new(w, "updated", json_boolean(!o->created));
+        if (w && json_object_set(w, "record", o->record) == 0)
+            ex = cli_print_json(w);
+        else
+            ex = cli_fail(CLI_EOUTPUT, NULL, "written, but out of memory showing it");
+        json_decref(w);
+    } else if (o->record)
         ex = cli_print_json(o->record);
     else if (o->err[0])
         ex = cli_fail(CLI_EFAIL, NULL, "written, but the stored record cannot be shown: %s",
@@ -393,7 +405,7 @@ int cli_cmd_seq(int argc, char **argv)
             printf("%" PRIu64 "\n", o.value);
         goto out;
     }
-    if ((ex = cli_open(&env, argv[optind], 0)) != CLI_OK)
+    if ((ex = cli_open(&env, argv[optind], CLI_OPEN_READ)) != CLI_OK)
         goto out;
     if ((c = udb_begin(&txn, env, UDB_RDONLY)) == 0)
         c = udb_seq_get(&o.value, txn, o.name);
@@ -447,7 +459,7 @@ static int lookup(int argc, char **argv, int by_index)
     if ((ex = pack_arg(&key, argv[first + 2 + by_index], by_index ? "values" : "KEY", 0,
                        by_index)) != CLI_OK)
         goto out;
-    if ((ex = cli_open(&env, argv[first], 0)) != CLI_OK)
+    if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
         goto out;
     rc = udb_begin(&txn, env, UDB_RDONLY);
     if (rc == 0)
@@ -546,7 +558,7 @@ int cli_cmd_scan(int argc, char **argv)
         index = argv[optind + 2];
     if (npos == 4 && (ex = pack_arg(&prefix, argv[optind + 3], "prefix", 0, 1)) != CLI_OK)
         goto out;
-    if ((ex = cli_open(&env, argv[optind], 0)) != CLI_OK)
+    if ((ex = cli_open(&env, argv[optind], CLI_OPEN_READ)) != CLI_OK)
         goto out;
     if (index && (keyf = key_field(env, type)) != NULL && strcmp(keyf, index) == 0)
         index = NULL;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 int cli_json_errors;
+int cli_committed;
 
 typedef struct command {
     const char *name;
@@ -118,12 +119,21 @@ static void main_usage(FILE *f)
     for (i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\noptions (any command):\n"
-               "  --json     report errors as RFC 9457 problem objects on stdout\n"
+               "  --json     report errors as RFC 9457 problem objects on stdout; put\n"
+               "             --or-get/--upsert print {\"created\": ..., \"record\": ...}\n"
                "  --help     show help\n\n"
                "KEY, values and records are JSON: 42, '\"abc\"', '{\"id\": 1}'.  Put -- before\n"
                "arguments that begin with '-', e.g. uniqdb get DB t -- -5.\n\n"
-               "exit status: 0 ok, 1 error, 2 usage, 3 conflict, 4 not found,\n"
-               "             5 invalid record/schema/JSON, 6 check found problems\n"
+               "exit status (with --json, a problem object's \"status\" in brackets):\n"
+               "  0 ok\n"
+               "  1 any other error (I/O, permissions, not a database) [500]\n"
+               "  2 bad command line; unknown type, index or sequence name [400]\n"
+               "  3 conflict: a unique index already holds the key [409]\n"
+               "  4 not found: record, index entry, sequence [404]\n"
+               "  5 invalid record, schema, key or JSON; sequence exhausted [422]\n"
+               "  6 check found problems [500]\n"
+               "  8 committed, but writing the result to stdout failed: do not\n"
+               "    run the command again [500]\n"
                "Start with: uniqdb demo\n");
 }
 
@@ -203,7 +213,10 @@ int cli_exit_code(int rc)
     case UDB_EBADRECORD:
     case UDB_ESCHEMA:
     case UDB_EKEYTOOLONG:
+    case UDB_EEXHAUSTED:
         return CLI_EINVALID;
+    case UDB_EINVAL: /* every name and argument the tool passes came from the command line */
+        return CLI_EUSAGE;
     default:
         return CLI_EFAIL;
     }
@@ -226,6 +239,13 @@ static void problem_kind(int code, const char **type, const char **title, int *s
         break;
     case CLI_ECHECK:
         *type = "check-failed", *title = "Database check found problems", *status = 500;
+        break;
+    case CLI_ETIMEOUT:
+        *type = "timeout", *title = "Timed out waiting for another writer", *status = 503;
+        break;
+    case CLI_EOUTPUT:
+        *type = "committed-output-failed", *title = "Committed, but the output failed",
+        *status = 500;
         break;
     default:
         *type = "error", *title = "Error", *status = 500;
@@ -342,37 +362,74 @@ json_t *cli_conflict_json(const udb_conflict *c)
 
 /* ---- Shared helpers ---------------------------------------------------------- */
 
-int cli_open(udb_env **out, const char *path, int create)
+/* Why path cannot be opened as an existing database, or NULL if it looks
+ * like one: the three cases a user fixes differently are told apart. */
+static const char *not_a_database(const char *path, char *why, size_t cap)
 {
     struct stat st;
     char *data = NULL;
+    int e;
+
+    if (stat(path, &st) != 0) {
+        e = errno;
+        snprintf(why, cap, "%s", e == ENOENT ? "no such directory" : strerror(e));
+        return why;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return "not a directory (a database is a directory)";
+    if (asprintf(&data, "%s/data.mdb", path) < 0)
+        return "out of memory";
+    e = stat(data, &st) == 0 ? 0 : errno;
+    free(data);
+    if (e == ENOENT) {
+        snprintf(why, cap, "not a uniqdb database (no data.mdb; create one with: uniqdb init "
+                 "%s SCHEMA.json)", path);
+        return why;
+    }
+    if (e == EACCES)
+        return "permission denied (the directory cannot be searched)";
+    if (e) {
+        snprintf(why, cap, "%s/data.mdb: %s", path, strerror(e));
+        return why;
+    }
+    return NULL;
+}
+
+int cli_open(udb_env **out, const char *path, int mode)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    const char *why;
+    char buf[600];
     int rc;
 
-    if (!create) {
-        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-            return cli_fail(CLI_EFAIL, NULL, "%s: no such database directory", path);
-        if (asprintf(&data, "%s/data.mdb", path) < 0)
-            return cli_fail(CLI_EFAIL, NULL, "out of memory");
-        rc = stat(data, &st);
-        free(data);
-        if (rc != 0)
-            return cli_fail(CLI_EFAIL, NULL,
-                            "%s: not a uniqdb database (create one with: uniqdb init %s "
-                            "SCHEMA.json)",
-                            path, path);
+    if (!*path)
+        return cli_fail(CLI_EUSAGE, NULL, "the database path DB is empty");
+    if (mode != CLI_OPEN_CREATE && (why = not_a_database(path, buf, sizeof buf)) != NULL)
+        return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, why);
+    if (mode == CLI_OPEN_READ)
+        o.flags |= UDB_RDONLY_ENV;
+    rc = udb_open(out, path, &o);
+    if (rc == EACCES && mode == CLI_OPEN_READ) {
+        /* most likely lock.mdb cannot be created or written (another user's
+           database, a read-only copy): read without LMDB's reader lock */
+        o.flags |= UDB_NOLOCK;
+        if (udb_open(out, path, &o) == 0) {
+            fprintf(stderr, "uniqdb: note: %s/lock.mdb cannot be written, so this read does "
+                    "not take LMDB's reader lock; if another process writes %s at the same "
+                    "time, what is read may be inconsistent or damaged\n", path, path);
+            return CLI_OK;
+        }
     }
-    rc = udb_open(out, path, NULL);
     if (rc)
-        return cli_fail_rc(rc, udb_env_errmsg(NULL), NULL, path);
+        return cli_fail(cli_exit_code(rc), NULL, "%s", *udb_env_errmsg(NULL) ?
+                        udb_env_errmsg(NULL) : udb_strerror(rc));
     return CLI_OK;
 }
 
 int cli_put_line(const char *text)
 {
-    if (fputs(text, stdout) == EOF || putchar('\n') == EOF) {
-        fprintf(stderr, "uniqdb: writing to stdout: %s\n", strerror(errno));
-        return CLI_EFAIL;
-    }
+    if (fputs(text, stdout) == EOF || putchar('\n') == EOF)
+        return CLI_EFAIL; /* reported by main(), which knows whether a write committed */
     return CLI_OK;
 }
 
@@ -466,9 +523,18 @@ int main(int argc, char **argv)
     }
     rc = cmd->fn(argc - optind, argv + optind);
     if (fflush(stdout) == EOF || ferror(stdout)) {
-        fprintf(stderr, "uniqdb: writing to stdout failed\n");
-        if (rc == CLI_OK)
-            rc = CLI_EFAIL;
+        int err = errno;
+
+        if (cli_committed) {
+            fprintf(stderr, "uniqdb: %s: the change was committed, but writing the result to "
+                    "stdout failed (%s); running the command again would repeat it\n",
+                    cmd->name, strerror(err));
+            rc = CLI_EOUTPUT;
+        } else {
+            fprintf(stderr, "uniqdb: writing to stdout failed (%s)\n", strerror(err));
+            if (rc == CLI_OK)
+                rc = CLI_EFAIL;
+        }
     }
     return rc;
 }

@@ -3,7 +3,7 @@
 #
 #   cli_test.sh GROUP UNIQDB DAMAGE PYTHON SCENARIOS.json
 #
-# GROUP is one of: basics types dumpload check demo.  Every group works in its
+# GROUP is one of: basics exits types dumpload check tty demo.  Every group works in its
 # own fresh temporary directory, removed at the end.  JSON output is checked
 # by parsing it (python3's json module), not by pattern matching alone.
 set -u
@@ -100,7 +100,7 @@ group_basics() {
     run 2 "$U" --json get "$db"; json_ok 'd["status"] == 400'
 
     # a missing database is an error, not silently created
-    run 1 "$U" get "$T/nowhere" client 1; err_has "no such database"
+    run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
     if [ ! -e "$T/nowhere" ]; then ok; else fail "get created a database"; fi
 
     # init, schema
@@ -172,7 +172,7 @@ EOF
     run 0 "$U" find "$db" client email '["a@x.org"]'; json_ok 'd["id"] == "c1"'
     run 0 "$U" find "$db" client email '"b@x.org"'; json_ok 'd["id"] == "c2"'
     run 4 "$U" find "$db" booking active_slot '["p1", "2026-01-15", "11:00"]'
-    run 1 "$U" find "$db" booking nosuchindex '["p1"]'
+    run 2 "$U" find "$db" booking nosuchindex '["p1"]'
     run 0 "$U" put "$db" booking '{"psychologist": "p2", "date": "2026-01-16", "time": "09:00", "status": "pending", "user": "u0"}'
     run 0 "$U" scan "$db" booking; json_ok '[r["id"] for r in lines] == [1, 2]'
     run 0 "$U" scan "$db" booking by_user; json_ok '[r["user"] for r in lines] == ["u0", "u1"]'
@@ -181,7 +181,7 @@ EOF
     run 0 "$U" scan "$db" booking id; json_ok '[r["id"] for r in lines] == [1, 2]'
     run 0 "$U" scan "$db" booking --limit 1; json_ok 'len(lines) == 1'
     run 5 "$U" scan "$db" booking by_user '[5]'              # prefix of the wrong type
-    run 1 "$U" scan "$db" booking nosuchindex
+    run 2 "$U" scan "$db" booking nosuchindex
     run 0 "$U" scan "$db" case; out_empty
 
     # update (replace and --merge), delete
@@ -212,6 +212,108 @@ EOF
     run 0 "$U" stat "$db"; out_has "booking"; out_has "map:"
     run 0 "$U" stat --json "$db"
     json_ok 'd["types"]["booking"]["records"] == 2 and d["types"]["client"]["records"] == 2 and d["types"]["booking"]["index_entries"] == 4 and d["map_size"] >= d["map_used"] > 0 and d["file_size"] > 0'
+}
+
+# ---------------------------------------------------------------------------
+# Every row of the exit-code table in README.md and `uniqdb --help`, each with
+# its --json problem status; names a script could mistype are usage errors
+# that list the valid ones.
+group_exits() {
+    local db="$T/db"
+
+    run 0 "$U" init "$db" "$SCEN"
+    run 0 "$U" --help; out_has "8 committed"; out_has "2 bad command line; unknown type"
+    # 1: any other error (here: no such directory)
+    run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
+    run 1 "$U" --json get "$T/nowhere" client 1; json_ok 'd["status"] == 500 and d["exit_code"] == 1'
+    # 2: unknown type / index / sequence names and bad arguments, listing the valid names
+    run 2 "$U" get "$db" nosuch 1
+    err_has 'unknown record type "nosuch" (this database has: schedule_workflow, client, workflow, booking, case)'
+    run 2 "$U" --json get "$db" nosuch 1; json_ok 'd["status"] == 400 and d["exit_code"] == 2 and "client" in d["detail"]'
+    run 2 "$U" put "$db" client '{"id": "c1", "email": "a@x"}' --upsert nosuch
+    err_has 'type "client" has no unique index "nosuch" (its unique indexes: id, email)'
+    run 2 "$U" put "$db" client '{"id": "c1", "email": "a@x"}' --or-get nosuch; err_has "id, email"
+    run 2 "$U" find "$db" booking by_user '"u1"'
+    err_has 'index "booking.by_user" is not unique (unique indexes of "booking": id, active_slot)'
+    run 2 "$U" find "$db" booking nosuch '"u1"'; err_has "id, active_slot"
+    run 2 "$U" scan "$db" booking nosuch; err_has "its indexes: id, active_slot, by_user"
+    run 2 "$U" dump "$db" nosuch; err_has 'unknown record type "nosuch" (this database has: schedule_workflow'
+    run 2 "$U" seq "$db" ""; err_has "1 to 256 bytes"
+    run 2 "$U" seq "$db" "" --get
+    run 2 "$U" init "" "$SCEN"; err_has "empty"
+    run 2 "$U" --json init "" "$SCEN"; json_ok 'd["status"] == 400'
+    # 3: conflict
+    run 0 "$U" put "$db" client '{"id": "c1", "email": "a@x"}'
+    run 3 "$U" put "$db" client '{"id": "c2", "email": "a@x"}'
+    run 3 "$U" --json put "$db" client '{"id": "c2", "email": "a@x"}'; json_ok 'd["status"] == 409 and d["exit_code"] == 3'
+    # 4: not found
+    run 4 "$U" get "$db" client '"zz"'
+    run 4 "$U" --json get "$db" client '"zz"'; json_ok 'd["status"] == 404 and d["exit_code"] == 4'
+    # 5: invalid input, and an exhausted sequence
+    run 5 "$U" put "$db" client '{"id": "c3", "email": 5}'
+    run 5 "$U" --json put "$db" client '{"id": "c3", "email": 5}'; json_ok 'd["status"] == 422 and d["exit_code"] == 5'
+    run 0 "$U" seq "$db" s --set 18446744073709551615
+    run 5 "$U" seq "$db" s; err_has 'sequence "s" is exhausted'
+    run 5 "$U" --json seq "$db" s; json_ok 'd["status"] == 422 and "exhausted" in d["detail"]'
+    run 0 "$U" seq "$db" booking.id --set 18446744073709551615
+    run 5 "$U" put "$db" booking '{"psychologist": "p", "date": "d", "time": "t", "status": "pending"}'
+    err_has 'key sequence "booking.id" is exhausted'
+    # 6: check found problems
+    cp -r "$db" "$T/d"
+    "$DAMAGE" "$T/d" del-first u:client:email >/dev/null || fail "damage"
+    run 6 "$U" check "$T/d"
+    run 6 "$U" --json check "$T/d"; json_ok 'd["ok"] is False'
+    # 8: committed, but the result could not be written: a retry would repeat it
+    if [ -w /dev/full ]; then
+        "$U" put "$db" client '{"id": "c9", "email": "c9@x"}' >/dev/full 2>"$T/err"
+        if [ $? -eq 8 ]; then ok; else fail "put >/dev/full: want exit 8"; fi
+        err_has "the change was committed"
+        run 0 "$U" get "$db" client '"c9"'           # it was
+        "$U" seq "$db" n >/dev/full 2>/dev/null
+        if [ $? -eq 8 ]; then ok; else fail "seq >/dev/full: want exit 8"; fi
+        run 0 "$U" seq "$db" n --get; out_is 1
+        "$U" get "$db" client '"c9"' >/dev/full 2>/dev/null    # a read that fails to print is 1
+        if [ $? -eq 1 ]; then ok; else fail "get >/dev/full: want exit 1"; fi
+        "$U" put "$db" client '{"id": "c9", "email": "c9@x"}' >/dev/full 2>/dev/null   # conflict: nothing committed
+        if [ $? -eq 3 ]; then ok; else fail "conflicting put >/dev/full: want exit 3"; fi
+    else
+        echo "note: /dev/full is missing; exit 8 not tested here" >&2
+    fi
+
+    # --or-get / --upsert say what happened on stdout with --json
+    run 0 "$U" --json put "$db" client '{"id": "c1", "email": "other@x"}' --or-get
+    json_ok 'd == {"created": False, "record": {"id": "c1", "email": "a@x"}}'
+    run 0 "$U" --json put "$db" client '{"id": "c5", "email": "c5@x"}' --or-get
+    json_ok 'd == {"created": True, "record": {"id": "c5", "email": "c5@x"}}'
+    run 0 "$U" --json put "$db" client '{"email": "c5@x", "name": "Five"}' --upsert email
+    json_ok 'd == {"created": False, "updated": True, "record": {"id": "c5", "email": "c5@x", "name": "Five"}}'
+    run 0 "$U" --json put "$db" client '{"id": "c6", "email": "c6@x"}' --upsert
+    json_ok 'd["created"] is True and d["updated"] is False and d["record"]["id"] == "c6"'
+
+    # a failed init leaves nothing behind, and removes only what it created
+    echo '{"types": {"x": {"key": "id", "fields": {"id": {"type": "nosuch"}}}}}' >"$T/bad.json"
+    run 5 "$U" init "$T/new" "$T/bad.json"
+    if [ ! -e "$T/new" ]; then ok; else fail "failed init left $T/new behind"; fi
+    mkdir "$T/mine"; echo keep >"$T/mine/notes"
+    run 5 "$U" init "$T/mine" "$T/bad.json"
+    if [ -f "$T/mine/notes" ] && [ ! -e "$T/mine/data.mdb" ] && [ ! -e "$T/mine/lock.mdb" ]; then ok; else fail "failed init in an existing directory: $(ls "$T/mine")"; fi
+    run 5 "$U" init "$db" "$T/bad.json"              # an existing database is left as it was
+    run 0 "$U" get "$db" client '"c1"'
+
+    # read commands never create or modify: an empty LMDB environment made by
+    # another program gets no uniqdb metadata
+    mkdir "$T/foreign"
+    "$DAMAGE" "$T/foreign" list >/dev/null || fail "raw LMDB env"
+    cp "$T/foreign/data.mdb" "$T/foreign.before"
+    for c in stat check schema dump; do
+        run 1 "$U" "$c" "$T/foreign"; err_has "not a uniqdb database"
+    done
+    run 1 "$U" get "$T/foreign" client 1; err_has "not a uniqdb database"
+    if cmp -s "$T/foreign/data.mdb" "$T/foreign.before"; then ok; else fail "a read command wrote into a foreign LMDB environment"; fi
+    run 0 "$DAMAGE" "$T/foreign" list; out_empty
+    mkdir "$T/emptydir"
+    run 1 "$U" check "$T/emptydir"; err_has "not a uniqdb database"
+    if [ -z "$(ls -A "$T/emptydir")" ]; then ok; else fail "check wrote into an empty directory"; fi
 }
 
 # ---------------------------------------------------------------------------
@@ -310,7 +412,7 @@ group_dumpload() {
     # dump of chosen types only
     run 0 "$U" dump "$a" client case
     json_ok '{l["type"] for l in lines[1:-1]} == {"client", "case"}'
-    run 1 "$U" dump "$a" nosuchtype; err_has nosuchtype
+    run 2 "$U" dump "$a" nosuchtype; err_has nosuchtype
 
     # loading into a database that has data: conflicts are reported by line,
     # the rest is loaded, exit 3
@@ -420,6 +522,18 @@ for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d"
     "$U" init "$T/big" "$SCEN" >/dev/null
     run 0 "$U" load "$T/big" "$T/big.ndjson"; err_empty
     run 0 "$U" check "$T/big"; err_empty; out_has "check: ok (6000 records"
+}
+
+# ---------------------------------------------------------------------------
+# What needs a terminal: script(1) gives one, where a pseudo-terminal can be
+# opened; elsewhere the group is skipped (exit 77), never passed.
+group_tty() {
+    if ! script -qec true /dev/null >/dev/null 2>&1; then
+        echo "tty: SKIP: no pseudo-terminal can be opened here (script -qec true fails)" >&2
+        exit 77
+    fi
+    "$PY" -c 'import json
+for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d" % i, "email": "b%d@x.org" % i}}))' >"$T/big.ndjson"
     "$U" init "$T/big2" "$SCEN" >/dev/null
     run 0 script -qec "'$U' load '$T/big2' '$T/big.ndjson' && '$U' check '$T/big2'" /dev/null
     out_has "loading: 6000 records"; out_has "uniqdb: loaded 6000 records"
@@ -457,7 +571,7 @@ group_demo() {
 }
 
 case "$GROUP" in
-basics | types | dumpload | check | demo) "group_$GROUP" ;;
+basics | exits | types | dumpload | check | tty | demo) "group_$GROUP" ;;
 *)
     echo "unknown group $GROUP" >&2
     exit 2

@@ -344,12 +344,32 @@ static void t_arguments_are_checked(tu *t)
     txn = tu_w(t);
     CHECK_RC(tu_ins(&out, txn, NULL, mp("{}")), UDB_EINVAL);
     CHECK_RC(tu_ins(&out, txn, "nope", mp("{}")), UDB_EINVAL);
-    CHECK_HAS(udb_errmsg(txn), "unknown record type \"nope\"");
-    tu_commit(txn);
+    CHECK_HAS(udb_errmsg(txn), "unknown record type \"nope\" (this database has: acct, job)");
+    /* an unknown or non-unique index: the message lists the ones that would do */
+    CHECK_RC(tu_find(&out, txn, "job", "nope", mp("[i]", 1)), UDB_EINVAL);
+    CHECK_HAS(udb_errmsg(txn), "type \"job\" has no unique index \"nope\" (its unique "
+              "indexes: id, qn, tag)");
+    CHECK_RC(tu_find(&out, txn, "job", "by_state", mp("[s]", "x")), UDB_EINVAL);
+    CHECK_HAS(udb_errmsg(txn), "index \"job.by_state\" is not unique (unique indexes of "
+              "\"job\": id, qn, tag)");
+    udb_cursor *cur = NULL;
+    CHECK_RC(udb_scan(&cur, txn, "job", "nope", NULL, 0), UDB_EINVAL);
+    CHECK_HAS(udb_errmsg(txn), "(its indexes: id, qn, tag, by_state)");
+    /* an exhausted sequence has its own code, for a named one and an auto key */
+    uint64_t v;
+    CHECK_OK(udb_seq_set(txn, "s", UINT64_MAX));
+    CHECK_RC(udb_seq_next(&v, txn, "s"), UDB_EEXHAUSTED);
+    CHECK_HAS(udb_errmsg(txn), "sequence \"s\" is exhausted");
+    CHECK_OK(udb_seq_set(txn, "job.id", UINT64_MAX));
+    CHECK_RC(tu_ins(&out, txn, "job", mp("{s:s, s:s}", "queue", "q", "name", "n")),
+             UDB_EEXHAUSTED);
+    CHECK_HAS(udb_errmsg(txn), "key sequence \"job.id\" is exhausted");
+    tu_abort(txn);
     /* every code has its own text */
     static const int codes[] = {UDB_ECONFLICT, UDB_ENOTFOUND, UDB_EBADRECORD, UDB_ESCHEMA,
                                 UDB_EKEYTOOLONG, UDB_ECORRUPT, UDB_EINVAL, UDB_ESIZELIMIT,
-                                UDB_ENOMEM, UDB_EREADONLY, MDB_MAP_FULL, 0};
+                                UDB_ENOMEM, UDB_EREADONLY, UDB_EFORMAT, UDB_EEXHAUSTED,
+                                MDB_MAP_FULL, 0};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         CHECK(udb_strerror(codes[i]) != NULL && udb_strerror(codes[i])[0]);
         for (size_t j = 0; j < i; j++)
