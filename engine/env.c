@@ -231,6 +231,14 @@ MDB_dbi udb__env_seq_dbi(const udb_env *env)
     return env->seq_dbi;
 }
 
+int udb__env_refuse_write(const udb_env *env)
+{
+    if (!(env->flags & UDB_RDONLY_ENV))
+        return 0;
+    return udb__env_err(UDB_EREADONLY, "%s was opened with UDB_RDONLY_ENV: no writes",
+                        env->path);
+}
+
 size_t udb__env_keymax(const udb_env *env)
 {
     return env->keymax;

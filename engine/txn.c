@@ -47,10 +47,9 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         *out = txn;
         return 0;
     }
-    if (!rdonly && (env->flags & UDB_RDONLY_ENV)) {
+    if (!rdonly && (rc = udb__env_refuse_write(env))) {
         txn_free(txn);
-        return udb__env_err(UDB_EREADONLY, "%s was opened with UDB_RDONLY_ENV: no writes",
-                            env->path);
+        return rc;
     }
     for (;;) {
         if (!rdonly && (rc = udb__env_grow_if_wanted(env)))
