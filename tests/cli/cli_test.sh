@@ -285,7 +285,7 @@ group_exits() {
     json_ok 'd == {"created": False, "record": {"id": "c1", "email": "a@x"}}'
     run 0 "$U" --json put "$db" client '{"id": "c5", "email": "c5@x"}' --or-get
     json_ok 'd == {"created": True, "record": {"id": "c5", "email": "c5@x"}}'
-    run 0 "$U" --json put "$db" client '{"email": "c5@x", "name": "Five"}' --upsert email
+    run 0 "$U" --json put "$db" client '{"id": "c5", "email": "c5@x", "name": "Five"}' --upsert email
     json_ok 'd == {"created": False, "updated": True, "record": {"id": "c5", "email": "c5@x", "name": "Five"}}'
     run 0 "$U" --json put "$db" client '{"id": "c6", "email": "c6@x"}' --upsert
     json_ok 'd["created"] is True and d["updated"] is False and d["record"]["id"] == "c6"'
