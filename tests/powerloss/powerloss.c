@@ -232,7 +232,7 @@ static int setup_db(const char *db, const pl_case *c)
         fprintf(stderr, "%s: udb_open: %s\n", c->name, udb_env_errmsg(NULL));
         return rc;
     }
-    rc = udb_schema_apply(env, pl_schema, strlen(pl_schema));
+    rc = udb_schema_apply(NULL, env, pl_schema, strlen(pl_schema), 0);
     if (rc)
         fprintf(stderr, "%s: udb_schema_apply: %s\n", c->name, udb_env_errmsg(env));
     udb_close(env);

@@ -328,7 +328,7 @@ int pl_run_schema(const char *dir, const pl_case *c, int scale)
     while (progress < w.count / 2 && !w.failed)
         pthread_cond_wait(&cv, &mu);
     pthread_mutex_unlock(&mu);
-    int rc = udb_schema_apply(env, schema_tag, strlen(schema_tag));
+    int rc = udb_schema_apply(NULL, env, schema_tag, strlen(schema_tag), 0);
     if (rc)
         fprintf(stderr, "%s: udb_schema_apply: %s\n", c->name, udb_env_errmsg(env));
     else
