@@ -102,7 +102,9 @@ for h in $HARNESSES; do
         xxd "$f" | head -64 >&2
         echo "base64:" >&2
         base64 -w 76 "$f" >&2
-        echo "replay: $exe $f    (or: base64 -d > fuzz/corpus/$h/regress-NAME)" >&2
+        echo "replay: $exe $f" >&2
+        echo "  or, without clang (the standalone driver, fuzz/replay.c):" >&2
+        echo "  base64 -d > fuzz/corpus/$h/regress-NAME; meson setup build && meson compile -C build && build/fuzz/$h fuzz/corpus/$h/regress-NAME" >&2
     done
 done
 exit $failed
