@@ -329,8 +329,13 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     udb_options o = UDB_OPTIONS_INIT;
     if (!out || !path || !*path)
         return udb__env_err(UDB_EINVAL, "udb_open: out and path are required");
-    if (opts)
+    if (opts) {
+        if (opts->version < 1 || opts->version > UDB_OPTIONS_VERSION)
+            return udb__env_err(UDB_EINVAL, "udb_open: udb_options.version is %u; this uniqdb "
+                                "knows 1 to %d (start from UDB_OPTIONS_INIT)", opts->version,
+                                UDB_OPTIONS_VERSION);
         o = *opts;
+    }
     if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK))
         return udb__env_err(UDB_EINVAL, "udb_open: unknown flags 0x%x", o.flags);
     bool rdonly = o.flags & UDB_RDONLY_ENV;

@@ -53,6 +53,19 @@
 extern "C" {
 #endif
 
+/* Marks the functions the shared library exports; everything else in it is
+ * hidden (it is built with -fvisibility=hidden). */
+#ifndef UDB_API
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define UDB_API __attribute__((visibility("default")))
+#else
+#define UDB_API
+#endif
+#endif
+
+/* The version of this header: the one place it is written down (meson.build
+ * reads it from here).  udb_version() gives the library's, which may differ
+ * when a program runs against another build of the shared library. */
 #define UDB_VERSION_MAJOR 0
 #define UDB_VERSION_MINOR 1
 #define UDB_VERSION_PATCH 0
@@ -107,8 +120,11 @@ typedef struct udb_val {
     size_t size;
 } udb_val;
 
-/* Options for udb_open().  Start from UDB_OPTIONS_INIT. */
+/* Options for udb_open().  Start from UDB_OPTIONS_INIT, then set fields by
+ * name: a later version may add fields at the end, and `version` tells
+ * udb_open() which fields the caller's struct has. */
 typedef struct udb_options {
+    unsigned version;    /* UDB_OPTIONS_VERSION (set by UDB_OPTIONS_INIT) */
     size_t map_size;     /* initial map size in bytes; 0 = 1 MiB.  The map grows
                             by itself (doubling) when it fills. */
     size_t max_map_size; /* hard upper limit; 0 = none.  Reaching it gives UDB_ESIZELIMIT. */
@@ -118,7 +134,8 @@ typedef struct udb_options {
     unsigned mode;       /* permissions of created files; 0 = 0640 (directory 0750) */
 } udb_options;
 
-#define UDB_OPTIONS_INIT {0, 0, 0, 0, 0}
+#define UDB_OPTIONS_VERSION 1
+#define UDB_OPTIONS_INIT {UDB_OPTIONS_VERSION, 0, 0, 0, 0, 0}
 
 /* udb_options.flags */
 #define UDB_NOSYNC     0x1u /* do not fsync on commit: a crash may lose recent commits
@@ -166,28 +183,38 @@ typedef struct udb_conflict {
                                            then unique indexes in declaration order */
 } udb_conflict;
 
+/* ---- Version ------------------------------------------------------------ */
+
+/* The library's version as "MAJOR.MINOR.PATCH"; each of major, minor, patch
+ * (may be NULL) gets its part.  Compare with UDB_VERSION_* to detect running
+ * against another build than the one compiled against.  Never fails. */
+UDB_API const char *udb_version(int *major, int *minor, int *patch);
+
 /* ---- Errors ------------------------------------------------------------- */
 
 /* Static text for any code this library returns (ours, LMDB's, errno). Never NULL. */
-const char *udb_strerror(int rc);
+UDB_API const char *udb_strerror(int rc);
 
 /* Detail of the last failure of an operation on txn ("" if none).  Valid until
  * the next operation on txn or its end.  txn may be NULL (returns ""). */
-const char *udb_errmsg(const udb_txn *txn);
+UDB_API const char *udb_errmsg(const udb_txn *txn);
 
 /* Detail of the last failure of an environment-level call (udb_open,
  * udb_schema_apply, udb_write, udb_check, ...) made by the calling thread.
- * Thread-local: valid until that thread's next such call.  env may be NULL,
- * which is how a failed udb_open() is explained. */
-const char *udb_env_errmsg(const udb_env *env);
+ * The message belongs to the thread, not to env: env is not consulted (it may
+ * be NULL, which is how a failed udb_open() is explained), so a thread that
+ * uses two environments sees the last failure on either, and threads sharing
+ * one environment never see each other's.  Valid until that thread's next
+ * environment-level call. */
+UDB_API const char *udb_env_errmsg(const udb_env *env);
 
 /* The conflict detail of the last UDB_ECONFLICT on txn, or NULL if the last
  * operation did not end in a conflict.  Owned by txn; valid until the next
  * operation on txn or its end. */
-const udb_conflict *udb_conflict_info(const udb_txn *txn);
+UDB_API const udb_conflict *udb_conflict_info(const udb_txn *txn);
 
 /* Free memory this library allocated for the caller (udb_schema_json). NULL is fine. */
-void udb_free(void *p);
+UDB_API void udb_free(void *p);
 
 /* ---- Environment --------------------------------------------------------- */
 
@@ -204,10 +231,10 @@ void udb_free(void *p);
  * or no data.mdb in it), EACCES (permission denied, on the directory, the data
  * file or the lock file), ENOTDIR; LMDB codes.
  * On success *out must be closed with udb_close(). */
-int udb_open(udb_env **out, const char *path, const udb_options *opts);
+UDB_API int udb_open(udb_env **out, const char *path, const udb_options *opts);
 
 /* Close env.  Every transaction and cursor on it must have ended.  NULL is fine. */
-void udb_close(udb_env *env);
+UDB_API void udb_close(udb_env *env);
 
 /* udb_schema_apply() flags */
 #define UDB_SCHEMA_KEEP 0x1u /* keep everything the stored schema has and json lacks or
@@ -237,16 +264,16 @@ void udb_close(udb_env *env);
  * new unique index; udb_env_errmsg lists their keys), UDB_EINVAL (NULL env
  * or json, unknown flags, both KEEP and DROP), UDB_ENOMEM, LMDB codes.  On
  * any error nothing changes and *changes is untouched. */
-int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len, unsigned flags);
+UDB_API int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len, unsigned flags);
 
 /* The stored schema as JSON text, NUL-terminated.  *out is the caller's: free
  * it with udb_free().  Errors: UDB_ENOTFOUND (no schema applied yet), UDB_ENOMEM. */
-int udb_schema_json(char **out, udb_env *env);
+UDB_API int udb_schema_json(char **out, udb_env *env);
 
 /* The schema txn sees (its snapshot's), as NUL-terminated JSON text owned by
  * txn: valid until txn ends.  *len (may be NULL) gets its length.
  * Errors: UDB_EINVAL, UDB_ENOTFOUND (no schema applied yet). */
-int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn);
+UDB_API int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn);
 
 /* ---- Transactions -------------------------------------------------------- */
 
@@ -254,14 +281,14 @@ int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn);
  * read-only snapshot (readers never block writers).  A write transaction waits
  * for the database's single writer slot.  Picks up schema changes made by other
  * processes.  Errors: UDB_EINVAL, UDB_ENOMEM, LMDB codes. */
-int udb_begin(udb_txn **out, udb_env *env, unsigned flags);
+UDB_API int udb_begin(udb_txn **out, udb_env *env, unsigned flags);
 
 /* Commit and free txn (also for read-only ones).  On error the transaction is
  * aborted and freed all the same.  Errors: LMDB codes (MDB_MAP_FULL, EIO, ...). */
-int udb_commit(udb_txn *txn);
+UDB_API int udb_commit(udb_txn *txn);
 
 /* Abandon every change of txn and free it.  NULL is fine. */
-void udb_abort(udb_txn *txn);
+UDB_API void udb_abort(udb_txn *txn);
 
 /* Run fn(txn, ctx) in a write transaction and commit it.  If fn returns
  * non-zero, its changes are rolled back and its code is returned.  If the map
@@ -284,7 +311,7 @@ void udb_abort(udb_txn *txn);
  * calling thread must not hold another transaction on env (growing the map
  * waits until this process has no transaction open).
  * Errors: fn's own code, UDB_ESIZELIMIT, UDB_EINVAL, LMDB codes. */
-int udb_write(udb_env *env, udb_write_fn fn, void *ctx);
+UDB_API int udb_write(udb_env *env, udb_write_fn fn, void *ctx);
 
 /* ---- Records ------------------------------------------------------------- */
 
@@ -294,17 +321,17 @@ int udb_write(udb_env *env, udb_write_fn fn, void *ctx);
  * Errors: UDB_ECONFLICT (nothing written, txn still usable; see
  * udb_conflict_info), UDB_EBADRECORD, UDB_EKEYTOOLONG, UDB_EINVAL, UDB_EREADONLY,
  * LMDB codes (UDB_EMAPFULL: abort the transaction; the next udb_begin grows the map). */
-int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, size_t len);
+UDB_API int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, size_t len);
 
 /* Get a record by primary key (a msgpack value).  Errors: UDB_ENOTFOUND,
  * UDB_EBADRECORD (key of the wrong type), UDB_EINVAL, LMDB codes. */
-int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len);
+UDB_API int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len);
 
 /* Get the record that holds `values` (a msgpack array, one value per field)
  * in unique index `index`.  Errors: UDB_ENOTFOUND, UDB_EBADRECORD (wrong count
  * or types), UDB_EINVAL (unknown type or index, or not a unique index), LMDB codes. */
-int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
-             const void *values, size_t len);
+UDB_API int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
+                     const void *values, size_t len);
 
 /* Replace the record with primary key `key` by rec, or with UDB_MERGE merge
  * rec's fields into it.  rec may omit the key field; it must not change it.
@@ -312,12 +339,12 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
  * checked like an insert.  *out (may be NULL) receives the stored record.
  * Errors: UDB_ENOTFOUND, UDB_ECONFLICT, UDB_EBADRECORD, UDB_EKEYTOOLONG,
  * UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
-int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len,
-               const void *rec, size_t len, unsigned flags);
+UDB_API int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key,
+                       size_t key_len, const void *rec, size_t len, unsigned flags);
 
 /* Delete a record and all its index entries.
  * Errors: UDB_ENOTFOUND, UDB_EBADRECORD, UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
-int udb_delete(udb_txn *txn, const char *type, const void *key, size_t key_len);
+UDB_API int udb_delete(udb_txn *txn, const char *type, const void *key, size_t key_len);
 
 /* Insert rec, or if the key it would have in unique index `index` (NULL: the
  * primary key) is already held, return that record instead.  *created is 1 if
@@ -329,8 +356,8 @@ int udb_delete(udb_txn *txn, const char *type, const void *key, size_t key_len);
  * so a `where` that reads the key field sees that value.  A conflict on any
  * other unique index is UDB_ECONFLICT.
  * Errors: as udb_insert(). */
-int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type,
-                      const char *index, const void *rec, size_t len);
+UDB_API int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type,
+                              const char *index, const void *rec, size_t len);
 
 /* Upsert keyed on unique index `index` (NULL: primary key).  The proposed row
  * is rec merged over on_insert (a msgpack map of fields set only when
@@ -346,15 +373,16 @@ int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type
  * happened.  To patch a record without giving a full row, use udb_update()
  * with UDB_MERGE.
  * Errors: as udb_insert() and udb_update(). */
-int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const char *index,
-               const void *rec, size_t len, const void *on_insert, size_t on_insert_len);
+UDB_API int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type,
+                       const char *index, const void *rec, size_t len, const void *on_insert,
+                       size_t on_insert_len);
 
 /* Insert the first of the n candidate records that conflicts with nothing;
  * *chosen is its position.  If all conflict: UDB_ECONFLICT with the detail of
  * the last candidate.  An invalid candidate stops the search with UDB_EBADRECORD
  * (*chosen is its position).  Errors: as udb_insert(). */
-int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *type,
-                     const udb_val *candidates, size_t n);
+UDB_API int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *type,
+                             const udb_val *candidates, size_t n);
 
 /* ---- Scans --------------------------------------------------------------- */
 
@@ -364,14 +392,14 @@ int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *typ
  * non-unique indexes can be scanned; a partial unique index holds only the
  * records its predicate admits.  The cursor must be closed before txn ends.
  * Errors: UDB_EINVAL, UDB_EBADRECORD (prefix of wrong types), UDB_ENOMEM, LMDB codes. */
-int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
-             const void *prefix, size_t len);
+UDB_API int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
+                     const void *prefix, size_t len);
 
 /* The next record.  Errors: UDB_ENOTFOUND at the end, UDB_ECORRUPT, LMDB codes. */
-int udb_cursor_next(udb_val *out, udb_cursor *cur);
+UDB_API int udb_cursor_next(udb_val *out, udb_cursor *cur);
 
 /* Close a cursor.  NULL is fine. */
-void udb_cursor_close(udb_cursor *cur);
+UDB_API void udb_cursor_close(udb_cursor *cur);
 
 /* ---- Sequences ----------------------------------------------------------- */
 
@@ -381,28 +409,30 @@ void udb_cursor_close(udb_cursor *cur);
  * sequence "<type>.<keyfield>".
  * Errors: UDB_EINVAL (empty or over-long name), UDB_EEXHAUSTED (at UINT64_MAX),
  * UDB_EREADONLY, LMDB codes. */
-int udb_seq_next(uint64_t *out, udb_txn *txn, const char *name);
+UDB_API int udb_seq_next(uint64_t *out, udb_txn *txn, const char *name);
 
 /* The current value of a sequence (the last one taken).
  * Errors: UDB_ENOTFOUND (never advanced), UDB_EINVAL, LMDB codes. */
-int udb_seq_get(uint64_t *out, udb_txn *txn, const char *name);
+UDB_API int udb_seq_get(uint64_t *out, udb_txn *txn, const char *name);
 
 /* Set a sequence's current value (for restoring dumps).  A type's auto-key
  * sequence cannot be set below the type's largest key (the next auto key
  * would be taken).
  * Errors: UDB_EINVAL (bad name, or below the largest key), UDB_EREADONLY,
  * LMDB codes. */
-int udb_seq_set(udb_txn *txn, const char *name, uint64_t value);
+UDB_API int udb_seq_set(udb_txn *txn, const char *name, uint64_t value);
 
 /* Call fn for every sequence in name order; a non-zero return from fn stops
- * the walk and is returned.  name is valid only during the call. */
-int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn, void *ctx);
+ * the walk and is returned.  name is valid only during the call.
+ * Errors: fn's own code, UDB_EINVAL (NULL txn or fn), UDB_ECORRUPT (a damaged
+ * sequence entry), LMDB codes. */
+UDB_API int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn, void *ctx);
 
 /* ---- Inspection ---------------------------------------------------------- */
 
 /* Names of the record types in the stored schema, in schema order.  *out and
  * the strings are owned by txn and valid until it ends.  Errors: UDB_EINVAL. */
-int udb_types(const char *const **out, size_t *count, udb_txn *txn);
+UDB_API int udb_types(const char *const **out, size_t *count, udb_txn *txn);
 
 /* Verify the whole database in one read snapshot: every record is valid for
  * its schema and sits under its own key; every index entry points to a record
@@ -410,15 +440,15 @@ int udb_types(const char *const **out, size_t *count, udb_txn *txn);
  * in it.  report (may be NULL) is called once per problem with a one-line
  * description (valid during the call).  *problems (may be NULL) gets the count.
  * Returns 0 if consistent, UDB_ECORRUPT if problems were found, or an error. */
-int udb_check(size_t *problems, udb_env *env, udb_report_fn report, void *ctx);
+UDB_API int udb_check(size_t *problems, udb_env *env, udb_report_fn report, void *ctx);
 
 /* udb_check with progress: progress (may be NULL) is called after every 4096
  * records and index entries walked, and once at the end, with how many have
  * been walked and the total (records plus index entries in the snapshot, so
  * done == total in the last call of a check that found no error).  Both
  * callbacks get ctx.  Errors and results as udb_check. */
-int udb_check_progress(size_t *problems, udb_env *env, udb_report_fn report,
-                       udb_progress_fn progress, void *ctx);
+UDB_API int udb_check_progress(size_t *problems, udb_env *env, udb_report_fn report,
+                               udb_progress_fn progress, void *ctx);
 
 /* Counts for one type, from one read snapshot. */
 typedef struct udb_type_stat {
@@ -428,10 +458,11 @@ typedef struct udb_type_stat {
 } udb_type_stat;
 
 /* Per-type counts.  Errors: UDB_EINVAL (unknown type), LMDB codes. */
-int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type);
+UDB_API int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type);
 
-/* Map size in bytes now, and bytes in use. */
-int udb_env_usage(size_t *map_size, size_t *used, udb_env *env);
+/* Map size in bytes now, and bytes in use (map_size and used may be NULL).
+ * Errors: UDB_EINVAL (NULL env), LMDB codes. */
+UDB_API int udb_env_usage(size_t *map_size, size_t *used, udb_env *env);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@ seq.h 10
 # without a header are the public operations on top
 owner='
 arena.c 1
+version.c 1
 error.c 1
 mpack.c 2
 keycodec.c 2

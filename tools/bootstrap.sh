@@ -2,9 +2,10 @@
 # Install what building and testing uniqdb needs on Debian/Ubuntu, skipping
 # packages that are already there.  Used by the README's quick start and CI.
 set -eu
+# g++: the header test compiles include/uniqdb.h as C++;
 # bsdutils gives script(1): a terminal for the CLI test of progress lines;
 # postgresql and libpq-dev: the `postgres` suite runs a real server
-pkgs="gcc pkg-config meson ninja-build liblmdb-dev libmsgpack-dev libjansson-dev
+pkgs="gcc g++ pkg-config meson ninja-build liblmdb-dev libmsgpack-dev libjansson-dev
       libsqlite3-dev clang libclang-rt-14-dev python3 bsdutils postgresql libpq-dev"
 missing=""
 for p in $pkgs; do

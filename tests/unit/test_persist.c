@@ -4,6 +4,7 @@
  * size limit.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,6 +113,45 @@ static void t_open_reports_bad_paths(tu *t)
     o.flags = 0x100;
     CHECK_RC(udb_open(&env, t->path, &o), UDB_EINVAL);
     CHECK(env == NULL);
+}
+
+/* udb_options carries its version, so fields can be added later: a struct
+ * not started from UDB_OPTIONS_INIT, or from a newer header, is refused. */
+static void t_open_checks_the_options_version(tu *t)
+{
+    udb_env *env = NULL;
+    udb_options o = UDB_OPTIONS_INIT;
+    CHECK(o.version == UDB_OPTIONS_VERSION);
+    o.version = 0;
+    CHECK_RC(udb_open(&env, t->path, &o), UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(NULL), "udb_options.version is 0", "UDB_OPTIONS_INIT");
+    o.version = UDB_OPTIONS_VERSION + 1;
+    CHECK_RC(udb_open(&env, t->path, &o), UDB_EINVAL);
+    CHECK(env == NULL);
+    o.version = UDB_OPTIONS_VERSION;
+    if (CHECK_OK(udb_open(&env, t->path, &o)))
+        udb_close(env);
+}
+
+/* The environment-level message belongs to the thread that failed. */
+static void *fail_open(void *arg)
+{
+    udb_env *env = NULL;
+    (void)arg;
+    udb_open(&env, "", NULL);
+    return NULL;
+}
+
+static void t_env_errmsg_is_per_thread(tu *t)
+{
+    udb_env *env = NULL;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/missing/parent/db", t->dir);
+    CHECK_RC(udb_open(&env, path, NULL), ENOENT);
+    pthread_t th;
+    if (CHECK(pthread_create(&th, NULL, fail_open, NULL) == 0))
+        pthread_join(th, NULL);
+    CHECK_HAS(udb_env_errmsg(NULL), path);   /* not the other thread's "out and path" */
 }
 
 #define BLOBS "{`types`: {`blob`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`, `auto`: " \
@@ -315,5 +355,6 @@ static void t_open_checks_the_format(tu *t)
 
 TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_format),
         TU_CASE(t_created_directory_is_not_world_writable), TU_CASE(t_open_reports_bad_paths),
+        TU_CASE(t_open_checks_the_options_version), TU_CASE(t_env_errmsg_is_per_thread),
         TU_CASE(t_map_grows_after_map_full), TU_CASE(t_max_map_size_with_group_commit),
         TU_CASE(t_max_map_size_without_group_commit))
