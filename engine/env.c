@@ -244,24 +244,24 @@ size_t udb__env_keymax(const udb_env *env)
     return env->keymax;
 }
 
-/* The stored format version is ours (a database from before it was stored
- * has none, and is format 1). */
+/* The stored format version is one this library reads: its own, or an
+ * older one udb__upgrade_format() rewrites (a database from before the
+ * version was stored has none, and is format 1). */
 static int check_format(MDB_txn *txn, udb_env *env)
 {
-    MDB_val v;
-    int rc = mdb_get(txn, env->meta_dbi, (MDB_val *)&udb__meta_format, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
+    uint64_t f;
+    int rc = udb__meta_u64(&f, txn, env->meta_dbi, &udb__meta_format);
+    if (rc == UDB_ECORRUPT)
+        return udb__env_err(UDB_EFORMAT, "udb_open: %s: damaged format version", env->path);
     if (rc)
         return rc;
-    if (v.mv_size != 8)
-        return udb__env_err(UDB_EFORMAT, "udb_open: %s: damaged format version (%zu bytes)",
-                            env->path, v.mv_size);
-    uint64_t f = udb__get_be(v.mv_data, 8);
-    if (f != UDB_FORMAT_VERSION)
+    if (f == 0)
+        f = 1;
+    if (f > UDB_FORMAT_VERSION)
         return udb__env_err(UDB_EFORMAT,
-                            "udb_open: %s: database format %llu; this uniqdb reads format %d",
-                            env->path, (unsigned long long)f, UDB_FORMAT_VERSION);
+                            "udb_open: %s: database format %llu; this uniqdb reads formats 1 "
+                            "to %d", env->path, (unsigned long long)f, UDB_FORMAT_VERSION);
+    env->format = (unsigned)f;
     return 0;
 }
 
@@ -412,6 +412,14 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         goto fail;
     }
     if ((rc = udb__env_reload_schema(env)))
+        goto fail_quiet;
+    if (env->format < UDB_FORMAT_VERSION && rdonly) {
+        rc = udb__env_err(UDB_EFORMAT, "udb_open: %s: database format %u; this uniqdb "
+                          "upgrades it to format %d when it opens it for writing", path,
+                          env->format, UDB_FORMAT_VERSION);
+        goto fail_quiet;
+    }
+    if (env->format < UDB_FORMAT_VERSION && (rc = udb__upgrade_format(env)))
         goto fail_quiet;
     *out = env;
     return 0;

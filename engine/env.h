@@ -22,6 +22,11 @@ size_t   udb__env_keymax(const udb_env *env);   /* LMDB's largest key */
  * message set (UDB_EREADONLY), else 0. */
 int      udb__env_refuse_write(const udb_env *env);
 
+/* Rewrite what an older on-disk format (found at open) stores differently,
+ * in one write transaction, and record the current format (migrate.c).
+ * Errors: LMDB codes, UDB_ENOMEM; the message is set. */
+int  udb__upgrade_format(udb_env *env);
+
 /* Load the stored schema and open its handles if the generation moved. */
 int  udb__env_reload_schema(udb_env *env);
 /* Install s as the env's current schema (old one retired, freed at close). */

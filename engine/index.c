@@ -4,9 +4,13 @@
  * One function decides, for a record and an index, whether the record is in
  * it and under which key.  Insert, update, delete, check and schema changes
  * all ask it, so they cannot disagree.  SQL's rules: a partial index holds a
- * record only when its predicate is true; a unique index does not hold a
- * record with a NULL in its fields (NULLs are distinct) unless it says
- * "nulls": "not_distinct"; non-unique indexes hold every record, NULLs first.
+ * record only when its predicate is true; every other index holds every
+ * record, NULLs (missing fields) first, so a scan of an index sees the same
+ * records as SQL's ORDER BY over its fields.  A unique index with NULLs
+ * distinct (SQL's default) must never see a conflict between entries that
+ * hold a NULL: those entries carry the primary key after the fields, as
+ * non-unique entries do, which keeps them apart and keeps every entry
+ * without a NULL an exact-match key for the uniqueness check.
  */
 #include "index.h"
 #include "keycodec.h"
@@ -32,8 +36,6 @@ int udb__idx_key(udb_buf *key, bool *applies, const udb_type *t, const udb_index
         if (!o) {
             if (ix->is_pk)
                 return UDB_EBADRECORD;
-            if (ix->unique && !ix->nulls_not_distinct)
-                return 0;
             udb__tk_nil(key);
             continue;
         }
@@ -69,8 +71,18 @@ int udb__idx_entry(udb_buf *key, bool *applies, const udb_type *t, const udb_ind
                    const msgpack_object *const *vals, const void *pk, size_t pklen)
 {
     int rc = udb__idx_key(key, applies, t, ix, vals);
-    if (rc || !*applies || ix->unique)
+    if (rc || !*applies || (ix->unique && !udb__idx_exempt(ix, vals)))
         return rc;
-    udb__buf_put(key, pk, pklen);   /* non-unique entries are made unique by the key */
+    udb__buf_put(key, pk, pklen);   /* entries that may repeat are made unique by the key */
     return key->oom ? UDB_ENOMEM : 0;
+}
+
+bool udb__idx_exempt(const udb_index *ix, const msgpack_object *const *vals)
+{
+    if (!ix->unique || ix->nulls_not_distinct || ix->is_pk)
+        return false;
+    for (size_t i = 0; i < ix->nfields; i++)
+        if (!vals[ix->fields[i]])
+            return true;
+    return false;
 }

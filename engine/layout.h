@@ -7,7 +7,8 @@
  *                       "gen"    -> u64, bumped by every schema change
  *   "__seq"             sequence name -> u64
  *   "t:<type>"          tuple(pk) -> canonical msgpack record
- *   "u:<type>:<index>"  tuple(fields) -> tuple(pk)         (unique indexes)
+ *   "u:<type>:<index>"  tuple(fields) -> tuple(pk)         (unique indexes; an entry
+ *                       with a NULL in a NULLs-distinct index: tuple(fields) ++ tuple(pk))
  *   "i:<type>:<index>"  tuple(fields) ++ tuple(pk) -> ""   (non-unique indexes)
  *
  * Numbers are 8 bytes big-endian; tuples are keycodec.h's encoding.

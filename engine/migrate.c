@@ -614,6 +614,53 @@ int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len,
     return rc;
 }
 
+/* ---- older on-disk formats ------------------------------------------------
+ * Format 1 left records with a NULL out of unique indexes with NULLs
+ * distinct; format 2 holds them (index.c).  Every index is rebuilt from the
+ * records, which is what an index of any older format needs. */
+
+static int upgrade_once(size_t *grow_at, void *arg)
+{
+    udb_env *env = arg;
+    udb_txn *txn;
+    udb_buf msg = {0};
+    int rc = udb__txn_begin_raw(&txn, env, 0, NULL);
+    if (rc)
+        return rc;
+    MDB_txn *mdb = udb__txn_mdb(txn);
+    MDB_dbi meta = udb__env_meta_dbi(env);
+    const udb_schema *s = udb__txn_schema(txn);
+    uint64_t f = 0;
+    if ((rc = udb__meta_u64(&f, mdb, meta, &udb__meta_format)) || f >= UDB_FORMAT_VERSION)
+        goto out;   /* another process upgraded it first */
+    for (size_t i = 0; s && i < s->ntypes && !rc; i++)
+        for (size_t x = 1; x < s->types[i].nidx && !rc; x++)
+            if ((rc = mdb_drop(mdb, s->types[i].idx[x].dbi, 0)) == 0)
+                rc = build_index(&msg, txn, &s->types[i], &s->types[i].idx[x]);
+    if (!rc)
+        rc = udb__meta_put_u64(mdb, meta, &udb__meta_format, UDB_FORMAT_VERSION);
+out:
+    udb__txn_full(txn, rc);
+    *grow_at = udb__txn_full_at(txn);
+    if (rc) {
+        udb__txn_end(txn, false);
+        udb__env_err(rc, "udb_open: upgrading the database from format %llu to %d: %s",
+                     (unsigned long long)f, UDB_FORMAT_VERSION,
+                     msg.len ? (char *)msg.p : udb_strerror(rc));
+    } else {
+        size_t at = udb__mapsize(env);
+        if ((rc = udb__txn_end(txn, true)) == MDB_MAP_FULL)
+            *grow_at = at;
+    }
+    udb__buf_free(&msg);
+    return rc;
+}
+
+int udb__upgrade_format(udb_env *env)
+{
+    return udb__grow_retry(env, upgrade_once, env);
+}
+
 int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn)
 {
     if (!out || !txn)

@@ -152,7 +152,8 @@ static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const pr
     udb__conflict_begin(txn, t);
     for (size_t i = 0; i < t->nidx; i++) {
         const udb_index *ix = &t->idx[i];
-        if (!ix->unique || !p->applies[i])
+        if (!ix->unique || !p->applies[i] ||
+            udb__idx_exempt(ix, (const msgpack_object *const *)p->rec.vals))
             continue;
         MDB_val k = keyval(p, i), v;
         if (old && old->applies[i] && old->len[i] == k.mv_size &&
@@ -501,7 +502,7 @@ static int prepare_and_find(MDB_val *rec, MDB_val *pk, bool *found, prep *p, udb
     size_t i = (size_t)(ix - t->idx);
     *found = false;
     int rc = prep_keys(p, txn, t, true);
-    if (rc || !p->applies[i])
+    if (rc || !p->applies[i] || udb__idx_exempt(ix, (const msgpack_object *const *)p->rec.vals))
         return rc;   /* no key there (a NULL, a false predicate): nobody holds it */
     rc = lookup_unique(rec, pk, txn, t, ix, keyval(p, i));
     if (rc == UDB_ENOTFOUND)

@@ -71,7 +71,7 @@ extern "C" {
 #define UDB_VERSION_PATCH 0
 #define UDB_VERSION_STRING "0.1.0"
 /* The on-disk layout this library reads and writes (stored in each database). */
-#define UDB_FORMAT_VERSION 1
+#define UDB_FORMAT_VERSION 2
 
 /* ---- Error codes ---------------------------------------------------------
  * The expected errors a caller branches on.  They lie below LMDB's range
@@ -220,13 +220,16 @@ UDB_API void udb_free(void *p);
 
 /* Open (creating if missing) the database directory `path`.  opts may be NULL.
  * Stale reader slots left by crashed processes are cleared.  A new database
- * records the on-disk format version (UDB_FORMAT_VERSION); opening checks it.
+ * records the on-disk format version (UDB_FORMAT_VERSION); opening checks it,
+ * and a database of an older format is upgraded in place, in one write
+ * transaction (its indexes are rebuilt from the records); read-only, an older
+ * format is refused (UDB_EFORMAT) until a read-write open upgrades it.
  * With UDB_RDONLY_ENV nothing is created: the directory and its data.mdb must
  * exist and hold a uniqdb database.
  * Errors: UDB_EINVAL (NULL arguments, unknown flags, UDB_NOLOCK without
  * UDB_RDONLY_ENV), UDB_ECORRUPT (stored schema unreadable), UDB_EFORMAT (an
  * LMDB environment that holds other data, or, read-only, one without uniqdb's
- * metadata -- left untouched either way; or a format version other than this
+ * metadata -- left untouched either way; or a format version newer than this
  * library's), UDB_ENOMEM, errno codes: ENOENT (no such directory; read-only:
  * or no data.mdb in it), EACCES (permission denied, on the directory, the data
  * file or the lock file), ENOTDIR; LMDB codes.
@@ -388,9 +391,14 @@ UDB_API int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const c
 
 /* Open a cursor over the records of `type` in the order of `index` (NULL: the
  * primary key), restricted to those whose leading index fields equal `prefix`
- * (a msgpack array of up to nfields values; NULL for all).  Unique and
- * non-unique indexes can be scanned; a partial unique index holds only the
- * records its predicate admits.  The cursor must be closed before txn ends.
+ * (a msgpack array of up to nfields values; NULL for all).  Any index can be
+ * scanned, unique or not, and holds every record of the type -- records with
+ * missing (NULL) index fields included, in SQL's ORDER BY order of the
+ * index's fields with NULLs first (SQLite's order); ties of a non-unique
+ * index, and of NULL-holding entries of a unique one, in primary-key order.
+ * A nil in prefix matches a missing field (SQL's IS NULL).  The exception is
+ * a partial index: it holds only the records its "where" predicate admits.
+ * The cursor must be closed before txn ends.
  * Errors: UDB_EINVAL, UDB_EBADRECORD (prefix of wrong types), UDB_ENOMEM, LMDB codes. */
 UDB_API int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
                      const void *prefix, size_t len);

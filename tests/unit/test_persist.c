@@ -323,9 +323,10 @@ static void t_open_checks_the_format(tu *t)
     CHECK_OK(udb_open(&env, t->path, NULL));
     udb_close(env);
     env = NULL;
-    CHECK_OK(raw_put(t->path, "__meta", "format", 2));
+    CHECK_OK(raw_put(t->path, "__meta", "format", UDB_FORMAT_VERSION + 1));
     CHECK_RC(udb_open(&env, t->path, NULL), UDB_EFORMAT);
-    CHECK_HAS(udb_env_errmsg(NULL), t->path, "database format 2", "reads format 1");
+    CHECK_HAS(udb_env_errmsg(NULL), t->path, tu_fmt("database format %d", UDB_FORMAT_VERSION + 1),
+              tu_fmt("reads formats 1 to %d", UDB_FORMAT_VERSION));
     CHECK(env == NULL);
     CHECK_OK(raw_put(t->path, "__meta", "format", UDB_FORMAT_VERSION));
     tu_open(t);   /* healthy again: the end-of-case check runs on it */
@@ -353,7 +354,53 @@ static void t_open_checks_the_format(tu *t)
     CHECK_STR(udb_strerror(UDB_EFORMAT), "not a uniqdb database, or an unsupported format version");
 }
 
+/* Format 1 kept records with a NULL out of unique indexes with NULLs
+ * distinct.  Such a database (made here by emptying the index, as format 1
+ * would have left it) is upgraded on open: the index holds them again. */
+static void t_format_1_is_upgraded_on_open(tu *t)
+{
+    MDB_txn *txn_raw;
+    if (!tu_setup(t, "{`types`: {`t`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`}, "
+                     "`s`: {`type`: `str`}}, `unique`: {`s`: {`fields`: [`s`]}}}}}"))
+        return;
+    udb_txn *txn = tu_w(t);
+    CHECK_OK(tu_ins(NULL, txn, "t", mp("{s:U, s:s}", "id", 1ull, "s", "a")));
+    CHECK_OK(tu_ins(NULL, txn, "t", mp("{s:U}", "id", 2ull)));
+    tu_commit(txn);
+    udb_close(t->env);
+    t->env = NULL;
+    MDB_env *e;
+    MDB_dbi dbi;
+    if (CHECK_OK(raw_begin(&e, &txn_raw, t->path, 0))) {
+        int rc = mdb_dbi_open(txn_raw, "u:t:s", 0, &dbi);
+        if (!rc)
+            rc = mdb_drop(txn_raw, dbi, 0);
+        CHECK_OK(raw_end(e, txn_raw, rc));
+    }
+    CHECK_OK(raw_put(t->path, "__meta", "format", 1));
+    udb_env *env = NULL;
+    udb_options ro = UDB_OPTIONS_INIT;
+    ro.flags = UDB_RDONLY_ENV;
+    CHECK_RC(udb_open(&env, t->path, &ro), UDB_EFORMAT);   /* cannot upgrade read-only */
+    CHECK_HAS(udb_env_errmsg(NULL), "database format 1", "when it opens it for writing");
+    if (CHECK_OK(udb_open(&env, t->path, NULL))) {
+        size_t problems = 99;
+        CHECK_OK(udb_check(&problems, env, NULL, NULL));
+        CHECK(problems == 0);
+        udb_close(env);
+    }
+    uint64_t f = 0;
+    CHECK_OK(raw_format(&f, t->path));
+    CHECK(f == UDB_FORMAT_VERSION);
+    if (!tu_open(t))
+        return;
+    txn = tu_r(t);
+    CHECK_STR(tu_scan(txn, "t", "s", NOVAL, "id"), "2,1");
+    tu_commit(txn);
+}
+
 TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_format),
+        TU_CASE(t_format_1_is_upgraded_on_open),
         TU_CASE(t_created_directory_is_not_world_writable), TU_CASE(t_open_reports_bad_paths),
         TU_CASE(t_open_checks_the_options_version), TU_CASE(t_env_errmsg_is_per_thread),
         TU_CASE(t_map_grows_after_map_full), TU_CASE(t_max_map_size_with_group_commit),
