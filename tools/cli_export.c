@@ -1065,7 +1065,7 @@ int cli_cmd_export(int argc, char **argv)
         return cli_usage("export", "--schema-only and --data-only exclude each other");
     if ((ex = check_name("schema", e.pgschema)) != CLI_OK)
         return ex;
-    if ((ex = cli_open(&env, argv[optind], 0)) != CLI_OK)
+    if ((ex = cli_open(&env, argv[optind], CLI_OPEN_READ)) != CLI_OK)
         return ex;
     if ((rc = udb_begin(&txn, env, UDB_RDONLY)) != 0 ||
         (rc = udb_txn_schema_json(&schema_text, NULL, txn)) != 0) {
