@@ -4,9 +4,11 @@
 set -eu
 # g++: the header test compiles include/uniqdb.h as C++;
 # bsdutils gives script(1): a terminal for the CLI test of progress lines;
-# postgresql and libpq-dev: the `postgres` suite runs a real server
+# postgresql and libpq-dev: the `postgres` suite runs a real server;
+# python3-psycopg2: the `conformance` suite drives it from python3
 pkgs="gcc g++ pkg-config meson ninja-build liblmdb-dev libmsgpack-dev libjansson-dev
-      libsqlite3-dev clang libclang-rt-14-dev python3 bsdutils postgresql libpq-dev"
+      libsqlite3-dev clang libclang-rt-14-dev python3 bsdutils postgresql libpq-dev
+      python3-psycopg2"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
