@@ -115,7 +115,8 @@ RECORDS = [
                "from": "x", "any": -0.0}),
     ("order", {"id": 3, "select": "\\.", "f": 1e308, "kind": "Ünï \"q\"",
                "any": {"$bin": "AAEC"}}),
-    ("order", {"id": 4, "f": 5e-324, "kind": "user", "any": {"$str": "/w=="}}),
+    ("order", {"id": 4, "f": 5e-324, "kind": "user",
+               "any": ["x", {"$str": "/w=="}, [1, 2.5, {"k": None}]]}),
     ("order", {"id": 5, "f": -5e-324, "kind": "a", "any": {"$map": [[1, "int key"]]},
                "u": 18446744073709551615, "flag": False}),
     ("order", {"id": 6, "f": {"$float": "inf"}, "kind": "a",
@@ -142,6 +143,14 @@ def fbits(x):
     return ("float", struct.pack(">d", x))
 
 
+def mp_count(b, i, c, fix_last, code16):
+    """The element count of a map or array: in the fix byte, or 16/32 bits."""
+    if c <= fix_last:
+        return c & 15, i
+    w = 2 if c == code16 else 4
+    return int.from_bytes(b[i:i + w], "big"), i + w
+
+
 def mp_decode(b, i=0):
     """The msgpack subset records hold -> (normal form, next offset)."""
     c = b[i]
@@ -151,9 +160,7 @@ def mp_decode(b, i=0):
     if c >= 0xe0:
         return ("int", c - 256), i
     if 0x80 <= c <= 0x8f or c in (0xde, 0xdf):
-        n, i = (c & 15, i) if c <= 0x8f else (
-            (struct.unpack(">H", b[i:i + 2])[0], i + 2) if c == 0xde else
-            (struct.unpack(">I", b[i:i + 4])[0], i + 4))
+        n, i = mp_count(b, i, c, 0x8f, 0xde)
         pairs = []
         for _ in range(n):
             k, i = mp_decode(b, i)
@@ -161,9 +168,7 @@ def mp_decode(b, i=0):
             pairs.append((k, v))
         return ("map", sorted(pairs, key=repr)), i
     if 0x90 <= c <= 0x9f or c in (0xdc, 0xdd):
-        n, i = (c & 15, i) if c <= 0x9f else (
-            (struct.unpack(">H", b[i:i + 2])[0], i + 2) if c == 0xdc else
-            (struct.unpack(">I", b[i:i + 4])[0], i + 4))
+        n, i = mp_count(b, i, c, 0x9f, 0xdc)
         out = []
         for _ in range(n):
             v, i = mp_decode(b, i)
