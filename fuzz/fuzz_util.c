@@ -1,18 +1,17 @@
 /*
  * fuzz_util.c -- helpers shared by the harnesses (see fuzz.h).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "fuzz.h"
+#include "support.h"
 #include "uniqdb.h"
 
 /* A finding must replay in any process (replay.c), so nothing a harness
@@ -99,60 +98,23 @@ void fuzz_expect_check(udb_env *env, const char *when)
 static char scratch[4096];
 static pid_t scratch_pid;
 
-static int remove_tree(const char *path, bool keep_top)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int rc = 0;
-
-    if (!d)
-        return errno == ENOENT ? 0 : -1;
-    while ((e = readdir(d)) != NULL) {
-        char sub[4096];
-        struct stat st;
-
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub) {
-            rc = -1;
-            continue;
-        }
-        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
-            if (remove_tree(sub, false))
-                rc = -1;
-        } else if (unlink(sub) != 0) {
-            rc = -1;
-        }
-    }
-    closedir(d);
-    if (!keep_top && rmdir(path) != 0)
-        rc = -1;
-    return rc;
-}
-
 int fuzz_wipe_dir(const char *dir)
 {
-    return remove_tree(dir, true);
+    return sup_remove_tree(dir, true);
 }
 
 static void scratch_cleanup(void)
 {
     /* forked children (if any) must not remove the parent's directory */
     if (scratch[0] && getpid() == scratch_pid)
-        remove_tree(scratch, false);
+        sup_remove_tree(scratch, false);
 }
 
 const char *fuzz_scratch_dir(void)
 {
     if (!scratch[0]) {
-        const char *tmp = getenv("TMPDIR");
-
-        if (!tmp || !*tmp)
-            tmp = "/tmp";
-        if (snprintf(scratch, sizeof scratch, "%s/udbfuzz.XXXXXX", tmp) >= (int)sizeof scratch)
-            FUZZ_FAIL("TMPDIR is too long");
-        if (!mkdtemp(scratch))
-            FUZZ_FAIL("mkdtemp %s: %s", scratch, strerror(errno));
+        if (sup_mkdtemp(scratch, sizeof scratch, "udbfuzz.") != 0)
+            FUZZ_FAIL("mkdtemp in $TMPDIR: %s", strerror(errno));
         scratch_pid = getpid();
         atexit(scratch_cleanup);
     }

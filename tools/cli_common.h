@@ -1,12 +1,15 @@
 /*
  * cli_common.h -- what the files of the `uniqdb` command-line tool share.
  *
- * The tool is split by concept: uniqdb.c (entry point, option handling, error
- * reporting and exit codes), cli_json.c (JSON <-> msgpack), cli_base64.c
- * (base64 for binary values), cli_records.c (the record commands), cli_dump.c
- * (dump and load), cli_admin.c (init, schema, check, stat), cli_demo.c
- * (the five scenarios, live) and cli_export.c (export to PostgreSQL).  Only the
- * public API of include/uniqdb.h is used, as any application would.
+ * The tool is split by concept: main.c (main, nothing else: the rest is a
+ * library the fuzzers link too), uniqdb.c (command table, option handling,
+ * error reporting and exit codes), cli_json.c (JSON <-> msgpack),
+ * cli_base64.c (base64 for binary values), cli_records.c (the record
+ * commands), cli_dump.c (dump and load), cli_admin.c (init, schema, check,
+ * stat), cli_demo.c (the five scenarios, live) and cli_export.c (export to
+ * PostgreSQL).  Only the public API of include/uniqdb.h is used, as any
+ * application would: the build gives these files no other include directory
+ * and links them to the shared library.
  */
 #ifndef UNIQDB_CLI_H
 #define UNIQDB_CLI_H
@@ -41,6 +44,9 @@ extern int cli_json_errors; /* --json: errors as RFC 9457 problem objects on std
  * on a failure to write stdout exits CLI_EOUTPUT, so that a script knows not
  * to run the command again. */
 extern int cli_committed;
+
+/* The whole command line (uniqdb.c): main.c's only call.  Returns the exit code. */
+int cli_main(int argc, char **argv);
 
 /* A command: argv[0] is the command name; returns an exit code. */
 typedef int cli_command_fn(int argc, char **argv);

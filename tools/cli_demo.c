@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cli_scenarios.h"
+#include "support.h"
 
 #define NPROC 8
 #define S5_PER_PROC 3
@@ -280,19 +281,23 @@ static void child_run(udb_env *env, const work *w, int i, result *r)
  * (returns how many reported). */
 static int race(const char *dir, const work *w, result res[NPROC])
 {
-    int gate[2] = {-1, -1}, ready[2] = {-1, -1}, rep[2] = {-1, -1};
+    sup_gate gate;
+    int rep[2] = {-1, -1};
     pid_t pids[NPROC];
-    int started = 0, got = 0, i;
-    char byte;
+    int started = 0, got = 0;
 
     memset(res, 0, sizeof(result) * NPROC);
-    if (pipe(gate) || pipe(ready) || pipe(rep)) {
+    if (sup_gate_init(&gate) != 0) {
+        unexpected("pipe: %s", strerror(errno));
+        return 0;
+    }
+    if (pipe(rep)) {
         unexpected("pipe: %s", strerror(errno));
         goto out;
     }
     fflush(stdout);
     fflush(stderr);
-    for (i = 0; i < NPROC; i++) {
+    for (int i = 0; i < NPROC; i++) {
         pid_t pid = fork();
 
         if (pid < 0) {
@@ -302,17 +307,13 @@ static int race(const char *dir, const work *w, result res[NPROC])
         if (pid == 0) {
             udb_env *env = NULL;
             result r;
-            int rc;
 
-            close(gate[1]);
-            close(ready[0]);
+            sup_gate_enter(&gate);
             close(rep[0]);
             memset(&r, 0, sizeof r);
-            rc = udb_open(&env, dir, NULL);
-            if (write(ready[1], "r", 1) != 1)
+            int rc = udb_open(&env, dir, NULL);
+            if (sup_gate_wait(&gate) != 0)
                 _exit(1);
-            while (read(gate[0], &byte, 1) < 0 && errno == EINTR) /* the barrier */
-                ;
             if (rc) {
                 r.rc = rc;
                 snprintf(r.detail, sizeof r.detail, "open: %s", udb_env_errmsg(NULL));
@@ -324,14 +325,9 @@ static int race(const char *dir, const work *w, result res[NPROC])
         }
         pids[started++] = pid;
     }
-    close(ready[1]);
-    ready[1] = -1;
     /* Wait until every child has opened the database, then open the gate. */
-    for (i = 0; i < started; i++)
-        if (read(ready[0], &byte, 1) != 1)
-            break;
-    close(gate[1]);
-    gate[1] = -1;
+    sup_gate_await(&gate, started, NULL);
+    sup_gate_open(&gate);
     close(rep[1]);
     rep[1] = -1;
     while (got < started) {
@@ -343,7 +339,7 @@ static int race(const char *dir, const work *w, result res[NPROC])
             break;
         got++;
     }
-    for (i = 0; i < started; i++) {
+    for (int i = 0; i < started; i++) {
         int status;
 
         while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
@@ -354,14 +350,10 @@ static int race(const char *dir, const work *w, result res[NPROC])
     if (got != NPROC)
         unexpected("%d of %d processes reported", got, NPROC);
 out:
-    for (i = 0; i < 2; i++) {
-        if (gate[i] >= 0)
-            close(gate[i]);
-        if (ready[i] >= 0)
-            close(ready[i]);
+    sup_gate_close(&gate);
+    for (int i = 0; i < 2; i++)
         if (rep[i] >= 0)
             close(rep[i]);
-    }
     return got;
 }
 
@@ -718,11 +710,8 @@ static int finish(const char *dir)
 static int make_dir(char *out, size_t outlen, const char *dir)
 {
     if (!dir) {
-        const char *tmp = getenv("TMPDIR");
-
-        snprintf(out, outlen, "%s/uniqdb-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(out))
-            return cli_fail(CLI_EFAIL, NULL, "%s: %s", out, strerror(errno));
+        if (sup_mkdtemp(out, outlen, "uniqdb-demo-") != 0)
+            return cli_fail(CLI_EFAIL, NULL, "a temporary directory: %s", strerror(errno));
         return CLI_OK;
     }
     snprintf(out, outlen, "%s", dir);

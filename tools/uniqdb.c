@@ -1,10 +1,11 @@
 /*
- * uniqdb.c -- entry point of the `uniqdb` command-line tool: the command
- * table, --help/--version, and the one place that turns failures into an
- * exit code plus either a line on stderr or (with --json) an RFC 9457 problem
- * object on stdout, so that scripts can branch without parsing text.
+ * uniqdb.c -- the `uniqdb` command line (main.c only calls cli_main): the
+ * command table, --help/--version, and the one place that turns failures
+ * into an exit code plus either a line on stderr or (with --json) an RFC 9457
+ * problem object on stdout, so that scripts can branch without parsing text.
  */
 #include "cli_common.h"
+#include "support.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -436,53 +437,22 @@ int cli_put_line(const char *text)
 int cli_read_file(char **out, size_t *len, const char *path)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    char *p = NULL;
-    size_t n = 0, cap = 0;
-    int rc = CLI_OK;
 
     if (!f)
         return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, strerror(errno));
-    for (;;) {
-        size_t got;
-
-        if (cap - n < 4096) {
-            char *q;
-
-            if (cap > SIZE_MAX / 2 - 4096) {
-                rc = cli_fail(CLI_EFAIL, NULL, "%s: too large", path);
-                goto out;
-            }
-            cap = cap ? cap * 2 : 8192;
-            q = realloc(p, cap);
-            if (!q) {
-                rc = cli_fail(CLI_EFAIL, NULL, "%s: out of memory", path);
-                goto out;
-            }
-            p = q;
-        }
-        got = fread(p + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        rc = cli_fail(CLI_EFAIL, NULL, "%s: read error", path);
-        goto out;
-    }
-    p[n] = '\0';
-    *out = p;
-    *len = n;
-    p = NULL;
-out:
-    free(p);
+    char *p = sup_read_fp(f, len);
+    int err = errno;
     if (f != stdin)
         fclose(f);
-    return rc;
+    if (!p)
+        return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, strerror(err));
+    *out = p;
+    return CLI_OK;
 }
 
-/* ---- main ----------------------------------------------------------------------- */
+/* ---- the command line ------------------------------------------------------------ */
 
-int main(int argc, char **argv)
+int cli_main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"version", no_argument, NULL, 'V'},
@@ -498,7 +468,7 @@ int main(int argc, char **argv)
             main_usage(stdout);
             return CLI_OK;
         case 'V':
-            printf("uniqdb %s (jansson %s, msgpack-c %s)\n", UDB_VERSION_STRING,
+            printf("uniqdb %s (jansson %s, msgpack-c %s)\n", udb_version(NULL, NULL, NULL),
                    JANSSON_VERSION, msgpack_version());
             return CLI_OK;
         case 'j':

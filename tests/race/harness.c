@@ -9,17 +9,18 @@
  *      thread barrier, writes one byte to the "ready" pipe and closes it;
  *   2. the parent reads one byte per child (EOF early = a child died), then
  *      closes the write end of the "go" pipe: every child's read() returns 0
- *      at once, and each releases its threads through the thread barrier;
+ *      at once, and each releases its threads through the thread barrier
+ *      (support.h's sup_gate does steps 1 and 2 with its two pipes);
  *   3. rounds inside a test are separated by race_sync(), a process-shared
  *      pthread barrier in the MAP_SHARED mapping made before fork().
  * If a child dies by a signal, the others could wait at a barrier forever, so
  * the parent kills them (by pid) and the test fails.
  */
 #include "harness.h"
+#include "support.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,199 +32,57 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- msgpack building ---------------------------------------------------- */
+/* ---- msgpack ---------------------------------------------------------------- */
 
-static int buf_write(void *data, const char *p, size_t n)
+/* race_pack's spec and shape as a sup_pack format: "su" as a map is
+ * "{s:s, s:U}" (the map's names are strings). */
+static int spec_format(char *fmt, size_t cap, int shape, const char *spec)
 {
-    race_buf *b = data;
-
-    if (n > sizeof b->data - b->len) {
-        b->overflow = 1;
+    size_t n = strlen(spec), len = 0;
+    if ((shape == RACE_VALUE && n != 1) || cap < 2 + 6 * n + 1)
         return -1;
+    if (shape != RACE_VALUE)
+        fmt[len++] = shape == RACE_MAP ? '{' : '[';
+    for (size_t i = 0; i < n; i++) {
+        char c = spec[i] == 'i' ? 'I' : spec[i] == 'u' ? 'U' : spec[i];
+        if (c != 's' && c != 'I' && c != 'U')
+            return -1;
+        if (i) {
+            fmt[len++] = ',';
+            fmt[len++] = ' ';
+        }
+        if (shape == RACE_MAP) {
+            fmt[len++] = 's';
+            fmt[len++] = ':';
+        }
+        fmt[len++] = c;
     }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
+    if (shape != RACE_VALUE)
+        fmt[len++] = shape == RACE_MAP ? '}' : ']';
+    fmt[len] = '\0';
     return 0;
-}
-
-static int pack_cstr(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (msgpack_pack_str(pk, n) != 0)
-        return -1;
-    return msgpack_pack_str_body(pk, s, n);
-}
-
-static int pack_value(msgpack_packer *pk, char kind, va_list *ap)
-{
-    switch (kind) {
-    case 's':
-        return pack_cstr(pk, va_arg(*ap, const char *));
-    case 'i':
-        return msgpack_pack_int64(pk, (int64_t)va_arg(*ap, long long));
-    case 'u':
-        return msgpack_pack_uint64(pk, (uint64_t)va_arg(*ap, unsigned long long));
-    default:
-        return -1;
-    }
-}
-
-static int pack_spec(race_buf *b, int shape, const char *spec, va_list *ap)
-{
-    msgpack_packer pk;
-    size_t n = strlen(spec);
-    int rc = 0;
-
-    b->len = 0;
-    b->overflow = 0;
-    msgpack_packer_init(&pk, b, buf_write);
-    if (shape == RACE_MAP)
-        rc = msgpack_pack_map(&pk, n);
-    else if (shape == RACE_ARRAY)
-        rc = msgpack_pack_array(&pk, n);
-    else if (n != 1)
-        return -1;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (shape == RACE_MAP)
-            rc = pack_cstr(&pk, va_arg(*ap, const char *));
-        if (rc == 0)
-            rc = pack_value(&pk, spec[i], ap);
-    }
-    return rc != 0 || b->overflow ? -1 : 0;
 }
 
 int race_pack(race_buf *b, int shape, const char *spec, ...)
 {
-    va_list ap;
-    int rc;
-
-    va_start(ap, spec);
-    rc = pack_spec(b, shape, spec, &ap);
-    va_end(ap);
-    return rc;
-}
-
-/* ---- msgpack reading ------------------------------------------------------ */
-
-int race_unpack(msgpack_unpacked *u, const void *data, size_t len)
-{
-    size_t off = 0;
-
-    msgpack_unpacked_init(u);
-    if (data == NULL ||
-        msgpack_unpack_next(u, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
-        msgpack_unpacked_destroy(u);
+    char fmt[256];
+    if (spec_format(fmt, sizeof fmt, shape, spec) != 0)
         return -1;
-    }
-    return 0;
-}
-
-const msgpack_object *race_map_get(const msgpack_object *map, const char *name)
-{
-    size_t n = strlen(name);
-
-    if (map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object_kv *kv = &map->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == n &&
-            memcmp(kv->key.via.str.ptr, name, n) == 0)
-            return &kv->val;
-    }
-    return NULL;
-}
-
-typedef struct text {
-    char *p;
-    size_t cap, len;
-} text;
-
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text *t, const char *fmt, ...)
-{
+    sup_fixbuf fb = {b->data, sizeof b->data, 0, false};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &fb, sup_fixbuf_write);
     va_list ap;
-    int n;
-
-    if (t->len >= t->cap)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_start(ap, spec);
+    sup_vpack(&pk, fmt, &ap);
     va_end(ap);
-    if (n > 0)
-        t->len = t->len + (size_t)n < t->cap ? t->len + (size_t)n : t->cap - 1;
-}
-
-static void render_obj(text *t, const msgpack_object *o, unsigned depth)
-{
-    if (depth > 16) {
-        put(t, "...");
-        return;
-    }
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        put(t, "nil");
-        break;
-    case MSGPACK_OBJECT_BOOLEAN:
-        put(t, "%s", o->via.boolean ? "true" : "false");
-        break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        put(t, "%llu", (unsigned long long)o->via.u64);
-        break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        put(t, "%lld", (long long)o->via.i64);
-        break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        put(t, "%g", o->via.f64);
-        break;
-    case MSGPACK_OBJECT_STR:
-        put(t, "\"%.*s\"", (int)o->via.str.size, o->via.str.ptr);
-        break;
-    case MSGPACK_OBJECT_ARRAY:
-        put(t, "[");
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            if (i > 0)
-                put(t, ",");
-            render_obj(t, &o->via.array.ptr[i], depth + 1);
-        }
-        put(t, "]");
-        break;
-    case MSGPACK_OBJECT_MAP:
-        put(t, "{");
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            if (i > 0)
-                put(t, ",");
-            render_obj(t, &o->via.map.ptr[i].key, depth + 1);
-            put(t, ":");
-            render_obj(t, &o->via.map.ptr[i].val, depth + 1);
-        }
-        put(t, "}");
-        break;
-    default:
-        put(t, "<type %d>", (int)o->type);
-        break;
-    }
-}
-
-static void render_into(char *out, size_t cap, const msgpack_object *o)
-{
-    text t = {out, cap, 0};
-
-    out[0] = '\0';
-    render_obj(&t, o, 0);
+    b->len = fb.len;
+    b->overflow = fb.overflow;
+    return fb.overflow ? -1 : 0;
 }
 
 void race_render(char *out, size_t cap, const void *data, size_t len)
 {
-    msgpack_unpacked u;
-
-    if (race_unpack(&u, data, len) != 0) {
-        snprintf(out, cap, "<%zu bad bytes>", len);
-        return;
-    }
-    render_into(out, cap, &u.data);
-    msgpack_unpacked_destroy(&u);
+    sup_render_bytes(out, cap, data, len);
 }
 
 int race_field_text(char *out, size_t cap, const void *rec, size_t len, const char *name)
@@ -233,11 +92,11 @@ int race_field_text(char *out, size_t cap, const void *rec, size_t len, const ch
     int rc = -1;
 
     out[0] = '\0';
-    if (race_unpack(&u, rec, len) != 0)
+    if (sup_unpack(&u, rec, len) != 0)
         return -1;
-    v = race_map_get(&u.data, name);
+    v = sup_map_get(&u.data, name);
     if (v != NULL) {
-        render_into(out, cap, v);
+        sup_render_object(out, cap, v);
         rc = 0;
     }
     msgpack_unpacked_destroy(&u);
@@ -252,19 +111,19 @@ void race_take_record(race_outcome *o, const udb_val *rec, const char *keyfield,
     msgpack_unpacked u;
     const msgpack_object *v;
 
-    if (race_unpack(&u, rec->data, rec->size) != 0) {
+    if (sup_unpack(&u, rec->data, rec->size) != 0) {
         snprintf(o->key, sizeof o->key, "<undecodable record>");
         return;
     }
-    v = race_map_get(&u.data, keyfield);
+    v = sup_map_get(&u.data, keyfield);
     if (v != NULL) {
-        render_into(o->key, sizeof o->key, v);
+        sup_render_object(o->key, sizeof o->key, v);
         if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
             o->id = v->via.u64;
     }
-    v = field != NULL ? race_map_get(&u.data, field) : NULL;
+    v = field != NULL ? sup_map_get(&u.data, field) : NULL;
     if (v != NULL)
-        render_into(o->field, sizeof o->field, v);
+        sup_render_object(o->field, sizeof o->field, v);
     msgpack_unpacked_destroy(&u);
 }
 
@@ -272,7 +131,7 @@ void race_note(race_outcome *o, udb_txn *txn, int rc)
 {
     const udb_conflict *info;
     const udb_conflict_index *ix;
-    text t;
+    size_t len = 0;
 
     if (rc == 0)
         return;
@@ -284,9 +143,12 @@ void race_note(race_outcome *o, udb_txn *txn, int rc)
     o->nconflicts = info->count;
     snprintf(o->ctype, sizeof o->ctype, "%s", info->type ? info->type : "(null)");
     snprintf(o->cindex, sizeof o->cindex, "%s", ix->index ? ix->index : "(null)");
-    t = (text){o->cfields, sizeof o->cfields, 0};
-    for (size_t i = 0; i < ix->nfields && ix->fields != NULL; i++)
-        put(&t, "%s%s", i ? "," : "", ix->fields[i] ? ix->fields[i] : "(null)");
+    o->cfields[0] = '\0';
+    for (size_t i = 0; i < ix->nfields && ix->fields != NULL && len < sizeof o->cfields; i++) {
+        int n = snprintf(o->cfields + len, sizeof o->cfields - len, "%s%s", i ? "," : "",
+                         ix->fields[i] ? ix->fields[i] : "(null)");
+        len += n > 0 ? (size_t)n : 0;
+    }
     race_render(o->cvalues, sizeof o->cvalues, ix->values.data, ix->values.size);
     race_render(o->ckey, sizeof o->ckey, ix->existing_key.data, ix->existing_key.size);
 }
@@ -473,7 +335,8 @@ int race_expect_conflict(const race_ctx *c, const race_outcome *o, const char *t
     return 0;
 }
 
-int race_winner(const race_ctx *c, int round, int phase, int need_created)
+const race_outcome *race_winner(const race_ctx *c, int round, int phase, int need_created,
+                                int *w_out)
 {
     int winner = -1, n = 0;
 
@@ -484,15 +347,19 @@ int race_winner(const race_ctx *c, int round, int phase, int need_created)
             n++;
         }
     }
+    if (w_out)
+        *w_out = winner;
     if (n == 1)
-        return winner;
+        return race_at(c, round, phase, winner);
+    if (w_out)
+        *w_out = -1;
     race_bad(c, NULL, "round %d phase %d: %d writers won, want exactly 1", round, phase, n);
     for (int w = 0; w < c->nwriters; w++) {
         const race_outcome *o = race_at(c, round, phase, w);
         if (o->done && o->rc == 0 && (!need_created || o->created == 1))
             race_bad(c, o, "  winner: writer %d", w);
     }
-    return -1;
+    return NULL;
 }
 
 int race_find(race_outcome *o, udb_txn *txn, const char *type, const char *index,
@@ -626,18 +493,7 @@ static void open_options(udb_options *o, const race_spec *s, int proc)
         o->flags |= UDB_NOGROUP;
 }
 
-static int wait_go(int go_fd)
-{
-    char ch;
-    ssize_t n;
-
-    do
-        n = read(go_fd, &ch, 1);
-    while (n < 0 && errno == EINTR);
-    return n < 0 ? -1 : 0;
-}
-
-static int child_main(const race_ctx *base, const char *dir, int ready_fd, int go_fd)
+static int child_main(const race_ctx *base, const char *dir, sup_gate *gate)
 {
     const race_spec *s = base->spec;
     pthread_barrier_t start;
@@ -669,8 +525,7 @@ static int child_main(const race_ctx *base, const char *dir, int ready_fd, int g
             _exit(2);
         }
     }
-    /* Closing ready_fd matters: the parent reads until every child's copy is closed. */
-    if (write(ready_fd, "r", 1) != 1 || close(ready_fd) != 0 || wait_go(go_fd) != 0) {
+    if (sup_gate_wait(gate) != 0) {
         fprintf(stderr, "FAIL: start pipes: %s\n", strerror(errno));
         _exit(2);
     }
@@ -754,16 +609,11 @@ static int reap(pid_t *pids, int n, int kill_all)
 static int run_processes(const race_ctx *base, const char *dir)
 {
     const race_spec *s = base->spec;
-    int ready[2], go[2], got = 0, fails;
+    sup_gate gate;
+    int got, fails;
     pid_t *pids = calloc((size_t)s->nproc, sizeof *pids);
 
-    if (pids == NULL || pipe(ready) != 0) {
-        free(pids);
-        return race_lib_fail("pipe", errno, strerror(errno));
-    }
-    if (pipe(go) != 0) {
-        close(ready[0]);
-        close(ready[1]);
+    if (pids == NULL || sup_gate_init(&gate) != 0) {
         free(pids);
         return race_lib_fail("pipe", errno, strerror(errno));
     }
@@ -774,10 +624,9 @@ static int run_processes(const race_ctx *base, const char *dir)
             race_ctx c = *base;
             int rc;
 
-            close(ready[0]);
-            close(go[1]);
+            sup_gate_enter(&gate);
             c.proc = p;
-            rc = child_main(&c, dir, ready[1], go[0]);
+            rc = child_main(&c, dir, &gate);
             free(pids);
             exit(rc);
         }
@@ -786,30 +635,19 @@ static int run_processes(const race_ctx *base, const char *dir)
             break;
         }
     }
-    close(ready[1]);
-    close(go[0]);
     sigaction(SIGALRM, &(struct sigaction){.sa_handler = on_alarm}, NULL);  /* no SA_RESTART */
     deadline_passed = 0;
     alarm(DEADLINE_SECONDS);
-    for (;;) {
-        char buf[64];
-        ssize_t n = read(ready[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR && !deadline_passed)
-            continue;
-        if (n <= 0)
-            break;
-        got += (int)n;
-    }
-    close(ready[0]);
+    got = sup_gate_await(&gate, s->nproc, &deadline_passed);
     if (got != s->nproc) {
         fprintf(stderr, "FAIL: %d of %d processes got ready\n", got, s->nproc);
         alarm(0);
-        close(go[1]);
+        sup_gate_close(&gate);
         reap(pids, s->nproc, 1);
         free(pids);
         return 1;
     }
-    close(go[1]);  /* the start signal: every child's read() returns 0 now */
+    sup_gate_open(&gate);  /* the start signal: every child's read() returns 0 now */
     fails = reap(pids, s->nproc, 0);
     alarm(0);
     free(pids);
@@ -818,43 +656,12 @@ static int run_processes(const race_ctx *base, const char *dir)
 
 /* ---- whole test ------------------------------------------------------------ */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-            free(buf);
-            buf = NULL;
-        }
-        if (buf != NULL) {
-            buf[n] = '\0';
-            *len = (size_t)n;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int create_db(const char *dir, const char *schema_path, const race_spec *s)
 {
     udb_options opts;
     udb_env *env = NULL;
     size_t len = 0;
-    char *json = read_file(schema_path, &len);
+    char *json = sup_read_file(schema_path, &len);
     int rc;
 
     if (json == NULL) {
@@ -917,8 +724,7 @@ static double now_seconds(void)
 int race_main(int argc, char **argv, const race_spec *s)
 {
     pthread_barrierattr_t attr;
-    char dir[4096];
-    const char *tmp = getenv("TMPDIR");
+    char dir[4096], prefix[128];
     race_ctx c = {0};
     size_t nout, size;
     void *shm;
@@ -929,8 +735,8 @@ int race_main(int argc, char **argv, const race_spec *s)
         fprintf(stderr, "usage: %s SCHEMA.json\n", argv[0]);
         return 2;
     }
-    snprintf(dir, sizeof dir, "%s/uniqdb-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", s->name);
-    if (mkdtemp(dir) == NULL) {
+    snprintf(prefix, sizeof prefix, "uniqdb-%s-", s->name);
+    if (sup_mkdtemp(dir, sizeof dir, prefix) != 0) {
         perror("mkdtemp");
         return 1;
     }
@@ -963,7 +769,7 @@ int race_main(int argc, char **argv, const race_spec *s)
     if (ran == 0)
         pthread_barrier_destroy(c.all);
     munmap(shm, size);
-    if (nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS) != 0)
+    if (sup_remove_tree(dir, false) != 0)
         fprintf(stderr, "warning: could not remove %s: %s\n", dir, strerror(errno));
     printf("%s: %d processes x %d threads, %d rounds: %s (%.2f s)\n", s->name, s->nproc,
            s->nthreads, s->rounds, fails ? "FAILED" : "ok", now_seconds() - t0);

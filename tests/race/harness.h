@@ -38,12 +38,7 @@ typedef struct race_buf {
 enum { RACE_VALUE, RACE_ARRAY, RACE_MAP };
 int race_pack(race_buf *b, int shape, const char *spec, ...);
 
-/* Decode exactly one msgpack object (no trailing bytes).  0 on success; the
- * caller then owns *u and must msgpack_unpacked_destroy() it. */
-int race_unpack(msgpack_unpacked *u, const void *data, size_t len);
-/* The value of field `name` in a msgpack map object, or NULL. */
-const msgpack_object *race_map_get(const msgpack_object *map, const char *name);
-/* Render msgpack bytes as compact text: 7, "abc", ["wf-1",2], nil. */
+/* Render msgpack bytes as compact text: 7, "abc", ["wf-1",2], null. */
 void race_render(char *out, size_t cap, const void *data, size_t len);
 /* Render field `name` of the record `rec` (a msgpack map); "" if absent.
  * Returns 0 if the field exists. */
@@ -143,9 +138,11 @@ int race_expect_rc(const race_ctx *c, const race_outcome *o, int want, const cha
 int race_expect_conflict(const race_ctx *c, const race_outcome *o, const char *type,
                          const char *index, const char *fields, const char *values,
                          const char *key, const char *what);
-/* The one writer whose call in (round, phase) succeeded (and, with
- * need_created, created its record); -1 (after printing) if not exactly one. */
-int race_winner(const race_ctx *c, int round, int phase, int need_created);
+/* The outcome of the one writer whose call in (round, phase) succeeded (and,
+ * with need_created, created its record), its number in *w (may be NULL);
+ * NULL (after printing, *w = -1) if not exactly one. */
+const race_outcome *race_winner(const race_ctx *c, int round, int phase, int need_created,
+                                int *w);
 
 /* Scan records of type in index order (index NULL: primary key) under prefix
  * (may be NULL); fn (may be NULL) sees each; *count gets their number. */

@@ -46,14 +46,13 @@ static int verify(race_ctx *c)
     int fails = 0;
 
     for (int r = 0; r < c->spec->rounds; r++) {
-        int w0 = race_winner(c, r, 0, 1);
-        const race_outcome *win;
+        int w0;
+        const race_outcome *win = race_winner(c, r, 0, 1, &w0);
 
-        if (w0 < 0) {
+        if (win == NULL) {
             fails++;
             continue;
         }
-        win = race_at(c, r, 0, w0);
         snprintf(state, sizeof state, "\"w%d\"", w0);
         if (strcmp(win->field, state) != 0)
             fails += race_bad(c, win, "creator's record has state %s, want %s", win->field, state);

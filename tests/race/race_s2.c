@@ -49,14 +49,12 @@ static int verify(race_ctx *c)
     int fails = 0;
 
     for (int r = 0; r < c->spec->rounds; r++) {
-        int w0 = race_winner(c, r, 0, 1);
-        const race_outcome *win;
+        const race_outcome *win = race_winner(c, r, 0, 1, NULL);
 
-        if (w0 < 0) {
+        if (win == NULL) {
             fails++;
             continue;
         }
-        win = race_at(c, r, 0, w0);
         snprintf(id, sizeof id, "\"client-%d\"", r);
         snprintf(email, sizeof email, "c%d@example.com", r);
         snprintf(values, sizeof values, "[\"%s\"]", email);

@@ -57,23 +57,24 @@ static int verify(race_ctx *c)
     int fails = 0;
 
     for (int r = 0; r < c->spec->rounds; r++) {
-        int w0 = race_winner(c, r, 0, 0);
+        int w0;
+        const race_outcome *win = race_winner(c, r, 0, 0, &w0);
 
         snprintf(name, sizeof name, "wf-%d", r);
         snprintf(values, sizeof values, "[\"%s\",%d]", name, r % 3 + 1);
         for (int w = 0; w < c->nwriters; w++) {
             fails += verify_invalid(c, race_at(c, r, 1, w));
-            if (w0 >= 0 && w != w0)
+            if (win != NULL && w != w0)
                 fails += race_expect_conflict(c, race_at(c, r, 0, w), TYPE, "name_version",
-                                              "workflow_name,version", values,
-                                              race_at(c, r, 0, w0)->key, "duplicate insert");
+                                              "workflow_name,version", values, win->key,
+                                              "duplicate insert");
         }
-        if (w0 < 0) {
+        if (win == NULL) {
             fails++;
             continue;
         }
         race_pack(&key, RACE_ARRAY, "si", name, (long long)(r % 3 + 1));
-        fails += race_expect_find(c, TYPE, "name_version", &key, race_at(c, r, 0, w0)->key);
+        fails += race_expect_find(c, TYPE, "name_version", &key, win->key);
     }
     fails += race_expect_count(c, TYPE, NULL, NULL, (size_t)c->spec->rounds);
     return fails;

@@ -102,14 +102,12 @@ static void slot_values(char *out, size_t cap, const char *psy, const char *day,
 static int verify_slot(const race_ctx *c, int r)
 {
     char psy[32], values[RACE_TEXT];
-    const race_outcome *a, *c2;
     race_buf key;
-    int wa = race_winner(c, r, 0, 0), wc = race_winner(c, r, 2, 0), fails = 0;
+    int wa, wc, fails = 0;
+    const race_outcome *a = race_winner(c, r, 0, 0, &wa), *c2 = race_winner(c, r, 2, 0, &wc);
 
-    if (wa < 0 || wc < 0)
+    if (a == NULL || c2 == NULL)
         return 1;
-    a = race_at(c, r, 0, wa);
-    c2 = race_at(c, r, 2, wc);
     snprintf(psy, sizeof psy, "psy-%d", r);
     slot_values(values, sizeof values, psy, DAY, "10:00");
     if (strcmp(a->key, c2->key) == 0)

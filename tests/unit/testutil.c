@@ -6,7 +6,6 @@
 #include "testutil.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +14,8 @@
 #include <unistd.h>
 
 #include <msgpack.h>
+
+#include "support.h"
 
 udb_txn *tu_txn;
 static int failures;          /* in the current case */
@@ -233,22 +234,12 @@ char *tu_schema_text(tu *t)
 
 char *tu_read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    char *text = sup_read_file(path, NULL);
+    if (!text) {
         fprintf(stderr, "testutil: cannot read %s: %s\n", path, strerror(errno));
         exit(1);
     }
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while (m && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    if (!m || fclose(m) != 0)
-        return tu_keep(NULL);
-    return tu_keep(buf);
+    return tu_keep(text);
 }
 
 const char *tu_scenarios(void)
@@ -258,105 +249,6 @@ const char *tu_scenarios(void)
 
 /* ---- msgpack builder ---- */
 
-/* Number of items up to the bracket closing the one just opened at p. */
-static size_t count_items(const char *p)
-{
-    int depth = 0;
-    size_t commas = 0;
-    bool any = false;
-    for (; *p; p++) {
-        if (*p == '{' || *p == '[') {
-            depth++;
-        } else if (*p == '}' || *p == ']') {
-            if (depth-- == 0)
-                break;
-        } else if (*p == ',' && depth == 0) {
-            commas++;
-        }
-        if (*p != ' ')
-            any = true;
-    }
-    return any ? commas + 1 : 0;
-}
-
-static void expect(const char **p, char c, const char *fmt)
-{
-    while (**p == ' ')
-        (*p)++;
-    if (**p != c) {
-        fprintf(stderr, "testutil: bad mp() format \"%s\": expected '%c' at \"%s\"\n", fmt, c,
-                *p);
-        abort();
-    }
-    (*p)++;
-}
-
-static void pack(msgpack_packer *pk, const char **p, va_list *ap, const char *fmt)
-{
-    while (**p == ' ')
-        (*p)++;
-    char c = *(*p)++;
-    switch (c) {
-    case '{':
-    case '[': {
-        size_t n = count_items(*p);
-        if (c == '{')
-            msgpack_pack_map(pk, n);
-        else
-            msgpack_pack_array(pk, n);
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                expect(p, ',', fmt);
-            pack(pk, p, ap, fmt);
-            if (c == '{') {
-                expect(p, ':', fmt);
-                pack(pk, p, ap, fmt);
-            }
-        }
-        expect(p, c == '{' ? '}' : ']', fmt);
-        break;
-    }
-    case 's': {
-        const char *s = va_arg(*ap, const char *);
-        msgpack_pack_str_with_body(pk, s, strlen(s));
-        break;
-    }
-    case 'S': {
-        const char *s = va_arg(*ap, const char *);
-        size_t n = va_arg(*ap, size_t);
-        msgpack_pack_str_with_body(pk, s, n);
-        break;
-    }
-    case 'i': msgpack_pack_int(pk, va_arg(*ap, int)); break;
-    case 'I': msgpack_pack_long_long(pk, va_arg(*ap, long long)); break;
-    case 'u': msgpack_pack_unsigned_int(pk, va_arg(*ap, unsigned)); break;
-    case 'U': msgpack_pack_unsigned_long_long(pk, va_arg(*ap, unsigned long long)); break;
-    case 'f': msgpack_pack_double(pk, va_arg(*ap, double)); break;
-    case 'F': msgpack_pack_float(pk, (float)va_arg(*ap, double)); break;
-    case 'b':
-        if (va_arg(*ap, int))
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
-        break;
-    case 'n': msgpack_pack_nil(pk); break;
-    case 'x': {
-        const void *b = va_arg(*ap, const void *);
-        size_t n = va_arg(*ap, size_t);
-        msgpack_pack_bin_with_body(pk, b, n);
-        break;
-    }
-    case 'r': {
-        udb_val v = va_arg(*ap, udb_val);
-        msgpack_sbuffer_write(pk->data, v.data, v.size);
-        break;
-    }
-    default:
-        fprintf(stderr, "testutil: bad mp() format \"%s\" at '%c'\n", fmt, c);
-        abort();
-    }
-}
-
 udb_val mp(const char *fmt, ...)
 {
     msgpack_sbuffer sb;
@@ -365,15 +257,8 @@ udb_val mp(const char *fmt, ...)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     va_list ap;
     va_start(ap, fmt);
-    const char *p = fmt;
-    pack(&pk, &p, &ap, fmt);
+    sup_vpack(&pk, fmt, &ap);
     va_end(ap);
-    while (*p == ' ')
-        p++;
-    if (*p) {
-        fprintf(stderr, "testutil: bad mp() format \"%s\": trailing \"%s\"\n", fmt, p);
-        abort();
-    }
     size_t size = sb.size;
     udb_val v = {tu_keep(msgpack_sbuffer_release(&sb)), size};
     msgpack_sbuffer_destroy(&sb);
@@ -417,82 +302,23 @@ int tu_del(udb_txn *txn, const char *type, udb_val key)
 
 /* ---- readers ---- */
 
-static void render(FILE *f, const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: fputs("null", f); break;
-    case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", f); break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: fprintf(f, "%" PRIu64, o->via.u64); break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: fprintf(f, "%" PRId64, o->via.i64); break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: {
-        /* floats always show as floats: 3.0, f32:1.5 */
-        char num[64];
-        snprintf(num, sizeof num, "%.15g", o->via.f64);
-        fprintf(f, "%s%s%s", o->type == MSGPACK_OBJECT_FLOAT32 ? "f32:" : "", num,
-                strspn(num, "-0123456789") == strlen(num) ? ".0" : "");
-        break;
-    }
-    case MSGPACK_OBJECT_STR:
-        fprintf(f, "\"%.*s\"", (int)o->via.str.size, o->via.str.ptr);
-        break;
-    case MSGPACK_OBJECT_BIN: fprintf(f, "<bin %" PRIu32 ">", o->via.bin.size); break;
-    case MSGPACK_OBJECT_ARRAY:
-        fputc('[', f);
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            if (i)
-                fputc(',', f);
-            render(f, &o->via.array.ptr[i]);
-        }
-        fputc(']', f);
-        break;
-    case MSGPACK_OBJECT_MAP:
-        fputc('{', f);
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            if (i)
-                fputc(',', f);
-            render(f, &o->via.map.ptr[i].key);
-            fputc(':', f);
-            render(f, &o->via.map.ptr[i].val);
-        }
-        fputc('}', f);
-        break;
-    default: fputs("<ext>", f); break;
-    }
-}
-
 /* Decode v; NULL-terminated field path (one level) picks a map value. */
 static const char *render_val(udb_val v, const char *field)
 {
     msgpack_unpacked up;
-    size_t off = 0;
-    msgpack_unpacked_init(&up);
-    const char *out = "<bad msgpack>";
-    if (v.data && msgpack_unpack_next(&up, v.data, v.size, &off) == MSGPACK_UNPACK_SUCCESS &&
-        off == v.size) {
-        const msgpack_object *o = &up.data;
-        if (field) {
-            o = NULL;
-            if (up.data.type == MSGPACK_OBJECT_MAP)
-                for (uint32_t i = 0; i < up.data.via.map.size; i++) {
-                    const msgpack_object *k = &up.data.via.map.ptr[i].key;
-                    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(field) &&
-                        memcmp(k->via.str.ptr, field, k->via.str.size) == 0)
-                        o = &up.data.via.map.ptr[i].val;
-                }
+    if (sup_unpack(&up, v.data, v.size) != 0)
+        return "<bad msgpack>";
+    const msgpack_object *o = field ? sup_map_get(&up.data, field) : &up.data;
+    const char *out = "<absent>";
+    if (o) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (f) {
+            sup_render(f, o);
+            fclose(f);
         }
-        if (!o) {
-            out = "<absent>";
-        } else {
-            char *buf = NULL;
-            size_t len = 0;
-            FILE *f = open_memstream(&buf, &len);
-            if (f) {
-                render(f, o);
-                fclose(f);
-            }
-            out = tu_keep(buf);
-        }
+        out = tu_keep(buf);
     }
     msgpack_unpacked_destroy(&up);
     return out;
@@ -575,29 +401,17 @@ const char *tu_conflict(const udb_txn *txn)
 
 /* ---- running cases ---- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    if (remove(path) != 0)
-        fprintf(stderr, "testutil: cannot remove %s: %s\n", path, strerror(errno));
-    return 0;
-}
-
 int tu_main(int argc, char **argv, const tu_test *tests, size_t n)
 {
     const char *only = argc > 1 ? argv[1] : NULL;
-    const char *tmp = getenv("TMPDIR");
     size_t run = 0, failed = 0;
     for (size_t i = 0; i < n; i++) {
         if (only && !strstr(tests[i].name, only))
             continue;
         tu t;
         memset(&t, 0, sizeof t);
-        snprintf(t.dir, sizeof t.dir, "%s/udb-unit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(t.dir)) {
-            fprintf(stderr, "mkdtemp %s: %s\n", t.dir, strerror(errno));
+        if (sup_mkdtemp(t.dir, sizeof t.dir, "udb-unit-") != 0) {
+            fprintf(stderr, "testutil: a temporary directory: %s\n", strerror(errno));
             return 1;
         }
         snprintf(t.path, sizeof t.path, "%s/db", t.dir);
@@ -607,7 +421,8 @@ int tu_main(int argc, char **argv, const tu_test *tests, size_t n)
         tu_txn = NULL;
         tu_check_db(&t);        /* every case leaves a consistent database */
         udb_close(t.env);
-        nftw(t.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (sup_remove_tree(t.dir, false) != 0)
+            fprintf(stderr, "testutil: cannot remove %s: %s\n", t.dir, strerror(errno));
         release_kept();
         run++;
         if (failures)

@@ -17,6 +17,7 @@
 #include <msgpack.h>
 
 #include "bench.h"
+#include "support.h"
 
 static const char *const statuses[4] = {"pending", "confirmed", "cancelled", "completed"};
 
@@ -42,31 +43,6 @@ void bench_user_name(char out[16], uint64_t u)
 }
 
 /* A msgpack writer into a fixed buffer (records and keys are small). */
-typedef struct fixbuf {
-    unsigned char *p;
-    size_t len, cap;
-    bool overflow;
-} fixbuf;
-
-static int fixbuf_write(void *data, const char *buf, size_t len)
-{
-    fixbuf *b = data;
-    if (b->overflow || len > b->cap - b->len) {
-        b->overflow = true;
-        return -1;
-    }
-    memcpy(b->p + b->len, buf, len);
-    b->len += len;
-    return 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 void bench_gen(bench_rec *r, uint64_t i, uint64_t nusers)
 {
     uint64_t h = bench_mix64(i);
@@ -80,33 +56,23 @@ void bench_gen(bench_rec *r, uint64_t i, uint64_t nusers)
              (unsigned)(8 + s % 12));
     bench_user_name(r->user, bench_user_of(i, nusers));
 
-    fixbuf b = {r->mp, 0, sizeof r->mp, false};
+    sup_fixbuf b = {r->mp, sizeof r->mp, 0, false};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, fixbuf_write);
-    msgpack_pack_map(&pk, 6);
-    pack_str(&pk, "id");
-    msgpack_pack_uint64(&pk, r->id);
-    pack_str(&pk, "ref");
-    pack_str(&pk, r->ref);
-    pack_str(&pk, "psychologist");
-    pack_str(&pk, r->psych);
-    pack_str(&pk, "slot");
-    pack_str(&pk, r->slot);
-    pack_str(&pk, "status");
-    pack_str(&pk, r->status);
-    pack_str(&pk, "user");
-    pack_str(&pk, r->user);
+    msgpack_packer_init(&pk, &b, sup_fixbuf_write);
+    sup_pack(&pk, "{s:U, s:s, s:s, s:s, s:s, s:s}", "id", (unsigned long long)r->id, "ref",
+             r->ref, "psychologist", r->psych, "slot", r->slot, "status", r->status, "user",
+             r->user);
     r->mp_len = b.len;   /* fields are bounded above: never overflows */
 }
 
 size_t bench_pack_strs(unsigned char *out, size_t cap, const char *const *s, size_t n)
 {
-    fixbuf b = {out, 0, cap, false};
+    sup_fixbuf b = {out, cap, 0, false};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, fixbuf_write);
+    msgpack_packer_init(&pk, &b, sup_fixbuf_write);
     msgpack_pack_array(&pk, n);
     for (size_t i = 0; i < n; i++)
-        pack_str(&pk, s[i]);
+        sup_pack_cstr(&pk, s[i]);
     return b.overflow ? 0 : b.len;
 }
 
