@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "index.h"
+#include "longkey.h"
 #include "keycodec.h"
 #include "layout.h"
 #include "mpack.h"
@@ -31,7 +32,13 @@ typedef struct checker {
     const udb_type *t;         /* what is being walked */
     const udb_index *ix;
     udb_buf key, msg, head;    /* scratch, reused per entry */
+    udb_buf full;              /* the full key of a long-key entry (longkey.h) */
 } checker;
+
+/* The full key and value of a raw entry; a damaged long-key trailer is a
+ * problem reported here (returns false). */
+static bool decode_entry(checker *c, MDB_val *k, MDB_val *v, const MDB_val *rk,
+                         const MDB_val *rv);
 
 /* Render tuple-encoded bytes as "(a, b)" for messages. */
 static void render_tuple(udb_buf *b, const void *data, size_t len)
@@ -98,6 +105,22 @@ static void tick(checker *c)
         c->progress(c->done, c->total, c->ctx);
 }
 
+static bool decode_entry(checker *c, MDB_val *k, MDB_val *v, const MDB_val *rk,
+                         const MDB_val *rv)
+{
+    int rc = udb__lk_decode(k, v, rk, rv, &c->full);
+    if (rc == 0)
+        return true;
+    c->head.len = 0;
+    if (c->ix && !c->ix->is_pk)
+        udb__buf_printf(&c->head, "%s.%s: damaged long-key entry %%K", c->t->name, c->ix->name);
+    else
+        udb__buf_printf(&c->head, "%s: damaged long-key record %%K", c->t->name);
+    problem(c, (char *)c->head.p, rk->mv_data, rk->mv_size, NULL, 0,
+            rc == UDB_ENOMEM ? " (out of memory)" : NULL);
+    return false;
+}
+
 /* One record: it parses, sits under its own key, and is in every index it
  * belongs to. */
 static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
@@ -105,10 +128,12 @@ static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
     checker *c = ctx;
     udb_txn *txn = c->txn;
     const udb_type *t = c->t;
-    MDB_val k = *kp, v = *vp;
+    MDB_val k, v;
     udb_buf *key = &c->key, *msg = &c->msg, *head = &c->head;
     udb_rec r;
     tick(c);
+    if (!decode_entry(c, &k, &v, kp, vp))
+        return 0;
     udb__rec_init(&r);
     msg->len = 0;
     head->len = 0;
@@ -137,8 +162,7 @@ static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
             }
             continue;
         }
-        int grc = key->len > udb__txn_keymax(txn) ? MDB_NOTFOUND
-                                               : mdb_get(udb__txn_mdb(txn), ix->dbi, &ek, &ev);
+        int grc = udb__lk_get(udb__txn_mdb(txn), ix->dbi, &ek, &ev);
         if (grc == MDB_NOTFOUND) {
             udb__buf_printf(head, "%s.%s: record %%K is missing from the index (entry %%K)",
                             t->name, ix->name);
@@ -171,10 +195,12 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
     udb_txn *txn = c->txn;
     const udb_type *t = c->t;
     const udb_index *ix = c->ix;
-    MDB_val k = *kp, pk = *vp;
+    MDB_val k, pk;
     udb_buf *key = &c->key, *msg = &c->msg, *head = &c->head;
     tick(c);
     head->len = 0;
+    if (!decode_entry(c, &k, &pk, kp, vp))
+        return 0;
     if (!ix->unique) {
         const unsigned char *p = k.mv_data, *end = p + k.mv_size;
         bool bad = false;
@@ -189,8 +215,7 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
         pk.mv_size = (size_t)(end - p);
     }
     MDB_val rv;
-    int rc = pk.mv_size && pk.mv_size <= udb__txn_keymax(txn)
-                 ? mdb_get(udb__txn_mdb(txn), t->dbi, &pk, &rv) : MDB_NOTFOUND;
+    int rc = pk.mv_size ? udb__lk_get(udb__txn_mdb(txn), t->dbi, &pk, &rv) : MDB_NOTFOUND;
     if (rc == MDB_NOTFOUND) {
         udb__buf_printf(head, "%s.%s: entry %%K points to missing record %%K", t->name,
                         ix->name);
@@ -266,6 +291,7 @@ int udb_check_progress(size_t *problems, udb_env *env,
         rc = count_entries(&c.total, udb__txn_mdb(c.txn), s);
     for (size_t i = 0; s && i < s->ntypes && !rc; i++) {
         c.t = &s->types[i];
+        c.ix = NULL;
         rc = udb__each(udb__txn_mdb(c.txn), c.t->dbi, check_record, &c);
         for (size_t x = 1; x < c.t->nidx && !rc; x++) {
             c.ix = &c.t->idx[x];
@@ -279,6 +305,7 @@ int udb_check_progress(size_t *problems, udb_env *env,
     udb__buf_free(&c.key);
     udb__buf_free(&c.msg);
     udb__buf_free(&c.head);
+    udb__buf_free(&c.full);
     if (rc)
         return udb__env_err(rc, "udb_check: %s", udb_strerror(rc));
     if (problems)

@@ -20,6 +20,7 @@
 #include "env.h"
 #include "error.h"
 #include "index.h"
+#include "longkey.h"
 #include "keycodec.h"
 #include "layout.h"
 #include "mpack.h"
@@ -65,10 +66,12 @@ static int check_extra(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_
     int rc = mdb_cursor_open(txn, o->dbi, &cur);
     if (rc)
         return rc;
-    MDB_val k, v;
-    udb_buf why = {0};
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    MDB_val rk, rv, k, v;
+    udb_buf why = {0}, full = {0};
+    for (rc = mdb_cursor_get(cur, &rk, &rv, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &rk, &rv, MDB_NEXT)) {
+        if ((rc = udb__lk_decode(&k, &v, &rk, &rv, &full)))
+            break;
         udb_rec r;
         udb__rec_init(&r);
         why.len = 0;
@@ -84,6 +87,7 @@ static int check_extra(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_
     }
     mdb_cursor_close(cur);
     udb__buf_free(&why);
+    udb__buf_free(&full);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -142,31 +146,28 @@ static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_
     int rc = mdb_cursor_open(udb__txn_mdb(txn), t->dbi, &cur);
     if (rc)
         return rc;
-    MDB_val k, v;
-    udb_buf key = {0}, rmsg = {0}, list = {0};
+    MDB_val rk, rv, k, v;
+    udb_buf key = {0}, rmsg = {0}, list = {0}, full = {0};
     size_t collisions = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (rc = mdb_cursor_get(cur, &rk, &rv, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &rk, &rv, MDB_NEXT)) {
         udb_rec r;
         udb__rec_init(&r);
         bool applies = false;
         rmsg.len = 0;
-        rc = udb__rec_parse(&r, t, v.mv_data, v.mv_size, false, &rmsg);
+        rc = udb__lk_decode(&k, &v, &rk, &rv, &full);
+        if (rc == 0)
+            rc = udb__rec_parse(&r, t, v.mv_data, v.mv_size, false, &rmsg);
         if (rc == 0)
             rc = udb__idx_entry(&key, &applies, t, ix, (const msgpack_object *const *)r.vals,
                                 k.mv_data, k.mv_size);
         if (rc == UDB_EBADRECORD)
             udb__buf_printf(msg, "a stored record no longer fits the schema: %s",
                             rmsg.p ? (char *)rmsg.p : "?");
-        if (rc == 0 && applies && key.len > udb__txn_keymax(txn)) {
-            udb__buf_printf(msg, "key of new index \"%s.%s\" would be %zu bytes; the limit is %zu",
-                            t->name, ix->name, key.len, udb__txn_keymax(txn));
-            rc = UDB_EKEYTOOLONG;
-        }
         if (rc == 0 && applies) {
             MDB_val ek = {key.len, key.p}, ev = {ix->unique ? k.mv_size : 0,
                                                  ix->unique ? k.mv_data : (void *)""};
-            rc = mdb_put(udb__txn_mdb(txn), ix->dbi, &ek, &ev, MDB_NOOVERWRITE);
+            rc = udb__lk_put(udb__txn_mdb(txn), ix->dbi, &ek, &ev, MDB_NOOVERWRITE);
             if (rc == MDB_KEYEXIST) {
                 /* ev now holds the key of the record that got there first */
                 if (++collisions <= MAX_LISTED) {
@@ -211,6 +212,7 @@ static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_
     }
     mdb_cursor_close(cur);
     udb__buf_free(&key);
+    udb__buf_free(&full);
     udb__buf_free(&rmsg);
     udb__buf_free(&list);
     return rc;
@@ -616,8 +618,41 @@ int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len,
 
 /* ---- older on-disk formats ------------------------------------------------
  * Format 1 left records with a NULL out of unique indexes with NULLs
- * distinct; format 2 holds them (index.c).  Every index is rebuilt from the
- * records, which is what an index of any older format needs. */
+ * distinct; format 2 holds them (index.c).  Formats 1 and 2 stored keys of
+ * 504 to 511 bytes as they were; format 3 stores every key longer than
+ * UDB_KEY_INLINE in the long form (longkey.h).  Records with such keys are
+ * moved, then every index is rebuilt from the records, which is what an
+ * index of any older format needs. */
+
+/* Before format 3 a key of 504 to 511 bytes was stored as it is: move such
+ * records to the long-key form (longkey.h). */
+static int relocate_long_keys(MDB_txn *txn, MDB_dbi dbi)
+{
+    udb_buf keys = {0};
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= UDB_KEY_INLINE)
+            continue;
+        unsigned char n[2] = {(unsigned char)(k.mv_size >> 8), (unsigned char)k.mv_size};
+        udb__buf_put(&keys, n, 2);
+        udb__buf_put(&keys, k.mv_data, k.mv_size);
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = keys.oom ? UDB_ENOMEM : 0;
+    for (size_t off = 0; !rc && off < keys.len;) {
+        MDB_val rk = {(size_t)keys.p[off] << 8 | keys.p[off + 1], keys.p + off + 2};
+        rc = udb__lk_relocate(txn, dbi, &rk);
+        off += 2 + rk.mv_size;
+    }
+    udb__buf_free(&keys);
+    return rc;
+}
 
 static int upgrade_once(size_t *grow_at, void *arg)
 {
@@ -633,6 +668,8 @@ static int upgrade_once(size_t *grow_at, void *arg)
     uint64_t f = 0;
     if ((rc = udb__meta_u64(&f, mdb, meta, &udb__meta_format)) || f >= UDB_FORMAT_VERSION)
         goto out;   /* another process upgraded it first */
+    for (size_t i = 0; s && i < s->ntypes && !rc && f < 3; i++)
+        rc = relocate_long_keys(mdb, s->types[i].dbi);
     for (size_t i = 0; s && i < s->ntypes && !rc; i++)
         for (size_t x = 1; x < s->types[i].nidx && !rc; x++)
             if ((rc = mdb_drop(mdb, s->types[i].idx[x].dbi, 0)) == 0)

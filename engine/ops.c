@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "index.h"
+#include "longkey.h"
 #include "mpack.h"
 #include "record.h"
 #include "seq.h"
@@ -79,8 +80,6 @@ static int parse_key(udb_buf *out, udb_txn *txn, const udb_type *t, const void *
         rc = udb__err(txn, UDB_EBADRECORD, "type \"%s\": the key may not be nil", t->name);
     } else if ((rc = udb__field_key(out, t, &t->fields[t->key], &o, &msg))) {
         udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad key");
-    } else if (out->len > udb__txn_keymax(txn)) {
-        rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with a key this long", t->name);
     }
     udb__buf_free(&msg);
     return rc;
@@ -130,13 +129,6 @@ static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
         }
         if (!p->applies[i])
             continue;
-        if (k.len > udb__txn_keymax(txn)) {
-            size_t n = k.len;
-            udb__buf_free(&k);
-            return udb__err(txn, UDB_EKEYTOOLONG,
-                            "key of index \"%s.%s\" is %zu bytes encoded; the limit is %zu",
-                            t->name, ix->name, n, udb__txn_keymax(txn));
-        }
         p->off[i] = p->keys.len;
         p->len[i] = k.len;
         udb__buf_put(&p->keys, k.p, k.len);
@@ -159,7 +151,7 @@ static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const pr
         if (old && old->applies[i] && old->len[i] == k.mv_size &&
             memcmp(old->keys.p + old->off[i], k.mv_data, k.mv_size) == 0)
             continue;
-        int rc = mdb_get(udb__txn_mdb(txn), ix->dbi, &k, &v);
+        int rc = udb__lk_get(udb__txn_mdb(txn), ix->dbi, &k, &v);
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc)
@@ -178,13 +170,13 @@ static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const pr
 
 static int put(udb_txn *txn, MDB_dbi dbi, MDB_val k, MDB_val v, unsigned flags)
 {
-    int rc = mdb_put(udb__txn_mdb(txn), dbi, &k, &v, flags);
+    int rc = udb__lk_put(udb__txn_mdb(txn), dbi, &k, &v, flags);
     return rc ? udb__mdb_err(txn, rc, "writing") : 0;
 }
 
 static int del(udb_txn *txn, MDB_dbi dbi, MDB_val k)
 {
-    int rc = mdb_del(udb__txn_mdb(txn), dbi, &k, NULL);
+    int rc = udb__lk_del(udb__txn_mdb(txn), dbi, &k);
     return rc && rc != MDB_NOTFOUND ? udb__mdb_err(txn, rc, "deleting") : 0;
 }
 
@@ -267,7 +259,7 @@ int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, si
 /* Fetch and parse the stored record under encoded key k. */
 static int load_rec(prep *p, MDB_val *raw, udb_txn *txn, const udb_type *t, MDB_val k)
 {
-    int rc = mdb_get(udb__txn_mdb(txn), t->dbi, &k, raw);
+    int rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, &k, raw);
     if (rc == MDB_NOTFOUND)
         return udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
     if (rc)
@@ -294,7 +286,7 @@ int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_
     udb_buf k = {0};
     if (!(rc = parse_key(&k, txn, t, key, key_len))) {
         MDB_val mk = {k.len, k.p}, v;
-        rc = mdb_get(udb__txn_mdb(txn), t->dbi, &mk, &v);
+        rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, &mk, &v);
         if (rc == MDB_NOTFOUND)
             rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
         else if (rc)
@@ -313,13 +305,13 @@ static int lookup_unique(MDB_val *rec, MDB_val *pk, udb_txn *txn, const udb_type
     int rc;
     *pk = k;
     if (!ix->is_pk) {
-        rc = mdb_get(udb__txn_mdb(txn), ix->dbi, &k, pk);
+        rc = udb__lk_get(udb__txn_mdb(txn), ix->dbi, &k, pk);
         if (rc == MDB_NOTFOUND)
             return UDB_ENOTFOUND;
         if (rc)
             return udb__mdb_err(txn, rc, "reading a unique index");
     }
-    rc = mdb_get(udb__txn_mdb(txn), t->dbi, pk, rec);
+    rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, pk, rec);
     if (rc == MDB_NOTFOUND)
         return ix->is_pk ? UDB_ENOTFOUND
                          : udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
@@ -365,7 +357,7 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
             goto out;
         }
     }
-    if ((has_nil && !ix->nulls_not_distinct) || k.len > udb__txn_keymax(txn)) {
+    if (has_nil && !ix->nulls_not_distinct) {
         rc = udb__err(txn, UDB_ENOTFOUND, "no record with those values in index \"%s.%s\"",
                       t->name, ix->name);
         goto out;

@@ -8,9 +8,17 @@
 #include <string.h>
 
 #include "index.h"
+#include "longkey.h"
 #include "keycodec.h"
 #include "mpack.h"
 #include "txn.h"
+
+/* One entry of a long-key group (longkey.h): its full key in gkeys, and
+ * its slot, which with the group's first bytes is its LMDB key. */
+typedef struct group_ent {
+    size_t off, len;
+    unsigned char slot[8];
+} group_ent;
 
 struct udb_cursor {
     udb_txn *txn;
@@ -19,6 +27,12 @@ struct udb_cursor {
     MDB_cursor *mc;
     udb_buf prefix;
     bool started, done;
+    /* long keys sharing their first UDB_KEY_INLINE bytes sit in LMDB in slot
+       order: such a group is read whole and handed out in key order */
+    unsigned char gfirst[UDB_KEY_INLINE];
+    udb_buf gkeys, scratch;
+    group_ent *group;
+    size_t ngroup, gpos, gcap;
 };
 
 int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
@@ -69,6 +83,95 @@ fail:
     return rc;
 }
 
+static int cmp_group(const void *a, const void *b, void *keys)
+{
+    const group_ent *x = a, *y = b;
+    const unsigned char *base = keys;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int d = memcmp(base + x->off, base + y->off, n);
+    return d ? d : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Read the long-key group the LMDB cursor is on (raw entry rk, rv), leave
+ * the cursor on its last entry, and sort it by full key. */
+static int read_group(udb_cursor *c, MDB_val rk, MDB_val rv)
+{
+    int rc;
+    memcpy(c->gfirst, rk.mv_data, UDB_KEY_INLINE);
+    c->ngroup = c->gpos = 0;
+    c->gkeys.len = 0;
+    do {
+        MDB_val k, v;
+        if ((rc = udb__lk_decode(&k, &v, &rk, &rv, &c->scratch)))
+            return rc;
+        if (c->ngroup == c->gcap) {
+            size_t cap = c->gcap ? 2 * c->gcap : 8;
+            group_ent *g = realloc(c->group, cap * sizeof *g);
+            if (!g)
+                return UDB_ENOMEM;
+            c->group = g;
+            c->gcap = cap;
+        }
+        group_ent *e = &c->group[c->ngroup++];
+        e->off = c->gkeys.len;
+        e->len = k.mv_size;
+        memcpy(e->slot, (const unsigned char *)rk.mv_data + UDB_KEY_INLINE, 8);
+        udb__buf_put(&c->gkeys, k.mv_data, k.mv_size);
+        if (c->gkeys.oom)
+            return UDB_ENOMEM;
+        rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_NEXT);
+    } while (rc == 0 && rk.mv_size == UDB_KEY_LONG &&
+             memcmp(rk.mv_data, c->gfirst, UDB_KEY_INLINE) == 0);
+    if (rc == 0)
+        rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_PREV);
+    else if (rc == MDB_NOTFOUND)
+        rc = 0;   /* the group ends the database */
+    qsort_r(c->group, c->ngroup, sizeof *c->group, cmp_group, c->gkeys.p);
+    return rc;
+}
+
+/* The next entry in full-key order: its full key and stored value. */
+static int next_entry(MDB_val *k, MDB_val *v, udb_cursor *c)
+{
+    MDB_val rk, rv;
+    int rc;
+    for (;;) {
+        if (c->gpos < c->ngroup) {
+            const group_ent *e = &c->group[c->gpos++];
+            unsigned char raw[UDB_KEY_LONG];
+            memcpy(raw, c->gfirst, UDB_KEY_INLINE);
+            memcpy(raw + UDB_KEY_INLINE, e->slot, 8);
+            rk.mv_size = UDB_KEY_LONG;
+            rk.mv_data = raw;
+            rc = mdb_get(udb__txn_mdb(c->txn), c->ix->dbi, &rk, &rv);
+            if (rc == MDB_NOTFOUND)
+                continue;   /* deleted by this transaction since */
+            if (rc || (rc = udb__lk_decode(k, v, &rk, &rv, &c->scratch)))
+                return rc;
+            k->mv_data = c->gkeys.p + e->off;   /* scratch is reused: point at the copy */
+            return 0;
+        }
+        if (!c->started) {
+            c->started = true;
+            rk.mv_size = c->prefix.len < UDB_KEY_INLINE ? c->prefix.len : UDB_KEY_INLINE;
+            rk.mv_data = c->prefix.p;
+            rc = rk.mv_size ? mdb_cursor_get(c->mc, &rk, &rv, MDB_SET_RANGE)
+                            : mdb_cursor_get(c->mc, &rk, &rv, MDB_FIRST);
+        } else {
+            rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_NEXT);
+        }
+        if (rc)
+            return rc;
+        if (rk.mv_size <= UDB_KEY_INLINE) {
+            *k = rk;
+            *v = rv;
+            return 0;
+        }
+        if ((rc = read_group(c, rk, rv)))
+            return rc;
+    }
+}
+
 int udb_cursor_next(udb_val *out, udb_cursor *c)
 {
     if (!c)
@@ -76,28 +179,34 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
     udb_txn *txn = c->txn;
     if (c->done)
         return UDB_ENOTFOUND;
-    MDB_val k = {c->prefix.len, c->prefix.p}, v;
+    MDB_val k, v;
+    const unsigned char *pre = c->prefix.p;
+    size_t plen = c->prefix.len;
     int rc;
-    if (!c->started) {
-        c->started = true;
-        rc = c->prefix.len ? mdb_cursor_get(c->mc, &k, &v, MDB_SET_RANGE)
-                           : mdb_cursor_get(c->mc, &k, &v, MDB_FIRST);
-    } else {
-        rc = mdb_cursor_get(c->mc, &k, &v, MDB_NEXT);
+    for (;;) {
+        if ((rc = next_entry(&k, &v, c)) || !plen)
+            break;
+        /* A prefix longer than UDB_KEY_INLINE is sought by its first bytes:
+           keys below it come first and are skipped.  A byte prefix is not
+           yet a tuple prefix: after a string or bytes element (which ends in
+           0x00) a following 0xFF means the element goes on (an escaped NUL),
+           e.g. prefix ("a") vs key ("a\0", ...).  No type code is 0xFF, and
+           such keys sort after every real match, so the scan ends there. */
+        int d = memcmp(k.mv_data, pre, k.mv_size < plen ? k.mv_size : plen);
+        if (d < 0 || (d == 0 && k.mv_size < plen))
+            continue;
+        if (d > 0 || (k.mv_size > plen && ((const unsigned char *)k.mv_data)[plen] == 0xFF))
+            rc = MDB_NOTFOUND;
+        break;
     }
-    /* A byte prefix is not yet a tuple prefix: after a string or bytes element
-       (which ends in 0x00) a following 0xFF means the element goes on (an
-       escaped NUL), e.g. prefix ("a") vs key ("a\0", ...).  No type code is
-       0xFF, and such keys sort after every real match, so the scan ends there. */
-    if (rc == 0 && c->prefix.len && (k.mv_size < c->prefix.len ||
-                                     memcmp(k.mv_data, c->prefix.p, c->prefix.len) != 0 ||
-                                     (k.mv_size > c->prefix.len &&
-                                      ((const unsigned char *)k.mv_data)[c->prefix.len] == 0xFF)))
-        rc = MDB_NOTFOUND;
     if (rc == MDB_NOTFOUND) {
         c->done = true;
         return UDB_ENOTFOUND;
     }
+    if (rc == UDB_ECORRUPT)
+        return udb__err(txn, rc, "\"%s\" has a damaged long-key entry", c->t->name);
+    if (rc == UDB_ENOMEM)
+        return udb__err(txn, rc, "out of memory");
     if (rc)
         return udb__mdb_err(txn, rc, "scanning");
     if (c->ix->is_pk)
@@ -114,7 +223,7 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
         pk.mv_size = (size_t)(end - p);
     }
     MDB_val rec;
-    rc = mdb_get(udb__txn_mdb(txn), c->t->dbi, &pk, &rec);
+    rc = udb__lk_get(udb__txn_mdb(txn), c->t->dbi, &pk, &rec);
     if (rc == MDB_NOTFOUND)
         return udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
                         c->t->name, c->ix->name);
@@ -130,5 +239,8 @@ void udb_cursor_close(udb_cursor *c)
     if (c->mc)
         mdb_cursor_close(c->mc);
     udb__buf_free(&c->prefix);
+    udb__buf_free(&c->gkeys);
+    udb__buf_free(&c->scratch);
+    free(c->group);
     free(c);
 }

@@ -31,7 +31,7 @@
 #include "mpack.h"
 
 #define MAX_ELEMS 5
-#define MAX_STR 12
+#define MAX_STR 1100   /* room for strings past LMDB's 511-byte key limit */
 
 typedef struct elem {
     udb_tkind kind;   /* as the decoder reports it: UINT for integers >= 0 */
@@ -60,8 +60,18 @@ static void gen_elem(elem *e, fuzz_reader *r)
     case 2: {
         const uint8_t *p;
         e->kind = c % 8 == 1 ? UDB_TK_BYTES : UDB_TK_STR;
-        e->n = fuzz_bytes(r, &p, fuzz_u8(r) % (MAX_STR + 1));
-        memcpy(e->s, p, e->n);
+        uint8_t len = fuzz_u8(r);
+        if (len & 0x80) {
+            /* long: a run of one byte (so two strings share long prefixes)
+               of 500-1010 bytes, then a few bytes of the input */
+            size_t run = 500 + (size_t)(len & 0x7f) * 4;
+            memset(e->s, fuzz_u8(r) & 0x81, run);   /* 0x00, 0x01, 0x80 or 0x81 */
+            e->n = run + fuzz_bytes(r, &p, fuzz_u8(r) % 13);
+            memcpy(e->s + run, p, e->n - run);
+        } else {
+            e->n = fuzz_bytes(r, &p, len % 13);
+            memcpy(e->s, p, e->n);
+        }
         break;
     }
     case 3:

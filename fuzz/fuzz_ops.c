@@ -86,12 +86,16 @@ static const char SQL_SCHEMA[] =
 enum { F_ID, F_A, F_B, F_STATUS, F_EMAIL, F_X, F_Y, F_F, NF };
 static const char *const FNAME[NF] = {"id", "a", "b", "status", "email", "x", "y", "f"};
 
-/* Small domains, so that values collide often. */
-static const char *const DOM_A[] = {"a", "b", "c"};
+/* Small domains, so that values collide often.  Some strings are longer
+ * than LMDB's 511-byte key and share all but their last bytes (filled in by
+ * LLVMFuzzerInitialize): index keys of any length, compared in full. */
+static char LONG_A1[560], LONG_A2[560], LONG_E1[620], LONG_E2[620], LONG_E3[1200],
+    LONG_X1[530], LONG_X2[530];
+static const char *const DOM_A[] = {"a", "b", "c", LONG_A1, LONG_A2};
 static const int64_t DOM_B[] = {0, 1, -1};
 static const char *const DOM_STATUS[] = {"pending", "confirmed", "cancelled"};
-static const char *const DOM_EMAIL[] = {"e1", "e2", "e3"};
-static const char *const DOM_X[] = {"x1", "x2"};
+static const char *const DOM_EMAIL[] = {"e1", "e2", "e3", LONG_E1, LONG_E2, LONG_E3};
+static const char *const DOM_X[] = {"x1", "x2", LONG_X1, LONG_X2};
 static const int64_t DOM_Y[] = {0, 1, 2};
 /* float field: ints are accepted (stored as float64); -0.0 is 0.0 */
 typedef struct fval {
@@ -175,6 +179,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     (void)argc;
     (void)argv;
+    /* a: 540 bytes, differing in the last; e: 600 and 1100 bytes, e3 has e1
+       as a prefix; x: 520 bytes */
+    memset(LONG_A1, 'a', 539), memset(LONG_A2, 'a', 539);
+    LONG_A1[539] = '1', LONG_A2[539] = '2';
+    memset(LONG_E1, 'e', 600), memset(LONG_E2, 'e', 600), memset(LONG_E3, 'e', 1100);
+    LONG_E1[599] = '1', LONG_E2[599] = '2';
+    memcpy(LONG_E3, LONG_E1, 600);
+    memset(LONG_X1, 'x', 520), memset(LONG_X2, 'x', 520);
+    LONG_X1[519] = '\0', LONG_X2[519] = '2';   /* x1: 519 bytes, a prefix of x2 */
     env = fuzz_open_scratch(SCHEMA);
 
     FUZZ_CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite3_open");
@@ -1185,7 +1198,7 @@ typedef struct wctx {
     msgpack_sbuffer sb;
     int rc;
     bool stored;
-    unsigned char out[256];
+    unsigned char out[4096];
     size_t outlen;
     const char *errmsg;
 } wctx;

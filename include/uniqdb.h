@@ -71,7 +71,7 @@ extern "C" {
 #define UDB_VERSION_PATCH 0
 #define UDB_VERSION_STRING "0.1.0"
 /* The on-disk layout this library reads and writes (stored in each database). */
-#define UDB_FORMAT_VERSION 2
+#define UDB_FORMAT_VERSION 3
 
 /* ---- Error codes ---------------------------------------------------------
  * The expected errors a caller branches on.  They lie below LMDB's range
@@ -83,7 +83,8 @@ extern "C" {
 #define UDB_EBADRECORD  (-31003) /* a record (or value list, or key) does not match the schema;
                                     fix the data (not the call) */
 #define UDB_ESCHEMA     (-31004) /* the schema text is malformed, or the change is not allowed */
-#define UDB_EKEYTOOLONG (-31005) /* an encoded key exceeds LMDB's maximum key size */
+#define UDB_EKEYTOOLONG (-31005) /* no longer returned: keys and unique values of any length
+                                    are stored (format 3); kept so old code compiles */
 #define UDB_ECORRUPT    (-31006) /* stored data is damaged or udb_check() found problems */
 #define UDB_EINVAL      (-31007) /* a bad argument (NULL where not allowed, unknown type or
                                     index: the message lists the valid names) */
@@ -322,7 +323,7 @@ UDB_API int udb_write(udb_env *env, udb_write_fn fn, void *ctx);
  * rec is taken from the type's sequence.  Every unique index is checked before
  * anything is written.  *out (may be NULL) receives the stored record.
  * Errors: UDB_ECONFLICT (nothing written, txn still usable; see
- * udb_conflict_info), UDB_EBADRECORD, UDB_EKEYTOOLONG, UDB_EINVAL, UDB_EREADONLY,
+ * udb_conflict_info), UDB_EBADRECORD, UDB_EINVAL, UDB_EREADONLY,
  * LMDB codes (UDB_EMAPFULL: abort the transaction; the next udb_begin grows the map). */
 UDB_API int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, size_t len);
 
@@ -340,7 +341,7 @@ UDB_API int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *i
  * rec's fields into it.  rec may omit the key field; it must not change it.
  * Every index moves with the record; a record entering a partial index is
  * checked like an insert.  *out (may be NULL) receives the stored record.
- * Errors: UDB_ENOTFOUND, UDB_ECONFLICT, UDB_EBADRECORD, UDB_EKEYTOOLONG,
+ * Errors: UDB_ENOTFOUND, UDB_ECONFLICT, UDB_EBADRECORD,
  * UDB_EINVAL, UDB_EREADONLY, LMDB codes. */
 UDB_API int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key,
                        size_t key_len, const void *rec, size_t len, unsigned flags);

@@ -16,6 +16,7 @@ schema.h 4
 record.h 5
 index.h 6
 layout.h 7
+longkey.h 7
 env.h 8
 env_int.h 8
 txn.h 9
@@ -35,6 +36,7 @@ schema.c 4
 record.c 5
 index.c 6
 layout.c 7
+longkey.c 7
 env.c 8
 txn.c 9
 conflict.c 9

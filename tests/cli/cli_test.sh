@@ -469,6 +469,24 @@ group_dumpload() {
     run 0 "$U" init "$T/d2" "$T/v1.json" --drop; out_has 'removed unique index "t.email" (email)'
     run 0 "$U" put "$T/d2" t '{"email":"a@x"}'
     run 0 "$U" check "$T/d2"
+
+    # unique values far past LMDB's 511-byte key: distinct when they differ
+    # only at the end, a conflict when equal, and dump | load | dump exact
+    local long600 long600b
+    long600=$("$PY" -c 'print("u" * 599 + "1")')
+    long600b=$("$PY" -c 'print("u" * 599 + "2")')
+    run 0 "$U" init "$T/lk" "$T/v2.json"
+    run 0 "$U" put "$T/lk" t "{\"email\":\"$long600\"}"
+    run 0 "$U" put "$T/lk" t "{\"email\":\"$long600b\"}"
+    run 3 "$U" --json put "$T/lk" t "{\"email\":\"$long600\"}"
+    json_ok 'd["values"] == ["u" * 599 + "1"] and d["existing_key"] == 1'
+    run 0 "$U" find "$T/lk" t email "[\"$long600b\"]"; json_ok 'd["id"] == 2'
+    run 0 "$U" scan "$T/lk" t email; json_ok '[r["id"] for r in lines] == [1, 2]'
+    "$U" dump "$T/lk" >"$T/lk.nd"
+    run_in 0 "$T/lk.nd" "$U" load "$T/lk2"
+    run 0 "$U" dump "$T/lk2"
+    if cmp -s "$T/out" "$T/lk.nd"; then ok; else fail "long keys: dump -> load -> dump differs"; fi
+    run 0 "$U" check "$T/lk2"
 }
 
 # ---------------------------------------------------------------------------

@@ -355,15 +355,22 @@ static void t_open_checks_the_format(tu *t)
 }
 
 /* Format 1 kept records with a NULL out of unique indexes with NULLs
- * distinct.  Such a database (made here by emptying the index, as format 1
- * would have left it) is upgraded on open: the index holds them again. */
+ * distinct, and stored a key of 504 to 511 bytes as it is.  Such a database
+ * (made here by emptying the index and storing a long key plainly, as format
+ * 1 would have left them) is upgraded on open: the index holds the records
+ * again, and the key is in the long form (the check and a get see it). */
 static void t_format_1_is_upgraded_on_open(tu *t)
 {
     MDB_txn *txn_raw;
     if (!tu_setup(t, "{`types`: {`t`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`}, "
-                     "`s`: {`type`: `str`}}, `unique`: {`s`: {`fields`: [`s`]}}}}}"))
+                     "`s`: {`type`: `str`}}, `unique`: {`s`: {`fields`: [`s`]}}}, "
+                     "`w`: {`key`: `k`, `fields`: {`k`: {`type`: `str`}}}}}"))
         return;
+    char k505[506];
+    memset(k505, 'k', 505);
+    k505[505] = 0;
     udb_txn *txn = tu_w(t);
+    CHECK_OK(tu_ins(NULL, txn, "w", mp("{s:s}", "k", k505)));
     CHECK_OK(tu_ins(NULL, txn, "t", mp("{s:U, s:s}", "id", 1ull, "s", "a")));
     CHECK_OK(tu_ins(NULL, txn, "t", mp("{s:U}", "id", 2ull)));
     tu_commit(txn);
@@ -375,6 +382,25 @@ static void t_format_1_is_upgraded_on_open(tu *t)
         int rc = mdb_dbi_open(txn_raw, "u:t:s", 0, &dbi);
         if (!rc)
             rc = mdb_drop(txn_raw, dbi, 0);
+        /* the 507-byte key of w's record, stored as it is */
+        MDB_cursor *cur = NULL;
+        MDB_val k, v;
+        unsigned char key[600], val[600];
+        if (!rc && !(rc = mdb_dbi_open(txn_raw, "t:w", 0, &dbi)) &&
+            !(rc = mdb_cursor_open(txn_raw, dbi, &cur)) &&
+            !(rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) && CHECK(k.mv_size == 511)) {
+            const unsigned char *vp = v.mv_data;
+            size_t tail = (size_t)vp[v.mv_size - 2] << 8 | vp[v.mv_size - 1];
+            size_t rlen = v.mv_size - 4 - tail;
+            memcpy(key, k.mv_data, 503);
+            memcpy(key + 503, vp + rlen, tail);
+            memcpy(val, vp, rlen);
+            MDB_val nk = {503 + tail, key}, nv = {rlen, val};
+            CHECK(nk.mv_size == 507);
+            if (!(rc = mdb_cursor_del(cur, 0)))
+                rc = mdb_put(txn_raw, dbi, &nk, &nv, 0);
+        }
+        mdb_cursor_close(cur);
         CHECK_OK(raw_end(e, txn_raw, rc));
     }
     CHECK_OK(raw_put(t->path, "__meta", "format", 1));
@@ -396,6 +422,8 @@ static void t_format_1_is_upgraded_on_open(tu *t)
         return;
     txn = tu_r(t);
     CHECK_STR(tu_scan(txn, "t", "s", NOVAL, "id"), "2,1");
+    udb_val out;
+    CHECK_OK(tu_get(&out, txn, "w", mp("s", k505)));
     tu_commit(txn);
 }
 
