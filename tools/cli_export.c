@@ -1063,6 +1063,8 @@ int cli_cmd_export(int argc, char **argv)
         return cli_usage("export", "say the target: --postgres (the only one so far)");
     if (!e.want_schema && !e.want_data)
         return cli_usage("export", "--schema-only and --data-only exclude each other");
+    if (!e.pgschema[0] || strlen(e.pgschema) > PG_NAMELEN)
+        return cli_usage("export", "--schema takes a name of 1 to 63 bytes");
     if ((ex = check_name("schema", e.pgschema)) != CLI_OK)
         return ex;
     if ((ex = cli_open(&env, argv[optind], CLI_OPEN_READ)) != CLI_OK)

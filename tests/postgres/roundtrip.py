@@ -419,10 +419,50 @@ def main():
                            capture_output=True)
         expect(b'"t.s_u"' in r.stderr, "bytea partial index did not hold: %r" % r.stderr)
 
+        # bad command lines are usage errors (exit 2) that write nothing
+        for bad in (["--schema", ""], ["--schema", "x" * 64], [], ["--schema-only", "--data-only"],
+                    ["--str-nul=drop"]):
+            args = [UNIQDB, "export"] + (["--postgres"] if bad != [] else []) + bad + [db]
+            never = os.path.join(work, "usage.sql")
+            run(args + ["-o", never], ok=(2,))
+            expect(not os.path.exists(never), "usage error %r wrote a file" % bad)
+
         # 4. a sequence PostgreSQL's bigint cannot hold
         run([UNIQDB, "seq", db, "huge", "--set", "18446744073709551615"])
         p = run([UNIQDB, "export", "--postgres", db], ok=(5,))
         expect(b'sequence "huge"' in p.stderr, "bigint overflow not named: %r" % p.stderr)
+
+        # 5. every word this server knows as a keyword, as type, field and index
+        # names and inside partial-index predicates: the engine's canonical
+        # WHERE text must load, and mean the same (a bare current_user would
+        # be the function: the row would not match)
+        words = psql("-c", "SELECT word FROM pg_get_keywords() ORDER BY word").split()
+        expect(len(words) > 400, "pg_get_keywords() gave %d words" % len(words))
+        kw_schema, kw_recs = {"types": {}}, []
+        for c in range(0, len(words), 60):
+            chunk = words[c:c + 60]
+            fields = {"k": {"type": "int"}}
+            fields.update({w: {"type": "str"} for w in chunk})
+            kw_schema["types"][chunk[0]] = {
+                "key": "k", "fields": fields,
+                "unique": {chunk[1]: {"fields": chunk[:8],
+                                      "where": " AND ".join('"%s" = \'x\'' % w
+                                                            for w in chunk)}}}
+            rec = {"k": 1}
+            rec.update({w: "x" for w in chunk})
+            kw_recs.append((chunk[0], rec))
+        kw_db = os.path.join(work, "kw")
+        make_db(kw_db, kw_schema, kw_recs)
+        kw_sql = os.path.join(work, "kw.sql")
+        run([UNIQDB, "export", "--postgres", kw_db, "--schema", "kw", "-o", kw_sql])
+        psql("-f", kw_sql)
+        stored = json.loads(run([UNIQDB, "schema", kw_db]).stdout)["types"]
+        for tname, tdef in stored.items():
+            (iname, idef), = tdef["unique"].items()
+            got = psql("-c", 'SELECT count(*) FROM kw."%s" WHERE %s' % (tname, idef["where"]))
+            expect(got.strip() == "1", "type %s: canonical predicate %r matches %s rows in "
+                   "PostgreSQL, 1 in uniqdb" % (tname, idef["where"][:200], got.strip()))
+        expect(compare(kw_db, "kw") == len(kw_recs), "keyword database round trip")
     except Mismatch as m:
         fail(str(m))
     finally:
