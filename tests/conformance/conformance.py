@@ -13,6 +13,7 @@ the case marks a deliberate difference).  A deliberate difference names a tag
 that README.md's "Differences from PostgreSQL" section must list.
 
 usage: conformance.py UNIQDB CASES.txt SOURCES.md README.md [CASE-NAME-SUBSTRING]
+(CONFORMANCE_JOBS: cases run at once, default 4)
 
 Case file syntax (one item per line, '#' starts a comment line):
   case NAME
@@ -37,6 +38,7 @@ EXPECT is OUTCOME [{RECORD} | [RECORDS]], or, for a deliberate difference,
 OUTCOME is ok, created, existing, updated, notfound, invalid, conflict INDEX
 (INDEX as uniqdb names it: TYPE.NAME, TYPE.KEYFIELD for the primary key).
 """
+import concurrent.futures
 import json
 import os
 import re
@@ -44,6 +46,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 try:
@@ -56,6 +59,7 @@ except ImportError:
 
 UNIQDB, CASES, SOURCES, README = sys.argv[1:5]
 ONLY = sys.argv[5] if len(sys.argv) > 5 else None
+JOBS = int(os.environ.get("CONFORMANCE_JOBS", "4"))
 DEC = json.JSONDecoder()
 
 
@@ -432,9 +436,18 @@ def canon(rows):
 
 
 class Stats:
-    cases = statements = agreements = deliberate = 0
-    tags = set()
-    failures = []
+    def __init__(self):
+        self.cases = self.statements = self.agreements = self.deliberate = 0
+        self.tags = set()
+        self.failures = []
+
+    def add(self, other):
+        self.cases += other.cases
+        self.statements += other.statements
+        self.agreements += other.agreements
+        self.deliberate += other.deliberate
+        self.tags |= other.tags
+        self.failures += other.failures
 
 
 def run_case(case, cur, tmp, stats):
@@ -527,22 +540,44 @@ def main():
     doc_problems = check_docs(cases, all_tags)
     if ONLY:
         cases = [c for c in cases if ONLY in c["name"]]
-    conn = psycopg2.connect("")
-    conn.autocommit = True
-    cur = conn.cursor()
-    cur.execute("SHOW server_version")
-    version = cur.fetchone()[0]
+    # Cases are independent (own uniqdb database, own PostgreSQL schema), so a
+    # few run at once: most of the time goes to starting `uniqdb` processes.
+    local = threading.local()
+    conns = []
+    lock = threading.Lock()
+
+    def cursor():
+        if not hasattr(local, "cur"):
+            conn = psycopg2.connect("")
+            conn.autocommit = True
+            with lock:
+                conns.append(conn)
+            local.cur = conn.cursor()
+        return local.cur
+
+    def one(c):
+        st = Stats()
+        try:
+            run_case(c, cursor(), tmp, st)
+        except CaseError as e:
+            st.failures.append("case %s (line %d): %s" % (c["name"], c["line"], e))
+        except psycopg2.Error as e:
+            st.failures.append("case %s (line %d): PostgreSQL: %s" % (c["name"], c["line"], e))
+        return st
+
     stats = Stats()
     tmp = tempfile.mkdtemp(prefix="uniqdb-conformance.")
     try:
-        for c in cases:
-            try:
-                run_case(c, cur, tmp, stats)
-            except CaseError as e:
-                stats.failures.append("case %s (line %d): %s" % (c["name"], c["line"], e))
+        cur = cursor()
+        cur.execute("SHOW server_version")
+        version = cur.fetchone()[0]
+        with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:
+            for st in pool.map(one, cases):   # results in case order
+                stats.add(st)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        conn.close()
+        for conn in conns:
+            conn.close()
     for f in stats.failures + doc_problems:
         print("FAIL " + f, file=sys.stderr)
     print("conformance: PostgreSQL %s; %d cases, %d statements compared: %d agree, "
