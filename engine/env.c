@@ -10,6 +10,7 @@
  * size set by another process is adopted on MDB_MAP_RESIZED.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +20,10 @@
 #include "layout.h"
 
 #define DEFAULT_MAP (1u << 20)
+#define DEFAULT_MAXDBS 512
+/* named databases beyond those stored, for schema changes: LMDB allocates
+   per-transaction state for every slot, so not many more */
+#define DBS_ROOM 64
 
 void udb__env_install_schema(udb_env *env, udb_schema *s, uint64_t gen)
 {
@@ -324,6 +329,43 @@ static int open_meta(udb_env *env)
     return mdb_txn_commit(txn);
 }
 
+/* Create and open env->mdb with env->maxdbs named databases; a new file
+ * starts at `want` bytes (an existing file's size is adopted later). */
+static int open_mdb(udb_env *env, const char *path, unsigned mflags, mode_t mode, size_t want)
+{
+    int rc = mdb_env_create(&env->mdb);
+    if (rc)
+        return rc;
+    if ((rc = mdb_env_set_maxdbs(env->mdb, env->maxdbs)) ||
+        (rc = mdb_env_set_mapsize(env->mdb, want)))
+        return rc;
+    return mdb_env_open(env->mdb, path, mflags, mode);
+}
+
+/* How many named databases the file holds: LMDB keeps one record for each
+ * in its main database. */
+static int count_dbs(unsigned *out, MDB_env *mdb)
+{
+    MDB_txn *txn;
+    MDB_dbi main;
+    MDB_stat st;
+    int rc = mdb_txn_begin(mdb, NULL, MDB_RDONLY, &txn);
+    if (rc == MDB_MAP_RESIZED && (rc = mdb_env_set_mapsize(mdb, 0)) == 0)
+        rc = mdb_txn_begin(mdb, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) == 0 && (rc = mdb_stat(txn, main, &st)) == 0)
+        *out = st.ms_entries > UINT_MAX - 2 * DBS_ROOM ? UINT_MAX - 2 * DBS_ROOM
+                                                      : (unsigned)st.ms_entries;
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+unsigned udb__env_maxdbs(const udb_env *env)
+{
+    return env->maxdbs;
+}
+
 int udb_open(udb_env **out, const char *path, const udb_options *opts)
 {
     udb_options o = UDB_OPTIONS_INIT;
@@ -368,16 +410,9 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     int rc = UDB_ENOMEM;
     if (!(env->path = strdup(path)))
         goto fail;
-    if ((rc = mdb_env_create(&env->mdb)))
-        goto fail;
-    if ((rc = mdb_env_set_maxdbs(env->mdb, o.max_dbs ? o.max_dbs : 512)))
-        goto fail;
     size_t want = o.map_size ? o.map_size : DEFAULT_MAP;
     if (env->max_map && want > env->max_map)
         want = env->max_map;
-    /* the size a new file starts with; an existing file's is adopted below */
-    if ((rc = mdb_env_set_mapsize(env->mdb, want)))
-        goto fail;
     unsigned mflags = MDB_NOTLS;
     if (o.flags & UDB_NOSYNC)
         mflags |= MDB_NOSYNC;
@@ -387,7 +422,22 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         mflags |= MDB_RDONLY;
     if (o.flags & UDB_NOLOCK)
         mflags |= MDB_NOLOCK;
-    if ((rc = mdb_env_open(env->mdb, path, mflags, mode))) {
+    /* LMDB's number of named databases is fixed when the environment opens:
+       sized from how many the file holds (another program may have made
+       them), so that any database opens with any options */
+    env->maxdbs = o.max_dbs ? o.max_dbs : DEFAULT_MAXDBS;
+    for (int attempt = 0;; attempt++) {
+        unsigned stored = 0;
+        if ((rc = open_mdb(env, path, mflags, mode, want)) ||
+            (rc = count_dbs(&stored, env->mdb)))
+            break;
+        if (attempt || stored + DBS_ROOM <= env->maxdbs)
+            break;
+        env->maxdbs = stored + DBS_ROOM;
+        mdb_env_close(env->mdb);
+        env->mdb = NULL;
+    }
+    if (rc) {
         if (rc == ENOENT && rdonly)
             udb__env_err(rc, "udb_open: %s: not a uniqdb database (no data.mdb)", path);
         else if (rc == EACCES)

@@ -18,6 +18,7 @@ MDB_env *udb__env_mdb(const udb_env *env);
 MDB_dbi  udb__env_meta_dbi(const udb_env *env);
 MDB_dbi  udb__env_seq_dbi(const udb_env *env);
 size_t   udb__env_keymax(const udb_env *env);   /* LMDB's largest key */
+unsigned udb__env_maxdbs(const udb_env *env);   /* LMDB named databases it can open */
 /* Opened with UDB_RDONLY_ENV: a write transaction is refused with this
  * message set (UDB_EREADONLY), else 0. */
 int      udb__env_refuse_write(const udb_env *env);

@@ -19,6 +19,7 @@ struct udb_env {
     size_t max_map;
     size_t keymax;
     unsigned format;            /* on-disk format version found at open */
+    unsigned maxdbs;            /* LMDB named databases this environment can open */
     MDB_dbi meta_dbi, seq_dbi;
 
     pthread_mutex_t lock;       /* active count, resize state, schema pointer, group */

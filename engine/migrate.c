@@ -538,6 +538,16 @@ static int apply_once(size_t *grow_at, void *arg)
     udb__env_dbi_lock(env);
     locked = true;
     rc = udb__schema_open_dbis(s, udb__txn_mdb(txn), MDB_CREATE);
+    if (rc == MDB_DBS_FULL) {
+        size_t need = 2;
+        for (size_t i = 0; i < s->ntypes; i++)
+            need += s->types[i].nidx;
+        udb__buf_printf(&a->msg, "this schema needs %zu LMDB named databases (one per type and "
+                        "per index, and 2), more than the %u this handle was opened with: "
+                        "open the database with udb_options.max_dbs of at least %zu (the "
+                        "uniqdb tool does that itself); later opens size it from what is "
+                        "stored", need, udb__env_maxdbs(env), need + 64);
+    }
     for (size_t i = 0; i < s->ntypes && !rc; i++) {
         const udb_type *t = &s->types[i];
         const udb_type *ot = old ? udb__schema_type(old, t->name) : NULL;

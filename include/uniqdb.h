@@ -102,6 +102,10 @@ extern "C" {
  * udb_commit need not include <lmdb.h>: abort the transaction and run it
  * again; the next udb_begin grows the map.  udb_write never returns it. */
 #define UDB_EMAPFULL    (-30792)
+/* LMDB's code for "more named databases than max_dbs" (MDB_DBS_FULL): a
+ * schema change needs more types and indexes than udb_options.max_dbs
+ * allows; udb_env_errmsg says how many.  Open with a larger max_dbs. */
+#define UDB_EDBSFULL    (-30791)
 
 /* ---- Types --------------------------------------------------------------- */
 typedef struct udb_env udb_env;       /* an open database (a directory) */
@@ -129,7 +133,10 @@ typedef struct udb_options {
     size_t map_size;     /* initial map size in bytes; 0 = 1 MiB.  The map grows
                             by itself (doubling) when it fills. */
     size_t max_map_size; /* hard upper limit; 0 = none.  Reaching it gives UDB_ESIZELIMIT. */
-    unsigned max_dbs;    /* LMDB named databases (types + indexes + 2); 0 = 512 */
+    unsigned max_dbs;    /* LMDB named databases (one per type and per index, + 2)
+                            this handle can open; 0 = 512.  Raised at open to what
+                            the database holds + 64, so any database opens with any
+                            value; a schema change needing more fails, naming it */
     unsigned flags;      /* UDB_NOSYNC, UDB_NOMETASYNC, UDB_NOGROUP, UDB_RDONLY_ENV,
                             UDB_NOLOCK */
     unsigned mode;       /* permissions of created files; 0 = 0640 (directory 0750) */
@@ -265,7 +272,8 @@ UDB_API void udb_close(udb_env *env);
  * schema)"; "" when nothing changed), NUL-terminated; free it with udb_free().
  * Errors: UDB_ESCHEMA (malformed, or a change that is not allowed; the
  * reason in udb_env_errmsg), UDB_ECONFLICT (existing records collide in a
- * new unique index; udb_env_errmsg lists their keys), UDB_EINVAL (NULL env
+ * new unique index; udb_env_errmsg lists their keys), UDB_EDBSFULL (more
+ * types and indexes than udb_options.max_dbs; the message names the number), UDB_EINVAL (NULL env
  * or json, unknown flags, both KEEP and DROP), UDB_ENOMEM, LMDB codes.  On
  * any error nothing changes and *changes is untouched. */
 UDB_API int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len, unsigned flags);

@@ -68,7 +68,8 @@ int cli_cmd_init(int argc, char **argv)
     had_dir = access(argv[optind], F_OK) == 0;
     had_data = had_dir && file_exists(argv[optind], "data.mdb");
     had_lock = had_dir && file_exists(argv[optind], "lock.mdb");
-    if ((ex = cli_open(&env, argv[optind], CLI_OPEN_CREATE)) != CLI_OK)
+    if ((ex = cli_open_sized(&env, argv[optind], CLI_OPEN_CREATE, cli_schema_dbs(text, len))) !=
+        CLI_OK)
         goto undo;
     rc = udb_schema_apply(&changes, env, text, len, flags);
     if (rc) {

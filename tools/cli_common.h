@@ -111,6 +111,11 @@ enum {
  * code, having reported the error ("no such directory", "permission denied",
  * "not a uniqdb database" are told apart). */
 int cli_open(udb_env **out, const char *path, int mode);
+/* cli_open with udb_options.max_dbs (0: the library's default) */
+int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs);
+/* The max_dbs a schema (JSON text) needs, with room to grow: one LMDB
+ * database per type and per index, and 2. */
+unsigned cli_schema_dbs(const char *json, size_t len);
 
 /* Write one line to stdout; returns CLI_OK or CLI_EFAIL (stdout failed). */
 int cli_put_line(const char *text);

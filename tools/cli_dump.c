@@ -359,7 +359,18 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                schema has and the dump's lacks is kept, and the user is told */
             rc = s ? udb_schema_apply(&changes, l->env, s, strlen(s), UDB_SCHEMA_KEEP)
                    : UDB_ENOMEM;
-            if (rc == 0 && l->had_schema && *changes) {
+            if (rc == UDB_EDBSFULL) {
+                /* more types and indexes than this handle can open: again, sized
+                   for this schema (nothing is pending: flush() ran above) */
+                udb_close(l->env);
+                l->env = NULL;
+                if ((ex = cli_open_sized(&l->env, l->path, CLI_OPEN_CREATE,
+                                         cli_schema_dbs(s, strlen(s)))) == CLI_OK)
+                    rc = udb_schema_apply(&changes, l->env, s, strlen(s), UDB_SCHEMA_KEEP);
+                else
+                    rc = 0;   /* reported by cli_open_sized; ex stops the load */
+            }
+            if (rc == 0 && l->had_schema && changes && *changes) {
                 for (char *c = strtok(changes, "\n"); c; c = strtok(NULL, "\n"))
                     fprintf(stderr, "uniqdb: %s: schema: %s\n", l->path, c);
             }

@@ -8,6 +8,7 @@
 #include "support.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -396,7 +397,25 @@ static const char *not_a_database(const char *path, char *why, size_t cap)
     return NULL;
 }
 
+unsigned cli_schema_dbs(const char *json, size_t len)
+{
+    json_t *s = json_loadb(json, len, 0, NULL), *t;
+    const char *name;
+    size_t n = 2;
+
+    json_object_foreach(json_object_get(s, "types"), name, t)
+        n += 1 + json_object_size(json_object_get(t, "unique")) +
+             json_object_size(json_object_get(t, "indexes"));
+    json_decref(s);
+    return n > UINT_MAX - 64 ? UINT_MAX : (unsigned)n + 64;
+}
+
 int cli_open(udb_env **out, const char *path, int mode)
+{
+    return cli_open_sized(out, path, mode, 0);
+}
+
+int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
 {
     udb_options o = UDB_OPTIONS_INIT;
     const char *why;
@@ -409,6 +428,7 @@ int cli_open(udb_env **out, const char *path, int mode)
         return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, why);
     if (mode == CLI_OPEN_READ)
         o.flags |= UDB_RDONLY_ENV;
+    o.max_dbs = max_dbs;
     rc = udb_open(out, path, &o);
     if (rc == EACCES && mode == CLI_OPEN_READ) {
         /* most likely lock.mdb cannot be created or written (another user's

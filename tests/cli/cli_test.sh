@@ -487,6 +487,19 @@ group_dumpload() {
     run 0 "$U" dump "$T/lk2"
     if cmp -s "$T/out" "$T/lk.nd"; then ok; else fail "long keys: dump -> load -> dump differs"; fi
     run 0 "$U" check "$T/lk2"
+
+    # 2000 types with a unique index each: more LMDB databases than the default
+    # max_dbs; every command opens it, and dump | load copies it
+    "$PY" -c 'import json; print(json.dumps({"types": {"t%d" % i: {"key": "id", "fields": {"id": {"type": "uint"}, "v": {"type": "str"}}, "unique": {"v": {"fields": ["v"]}}} for i in range(2000)}}))' >"$T/many.json"
+    run 0 "$U" init "$T/many" "$T/many.json"; out_has "schema applied, 2000 types"
+    run 0 "$U" put "$T/many" t1999 '{"id": 1, "v": "x"}'
+    run 3 "$U" put "$T/many" t1999 '{"id": 2, "v": "x"}'
+    run 0 "$U" find "$T/many" t1999 v '"x"'; json_ok 'd["id"] == 1'
+    run 0 "$U" check "$T/many"
+    run 0 "$U" stat "$T/many"; out_has "t1999"
+    "$U" dump "$T/many" >"$T/many.nd"
+    run_in 0 "$T/many.nd" "$U" load "$T/many2"
+    run 0 "$U" scan "$T/many2" t1999; json_ok 'lines == [{"id": 1, "v": "x"}]'
 }
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -427,8 +428,58 @@ static void t_format_1_is_upgraded_on_open(tu *t)
     tu_commit(txn);
 }
 
+/* 2000 types with a unique index each: 4002 LMDB named databases.  The
+ * schema change names the limit when the handle's max_dbs is too small;
+ * once stored, any open -- default options, or a max_dbs far too small --
+ * sizes the environment from the file. */
+static void t_many_types_open_with_any_options(tu *t)
+{
+    enum { NT = 2000 };
+    char *json = tu_keep(malloc(NT * 160 + 64)), *p = json;
+    p += sprintf(p, "{\"types\": {");
+    for (int i = 0; i < NT; i++)
+        p += sprintf(p, "%s\"t%d\": {\"key\": \"id\", \"fields\": {\"id\": {\"type\": "
+                     "\"uint\"}, \"v\": {\"type\": \"str\"}}, \"unique\": {\"v\": "
+                     "{\"fields\": [\"v\"]}}}", i ? ", " : "", i);
+    sprintf(p, "}}");
+    if (!tu_open(t))
+        return;
+    CHECK_RC(udb_schema_apply(NULL, t->env, json, strlen(json), 0), UDB_EDBSFULL);
+    CHECK_HAS(udb_env_errmsg(t->env), "4002 LMDB named databases", "max_dbs of at least 4066",
+              "the 512 this handle");
+    char *none = NULL;
+    CHECK_RC(udb_schema_json(&none, t->env), UDB_ENOTFOUND);
+    udb_close(t->env);
+    t->env = NULL;
+    udb_options o = UDB_OPTIONS_INIT;
+    o.max_dbs = 4066;
+    udb_env *env = NULL;
+    if (!CHECK_OK(udb_open(&env, t->path, &o)))
+        return;
+    CHECK_OK(udb_schema_apply(NULL, env, json, strlen(json), 0));
+    udb_txn *txn = NULL;
+    if (CHECK_OK(udb_begin(&txn, env, 0))) {
+        CHECK_OK(tu_ins(NULL, txn, "t1999", mp("{s:U, s:s}", "id", 7ull, "v", "x")));
+        CHECK_OK(udb_commit(txn));
+    }
+    udb_close(env);
+    /* far too small a max_dbs, and the defaults: both open and see it all */
+    o.max_dbs = 10;
+    env = NULL;
+    if (CHECK_OK(udb_open(&env, t->path, &o))) {
+        udb_val out;
+        if (CHECK_OK(udb_begin(&txn, env, UDB_RDONLY))) {
+            CHECK_OK(tu_find(&out, txn, "t1999", "v", mp("[s]", "x")));
+            CHECK_RC(tu_ins(NULL, txn, "t0", mp("{s:U}", "id", 1ull)), UDB_EREADONLY);
+            udb_abort(txn);
+        }
+        udb_close(env);
+    }
+    tu_open(t);   /* default options; the end-of-case check walks all 2000 types */
+}
+
 TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_format),
-        TU_CASE(t_format_1_is_upgraded_on_open),
+        TU_CASE(t_format_1_is_upgraded_on_open), TU_CASE(t_many_types_open_with_any_options),
         TU_CASE(t_created_directory_is_not_world_writable), TU_CASE(t_open_reports_bad_paths),
         TU_CASE(t_open_checks_the_options_version), TU_CASE(t_env_errmsg_is_per_thread),
         TU_CASE(t_map_grows_after_map_full), TU_CASE(t_max_map_size_with_group_commit),
