@@ -360,6 +360,16 @@ int rec_start(const char *dir)
         rc = -1;
     if (dfd >= 0)
         REAL(close)(dfd);
+    /* descriptors this process already holds on the directory's files */
+    if ((d = opendir("/proc/self/fd"))) {
+        while ((de = readdir(d))) {
+            int fd = atoi(de->d_name);
+            int fl = de->d_name[0] != '.' && fd != dirfd(d) ? REAL(fcntl)(fd, F_GETFL) : -1;
+            if (fl >= 0)
+                after_open(fd, fl, tick());
+        }
+        closedir(d);
+    }
     if (rc)
         rec_on = 0;
     return rc;

@@ -159,7 +159,9 @@ static int put_one(writer *w, int n)
     put p = {0};
     p.rec = pl_pack_item(&p.len, id, w->id, n, pad, w->tagged ? tag : NULL);
     int rc = p.rec ? 0 : UDB_ENOMEM;
-    if (!rc && w->direct) {
+    /* a transaction of our own that fills the map is rerun: the next
+       udb_begin grows it */
+    for (int tries = 0; !rc && w->direct && tries < 16; tries++) {
         udb_txn *txn;
         rc = udb_begin(&txn, w->env, 0);
         if (!rc) {
@@ -176,7 +178,11 @@ static int put_one(writer *w, int n)
                     rec_ack(ACK_PUT, p.ack, p.ack_len);
             }
         }
-    } else if (!rc) {
+        if (rc != UDB_EMAPFULL)
+            break;
+        rc = 0;
+    }
+    if (!rc && !w->direct) {
         rc = udb_write(w->env, put_fn, &p);
         if (!rc)
             rec_ack(ACK_PUT, p.ack, p.ack_len);
