@@ -3,7 +3,7 @@
 #
 #   cli_test.sh GROUP UNIQDB DAMAGE PYTHON SCENARIOS.json
 #
-# GROUP is one of: basics exits types dumpload check tty demo.  Every group works in its
+# GROUP is one of: basics exits readonly types dumpload check tty demo.  Every group works in its
 # own fresh temporary directory, removed at the end.  JSON output is checked
 # by parsing it (python3's json module), not by pattern matching alone.
 set -u
@@ -317,6 +317,51 @@ group_exits() {
 }
 
 # ---------------------------------------------------------------------------
+# Read-only databases, as a user who cannot write them (root ignores file
+# permissions, so the commands run as "nobody" when the test runs as root).
+group_readonly() {
+    local as=() db="$T/ro"
+    if [ "$(id -u)" -eq 0 ]; then
+        if ! runuser -u nobody -- true 2>/dev/null; then
+            echo "readonly: SKIP: running as root and cannot run as nobody (runuser)" >&2
+            exit 77
+        fi
+        as=(runuser -u nobody --)
+    fi
+    chmod 755 "$T"
+    if ! "${as[@]}" test -x "$U"; then
+        echo "readonly: SKIP: $U is not executable as ${as[*]:-this user}" >&2
+        exit 77
+    fi
+    run 0 "$U" init "$db" "$SCEN"
+    run 0 "$U" put "$db" client '{"id": "c1", "email": "a@x"}'
+    run 0 "$U" seq "$db" invoices
+    chmod 444 "$db"/*.mdb; chmod 555 "$db"
+    run 0 "${as[@]}" "$U" get "$db" client '"c1"'; json_ok 'd["email"] == "a@x"'
+    err_has "lock.mdb cannot be written"; err_has "may be inconsistent"
+    run 0 "${as[@]}" "$U" find "$db" client email '"a@x"'; json_ok 'd["id"] == "c1"'
+    run 0 "${as[@]}" "$U" scan "$db" client; json_ok 'len(lines) == 1'
+    run 0 "${as[@]}" "$U" dump "$db"; json_ok 'lines[-1]["sequences"]["invoices"] == 1'
+    run 0 "${as[@]}" "$U" check "$db"; out_has "check: ok (1 records"
+    run 0 "${as[@]}" "$U" stat "$db"; out_has "client"
+    run 0 "${as[@]}" "$U" schema "$db"; out_has '"client"'
+    run 0 "${as[@]}" "$U" seq "$db" invoices --get; out_is 1
+    # writing is refused as permission denied, and nothing changed
+    run 1 "${as[@]}" "$U" put "$db" client '{"id": "c2", "email": "b@x"}'; err_has "permission denied"
+    run 0 "$U" scan "$db" client; json_ok 'len(lines) == 1'
+    # the three failures a user fixes differently are told apart
+    run 1 "${as[@]}" "$U" get "$T/nowhere" client 1; err_has "no such directory"
+    mkdir -m 755 "$T/empty"
+    run 1 "${as[@]}" "$U" get "$T/empty" client 1; err_has "not a uniqdb database"
+    cp -r "$db" "$T/private"; chmod 700 "$T/private"
+    if [ "${#as[@]}" -gt 0 ] || [ "$(id -u)" -ne 0 ]; then
+        run 1 "${as[@]}" "$U" get "$T/private" client 1; err_has "permission denied"
+        if grep -q "not a uniqdb" "$T/err"; then fail "an unreadable directory called not a database"; else ok; fi
+    fi
+    chmod 755 "$db" "$T/private"
+}
+
+# ---------------------------------------------------------------------------
 group_types() {
     local db="$T/db"
 
@@ -602,7 +647,7 @@ group_demo() {
 }
 
 case "$GROUP" in
-basics | exits | types | dumpload | check | tty | demo) "group_$GROUP" ;;
+basics | exits | readonly | types | dumpload | check | tty | demo) "group_$GROUP" ;;
 *)
     echo "unknown group $GROUP" >&2
     exit 2

@@ -478,8 +478,61 @@ static void t_many_types_open_with_any_options(tu *t)
     tu_open(t);   /* default options; the end-of-case check walks all 2000 types */
 }
 
+/* UDB_RDONLY_ENV creates and writes nothing: no directory, no metadata in an
+ * empty LMDB environment, no write transaction. */
+static void t_read_only_open_writes_nothing(tu *t)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    udb_env *env = NULL;
+    udb_txn *txn = NULL;
+    char p[PATH_MAX];
+    struct stat st;
+
+    o.flags = UDB_RDONLY_ENV;
+    snprintf(p, sizeof p, "%s/missing", t->dir);
+    CHECK_RC(udb_open(&env, p, &o), ENOENT);
+    CHECK_HAS(udb_env_errmsg(NULL), "no such directory");
+    CHECK(stat(p, &st) != 0);
+    /* an empty directory: no data.mdb, and none made */
+    snprintf(p, sizeof p, "%s/empty", t->dir);
+    CHECK(mkdir(p, 0750) == 0);
+    CHECK_RC(udb_open(&env, p, &o), ENOENT);
+    CHECK_HAS(udb_env_errmsg(NULL), "not a uniqdb database");
+    /* an empty LMDB environment made by another program stays without __meta */
+    MDB_env *e;
+    MDB_txn *rt;
+    MDB_dbi dbi;
+    if (CHECK_OK(raw_begin(&e, &rt, p, 0)))
+        raw_end(e, rt, 1);
+    CHECK_RC(udb_open(&env, p, &o), UDB_EFORMAT);
+    CHECK_HAS(udb_env_errmsg(NULL), "not a uniqdb database", "nothing was written");
+    if (CHECK_OK(raw_begin(&e, &rt, p, MDB_RDONLY))) {
+        CHECK_RC(mdb_dbi_open(rt, "__meta", 0, &dbi), MDB_NOTFOUND);
+        raw_end(e, rt, 0);
+    }
+    o.flags = UDB_NOLOCK;
+    CHECK_RC(udb_open(&env, t->path, &o), UDB_EINVAL);
+    /* a real database reads, and refuses writes */
+    if (!tu_setup(t, tu_scenarios()))
+        return;
+    udb_close(t->env);
+    t->env = NULL;
+    o.flags = UDB_RDONLY_ENV;
+    if (!CHECK_OK(udb_open(&env, t->path, &o)))
+        return;
+    CHECK_RC(udb_begin(&txn, env, 0), UDB_EREADONLY);
+    CHECK_HAS(udb_env_errmsg(env), "UDB_RDONLY_ENV");
+    CHECK_RC(udb_schema_apply(NULL, env, tu_scenarios(), strlen(tu_scenarios()), 0),
+             UDB_EREADONLY);
+    CHECK_OK(udb_begin(&txn, env, UDB_RDONLY));
+    udb_abort(txn);
+    udb_close(env);
+    tu_open(t);
+}
+
 TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_format),
         TU_CASE(t_format_1_is_upgraded_on_open), TU_CASE(t_many_types_open_with_any_options),
+        TU_CASE(t_read_only_open_writes_nothing),
         TU_CASE(t_created_directory_is_not_world_writable), TU_CASE(t_open_reports_bad_paths),
         TU_CASE(t_open_checks_the_options_version), TU_CASE(t_env_errmsg_is_per_thread),
         TU_CASE(t_map_grows_after_map_full), TU_CASE(t_max_map_size_with_group_commit),
