@@ -72,8 +72,8 @@ static int find_long(unsigned char raw[UDB_KEY_LONG], MDB_val *val, MDB_txn *txn
             break;
         }
         MDB_val stored, tail;
-        if ((rc = split(&stored, &tail, &v)))
-            break;
+        if (split(&stored, &tail, &v))
+            continue;   /* damaged: never a match (udb_check reports it) */
         if (tail.mv_size == tail_len && memcmp(tail.mv_data, kp + UDB_KEY_INLINE, tail_len) == 0) {
             memcpy(raw, k.mv_data, UDB_KEY_LONG);
             *val = stored;

@@ -3,9 +3,11 @@
  * scan order, NULLs, partial predicates on update, conflict detail, and that
  * every write moves (or frees) exactly the index entries it should.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "keycodec.h"
+#include "longkey.h"
 #include "schema.h"
 #include "txn.h"
 #include "testutil.h"
@@ -489,6 +491,14 @@ static void count_report(const char *problem, void *ctx)
 
 /* The end-of-case udb_check() is only worth something if it sees damage:
  * remove an index entry and plant a stray one behind the engine's back. */
+/* Keep the first report line matching "damaged" (malloc'd). */
+static void keep_report(const char *problem, void *ctx)
+{
+    char **line = ctx;
+    if (!*line && strstr(problem, "damaged"))
+        *line = strdup(problem);
+}
+
 static void t_check_sees_index_damage(tu *t)
 {
     if (!tu_setup(t, SCHEMA))
@@ -526,6 +536,70 @@ static void t_check_sees_index_damage(tu *t)
     udb__buf_free(&stray);
     udb__buf_free(&pk);
     udb__buf_free(&c1);
+}
+
+/* A long key's entry (longkey.h) is checked like any other: a damaged
+ * trailer, and an entry whose full key is not its record's, are found. */
+static void t_check_sees_long_key_damage(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    char phone[601];
+    memset(phone, '7', 600);
+    phone[600] = 0;
+    udb_txn *txn = tu_w(t);
+    CHECK_OK(tu_ins(NULL, txn, "multi", mp("{s:s, s:s}", "code", "c1", "phone", phone)));
+    tu_commit(txn);
+    tu_check_db(t);
+    txn = tu_w(t);
+    const udb_index *ix = udb__type_index(udb__schema_type(udb__txn_schema(txn), "multi"),
+                                          "phone");
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    unsigned char val[200];
+    size_t n = 0;
+    if (CHECK_OK(mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &cur)) &&
+        CHECK_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST)) && CHECK(k.mv_size == UDB_KEY_LONG) &&
+        CHECK(v.mv_size < sizeof val)) {
+        n = v.mv_size;
+        memcpy(val, v.mv_data, n);
+        /* the key's tail says '8' where the record has '7': not its entry
+           (the tail ends in the string's 0x00 terminator, before the length) */
+        val[n - 6] = '8';
+        MDB_val nv = {n, val};
+        CHECK_OK(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT));
+    }
+    mdb_cursor_close(cur);
+    tu_commit(txn);
+    size_t problems = 0, reported = 0;
+    CHECK_RC(udb_check(&problems, t->env, count_report, &reported), UDB_ECORRUPT);
+    CHECK(problems == 2);   /* record missing from the index; entry not its record's */
+    /* a trailer that claims more bytes than there are */
+    txn = tu_w(t);
+    if (CHECK_OK(mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &cur)) &&
+        CHECK_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST))) {
+        val[n - 6] = '7';
+        val[n - 4] = 0x7f;
+        MDB_val nv = {n, val};
+        CHECK_OK(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT));
+    }
+    mdb_cursor_close(cur);
+    tu_commit(txn);
+    char *line = NULL;
+    CHECK_RC(udb_check(&problems, t->env, keep_report, &line), UDB_ECORRUPT);
+    CHECK(problems == 2);
+    CHECK_HAS(line ? line : "", "damaged long-key entry");
+    free(line);
+    /* repaired, the check is happy again (the end-of-case check) */
+    txn = tu_w(t);
+    if (CHECK_OK(mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &cur)) &&
+        CHECK_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST))) {
+        val[n - 4] = 0;
+        MDB_val nv = {n, val};
+        CHECK_OK(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT));
+    }
+    mdb_cursor_close(cur);
+    tu_commit(txn);
 }
 
 typedef struct progress_seen {
@@ -578,7 +652,7 @@ static void t_check_reports_progress(tu *t)
     CHECK_OK(udb_check_progress(NULL, t->env, NULL, NULL, NULL));
 }
 
-TU_MAIN(TU_CASE(t_check_sees_index_damage), TU_CASE(t_unique_index_scans_hold_null_records), TU_CASE(t_check_reports_progress), TU_CASE(t_compound_keys_do_not_collide_across_boundaries), TU_CASE(t_float_bool_and_bin_keys),
+TU_MAIN(TU_CASE(t_check_sees_index_damage), TU_CASE(t_check_sees_long_key_damage), TU_CASE(t_unique_index_scans_hold_null_records), TU_CASE(t_check_reports_progress), TU_CASE(t_compound_keys_do_not_collide_across_boundaries), TU_CASE(t_float_bool_and_bin_keys),
         TU_CASE(t_scans_order_integers_numerically), TU_CASE(t_scans_order_strings_bytewise),
         TU_CASE(t_scan_with_prefix), TU_CASE(t_partial_index_enter_and_leave),
         TU_CASE(t_nulls_distinct_and_not_distinct),
