@@ -166,6 +166,7 @@ typedef struct loader {
     udb_env *env;
     const char *path;
     int or_get;
+    int drop;          /* --drop: apply the dump's schema exactly, even where it loosens */
     bool had_schema;   /* the database had a schema before the load */
     entry batch[BATCH];
     size_t n, bytes;
@@ -355,10 +356,11 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
         if ((ex = flush(l)) == CLI_OK) {
             char *changes = NULL;
 
-            /* a dump never loosens the database it is loaded into: what the stored
-               schema has and the dump's lacks is kept, and the user is told */
-            rc = s ? udb_schema_apply(&changes, l->env, s, strlen(s), UDB_SCHEMA_KEEP)
-                   : UDB_ENOMEM;
+            /* a dump never loosens the database it is loaded into (unless --drop):
+               what the stored schema has and the dump's lacks is kept, and the user
+               is told */
+            unsigned flags = l->drop ? UDB_SCHEMA_DROP : UDB_SCHEMA_KEEP;
+            rc = s ? udb_schema_apply(&changes, l->env, s, strlen(s), flags) : UDB_ENOMEM;
             if (rc == UDB_EDBSFULL) {
                 /* more types and indexes than this handle can open: again, sized
                    for this schema (nothing is pending: flush() ran above) */
@@ -366,7 +368,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                 l->env = NULL;
                 if ((ex = cli_open_sized(&l->env, l->path, CLI_OPEN_CREATE,
                                          cli_schema_dbs(s, strlen(s)))) == CLI_OK)
-                    rc = udb_schema_apply(&changes, l->env, s, strlen(s), UDB_SCHEMA_KEEP);
+                    rc = udb_schema_apply(&changes, l->env, s, strlen(s), flags);
                 else
                     rc = 0;   /* reported by cli_open_sized; ex stops the load */
             }
@@ -438,11 +440,12 @@ int cli_cmd_load(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"or-get", no_argument, NULL, 'g'},
+        {"drop", no_argument, NULL, 'D'},
         CLI_COMMON_LONGOPTS,
     };
     loader *l = NULL;
     const char *file = "-";
-    int or_get = 0;
+    int or_get = 0, drop = 0;
     FILE *f = NULL;
     char *line = NULL;
     size_t cap = 0, lineno = 0;
@@ -456,6 +459,9 @@ int cli_cmd_load(int argc, char **argv)
         switch (c) {
         case 'g':
             or_get = 1;
+            break;
+        case 'D':
+            drop = 1;
             break;
         default:
             if ((ex = cli_common_option(c, argv, NULL)) >= 0)
@@ -471,6 +477,7 @@ int cli_cmd_load(int argc, char **argv)
     if (!l)
         return cli_fail(CLI_EFAIL, NULL, "out of memory");
     l->or_get = or_get;
+    l->drop = drop;
     f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     if (!f) {
         ex = cli_fail(CLI_EFAIL, NULL, "%s: %s", file, strerror(errno));

@@ -66,11 +66,13 @@ static const command commands[] = {
      "Write the database as NDJSON: a {\"schema\": ...} line, one\n"
      "{\"type\": T, \"record\": {...}} line per record (types in schema order, records in\n"
      "primary-key order), then a {\"sequences\": {...}} line."},
-    {"load", cli_cmd_load, "DB [FILE|-] [--or-get]", "NDJSON from dump into a database",
+    {"load", cli_cmd_load, "DB [FILE|-] [--or-get] [--drop]", "NDJSON from dump into a database",
      "Read NDJSON as written by dump (no FILE or \"-\": stdin) into DB, creating it if\n"
      "needed.  Each line whose record conflicts with one already stored is reported\n"
      "with its line number and the rest are loaded (exit 3); --or-get skips\n"
-     "conflicting records silently instead.  Sequences are restored (never lowered)."},
+     "conflicting records silently instead.  Sequences are restored (never lowered).\n"
+     "The dump's schema never loosens DB's: what DB's schema has and the dump's lacks\n"
+     "is kept (said on stderr), unless --drop applies the dump's schema exactly."},
     {"export", cli_cmd_export,
      "--postgres DB [--schema NAME] [-o FILE] [--schema-only | --data-only] [--str-nul=bytea]",
      "the database as a PostgreSQL script",

@@ -511,7 +511,7 @@ group_dumpload() {
     run 3 "$U" put "$T/d2" t '{"email":"a@x"}'
     run 0 "$U" init "$T/d2" "$T/v2.json"; out_has "no change"
     run 2 "$U" init "$T/d2" "$T/v1.json" --keep --drop
-    run 0 "$U" init "$T/d2" "$T/v1.json" --drop; out_has 'removed unique index "t.email" (email)'
+    run 0 "$U" load "$T/d2" "$T/old.nd" --drop --or-get; err_has 'schema: removed unique index "t.email" (email)'
     run 0 "$U" put "$T/d2" t '{"email":"a@x"}'
     run 0 "$U" check "$T/d2"
 
