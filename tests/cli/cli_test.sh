@@ -620,11 +620,9 @@ for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d"
 
 # ---------------------------------------------------------------------------
 group_demo() {
-    local start end
-    start=$(date +%s)
-    run 0 "$U" demo "$T/demo"
-    end=$(date +%s)
-    if [ $((end - start)) -lt 10 ]; then ok; else fail "demo took $((end - start)) s"; fi
+    # A hang guard, not a speed target (speed is uniqdb-bench's job): the demo
+    # takes a few seconds on an idle machine, far longer under a loaded CI.
+    run 0 timeout 240 "$U" demo "$T/demo"
     out_has "8 processes booked psychologist p1 at 2026-01-15 10:00 at the same instant: 1 booked, 7 got 409 conflict (booking.active_slot, held by id 1)"
     out_has "1 created it (id 1), 7 got that same record back"
     out_has "8 got 409 conflict (client.email, held by id \"c-7f3a\")"
