@@ -10,16 +10,22 @@
  * size set by another process is adopted on MDB_MAP_RESIZED.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "env_int.h"
 #include "error.h"
 #include "layout.h"
 
-#define DEFAULT_MAP (1u << 20)
+/* LMDB on Linux maps address space, not disk: a generous map costs nothing
+ * until used, and growing it waits for every transaction of the process. */
+#define DEFAULT_MAP (sizeof(size_t) >= 8 ? (size_t)4 << 30 : (size_t)64 << 20)
+#define DEFAULT_GROW_WAIT_MS 10000u
 #define DEFAULT_MAXDBS 512
 /* named databases beyond those stored, for schema changes: LMDB allocates
    per-transaction state for every slot, so not many more */
@@ -106,6 +112,28 @@ size_t udb__mapsize(udb_env *env)
     return info.me_mapsize;
 }
 
+/* Wait (env->lock held) until no transaction of this process is open, at
+ * most env->grow_wait_ms.  0, or UDB_EBUSY with the message set. */
+static int wait_inactive(udb_env *env, const char *why)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += env->grow_wait_ms / 1000;
+    until.tv_nsec += (long)(env->grow_wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (env->active)
+        if (pthread_cond_timedwait(&env->cond, &env->lock, &until) == ETIMEDOUT && env->active)
+            return udb__env_err(UDB_EBUSY, "%s: %s, which needs every transaction of this "
+                                "process to end, but %u stayed open for %u ms "
+                                "(udb_options.grow_wait_ms); end long read transactions, or "
+                                "open with a larger map_size", env->path, why, env->active,
+                                env->grow_wait_ms);
+    return 0;
+}
+
 int udb__grow(udb_env *env, size_t from)
 {
     int rc = 0;
@@ -122,9 +150,9 @@ int udb__grow(udb_env *env, size_t from)
         }
         if (!rc) {
             env->resizing = true;
-            while (env->active)
-                pthread_cond_wait(&env->cond, &env->lock);
-            rc = mdb_env_set_mapsize(env->mdb, target);
+            rc = wait_inactive(env, "the map is full and must grow");
+            if (!rc)
+                rc = mdb_env_set_mapsize(env->mdb, target);
             env->resizing = false;
             pthread_cond_broadcast(&env->cond);
         }
@@ -142,9 +170,9 @@ int udb__adopt(udb_env *env)
     while (env->resizing)
         pthread_cond_wait(&env->cond, &env->lock);
     env->resizing = true;
-    while (env->active)
-        pthread_cond_wait(&env->cond, &env->lock);
-    int rc = mdb_env_set_mapsize(env->mdb, 0);
+    int rc = wait_inactive(env, "another process grew the map, which this process must adopt");
+    if (!rc)
+        rc = mdb_env_set_mapsize(env->mdb, 0);
     env->resizing = false;
     pthread_cond_broadcast(&env->cond);
     pthread_mutex_unlock(&env->lock);
@@ -184,12 +212,23 @@ int udb__env_grow_if_wanted(udb_env *env)
     return want ? udb__grow(env, from) : 0;
 }
 
-void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen)
+void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen, pthread_t owner)
 {
     pthread_mutex_lock(&env->lock);
     while (env->resizing)
         pthread_cond_wait(&env->cond, &env->lock);
     env->active++;
+    if (env->nowners == env->capowners) {
+        size_t cap = env->capowners ? env->capowners * 2 : 8;
+        pthread_t *o = realloc(env->owners, cap * sizeof *o);
+        if (o) {
+            env->owners = o;
+            env->capowners = cap;
+        }
+    }
+    /* without room the thread goes untracked: only the misuse check is lost */
+    if (env->nowners < env->capowners)
+        env->owners[env->nowners++] = owner;
     *schema = env->schema;
     *gen = env->schema_gen;
     pthread_mutex_unlock(&env->lock);
@@ -203,9 +242,14 @@ void udb__env_current(udb_env *env, udb_schema **schema, uint64_t *gen)
     pthread_mutex_unlock(&env->lock);
 }
 
-void udb__env_leave(udb_env *env)
+void udb__env_leave(udb_env *env, pthread_t owner)
 {
     pthread_mutex_lock(&env->lock);
+    for (size_t i = 0; i < env->nowners; i++)
+        if (pthread_equal(env->owners[i], owner)) {
+            env->owners[i] = env->owners[--env->nowners];
+            break;
+        }
     if (--env->active == 0)
         pthread_cond_broadcast(&env->cond);
     pthread_mutex_unlock(&env->lock);
@@ -234,6 +278,23 @@ MDB_dbi udb__env_meta_dbi(const udb_env *env)
 MDB_dbi udb__env_seq_dbi(const udb_env *env)
 {
     return env->seq_dbi;
+}
+
+int udb__env_thread_holds(udb_env *env, const char *call)
+{
+    pthread_t self = pthread_self();
+    bool holds = false;
+    pthread_mutex_lock(&env->lock);
+    for (size_t i = 0; i < env->nowners && !holds; i++)
+        holds = pthread_equal(env->owners[i], self);
+    pthread_mutex_unlock(&env->lock);
+    if (!holds)
+        return 0;
+    return udb__env_err(UDB_EINVAL, "%s: the calling thread already has a transaction open on "
+                        "%s; a thread must end it before writing (udb_write, or udb_begin "
+                        "for writing): a write waits for the single writer slot and may have "
+                        "to grow the map, which waits for every transaction of this process "
+                        "-- including this thread's own", call, env->path);
 }
 
 int udb__env_refuse_write(const udb_env *env)
@@ -376,7 +437,9 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
             return udb__env_err(UDB_EINVAL, "udb_open: udb_options.version is %u; this uniqdb "
                                 "knows 1 to %d (start from UDB_OPTIONS_INIT)", opts->version,
                                 UDB_OPTIONS_VERSION);
-        o = *opts;
+        /* a version-1 caller's struct ends before grow_wait_ms */
+        memcpy(&o, opts, opts->version == 1 ? offsetof(udb_options, grow_wait_ms) : sizeof o);
+        o.version = UDB_OPTIONS_VERSION;
     }
     if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK))
         return udb__env_err(UDB_EINVAL, "udb_open: unknown flags 0x%x", o.flags);
@@ -407,6 +470,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     pthread_cond_init(&env->cond, NULL);
     env->flags = o.flags;
     env->max_map = o.max_map_size;
+    env->grow_wait_ms = o.grow_wait_ms ? o.grow_wait_ms : DEFAULT_GROW_WAIT_MS;
     int rc = UDB_ENOMEM;
     if (!(env->path = strdup(path)))
         goto fail;
@@ -493,6 +557,7 @@ void udb_close(udb_env *env)
     if (env->group)
         env->group_free(env->group);
     free(env->path);
+    free(env->owners);
     pthread_mutex_destroy(&env->lock);
     pthread_mutex_destroy(&env->dbi_lock);
     pthread_cond_destroy(&env->cond);

@@ -7,6 +7,7 @@
 #define UDB_ENV_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,9 +43,12 @@ void udb__env_dbi_unlock(udb_env *env);
 
 /* A top-level transaction of this process begins: wait out a resize, count
  * it active, and take the current schema and its generation. */
-void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen);
+void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen, pthread_t owner);
 /* ... and ends. */
-void udb__env_leave(udb_env *env);
+void udb__env_leave(udb_env *env, pthread_t owner);
+/* UDB_EINVAL (message naming the rule and call) if the calling thread has a
+ * transaction open on env, else 0: a write begun then could wait for itself. */
+int  udb__env_thread_holds(udb_env *env, const char *call);
 
 size_t udb__mapsize(udb_env *env);
 /* Grow the map to twice `from` (no-op if another thread already did);

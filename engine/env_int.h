@@ -26,6 +26,9 @@ struct udb_env {
     pthread_cond_t cond;
     pthread_mutex_t dbi_lock;   /* one mdb_dbi_open session at a time (LMDB rule) */
     unsigned active;            /* top-level transactions open in this process */
+    pthread_t *owners;          /* the thread that began each of them (a multiset) */
+    size_t nowners, capowners;
+    unsigned grow_wait_ms;      /* how long a resize waits for them to end */
     bool resizing;
     bool want_grow;             /* a txn hit MDB_MAP_FULL ... */
     size_t grow_from;           /* ... at this map size */

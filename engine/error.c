@@ -27,6 +27,7 @@ const char *udb_strerror(int rc)
     case UDB_EREADONLY: return "write in a read-only transaction";
     case UDB_EFORMAT: return "not a uniqdb database, or an unsupported format version";
     case UDB_EEXHAUSTED: return "sequence exhausted";
+    case UDB_EBUSY: return "transactions stayed open while the map had to be resized";
     default:
         if (rc < 0 && (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE))
             return "an application's own error code (not from uniqdb or LMDB)";

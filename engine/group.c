@@ -23,6 +23,8 @@ static int alone_once(size_t *full_at, void *arg)
     alone *a = arg;
     udb_txn *txn;
     int rc = udb__txn_begin_raw(&txn, a->env, 0, NULL);
+    if (rc == UDB_EBUSY || rc == UDB_EREADONLY) /* they come with their message */
+        return rc;
     if (rc)
         return udb__env_err(rc, "udb_write: begin: %s", udb_strerror(rc));
     rc = a->fn(txn, a->ctx);
@@ -235,7 +237,7 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
     long t0 = now_ns();
     batch b = {env, reqs, n};
     int rc = udb__grow_retry(env, run_batch, &b);
-    char full_msg[256];   /* udb__grow's message, before anything overwrites it */
+    char full_msg[480];   /* udb__grow's message, before anything overwrites it */
     snprintf(full_msg, sizeof full_msg, "%s", udb_env_errmsg(env));
     for (size_t i = 0; i < n; i++) {
         /* the shared commit failed, or the map could not grow (UDB_ESIZELIMIT): so
@@ -243,7 +245,8 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
         if (rc && (!reqs[i]->rc || reqs[i]->rc == MDB_MAP_FULL)) {
             reqs[i]->rc = rc;
             snprintf(reqs[i]->msg, sizeof reqs[i]->msg, "udb_write: %s",
-                     rc == UDB_ESIZELIMIT ? full_msg : udb_strerror(rc));
+                     rc == UDB_ESIZELIMIT || rc == UDB_EBUSY || rc == UDB_EREADONLY
+                         ? full_msg : udb_strerror(rc));
         }
     }
 
@@ -280,6 +283,9 @@ int udb_write(udb_env *env, udb_write_fn fn, void *ctx)
 {
     if (!env || !fn)
         return udb__env_err(UDB_EINVAL, "udb_write: env and fn are required");
+    int rc = udb__env_thread_holds(env, "udb_write");
+    if (rc)
+        return rc;
     udb_group *g = (env->flags & UDB_NOGROUP) ? NULL : group_of(env);
     if (!g)
         return write_alone(env, fn, ctx);

@@ -55,16 +55,17 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         if (!rdonly && (rc = udb__env_grow_if_wanted(env)))
             break;
         uint64_t gen;
-        udb__env_enter(env, &txn->schema, &gen);
+        txn->owner = pthread_self();
+        udb__env_enter(env, &txn->schema, &gen, txn->owner);
         rc = mdb_txn_begin(udb__env_mdb(env), NULL, rdonly ? MDB_RDONLY : 0, &txn->mdb);
         if (rc == MDB_MAP_RESIZED) {
-            udb__env_leave(env);
+            udb__env_leave(env, txn->owner);
             if ((rc = udb__adopt(env)))
                 break;
             continue;
         }
         if (rc) {
-            udb__env_leave(env);
+            udb__env_leave(env, txn->owner);
             break;
         }
         uint64_t stored;
@@ -76,7 +77,7 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         }
         mdb_txn_abort(txn->mdb);
         txn->mdb = NULL;
-        udb__env_leave(env);
+        udb__env_leave(env, txn->owner);
         if (rc || (rc = udb__env_reload_schema(env)))
             break;
     }
@@ -88,7 +89,10 @@ int udb_begin(udb_txn **out, udb_env *env, unsigned flags)
 {
     if (!out || !env || (flags & ~UDB_RDONLY))
         return udb__env_err(UDB_EINVAL, "udb_begin: bad arguments");
-    int rc = udb__txn_begin_raw(out, env, flags, NULL);
+    int rc;
+    if (!(flags & UDB_RDONLY) && (rc = udb__env_thread_holds(env, "udb_begin")))
+        return rc;
+    rc = udb__txn_begin_raw(out, env, flags, NULL);
     if (rc && rc != UDB_EREADONLY) /* that one comes with its message */
         udb__env_err(rc, "udb_begin: %s", udb_strerror(rc));
     return rc;
@@ -110,7 +114,7 @@ int udb__txn_end(udb_txn *txn, bool commit)
         txn->parent->map_full_at = txn->map_full_at;
     }
     if (txn->counted)
-        udb__env_leave(env);
+        udb__env_leave(env, txn->owner);
     txn_free(txn);
     return rc;
 }

@@ -14,6 +14,7 @@ struct udb_txn {
     udb_schema *schema;
     bool rdonly;
     bool counted;              /* holds an env->active slot */
+    pthread_t owner;           /* the thread that began it (for that slot) */
     bool map_full;             /* an operation hit MDB_MAP_FULL ... */
     size_t map_full_at;        /* ... with the map at this size */
     udb_txn *parent;           /* nested transactions (group commit) */

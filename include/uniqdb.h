@@ -96,7 +96,10 @@ extern "C" {
                                     data), or one in a format this version cannot read */
 #define UDB_EEXHAUSTED  (-31012) /* a sequence (or a type's auto-key sequence) is at
                                     UINT64_MAX and cannot advance */
-#define UDB_ELAST       UDB_EEXHAUSTED /* the last (most negative) UDB_E* code */
+#define UDB_EBUSY       (-31013) /* the map had to be resized, but transactions of this
+                                    process stayed open longer than
+                                    udb_options.grow_wait_ms */
+#define UDB_ELAST       UDB_EBUSY /* the last (most negative) UDB_E* code */
 
 /* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
  * udb_commit need not include <lmdb.h>: abort the transaction and run it
@@ -130,8 +133,10 @@ typedef struct udb_val {
  * udb_open() which fields the caller's struct has. */
 typedef struct udb_options {
     unsigned version;    /* UDB_OPTIONS_VERSION (set by UDB_OPTIONS_INIT) */
-    size_t map_size;     /* initial map size in bytes; 0 = 1 MiB.  The map grows
-                            by itself (doubling) when it fills. */
+    size_t map_size;     /* initial map size in bytes; 0 = 4 GiB on 64-bit systems
+                            (64 MiB on 32-bit): address space, not disk -- the file
+                            grows with the data.  The map grows by itself (doubling)
+                            when it fills. */
     size_t max_map_size; /* hard upper limit; 0 = none.  Reaching it gives UDB_ESIZELIMIT. */
     unsigned max_dbs;    /* LMDB named databases (one per type and per index, + 2)
                             this handle can open; 0 = 512.  Raised at open to what
@@ -140,10 +145,14 @@ typedef struct udb_options {
     unsigned flags;      /* UDB_NOSYNC, UDB_NOMETASYNC, UDB_NOGROUP, UDB_RDONLY_ENV,
                             UDB_NOLOCK */
     unsigned mode;       /* permissions of created files; 0 = 0640 (directory 0750) */
+    /* since version 2: */
+    unsigned grow_wait_ms; /* how long growing the map (or adopting another process's
+                              size) waits for this process's open transactions to end,
+                              before the write fails with UDB_EBUSY; 0 = 10000 */
 } udb_options;
 
-#define UDB_OPTIONS_VERSION 1
-#define UDB_OPTIONS_INIT {UDB_OPTIONS_VERSION, 0, 0, 0, 0, 0}
+#define UDB_OPTIONS_VERSION 2
+#define UDB_OPTIONS_INIT {UDB_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0}
 
 /* udb_options.flags */
 #define UDB_NOSYNC     0x1u /* do not fsync on commit: a crash may lose recent commits
@@ -292,7 +301,10 @@ UDB_API int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn);
 /* Begin a transaction: flags 0 for a write transaction, UDB_RDONLY for a
  * read-only snapshot (readers never block writers).  A write transaction waits
  * for the database's single writer slot.  Picks up schema changes made by other
- * processes.  Errors: UDB_EINVAL, UDB_ENOMEM, LMDB codes. */
+ * processes.  A write transaction on a thread that already has a transaction
+ * open on env is refused (UDB_EINVAL, naming the rule).
+ * Errors: UDB_EINVAL, UDB_ENOMEM, UDB_EBUSY (see udb_write), UDB_EREADONLY,
+ * LMDB codes. */
 UDB_API int udb_begin(udb_txn **out, udb_env *env, unsigned flags);
 
 /* Commit and free txn (also for read-only ones).  On error the transaction is
@@ -319,10 +331,13 @@ UDB_API void udb_abort(udb_txn *txn);
  * fn's own work and stay valid only until fn returns: copy what you need.
  * After a failure, udb_env_errmsg() on the calling thread holds fn's message.
  *
- * Rules: fn must not call udb_write or udb_begin for writing (deadlock); the
- * calling thread must not hold another transaction on env (growing the map
- * waits until this process has no transaction open).
- * Errors: fn's own code, UDB_ESIZELIMIT, UDB_EINVAL, LMDB codes. */
+ * Rules: fn must not call udb_write or udb_begin for writing; the calling
+ * thread must not hold another transaction on env (growing the map waits
+ * until this process has no transaction open).  Both are detected: the call
+ * fails at once with UDB_EINVAL and a message naming the rule, instead of
+ * hanging.  Growing the map waits at most udb_options.grow_wait_ms for other
+ * threads' transactions, then fails with UDB_EBUSY.
+ * Errors: fn's own code, UDB_ESIZELIMIT, UDB_EINVAL, UDB_EBUSY, LMDB codes. */
 UDB_API int udb_write(udb_env *env, udb_write_fn fn, void *ctx);
 
 /* ---- Records ------------------------------------------------------------- */

@@ -281,6 +281,20 @@ static void t_udb_write_commits_or_rolls_back(tu *t)
     tu_commit(txn);
 }
 
+static int snapshot_writer(udb_txn *w, void *ctx)
+{
+    (void)ctx;
+    int rc = tu_upd(NULL, w, "acct", mp("s", "a"), mp("{s:s}", "name", "new"), UDB_MERGE);
+    return rc ? rc : tu_ins(NULL, w, "acct", mp("{s:s, s:s}", "id", "b", "email", "b@x"));
+}
+
+static void *snapshot_writer_thread(void *env)
+{
+    static int rc;
+    rc = udb_write(env, snapshot_writer, NULL);
+    return &rc;
+}
+
 static void t_read_snapshot_is_stable(tu *t)
 {
     if (!tu_setup(t, SCHEMA))
@@ -291,12 +305,12 @@ static void t_read_snapshot_is_stable(tu *t)
     udb_txn *r = tu_r(t);
     udb_val before;
     CHECK_OK(tu_get(&before, r, "acct", mp("s", "a")));
-    /* a writer commits while the reader is open: the reader does not block it
-       and keeps seeing its snapshot */
-    w = tu_w(t);
-    CHECK_OK(tu_upd(NULL, w, "acct", mp("s", "a"), mp("{s:s}", "name", "new"), UDB_MERGE));
-    CHECK_OK(tu_ins(NULL, w, "acct", mp("{s:s, s:s}", "id", "b", "email", "b@x")));
-    tu_commit(w);
+    /* a writer (another thread: this one holds the reader) commits while the
+       reader is open: the reader does not block it and keeps seeing its snapshot */
+    pthread_t th;
+    void *res = NULL;
+    CHECK(pthread_create(&th, NULL, snapshot_writer_thread, t->env) == 0 &&
+          pthread_join(th, &res) == 0 && res && *(int *)res == 0);
     tu_txn = r;
     udb_val v;
     CHECK_OK(tu_get(&v, r, "acct", mp("s", "a")));

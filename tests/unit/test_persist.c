@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <lmdb.h>
 #include "testutil.h"
@@ -179,6 +180,7 @@ static int add_blobs(udb_txn *txn, void *ctx)
 static udb_env *open_sized(tu *t, const char *name, size_t max, unsigned flags)
 {
     udb_options o = UDB_OPTIONS_INIT;
+    o.map_size = 1u << 20;   /* small, so that it fills (the default is 4 GiB) */
     o.max_map_size = max;
     o.flags = UDB_NOSYNC | flags;
     udb_close(t->env);
@@ -530,9 +532,101 @@ static void t_read_only_open_writes_nothing(tu *t)
     tu_open(t);
 }
 
+/* A thread that holds a transaction and then writes on the same env would
+ * wait for itself at the first map growth: refused at once, naming the rule. */
+static int nothing(udb_txn *txn, void *ctx)
+{
+    (void)txn, (void)ctx;
+    return 0;
+}
+
+static void t_write_while_holding_a_txn_is_refused(tu *t)
+{
+    if (!open_sized(t, "hold", 0, 0))
+        return;
+    udb_txn *r = tu_r(t), *w = NULL;
+    int n = 1500;   /* more than the 1 MiB map holds: the write would have to grow it */
+    CHECK_RC(udb_write(t->env, add_blobs, &n), UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(t->env), "udb_write", "already has a transaction open");
+    CHECK_RC(udb_begin(&w, t->env, 0), UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(t->env), "udb_begin", "already has a transaction open");
+    udb_txn *r2 = NULL;   /* a second reader is allowed */
+    CHECK_OK(udb_begin(&r2, t->env, UDB_RDONLY));
+    udb_abort(r2);
+    tu_commit(r);
+    CHECK_OK(udb_write(t->env, add_blobs, &n));   /* with the reader ended: fine */
+    /* a write transaction held, then udb_write */
+    w = tu_w(t);
+    CHECK_RC(udb_write(t->env, nothing, NULL), UDB_EINVAL);
+    tu_commit(w);
+}
+
+/* A read transaction held on another thread while the map must grow: the
+ * writer waits at most grow_wait_ms and fails with UDB_EBUSY, never stalls. */
+typedef struct held {
+    udb_env *env;
+    int ms;
+    int started;
+    pthread_mutex_t m;
+    pthread_cond_t c;
+} held;
+
+static void *hold_reader(void *p)
+{
+    held *h = p;
+    udb_txn *r = NULL;
+    int rc = udb_begin(&r, h->env, UDB_RDONLY);
+    pthread_mutex_lock(&h->m);
+    h->started = rc ? -1 : 1;
+    pthread_cond_signal(&h->c);
+    pthread_mutex_unlock(&h->m);
+    struct timespec d = {h->ms / 1000, (long)(h->ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+    udb_abort(r);
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void t_growth_waits_for_readers_a_bounded_time(tu *t)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    o.map_size = 1u << 20;
+    o.flags = UDB_NOSYNC;
+    o.grow_wait_ms = 300;
+    udb_close(t->env);
+    t->env = NULL;
+    if (!CHECK_OK(udb_open(&t->env, t->path, &o)) || !CHECK_OK(tu_apply(t, BLOBS)))
+        return;
+    held h = {t->env, 2500, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+    pthread_t th;
+    if (!CHECK(pthread_create(&th, NULL, hold_reader, &h) == 0))
+        return;
+    pthread_mutex_lock(&h.m);
+    while (!h.started)
+        pthread_cond_wait(&h.c, &h.m);
+    pthread_mutex_unlock(&h.m);
+    int n = 1500;
+    double t0 = now_s();
+    int rc = udb_write(t->env, add_blobs, &n);
+    double took = now_s() - t0;
+    CHECK(h.started == 1);
+    CHECK_RC(rc, UDB_EBUSY);
+    CHECK_HAS(udb_env_errmsg(t->env), "must grow", "300 ms", "grow_wait_ms");
+    CHECK(took < 2.0);   /* the reader held on for 2.5 s: the writer did not wait it out */
+    pthread_join(th, NULL);
+    CHECK_OK(udb_write(t->env, add_blobs, &n));   /* reader gone: it grows */
+}
+
 TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_format),
         TU_CASE(t_format_1_is_upgraded_on_open), TU_CASE(t_many_types_open_with_any_options),
-        TU_CASE(t_read_only_open_writes_nothing),
+        TU_CASE(t_read_only_open_writes_nothing), TU_CASE(t_write_while_holding_a_txn_is_refused),
+        TU_CASE(t_growth_waits_for_readers_a_bounded_time),
         TU_CASE(t_created_directory_is_not_world_writable), TU_CASE(t_open_reports_bad_paths),
         TU_CASE(t_open_checks_the_options_version), TU_CASE(t_env_errmsg_is_per_thread),
         TU_CASE(t_map_grows_after_map_full), TU_CASE(t_max_map_size_with_group_commit),
