@@ -83,7 +83,19 @@ int cli_usage(const char *cmd, const char *msg);
 /* The entries every command's getopt_long() table ends with: --help, --json
  * and the terminator. */
 #define CLI_COMMON_LONGOPTS \
-    {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}
+    {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, \
+    {"timeout", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}
+
+/* --timeout SEC: how long a write waits for another process's write
+ * transaction before giving up with CLI_ETIMEOUT; 0 = for ever. */
+extern double cli_timeout;
+
+/* udb_write(env, fn, ctx) for the database at path db, watched while it
+ * waits for LMDB's writer lock (held by another process): on a terminal,
+ * after a second, stderr says so; with --timeout, when the wait exceeds it,
+ * the process exits CLI_ETIMEOUT having written nothing.  Once fn runs the
+ * lock is ours and the watch ends. */
+int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx);
 
 /* The options every command shares, for the default: case of a command's
  * getopt_long() loop (short options starting with ':', opterr = 0).  c is

@@ -252,7 +252,7 @@ static int flush(loader *l)
 
     if (l->n == 0)
         return CLI_OK;
-    rc = udb_write(l->env, load_batch_fn, l);
+    rc = cli_write(l->env, l->path, load_batch_fn, l);
     if (rc) {
         const char *d = udb_env_errmsg(l->env);
 
@@ -417,7 +417,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                json_is_object(x)) {
         if ((ex = flush(l)) == CLI_OK) {
             l->seqs = x;
-            rc = udb_write(l->env, load_seqs_fn, l);
+            rc = cli_write(l->env, l->path, load_seqs_fn, l);
             l->seqs = NULL;
             if (rc)
                 ex = line_problem(l, load_code(rc), lineno, NULL,

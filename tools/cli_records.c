@@ -154,7 +154,7 @@ static int op_exec(op *o, const char *db, const char *what)
 
     if ((ex = cli_open(&env, db, CLI_OPEN_WRITE)) != CLI_OK)
         return ex;
-    rc = udb_write(env, op_run, o);
+    rc = cli_write(env, db, op_run, o);
     if (rc) {
         ex = fail_op(rc, o->detail[0] ? o->detail : udb_env_errmsg(env), o->conflict, what);
         o->conflict = NULL;

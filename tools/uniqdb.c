@@ -8,6 +8,9 @@
 #include "support.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <time.h>
+#include <pthread.h>
 #include <limits.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -16,6 +19,7 @@
 #include <sys/stat.h>
 
 int cli_json_errors;
+double cli_timeout;
 int cli_committed;
 
 typedef struct command {
@@ -125,6 +129,9 @@ static void main_usage(FILE *f)
     fprintf(f, "\noptions (any command):\n"
                "  --json     report errors as RFC 9457 problem objects on stdout; put\n"
                "             --or-get/--upsert print {\"created\": ..., \"record\": ...}\n"
+               "  --timeout SEC  a write (put, update, delete, seq, load) waiting for another\n"
+               "             process's write transaction gives up after SEC seconds (exit 7);\n"
+               "             on a terminal, a wait of over a second is announced on stderr\n"
                "  --help     show help\n\n"
                "KEY, values and records are JSON: 42, '\"abc\"', '{\"id\": 1}'.  Put -- before\n"
                "arguments that begin with '-', e.g. uniqdb get DB t -- -5.\n\n"
@@ -136,6 +143,7 @@ static void main_usage(FILE *f)
                "  4 not found: record, index entry, sequence [404]\n"
                "  5 invalid record, schema, key or JSON; sequence exhausted [422]\n"
                "  6 check found problems [500]\n"
+               "  7 --timeout: another process held the write lock too long [503]\n"
                "  8 committed, but writing the result to stdout failed: do not\n"
                "    run the command again [500]\n"
                "Start with: uniqdb demo\n");
@@ -166,6 +174,101 @@ int cli_usage(const char *cmd, const char *msg)
     return CLI_EUSAGE;
 }
 
+static int parse_timeout(const char *cmd, const char *arg)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(arg, &end);
+    if (errno || end == arg || *end || !(v > 0 && v < 1e6)) {
+        cli_usage(cmd, "--timeout needs a number of seconds > 0");
+        return -1;
+    }
+    cli_timeout = v;
+    return 0;
+}
+
+/* ---- Waiting for another writer ------------------------------------------ */
+
+typedef struct watch {
+    const char *db;
+    udb_write_fn fn;
+    void *ctx;
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    int started, done;
+} watch;
+
+static void *watchdog(void *p)
+{
+    watch *w = p;
+    struct timespec t0, now;
+    int said = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_mutex_lock(&w->m);
+    while (!w->started && !w->done) {
+        struct timespec until;
+        double waited;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->c, &w->m, &until);
+        if (w->started || w->done)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        if (!said && waited >= 1.0 && isatty(2)) {
+            fprintf(stderr, "uniqdb: waiting for another process's write transaction on %s "
+                    "to end%s\n", w->db, cli_timeout > 0 ? " (--timeout)" : " (Ctrl-C gives up)");
+            said = 1;
+        }
+        if (cli_timeout > 0 && waited >= cli_timeout) {
+            /* fn has not run, so nothing is written; holding w->m keeps it from starting */
+            fflush(stdout);
+            fprintf(stderr, "uniqdb: gave up after %g s waiting for another process's write "
+                    "transaction on %s; nothing was written\n", cli_timeout, w->db);
+            _exit(CLI_ETIMEOUT);
+        }
+    }
+    pthread_mutex_unlock(&w->m);
+    return NULL;
+}
+
+static int watched_fn(udb_txn *txn, void *ctx)
+{
+    watch *w = ctx;
+
+    pthread_mutex_lock(&w->m);
+    w->started = 1;
+    pthread_cond_signal(&w->c);
+    pthread_mutex_unlock(&w->m);
+    return w->fn(txn, w->ctx);
+}
+
+int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx)
+{
+    watch w = {db, fn, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    pthread_t th;
+    int rc, watching;
+
+    watching = (cli_timeout > 0 || isatty(2)) && pthread_create(&th, NULL, watchdog, &w) == 0;
+    rc = udb_write(env, watched_fn, &w);
+    if (watching) {
+        pthread_mutex_lock(&w.m);
+        w.done = 1;
+        pthread_cond_signal(&w.c);
+        pthread_mutex_unlock(&w.m);
+        pthread_join(th, NULL);
+    }
+    return rc;
+}
+
 int cli_common_option(int c, char **argv, const char *missing_msg)
 {
     char msg[256];
@@ -176,6 +279,8 @@ int cli_common_option(int c, char **argv, const char *missing_msg)
     case 'j':
         cli_json_errors = 1;
         return -1;
+    case 'T':
+        return parse_timeout(argv[0], optarg) ? CLI_EUSAGE : -1;
     case ':':
         if (missing_msg)
             return cli_usage(argv[0], missing_msg);
@@ -495,6 +600,10 @@ int cli_main(int argc, char **argv)
             return CLI_OK;
         case 'j':
             cli_json_errors = 1;
+            break;
+        case 'T':
+            if (parse_timeout("", optarg))
+                return CLI_EUSAGE;
             break;
         default:
             fprintf(stderr, "uniqdb: unknown option '%s'\n", argv[optind - 1]);

@@ -222,7 +222,7 @@ group_exits() {
     local db="$T/db"
 
     run 0 "$U" init "$db" "$SCEN"
-    run 0 "$U" --help; out_has "8 committed"; out_has "2 bad command line; unknown type"
+    run 0 "$U" --help; out_has "8 committed"; out_has "2 bad command line; unknown type"; out_has "7 --timeout"
     # 1: any other error (here: no such directory)
     run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
     run 1 "$U" --json get "$T/nowhere" client 1; json_ok 'd["status"] == 500 and d["exit_code"] == 1'
@@ -279,6 +279,21 @@ group_exits() {
     else
         echo "note: /dev/full is missing; exit 8 not tested here" >&2
     fi
+
+    # 7: --timeout while another process holds the write lock; nothing written
+    "$DAMAGE" "$db" hold-write 4 >"$T/hold" &
+    local holder=$!
+    for _ in $(seq 50); do grep -q holding "$T/hold" 2>/dev/null && break; sleep 0.1; done
+    local t0=$SECONDS
+    run 7 "$U" put --timeout 1 "$db" client '{"id": "t1", "email": "t1@x"}'
+    err_has "gave up after 1 s waiting for another process's write transaction"; err_has "nothing was written"
+    run 7 "$U" --json --timeout 0.5 seq "$db" t
+    if [ $((SECONDS - t0)) -lt 4 ]; then ok; else fail "--timeout did not end the wait"; fi
+    run 2 "$U" put --timeout x "$db" client '{}'; err_has "--timeout needs"
+    wait "$holder"
+    run 4 "$U" get "$db" client '"t1"'
+    run 4 "$U" seq "$db" t --get
+    run 0 "$U" put --timeout 5 "$db" client '{"id": "t1", "email": "t1@x"}'
 
     # --or-get / --upsert say what happened on stdout with --json
     run 0 "$U" --json put "$db" client '{"id": "c1", "email": "other@x"}' --or-get
@@ -616,6 +631,13 @@ for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d"
     out_has "checking: 4096 of 12000 records and index entries (34%)"
     out_has "checking: 12000 of 12000 records and index entries (100%)"
     out_has "check: ok (6000 records"
+    # a write waiting for another process's write transaction says so after a second
+    "$DAMAGE" "$T/big2" hold-write 3 >"$T/hold" &
+    local holder=$!
+    for _ in $(seq 50); do grep -q holding "$T/hold" 2>/dev/null && break; sleep 0.1; done
+    run 0 script -qec "'$U' put '$T/big2' client '{\"id\": \"w1\", \"email\": \"w1@x\"}'" /dev/null
+    out_has "waiting for another process's write transaction on $T/big2 to end"; out_has '"id":"w1"'
+    wait "$holder"
 }
 
 # ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@
  *   damage DIR mangle-first-key NAME       add a copy of the first entry under a
  *                                          slightly different key
  *   damage DIR set-first-value NAME HEX    overwrite the first entry's value
+ *   damage DIR hold-write SECONDS          hold the write lock (another writer)
  *
  * The engine's layout: "t:<type>" holds records, "u:<type>:<index>" unique
  * index entries, "i:<type>:<index>" non-unique ones, plus "__meta" and "__seq".
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int die(const char *what, int rc)
 {
@@ -102,6 +104,14 @@ int main(int argc, char **argv)
         return die("open environment", rc);
     if ((rc = mdb_txn_begin(env, NULL, 0, &txn))) {
         ex = die("begin", rc);
+        goto out;
+    }
+    if (strcmp(op, "hold-write") == 0) {
+        /* another writer: hold LMDB's write lock for SECONDS, change nothing */
+        printf("holding\n");
+        fflush(stdout);
+        sleep(argc > 3 ? (unsigned)atoi(argv[3]) : 2);
+        ex = 0;
         goto out;
     }
     if (strcmp(op, "list") == 0) {
