@@ -75,7 +75,9 @@ static int parse_key(udb_buf *out, udb_txn *txn, const udb_type *t, const void *
     udb_buf msg = {0};
     int rc = udb__mp_scalars(&o, 1, &n, false, key, len, &why);
     if (rc) {
-        udb__err(txn, rc, "type \"%s\": key is not a msgpack scalar: %s", t->name, why);
+        udb__err(txn, rc, "type \"%s\": a key is one value of the key field \"%s\" (%s), "
+                 "not a map or array", t->name, t->fields[t->key].name,
+                 udb__ftype_name(t->fields[t->key].type));
     } else if (o.type == MSGPACK_OBJECT_NIL) {
         rc = udb__err(txn, UDB_EBADRECORD, "type \"%s\": the key may not be nil", t->name);
     } else if ((rc = udb__field_key(out, t, &t->fields[t->key], &o, &msg))) {

@@ -64,7 +64,8 @@ double udb__as_double(const msgpack_object *o)
         return (double)o->via.u64;
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return (double)o->via.i64;
-    return o->via.f64 == 0 ? 0.0 : o->via.f64;
+    return o->via.f64; /* -0.0 stays -0.0: a value is never changed silently (keys
+                          treat it as 0.0, as SQL does) */
 }
 
 static void expected(udb_buf *msg, const udb_type *t, const udb_field *f, const char *what,

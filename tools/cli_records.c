@@ -155,6 +155,11 @@ static int op_exec(op *o, const char *db, const char *what)
     if ((ex = cli_open(&env, db, CLI_OPEN_WRITE)) != CLI_OK)
         return ex;
     rc = cli_write(env, db, op_run, o);
+    if (rc == UDB_ENOTFOUND && (o->kind == OP_UPDATE || o->kind == OP_DELETE)) {
+        /* name the key that was not there, and where it was looked for */
+        ex = cli_fail(CLI_ENOTFOUND, NULL, "%s: %s: no such record", db, what);
+        goto out;
+    }
     if (rc) {
         ex = fail_op(rc, o->detail[0] ? o->detail : udb_env_errmsg(env), o->conflict, what);
         o->conflict = NULL;

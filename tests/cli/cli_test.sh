@@ -295,6 +295,12 @@ group_exits() {
     run 4 "$U" seq "$db" t --get
     run 0 "$U" put --timeout 5 "$db" client '{"id": "t1", "email": "t1@x"}'
 
+    # messages say what was given, what is allowed, and where
+    run 5 "$U" delete "$db" client '{"id": 1}'
+    err_has 'type "client": a key is one value of the key field "id" (str), not a map or array'
+    run 4 "$U" delete "$db" client '"nobody"'; err_has "$db: client \"nobody\": no such record"
+    run 4 "$U" update "$db" client '"nobody"' '{"name": "x"}' --merge; err_has "$db: client \"nobody\": no such record"
+
     # --or-get / --upsert say what happened on stdout with --json
     run 0 "$U" --json put "$db" client '{"id": "c1", "email": "other@x"}' --or-get
     json_ok 'd == {"created": False, "record": {"id": "c1", "email": "a@x"}}'
@@ -395,6 +401,10 @@ group_types() {
     run 0 "$U" put "$db" thing "$first" --or-get   # what get prints is accepted back as is
     if [ "$(cat "$T/out")" = "$first" ]; then ok; else fail "get output does not round-trip"; fi
 
+    # -0.0 in a float field is kept, not silently turned into 0.0
+    run 0 "$U" put "$db" thing '{"k": 77, "f": -0.0}'; out_has '"f":-0.0'
+    run 0 "$U" get "$db" thing 77; out_has '"f":-0.0'
+    run 0 "$U" delete "$db" thing 77
     run 0 "$U" put "$db" thing '{"k": 9007199254740993, "f": 3, "i": 9223372036854775807, "e": "x", "raw": {"$bin": "AA=="}}'
     json_ok 'd["f"] == 3.0 and isinstance(d["f"], float) and d["k"] == 9007199254740993'
     if grep -qF '"f":3.0' "$T/out"; then ok; else fail "float field printed as a real"; fi
