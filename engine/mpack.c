@@ -40,7 +40,8 @@ static int walk(walker *w, unsigned depth);
 static int walk_items(walker *w, uint64_t count, unsigned per, unsigned depth)
 {
     if (depth >= w->max_depth)
-        return fail(w, "msgpack nested too deeply");
+        return fail(w, "nested too deeply: at most 16 levels of maps and arrays, the record "
+                    "map itself counting as one");
     /* every object takes at least one byte: a count the remaining bytes
        cannot hold is a lie, refuse it before anyone allocates for it */
     if (count > (uint64_t)(w->end - w->p) / per)

@@ -152,6 +152,11 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
                    udb_buf *msg)
 {
     const char *why = NULL;
+    if (buf && len > UDB_MAX_RECORD) {
+        udb__buf_printf(msg, "type \"%s\": the record has %zu bytes as msgpack; a record may "
+                        "have at most %u bytes (4 MiB)", t->name, len, UDB_MAX_RECORD);
+        return UDB_EBADRECORD;
+    }
     int rc = udb__mp_parse(&r->up, buf, len, &why);
     if (rc) {
         if (rc == UDB_EBADRECORD)

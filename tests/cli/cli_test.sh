@@ -295,7 +295,11 @@ group_exits() {
     run 4 "$U" seq "$db" t --get
     run 0 "$U" put --timeout 5 "$db" client '{"id": "t1", "email": "t1@x"}'
 
+    # every limit is in --help
+    run 0 "$U" --help; out_has "a record 4 MiB"; out_has "16 levels"; out_has "names 64 bytes"; out_has "8 fields per index"
     # messages say what was given, what is allowed, and where
+    "$PY" -c 'print("{\"id\": \"big\", \"email\": \"" + "x" * 5000000 + "\"}")' >"$T/big.json"
+    run_in 5 "$T/big.json" "$U" put "$db" client -; err_has "a record may have at most 4194304 bytes (4 MiB)"
     run 5 "$U" delete "$db" client '{"id": 1}'
     err_has 'type "client": a key is one value of the key field "id" (str), not a map or array'
     run 4 "$U" delete "$db" client '"nobody"'; err_has "$db: client \"nobody\": no such record"
