@@ -168,6 +168,7 @@ typedef struct loader {
     int or_get;
     int drop;          /* --drop: apply the dump's schema exactly, even where it loosens */
     bool had_schema;   /* the database had a schema before the load */
+    bool has_schema;   /* it has one now (had one, or a schema line applied) */
     entry batch[BATCH];
     size_t n, bytes;
     /* sequences present before the load: only raised, never lowered */
@@ -385,6 +386,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                 ex = line_problem(l, load_code(rc), lineno, NULL, msg);
             } else {
                 cli_committed = 1;
+                l->has_schema = true;
             }
         }
         free(s);
@@ -392,6 +394,14 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                cli_json_text(json_object_get(v, "type"))) {
         entry *e = &l->batch[l->n];
 
+        if (!l->has_schema) {
+            /* one error, not one per record: nothing can load without a schema */
+            ex = line_problem(l, CLI_EINVALID, lineno, NULL,
+                              "a record, but the database has no schema and no {\"schema\": "
+                              "...} line came before it (dump writes it first); the load "
+                              "stopped here");
+            goto out;
+        }
         if (!json_is_object(x)) {
             l->invalid++;
             line_problem(l, CLI_EINVALID, lineno, NULL, "\"record\" must be a JSON object");
@@ -497,7 +507,7 @@ int cli_cmd_load(int argc, char **argv)
         size_t ntypes = 0;
 
         rc = udb_types(&names, &ntypes, txn);
-        l->had_schema = ntypes > 0;
+        l->had_schema = l->has_schema = ntypes > 0;
     }
     udb_abort(txn);
     if (rc) {

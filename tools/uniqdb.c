@@ -76,7 +76,12 @@ static const command commands[] = {
      "with its line number and the rest are loaded (exit 3); --or-get skips\n"
      "conflicting records silently instead.  Sequences are restored (never lowered).\n"
      "The dump's schema never loosens DB's: what DB's schema has and the dump's lacks\n"
-     "is kept (said on stderr), unless --drop applies the dump's schema exactly."},
+     "is kept (said on stderr), unless --drop applies the dump's schema exactly.\n"
+     "A load is not one transaction: records are committed in batches, so when a\n"
+     "line is bad (or the load stops) the lines before it stay loaded; an invalid\n"
+     "or conflicting record is reported and skipped, the others committed.  Records\n"
+     "before any schema line into a database without a schema stop the load with\n"
+     "one error."},
     {"export", cli_cmd_export,
      "--postgres DB [--schema NAME] [-o FILE] [--schema-only | --data-only] [--str-nul=bytea]",
      "the database as a PostgreSQL script",

@@ -524,6 +524,11 @@ group_dumpload() {
     err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
     run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
     run 1 "$U" load "$T/m2" "$T/does-not-exist"
+    # records before the schema line, into a new database: one clear error
+    { sed -n 2,4p "$T/a.dump"; head -1 "$T/a.dump"; } >"$T/noschema.ndjson"
+    run 5 "$U" load "$T/ns" "$T/noschema.ndjson"
+    err_has "line 1: a record, but the database has no schema"
+    if [ "$(grep -c '^uniqdb: line' "$T/err")" -eq 1 ]; then ok; else fail "expected one error for records before the schema"; fi
 
     # an older schema (in a dump, or given to init) never drops a unique index
     echo '{"types":{"t":{"key":"id","fields":{"id":{"type":"uint","auto":true},"email":{"type":"str"}}}}}' >"$T/v1.json"
