@@ -310,6 +310,26 @@ size_t udb__env_keymax(const udb_env *env)
     return env->keymax;
 }
 
+udb_sync *udb__env_sync(const udb_env *env)
+{
+    return env->sync;
+}
+
+int udb__env_last_txnid(uint64_t *out, udb_env *env)
+{
+    for (;;) {
+        udb_schema *s;
+        uint64_t gen;
+        udb__env_enter(env, &s, &gen, pthread_self());
+        int rc = udb__sync_last_txnid(out, env->mdb);
+        udb__env_leave(env, pthread_self());
+        if (rc != MDB_MAP_RESIZED)
+            return rc;
+        if ((rc = udb__adopt(env)))
+            return rc;
+    }
+}
+
 /* The stored format version is one this library reads: its own, or an
  * older one udb__upgrade_format() rewrites (a database from before the
  * version was stored has none, and is format 1). */
@@ -477,11 +497,20 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     size_t want = o.map_size ? o.map_size : DEFAULT_MAP;
     if (env->max_map && want > env->max_map)
         want = env->max_map;
+    /* Durable commits flush once, inside LMDB's write lock; the meta page
+       is made durable by the next flush and the commit acknowledged then
+       (sync.c).  Never MDB_NOSYNC or MDB_WRITEMAP for durability: a flushed
+       meta page could then point at pages that never reached the disk. */
     unsigned mflags = MDB_NOTLS;
-    if (o.flags & UDB_NOSYNC)
+    enum udb_sync_mode smode = UDB_SYNC_DURABLE;
+    if (o.flags & UDB_NOSYNC) {
         mflags |= MDB_NOSYNC;
-    if (o.flags & UDB_NOMETASYNC)
+        smode = UDB_SYNC_NONE;
+    } else {
         mflags |= MDB_NOMETASYNC;
+        if (o.flags & UDB_NOMETASYNC)
+            smode = UDB_SYNC_PREVIOUS;
+    }
     if (rdonly)
         mflags |= MDB_RDONLY;
     if (o.flags & UDB_NOLOCK)
@@ -520,6 +549,9 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         goto fail;
     if (!rdonly && udb__mapsize(env) < want && (rc = mdb_env_set_mapsize(env->mdb, want)))
         goto fail;
+    /* a read-only handle never commits, so it has nothing to acknowledge */
+    if (!rdonly && (rc = udb__sync_open(&env->sync, path, env->mdb, smode, mode)))
+        goto fail_quiet;
     if ((rc = open_meta(env))) {
         if (rc == UDB_EFORMAT)
             goto fail_quiet;
@@ -550,6 +582,7 @@ void udb_close(udb_env *env)
         return;
     if (env->mdb)
         mdb_env_close(env->mdb);
+    udb__sync_close(env->sync);
     udb__schema_free(env->schema);
     for (size_t i = 0; i < env->nretired; i++)
         udb__schema_free(env->retired[i]);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "schema.h"
+#include "sync.h"
 #include "uniqdb.h"
 
 MDB_env *udb__env_mdb(const udb_env *env);
@@ -28,6 +29,10 @@ int      udb__env_refuse_write(const udb_env *env);
  * in one write transaction, and record the current format (migrate.c).
  * Errors: LMDB codes, UDB_ENOMEM; the message is set. */
 int  udb__upgrade_format(udb_env *env);
+udb_sync *udb__env_sync(const udb_env *env);
+/* The last committed txnid (exact; see udb__sync_last_txnid), adopting a map
+ * size another process set.  The caller must have no transaction open. */
+int      udb__env_last_txnid(uint64_t *out, udb_env *env);
 
 /* Load the stored schema and open its handles if the generation moved. */
 int  udb__env_reload_schema(udb_env *env);

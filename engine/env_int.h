@@ -21,6 +21,7 @@ struct udb_env {
     unsigned format;            /* on-disk format version found at open */
     unsigned maxdbs;            /* LMDB named databases this environment can open */
     MDB_dbi meta_dbi, seq_dbi;
+    udb_sync *sync;             /* durability state shared with other processes */
 
     pthread_mutex_t lock;       /* active count, resize state, schema pointer, group */
     pthread_cond_t cond;

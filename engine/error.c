@@ -28,6 +28,7 @@ const char *udb_strerror(int rc)
     case UDB_EFORMAT: return "not a uniqdb database, or an unsupported format version";
     case UDB_EEXHAUSTED: return "sequence exhausted";
     case UDB_EBUSY: return "transactions stayed open while the map had to be resized";
+    case UDB_EFLUSHFAILED: return "a flush to disk failed; writes refused until the database is reopened";
     default:
         if (rc < 0 && (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE))
             return "an application's own error code (not from uniqdb or LMDB)";

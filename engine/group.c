@@ -154,6 +154,7 @@ typedef struct batch {
     udb_env *env;
     greq **reqs;
     size_t n;
+    uint64_t ack;       /* what must be durable before the batch is acknowledged */
 } batch;
 
 /* Run one batch in one transaction (an attempt for udb__grow_retry).
@@ -199,7 +200,7 @@ static int run_batch(size_t *grow_at, void *arg)
         return MDB_MAP_FULL;
     }
     size_t at = udb__mapsize(env);
-    rc = udb__txn_end(top, true);
+    rc = udb__txn_end_nowait(top, true, &((batch *)arg)->ack);
     if (rc == MDB_MAP_FULL)
         *grow_at = at;
     return rc;
@@ -235,22 +236,13 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
     pthread_mutex_unlock(&g->mu);
 
     long t0 = now_ns();
-    batch b = {env, reqs, n};
+    batch b = {env, reqs, n, 0};
     int rc = udb__grow_retry(env, run_batch, &b);
-    char full_msg[480];   /* udb__grow's message, before anything overwrites it */
-    snprintf(full_msg, sizeof full_msg, "%s", udb_env_errmsg(env));
-    for (size_t i = 0; i < n; i++) {
-        /* the shared commit failed, or the map could not grow (UDB_ESIZELIMIT): so
-           did everyone -- including an fn that saw the raw MDB_MAP_FULL */
-        if (rc && (!reqs[i]->rc || reqs[i]->rc == MDB_MAP_FULL)) {
-            reqs[i]->rc = rc;
-            snprintf(reqs[i]->msg, sizeof reqs[i]->msg, "udb_write: %s",
-                     rc == UDB_ESIZELIMIT || rc == UDB_EBUSY || rc == UDB_EREADONLY
-                         ? full_msg : udb_strerror(rc));
-        }
-    }
-
     long took = now_ns() - t0;
+
+    /* Pipelining: hand the queue to the next leader before waiting for the
+       flush that makes this batch durable -- the next batch's commit flushes
+       inside the write lock, which is usually that flush. */
     pthread_mutex_lock(&g->mu);
     g->last_n = n;
     g->last_commit_ns = took;
@@ -258,9 +250,31 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
     g->head = reqs[n - 1]->next;
     if (!g->head)
         g->tail = NULL;
+    bool more = g->head != NULL;
+    g->leading = false;
+    if (more)
+        pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+
+    if (!rc)
+        rc = udb__txn_ack(env, b.ack, more);
+    char full_msg[480];   /* udb__grow's or the flush's message, before anything overwrites it */
+    snprintf(full_msg, sizeof full_msg, "%s", udb_env_errmsg(env));
+    for (size_t i = 0; i < n; i++) {
+        /* the shared commit or its flush failed, or the map could not grow
+           (UDB_ESIZELIMIT): so did everyone -- including an fn that saw the raw
+           MDB_MAP_FULL */
+        if (rc && (!reqs[i]->rc || reqs[i]->rc == MDB_MAP_FULL)) {
+            reqs[i]->rc = rc;
+            snprintf(reqs[i]->msg, sizeof reqs[i]->msg, "udb_write: %s",
+                     rc == UDB_ESIZELIMIT || rc == UDB_EBUSY || rc == UDB_EREADONLY ||
+                             rc == UDB_EFLUSHFAILED
+                         ? full_msg : udb_strerror(rc));
+        }
+    }
+    pthread_mutex_lock(&g->mu);
     for (size_t i = 0; i < n; i++)
         reqs[i]->done = true;
-    g->leading = false;
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
     if (me.rc)

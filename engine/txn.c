@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "layout.h"
@@ -51,6 +52,15 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         txn_free(txn);
         return rc;
     }
+    udb_sync *sync = udb__env_sync(env);
+    if (!rdonly) {
+        if ((rc = udb__sync_usable(sync))) {
+            txn_free(txn);
+            return rc;
+        }
+        udb__sync_writer_begin(sync);
+        txn->writer = true;
+    }
     for (;;) {
         if (!rdonly && (rc = udb__env_grow_if_wanted(env)))
             break;
@@ -81,6 +91,8 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         if (rc || (rc = udb__env_reload_schema(env)))
             break;
     }
+    if (txn->writer)
+        udb__sync_writer_end(sync, 0, 0);
     txn_free(txn);
     return rc;
 }
@@ -98,12 +110,46 @@ int udb_begin(udb_txn **out, udb_env *env, unsigned flags)
     return rc;
 }
 
-int udb__txn_end(udb_txn *txn, bool commit)
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* After a top-level write transaction that began as txnid `began` ended: tell
+ * the sync file, and find what must be durable before it is acknowledged. */
+static int writer_ended(uint64_t *ack, udb_env *env, uint64_t began, int rc, uint64_t took)
+{
+    udb_sync *sync = udb__env_sync(env);
+    uint64_t last = 0;
+    if (rc) {
+        udb__sync_commit_failed(sync, rc);
+    } else if ((rc = udb__env_last_txnid(&last, env))) {
+        /* committed, but whether it wrote cannot be told: not acknowledged */
+        last = 0;
+        udb__env_err(rc, "commit: the commit is done, but its durability cannot be "
+                     "confirmed: %s", udb_strerror(rc));
+    }
+    udb__sync_writer_end(sync, last >= began ? began : 0, took);
+    if (!rc && ack)
+        *ack = udb__sync_target(sync, began, last);
+    return rc;
+}
+
+int udb__txn_end_nowait(udb_txn *txn, bool commit, uint64_t *ack)
 {
     udb_env *env = txn->env;
     int rc = 0;
+    bool writer = txn->writer;
+    uint64_t began = 0, took = 0;
+    *ack = 0;
+    if (writer)
+        began = mdb_txn_id(txn->mdb);
     if (commit) {
+        uint64_t t0 = now_ns();
         rc = udb__txn_full(txn, mdb_txn_commit(txn->mdb));
+        took = now_ns() - t0;
     } else {
         mdb_txn_abort(txn->mdb);
     }
@@ -116,7 +162,29 @@ int udb__txn_end(udb_txn *txn, bool commit)
     if (txn->counted)
         udb__env_leave(env, txn->owner);
     txn_free(txn);
+    if (writer) {
+        if (commit) {
+            rc = writer_ended(ack, env, began, rc, took);
+        } else {
+            /* nothing written, but what it read is an answer too */
+            udb__sync_writer_end(udb__env_sync(env), 0, 0);
+            *ack = udb__sync_target(udb__env_sync(env), began, 0);
+        }
+    }
     return rc;
+}
+
+int udb__txn_ack(udb_env *env, uint64_t ack, bool more_coming)
+{
+    return udb__sync_wait(udb__env_sync(env), ack, more_coming);
+}
+
+int udb__txn_end(udb_txn *txn, bool commit)
+{
+    uint64_t ack;
+    udb_env *env = txn->env;
+    int rc = udb__txn_end_nowait(txn, commit, &ack);
+    return rc ? rc : udb__txn_ack(env, ack, false);
 }
 
 int udb_commit(udb_txn *txn)
@@ -128,8 +196,9 @@ int udb_commit(udb_txn *txn)
 
 void udb_abort(udb_txn *txn)
 {
+    uint64_t ack;
     if (txn)
-        udb__txn_end(txn, false);
+        udb__txn_end_nowait(txn, false, &ack);   /* the caller asked for no answer */
 }
 
 int udb__txn_full(udb_txn *txn, int rc)

@@ -17,8 +17,17 @@
 
 /* flags: UDB_RDONLY.  parent: a nested transaction inside it (group commit). */
 int  udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *parent);
-/* End a transaction: commit (commit=true) or abort, then free it. */
+/* End a transaction: commit (commit=true) or abort, then free it.  A
+ * top-level write transaction returns only once its outcome may be
+ * acknowledged (sync.h): what it wrote and the snapshot it read are durable
+ * (aborted: the snapshot). */
 int  udb__txn_end(udb_txn *txn, bool commit);
+/* The same without waiting: *ack gets what udb__txn_ack must wait for
+ * (0: nothing), so the caller can do more work first (group commit). */
+int  udb__txn_end_nowait(udb_txn *txn, bool commit, uint64_t *ack);
+/* Wait until ack is durable (see udb__sync_wait for more_coming).  0, or
+ * UDB_EFLUSHFAILED: the commit stands but must not be acknowledged. */
+int  udb__txn_ack(udb_env *env, uint64_t ack, bool more_coming);
 
 MDB_txn *udb__txn_mdb(const udb_txn *txn);
 udb_env *udb__txn_env(const udb_txn *txn);

@@ -99,7 +99,11 @@ extern "C" {
 #define UDB_EBUSY       (-31013) /* the map had to be resized, but transactions of this
                                     process stayed open longer than
                                     udb_options.grow_wait_ms */
-#define UDB_ELAST       UDB_EBUSY /* the last (most negative) UDB_E* code */
+#define UDB_EFLUSHFAILED (-31014) /* a flush of the database to disk failed: commits since the
+                                    last good flush may be lost, so the database refuses writes
+                                    (in every process) until every process has closed it and it
+                                    is opened again; see "Durability" below */
+#define UDB_ELAST       UDB_EFLUSHFAILED /* the last (most negative) UDB_E* code */
 
 /* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
  * udb_commit need not include <lmdb.h>: abort the transaction and run it

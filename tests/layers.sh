@@ -19,6 +19,7 @@ layout.h 7
 longkey.h 7
 env.h 8
 env_int.h 8
+sync.h 8
 txn.h 9
 txn_int.h 9
 seq.h 10
@@ -38,6 +39,7 @@ index.c 6
 layout.c 7
 longkey.c 7
 env.c 8
+sync.c 8
 txn.c 9
 conflict.c 9
 seq.c 10

@@ -1,0 +1,86 @@
+/*
+ * sync.h -- durability (sync.c): when a commit may be acknowledged.
+ *
+ * Durable environments run LMDB with MDB_NOMETASYNC: a commit T writes its
+ * pages, fdatasyncs the data file (inside LMDB's write lock), then writes its
+ * meta page without a flush.  That in-lock flush covers everything written
+ * before it, so once T is committed, T-1 is durable.  T itself becomes
+ * durable at the next flush of the file -- the next commit's, or one a waiter
+ * makes outside the write lock.  A caller is acknowledged only when every
+ * transaction it depends on (the one it wrote, the snapshot it read) is
+ * durable.  The state that lets processes share those flushes lives in a
+ * small mmap'd file in the database directory (SYNC_FILE).
+ */
+#ifndef UDB_SYNC_H
+#define UDB_SYNC_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The shared state, next to LMDB's data.mdb and lock.mdb. */
+#define UDB_SYNC_FILE "sync.udb"
+
+typedef struct udb_sync udb_sync;
+
+/* How commits are acknowledged (from udb_options.flags). */
+enum udb_sync_mode {
+    UDB_SYNC_DURABLE,    /* wait until the commit and its snapshot are durable */
+    UDB_SYNC_PREVIOUS,   /* UDB_NOMETASYNC: acknowledge after the in-lock flush (T-1 durable) */
+    UDB_SYNC_NONE,       /* UDB_NOSYNC: no flushes at all */
+};
+
+/* Open (creating) dir/UDB_SYNC_FILE for mdb, an open LMDB environment of this
+ * process.  The first process to open it (no other has it open) resets it:
+ * that is what "reopen" means after a failed flush.  On error the message
+ * is set. */
+int  udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_mode mode,
+                    unsigned file_mode);
+void udb__sync_close(udb_sync *s);
+
+/* The last committed txnid, read exactly (a read transaction's id: the meta
+ * pages may be mid-rewrite by a commit of another process).  LMDB codes,
+ * MDB_MAP_RESIZED included: the caller adopts the size and asks again. */
+int  udb__sync_last_txnid(uint64_t *out, MDB_env *mdb);
+
+/* 0 if writes may proceed; UDB_EFLUSHFAILED (message set) after a failed
+ * flush, in this process or any other sharing the file. */
+int  udb__sync_usable(udb_sync *s);
+
+/* A top-level write transaction is on its way (called before it waits for
+ * LMDB's write lock): waiters may count on its flush. */
+void udb__sync_writer_begin(udb_sync *s);
+/* ... and has ended.  mine: its txnid if it committed and wrote (0 if not);
+ * commit_ns: how long the commit took. */
+void udb__sync_writer_end(udb_sync *s, uint64_t mine, uint64_t commit_ns);
+/* A commit failed with rc: an I/O error there may be a failed flush, so the
+ * database is poisoned as udb__sync_wait's failed flush would. */
+void udb__sync_commit_failed(udb_sync *s, int rc);
+
+/* The txnid that must be durable before a write transaction that began as
+ * txnid `began` may be acknowledged, given `last`, the highest committed
+ * txnid read after its commit: `began` if it committed (last >= began),
+ * else the snapshot it read (began - 1).  0 when the mode waits for nothing. */
+uint64_t udb__sync_target(const udb_sync *s, uint64_t began, uint64_t last);
+
+/* Wait until txnid target is durable, flushing the data file if no commit on
+ * its way will do it.  more_coming: this process is about to begin a write
+ * transaction (the next batch of group commit) whose flush will cover target.
+ * 0, or UDB_EFLUSHFAILED (message set): a flush failed, here or elsewhere,
+ * and target must not be acknowledged. */
+int  udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming);
+
+/* For tests: the committed / durable txnids as the shared file has them, and
+ * the count of flushes made outside the write lock since the file was reset. */
+void udb__sync_state(const udb_sync *s, uint64_t *committed, uint64_t *durable,
+                     uint64_t *flushes);
+/* For tests: replace fdatasync() of the out-of-lock flush (NULL restores it).
+ * Process-wide. */
+typedef int (*udb__sync_flush_fn)(int fd);
+void udb__sync_set_flush_hook(udb__sync_flush_fn fn);
+/* For tests (negative controls): ignore a write's snapshot term / do not
+ * wait at all.  Process-wide; breaks the guarantee on purpose. */
+enum { UDB_SYNC_TEST_NO_READ_TERM = 1, UDB_SYNC_TEST_NO_WAIT = 2 };
+void udb__sync_set_test_flags(unsigned flags);
+
+#endif
