@@ -214,7 +214,7 @@ static const char *base_name(const char *p)
 }
 
 /* Is the absolute path p the tracked directory (1) or a file directly in it
- * other than the lock file (2)?  0 otherwise. */
+ * other than the lock files (2)?  0 otherwise. */
 static int in_dir(const char *p)
 {
     size_t n = strlen(rec_dir);
@@ -222,7 +222,8 @@ static int in_dir(const char *p)
         return 1;
     if (strncmp(p, rec_dir, n) != 0 || p[n] != '/' || strchr(p + n + 1, '/'))
         return 0;
-    return strcmp(p + n + 1, REC_VOLATILE) == 0 ? 0 : 2;
+    const char *name = p + n + 1;
+    return strcmp(name, REC_VOLATILE) == 0 || strcmp(name, REC_VOLATILE2) == 0 ? 0 : 2;
 }
 
 /* Absolute form of a path given to a *at() call: the real parent directory

@@ -11,7 +11,7 @@
  * and after it returns.  Flushes therefore carry a begin and an end.
  *
  * What is recorded: every file in the tracked directory except LMDB's lock
- * file (shared memory, not data), including files created later, on every
+ * file and uniqdb's sync file (shared memory, not data), including files created later, on every
  * descriptor opened on it (O_DSYNC/O_SYNC ones marked), and the directory
  * itself for renames, unlinks and directory fsyncs.  A call that could change
  * a tracked file in a way the log cannot represent (a writable shared
@@ -32,6 +32,9 @@
 #define REC_MAXFILES 64
 #define REC_NAME 64
 #define REC_VOLATILE "lock.mdb"       /* LMDB's lock file: never data */
+#define REC_VOLATILE2 "sync.udb"      /* uniqdb's shared flush state (engine/sync.h,
+                                         UDB_SYNC_FILE): reset by the first opener,
+                                         never read after a crash */
 
 enum rec_kind {
     EV_BASE = 1,  /* a tracked file's contents when recording started (payload) */
