@@ -42,6 +42,32 @@
  *  - Several processes may open the same database.  Never use a udb_env across
  *    fork(): open the database again in the child.  Do not open the same
  *    database twice in one process.
+ *
+ * Durability (an environment opened without UDB_NOSYNC / UDB_NOMETASYNC)
+ *  - udb_write() and udb_commit() of a write transaction return 0 only once
+ *    what the transaction wrote AND the snapshot it read are on disk: a power
+ *    cut after that cannot undo it, nor anything an answer was based on (an
+ *    insert_or_get that returned a record another process had just committed
+ *    waits until that record is durable too).  A write transaction that wrote
+ *    nothing waits for its snapshot alone; udb_write() whose fn failed (a
+ *    conflict, say) waits the same way before returning the failure.
+ *  - Each commit flushes the data file once, inside LMDB's write lock; that
+ *    flush also makes the previous commit durable.  A commit nobody follows is
+ *    made durable by one flush outside the write lock, shared by every thread
+ *    and process waiting at that moment.  The database directory holds a
+ *    small file, sync.udb, with the state those processes share.
+ *  - A read-only transaction may see commits that are not durable yet (their
+ *    writers are still waiting to be acknowledged): after a power cut, the
+ *    newest of them may be gone.  udb_commit() of a read-only transaction
+ *    does not wait.  udb_abort() of a write transaction does not wait.
+ *  - If a flush fails (fdatasync error), it is never retried: the call
+ *    returns UDB_EFLUSHFAILED, the commit stands in memory but may not survive
+ *    a crash, and from then on every process refuses writes with
+ *    UDB_EFLUSHFAILED (reads still work) until all of them have closed the
+ *    database and it is opened again.
+ *  - Processes opened with UDB_NOSYNC may share the database; their own
+ *    commits are then not durable until someone else's flush, and they never
+ *    make anyone else's commit look durable.
  */
 #ifndef UNIQDB_H
 #define UNIQDB_H
@@ -159,10 +185,13 @@ typedef struct udb_options {
 #define UDB_OPTIONS_INIT {UDB_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0}
 
 /* udb_options.flags */
-#define UDB_NOSYNC     0x1u /* do not fsync on commit: a crash may lose recent commits
-                               (LMDB's MDB_NOSYNC) */
-#define UDB_NOMETASYNC 0x2u /* skip the meta-page sync: a crash may undo the last commit,
-                               never corrupt (LMDB's MDB_NOMETASYNC) */
+#define UDB_NOSYNC     0x1u /* do not fsync on commit: a crash may lose recent commits,
+                               and a power cut may corrupt the database (LMDB's
+                               MDB_NOSYNC); calls return without waiting */
+#define UDB_NOMETASYNC 0x2u /* acknowledge right after the commit's own flush, without
+                               waiting for the one that makes it durable: a crash may
+                               undo the last commit, never corrupt (LMDB's
+                               MDB_NOMETASYNC) */
 #define UDB_NOGROUP    0x4u /* udb_write() runs each call in its own transaction instead
                                of sharing commits between concurrent callers */
 #define UDB_RDONLY_ENV 0x8u /* open for reading only (LMDB's MDB_RDONLY): nothing is
@@ -308,11 +337,14 @@ UDB_API int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn);
  * processes.  A write transaction on a thread that already has a transaction
  * open on env is refused (UDB_EINVAL, naming the rule).
  * Errors: UDB_EINVAL, UDB_ENOMEM, UDB_EBUSY (see udb_write), UDB_EREADONLY,
- * LMDB codes. */
+ * UDB_EFLUSHFAILED (for writing, after a failed flush), LMDB codes. */
 UDB_API int udb_begin(udb_txn **out, udb_env *env, unsigned flags);
 
 /* Commit and free txn (also for read-only ones).  On error the transaction is
- * aborted and freed all the same.  Errors: LMDB codes (MDB_MAP_FULL, EIO, ...). */
+ * aborted and freed all the same.  A write transaction returns once it is
+ * durable (see "Durability" above); a read-only one at once.
+ * Errors: UDB_EFLUSHFAILED (committed, but a flush failed: not acknowledged;
+ * the database now refuses writes), LMDB codes (MDB_MAP_FULL, EIO, ...). */
 UDB_API int udb_commit(udb_txn *txn);
 
 /* Abandon every change of txn and free it.  NULL is fine. */
@@ -327,9 +359,11 @@ UDB_API void udb_abort(udb_txn *txn);
  * Group commit: concurrent callers in one process share commits (unless
  * UDB_NOGROUP): one caller runs every queued fn, each inside its own nested
  * transaction -- so a failing fn rolls back only its own work -- then commits
- * once.  Each caller returns only after its work is durable (as durable as
- * the env's sync flags make it), with its own fn's result.  If the shared
- * commit fails, every fn of that batch gets the commit's error.  fn may run on
+ * once.  Each caller returns only after its work and what it read are durable
+ * (as durable as the env's sync flags make it; see "Durability" above), with
+ * its own fn's result.  While one batch waits for its flush, the next batch
+ * runs and commits; its flush usually covers the one before.  If the shared
+ * commit or its flush fails, every fn of that batch gets the error.  fn may run on
  * another caller's thread (the batch leader), one fn at a time.  udb_errmsg(),
  * udb_conflict_info() and values returned by operations inside fn refer to
  * fn's own work and stay valid only until fn returns: copy what you need.
@@ -341,7 +375,9 @@ UDB_API void udb_abort(udb_txn *txn);
  * fails at once with UDB_EINVAL and a message naming the rule, instead of
  * hanging.  Growing the map waits at most udb_options.grow_wait_ms for other
  * threads' transactions, then fails with UDB_EBUSY.
- * Errors: fn's own code, UDB_ESIZELIMIT, UDB_EINVAL, UDB_EBUSY, LMDB codes. */
+ * Errors: fn's own code, UDB_ESIZELIMIT, UDB_EFLUSHFAILED (before fn runs: the
+ * database refuses writes; after: fn's work is committed but not
+ * acknowledged), UDB_EINVAL, UDB_EBUSY, LMDB codes. */
 UDB_API int udb_write(udb_env *env, udb_write_fn fn, void *ctx);
 
 /* ---- Records ------------------------------------------------------------- */
