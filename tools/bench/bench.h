@@ -50,6 +50,11 @@ size_t   bench_pack_strs(unsigned char *out, size_t cap, const char *const *s, s
 /* The id of a record read back (msgpack map whose first field is "id"). */
 int      bench_mp_id(uint64_t *id, const void *mp, size_t len);
 double   bench_now(void);                  /* CLOCK_MONOTONIC seconds */
+/* Flush requests completed so far by the block device holding path, from
+ * /proc/diskstats (the 16th number after the device name, kernel >= 5.5);
+ * -1 where that is not available.  Device-wide: anything else writing to the
+ * same disk counts too. */
+int64_t  bench_device_flushes(const char *path);
 
 /* A growable list of record ids, filled by scans. */
 typedef struct bench_ids {
@@ -123,6 +128,8 @@ typedef struct bench_result {
     int status;               /* -1 not run, 0 verified, 1 verification failed, 2 error */
     uint64_t ops;
     double secs;
+    uint64_t writes;          /* W3/W4: records written (committed writes) */
+    int64_t flushes;          /* device flush requests meanwhile; -1: not available */
     char why[BENCH_WHY];
 } bench_result;
 

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include <msgpack.h>
@@ -103,6 +105,34 @@ int bench_mp_id(uint64_t *id, const void *mp, size_t len)
         v = v << 8 | p[i];
     *id = v;
     return 0;
+}
+
+int64_t bench_device_flushes(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    FILE *f = fopen("/proc/diskstats", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int64_t flushes = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned maj, min;
+        char name[64];
+        unsigned long long v[17];
+        int n = sscanf(line, " %u %u %63s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu "
+                       "%llu %llu %llu %llu %llu %llu %llu", &maj, &min, name, &v[0], &v[1],
+                       &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11],
+                       &v[12], &v[13], &v[14], &v[15], &v[16]);
+        if (n < 3 || maj != major(st.st_dev) || min != minor(st.st_dev))
+            continue;
+        if (n >= 3 + 16)
+            flushes = (int64_t)v[15];
+        break;
+    }
+    fclose(f);
+    return flushes;
 }
 
 double bench_now(void)

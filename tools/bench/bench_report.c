@@ -81,6 +81,14 @@ static double rate(const bench_result *r)
     return r->status == 0 && r->secs > 0 ? (double)r->ops / r->secs : 0;
 }
 
+/* -1: not measured or not available */
+static double flushes_per_write(const bench_result *r)
+{
+    if (r->status != 0 || r->flushes < 0 || !r->writes)
+        return -1;
+    return (double)r->flushes / (double)r->writes;
+}
+
 static int engine_index(const bench_engine *const *engines, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
@@ -178,7 +186,22 @@ void bench_report_table(const bench_opts *o, const bench_item *items, size_t nit
             printf("  %s %.1f us", engines[e]->label, r > 0 ? 1e6 / r : 0);
         }
     }
-    printf("\npeak RSS (MiB): ");
+    printf("\ndevice flushes per committed write (whole device, so other I/O on it counts):\n");
+    for (size_t i = 0; i < nitems; i++) {
+        if (!items[i].report || (items[i].w != BENCH_W3 && items[i].w != BENCH_W4) ||
+            !items[i].durable)
+            continue;
+        printf("  %-29s", item_workload(&items[i], wbuf, sizeof wbuf));
+        for (size_t e = 0; e < nengines; e++) {
+            double f = flushes_per_write(&res[e].res[i]);
+            if (f < 0)
+                printf("  %s n/a", engines[e]->label);
+            else
+                printf("  %s %.2f", engines[e]->label, f);
+        }
+        printf("\n");
+    }
+    printf("peak RSS (MiB): ");
     for (size_t e = 0; e < nengines; e++)
         printf(" %s %.1f", engines[e]->label, (double)res[e].rss_kb / 1024);
     printf("\n");
@@ -289,9 +312,13 @@ void bench_report_json(const bench_opts *o, const bench_item *items, size_t nite
             ok &= r->status == 0;
             printf("%s", e ? ", " : "");
             json_str(engines[e]->name);
-            printf(": {\"ops\": %llu, \"seconds\": %.6f, \"ops_per_sec\": %.2f, "
-                   "\"verified\": %s, \"error\": ", (unsigned long long)r->ops, r->secs,
-                   rate(r), r->status == 0 ? "true" : "false");
+            printf(": {\"ops\": %llu, \"seconds\": %.6f, \"ops_per_sec\": %.2f, ",
+                   (unsigned long long)r->ops, r->secs, rate(r));
+            if (flushes_per_write(r) >= 0)
+                printf("\"flushes_per_write\": %.4f, ", flushes_per_write(r));
+            else if (it->w == BENCH_W3 || it->w == BENCH_W4)
+                printf("\"flushes_per_write\": null, ");
+            printf("\"verified\": %s, \"error\": ", r->status == 0 ? "true" : "false");
             if (r->status == 0)
                 printf("null}");
             else {

@@ -177,6 +177,14 @@ static void w2(run_ctx *c, dbstate *s, bench_result *r)
     r->secs = t;
 }
 
+/* Device flushes since f0, for `writes` committed writes. */
+static void flushes_since(bench_result *r, int64_t f0, const char *path, uint64_t writes)
+{
+    int64_t f1 = bench_device_flushes(path);
+    r->flushes = f0 < 0 || f1 < f0 ? -1 : f1 - f0;
+    r->writes = writes;
+}
+
 /* W3: --commits records, each inserted in its own (durable) transaction. */
 static void w3(run_ctx *c, dbstate *s, bench_result *r)
 {
@@ -184,12 +192,14 @@ static void w3(run_ctx *c, dbstate *s, bench_result *r)
     bench_rec *recs = xcalloc(n, sizeof *recs);
     for (i = 0; i < n; i++)
         bench_gen(&recs[i], base + i, c->nusers);
+    int64_t f0 = bench_device_flushes(s->path);
     double t0 = bench_now();
     for (i = 0; i < n; i++)
         if (c->e->insert(s->db, &recs[i], 1))
             break;
     r->secs = bench_now() - t0;
     r->ops = i;
+    flushes_since(r, f0, s->path, i);
     if (i < n)
         bench_fail(r, 2, "commit %llu failed", (unsigned long long)i);
     for (uint64_t j = 0; j < i; j++)
@@ -275,8 +285,10 @@ static void w4(run_ctx *c, dbstate *s, const bench_item *it, bench_result *r)
         c->e->close(s->db);    /* no handle may cross fork() */
         s->db = NULL;
     }
+    int64_t f0 = bench_device_flushes(s->path);
     bench_w4(r, &keys, c->e, s->db, s->path, s->durable, c->o->duration, base, c->nusers,
              it->procs ? it->procs : it->threads, it->procs != 0);
+    flushes_since(r, f0, s->path, keys);
     if (!s->db && c->e->open(&s->db, s->path, s->durable)) {
         bench_fail(r, 2, "reopen failed");
         return;
