@@ -60,6 +60,12 @@ static int write_alone(udb_env *env, udb_write_fn fn, void *ctx)
  * queue, runs each fn inside its own nested transaction (so one failure rolls
  * back only its own work), commits once, and wakes the others with their own
  * results.  This is LevelDB's write queue on top of LMDB's nested transactions.
+ *
+ * Pipelined: once a batch has committed, the leader hands the queue to the
+ * next leader and only then waits for the flush that makes its batch durable
+ * -- usually the next batch's own commit (sync.c).  Each waiting caller has a
+ * condition variable of its own, so a hand-off or a finished batch wakes
+ * exactly the threads concerned, not every writer of the process.
  */
 #define GROUP_MAX 128
 
@@ -70,16 +76,17 @@ typedef struct greq {
     void *ctx;
     int rc;
     bool done;
+    pthread_cond_t cv;          /* done, or this request leads now */
     struct greq *next;
     char msg[512];
 } greq;
 
 struct udb_group {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     pthread_cond_t arrive;      /* a request was queued (the leader may be gathering) */
     greq *head, *tail;
     bool leading;
+    unsigned awaiting;          /* committed batches waiting for their flush */
     size_t queued;              /* requests in the queue, the running batch included */
     size_t last_n;              /* size of the last batch */
     long last_commit_ns;        /* how long its commit took */
@@ -97,10 +104,12 @@ static long now_ns(void)
  * queue at once misses them, so batches alternate between two halves of the
  * writers and each commit (two syncs) serves only about half of them.  If
  * the last batch was shared, wait a little -- a fraction of a commit -- for
- * them to queue up again. */
+ * them to queue up again.  Not while a batch waits for its flush: its
+ * callers come back only after the next commit, so waiting for them here
+ * would only delay that commit. */
 static void gather(udb_group *g)
 {
-    if (g->last_n < 2)
+    if (g->last_n < 2 || g->awaiting)
         return;
     size_t want = g->queued + g->last_n;
     if (want > GROUP_MAX)
@@ -125,7 +134,6 @@ static udb_group *group_new(void)
     if (!g)
         return NULL;
     pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -139,7 +147,6 @@ static void group_free(udb_group *g)
     if (!g)
         return;
     pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
     pthread_cond_destroy(&g->arrive);
     free(g);
 }
@@ -208,7 +215,7 @@ static int run_batch(size_t *grow_at, void *arg)
 
 static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
 {
-    greq me = {.fn = fn, .ctx = ctx};
+    greq me = {.fn = fn, .ctx = ctx, .cv = PTHREAD_COND_INITIALIZER};
     pthread_mutex_lock(&g->mu);
     if (g->tail)
         g->tail->next = &me;
@@ -219,9 +226,10 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
     if (g->leading)
         pthread_cond_signal(&g->arrive);
     while (!me.done && (g->leading || g->head != &me))
-        pthread_cond_wait(&g->cv, &g->mu);
+        pthread_cond_wait(&me.cv, &g->mu);
     if (me.done) {
         pthread_mutex_unlock(&g->mu);
+        pthread_cond_destroy(&me.cv);
         if (me.rc)
             udb__env_err(me.rc, "%s", me.msg);
         return me.rc;
@@ -240,9 +248,7 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
     int rc = udb__grow_retry(env, run_batch, &b);
     long took = now_ns() - t0;
 
-    /* Pipelining: hand the queue to the next leader before waiting for the
-       flush that makes this batch durable -- the next batch's commit flushes
-       inside the write lock, which is usually that flush. */
+    /* hand the queue to the next leader, then wait for this batch's flush */
     pthread_mutex_lock(&g->mu);
     g->last_n = n;
     g->last_commit_ns = took;
@@ -252,8 +258,9 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
         g->tail = NULL;
     bool more = g->head != NULL;
     g->leading = false;
+    g->awaiting++;
     if (more)
-        pthread_cond_broadcast(&g->cv);
+        pthread_cond_signal(&g->head->cv);
     pthread_mutex_unlock(&g->mu);
 
     if (!rc)
@@ -273,10 +280,14 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
         }
     }
     pthread_mutex_lock(&g->mu);
-    for (size_t i = 0; i < n; i++)
+    g->awaiting--;
+    for (size_t i = 0; i < n; i++) {
         reqs[i]->done = true;
-    pthread_cond_broadcast(&g->cv);
+        if (reqs[i] != &me)
+            pthread_cond_signal(&reqs[i]->cv);
+    }
     pthread_mutex_unlock(&g->mu);
+    pthread_cond_destroy(&me.cv);
     if (me.rc)
         udb__env_err(me.rc, "%s", me.msg);
     return me.rc;
