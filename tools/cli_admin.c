@@ -14,6 +14,12 @@
 
 /* ---- init, schema ------------------------------------------------------------- */
 
+/* The files udb_open() creates in a database directory: LMDB's data and lock
+ * files and the engine's shared durability state.  A failed init removes the
+ * ones it created, so that no half-made database is left behind. */
+static const char *const db_files[] = {"data.mdb", "lock.mdb", "sync.udb"};
+#define DB_FILES (sizeof db_files / sizeof db_files[0])
+
 static int file_exists(const char *dir, const char *name)
 {
     char *p;
@@ -47,7 +53,7 @@ int cli_cmd_init(int argc, char **argv)
     udb_env *env = NULL;
     unsigned flags = 0;
     size_t len;
-    int c, ex, rc, had_dir, had_data, had_lock;
+    int c, ex, rc, had_dir, had[DB_FILES];
 
     optind = 0;
     opterr = 0;
@@ -66,8 +72,8 @@ int cli_cmd_init(int argc, char **argv)
     if ((ex = cli_read_file(&text, &len, argv[optind + 1])) != CLI_OK)
         return ex;
     had_dir = access(argv[optind], F_OK) == 0;
-    had_data = had_dir && file_exists(argv[optind], "data.mdb");
-    had_lock = had_dir && file_exists(argv[optind], "lock.mdb");
+    for (size_t i = 0; i < DB_FILES; i++)
+        had[i] = had_dir && file_exists(argv[optind], db_files[i]);
     if ((ex = cli_open_sized(&env, argv[optind], CLI_OPEN_CREATE, cli_schema_dbs(text, len))) !=
         CLI_OK)
         goto undo;
@@ -103,10 +109,9 @@ undo:
     /* a failed init leaves nothing behind, and only removes what it created */
     udb_close(env);
     env = NULL;
-    if (!had_data)
-        remove_file(argv[optind], "data.mdb");
-    if (!had_lock)
-        remove_file(argv[optind], "lock.mdb");
+    for (size_t i = 0; i < DB_FILES; i++)
+        if (!had[i])
+            remove_file(argv[optind], db_files[i]);
     if (!had_dir)
         rmdir(argv[optind]);
 out:
