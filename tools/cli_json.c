@@ -22,8 +22,9 @@
  * Binary values are {"$bin": "<base64>"}; NaN and infinities
  * {"$float": "nan"}.  What an `any` field may hold but JSON cannot say
  * directly keeps its exact bytes too: a string that is not UTF-8 is
- * {"$str": "<base64>"}, and a map with a key that is not a UTF-8 string, with
- * a duplicate key, or whose only key is one of these marker names is
+ * {"$str": "<base64>"}, and a map with a key that is not a UTF-8 string, a
+ * key holding a NUL byte, a duplicate key, or whose only key is one of these
+ * marker names is
  * {"$map": [[key, value], ...]}.  msgpack extension values are refused both
  * ways: the engine stores none.
  */
@@ -643,8 +644,9 @@ static int is_marker_name(const char *k, size_t n)
 }
 
 /* A map of count pairs as a JSON object when JSON can hold it exactly;
- * otherwise (a key that is not a UTF-8 string, a duplicate key, or a lone
- * key that would read back as one of our markers) as
+ * otherwise (a key that is not a UTF-8 string, a key holding a NUL byte --
+ * JSON can write it, but jansson cannot read it back as an object key --, a
+ * duplicate key, or a lone key that would read back as one of our markers) as
  * {"$map": [[key, value], ...]}. */
 static json_t *rd_map(reader *r, uint64_t count, int depth)
 {
@@ -668,6 +670,7 @@ static json_t *rd_map(reader *r, uint64_t count, int depth)
         if ((pair = json_pack("[o o]", k, v)) == NULL || json_array_append_new(pairs, pair))
             goto fail;
         if (as_object && (!str_key || !json_is_string(k) ||
+                          memchr(json_string_value(k), 0, json_string_length(k)) ||
                           json_object_getn(obj, json_string_value(k), json_string_length(k)) ||
                           (count == 1 && is_marker_name(json_string_value(k),
                                                         json_string_length(k))))) {

@@ -454,9 +454,10 @@ group_dumpload() {
     run 0 "$U" put "$a" booking '{"psychologist": "p9", "date": "2026-02-01", "time": "08:00", "status": "completed", "note": {"$bin": "3q2+7w=="}}'
     run 0 "$U" put "$a" workflow '{"workflow_name": "big", "version": -4, "execution_engine": "argo", "definition": {"x": [18446744073709551615, 0.5, null, {"$bin": ""}]}}'
     # what an `any` field may hold but JSON cannot say directly: a non-UTF-8
-    # string, maps with non-string or duplicate keys, a map that looks like a marker
-    run 0 "$U" put "$a" booking '{"psychologist": "p9", "date": "2026-02-02", "time": "08:00", "status": "completed", "note": {"a": {"$map": [[1, "one"], [{"$str": "/w=="}, null]]}, "b": {"$map": [["$bin", "not binary"]]}, "c": {"$map": [["k", 1], ["k", 2]]}, "d": {"$str": "aGk="}}}'
-    json_ok 'd["note"] == {"a": {"$map": [[1, "one"], [{"$str": "/w=="}, None]]}, "b": {"$map": [["$bin", "not binary"]]}, "c": {"$map": [["k", 1], ["k", 2]]}, "d": "hi"}'
+    # string, maps with non-string, NUL-holding or duplicate keys, a map that
+    # looks like a marker
+    run 0 "$U" put "$a" booking '{"psychologist": "p9", "date": "2026-02-02", "time": "08:00", "status": "completed", "note": {"a": {"$map": [[1, "one"], [{"$str": "/w=="}, null]]}, "b": {"$map": [["$bin", "not binary"]]}, "c": {"$map": [["k", 1], ["k", 2]]}, "d": {"$str": "aGk="}, "e": {"$map": [["a\u0000b", 1]]}}}'
+    json_ok 'd["note"] == {"a": {"$map": [[1, "one"], [{"$str": "/w=="}, None]]}, "b": {"$map": [["$bin", "not binary"]]}, "c": {"$map": [["k", 1], ["k", 2]]}, "d": "hi", "e": {"$map": [["a\x00b", 1]]}}'
     run 5 "$U" put "$a" booking '{"psychologist": "p9", "date": "2026-02-03", "time": "08:00", "status": "completed", "note": {"$map": [[1]]}}'
     err_has '"$map" must be an array of [key, value] pairs'
     # strings shaped like the in-band number marker older versions used
