@@ -31,6 +31,10 @@ struct udb_env {
     size_t nowners, capowners;
     unsigned grow_wait_ms;      /* how long a resize waits for them to end */
     bool resizing;
+    /* set when a transaction that hit MDB_MAP_FULL ends, read by the next
+       writer's udb_begin on any thread: both only under lock (udb__env_want_grow,
+       udb__env_grow_if_wanted, udb__grow); test_persist's
+       map_grows_while_threads_write is ThreadSanitizer's check */
     bool want_grow;             /* a txn hit MDB_MAP_FULL ... */
     size_t grow_from;           /* ... at this map size */
     udb_schema *schema;         /* current; never freed before close */

@@ -1,7 +1,7 @@
 /*
  * test_persist.c -- the database on disk: what survives close and reopen,
- * the permissions of what udb_open creates, open errors, map growth and the
- * size limit.
+ * the permissions of what udb_open creates, open errors, map growth (also
+ * while threads write) and the size limit.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -623,6 +623,150 @@ static void t_growth_waits_for_readers_a_bounded_time(tu *t)
     CHECK_OK(udb_write(t->env, add_blobs, &n));   /* reader gone: it grows */
 }
 
+/* Threads of one process fill a small map while others write and read: the
+ * grow request a full transaction leaves (udb__env_want_grow) and the next
+ * writer's check for it (udb__env_grow_if_wanted) meet on different threads.
+ * Every write must land, and under ThreadSanitizer (build-tsan) the resize
+ * state must show no data race: with env->lock taken out of those two
+ * functions, TSan reports one here. */
+#define GT_BY_HAND 4    /* udb_begin, insert, commit; abort and redo on a full map */
+#define GT_GROUPED 1    /* udb_write of GT_BATCH records (group commit grows by itself) */
+#define GT_ROUNDS  30
+#define GT_BATCH   3
+#define GT_CYCLES  10   /* fresh databases: growth is fastest from a small map */
+
+typedef struct grow_thread {
+    udb_env *env;
+    udb_val blob;          /* one record, packed before the threads start */
+    int fulls;             /* UDB_EMAPFULL seen by a by-hand writer */
+    int rc;                /* first unexpected error, 0 if none */
+    pthread_t th;
+} grow_thread;
+
+typedef struct grow_readers {
+    udb_env *env;
+    pthread_mutex_t m;
+    bool stop;
+    int rc, reads;
+} grow_readers;
+
+static void *grow_by_hand(void *p)
+{
+    grow_thread *g = p;
+    for (int r = 0; r < GT_ROUNDS && !g->rc; r++) {
+        int rc = UDB_EMAPFULL, attempts = 0;
+        while (rc == UDB_EMAPFULL && attempts++ < 64) {
+            udb_txn *txn = NULL;
+            if ((rc = udb_begin(&txn, g->env, 0)))
+                break;
+            rc = udb_insert(NULL, txn, "blob", g->blob.data, g->blob.size);
+            if (rc)
+                udb_abort(txn);
+            else
+                rc = udb_commit(txn);
+            g->fulls += rc == UDB_EMAPFULL;
+        }
+        g->rc = rc;
+    }
+    return NULL;
+}
+
+static int add_batch(udb_txn *txn, void *ctx)
+{
+    const grow_thread *g = ctx;
+    for (int i = 0; i < GT_BATCH; i++) {
+        int rc = udb_insert(NULL, txn, "blob", g->blob.data, g->blob.size);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void *grow_grouped(void *p)
+{
+    grow_thread *g = p;
+    for (int r = 0; r < GT_ROUNDS && !g->rc; r++)
+        g->rc = udb_write(g->env, add_batch, g);
+    return NULL;
+}
+
+static void *grow_reader(void *p)
+{
+    grow_readers *rd = p;
+    for (;;) {
+        pthread_mutex_lock(&rd->m);
+        bool stop = rd->stop || rd->rc;
+        pthread_mutex_unlock(&rd->m);
+        if (stop)
+            break;
+        udb_txn *txn = NULL;
+        udb_type_stat st;
+        int rc = udb_begin(&txn, rd->env, UDB_RDONLY);
+        if (!rc) {
+            rc = udb_type_stat_get(&st, txn, "blob");
+            udb_abort(txn);
+        }
+        pthread_mutex_lock(&rd->m);
+        rd->rc = rc;
+        rd->reads++;
+        pthread_mutex_unlock(&rd->m);
+    }
+    return NULL;
+}
+
+/* One database from a 64 KiB map: the threads above fill it, then every
+ * record must be there and the map must have doubled several times. */
+static void grow_with_threads(tu *t, int cycle, udb_val blob)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    o.map_size = 64u << 10;   /* a few records fill it: it doubles many times */
+    o.flags = UDB_NOSYNC;
+    udb_close(t->env);
+    t->env = NULL;
+    snprintf(t->path, sizeof t->path, "%s/grow%d", t->dir, cycle);
+    if (!CHECK_OK(udb_open(&t->env, t->path, &o)) || !CHECK_OK(tu_apply(t, BLOBS)))
+        return;
+    size_t map0 = 0, map1 = 0;
+    CHECK_OK(udb_env_usage(&map0, NULL, t->env));
+    grow_thread g[GT_BY_HAND + GT_GROUPED];
+    grow_readers rd = {t->env, PTHREAD_MUTEX_INITIALIZER, false, 0, 0};
+    pthread_t reader;
+    int started = 0, fulls = 0;
+    bool reading = CHECK(pthread_create(&reader, NULL, grow_reader, &rd) == 0);
+    for (int i = 0; i < GT_BY_HAND + GT_GROUPED; i++, started++) {
+        g[i] = (grow_thread){.env = t->env, .blob = blob};
+        if (!CHECK(pthread_create(&g[i].th, NULL, i < GT_BY_HAND ? grow_by_hand : grow_grouped,
+                                  &g[i]) == 0))
+            break;
+    }
+    for (int i = 0; i < started; i++) {
+        pthread_join(g[i].th, NULL);
+        if (!CHECK_OK(g[i].rc))
+            fprintf(stderr, "  writer %d: %s\n", i, udb_strerror(g[i].rc));
+        fulls += g[i].fulls;
+    }
+    pthread_mutex_lock(&rd.m);
+    rd.stop = true;
+    pthread_mutex_unlock(&rd.m);
+    if (reading)
+        pthread_join(reader, NULL);
+    CHECK_OK(rd.rc);
+    CHECK(rd.reads > 0);
+    CHECK(fulls > 0);   /* the by-hand writers did see the map fill up */
+    CHECK_OK(udb_env_usage(&map1, NULL, t->env));
+    CHECK(map1 >= 8 * map0);   /* it doubled at least three times */
+    udb_txn *txn = tu_r(t);
+    CHECK(tu_count(txn, "blob") == (size_t)GT_ROUNDS * (GT_BY_HAND + GT_GROUPED * GT_BATCH));
+    tu_commit(txn);
+}
+
+static void t_map_grows_while_threads_write(tu *t)
+{
+    udb_val blob = mp("{s:s}", "data", kib_text());
+    for (int cycle = 0; cycle < GT_CYCLES; cycle++)
+        grow_with_threads(t, cycle, blob);
+}
+
 TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_format),
         TU_CASE(t_format_1_is_upgraded_on_open), TU_CASE(t_many_types_open_with_any_options),
         TU_CASE(t_read_only_open_writes_nothing), TU_CASE(t_write_while_holding_a_txn_is_refused),
@@ -630,4 +774,5 @@ TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_
         TU_CASE(t_created_directory_is_not_world_writable), TU_CASE(t_open_reports_bad_paths),
         TU_CASE(t_open_checks_the_options_version), TU_CASE(t_env_errmsg_is_per_thread),
         TU_CASE(t_map_grows_after_map_full), TU_CASE(t_max_map_size_with_group_commit),
-        TU_CASE(t_max_map_size_without_group_commit))
+        TU_CASE(t_max_map_size_without_group_commit),
+        TU_CASE(t_map_grows_while_threads_write))
