@@ -31,6 +31,12 @@
    per-transaction state for every slot, so not many more */
 #define DBS_ROOM 64
 
+const char *const *udb_env_files(void)
+{
+    static const char *const files[] = {UDB_DATA_FILE, UDB_LOCK_FILE, UDB_SYNC_FILE, NULL};
+    return files;
+}
+
 void udb__env_install_schema(udb_env *env, udb_schema *s, uint64_t gen)
 {
     pthread_mutex_lock(&env->lock);
@@ -532,11 +538,11 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     }
     if (rc) {
         if (rc == ENOENT && rdonly)
-            udb__env_err(rc, "udb_open: %s: not a uniqdb database (no data.mdb)", path);
+            udb__env_err(rc, "udb_open: %s: not a uniqdb database (no " UDB_DATA_FILE ")", path);
         else if (rc == EACCES)
             udb__env_err(rc, "udb_open: %s: permission denied (%s)", path,
-                         rdonly ? "reading data.mdb, or creating or writing lock.mdb"
-                                : "writing data.mdb or lock.mdb");
+                         rdonly ? "reading " UDB_DATA_FILE ", or creating or writing " UDB_LOCK_FILE
+                                : "writing " UDB_DATA_FILE " or " UDB_LOCK_FILE);
         else
             udb__env_err(rc, "udb_open: %s: %s", path, udb_strerror(rc));
         goto fail_quiet;

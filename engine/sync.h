@@ -9,7 +9,7 @@
  * makes outside the write lock.  A caller is acknowledged only when every
  * transaction it depends on (the one it wrote, the snapshot it read) is
  * durable.  The state that lets processes share those flushes lives in a
- * small mmap'd file in the database directory (SYNC_FILE).
+ * small mmap'd file in the database directory (UDB_SYNC_FILE, uniqdb.h).
  */
 #ifndef UDB_SYNC_H
 #define UDB_SYNC_H
@@ -17,9 +17,6 @@
 #include <lmdb.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-/* The shared state, next to LMDB's data.mdb and lock.mdb. */
-#define UDB_SYNC_FILE "sync.udb"
 
 typedef struct udb_sync udb_sync;
 

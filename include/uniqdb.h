@@ -268,6 +268,20 @@ UDB_API void udb_free(void *p);
 
 /* ---- Environment --------------------------------------------------------- */
 
+/* The files of a database directory, created by udb_open() for writing (one
+ * with UDB_RDONLY_ENV creates none): LMDB's data file (every record, index
+ * and the schema), LMDB's lock file (reader table, write lock) and uniqdb's
+ * shared durability state (see "Durability").  The lock and sync files hold
+ * only state of the processes that have the database open: a closed database
+ * is its data file. */
+#define UDB_DATA_FILE "data.mdb"
+#define UDB_LOCK_FILE "lock.mdb"
+#define UDB_SYNC_FILE "sync.udb"
+
+/* The names above as one NULL-terminated list (static storage), for code that
+ * must handle every file of a database directory -- remove them, copy them. */
+UDB_API const char *const *udb_env_files(void);
+
 /* Open (creating if missing) the database directory `path`.  opts may be NULL.
  * Stale reader slots left by crashed processes are cleared.  A new database
  * records the on-disk format version (UDB_FORMAT_VERSION); opening checks it,

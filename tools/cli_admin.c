@@ -14,11 +14,9 @@
 
 /* ---- init, schema ------------------------------------------------------------- */
 
-/* The files udb_open() creates in a database directory: LMDB's data and lock
- * files and the engine's shared durability state.  A failed init removes the
- * ones it created, so that no half-made database is left behind. */
-static const char *const db_files[] = {"data.mdb", "lock.mdb", "sync.udb"};
-#define DB_FILES (sizeof db_files / sizeof db_files[0])
+/* A failed init removes those files of the database directory
+ * (udb_env_files(), a handful) that it created, so that no half-made database
+ * is left behind: bit i of the mask says whether file i was there before. */
 
 static int file_exists(const char *dir, const char *name)
 {
@@ -53,7 +51,9 @@ int cli_cmd_init(int argc, char **argv)
     udb_env *env = NULL;
     unsigned flags = 0;
     size_t len;
-    int c, ex, rc, had_dir, had[DB_FILES];
+    const char *const *files = udb_env_files();
+    unsigned long had = 0;
+    int c, ex, rc, had_dir;
 
     optind = 0;
     opterr = 0;
@@ -72,8 +72,9 @@ int cli_cmd_init(int argc, char **argv)
     if ((ex = cli_read_file(&text, &len, argv[optind + 1])) != CLI_OK)
         return ex;
     had_dir = access(argv[optind], F_OK) == 0;
-    for (size_t i = 0; i < DB_FILES; i++)
-        had[i] = had_dir && file_exists(argv[optind], db_files[i]);
+    for (size_t i = 0; files[i]; i++)
+        if (had_dir && file_exists(argv[optind], files[i]))
+            had |= 1ul << i;
     if ((ex = cli_open_sized(&env, argv[optind], CLI_OPEN_CREATE, cli_schema_dbs(text, len))) !=
         CLI_OK)
         goto undo;
@@ -109,9 +110,9 @@ undo:
     /* a failed init leaves nothing behind, and only removes what it created */
     udb_close(env);
     env = NULL;
-    for (size_t i = 0; i < DB_FILES; i++)
-        if (!had[i])
-            remove_file(argv[optind], db_files[i]);
+    for (size_t i = 0; files[i]; i++)
+        if (!(had & 1ul << i))
+            remove_file(argv[optind], files[i]);
     if (!had_dir)
         rmdir(argv[optind]);
 out:
@@ -342,7 +343,7 @@ int cli_cmd_stat(int argc, char **argv)
         ex = cli_fail_rc(rc, tc.names ? udb_env_errmsg(env) : detail, NULL, "stat");
         goto out;
     }
-    if (asprintf(&path, "%s/data.mdb", argv[first]) < 0) {
+    if (asprintf(&path, "%s/" UDB_DATA_FILE, argv[first]) < 0) {
         path = NULL;
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
         goto out;

@@ -722,7 +722,7 @@ static int make_dir(char *out, size_t outlen, const char *dir)
 
         if (errno != EEXIST)
             return cli_fail(CLI_EFAIL, NULL, "%s: %s", dir, strerror(errno));
-        if (asprintf(&data, "%s/data.mdb", dir) < 0)
+        if (asprintf(&data, "%s/" UDB_DATA_FILE, dir) < 0)
             return cli_fail(CLI_EFAIL, NULL, "out of memory");
         exists = stat(data, &st) == 0;
         free(data);

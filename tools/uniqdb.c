@@ -495,19 +495,19 @@ static const char *not_a_database(const char *path, char *why, size_t cap)
     }
     if (!S_ISDIR(st.st_mode))
         return "not a directory (a database is a directory)";
-    if (asprintf(&data, "%s/data.mdb", path) < 0)
+    if (asprintf(&data, "%s/" UDB_DATA_FILE, path) < 0)
         return "out of memory";
     e = stat(data, &st) == 0 ? 0 : errno;
     free(data);
     if (e == ENOENT) {
-        snprintf(why, cap, "not a uniqdb database (no data.mdb; create one with: uniqdb init "
+        snprintf(why, cap, "not a uniqdb database (no " UDB_DATA_FILE "; create one with: uniqdb init "
                  "%s SCHEMA.json)", path);
         return why;
     }
     if (e == EACCES)
         return "permission denied (the directory cannot be searched)";
     if (e) {
-        snprintf(why, cap, "%s/data.mdb: %s", path, strerror(e));
+        snprintf(why, cap, "%s/" UDB_DATA_FILE ": %s", path, strerror(e));
         return why;
     }
     return NULL;
@@ -547,11 +547,11 @@ int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
     o.max_dbs = max_dbs;
     rc = udb_open(out, path, &o);
     if (rc == EACCES && mode == CLI_OPEN_READ) {
-        /* most likely lock.mdb cannot be created or written (another user's
+        /* most likely the lock file cannot be created or written (another user's
            database, a read-only copy): read without LMDB's reader lock */
         o.flags |= UDB_NOLOCK;
         if (udb_open(out, path, &o) == 0) {
-            fprintf(stderr, "uniqdb: note: %s/lock.mdb cannot be written, so this read does "
+            fprintf(stderr, "uniqdb: note: %s/" UDB_LOCK_FILE " cannot be written, so this read does "
                     "not take LMDB's reader lock; if another process writes %s at the same "
                     "time, what is read may be inconsistent or damaged\n", path, path);
             return CLI_OK;

@@ -378,7 +378,7 @@ static int refuses(const char *dir, int what, const char *needle)
     pid_t pid = fork();
     if (pid == 0) {
         char p[4200];
-        snprintf(p, sizeof p, "%s/data.mdb", dir);
+        snprintf(p, sizeof p, "%s/" UDB_DATA_FILE, dir);
         if (rec_start(dir) != 0)
             _exit(2);
         int fd = open(p, O_RDWR);
@@ -412,7 +412,7 @@ static int refuses(const char *dir, int what, const char *needle)
 static int selftest(const char *dir, const pl_case *c, int scale)
 {
     char p[4200], logp[4200];
-    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    snprintf(p, sizeof p, "%s/" UDB_DATA_FILE, dir);
     snprintf(logp, sizeof logp, "%s/log", dir);
     int fd = open(p, O_RDWR | O_CREAT, 0600);
     if (fd < 0 || ftruncate(fd, 8192) != 0 || close(fd) != 0 || !rec_create(logp, 1 << 20))

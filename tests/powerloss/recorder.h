@@ -28,13 +28,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "uniqdb.h"
+
 #define REC_MAGIC 0x31474f4c4c50ULL   /* "PLLOG1" */
 #define REC_MAXFILES 64
 #define REC_NAME 64
-#define REC_VOLATILE "lock.mdb"       /* LMDB's lock file: never data */
-#define REC_VOLATILE2 "sync.udb"      /* uniqdb's shared flush state (engine/sync.h,
-                                         UDB_SYNC_FILE): reset by the first opener,
-                                         never read after a crash */
+#define REC_VOLATILE UDB_LOCK_FILE    /* LMDB's lock file: never data */
+#define REC_VOLATILE2 UDB_SYNC_FILE   /* uniqdb's shared flush state: reset by the
+                                         first opener, never read after a crash */
 
 enum rec_kind {
     EV_BASE = 1,  /* a tracked file's contents when recording started (payload) */

@@ -3,6 +3,7 @@
  * the permissions of what udb_open creates, open errors, map growth (also
  * while threads write) and the size limit.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -78,7 +79,7 @@ static void t_created_directory_is_not_world_writable(tu *t)
     if (CHECK_OK(udb_open(&env, path, NULL))) {
         CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0750);
         udb_close(env);
-        snprintf(path, sizeof path, "%s/default/data.mdb", t->dir);
+        snprintf(path, sizeof path, "%s/default/" UDB_DATA_FILE, t->dir);
         CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0640);
     }
     udb_options o = UDB_OPTIONS_INIT;
@@ -92,6 +93,42 @@ static void t_created_directory_is_not_world_writable(tu *t)
         udb_close(env);
     }
     umask(old);
+}
+
+/* udb_env_files() names exactly the files udb_open() creates (and a write
+ * adds none): the list the CLI removes after a failed init. */
+static void t_env_files_are_what_open_creates(tu *t)
+{
+    const char *const *files = udb_env_files();
+    if (!CHECK(files && files[0]))
+        return;
+    CHECK_STR(files[0], UDB_DATA_FILE);
+    if (!tu_setup(t, tu_scenarios()))
+        return;
+    udb_txn *txn = tu_w(t);
+    CHECK_OK(tu_ins(NULL, txn, "client", mp("{s:s, s:s}", "id", "c-1", "email", "c@x")));
+    tu_commit(txn);
+    size_t listed = 0, found = 0;
+    for (; files[listed]; listed++) {
+        struct stat st;
+        CHECK(stat(tu_fmt("%s/%s", t->path, files[listed]), &st) == 0 && S_ISREG(st.st_mode));
+    }
+    CHECK(listed == 3);
+    DIR *d = opendir(t->path);
+    if (!CHECK(d))
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        size_t i = 0;
+        while (files[i] && strcmp(files[i], e->d_name))
+            i++;
+        if (!CHECK(files[i]))
+            fprintf(stderr, "  %s is not in udb_env_files()\n", e->d_name);
+        found++;
+    }
+    closedir(d);
+    CHECK(found == listed);
 }
 
 static void t_open_reports_bad_paths(tu *t)
@@ -771,7 +808,8 @@ TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_
         TU_CASE(t_format_1_is_upgraded_on_open), TU_CASE(t_many_types_open_with_any_options),
         TU_CASE(t_read_only_open_writes_nothing), TU_CASE(t_write_while_holding_a_txn_is_refused),
         TU_CASE(t_growth_waits_for_readers_a_bounded_time),
-        TU_CASE(t_created_directory_is_not_world_writable), TU_CASE(t_open_reports_bad_paths),
+        TU_CASE(t_created_directory_is_not_world_writable),
+        TU_CASE(t_env_files_are_what_open_creates), TU_CASE(t_open_reports_bad_paths),
         TU_CASE(t_open_checks_the_options_version), TU_CASE(t_env_errmsg_is_per_thread),
         TU_CASE(t_map_grows_after_map_full), TU_CASE(t_max_map_size_with_group_commit),
         TU_CASE(t_max_map_size_without_group_commit),
