@@ -9,23 +9,6 @@
 
 #include "support.h"
 
-int sup_fixbuf_write(void *buf, const char *p, size_t n)
-{
-    sup_fixbuf *b = buf;
-    if (b->overflow || n > b->cap - b->len) {
-        b->overflow = true;
-        return -1;
-    }
-    memcpy((char *)b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-int sup_pack_cstr(msgpack_packer *pk, const char *s)
-{
-    return msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 /* Number of items up to the bracket closing the one just opened at p. */
 static size_t count_items(const char *p)
 {
