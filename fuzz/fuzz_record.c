@@ -40,7 +40,8 @@ static const char SCHEMA[] =
     "              \"ps\": {\"fields\": [\"s\"], \"where\": \"e IN ('x', 'y') AND i != 3\"}},"
     "  \"indexes\": {\"by_e\": {\"fields\": [\"e\", \"bin\"]}}},"
     " \"x\": {\"key\": \"id\", \"extra\": true, \"fields\": {"
-    "   \"id\": {\"type\": \"uint\", \"auto\": true}, \"name\": {\"type\": \"str\", \"required\": true},"
+    "   \"id\": {\"type\": \"uint\", \"auto\": true},"
+    " \"name\": {\"type\": \"str\", \"required\": true},"
     "   \"n\": {\"type\": \"int\"}},"
     "  \"unique\": {\"name\": {\"fields\": [\"name\"]}}}"
     "}}";
@@ -218,7 +219,8 @@ static void unpack_trusted(msgpack_unpacked *up, const void *p, size_t n, const 
 
 static void expect_refusal(udb_txn *txn, int rc, const char *op, bool conflict_ok)
 {
-    FUZZ_CHECK(rc == UDB_EBADRECORD || rc == UDB_EKEYTOOLONG || (conflict_ok && rc == UDB_ECONFLICT),
+    FUZZ_CHECK(rc == UDB_EBADRECORD || rc == UDB_EKEYTOOLONG ||
+               (conflict_ok && rc == UDB_ECONFLICT),
                "%s returned %d (%s): %s", op, rc, udb_strerror(rc), udb_errmsg(txn));
     FUZZ_CHECK(*udb_errmsg(txn), "%s refused without a message", op);
     FUZZ_CHECK((rc == UDB_ECONFLICT) == (udb_conflict_info(txn) != NULL),

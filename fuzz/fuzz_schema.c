@@ -112,8 +112,8 @@ static void schema_mode(const uint8_t *data, size_t size)
     rc = udb_schema_json(&stored, env);
     FUZZ_CHECK(rc == 0 && strcmp(stored, s->json) == 0, "stored schema is not the canonical text");
     udb_free(stored);
-    FUZZ_CHECK(udb_schema_apply(NULL, env, s->json, s->json_len, 0) == 0, "re-applying the canonical "
-               "text: %s", udb_env_errmsg(env));
+    FUZZ_CHECK(udb_schema_apply(NULL, env, s->json, s->json_len, 0) == 0,
+               "re-applying the canonical text: %s", udb_env_errmsg(env));
     FUZZ_CHECK(udb_schema_apply(NULL, env, (const char *)data, size, 0) == 0, "re-applying: %s",
                udb_env_errmsg(env));
 
@@ -148,8 +148,8 @@ static void schema_mode(const uint8_t *data, size_t size)
     FUZZ_CHECK(udb_commit(txn) == 0, "commit");
     expect_check(env);
     /* with records stored, the same schema is still a no-op */
-    FUZZ_CHECK(udb_schema_apply(NULL, env, s->json, s->json_len, 0) == 0, "re-applying with records: %s",
-               udb_env_errmsg(env));
+    FUZZ_CHECK(udb_schema_apply(NULL, env, s->json, s->json_len, 0) == 0,
+               "re-applying with records: %s", udb_env_errmsg(env));
     expect_check(env);
     udb_close(env);
     udb__schema_free(s);
@@ -163,7 +163,8 @@ static const char WHERE_TYPE[] =
     "{\"key\": \"k\", \"fields\": {"
     " \"k\": {\"type\": \"int\"}, \"s\": {\"type\": \"str\"}, \"i\": {\"type\": \"int\"},"
     " \"u\": {\"type\": \"uint\"}, \"f\": {\"type\": \"float\"}, \"b\": {\"type\": \"bool\"},"
-    " \"bin\": {\"type\": \"bin\"}, \"e\": {\"type\": \"enum\", \"values\": [\"a\", \"b\", \"it's\"]},"
+    " \"bin\": {\"type\": \"bin\"},"
+    " \"e\": {\"type\": \"enum\", \"values\": [\"a\", \"b\", \"it's\"]},"
     " \"any\": {\"type\": \"any\"}, \"order\": {\"type\": \"int\"}}}";
 
 static udb_schema *where_schema;

@@ -500,8 +500,8 @@ static const char *not_a_database(const char *path, char *why, size_t cap)
     e = stat(data, &st) == 0 ? 0 : errno;
     free(data);
     if (e == ENOENT) {
-        snprintf(why, cap, "not a uniqdb database (no " UDB_DATA_FILE "; create one with: uniqdb init "
-                 "%s SCHEMA.json)", path);
+        snprintf(why, cap, "not a uniqdb database (no " UDB_DATA_FILE "; create one with: "
+                 "uniqdb init %s SCHEMA.json)", path);
         return why;
     }
     if (e == EACCES)
@@ -551,9 +551,9 @@ int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
            database, a read-only copy): read without LMDB's reader lock */
         o.flags |= UDB_NOLOCK;
         if (udb_open(out, path, &o) == 0) {
-            fprintf(stderr, "uniqdb: note: %s/" UDB_LOCK_FILE " cannot be written, so this read does "
-                    "not take LMDB's reader lock; if another process writes %s at the same "
-                    "time, what is read may be inconsistent or damaged\n", path, path);
+            fprintf(stderr, "uniqdb: note: %s/" UDB_LOCK_FILE " cannot be written, so this "
+                    "read does not take LMDB's reader lock; if another process writes %s at "
+                    "the same time, what is read may be inconsistent or damaged\n", path, path);
             return CLI_OK;
         }
     }

@@ -357,7 +357,8 @@ static void run_case(const pl_case *c, result *r, int scale, uint64_t seed)
         break;
     }
     if (c->control && !r->passed)
-        snprintf(r->msg, sizeof r->msg, "NOT DETECTED: %.380s", r->msg[0] ? r->msg : "no loss seen");
+        snprintf(r->msg, sizeof r->msg, "NOT DETECTED: %.380s",
+                 r->msg[0] ? r->msg : "no loss seen");
 out:
     r->secs = now_s() - t0;
     free(points);

@@ -259,7 +259,7 @@ static void t_mp_check_bombs(tu *t)
     CHECK_RC(mpcheck(mpraw("\xdf\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
     CHECK_RC(mpcheck(mpraw("\xdb\xff\xff\xff\xff", 5), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
     CHECK_RC(mpcheck(mpraw("\xc6\xff\xff\xff\xff" "ab", 7), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);
-    CHECK_RC(mpcheck(mpraw("\xc4", 1), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);   /* bin8, no length */
+    CHECK_RC(mpcheck(mpraw("\xc4", 1), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);  /* bin8, no length */
     CHECK_RC(mpcheck(mpraw("\xa5" "ab", 3), UDB_MAX_DEPTH, &why), UDB_EBADRECORD);
     CHECK_HAS(why, "truncated");
     CHECK_RC(mpcheck(mpraw("\x92\x01", 2), UDB_MAX_DEPTH, NULL), UDB_EBADRECORD);

@@ -509,7 +509,8 @@ static void t_check_sees_index_damage(tu *t)
     tu_check_db(t);
 
     txn = tu_w(t);
-    const udb_index *phone = udb__type_index(udb__schema_type(udb__txn_schema(txn), "multi"), "phone");
+    const udb_index *phone =
+        udb__type_index(udb__schema_type(udb__txn_schema(txn), "multi"), "phone");
     udb_buf key = {0}, stray = {0}, pk = {0};
     udb__tk_str(&key, UDB_TK_STR, "p1", 2);
     udb__tk_str(&stray, UDB_TK_STR, "p2", 2);
@@ -652,10 +653,12 @@ static void t_check_reports_progress(tu *t)
     CHECK_OK(udb_check_progress(NULL, t->env, NULL, NULL, NULL));
 }
 
-TU_MAIN(TU_CASE(t_check_sees_index_damage), TU_CASE(t_check_sees_long_key_damage), TU_CASE(t_unique_index_scans_hold_null_records), TU_CASE(t_check_reports_progress), TU_CASE(t_compound_keys_do_not_collide_across_boundaries), TU_CASE(t_float_bool_and_bin_keys),
-        TU_CASE(t_scans_order_integers_numerically), TU_CASE(t_scans_order_strings_bytewise),
-        TU_CASE(t_scan_with_prefix), TU_CASE(t_partial_index_enter_and_leave),
-        TU_CASE(t_nulls_distinct_and_not_distinct),
+TU_MAIN(TU_CASE(t_check_sees_index_damage), TU_CASE(t_check_sees_long_key_damage),
+        TU_CASE(t_unique_index_scans_hold_null_records), TU_CASE(t_check_reports_progress),
+        TU_CASE(t_compound_keys_do_not_collide_across_boundaries),
+        TU_CASE(t_float_bool_and_bin_keys), TU_CASE(t_scans_order_integers_numerically),
+        TU_CASE(t_scans_order_strings_bytewise), TU_CASE(t_scan_with_prefix),
+        TU_CASE(t_partial_index_enter_and_leave), TU_CASE(t_nulls_distinct_and_not_distinct),
         TU_CASE(t_every_violated_index_reported_in_order),
         TU_CASE(t_conflict_on_a_later_index_writes_nothing), TU_CASE(t_update_moves_index_entries),
         TU_CASE(t_delete_frees_keys), TU_CASE(t_find_on_unique_indexes))

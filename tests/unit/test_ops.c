@@ -206,9 +206,11 @@ static void t_compound_ops_see_the_auto_key_in_a_predicate(tu *t)
     CHECK(created == 0 && tu_fu(out, "id") == 1);
     CHECK_STR(tu_field(out, "t"), "\"fourth\"");
     /* "id != 1": record 1 is outside the index, the next one is inside it */
-    CHECK_OK(ins_or_get(&out, &created, txn, "ak", "ak_b", mp("{s:i, s:s}", "a", 6, "t", "fourth")));
+    CHECK_OK(ins_or_get(&out, &created, txn, "ak", "ak_b",
+                        mp("{s:i, s:s}", "a", 6, "t", "fourth")));
     CHECK(created == 1 && tu_fu(out, "id") == 2);
-    CHECK_OK(ins_or_get(&out, &created, txn, "ak", "ak_b", mp("{s:i, s:s}", "a", 7, "t", "fourth")));
+    CHECK_OK(ins_or_get(&out, &created, txn, "ak", "ak_b",
+                        mp("{s:i, s:s}", "a", 7, "t", "fourth")));
     CHECK(created == 0 && tu_fu(out, "id") == 2);
     CHECK_OK(upsert(&out, &created, txn, "ak", "ak_b", mp("{s:i, s:s}", "a", 8, "t", "fourth"),
                     NOVAL));
@@ -530,10 +532,10 @@ static void t_group_commit_shares_commits_and_isolates_failures(tu *t)
     udb_close(alone);
 }
 
-TU_MAIN(TU_CASE(t_arguments_are_checked), TU_CASE(t_insert_or_get_on_a_compound_index), TU_CASE(t_insert_or_get_on_the_primary_key),
-        TU_CASE(t_upsert_inserts_then_merges),
+TU_MAIN(TU_CASE(t_arguments_are_checked), TU_CASE(t_insert_or_get_on_a_compound_index),
+        TU_CASE(t_insert_or_get_on_the_primary_key), TU_CASE(t_upsert_inserts_then_merges),
         TU_CASE(t_upsert_validates_the_row_it_would_insert),
-        TU_CASE(t_compound_ops_see_the_auto_key_in_a_predicate), TU_CASE(t_insert_first_takes_the_first_free),
-        TU_CASE(t_udb_write_commits_or_rolls_back),
+        TU_CASE(t_compound_ops_see_the_auto_key_in_a_predicate),
+        TU_CASE(t_insert_first_takes_the_first_free), TU_CASE(t_udb_write_commits_or_rolls_back),
         TU_CASE(t_group_commit_shares_commits_and_isolates_failures),
         TU_CASE(t_read_snapshot_is_stable))

@@ -555,5 +555,6 @@ TU_MAIN(TU_CASE(t_valid_values_stored_canonically), TU_CASE(t_each_field_type_re
         TU_CASE(t_hostile_msgpack_is_invalid), TU_CASE(t_extra_fields_only_when_allowed),
         TU_CASE(t_auto_keys_follow_the_sequence), TU_CASE(t_sequences_are_gapless),
         TU_CASE(t_get_checks_the_key), TU_CASE(t_readonly_transactions_refuse_writes),
-        TU_CASE(t_keys_over_the_lmdb_limit), TU_CASE(t_long_values_sharing_a_prefix), TU_CASE(t_update_replace_and_merge),
-        TU_CASE(t_delete_removes_the_record), TU_CASE(t_returned_values_live_until_txn_end))
+        TU_CASE(t_keys_over_the_lmdb_limit), TU_CASE(t_long_values_sharing_a_prefix),
+        TU_CASE(t_update_replace_and_merge), TU_CASE(t_delete_removes_the_record),
+        TU_CASE(t_returned_values_live_until_txn_end))

@@ -82,8 +82,8 @@ static const struct {
      {"not valid JSON", "duplicate"}},
     {"{`types`: {`1bad`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`}}}}}",
      {"invalid type name \"1bad\""}},
-    {"{`types`: {`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`: {`key`: `id`, "
-     "`fields`: {`id`: {`type`: `uint`}}}}}",
+    {"{`types`: {`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`: "
+     "{`key`: `id`, `fields`: {`id`: {`type`: `uint`}}}}}",
      {"invalid type name"}},
     {T1(", `bad-name`: {`type`: `str`}", ""), {"invalid field name \"bad-name\""}},
     {T1("", ", `unique`: {`has space`: {`fields`: [`name`]}}"),

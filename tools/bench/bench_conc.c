@@ -190,10 +190,10 @@ int bench_w4(bench_result *r, uint64_t *keys, const bench_engine *e, void *db,
     else if (wrong)
         bench_fail(r, 1, "%llu operations returned another record", (unsigned long long)wrong);
     else if (created != *keys || got != ops - *keys)
-        bench_fail(r, 1, "%llu created and %llu got for %llu keys tried twice: expected %llu / %llu",
-                   (unsigned long long)created, (unsigned long long)got,
-                   (unsigned long long)*keys, (unsigned long long)*keys,
-                   (unsigned long long)(ops - *keys));
+        bench_fail(r, 1,
+                   "%llu created and %llu got for %llu keys tried twice: expected %llu / %llu",
+                   (unsigned long long)created, (unsigned long long)got, (unsigned long long)*keys,
+                   (unsigned long long)*keys, (unsigned long long)(ops - *keys));
     munmap(sh, sizeof *sh);
     return r->status > 0 ? -1 : 0;
 }

@@ -215,7 +215,8 @@ static int l_lookup(size_t *matched, void *db, const bench_rec *recs, size_t n)
             rc = 0;
             continue;
         }
-        if (!rc && rec.mv_size == recs[i].mp_len && memcmp(rec.mv_data, recs[i].mp, rec.mv_size) == 0)
+        if (!rc && rec.mv_size == recs[i].mp_len &&
+            memcmp(rec.mv_data, recs[i].mp, rec.mv_size) == 0)
             ok++;
     }
     udb__buf_free(&k);

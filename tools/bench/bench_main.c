@@ -126,8 +126,9 @@ static int add_engine(const char *s, size_t n, void *ctx)
     return -1;
 }
 
-enum { O_RECORDS = 256, O_LOOKUPS, O_SCANS, O_COMMITS, O_BATCH, O_THREADS, O_PROCS,
-       O_DURATION, O_ONLY, O_ENGINES, O_DIR, O_KEEP, O_NOGROUP, O_SQLITE_CACHE, O_ROUNDS, O_SLICES, O_JSON, O_HELP };
+enum { O_RECORDS = 256, O_LOOKUPS, O_SCANS, O_COMMITS, O_BATCH, O_THREADS, O_PROCS, O_DURATION,
+       O_ONLY, O_ENGINES, O_DIR, O_KEEP, O_NOGROUP, O_SQLITE_CACHE, O_ROUNDS, O_SLICES, O_JSON,
+       O_HELP };
 
 static int parse_args(bench_opts *o, int argc, char **argv)
 {

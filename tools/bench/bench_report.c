@@ -212,7 +212,8 @@ void bench_report_table(const bench_opts *o, const bench_item *items, size_t nit
             if (r->status == 0)
                 continue;
             ok = false;
-            printf("%s %s: %s: %s\n", engines[e]->label, item_workload(&items[i], wbuf, sizeof wbuf),
+            printf("%s %s: %s: %s\n", engines[e]->label,
+                   item_workload(&items[i], wbuf, sizeof wbuf),
                    r->status == 1 ? "VERIFICATION FAILED" : "ERROR",
                    r->status < 0 ? "not run" : r->why);
         }

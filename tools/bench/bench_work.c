@@ -98,7 +98,8 @@ static void verify_counts(run_ctx *c, dbstate *s, bench_result *r)
     if (got.records != s->sh->expect.records || got.entries != s->sh->expect.entries)
         bench_fail(r, 1, "holds %llu records / %llu index entries, expected %llu / %llu",
                    (unsigned long long)got.records, (unsigned long long)got.entries,
-                   (unsigned long long)s->sh->expect.records, (unsigned long long)s->sh->expect.entries);
+                   (unsigned long long)s->sh->expect.records,
+                   (unsigned long long)s->sh->expect.entries);
 }
 
 /* Records first .. first+n-1 can be found by their unique key, intact. */
