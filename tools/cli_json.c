@@ -31,6 +31,7 @@
 #include "cli_common.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -137,6 +138,14 @@ typedef struct bigints {
     } *v;
     size_t n, cap;
     size_t integers; /* integer tokens seen in all */
+    size_t reals;    /* real tokens seen in all */
+    /* the first real token a float64 cannot hold (0: none), blanked to "0.0" */
+    struct {
+        int kind; /* RANGE_* */
+        size_t ordinal, line, column;
+        double stored; /* what strtod made of it */
+        char text[48];
+    } bad;
 } bigints;
 
 static int bigints_add(bigints *b, size_t ordinal, uint64_t value)
@@ -156,21 +165,117 @@ static int bigints_add(bigints *b, size_t ordinal, uint64_t value)
     return 0;
 }
 
+enum { RANGE_OK, RANGE_OVER, RANGE_UNDER };
+
+/* Is s[0..n) a number as JSON spells it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int json_number(const char *s, size_t n)
+{
+    size_t i = n > 0 && s[0] == '-', d;
+
+    if (i < n && s[i] == '0')
+        i++;
+    else
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    if (i == (size_t)(n > 0 && s[0] == '-'))
+        return 0;
+    if (i < n && s[i] == '.') {
+        for (d = ++i; i < n && s[i] >= '0' && s[i] <= '9';)
+            i++;
+        if (i == d)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        for (d = i; i < n && s[i] >= '0' && s[i] <= '9';)
+            i++;
+        if (i == d)
+            return 0;
+    }
+    return i == n;
+}
+
+/* Whether the real token s[0..n) (valid JSON) fits a float64: RANGE_OVER
+ * past +-DBL_MAX (jansson would fail with "real number overflow");
+ * RANGE_UNDER when it is not zero but the float64 nearest to it keeps not
+ * even its first significant digit: it is 0, or a subnormal further than
+ * half a unit of that digit away (3e-324 becomes 4.9e-324).  Every float64
+ * printed in its shortest form is within half a unit of its last digit, so
+ * what `dump` writes always reads back.  *stored gets strtod's value.
+ * Returns -1 out of memory. */
+static int real_range(const char *s, size_t n, double *stored)
+{
+    char small[64], *t = n < sizeof small ? small : malloc(n + 1);
+    const char *m;
+    long double d;
+    int kind = RANGE_OK;
+
+    if (!t)
+        return -1;
+    memcpy(t, s, n);
+    t[n] = '\0';
+    *stored = strtod(t, NULL);
+    if (isinf(*stored)) {
+        kind = RANGE_OVER;
+    } else if (fabs(*stored) < DBL_MIN) {
+        /* a nonzero digit before the exponent: the decimal is not zero */
+        for (m = t; *m && *m != 'e' && *m != 'E' && (*m < '1' || *m > '9');)
+            m++;
+        if (*m >= '1' && *m <= '9') {
+            /* where long double has no wider range, d is *stored: only 0 is caught */
+            d = fabsl(strtold(t, NULL));
+            if (*stored == 0 ||
+                (d > 0 && fabsl(fabs(*stored) - d) > powl(10, floorl(log10l(d))) / 2))
+                kind = RANGE_UNDER;
+        }
+    }
+    if (t != small)
+        free(t);
+    return kind;
+}
+
+/* In the copy of text (made on first use), replace the n bytes at start by
+ * `with` plus spaces. */
+static int blank(char **copy, const char *text, size_t len, size_t start, size_t n,
+                 const char *with)
+{
+    size_t w = strlen(with);
+
+    if (!*copy) {
+        if ((*copy = malloc(len + 1)) == NULL)
+            return -1;
+        memcpy(*copy, text, len);
+        (*copy)[len] = '\0';
+    }
+    memcpy(*copy + start, with, w);
+    memset(*copy + start + w, ' ', n - w);
+    return 0;
+}
+
 /* Find the integer tokens in (INT64_MAX, UINT64_MAX] and blank each to "0"
  * plus spaces in a copy (*copy, NULL if there were none), so jansson parses
- * the text with the same line and column numbers.  Tracks only strings and
+ * the text with the same line and column numbers.  The first real token out
+ * of float64's range is recorded in big->bad and blanked to "0.0" plus
+ * spaces, so that the parsed tree can say which field it was.  Tracks only strings and
  * number tokens: outside strings, a run of number characters starting with
  * '-' or a digit is exactly one number token in any text jansson accepts,
  * and it is an integer token if it has no '.', 'e' or 'E'.  The structure
  * is left to jansson, which still rejects anything malformed. */
 static int prescan(char **copy, bigints *big, const char *text, size_t len)
 {
-    size_t i = 0;
+    size_t i = 0, line = 1, line_start = 0;
     int in_string = 0;
 
     *copy = NULL;
     while (i < len) {
         char c = text[i];
+
+        if (c == '\n') {
+            line++;
+            line_start = i + 1;
+        }
 
         if (in_string) {
             if (c == '\\')
@@ -194,8 +299,41 @@ static int prescan(char **copy, bigints *big, const char *text, size_t len)
             for (j = start + (c == '-'); j < i; j++)
                 if (text[j] < '0' || text[j] > '9')
                     integer = 0;
-            if (!integer || j == start + (c == '-'))
+            if (j == start + (c == '-'))
                 continue;
+            if (!integer) {
+                /* only a long token or one with an exponent can leave the range */
+                if (!big->bad.kind && (i - start > 300 || memchr(text + start, 'e', i - start) ||
+                                          memchr(text + start, 'E', i - start)) &&
+                    json_number(text + start, i - start)) {
+                    double stored;
+                    int kind = real_range(text + start, i - start, &stored);
+
+                    if (kind < 0)
+                        return -1;
+                    if (kind != RANGE_OK) {
+                        size_t col = 1, k, n = i - start;
+
+                        if (blank(copy, text, len, start, n, "0.0"))
+                            return -1;
+                        for (k = line_start; k < start; k++) /* jansson counts characters */
+                            col += ((unsigned char)text[k] & 0xc0) != 0x80;
+                        big->bad.kind = kind;
+                        big->bad.ordinal = big->reals;
+                        big->bad.line = line;
+                        big->bad.column = col;
+                        big->bad.stored = stored;
+                        if (n >= sizeof big->bad.text)
+                            snprintf(big->bad.text, sizeof big->bad.text, "%.20s...%.20s",
+                                     text + start, text + i - 20);
+                        else
+                            snprintf(big->bad.text, sizeof big->bad.text, "%.*s", (int)n,
+                                     text + start);
+                    }
+                }
+                big->reals++;
+                continue;
+            }
             /* 19 digits can exceed INT64_MAX, 21 always exceed UINT64_MAX;
              * a leading zero is jansson's to reject. */
             if (c != '-' && c != '0' && i - start >= 19 && i - start <= 20) {
@@ -206,18 +344,10 @@ static int prescan(char **copy, bigints *big, const char *text, size_t len)
                 digits[i - start] = '\0';
                 errno = 0;
                 v = strtoull(digits, NULL, 10);
-                if (errno == 0 && v > (unsigned long long)INT64_MAX) {
-                    if (!*copy) {
-                        if ((*copy = malloc(len + 1)) == NULL)
-                            return -1;
-                        memcpy(*copy, text, len);
-                        (*copy)[len] = '\0';
-                    }
-                    if (bigints_add(big, big->integers, v))
-                        return -1;
-                    (*copy)[start] = '0';
-                    memset(*copy + start + 1, ' ', i - start - 1);
-                }
+                if (errno == 0 && v > (unsigned long long)INT64_MAX &&
+                    (bigints_add(big, big->integers, v) ||
+                     blank(copy, text, len, start, i - start, "0")))
+                    return -1;
             }
             big->integers++;
             continue;
@@ -269,6 +399,70 @@ static int put_back(json_t *v, json_t **repl, restore *r)
     }
 }
 
+/* The JSON pointer of the real number with the given ordinal (document
+ * order) in v, into path[0..size).  Returns 1 once found, else 0. */
+static int real_path(const json_t *v, size_t *ordinal, char *path, size_t size)
+{
+    size_t old = strlen(path), i, n;
+    const char *key;
+    char seg[24];
+    json_t *e;
+    void *it;
+
+    switch (json_typeof(v)) {
+    case JSON_REAL:
+        return (*ordinal)-- == 0;
+    case JSON_ARRAY:
+        json_array_foreach(v, i, e) {
+            snprintf(seg, sizeof seg, "/%zu", i);
+            if (old + strlen(seg) < size)
+                strcpy(path + old, seg);
+            if (real_path(e, ordinal, path, size))
+                return 1;
+            path[old] = '\0';
+        }
+        return 0;
+    case JSON_OBJECT:
+        for (it = json_object_iter((json_t *)v); it; it = json_object_iter_next((json_t *)v, it)) {
+            key = json_object_iter_key(it);
+            n = json_object_iter_key_len(it);
+            if (old + 1 + n < size) {
+                path[old] = '/';
+                memcpy(path + old + 1, key, n);
+                path[old + 1 + n] = '\0';
+            }
+            if (real_path(json_object_iter_value(it), ordinal, path, size))
+                return 1;
+            path[old] = '\0';
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* The message for big->bad, a real number float64 cannot hold, in tree v. */
+static void range_error(char err[CLI_ERRLEN], const json_t *v, const bigints *big)
+{
+    char path[256] = "", where[300] = "", stored[40];
+    size_t ordinal = big->bad.ordinal;
+
+    if (real_path(v, &ordinal, path, sizeof path) && path[0])
+        snprintf(where, sizeof where, strchr(path + 1, '/') ? "at %s: " : "field \"%s\": ",
+                 strchr(path + 1, '/') ? path : path + 1);
+    if (big->bad.kind == RANGE_OVER) {
+        seterr(err, "%s%s is out of the float64 range: finite numbers from -1.7976931348623157e308 "
+               "to 1.7976931348623157e308 are allowed (infinity is {\"$float\": \"inf\"}) (line %zu, column %zu)",
+               where, big->bad.text, big->bad.line, big->bad.column);
+        return;
+    }
+    cli_format_double(stored, big->bad.stored);
+    seterr(err, "%s%s is too close to zero for a float64: it would be stored as %s, without even its "
+           "first digit (a float64 holds 0 and magnitudes from 4.9406564584124654e-324, printed "
+           "5e-324, to 1.7976931348623157e308, with fewer digits below 2.2250738585072014e-308) "
+           "(line %zu, column %zu)", where, big->bad.text, stored, big->bad.line, big->bad.column);
+}
+
 json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN])
 {
     bigints big = {0};
@@ -289,6 +483,12 @@ json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN])
                    jerr.line);
         else
             seterr(err, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+        goto out;
+    }
+    if (big.bad.kind) {
+        range_error(err, v, &big);
+        json_decref(v);
+        v = NULL;
         goto out;
     }
     if (big.n == 0)

@@ -435,6 +435,32 @@ group_types() {
     run 5 "$U" put "$db" thing '{"k": 1, "i": 9223372036854775808}'; err_has '"i"'
     run 5 "$U" put "$db" thing '{"k": 18446744073709551616}'; err_has "out of range"
     run 5 "$U" put "$db" thing '{"k": -9223372036854775809}'; err_has "out of range"
+    # reals a float64 cannot hold: refused with the field, what was given and what is allowed
+    run 5 "$U" put "$db" thing '{"k": 1, "f": 1e999}'
+    err_has 'field "f": 1e999 is out of the float64 range: finite numbers from -1.7976931348623157e308 to 1.7976931348623157e308 are allowed'
+    err_has '(line 1, column 15)'
+    if grep -qF "integer" "$T/err"; then fail "a real called an integer"; else ok; fi
+    run 5 "$U" put "$db" thing '{"k": 1, "a": {"x": [2, -1.5E+400]}}'; err_has 'at /a/x/1: -1.5E+400 is out of the float64 range'
+    run 5 "$U" put "$db" thing '{"k": 1, "f": 1e-400}'
+    err_has 'field "f": 1e-400 is too close to zero for a float64: it would be stored as 0, without even its first digit (a float64 holds 0 and magnitudes from 4.9406564584124654e-324, printed 5e-324, to 1.7976931348623157e308'
+    run 5 "$U" put "$db" thing '{"k": 1, "a": [-2e-330]}'; err_has 'at /a/0: -2e-330 is too close to zero for a float64: it would be stored as -0,'
+    run 5 "$U" put "$db" thing '{"k": 1, "a": 3e-324}'; err_has 'field "a": 3e-324 is too close to zero for a float64: it would be stored as 5e-324,'
+    run 5 "$U" put "$db" thing '{"k": 1, "a": 8e-324}'; err_has 'would be stored as 1e-323,'
+    run 5 "$U" put "$db" thing "{\"k\": 1, \"f\": 0.$("$PY" -c 'print("0" * 400)')1}"; err_has 'field "f": 0.000000000000000000...00000000000000000001 is too close to zero'
+    printf '{"k": 1,\n  "f":\n   1e400}' >"$T/multiline.json"
+    run_in 5 "$T/multiline.json" "$U" put "$db" thing -; err_has '(line 3, column 4)'
+    run 5 "$U" --json put "$db" thing '{"k": 1, "f": -1e309}'
+    json_ok 'd["status"] == 422 and "out of the float64 range" in d["detail"]'
+    # ... while zero in any spelling, the extremes, and subnormals are stored exactly
+    run 0 "$U" put "$db" thing '{"k": 78, "f": 1.7976931348623157e308, "a": [0e-999, -0.0E+999, 5e-324, -4.9406564584124654e-324, 2.2250738585072014e-308, 1e-310, -1.7976931348623157e308]}'
+    out_has '"f":1.7976931348623157e+308,"a":[0.0,-0.0,5e-324,-5e-324,2.2250738585072014e-308,1e-310,-1.7976931348623157e+308]'
+    run 0 "$U" delete "$db" thing 78
+    # every float64 below 2^-1022 as print writes it (the shortest form, also Python's repr)
+    # reads back: the 2000 smallest and 2000 spread over the subnormal range
+    "$PY" -c 'import json, struct, random; r = random.Random(7); print(json.dumps({"k": 79, "a": [struct.unpack("<d", struct.pack("<Q", b))[0] * s for b in list(range(1, 2001)) + [r.randrange(1, 1 << 52) for _ in range(2000)] for s in (1, -1)]}))' >"$T/subnormal.json"
+    run_in 0 "$T/subnormal.json" "$U" put "$db" thing -
+    if "$PY" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))' "$T/out" "$T/subnormal.json"; then ok; else fail "subnormals changed"; fi
+    run 0 "$U" delete "$db" thing 79
     run 5 "$U" put "$db" thing '{"k": 1, "k": 2}'; err_has "duplicate"
     run 5 "$U" put "$db" thing '{"k": 1,'; err_has "invalid JSON"
     run 5 "$U" put "$db" thing '[1, 2]'; err_has "JSON object"
