@@ -142,7 +142,7 @@ static char *through_json(msgpack_sbuffer *out, const void *data, size_t size)
 
 /* msgpack bytes as stored (possibly damaged): whatever converts to JSON
  * prints, reads back, and from then on converts to the very same text and
- * bytes (the first pass may canonicalise: float32 widens, wide int
+ * bytes (the first pass may canonicalise: a NaN loses its payload, wide int
  * encodings shrink). */
 static void check_msgpack(const uint8_t *data, size_t size)
 {

@@ -20,7 +20,9 @@
  *    jansson's own.
  *
  * Binary values are {"$bin": "<base64>"}; NaN and infinities
- * {"$float": "nan"}.  What an `any` field may hold but JSON cannot say
+ * {"$float": "nan"}; a msgpack float32 (the C API can store one) is
+ * {"$float32": 0.1} (the shortest number that reads back as that float32),
+ * or {"$float32": "nan"}, "inf", "-inf".  What an `any` field may hold but JSON cannot say
  * directly keeps its exact bytes too: a string that is not UTF-8 is
  * {"$str": "<base64>"}, and a map with a key that is not a UTF-8 string, a
  * key holding a NUL byte, a duplicate key, or whose only key is one of these
@@ -629,6 +631,29 @@ static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
         }
         return 0;
     }
+    if ((s = special(v, "$float32")) != NULL) {
+        const char *f = cli_json_text(s);
+        uint64_t u;
+        double d;
+
+        if (f && strcmp(f, "nan") == 0)
+            return msgpack_pack_float(&c->pk, NAN);
+        if (f && strcmp(f, "inf") == 0)
+            return msgpack_pack_float(&c->pk, INFINITY);
+        if (f && strcmp(f, "-inf") == 0)
+            return msgpack_pack_float(&c->pk, -INFINITY);
+        if (!json_is_number(s) && big_u64(s, &u) != 0)
+            return pack_fail(c, "\"$float32\" must be a number, or \"nan\", \"inf\" or \"-inf\"");
+        d = json_is_number(s) ? json_number_value(s) : (double)u;
+        /* FLT_MAX plus half its ulp: from there on, a double rounds to infinity */
+        if (!(fabs(d) < 0x1.ffffffp+127))
+            return pack_fail(c, "\"$float32\": out of the float32 range (finite numbers from "
+                                "-3.4028235e38 to 3.4028235e38; infinity is \"inf\")");
+        if (d != 0 && (float)d == 0)
+            return pack_fail(c, "\"$float32\": too close to zero for a float32, it would be "
+                                "stored as 0 (the smallest is 1.4e-45)");
+        return msgpack_pack_float(&c->pk, (float)d);
+    }
     if ((s = special(v, "$float")) != NULL) {
         const char *f = cli_json_text(s);
 
@@ -831,11 +856,29 @@ static json_t *real_json(double d)
     return json_real(d);
 }
 
+/* {"$float32": n}, n the double nearest the shortest decimal that reads back
+ * (as double, then float32) as exactly f; "nan", "inf", "-inf" for those. */
+static json_t *float32_json(float f)
+{
+    char text[40];
+
+    if (isnan(f))
+        return json_pack("{s s}", "$float32", "nan");
+    if (isinf(f))
+        return json_pack("{s s}", "$float32", f > 0 ? "inf" : "-inf");
+    for (int p = 1; p <= 9; p++) {
+        snprintf(text, sizeof text, "%.*g", p, (double)f);
+        if ((float)strtod(text, NULL) == f)
+            break;
+    }
+    return json_pack("{s f}", "$float32", strtod(text, NULL));
+}
+
 static json_t *rd_value(reader *r, int depth);
 
 static int is_marker_name(const char *k, size_t n)
 {
-    static const char *const names[] = {"$bin", "$ext", "$float", "$str", "$map"};
+    static const char *const names[] = {"$bin", "$ext", "$float", "$float32", "$str", "$map"};
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (n == strlen(names[i]) && memcmp(k, names[i], n) == 0)
@@ -966,7 +1009,7 @@ static json_t *rd_value(reader *r, int depth)
             return NULL;
         bits = (uint32_t)n;
         memcpy(&f, &bits, sizeof f);
-        return real_json(f);
+        return float32_json(f);
     }
     case 0xcb: {
         double d;

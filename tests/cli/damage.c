@@ -7,6 +7,7 @@
  *   damage DIR mangle-first-key NAME       add a copy of the first entry under a
  *                                          slightly different key
  *   damage DIR set-first-value NAME HEX    overwrite the first entry's value
+ *   damage DIR first-value NAME            print the first entry's key and value
  *   damage DIR hold-write SECONDS          hold the write lock (another writer)
  *
  * The engine's layout: "t:<type>" holds records, "u:<type>:<index>" unique
@@ -95,7 +96,7 @@ int main(int argc, char **argv)
 
     if (argc < 3) {
         fprintf(stderr, "usage: damage DIR list|del-first NAME|mangle-first-key NAME|"
-                        "set-first-value NAME HEX\n");
+                        "set-first-value NAME HEX|first-value NAME\n");
         return 2;
     }
     op = argv[2];
@@ -127,7 +128,10 @@ int main(int argc, char **argv)
         ex = die(argv[3], rc);
         goto out;
     }
-    if (strcmp(op, "del-first") == 0) {
+    if (strcmp(op, "first-value") == 0) {
+        print_hex("key", &k);
+        print_hex("value", &v);
+    } else if (strcmp(op, "del-first") == 0) {
         print_hex("deleted", &k);
         if ((rc = mdb_cursor_del(cur, 0))) {
             ex = die("delete", rc);
