@@ -14,32 +14,6 @@
 
 /* ---- init, schema ------------------------------------------------------------- */
 
-/* A failed init removes those files of the database directory
- * (udb_env_files(), a handful) that it created, so that no half-made database
- * is left behind: bit i of the mask says whether file i was there before. */
-
-static int file_exists(const char *dir, const char *name)
-{
-    char *p;
-    int r;
-
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        return 1; /* when in doubt, it existed: never remove it */
-    r = access(p, F_OK) == 0;
-    free(p);
-    return r;
-}
-
-static void remove_file(const char *dir, const char *name)
-{
-    char *p;
-
-    if (asprintf(&p, "%s/%s", dir, name) >= 0) {
-        unlink(p);
-        free(p);
-    }
-}
-
 int cli_cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -51,9 +25,8 @@ int cli_cmd_init(int argc, char **argv)
     udb_env *env = NULL;
     unsigned flags = 0;
     size_t len;
-    const char *const *files = udb_env_files();
-    unsigned long had = 0;
-    int c, ex, rc, had_dir;
+    cli_created created;
+    int c, ex, rc;
 
     optind = 0;
     opterr = 0;
@@ -71,10 +44,7 @@ int cli_cmd_init(int argc, char **argv)
         return cli_usage("init", "--keep and --drop exclude each other");
     if ((ex = cli_read_file(&text, &len, argv[optind + 1])) != CLI_OK)
         return ex;
-    had_dir = access(argv[optind], F_OK) == 0;
-    for (size_t i = 0; files[i]; i++)
-        if (had_dir && file_exists(argv[optind], files[i]))
-            had |= 1ul << i;
+    cli_created_note(&created, argv[optind]);
     if ((ex = cli_open_sized(&env, argv[optind], CLI_OPEN_CREATE, cli_schema_dbs(text, len))) !=
         CLI_OK)
         goto undo;
@@ -110,11 +80,7 @@ undo:
     /* a failed init leaves nothing behind, and only removes what it created */
     udb_close(env);
     env = NULL;
-    for (size_t i = 0; files[i]; i++)
-        if (!(had & 1ul << i))
-            remove_file(argv[optind], files[i]);
-    if (!had_dir)
-        rmdir(argv[optind]);
+    cli_created_undo(&created);
 out:
     udb_free(changes);
     udb_free(stored);

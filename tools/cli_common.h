@@ -129,6 +129,19 @@ int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs);
  * database per type and per index, and 2. */
 unsigned cli_schema_dbs(const char *json, size_t len);
 
+/* Which of a database's files (udb_env_files()) and directory existed before
+ * a command that may create them: a failed init or load --atomic removes
+ * what it created, and only that. */
+typedef struct cli_created {
+    const char *dir;
+    int had_dir, had_data; /* had_data 0: the database itself is new */
+    unsigned long had;     /* bit i: udb_env_files()[i] was there */
+} cli_created;
+void cli_created_note(cli_created *c, const char *dir);
+/* Remove what was created since cli_created_note (the database must be
+ * closed). */
+void cli_created_undo(const cli_created *c);
+
 /* Write one line to stdout; returns CLI_OK or CLI_EFAIL (stdout failed). */
 int cli_put_line(const char *text);
 

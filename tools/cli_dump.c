@@ -9,7 +9,11 @@
  *
  * load inserts records in transactions of BATCH lines.  A conflicting or
  * invalid record writes nothing and leaves the transaction usable, so it is
- * reported with its line number and the batch goes on.  Sequences are
+ * reported with its line number and the batch goes on.  With --atomic every
+ * record (and the sequences line) is held until the end of the input and
+ * inserted in one transaction, rolled back if any line was bad; only a
+ * schema line is applied before, in its own (udb_schema_apply), and a
+ * database the load created is removed again when it fails.  Sequences are
  * restored exactly in a fresh database and never lowered in one that had
  * them, so auto keys cannot be handed out twice.
  */
@@ -169,11 +173,16 @@ typedef struct loader {
     int drop;          /* --drop: apply the dump's schema exactly, even where it loosens */
     bool had_schema;   /* the database had a schema before the load */
     bool has_schema;   /* it has one now (had one, or a schema line applied) */
-    entry batch[BATCH];
-    size_t n, bytes;
+    int atomic;        /* --atomic: one transaction for every record and the sequences */
+    entry *batch;      /* BATCH entries; with --atomic, every record of the input */
+    size_t n, cap, bytes;
+    int rolled_back;   /* --atomic: a line was bad, the transaction undone */
+    int seq_failed;    /* --atomic: the sequences line failed */
+    size_t schema_changed_line; /* a schema line that changed the database (0: none) */
     /* sequences present before the load: only raised, never lowered */
     json_t *had_seqs;
     json_t *seqs; /* the sequences line being applied */
+    json_t *seqs_pending; /* --atomic: the sequences line, applied with the records */
     size_t seq_line;
     char seq_detail[1024];
     /* totals */
@@ -190,6 +199,8 @@ static void entry_reset(entry *e)
     e->status = ST_PENDING;
     e->rc = 0;
 }
+
+static int load_seqs_fn(udb_txn *txn, void *ctx);
 
 static int load_batch_fn(udb_txn *txn, void *ctx)
 {
@@ -215,6 +226,27 @@ static int load_batch_fn(udb_txn *txn, void *ctx)
             /* validated before anything was written: the transaction goes on */
             e->status = ST_INVALID;
         } else {
+            return rc;
+        }
+    }
+    if (l->atomic) {
+        l->rolled_back = 0;
+        l->seq_failed = 0;
+        for (i = 0; i < l->n && !l->invalid; i++)
+            if (l->batch[i].status == ST_INVALID ||
+                (l->batch[i].status == ST_CONFLICT && !l->or_get))
+                break;
+        if (l->invalid || i < l->n) {
+            l->rolled_back = 1; /* all or nothing: undo every insert */
+            return UDB_EBADRECORD;
+        }
+        if (l->seqs_pending) {
+            int rc;
+
+            l->seqs = l->seqs_pending;
+            rc = load_seqs_fn(txn, l);
+            l->seqs = NULL;
+            l->seq_failed = rc != 0;
             return rc;
         }
     }
@@ -251,10 +283,15 @@ static int flush(loader *l)
     size_t i;
     int rc, ex = CLI_OK;
 
-    if (l->n == 0)
+    if (l->n == 0 && !(l->atomic && l->seqs_pending && !l->invalid))
         return CLI_OK;
     rc = cli_write(l->env, l->path, load_batch_fn, l);
-    if (rc) {
+    if (rc && l->seq_failed) {
+        ex = line_problem(l, load_code(rc), l->seq_line, NULL,
+                          l->seq_detail[0] ? l->seq_detail : udb_strerror(rc));
+        goto out;
+    }
+    if (rc && !l->rolled_back) {
         const char *d = udb_env_errmsg(l->env);
 
         /* the record whose insert failed has the detail */
@@ -266,12 +303,13 @@ static int flush(loader *l)
                       l->batch[l->n - 1].line, *d ? d : udb_strerror(rc));
         goto out;
     }
-    cli_committed = 1;
+    if (!rc)
+        cli_committed = 1;
     for (i = 0; i < l->n; i++) {
         entry *e = &l->batch[i];
 
         if (e->status == ST_OK) {
-            l->loaded++;
+            l->loaded += !rc;
         } else if (e->status == ST_CONFLICT) {
             l->conflicts++;
             if (!l->or_get)
@@ -286,7 +324,7 @@ static int flush(loader *l)
                          e->detail && *e->detail ? e->detail : udb_strerror(e->rc));
         }
     }
-    if (isatty(2) && l->lines > 5000) {
+    if (isatty(2) && l->lines > 5000 && !l->atomic) {
         fprintf(stderr, "\rloading: %" PRIu64 " records", l->loaded);
         l->progress = 1;
     }
@@ -338,6 +376,21 @@ fail:
     return rc;
 }
 
+/* --atomic: room for more records (they all wait for the one transaction). */
+static int grow(loader *l)
+{
+    size_t cap = l->cap * 2;
+    entry *b = cap > SIZE_MAX / sizeof *b ? NULL : realloc(l->batch, cap * sizeof *b);
+
+    if (!b)
+        return cli_fail(CLI_EFAIL, NULL, "out of memory holding the records for --atomic "
+                        "(%zu so far); load without --atomic", l->n);
+    memset(b + l->cap, 0, (cap - l->cap) * sizeof *b);
+    l->batch = b;
+    l->cap = cap;
+    return CLI_OK;
+}
+
 /* One NDJSON line.  Returns CLI_OK, or an exit code that stops the load. */
 static int load_line(loader *l, char *text, size_t len, size_t lineno)
 {
@@ -354,7 +407,12 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
     if ((x = json_object_get(v, "schema")) != NULL && json_object_size(v) == 1) {
         char *s = cli_json_dumps(x, 0);
 
-        if ((ex = flush(l)) == CLI_OK) {
+        if (l->atomic && l->n) {
+            /* the schema has its own transaction: it cannot follow records */
+            ex = line_problem(l, CLI_EINVALID, lineno, NULL,
+                              "with --atomic a schema line must come before every record (dump "
+                              "writes it first); the load stopped here and nothing was loaded");
+        } else if ((ex = flush(l)) == CLI_OK) {
             char *changes = NULL;
 
             /* a dump never loosens the database it is loaded into (unless --drop):
@@ -373,6 +431,8 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                 else
                     rc = 0;   /* reported by cli_open_sized; ex stops the load */
             }
+            if (rc == 0 && changes && *changes)
+                l->schema_changed_line = lineno;
             if (rc == 0 && l->had_schema && changes && *changes) {
                 for (char *c = strtok(changes, "\n"); c; c = strtok(NULL, "\n"))
                     fprintf(stderr, "uniqdb: %s: schema: %s\n", l->path, c);
@@ -421,11 +481,17 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
         l->bytes += e->rec.size;
         if (!e->type)
             ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
-        else if (l->n == BATCH || l->bytes >= BATCH_BYTES)
+        else if (l->atomic && l->n == l->cap)
+            ex = grow(l);
+        else if (!l->atomic && (l->n == BATCH || l->bytes >= BATCH_BYTES))
             ex = flush(l);
     } else if ((x = json_object_get(v, "sequences")) != NULL && json_object_size(v) == 1 &&
                json_is_object(x)) {
-        if ((ex = flush(l)) == CLI_OK) {
+        if (l->atomic) {
+            json_decref(l->seqs_pending);
+            l->seqs_pending = json_incref(x);
+            l->seq_line = lineno;
+        } else if ((ex = flush(l)) == CLI_OK) {
             l->seqs = x;
             rc = cli_write(l->env, l->path, load_seqs_fn, l);
             l->seqs = NULL;
@@ -451,11 +517,13 @@ int cli_cmd_load(int argc, char **argv)
     static const struct option opts[] = {
         {"or-get", no_argument, NULL, 'g'},
         {"drop", no_argument, NULL, 'D'},
+        {"atomic", no_argument, NULL, 'A'},
         CLI_COMMON_LONGOPTS,
     };
     loader *l = NULL;
     const char *file = "-";
-    int or_get = 0, drop = 0;
+    cli_created created = {0};
+    int or_get = 0, drop = 0, atomic = 0;
     FILE *f = NULL;
     char *line = NULL;
     size_t cap = 0, lineno = 0;
@@ -473,6 +541,9 @@ int cli_cmd_load(int argc, char **argv)
         case 'D':
             drop = 1;
             break;
+        case 'A':
+            atomic = 1;
+            break;
         default:
             if ((ex = cli_common_option(c, argv, NULL)) >= 0)
                 return ex;
@@ -484,15 +555,20 @@ int cli_cmd_load(int argc, char **argv)
     if (argc - optind == 2)
         file = argv[optind + 1];
     l = calloc(1, sizeof *l);
-    if (!l)
+    if (!l || (l->batch = calloc(BATCH, sizeof *l->batch)) == NULL) {
+        free(l);
         return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    }
+    l->cap = BATCH;
     l->or_get = or_get;
     l->drop = drop;
+    l->atomic = atomic;
     f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     if (!f) {
         ex = cli_fail(CLI_EFAIL, NULL, "%s: %s", file, strerror(errno));
         goto out;
     }
+    cli_created_note(&created, argv[optind]);
     if ((ex = cli_open(&l->env, argv[optind], CLI_OPEN_CREATE)) != CLI_OK)
         goto out;
     if ((l->had_seqs = json_object()) == NULL) {
@@ -534,13 +610,31 @@ int cli_cmd_load(int argc, char **argv)
     if ((ex = flush(l)) != CLI_OK)
         goto out;
     progress_clear(l);
-    if (l->conflicts || l->invalid || isatty(2))
+    ex = l->invalid ? CLI_EINVALID : l->conflicts && !l->or_get ? CLI_ECONFLICT : CLI_OK;
+    if (l->atomic && ex != CLI_OK)
+        fprintf(stderr, "uniqdb: --atomic: nothing loaded (%" PRIu64 " conflicting, %" PRIu64
+                " invalid)\n", l->conflicts, l->invalid);
+    else if (l->conflicts || l->invalid || isatty(2))
         fprintf(stderr,
                 "uniqdb: loaded %" PRIu64 " records, %" PRIu64 " conflicting%s, %" PRIu64
                 " invalid\n",
                 l->loaded, l->conflicts, l->or_get ? " (skipped)" : "", l->invalid);
-    ex = l->invalid ? CLI_EINVALID : l->conflicts && !l->or_get ? CLI_ECONFLICT : CLI_OK;
 out:
+    if (l && l->atomic && ex != CLI_OK && l->env) {
+        /* all or nothing: what a schema line did stays (its own transaction);
+           a database this load created goes */
+        udb_close(l->env);
+        l->env = NULL;
+        if (!created.had_data) {
+            cli_created_undo(&created);
+            fprintf(stderr, "uniqdb: %s: --atomic: removed the database this load created\n",
+                    l->path);
+        } else if (l->schema_changed_line) {
+            fprintf(stderr, "uniqdb: %s: --atomic: the schema change of line %zu stays "
+                    "applied (a schema is applied in its own transaction)\n", l->path,
+                    l->schema_changed_line);
+        }
+    }
     if (l) {
         progress_clear(l);
         for (size_t i = 0; i < l->n; i++) {
@@ -548,6 +642,8 @@ out:
             free(l->batch[i].type);
             msgpack_sbuffer_destroy(&l->batch[i].rec);
         }
+        free(l->batch);
+        json_decref(l->seqs_pending);
         json_decref(l->had_seqs);
         udb_close(l->env);
         free(l);

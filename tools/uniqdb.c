@@ -70,18 +70,24 @@ static const command commands[] = {
      "Write the database as NDJSON: a {\"schema\": ...} line, one\n"
      "{\"type\": T, \"record\": {...}} line per record (types in schema order, records in\n"
      "primary-key order), then a {\"sequences\": {...}} line."},
-    {"load", cli_cmd_load, "DB [FILE|-] [--or-get] [--drop]", "NDJSON from dump into a database",
+    {"load", cli_cmd_load, "DB [FILE|-] [--or-get] [--drop] [--atomic]",
+     "NDJSON from dump into a database",
      "Read NDJSON as written by dump (no FILE or \"-\": stdin) into DB, creating it if\n"
      "needed.  Each line whose record conflicts with one already stored is reported\n"
      "with its line number and the rest are loaded (exit 3); --or-get skips\n"
      "conflicting records silently instead.  Sequences are restored (never lowered).\n"
      "The dump's schema never loosens DB's: what DB's schema has and the dump's lacks\n"
      "is kept (said on stderr), unless --drop applies the dump's schema exactly.\n"
-     "A load is not one transaction: records are committed in batches, so when a\n"
-     "line is bad (or the load stops) the lines before it stay loaded; an invalid\n"
-     "or conflicting record is reported and skipped, the others committed.  Records\n"
-     "before any schema line into a database without a schema stop the load with\n"
-     "one error."},
+     "Without --atomic a load is not one transaction: records are committed in\n"
+     "batches, so when a line is bad (or the load stops) the lines before it stay\n"
+     "loaded; an invalid or conflicting record is reported and skipped, the others\n"
+     "committed.  --atomic loads every record and the sequences in one transaction,\n"
+     "all or nothing: any bad line (each is reported) and nothing is written (exit\n"
+     "as for that line); a database the load created is removed again.  The schema\n"
+     "line must then come first; it is applied in its own transaction, so a change\n"
+     "it makes to an existing database stays (stderr says so).  --atomic holds the\n"
+     "records in memory until the end of the input.  Records before any schema line\n"
+     "into a database without a schema stop the load with one error."},
     {"export", cli_cmd_export,
      "--postgres DB [--schema NAME] [-o FILE] [--schema-only | --data-only] [--str-nul=bytea]",
      "the database as a PostgreSQL script",
@@ -199,6 +205,57 @@ static int parse_timeout(const char *cmd, const char *arg)
     }
     cli_timeout = v;
     return 0;
+}
+
+/* A failed init (or load --atomic) removes those files of the database
+ * directory (udb_env_files(), a handful) that it created, so that no
+ * half-made database is left behind: bit i of the mask says whether file i
+ * was there before. */
+
+static int file_exists(const char *dir, const char *name)
+{
+    char *p;
+    int r;
+
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        return 1; /* when in doubt, it existed: never remove it */
+    r = access(p, F_OK) == 0;
+    free(p);
+    return r;
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+    char *p;
+
+    if (asprintf(&p, "%s/%s", dir, name) >= 0) {
+        unlink(p);
+        free(p);
+    }
+}
+
+void cli_created_note(cli_created *c, const char *dir)
+{
+    const char *const *files = udb_env_files();
+
+    c->dir = dir;
+    c->had_dir = access(dir, F_OK) == 0;
+    c->had = 0;
+    c->had_data = c->had_dir && file_exists(dir, UDB_DATA_FILE);
+    for (size_t i = 0; files[i]; i++)
+        if (c->had_dir && file_exists(dir, files[i]))
+            c->had |= 1ul << i;
+}
+
+void cli_created_undo(const cli_created *c)
+{
+    const char *const *files = udb_env_files();
+
+    for (size_t i = 0; files[i]; i++)
+        if (!(c->had & 1ul << i))
+            remove_file(c->dir, files[i]);
+    if (!c->had_dir)
+        rmdir(c->dir);
 }
 
 /* ---- Waiting for another writer ------------------------------------------ */

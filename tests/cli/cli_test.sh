@@ -570,6 +570,44 @@ group_dumpload() {
     err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
     run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
     run 1 "$U" load "$T/m2" "$T/does-not-exist"
+    # --atomic: one transaction, a bad line anywhere and nothing is written; a database the
+    # load created is removed again
+    run 5 "$U" load --atomic "$T/ma" "$T/mixed.ndjson"
+    err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
+    err_has "--atomic: nothing loaded (0 conflicting, 3 invalid)"; err_has "removed the database this load created"
+    if [ ! -e "$T/ma" ]; then ok; else fail "a failed --atomic load left the database it created"; fi
+    # into a database with records: a new record, then a conflicting one, then a sequence
+    {
+        head -1 "$T/a.dump"
+        echo '{"type": "client", "record": {"id": "n4", "email": "n4@x"}}'
+        echo '{"type": "client", "record": {"id": "n5", "email": "n1@x"}}'
+        echo '{"sequences": {"atomic.test": 41}}'
+    } >"$T/conflict.ndjson"
+    run 3 "$U" load --atomic "$T/m" "$T/conflict.ndjson"
+    err_has 'line 3: duplicate key in unique index "client.email"'; err_has "--atomic: nothing loaded (1 conflicting, 0 invalid)"
+    run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
+    run 4 "$U" seq "$T/m" atomic.test --get
+    # without it the lines before (and after) the bad one stay loaded
+    run 3 "$U" load "$T/m" "$T/conflict.ndjson"; err_has 'line 3: duplicate key'
+    run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3", "n4"]'
+    run 0 "$U" seq "$T/m" atomic.test --get; out_is 41
+    # a schema change is its own transaction: it stays, and the user is told
+    echo '{"types": {"t": {"key": "id", "fields": {"id": {"type": "uint"}}}}}' >"$T/ta.json"
+    run 0 "$U" init "$T/ta" "$T/ta.json"
+    {
+        echo '{"schema": {"types": {"t": {"key": "id", "fields": {"id": {"type": "uint"}, "v": {"type": "str"}}}}}}'
+        echo '{"type": "t", "record": {"id": 1, "v": 5}}'
+    } >"$T/ta.ndjson"
+    run 5 "$U" load --atomic "$T/ta" "$T/ta.ndjson"; err_has "the schema change of line 1 stays applied"
+    run 0 "$U" scan "$T/ta" t; out_empty
+    # a schema line after records cannot join their transaction: refused, nothing loaded
+    { echo '{"type": "t", "record": {"id": 1}}'; head -1 "$T/ta.ndjson"; } >"$T/late.ndjson"
+    run 5 "$U" load --atomic "$T/ta" "$T/late.ndjson"; err_has "line 2: with --atomic a schema line must come before every record"
+    run 0 "$U" scan "$T/ta" t; out_empty
+    # a whole dump in one transaction reproduces it
+    run_in 0 "$T/a.dump" "$U" load --atomic "$T/atomic"
+    run 0 "$U" dump "$T/atomic"
+    if cmp -s "$T/out" "$T/a.dump"; then ok; else fail "load --atomic: dump differs"; fi
     # records before the schema line, into a new database: one clear error
     { sed -n 2,4p "$T/a.dump"; head -1 "$T/a.dump"; } >"$T/noschema.ndjson"
     run 5 "$U" load "$T/ns" "$T/noschema.ndjson"
