@@ -142,6 +142,12 @@ void cli_created_note(cli_created *c, const char *dir);
  * closed). */
 void cli_created_undo(const cli_created *c);
 
+/* The progress line of a load: "WHAT: 45% (N records, R records/s)" when the
+ * input's size is known (total > 0 bytes, done read), else "WHAT: N records
+ * (R records/s)"; no rate when secs is 0. */
+void cli_progress_text(char *out, size_t size, const char *what, uint64_t records,
+                       uint64_t done, uint64_t total, double secs);
+
 /* Write one line to stdout; returns CLI_OK or CLI_EFAIL (stdout failed). */
 int cli_put_line(const char *text);
 

@@ -24,6 +24,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BATCH 1000                  /* records per transaction ... */
@@ -187,7 +189,10 @@ typedef struct loader {
     char seq_detail[1024];
     /* totals */
     uint64_t loaded, conflicts, invalid, lines;
-    int progress;
+    int progress;      /* a progress line is on stderr */
+    int tty;           /* stderr is a terminal: progress lines are drawn */
+    uint64_t in_done, in_size; /* bytes read of the input, and its size (0: unknown) */
+    double t0;         /* when the load started (CLOCK_MONOTONIC, seconds) */
 } loader;
 
 static void entry_reset(entry *e)
@@ -201,6 +206,8 @@ static void entry_reset(entry *e)
 }
 
 static int load_seqs_fn(udb_txn *txn, void *ctx);
+static void progress_draw(loader *l, const char *what, uint64_t records, uint64_t done,
+                          uint64_t total);
 
 static int load_batch_fn(udb_txn *txn, void *ctx)
 {
@@ -212,6 +219,8 @@ static int load_batch_fn(udb_txn *txn, void *ctx)
         int rc;
 
         entry_reset(e); /* udb_write may run us again from the start */
+        if (l->atomic && i % 4096 == 0 && i)
+            progress_draw(l, "loading", i, i, l->n);
         rc = udb_insert(NULL, txn, e->type, e->rec.data, e->rec.size);
         if (rc == 0) {
             e->status = ST_OK;
@@ -258,6 +267,50 @@ static int load_batch_fn(udb_txn *txn, void *ctx)
 static int load_code(int rc)
 {
     return rc == UDB_EINVAL ? CLI_EINVALID : cli_exit_code(rc);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+void cli_progress_text(char *out, size_t size, const char *what, uint64_t records,
+                       uint64_t done, uint64_t total, double secs)
+{
+    int n;
+
+    if (total > 0) {
+        /* whole percent, never 100 before the end */
+        unsigned pct = done >= total ? 100 : (unsigned)((double)done * 100.0 / (double)total);
+
+        n = snprintf(out, size, "%s: %u%% (%" PRIu64 " records", what, pct, records);
+    } else {
+        n = snprintf(out, size, "%s: %" PRIu64 " records", what, records);
+    }
+    if (n < 0 || (size_t)n >= size)
+        return;
+    if (secs > 0.0)
+        snprintf(out + n, size - (size_t)n, total > 0 ? ", %.0f records/s)" : " (%.0f records/s)",
+                 (double)records / secs);
+    else if (total > 0)
+        snprintf(out + n, size - (size_t)n, ")");
+}
+
+/* Draw the progress line (done of total: bytes of the input, or with --atomic
+ * records of the transaction): on a terminal, for loads of over 5000 lines. */
+static void progress_draw(loader *l, const char *what, uint64_t records, uint64_t done,
+                          uint64_t total)
+{
+    char text[160];
+
+    if (!l->tty || l->lines <= 5000)
+        return;
+    cli_progress_text(text, sizeof text, what, records, done, total, now_s() - l->t0);
+    fprintf(stderr, "\r\033[K%s", text);
+    l->progress = 1;
 }
 
 static void progress_clear(loader *l)
@@ -324,10 +377,8 @@ static int flush(loader *l)
                          e->detail && *e->detail ? e->detail : udb_strerror(e->rc));
         }
     }
-    if (isatty(2) && l->lines > 5000 && !l->atomic) {
-        fprintf(stderr, "\rloading: %" PRIu64 " records", l->loaded);
-        l->progress = 1;
-    }
+    if (!l->atomic)
+        progress_draw(l, "loading", l->loaded, l->in_done, l->in_size);
 out:
     for (i = 0; i < l->n; i++) {
         entry_reset(&l->batch[i]);
@@ -576,6 +627,16 @@ int cli_cmd_load(int argc, char **argv)
         goto out;
     }
     l->path = argv[optind];
+    l->tty = isatty(2);
+    l->t0 = now_s();
+    {
+        struct stat st;
+        off_t at = ftello(f);
+
+        /* a file (also given on stdin): the percentage is of its bytes */
+        if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > (at > 0 ? at : 0))
+            l->in_size = (uint64_t)(st.st_size - (at > 0 ? at : 0));
+    }
     if ((rc = udb_begin(&txn, l->env, UDB_RDONLY)) == 0)
         rc = udb_seq_foreach(txn, collect_seq, l->had_seqs);
     if (rc == 0) {
@@ -595,6 +656,9 @@ int cli_cmd_load(int argc, char **argv)
 
         lineno++;
         l->lines = lineno;
+        l->in_done += (uint64_t)got;
+        if (l->atomic && lineno % 4096 == 0)
+            progress_draw(l, "reading", l->n, l->in_done, l->in_size);
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             len--;
         line[len] = '\0';

@@ -730,10 +730,23 @@ group_tty() {
 for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d" % i, "email": "b%d@x.org" % i}}))' >"$T/big.ndjson"
     "$U" init "$T/big2" "$SCEN" >/dev/null
     run 0 script -qec "'$U' load '$T/big2' '$T/big.ndjson' && '$U' check '$T/big2'" /dev/null
-    out_has "loading: 6000 records"; out_has "uniqdb: loaded 6000 records"
+    # the input's size is known (a file): a percentage and the rate
+    out_has "loading: 100% (6000 records, "; out_has " records/s)"; out_has "uniqdb: loaded 6000 records"
     out_has "checking: 4096 of 12000 records and index entries (34%)"
     out_has "checking: 12000 of 12000 records and index entries (100%)"
     out_has "check: ok (6000 records"
+    # from a pipe the size is unknown: the count and the rate
+    "$U" init "$T/big3" "$SCEN" >/dev/null
+    run 0 script -qec "cat '$T/big.ndjson' | '$U' load '$T/big3'" /dev/null
+    out_has "loading: 6000 records ("; out_has " records/s)"
+    if grep -qa "loading: [0-9]*%" "$T/out"; then fail "a percentage without a known size"; else ok; fi
+    # --atomic: reading (percent of the file), then inserting (percent of the records)
+    "$PY" -c 'import json
+for i in range(9000): print(json.dumps({"type": "client", "record": {"id": "b%d" % i, "email": "b%d@x.org" % i}}))' >"$T/big9.ndjson"
+    "$U" init "$T/big4" "$SCEN" >/dev/null
+    run 0 script -qec "'$U' load --atomic '$T/big4' < '$T/big9.ndjson'" /dev/null
+    if grep -qaE "reading: [0-9]+% \(8191 records, [0-9]+ records/s\)" "$T/out"; then ok; else fail "no reading progress"; fi
+    out_has "loading: 45% (4096 records, "; out_has "loading: 91% (8192 records, "; out_has "uniqdb: loaded 9000 records"
     # a write waiting for another process's write transaction says so after a second
     "$DAMAGE" "$T/big2" hold-write 3 >"$T/hold" &
     local holder=$!
