@@ -453,16 +453,18 @@ static void range_error(char err[CLI_ERRLEN], const json_t *v, const bigints *bi
         snprintf(where, sizeof where, strchr(path + 1, '/') ? "at %s: " : "field \"%s\": ",
                  strchr(path + 1, '/') ? path : path + 1);
     if (big->bad.kind == RANGE_OVER) {
-        seterr(err, "%s%s is out of the float64 range: finite numbers from -1.7976931348623157e308 "
-               "to 1.7976931348623157e308 are allowed (infinity is {\"$float\": \"inf\"}) (line %zu, column %zu)",
+        seterr(err, "%s%s is out of the float64 range: finite numbers from "
+               "-1.7976931348623157e308 to 1.7976931348623157e308 are allowed (infinity is "
+               "{\"$float\": \"inf\"}) (line %zu, column %zu)",
                where, big->bad.text, big->bad.line, big->bad.column);
         return;
     }
     cli_format_double(stored, big->bad.stored);
-    seterr(err, "%s%s is too close to zero for a float64: it would be stored as %s, without even its "
-           "first digit (a float64 holds 0 and magnitudes from 4.9406564584124654e-324, printed "
-           "5e-324, to 1.7976931348623157e308, with fewer digits below 2.2250738585072014e-308) "
-           "(line %zu, column %zu)", where, big->bad.text, stored, big->bad.line, big->bad.column);
+    seterr(err, "%s%s is too close to zero for a float64: it would be stored as %s, without "
+           "even its first digit (a float64 holds 0 and magnitudes from "
+           "4.9406564584124654e-324, printed 5e-324, to 1.7976931348623157e308, with fewer "
+           "digits below 2.2250738585072014e-308) (line %zu, column %zu)",
+           where, big->bad.text, stored, big->bad.line, big->bad.column);
 }
 
 json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN])

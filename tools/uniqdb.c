@@ -136,7 +136,8 @@ static void main_usage(FILE *f)
                "output; binary fields are {\"$bin\": \"<base64>\"}.  In `any` fields, a string\n"
                "that is not UTF-8 is {\"$str\": \"<base64>\"} and a map JSON cannot hold as an\n"
                "object is {\"$map\": [[key, value], ...]}.  NaN and infinities are\n"
-               "{\"$float\": \"nan\"} (\"inf\", \"-inf\"); a msgpack float32 is {\"$float32\": 0.1}.\n\n"
+               "{\"$float\": \"nan\"} (\"inf\", \"-inf\"); a msgpack float32 is "
+               "{\"$float32\": 0.1}.\n\n"
                "commands (uniqdb COMMAND --help for the arguments of each):\n");
     for (i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);

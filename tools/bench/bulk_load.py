@@ -29,7 +29,8 @@ def generate(n, base):
     r = random.Random(42)
     st = ["pending", "confirmed", "cancelled", "completed"]
     with open(base + ".ndjson", "w") as nd, open(base + ".csv", "w") as cv:
-        nd.write(json.dumps({"schema": {"types": {"booking": booking}}}, separators=(",", ":")) + "\n")
+        schema = {"schema": {"types": {"booking": booking}}}
+        nd.write(json.dumps(schema, separators=(",", ":")) + "\n")
         for i in range(1, n + 1):
             k = i // 2000
             rec = {"id": i, "psychologist": "psy%04d" % (i % 2000),
