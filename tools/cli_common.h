@@ -123,6 +123,11 @@ enum {
  * code, having reported the error ("no such directory", "permission denied",
  * "not a uniqdb database" are told apart). */
 int cli_open(udb_env **out, const char *path, int mode);
+/* Open path read-only and begin one read transaction on it, with the stored
+ * schema text in *schema (valid while *txn is open): one snapshot to read
+ * everything from.  Returns an exit code, having reported the error; *env
+ * and *txn (each NULL or open) are the caller's to end either way. */
+int cli_open_snapshot(udb_env **env, udb_txn **txn, const char **schema, const char *path);
 /* cli_open with udb_options.max_dbs (0: the library's default) */
 int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs);
 /* The max_dbs a schema (JSON text) needs, with room to grow: one LMDB

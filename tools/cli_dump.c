@@ -97,15 +97,9 @@ int cli_cmd_dump(int argc, char **argv)
         return ex;
     if (argc - first < 1)
         return cli_usage("dump", "expected DB [TYPE...]");
-    if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
-        return ex;
     /* schema, records and sequences all from one read snapshot */
-    if ((rc = udb_begin(&txn, env, UDB_RDONLY)) != 0 ||
-        (rc = udb_txn_schema_json(&schema, NULL, txn)) != 0) {
-        ex = cli_fail_rc(rc, rc == UDB_ENOTFOUND ? "no schema applied yet" : udb_env_errmsg(env),
-                         NULL, argv[first]);
+    if ((ex = cli_open_snapshot(&env, &txn, &schema, argv[first])) != CLI_OK)
         goto out;
-    }
     line = json_pack("{s o}", "schema", json_loads(schema, 0, NULL));
     if (!line) {
         ex = cli_fail(CLI_EFAIL, NULL, "stored schema is not a JSON object");

@@ -1067,14 +1067,8 @@ int cli_cmd_export(int argc, char **argv)
         return cli_usage("export", "--schema takes a name of 1 to 63 bytes");
     if ((ex = check_name("schema", e.pgschema)) != CLI_OK)
         return ex;
-    if ((ex = cli_open(&env, argv[optind], CLI_OPEN_READ)) != CLI_OK)
-        return ex;
-    if ((rc = udb_begin(&txn, env, UDB_RDONLY)) != 0 ||
-        (rc = udb_txn_schema_json(&schema_text, NULL, txn)) != 0) {
-        ex = cli_fail_rc(rc, rc == UDB_ENOTFOUND ? "no schema applied yet" : udb_env_errmsg(env),
-                         NULL, argv[optind]);
+    if ((ex = cli_open_snapshot(&env, &txn, &schema_text, argv[optind])) != CLI_OK)
         goto out;
-    }
     if (!(e.relnames = json_object())) {
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
         goto out;

@@ -594,6 +594,19 @@ int cli_open(udb_env **out, const char *path, int mode)
     return cli_open_sized(out, path, mode, 0);
 }
 
+int cli_open_snapshot(udb_env **env, udb_txn **txn, const char **schema, const char *path)
+{
+    int ex, rc;
+
+    if ((ex = cli_open(env, path, CLI_OPEN_READ)) != CLI_OK)
+        return ex;
+    if ((rc = udb_begin(txn, *env, UDB_RDONLY)) != 0 ||
+        (rc = udb_txn_schema_json(schema, NULL, *txn)) != 0)
+        return cli_fail_rc(rc, rc == UDB_ENOTFOUND ? "no schema applied yet" : udb_env_errmsg(*env),
+                           NULL, path);
+    return CLI_OK;
+}
+
 int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
 {
     udb_options o = UDB_OPTIONS_INIT;

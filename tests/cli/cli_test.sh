@@ -631,6 +631,9 @@ for i in range(30000): print(json.dumps({"type": "client", "record": {"id": "k%d
     run 5 "$U" load "$T/ns" "$T/noschema.ndjson"
     err_has "line 1: a record, but the database has no schema"
     if [ "$(grep -c '^uniqdb: line' "$T/err")" -eq 1 ]; then ok; else fail "expected one error for records before the schema"; fi
+    # that database exists but has no schema: dump and export say so (exit 4, not found)
+    run 4 "$U" dump "$T/ns"; err_has "$T/ns: no schema applied yet"; out_empty
+    run 4 "$U" export --postgres "$T/ns"; err_has "$T/ns: no schema applied yet"; out_empty
 
     # an older schema (in a dump, or given to init) never drops a unique index
     echo '{"types":{"t":{"key":"id","fields":{"id":{"type":"uint","auto":true},"email":{"type":"str"}}}}}' >"$T/v1.json"
