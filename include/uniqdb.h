@@ -465,6 +465,118 @@ UDB_API int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *typ
 UDB_API int udb_insert_first(udb_val *out, size_t *chosen, udb_txn *txn, const char *type,
                              const udb_val *candidates, size_t n);
 
+/* ---- Declarative writes -------------------------------------------------- */
+
+/* udb_exec() runs a list of record operations, described as data, as ONE
+ * atomic unit: all of them are written, or none.  Unlike udb_write()'s
+ * callback, a unit is plain data, so it can be checked before it runs and
+ * handed to whichever thread leads the group commit.
+ *
+ * Each udb_op names an operation (kind) and its arguments, the ones the
+ * record call of the same name takes.  Start every op from UDB_OP_INIT, then
+ * set fields by name: a later version may add fields at the end, and
+ * `version` (set by UDB_OP_INIT) tells udb_exec() which fields -- and so which
+ * size -- the caller's structs have.  Fields an op kind does not take must
+ * stay zero (NULL); a set one is refused with UDB_EINVAL, naming it. */
+#define UDB_OP_INSERT        1 /* udb_insert(type, rec) */
+#define UDB_OP_INSERT_OR_GET 2 /* udb_insert_or_get(type, index, rec) */
+#define UDB_OP_UPSERT        3 /* udb_upsert(type, index, rec, on_insert) */
+#define UDB_OP_UPDATE        4 /* udb_update(type, key, rec, flags): flags 0 replaces,
+                                  UDB_MERGE merges */
+#define UDB_OP_DELETE        5 /* udb_delete(type, key) */
+#define UDB_OP_INSERT_FIRST  6 /* udb_insert_first(type, candidates, ncandidates) */
+#define UDB_OP_SEQ_NEXT      7 /* udb_seq_next(seq): the value in udb_result.value */
+
+typedef struct udb_op {
+    unsigned version;         /* UDB_OP_VERSION (set by UDB_OP_INIT); the same in every
+                                 op of one call */
+    unsigned kind;            /* UDB_OP_* */
+    const char *type;         /* the record type (every kind but UDB_OP_SEQ_NEXT) */
+    const char *index;        /* INSERT_OR_GET, UPSERT: the unique index; NULL = primary key */
+    udb_val rec;              /* INSERT, INSERT_OR_GET, UPSERT, UPDATE: the record or fields
+                                 (a msgpack map) */
+    udb_val key;              /* UPDATE, DELETE: the primary key (a msgpack value) */
+    udb_val on_insert;        /* UPSERT: fields set only when inserting (data NULL: none) */
+    const udb_val *candidates; /* INSERT_FIRST: the candidate records ... */
+    size_t ncandidates;       /*   ... and how many (>= 1) */
+    unsigned flags;           /* UPDATE: 0 or UDB_MERGE */
+    const char *seq;          /* SEQ_NEXT: the sequence name */
+    const char *seq_field;    /* INSERT, INSERT_OR_GET, UPSERT, UPDATE (may be NULL): set this
+                                 field of rec to the value that op number seq_op took ... */
+    size_t seq_op;            /*   ... an earlier UDB_OP_SEQ_NEXT of the same call */
+} udb_op;
+
+#define UDB_OP_VERSION 1
+#define UDB_OP_INIT {UDB_OP_VERSION, 0, NULL, NULL, {NULL, 0}, {NULL, 0}, {NULL, 0}, NULL, 0, 0, \
+                     NULL, NULL, 0}
+/* The most ops one udb_exec() call takes. */
+#define UDB_EXEC_MAX 65536
+
+/* What one op did.  Owned by the udb_results it came from (see udb_exec), and
+ * read only through udb_result_at(): a later version may add fields at the
+ * end. */
+typedef struct udb_result {
+    int rc;                       /* 0, or this op's error: the op that failed the unit */
+    int created;                  /* INSERT: 1; INSERT_OR_GET, UPSERT: 1 if rec was inserted,
+                                     0 if an existing record was returned (updated, UPSERT) */
+    udb_val record;               /* the stored record (INSERT_OR_GET: the existing one when
+                                     created is 0), msgpack; {NULL, 0} for DELETE, SEQ_NEXT */
+    size_t chosen;                /* INSERT_FIRST: the candidate inserted (or the invalid one) */
+    uint64_t value;               /* SEQ_NEXT: the value taken */
+    const char *errmsg;           /* rc != 0: udb_errmsg() of the op, else "" (never NULL) */
+    const udb_conflict *conflict; /* rc == UDB_ECONFLICT: udb_conflict_info() of the op,
+                                     else NULL */
+} udb_result;
+
+typedef struct udb_results udb_results; /* every udb_result of one udb_exec() call */
+
+/* Run ops[0..n-1] in order, as one unit, in one write transaction shared
+ * with concurrent udb_write() and udb_exec() callers of this process (group
+ * commit, exactly as udb_write(): same durability -- 0 only once the unit and
+ * what it read are durable --, same map growth and rerun, same rules: not
+ * from inside a udb_write() callback, nor on a thread that holds a
+ * transaction on env).  Each op sees the work of the ops before it.
+ *
+ * If an op fails, the whole unit is rolled back: nothing of it is written,
+ * the later ops do not run, and udb_exec() returns that op's code;
+ * udb_results_failed() gives its position and its udb_result says why (rc,
+ * errmsg, and for UDB_ECONFLICT the conflict detail, as udb_conflict_info()
+ * would give it).  After a failure only that op's result is filled: the other
+ * results are zero ({NULL, 0} records, "" messages).
+ *
+ * *results is set on every return: NULL when the call failed before trying
+ * the ops (an argument error, the thread rule above, no memory for the
+ * results), otherwise every op's result, whether the unit succeeded or not.
+ * The results and everything they point to (records, messages, conflict
+ * detail) belong to the caller: they stay valid until udb_results_free(),
+ * from any thread, independent of any transaction and of env.  ops and the
+ * bytes they point to are read only during the call.
+ *
+ * Arguments are checked before anything runs: results, env and ops must not
+ * be NULL, 1 <= n <= UDB_EXEC_MAX, every op must have a known version and
+ * kind, the fields its kind needs, no field its kind does not take, and a
+ * seq_op that names an earlier UDB_OP_SEQ_NEXT; otherwise UDB_EINVAL with
+ * udb_env_errmsg() naming the op ("ops[2]: ...").  Whatever an op's own
+ * call checks (unknown type or index, a record that does not match the
+ * schema, ...) fails that op as that call would.
+ * Errors: the failed op's code (UDB_ECONFLICT, UDB_ENOTFOUND, UDB_EBADRECORD,
+ * UDB_EINVAL, UDB_EEXHAUSTED, ...); and, with udb_results_failed() == n (no
+ * op failed), what udb_write() returns for the unit as a whole:
+ * UDB_ESIZELIMIT, UDB_EBUSY, UDB_EFLUSHFAILED (as with udb_write(): after the
+ * commit, the unit is committed but not acknowledged), UDB_EREADONLY,
+ * UDB_ENOMEM, LMDB codes.  udb_env_errmsg() holds the detail. */
+UDB_API int udb_exec(udb_results **results, udb_env *env, const udb_op *ops, size_t n);
+
+/* The result of op i of res, or NULL if i >= the number of ops (or res is NULL). */
+UDB_API const udb_result *udb_result_at(const udb_results *res, size_t i);
+
+/* The position of the op that failed the unit; the number of ops if none did
+ * (success, or a failure of the unit as a whole); (size_t)-1 for a NULL res. */
+UDB_API size_t udb_results_failed(const udb_results *res);
+
+/* Free res and everything its results point to.  NULL is fine. */
+UDB_API void udb_results_free(udb_results *res);
+
 /* ---- Scans --------------------------------------------------------------- */
 
 /* Open a cursor over the records of `type` in the order of `index` (NULL: the

@@ -381,7 +381,11 @@ size_t tu_count(udb_txn *txn, const char *type)
 
 const char *tu_conflict(const udb_txn *txn)
 {
-    const udb_conflict *c = udb_conflict_info(txn);
+    return tu_conflict_of(udb_conflict_info(txn));
+}
+
+const char *tu_conflict_of(const udb_conflict *c)
+{
     if (!c)
         return "";
     char *buf = NULL;

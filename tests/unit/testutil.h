@@ -113,6 +113,8 @@ size_t tu_count(udb_txn *txn, const char *type);
 /* The conflict detail of txn, one "index(f1, f2)=values held by key" per
  * violated index, joined by "; " and prefixed by the type: "" if none. */
 const char *tu_conflict(const udb_txn *txn);
+/* The same for conflict detail held elsewhere (udb_result.conflict); "" if NULL. */
+const char *tu_conflict_of(const udb_conflict *c);
 /* s with every backtick turned into a double quote, so JSON reads well in C:
  * jq("{`types`: {}}"). */
 const char *jq(const char *s);
