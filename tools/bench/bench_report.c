@@ -132,7 +132,6 @@ void bench_report_table(const bench_opts *o, const bench_item *items, size_t nit
 {
     machine m;
     machine_get(&m);
-    char wbuf[64];
     printf("uniqdb-bench %s, %s\n", UDB_VERSION_STRING, m.date);
     printf("machine: %s, %ld cores, %s\n", m.cpu, m.cores, m.kernel);
     printf("records %llu, lookups %llu, scans %llu, commits %llu, batch %u, W4 %.1f s per run,"
@@ -163,6 +162,7 @@ void bench_report_table(const bench_opts *o, const bench_item *items, size_t nit
     if (ratios)
         printf(" %11s %11s", "udb/SQLite", "udb/LMDB");
     printf("\n");
+    char wbuf[64];
     for (size_t i = 0; i < nitems; i++) {
         const bench_item *it = &items[i];
         if (!it->report)
@@ -267,8 +267,6 @@ void bench_report_json(const bench_opts *o, const bench_item *items, size_t nite
 {
     machine m;
     machine_get(&m);
-    char wbuf[64];
-    bool ok = true;
     printf("{");
     json_kv_str("tool", "uniqdb-bench", false);
     json_kv_str("version", UDB_VERSION_STRING, true);
@@ -284,6 +282,7 @@ void bench_report_json(const bench_opts *o, const bench_item *items, size_t nite
            (unsigned long long)o->scans, (unsigned long long)o->commits, o->batch, o->duration,
            bench_sqlite_cache_mib ? bench_sqlite_cache_mib : 2,
            bench_udb_flags & UDB_NOGROUP ? "false" : "true", o->rounds, o->slices);
+    bool ok = true;
     printf(", \"engines\": {");
     for (size_t e = 0; e < nengines; e++) {
         printf("%s", e ? ", " : "");
@@ -297,6 +296,7 @@ void bench_report_json(const bench_opts *o, const bench_item *items, size_t nite
         ok &= res[e].check <= 0;
     }
     printf("}, \"results\": [");
+    char wbuf[64];
     bool first = true;
     for (size_t i = 0; i < nitems; i++) {
         const bench_item *it = &items[i];

@@ -86,13 +86,13 @@ static int s_open(void **out, const char *path, bool durable)
     sq_db *d = calloc(1, sizeof *d);
     if (!d)
         return SQLITE_NOMEM;
-    char file[4096];
     int rc;
     if (mkdir(path, 0750) != 0 && errno != EEXIST) {
         fprintf(stderr, "sqlite: mkdir %s: %s\n", path, strerror(errno));
         rc = SQLITE_CANTOPEN;
         goto out;
     }
+    char file[4096];
     snprintf(file, sizeof file, "%s/bench.db", path);
     char pragmas[200];
     snprintf(pragmas, sizeof pragmas,
