@@ -58,9 +58,9 @@ static void gen_elem(elem *e, fuzz_reader *r)
         break;
     case 1:
     case 2: {
-        const uint8_t *p;
         e->kind = c % 8 == 1 ? UDB_TK_BYTES : UDB_TK_STR;
         uint8_t len = fuzz_u8(r);
+        const uint8_t *p;
         if (len & 0x80) {
             /* long: a run of one byte (so two strings share long prefixes)
                of 500-1010 bytes, then a few bytes of the input */
@@ -361,20 +361,21 @@ static bool same_telem(const udb_telem *a, const udb_buf *sa, const udb_telem *b
  * false) may be non-canonical, so it must come back as the same value. */
 static void check_via_msgpack(const unsigned char *start, const unsigned char *stop, bool exact)
 {
-    udb_buf mp = {0}, again = {0}, s1 = {0}, s2 = {0};
+    udb_buf mp = {0};
     msgpack_packer pk;
-    msgpack_unpacked up;
-    const unsigned char *p = start;
-    const char *why = NULL;
-
     msgpack_packer_init(&pk, &mp, udb__buf_sbuffer_write);
+    msgpack_unpacked up;
     msgpack_unpacked_init(&up);
+    const unsigned char *p = start;
     FUZZ_CHECK(udb__tk_to_msgpack(&pk, &p, stop) == 0, "to_msgpack rejects a decodable element");
     FUZZ_CHECK(p == stop, "to_msgpack consumed %td bytes, decode %td", p - start, stop - start);
     FUZZ_CHECK(!mp.oom, "out of memory");
+    const char *why = NULL;
     FUZZ_CHECK(udb__mp_parse(&up, mp.p, mp.len, &why) == 0,
                "to_msgpack wrote msgpack the engine rejects: %s", why ? why : "?");
+    udb_buf again = {0};
     FUZZ_CHECK(udb__tk_object(&again, &up.data) == 0, "tk_object rejects a scalar");
+    udb_buf s1 = {0}, s2 = {0};
     if (exact) {
         FUZZ_CHECK(again.len == (size_t)(stop - start) && memcmp(again.p, start, again.len) == 0,
                    "element changed on the way through msgpack");
@@ -399,19 +400,17 @@ static void check_roundtrip(const tuple *t, const udb_buf *enc)
     /* an empty tuple encodes to nothing (and the buffer may be unallocated) */
     const unsigned char *p = enc->p ? enc->p : (const unsigned char *)"", *end = p + enc->len;
     udb_buf scratch = {0}, viaobj = {0};
-
     for (size_t i = 0; i < t->n; i++) {
         const unsigned char *start = p, *q = p;
-        udb_telem got;
-        msgpack_object o = as_object(&t->e[i]);
-
         scratch.len = 0;
+        udb_telem got;
         FUZZ_CHECK(udb__tk_decode(&got, &scratch, &p, end) == 0,
                    "element %zu of an encoded tuple does not decode", i);
         check_decoded(&t->e[i], &got, &scratch);
         FUZZ_CHECK(udb__tk_skip(&q, end) == 0 && q == p,
                    "skip and decode disagree on element %zu", i);
         check_via_msgpack(start, p, true);
+        msgpack_object o = as_object(&t->e[i]);
         FUZZ_CHECK(udb__tk_object(&viaobj, &o) == 0, "tk_object rejects a scalar");
     }
     FUZZ_CHECK(p == end, "%td bytes left after decoding the whole tuple", end - p);
@@ -424,10 +423,9 @@ static void check_roundtrip(const tuple *t, const udb_buf *enc)
 static void typed_mode(fuzz_reader *r)
 {
     tuple a, b;
-    udb_buf ea = {0}, eb = {0};
-
     gen_tuple(&a, r);
     gen_tuple(&b, r);
+    udb_buf ea = {0}, eb = {0};
     for (size_t i = 0; i < a.n; i++)
         encode_elem(&ea, &a.e[i]);
     for (size_t i = 0; i < b.n; i++)
@@ -452,23 +450,17 @@ static void raw_mode(const uint8_t *data, size_t size)
 {
     /* an exact-size copy: reads past the end are caught by ASan */
     unsigned char *copy = malloc(size ? size : 1);
-    const unsigned char *p, *end;
-    udb_buf scratch = {0};
-
     FUZZ_CHECK(copy != NULL, "out of memory");
     if (size)
         memcpy(copy, data, size);
-    p = copy;
-    end = copy + size;
+    const unsigned char *p = copy, *end = copy + size;
+    udb_buf scratch = {0};
     while (p < end) {
         const unsigned char *start = p, *q = p;
-        udb_telem got;
-        udb_buf re = {0};
-        int rc, src;
-
         scratch.len = 0;
-        rc = udb__tk_decode(&got, &scratch, &p, end);
-        src = udb__tk_skip(&q, end);
+        udb_telem got;
+        int rc = udb__tk_decode(&got, &scratch, &p, end);
+        int src = udb__tk_skip(&q, end);
         FUZZ_CHECK(rc == 0 || rc == UDB_ECORRUPT, "decode returned %d", rc);
         if (rc) {
             FUZZ_CHECK(p == start, "a failed decode moved the position");
@@ -482,13 +474,13 @@ static void raw_mode(const uint8_t *data, size_t size)
         /* decoded values re-encode to a key that decodes to the same value
            (raw bytes may be non-canonical, e.g. integers with leading zero
            bytes, so bytes need not match) */
+        udb_buf re = {0};
         if (got.kind != UDB_TK_STR && got.kind != UDB_TK_BYTES) {
             elem e = from_telem(&got, &scratch);
-            const unsigned char *rp;
+            encode_elem(&re, &e);
+            const unsigned char *rp = re.p;
             udb_telem again;
             udb_buf s2 = {0};
-            encode_elem(&re, &e);
-            rp = re.p;
             FUZZ_CHECK(udb__tk_decode(&again, &s2, &rp, re.p + re.len) == 0,
                        "re-encoded element does not decode");
             check_decoded(&e, &again, &s2);
@@ -502,14 +494,13 @@ static void raw_mode(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_reader r;
-
     if (size == 0)
         return 0;
     if (data[0] % 4 == 3) {
         raw_mode(data + 1, size - 1);
         return 0;
     }
+    fuzz_reader r;
     fuzz_reader_init(&r, data + 1, size - 1);
     typed_mode(&r);
     return 0;

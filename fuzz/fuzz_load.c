@@ -32,10 +32,9 @@ static void check_internal_form_is_not_a_string(void);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *dir = fuzz_scratch_dir();
-
     (void)argc;
     (void)argv;
+    const char *dir = fuzz_scratch_dir();
     snprintf(db1, sizeof db1, "%s/db1", dir);
     snprintf(db2, sizeof db2, "%s/db2", dir);
     snprintf(input, sizeof input, "%s/input.ndjson", dir);
@@ -56,13 +55,11 @@ static void write_file(const char *path, const uint8_t *data, size_t size)
 static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    char *p = NULL;
-    long n;
-
     FUZZ_CHECK(f, "cannot read %s", path);
+    long n;
     FUZZ_CHECK(fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0,
                "cannot size %s", path);
-    p = malloc((size_t)n + 1);
+    char *p = malloc((size_t)n + 1);
     FUZZ_CHECK(p && fread(p, 1, (size_t)n, f) == (size_t)n, "cannot read %s", path);
     p[n] = 0;
     fclose(f);
@@ -86,12 +83,10 @@ static int run_cli(cli_command_fn *fn, const char *stdout_path, int argc, char *
 static void check_conversion(const char *line, size_t len)
 {
     char err[CLI_ERRLEN];
-    msgpack_sbuffer a, b;
-    json_t *v = cli_json_parse(line, len, err), *back;
-    char *text;
-
+    json_t *v = cli_json_parse(line, len, err);
     if (!v)
         return;
+    msgpack_sbuffer a, b;
     msgpack_sbuffer_init(&a);
     msgpack_sbuffer_init(&b);
     if (cli_json_to_msgpack(&a, v, err) == 0) {
@@ -104,9 +99,9 @@ static void check_conversion(const char *line, size_t len)
             goto out;   /* nested deeper than msgpack-c's 32 levels */
         FUZZ_CHECK(r == MSGPACK_UNPACK_SUCCESS && off == a.size,
                    "cli_json_to_msgpack wrote invalid msgpack");
-        back = cli_msgpack_to_json(a.data, a.size, err);
+        json_t *back = cli_msgpack_to_json(a.data, a.size, err);
         FUZZ_CHECK(back, "msgpack from JSON does not convert back: %s", err);
-        text = cli_json_dumps(back, 0);
+        char *text = cli_json_dumps(back, 0);
         FUZZ_CHECK(text, "cli_json_dumps failed");
         FUZZ_CHECK(cli_text_to_msgpack(&b, text, strlen(text), err) == 0,
                    "printed JSON does not parse back: %s\n  %s", err, text);
@@ -128,11 +123,9 @@ static char *through_json(msgpack_sbuffer *out, const void *data, size_t size)
 {
     char err[CLI_ERRLEN];
     json_t *v = cli_msgpack_to_json(data, size, err);
-    char *text;
-
     if (!v)
         return NULL;
-    text = cli_json_dumps(v, 0);
+    char *text = cli_json_dumps(v, 0);
     json_decref(v);
     FUZZ_CHECK(text, "cli_json_dumps failed on msgpack that converted");
     FUZZ_CHECK(cli_text_to_msgpack(out, text, strlen(text), err) == 0,
@@ -147,12 +140,11 @@ static char *through_json(msgpack_sbuffer *out, const void *data, size_t size)
 static void check_msgpack(const uint8_t *data, size_t size)
 {
     msgpack_sbuffer a, b;
-    char *t1, *t2;
-
     msgpack_sbuffer_init(&a);
     msgpack_sbuffer_init(&b);
-    if ((t1 = through_json(&a, data, size)) != NULL) {
-        t2 = through_json(&b, a.data, a.size);
+    char *t1 = through_json(&a, data, size);
+    if (t1 != NULL) {
+        char *t2 = through_json(&b, a.data, a.size);
         FUZZ_CHECK(t2, "msgpack packed from JSON does not convert back\n  %s", t1);
         FUZZ_CHECK(strcmp(t1, t2) == 0 && a.size == b.size && memcmp(a.data, b.data, a.size) == 0,
                    "msgpack -> JSON -> msgpack is not stable\n  %s\n  %s", t1, t2);
@@ -173,17 +165,15 @@ static void check_internal_form_is_not_a_string(void)
     json_t *big = cli_json_from_u64(UINT64_MAX);
     const char *s = json_string_value(big);
     size_t n = json_string_length(big);
-    msgpack_sbuffer a, b;
-    msgpack_packer pk;
-    char *text;
-
     FUZZ_CHECK(big, "cli_json_from_u64 failed");
     if (!s) { /* a number node: nothing a string could imitate */
         json_decref(big);
         return;
     }
+    msgpack_sbuffer a, b;
     msgpack_sbuffer_init(&a);
     msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
     msgpack_packer_init(&pk, &a, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 2);
     msgpack_pack_str_with_body(&pk, s, n);
@@ -195,7 +185,7 @@ static void check_internal_form_is_not_a_string(void)
     msgpack_pack_str_body(&pk, s, n);
     msgpack_pack_str_body(&pk, "x", 1);
     msgpack_pack_uint64(&pk, UINT64_MAX);
-    text = through_json(&b, a.data, a.size);
+    char *text = through_json(&b, a.data, a.size);
     FUZZ_CHECK(text, "a string holding the tool's internal form of 2^64-1 does not convert");
     FUZZ_CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0,
                "a string holding the tool's internal form of 2^64-1 does not round-trip: %s", text);
@@ -209,7 +199,6 @@ static void expect_check(const char *path)
 {
     udb_env *env;
     int rc = udb_open(&env, path, NULL);
-
     FUZZ_CHECK(rc == 0, "reopening the loaded database: %s", udb_env_errmsg(NULL));
     fuzz_expect_check(env, "after load");
     udb_close(env);
@@ -217,13 +206,9 @@ static void expect_check(const char *path)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char a_load[] = "load", a_json[] = "--json", a_orget[] = "--or-get", a_dump[] = "dump";
-    uint8_t opts;
-    int ex;
-
     if (size == 0)
         return 0;
-    opts = data[0];
+    uint8_t opts = data[0];
     data++, size--;
 
     check_msgpack(data, size);
@@ -252,6 +237,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         udb_close(env);
     }
     write_file(input, data, size);
+    char a_load[] = "load", a_json[] = "--json", a_orget[] = "--or-get", a_dump[] = "dump";
+    int ex;
     {
         char *argv[] = {a_load, a_json, db1, input, a_orget, NULL};
         int argc = opts & 1 ? 5 : 4;

@@ -175,8 +175,6 @@ static void report(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char sql[1024];
-
     (void)argc;
     (void)argv;
     /* a: 540 bytes, differing in the last; e: 600 and 1100 bytes, e3 has e1
@@ -193,6 +191,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FUZZ_CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite3_open");
     sqlite3_extended_result_codes(db, 1);
     exec(SQL_SCHEMA);
+    char sql[1024];
     snprintf(sql, sizeof sql, "INSERT INTO t(%s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", sql_cols);
     st_insert = prep(sql);
     st_replace = prep("UPDATE t SET a = ?2, b = ?3, status = ?4, email = ?5, x = ?6, y = ?7, "
@@ -264,11 +263,10 @@ static void pack_value(msgpack_packer *pk, int f, unsigned v)
 /* r as a msgpack map into sb (absent fields left out, nil as nil). */
 static void pack_rec(msgpack_sbuffer *sb, const rec *r)
 {
-    msgpack_packer pk;
-    size_t n = 0;
-
     msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    size_t n = 0;
     for (int f = 0; f < NF; f++)
         n += r->st[f] != ABSENT;
     msgpack_pack_map(&pk, n);
@@ -285,8 +283,8 @@ static void pack_rec(msgpack_sbuffer *sb, const rec *r)
 
 static void pack_key(msgpack_sbuffer *sb, unsigned id)
 {
-    msgpack_packer pk;
     msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     msgpack_pack_uint64(&pk, id);
 }
@@ -403,13 +401,13 @@ static void describe_row(char *out, size_t cap, sqlite3_stmt *st)
 
 static void describe_rec(char *out, size_t cap, const void *data, size_t size)
 {
-    msgpack_object o;
-    size_t used = 0;
     out[0] = 0;
+    msgpack_object o;
     if (!decode(&o, data, size, NULL) || o.type != MSGPACK_OBJECT_MAP) {
         snprintf(out, cap, "<not a map>");
         return;
     }
+    size_t used = 0;
     for (uint32_t i = 0; i < o.via.map.size && used < cap; i++) {
         const msgpack_object_kv *kv = &o.via.map.ptr[i];
         udb_buf b = {0};
@@ -428,10 +426,9 @@ static void expect_same(const void *data, size_t size, sqlite3_stmt *st, const c
 {
     msgpack_object m;
     const char *why = NULL;
-    size_t present = 0;
-
     FUZZ_CHECK(decode(&m, data, size, &why) && m.type == MSGPACK_OBJECT_MAP,
                "%s: udb returned a record that is not a msgpack map: %s", what, why ? why : "");
+    size_t present = 0;
     for (int f = 0; f < NF; f++) {
         const msgpack_object *o = map_get(&m, FNAME[f]);
         present += o != NULL;
@@ -460,12 +457,11 @@ static void expect_row(const udb_val *v, int64_t id, const char *what)
  * records, each equal to its row.  `label` names the comparison in a failure. */
 static void compare_cursor(udb_cursor *cur, sqlite3_stmt *st, const char *label)
 {
-    udb_val v;
-    int rc, n = 0;
-
+    int n = 0;
     for (;;) {
         int src = sqlite3_step(st);
-        rc = udb_cursor_next(&v, cur);
+        udb_val v;
+        int rc = udb_cursor_next(&v, cur);
         FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND, "cursor: %s", udb_strerror(rc));
         FUZZ_CHECK(src == SQLITE_ROW || src == SQLITE_DONE, "sqlite: %s", sqlite3_errmsg(db));
         if (rc && src == SQLITE_DONE)
@@ -490,10 +486,9 @@ static void compare_cursor(udb_cursor *cur, sqlite3_stmt *st, const char *label)
 static void compare_all(const char *when)
 {
     udb_txn *t = txn;
-    udb_cursor *cur;
-
     if (!t)
         FUZZ_CHECK(udb_begin(&t, env, UDB_RDONLY) == 0, "begin");
+    udb_cursor *cur;
     FUZZ_CHECK(udb_scan(&cur, t, "t", NULL, NULL, 0) == 0, "scan: %s", udb_errmsg(t));
     sqlite3_reset(st_rows);
     compare_cursor(cur, st_rows, when);
@@ -653,17 +648,16 @@ static int index_pos(const char *name)
 static void check_conflict(int sql_index, const char *op)
 {
     const udb_conflict *c = udb_conflict_info(txn);
+    FUZZ_CHECK(c && c->count >= 1 && strcmp(c->type, "t") == 0, "%s: no conflict detail", op);
     int prev = -1;
     bool named = sql_index < 0;
-
-    FUZZ_CHECK(c && c->count >= 1 && strcmp(c->type, "t") == 0, "%s: no conflict detail", op);
     for (size_t i = 0; i < c->count; i++) {
         const udb_conflict_index *ci = &c->indexes[i];
         int ix = index_pos(ci->index);
-        msgpack_unpacked key, vals;
         FUZZ_CHECK(ix > prev, "%s: conflict list out of declaration order", op);
         prev = ix;
         named |= ix == sql_index;
+        msgpack_unpacked key, vals;
         msgpack_unpacked_init(&key);
         msgpack_unpacked_init(&vals);
         FUZZ_CHECK(udb__mp_parse(&key, ci->existing_key.data, ci->existing_key.size, NULL) == 0 &&
@@ -767,13 +761,12 @@ static unsigned gen_id(fuzz_reader *in)
 static void op_insert(fuzz_reader *in)
 {
     rec r;
-    msgpack_sbuffer sb;
-    udb_val out;
-
     gen_rec(&r, in);
     TRACE("insert");
     trace_rec("", &r);
+    msgpack_sbuffer sb;
     pack_rec(&sb, &r);
+    udb_val out;
     int rc = udb_insert(&out, txn, "t", sb.data, sb.size);
     bind_rec(st_insert, &r, false);
     outcome s = sql_run(st_insert);
@@ -785,14 +778,13 @@ static void op_insert_or_get(fuzz_reader *in)
 {
     int ix = fuzz_u8(in) % NIX;
     rec r;
-    msgpack_sbuffer sb;
-    udb_val out;
-    int created = -1;
-
     gen_rec(&r, in);
     TRACE("insert_or_get %s", ix ? IXNAME[ix] : "id");
     trace_rec("", &r);
+    msgpack_sbuffer sb;
     pack_rec(&sb, &r);
+    udb_val out;
+    int created = -1;
     int rc = udb_insert_or_get(&out, &created, txn, "t", IXNAME[ix], sb.data, sb.size);
     int64_t before = sql_count(), seq = sql_seq();
     bind_rec(st_orget[ix], &r, false);
@@ -832,24 +824,20 @@ static void op_upsert(fuzz_reader *in)
 {
     int ix = fuzz_u8(in) % NIX;
     uint8_t c = fuzz_u8(in);
-    rec patch, ins, row;
-    msgpack_sbuffer sp, si;
-    udb_val out;
-    int created = -1;
-    bool with_ins = c & 1;
-    bool reserved[NF] = {false};
-
+    rec patch, ins;
     gen_patch(&patch, in);
     gen_patch(&ins, in);
     if (c & 2) {   /* an explicit key in rec */
         patch.st[F_ID] = VAL;
         patch.v[F_ID] = (uint8_t)gen_id(in);
     }
+    bool reserved[NF] = {false};
     for (int k = 0; k < 3 && IXFIELDS[ix][k] >= 0; k++)
         reserved[IXFIELDS[ix][k]] = true;
     if (ix == IX_SLOT)
         reserved[F_STATUS] = true;
     ins.st[F_ID] = ABSENT;
+    bool with_ins = c & 1;
     for (int f = 1; f < NF; f++) {
         if (!with_ins || reserved[f])
             ins.st[f] = ABSENT;
@@ -861,7 +849,7 @@ static void op_upsert(fuzz_reader *in)
         }
     }
     /* the row SQL would insert: rec over on_insert */
-    row = ins;
+    rec row = ins;
     for (int f = 0; f < NF; f++)
         if (patch.st[f] != ABSENT) {
             row.st[f] = patch.st[f];
@@ -871,8 +859,11 @@ static void op_upsert(fuzz_reader *in)
     trace_rec("rec", &patch);
     if (with_ins)
         trace_rec("on_insert", &ins);
+    msgpack_sbuffer sp, si;
     pack_rec(&sp, &patch);
     pack_rec(&si, &ins);
+    udb_val out;
+    int created = -1;
     int rc = udb_upsert(&out, &created, txn, "t", IXNAME[ix], sp.data, sp.size,
                         with_ins ? si.data : NULL, with_ins ? si.size : 0);
 
@@ -904,9 +895,6 @@ static void op_update(fuzz_reader *in, bool merge)
     unsigned id = gen_id(in);
     uint8_t c = fuzz_u8(in);
     rec r;
-    msgpack_sbuffer sk, sr;
-    udb_val out;
-
     if (merge)
         gen_patch(&r, in);
     else
@@ -916,8 +904,10 @@ static void op_update(fuzz_reader *in, bool merge)
     r.v[F_ID] = (uint8_t)id;
     TRACE("%s %u", merge ? "merge" : "update", id + 1);
     trace_rec("", &r);
+    msgpack_sbuffer sk, sr;
     pack_key(&sk, id + 1);
     pack_rec(&sr, &r);
+    udb_val out;
     int rc = udb_update(&out, txn, "t", sk.data, sk.size, sr.data, sr.size,
                         merge ? UDB_MERGE : 0);
     sqlite3_stmt *st = merge ? st_merge : st_replace;
@@ -934,9 +924,8 @@ static void op_update(fuzz_reader *in, bool merge)
 static void op_delete(fuzz_reader *in)
 {
     unsigned id = gen_id(in);
-    msgpack_sbuffer sk;
-
     TRACE("delete %u", id + 1);
+    msgpack_sbuffer sk;
     pack_key(&sk, id + 1);
     int rc = udb_delete(txn, "t", sk.data, sk.size);
     sqlite3_reset(st_delete);
@@ -950,13 +939,10 @@ static void op_delete(fuzz_reader *in)
 
 static void op_insert_first(fuzz_reader *in)
 {
-    size_t n = 1 + fuzz_u8(in) % 4, chosen = 99, sql_chosen = n;
+    size_t n = 1 + fuzz_u8(in) % 4;
     rec r[4];
     msgpack_sbuffer sb[4];
-    udb_val cand[4], out;
-    outcome s = O_CONFLICT;
-    int idx = -1;
-
+    udb_val cand[4];
     for (size_t i = 0; i < n; i++) {
         gen_rec(&r[i], in);
         pack_rec(&sb[i], &r[i]);
@@ -966,7 +952,12 @@ static void op_insert_first(fuzz_reader *in)
     TRACE("insert_first");
     for (size_t i = 0; i < n; i++)
         trace_rec("", &r[i]);
+    udb_val out;
+    size_t chosen = 99;
     int rc = udb_insert_first(&out, &chosen, txn, "t", cand, n);
+    size_t sql_chosen = n;
+    outcome s = O_CONFLICT;
+    int idx = -1;
     for (size_t i = 0; i < n; i++) {
         bind_rec(st_insert, &r[i], false);
         s = sql_run(st_insert);
@@ -989,12 +980,10 @@ static void op_seq_next(fuzz_reader *in)
 {
     bool auto_seq = fuzz_u8(in) & 1;
     uint64_t v = 0;
-    int64_t want;
-    sqlite3_stmt *st;
-
     int rc = udb_seq_next(&v, txn, auto_seq ? "t.id" : "s");
     FUZZ_CHECK(rc == 0, "seq_next: %s", udb_errmsg(txn));
     TRACE("seq_next %s -> %" PRIu64 "\n", auto_seq ? "t.id" : "s", v);
+    sqlite3_stmt *st;
     if (auto_seq) {
         /* AUTOINCREMENT's counter is the auto-key sequence */
         exec("INSERT INTO sqlite_sequence(name, seq) SELECT 't', 0 WHERE NOT EXISTS "
@@ -1007,7 +996,7 @@ static void op_seq_next(fuzz_reader *in)
     }
     sqlite3_reset(st);
     FUZZ_CHECK(sqlite3_step(st) == SQLITE_ROW, "sequence row");
-    want = sqlite3_column_int64(st, 0);
+    int64_t want = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     FUZZ_CHECK((int64_t)v == want, "seq_next(%s): udb %" PRIu64 ", SQLite %" PRId64,
                auto_seq ? "t.id" : "s", v, want);
@@ -1016,11 +1005,10 @@ static void op_seq_next(fuzz_reader *in)
 static void op_get(fuzz_reader *in)
 {
     unsigned id = gen_id(in);
-    msgpack_sbuffer sk;
-    udb_val out;
-
     TRACE("get %u\n", id + 1);
+    msgpack_sbuffer sk;
     pack_key(&sk, id + 1);
+    udb_val out;
     int rc = udb_get(&out, txn, "t", sk.data, sk.size);
     sqlite3_reset(st_row);
     sqlite3_bind_int64(st_row, 1, id + 1);
@@ -1037,15 +1025,13 @@ static void op_find(fuzz_reader *in)
 {
     int ix = 1 + fuzz_u8(in) % (NIX - 1);
     rec r;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    udb_val out;
-    size_t nf = 0;
-
     gen_rec(&r, in);
+    size_t nf = 0;
     while (nf < 3 && IXFIELDS[ix][nf] >= 0)
         nf++;
+    msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, nf);
     for (size_t k = 0; k < nf; k++) {
@@ -1058,6 +1044,7 @@ static void op_find(fuzz_reader *in)
     TRACE("find %s", IXNAME[ix]);
     trace_rec("", &r);
     TRACE("\n");
+    udb_val out;
     int rc = udb_find(&out, txn, "t", IXNAME[ix], sb.data, sb.size);
     sqlite3_stmt *st = st_lookup[ix];
     bind_rec(st, &r, false);
@@ -1114,21 +1101,17 @@ static void op_scan(fuzz_reader *in)
 {
     int ix = fuzz_u8(in) % NSCAN;
     size_t nf = 0;
-    rec r;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    udb_cursor *cur;
-    char label[64];
-    int rc;
-
     while (nf < 3 && SCFIELDS[ix][nf] >= 0)
         nf++;
     size_t np = fuzz_u8(in) % (nf + 1);
     if (np > 2)
         np = 2;
+    rec r;
     gen_rec(&r, in);
     r.st[F_ID] = VAL;   /* a pk prefix is a key */
+    msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, np);
     for (size_t k = 0; k < np; k++) {
@@ -1149,10 +1132,12 @@ static void op_scan(fuzz_reader *in)
         trace_rec("", &one);
     }
     TRACE("\n");
-    rc = udb_scan(&cur, txn, "t", SCNAME[ix], np ? sb.data : NULL, np ? sb.size : 0);
+    udb_cursor *cur;
+    int rc = udb_scan(&cur, txn, "t", SCNAME[ix], np ? sb.data : NULL, np ? sb.size : 0);
     FUZZ_CHECK(rc == 0, "scan: %s", udb_errmsg(txn));
     sqlite3_stmt *st = scan_stmt(ix, (int)np);
     bind_rec(st, &r, false);
+    char label[64];
     snprintf(label, sizeof label, "scan of %s", SCNAME[ix] ? SCNAME[ix] : "id");
     compare_cursor(cur, st, label);
     sqlite3_reset(st);
@@ -1245,16 +1230,14 @@ static void op_write(fuzz_reader *in)
 /* Empty both databases (committed), so every input starts alike. */
 static void reset(void)
 {
-    udb_cursor *cur;
-    udb_val v;
-    uint64_t keys[64];
-    size_t n = 0;
-    int rc;
-
     FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
     for (;;) {
+        udb_cursor *cur;
         FUZZ_CHECK(udb_scan(&cur, txn, "t", NULL, NULL, 0) == 0, "scan");
-        n = 0;
+        uint64_t keys[64];
+        size_t n = 0;
+        udb_val v;
+        int rc;
         while (n < 64 && (rc = udb_cursor_next(&v, cur)) == 0) {
             msgpack_object r;
             FUZZ_CHECK(decode(&r, v.data, v.size, NULL) && r.type == MSGPACK_OBJECT_MAP,
@@ -1282,7 +1265,6 @@ static void reset(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_reader in;
-
     fuzz_reader_init(&in, data, size);
     reset();
     begin();

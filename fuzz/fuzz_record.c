@@ -59,16 +59,15 @@ static void pack_str(msgpack_packer *pk, const char *s)
 
 static void check_clean(size_t nrecords_r)
 {
-    udb_txn *txn;
-    udb_type_stat st;
-    udb_val v;
-
     fuzz_expect_check(env, "after a write");
+    udb_txn *txn;
     FUZZ_CHECK(udb_begin(&txn, env, UDB_RDONLY) == 0, "begin");
+    udb_type_stat st;
     FUZZ_CHECK(udb_type_stat_get(&st, txn, "r") == 0 && st.records == nrecords_r,
                "type r holds %llu records, expected %zu", (unsigned long long)st.records,
                nrecords_r);
     if (nrecords_r == 1) {
+        udb_val v;
         FUZZ_CHECK(udb_get(&v, txn, "r", base_key, 5) == 0 && v.size == base_len &&
                        memcmp(v.data, base_rec, base_len) == 0,
                    "record \"base\" changed");
@@ -78,17 +77,13 @@ static void check_clean(size_t nrecords_r)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    udb_txn *txn;
-    udb_val out;
-    int rc;
-
     (void)argc;
     (void)argv;
     env = fuzz_open_scratch(SCHEMA);
 
+    msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 7);
     pack_str(&pk, "k"), pack_str(&pk, "base");
@@ -98,8 +93,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     pack_str(&pk, "b"), msgpack_pack_true(&pk);
     pack_str(&pk, "e"), pack_str(&pk, "x");
     pack_str(&pk, "s"), pack_str(&pk, "base");
+    udb_txn *txn;
     FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
-    rc = udb_insert(&out, txn, "r", sb.data, sb.size);
+    udb_val out;
+    int rc = udb_insert(&out, txn, "r", sb.data, sb.size);
     FUZZ_CHECK(rc == 0 && out.size <= sizeof base_rec, "insert base: %s", udb_errmsg(txn));
     memcpy(base_rec, out.data, out.size);
     base_len = out.size;
@@ -170,7 +167,6 @@ static void expect_fields(const udb_type *t, const msgpack_object *stored,
 {
     const char *kname = t->fields[t->key].name;
     size_t kn = strlen(kname), want = 0;
-
     FUZZ_CHECK(stored->type == MSGPACK_OBJECT_MAP, "stored record is not a map");
     for (uint32_t i = 0; i < patch->via.map.size; i++) {
         const msgpack_object *k = &patch->via.map.ptr[i].key, *v = &patch->via.map.ptr[i].val;
@@ -252,15 +248,12 @@ static bool checked(const uint8_t *data, size_t size)
 
 static void mode_insert(const char *type, const uint8_t *data, size_t size)
 {
-    udb_txn *txn;
-    udb_val out, again;
-    udb_type *t;
     bool ok = checked(data, size);
-    int rc;
-
+    udb_txn *txn;
     FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
-    t = udb__schema_type(udb__txn_schema(txn), type);
-    rc = udb_insert(&out, txn, type, data, size);
+    udb_type *t = udb__schema_type(udb__txn_schema(txn), type);
+    udb_val out;
+    int rc = udb_insert(&out, txn, type, data, size);
     if (rc) {
         expect_refusal(txn, rc, "insert", true);
         FUZZ_CHECK(ok || rc == UDB_EBADRECORD, "bad msgpack refused with %s", udb_strerror(rc));
@@ -286,6 +279,7 @@ static void mode_insert(const char *type, const uint8_t *data, size_t size)
     msgpack_sbuffer_init(&kb);
     msgpack_packer_init(&pk, &kb, msgpack_sbuffer_write);
     msgpack_pack_object(&pk, *key);
+    udb_val again;
     rc = udb_get(&again, txn, type, kb.data, kb.size);
     FUZZ_CHECK(rc == 0 && again.size == out.size && memcmp(again.data, out.data, out.size) == 0,
                "get does not return what insert stored: %s", udb_errmsg(txn));
@@ -338,10 +332,6 @@ static void mode_update(const uint8_t *data, size_t size)
 {
     bool ok = checked(data, size);
     msgpack_unpacked in, st, base;
-    udb_txn *txn;
-    udb_val out;
-    int rc;
-
     msgpack_unpacked_init(&in);
     msgpack_unpacked_init(&st);
     msgpack_unpacked_init(&base);
@@ -349,9 +339,11 @@ static void mode_update(const uint8_t *data, size_t size)
     if (ok)
         unpack_trusted(&in, data, size, "the input");
     for (int merge = 1; merge >= 0; merge--) {
+        udb_txn *txn;
         FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
         const udb_type *t = udb__schema_type(udb__txn_schema(txn), "r");
-        rc = udb_update(&out, txn, "r", base_key, 5, data, size, merge ? UDB_MERGE : 0);
+        udb_val out;
+        int rc = udb_update(&out, txn, "r", base_key, 5, data, size, merge ? UDB_MERGE : 0);
         if (rc) {
             expect_refusal(txn, rc, merge ? "merge" : "update", true);
             udb_abort(txn);
@@ -373,11 +365,9 @@ static void mode_key(const uint8_t *data, size_t size)
     static const char *const finds[] = {"iu", "fb", "ps", NULL};
     bool ok = checked(data, size);
     udb_txn *txn;
-    udb_val v;
-    udb_cursor *cur;
-    int rc;
-
     FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
+    udb_val v;
+    int rc;
     for (int ty = 0; ty < 2; ty++) {
         const char *type = ty ? "x" : "r";
         rc = udb_get(&v, txn, type, data, size);
@@ -398,6 +388,7 @@ static void mode_key(const uint8_t *data, size_t size)
     }
     for (int i = 0; i < 4; i++) {
         const char *ix = i == 3 ? "by_e" : finds[i];
+        udb_cursor *cur;
         rc = udb_scan(&cur, txn, "r", ix, data, size);
         FUZZ_CHECK(rc == 0 || rc == UDB_EBADRECORD, "scan: %s", udb_strerror(rc));
         FUZZ_CHECK(ok || rc == UDB_EBADRECORD, "scan accepted bad msgpack");

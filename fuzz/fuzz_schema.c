@@ -33,15 +33,13 @@ static char dbdir[4200];
 
 static udb_env *fresh_env(void)
 {
-    udb_options o = UDB_OPTIONS_INIT;
-    udb_env *env = NULL;
-    int rc;
-
     if (!dbdir[0])
         snprintf(dbdir, sizeof dbdir, "%s/db", fuzz_scratch_dir());
     FUZZ_CHECK(fuzz_wipe_dir(dbdir) == 0, "cannot wipe %s", dbdir);
+    udb_options o = UDB_OPTIONS_INIT;
     o.flags = UDB_NOSYNC;
-    rc = udb_open(&env, dbdir, &o);
+    udb_env *env = NULL;
+    int rc = udb_open(&env, dbdir, &o);
     FUZZ_CHECK(rc == 0, "udb_open: %s", udb_env_errmsg(NULL));
     return env;
 }
@@ -72,10 +70,9 @@ static void pack_default(msgpack_packer *pk, const udb_field *f)
 
 static void schema_mode(const uint8_t *data, size_t size)
 {
-    udb_schema *s = NULL, *s2 = NULL;
+    udb_schema *s = NULL;
     udb_buf msg = {0};
     int rc = udb__schema_parse(&s, (const char *)data, size, &msg);
-
     FUZZ_CHECK(rc == 0 || rc == UDB_ESCHEMA, "schema_parse returned %s", udb_strerror(rc));
     if (rc) {
         FUZZ_CHECK(msg.len > 0, "schema refused without a message");
@@ -96,6 +93,7 @@ static void schema_mode(const uint8_t *data, size_t size)
     }
 
     /* the canonical text is a fixpoint */
+    udb_schema *s2 = NULL;
     rc = udb__schema_parse(&s2, s->json, s->json_len, &msg);
     FUZZ_CHECK(rc == 0, "canonical text does not parse: %s\n%s", msg.p ? (char *)msg.p : "",
                s->json);
@@ -106,9 +104,9 @@ static void schema_mode(const uint8_t *data, size_t size)
 
     /* it applies, is stored as the canonical text, and re-applies as a no-op */
     udb_env *env = fresh_env();
-    char *stored = NULL;
     rc = udb_schema_apply(NULL, env, (const char *)data, size, 0);
     FUZZ_CHECK(rc == 0, "a schema that parses does not apply: %s", udb_env_errmsg(env));
+    char *stored = NULL;
     rc = udb_schema_json(&stored, env);
     FUZZ_CHECK(rc == 0 && strcmp(stored, s->json) == 0, "stored schema is not the canonical text");
     udb_free(stored);
@@ -119,18 +117,18 @@ static void schema_mode(const uint8_t *data, size_t size)
 
     /* a minimal record per type goes in (or is refused cleanly) */
     udb_txn *txn;
+    FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
     const char *const *names;
     size_t ntypes;
-    FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
     FUZZ_CHECK(udb_types(&names, &ntypes, txn) == 0 && ntypes == s->ntypes, "udb_types");
     for (size_t i = 0; i < s->ntypes; i++) {
         const udb_type *t = &s->types[i];
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        size_t n = 0;
         FUZZ_CHECK(strcmp(names[i], t->name) == 0, "udb_types order");
+        msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        size_t n = 0;
         for (size_t f = 0; f < t->nfields; f++)
             n += t->fields[f].required || f == t->key;
         msgpack_pack_map(&pk, n);
@@ -210,22 +208,20 @@ static bool same_pred(const udb_pred *a, const udb_pred *b)
  * JSON string (invalid UTF-8). */
 static char *schema_with_where(const char *text, size_t len)
 {
-    char head[1024];
-    json_t *w = json_stringn(text, len), *root;
-    char *out;
-    json_error_t err;
-
+    json_t *w = json_stringn(text, len);
     if (!w)
         return NULL;
+    char head[1024];
     snprintf(head, sizeof head, "{\"types\": {\"t\": %s}}", WHERE_TYPE);
-    root = json_loads(head, 0, &err);
+    json_error_t err;
+    json_t *root = json_loads(head, 0, &err);
     FUZZ_CHECK(root, "fixed schema: %s", err.text);
     json_t *t = json_object_get(json_object_get(root, "types"), "t");
     json_object_set_new(t, "indexes",
                         json_pack("{s{s[s]sO}}", "w", "fields", "k", "where", w));
     json_object_set_new(t, "unique",
                         json_pack("{s{s[s]sO}}", "uw", "fields", "s", "where", w));
-    out = json_dumps(root, JSON_COMPACT);
+    char *out = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     json_decref(w);
     FUZZ_CHECK(out, "json_dumps");
@@ -321,11 +317,6 @@ static unsigned sqlite_select(const udb_type *t, const rec *recs, const bool *st
                               const char *where)
 {
     static sqlite3 *db;
-    sqlite3_stmt *st = NULL;
-    char sql[8192];
-    unsigned set = 0;
-    int rc;
-
     if (!db) {
         FUZZ_CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite3_open");
         FUZZ_CHECK(sqlite3_exec(db, "CREATE TABLE t(k INTEGER PRIMARY KEY, s TEXT, i INTEGER, "
@@ -335,6 +326,7 @@ static unsigned sqlite_select(const udb_type *t, const rec *recs, const bool *st
                    "create: %s", sqlite3_errmsg(db));
     }
     FUZZ_CHECK(sqlite3_exec(db, "DELETE FROM t", NULL, NULL, NULL) == SQLITE_OK, "delete");
+    sqlite3_stmt *st = NULL;
     FUZZ_CHECK(sqlite3_prepare_v2(db, "INSERT INTO t VALUES(?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) ==
                    SQLITE_OK, "prepare insert");
     for (int r = 0; r < NREC; r++) {
@@ -347,11 +339,13 @@ static unsigned sqlite_select(const udb_type *t, const rec *recs, const bool *st
         FUZZ_CHECK(sqlite3_step(st) == SQLITE_DONE, "sqlite insert: %s", sqlite3_errmsg(db));
     }
     sqlite3_finalize(st);
+    char sql[8192];
     if (snprintf(sql, sizeof sql, "SELECT k FROM t WHERE %s", where) >= (int)sizeof sql)
         return ~0u;   /* too long to compare */
-    rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     FUZZ_CHECK(rc == SQLITE_OK, "SQLite cannot evaluate the canonical predicate: %s\n  %s",
                sqlite3_errmsg(db), sql);
+    unsigned set = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         set |= 1u << sqlite3_column_int(st, 0);
     FUZZ_CHECK(rc == SQLITE_DONE, "sqlite: %s", sqlite3_errmsg(db));
@@ -367,24 +361,22 @@ static void where_records(const char *schema_json, const udb_pred *p, const char
 {
     const udb_type *t = where_type();
     udb_env *env = fresh_env();
-    rec recs[NREC];
-    bool stored[NREC] = {0};
     uint32_t h = 2166136261u;
-    udb_txn *txn;
-    int rc;
-
     for (size_t i = 0; i < size; i++)
         h = (h ^ data[i]) * 16777619u;
-    rc = udb_schema_apply(NULL, env, schema_json, strlen(schema_json), 0);
+    int rc = udb_schema_apply(NULL, env, schema_json, strlen(schema_json), 0);
     FUZZ_CHECK(rc == 0, "a schema that parses does not apply: %s", udb_env_errmsg(env));
+    udb_txn *txn;
     FUZZ_CHECK(udb_begin(&txn, env, 0) == 0, "begin");
+    rec recs[NREC];
+    bool stored[NREC] = {0};
     for (int r = 0; r < NREC; r++) {
         msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         size_t n = 1;
         bool ok = true;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         for (size_t f = 1; f < t->nfields; f++) {
             cand c[MAXCAND];
             size_t nc = candidates(c, p, f);
@@ -415,11 +407,11 @@ static void where_records(const char *schema_json, const udb_pred *p, const char
     FUZZ_CHECK(udb_commit(txn) == 0, "commit");
     expect_check(env);
 
-    unsigned in_index = 0;
-    udb_cursor *cur;
-    udb_val v;
     FUZZ_CHECK(udb_begin(&txn, env, UDB_RDONLY) == 0, "begin");
+    udb_cursor *cur;
     FUZZ_CHECK(udb_scan(&cur, txn, "t", "w", NULL, 0) == 0, "scan: %s", udb_errmsg(txn));
+    unsigned in_index = 0;
+    udb_val v;
     while ((rc = udb_cursor_next(&v, cur)) == 0) {
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
@@ -447,21 +439,20 @@ static void where_mode(const uint8_t *data, size_t size)
 {
     const udb_type *t = where_type();
     char *text = malloc(size + 1);
-    udb_pred p, p2;
-    udb_buf msg = {0}, canon = {0}, canon2 = {0};
-    udb_schema *s = NULL;
-    int rc;
-
     FUZZ_CHECK(text, "out of memory");
     memcpy(text, data, size);
     text[size] = 0;
-    rc = udb__pred_parse(&p, t->fields, t->nfields, text, &msg);
+    udb_pred p;
+    udb_buf msg = {0};
+    int rc = udb__pred_parse(&p, t->fields, t->nfields, text, &msg);
     FUZZ_CHECK(rc == 0 || rc == UDB_ESCHEMA, "pred_parse returned %s", udb_strerror(rc));
     FUZZ_CHECK(rc == 0 || msg.len > 0, "predicate refused without a message");
+    udb_buf canon = {0}, canon2 = {0};
     if (rc == 0) {
         udb__pred_print(&canon, &p, t->fields);
         FUZZ_CHECK(!canon.oom && canon.p, "print");
         msg.len = 0;
+        udb_pred p2;
         rc = udb__pred_parse(&p2, t->fields, t->nfields, (char *)canon.p, &msg);
         FUZZ_CHECK(rc == 0, "canonical predicate does not parse: %s\n  %s",
                    msg.p ? (char *)msg.p : "", (char *)canon.p);
@@ -480,6 +471,7 @@ static void where_mode(const uint8_t *data, size_t size)
     char *json = schema_with_where(text, size);
     if (json) {
         udb_buf smsg = {0};
+        udb_schema *s = NULL;
         int src = udb__schema_parse(&s, json, strlen(json), &smsg);
         bool has_nul = memchr(text, 0, size) != NULL;
         FUZZ_CHECK(src == 0 || src == UDB_ESCHEMA, "schema_parse returned %s", udb_strerror(src));

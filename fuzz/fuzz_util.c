@@ -26,9 +26,8 @@ __attribute__((constructor)) static void fuzz_fixed_seeds(void)
 
 void fuzz_fail(const char *file, int line, const char *fmt, ...)
 {
-    va_list ap;
-
     fprintf(stderr, "\n%s:%d: property broken: ", file, line);
+    va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -62,7 +61,6 @@ uint16_t fuzz_u16(fuzz_reader *r)
 uint64_t fuzz_u64(fuzz_reader *r)
 {
     uint64_t v = 0;
-
     for (int i = 0; i < 8; i++)
         v = v << 8 | fuzz_u8(r);
     return v;
@@ -71,7 +69,6 @@ uint64_t fuzz_u64(fuzz_reader *r)
 size_t fuzz_bytes(fuzz_reader *r, const uint8_t **out, size_t max)
 {
     size_t n = (size_t)(r->end - r->p);
-
     if (n > max)
         n = max;
     *out = r->p;
@@ -124,11 +121,9 @@ const char *fuzz_scratch_dir(void)
 udb_env *fuzz_open_scratch(const char *schema)
 {
     udb_options o = UDB_OPTIONS_INIT;
-    udb_env *env;
-    int rc;
-
     o.flags = UDB_NOSYNC;
-    rc = udb_open(&env, fuzz_scratch_dir(), &o);
+    udb_env *env;
+    int rc = udb_open(&env, fuzz_scratch_dir(), &o);
     FUZZ_CHECK(rc == 0, "udb_open: %s", udb_env_errmsg(NULL));
     rc = udb_schema_apply(NULL, env, schema, strlen(schema), 0);
     FUZZ_CHECK(rc == 0, "schema: %s", udb_env_errmsg(env));

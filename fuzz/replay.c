@@ -22,14 +22,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 static int run_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    long n;
-    int rc = -1;
-
     if (!f) {
         fprintf(stderr, "replay: %s: %s\n", path, strerror(errno));
         return -1;
     }
+    uint8_t *buf = NULL;
+    int rc = -1;
+    long n;
     if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fprintf(stderr, "replay: %s: cannot size the file\n", path);
         goto out;
@@ -57,15 +56,14 @@ static int cmp_names(const void *a, const void *b)
 static int run_dir(const char *dir, size_t *count)
 {
     DIR *d = opendir(dir);
-    struct dirent *e;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-
     if (!d) {
         fprintf(stderr, "replay: %s: %s\n", dir, strerror(errno));
         return -1;
     }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
@@ -89,7 +87,6 @@ static int run_dir(const char *dir, size_t *count)
         qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n; i++) {
         struct stat st;
-
         if (rc == 0 && stat(names[i], &st) == 0 && S_ISREG(st.st_mode)) {
             rc = run_file(names[i]);
             ++*count;
@@ -102,22 +99,20 @@ static int run_dir(const char *dir, size_t *count)
 
 int main(int argc, char **argv)
 {
-    size_t count = 0;
-
     if (argc < 2) {
         fprintf(stderr, "usage: %s CORPUS-DIR|FILE...\n", argv[0]);
         return 2;
     }
+    size_t count = 0;
     if (LLVMFuzzerInitialize)
         LLVMFuzzerInitialize(&argc, &argv);
     for (int i = 1; i < argc; i++) {
         struct stat st;
-        int rc;
-
         if (stat(argv[i], &st) != 0) {
             fprintf(stderr, "replay: %s: %s\n", argv[i], strerror(errno));
             return 1;
         }
+        int rc;
         if (S_ISDIR(st.st_mode)) {
             rc = run_dir(argv[i], &count);
         } else {
