@@ -17,15 +17,13 @@ static const char b64chars[] =
 
 char *cli_b64_encode(const unsigned char *in, size_t n)
 {
-    size_t outlen, i, o = 0;
-    char *out;
-
     if (n > (SIZE_MAX - 1) / 4 * 3 - 3)
         return NULL;
-    outlen = (n + 2) / 3 * 4;
-    out = malloc(outlen + 1);
+    size_t outlen = (n + 2) / 3 * 4;
+    char *out = malloc(outlen + 1);
     if (!out)
         return NULL;
+    size_t i, o = 0;
     for (i = 0; i + 2 < n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
         out[o++] = b64chars[v >> 18 & 63];
@@ -47,26 +45,22 @@ char *cli_b64_encode(const unsigned char *in, size_t n)
 static int b64_value(char c)
 {
     const char *p = c ? strchr(b64chars, c) : NULL;
-
     return p ? (int)(p - b64chars) : -1;
 }
 
 int cli_b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n)
 {
-    unsigned char *p;
-    size_t i, o = 0;
-
     if (n % 4 != 0)
         return -1;
-    p = malloc(n / 4 * 3 + 1);
+    unsigned char *p = malloc(n / 4 * 3 + 1);
     if (!p)
         return -1;
-    for (i = 0; i < n; i += 4) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
         int a = b64_value(in[i]), b = b64_value(in[i + 1]);
         int c = in[i + 2] == '=' ? -2 : b64_value(in[i + 2]);
         int d = in[i + 3] == '=' ? -2 : b64_value(in[i + 3]);
         int last = i + 4 == n;
-
         if (a < 0 || b < 0 || c == -1 || d == -1 || (c == -2 && d != -2) ||
             ((c == -2 || d == -2) && !last))
             goto bad;

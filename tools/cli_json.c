@@ -49,7 +49,6 @@ static void seterr(char err[CLI_ERRLEN], const char *fmt, ...)
 static void seterr(char err[CLI_ERRLEN], const char *fmt, ...)
 {
     va_list ap;
-
     va_start(ap, fmt);
     vsnprintf(err, CLI_ERRLEN, fmt, ap);
     va_end(ap);
@@ -67,14 +66,12 @@ static int buf_add(buf *b, const char *s, size_t n)
         return -1;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        char *p;
-
         while (cap < b->len + n + 1) {
             if (cap > SIZE_MAX / 2)
                 return -1;
             cap *= 2;
         }
-        p = realloc(b->p, cap);
+        char *p = realloc(b->p, cap);
         if (!p)
             return -1;
         b->p = p;
@@ -95,7 +92,6 @@ static int buf_add(buf *b, const char *s, size_t n)
 static int big_u64(const json_t *v, uint64_t *out)
 {
     const char *s = json_string_value(v);
-
     if (!s || json_string_length(v) < 2 || s[0] != U64_TAG)
         return -1;
     *out = strtoull(s + 1, NULL, 10);
@@ -104,12 +100,10 @@ static int big_u64(const json_t *v, uint64_t *out)
 
 json_t *cli_json_from_u64(uint64_t v)
 {
-    char text[24];
-    int n;
-
     if (v <= (uint64_t)INT64_MAX)
         return json_integer((json_int_t)v);
-    n = snprintf(text, sizeof text, "%c%" PRIu64, U64_TAG, v);
+    char text[24];
+    int n = snprintf(text, sizeof text, "%c%" PRIu64, U64_TAG, v);
     return json_stringn_nocheck(text, (size_t)n);
 }
 
@@ -125,7 +119,6 @@ int cli_json_to_u64(const json_t *v, uint64_t *out)
 const char *cli_json_text(const json_t *v)
 {
     uint64_t u;
-
     return big_u64(v, &u) == 0 ? NULL : json_string_value(v);
 }
 
@@ -155,7 +148,6 @@ static int bigints_add(bigints *b, size_t ordinal, uint64_t value)
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 8;
         struct bigint *p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(b->v, cap * sizeof *p);
-
         if (!p)
             return -1;
         b->v = p;
@@ -172,8 +164,7 @@ enum { RANGE_OK, RANGE_OVER, RANGE_UNDER };
 /* Is s[0..n) a number as JSON spells it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
 static int json_number(const char *s, size_t n)
 {
-    size_t i = n > 0 && s[0] == '-', d;
-
+    size_t i = n > 0 && s[0] == '-';
     if (i < n && s[i] == '0')
         i++;
     else
@@ -181,6 +172,7 @@ static int json_number(const char *s, size_t n)
             i++;
     if (i == (size_t)(n > 0 && s[0] == '-'))
         return 0;
+    size_t d;
     if (i < n && s[i] == '.') {
         for (d = ++i; i < n && s[i] >= '0' && s[i] <= '9';)
             i++;
@@ -210,24 +202,22 @@ static int json_number(const char *s, size_t n)
 static int real_range(const char *s, size_t n, double *stored)
 {
     char small[64], *t = n < sizeof small ? small : malloc(n + 1);
-    const char *m;
-    long double d;
-    int kind = RANGE_OK;
-
     if (!t)
         return -1;
     memcpy(t, s, n);
     t[n] = '\0';
     *stored = strtod(t, NULL);
+    int kind = RANGE_OK;
     if (isinf(*stored)) {
         kind = RANGE_OVER;
     } else if (fabs(*stored) < DBL_MIN) {
+        const char *m;
         /* a nonzero digit before the exponent: the decimal is not zero */
         for (m = t; *m && *m != 'e' && *m != 'E' && (*m < '1' || *m > '9');)
             m++;
         if (*m >= '1' && *m <= '9') {
             /* where long double has no wider range, d is *stored: only 0 is caught */
-            d = fabsl(strtold(t, NULL));
+            long double d = fabsl(strtold(t, NULL));
             if (*stored == 0 ||
                 (d > 0 && fabsl(fabs(*stored) - d) > powl(10, floorl(log10l(d))) / 2))
                 kind = RANGE_UNDER;
@@ -244,7 +234,6 @@ static int blank(char **copy, const char *text, size_t len, size_t start, size_t
                  const char *with)
 {
     size_t w = strlen(with);
-
     if (!*copy) {
         if ((*copy = malloc(len + 1)) == NULL)
             return -1;
@@ -267,13 +256,12 @@ static int blank(char **copy, const char *text, size_t len, size_t start, size_t
  * is left to jansson, which still rejects anything malformed. */
 static int prescan(char **copy, bigints *big, const char *text, size_t len)
 {
-    size_t i = 0, line = 1, line_start = 0;
+    size_t line = 1, line_start = 0;
     int in_string = 0;
-
     *copy = NULL;
+    size_t i = 0;
     while (i < len) {
         char c = text[i];
-
         if (c == '\n') {
             line++;
             line_start = i + 1;
@@ -293,11 +281,11 @@ static int prescan(char **copy, bigints *big, const char *text, size_t len)
             continue;
         }
         if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t start = i, j;
-            int integer = 1;
-
+            size_t start = i;
             while (i < len && text[i] && strchr("0123456789+-.eE", text[i]))
                 i++;
+            size_t j;
+            int integer = 1;
             for (j = start + (c == '-'); j < i; j++)
                 if (text[j] < '0' || text[j] > '9')
                     integer = 0;
@@ -310,15 +298,14 @@ static int prescan(char **copy, bigints *big, const char *text, size_t len)
                     json_number(text + start, i - start)) {
                     double stored;
                     int kind = real_range(text + start, i - start, &stored);
-
                     if (kind < 0)
                         return -1;
                     if (kind != RANGE_OK) {
-                        size_t col = 1, k, n = i - start;
-
+                        size_t n = i - start;
                         if (blank(copy, text, len, start, n, "0.0"))
                             return -1;
-                        for (k = line_start; k < start; k++) /* jansson counts characters */
+                        size_t col = 1;
+                        for (size_t k = line_start; k < start; k++) /* jansson counts characters */
                             col += ((unsigned char)text[k] & 0xc0) != 0x80;
                         big->bad.kind = kind;
                         big->bad.ordinal = big->reals;
@@ -340,12 +327,10 @@ static int prescan(char **copy, bigints *big, const char *text, size_t len)
              * a leading zero is jansson's to reject. */
             if (c != '-' && c != '0' && i - start >= 19 && i - start <= 20) {
                 char digits[24];
-                unsigned long long v;
-
                 memcpy(digits, text + start, i - start);
                 digits[i - start] = '\0';
                 errno = 0;
-                v = strtoull(digits, NULL, 10);
+                unsigned long long v = strtoull(digits, NULL, 10);
                 if (errno == 0 && v > (unsigned long long)INT64_MAX &&
                     (bigints_add(big, big->integers, v) ||
                      blank(copy, text, len, start, i - start, "0")))
@@ -369,11 +354,10 @@ typedef struct restore {
  * else NULL.  Returns 0, or -1 out of memory. */
 static int put_back(json_t *v, json_t **repl, restore *r)
 {
+    *repl = NULL;
     json_t *e, *x;
     size_t i;
     void *it;
-
-    *repl = NULL;
     switch (json_typeof(v)) {
     case JSON_INTEGER:
         if (r->next < r->big->n && r->big->v[r->next].ordinal == r->seen) {
@@ -405,12 +389,10 @@ static int put_back(json_t *v, json_t **repl, restore *r)
  * order) in v, into path[0..size).  Returns 1 once found, else 0. */
 static int real_path(const json_t *v, size_t *ordinal, char *path, size_t size)
 {
-    size_t old = strlen(path), i, n;
-    const char *key;
+    size_t old = strlen(path), i;
     char seg[24];
     json_t *e;
     void *it;
-
     switch (json_typeof(v)) {
     case JSON_REAL:
         return (*ordinal)-- == 0;
@@ -426,8 +408,8 @@ static int real_path(const json_t *v, size_t *ordinal, char *path, size_t size)
         return 0;
     case JSON_OBJECT:
         for (it = json_object_iter((json_t *)v); it; it = json_object_iter_next((json_t *)v, it)) {
-            key = json_object_iter_key(it);
-            n = json_object_iter_key_len(it);
+            const char *key = json_object_iter_key(it);
+            size_t n = json_object_iter_key_len(it);
             if (old + 1 + n < size) {
                 path[old] = '/';
                 memcpy(path + old + 1, key, n);
@@ -446,9 +428,8 @@ static int real_path(const json_t *v, size_t *ordinal, char *path, size_t size)
 /* The message for big->bad, a real number float64 cannot hold, in tree v. */
 static void range_error(char err[CLI_ERRLEN], const json_t *v, const bigints *big)
 {
-    char path[256] = "", where[300] = "", stored[40];
+    char path[256] = "", where[300] = "";
     size_t ordinal = big->bad.ordinal;
-
     if (real_path(v, &ordinal, path, sizeof path) && path[0])
         snprintf(where, sizeof where, strchr(path + 1, '/') ? "at %s: " : "field \"%s\": ",
                  strchr(path + 1, '/') ? path : path + 1);
@@ -459,6 +440,7 @@ static void range_error(char err[CLI_ERRLEN], const json_t *v, const bigints *bi
                where, big->bad.text, big->bad.line, big->bad.column);
         return;
     }
+    char stored[40];
     cli_format_double(stored, big->bad.stored);
     seterr(err, "%s%s is too close to zero for a float64: it would be stored as %s, without "
            "even its first digit (a float64 holds 0 and magnitudes from "
@@ -471,14 +453,13 @@ json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN])
 {
     bigints big = {0};
     char *copy = NULL;
-    json_error_t jerr;
-    json_t *v = NULL, *x;
+    json_t *v = NULL;
     restore r = {&big, 0, 0};
-
     if (prescan(&copy, &big, text, len)) {
         seterr(err, "out of memory");
         goto out;
     }
+    json_error_t jerr;
     v = json_loadb(copy ? copy : text, len,
                    JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!v) {
@@ -497,6 +478,7 @@ json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN])
     }
     if (big.n == 0)
         goto out;
+    json_t *x;
     if (put_back(v, &x, &r)) {
         seterr(err, "out of memory");
     } else if (r.next != big.n || r.seen != big.integers) {
@@ -529,7 +511,6 @@ typedef struct pack_ctx {
 static size_t path_push(pack_ctx *c, const char *seg, size_t seglen)
 {
     size_t old = strlen(c->path), n = old;
-
     if (n + 1 + seglen < sizeof c->path) {
         c->path[n++] = '/';
         memcpy(c->path + n, seg, seglen);
@@ -563,7 +544,6 @@ static int pack_at(pack_ctx *c, const char *seg, const json_t *v, int depth)
 {
     size_t old = path_push(c, seg, strlen(seg));
     int rc = pack_value(c, v, depth);
-
     if (!rc)
         c->path[old] = '\0';
     return rc;
@@ -577,13 +557,12 @@ static int pack_b64(pack_ctx *c, const json_t *s, msgpack_object_type kind)
     unsigned char *bytes;
     size_t n;
     char what[64];
-    int rc;
-
     if (!cli_json_text(s) ||
         cli_b64_decode(&bytes, &n, json_string_value(s), json_string_length(s))) {
         snprintf(what, sizeof what, "\"%s\" must be a base64 string (RFC 4648, padded)", name);
         return pack_fail(c, what);
     }
+    int rc;
     if (n > UINT32_MAX)
         rc = -1;
     else if (kind == MSGPACK_OBJECT_BIN)
@@ -600,9 +579,8 @@ static int pack_b64(pack_ctx *c, const json_t *s, msgpack_object_type kind)
 
 static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
 {
-    const json_t *s;
-
     *done = 1;
+    const json_t *s;
     if ((s = special(v, "$bin")) != NULL)
         return pack_b64(c, s, MSGPACK_OBJECT_BIN);
     if (special(v, "$ext"))
@@ -611,11 +589,10 @@ static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
     if ((s = special(v, "$str")) != NULL)
         return pack_b64(c, s, MSGPACK_OBJECT_STR);
     if ((s = special(v, "$map")) != NULL) {
-        const json_t *pair;
-        size_t i;
-
         if (!json_is_array(s) || json_array_size(s) > UINT32_MAX)
             return pack_fail(c, "\"$map\" must be an array of [key, value] pairs");
+        const json_t *pair;
+        size_t i;
         json_array_foreach(s, i, pair) {
             if (json_array_size(pair) != 2)
                 return pack_fail(c, "\"$map\" must be an array of [key, value] pairs");
@@ -624,7 +601,6 @@ static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
             return -1;
         json_array_foreach(s, i, pair) {
             char seg[2][40];
-
             snprintf(seg[0], sizeof seg[0], "$map/%zu/0", i);
             snprintf(seg[1], sizeof seg[1], "$map/%zu/1", i);
             if (pack_at(c, seg[0], json_array_get(pair, 0), depth + 1) ||
@@ -635,18 +611,16 @@ static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
     }
     if ((s = special(v, "$float32")) != NULL) {
         const char *f = cli_json_text(s);
-        uint64_t u;
-        double d;
-
         if (f && strcmp(f, "nan") == 0)
             return msgpack_pack_float(&c->pk, NAN);
         if (f && strcmp(f, "inf") == 0)
             return msgpack_pack_float(&c->pk, INFINITY);
         if (f && strcmp(f, "-inf") == 0)
             return msgpack_pack_float(&c->pk, -INFINITY);
+        uint64_t u;
         if (!json_is_number(s) && big_u64(s, &u) != 0)
             return pack_fail(c, "\"$float32\" must be a number, or \"nan\", \"inf\" or \"-inf\"");
-        d = json_is_number(s) ? json_number_value(s) : (double)u;
+        double d = json_is_number(s) ? json_number_value(s) : (double)u;
         /* FLT_MAX plus half its ulp: from there on, a double rounds to infinity */
         if (!(fabs(d) < 0x1.ffffffp+127))
             return pack_fail(c, "\"$float32\": out of the float32 range (finite numbers from "
@@ -658,7 +632,6 @@ static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
     }
     if ((s = special(v, "$float")) != NULL) {
         const char *f = cli_json_text(s);
-
         if (f && strcmp(f, "nan") == 0)
             return msgpack_pack_double(&c->pk, NAN);
         if (f && strcmp(f, "inf") == 0)
@@ -673,14 +646,13 @@ static int pack_special(pack_ctx *c, const json_t *v, int depth, int *done)
 
 static int pack_value(pack_ctx *c, const json_t *v, int depth)
 {
-    const char *key;
-    size_t i, old, klen;
     uint64_t u;
-    json_t *e;
-    int done;
-
     if (depth > MAX_DEPTH)
         return pack_fail(c, "nested too deeply");
+    const char *key;
+    size_t i, klen;
+    json_t *e;
+    int done;
     switch (json_typeof(v)) {
     case JSON_NULL:
         return msgpack_pack_nil(&c->pk);
@@ -690,7 +662,6 @@ static int pack_value(pack_ctx *c, const json_t *v, int depth)
         return msgpack_pack_false(&c->pk);
     case JSON_INTEGER: {
         json_int_t n = json_integer_value(v);
-
         return n < 0 ? msgpack_pack_int64(&c->pk, (int64_t)n)
                      : msgpack_pack_uint64(&c->pk, (uint64_t)n);
     }
@@ -698,7 +669,6 @@ static int pack_value(pack_ctx *c, const json_t *v, int depth)
         return msgpack_pack_double(&c->pk, json_real_value(v));
     case JSON_STRING: {
         size_t n = json_string_length(v);
-
         if (big_u64(v, &u) == 0)
             return msgpack_pack_uint64(&c->pk, u);
         if (n > UINT32_MAX)
@@ -712,7 +682,6 @@ static int pack_value(pack_ctx *c, const json_t *v, int depth)
             return -1;
         json_array_foreach(v, i, e) {
             char seg[24];
-
             snprintf(seg, sizeof seg, "%zu", i);
             if (pack_at(c, seg, e, depth + 1))
                 return -1;
@@ -728,14 +697,12 @@ static int pack_value(pack_ctx *c, const json_t *v, int depth)
         if (msgpack_pack_map(&c->pk, json_object_size(v)))
             return -1;
         json_object_keylen_foreach((json_t *)v, key, klen, e) {
-            int rc;
-
             if (klen > UINT32_MAX)
                 return pack_fail(c, "key too long");
             if (msgpack_pack_str_with_body(&c->pk, key, klen))
                 return -1;
-            old = path_push(c, key, klen);
-            rc = pack_value(c, e, depth + 1);
+            size_t old = path_push(c, key, klen);
+            int rc = pack_value(c, e, depth + 1);
             if (rc)
                 return rc;
             c->path[old] = '\0';
@@ -749,7 +716,6 @@ int cli_json_to_msgpack(msgpack_sbuffer *sb, const json_t *v, char err[CLI_ERRLE
 {
     pack_ctx c;
     size_t start = sb->size;
-
     msgpack_packer_init(&c.pk, sb, msgpack_sbuffer_write);
     c.path[0] = '\0';
     c.err = err;
@@ -766,11 +732,9 @@ int cli_json_to_msgpack(msgpack_sbuffer *sb, const json_t *v, char err[CLI_ERRLE
 int cli_text_to_msgpack(msgpack_sbuffer *sb, const char *text, size_t len, char err[CLI_ERRLEN])
 {
     json_t *v = cli_json_parse(text, len, err);
-    int rc;
-
     if (!v)
         return -1;
-    rc = cli_json_to_msgpack(sb, v, err);
+    int rc = cli_json_to_msgpack(sb, v, err);
     json_decref(v);
     return rc;
 }
@@ -798,7 +762,6 @@ static json_t *rd_fail(reader *r)
 static const unsigned char *rd_take(reader *r, uint64_t n)
 {
     const unsigned char *p = r->p;
-
     if ((uint64_t)(r->end - r->p) < n) {
         r->malformed = 1;
         return NULL;
@@ -811,7 +774,6 @@ static const unsigned char *rd_take(reader *r, uint64_t n)
 static int rd_be(reader *r, unsigned n, uint64_t *out)
 {
     const unsigned char *p = rd_take(r, n);
-
     if (!p)
         return -1;
     *out = 0;
@@ -825,16 +787,13 @@ static json_t *bytes_json(const char *name, const unsigned char *p, size_t n)
 {
     char *b64 = cli_b64_encode(p, n);
     json_t *r = b64 ? json_pack("{s s}", name, b64) : NULL;
-
     free(b64);
     return r;
 }
 
 void cli_format_double(char out[40], double d)
 {
-    int p;
-
-    for (p = 1; p <= 17; p++) {
+    for (int p = 1; p <= 17; p++) {
         snprintf(out, 40, "%.*g", p, d);
         if (strtod(out, NULL) == d)
             break;
@@ -862,12 +821,11 @@ static json_t *real_json(double d)
  * (as double, then float32) as exactly f; "nan", "inf", "-inf" for those. */
 static json_t *float32_json(float f)
 {
-    char text[40];
-
     if (isnan(f))
         return json_pack("{s s}", "$float32", "nan");
     if (isinf(f))
         return json_pack("{s s}", "$float32", f > 0 ? "inf" : "-inf");
+    char text[40];
     for (int p = 1; p <= 9; p++) {
         snprintf(text, sizeof text, "%.*g", p, (double)f);
         if ((float)strtod(text, NULL) == f)
@@ -881,7 +839,6 @@ static json_t *rd_value(reader *r, int depth);
 static int is_marker_name(const char *k, size_t n)
 {
     static const char *const names[] = {"$bin", "$ext", "$float", "$float32", "$str", "$map"};
-
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (n == strlen(names[i]) && memcmp(k, names[i], n) == 0)
             return 1;
@@ -896,15 +853,13 @@ static int is_marker_name(const char *k, size_t n)
 static json_t *rd_map(reader *r, uint64_t count, int depth)
 {
     json_t *pairs = json_array(), *obj = json_object(), *k, *v, *pair;
-    int as_object = 1;
-
     if (!pairs || !obj)
         goto fail;
+    int as_object = 1;
     for (uint64_t i = 0; i < count; i++) {
         /* a key is a plain string if msgpack says str and it is UTF-8 */
         unsigned char b = r->p < r->end ? *r->p : 0;
         int str_key = (b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb);
-
         if ((k = rd_value(r, depth + 1)) == NULL)
             goto fail;
         if ((v = rd_value(r, depth + 1)) == NULL) {
@@ -939,12 +894,12 @@ fail:
 
 static json_t *rd_items(reader *r, uint64_t count, int map, int depth)
 {
-    json_t *a, *e;
-
+    json_t *e;
     if (count > (uint64_t)(r->end - r->p))
         return rd_fail(r); /* every element takes at least one byte */
     if (map)
         return rd_map(r, count, depth);
+    json_t *a;
     if ((a = json_array()) == NULL)
         return NULL;
     for (uint64_t i = 0; i < count; i++) {
@@ -960,32 +915,26 @@ static json_t *rd_items(reader *r, uint64_t count, int map, int depth)
 static json_t *rd_str(reader *r, uint64_t n)
 {
     const unsigned char *p = rd_take(r, n);
-    json_t *s;
-
     if (!p)
         return NULL;
-    s = json_stringn((const char *)p, n);
+    json_t *s = json_stringn((const char *)p, n);
     return s ? s : bytes_json("$str", p, n);
 }
 
 static json_t *rd_bin(reader *r, uint64_t n)
 {
     const unsigned char *p = rd_take(r, n);
-
     return p ? bytes_json("$bin", p, n) : NULL;
 }
 
 static json_t *rd_value(reader *r, int depth)
 {
-    const unsigned char *p;
-    uint64_t n;
-    unsigned char b;
-
     if (depth > MAX_DEPTH)
         return rd_fail(r);
+    const unsigned char *p;
     if ((p = rd_take(r, 1)) == NULL)
         return NULL;
-    b = *p;
+    unsigned char b = *p;
     if (b <= 0x7f)
         return json_integer(b);
     if (b >= 0xe0)
@@ -996,6 +945,7 @@ static json_t *rd_value(reader *r, int depth)
         return rd_items(r, b & 0x0f, 0, depth);
     if (b <= 0xbf)
         return rd_str(r, b & 0x1f);
+    uint64_t n;
     switch (b) {
     case 0xc0: return json_null();
     case 0xc2: return json_false();
@@ -1006,7 +956,6 @@ static json_t *rd_value(reader *r, int depth)
     case 0xca: {
         uint32_t bits;
         float f;
-
         if (rd_be(r, 4, &n))
             return NULL;
         bits = (uint32_t)n;
@@ -1015,7 +964,6 @@ static json_t *rd_value(reader *r, int depth)
     }
     case 0xcb: {
         double d;
-
         if (rd_be(r, 8, &n))
             return NULL;
         memcpy(&d, &n, sizeof d);
@@ -1049,10 +997,8 @@ static json_t *rd_value(reader *r, int depth)
 json_t *cli_msgpack_to_json(const void *data, size_t len, char err[CLI_ERRLEN])
 {
     reader r = {data, (const unsigned char *)data + len, err, 0};
-    json_t *v;
-
     err[0] = '\0';
-    v = rd_value(&r, 0);
+    json_t *v = rd_value(&r, 0);
     if (v && r.p != r.end) {
         json_decref(v);
         v = rd_fail(&r);
@@ -1077,14 +1023,12 @@ static int write_indent(buf *b, size_t flags, int depth, int space)
 {
     static const char spaces[] = "                                ";
     size_t left = (size_t)depth * (flags & JSON_MAX_INDENT);
-
     if (!(flags & JSON_MAX_INDENT))
         return space && !(flags & JSON_COMPACT) ? buf_add(b, " ", 1) : 0;
     if (buf_add(b, "\n", 1))
         return -1;
     while (left > 0) {
         size_t n = left < sizeof spaces - 1 ? left : sizeof spaces - 1;
-
         if (buf_add(b, spaces, n))
             return -1;
         left -= n;
@@ -1097,7 +1041,6 @@ static int write_key(buf *b, const char *key, size_t klen, size_t flags)
 {
     json_t *s = json_stringn_nocheck(key, klen); /* keys are UTF-8: jansson checked them */
     int rc = s ? json_dump_callback(s, add_cb, b, flags | JSON_ENCODE_ANY) : -1;
-
     json_decref(s);
     return rc;
 }
@@ -1109,7 +1052,6 @@ static int write_value(buf *b, const json_t *v, size_t flags, int depth)
     json_t *e;
     uint64_t u;
     char text[40];
-
     switch (json_typeof(v)) {
     case JSON_REAL:
         format_double(text, json_real_value(v));
@@ -1153,7 +1095,6 @@ static int write_value(buf *b, const json_t *v, size_t flags, int depth)
 char *cli_json_dumps(const json_t *v, size_t flags)
 {
     buf b = {0};
-
     if (!v || write_value(&b, v, flags ? flags : JSON_COMPACT, 0)) {
         free(b.p);
         return NULL;
@@ -1164,13 +1105,11 @@ char *cli_json_dumps(const json_t *v, size_t flags)
 int cli_print_json(const json_t *v)
 {
     char *text = cli_json_dumps(v, 0);
-    int rc;
-
     if (!text) {
         fprintf(stderr, "uniqdb: out of memory printing JSON\n");
         return CLI_EFAIL;
     }
-    rc = cli_put_line(text);
+    int rc = cli_put_line(text);
     free(text);
     return rc;
 }
