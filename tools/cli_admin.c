@@ -21,15 +21,11 @@ int cli_cmd_init(int argc, char **argv)
         {"drop", no_argument, NULL, 'D'},
         CLI_COMMON_LONGOPTS,
     };
-    char *text = NULL, *stored = NULL, *changes = NULL;
-    udb_env *env = NULL;
-    unsigned flags = 0;
-    size_t len;
-    cli_created created;
-    int c, ex, rc;
-
+    char *stored = NULL, *changes = NULL;
     optind = 0;
     opterr = 0;
+    unsigned flags = 0;
+    int c, ex;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'k')
             flags |= UDB_SCHEMA_KEEP;
@@ -42,13 +38,17 @@ int cli_cmd_init(int argc, char **argv)
         return cli_usage("init", "expected DB SCHEMA.json");
     if (flags == (UDB_SCHEMA_KEEP | UDB_SCHEMA_DROP))
         return cli_usage("init", "--keep and --drop exclude each other");
+    char *text = NULL;
+    size_t len;
     if ((ex = cli_read_file(&text, &len, argv[optind + 1])) != CLI_OK)
         return ex;
+    cli_created created;
     cli_created_note(&created, argv[optind]);
+    udb_env *env = NULL;
     if ((ex = cli_open_sized(&env, argv[optind], CLI_OPEN_CREATE, cli_schema_dbs(text, len))) !=
         CLI_OK)
         goto undo;
-    rc = udb_schema_apply(&changes, env, text, len, flags);
+    int rc = udb_schema_apply(&changes, env, text, len, flags);
     if (rc) {
         ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, argv[optind + 1]);
         goto undo;
@@ -64,12 +64,11 @@ int cli_cmd_init(int argc, char **argv)
     if (udb_schema_json(&stored, env) == 0) {
         json_t *s = json_loads(stored, 0, NULL);
         json_t *types = json_object_get(s, "types");
+        printf("%s: schema applied, %zu type%s:", argv[optind], json_object_size(types),
+               json_object_size(types) == 1 ? "" : "s");
         const char *name;
         json_t *t;
         size_t i = 0;
-
-        printf("%s: schema applied, %zu type%s:", argv[optind], json_object_size(types),
-               json_object_size(types) == 1 ? "" : "s");
         json_object_foreach(types, name, t) printf("%s %s", i++ ? "," : "", name);
         printf("\n");
         json_decref(s);
@@ -91,18 +90,18 @@ out:
 
 int cli_cmd_schema(int argc, char **argv)
 {
-    char *text = NULL, *out = NULL;
-    udb_env *env = NULL;
     json_t *s = NULL;
-    int first, ex, rc;
-
+    int first, ex;
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
     if (argc - first != 1)
         return cli_usage("schema", "expected DB");
+    udb_env *env = NULL;
     if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
         return ex;
-    rc = udb_schema_json(&text, env);
+    char *text = NULL;
+    int rc = udb_schema_json(&text, env);
+    char *out = NULL;
     if (rc) {
         ex = cli_fail_rc(rc, rc == UDB_ENOTFOUND ? "no schema applied yet" : udb_env_errmsg(env),
                          NULL, argv[first]);
@@ -130,9 +129,7 @@ typedef struct type_counts {
 
 static void counts_free(type_counts *c)
 {
-    size_t i;
-
-    for (i = 0; i < c->ntypes; i++)
+    for (size_t i = 0; i < c->ntypes; i++)
         free(c->names[i]);
     free(c->names);
     free(c->stats);
@@ -143,16 +140,15 @@ static void counts_free(type_counts *c)
 static int counts_get(type_counts *c, udb_env *env, const char **detail)
 {
     const char *const *names;
-    udb_txn *txn = NULL;
-    size_t n, i;
-    int rc;
-
     memset(c, 0, sizeof *c);
     *detail = "";
+    udb_txn *txn = NULL;
+    int rc;
     if ((rc = udb_begin(&txn, env, UDB_RDONLY)) != 0) {
         *detail = udb_env_errmsg(env);
         return rc;
     }
+    size_t n;
     if ((rc = udb_types(&names, &n, txn)) != 0)
         goto out;
     c->names = calloc(n ? n : 1, sizeof *c->names);
@@ -161,7 +157,7 @@ static int counts_get(type_counts *c, udb_env *env, const char **detail)
         rc = UDB_ENOMEM;
         goto out;
     }
-    for (i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if ((c->names[i] = strdup(names[i])) == NULL) {
             rc = UDB_ENOMEM;
             goto out;
@@ -176,7 +172,6 @@ static int counts_get(type_counts *c, udb_env *env, const char **detail)
 out:
     if (rc) {
         static char msg[1024];
-
         snprintf(msg, sizeof msg, "%s", udb_errmsg(txn));
         *detail = msg;
         counts_free(c);
@@ -195,7 +190,6 @@ typedef struct check_ctx {
 static void check_progress(uint64_t done, uint64_t total, void *vctx)
 {
     check_ctx *c = vctx;
-
     if (c->progress)
         fprintf(stderr, "\rchecking: %" PRIu64 " of %" PRIu64 " records and index entries (%d%%)",
                 done, total, total ? (int)(done * 100 / total) : 100);
@@ -204,7 +198,6 @@ static void check_progress(uint64_t done, uint64_t total, void *vctx)
 static void check_report(const char *problem, void *vctx)
 {
     check_ctx *c = vctx;
-
     if (c->progress)
         fprintf(stderr, "\r\033[K");   /* the next progress call redraws it */
     if (c->list)
@@ -215,19 +208,18 @@ static void check_report(const char *problem, void *vctx)
 
 int cli_cmd_check(int argc, char **argv)
 {
-    udb_env *env = NULL;
-    type_counts tc;
     check_ctx ctx = {NULL, 0};
-    const char *detail;
-    size_t problems = 0;
-    int first, ex, rc;
-
+    int first, ex;
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
     if (argc - first != 1)
         return cli_usage("check", "expected DB");
+    udb_env *env = NULL;
     if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
         return ex;
+    type_counts tc;
+    const char *detail;
+    int rc;
     if ((rc = counts_get(&tc, env, &detail)) != 0) {
         ex = cli_fail_rc(rc, detail, NULL, "check");
         goto out;
@@ -238,6 +230,7 @@ int cli_cmd_check(int argc, char **argv)
     }
     /* a progress line only for people, and only when the wait is noticeable */
     ctx.progress = isatty(2) && tc.total.records > 5000;
+    size_t problems = 0;
     rc = udb_check_progress(&problems, env, check_report, check_progress, &ctx);
     if (ctx.progress)
         fprintf(stderr, "\r\033[K");
@@ -274,7 +267,6 @@ static const char *human(char buf[32], double bytes)
 {
     static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int u = 0;
-
     while (bytes >= 1024 && u < 4) {
         bytes /= 1024;
         u++;
@@ -288,22 +280,20 @@ static const char *human(char buf[32], double bytes)
 
 int cli_cmd_stat(int argc, char **argv)
 {
-    udb_env *env = NULL;
     type_counts tc;
-    const char *detail;
-    size_t map_size = 0, used = 0, i;
-    char *path = NULL, h1[32], h2[32];
-    struct stat st;
-    long long file_size = -1;
-    int first, ex, rc;
-
+    char *path = NULL;
     memset(&tc, 0, sizeof tc);
+    int first, ex;
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
     if (argc - first != 1)
         return cli_usage("stat", "expected DB");
+    udb_env *env = NULL;
     if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
         return ex;
+    const char *detail;
+    size_t map_size = 0, used = 0;
+    int rc;
     if ((rc = counts_get(&tc, env, &detail)) != 0 ||
         (rc = udb_env_usage(&map_size, &used, env)) != 0) {
         ex = cli_fail_rc(rc, tc.names ? udb_env_errmsg(env) : detail, NULL, "stat");
@@ -314,11 +304,13 @@ int cli_cmd_stat(int argc, char **argv)
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
         goto out;
     }
+    struct stat st;
+    long long file_size = -1;
     if (stat(path, &st) == 0)
         file_size = (long long)st.st_size;
+    size_t i;
     if (cli_json_errors) {
         json_t *o = json_object(), *types = json_object();
-
         for (i = 0; o && types && i < tc.ntypes; i++)
             json_object_set_new(types, tc.names[i],
                                 json_pack("{s o s o s o}", "records",
@@ -349,7 +341,9 @@ int cli_cmd_stat(int argc, char **argv)
                tc.stats[i].records, tc.stats[i].index_entries, tc.stats[i].bytes);
     printf("%-24s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n", "total", tc.total.records,
            tc.total.index_entries, tc.total.bytes);
+    char h1[32];
     printf("\nfile: %s, %s\n", path, file_size >= 0 ? human(h1, (double)file_size) : "missing");
+    char h2[32];
     printf("map:  %s, %s in use (%.1f%%)\n", human(h1, (double)map_size), human(h2, (double)used),
            map_size ? 100.0 * (double)used / (double)map_size : 0.0);
     ex = CLI_OK;

@@ -20,11 +20,9 @@
 static int pack_arg(msgpack_sbuffer *sb, const char *arg, const char *what, int want_object,
                     int wrap_array)
 {
-    char err[CLI_ERRLEN], *text = NULL;
+    char *text = NULL;
     size_t len;
-    json_t *v;
     int rc;
-
     if (strcmp(arg, "-") == 0) {
         if ((rc = cli_read_file(&text, &len, "-")) != CLI_OK)
             return rc;
@@ -32,7 +30,8 @@ static int pack_arg(msgpack_sbuffer *sb, const char *arg, const char *what, int 
     } else {
         len = strlen(arg);
     }
-    v = cli_json_parse(arg, len, err);
+    char err[CLI_ERRLEN];
+    json_t *v = cli_json_parse(arg, len, err);
     free(text);
     if (!v) {
         if (want_object)
@@ -45,7 +44,6 @@ static int pack_arg(msgpack_sbuffer *sb, const char *arg, const char *what, int 
     }
     if (wrap_array && !json_is_array(v)) {
         json_t *a = json_array();
-
         if (!a || json_array_append_new(a, v)) {
             json_decref(a);
             return cli_fail(CLI_EFAIL, NULL, "out of memory");
@@ -103,10 +101,9 @@ static void op_reset(op *o)
 static int op_run(udb_txn *txn, void *ctx)
 {
     op *o = ctx;
+    op_reset(o);
     udb_val out = {NULL, 0};
     int rc = 0;
-
-    op_reset(o);
     switch (o->kind) {
     case OP_INSERT:
         rc = udb_insert(&out, txn, o->type, o->rec.data, o->rec.size);
@@ -150,11 +147,10 @@ static int op_run(udb_txn *txn, void *ctx)
 static int op_exec(op *o, const char *db, const char *what)
 {
     udb_env *env = NULL;
-    int rc, ex;
-
+    int ex;
     if ((ex = cli_open(&env, db, CLI_OPEN_WRITE)) != CLI_OK)
         return ex;
-    rc = cli_write(env, db, op_run, o);
+    int rc = cli_write(env, db, op_run, o);
     if (rc == UDB_ENOTFOUND && (o->kind == OP_UPDATE || o->kind == OP_DELETE)) {
         /* name the key that was not there, and where it was looked for */
         ex = cli_fail(CLI_ENOTFOUND, NULL, "%s: %s: no such record", db, what);
@@ -170,7 +166,6 @@ static int op_exec(op *o, const char *db, const char *what)
     if (o->record && cli_json_errors && (o->kind == OP_OR_GET || o->kind == OP_UPSERT)) {
         /* what happened, machine-readable: {"created": ..., ["updated": ...,] "record": ...} */
         json_t *w = json_pack("{s b}", "created", o->created);
-
         if (w && o->kind == OP_UPSERT)
             json_object_set_new(w, "updated", json_boolean(!o->created));
         if (w && json_object_set(w, "record", o->record) == 0)
@@ -217,22 +212,23 @@ int cli_cmd_put(int argc, char **argv)
         {"upsert", optional_argument, NULL, 'u'},
         CLI_COMMON_LONGOPTS,
     };
-    char **av = NULL, *joined = NULL;
-    int ac = 0, i, c, nonopt = 0, ex;
+    char *joined = NULL;
     op o;
-
     op_init(&o, OP_INSERT);
     /* "--or-get INDEX" with a space: getopt only knows "--or-get=INDEX", so
      * join them when the words after the three positionals leave room. */
-    av = calloc((size_t)argc + 1, sizeof *av);
+    char **av = calloc((size_t)argc + 1, sizeof *av);
+    int ex;
     if (!av) {
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
         goto out;
     }
+    int i, nonopt = 0;
     for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
         nonopt += is_nonoption(argv[i]);
     for (; i < argc; i++)
         nonopt += strcmp(argv[i], "--") != 0;
+    int ac = 0;
     for (i = 0; i < argc; i++) {
         if (!joined && nonopt == 4 && i + 1 < argc && is_nonoption(argv[i + 1]) &&
             (strcmp(argv[i], "--or-get") == 0 || strcmp(argv[i], "--upsert") == 0)) {
@@ -249,6 +245,7 @@ int cli_cmd_put(int argc, char **argv)
     }
     optind = 0;
     opterr = 0;
+    int c;
     while ((c = getopt_long(ac, av, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'g':
@@ -292,13 +289,11 @@ int cli_cmd_update(int argc, char **argv)
         {"merge", no_argument, NULL, 'm'},
         CLI_COMMON_LONGOPTS,
     };
-    char what[512];
-    int c, ex;
     op o;
-
     op_init(&o, OP_UPDATE);
     optind = 0;
     opterr = 0;
+    int c, ex;
     while ((c = getopt_long(argc, argv, ":hm", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
@@ -318,6 +313,7 @@ int cli_cmd_update(int argc, char **argv)
     if ((ex = pack_arg(&o.key, argv[optind + 2], "KEY", 0, 0)) != CLI_OK ||
         (ex = pack_arg(&o.rec, argv[optind + 3], "record", 1, 0)) != CLI_OK)
         goto out;
+    char what[512];
     snprintf(what, sizeof what, "%s %s", o.type, argv[optind + 2]);
     ex = op_exec(&o, argv[optind], what);
 out:
@@ -327,17 +323,16 @@ out:
 
 int cli_cmd_delete(int argc, char **argv)
 {
-    char what[512];
     int first, ex;
-    op o;
-
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
     if (argc - first != 3)
         return cli_usage("delete", "expected DB TYPE KEY");
+    op o;
     op_init(&o, OP_DELETE);
     o.type = argv[first + 1];
     if ((ex = pack_arg(&o.key, argv[first + 2], "KEY", 0, 0)) == CLI_OK) {
+        char what[512];
         snprintf(what, sizeof what, "%s %s", o.type, argv[first + 2]);
         ex = op_exec(&o, argv[first], what);
     }
@@ -349,13 +344,11 @@ int cli_cmd_delete(int argc, char **argv)
 
 static int parse_u64(uint64_t *out, const char *s)
 {
-    char *end;
-    unsigned long long v;
-
     if (!*s || *s == '-' || *s == '+' || *s == ' ')
         return -1;
     errno = 0;
-    v = strtoull(s, &end, 10);
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end)
         return -1;
     *out = v;
@@ -369,14 +362,11 @@ int cli_cmd_seq(int argc, char **argv)
         {"set", required_argument, NULL, 's'},
         CLI_COMMON_LONGOPTS,
     };
-    int c, ex, get = 0;
-    udb_env *env = NULL;
-    udb_txn *txn = NULL;
     op o;
-
     op_init(&o, OP_SEQ_NEXT);
     optind = 0;
     opterr = 0;
+    int c, ex, get = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'g':
@@ -410,13 +400,14 @@ int cli_cmd_seq(int argc, char **argv)
             printf("%" PRIu64 "\n", o.value);
         goto out;
     }
+    udb_env *env = NULL;
     if ((ex = cli_open(&env, argv[optind], CLI_OPEN_READ)) != CLI_OK)
         goto out;
+    udb_txn *txn = NULL;
     if ((c = udb_begin(&txn, env, UDB_RDONLY)) == 0)
         c = udb_seq_get(&o.value, txn, o.name);
     if (c) {
         char what[300];
-
         snprintf(what, sizeof what, "sequence %s", o.name);
         ex = fail_op(c, udb_errmsg(txn), NULL, what);
     } else {
@@ -435,11 +426,9 @@ static int print_record(udb_val v)
 {
     char err[CLI_ERRLEN];
     json_t *j = cli_msgpack_to_json(v.data, v.size, err);
-    int ex;
-
     if (!j)
         return cli_fail(CLI_EFAIL, NULL, "cannot show a stored record: %s", err);
-    ex = cli_print_json(j);
+    int ex = cli_print_json(j);
     json_decref(j);
     return ex;
 }
@@ -447,30 +436,29 @@ static int print_record(udb_val v)
 /* get and find: one record by primary key or by unique index. */
 static int lookup(int argc, char **argv, int by_index)
 {
-    const char *cmd = by_index ? "find" : "get";
-    msgpack_sbuffer key;
     udb_env *env = NULL;
     udb_txn *txn = NULL;
-    udb_val v;
-    char what[600];
-    int first, ex, rc;
-
+    int first, ex;
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
+    const char *cmd = by_index ? "find" : "get";
     if (argc - first != 3 + by_index)
         return cli_usage(cmd, by_index ? "expected DB TYPE INDEX JSON-ARRAY"
                                        : "expected DB TYPE KEY");
+    msgpack_sbuffer key;
     msgpack_sbuffer_init(&key);
     if ((ex = pack_arg(&key, argv[first + 2 + by_index], by_index ? "values" : "KEY", 0,
                        by_index)) != CLI_OK)
         goto out;
     if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
         goto out;
-    rc = udb_begin(&txn, env, UDB_RDONLY);
+    int rc = udb_begin(&txn, env, UDB_RDONLY);
+    udb_val v;
     if (rc == 0)
         rc = by_index ? udb_find(&v, txn, argv[first + 1], argv[first + 2], key.data, key.size)
                       : udb_get(&v, txn, argv[first + 1], key.data, key.size);
     if (rc) {
+        char what[600];
         if (by_index)
             snprintf(what, sizeof what, "%s.%s %s: no such record", argv[first + 1],
                      argv[first + 2], argv[first + 3]);
@@ -504,13 +492,12 @@ int cli_cmd_find(int argc, char **argv)
 /* The primary-key field of type in the stored schema, or NULL. */
 static char *key_field(udb_env *env, const char *type)
 {
-    char *text = NULL, *r = NULL;
-    json_t *s;
-
+    char *text = NULL;
     if (udb_schema_json(&text, env) != 0)
         return NULL;
-    s = json_loads(text, 0, NULL);
+    json_t *s = json_loads(text, 0, NULL);
     udb_free(text);
+    char *r = NULL;
     if (s) {
         const char *k = json_string_value(json_object_get(
             json_object_get(json_object_get(s, "types"), type), "key"));
@@ -531,14 +518,12 @@ int cli_cmd_scan(int argc, char **argv)
     udb_env *env = NULL;
     udb_txn *txn = NULL;
     udb_cursor *cur = NULL;
-    const char *type, *index = NULL;
     char *keyf = NULL;
-    uint64_t limit = UINT64_MAX, n = 0;
-    int c, ex, rc, npos;
-
     msgpack_sbuffer_init(&prefix);
     optind = 0;
     opterr = 0;
+    uint64_t limit = UINT64_MAX;
+    int c, ex;
     while ((c = getopt_long(argc, argv, ":hn:", opts, NULL)) != -1) {
         switch (c) {
         case 'n':
@@ -553,12 +538,13 @@ int cli_cmd_scan(int argc, char **argv)
             break;
         }
     }
-    npos = argc - optind;
+    int npos = argc - optind;
     if (npos < 2 || npos > 4) {
         ex = cli_usage("scan", "expected DB TYPE [INDEX [JSON-ARRAY-PREFIX]]");
         goto out;
     }
-    type = argv[optind + 1];
+    const char *type = argv[optind + 1];
+    const char *index = NULL;
     if (npos >= 3 && strcmp(argv[optind + 2], "-") != 0 && argv[optind + 2][0])
         index = argv[optind + 2];
     if (npos == 4 && (ex = pack_arg(&prefix, argv[optind + 3], "prefix", 0, 1)) != CLI_OK)
@@ -567,12 +553,12 @@ int cli_cmd_scan(int argc, char **argv)
         goto out;
     if (index && (keyf = key_field(env, type)) != NULL && strcmp(keyf, index) == 0)
         index = NULL;
-    rc = udb_begin(&txn, env, UDB_RDONLY);
+    int rc = udb_begin(&txn, env, UDB_RDONLY);
     if (rc == 0)
         rc = udb_scan(&cur, txn, type, index, prefix.size ? prefix.data : NULL, prefix.size);
+    uint64_t n = 0;
     while (rc == 0 && n < limit) {
         udb_val v;
-
         rc = udb_cursor_next(&v, cur);
         if (rc == 0 && (ex = print_record(v)) != CLI_OK)
             goto out;
