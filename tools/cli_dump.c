@@ -48,16 +48,15 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *d
 {
     udb_cursor *cur = NULL;
     char err[CLI_ERRLEN];
-    udb_val v;
     uint64_t n = 0;
-    int rc, ex = CLI_OK;
-
+    int rc;
     if ((rc = udb_scan(&cur, txn, type, NULL, NULL, 0)) != 0)
         return cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
+    udb_val v;
+    int ex = CLI_OK;
     while (limit-- > 0 && (rc = udb_cursor_next(&v, cur)) == 0) {
         json_t *rec = cli_msgpack_to_json(v.data, v.size, err);
         json_t *line = rec ? json_pack("{s s s o}", "type", type, "record", rec) : NULL;
-
         n++;
         if (!rec) {
             /* A damaged record: say so and salvage the rest (exit 1 at the end). */
@@ -85,18 +84,15 @@ out:
 int cli_cmd_dump(int argc, char **argv)
 {
     const char *const *types;
-    udb_env *env = NULL;
-    udb_txn *txn = NULL;
-    const char *schema = NULL;
     json_t *line = NULL, *seqs = NULL;
-    size_t ntypes, i;
-    uint64_t damaged = 0;
-    int first, ex, rc, a;
-
+    int first, ex;
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
     if (argc - first < 1)
         return cli_usage("dump", "expected DB [TYPE...]");
+    udb_env *env = NULL;
+    udb_txn *txn = NULL;
+    const char *schema = NULL;
     /* schema, records and sequences all from one read snapshot */
     if ((ex = cli_open_snapshot(&env, &txn, &schema, argv[first])) != CLI_OK)
         goto out;
@@ -105,17 +101,20 @@ int cli_cmd_dump(int argc, char **argv)
         ex = cli_fail(CLI_EFAIL, NULL, "stored schema is not a JSON object");
         goto out;
     }
+    size_t ntypes;
+    int rc;
     if ((rc = udb_types(&types, &ntypes, txn)) != 0) {
         ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, "dump");
         goto out;
     }
+    size_t i;
+    int a;
     for (a = first + 1; a < argc; a++) {
         for (i = 0; i < ntypes && strcmp(types[i], argv[a]) != 0; i++)
             ;
         if (i == ntypes) {
             char names[1024] = "";
             size_t used = 0;
-
             for (i = 0; i < ntypes && used < sizeof names; i++)
                 used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
                                          i ? ", " : "", types[i]);
@@ -126,9 +125,9 @@ int cli_cmd_dump(int argc, char **argv)
     }
     if ((ex = cli_print_json(line)) != CLI_OK)
         goto out;
+    uint64_t damaged = 0;
     for (i = 0; i < ntypes; i++) {
         int wanted = argc - first == 1;
-
         for (a = first + 1; a < argc && !wanted; a++)
             wanted = strcmp(types[i], argv[a]) == 0;
         if (wanted && (ex = cli_dump_records(txn, types[i], UINT64_MAX, &damaged)) != CLI_OK)
@@ -213,15 +212,12 @@ static int load_batch_fn(udb_txn *txn, void *ctx)
 {
     loader *l = ctx;
     size_t i;
-
     for (i = 0; i < l->n; i++) {
         entry *e = &l->batch[i];
-        int rc;
-
         entry_reset(e); /* udb_write may run us again from the start */
         if (l->atomic && i % 4096 == 0 && i)
             progress_draw(l, "loading", i, i, l->n);
-        rc = udb_insert(NULL, txn, e->type, e->rec.data, e->rec.size);
+        int rc = udb_insert(NULL, txn, e->type, e->rec.data, e->rec.size);
         if (rc == 0) {
             e->status = ST_OK;
             continue;
@@ -250,10 +246,8 @@ static int load_batch_fn(udb_txn *txn, void *ctx)
             return UDB_EBADRECORD;
         }
         if (l->seqs_pending) {
-            int rc;
-
             l->seqs = l->seqs_pending;
-            rc = load_seqs_fn(txn, l);
+            int rc = load_seqs_fn(txn, l);
             l->seqs = NULL;
             l->seq_failed = rc != 0;
             return rc;
@@ -272,7 +266,6 @@ static int load_code(int rc)
 static double now_s(void)
 {
     struct timespec t;
-
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
@@ -281,11 +274,9 @@ void cli_progress_text(char *out, size_t size, const char *what, uint64_t record
                        uint64_t done, uint64_t total, double secs)
 {
     int n;
-
     if (total > 0) {
         /* whole percent, never 100 before the end */
         unsigned pct = done >= total ? 100 : (unsigned)((double)done * 100.0 / (double)total);
-
         n = snprintf(out, size, "%s: %u%% (%" PRIu64 " records", what, pct, records);
     } else {
         n = snprintf(out, size, "%s: %" PRIu64 " records", what, records);
@@ -304,10 +295,9 @@ void cli_progress_text(char *out, size_t size, const char *what, uint64_t record
 static void progress_draw(loader *l, const char *what, uint64_t records, uint64_t done,
                           uint64_t total)
 {
-    char text[160];
-
     if (!l->tty || l->lines <= 5000)
         return;
+    char text[160];
     cli_progress_text(text, sizeof text, what, records, done, total, now_s() - l->t0);
     fprintf(stderr, "\r\033[K%s", text);
     l->progress = 1;
@@ -324,7 +314,6 @@ static void progress_clear(loader *l)
 static int line_problem(loader *l, int code, size_t line, json_t *extra, const char *msg)
 {
     json_t *x = extra ? extra : json_object();
-
     progress_clear(l);
     if (x)
         json_object_set_new(x, "line", json_integer((json_int_t)line));
@@ -334,11 +323,10 @@ static int line_problem(loader *l, int code, size_t line, json_t *extra, const c
 static int flush(loader *l)
 {
     size_t i;
-    int rc, ex = CLI_OK;
-
+    int ex = CLI_OK;
     if (l->n == 0 && !(l->atomic && l->seqs_pending && !l->invalid))
         return CLI_OK;
-    rc = cli_write(l->env, l->path, load_batch_fn, l);
+    int rc = cli_write(l->env, l->path, load_batch_fn, l);
     if (rc && l->seq_failed) {
         ex = line_problem(l, load_code(rc), l->seq_line, NULL,
                           l->seq_detail[0] ? l->seq_detail : udb_strerror(rc));
@@ -346,7 +334,6 @@ static int flush(loader *l)
     }
     if (rc && !l->rolled_back) {
         const char *d = udb_env_errmsg(l->env);
-
         /* the record whose insert failed has the detail */
         for (i = 0; i < l->n; i++)
             if (l->batch[i].detail && *l->batch[i].detail && l->batch[i].rc == rc)
@@ -360,7 +347,6 @@ static int flush(loader *l)
         cli_committed = 1;
     for (i = 0; i < l->n; i++) {
         entry *e = &l->batch[i];
-
         if (e->status == ST_OK) {
             l->loaded += !rc;
         } else if (e->status == ST_CONFLICT) {
@@ -398,20 +384,19 @@ static int collect_seq(const char *name, uint64_t value, void *ctx)
 static int load_seqs_fn(udb_txn *txn, void *ctx)
 {
     loader *l = ctx;
+    l->seq_detail[0] = '\0';
     const char *name;
     json_t *v;
     int rc;
-
-    l->seq_detail[0] = '\0';
     json_object_foreach(l->seqs, name, v) {
-        uint64_t want, cur;
-
+        uint64_t want;
         if (cli_json_to_u64(v, &want)) {
             snprintf(l->seq_detail, sizeof l->seq_detail,
                      "sequence \"%s\": value must be an integer >= 0", name);
             return UDB_EBADRECORD;
         }
         if (json_object_get(l->had_seqs, name)) {
+            uint64_t cur;
             rc = udb_seq_get(&cur, txn, name);
             if (rc == 0 && cur >= want)
                 continue;
@@ -432,7 +417,6 @@ static int grow(loader *l)
 {
     size_t cap = l->cap * 2;
     entry *b = cap > SIZE_MAX / sizeof *b ? NULL : realloc(l->batch, cap * sizeof *b);
-
     if (!b)
         return cli_fail(CLI_EFAIL, NULL, "out of memory holding %zu records%s", l->n,
                         l->atomic ? " for --atomic; load without it" : "");
@@ -446,18 +430,17 @@ static int grow(loader *l)
 static int load_line(loader *l, char *text, size_t len, size_t lineno)
 {
     char err[CLI_ERRLEN];
-    json_t *v, *x;
-    int ex = CLI_OK, rc;
-
-    v = cli_json_parse(text, len, err);
+    int ex = CLI_OK;
+    json_t *v = cli_json_parse(text, len, err);
     if (!v) {
         l->invalid++;
         line_problem(l, CLI_EINVALID, lineno, NULL, err);
         return CLI_OK;
     }
+    json_t *x;
+    int rc;
     if ((x = json_object_get(v, "schema")) != NULL && json_object_size(v) == 1) {
         char *s = cli_json_dumps(x, 0);
-
         if (l->atomic && l->n) {
             /* the schema has its own transaction: it cannot follow records */
             ex = line_problem(l, CLI_EINVALID, lineno, NULL,
@@ -465,7 +448,6 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                               "writes it first); the load stopped here and nothing was loaded");
         } else if ((ex = flush(l)) == CLI_OK) {
             char *changes = NULL;
-
             /* a dump never loosens the database it is loaded into (unless --drop):
                what the stored schema has and the dump's lacks is kept, and the user
                is told */
@@ -491,7 +473,6 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
             udb_free(changes);
             if (rc) {
                 char msg[1200];
-
                 snprintf(msg, sizeof msg, "schema: %s",
                          *udb_env_errmsg(l->env) ? udb_env_errmsg(l->env) : udb_strerror(rc));
                 ex = line_problem(l, load_code(rc), lineno, NULL, msg);
@@ -504,7 +485,6 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
     } else if ((x = json_object_get(v, "record")) != NULL && json_object_size(v) == 2 &&
                cli_json_text(json_object_get(v, "type"))) {
         entry *e = &l->batch[l->n];
-
         if (!l->has_schema) {
             /* one error, not one per record: nothing can load without a schema */
             ex = line_problem(l, CLI_EINVALID, lineno, NULL,
@@ -571,19 +551,12 @@ int cli_cmd_load(int argc, char **argv)
         {"atomic", no_argument, NULL, 'A'},
         CLI_COMMON_LONGOPTS,
     };
-    loader *l = NULL;
-    const char *file = "-";
     cli_created created = {0};
-    int or_get = 0, drop = 0, atomic = 0;
-    FILE *f = NULL;
     char *line = NULL;
-    size_t cap = 0, lineno = 0;
-    ssize_t got;
-    udb_txn *txn = NULL;
-    int c, ex, rc;
-
+    size_t lineno = 0;
     optind = 0;
     opterr = 0;
+    int or_get = 0, drop = 0, atomic = 0, c, ex;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'g':
@@ -603,9 +576,10 @@ int cli_cmd_load(int argc, char **argv)
     }
     if (argc - optind < 1 || argc - optind > 2)
         return cli_usage("load", "expected DB [FILE|-]");
+    const char *file = "-";
     if (argc - optind == 2)
         file = argv[optind + 1];
-    l = calloc(1, sizeof *l);
+    loader *l = calloc(1, sizeof *l);
     if (!l || (l->batch = calloc(1024, sizeof *l->batch)) == NULL) {
         free(l);
         return cli_fail(CLI_EFAIL, NULL, "out of memory");
@@ -614,7 +588,7 @@ int cli_cmd_load(int argc, char **argv)
     l->or_get = or_get;
     l->drop = drop;
     l->atomic = atomic;
-    f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     if (!f) {
         ex = cli_fail(CLI_EFAIL, NULL, "%s: %s", file, strerror(errno));
         goto out;
@@ -630,19 +604,19 @@ int cli_cmd_load(int argc, char **argv)
     l->tty = isatty(2);
     l->t0 = now_s();
     {
-        struct stat st;
         off_t at = ftello(f);
-
+        struct stat st;
         /* a file (also given on stdin): the percentage is of its bytes */
         if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > (at > 0 ? at : 0))
             l->in_size = (uint64_t)(st.st_size - (at > 0 ? at : 0));
     }
+    udb_txn *txn = NULL;
+    int rc;
     if ((rc = udb_begin(&txn, l->env, UDB_RDONLY)) == 0)
         rc = udb_seq_foreach(txn, collect_seq, l->had_seqs);
     if (rc == 0) {
         const char *const *names;
         size_t ntypes = 0;
-
         rc = udb_types(&names, &ntypes, txn);
         l->had_schema = l->has_schema = ntypes > 0;
     }
@@ -651,9 +625,10 @@ int cli_cmd_load(int argc, char **argv)
         ex = cli_fail_rc(rc, udb_env_errmsg(l->env), NULL, "load");
         goto out;
     }
+    size_t cap = 0;
+    ssize_t got;
     while ((got = getline(&line, &cap, f)) > 0) {
         size_t len = (size_t)got;
-
         lineno++;
         l->lines = lineno;
         l->in_done += (uint64_t)got;

@@ -86,7 +86,6 @@ static int check_name(const char *what, const char *name)
 {
     size_t n = strlen(name);
     json_t *probe = json_stringn(name, n);
-
     json_decref(probe);
     if (n == 0 || n > PG_NAMELEN || !probe)
         return cli_fail(CLI_EINVALID, NULL,
@@ -168,13 +167,12 @@ static void put_copy_bytea(FILE *f, const char *p, size_t n)
 static void index_relname(char out[PG_NAMELEN + 1], const char *type, const char *index)
 {
     char full[2 * 64 + 2];
-    uint32_t h = 2166136261u;
-
     snprintf(full, sizeof full, "%s.%s", type, index);
     if (strlen(full) <= PG_NAMELEN) {
         strcpy(out, full);
         return;
     }
+    uint32_t h = 2166136261u;
     for (const char *c = full; *c; c++)
         h = (h ^ (unsigned char)*c) * 16777619u;
     snprintf(out, PG_NAMELEN + 1, "%.54s~%08" PRIx32, full, h);
@@ -197,28 +195,22 @@ static int claim_relname(exporter *e, const char *name, const char *what)
 static int parse_types(exporter *e, const char *schema_text)
 {
     json_error_t jerr;
-    const json_t *types;
-    const char *tname;
-    json_t *tdef;
     size_t t = 0;
-
     e->root = json_loads(schema_text, JSON_REJECT_DUPLICATES, &jerr);
-    types = json_object_get(e->root, "types");
+    const json_t *types = json_object_get(e->root, "types");
     if (!json_is_object(types))
         return cli_fail(CLI_EFAIL, NULL, "stored schema unreadable: %s", jerr.text);
     e->ntypes = json_object_size(types);
     e->types = calloc(e->ntypes ? e->ntypes : 1, sizeof *e->types);
     if (!e->types)
         return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    const char *tname;
+    json_t *tdef;
     json_object_foreach((json_t *)types, tname, tdef) {
         xtype *x = &e->types[t++];
         const json_t *fields = json_object_get(tdef, "fields");
         const char *key = json_string_value(json_object_get(tdef, "key"));
-        const char *fname;
-        json_t *fdef;
         size_t i = 0;
-        int ex;
-
         x->name = tname;
         x->def = tdef;
         x->extra = json_is_true(json_object_get(tdef, "extra"));
@@ -226,21 +218,23 @@ static int parse_types(exporter *e, const char *schema_text)
         x->fields = calloc(x->nfields ? x->nfields : 1, sizeof *x->fields);
         if (!x->fields)
             return cli_fail(CLI_EFAIL, NULL, "out of memory");
+        int ex;
         if ((ex = check_name("type", tname)) != CLI_OK)
             return ex;
+        const char *fname;
+        json_t *fdef;
         json_object_foreach((json_t *)fields, fname, fdef) {
-            xfield *f = &x->fields[i];
             const char *ty = json_string_value(json_object_get(fdef, "type"));
-            size_t k;
-
             if ((ex = check_name("field", fname)) != CLI_OK)
                 return ex;
+            size_t k;
             for (k = 0; k < sizeof ftype_names / sizeof ftype_names[0]; k++)
                 if (ty && strcmp(ty, ftype_names[k]) == 0)
                     break;
             if (k == sizeof ftype_names / sizeof ftype_names[0])
                 return cli_fail(CLI_EFAIL, NULL, "type \"%s\", field \"%s\": unknown field type",
                                 tname, fname);
+            xfield *f = &x->fields[i];
             f->name = fname;
             f->type = (enum ftype)k;
             f->required = json_is_true(json_object_get(fdef, "required"));
@@ -262,11 +256,9 @@ static int parse_types(exporter *e, const char *schema_text)
 static int collect_seq(const char *name, uint64_t value, void *payload)
 {
     exporter *e = payload;
-
     if (e->nseqs == e->seqcap) {
         size_t cap = e->seqcap ? e->seqcap * 2 : 16;
         xseq *s = realloc(e->seqs, cap * sizeof *s);
-
         if (!s)
             return UDB_ENOMEM;
         e->seqs = s;
@@ -291,11 +283,9 @@ static int collect_seq(const char *name, uint64_t value, void *payload)
 
 static int any_fits_str(const char *p, size_t n)
 {
-    json_t *probe;
-
     if (n && memchr(p, '\0', n))
         return 0;
-    probe = json_stringn(p, n); /* jansson checks the UTF-8 */
+    json_t *probe = json_stringn(p, n); /* jansson checks the UTF-8 */
     json_decref(probe);
     return probe != NULL;
 }
@@ -309,11 +299,9 @@ static int buf_put(msgpack_sbuffer *b, const char *s, size_t n)
 static int put_json_string(msgpack_sbuffer *b, const char *p, size_t n)
 {
     int rc = buf_put(b, "\"", 1);
-
     for (size_t i = 0; i < n && rc == 0; i++) {
         unsigned char c = (unsigned char)p[i];
         char esc[8];
-
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
@@ -332,23 +320,26 @@ static int put_json_string(msgpack_sbuffer *b, const char *p, size_t n)
  * back (the digits are strtod's shortest round trip). */
 static int put_json_real(msgpack_sbuffer *b, double d)
 {
-    char text[40], digits[24], out[400];
+    char text[40];
     const char *p = text;
-    size_t nd = 0, o = 0;
-    int point = -1, exp10 = 0, pos;
-
     cli_format_double(text, d);
+    char out[400];
+    size_t o = 0;
     if (*p == '-')
         out[o++] = *p++;
+    char digits[24];
+    size_t nd = 0;
+    int point = -1;
     for (; *p && *p != 'e'; p++) {
         if (*p == '.')
             point = (int)nd;
         else if (nd < sizeof digits)
             digits[nd++] = *p;
     }
+    int exp10 = 0;
     if (*p == 'e')
         exp10 = atoi(p + 1);
-    pos = (point < 0 ? (int)nd : point) + exp10; /* digits before the point */
+    int pos = (point < 0 ? (int)nd : point) + exp10; /* digits before the point */
     if (pos <= 0) {
         o += (size_t)snprintf(out + o, sizeof out - o, "0.");
         for (int z = 0; z < -pos; z++)
@@ -374,11 +365,10 @@ static int put_json_real(msgpack_sbuffer *b, double d)
 
 static int any_json(msgpack_sbuffer *b, const msgpack_object *o, int depth)
 {
-    char num[32];
-    int rc = 0;
-
     if (depth > ANY_MAX_DEPTH)
         return 1;
+    char num[32];
+    int rc = 0;
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
         return buf_put(b, "null", 4);
@@ -409,13 +399,11 @@ static int any_json(msgpack_sbuffer *b, const msgpack_object *o, int depth)
         return rc ? rc : buf_put(b, "]", 1);
     case MSGPACK_OBJECT_MAP: {
         json_t *seen = json_object();
-
         if (!seen)
             return -1;
         rc = buf_put(b, "{", 1);
         for (uint32_t i = 0; i < o->via.map.size && rc == 0; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
-
             if (k->type != MSGPACK_OBJECT_STR ||
                 !any_fits_str(k->via.str.ptr, k->via.str.size) ||
                 json_object_getn(seen, k->via.str.ptr, k->via.str.size) ||
@@ -446,18 +434,17 @@ static int any_json(msgpack_sbuffer *b, const msgpack_object *o, int depth)
 /* The jsonb text of an `any` value into e->buf.  Returns 0 or -1 (memory). */
 static int any_text(exporter *e, const msgpack_object *o)
 {
-    msgpack_sbuffer packed;
-    msgpack_packer pk;
-    char *b64 = NULL;
-    int rc;
-
     e->buf.size = 0;
+    int rc;
     if ((rc = any_json(&e->buf, o, 0)) <= 0)
         return rc;
     e->buf.size = 0;
+    msgpack_sbuffer packed;
     msgpack_sbuffer_init(&packed);
+    msgpack_packer pk;
     msgpack_packer_init(&pk, &packed, msgpack_sbuffer_write);
     rc = -1;
+    char *b64 = NULL;
     if (msgpack_pack_object(&pk, *o) == 0 &&
         (b64 = cli_b64_encode((const unsigned char *)packed.data, packed.size)) != NULL &&
         buf_put(&e->buf, "{\"$msgpack\":\"", 13) == 0 && buf_put(&e->buf, b64, strlen(b64)) == 0)
@@ -480,7 +467,6 @@ static void key_text(char out[160], const msgpack_object *k)
     } else if (k->type == MSGPACK_OBJECT_STR) {
         json_t *s = json_stringn(k->via.str.ptr, k->via.str.size);
         char *t = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
-
         snprintf(out, 160, "%s", t ? t : "(a string)");
         free(t);
         json_decref(s);
@@ -501,10 +487,9 @@ static int record_slots(const msgpack_object *rec, const xtype *x, const msgpack
         vals[i] = NULL;
     for (uint32_t i = 0; i < rec->via.map.size; i++) {
         const msgpack_object_kv *kv = &rec->via.map.ptr[i];
-        size_t f;
-
         if (kv->key.type != MSGPACK_OBJECT_STR)
             return -1;
+        size_t f;
         for (f = 0; f < x->nfields; f++)
             if (strlen(x->fields[f].name) == kv->key.via.str.size &&
                 memcmp(x->fields[f].name, kv->key.via.str.ptr, kv->key.via.str.size) == 0)
@@ -523,7 +508,6 @@ static int value_problem(const xtype *x, const msgpack_object *key, const char *
                          const char *why)
 {
     char k[160];
-
     key_text(k, key);
     return cli_fail(CLI_EINVALID, NULL, "type \"%s\", key %s, field \"%s\": %s", x->name, k,
                     field, why);
@@ -535,12 +519,11 @@ static int put_value(exporter *e, const xtype *x, const xfield *f, const msgpack
 {
     FILE *out = e->out;
     char text[40];
-    int rc;
-
     if (!v) {
         fputs("\\N", out);
         return CLI_OK;
     }
+    int rc;
     switch (f->type) {
     case F_STR:
     case F_ENUM:
@@ -605,22 +588,20 @@ static int walk_records(exporter *e, udb_txn *txn, xtype *x, int scan_nul)
     size_t extracap = 0;
     msgpack_unpacked up;
     udb_cursor *cur = NULL;
-    udb_val v;
-    int rc, ex = CLI_OK;
-
     msgpack_unpacked_init(&up);
+    int ex = CLI_OK;
     if (!vals) {
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
         goto out;
     }
+    int rc;
     if ((rc = udb_scan(&cur, txn, x->name, NULL, NULL, 0)) != 0) {
         ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, x->name);
         goto out;
     }
+    udb_val v;
     while ((rc = udb_cursor_next(&v, cur)) == 0) {
         size_t off = 0;
-        uint32_t nextra;
-
         if (msgpack_unpack_next(&up, v.data, v.size, &off) != MSGPACK_UNPACK_SUCCESS ||
             off != v.size || up.data.type != MSGPACK_OBJECT_MAP) {
             ex = cli_fail(CLI_EFAIL, NULL, "type \"%s\": a stored record is unreadable",
@@ -635,6 +616,7 @@ static int walk_records(exporter *e, udb_txn *txn, xtype *x, int scan_nul)
                 goto out;
             }
         }
+        uint32_t nextra;
         if (record_slots(&up.data, x, vals, extras, &nextra)) {
             ex = cli_fail(CLI_EFAIL, NULL, "type \"%s\": a stored record is not a map of fields",
                           x->name);
@@ -660,7 +642,6 @@ static int walk_records(exporter *e, udb_txn *txn, xtype *x, int scan_nul)
                 fputs("\\N", e->out);
             } else {
                 msgpack_object m;
-
                 m.type = MSGPACK_OBJECT_MAP;
                 m.via.map.size = nextra;
                 m.via.map.ptr = extras;
@@ -703,8 +684,6 @@ static void put_column(exporter *e, const xtype *x, const xfield *f, size_t i)
         [F_ENUM] = "text", [F_ANY] = "jsonb",
     };
     FILE *out = e->out;
-    size_t n, k;
-
     fputs("    ", out);
     put_ident(out, f->name);
     fprintf(out, " %s", f->bytea ? "bytea" : pgtypes[f->type]);
@@ -715,6 +694,7 @@ static void put_column(exporter *e, const xtype *x, const xfield *f, size_t i)
         put_regclass(e, x->seq);
         fputs(")", out);
     }
+    size_t n, k;
     switch (f->type) {
     case F_UINT:
         fputs(" CHECK (", out);
@@ -733,7 +713,6 @@ static void put_column(exporter *e, const xtype *x, const xfield *f, size_t i)
         n = json_array_size(f->values);
         for (k = 0; k < n; k++) {
             const json_t *s = json_array_get(f->values, k);
-
             if (k)
                 fputs(", ", out);
             put_literal(out, json_string_value(s), json_string_length(s));
@@ -765,10 +744,8 @@ static int check_names(exporter *e)
 {
     char rel[PG_NAMELEN + 1], what[200];
     int ex;
-
     for (size_t t = 0; t < e->ntypes; t++) {
         xtype *x = &e->types[t];
-
         snprintf(what, sizeof what, "table of type %s", x->name);
         if ((ex = claim_relname(e, x->name, what)) != CLI_OK)
             return ex;
@@ -782,7 +759,6 @@ static int check_names(exporter *e)
         for (int pass = 0; pass < 2; pass++) {
             const char *iname;
             json_t *idef;
-
             json_object_foreach(json_object_get(x->def, pass ? "indexes" : "unique"), iname,
                                 idef) {
                 index_relname(rel, x->name, iname);
@@ -815,16 +791,13 @@ static int check_bytea_predicates(const exporter *e)
 {
     for (size_t t = 0; t < e->ntypes; t++) {
         const xtype *x = &e->types[t];
-
         for (size_t f = 0; f < x->nfields; f++) {
             for (int pass = 0; pass < 2 && x->fields[f].bytea; pass++) {
                 const char *iname;
                 json_t *idef;
-
                 json_object_foreach(json_object_get(x->def, pass ? "indexes" : "unique"), iname,
                                     idef) {
                     const char *w = json_string_value(json_object_get(idef, "where"));
-
                     if (w && strstr(w, x->fields[f].name) && strchr(w, '\\'))
                         return cli_fail(CLI_EINVALID, NULL,
                                         "type \"%s\", index \"%s\": its predicate has a "
@@ -842,11 +815,8 @@ static void put_tables(exporter *e)
 {
     FILE *out = e->out;
     int noted = 0;
-
     for (size_t t = 0; t < e->ntypes; t++) {
         const xtype *x = &e->types[t];
-        char rel[PG_NAMELEN + 1];
-
         fprintf(out, "\n-- type %s\n", x->name);
         if (x->seq) {
             if (!noted++)
@@ -860,6 +830,7 @@ static void put_tables(exporter *e)
             put_column(e, x, &x->fields[f], f);
         if (x->extra)
             fputs("    \"$extra\" jsonb CHECK (jsonb_typeof(\"$extra\") = 'object'),\n", out);
+        char rel[PG_NAMELEN + 1];
         snprintf(rel, sizeof rel, "%s_pkey", x->name);
         fputs("    CONSTRAINT ", out);
         put_ident(out, rel);
@@ -878,7 +849,6 @@ static void put_tables(exporter *e)
     }
     for (size_t s = 0; s < e->nseqs; s++) {
         size_t t;
-
         for (t = 0; t < e->ntypes; t++)
             if (e->types[t].seq && strcmp(e->types[t].seq, e->seqs[s].name) == 0)
                 break;
@@ -894,21 +864,17 @@ static void put_tables(exporter *e)
 static void put_indexes(exporter *e)
 {
     FILE *out = e->out;
-
     for (size_t t = 0; t < e->ntypes; t++) {
         const xtype *x = &e->types[t];
-
         for (int pass = 0; pass < 2; pass++) {
             const char *iname;
             json_t *idef;
-
             json_object_foreach(json_object_get(x->def, pass ? "indexes" : "unique"), iname,
                                 idef) {
                 const json_t *fields = json_object_get(idef, "fields");
                 const char *where = json_string_value(json_object_get(idef, "where"));
                 const char *nulls = json_string_value(json_object_get(idef, "nulls"));
                 char rel[PG_NAMELEN + 1];
-
                 index_relname(rel, x->name, iname);
                 fputs(pass ? "CREATE INDEX " : "CREATE UNIQUE INDEX ", out);
                 put_ident(out, rel);
@@ -937,11 +903,9 @@ static int put_data(exporter *e, udb_txn *txn)
 {
     FILE *out = e->out;
     int ex;
-
     for (size_t t = 0; t < e->ntypes; t++) {
-        xtype *x = &e->types[t];
-
         fputs("\nCOPY ", out);
+        xtype *x = &e->types[t];
         put_qualified(e, x->name);
         fputs(" (", out);
         for (size_t f = 0; f < x->nfields; f++) {
@@ -970,8 +934,6 @@ static int put_data(exporter *e, udb_txn *txn)
 static int export_script(exporter *e, udb_txn *txn, const char *db)
 {
     FILE *out = e->out;
-    int ex;
-
     fprintf(out,
             "-- uniqdb %s: export of %s for PostgreSQL >= 15 (%s%s).\n"
             "-- Load into an empty database: psql -v ON_ERROR_STOP=1 -f FILE\n"
@@ -993,6 +955,7 @@ static int export_script(exporter *e, udb_txn *txn, const char *db)
         }
         put_tables(e);
     }
+    int ex;
     if (e->want_data && (ex = put_data(e, txn)) != CLI_OK)
         return ex;
     if (e->want_schema) {
@@ -1016,18 +979,16 @@ int cli_cmd_export(int argc, char **argv)
         CLI_COMMON_LONGOPTS,
     };
     exporter e;
-    const char *outfile = NULL, *schema_text = NULL;
     char *tmpname = NULL;
-    udb_env *env = NULL;
-    udb_txn *txn = NULL;
-    int c, ex, rc, postgres = 0, fd = -1;
-
+    int fd = -1;
     memset(&e, 0, sizeof e);
     e.pgschema = "public";
     e.want_schema = e.want_data = 1;
     msgpack_sbuffer_init(&e.buf);
     optind = 0;
     opterr = 0;
+    const char *outfile = NULL;
+    int c, ex, postgres = 0;
     while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
         switch (c) {
         case 'P':
@@ -1067,6 +1028,9 @@ int cli_cmd_export(int argc, char **argv)
         return cli_usage("export", "--schema takes a name of 1 to 63 bytes");
     if ((ex = check_name("schema", e.pgschema)) != CLI_OK)
         return ex;
+    const char *schema_text = NULL;
+    udb_env *env = NULL;
+    udb_txn *txn = NULL;
     if ((ex = cli_open_snapshot(&env, &txn, &schema_text, argv[optind])) != CLI_OK)
         goto out;
     if (!(e.relnames = json_object())) {
@@ -1075,6 +1039,7 @@ int cli_cmd_export(int argc, char **argv)
     }
     if ((ex = parse_types(&e, schema_text)) != CLI_OK)
         goto out;
+    int rc;
     if ((rc = udb_seq_foreach(txn, collect_seq, &e)) != 0) {
         ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, "sequences");
         goto out;
