@@ -66,7 +66,6 @@ static void unexpected(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 static void unexpected(const char *fmt, ...)
 {
     va_list ap;
-
     va_start(ap, fmt);
     printf("    UNEXPECTED: ");
     vprintf(fmt, ap);
@@ -83,7 +82,6 @@ static void mp_text(char *out, size_t outlen, const void *data, size_t len)
     char err[CLI_ERRLEN];
     json_t *j = data ? cli_msgpack_to_json(data, len, err) : NULL;
     char *t = j ? cli_json_dumps(j, 0) : NULL;
-
     snprintf(out, outlen, "%s", t ? t : "?");
     free(t);
     json_decref(j);
@@ -95,7 +93,6 @@ static void record_key(char *out, size_t outlen, udb_val rec)
     char err[CLI_ERRLEN];
     json_t *j = cli_msgpack_to_json(rec.data, rec.size, err);
     char *t = j ? cli_json_dumps(json_object_get(j, "id"), 0) : NULL;
-
     snprintf(out, outlen, "%s", t ? t : "?");
     free(t);
     json_decref(j);
@@ -105,20 +102,19 @@ static void record_key(char *out, size_t outlen, udb_val rec)
 static void conflict_values(char *out, size_t outlen, const udb_conflict_index *ci)
 {
     char err[CLI_ERRLEN];
-    json_t *vals = cli_msgpack_to_json(ci->values.data, ci->values.size, err), *v;
-    size_t i, n = 0;
-
+    json_t *vals = cli_msgpack_to_json(ci->values.data, ci->values.size, err);
+    size_t n = 0;
     n += (size_t)snprintf(out, outlen, "(");
+    size_t i;
     for (i = 0; i < ci->nfields && n < outlen; i++)
         n += (size_t)snprintf(out + n, outlen - n, "%s%s", i ? ", " : "", ci->fields[i]);
     for (i = 0; n < outlen && i <= json_array_size(vals); i++) {
-        char *t = NULL;
-
         if (i == json_array_size(vals)) {
             n += (size_t)snprintf(out + n, outlen - n, ")");
             break;
         }
-        v = json_array_get(vals, i);
+        json_t *v = json_array_get(vals, i);
+        char *t = NULL;
         if (!json_is_string(v))
             t = cli_json_dumps(v, 0);
         n += (size_t)snprintf(out + n, outlen - n, "%s%s", i ? ", " : ")=(",
@@ -131,12 +127,10 @@ static void conflict_values(char *out, size_t outlen, const udb_conflict_index *
 static void note_failure(result *r, udb_txn *txn, int rc)
 {
     const udb_conflict *c = rc == UDB_ECONFLICT ? udb_conflict_info(txn) : NULL;
-
     r->rc = rc;
     snprintf(r->detail, sizeof r->detail, "%s", udb_errmsg(txn));
     if (c && c->count > 0) {
         const udb_conflict_index *ci = &c->indexes[0];
-
         snprintf(r->index, sizeof r->index, "%s.%s", c->type, ci->index);
         mp_text(r->held_by, sizeof r->held_by, ci->existing_key.data, ci->existing_key.size);
         conflict_values(r->values, sizeof r->values, ci);
@@ -156,32 +150,31 @@ typedef struct child_ctx {
 /* Pack the JSON template tmpl with every "#N" replaced by the child's number. */
 static int pack_text(msgpack_sbuffer *sb, const char *tmpl, int i)
 {
-    char text[1024], err[CLI_ERRLEN];
+    char text[1024];
     const char *p = tmpl, *q;
     size_t n = 0;
-
     while ((q = strstr(p, "#N")) != NULL && n < sizeof text) {
         n += (size_t)snprintf(text + n, sizeof text - n, "%.*s%d", (int)(q - p), p, i);
         p = q + 2;
     }
     if (n < sizeof text)
         snprintf(text + n, sizeof text - n, "%s", p);
+    char err[CLI_ERRLEN];
     return cli_text_to_msgpack(sb, text, strlen(text), err);
 }
 
 static int child_fn(udb_txn *txn, void *vctx)
 {
     child_ctx *c = vctx;
-    const work *w = c->w;
-    result *r = c->r;
     msgpack_sbuffer sb;
-    udb_val out = {NULL, 0};
-    int rc = UDB_ENOMEM;
-
     msgpack_sbuffer_init(&sb);
+    result *r = c->r;
     r->rc = 0;
     r->created = 0;
     r->detail[0] = r->index[0] = r->key[0] = '\0';
+    const work *w = c->w;
+    udb_val out = {NULL, 0};
+    int rc = UDB_ENOMEM;
     switch (w->kind) {
     case W_OR_GET:
         if (pack_text(&sb, w->json, c->i) == 0)
@@ -196,7 +189,6 @@ static int child_fn(udb_txn *txn, void *vctx)
         msgpack_sbuffer bufs[8];
         udb_val cands[8];
         size_t k, n = w->ncands < 8 ? w->ncands : 8;
-
         rc = 0;
         for (k = 0; k < n; k++) {
             msgpack_sbuffer_init(&bufs[k]);
@@ -219,7 +211,6 @@ static int child_fn(udb_txn *txn, void *vctx)
     case W_CASES: {
         char name[64], json[256], err[CLI_ERRLEN];
         uint64_t n = 0;
-
         snprintf(name, sizeof name, "case:%s", w->day);
         rc = udb_seq_next(&n, txn, name);
         if (rc)
@@ -250,7 +241,6 @@ static int child_fn(udb_txn *txn, void *vctx)
 static void child_run(udb_env *env, const work *w, int i, result *r)
 {
     child_ctx c = {w, i, 0, r, 0};
-
     if (w->kind != W_CASES) {
         udb_write(env, child_fn, &c);
         return;
@@ -258,10 +248,8 @@ static void child_run(udb_env *env, const work *w, int i, result *r)
     /* S5: several cases per process; odd processes roll one transaction back
      * after taking its number, which must leave no gap. */
     for (c.round = 0; c.round < S5_PER_PROC; c.round++) {
-        int rc;
-
         c.abort_this = (i % 2 == 1) && c.round == 1;
-        rc = udb_write(env, child_fn, &c);
+        int rc = udb_write(env, child_fn, &c);
         if (rc == DEMO_ABORT) {
             r->naborted++;
             if (c.round == 1) { /* and take a number for real afterwards */
@@ -281,36 +269,34 @@ static void child_run(udb_env *env, const work *w, int i, result *r)
  * (returns how many reported). */
 static int race(const char *dir, const work *w, result res[NPROC])
 {
-    sup_gate gate;
-    int rep[2] = {-1, -1};
-    pid_t pids[NPROC];
-    int started = 0, got = 0;
-
+    int got = 0;
     memset(res, 0, sizeof(result) * NPROC);
+    sup_gate gate;
     if (sup_gate_init(&gate) != 0) {
         unexpected("pipe: %s", strerror(errno));
         return 0;
     }
+    int rep[2] = {-1, -1};
     if (pipe(rep)) {
         unexpected("pipe: %s", strerror(errno));
         goto out;
     }
     fflush(stdout);
     fflush(stderr);
+    pid_t pids[NPROC];
+    int started = 0;
     for (int i = 0; i < NPROC; i++) {
         pid_t pid = fork();
-
         if (pid < 0) {
             unexpected("fork: %s", strerror(errno));
             break;
         }
         if (pid == 0) {
-            udb_env *env = NULL;
-            result r;
-
             sup_gate_enter(&gate);
             close(rep[0]);
+            result r;
             memset(&r, 0, sizeof r);
+            udb_env *env = NULL;
             int rc = udb_open(&env, dir, NULL);
             if (sup_gate_wait(&gate) != 0)
                 _exit(1);
@@ -332,7 +318,6 @@ static int race(const char *dir, const work *w, result res[NPROC])
     rep[1] = -1;
     while (got < started) {
         ssize_t n = read(rep[0], &res[got], sizeof res[got]);
-
         if (n < 0 && errno == EINTR)
             continue;
         if (n != (ssize_t)sizeof res[got])
@@ -341,7 +326,6 @@ static int race(const char *dir, const work *w, result res[NPROC])
     }
     for (int i = 0; i < started; i++) {
         int status;
-
         while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
             ;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -368,10 +352,8 @@ typedef struct tally {
 static tally count(const result *res, int n)
 {
     tally t;
-    int i;
-
     memset(&t, 0, sizeof t);
-    for (i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         if (res[i].rc == 0) {
             t.ok++;
             t.created += res[i].created;
@@ -399,9 +381,7 @@ static tally count(const result *res, int n)
  * the same index and holder. */
 static void expect_same(const result *res, int n, const char *index, const char *held_by)
 {
-    int i;
-
-    for (i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         if (res[i].rc == 0 && held_by && strcmp(res[i].key, held_by) != 0)
             unexpected("process got record %s instead of %s", res[i].key, held_by);
         if (res[i].rc == UDB_ECONFLICT && index && strcmp(res[i].index, index) != 0)
@@ -420,7 +400,6 @@ static int scenario_s1(const char *dir)
     result res[NPROC];
     int n = race(dir, &w, res);
     tally t = count(res, n);
-
     printf("S1  Get-or-create on a compound unique key\n");
     printf("    %d processes asked for the workflow of (scheduleId 2026-W03, doctorName "
            "Dr. Rivera) at the same instant:\n",
@@ -443,13 +422,10 @@ static int scenario_s2(const char *dir)
                                 "{\"id\": \"c-new-#N\", \"email\": \"ana@example.com\", "
                                 "\"name\": \"Ana again (#N)\"}",
                                 NULL, 0, NULL};
-    result res[NPROC];
-    int n;
-    tally t;
-
     printf("\nS2  Insert with a caller-chosen id; return the existing record only for that key\n");
-    n = race(dir, &same_id, res);
-    t = count(res, n);
+    result res[NPROC];
+    int n = race(dir, &same_id, res);
+    tally t = count(res, n);
     printf("    %d processes inserted client \"c-7f3a\" at the same instant: %d created it, "
            "%d got the existing record back.\n",
            n, t.created, t.ok - t.created);
@@ -476,15 +452,9 @@ static int scenario_s3(const char *dir)
                            "\"definition\": {\"steps\": [\"fetch\", \"post\"], \"by\": #N}}",
                            NULL, 0, NULL};
     result res[NPROC], bad;
-    udb_env *env = NULL;
     child_ctx c = {NULL, 0, 0, &bad, 0};
-    work wbad = {W_INSERT, "workflow", NULL,
-                 "{\"workflow_name\": \"invoice-sync\", \"version\": 4, "
-                 "\"execution_engine\": \"cron\", \"definition\": #N}",
-                 NULL, 0, NULL};
-    int n = race(dir, &w, res), rc;
+    int n = race(dir, &w, res);
     tally t = count(res, n);
-
     printf("\nS3  A duplicate is a conflict that says exactly what collided\n");
     printf("    %d processes registered workflow invoice-sync version 3 at the same instant: "
            "%d created (id %s), %d got 409 conflict\n",
@@ -500,7 +470,13 @@ static int scenario_s3(const char *dir)
         unexpected("the conflict does not name both values: %s", t.first_conflict->values);
 
     memset(&bad, 0, sizeof bad);
+    work wbad = {W_INSERT, "workflow", NULL,
+                 "{\"workflow_name\": \"invoice-sync\", \"version\": 4, "
+                 "\"execution_engine\": \"cron\", \"definition\": #N}",
+                 NULL, 0, NULL};
     c.w = &wbad;
+    udb_env *env = NULL;
+    int rc;
     if ((rc = udb_open(&env, dir, NULL)) == 0)
         rc = udb_write(env, child_fn, &c);
     udb_close(env);
@@ -515,18 +491,17 @@ static int scenario_s3(const char *dir)
 
 static int cancel_booking(const char *dir, const char *key)
 {
-    udb_env *env = NULL;
-    udb_txn *txn = NULL;
-    msgpack_sbuffer k, rec;
-    char err[CLI_ERRLEN];
-    int rc;
-
+    msgpack_sbuffer k;
     msgpack_sbuffer_init(&k);
+    msgpack_sbuffer rec;
     msgpack_sbuffer_init(&rec);
-    rc = cli_text_to_msgpack(&k, key, strlen(key), err) ||
-                 cli_text_to_msgpack(&rec, "{\"status\": \"cancelled\"}", 23, err)
-             ? UDB_EBADRECORD
-             : udb_open(&env, dir, NULL);
+    udb_env *env = NULL;
+    char err[CLI_ERRLEN];
+    int rc = cli_text_to_msgpack(&k, key, strlen(key), err) ||
+                     cli_text_to_msgpack(&rec, "{\"status\": \"cancelled\"}", 23, err)
+                 ? UDB_EBADRECORD
+                 : udb_open(&env, dir, NULL);
+    udb_txn *txn = NULL;
     if (rc == 0 && (rc = udb_begin(&txn, env, 0)) == 0) {
         rc = udb_update(NULL, txn, "booking", k.data, k.size, rec.data, rec.size, UDB_MERGE);
         if (rc == 0)
@@ -561,24 +536,21 @@ static int scenario_s4(const char *dir)
         "\"status\": \"confirmed\", \"user\": \"auto-#N\"}",
     };
     static const work first = {W_FIRST, "booking", NULL, NULL, cands, 5, NULL};
-    result res[NPROC];
-    char first_key[64] = "?";
-    int n, rc, i, taken[5] = {0};
-    tally t;
-
     printf("\nS4  Only one active booking per slot; cancelled ones free it\n");
-    n = race(dir, &book, res);
-    t = count(res, n);
+    result res[NPROC];
+    int n = race(dir, &book, res);
+    tally t = count(res, n);
     printf("    %d processes booked psychologist p1 at 2026-01-15 10:00 at the same instant: "
            "%d booked, %d got 409 conflict (%s, held by id %s)\n",
            n, t.ok, t.conflict, t.conflict_index, t.held_by);
     if (t.ok != 1 || t.conflict != NPROC - 1)
         unexpected("expected 1 booked and %d conflicts", NPROC - 1);
     expect_same(res, n, "booking.active_slot", t.first_ok ? t.first_ok->key : "");
+    char first_key[64] = "?";
     if (t.first_ok)
         snprintf(first_key, sizeof first_key, "%s", t.first_ok->key);
 
-    rc = cancel_booking(dir, first_key);
+    int rc = cancel_booking(dir, first_key);
     printf("    Booking %s cancelled: the slot is free again.\n", first_key);
     if (rc)
         unexpected("cancel failed: %s", udb_strerror(rc));
@@ -597,6 +569,7 @@ static int scenario_s4(const char *dir)
     printf("    %d processes auto-booked the first free of 10:00 .. 14:00 at the same instant: "
            "%d booked (",
            n, t.ok);
+    int i, taken[5] = {0};
     for (i = 0; i < n; i++)
         if (res[i].rc == 0 && res[i].chosen < 5)
             taken[res[i].chosen]++;
@@ -613,7 +586,6 @@ static int scenario_s4(const char *dir)
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
     return x < y ? -1 : x > y;
 }
 
@@ -623,20 +595,20 @@ static int scenario_s5(const char *dir)
     time_t now = time(NULL);
     struct tm tm;
     work w = {W_CASES, "case", NULL, NULL, NULL, 0, day};
-    result res[NPROC];
-    uint64_t nums[NPROC * S5_PER_PROC];
-    int n, i, j, total = 0, aborted = 0, gapless = 1;
-
     localtime_r(&now, &tm);
     strftime(day, sizeof day, "%Y%m%d", &tm);
-    n = race(dir, &w, res);
+    result res[NPROC];
+    int n = race(dir, &w, res);
     count(res, n);
+    uint64_t nums[NPROC * S5_PER_PROC];
+    int i, total = 0, aborted = 0;
     for (i = 0; i < n; i++) {
         aborted += res[i].naborted;
-        for (j = 0; j < res[i].ncases && total < NPROC * S5_PER_PROC; j++)
+        for (int j = 0; j < res[i].ncases && total < NPROC * S5_PER_PROC; j++)
             nums[total++] = res[i].cases[j];
     }
     qsort(nums, (size_t)total, sizeof nums[0], cmp_u64);
+    int gapless = 1;
     for (i = 0; i < total; i++)
         if (nums[i] != (uint64_t)i + 1)
             gapless = 0;
@@ -661,24 +633,21 @@ static void print_problem(const char *problem, void *ctx)
 static int finish(const char *dir)
 {
     const char *const *types;
-    size_t ntypes;
     udb_env *env = NULL;
-    udb_txn *txn = NULL;
-    size_t problems = 0, i;
-    uint64_t damaged = 0;
-    int rc, ex;
-
+    int rc;
     if ((rc = udb_open(&env, dir, NULL)) != 0)
         return cli_fail_rc(rc, udb_env_errmsg(NULL), NULL, dir);
     printf("\n");
+    size_t problems = 0;
     rc = udb_check(&problems, env, print_problem, NULL);
+    size_t ntypes;
+    udb_txn *txn = NULL;
+    size_t i;
     if (rc == 0) {
         uint64_t recs = 0, entries = 0;
-
         if (udb_begin(&txn, env, UDB_RDONLY) == 0 && udb_types(&types, &ntypes, txn) == 0) {
             for (i = 0; i < ntypes; i++) {
                 udb_type_stat st;
-
                 if (udb_type_stat_get(&st, txn, types[i]) == 0) {
                     recs += st.records;
                     entries += st.index_entries;
@@ -698,7 +667,8 @@ static int finish(const char *dir)
     rc = udb_begin(&txn, env, UDB_RDONLY);
     if (rc == 0)
         rc = udb_types(&types, &ntypes, txn);
-    ex = rc ? cli_fail_rc(rc, udb_env_errmsg(env), NULL, dir) : CLI_OK;
+    int ex = rc ? cli_fail_rc(rc, udb_env_errmsg(env), NULL, dir) : CLI_OK;
+    uint64_t damaged = 0;
     for (i = 0; ex == CLI_OK && i < ntypes; i++) /* one record of each type */
         ex = cli_dump_records(txn, types[i], 1, &damaged);
     udb_abort(txn);
@@ -716,15 +686,13 @@ static int make_dir(char *out, size_t outlen, const char *dir)
     }
     snprintf(out, outlen, "%s", dir);
     if (mkdir(dir, 0750) != 0) {
-        char *data = NULL;
-        struct stat st;
-        int exists;
-
         if (errno != EEXIST)
             return cli_fail(CLI_EFAIL, NULL, "%s: %s", dir, strerror(errno));
+        char *data = NULL;
         if (asprintf(&data, "%s/" UDB_DATA_FILE, dir) < 0)
             return cli_fail(CLI_EFAIL, NULL, "out of memory");
-        exists = stat(data, &st) == 0;
+        struct stat st;
+        int exists = stat(data, &st) == 0;
         free(data);
         if (exists)
             return cli_fail(CLI_EFAIL, NULL,
@@ -735,18 +703,18 @@ static int make_dir(char *out, size_t outlen, const char *dir)
 
 int cli_cmd_demo(int argc, char **argv)
 {
-    char dir[4096];
-    udb_env *env = NULL;
-    struct timespec t0, t1;
-    int first, ex, rc;
-
+    int first, ex;
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
     if (argc - first > 1)
         return cli_usage("demo", "expected [DIR]");
+    char dir[4096];
     if ((ex = make_dir(dir, sizeof dir, argc - first == 1 ? argv[first] : NULL)) != CLI_OK)
         return ex;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    udb_env *env = NULL;
+    int rc;
     if ((rc = udb_open(&env, dir, NULL)) != 0)
         return cli_fail_rc(rc, udb_env_errmsg(NULL), NULL, dir);
     rc = udb_schema_apply(NULL, env, CLI_SCENARIOS_JSON, strlen(CLI_SCENARIOS_JSON), 0);
@@ -767,6 +735,7 @@ int cli_cmd_demo(int argc, char **argv)
     scenario_s5(dir);
     if ((ex = finish(dir)) != CLI_OK)
         return ex;
+    struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("\n%s in %.1f s.  Look around:\n"
            "    uniqdb dump %s | jq .\n"

@@ -117,9 +117,7 @@ static const command commands[] = {
 
 static const command *find_command(const char *name)
 {
-    size_t i;
-
-    for (i = 0; i < NCOMMANDS; i++)
+    for (size_t i = 0; i < NCOMMANDS; i++)
         if (strcmp(commands[i].name, name) == 0)
             return &commands[i];
     return NULL;
@@ -127,8 +125,6 @@ static const command *find_command(const char *name)
 
 static void main_usage(FILE *f)
 {
-    size_t i;
-
     fprintf(f, "usage: uniqdb [--json] COMMAND [ARGS...]\n"
                "       uniqdb COMMAND --help\n"
                "       uniqdb --help | --version\n\n"
@@ -139,7 +135,7 @@ static void main_usage(FILE *f)
                "{\"$float\": \"nan\"} (\"inf\", \"-inf\"); a msgpack float32 is "
                "{\"$float32\": 0.1}.\n\n"
                "commands (uniqdb COMMAND --help for the arguments of each):\n");
-    for (i = 0; i < NCOMMANDS; i++)
+    for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\noptions (any command):\n"
                "  --json     report errors as RFC 9457 problem objects on stdout; put\n"
@@ -173,7 +169,6 @@ static void main_usage(FILE *f)
 int cli_usage(const char *cmd, const char *msg)
 {
     const command *c = find_command(cmd);
-
     if (!msg) {
         if (c)
             printf("usage: uniqdb %s %s\n\n%s\n\noptions: --json (errors as problem objects), "
@@ -197,11 +192,9 @@ int cli_usage(const char *cmd, const char *msg)
 
 static int parse_timeout(const char *cmd, const char *arg)
 {
-    char *end;
-    double v;
-
     errno = 0;
-    v = strtod(arg, &end);
+    char *end;
+    double v = strtod(arg, &end);
     if (errno || end == arg || *end || !(v > 0 && v < 1e6)) {
         cli_usage(cmd, "--timeout needs a number of seconds > 0");
         return -1;
@@ -218,11 +211,9 @@ static int parse_timeout(const char *cmd, const char *arg)
 static int file_exists(const char *dir, const char *name)
 {
     char *p;
-    int r;
-
     if (asprintf(&p, "%s/%s", dir, name) < 0)
         return 1; /* when in doubt, it existed: never remove it */
-    r = access(p, F_OK) == 0;
+    int r = access(p, F_OK) == 0;
     free(p);
     return r;
 }
@@ -230,7 +221,6 @@ static int file_exists(const char *dir, const char *name)
 static void remove_file(const char *dir, const char *name)
 {
     char *p;
-
     if (asprintf(&p, "%s/%s", dir, name) >= 0) {
         unlink(p);
         free(p);
@@ -240,7 +230,6 @@ static void remove_file(const char *dir, const char *name)
 void cli_created_note(cli_created *c, const char *dir)
 {
     const char *const *files = udb_env_files();
-
     c->dir = dir;
     c->had_dir = access(dir, F_OK) == 0;
     c->had = 0;
@@ -253,7 +242,6 @@ void cli_created_note(cli_created *c, const char *dir)
 void cli_created_undo(const cli_created *c)
 {
     const char *const *files = udb_env_files();
-
     for (size_t i = 0; files[i]; i++)
         if (!(c->had & 1ul << i))
             remove_file(c->dir, files[i]);
@@ -277,13 +265,10 @@ static void *watchdog(void *p)
     watch *w = p;
     struct timespec t0, now;
     int said = 0;
-
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_mutex_lock(&w->m);
     while (!w->started && !w->done) {
         struct timespec until;
-        double waited;
-
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += 100000000L;
         if (until.tv_nsec >= 1000000000L) {
@@ -294,7 +279,7 @@ static void *watchdog(void *p)
         if (w->started || w->done)
             break;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        double waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
         if (!said && waited >= 1.0 && isatty(2)) {
             fprintf(stderr, "uniqdb: waiting for another process's write transaction on %s "
                     "to end%s\n", w->db, cli_timeout > 0 ? " (--timeout)" : " (Ctrl-C gives up)");
@@ -315,7 +300,6 @@ static void *watchdog(void *p)
 static int watched_fn(udb_txn *txn, void *ctx)
 {
     watch *w = ctx;
-
     pthread_mutex_lock(&w->m);
     w->started = 1;
     pthread_cond_signal(&w->c);
@@ -327,10 +311,8 @@ int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx)
 {
     watch w = {db, fn, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t th;
-    int rc, watching;
-
-    watching = (cli_timeout > 0 || isatty(2)) && pthread_create(&th, NULL, watchdog, &w) == 0;
-    rc = udb_write(env, watched_fn, &w);
+    int watching = (cli_timeout > 0 || isatty(2)) && pthread_create(&th, NULL, watchdog, &w) == 0;
+    int rc = udb_write(env, watched_fn, &w);
     if (watching) {
         pthread_mutex_lock(&w.m);
         w.done = 1;
@@ -343,8 +325,6 @@ int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx)
 
 int cli_common_option(int c, char **argv, const char *missing_msg)
 {
-    char msg[256];
-
     switch (c) {
     case 'h':
         return cli_usage(argv[0], NULL);
@@ -361,6 +341,7 @@ int cli_common_option(int c, char **argv, const char *missing_msg)
     /* a short option inside a cluster (-55) is named by optopt; a long one
        by the argument getopt just stepped over */
     char shortopt[3] = {'-', (char)optopt, 0};
+    char msg[256];
     snprintf(msg, sizeof msg, "unknown option '%s' (put -- before arguments that begin with "
              "'-')", optopt ? shortopt : argv[optind - 1]);
     return cli_usage(argv[0], msg);
@@ -369,10 +350,9 @@ int cli_common_option(int c, char **argv, const char *missing_msg)
 int cli_simple_options(int argc, char **argv, int *first)
 {
     static const struct option opts[] = {CLI_COMMON_LONGOPTS};
-    int c, ex;
-
     optind = 0;
     opterr = 0;
+    int c, ex;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
         if ((ex = cli_common_option(c, argv, NULL)) >= 0)
             return ex;
@@ -436,22 +416,19 @@ static void problem_kind(int code, const char **type, const char **title, int *s
 
 int cli_fail(int code, json_t *extra, const char *fmt, ...)
 {
-    char msg[2048];
     va_list ap;
-
     va_start(ap, fmt);
+    char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (cli_json_errors) {
         const char *type, *title;
-        char uri[64];
         int status;
-        json_t *p;
-
         problem_kind(code, &type, &title, &status);
+        char uri[64];
         snprintf(uri, sizeof uri, "urn:uniqdb:problem:%s", type);
-        p = json_pack("{s s s s s i s s s i}", "type", uri, "title", title, "status", status,
-                      "detail", msg, "exit_code", code);
+        json_t *p = json_pack("{s s s s s i s s s i}", "type", uri, "title", title, "status",
+                              status, "detail", msg, "exit_code", code);
         if (p && extra)
             json_object_update(p, extra);
         if (!p || cli_print_json(p))
@@ -467,7 +444,6 @@ int cli_fail(int code, json_t *extra, const char *fmt, ...)
 int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what)
 {
     const char *d = detail && *detail ? detail : udb_strerror(rc);
-
     if (what && *what)
         return cli_fail(cli_exit_code(rc), conflict, "%s: %s", what, d);
     return cli_fail(cli_exit_code(rc), conflict, "%s", d);
@@ -477,20 +453,19 @@ int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what)
 
 static json_t *conflict_index_json(const char *type, const udb_conflict_index *ci)
 {
-    char err[CLI_ERRLEN];
-    json_t *o = json_object(), *fields = json_array(), *values, *key;
-    char *name = NULL;
-    size_t i;
-
+    json_t *o = json_object(), *fields = json_array();
     if (!o || !fields)
         goto fail;
-    for (i = 0; i < ci->nfields; i++)
+    for (size_t i = 0; i < ci->nfields; i++)
         if (json_array_append_new(fields, json_string(ci->fields[i])))
             goto fail;
-    values = ci->values.data ? cli_msgpack_to_json(ci->values.data, ci->values.size, err) : NULL;
-    key = ci->existing_key.data
-              ? cli_msgpack_to_json(ci->existing_key.data, ci->existing_key.size, err)
-              : NULL;
+    char err[CLI_ERRLEN];
+    json_t *values =
+        ci->values.data ? cli_msgpack_to_json(ci->values.data, ci->values.size, err) : NULL;
+    json_t *key = ci->existing_key.data
+                      ? cli_msgpack_to_json(ci->existing_key.data, ci->existing_key.size, err)
+                      : NULL;
+    char *name = NULL;
     if (asprintf(&name, "%s.%s", type, ci->index) < 0) {
         name = NULL;
         json_decref(values);
@@ -511,22 +486,18 @@ fail:
 
 json_t *cli_conflict_json(const udb_conflict *c)
 {
-    json_t *first, *all, *o;
-    size_t i;
-
     if (!c || c->count == 0 || !c->indexes)
         return NULL;
-    first = conflict_index_json(c->type, &c->indexes[0]);
-    all = json_array();
+    json_t *first = conflict_index_json(c->type, &c->indexes[0]);
+    json_t *all = json_array();
     if (!first || !all) {
         json_decref(first);
         json_decref(all);
         return NULL;
     }
-    o = json_deep_copy(first);
-    for (i = 0; o && i < c->count; i++) {
+    json_t *o = json_deep_copy(first);
+    for (size_t i = 0; o && i < c->count; i++) {
         json_t *ci = i == 0 ? json_incref(first) : conflict_index_json(c->type, &c->indexes[i]);
-
         if (!ci || json_array_append_new(all, ci)) {
             json_decref(o);
             o = NULL;
@@ -548,9 +519,7 @@ json_t *cli_conflict_json(const udb_conflict *c)
 static const char *not_a_database(const char *path, char *why, size_t cap)
 {
     struct stat st;
-    char *data = NULL;
     int e;
-
     if (stat(path, &st) != 0) {
         e = errno;
         snprintf(why, cap, "%s", e == ENOENT ? "no such directory" : strerror(e));
@@ -558,6 +527,7 @@ static const char *not_a_database(const char *path, char *why, size_t cap)
     }
     if (!S_ISDIR(st.st_mode))
         return "not a directory (a database is a directory)";
+    char *data = NULL;
     if (asprintf(&data, "%s/" UDB_DATA_FILE, path) < 0)
         return "out of memory";
     e = stat(data, &st) == 0 ? 0 : errno;
@@ -581,7 +551,6 @@ unsigned cli_schema_dbs(const char *json, size_t len)
     json_t *s = json_loadb(json, len, 0, NULL), *t;
     const char *name;
     size_t n = 2;
-
     json_object_foreach(json_object_get(s, "types"), name, t)
         n += 1 + json_object_size(json_object_get(t, "unique")) +
              json_object_size(json_object_get(t, "indexes"));
@@ -596,10 +565,10 @@ int cli_open(udb_env **out, const char *path, int mode)
 
 int cli_open_snapshot(udb_env **env, udb_txn **txn, const char **schema, const char *path)
 {
-    int ex, rc;
-
+    int ex;
     if ((ex = cli_open(env, path, CLI_OPEN_READ)) != CLI_OK)
         return ex;
+    int rc;
     if ((rc = udb_begin(txn, *env, UDB_RDONLY)) != 0 ||
         (rc = udb_txn_schema_json(schema, NULL, *txn)) != 0)
         return cli_fail_rc(rc, rc == UDB_ENOTFOUND ? "no schema applied yet" : udb_env_errmsg(*env),
@@ -609,19 +578,17 @@ int cli_open_snapshot(udb_env **env, udb_txn **txn, const char **schema, const c
 
 int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
 {
-    udb_options o = UDB_OPTIONS_INIT;
-    const char *why;
-    char buf[600];
-    int rc;
-
     if (!*path)
         return cli_fail(CLI_EUSAGE, NULL, "the database path DB is empty");
+    const char *why;
+    char buf[600];
     if (mode != CLI_OPEN_CREATE && (why = not_a_database(path, buf, sizeof buf)) != NULL)
         return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, why);
+    udb_options o = UDB_OPTIONS_INIT;
     if (mode == CLI_OPEN_READ)
         o.flags |= UDB_RDONLY_ENV;
     o.max_dbs = max_dbs;
-    rc = udb_open(out, path, &o);
+    int rc = udb_open(out, path, &o);
     if (rc == EACCES && mode == CLI_OPEN_READ) {
         /* most likely the lock file cannot be created or written (another user's
            database, a read-only copy): read without LMDB's reader lock */
@@ -649,7 +616,6 @@ int cli_put_line(const char *text)
 int cli_read_file(char **out, size_t *len, const char *path)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-
     if (!f)
         return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, strerror(errno));
     char *p = sup_read_fp(f, len);
@@ -670,10 +636,8 @@ int cli_main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         CLI_COMMON_LONGOPTS,
     };
-    const command *cmd;
-    int c, rc;
-
     opterr = 0;
+    int c;
     while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'h':
@@ -700,17 +664,15 @@ int cli_main(int argc, char **argv)
         main_usage(stderr);
         return CLI_EUSAGE;
     }
-    cmd = find_command(argv[optind]);
+    const command *cmd = find_command(argv[optind]);
     if (!cmd) {
         char msg[256];
-
         snprintf(msg, sizeof msg, "unknown command '%s'", argv[optind]);
         return cli_usage("", msg);
     }
-    rc = cmd->fn(argc - optind, argv + optind);
+    int rc = cmd->fn(argc - optind, argv + optind);
     if (fflush(stdout) == EOF || ferror(stdout)) {
         int err = errno;
-
         if (cli_committed) {
             fprintf(stderr, "uniqdb: %s: the change was committed, but writing the result to "
                     "stdout failed (%s); running the command again would repeat it\n",
