@@ -21,6 +21,7 @@
 #include "env_int.h"
 #include "error.h"
 #include "layout.h"
+#include "ship.h"
 
 /* LMDB on Linux maps address space, not disk: a generous map costs nothing
  * until used, and growing it waits for every transaction of the process. */
@@ -321,6 +322,11 @@ udb_sync *udb__env_sync(const udb_env *env)
     return env->sync;
 }
 
+struct udb_ship *udb__env_ship(const udb_env *env)
+{
+    return env->ship;
+}
+
 int udb__env_last_txnid(uint64_t *out, udb_env *env)
 {
     for (;;) {
@@ -467,7 +473,8 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         memcpy(&o, opts, opts->version == 1 ? offsetof(udb_options, grow_wait_ms) : sizeof o);
         o.version = UDB_OPTIONS_VERSION;
     }
-    if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK))
+    if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK |
+                    UDB_NOSHIP))
         return udb__env_err(UDB_EINVAL, "udb_open: unknown flags 0x%x", o.flags);
     bool rdonly = o.flags & UDB_RDONLY_ENV;
     if ((o.flags & UDB_NOLOCK) && !rdonly)
@@ -556,8 +563,11 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     if (!rdonly && udb__mapsize(env) < want && (rc = mdb_env_set_mapsize(env->mdb, want)))
         goto fail;
     /* a read-only handle never commits, so it has nothing to acknowledge */
-    if (!rdonly && (rc = udb__sync_open(&env->sync, path, env->mdb, smode, mode)))
+    if (!rdonly && (rc = udb__sync_open(&env->sync, path, env->mdb, smode, mode,
+                                        udb__ship_area_size())))
         goto fail_quiet;
+    if (env->sync && (rc = udb__ship_open(&env->ship, env->sync)))
+        goto fail;
     if ((rc = open_meta(env))) {
         if (rc == UDB_EFORMAT)
             goto fail_quiet;
@@ -588,6 +598,7 @@ void udb_close(udb_env *env)
         return;
     if (env->mdb)
         mdb_env_close(env->mdb);
+    udb__ship_close(env->ship);
     udb__sync_close(env->sync);
     udb__schema_free(env->schema);
     for (size_t i = 0; i < env->nretired; i++)

@@ -30,6 +30,8 @@ int      udb__env_refuse_write(const udb_env *env);
  * Errors: LMDB codes, UDB_ENOMEM; the message is set. */
 int  udb__upgrade_format(udb_env *env);
 udb_sync *udb__env_sync(const udb_env *env);
+/* The slots units are shipped through (ship.h); NULL for a read-only env. */
+struct udb_ship *udb__env_ship(const udb_env *env);
 /* The last committed txnid (exact; see udb__sync_last_txnid), adopting a map
  * size another process set.  The caller must have no transaction open. */
 int      udb__env_last_txnid(uint64_t *out, udb_env *env);

@@ -22,6 +22,7 @@ struct udb_env {
     unsigned maxdbs;            /* LMDB named databases this environment can open */
     MDB_dbi meta_dbi, seq_dbi;
     udb_sync *sync;             /* durability state shared with other processes */
+    struct udb_ship *ship;      /* units shipped between processes (in the sync file) */
 
     pthread_mutex_t lock;       /* active count, resize state, schema pointer, group */
     pthread_cond_t cond;

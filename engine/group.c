@@ -9,7 +9,11 @@
 
 #include "env_int.h"
 #include "error.h"
+#include "group.h"
+#include "layout.h"
+#include "ship.h"
 #include "txn.h"
+#include "unit.h"
 
 typedef struct alone {
     udb_env *env;
@@ -66,6 +70,12 @@ static int write_alone(udb_env *env, udb_write_fn fn, void *ctx)
  * -- usually the next batch's own commit (sync.c).  Each waiting caller has a
  * condition variable of its own, so a hand-off or a finished batch wakes
  * exactly the threads concerned, not every writer of the process.
+ *
+ * Across processes (ship.h): a leader holds the lead lock while it runs a
+ * batch, and takes into it the udb_exec() units other processes have
+ * queued in the sync file.  A udb_exec() caller that would lead a batch of
+ * its own unit alone while another process leads ships the unit instead,
+ * and waits for the outcome (then for durability, as its own commit would).
  */
 #define GROUP_MAX 128
 
@@ -74,6 +84,7 @@ typedef struct udb_group udb_group;
 typedef struct greq {
     udb_write_fn fn;
     void *ctx;
+    udb_unit *unit;             /* fn runs this unit: it may be shipped */
     int rc;
     bool done;
     pthread_cond_t cv;          /* done, or this request leads now */
@@ -157,12 +168,68 @@ static void keep_msg(greq *r, udb_txn *txn, int rc)
     snprintf(r->msg, sizeof r->msg, "%s", m[0] ? m : udb_strerror(rc));
 }
 
+/* A unit another process queued, run in this process's batch. */
+typedef struct shipped {
+    unsigned slot;
+    uint64_t round;
+    enum udb_ship_taken kind;
+    bool bounce;         /* not run here: its owner runs it itself */
+    bool unreadable;     /* its bytes are not a unit this version runs: bounced */
+    bool earlier;        /* an orphan whose unit a dead leader committed ... */
+    uint64_t txnid;      /* ... in this transaction */
+    int rc;              /* the unit's own result in this batch */
+    udb_unit u;
+    udb_arena arena;     /* u's ops, decoded */
+} shipped;
+
 typedef struct batch {
     udb_env *env;
     greq **reqs;
     size_t n;
+    shipped *sh;
+    size_t nsh;
     uint64_t ack;       /* what must be durable before the batch is acknowledged */
+    uint64_t txnid;     /* of its transaction */
 } batch;
+
+/* Run shipped unit s in a nested transaction of top, recording its slot
+ * and round there, and write its response into the slot. */
+static void run_shipped(udb_env *env, udb_txn *top, shipped *s)
+{
+    udb_ship *ship = env->ship;
+    MDB_dbi meta = udb__env_meta_dbi(env);
+    if (s->kind == UDB_SHIP_ORPHAN && !(udb__ship_test_flags() & UDB_SHIP_TEST_NO_RECORD)) {
+        uint64_t round, txnid;
+        s->earlier = !udb__meta_unit(&round, &txnid, udb__txn_mdb(top), meta, s->slot) &&
+                     round == s->round && udb__ship_is_ready(ship, s->slot);
+        s->txnid = txnid;
+        if (s->earlier)
+            return;
+    }
+    udb_txn *sub;
+    if ((s->rc = udb__txn_begin_raw(&sub, env, 0, top))) {
+        s->bounce = true;
+        return;
+    }
+    s->rc = udb__unit_run(sub, &s->u);
+    if (!s->rc && (s->rc = udb__meta_put_unit(udb__txn_mdb(sub), meta, s->slot, s->round,
+                                              mdb_txn_id(udb__txn_mdb(top))))) {
+        s->rc = udb__mdb_err(sub, s->rc, "recording a shipped unit");
+        s->u.failed = s->u.n;
+    }
+    udb_buf resp = {0};
+    udb__results_encode(&resp, &s->u);
+    s->bounce = resp.oom || resp.len > UDB_SHIP_RESP;
+    if (!s->bounce) {
+        memcpy(udb__ship_resp_buf(ship, s->slot), resp.p, resp.len);
+        udb__ship_ready(ship, s->slot, resp.len);
+    }
+    udb__buf_free(&resp);
+    if (s->rc || s->bounce)
+        udb__txn_end(sub, false);
+    else if ((s->rc = udb__txn_end(sub, true)))
+        s->u.failed = s->u.n;
+}
 
 /* Run one batch in one transaction (an attempt for udb__grow_retry).
  * Returns the commit's result; each request's own result is in r->rc. */
@@ -175,9 +242,11 @@ static int run_batch(size_t *grow_at, void *arg)
     int rc = udb__txn_begin_raw(&top, env, 0, NULL);
     if (rc)
         return rc;
+    size_t nsh = ((batch *)arg)->nsh;
+    ((batch *)arg)->txnid = mdb_txn_id(udb__txn_mdb(top));
     for (size_t i = 0; i < n; i++) {
         greq *r = reqs[i];
-        if (n == 1) {   /* alone: no need for a nested transaction */
+        if (n == 1 && !nsh) {   /* alone: no need for a nested transaction */
             r->rc = r->fn(top, r->ctx);
             if (r->rc && !udb__txn_full_at(top)) {
                 keep_msg(r, top, r->rc);
@@ -202,6 +271,13 @@ static int run_batch(size_t *grow_at, void *arg)
         if (udb__txn_full_at(top))
             break;
     }
+    for (size_t i = 0; i < nsh && !udb__txn_full_at(top); i++) {
+        shipped *sh = &((batch *)arg)->sh[i];
+        sh->bounce = sh->unreadable;
+        sh->earlier = false;
+        if (!sh->bounce)
+            run_shipped(env, top, sh);
+    }
     if ((*grow_at = udb__txn_full_at(top))) {
         udb__txn_end(top, false);
         return MDB_MAP_FULL;
@@ -213,9 +289,151 @@ static int run_batch(size_t *grow_at, void *arg)
     return rc;
 }
 
-static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
+/* Take the units other processes queued (and those a dead leader left)
+ * into b, decoded.  Under the lead lock. */
+static void take_shipped(udb_ship *ship, batch *b, shipped *sh)
 {
-    greq me = {.fn = fn, .ctx = ctx, .cv = PTHREAD_COND_INITIALIZER};
+    unsigned idx[UDB_SHIP_SLOTS];
+    enum udb_ship_taken kind[UDB_SHIP_SLOTS];
+    b->sh = sh;
+    b->nsh = udb__ship_collect(ship, idx, kind, UDB_SHIP_SLOTS);
+    for (size_t i = 0; i < b->nsh; i++) {
+        shipped *s = &sh[i];
+        memset(s, 0, sizeof *s);
+        s->slot = idx[i];
+        s->kind = kind[i];
+        size_t len;
+        const void *req = udb__ship_req(ship, s->slot, &len, &s->round);
+        udb_op *ops;
+        size_t n;
+        if (udb__unit_decode(&ops, &n, &s->arena, req, len) ||
+            !(s->u.res = udb__results_new(n))) {
+            s->unreadable = true;
+            continue;
+        }
+        s->u.ops = ops;
+        s->u.n = n;
+        s->u.failed = n;
+    }
+}
+
+/* Hand every shipped unit of b its outcome; rc: the batch's. */
+static void publish_shipped(udb_ship *ship, batch *b, int rc, const char *msg)
+{
+    uint64_t delay = udb__ship_publish_delay();
+    if (delay && b->nsh) {
+        struct timespec ts = {(time_t)(delay / 1000000000u), (long)(delay % 1000000000u)};
+        nanosleep(&ts, NULL);
+    }
+    for (size_t i = 0; i < b->nsh; i++) {
+        shipped *s = &b->sh[i];
+        if (s->bounce)
+            udb__ship_bounce(ship, s->slot);
+        else if (s->earlier)
+            udb__ship_done(ship, s->slot, 0, s->txnid, true, NULL);
+        else if (rc)
+            udb__ship_done(ship, s->slot, rc, 0, false, msg);
+        else
+            udb__ship_done(ship, s->slot, s->rc, b->txnid, !s->rc, NULL);
+        udb__ship_count(ship, s->bounce ? UDB_SHIP_BOUNCE : s->earlier ? UDB_SHIP_EARLIER :
+                              s->kind == UDB_SHIP_ORPHAN ? UDB_SHIP_RERUN : UDB_SHIP_RUN);
+        udb_results_free(s->u.res);
+        udb__arena_free(&s->arena);
+    }
+}
+
+/* Run reqs[0..n-1] and, with ship (whose lead lock the caller holds, and
+ * which this lets go of), the units other processes queued, in one
+ * transaction.  The commit's result; each request's own in r->rc, what
+ * must be durable before the batch is acknowledged in b->ack. */
+static int lead_batch(udb_env *env, udb_ship *ship, batch *b)
+{
+    shipped sh[UDB_SHIP_SLOTS];
+    b->nsh = 0;
+    if (ship)
+        take_shipped(ship, b, sh);
+    int rc = 0;
+    if (b->n || b->nsh)
+        rc = udb__grow_retry(env, run_batch, b);
+    if (ship) {
+        publish_shipped(ship, b, rc, udb_env_errmsg(env));
+        udb__ship_unlead(ship);
+    }
+    return rc;
+}
+
+/* Ship r's unit to the process that leads and wait for its outcome, then for
+ * durability.  false: it could not be shipped, or came back unrun -- the
+ * caller runs it.  true: *rc and r's results, rc and message are set. */
+static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
+{
+    udb_unit *u = r->unit;
+    udb_buf req = {0};
+    udb__unit_encode(&req, u->ops, u->n);
+    unsigned slot;
+    bool queued = !req.oom && udb__ship_submit(ship, &slot, req.p, req.len);
+    udb__buf_free(&req);
+    if (!queued)
+        return false;
+    enum udb_ship_state st;
+    do {
+        /* the leader may have finished (or died) since we looked: then lead */
+        if (udb__ship_lead(ship, false)) {
+            batch b = {env, NULL, 0, NULL, 0, 0, 0};
+            lead_batch(env, ship, &b);
+        }
+        st = udb__ship_wait(ship, slot, 2000000);
+    } while (st == UDB_SHIP_WAITING);
+    if (st == UDB_SHIP_BOUNCED) {
+        udb__ship_release(ship, slot);
+        return false;
+    }
+    size_t len;
+    uint64_t txnid;
+    bool committed;
+    const char *msg;
+    const void *resp = udb__ship_outcome(ship, slot, &len, &r->rc, &txnid, &committed, &msg);
+    snprintf(r->msg, sizeof r->msg, "%s", msg[0] ? msg : udb_strerror(r->rc));
+    if (len && udb__results_decode(u->res, &u->failed, &u->failed_rc, resp, len)) {
+        r->rc = UDB_ECORRUPT;
+        snprintf(r->msg, sizeof r->msg, "udb_exec: the results of a unit run by another "
+                 "process could not be read (it %s)", committed ? "committed" : "did not commit");
+    }
+    udb__ship_release(ship, slot);
+    *rc = r->rc;
+    /* as after a commit of our own: what it wrote, or the snapshot it read */
+    if (txnid && (!r->rc || r->rc == u->failed_rc)) {
+        uint64_t target = udb__sync_target(env->sync, txnid, committed ? txnid : txnid - 1);
+        int arc = udb__txn_ack(env, target, false);
+        if (!*rc)
+            *rc = arc;
+    }
+    return true;
+}
+
+/* The leader hands the queue on: the batch of n requests has run. */
+static bool hand_off(udb_group *g, greq **reqs, size_t n, long took)
+{
+    pthread_mutex_lock(&g->mu);
+    g->last_n = n;
+    if (took)
+        g->last_commit_ns = took;
+    g->queued -= n;
+    g->head = reqs[n - 1]->next;
+    if (!g->head)
+        g->tail = NULL;
+    bool more = g->head != NULL;
+    g->leading = false;
+    g->awaiting++;
+    if (more)
+        pthread_cond_signal(&g->head->cv);
+    pthread_mutex_unlock(&g->mu);
+    return more;
+}
+
+static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx, udb_unit *unit)
+{
+    greq me = {.fn = fn, .ctx = ctx, .unit = unit, .cv = PTHREAD_COND_INITIALIZER};
     pthread_mutex_lock(&g->mu);
     if (g->tail)
         g->tail->next = &me;
@@ -243,28 +461,33 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx)
         reqs[n++] = r;
     pthread_mutex_unlock(&g->mu);
 
-    long t0 = now_ns();
-    batch b = {env, reqs, n, 0};
-    int rc = udb__grow_retry(env, run_batch, &b);
-    long took = now_ns() - t0;
+    udb_ship *ship = (env->flags & UDB_NOSHIP) ? NULL : env->ship;
+    bool leading = ship && udb__ship_lead(ship, false);
+    int rc = 0;
+    if (ship && !leading && n == 1 && me.unit) {
+        /* another process leads, and we would commit one unit alone: ship it;
+           hand our queue on first, as a leader does once its batch committed */
+        hand_off(g, reqs, n, 0);
+        if (!follow(env, ship, &me, &rc)) {
+            me.rc = 0;
+            batch b = {env, reqs, n, NULL, 0, 0, 0};
+            leading = udb__ship_lead(ship, true);
+            rc = lead_batch(env, leading ? ship : NULL, &b);
+            if (!rc)
+                rc = udb__txn_ack(env, b.ack, false);
+        }
+    } else {
+        if (ship && !leading)
+            leading = udb__ship_lead(ship, true);
+        long t0 = now_ns();
+        batch b = {env, reqs, n, NULL, 0, 0, 0};
+        rc = lead_batch(env, leading ? ship : NULL, &b);
+        /* hand the queue to the next leader, then wait for this batch's flush */
+        bool more = hand_off(g, reqs, n, now_ns() - t0);
+        if (!rc)
+            rc = udb__txn_ack(env, b.ack, more);
+    }
 
-    /* hand the queue to the next leader, then wait for this batch's flush */
-    pthread_mutex_lock(&g->mu);
-    g->last_n = n;
-    g->last_commit_ns = took;
-    g->queued -= n;
-    g->head = reqs[n - 1]->next;
-    if (!g->head)
-        g->tail = NULL;
-    bool more = g->head != NULL;
-    g->leading = false;
-    g->awaiting++;
-    if (more)
-        pthread_cond_signal(&g->head->cv);
-    pthread_mutex_unlock(&g->mu);
-
-    if (!rc)
-        rc = udb__txn_ack(env, b.ack, more);
     char full_msg[480];   /* udb__grow's or the flush's message, before anything overwrites it */
     snprintf(full_msg, sizeof full_msg, "%s", udb_env_errmsg(env));
     for (size_t i = 0; i < n; i++) {
@@ -314,5 +537,13 @@ int udb_write(udb_env *env, udb_write_fn fn, void *ctx)
     udb_group *g = (env->flags & UDB_NOGROUP) ? NULL : group_of(env);
     if (!g)
         return write_alone(env, fn, ctx);
-    return write_grouped(env, g, fn, ctx);
+    return write_grouped(env, g, fn, ctx, NULL);
+}
+
+int udb__write_unit(udb_env *env, udb_unit *u)
+{
+    udb_group *g = (env->flags & UDB_NOGROUP) ? NULL : group_of(env);
+    if (!g)
+        return write_alone(env, udb__unit_run, u);
+    return write_grouped(env, g, udb__unit_run, u, u);
 }

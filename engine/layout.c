@@ -83,6 +83,45 @@ int udb__meta_put_schema(MDB_txn *txn, MDB_dbi meta, const char *json, size_t le
     return rc ? rc : udb__meta_put_u64(txn, meta, &udb__meta_gen_key, gen);
 }
 
+static void unit_key(unsigned char k[8], unsigned slot)
+{
+    memcpy(k, "unit", 4);
+    k[4] = (unsigned char)(slot >> 24);
+    k[5] = (unsigned char)(slot >> 16);
+    k[6] = (unsigned char)(slot >> 8);
+    k[7] = (unsigned char)slot;
+}
+
+int udb__meta_put_unit(MDB_txn *txn, MDB_dbi meta, unsigned slot, uint64_t round,
+                       uint64_t txnid)
+{
+    unsigned char k[8], b[16];
+    unit_key(k, slot);
+    udb__put_be64(b, round);
+    udb__put_be64(b + 8, txnid);
+    MDB_val kv = {sizeof k, k}, bv = {sizeof b, b};
+    return mdb_put(txn, meta, &kv, &bv, 0);
+}
+
+int udb__meta_unit(uint64_t *round, uint64_t *txnid, MDB_txn *txn, MDB_dbi meta,
+                   unsigned slot)
+{
+    unsigned char k[8];
+    unit_key(k, slot);
+    MDB_val kv = {sizeof k, k}, v;
+    *round = *txnid = 0;
+    int rc = mdb_get(txn, meta, &kv, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (v.mv_size != 16)
+        return UDB_ECORRUPT;
+    *round = udb__get_be(v.mv_data, 8);
+    *txnid = udb__get_be((const unsigned char *)v.mv_data + 8, 8);
+    return 0;
+}
+
 int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
               void *ctx)
 {

@@ -51,6 +51,7 @@
 /* byte ranges of the file used as locks (open-file-description locks) */
 #define LOCK_OPEN 0     /* shared while open; exclusive while resetting */
 #define LOCK_FLUSH 1    /* the one flusher */
+/* UDB_SYNC_LOCK_LEAD (sync.h) is 2 */
 
 typedef struct shared {
     char magic[8];
@@ -71,6 +72,7 @@ struct udb_sync {
     int fd;                       /* the sync file */
     int datafd;                   /* LMDB's data file */
     shared *sh;
+    size_t size;                  /* of the mapping: SYNC_SIZE + the extra area */
     pthread_mutex_t flush_mu;     /* one flusher per process (the file lock is per process) */
     _Atomic int failed;           /* this handle saw a flush fail */
 };
@@ -138,15 +140,16 @@ int udb__sync_last_txnid(uint64_t *out, MDB_env *mdb)
     return 0;
 }
 
-/* Reset the file: we hold it exclusively, so no other process uses it. */
-static void reset(shared *sh)
+/* Reset the file: we hold it exclusively, so no other process uses it.
+ * The magic goes last: a process that finds it knows the rest is reset. */
+static void reset(udb_sync *s)
 {
-    memset(sh, 0, sizeof *sh);
-    memcpy(sh->magic, SYNC_MAGIC, sizeof sh->magic);
+    memset(s->sh, 0, s->size);
+    memcpy(s->sh->magic, SYNC_MAGIC, sizeof s->sh->magic);
 }
 
 int udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_mode mode,
-                   unsigned file_mode)
+                   unsigned file_mode, size_t extra)
 {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, UDB_SYNC_FILE) >= (int)sizeof path)
@@ -157,6 +160,7 @@ int udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_
     s->mode = mode;
     s->fd = -1;
     s->sh = MAP_FAILED;
+    s->size = SYNC_SIZE + extra;
     pthread_mutex_init(&s->flush_mu, NULL);
     int rc = mdb_env_get_fd(mdb, &s->datafd);
     if (rc)
@@ -166,17 +170,17 @@ int udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_
         rc = errno;
         goto fail;
     }
-    /* the file is only ever ftruncated up to SYNC_SIZE, so map that much first */
+    /* the file only ever grows (an older library version maps less of it) */
     struct stat st;
     if (fstat(s->fd, &st) != 0) {
         rc = errno;
         goto fail;
     }
-    if (st.st_size < SYNC_SIZE && ftruncate(s->fd, SYNC_SIZE) != 0) {
+    if ((size_t)st.st_size < s->size && ftruncate(s->fd, (off_t)s->size) != 0) {
         rc = errno;
         goto fail;
     }
-    s->sh = mmap(NULL, SYNC_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+    s->sh = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
     if (s->sh == MAP_FAILED) {
         rc = errno;
         goto fail;
@@ -185,7 +189,7 @@ int udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_
         rc = range_lock(s->fd, F_OFD_SETLK, F_WRLCK, LOCK_OPEN);
         if (rc == 0) {
             /* nobody else has it open: a new session */
-            reset(s->sh);
+            reset(s);
             rc = range_lock(s->fd, F_OFD_SETLK, F_RDLCK, LOCK_OPEN);
         } else if (rc == EAGAIN || rc == EACCES) {
             rc = range_lock(s->fd, F_OFD_SETLKW, F_RDLCK, LOCK_OPEN);
@@ -213,7 +217,7 @@ void udb__sync_close(udb_sync *s)
     if (!s)
         return;
     if (s->sh != MAP_FAILED)
-        munmap(s->sh, SYNC_SIZE);
+        munmap(s->sh, s->size);
     if (s->fd >= 0)
         close(s->fd);   /* drops the file locks */
     pthread_mutex_destroy(&s->flush_mu);
@@ -379,6 +383,19 @@ int udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming)
         if (rc)
             return rc;
     }
+}
+
+void *udb__sync_extra(const udb_sync *s)
+{
+    return (char *)s->sh + SYNC_SIZE;
+}
+
+int udb__sync_lock(udb_sync *s, unsigned byte, int how)
+{
+    if (how == UDB_SYNC_UNLOCK)
+        return range_lock(s->fd, F_OFD_SETLK, F_UNLCK, byte);
+    return range_lock(s->fd, how == UDB_SYNC_LOCK_WAIT ? F_OFD_SETLKW : F_OFD_SETLK, F_WRLCK,
+                      byte);
 }
 
 void udb__sync_state(const udb_sync *s, uint64_t *committed, uint64_t *durable,

@@ -28,11 +28,12 @@ enum udb_sync_mode {
 };
 
 /* Open (creating) dir/UDB_SYNC_FILE for mdb, an open LMDB environment of this
- * process.  The first process to open it (no other has it open) resets it:
- * that is what "reopen" means after a failed flush.  On error the message
- * is set. */
+ * process, with `extra` bytes after the sync state for the layer that ships
+ * units (ship.h).  The first process to open it (no other has it open)
+ * resets it, the extra bytes to zero: that is what "reopen" means after a
+ * failed flush.  On error the message is set. */
 int  udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_mode mode,
-                    unsigned file_mode);
+                    unsigned file_mode, size_t extra);
 void udb__sync_close(udb_sync *s);
 
 /* The last committed txnid, read exactly (a read transaction's id: the meta
@@ -66,6 +67,15 @@ uint64_t udb__sync_target(const udb_sync *s, uint64_t began, uint64_t last);
  * 0, or UDB_EFLUSHFAILED (message set): a flush failed, here or elsewhere,
  * and target must not be acknowledged. */
 int  udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming);
+
+/* The extra bytes of the file (shared with every process that has it open). */
+void *udb__sync_extra(const udb_sync *s);
+/* Byte `byte` of the file as an exclusive open-file-description lock (the
+ * kernel drops it when the process dies): how is one of these.  0, or the
+ * errno (EAGAIN / EACCES: UDB_SYNC_LOCK_TRY found it held). */
+enum { UDB_SYNC_LOCK_TRY, UDB_SYNC_LOCK_WAIT, UDB_SYNC_UNLOCK };
+#define UDB_SYNC_LOCK_LEAD 2   /* the group commit leader's (ship.h) */
+int  udb__sync_lock(udb_sync *s, unsigned byte, int how);
 
 /* For tests: the committed / durable txnids as the shared file has them, and
  * the count of flushes made outside the write lock since the file was reset. */

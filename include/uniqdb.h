@@ -207,6 +207,9 @@ typedef struct udb_options {
                                may reuse pages this reader still reads, so reads may see
                                damaged data.  Safe when nobody writes (a backup, a
                                read-only mount). */
+#define UDB_NOSHIP     0x20u /* udb_exec() never hands its unit to the group commit leader
+                               of another process (see udb_exec); it waits to lead a
+                               commit of its own instead */
 
 /* udb_begin() flags */
 #define UDB_RDONLY     0x1u
@@ -536,6 +539,16 @@ typedef struct udb_results udb_results; /* every udb_result of one udb_exec() ca
  * what it read are durable --, same map growth and rerun, same rules: not
  * from inside a udb_write() callback, nor on a thread that holds a
  * transaction on env).  Each op sees the work of the ops before it.
+ *
+ * Across processes: while another process leads a group commit on the same
+ * database, a unit that would otherwise commit alone is handed to that
+ * leader through shared memory (the sync file, UDB_SYNC_FILE) and runs in
+ * its batch; the caller gets the same results, and the same durability, as
+ * if it had run here.  A leader killed at any moment loses no unit and
+ * applies none twice: each handed-over unit is recorded in the database in
+ * the same transaction as its work, so the next leader knows whether it
+ * committed.  Units over 16 KiB, or whose results would be, run in their
+ * caller's process.  UDB_NOSHIP turns this off for an environment.
  *
  * If an op fails, the whole unit is rolled back: nothing of it is written,
  * the later ops do not run, and udb_exec() returns that op's code;

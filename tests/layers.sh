@@ -20,9 +20,12 @@ longkey.h 7
 env.h 8
 env_int.h 8
 sync.h 8
+ship.h 8
 txn.h 9
 txn_int.h 9
 seq.h 10
+unit.h 11
+group.h 12
 '
 # source file layer: the layer of the header it implements; the files
 # without a header are the public operations on top
@@ -40,11 +43,14 @@ layout.c 7
 longkey.c 7
 env.c 8
 sync.c 8
+ship.c 8
 txn.c 9
 conflict.c 9
 seq.c 10
+unit.c 11
+group.c 12
 '
-top=11
+top=13
 # who may include a struct body
 private='
 env_int.h env.c group.c

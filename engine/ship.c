@@ -1,0 +1,327 @@
+/*
+ * ship.c -- the slots through which processes hand units to the group
+ * commit leader of another process (the protocol is in ship.h).
+ *
+ * A slot's state word is also its futex: the owner sleeps on it, and the
+ * leader wakes it when the outcome is published -- or, after letting go of
+ * the lead lock, when the slot is still queued, so that its owner tries to
+ * lead.  Owners also wake by themselves every few milliseconds to try the
+ * lead lock: that is how a leader's death is noticed (its lock is free).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "ship.h"
+
+enum { FREE, FILLING, QUEUED, TAKEN, READY, DONE, BOUNCED };
+
+typedef struct slot {
+    _Atomic uint32_t state;       /* futex word */
+    _Atomic int32_t owner;        /* pid of the process waiting for it */
+    _Atomic int32_t leader;       /* pid of the leader that took it */
+    uint32_t reqlen, resplen;
+    int32_t rc;
+    uint32_t committed;
+    uint64_t round;               /* bumped at every submit: with the index, the unit's id */
+    uint64_t txnid;
+    char msg[480];                /* a failure of the leader's batch as a whole */
+    unsigned char req[UDB_SHIP_REQ];
+    unsigned char resp[UDB_SHIP_RESP];
+} slot;
+
+typedef struct area {
+    _Atomic int32_t leader;       /* pid holding the lead lock, 0 if none (for tests) */
+    uint32_t pad;
+    _Atomic uint64_t counts[UDB_SHIP_NCOUNTS];   /* since the file was reset */
+    slot slots[UDB_SHIP_SLOTS];
+} area;
+
+struct udb_ship {
+    udb_sync *sync;
+    area *a;
+    int32_t pid;
+    /* the lead lock is per open file description, which every thread of the
+       process shares: this makes it one thread's */
+    pthread_mutex_t lead_mu;
+};
+
+static _Atomic uint64_t publish_delay;
+static _Atomic unsigned test_flags;
+
+void udb__ship_set_test_flags(unsigned flags)
+{
+    atomic_store(&test_flags, flags);
+}
+
+unsigned udb__ship_test_flags(void)
+{
+    return atomic_load(&test_flags);
+}
+
+void udb__ship_set_publish_delay(uint64_t ns)
+{
+    atomic_store(&publish_delay, ns);
+}
+
+uint64_t udb__ship_publish_delay(void)
+{
+    return atomic_load(&publish_delay);
+}
+
+size_t udb__ship_area_size(void)
+{
+    return sizeof(area);
+}
+
+int udb__ship_open(udb_ship **out, udb_sync *s)
+{
+    udb_ship *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return UDB_ENOMEM;
+    sh->sync = s;
+    sh->a = udb__sync_extra(s);
+    sh->pid = (int32_t)getpid();
+    pthread_mutex_init(&sh->lead_mu, NULL);
+    *out = sh;
+    return 0;
+}
+
+void udb__ship_close(udb_ship *sh)
+{
+    if (!sh)
+        return;
+    pthread_mutex_destroy(&sh->lead_mu);
+    free(sh);
+}
+
+static void wake_slot(slot *sl)
+{
+    syscall(SYS_futex, &sl->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* ---- leading ------------------------------------------------------------------ */
+
+bool udb__ship_lead(udb_ship *sh, bool wait)
+{
+    if (wait)
+        pthread_mutex_lock(&sh->lead_mu);
+    else if (pthread_mutex_trylock(&sh->lead_mu) != 0)
+        return false;
+    /* EAGAIN / EACCES: another process holds it; any other error: it cannot
+       be had at all, and slots must not be taken without it (the caller
+       commits its own batch alone) */
+    if (udb__sync_lock(sh->sync, UDB_SYNC_LOCK_LEAD,
+                       wait ? UDB_SYNC_LOCK_WAIT : UDB_SYNC_LOCK_TRY) != 0) {
+        pthread_mutex_unlock(&sh->lead_mu);
+        return false;
+    }
+    atomic_store(&sh->a->leader, sh->pid);
+    return true;
+}
+
+void udb__ship_unlead(udb_ship *sh)
+{
+    atomic_store(&sh->a->leader, 0);
+    udb__sync_lock(sh->sync, UDB_SYNC_LOCK_LEAD, UDB_SYNC_UNLOCK);
+    pthread_mutex_unlock(&sh->lead_mu);
+    for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++) {
+        slot *sl = &sh->a->slots[i];
+        if (atomic_load(&sl->state) == QUEUED)
+            wake_slot(sl);
+    }
+}
+
+size_t udb__ship_collect(udb_ship *sh, unsigned *idx, enum udb_ship_taken *kind, size_t max)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < UDB_SHIP_SLOTS && n < max; i++) {
+        slot *sl = &sh->a->slots[i];
+        uint32_t st = atomic_load(&sl->state);
+        if (st == TAKEN || st == READY) {
+            /* we hold the lock, so its leader let go without publishing: dead */
+            atomic_store(&sl->leader, sh->pid);
+            idx[n] = i;
+            kind[n++] = UDB_SHIP_ORPHAN;
+        } else if (st == QUEUED) {
+            atomic_store(&sl->leader, sh->pid);
+            atomic_store(&sl->state, TAKEN);
+            idx[n] = i;
+            kind[n++] = UDB_SHIP_NEW;
+        }
+    }
+    return n;
+}
+
+const void *udb__ship_req(const udb_ship *sh, unsigned i, size_t *len, uint64_t *round)
+{
+    const slot *sl = &sh->a->slots[i];
+    *len = sl->reqlen <= UDB_SHIP_REQ ? sl->reqlen : 0;
+    *round = sl->round;
+    return sl->req;
+}
+
+void *udb__ship_resp_buf(udb_ship *sh, unsigned i)
+{
+    return sh->a->slots[i].resp;
+}
+
+void udb__ship_ready(udb_ship *sh, unsigned i, size_t len)
+{
+    slot *sl = &sh->a->slots[i];
+    sl->resplen = (uint32_t)len;
+    atomic_store(&sl->state, READY);
+}
+
+bool udb__ship_is_ready(const udb_ship *sh, unsigned i)
+{
+    return atomic_load(&sh->a->slots[i].state) == READY;
+}
+
+void udb__ship_done(udb_ship *sh, unsigned i, int rc, uint64_t txnid, bool committed,
+                    const char *msg)
+{
+    slot *sl = &sh->a->slots[i];
+    snprintf(sl->msg, sizeof sl->msg, "%s", msg ? msg : "");
+    sl->rc = rc;
+    sl->txnid = txnid;
+    sl->committed = committed;
+    if (!committed && atomic_load(&sl->state) != READY)
+        sl->resplen = 0;   /* no results: rc says why */
+    if (atomic_load(&sl->owner) != sh->pid)
+        udb__ship_count(sh, UDB_SHIP_FOREIGN);
+    atomic_store(&sl->state, DONE);
+    wake_slot(sl);
+}
+
+void udb__ship_bounce(udb_ship *sh, unsigned i)
+{
+    slot *sl = &sh->a->slots[i];
+    atomic_store(&sl->state, BOUNCED);
+    wake_slot(sl);
+}
+
+/* ---- following ---------------------------------------------------------------- */
+
+static bool owner_gone(const slot *sl)
+{
+    pid_t pid = atomic_load(&sl->owner);
+    return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Free the slots whose owner died before releasing them (its unit was run
+ * or not: nobody is waiting for the outcome).  Not queued or taken ones: a
+ * leader still runs those. */
+static void reclaim(udb_ship *sh)
+{
+    for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++) {
+        slot *sl = &sh->a->slots[i];
+        uint32_t st = atomic_load(&sl->state);
+        if ((st == DONE || st == BOUNCED || st == FILLING) && owner_gone(sl))
+            atomic_compare_exchange_strong(&sl->state, &st, FREE);
+    }
+}
+
+static bool claim(udb_ship *sh, unsigned *out)
+{
+    unsigned start = (unsigned)sh->pid % UDB_SHIP_SLOTS;
+    for (unsigned k = 0; k < UDB_SHIP_SLOTS; k++) {
+        unsigned i = (start + k) % UDB_SHIP_SLOTS;
+        uint32_t st = FREE;
+        if (atomic_compare_exchange_strong(&sh->a->slots[i].state, &st, FILLING)) {
+            *out = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool udb__ship_submit(udb_ship *sh, unsigned *out, const void *req, size_t len)
+{
+    if (len > UDB_SHIP_REQ)
+        return false;
+    unsigned i;
+    if (!claim(sh, &i)) {
+        reclaim(sh);
+        if (!claim(sh, &i))
+            return false;
+    }
+    slot *sl = &sh->a->slots[i];
+    atomic_store(&sl->owner, sh->pid);
+    atomic_store(&sl->leader, 0);
+    sl->round++;
+    memcpy(sl->req, req, len);
+    sl->reqlen = (uint32_t)len;
+    sl->resplen = 0;
+    sl->rc = 0;
+    sl->committed = 0;
+    sl->txnid = 0;
+    sl->msg[0] = 0;
+    atomic_store(&sl->state, QUEUED);
+    *out = i;
+    return true;
+}
+
+enum udb_ship_state udb__ship_wait(udb_ship *sh, unsigned i, uint64_t timeout_ns)
+{
+    slot *sl = &sh->a->slots[i];
+    uint32_t st = atomic_load(&sl->state);
+    if (st != DONE && st != BOUNCED) {
+        struct timespec ts = {(time_t)(timeout_ns / 1000000000u),
+                              (long)(timeout_ns % 1000000000u)};
+        syscall(SYS_futex, &sl->state, FUTEX_WAIT, st, &ts, NULL, 0);
+        st = atomic_load(&sl->state);
+    }
+    return st == DONE ? UDB_SHIP_DONE : st == BOUNCED ? UDB_SHIP_BOUNCED : UDB_SHIP_WAITING;
+}
+
+const void *udb__ship_outcome(const udb_ship *sh, unsigned i, size_t *len, int *rc,
+                              uint64_t *txnid, bool *committed, const char **msg)
+{
+    const slot *sl = &sh->a->slots[i];
+    *msg = sl->msg;
+    *len = sl->resplen <= UDB_SHIP_RESP ? sl->resplen : 0;
+    *rc = sl->rc;
+    *txnid = sl->txnid;
+    *committed = sl->committed != 0;
+    return sl->resp;
+}
+
+void udb__ship_release(udb_ship *sh, unsigned i)
+{
+    atomic_store(&sh->a->slots[i].state, FREE);
+}
+
+void udb__ship_count(udb_ship *sh, unsigned what)
+{
+    atomic_fetch_add(&sh->a->counts[what], 1);
+}
+
+void udb__ship_counts(const udb_ship *sh, uint64_t out[UDB_SHIP_NCOUNTS])
+{
+    for (unsigned i = 0; i < UDB_SHIP_NCOUNTS; i++)
+        out[i] = sh ? atomic_load(&sh->a->counts[i]) : 0;
+}
+
+unsigned udb__ship_queued(const udb_ship *sh)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++)
+        n += atomic_load(&sh->a->slots[i].state) == QUEUED;
+    return n;
+}
+
+int udb__ship_leader(const udb_ship *sh)
+{
+    return sh ? atomic_load(&sh->a->leader) : 0;
+}

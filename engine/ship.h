@@ -1,0 +1,113 @@
+/*
+ * ship.h -- units shipped between processes (ship.c): the slots in the sync
+ * file through which a process hands a udb_exec() unit to the process that
+ * leads group commit, and gets its results back.
+ *
+ * One leader at a time across processes holds the lead lock (an
+ * open-file-description lock the kernel drops when the holder dies).  A
+ * process that cannot take it puts its unit, encoded, in a free slot
+ * (QUEUED) and waits.  The leader takes every queued slot (TAKEN), runs the
+ * units in its own batch, writes each response into its slot before the
+ * commit (READY), and after the commit publishes the outcome (DONE), all
+ * before it lets go of the lock.  A slot still TAKEN or READY when a new
+ * leader takes the lock is an orphan of a leader that died: whether its unit
+ * committed is read from the database, where a shipped unit records its
+ * slot and round in the same transaction as its work (layout.h), so it is
+ * neither lost nor applied twice.
+ *
+ * The area has a fixed size: a unit or a response that does not fit in a
+ * slot is not shipped (its caller leads instead).
+ */
+#ifndef UDB_SHIP_H
+#define UDB_SHIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sync.h"
+
+#define UDB_SHIP_SLOTS 32
+#define UDB_SHIP_REQ   (16u << 10)   /* bytes of one encoded unit */
+#define UDB_SHIP_RESP  (16u << 10)   /* bytes of one encoded response */
+
+typedef struct udb_ship udb_ship;
+
+/* The bytes ship.c keeps in the sync file (udb__sync_open's `extra`). */
+size_t udb__ship_area_size(void);
+/* The slots of s's sync file.  UDB_ENOMEM. */
+int    udb__ship_open(udb_ship **out, udb_sync *s);
+void   udb__ship_close(udb_ship *sh);
+
+/* ---- leading ---- */
+
+/* Take the lead lock: at once (wait=false: false if another process holds
+ * it) or waiting for it.  A thread of this process must not hold it already. */
+bool udb__ship_lead(udb_ship *sh, bool wait);
+/* Let go of it, then wake the owners of slots still queued: one of them
+ * leads next. */
+void udb__ship_unlead(udb_ship *sh);
+
+enum udb_ship_taken { UDB_SHIP_NEW, UDB_SHIP_ORPHAN };
+/* Under the lead lock: take up to max slots -- every queued one (NEW) and
+ * every one a dead leader had taken (ORPHAN) -- into idx / kind; returns how
+ * many. */
+size_t udb__ship_collect(udb_ship *sh, unsigned *idx, enum udb_ship_taken *kind, size_t max);
+/* Slot i's unit and round (the unit's id, with i). */
+const void *udb__ship_req(const udb_ship *sh, unsigned i, size_t *len, uint64_t *round);
+/* Where the response of slot i goes (UDB_SHIP_RESP bytes), then: it is
+ * written (len bytes), before the commit. */
+void *udb__ship_resp_buf(udb_ship *sh, unsigned i);
+void  udb__ship_ready(udb_ship *sh, unsigned i, size_t len);
+/* Is slot i's response written (an orphan whose unit committed must be)? */
+bool  udb__ship_is_ready(const udb_ship *sh, unsigned i);
+/* The outcome, after the commit: rc, the txnid of the batch, whether the
+ * unit's work committed, and for a failure of the batch as a whole its
+ * message.  The response stays if it was written (the results: of the
+ * committed unit, or of the op that failed it).  Wakes the owner. */
+void  udb__ship_done(udb_ship *sh, unsigned i, int rc, uint64_t txnid, bool committed,
+                     const char *msg);
+/* The unit was not run (its response would not fit, or the leader cannot
+ * read it): its owner runs it itself.  Wakes the owner. */
+void  udb__ship_bounce(udb_ship *sh, unsigned i);
+
+/* ---- following ---- */
+
+/* Put req in a free slot, queued for the leader: true and *slot, or false
+ * (no free slot, or req is larger than UDB_SHIP_REQ). */
+bool udb__ship_submit(udb_ship *sh, unsigned *slot, const void *req, size_t len);
+enum udb_ship_state { UDB_SHIP_WAITING, UDB_SHIP_DONE, UDB_SHIP_BOUNCED };
+/* Wait up to timeout_ns for slot's outcome. */
+enum udb_ship_state udb__ship_wait(udb_ship *sh, unsigned slot, uint64_t timeout_ns);
+/* A done slot's outcome (see udb__ship_done) and response. */
+const void *udb__ship_outcome(const udb_ship *sh, unsigned slot, size_t *len, int *rc,
+                              uint64_t *txnid, bool *committed, const char **msg);
+/* The owner is finished with its slot: it is free again. */
+void udb__ship_release(udb_ship *sh, unsigned slot);
+
+/* What happened to shipped units, counted in the file (for tests and the
+ * benchmark): run by a leader (RUN; FOREIGN: of another process than the
+ * unit's); orphans found committed / run again by a new leader; bounced
+ * back to their owner. */
+enum { UDB_SHIP_RUN, UDB_SHIP_FOREIGN, UDB_SHIP_EARLIER, UDB_SHIP_RERUN, UDB_SHIP_BOUNCE,
+       UDB_SHIP_NCOUNTS };
+void udb__ship_count(udb_ship *sh, unsigned what);
+void udb__ship_counts(const udb_ship *sh, uint64_t out[UDB_SHIP_NCOUNTS]);
+
+/* For tests: how many slots are queued now. */
+unsigned udb__ship_queued(const udb_ship *sh);
+/* For tests: the pid of the process that holds the lead lock now (0: none). */
+int  udb__ship_leader(const udb_ship *sh);
+/* For tests: make a leader sleep this long between its commit and
+ * publishing the outcomes (the window a leader's death is most dangerous
+ * in).  Process-wide. */
+void udb__ship_set_publish_delay(uint64_t ns);
+uint64_t udb__ship_publish_delay(void);
+/* For tests (the negative control of race_leaderkill): a new leader takes
+ * every orphan for not committed, without reading its record -- which runs
+ * committed units twice.  Process-wide. */
+enum { UDB_SHIP_TEST_NO_RECORD = 1 };
+void udb__ship_set_test_flags(unsigned flags);
+unsigned udb__ship_test_flags(void);
+
+#endif

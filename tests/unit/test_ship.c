@@ -1,0 +1,290 @@
+/*
+ * test_ship.c -- udb_exec() units shipped between processes (engine/ship.h):
+ * a unit another process's leader runs gives its caller the same results as
+ * one run at home -- records, sequence values, the failed op and its
+ * conflict detail --; a response too large for a slot comes back unrun and
+ * is run by its owner; a unit too large for a slot is never queued; and many
+ * processes writing at once all get their units, each exactly once.  A
+ * leader killed mid-batch is the race suite's (race_leaderkill).
+ *
+ * To make a unit travel for certain, the test process takes the lead lock
+ * itself, lets a thread of its own and a child process queue one unit each,
+ * then lets go: whichever of them leads next runs both, so exactly one unit
+ * is run by a process other than its own.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "env.h"
+#include "ship.h"
+#include "testutil.h"
+
+static const char *const SCHEMA =
+    "{`types`: {"
+    "`item`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`},"
+    "  `no`: {`type`: `uint`}, `email`: {`type`: `str`}, `pad`: {`type`: `str`}},"
+    "  `unique`: {`email`: {`fields`: [`email`]}}}"
+    "}}";
+
+static udb_op insert_op(udb_val rec)
+{
+    udb_op o = UDB_OP_INIT;
+    o.kind = UDB_OP_INSERT;
+    o.type = "item";
+    o.rec = rec;
+    return o;
+}
+
+static void counts(udb_env *env, uint64_t c[UDB_SHIP_NCOUNTS])
+{
+    udb__ship_counts(udb__env_ship(env), c);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- many processes ---------------------------------------------------------- */
+
+enum { PROCS = 6, UNITS = 100 };
+
+/* One child: UNITS units of [seq_next, insert fed by it]; exit status = the
+ * number of wrong results. */
+static int child_units(const char *path, int proc)
+{
+    udb_env *env;
+    if (udb_open(&env, path, NULL))
+        return 100;
+    int bad = 0;
+    char pad[200];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = 0;
+    for (int i = 0; i < UNITS; i++) {
+        udb_op ops[2] = {UDB_OP_INIT, UDB_OP_INIT};
+        ops[0].kind = UDB_OP_SEQ_NEXT;
+        ops[0].seq = "ticket";
+        ops[1] = insert_op(mp("{s:U, s:s}", "id", (unsigned long long)(proc * 1000 + i), "pad",
+                              pad));
+        ops[1].seq_field = "no";
+        ops[1].seq_op = 0;
+        udb_results *res;
+        int rc = udb_exec(&res, env, ops, 2);
+        const udb_result *r0 = udb_result_at(res, 0), *r1 = udb_result_at(res, 1);
+        if (rc || !r0 || !r1 || !r1->created || !r0->value ||
+            tu_fu(r1->record, "no") != r0->value ||
+            tu_fu(r1->record, "id") != (uint64_t)(proc * 1000 + i)) {
+            fprintf(stderr, "proc %d unit %d: rc %d (%s)\n", proc, i, rc, udb_env_errmsg(env));
+            bad++;
+        }
+        udb_results_free(res);
+    }
+    udb_close(env);
+    return bad > 99 ? 99 : bad;
+}
+
+static void ship_many_processes(tu *t)
+{
+    udb_env *env = tu_setup(t, SCHEMA);
+    pid_t pids[PROCS];
+    fflush(NULL);
+    for (int p = 0; p < PROCS; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0)
+            _exit(child_units(t->path, p));
+    }
+    for (int p = 0; p < PROCS; p++) {
+        int st = -1;
+        CHECK(pids[p] > 0 && waitpid(pids[p], &st, 0) == pids[p]);
+        if (!CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+            fprintf(stderr, "  child %d: status 0x%x\n", p, st);
+    }
+    /* every unit once: PROCS x UNITS records, their numbers exactly 1..N */
+    udb_txn *r = tu_r(t);
+    CHECK(tu_count(r, "item") == PROCS * UNITS);
+    static char seen[PROCS * UNITS + 1];
+    memset(seen, 0, sizeof seen);
+    size_t wrong = 0;
+    for (int p = 0; p < PROCS; p++) {
+        for (int i = 0; i < UNITS; i++) {
+            udb_val rec;
+            if (tu_get(&rec, r, "item", mp("U", (unsigned long long)(p * 1000 + i)))) {
+                wrong++;
+                continue;
+            }
+            uint64_t no = tu_fu(rec, "no");
+            if (no < 1 || no > PROCS * UNITS || seen[no]++)
+                wrong++;
+        }
+    }
+    CHECK(wrong == 0);
+    tu_abort(r);
+    uint64_t c[UDB_SHIP_NCOUNTS];
+    counts(env, c);
+    printf("  %d units: %llu run through a slot, %llu by another process's leader\n",
+           PROCS * UNITS, (unsigned long long)c[UDB_SHIP_RUN],
+           (unsigned long long)c[UDB_SHIP_FOREIGN]);
+    CHECK(c[UDB_SHIP_FOREIGN] > 0);
+    CHECK(c[UDB_SHIP_BOUNCE] == 0 && c[UDB_SHIP_RERUN] == 0 && c[UDB_SHIP_EARLIER] == 0);
+}
+
+/* ---- one unit here, one in a child, while this process holds the lead ---------- */
+
+typedef struct unit_run {
+    udb_env *env;
+    const udb_op *ops;
+    size_t n;
+    int rc;
+    udb_results *res;
+} unit_run;
+
+static void *exec_thread(void *arg)
+{
+    unit_run *u = arg;
+    u->rc = udb_exec(&u->res, u->env, u->ops, u->n);
+    return NULL;
+}
+
+typedef bool (*child_check)(int rc, const udb_results *res, udb_env *env);
+
+/* The child runs ops through udb_exec and reports check()'s verdict as its
+ * exit status; a thread of ours runs `mine` meanwhile.  Both are queued
+ * before we let go of the lead.  queue_child: whether the child's unit is
+ * expected to queue (a unit too big for a slot is not).  The counts after. */
+static void pair(tu *t, const udb_op *ops, size_t n, child_check check, bool queue_child,
+                 uint64_t c[UDB_SHIP_NCOUNTS])
+{
+    udb_ship *ship = udb__env_ship(t->env);
+    if (!CHECK(udb__ship_lead(ship, false)))
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        udb_env *env;
+        if (udb_open(&env, t->path, NULL))
+            _exit(3);
+        udb_results *res;
+        int rc = udb_exec(&res, env, ops, n);
+        bool ok = check(rc, res, env);
+        udb_results_free(res);
+        udb_close(env);
+        _exit(ok ? 0 : 1);
+    }
+    udb_op mine = insert_op(mp("{s:U}", "id", (unsigned long long)777));
+    unit_run me = {t->env, &mine, 1, -1, NULL};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, exec_thread, &me) == 0);
+    unsigned want = queue_child ? 2 : 1;
+    for (int i = 0; i < 5000 && udb__ship_queued(ship) < want; i++)
+        sleep_ms(1);
+    CHECK(udb__ship_queued(ship) == want);
+    sleep_ms(50);   /* a child whose unit cannot queue is now waiting for the lock */
+    udb__ship_unlead(ship);
+    pthread_join(th, NULL);
+    CHECK_OK(me.rc);
+    CHECK(me.res && udb_result_at(me.res, 0)->created == 1);
+    udb_results_free(me.res);
+    int st = -1;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    counts(t->env, c);
+}
+
+static bool conflict_check(int rc, const udb_results *res, udb_env *env)
+{
+    const udb_result *r = udb_result_at(res, 1);
+    bool ok = rc == UDB_ECONFLICT && udb_results_failed(res) == 1 && r && r->rc == UDB_ECONFLICT &&
+              r->conflict && strcmp(tu_conflict_of(r->conflict),
+                                    "item: email(email)=[\"a@x\"] held by 1") == 0 &&
+              strstr(udb_env_errmsg(env), "ops[1] (insert)") != NULL &&
+              udb_result_at(res, 0)->record.data == NULL;
+    if (!ok)
+        fprintf(stderr, "child: rc %d failed %zu conflict '%s' msg '%s'\n", rc,
+                udb_results_failed(res), r && r->conflict ? tu_conflict_of(r->conflict) : "-",
+                udb_env_errmsg(env));
+    return ok;
+}
+
+/* A unit that fails in another process's batch fails for its caller exactly
+ * as at home: the failed op, its conflict detail, nothing written. */
+static void ship_failure_travels(tu *t)
+{
+    tu_setup(t, SCHEMA);
+    udb_txn *w = tu_w(t);
+    CHECK_OK(tu_ins(NULL, w, "item", mp("{s:U, s:s}", "id", 1ull, "email", "a@x")));
+    tu_commit(w);
+    udb_op ops[2] = {insert_op(mp("{s:U, s:s}", "id", 2ull, "email", "b@x")),
+                     insert_op(mp("{s:U, s:s}", "id", 3ull, "email", "a@x"))};
+    uint64_t c[UDB_SHIP_NCOUNTS] = {0};
+    pair(t, ops, 2, conflict_check, true, c);
+    CHECK(c[UDB_SHIP_RUN] == 2 && c[UDB_SHIP_FOREIGN] == 1);
+    udb_txn *r = tu_r(t);
+    CHECK(tu_count(r, "item") == 2);   /* 1 and the thread's 777: nothing of the unit */
+    tu_abort(r);
+}
+
+static char big[12000];
+
+static bool big_record_check(int rc, const udb_results *res, udb_env *env)
+{
+    const udb_result *r0 = udb_result_at(res, 0), *r1 = udb_result_at(res, 1);
+    bool ok = rc == 0 && r0 && r1 && r0->created == 0 && r1->created == 0 &&
+              strlen(tu_field(r1->record, "pad")) == strlen(big) + 2;
+    if (!ok)
+        fprintf(stderr, "child: rc %d (%s)\n", rc, udb_env_errmsg(env));
+    return ok;
+}
+
+/* Two insert_or_get of an existing 12 KB record: a response of ~24 KB does
+ * not fit a slot; the unit comes back unrun and its owner runs it. */
+static void ship_big_response_bounces(tu *t)
+{
+    tu_setup(t, SCHEMA);
+    memset(big, 'x', sizeof big - 1);
+    udb_val rec = mp("{s:U, s:s, s:s}", "id", 5ull, "email", "big@x", "pad", big);
+    udb_txn *w = tu_w(t);
+    CHECK_OK(tu_ins(NULL, w, "item", rec));
+    tu_commit(w);
+    udb_op ops[2] = {insert_op(mp("{s:U, s:s}", "id", 6ull, "email", "big@x")),
+                     insert_op(mp("{s:U, s:s}", "id", 7ull, "email", "big@x"))};
+    for (int i = 0; i < 2; i++) {
+        ops[i].kind = UDB_OP_INSERT_OR_GET;
+        ops[i].index = "email";
+    }
+    uint64_t c[UDB_SHIP_NCOUNTS] = {0};
+    pair(t, ops, 2, big_record_check, true, c);
+    CHECK(c[UDB_SHIP_BOUNCE] == 1);
+}
+
+static bool inserted_check(int rc, const udb_results *res, udb_env *env)
+{
+    const udb_result *r = udb_result_at(res, 0);
+    bool ok = rc == 0 && r && r->created == 1 && tu_fu(r->record, "id") == 9;
+    if (!ok)
+        fprintf(stderr, "child: rc %d (%s)\n", rc, udb_env_errmsg(env));
+    return ok;
+}
+
+/* A unit larger than a slot is never queued: its caller waits to lead. */
+static void ship_big_unit_not_queued(tu *t)
+{
+    tu_setup(t, SCHEMA);
+    static char pad[20000];
+    memset(pad, 'y', sizeof pad - 1);
+    udb_op op = insert_op(mp("{s:U, s:s}", "id", 9ull, "pad", pad));
+    uint64_t c[UDB_SHIP_NCOUNTS] = {0};
+    pair(t, &op, 1, inserted_check, false, c);
+    CHECK(c[UDB_SHIP_RUN] == 1);   /* the thread's unit alone went through a slot */
+    udb_txn *r = tu_r(t);
+    CHECK(tu_count(r, "item") == 2);
+    tu_abort(r);
+}
+
+TU_MAIN(TU_CASE(ship_many_processes), TU_CASE(ship_failure_travels),
+        TU_CASE(ship_big_response_bounces), TU_CASE(ship_big_unit_not_queued))
