@@ -362,6 +362,13 @@ static int lead_batch(udb_env *env, udb_ship *ship, batch *b)
     return rc;
 }
 
+/* Will a batch commit soon -- its flush covering ours -- because units are
+ * queued, or a leader is at work?  (Then waiting for it beats flushing.) */
+static bool others_coming(const udb_ship *ship)
+{
+    return ship && (udb__ship_queued(ship) > 0 || udb__ship_leader(ship) != 0);
+}
+
 /* Ship r's unit to the process that leads and wait for its outcome, then for
  * durability.  false: it could not be shipped, or came back unrun -- the
  * caller runs it.  true: *rc and r's results, rc and message are set. */
@@ -404,7 +411,7 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
     /* as after a commit of our own: what it wrote, or the snapshot it read */
     if (txnid && (!r->rc || r->rc == u->failed_rc)) {
         uint64_t target = udb__sync_target(env->sync, txnid, committed ? txnid : txnid - 1);
-        int arc = udb__txn_ack(env, target, false);
+        int arc = udb__txn_ack(env, target, others_coming(ship));
         if (!*rc)
             *rc = arc;
     }
@@ -474,7 +481,7 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
             leading = udb__ship_lead(ship, true);
             rc = lead_batch(env, leading ? ship : NULL, &b);
             if (!rc)
-                rc = udb__txn_ack(env, b.ack, false);
+                rc = udb__txn_ack(env, b.ack, others_coming(ship));
         }
     } else {
         if (ship && !leading)
@@ -485,7 +492,7 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
         /* hand the queue to the next leader, then wait for this batch's flush */
         bool more = hand_off(g, reqs, n, now_ns() - t0);
         if (!rc)
-            rc = udb__txn_ack(env, b.ack, more);
+            rc = udb__txn_ack(env, b.ack, more || others_coming(ship));
     }
 
     char full_msg[480];   /* udb__grow's or the flush's message, before anything overwrites it */

@@ -94,9 +94,9 @@ enum { UDB_SHIP_RUN, UDB_SHIP_FOREIGN, UDB_SHIP_EARLIER, UDB_SHIP_RERUN, UDB_SHI
 void udb__ship_count(udb_ship *sh, unsigned what);
 void udb__ship_counts(const udb_ship *sh, uint64_t out[UDB_SHIP_NCOUNTS]);
 
-/* For tests: how many slots are queued now. */
+/* How many slots are queued now. */
 unsigned udb__ship_queued(const udb_ship *sh);
-/* For tests: the pid of the process that holds the lead lock now (0: none). */
+/* The pid of the process that holds the lead lock now (0: none). */
 int  udb__ship_leader(const udb_ship *sh);
 /* For tests: make a leader sleep this long between its commit and
  * publishing the outcomes (the window a leader's death is most dangerous

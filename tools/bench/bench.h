@@ -96,6 +96,7 @@ typedef struct bench_engine {
 
 extern const bench_engine bench_engine_uniqdb, bench_engine_lmdb, bench_engine_sqlite;
 extern unsigned bench_udb_flags;       /* extra udb_options.flags (--no-group) */
+extern bool bench_udb_exec;            /* insert_or_get through udb_exec (W4 "exec" rows) */
 extern unsigned bench_sqlite_cache_mib; /* --sqlite-cache */
 
 /* ---- what to run ---- */
@@ -106,6 +107,7 @@ typedef struct bench_item {
     bool durable;             /* sync pair (else nosync pair) */
     unsigned threads, procs;  /* W4: one of them is non-zero */
     bool report;              /* false: only loads data for later items */
+    bool exec;                /* W4: uniqdb writes through udb_exec (the others as usual) */
 } bench_item;
 
 typedef struct bench_opts {

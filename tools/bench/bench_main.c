@@ -232,23 +232,26 @@ static size_t plan(bench_item *items, const bench_opts *o)
     unsigned only = o->only;
 #define WANT(w) (only & (1u << (w)))
     if (WANT(BENCH_W1) || WANT(BENCH_W2) || WANT(BENCH_W5))
-        items[n++] = (bench_item){BENCH_W1, true, 0, 0, WANT(BENCH_W1) != 0};
+        items[n++] = (bench_item){BENCH_W1, true, 0, 0, WANT(BENCH_W1) != 0, false};
     if (WANT(BENCH_W2))
-        items[n++] = (bench_item){BENCH_W2, true, 0, 0, true};
+        items[n++] = (bench_item){BENCH_W2, true, 0, 0, true, false};
     if (WANT(BENCH_W5))
-        items[n++] = (bench_item){BENCH_W5, true, 0, 0, true};
+        items[n++] = (bench_item){BENCH_W5, true, 0, 0, true, false};
     if (WANT(BENCH_W3))
-        items[n++] = (bench_item){BENCH_W3, true, 0, 0, true};
+        items[n++] = (bench_item){BENCH_W3, true, 0, 0, true, false};
     if (WANT(BENCH_W4)) {
         for (size_t i = 0; i < o->nthreads; i++)
-            items[n++] = (bench_item){BENCH_W4, true, o->threads[i], 0, true};
-        if (o->procs)
-            items[n++] = (bench_item){BENCH_W4, true, 0, o->procs, true};
+            items[n++] = (bench_item){BENCH_W4, true, o->threads[i], 0, true, false};
+        if (o->procs) {
+            items[n++] = (bench_item){BENCH_W4, true, 0, o->procs, true, false};
+            /* the declarative API, whose units processes hand to one leader */
+            items[n++] = (bench_item){BENCH_W4, true, 0, o->procs, true, true};
+        }
     }
     if (WANT(BENCH_W1))
-        items[n++] = (bench_item){BENCH_W1, false, 0, 0, true};
+        items[n++] = (bench_item){BENCH_W1, false, 0, 0, true, false};
     if (WANT(BENCH_W3))
-        items[n++] = (bench_item){BENCH_W3, false, 0, 0, true};
+        items[n++] = (bench_item){BENCH_W3, false, 0, 0, true, false};
 #undef WANT
     return n;
 }

@@ -55,8 +55,8 @@ static const char *item_workload(const bench_item *it, char *buf, size_t cap)
     case BENCH_W5: return "W5 scan by index prefix";
     default: break;
     }
-    snprintf(buf, cap, "W4 insert_or_get %u %s", it->procs ? it->procs : it->threads,
-             it->procs ? "procs" : "threads");
+    snprintf(buf, cap, "W4 insert_or_get %u %s%s", it->procs ? it->procs : it->threads,
+             it->procs ? "procs" : "threads", it->exec ? " exec" : "");
     return buf;
 }
 
@@ -307,7 +307,8 @@ void bench_report_json(const bench_opts *o, const bench_item *items, size_t nite
         json_kv_str("name", item_workload(it, wbuf, sizeof wbuf), true);
         json_kv_str("pair", item_pair(it), true);
         json_kv_str("unit", item_unit(it), true);
-        printf(", \"threads\": %u, \"procs\": %u, \"engines\": {", it->threads, it->procs);
+        printf(", \"threads\": %u, \"procs\": %u, \"exec\": %s, \"engines\": {", it->threads,
+               it->procs, it->exec ? "true" : "false");
         for (size_t e = 0; e < nengines; e++) {
             const bench_result *r = &res[e].res[i];
             ok &= r->status == 0;

@@ -12,6 +12,7 @@
 #include "uniqdb.h"
 
 unsigned bench_udb_flags;
+bool bench_udb_exec;
 
 static const char SCHEMA[] =
     "{\"types\": {\"" BENCH_TYPE "\": {"
@@ -129,8 +130,31 @@ static int iog_fn(udb_txn *txn, void *arg)
     return 0;
 }
 
+/* The same as one udb_exec() unit: data another process's leader can run. */
+static int u_exec_insert_or_get(bool *created, uint64_t *id, void *conn, const bench_rec *r)
+{
+    udb_op op = UDB_OP_INIT;
+    op.kind = UDB_OP_INSERT_OR_GET;
+    op.type = BENCH_TYPE;
+    op.index = "ref";
+    op.rec.data = r->mp;
+    op.rec.size = r->mp_len;
+    udb_results *res;
+    int rc = udb_exec(&res, conn, &op, 1);
+    const udb_result *out = udb_result_at(res, 0);
+    if (!rc) {
+        *created = out->created;
+        if (bench_mp_id(id, out->record.data, out->record.size))
+            *id = 0;
+    }
+    udb_results_free(res);
+    return rc ? fail(rc, "exec", udb_env_errmsg(conn)) : 0;
+}
+
 static int u_insert_or_get(bool *created, uint64_t *id, void *conn, const bench_rec *r)
 {
+    if (bench_udb_exec)
+        return u_exec_insert_or_get(created, id, conn, r);
     iog_ctx c = {r, 0, 0};
     int rc = udb_write(conn, iog_fn, &c);
     if (rc)

@@ -287,6 +287,7 @@ static void w4(run_ctx *c, dbstate *s, const bench_item *it, bench_result *r)
         s->db = NULL;
     }
     int64_t f0 = bench_device_flushes(s->path);
+    bench_udb_exec = it->exec;
     bench_w4(r, &keys, c->e, s->db, s->path, s->durable, c->o->duration, base, c->nusers,
              it->procs ? it->procs : it->threads, it->procs != 0);
     flushes_since(r, f0, s->path, keys);
