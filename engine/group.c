@@ -350,8 +350,18 @@ static int lead_batch(udb_env *env, udb_ship *ship, batch *b)
 {
     shipped sh[UDB_SHIP_SLOTS];
     b->nsh = 0;
-    if (ship)
+    if (ship) {
+        /* as gather() does within a process: if the last batch was shared by
+           other processes, give them a fraction of a commit to queue again */
+        unsigned last = udb__ship_last_batch(ship);
+        if (last > b->n + 1 && !udb__ship_publish_delay()) {
+            uint64_t wait = udb__sync_commit_ns(env->sync) / 4;
+            wait = wait < 20000 ? 20000 : wait > 1000000 ? 1000000 : wait;
+            udb__ship_gather(ship, last - (unsigned)b->n, wait);
+        }
         take_shipped(ship, b, sh);
+        udb__ship_set_last_batch(ship, (unsigned)(b->n + b->nsh));
+    }
     int rc = 0;
     if (b->n || b->nsh)
         rc = udb__grow_retry(env, run_batch, b);

@@ -41,8 +41,10 @@ typedef struct slot {
 } slot;
 
 typedef struct area {
-    _Atomic int32_t leader;       /* pid holding the lead lock, 0 if none (for tests) */
-    uint32_t pad;
+    _Atomic int32_t leader;       /* pid holding the lead lock, 0 if none */
+    _Atomic uint32_t arrive;      /* futex word: bumped when a slot is queued */
+    _Atomic uint32_t gathering;   /* a leader sleeps on arrive */
+    _Atomic uint32_t last_batch;  /* units in the last batch a leader ran */
     _Atomic uint64_t counts[UDB_SHIP_NCOUNTS];   /* since the file was reset */
     slot slots[UDB_SHIP_SLOTS];
 } area;
@@ -140,6 +142,40 @@ void udb__ship_unlead(udb_ship *sh)
         if (atomic_load(&sl->state) == QUEUED)
             wake_slot(sl);
     }
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void udb__ship_gather(udb_ship *sh, unsigned want, uint64_t ns)
+{
+    area *a = sh->a;
+    uint64_t deadline = now_ns() + ns;
+    atomic_store(&a->gathering, 1);
+    for (;;) {
+        uint32_t seen = atomic_load(&a->arrive);
+        uint64_t now = now_ns();
+        if (udb__ship_queued(sh) >= want || now >= deadline)
+            break;
+        struct timespec ts = {(time_t)((deadline - now) / 1000000000u),
+                              (long)((deadline - now) % 1000000000u)};
+        syscall(SYS_futex, &a->arrive, FUTEX_WAIT, seen, &ts, NULL, 0);
+    }
+    atomic_store(&a->gathering, 0);
+}
+
+unsigned udb__ship_last_batch(const udb_ship *sh)
+{
+    return atomic_load(&sh->a->last_batch);
+}
+
+void udb__ship_set_last_batch(udb_ship *sh, unsigned n)
+{
+    atomic_store(&sh->a->last_batch, n);
 }
 
 size_t udb__ship_collect(udb_ship *sh, unsigned *idx, enum udb_ship_taken *kind, size_t max)
@@ -268,6 +304,9 @@ bool udb__ship_submit(udb_ship *sh, unsigned *out, const void *req, size_t len)
     sl->txnid = 0;
     sl->msg[0] = 0;
     atomic_store(&sl->state, QUEUED);
+    atomic_fetch_add(&sh->a->arrive, 1);
+    if (atomic_load(&sh->a->gathering))
+        syscall(SYS_futex, &sh->a->arrive, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     *out = i;
     return true;
 }

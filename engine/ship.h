@@ -48,6 +48,13 @@ bool udb__ship_lead(udb_ship *sh, bool wait);
  * leads next. */
 void udb__ship_unlead(udb_ship *sh);
 
+/* Under the lead lock: wait up to ns for `want` slots to be queued (the
+ * processes of the last batch, coming back with their next unit). */
+void udb__ship_gather(udb_ship *sh, unsigned want, uint64_t ns);
+/* The number of units (its own and shipped) the last leader ran in its batch. */
+unsigned udb__ship_last_batch(const udb_ship *sh);
+void udb__ship_set_last_batch(udb_ship *sh, unsigned n);
+
 enum udb_ship_taken { UDB_SHIP_NEW, UDB_SHIP_ORPHAN };
 /* Under the lead lock: take up to max slots -- every queued one (NEW) and
  * every one a dead leader had taken (ORPHAN) -- into idx / kind; returns how

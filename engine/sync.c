@@ -385,6 +385,11 @@ int udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming)
     }
 }
 
+uint64_t udb__sync_commit_ns(const udb_sync *s)
+{
+    return s ? atomic_load(&s->sh->commit_ns) : 0;
+}
+
 void *udb__sync_extra(const udb_sync *s)
 {
     return (char *)s->sh + SYNC_SIZE;

@@ -68,6 +68,9 @@ uint64_t udb__sync_target(const udb_sync *s, uint64_t began, uint64_t last);
  * and target must not be acknowledged. */
 int  udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming);
 
+/* How long a durable commit takes lately (a moving average), in ns; 0 if
+ * none was timed. */
+uint64_t udb__sync_commit_ns(const udb_sync *s);
 /* The extra bytes of the file (shared with every process that has it open). */
 void *udb__sync_extra(const udb_sync *s);
 /* Byte `byte` of the file as an exclusive open-file-description lock (the
