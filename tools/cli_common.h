@@ -87,7 +87,9 @@ int cli_usage(const char *cmd, const char *msg);
     {"timeout", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}
 
 /* --timeout SEC: how long a write waits for another process's write
- * transaction before giving up with CLI_ETIMEOUT; 0 = for ever. */
+ * transaction before giving up with CLI_ETIMEOUT; 0 = for ever.  Only
+ * cli_write() can give up, so a command given --timeout writes through it
+ * (see cli_exec). */
 extern double cli_timeout;
 
 /* udb_write(env, fn, ctx) for the database at path db, watched while it
@@ -96,6 +98,15 @@ extern double cli_timeout;
  * the process exits CLI_ETIMEOUT having written nothing.  Once fn runs the
  * lock is ours and the watch ends. */
 int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx);
+
+/* udb_exec(res, env, ops, n) for the database at path db: the way record
+ * writes share commits with other processes (the unit may be handed to
+ * another process's group commit leader).  On a terminal, a call that has
+ * not returned after a second says so on stderr.  It never gives up:
+ * udb_exec() reports no moment before which the unit is certain not to be
+ * written (a unit handed over runs even if its process is gone), so a
+ * command given --timeout uses cli_write() instead. */
+int cli_exec(udb_results **res, udb_env *env, const char *db, const udb_op *ops, size_t n);
 
 /* The options every command shares, for the default: case of a command's
  * getopt_long() loop (short options starting with ':', opterr = 0).  c is

@@ -16,6 +16,11 @@
  * database the load created is removed again when it fails.  Sequences are
  * restored exactly in a fresh database and never lowered in one that had
  * them, so auto keys cannot be handed out twice.
+ *
+ * load writes through udb_write() (cli_write), not udb_exec() as the record
+ * commands do: a batch skips the records that fail and commits the rest,
+ * which a udb_exec() unit (all or nothing) cannot express, and sequences
+ * are set (udb_seq_set), which is no udb_exec() op.
  */
 #include "cli_common.h"
 

@@ -1,9 +1,15 @@
 /*
  * cli_records.c -- the record commands: put, get, find, scan, update, delete,
- * seq.  Writes go through udb_write() so that a full map is grown and the
- * work rerun transparently; everything an operation returns is converted to
- * JSON inside the transaction (returned bytes die with it), and the work
- * function resets its results first because udb_write() may run it twice.
+ * seq.  A write is one operation, given to udb_exec() as data, so that
+ * concurrent `uniqdb` processes share commits: while another process leads
+ * a group commit, the unit runs in its batch (udb_exec).  Two writes stay on
+ * udb_write() with a callback (op_run): `seq --set`, which is no udb_exec()
+ * op, and any write given --timeout, which must be able to give up knowing
+ * that nothing was written (cli_write; udb_exec() has no such moment).  Both
+ * paths print the same: op_run converts what an operation returns to JSON
+ * inside the transaction (returned bytes die with it) and resets its results
+ * first because udb_write() may run it twice; op_run_unit converts the
+ * caller-owned results of udb_exec().
  */
 #include "cli_common.h"
 
@@ -143,6 +149,68 @@ static int op_run(udb_txn *txn, void *ctx)
     return 0;
 }
 
+/* Run o through udb_exec() as a unit of one op, filling o's results as
+ * op_run does. */
+static int op_run_unit(op *o, udb_env *env, const char *db)
+{
+    udb_op u = UDB_OP_INIT;
+    udb_val rec = {o->rec.data, o->rec.size}, key = {o->key.data, o->key.size};
+    u.type = o->type;
+    switch (o->kind) {
+    case OP_INSERT:
+        u.kind = UDB_OP_INSERT;
+        u.rec = rec;
+        break;
+    case OP_OR_GET:
+    case OP_UPSERT:
+        u.kind = o->kind == OP_OR_GET ? UDB_OP_INSERT_OR_GET : UDB_OP_UPSERT;
+        u.index = o->index;
+        u.rec = rec;
+        break;
+    case OP_UPDATE:
+        u.kind = UDB_OP_UPDATE;
+        u.key = key;
+        u.rec = rec;
+        u.flags = o->flags;
+        break;
+    case OP_DELETE:
+        u.kind = UDB_OP_DELETE;
+        u.key = key;
+        break;
+    case OP_SEQ_NEXT:
+        u.kind = UDB_OP_SEQ_NEXT;
+        u.type = NULL;
+        u.seq = o->name;
+        break;
+    case OP_SEQ_SET: /* no such op: op_exec runs it through op_run */
+        return UDB_EINVAL;
+    }
+    op_reset(o);
+    udb_results *res;
+    int rc = cli_exec(&res, env, db, &u, 1);
+    const udb_result *r = udb_result_at(res, 0);
+    if (rc) {
+        /* the op failed: its own message and conflict, as op_run keeps them
+           (udb_write() too falls back on the code's text for an empty one);
+           otherwise the unit failed as a whole: op_exec reports
+           udb_env_errmsg(), the message udb_write() would have left */
+        if (r && udb_results_failed(res) == 0) {
+            snprintf(o->detail, sizeof o->detail, "%s", r->errmsg[0] ? r->errmsg
+                                                                    : udb_strerror(rc));
+            if (rc == UDB_ECONFLICT)
+                o->conflict = cli_conflict_json(r->conflict);
+        }
+    } else {
+        o->created = r->created;
+        o->value = r->value;
+        /* The write stands even if its result cannot be shown: report, don't undo. */
+        if (r->record.data)
+            o->record = cli_msgpack_to_json(r->record.data, r->record.size, o->err);
+    }
+    udb_results_free(res);
+    return rc;
+}
+
 /* Run o on DB; prints the stored record if there is one. */
 static int op_exec(op *o, const char *db, const char *what)
 {
@@ -150,7 +218,10 @@ static int op_exec(op *o, const char *db, const char *what)
     int ex;
     if ((ex = cli_open(&env, db, CLI_OPEN_WRITE)) != CLI_OK)
         return ex;
-    int rc = cli_write(env, db, op_run, o);
+    /* seq --set is no udb_exec() op; with --timeout the write must be able to
+       give up before the lock is ours, which only udb_write()'s callback tells */
+    int rc = o->kind == OP_SEQ_SET || cli_timeout > 0 ? cli_write(env, db, op_run, o)
+                                                       : op_run_unit(o, env, db);
     if (rc == UDB_ENOTFOUND && (o->kind == OP_UPDATE || o->kind == OP_DELETE)) {
         /* name the key that was not there, and where it was looked for */
         ex = cli_fail(CLI_ENOTFOUND, NULL, "%s: %s: no such record", db, what);

@@ -141,8 +141,11 @@ static void main_usage(FILE *f)
                "  --json     report errors as RFC 9457 problem objects on stdout; put\n"
                "             --or-get/--upsert print {\"created\": ..., \"record\": ...}\n"
                "  --timeout SEC  a write (put, update, delete, seq, load) waiting for another\n"
-               "             process's write transaction gives up after SEC seconds (exit 7);\n"
-               "             on a terminal, a wait of over a second is announced on stderr\n"
+               "             process's write transaction gives up after SEC seconds (exit 7,\n"
+               "             nothing written); so that it can, a put, update, delete or seq\n"
+               "             given --timeout commits in this process, not in another\n"
+               "             process's shared commit; on a terminal, a wait of over a second\n"
+               "             is announced on stderr\n"
                "  --help     show help\n\n"
                "KEY, values and records are JSON: 42, '\"abc\"', '{\"id\": 1}'.  Put -- before\n"
                "arguments that begin with '-', e.g. uniqdb get DB t -- -5.\n\n"
@@ -251,9 +254,16 @@ void cli_created_undo(const cli_created *c)
 
 /* ---- Waiting for another writer ------------------------------------------ */
 
+/* Both write paths are watched by a thread: on a terminal it announces a
+ * wait of over a second.  Only cli_write() may give up (--timeout): its
+ * callback tells the watch when the writer lock is ours, and until then
+ * nothing is written, so exiting is safe.  udb_exec() (cli_exec) has no such
+ * moment to report -- the unit may be waiting for the lock, committing, or
+ * queued in another process's batch, which runs it even if we are gone --
+ * so its watch only announces, and says that Ctrl-C may not undo it. */
 typedef struct watch {
     const char *db;
-    udb_write_fn fn;
+    udb_write_fn fn; /* NULL: watching a udb_exec() call, which cannot be given up */
     void *ctx;
     pthread_mutex_t m;
     pthread_cond_t c;
@@ -282,10 +292,11 @@ static void *watchdog(void *p)
         double waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
         if (!said && waited >= 1.0 && isatty(2)) {
             fprintf(stderr, "uniqdb: waiting for another process's write transaction on %s "
-                    "to end%s\n", w->db, cli_timeout > 0 ? " (--timeout)" : " (Ctrl-C gives up)");
+                    "to end%s\n", w->db, !w->fn ? " (Ctrl-C stops waiting; the write may still "
+                    "be committed)" : cli_timeout > 0 ? " (--timeout)" : " (Ctrl-C gives up)");
             said = 1;
         }
-        if (cli_timeout > 0 && waited >= cli_timeout) {
+        if (w->fn && cli_timeout > 0 && waited >= cli_timeout) {
             /* fn has not run, so nothing is written; holding w->m keeps it from starting */
             fflush(stdout);
             fprintf(stderr, "uniqdb: gave up after %g s waiting for another process's write "
@@ -307,19 +318,40 @@ static int watched_fn(udb_txn *txn, void *ctx)
     return w->fn(txn, w->ctx);
 }
 
+static int watch_start(pthread_t *th, watch *w, int may_give_up)
+{
+    return (isatty(2) || (may_give_up && cli_timeout > 0)) &&
+           pthread_create(th, NULL, watchdog, w) == 0;
+}
+
+static void watch_end(pthread_t th, watch *w)
+{
+    pthread_mutex_lock(&w->m);
+    w->done = 1;
+    pthread_cond_signal(&w->c);
+    pthread_mutex_unlock(&w->m);
+    pthread_join(th, NULL);
+}
+
 int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx)
 {
     watch w = {db, fn, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t th;
-    int watching = (cli_timeout > 0 || isatty(2)) && pthread_create(&th, NULL, watchdog, &w) == 0;
+    int watching = watch_start(&th, &w, 1);
     int rc = udb_write(env, watched_fn, &w);
-    if (watching) {
-        pthread_mutex_lock(&w.m);
-        w.done = 1;
-        pthread_cond_signal(&w.c);
-        pthread_mutex_unlock(&w.m);
-        pthread_join(th, NULL);
-    }
+    if (watching)
+        watch_end(th, &w);
+    return rc;
+}
+
+int cli_exec(udb_results **res, udb_env *env, const char *db, const udb_op *ops, size_t n)
+{
+    watch w = {db, NULL, NULL, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    pthread_t th;
+    int watching = watch_start(&th, &w, 0);
+    int rc = udb_exec(res, env, ops, n);
+    if (watching)
+        watch_end(th, &w);
     return rc;
 }
 
