@@ -19,10 +19,14 @@
 #include "harness.h"
 #include "support.h"
 
+#include "env.h"    /* the shipping counts of exec mode */
+#include "ship.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,23 +131,17 @@ void race_take_record(race_outcome *o, const udb_val *rec, const char *keyfield,
     msgpack_unpacked_destroy(&u);
 }
 
-void race_note(race_outcome *o, udb_txn *txn, int rc)
+/* The detail of a conflict (info may be NULL) into o. */
+static void note_conflict(race_outcome *o, const udb_conflict *info)
 {
-    const udb_conflict *info;
-    const udb_conflict_index *ix;
-    size_t len = 0;
-
-    if (rc == 0)
-        return;
-    snprintf(o->errmsg, sizeof o->errmsg, "%s", udb_errmsg(txn));
-    info = rc == UDB_ECONFLICT ? udb_conflict_info(txn) : NULL;
     if (info == NULL || info->count == 0 || info->indexes == NULL)
         return;
-    ix = &info->indexes[0];
+    const udb_conflict_index *ix = &info->indexes[0];
     o->nconflicts = info->count;
     snprintf(o->ctype, sizeof o->ctype, "%s", info->type ? info->type : "(null)");
     snprintf(o->cindex, sizeof o->cindex, "%s", ix->index ? ix->index : "(null)");
     o->cfields[0] = '\0';
+    size_t len = 0;
     for (size_t i = 0; i < ix->nfields && ix->fields != NULL && len < sizeof o->cfields; i++) {
         int n = snprintf(o->cfields + len, sizeof o->cfields - len, "%s%s", i ? "," : "",
                          ix->fields[i] ? ix->fields[i] : "(null)");
@@ -151,6 +149,15 @@ void race_note(race_outcome *o, udb_txn *txn, int rc)
     }
     race_render(o->cvalues, sizeof o->cvalues, ix->values.data, ix->values.size);
     race_render(o->ckey, sizeof o->ckey, ix->existing_key.data, ix->existing_key.size);
+}
+
+void race_note(race_outcome *o, udb_txn *txn, int rc)
+{
+    if (rc == 0)
+        return;
+    snprintf(o->errmsg, sizeof o->errmsg, "%s", udb_errmsg(txn));
+    if (rc == UDB_ECONFLICT)
+        note_conflict(o, udb_conflict_info(txn));
 }
 
 /* The common tail of every operation: record the result, check *out. */
@@ -255,6 +262,74 @@ int race_direct(udb_env *env, race_op op, const void *arg, race_outcome *o, int 
     return settle(o, env, rc);
 }
 
+/* ---- through udb_exec() --------------------------------------------------- */
+
+udb_op race_op_of(unsigned kind, const char *type, const race_buf *rec)
+{
+    udb_op op = UDB_OP_INIT;
+    op.kind = kind;
+    op.type = type;
+    if (rec != NULL) {
+        op.rec.data = rec->data;
+        op.rec.size = rec->len;
+    }
+    return op;
+}
+
+/* Is r the zero result every op but the failed one has after a failure? */
+static int result_zero(const udb_result *r)
+{
+    return r->rc == 0 && r->created == 0 && r->record.data == NULL && r->record.size == 0 &&
+           r->chosen == 0 && r->value == 0 && r->errmsg != NULL && r->errmsg[0] == '\0' &&
+           r->conflict == NULL;
+}
+
+int race_exec(udb_env *env, const udb_op *ops, size_t n, size_t at, const char *keyfield,
+              const char *field, race_outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    udb_results *res = NULL;
+    int rc = udb_exec(&res, env, ops, n);
+    o->done = 1;
+    o->rc = rc;
+    o->nops = n;
+    o->failed_op = udb_results_failed(res);
+    if (res == NULL && rc == 0)
+        snprintf(o->exec_bad, sizeof o->exec_bad, "succeeded without results");
+    for (size_t i = 0; i < n && res != NULL; i++) {
+        const udb_result *r = udb_result_at(res, i);
+        if (rc == 0) {
+            if (r->rc != 0)
+                snprintf(o->exec_bad, sizeof o->exec_bad, "op %zu has rc %d in a unit that "
+                         "succeeded", i, r->rc);
+            if (ops[i].kind == UDB_OP_SEQ_NEXT)
+                o->num = r->value;
+            if (i == at) {
+                o->created = r->created;
+                o->chosen = r->chosen;
+                race_take_record(o, &r->record, keyfield, field);
+            }
+        } else if (i == o->failed_op) {
+            snprintf(o->errmsg, sizeof o->errmsg, "%s", r->errmsg ? r->errmsg : "(null)");
+            o->chosen = r->chosen;
+            if (rc == UDB_ECONFLICT)
+                note_conflict(o, r->conflict);
+            if (r->record.data != NULL || r->value != 0)
+                o->out_on_error = 1;
+            if (r->rc != rc)
+                snprintf(o->exec_bad, sizeof o->exec_bad, "the failed op %zu has rc %d, the "
+                         "unit %d", i, r->rc, rc);
+        } else if (!result_zero(r)) {
+            snprintf(o->exec_bad, sizeof o->exec_bad, "op %zu's result is not empty although "
+                     "op %zu failed the unit", i, o->failed_op);
+        }
+    }
+    if (rc != 0 && o->errmsg[0] == '\0')
+        snprintf(o->errmsg, sizeof o->errmsg, "%s", udb_env_errmsg(env));
+    udb_results_free(res);
+    return rc;
+}
+
 /* ---- verification --------------------------------------------------------- */
 
 race_outcome *race_at(const race_ctx *c, int round, int phase, int writer)
@@ -295,6 +370,12 @@ int race_bad(const race_ctx *c, const race_outcome *o, const char *fmt, ...)
                 udb_strerror(o->rc), o->errmsg);
         fprintf(stderr, "    created=%d chosen=%zu key=%s field=%s out_on_error=%d\n",
                 o->created, o->chosen, o->key, o->field, o->out_on_error);
+        if (o->nops > 0 && o->failed_op < o->nops)
+            fprintf(stderr, "    udb_exec: %zu ops, op %zu failed the unit%s%s\n", o->nops,
+                    o->failed_op, o->exec_bad[0] ? "; results: " : "", o->exec_bad);
+        else if (o->nops > 0)
+            fprintf(stderr, "    udb_exec: %zu ops, no op failed%s%s\n", o->nops,
+                    o->exec_bad[0] ? "; results: " : "", o->exec_bad);
         if (o->rc == UDB_ECONFLICT)
             fprintf(stderr, "    conflict: %zu index(es); type=%s index=%s fields=(%s) "
                     "values=%s existing=%s\n", o->nconflicts, o->ctype, o->cindex,
@@ -311,6 +392,11 @@ int race_expect_rc(const race_ctx *c, const race_outcome *o, int want, const cha
         return race_bad(c, o, "%s: want rc %d (%s)", what, want, udb_strerror(want));
     if (o->rc != 0 && o->out_on_error)
         return race_bad(c, o, "%s: *out was set although the call failed", what);
+    if (o->exec_bad[0] != '\0')
+        return race_bad(c, o, "%s: udb_exec's results: %s", what, o->exec_bad);
+    if (o->nops > 0 && o->rc != 0 && o->failed_op >= o->nops)
+        return race_bad(c, o, "%s: udb_exec failed, but no op is named as the one that "
+                        "failed", what);
     return 0;
 }
 
@@ -462,7 +548,10 @@ void race_sync(race_ctx *c)
 
 typedef struct shared_head {
     pthread_barrier_t all;
+    _Atomic uint64_t ship[UDB_SHIP_NCOUNTS];   /* exec mode: the largest counts a child saw */
 } shared_head;
+
+static shared_head *head;   /* in the mapping every child inherits */
 
 /* Room for the head, then the outcome array, each cache-line aligned. */
 #define HEAD_SIZE ((sizeof(shared_head) + 63) / 64 * 64)
@@ -488,9 +577,25 @@ static void open_options(udb_options *o, const race_spec *s, int proc)
     *o = (udb_options)UDB_OPTIONS_INIT;
     o->map_size = s->map_size;
     o->flags = s->flags;
-    /* Half the processes commit each call alone: both udb_write paths race. */
-    if (proc % 2 == 1)
+    /* Half the processes commit each call alone: both udb_write paths race.
+     * Not in exec mode: a process that commits alone never ships a unit. */
+    if (proc % 2 == 1 && !s->exec)
         o->flags |= UDB_NOGROUP;
+}
+
+/* Exec mode: keep what the sync file counted of shipped units.  The counts
+ * only grow while the database is open, and the last child to get here does
+ * so after every writer of every process has finished, so the largest counts
+ * any child saw are the run's. */
+static void note_shipping(udb_env *env)
+{
+    uint64_t n[UDB_SHIP_NCOUNTS];
+    udb__ship_counts(udb__env_ship(env), n);
+    for (int i = 0; i < UDB_SHIP_NCOUNTS; i++) {
+        uint64_t old = atomic_load(&head->ship[i]);
+        while (n[i] > old && !atomic_compare_exchange_weak(&head->ship[i], &old, n[i]))
+            ;
+    }
 }
 
 static int child_main(const race_ctx *base, const char *dir, sup_gate *gate)
@@ -536,6 +641,8 @@ static int child_main(const race_ctx *base, const char *dir, sup_gate *gate)
     }
     pthread_barrier_destroy(&start);
     free(ts);
+    if (s->exec)
+        note_shipping(env);
     udb_close(env);
     return fails ? 1 : 0;
 }
@@ -721,6 +828,22 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int race_flags(int argc, char **argv, const char *const *known)
+{
+    int flags = 0;
+    for (int i = 2; i < argc; i++) {
+        int k = 0;
+        while (known[k] != NULL && strcmp(argv[i], known[k]) != 0)
+            k++;
+        if (known[k] == NULL) {
+            fprintf(stderr, "%s: unknown argument %s\n", argv[0], argv[i]);
+            return -1;
+        }
+        flags |= 1 << k;
+    }
+    return flags;
+}
+
 int race_main(int argc, char **argv, const race_spec *s)
 {
     pthread_barrierattr_t attr;
@@ -751,7 +874,8 @@ int race_main(int argc, char **argv, const race_spec *s)
         rmdir(dir);
         return 1;
     }
-    c.all = &((shared_head *)shm)->all;
+    head = shm;
+    c.all = &head->all;
     c.outcomes = (race_outcome *)((char *)shm + HEAD_SIZE);
     pthread_barrierattr_init(&attr);
     pthread_barrierattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
@@ -763,6 +887,15 @@ int race_main(int argc, char **argv, const race_spec *s)
         /* Verify even after a failed run: it explains what went wrong. */
         ran = run_processes(&c, dir);
         fails = ran + verify_db(&c, dir);
+        if (s->exec) {
+            uint64_t run = atomic_load(&head->ship[UDB_SHIP_RUN]);
+            uint64_t foreign = atomic_load(&head->ship[UDB_SHIP_FOREIGN]);
+            printf("%s: udb_exec units through a slot %llu, run by another process %llu\n",
+                   s->name, (unsigned long long)run, (unsigned long long)foreign);
+            if (foreign == 0)
+                fails += race_bad(&c, NULL, "no udb_exec unit was run by another process's "
+                                  "leader: nothing was shipped");
+        }
     }
 
     /* After a killed writer the barrier is mid-use; destroy would wait forever. */

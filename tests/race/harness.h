@@ -10,6 +10,11 @@
  *
  * Writers never stop early: a surprise is recorded, never acted on, so every
  * writer reaches every race_sync() and no barrier waits for a missing writer.
+ *
+ * Exec mode (race_spec.exec): the writers write through udb_exec() (see
+ * race_exec()), every process groups its commits, and the run fails unless
+ * some unit was shipped to, and run by, another process's group commit
+ * leader (engine/ship.h).
  */
 #ifndef RACE_HARNESS_H
 #define RACE_HARNESS_H
@@ -63,6 +68,9 @@ typedef struct race_outcome {
     char cfields[RACE_TEXT];  /*   its fields, comma-separated */
     char cvalues[RACE_TEXT];  /*   the colliding values */
     char ckey[RACE_TEXT];     /*   the key of the record holding them */
+    size_t nops;              /* race_exec(): the unit's ops (0: not a udb_exec call) */
+    size_t failed_op;         /*   udb_results_failed(): the op that failed the unit */
+    char exec_bad[RACE_TEXT]; /*   what its results got wrong ("" if nothing) */
 } race_outcome;
 
 struct race_spec;
@@ -81,7 +89,11 @@ typedef struct race_spec {
     const char *name;
     int nproc, nthreads, rounds, phases;
     size_t map_size;             /* udb_options.map_size (0 = default) */
-    unsigned flags;              /* udb_options.flags; odd processes add UDB_NOGROUP */
+    unsigned flags;              /* udb_options.flags; odd processes add UDB_NOGROUP,
+                                    unless exec */
+    int exec;                    /* writes go through udb_exec(): every process groups
+                                    commits, and some unit must be run by another
+                                    process's leader */
     int (*worker)(race_ctx *c);  /* returns the number of failures it saw itself */
     int (*verify)(race_ctx *c);  /* returns the number of failures */
 } race_spec;
@@ -90,6 +102,9 @@ typedef struct race_spec {
  * fresh temporary database, applies the schema, races, verifies, runs
  * udb_check(), removes the directory.  Returns the process exit status. */
 int race_main(int argc, char **argv, const race_spec *spec);
+/* The mode flags after the schema: bit i set if argv holds known[i] (a
+ * NULL-terminated list); -1 (after printing) for any other argument. */
+int race_flags(int argc, char **argv, const char *const *known);
 
 /* Wait until every writer of every process gets here. */
 void race_sync(race_ctx *c);
@@ -126,6 +141,20 @@ void race_note(race_outcome *o, udb_txn *txn, int rc);
 int race_write(udb_env *env, race_op op, const void *arg, race_outcome *o);
 /* Run op in a transaction of its own (udb_begin), then commit or abort it. */
 int race_direct(udb_env *env, race_op op, const void *arg, race_outcome *o, int commit);
+
+/* ---- the same through udb_exec() ---- */
+/* An op of `kind` on `type` with record rec (may be NULL), from UDB_OP_INIT. */
+udb_op race_op_of(unsigned kind, const char *type, const race_buf *rec);
+/* Run ops[0..n-1] as one udb_exec() unit.  o gets what udb_exec returned,
+ * nops, failed_op, num (the value the unit's last UDB_OP_SEQ_NEXT took), and
+ * -- on success -- created, chosen, key and field of op `at`'s record; on
+ * failure the errmsg, chosen and conflict detail of the op that failed (or
+ * udb_env_errmsg for a unit-wide failure).  Results that break udb_exec's
+ * contract (an op's rc not what the unit returned; after a failure a record
+ * or value in the failed op's result, or anything in another op's) are
+ * described in exec_bad, which race_expect_rc() reports. */
+int race_exec(udb_env *env, const udb_op *ops, size_t n, size_t at, const char *keyfield,
+              const char *field, race_outcome *o);
 
 /* ---- verification ---- */
 /* Print a failure with the outcome's whole detail (and its round, phase and

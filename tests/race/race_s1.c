@@ -6,6 +6,13 @@
  * Exactly one record per round; every caller got that record (same primary
  * key, and the creator's state: nothing overwritten); exactly one created it.
  * This test keeps the default sync flags so the durable commit path races too.
+ *
+ * `race_s1 SCHEMA --exec`: the same race and verification, each call a
+ * udb_exec() unit of one UDB_OP_INSERT_OR_GET, from processes that all group
+ * their commits, so units are shipped to another process's leader (the run
+ * fails unless some are).
+ * Negative control: `--exec --plain-insert` runs UDB_OP_INSERT instead: every
+ * writer but the first gets a conflict, which the verification must catch.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +21,9 @@
 
 static const char TYPE[] = "schedule_workflow";
 static const char INDEX[] = "schedule_doctor";
+
+enum { EXEC = 1, PLAIN_INSERT = 2 };
+static int mode;
 
 /* The pair all writers race on in a round. */
 static void names(char sched[32], char doctor[32], int round)
@@ -34,7 +44,14 @@ static int worker(race_ctx *c)
         fails += race_pack(&a.rec, RACE_MAP, "sss", "scheduleId", sched, "doctorName", doctor,
                            "state", state) != 0;
         race_sync(c);
-        race_write(c->env, race_op_insert_or_get, &a, race_at(c, r, 0, c->writer));
+        if (mode == 0) {
+            race_write(c->env, race_op_insert_or_get, &a, race_at(c, r, 0, c->writer));
+            continue;
+        }
+        udb_op op = race_op_of(mode & PLAIN_INSERT ? UDB_OP_INSERT : UDB_OP_INSERT_OR_GET, TYPE,
+                               &a.rec);
+        op.index = mode & PLAIN_INSERT ? NULL : INDEX;
+        race_exec(c->env, &op, 1, 0, a.keyfield, a.field, race_at(c, r, 0, c->writer));
     }
     return fails;
 }
@@ -75,9 +92,20 @@ static int verify(race_ctx *c)
 
 int main(int argc, char **argv)
 {
-    static const race_spec spec = {
+    static const char *const flags[] = {"--exec", "--plain-insert", NULL};
+    race_spec spec = {
         .name = "race_s1", .nproc = 4, .nthreads = 4, .rounds = 50, .phases = 1,
         .flags = 0, .worker = worker, .verify = verify,
     };
+    mode = race_flags(argc, argv, flags);
+    if (mode < 0)
+        return 2;
+    if (mode != 0) {   /* the control runs through udb_exec too */
+        mode |= EXEC;
+        spec.name = mode & PLAIN_INSERT ? "race_s1_exec_control" : "race_s1_exec";
+        spec.exec = 1;
+        if (mode != EXEC)
+            spec.rounds = 10;   /* a control fails in its first rounds: keep it short */
+    }
     return race_main(argc, argv, &spec);
 }

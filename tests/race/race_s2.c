@@ -8,6 +8,14 @@
  *            UDB_ECONFLICT naming index "email" and the holder, never a record;
  *   phase 2  all insert_or_get a new id keyed on index "email": the existing
  *            record comes back, nothing is created.
+ *
+ * `race_s2 SCHEMA --exec`: the same race and verification, each call a
+ * udb_exec() unit of one UDB_OP_INSERT_OR_GET, from processes that all group
+ * their commits, so units are shipped to another process's leader (the run
+ * fails unless some are).
+ * Negative control: `--exec --upsert` runs UDB_OP_UPSERT instead, which
+ * merges each caller's name into the existing client rather than returning
+ * it untouched; the verification must catch the overwritten record.
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +23,9 @@
 #include "harness.h"
 
 static const char TYPE[] = "client";
+
+enum { EXEC = 1, UPSERT = 2 };
+static int mode;
 
 static int worker(race_ctx *c)
 {
@@ -36,7 +47,14 @@ static int worker(race_ctx *c)
             fails += race_pack(&a.rec, RACE_MAP, "sss", "id", id, "email", email, "name",
                                name) != 0;
             race_sync(c);
-            race_write(c->env, race_op_insert_or_get, &a, race_at(c, r, phase, c->writer));
+            if (mode == 0) {
+                race_write(c->env, race_op_insert_or_get, &a, race_at(c, r, phase, c->writer));
+                continue;
+            }
+            udb_op op = race_op_of(mode & UPSERT ? UDB_OP_UPSERT : UDB_OP_INSERT_OR_GET, TYPE,
+                                   &a.rec);
+            op.index = a.index;
+            race_exec(c->env, &op, 1, 0, a.keyfield, a.field, race_at(c, r, phase, c->writer));
         }
     }
     return fails;
@@ -85,9 +103,20 @@ static int verify(race_ctx *c)
 
 int main(int argc, char **argv)
 {
-    static const race_spec spec = {
+    static const char *const flags[] = {"--exec", "--upsert", NULL};
+    race_spec spec = {
         .name = "race_s2", .nproc = 4, .nthreads = 4, .rounds = 40, .phases = 3,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
+    mode = race_flags(argc, argv, flags);
+    if (mode < 0)
+        return 2;
+    if (mode != 0) {   /* the control runs through udb_exec too */
+        mode |= EXEC;
+        spec.name = mode & UPSERT ? "race_s2_exec_control" : "race_s2_exec";
+        spec.exec = 1;
+        if (mode != EXEC)
+            spec.rounds = 10;   /* a control fails in its first rounds: keep it short */
+    }
     return race_main(argc, argv, &spec);
 }

@@ -7,6 +7,14 @@
  * and the winner's primary key -- enough for an RFC 9457 409 body.  Then each
  * writer inserts an unknown execution_engine: UDB_EBADRECORD, and the message
  * names the field and the allowed values.
+ *
+ * `race_s3 SCHEMA --exec`: the same race and verification, each call a
+ * udb_exec() unit of one UDB_OP_INSERT (the detail read from the failed op's
+ * udb_result), from processes that all group their commits, so units are
+ * shipped to another process's leader (the run fails unless some are).
+ * Negative control: `--exec --insert-or-get` runs UDB_OP_INSERT_OR_GET on
+ * name_version instead: duplicates get the stored workflow back instead of a
+ * conflict, and the verification must catch the missing 409s.
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +23,22 @@
 
 static const char TYPE[] = "workflow";
 static const char *const ENGINES[] = {"temporal", "airflow", "argo"};
+
+enum { EXEC = 1, INSERT_OR_GET = 2 };
+static int mode;
+
+/* One insert, through udb_write or as a udb_exec unit. */
+static void insert(race_ctx *c, const race_rec_arg *a, race_outcome *o)
+{
+    if (mode == 0) {
+        race_write(c->env, race_op_insert, a, o);
+        return;
+    }
+    udb_op op = race_op_of(mode & INSERT_OR_GET ? UDB_OP_INSERT_OR_GET : UDB_OP_INSERT, TYPE,
+                           &a->rec);
+    op.index = mode & INSERT_OR_GET ? "name_version" : NULL;
+    race_exec(c->env, &op, 1, 0, a->keyfield, a->field, o);
+}
 
 static int worker(race_ctx *c)
 {
@@ -28,12 +52,12 @@ static int worker(race_ctx *c)
                            (long long)(r % 3 + 1), "execution_engine",
                            ENGINES[c->writer % 3], "definition", name) != 0;
         race_sync(c);
-        race_write(c->env, race_op_insert, &a, race_at(c, r, 0, c->writer));
+        insert(c, &a, race_at(c, r, 0, c->writer));
 
         snprintf(name, sizeof name, "wf-bad-%d-%d", r, c->writer);
         fails += race_pack(&a.rec, RACE_MAP, "sis", "workflow_name", name, "version", 1LL,
                            "execution_engine", "spark") != 0;
-        race_write(c->env, race_op_insert, &a, race_at(c, r, 1, c->writer));
+        insert(c, &a, race_at(c, r, 1, c->writer));
     }
     return fails;
 }
@@ -82,9 +106,20 @@ static int verify(race_ctx *c)
 
 int main(int argc, char **argv)
 {
-    static const race_spec spec = {
+    static const char *const flags[] = {"--exec", "--insert-or-get", NULL};
+    race_spec spec = {
         .name = "race_s3", .nproc = 4, .nthreads = 4, .rounds = 50, .phases = 2,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
+    mode = race_flags(argc, argv, flags);
+    if (mode < 0)
+        return 2;
+    if (mode != 0) {   /* the control runs through udb_exec too */
+        mode |= EXEC;
+        spec.name = mode & INSERT_OR_GET ? "race_s3_exec_control" : "race_s3_exec";
+        spec.exec = 1;
+        if (mode != EXEC)
+            spec.rounds = 10;   /* a control fails in its first rounds: keep it short */
+    }
     return race_main(argc, argv, &spec);
 }

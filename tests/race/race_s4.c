@@ -13,6 +13,15 @@
  *            UDB_ECONFLICT.
  * Afterwards each slot holds exactly one active booking, the cancelled ones are
  * still stored, and the record counts are exact.
+ *
+ * `race_s4 SCHEMA --exec`: the same race and verification, each call a
+ * udb_exec() unit of one op (UDB_OP_INSERT, UDB_OP_UPDATE with UDB_MERGE,
+ * UDB_OP_INSERT_FIRST), from processes that all group their commits, so
+ * units are shipped to another process's leader (the run fails unless some
+ * are).
+ * Negative control: `--exec --upsert` books (phases 0 and 2) with
+ * UDB_OP_UPSERT keyed on active_slot: a taken slot's booking is taken over
+ * instead of refused, and the verification must catch the extra winners.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +35,33 @@ static const char INDEX[] = "active_slot";
 static const char FIELDS[] = "psychologist,date,time";
 static const char DAY[] = "2025-10-01";
 static const char AUTO_DAY[] = "2025-11-01";
+
+enum { EXEC = 1, UPSERT = 2 };
+static int mode;
+
+/* Run op (race_op_insert, _update or _insert_first, with a) through
+ * udb_write, or the same as a udb_exec unit of one op. */
+static void run(race_ctx *c, race_op fn, const race_rec_arg *a, race_outcome *o)
+{
+    if (mode == 0) {
+        race_write(c->env, fn, a, o);
+        return;
+    }
+    udb_op op = race_op_of(UDB_OP_INSERT, TYPE, &a->rec);
+    if (fn == race_op_update) {
+        op.kind = UDB_OP_UPDATE;
+        op.key = (udb_val){a->key.data, a->key.len};
+        op.flags = a->flags;
+    } else if (fn == race_op_insert_first) {
+        op = race_op_of(UDB_OP_INSERT_FIRST, TYPE, NULL);
+        op.candidates = a->cands;
+        op.ncandidates = a->ncands;
+    } else if (mode & UPSERT) {
+        op.kind = UDB_OP_UPSERT;
+        op.index = INDEX;
+    }
+    race_exec(c->env, &op, 1, 0, a->keyfield, a->field, o);
+}
 
 static void slot_time(char out[8], int k)
 {
@@ -42,7 +78,7 @@ static void book(race_ctx *c, race_rec_arg *a, int r, int phase, const char *sta
               "status", status, "user", user);
     a->field = "user";
     race_sync(c);
-    race_write(c->env, race_op_insert, a, race_at(c, r, phase, c->writer));
+    run(c, race_op_insert, a, race_at(c, r, phase, c->writer));
 }
 
 /* Only the phase-0 winner acts; everyone still meets at the barrier. */
@@ -55,7 +91,7 @@ static void set_status(race_ctx *c, race_rec_arg *a, int r, int phase, const cha
     a->field = "status";
     race_sync(c);
     if (mine->rc == 0)
-        race_write(c->env, race_op_update, a, race_at(c, r, phase, c->writer));
+        run(c, race_op_update, a, race_at(c, r, phase, c->writer));
 }
 
 static void book_first(race_ctx *c, race_rec_arg *a, int r)
@@ -76,7 +112,7 @@ static void book_first(race_ctx *c, race_rec_arg *a, int r)
     a->ncands = K;
     a->field = "user";
     race_sync(c);
-    race_write(c->env, race_op_insert_first, a, race_at(c, r, 4, c->writer));
+    run(c, race_op_insert_first, a, race_at(c, r, 4, c->writer));
 }
 
 static int worker(race_ctx *c)
@@ -201,9 +237,20 @@ static int verify(race_ctx *c)
 
 int main(int argc, char **argv)
 {
-    static const race_spec spec = {
+    static const char *const flags[] = {"--exec", "--upsert", NULL};
+    race_spec spec = {
         .name = "race_s4", .nproc = 4, .nthreads = 4, .rounds = 30, .phases = 5,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
+    mode = race_flags(argc, argv, flags);
+    if (mode < 0)
+        return 2;
+    if (mode != 0) {   /* the control runs through udb_exec too */
+        mode |= EXEC;
+        spec.name = mode & UPSERT ? "race_s4_exec_control" : "race_s4_exec";
+        spec.exec = 1;
+        if (mode != EXEC)
+            spec.rounds = 10;   /* a control fails in its first rounds: keep it short */
+    }
     return race_main(argc, argv, &spec);
 }
