@@ -91,14 +91,12 @@ void race_render(char *out, size_t cap, const void *data, size_t len)
 
 int race_field_text(char *out, size_t cap, const void *rec, size_t len, const char *name)
 {
-    msgpack_unpacked u;
-    const msgpack_object *v;
-    int rc = -1;
-
     out[0] = '\0';
+    msgpack_unpacked u;
     if (sup_unpack(&u, rec, len) != 0)
         return -1;
-    v = sup_map_get(&u.data, name);
+    const msgpack_object *v = sup_map_get(&u.data, name);
+    int rc = -1;
     if (v != NULL) {
         sup_render_object(out, cap, v);
         rc = 0;
@@ -113,13 +111,11 @@ void race_take_record(race_outcome *o, const udb_val *rec, const char *keyfield,
                       const char *field)
 {
     msgpack_unpacked u;
-    const msgpack_object *v;
-
     if (sup_unpack(&u, rec->data, rec->size) != 0) {
         snprintf(o->key, sizeof o->key, "<undecodable record>");
         return;
     }
-    v = sup_map_get(&u.data, keyfield);
+    const msgpack_object *v = sup_map_get(&u.data, keyfield);
     if (v != NULL) {
         sup_render_object(o->key, sizeof o->key, v);
         if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -174,7 +170,6 @@ int race_op_insert(udb_txn *txn, race_outcome *o, const void *arg)
 {
     const race_rec_arg *a = arg;
     udb_val out = {NULL, 0};
-
     return finish_op(o, a, &out, udb_insert(&out, txn, a->type, a->rec.data, a->rec.len));
 }
 
@@ -184,7 +179,6 @@ int race_op_insert_or_get(udb_txn *txn, race_outcome *o, const void *arg)
     udb_val out = {NULL, 0};
     int created = -1;
     int rc = udb_insert_or_get(&out, &created, txn, a->type, a->index, a->rec.data, a->rec.len);
-
     o->created = created;
     return finish_op(o, a, &out, rc);
 }
@@ -195,7 +189,6 @@ int race_op_insert_first(udb_txn *txn, race_outcome *o, const void *arg)
     udb_val out = {NULL, 0};
     size_t chosen = (size_t)-1;
     int rc = udb_insert_first(&out, &chosen, txn, a->type, a->cands, a->ncands);
-
     o->chosen = chosen;
     return finish_op(o, a, &out, rc);
 }
@@ -204,7 +197,6 @@ int race_op_update(udb_txn *txn, race_outcome *o, const void *arg)
 {
     const race_rec_arg *a = arg;
     udb_val out = {NULL, 0};
-
     return finish_op(o, a, &out, udb_update(&out, txn, a->type, a->key.data, a->key.len,
                                             a->rec.data, a->rec.len, a->flags));
 }
@@ -219,10 +211,8 @@ typedef struct write_call {
 static int write_fn(udb_txn *txn, void *ctx)
 {
     write_call *w = ctx;
-    int rc;
-
     memset(w->o, 0, sizeof *w->o);
-    rc = w->op(txn, w->o, w->arg);
+    int rc = w->op(txn, w->o, w->arg);
     race_note(w->o, txn, rc);
     return rc;
 }
@@ -238,19 +228,16 @@ static int settle(race_outcome *o, udb_env *env, int rc)
 
 int race_write(udb_env *env, race_op op, const void *arg, race_outcome *o)
 {
-    write_call w = {op, arg, o};
-
     memset(o, 0, sizeof *o);
+    write_call w = {op, arg, o};
     return settle(o, env, udb_write(env, write_fn, &w));
 }
 
 int race_direct(udb_env *env, race_op op, const void *arg, race_outcome *o, int commit)
 {
-    udb_txn *txn = NULL;
-    int rc;
-
     memset(o, 0, sizeof *o);
-    rc = udb_begin(&txn, env, 0);
+    udb_txn *txn = NULL;
+    int rc = udb_begin(&txn, env, 0);
     if (rc != 0)
         return settle(o, env, rc);
     rc = op(txn, o, arg);
@@ -345,8 +332,6 @@ race_outcome *race_at(const race_ctx *c, int round, int phase, int writer)
 int race_bad(const race_ctx *c, const race_outcome *o, const char *fmt, ...)
 {
     static int reports;
-    va_list ap;
-
     if (++reports > MAX_REPORTS) {
         if (reports == MAX_REPORTS + 1)
             fprintf(stderr, "%s: (further failures not shown)\n", c->spec->name);
@@ -361,6 +346,7 @@ int race_bad(const race_ctx *c, const race_outcome *o, const char *fmt, ...)
         size_t np = (size_t)c->spec->phases;
         fprintf(stderr, "round %zu phase %zu writer %zu: ", i / nw / np, i / nw % np, i % nw);
     }
+    va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -425,7 +411,6 @@ const race_outcome *race_winner(const race_ctx *c, int round, int phase, int nee
                                 int *w_out)
 {
     int winner = -1, n = 0;
-
     for (int w = 0; w < c->nwriters; w++) {
         const race_outcome *o = race_at(c, round, phase, w);
         if (o->done && o->rc == 0 && (!need_created || o->created == 1)) {
@@ -451,14 +436,12 @@ const race_outcome *race_winner(const race_ctx *c, int round, int phase, int nee
 int race_find(race_outcome *o, udb_txn *txn, const char *type, const char *index,
               const race_buf *values, const char *keyfield, const char *field)
 {
-    race_rec_arg a = {0};
-    udb_val out = {NULL, 0};
-    int rc;
-
     memset(o, 0, sizeof *o);
+    race_rec_arg a = {0};
     a.keyfield = keyfield;
     a.field = field;
-    rc = finish_op(o, &a, &out, udb_find(&out, txn, type, index, values->data, values->len));
+    udb_val out = {NULL, 0};
+    int rc = finish_op(o, &a, &out, udb_find(&out, txn, type, index, values->data, values->len));
     race_note(o, txn, rc);
     o->done = 1;
     o->rc = rc;
@@ -469,9 +452,8 @@ int race_expect_find(const race_ctx *c, const char *type, const char *index,
                      const race_buf *values, const char *key)
 {
     race_outcome o;
-    char what[RACE_TEXT];
-
     race_find(&o, c->txn, type, index, values, "id", NULL);
+    char what[RACE_TEXT];
     race_render(what, sizeof what, values->data, values->len);
     if (o.rc != 0 || strcmp(o.key, key) != 0)
         return race_bad(c, &o, "udb_find(%s, %s) gives %s, want %s", index, what, o.key, key);
@@ -482,7 +464,6 @@ int race_expect_count(const race_ctx *c, const char *type, const char *index,
                       const race_buf *prefix, size_t want)
 {
     size_t n;
-
     if (race_scan(&n, c->txn, type, index, prefix, NULL, NULL) != 0)
         return 1;
     if (n != want)
@@ -517,16 +498,14 @@ int race_lib_fail(const char *call, int rc, const char *detail)
 int race_scan(size_t *count, udb_txn *txn, const char *type, const char *index,
               const race_buf *prefix, int (*fn)(void *ctx, const udb_val *rec), void *ctx)
 {
-    udb_cursor *cur = NULL;
-    udb_val rec;
-    int rc;
-
     *count = 0;
-    rc = udb_scan(&cur, txn, type, index, prefix ? prefix->data : NULL, prefix ? prefix->len : 0);
+    udb_cursor *cur = NULL;
+    int rc = udb_scan(&cur, txn, type, index, prefix ? prefix->data : NULL, prefix ? prefix->len : 0);
     if (rc != 0) {
         race_lib_fail("udb_scan", rc, udb_errmsg(txn));
         return rc;
     }
+    udb_val rec;
     while ((rc = udb_cursor_next(&rec, cur)) == 0) {
         (*count)++;
         if (fn != NULL && (rc = fn(ctx, &rec)) != 0)
@@ -566,7 +545,6 @@ typedef struct writer_thread {
 static void *writer_main(void *p)
 {
     writer_thread *t = p;
-
     pthread_barrier_wait(t->start);
     t->fails = t->c.spec->worker(&t->c);
     return NULL;
@@ -601,17 +579,14 @@ static void note_shipping(udb_env *env)
 static int child_main(const race_ctx *base, const char *dir, sup_gate *gate)
 {
     const race_spec *s = base->spec;
-    pthread_barrier_t start;
-    writer_thread *ts;
     udb_options opts;
-    udb_env *env = NULL;
-    int rc, fails = 0;
-
     open_options(&opts, s, base->proc);
-    rc = udb_open(&env, dir, &opts);
+    udb_env *env = NULL;
+    int rc = udb_open(&env, dir, &opts);
     if (rc != 0)
         return race_lib_fail("child udb_open", rc, udb_env_errmsg(NULL));
-    ts = calloc((size_t)s->nthreads, sizeof *ts);
+    writer_thread *ts = calloc((size_t)s->nthreads, sizeof *ts);
+    pthread_barrier_t start;
     if (ts == NULL || pthread_barrier_init(&start, NULL, (unsigned)s->nthreads + 1) != 0) {
         fprintf(stderr, "FAIL: child setup: out of memory\n");
         free(ts);
@@ -635,6 +610,7 @@ static int child_main(const race_ctx *base, const char *dir, sup_gate *gate)
         _exit(2);
     }
     pthread_barrier_wait(&start);
+    int fails = 0;
     for (int i = 0; i < s->nthreads; i++) {
         pthread_join(ts[i].tid, NULL);
         fails += ts[i].fails;
@@ -661,8 +637,7 @@ static void on_alarm(int sig)
 
 static int reap(pid_t *pids, int n, int kill_all)
 {
-    int left = 0, fails = 0;
-
+    int left = 0;
     for (int i = 0; i < n; i++) {
         if (pids[i] > 0) {
             left++;
@@ -670,10 +645,10 @@ static int reap(pid_t *pids, int n, int kill_all)
                 kill(pids[i], SIGKILL);
         }
     }
+    int fails = 0;
     while (left > 0) {
-        int st, i;
+        int st;
         pid_t pid = waitpid(-1, &st, 0);
-
         if (pid < 0) {
             if (errno == EINTR && deadline_passed && !kill_all) {
                 fprintf(stderr, "FAIL: writers still running after %d s (deadlock?): "
@@ -689,8 +664,9 @@ static int reap(pid_t *pids, int n, int kill_all)
             perror("waitpid");
             return fails + 1;
         }
-        for (i = 0; i < n && pids[i] != pid; i++)
-            ;
+        int i = 0;
+        while (i < n && pids[i] != pid)
+            i++;
         if (i == n)
             continue;
         pids[i] = 0;
@@ -716,10 +692,8 @@ static int reap(pid_t *pids, int n, int kill_all)
 static int run_processes(const race_ctx *base, const char *dir)
 {
     const race_spec *s = base->spec;
-    sup_gate gate;
-    int got, fails;
     pid_t *pids = calloc((size_t)s->nproc, sizeof *pids);
-
+    sup_gate gate;
     if (pids == NULL || sup_gate_init(&gate) != 0) {
         free(pids);
         return race_lib_fail("pipe", errno, strerror(errno));
@@ -728,12 +702,10 @@ static int run_processes(const race_ctx *base, const char *dir)
         fflush(NULL);
         pids[p] = fork();
         if (pids[p] == 0) {
-            race_ctx c = *base;
-            int rc;
-
             sup_gate_enter(&gate);
+            race_ctx c = *base;
             c.proc = p;
-            rc = child_main(&c, dir, &gate);
+            int rc = child_main(&c, dir, &gate);
             free(pids);
             exit(rc);
         }
@@ -745,7 +717,7 @@ static int run_processes(const race_ctx *base, const char *dir)
     sigaction(SIGALRM, &(struct sigaction){.sa_handler = on_alarm}, NULL);  /* no SA_RESTART */
     deadline_passed = 0;
     alarm(DEADLINE_SECONDS);
-    got = sup_gate_await(&gate, s->nproc, &deadline_passed);
+    int got = sup_gate_await(&gate, s->nproc, &deadline_passed);
     if (got != s->nproc) {
         fprintf(stderr, "FAIL: %d of %d processes got ready\n", got, s->nproc);
         alarm(0);
@@ -755,7 +727,7 @@ static int run_processes(const race_ctx *base, const char *dir)
         return 1;
     }
     sup_gate_open(&gate);  /* the start signal: every child's read() returns 0 now */
-    fails = reap(pids, s->nproc, 0);
+    int fails = reap(pids, s->nproc, 0);
     alarm(0);
     free(pids);
     return fails;
@@ -765,18 +737,16 @@ static int run_processes(const race_ctx *base, const char *dir)
 
 static int create_db(const char *dir, const char *schema_path, const race_spec *s)
 {
-    udb_options opts;
-    udb_env *env = NULL;
     size_t len = 0;
     char *json = sup_read_file(schema_path, &len);
-    int rc;
-
     if (json == NULL) {
         fprintf(stderr, "FAIL: cannot read schema %s: %s\n", schema_path, strerror(errno));
         return 1;
     }
+    udb_options opts;
     open_options(&opts, s, 0);
-    rc = udb_open(&env, dir, &opts);
+    udb_env *env = NULL;
+    int rc = udb_open(&env, dir, &opts);
     if (rc != 0) {
         free(json);
         return race_lib_fail("udb_open", rc, udb_env_errmsg(NULL));
@@ -797,13 +767,11 @@ static void report_problem(const char *problem, void *ctx)
 static int verify_db(race_ctx *c, const char *dir)
 {
     udb_options opts;
-    size_t problems = 0;
-    int rc, fails;
-
     open_options(&opts, c->spec, 0);
-    rc = udb_open(&c->env, dir, &opts);
+    int rc = udb_open(&c->env, dir, &opts);
     if (rc != 0)
         return race_lib_fail("udb_open (verify)", rc, udb_env_errmsg(NULL));
+    int fails;
     rc = udb_begin(&c->txn, c->env, UDB_RDONLY);
     if (rc != 0) {
         fails = race_lib_fail("udb_begin (verify)", rc, udb_env_errmsg(c->env));
@@ -812,6 +780,7 @@ static int verify_db(race_ctx *c, const char *dir)
         udb_abort(c->txn);
         c->txn = NULL;
     }
+    size_t problems = 0;
     rc = udb_check(&problems, c->env, report_problem, (void *)c->spec->name);
     if (rc != 0 || problems != 0)
         fails += race_lib_fail("udb_check", rc, udb_env_errmsg(c->env));
@@ -823,7 +792,6 @@ static int verify_db(race_ctx *c, const char *dir)
 static double now_seconds(void)
 {
     struct timespec ts;
-
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
@@ -846,29 +814,24 @@ int race_flags(int argc, char **argv, const char *const *known)
 
 int race_main(int argc, char **argv, const race_spec *s)
 {
-    pthread_barrierattr_t attr;
-    char dir[4096], prefix[128];
-    race_ctx c = {0};
-    size_t nout, size;
-    void *shm;
     double t0 = now_seconds();
-    int fails = 0, ran = 1;
-
     if (argc < 2) {
         fprintf(stderr, "usage: %s SCHEMA.json\n", argv[0]);
         return 2;
     }
+    char dir[4096], prefix[128];
     snprintf(prefix, sizeof prefix, "uniqdb-%s-", s->name);
     if (sup_mkdtemp(dir, sizeof dir, prefix) != 0) {
         perror("mkdtemp");
         return 1;
     }
+    race_ctx c = {0};
     c.spec = s;
     c.writer = -1;
     c.nwriters = s->nproc * s->nthreads;
-    nout = (size_t)s->rounds * (size_t)s->phases * (size_t)c.nwriters;
-    size = HEAD_SIZE + nout * sizeof(race_outcome);
-    shm = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    size_t nout = (size_t)s->rounds * (size_t)s->phases * (size_t)c.nwriters;
+    size_t size = HEAD_SIZE + nout * sizeof(race_outcome);
+    void *shm = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shm == MAP_FAILED) {
         perror("mmap");
         rmdir(dir);
@@ -877,12 +840,13 @@ int race_main(int argc, char **argv, const race_spec *s)
     head = shm;
     c.all = &head->all;
     c.outcomes = (race_outcome *)((char *)shm + HEAD_SIZE);
+    pthread_barrierattr_t attr;
     pthread_barrierattr_init(&attr);
     pthread_barrierattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     pthread_barrier_init(c.all, &attr, (unsigned)c.nwriters);
     pthread_barrierattr_destroy(&attr);
 
-    fails = create_db(dir, argv[1], s);
+    int fails = create_db(dir, argv[1], s), ran = 1;
     if (fails == 0) {
         /* Verify even after a failed run: it explains what went wrong. */
         ran = run_processes(&c, dir);

@@ -33,15 +33,15 @@ static void names(char sched[32], char doctor[32], int round, int k)
 
 static int worker(race_ctx *c)
 {
-    race_buf recs[KEYS];
-    char sched[32], doctor[32], state[32];
-    udb_op ops[KEYS];
     int fails = 0;
-
     for (int r = 0; r < c->spec->rounds; r++) {
+        char state[32];
         snprintf(state, sizeof state, "w%d", c->writer);
+        race_buf recs[KEYS];
+        udb_op ops[KEYS];
         for (int i = 0; i < KEYS; i++) {
             int k = (i + c->writer) % KEYS;   /* each writer in its own order */
+            char sched[32], doctor[32];
             names(sched, doctor, r, k);
             fails += race_pack(&recs[i], RACE_MAP, "sss", "scheduleId", sched, "doctorName",
                                doctor, "state", state) != 0;
@@ -75,19 +75,16 @@ static int worker(race_ctx *c)
 
 static int verify(race_ctx *c)
 {
-    race_buf key;
-    char state[RACE_TEXT], sched[32], doctor[32];
     int fails = 0;
-
     for (int r = 0; r < c->spec->rounds; r++) {
         for (int k = 0; k < KEYS; k++) {
             int w0;
             const race_outcome *win = race_winner(c, r, k, 1, &w0);
-
             if (win == NULL) {
                 fails++;
                 continue;
             }
+            char state[RACE_TEXT];
             snprintf(state, sizeof state, "\"w%d\"", w0);
             if (strcmp(win->field, state) != 0)
                 fails += race_bad(c, win, "creator's record has state %s, want %s", win->field,
@@ -101,7 +98,9 @@ static int verify(race_ctx *c)
                     fails += race_bad(c, o, "want the creator's record %s (state %s), created=0",
                                       win->key, win->field);
             }
+            char sched[32], doctor[32];
             names(sched, doctor, r, k);
+            race_buf key;
             race_pack(&key, RACE_ARRAY, "ss", sched, doctor);
             fails += race_expect_find(c, TYPE, INDEX, &key, win->key);
         }

@@ -22,14 +22,13 @@ static const char TYPE[] = "schedule_workflow";
 static int worker(race_ctx *c)
 {
     race_rec_arg a = {.type = TYPE, .keyfield = "id", .field = "doctorName"};
-    char sched[32], doctor[32], state[256];
-    size_t map = 0, used = 0;
-    int rc;
-
+    char sched[32];
     snprintf(sched, sizeof sched, "grow-w%d", c->writer);
+    char state[256];
     memset(state, 'x', sizeof state - 1);
     state[sizeof state - 1] = '\0';
     for (int r = 0; r < c->spec->rounds; r++) {
+        char doctor[32];
         snprintf(doctor, sizeof doctor, "r%d", r);
         race_pack(&a.rec, RACE_MAP, "sss", "scheduleId", sched, "doctorName", doctor,
                   "state", state);
@@ -37,20 +36,20 @@ static int worker(race_ctx *c)
             race_sync(c);
         race_write(c->env, race_op_insert, &a, race_at(c, r, 0, c->writer));
     }
-    rc = udb_env_usage(&map, &used, c->env);
+    size_t map = 0, used = 0;
+    int rc = udb_env_usage(&map, &used, c->env);
     race_at(c, c->spec->rounds - 1, 0, c->writer)->num = map;
     return rc != 0 ? race_lib_fail("udb_env_usage", rc, udb_env_errmsg(c->env)) : 0;
 }
 
 static int verify(race_ctx *c)
 {
-    size_t records = (size_t)c->spec->rounds * (size_t)c->nwriters, map = 0, used = 0;
-    size_t seen = 0, n = 0;
+    size_t records = (size_t)c->spec->rounds * (size_t)c->nwriters;
     uint64_t *ids = calloc(records, sizeof *ids);
-    int fails = 0, rc;
-
     if (ids == NULL)
         return race_bad(c, NULL, "out of memory");
+    size_t n = 0;
+    int fails = 0;
     for (int r = 0; r < c->spec->rounds; r++) {
         for (int w = 0; w < c->nwriters; w++) {
             const race_outcome *o = race_at(c, r, 0, w);
@@ -63,11 +62,13 @@ static int verify(race_ctx *c)
     /* fn reruns after MDB_MAP_FULL must give their auto ids back. */
     fails += race_gapless(c, ids, n, "auto ids");
     free(ids);
+    size_t seen = 0;
     for (int w = 0; w < c->nwriters; w++) {
         size_t m = race_at(c, c->spec->rounds - 1, 0, w)->num;
         seen = m > seen ? m : seen;
     }
-    rc = udb_env_usage(&map, &used, c->env);
+    size_t map = 0, used = 0;
+    int rc = udb_env_usage(&map, &used, c->env);
     if (rc != 0)
         fails += race_lib_fail("udb_env_usage", rc, udb_env_errmsg(c->env));
     printf("%s: map %u -> %zu bytes (seen by writers: %zu), %zu in use\n", c->spec->name,

@@ -35,11 +35,11 @@ static void names(char sched[32], char doctor[32], int round)
 static int worker(race_ctx *c)
 {
     race_rec_arg a = {.type = TYPE, .index = INDEX, .keyfield = "id", .field = "state"};
-    char sched[32], doctor[32], state[32];
     int fails = 0;
-
     for (int r = 0; r < c->spec->rounds; r++) {
+        char sched[32], doctor[32];
         names(sched, doctor, r);
+        char state[32];
         snprintf(state, sizeof state, "w%d", c->writer);
         fails += race_pack(&a.rec, RACE_MAP, "sss", "scheduleId", sched, "doctorName", doctor,
                            "state", state) != 0;
@@ -58,18 +58,15 @@ static int worker(race_ctx *c)
 
 static int verify(race_ctx *c)
 {
-    race_buf key;
-    char state[RACE_TEXT], sched[32], doctor[32];
     int fails = 0;
-
     for (int r = 0; r < c->spec->rounds; r++) {
         int w0;
         const race_outcome *win = race_winner(c, r, 0, 1, &w0);
-
         if (win == NULL) {
             fails++;
             continue;
         }
+        char state[RACE_TEXT];
         snprintf(state, sizeof state, "\"w%d\"", w0);
         if (strcmp(win->field, state) != 0)
             fails += race_bad(c, win, "creator's record has state %s, want %s", win->field, state);
@@ -82,7 +79,9 @@ static int verify(race_ctx *c)
                 fails += race_bad(c, o, "want the creator's record %s (state %s), created=0",
                                   win->key, win->field);
         }
+        char sched[32], doctor[32];
         names(sched, doctor, r);
+        race_buf key;
         race_pack(&key, RACE_ARRAY, "ss", sched, doctor);
         fails += race_expect_find(c, TYPE, INDEX, &key, win->key);
     }

@@ -30,13 +30,14 @@ static int mode;
 static int worker(race_ctx *c)
 {
     race_rec_arg a = {.type = TYPE, .keyfield = "id", .field = "name"};
-    char id[64], email[64], name[32];
     int fails = 0;
-
+    char name[32];
     snprintf(name, sizeof name, "w%d", c->writer);
     for (int r = 0; r < c->spec->rounds; r++) {
+        char email[64];
         snprintf(email, sizeof email, "c%d@example.com", r);
         for (int phase = 0; phase < 3; phase++) {
+            char id[64];
             if (phase == 0)
                 snprintf(id, sizeof id, "client-%d", r);
             else if (c->writer % 2 == 0)
@@ -62,17 +63,14 @@ static int worker(race_ctx *c)
 
 static int verify(race_ctx *c)
 {
-    char id[64], email[64], values[RACE_TEXT];
-    race_buf key;
     int fails = 0;
-
     for (int r = 0; r < c->spec->rounds; r++) {
         const race_outcome *win = race_winner(c, r, 0, 1, NULL);
-
         if (win == NULL) {
             fails++;
             continue;
         }
+        char id[64], email[64], values[RACE_TEXT];
         snprintf(id, sizeof id, "\"client-%d\"", r);
         snprintf(email, sizeof email, "c%d@example.com", r);
         snprintf(values, sizeof values, "[\"%s\"]", email);
@@ -82,7 +80,6 @@ static int verify(race_ctx *c)
             const race_outcome *o = race_at(c, r, 0, w);
             const race_outcome *other = race_at(c, r, 1, w);
             const race_outcome *byemail = race_at(c, r, 2, w);
-
             if (race_expect_rc(c, o, 0, "insert_or_get same id") != 0)
                 fails++;
             else if (strcmp(o->key, id) != 0 || strcmp(o->field, win->field) != 0)
@@ -94,6 +91,7 @@ static int verify(race_ctx *c)
             else if (byemail->created != 0 || strcmp(byemail->key, id) != 0)
                 fails += race_bad(c, byemail, "want the existing record %s, created=0", id);
         }
+        race_buf key;
         race_pack(&key, RACE_ARRAY, "s", email);
         fails += race_expect_find(c, TYPE, "email", &key, id);
     }

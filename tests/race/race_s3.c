@@ -43,10 +43,9 @@ static void insert(race_ctx *c, const race_rec_arg *a, race_outcome *o)
 static int worker(race_ctx *c)
 {
     race_rec_arg a = {.type = TYPE, .keyfield = "id", .field = "execution_engine"};
-    char name[64];
     int fails = 0;
-
     for (int r = 0; r < c->spec->rounds; r++) {
+        char name[64];
         snprintf(name, sizeof name, "wf-%d", r);
         fails += race_pack(&a.rec, RACE_MAP, "siss", "workflow_name", name, "version",
                            (long long)(r % 3 + 1), "execution_engine",
@@ -65,7 +64,6 @@ static int worker(race_ctx *c)
 static int verify_invalid(const race_ctx *c, const race_outcome *o)
 {
     static const char *const must[] = {"execution_engine", "temporal", "airflow", "argo"};
-
     if (race_expect_rc(c, o, UDB_EBADRECORD, "unknown execution_engine") != 0)
         return 1;
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
@@ -76,14 +74,11 @@ static int verify_invalid(const race_ctx *c, const race_outcome *o)
 
 static int verify(race_ctx *c)
 {
-    char values[RACE_TEXT], name[64];
-    race_buf key;
     int fails = 0;
-
     for (int r = 0; r < c->spec->rounds; r++) {
         int w0;
         const race_outcome *win = race_winner(c, r, 0, 0, &w0);
-
+        char name[64], values[RACE_TEXT];
         snprintf(name, sizeof name, "wf-%d", r);
         snprintf(values, sizeof values, "[\"%s\",%d]", name, r % 3 + 1);
         for (int w = 0; w < c->nwriters; w++) {
@@ -97,6 +92,7 @@ static int verify(race_ctx *c)
             fails++;
             continue;
         }
+        race_buf key;
         race_pack(&key, RACE_ARRAY, "si", name, (long long)(r % 3 + 1));
         fails += race_expect_find(c, TYPE, "name_version", &key, win->key);
     }

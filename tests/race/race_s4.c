@@ -71,7 +71,6 @@ static void slot_time(char out[8], int k)
 static void book(race_ctx *c, race_rec_arg *a, int r, int phase, const char *status)
 {
     char psy[32], user[32];
-
     snprintf(psy, sizeof psy, "psy-%d", r);
     snprintf(user, sizeof user, "w%d", c->writer);
     race_pack(&a->rec, RACE_MAP, "sssss", "psychologist", psy, "date", DAY, "time", "10:00",
@@ -85,7 +84,6 @@ static void book(race_ctx *c, race_rec_arg *a, int r, int phase, const char *sta
 static void set_status(race_ctx *c, race_rec_arg *a, int r, int phase, const char *status)
 {
     const race_outcome *mine = race_at(c, r, 0, c->writer);
-
     race_pack(&a->key, RACE_VALUE, "u", (unsigned long long)mine->id);
     race_pack(&a->rec, RACE_MAP, "s", "status", status);
     a->field = "status";
@@ -96,13 +94,13 @@ static void set_status(race_ctx *c, race_rec_arg *a, int r, int phase, const cha
 
 static void book_first(race_ctx *c, race_rec_arg *a, int r)
 {
-    race_buf cand[K];
-    udb_val vals[K];
-    char psy[32], user[32], t[8];
-
+    char psy[32], user[32];
     snprintf(psy, sizeof psy, "auto-%d", r);
     snprintf(user, sizeof user, "w%d", c->writer);
+    race_buf cand[K];
+    udb_val vals[K];
     for (int k = 0; k < K; k++) {
+        char t[8];
         slot_time(t, k);
         race_pack(&cand[k], RACE_MAP, "sssss", "psychologist", psy, "date", AUTO_DAY, "time", t,
                   "status", "pending", "user", user);
@@ -118,7 +116,6 @@ static void book_first(race_ctx *c, race_rec_arg *a, int r)
 static int worker(race_ctx *c)
 {
     race_rec_arg a = {.type = TYPE, .keyfield = "id", .flags = UDB_MERGE};
-
     for (int r = 0; r < c->spec->rounds; r++) {
         book(c, &a, r, 0, "pending");
         set_status(c, &a, r, 1, "cancelled");
@@ -137,15 +134,14 @@ static void slot_values(char *out, size_t cap, const char *psy, const char *day,
 /* Phases 0-3 of round r: one booking per race, A cancelled, C active. */
 static int verify_slot(const race_ctx *c, int r)
 {
-    char psy[32], values[RACE_TEXT];
-    race_buf key;
-    int wa, wc, fails = 0;
+    int wa, wc;
     const race_outcome *a = race_winner(c, r, 0, 0, &wa), *c2 = race_winner(c, r, 2, 0, &wc);
-
     if (a == NULL || c2 == NULL)
         return 1;
+    char psy[32], values[RACE_TEXT];
     snprintf(psy, sizeof psy, "psy-%d", r);
     slot_values(values, sizeof values, psy, DAY, "10:00");
+    int fails = 0;
     if (strcmp(a->key, c2->key) == 0)
         fails += race_bad(c, c2, "the re-booking reused key %s", a->key);
     for (int w = 0; w < c->nwriters; w++) {
@@ -161,6 +157,7 @@ static int verify_slot(const race_ctx *c, int r)
         fails += race_bad(c, race_at(c, r, 1, wa), "want status \"cancelled\"");
     fails += race_expect_conflict(c, race_at(c, r, 3, wa), TYPE, INDEX, FIELDS, values, c2->key,
                                   "re-activate a cancelled booking");
+    race_buf key;
     race_pack(&key, RACE_ARRAY, "sss", psy, DAY, "10:00");
     fails += race_expect_find(c, TYPE, INDEX, &key, c2->key);
     fails += race_expect_count(c, TYPE, INDEX, &key, 1);
@@ -171,16 +168,13 @@ static int verify_slot(const race_ctx *c, int r)
  * the detail of the last candidate. */
 static int verify_first(const race_ctx *c, int r)
 {
-    char psy[32], t[8], user[32], values[RACE_TEXT];
-    int owner[K], winners = 0, fails = 0;
-    race_buf key;
-
-    snprintf(psy, sizeof psy, "auto-%d", r);
+    int owner[K];
     for (int k = 0; k < K; k++)
         owner[k] = -1;
+    int winners = 0, fails = 0;
     for (int w = 0; w < c->nwriters; w++) {
         const race_outcome *o = race_at(c, r, 4, w);
-
+        char user[32];
         snprintf(user, sizeof user, "\"w%d\"", w);
         if (o->rc != 0)
             continue;
@@ -194,6 +188,8 @@ static int verify_first(const race_ctx *c, int r)
     if (winners != K)
         return fails + race_bad(c, NULL, "round %d: insert_first had %d winners, want %d", r,
                                 winners, K);
+    char psy[32], t[8], values[RACE_TEXT];
+    snprintf(psy, sizeof psy, "auto-%d", r);
     slot_time(t, K - 1);
     slot_values(values, sizeof values, psy, AUTO_DAY, t);
     for (int w = 0; w < c->nwriters; w++)
@@ -203,6 +199,7 @@ static int verify_first(const race_ctx *c, int r)
                                           "insert_first with every slot taken");
     for (int k = 0; k < K; k++) {
         slot_time(t, k);
+        race_buf key;
         race_pack(&key, RACE_ARRAY, "sss", psy, AUTO_DAY, t);
         fails += race_expect_find(c, TYPE, INDEX, &key, race_at(c, r, 4, owner[k])->key);
     }
@@ -212,7 +209,6 @@ static int verify_first(const race_ctx *c, int r)
 static int count_cancelled(void *ctx, const udb_val *rec)
 {
     char status[RACE_TEXT];
-
     race_field_text(status, sizeof status, rec->data, rec->size, "status");
     if (strcmp(status, "\"cancelled\"") == 0)
         ++*(size_t *)ctx;
@@ -221,11 +217,10 @@ static int count_cancelled(void *ctx, const udb_val *rec)
 
 static int verify(race_ctx *c)
 {
-    size_t rounds = (size_t)c->spec->rounds, n, cancelled = 0;
     int fails = 0;
-
     for (int r = 0; r < c->spec->rounds; r++)
         fails += verify_slot(c, r) + verify_first(c, r);
+    size_t rounds = (size_t)c->spec->rounds, n, cancelled = 0;
     if (race_scan(&n, c->txn, TYPE, NULL, NULL, count_cancelled, &cancelled) != 0)
         return fails + 1;
     if (n != rounds * (2 + K) || cancelled != rounds)

@@ -70,18 +70,17 @@ typedef struct case_arg {
 static int op_open_case(udb_txn *txn, race_outcome *o, const void *arg)
 {
     const case_arg *a = arg;
-    char number[32];
-    race_buf rec;
-    udb_val out = {NULL, 0};
     uint64_t n = 0;
     int rc = udb_seq_next(&n, txn, SEQ);
-
     if (rc != 0)
         return rc;
     o->num = n;
+    char number[32];
     case_number(number, sizeof number, n);
+    race_buf rec;
     race_pack(&rec, RACE_MAP, "ssi", "case_number", number, "caller", a->caller,
               "opened_at", 1759140000LL);
+    udb_val out = {NULL, 0};
     rc = udb_insert(&out, txn, TYPE, rec.data, rec.len);
     if (rc != 0)
         return rc;
@@ -144,7 +143,6 @@ static int worker(race_ctx *c)
         race_outcome *o = race_at(c, r, 0, c->writer);
         int how = mode_of(c->writer, r);
         case_arg a = {.fail = how == FN_FAILS};
-
         snprintf(a.caller, sizeof a.caller, "w%d-r%d", c->writer, r);
         race_sync(c);
         if (mode != 0)
@@ -165,10 +163,9 @@ typedef struct stored {
 static int collect(void *ctx, const udb_val *rec)
 {
     stored *s = ctx;
-    char number[RACE_TEXT], id[RACE_TEXT];
-
     if (s->n == s->cap)
         return -1;
+    char number[RACE_TEXT], id[RACE_TEXT];
     race_field_text(number, sizeof number, rec->data, rec->size, "case_number");
     race_field_text(id, sizeof id, rec->data, rec->size, "id");
     s->ids[s->n] = strtoull(id, NULL, 10);
@@ -214,20 +211,17 @@ static int verify_exec_outcome(const race_ctx *c, int w, int r, uint64_t *taken,
 
 static int verify_outcomes(const race_ctx *c, uint64_t *taken, size_t *n)
 {
-    char want[RACE_TEXT], number[32];
-    race_buf key;
     int fails = 0;
-
     *n = 0;
     for (int r = 0; r < c->spec->rounds; r++) {
         for (int w = 0; w < c->nwriters; w++) {
-            const race_outcome *o = race_at(c, r, 0, w);
-            int how = mode_of(w, r);
-
             if (mode != 0) {
                 fails += verify_exec_outcome(c, w, r, taken, n);
                 continue;
             }
+            const race_outcome *o = race_at(c, r, 0, w);
+            int how = mode_of(w, r);
+            char want[RACE_TEXT], number[32];
             case_number(number, sizeof number, o->num);
             snprintf(want, sizeof want, "\"%s\"", number);
             if (race_expect_rc(c, o, how == FN_FAILS ? -1 : 0, "open a case") != 0) {
@@ -236,6 +230,7 @@ static int verify_outcomes(const race_ctx *c, uint64_t *taken, size_t *n)
                 fails += race_bad(c, o, "stored case_number %s, want %s", o->field, want);
             } else if (committed(how)) {
                 taken[(*n)++] = o->num;
+                race_buf key;
                 race_pack(&key, RACE_ARRAY, "s", number);
                 fails += race_expect_find(c, TYPE, "case_number", &key, o->key);
             }
@@ -247,10 +242,9 @@ static int verify_outcomes(const race_ctx *c, uint64_t *taken, size_t *n)
 static int verify(race_ctx *c)
 {
     size_t max = (size_t)c->spec->rounds * (size_t)c->nwriters, n = 0, count;
-    uint64_t *taken = calloc(max, sizeof *taken), seq = 0;
+    uint64_t *taken = calloc(max, sizeof *taken);
     stored s = {calloc(max, sizeof(uint64_t)), calloc(max, sizeof(uint64_t)), 0, max};
-    int rc, fails = 0;
-
+    int fails = 0;
     if (taken == NULL || s.numbers == NULL || s.ids == NULL) {
         fails = race_bad(c, NULL, "out of memory");
         goto out;
@@ -263,7 +257,8 @@ static int verify(race_ctx *c)
     }
     fails += race_gapless(c, s.numbers, s.n, "stored case numbers");
     fails += race_gapless(c, s.ids, s.n, "stored auto ids");
-    rc = udb_seq_get(&seq, c->txn, SEQ);
+    uint64_t seq = 0;
+    int rc = udb_seq_get(&seq, c->txn, SEQ);
     if (rc != 0 || seq != n)
         fails += race_bad(c, NULL, "udb_seq_get(%s) = %" PRIu64 " (rc %d, %s), want %zu", SEQ,
                           seq, rc, udb_strerror(rc), n);
