@@ -954,11 +954,10 @@ static json_t *rd_value(reader *r, int depth)
     case 0xc5: return rd_be(r, 2, &n) ? NULL : rd_bin(r, n);
     case 0xc6: return rd_be(r, 4, &n) ? NULL : rd_bin(r, n);
     case 0xca: {
-        uint32_t bits;
-        float f;
         if (rd_be(r, 4, &n))
             return NULL;
-        bits = (uint32_t)n;
+        uint32_t bits = (uint32_t)n;
+        float f;
         memcpy(&f, &bits, sizeof f);
         return float32_json(f);
     }

@@ -28,31 +28,28 @@ static int die(const char *what, int rc)
 
 static void print_hex(const char *label, const MDB_val *v)
 {
-    size_t i;
-
     printf("%s ", label);
-    for (i = 0; i < v->mv_size; i++)
+    for (size_t i = 0; i < v->mv_size; i++)
         printf("%02x", ((const unsigned char *)v->mv_data)[i]);
     printf("\n");
 }
 
 static int list(MDB_txn *txn)
 {
-    MDB_dbi main_dbi, dbi;
+    MDB_dbi main_dbi;
     MDB_cursor *cur;
-    MDB_val k, v;
-    MDB_stat st;
     int rc;
-
     if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) || (rc = mdb_cursor_open(txn, main_dbi, &cur)))
         return die("open main db", rc);
+    MDB_val k, v;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
         char name[512];
-
         if (k.mv_size >= sizeof name)
             continue;
         memcpy(name, k.mv_data, k.mv_size);
         name[k.mv_size] = '\0';
+        MDB_dbi dbi;
+        MDB_stat st;
         if (mdb_dbi_open(txn, name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0)
             printf("%s %zu\n", name, st.ms_entries);
     }
@@ -62,17 +59,14 @@ static int list(MDB_txn *txn)
 
 static int parse_hex(MDB_val *out, const char *hex)
 {
-    size_t n = strlen(hex), i;
-    unsigned char *p;
-
+    size_t n = strlen(hex);
     if (n % 2)
         return -1;
-    p = malloc(n / 2 + 1);
+    unsigned char *p = malloc(n / 2 + 1);
     if (!p)
         return -1;
-    for (i = 0; i < n / 2; i++) {
+    for (size_t i = 0; i < n / 2; i++) {
         unsigned int b;
-
         if (sscanf(hex + 2 * i, "%2x", &b) != 1) {
             free(p);
             return -1;
@@ -86,23 +80,20 @@ static int parse_hex(MDB_val *out, const char *hex)
 
 int main(int argc, char **argv)
 {
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi dbi;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    const char *op;
-    int rc, ex = 1;
-
     if (argc < 3) {
         fprintf(stderr, "usage: damage DIR list|del-first NAME|mangle-first-key NAME|"
                         "set-first-value NAME HEX|first-value NAME\n");
         return 2;
     }
-    op = argv[2];
+    const char *op = argv[2];
+    MDB_env *env = NULL;
+    int rc;
     if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 512)) ||
         (rc = mdb_env_open(env, argv[1], 0, 0640)))
         return die("open environment", rc);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int ex = 1;
     if ((rc = mdb_txn_begin(env, NULL, 0, &txn))) {
         ex = die("begin", rc);
         goto out;
@@ -123,6 +114,8 @@ int main(int argc, char **argv)
         ex = die("missing NAME", 0);
         goto out;
     }
+    MDB_dbi dbi;
+    MDB_val k, v;
     if ((rc = mdb_dbi_open(txn, argv[3], 0, &dbi)) || (rc = mdb_cursor_open(txn, dbi, &cur)) ||
         (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST))) {
         ex = die(argv[3], rc);
@@ -139,8 +132,6 @@ int main(int argc, char **argv)
         }
     } else if (strcmp(op, "mangle-first-key") == 0) {
         unsigned char key[512], val[512];
-        MDB_val nk, nv;
-
         if (k.mv_size == 0 || k.mv_size > sizeof key || v.mv_size > sizeof val) {
             ex = die("first entry has an unusable size", 0);
             goto out;
@@ -153,6 +144,7 @@ int main(int argc, char **argv)
             key[k.mv_size - 2] ^= 0x01;
         else
             key[k.mv_size - 1] = (unsigned char)(key[k.mv_size - 1] + 1);
+        MDB_val nk, nv;
         nk.mv_data = key;
         nk.mv_size = k.mv_size;
         nv.mv_data = val;
@@ -167,7 +159,6 @@ int main(int argc, char **argv)
     } else if (strcmp(op, "set-first-value") == 0) {
         unsigned char kbuf[512];
         MDB_val nv, key;
-
         if (k.mv_size > sizeof kbuf || argc < 5 || parse_hex(&nv, argv[4])) {
             ex = die("set-first-value needs a HEX value", 0);
             goto out;

@@ -112,7 +112,6 @@ static void set_text(val *v, const char *fmt, ...) __attribute__((format(printf,
 static void set_text(val *v, const char *fmt, ...)
 {
     va_list ap;
-
     v->st = V_TEXT;
     va_start(ap, fmt);
     vsnprintf(v->text, sizeof v->text, fmt, ap);
@@ -125,7 +124,6 @@ static void random_value(val *v, const tdef *t, size_t f, int bad)
 {
     static const char *const status[] = {"active", "archived", "deleted"};
     const char *name = t->fields[f].name;
-
     if (f == 0) {
         if (t == &types[0])
             set_text(v, "%d", (int)pick(10) - 2);
@@ -146,7 +144,6 @@ static void random_value(val *v, const tdef *t, size_t f, int bad)
         set_text(v, "%s", pick(4) ? "true" : "false");
     } else if (strcmp(name, "n") == 0) {
         unsigned r = pick(6);
-
         if (bad && pick(6) == 0)
             set_text(v, "-1");
         else if (r == 5)
@@ -161,7 +158,6 @@ static void random_value(val *v, const tdef *t, size_t f, int bad)
 static void random_op(op *o, int allow_bad)
 {
     unsigned r = pick(10);
-
     memset(o, 0, sizeof *o);
     o->t = &types[pick(10) < 7 ? 0 : 1];
     o->kind = r < 5 ? OP_INSERT : r < 7 ? OP_REPLACE : r < 9 ? OP_MERGE : OP_DELETE;
@@ -170,7 +166,6 @@ static void random_op(op *o, int allow_bad)
         return;
     for (size_t f = 1; f < o->t->nfields; f++) {
         unsigned p = pick(8);
-
         if (o->kind == OP_MERGE) {
             if (p < 4)
                 continue; /* not in the patch */
@@ -218,11 +213,10 @@ static void pack_val(msgpack_packer *pk, const fdef *f, const val *v)
 static void pack_op(msgpack_sbuffer *rec, msgpack_sbuffer *key, const op *o)
 {
     msgpack_packer pk;
-    size_t n = 0, first = o->kind == OP_INSERT ? 0 : 1;
-
     msgpack_packer_init(&pk, key, msgpack_sbuffer_write);
     pack_val(&pk, &o->t->fields[0], &o->v[0]);
     msgpack_packer_init(&pk, rec, msgpack_sbuffer_write);
+    size_t n = 0, first = o->kind == OP_INSERT ? 0 : 1;
     for (size_t f = first; f < o->t->nfields; f++)
         n += o->v[f].st != V_ABSENT;
     msgpack_pack_map(&pk, n);
@@ -245,15 +239,14 @@ static const char *const outcome_names[] = {"ok", "conflict", "not found", "inva
 
 static void udb_run(outcome *out, udb_env *env, const op *o)
 {
-    msgpack_sbuffer rec, key;
-    udb_txn *txn = NULL;
-    int rc;
-
     memset(out, 0, sizeof *out);
+    msgpack_sbuffer rec, key;
     msgpack_sbuffer_init(&rec);
     msgpack_sbuffer_init(&key);
     pack_op(&rec, &key, o);
-    if ((rc = udb_begin(&txn, env, 0)) != 0) {
+    udb_txn *txn = NULL;
+    int rc = udb_begin(&txn, env, 0);
+    if (rc != 0) {
         out->kind = O_ERROR;
         snprintf(out->detail, sizeof out->detail, "udb_begin: %s", udb_strerror(rc));
         goto out;
@@ -299,13 +292,12 @@ out:
 static int udb_has_key(udb_env *env, const op *o)
 {
     msgpack_sbuffer rec, key;
-    udb_txn *txn = NULL;
-    udb_val v;
-    int found = 0;
-
     msgpack_sbuffer_init(&rec);
     msgpack_sbuffer_init(&key);
     pack_op(&rec, &key, o);
+    udb_txn *txn = NULL;
+    udb_val v;
+    int found = 0;
     if (udb_begin(&txn, env, UDB_RDONLY) == 0)
         found = udb_get(&v, txn, o->t->name, key.data, key.size) == 0;
     udb_abort(txn);
@@ -323,18 +315,15 @@ static void sql_ident(char *out, size_t cap, const char *name)
 
 static void pg_run_op(outcome *out, PGconn *pg, const op *o)
 {
+    memset(out, 0, sizeof *out);
     char sql[1024], id[80];
     const char *params[MAXF];
     int np = 0;
     size_t len = 0;
-    PGresult *res;
-
-    memset(out, 0, sizeof *out);
     sql_ident(id, sizeof id, o->t->name);
 #define ADD(...) (len += (size_t)snprintf(sql + len, sizeof sql - len, __VA_ARGS__))
     if (o->kind == OP_INSERT) {
         int first = 1;
-
         ADD("INSERT INTO %s (", id);
         for (size_t f = 0; f < o->t->nfields; f++) {
             if (o->v[f].st == V_ABSENT)
@@ -359,7 +348,6 @@ static void pg_run_op(outcome *out, PGconn *pg, const op *o)
         params[np++] = o->v[0].text;
     } else {
         int first = 1;
-
         ADD("UPDATE %s SET ", id);
         for (size_t f = 1; f < o->t->nfields; f++) {
             /* a replacement sets every field; a merge only those it names */
@@ -377,18 +365,16 @@ static void pg_run_op(outcome *out, PGconn *pg, const op *o)
         ADD(" WHERE %s = $%d", id, ++np);
     }
 #undef ADD
-    res = PQexecParams(pg, sql, np, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(pg, sql, np, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
         out->kind = strcmp(PQcmdTuples(res), "0") == 0 && o->kind != OP_INSERT ? O_NOTFOUND
                                                                                 : O_OKAY;
     } else {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-
         snprintf(out->detail, sizeof out->detail, "%s", PQresultErrorMessage(res));
         if (state && strcmp(state, "23505") == 0 && cons) {
             size_t tl = strlen(o->t->name);
-
             out->kind = O_CONFLICT;
             /* "T_pkey" is the primary key, which uniqdb names after its field;
                "T.I" is index I */
@@ -410,7 +396,6 @@ static int pg_exec(PGconn *pg, const char *sql)
 {
     PGresult *res = PQexec(pg, sql);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-
     if (!ok)
         fprintf(stderr, "trace: %s: %s", sql, PQresultErrorMessage(res));
     PQclear(res);
@@ -434,7 +419,6 @@ static int rows_add(rows *r, const char *text)
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64;
         char **p = realloc(r->row, cap * sizeof *p);
-
         if (!p)
             return -1;
         r->row = p;
@@ -458,28 +442,25 @@ static void rows_free(rows *r)
  * \N for absent. */
 static int udb_rows(rows *out, udb_env *env, const tdef *t)
 {
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
     udb_txn *txn = NULL;
     udb_cursor *cur = NULL;
-    udb_val v;
-    msgpack_unpacked up;
-    int rc, ret = -1;
-
-    msgpack_unpacked_init(&up);
+    int ret = -1;
     if (udb_begin(&txn, env, UDB_RDONLY) || udb_scan(&cur, txn, t->name, NULL, NULL, 0))
         goto out;
+    udb_val v;
+    int rc;
     while ((rc = udb_cursor_next(&v, cur)) == 0) {
         char line[512];
         size_t len = 0, off = 0;
-
         if (msgpack_unpack_next(&up, v.data, v.size, &off) != MSGPACK_UNPACK_SUCCESS ||
             up.data.type != MSGPACK_OBJECT_MAP)
             goto out;
         for (size_t f = 0; f < t->nfields; f++) {
             const msgpack_object *o = NULL;
-
             for (uint32_t i = 0; i < up.data.via.map.size; i++) {
                 const msgpack_object *k = &up.data.via.map.ptr[i].key;
-
                 if (k->via.str.size == strlen(t->fields[f].name) &&
                     memcmp(k->via.str.ptr, t->fields[f].name, k->via.str.size) == 0)
                     o = &up.data.via.map.ptr[i].val;
@@ -515,9 +496,6 @@ static int pg_rows(rows *out, PGconn *pg, const tdef *t)
 {
     char sql[512], id[80];
     size_t len = 0;
-    PGresult *res;
-    int ret = -1;
-
     len += (size_t)snprintf(sql + len, sizeof sql - len, "SELECT ");
     for (size_t f = 0; f < t->nfields; f++) {
         sql_ident(id, sizeof id, t->fields[f].name);
@@ -525,7 +503,8 @@ static int pg_rows(rows *out, PGconn *pg, const tdef *t)
     }
     sql_ident(id, sizeof id, t->name);
     snprintf(sql + len, sizeof sql - len, " FROM %s", id);
-    res = PQexec(pg, sql);
+    PGresult *res = PQexec(pg, sql);
+    int ret = -1;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "trace: %s: %s", sql, PQresultErrorMessage(res));
         goto out;
@@ -533,7 +512,6 @@ static int pg_rows(rows *out, PGconn *pg, const tdef *t)
     for (int r = 0; r < PQntuples(res); r++) {
         char line[512];
         size_t l = 0;
-
         for (int c = 0; c < PQnfields(res); c++)
             l += (size_t)snprintf(line + l, sizeof line - l, "%s%s", c ? "|" : "",
                                   PQgetisnull(res, r, c) ? "\\N" : PQgetvalue(res, r, c));
@@ -550,10 +528,8 @@ out:
 static int same_contents(udb_env *env, PGconn *pg, size_t *nrows)
 {
     int ret = 0;
-
     for (size_t t = 0; t < sizeof types / sizeof types[0] && ret == 0; t++) {
         rows a = {0}, b = {0};
-
         if (udb_rows(&a, env, &types[t]) || pg_rows(&b, pg, &types[t])) {
             ret = -1;
         } else {
@@ -561,7 +537,6 @@ static int same_contents(udb_env *env, PGconn *pg, size_t *nrows)
             qsort(b.row, b.n, sizeof *b.row, cmp_str);
             for (size_t i = 0; i < a.n || i < b.n; i++) {
                 const char *x = i < a.n ? a.row[i] : "(none)", *y = i < b.n ? b.row[i] : "(none)";
-
                 if (strcmp(x, y) != 0) {
                     fprintf(stderr, "trace: type %s differs: uniqdb %s, PostgreSQL %s\n",
                             types[t].name, x, y);
@@ -582,14 +557,13 @@ static int same_contents(udb_env *env, PGconn *pg, size_t *nrows)
 static int run_cmd(char *const argv[])
 {
     pid_t pid = fork();
-    int status;
-
     if (pid < 0)
         return -1;
     if (pid == 0) {
         execvp(argv[0], argv);
         _exit(127);
     }
+    int status;
     if (waitpid(pid, &status, 0) < 0)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -599,7 +573,6 @@ static void describe(char *out, size_t cap, const op *o)
 {
     size_t len = (size_t)snprintf(out, cap, "%s %s key=%s {", op_names[o->kind], o->t->name,
                                   o->v[0].text);
-
     for (size_t f = 1; f < o->t->nfields && len < cap; f++)
         if (o->v[f].st != V_ABSENT)
             len += (size_t)snprintf(out + len, cap - len, " %s=%s", o->t->fields[f].name,
@@ -619,16 +592,15 @@ static const char *const index_names[] = {"key", "ab", "active_user", "bn",
 static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned n,
                      unsigned nops, uint64_t seed, const char *drop_index, totals *tot)
 {
-    char dbdir[512], sqlfile[600], schema[32], sql[256];
-    udb_options opts = UDB_OPTIONS_INIT;
-    udb_env *env = NULL;
-    int ret = -1;
-
     rng = seed * 0x9E3779B97F4A7C15ull + n + 1;
+    char dbdir[512], sqlfile[600], schema[32], sql[256];
     snprintf(dbdir, sizeof dbdir, "%s/t%u", workdir, n);
     snprintf(sqlfile, sizeof sqlfile, "%s/t%u.sql", workdir, n);
     snprintf(schema, sizeof schema, "t%u", n);
+    udb_options opts = UDB_OPTIONS_INIT;
     opts.flags = UDB_NOSYNC; /* a throw-away database */
+    udb_env *env = NULL;
+    int ret = -1;
     if (udb_open(&env, dbdir, &opts) ||
         udb_schema_apply(NULL, env, schema_json, sizeof schema_json - 1, 0)) {
         fprintf(stderr, "trace: cannot create %s: %s\n", dbdir, udb_env_errmsg(env));
@@ -638,7 +610,6 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
     for (unsigned i = 0; i < 12; i++) {
         op o;
         outcome u;
-
         random_op(&o, 0);
         o.kind = OP_INSERT;
         for (size_t f = 1; f < o.t->nfields; f++)
@@ -650,7 +621,6 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
         char *exp[] = {(char *)cli, "export", "--postgres", dbdir, "--schema", schema,
                        "-o", sqlfile, NULL};
         char *load[] = {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", sqlfile, NULL};
-
         if (run_cmd(exp) != 0 || run_cmd(load) != 0) {
             fprintf(stderr, "trace %u: export or load failed\n", n);
             goto out;
@@ -675,7 +645,6 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
         op o;
         outcome u, p;
         char what[300];
-
         random_op(&o, 1);
         /* A bad value in an update of a missing record: PostgreSQL finds no
            row before any check, uniqdb checks the patch first.  Both refuse;
@@ -709,7 +678,6 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
         tot->by_kind[u.kind]++;
         if (u.kind == O_CONFLICT) {
             size_t k;
-
             for (k = 0; k < 7 && strcmp(index_names[k], u.index) != 0; k++)
                 ;
             tot->conflicts_by_index[k]++;
@@ -731,15 +699,8 @@ out:
 
 int main(int argc, char **argv)
 {
-    const char *drop_index = NULL, *cli;
-    char workdir[] = "/tmp/uniqdb-trace-XXXXXX";
-    unsigned ntraces, nops;
-    uint64_t seed;
-    PGconn *pg = NULL;
-    totals tot;
-    struct timespec t0, t1;
-    int a = 1, ret = 1, found = 0;
-
+    const char *drop_index = NULL;
+    int a = 1;
     if (argc > 2 && strcmp(argv[1], "--drop-index") == 0) {
         drop_index = argv[2];
         a = 3;
@@ -748,17 +709,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: trace [--drop-index INDEX] UNIQDB-CLI TRACES OPS [SEED]\n");
         return 2;
     }
-    cli = argv[a];
-    ntraces = (unsigned)strtoul(argv[a + 1], NULL, 10);
-    nops = (unsigned)strtoul(argv[a + 2], NULL, 10);
-    seed = argc - a == 4 ? strtoull(argv[a + 3], NULL, 10) : (uint64_t)time(NULL);
+    const char *cli = argv[a];
+    unsigned ntraces = (unsigned)strtoul(argv[a + 1], NULL, 10);
+    unsigned nops = (unsigned)strtoul(argv[a + 2], NULL, 10);
+    uint64_t seed = argc - a == 4 ? strtoull(argv[a + 3], NULL, 10) : (uint64_t)time(NULL);
+    totals tot;
     memset(&tot, 0, sizeof tot);
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    char workdir[] = "/tmp/uniqdb-trace-XXXXXX";
     if (!mkdtemp(workdir)) {
         perror("trace: mkdtemp");
         return 1;
     }
-    pg = PQconnectdb("");
+    int ret = 1;
+    PGconn *pg = PQconnectdb("");
     if (PQstatus(pg) != CONNECTION_OK) {
         fprintf(stderr, "trace: cannot connect (run under pg_run): %s", PQerrorMessage(pg));
         goto out;
@@ -767,9 +732,9 @@ int main(int argc, char **argv)
         goto out;
     printf("trace: seed %" PRIu64 " (rerun: %s %s %u %u %" PRIu64 ")\n", seed, argv[0], cli,
            ntraces, nops, seed);
+    int found = 0;
     for (unsigned n = 0; n < ntraces; n++) {
         int r = run_trace(cli, workdir, pg, n, nops, seed, drop_index, &tot);
-
         if (r < 0)
             goto out;
         if (r > 0) {
@@ -777,6 +742,7 @@ int main(int argc, char **argv)
             break;
         }
     }
+    struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (drop_index) {
         /* the negative control: a missing index must be noticed */
@@ -813,7 +779,6 @@ out:
     PQfinish(pg);
     {
         char *rm[] = {"rm", "-rf", workdir, NULL};
-
         run_cmd(rm);
     }
     return ret;

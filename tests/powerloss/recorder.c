@@ -230,7 +230,7 @@ static int in_dir(const char *p)
  * plus the last component (which may not exist).  0 on success. */
 static int abs_path(char *out, size_t cap, int dirfd, const char *path)
 {
-    char full[PATH_MAX * 2], parent[PATH_MAX];
+    char full[PATH_MAX * 2];
     if (path[0] == '/') {
         snprintf(full, sizeof full, "%s", path);
     } else {
@@ -248,6 +248,7 @@ static int abs_path(char *out, size_t cap, int dirfd, const char *path)
         }
         snprintf(full, sizeof full, "%s/%s", d, path);
     }
+    char parent[PATH_MAX];
     char *slash = strrchr(full, '/');
     if (slash == full)
         snprintf(parent, sizeof parent, "/");
@@ -280,9 +281,9 @@ static int tracked(int fd)
 /* After an open that returned fd: track it if it is ours. */
 static void after_open(int fd, int flags, uint64_t b)
 {
-    char link[64], p[PATH_MAX];
     if (!rec_on || fd < 0)
         return;
+    char link[64], p[PATH_MAX];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = readlink(link, p, sizeof p - 1);
     if (n < 0)

@@ -245,7 +245,6 @@ static void t_bad_arguments_run_nothing(tu *t)
     udb_results *res = (udb_results *)&res;   /* must become NULL */
     udb_op good = rec_op(UDB_OP_INSERT, "acct", mp("{s:s, s:s}", "id", "a", "email", "a@x"));
     udb_op ops[2] = {good, good};
-
     CHECK_RC(udb_exec(NULL, t->env, ops, 1), UDB_EINVAL);
     CHECK_RC(udb_exec(&res, NULL, ops, 1), UDB_EINVAL);
     CHECK(res == NULL);

@@ -326,12 +326,11 @@ static void t_read_snapshot_is_stable(tu *t)
 
 static void t_arguments_are_checked(tu *t)
 {
-    udb_txn *txn = NULL;
-    udb_val out;
     if (!tu_open(t))
         return;
     /* before any schema */
-    txn = tu_w(t);
+    udb_txn *txn = tu_w(t);
+    udb_val out;
     CHECK_RC(tu_ins(&out, txn, "acct", mp("{}")), UDB_EINVAL);
     CHECK_HAS(udb_errmsg(txn), "no schema");
     const char *const *types = NULL;
@@ -459,12 +458,10 @@ static void *gc_main(void *p)
 static int gc_attempt(udb_env *env, int attempt)
 {
     static gc_req reqs[GC_THREADS][GC_ROUNDS];
-    gc_thread th[GC_THREADS];
-    pthread_barrier_t start;
-    int shared = 0;
-
     memset(reqs, 0, sizeof reqs);
+    pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, GC_THREADS);
+    gc_thread th[GC_THREADS];
     for (int i = 0; i < GC_THREADS; i++) {
         for (int r = 0; r < GC_ROUNDS; r++)
             reqs[i][r] = (gc_req){.attempt = attempt, .thread = i, .round = r};
@@ -479,6 +476,7 @@ static int gc_attempt(udb_env *env, int attempt)
     udb_txn *txn;
     if (!CHECK_OK(udb_begin(&txn, env, UDB_RDONLY)))
         return -1;
+    int shared = 0;
     for (int i = 0; i < GC_THREADS; i++)
         for (int r = 0; r < GC_ROUNDS; r++) {
             gc_req *q = &reqs[i][r];

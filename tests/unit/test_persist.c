@@ -72,10 +72,9 @@ static void t_created_directory_is_not_world_writable(tu *t)
 {
     mode_t old = umask(0);   /* let the library's own mode decide */
     char path[PATH_MAX];
-    struct stat st;
-    udb_env *env = NULL;
-
     snprintf(path, sizeof path, "%s/default", t->dir);
+    udb_env *env = NULL;
+    struct stat st;
     if (CHECK_OK(udb_open(&env, path, NULL))) {
         CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0750);
         udb_close(env);
@@ -133,11 +132,11 @@ static void t_env_files_are_what_open_creates(tu *t)
 
 static void t_open_reports_bad_paths(tu *t)
 {
-    char path[PATH_MAX];
     udb_env *env = NULL;
     CHECK_RC(udb_open(&env, NULL, NULL), UDB_EINVAL);
     CHECK_RC(udb_open(NULL, t->path, NULL), UDB_EINVAL);
     CHECK_RC(udb_open(&env, "", NULL), UDB_EINVAL);
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/missing/parent/db", t->dir);
     CHECK_RC(udb_open(&env, path, NULL), ENOENT);
     CHECK_HAS(udb_env_errmsg(NULL), path);
@@ -312,16 +311,16 @@ static int raw_end(MDB_env *e, MDB_txn *txn, int rc)
 /* Put key=num (8-byte big-endian) in named database db.  0 or an LMDB code. */
 static int raw_put(const char *path, const char *db, const char *key, uint64_t num)
 {
-    MDB_env *e;
-    MDB_txn *txn;
-    MDB_dbi dbi;
     unsigned char v[8];
     for (int i = 0; i < 8; i++)
         v[i] = (unsigned char)(num >> (56 - 8 * i));
     MDB_val k = {strlen(key), (void *)key}, val = {sizeof v, v};
+    MDB_env *e;
+    MDB_txn *txn;
     int rc = raw_begin(&e, &txn, path, 0);
     if (rc)
         return rc;
+    MDB_dbi dbi;
     if (!(rc = mdb_dbi_open(txn, db, MDB_CREATE, &dbi)))
         rc = mdb_put(txn, dbi, &k, &val, 0);
     return raw_end(e, txn, rc);
@@ -332,11 +331,11 @@ static int raw_format(uint64_t *out, const char *path)
 {
     MDB_env *e;
     MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_val k = {6, (void *)"format"}, v;
     int rc = raw_begin(&e, &txn, path, MDB_RDONLY);
     if (rc)
         return rc;
+    MDB_dbi dbi;
+    MDB_val k = {6, (void *)"format"}, v;
     if (!(rc = mdb_dbi_open(txn, "__meta", 0, &dbi)) && !(rc = mdb_get(txn, dbi, &k, &v))) {
         *out = 0;
         for (size_t i = 0; i < v.mv_size; i++)
@@ -401,7 +400,6 @@ static void t_open_checks_the_format(tu *t)
  * again, and the key is in the long form (the check and a get see it). */
 static void t_format_1_is_upgraded_on_open(tu *t)
 {
-    MDB_txn *txn_raw;
     if (!tu_setup(t, "{`types`: {`t`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`}, "
                      "`s`: {`type`: `str`}}, `unique`: {`s`: {`fields`: [`s`]}}}, "
                      "`w`: {`key`: `k`, `fields`: {`k`: {`type`: `str`}}}}}"))
@@ -417,6 +415,7 @@ static void t_format_1_is_upgraded_on_open(tu *t)
     udb_close(t->env);
     t->env = NULL;
     MDB_env *e;
+    MDB_txn *txn_raw;
     MDB_dbi dbi;
     if (CHECK_OK(raw_begin(&e, &txn_raw, t->path, 0))) {
         int rc = mdb_dbi_open(txn_raw, "u:t:s", 0, &dbi);
@@ -522,15 +521,13 @@ static void t_many_types_open_with_any_options(tu *t)
 static void t_read_only_open_writes_nothing(tu *t)
 {
     udb_options o = UDB_OPTIONS_INIT;
-    udb_env *env = NULL;
-    udb_txn *txn = NULL;
-    char p[PATH_MAX];
-    struct stat st;
-
     o.flags = UDB_RDONLY_ENV;
+    char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/missing", t->dir);
+    udb_env *env = NULL;
     CHECK_RC(udb_open(&env, p, &o), ENOENT);
     CHECK_HAS(udb_env_errmsg(NULL), "no such directory");
+    struct stat st;
     CHECK(stat(p, &st) != 0);
     /* an empty directory: no data.mdb, and none made */
     snprintf(p, sizeof p, "%s/empty", t->dir);
@@ -559,6 +556,7 @@ static void t_read_only_open_writes_nothing(tu *t)
     o.flags = UDB_RDONLY_ENV;
     if (!CHECK_OK(udb_open(&env, t->path, &o)))
         return;
+    udb_txn *txn = NULL;
     CHECK_RC(udb_begin(&txn, env, 0), UDB_EREADONLY);
     CHECK_HAS(udb_env_errmsg(env), "UDB_RDONLY_ENV");
     CHECK_RC(udb_schema_apply(NULL, env, tu_scenarios(), strlen(tu_scenarios()), 0),

@@ -543,9 +543,9 @@ static void t_keep_adds_what_is_new(tu *t)
 
 static void t_drop_removes_types_and_reports(tu *t)
 {
-    const char *changes;
     if (!tu_open(t))
         return;
+    const char *changes;
     CHECK_OK(tu_apply_f(t, TYPES(P_WITH(PF_ALL) ", " PET), 0, &changes));
     CHECK_HAS(changes, "added type \"person\" (4 fields)", "added type \"pet\" (1 field)");
     CHECK_OK(tu_apply_f(t, TYPES(P_WITH(PF_ALL) ", " PET), 0, &changes));
