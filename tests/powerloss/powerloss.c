@@ -42,29 +42,46 @@ static int selftest(const char *dir, const pl_case *c, int scale);
 
 static const pl_case cases[] = {
     {"single", "one writer, a durable commit per record (udb_begin/udb_commit)",
-     pl_run_single, 0, 0, false, 0},
-    {"threads", "8 threads through udb_write (group commit)", pl_run_threads, 0, 0, false, 0},
-    {"procs", "4 processes x 2 threads writing at once through udb_write", pl_run_procs, 0, 0,
+     pl_run_single, 0, 0, false, 0, false, 0},
+    {"threads", "8 threads through udb_write (group commit)", pl_run_threads, 0, 0, false, 0,
      false, 0},
+    {"procs", "4 processes x 2 threads writing at once through udb_write", pl_run_procs, 0, 0,
+     false, 0, false, 0},
     {"schema", "a new unique index built over existing records while a writer inserts",
-     pl_run_schema, 0, 0, false, 0},
+     pl_run_schema, 0, 0, false, 0, false, 0},
     {"mapgrow", "2 processes x 2 threads while the map grows from 64 KiB", pl_run_mapgrow, 0,
-     64u * 1024u, false, 0},
+     64u * 1024u, false, 0, false, 0},
+    {"exec-single", "4 threads of udb_exec units (seq_next, insert, insert_or_get)",
+     pl_run_exec_single, 0, 0, false, 0, false, 0},
+    {"exec-procs", "4 processes x 2 threads of udb_exec units, shipped between processes",
+     pl_run_exec_procs, 0, 0, false, 0, false, 0},
     {"control-nosync", "control: UDB_NOSYNC must be caught losing ACKed commits",
-     pl_run_single, UDB_NOSYNC, 0, false, PL_MUST_LOSE},
+     pl_run_single, UDB_NOSYNC, 0, false, PL_MUST_LOSE, false, 0},
     {"control-early-ack", "control: an ACK given as the commit's flush begins must be caught",
-     pl_run_single, 0, 0, true, PL_MUST_LOSE},
+     pl_run_single, 0, 0, true, PL_MUST_LOSE, false, 0},
     {"control-nometasync",
      "control: UDB_NOMETASYNC must be caught undoing the last ACKed commit, never corrupting",
-     pl_run_single, UDB_NOMETASYNC, 0, false, PL_MUST_LOSE_ONLY},
+     pl_run_single, UDB_NOMETASYNC, 0, false, PL_MUST_LOSE_ONLY, false, 0},
+    {"control-exec-nosync", "control: exec units under UDB_NOSYNC must be caught lost",
+     pl_run_exec_single, UDB_NOSYNC, 0, false, PL_MUST_LOSE, false, 100},
+    {"control-exec-early-ack",
+     "control: shipped units ACKed as a flush (any process's) begins must be caught lost",
+     pl_run_exec_procs, 0, 0, true, PL_MUST_LOSE, false, 100},
+    {"control-exec-nometasync",
+     "control: shipped units under UDB_NOMETASYNC must be caught lost, never corrupt",
+     pl_run_exec_procs, UDB_NOMETASYNC, 0, false, PL_MUST_LOSE_ONLY, false, 100},
+    {"control-exec-split",
+     "control: each unit as two udb_exec calls must be caught applied in part",
+     pl_run_exec_procs, 0, 0, false, PL_MUST_SPLIT, true, 100},
     {"recorder-refuses", "the recorder aborts on writing calls it cannot model", selftest, 0,
-     0, false, 0},
+     0, false, 0, false, 0},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
 typedef struct result {
     int done, passed;
     uint64_t states, points, acks, lost_states, corrupt_states, lost_acks;
+    uint64_t partial_states, units;    /* exec cases: states with a unit in part; whole units */
     uint64_t writes, flushes, nacks;   /* what the recorder saw */
     double secs;
     char msg[400];
@@ -132,6 +149,8 @@ typedef struct run {
     uint64_t limit;      /* controls: stop after this many states */
 } run;
 
+static const char *const verdict_name[] = {"ok", "LOST", "PARTIAL", "CORRUPT"};
+
 static int check_one(run *R, uint64_t c, pl_choice *ch)
 {
     result *r = R->r;
@@ -148,19 +167,23 @@ static int check_one(run *R, uint64_t c, pl_choice *ch)
         return -1;
     }
     pl_verdict v;
-    pl_verify(&v, R->state_dir, &R->L, R->st.nacks);
+    pl_verify(&v, R->state_dir, &R->L, R->st.nacks,
+              R->c->run == pl_run_exec_single || R->c->run == pl_run_exec_procs);
     r->states++;
     r->acks += v.acks_verified;
     r->lost_acks += v.lost;
+    r->units += v.units;
     if (v.verdict == V_LOST)
         r->lost_states++;
+    if (v.verdict == V_PARTIAL)
+        r->partial_states++;
     if (v.verdict == V_CORRUPT)
         r->corrupt_states++;
     if (v.verdict != V_OK && !R->c->control && R->printed < 5) {
         R->printed++;
         printf("  %s: crash at seq %llu of %llu, %s, %zu ACKs owed: %s: %s\n", R->c->name,
                (unsigned long long)c, (unsigned long long)R->L.last, ch->desc, R->st.nacks,
-               v.verdict == V_LOST ? "LOST" : "CORRUPT", v.msg);
+               verdict_name[v.verdict], v.msg);
         if (R->keep) {
             char to[4200];
             snprintf(to, sizeof to, "%s-%d", R->keep_dir, R->printed);
@@ -172,8 +195,7 @@ static int check_one(run *R, uint64_t c, pl_choice *ch)
     }
     if (v.verdict != V_OK && !r->msg[0])
         snprintf(r->msg, sizeof r->msg, "%s at seq %llu (%.90s): %.250s",
-                 v.verdict == V_LOST ? "lost" : "corrupt", (unsigned long long)c, ch->desc,
-                 v.msg);
+                 verdict_name[v.verdict], (unsigned long long)c, ch->desc, v.msg);
     return 1;
 }
 
@@ -274,7 +296,7 @@ static void run_case(const pl_case *c, result *r, int scale, uint64_t seed)
     uint64_t *points = NULL;
     double t0 = now_s();
     R.keep = keep && *keep && strcmp(keep, "0");
-    R.limit = c->control ? 600u * (uint64_t)scale : UINT64_MAX;
+    R.limit = c->control ? (c->limit ? c->limit : 600u) * (uint64_t)scale : UINT64_MAX;
     shm[0] = '\0';
 
     snprintf(base, sizeof base, "%s/udb-powerloss-%s-XXXXXX", tmp_root(), c->name);
@@ -345,15 +367,19 @@ static void run_case(const pl_case *c, result *r, int scale, uint64_t seed)
     }
     if (failed)
         goto out;
+    uint64_t bad = r->lost_states + r->partial_states + r->corrupt_states;
     switch (c->control) {
     case 0:
-        r->passed = r->lost_states == 0 && r->corrupt_states == 0;
+        r->passed = bad == 0;
         break;
     case PL_MUST_LOSE:
         r->passed = r->lost_states > 0;
         break;
-    default:
-        r->passed = r->lost_states > 0 && r->corrupt_states == 0;
+    case PL_MUST_LOSE_ONLY:
+        r->passed = r->lost_states > 0 && r->corrupt_states == 0 && r->partial_states == 0;
+        break;
+    default:   /* PL_MUST_SPLIT */
+        r->passed = r->partial_states > 0 && r->lost_acks == 0 && r->corrupt_states == 0;
         break;
     }
     if (c->control && !r->passed)
@@ -493,21 +519,26 @@ int main(int argc, char **argv)
             result *r = &res[i];
             if (!r->done)
                 snprintf(r->msg, sizeof r->msg, "the case process died (status 0x%x)", st);
-            printf("%-19s %s: recorded %llu writes, %llu flushes, %llu ACKs; %llu states at "
-                   "%llu crash points, %llu ACKs verified, lost %llu, corrupt %llu (%.1f s)%s%s\n",
+            char units[64] = "";
+            if (cases[i].run == pl_run_exec_single || cases[i].run == pl_run_exec_procs)
+                snprintf(units, sizeof units, ", %llu whole units, partial %llu",
+                         (unsigned long long)r->units, (unsigned long long)r->partial_states);
+            printf("%-23s %s: recorded %llu writes, %llu flushes, %llu ACKs; %llu states at "
+                   "%llu crash points, %llu ACKs verified%s, lost %llu, corrupt %llu (%.1f s)"
+                   "%s%s\n",
                    cases[i].name, r->passed ? "ok" : "FAIL", (unsigned long long)r->writes,
                    (unsigned long long)r->flushes, (unsigned long long)r->nacks,
                    (unsigned long long)r->states,
-                   (unsigned long long)r->points, (unsigned long long)r->acks,
+                   (unsigned long long)r->points, (unsigned long long)r->acks, units,
                    (unsigned long long)r->lost_states, (unsigned long long)r->corrupt_states,
                    r->secs, r->msg[0] ? " -- " : "", r->msg);
             fflush(stdout);
         }
     }
 
-    uint64_t states = 0, acks = 0, lost = 0, corrupt = 0;
+    uint64_t states = 0, acks = 0, lost = 0, corrupt = 0, partial = 0;
     size_t passed = 0, failed = 0, controls = 0, detected = 0;
-    char cdetail[1024] = "";
+    char cdetail[2048] = "";
     for (size_t k = 0; k < n; k++) {
         const pl_case *c = &cases[pick[k]];
         const result *r = &res[pick[k]];
@@ -516,20 +547,30 @@ int main(int argc, char **argv)
             controls++;
             detected += r->passed;
             size_t l = strlen(cdetail);
-            snprintf(cdetail + l, sizeof cdetail - l, "%s%s: %llu lost, %llu corrupt",
-                     l ? "; " : "", c->name + strlen("control-"),
-                     (unsigned long long)r->lost_states, (unsigned long long)r->corrupt_states);
+            if (c->control == PL_MUST_SPLIT)
+                snprintf(cdetail + l, sizeof cdetail - l, "%s%s: %llu partial, %llu lost ACKs, "
+                         "%llu corrupt", l ? "; " : "", c->name + strlen("control-"),
+                         (unsigned long long)r->partial_states,
+                         (unsigned long long)r->lost_acks,
+                         (unsigned long long)r->corrupt_states);
+            else
+                snprintf(cdetail + l, sizeof cdetail - l, "%s%s: %llu lost, %llu corrupt",
+                         l ? "; " : "", c->name + strlen("control-"),
+                         (unsigned long long)r->lost_states,
+                         (unsigned long long)r->corrupt_states);
         } else {
             states += r->states;
             acks += r->acks;
             lost += r->lost_states;
+            partial += r->partial_states;
             corrupt += r->corrupt_states;
         }
     }
     printf("powerloss: %llu crash states checked, %llu acknowledged writes verified, lost %llu, "
-           "corrupt %llu; controls detected %zu/%zu (%s); %.0f s\n",
+           "partial %llu, corrupt %llu; controls detected %zu/%zu (%s); %.0f s\n",
            (unsigned long long)states, (unsigned long long)acks, (unsigned long long)lost,
-           (unsigned long long)corrupt, detected, controls, cdetail, now_s() - t0);
+           (unsigned long long)partial, (unsigned long long)corrupt, detected, controls,
+           cdetail, now_s() - t0);
     printf("powerloss: %zu passed, %zu failed\n", passed, failed);
     return failed ? 1 : 0;
 }

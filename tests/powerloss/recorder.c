@@ -388,6 +388,12 @@ void rec_ack(uint32_t kind, const void *data, size_t len)
     emit(EV_ACK, 0, -1, t, t, kind, 0, data, len);
 }
 
+void rec_ack_at_flush_mark(uint32_t kind, const void *data, size_t len)
+{
+    uint64_t t = __atomic_load_n(&log_hdr->flush_mark, __ATOMIC_SEQ_CST);
+    emit(EV_ACK, 0, -1, t, t, kind, 0, data, len);
+}
+
 void rec_ack_early(uint32_t kind, const void *data, size_t len)
 {
     pthread_mutex_lock(&pend_mu);
@@ -702,6 +708,11 @@ static int flush_rec(int fd, int data_only)
     if (!f)
         return data_only ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
     rec_ack_flush();   /* negative control: ACKs given before the flush */
+    /* the mark (another negative control's ACK time) only grows */
+    uint64_t m = tick(), old = __atomic_load_n(&log_hdr->flush_mark, __ATOMIC_SEQ_CST);
+    while (old < m && !__atomic_compare_exchange_n(&log_hdr->flush_mark, &old, m, 0,
+                                                   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
     uint64_t b = tick();
     int r = data_only ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
     int err = errno;

@@ -76,6 +76,8 @@ typedef struct rec_hdr {
     uint64_t seq;          /* atomic: the global order */
     uint64_t tail;         /* atomic: bytes of events after the header */
     uint64_t cap;          /* bytes available for events */
+    uint64_t flush_mark;   /* atomic: a number taken just before the latest flush of a
+                              tracked file began (rec_ack_at_flush_mark) */
     uint32_t lock;         /* atomic spin lock for the file table */
     uint32_t nfiles;
     uint32_t failed;       /* a loud failure or an overflow happened */
@@ -101,6 +103,10 @@ void rec_ack(uint32_t kind, const void *data, size_t len);
 void rec_ack_early(uint32_t kind, const void *data, size_t len);
 /* Log any ACK still held by rec_ack_early(). */
 void rec_ack_flush(void);
+/* Negative control across threads and processes: log this ACK as given just
+ * before the latest flush of a tracked file -- by any process -- began (too
+ * early if that flush is the one that makes the acknowledged write durable). */
+void rec_ack_at_flush_mark(uint32_t kind, const void *data, size_t len);
 
 /* Iterate the events of a finished log: *pos starts at 0. NULL at the end. */
 const rec_ev *rec_next(const rec_hdr *h, uint64_t *pos);
