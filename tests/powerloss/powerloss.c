@@ -290,11 +290,9 @@ static void run_case(const pl_case *c, result *r, int scale, uint64_t seed)
 {
     run R = {.c = c, .r = r};
     char base[2048], db[4200], logp[4200], shm[2048];
-    const char *keep = getenv("UDB_POWERLOSS_KEEP");
-    uint64_t rng = seed;
-    size_t npoints = 0;
-    uint64_t *points = NULL;
     double t0 = now_s();
+    uint64_t *points = NULL; /* freed at out */
+    const char *keep = getenv("UDB_POWERLOSS_KEEP");
     R.keep = keep && *keep && strcmp(keep, "0");
     R.limit = c->control ? (c->limit ? c->limit : 600u) * (uint64_t)scale : UINT64_MAX;
     shm[0] = '\0';
@@ -348,6 +346,8 @@ static void run_case(const pl_case *c, result *r, int scale, uint64_t seed)
     r->writes = R.L.writes;
     r->flushes = R.L.flushes;
     r->nacks = R.L.nacks;
+    uint64_t rng = seed;
+    size_t npoints = 0;
     points = pl_crash_points(&npoints, &R.L, 20 * (size_t)scale, &rng);
     if (!points) {
         snprintf(r->msg, sizeof r->msg, "out of memory");

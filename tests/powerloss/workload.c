@@ -63,14 +63,14 @@ unsigned char *pl_pack_item_seq(size_t *len, uint64_t id, int writer, int n, siz
                                 const char *tag, uint64_t seq)
 {
     msgpack_sbuffer sb;
-    msgpack_packer pk;
-    char name[48];
     msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 5 + (tag != NULL) + (seq != 0));
     pack_str(&pk, "id");
     msgpack_pack_uint64(&pk, id);
     pack_str(&pk, "name");
+    char name[48];
     snprintf(name, sizeof name, "w%d-n%d", writer, n);
     pack_str(&pk, name);
     pack_str(&pk, "writer");
