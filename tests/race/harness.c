@@ -812,6 +812,25 @@ int race_flags(int argc, char **argv, const char *const *known)
     return flags;
 }
 
+int race_main_modes(int argc, char **argv, race_spec *spec, const char *control, int *mode)
+{
+    const char *const flags[] = {"--exec", control, NULL};
+    int m = race_flags(argc, argv, flags);
+    if (m < 0)
+        return 2;
+    if (m != 0) {
+        m |= RACE_EXEC;
+        static char name[128];
+        snprintf(name, sizeof name, "%s_exec%s", spec->name, m & RACE_CONTROL ? "_control" : "");
+        spec->name = name;
+        spec->exec = 1;
+        if (m & RACE_CONTROL)
+            spec->rounds = 10;
+    }
+    *mode = m;
+    return race_main(argc, argv, spec);
+}
+
 int race_main(int argc, char **argv, const race_spec *s)
 {
     double t0 = now_seconds();

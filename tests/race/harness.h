@@ -106,6 +106,16 @@ int race_main(int argc, char **argv, const race_spec *spec);
  * NULL-terminated list); -1 (after printing) for any other argument. */
 int race_flags(int argc, char **argv, const char *const *known);
 
+/* The modes of a scenario that also runs through udb_exec(). */
+enum { RACE_EXEC = 1, RACE_CONTROL = 2 };
+/* main() of such a scenario: `SCHEMA [--exec] [CONTROL]`.  --exec sets
+ * spec->exec and names the run NAME_exec; the flag control (the scenario's
+ * negative control, which runs through udb_exec() too) names it
+ * NAME_exec_control and cuts it to 10 rounds, since a control fails in its
+ * first rounds.  *mode gets RACE_EXEC and RACE_CONTROL as given, before any
+ * worker starts.  Returns race_main()'s exit status, or 2 for a bad flag. */
+int race_main_modes(int argc, char **argv, race_spec *spec, const char *control, int *mode);
+
 /* Wait until every writer of every process gets here. */
 void race_sync(race_ctx *c);
 /* The outcome slot of (round, phase, writer). */

@@ -22,7 +22,7 @@
 static const char TYPE[] = "schedule_workflow";
 static const char INDEX[] = "schedule_doctor";
 
-enum { EXEC = 1, PLAIN_INSERT = 2 };
+enum { EXEC = RACE_EXEC, PLAIN_INSERT = RACE_CONTROL };
 static int mode;
 
 /* The pair all writers race on in a round. */
@@ -91,20 +91,9 @@ static int verify(race_ctx *c)
 
 int main(int argc, char **argv)
 {
-    static const char *const flags[] = {"--exec", "--plain-insert", NULL};
     race_spec spec = {
         .name = "race_s1", .nproc = 4, .nthreads = 4, .rounds = 50, .phases = 1,
         .flags = 0, .worker = worker, .verify = verify,
     };
-    mode = race_flags(argc, argv, flags);
-    if (mode < 0)
-        return 2;
-    if (mode != 0) {   /* the control runs through udb_exec too */
-        mode |= EXEC;
-        spec.name = mode & PLAIN_INSERT ? "race_s1_exec_control" : "race_s1_exec";
-        spec.exec = 1;
-        if (mode != EXEC)
-            spec.rounds = 10;   /* a control fails in its first rounds: keep it short */
-    }
-    return race_main(argc, argv, &spec);
+    return race_main_modes(argc, argv, &spec, "--plain-insert", &mode);
 }

@@ -24,7 +24,7 @@
 
 static const char TYPE[] = "client";
 
-enum { EXEC = 1, UPSERT = 2 };
+enum { EXEC = RACE_EXEC, UPSERT = RACE_CONTROL };
 static int mode;
 
 static int worker(race_ctx *c)
@@ -101,20 +101,9 @@ static int verify(race_ctx *c)
 
 int main(int argc, char **argv)
 {
-    static const char *const flags[] = {"--exec", "--upsert", NULL};
     race_spec spec = {
         .name = "race_s2", .nproc = 4, .nthreads = 4, .rounds = 40, .phases = 3,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
-    mode = race_flags(argc, argv, flags);
-    if (mode < 0)
-        return 2;
-    if (mode != 0) {   /* the control runs through udb_exec too */
-        mode |= EXEC;
-        spec.name = mode & UPSERT ? "race_s2_exec_control" : "race_s2_exec";
-        spec.exec = 1;
-        if (mode != EXEC)
-            spec.rounds = 10;   /* a control fails in its first rounds: keep it short */
-    }
-    return race_main(argc, argv, &spec);
+    return race_main_modes(argc, argv, &spec, "--upsert", &mode);
 }

@@ -24,7 +24,7 @@
 static const char TYPE[] = "workflow";
 static const char *const ENGINES[] = {"temporal", "airflow", "argo"};
 
-enum { EXEC = 1, INSERT_OR_GET = 2 };
+enum { EXEC = RACE_EXEC, INSERT_OR_GET = RACE_CONTROL };
 static int mode;
 
 /* One insert, through udb_write or as a udb_exec unit. */
@@ -102,20 +102,9 @@ static int verify(race_ctx *c)
 
 int main(int argc, char **argv)
 {
-    static const char *const flags[] = {"--exec", "--insert-or-get", NULL};
     race_spec spec = {
         .name = "race_s3", .nproc = 4, .nthreads = 4, .rounds = 50, .phases = 2,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
-    mode = race_flags(argc, argv, flags);
-    if (mode < 0)
-        return 2;
-    if (mode != 0) {   /* the control runs through udb_exec too */
-        mode |= EXEC;
-        spec.name = mode & INSERT_OR_GET ? "race_s3_exec_control" : "race_s3_exec";
-        spec.exec = 1;
-        if (mode != EXEC)
-            spec.rounds = 10;   /* a control fails in its first rounds: keep it short */
-    }
-    return race_main(argc, argv, &spec);
+    return race_main_modes(argc, argv, &spec, "--insert-or-get", &mode);
 }

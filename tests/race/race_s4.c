@@ -36,7 +36,7 @@ static const char FIELDS[] = "psychologist,date,time";
 static const char DAY[] = "2025-10-01";
 static const char AUTO_DAY[] = "2025-11-01";
 
-enum { EXEC = 1, UPSERT = 2 };
+enum { EXEC = RACE_EXEC, UPSERT = RACE_CONTROL };
 static int mode;
 
 /* Run op (race_op_insert, _update or _insert_first, with a) through
@@ -232,20 +232,9 @@ static int verify(race_ctx *c)
 
 int main(int argc, char **argv)
 {
-    static const char *const flags[] = {"--exec", "--upsert", NULL};
     race_spec spec = {
         .name = "race_s4", .nproc = 4, .nthreads = 4, .rounds = 30, .phases = 5,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
-    mode = race_flags(argc, argv, flags);
-    if (mode < 0)
-        return 2;
-    if (mode != 0) {   /* the control runs through udb_exec too */
-        mode |= EXEC;
-        spec.name = mode & UPSERT ? "race_s4_exec_control" : "race_s4_exec";
-        spec.exec = 1;
-        if (mode != EXEC)
-            spec.rounds = 10;   /* a control fails in its first rounds: keep it short */
-    }
-    return race_main(argc, argv, &spec);
+    return race_main_modes(argc, argv, &spec, "--upsert", &mode);
 }

@@ -43,7 +43,7 @@ static const char SEQ[] = "case:20250929";
 /* How writer w ends its transaction in round r. */
 enum { FN_FAILS, DIRECT_ABORT, DIRECT_COMMIT, WRITE_COMMIT, NMODES = 5 };
 
-enum { EXEC = 1, SPLIT = 2 };
+enum { EXEC = RACE_EXEC, SPLIT = RACE_CONTROL };
 static int mode;
 
 static int mode_of(int w, int r)
@@ -272,20 +272,9 @@ out:
 
 int main(int argc, char **argv)
 {
-    static const char *const flags[] = {"--exec", "--split", NULL};
     race_spec spec = {
         .name = "race_s5", .nproc = 4, .nthreads = 4, .rounds = 60, .phases = 1,
         .flags = UDB_NOSYNC, .worker = worker, .verify = verify,
     };
-    mode = race_flags(argc, argv, flags);
-    if (mode < 0)
-        return 2;
-    if (mode != 0) {   /* the control runs through udb_exec too */
-        mode |= EXEC;
-        spec.name = mode & SPLIT ? "race_s5_exec_control" : "race_s5_exec";
-        spec.exec = 1;
-        if (mode != EXEC)
-            spec.rounds = 10;   /* a control fails in its first rounds: keep it short */
-    }
-    return race_main(argc, argv, &spec);
+    return race_main_modes(argc, argv, &spec, "--split", &mode);
 }
