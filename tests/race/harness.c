@@ -460,6 +460,30 @@ int race_expect_find(const race_ctx *c, const char *type, const char *index,
     return 0;
 }
 
+int race_expect_one_creator(const race_ctx *c, int round, int phase, const char *what,
+                            const char *type, const char *index, const race_buf *values)
+{
+    int w0;
+    const race_outcome *win = race_winner(c, round, phase, 1, &w0);
+    if (win == NULL)
+        return 1;
+    int fails = 0;
+    char state[RACE_TEXT];
+    snprintf(state, sizeof state, "\"w%d\"", w0);
+    if (strcmp(win->field, state) != 0)
+        fails += race_bad(c, win, "creator's record has state %s, want %s", win->field, state);
+    for (int w = 0; w < c->nwriters; w++) {
+        const race_outcome *o = race_at(c, round, phase, w);
+        if (race_expect_rc(c, o, 0, what) != 0)
+            fails++;
+        else if (strcmp(o->key, win->key) != 0 || strcmp(o->field, win->field) != 0 ||
+                 (w != w0 && o->created != 0))
+            fails += race_bad(c, o, "want the creator's record %s (state %s), created=0",
+                              win->key, win->field);
+    }
+    return fails + race_expect_find(c, type, index, values, win->key);
+}
+
 int race_expect_count(const race_ctx *c, const char *type, const char *index,
                       const race_buf *prefix, size_t want)
 {
@@ -500,7 +524,8 @@ int race_scan(size_t *count, udb_txn *txn, const char *type, const char *index,
 {
     *count = 0;
     udb_cursor *cur = NULL;
-    int rc = udb_scan(&cur, txn, type, index, prefix ? prefix->data : NULL, prefix ? prefix->len : 0);
+    int rc = udb_scan(&cur, txn, type, index, prefix ? prefix->data : NULL,
+                      prefix ? prefix->len : 0);
     if (rc != 0) {
         race_lib_fail("udb_scan", rc, udb_errmsg(txn));
         return rc;

@@ -193,6 +193,12 @@ int race_find(race_outcome *o, udb_txn *txn, const char *type, const char *index
 /* 0 if udb_find() finds the record whose key renders as `key` (field "id"). */
 int race_expect_find(const race_ctx *c, const char *type, const char *index,
                      const race_buf *values, const char *key);
+/* S1's verdict on the record raced for in (round, phase): exactly one writer
+ * created it, with its own state ("wN" in the outcome's field); every writer's
+ * call (`what`) returned 0 and that record (same key and state, created only
+ * for the creator); index finds it under values.  Returns the failures. */
+int race_expect_one_creator(const race_ctx *c, int round, int phase, const char *what,
+                            const char *type, const char *index, const race_buf *values);
 /* 0 if a scan (see race_scan) sees exactly `want` records. */
 int race_expect_count(const race_ctx *c, const char *type, const char *index,
                       const race_buf *prefix, size_t want);
