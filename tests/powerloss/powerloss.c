@@ -149,6 +149,12 @@ typedef struct run {
     uint64_t limit;      /* controls: stop after this many states */
 } run;
 
+/* The exec workloads: their states are checked unit by unit too. */
+static bool exec_case(const pl_case *c)
+{
+    return c->run == pl_run_exec_single || c->run == pl_run_exec_procs;
+}
+
 static const char *const verdict_name[] = {"ok", "LOST", "PARTIAL", "CORRUPT"};
 
 static int check_one(run *R, uint64_t c, pl_choice *ch)
@@ -167,8 +173,7 @@ static int check_one(run *R, uint64_t c, pl_choice *ch)
         return -1;
     }
     pl_verdict v;
-    pl_verify(&v, R->state_dir, &R->L, R->st.nacks,
-              R->c->run == pl_run_exec_single || R->c->run == pl_run_exec_procs);
+    pl_verify(&v, R->state_dir, &R->L, R->st.nacks, exec_case(R->c));
     r->states++;
     r->acks += v.acks_verified;
     r->lost_acks += v.lost;
@@ -520,7 +525,7 @@ int main(int argc, char **argv)
             if (!r->done)
                 snprintf(r->msg, sizeof r->msg, "the case process died (status 0x%x)", st);
             char units[64] = "";
-            if (cases[i].run == pl_run_exec_single || cases[i].run == pl_run_exec_procs)
+            if (exec_case(&cases[i]))
                 snprintf(units, sizeof units, ", %llu whole units, partial %llu",
                          (unsigned long long)r->units, (unsigned long long)r->partial_states);
             printf("%-23s %s: recorded %llu writes, %llu flushes, %llu ACKs; %llu states at "

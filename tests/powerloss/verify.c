@@ -23,6 +23,7 @@
 #include <msgpack.h>
 
 #include "powerloss.h"
+#include "support.h"
 
 #define POST_ID ((uint64_t)0xFFFF << 24)
 
@@ -51,37 +52,23 @@ static void report(const char *problem, void *payload)
 static int item_fields(uint64_t *id, int64_t *writer, uint64_t *seq, char *name, size_t cap,
                        const void *p, size_t len)
 {
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    size_t off = 0;
-    int rc = -1, have_id = 0;
     *writer = -1;
     *seq = 0;
     if (name)
         name[0] = '\0';
-    if (msgpack_unpack_next(&u, p, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
-        u.data.type != MSGPACK_OBJECT_MAP)
-        goto out;
-    for (uint32_t i = 0; i < u.data.via.map.size; i++) {
-        const msgpack_object *k = &u.data.via.map.ptr[i].key, *val = &u.data.via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR)
-            continue;
-        int is_uint = val->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
-#define IS(s) (k->via.str.size == sizeof s - 1 && memcmp(k->via.str.ptr, s, sizeof s - 1) == 0)
-        if (IS("id") && is_uint) {
-            *id = val->via.u64;
-            have_id = 1;
-        } else if (IS("writer") && is_uint) {
-            *writer = val->via.u64 <= INT64_MAX ? (int64_t)val->via.u64 : -1;
-        } else if (IS("seq") && is_uint) {
-            *seq = val->via.u64;
-        } else if (IS("name") && name && val->type == MSGPACK_OBJECT_STR) {
-            snprintf(name, cap, "%.*s", (int)val->via.str.size, val->via.str.ptr);
-        }
-#undef IS
-    }
-    rc = have_id ? 0 : -1;
-out:
+    msgpack_unpacked u;
+    if (sup_unpack(&u, p, len) != 0)
+        return -1;
+    const msgpack_object *v = sup_map_get(&u.data, "id");
+    int rc = v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? 0 : -1;
+    if (rc == 0)
+        *id = v->via.u64;
+    if ((v = sup_map_get(&u.data, "writer")) && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        *writer = v->via.u64 <= INT64_MAX ? (int64_t)v->via.u64 : -1;
+    if ((v = sup_map_get(&u.data, "seq")) && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        *seq = v->via.u64;
+    if (name && (v = sup_map_get(&u.data, "name")) && v->type == MSGPACK_OBJECT_STR)
+        snprintf(name, cap, "%.*s", (int)v->via.str.size, v->via.str.ptr);
     msgpack_unpacked_destroy(&u);
     return rc;
 }

@@ -31,6 +31,7 @@
 #include "env.h"          /* udb__env_ship: how many units were shipped */
 #include "powerloss.h"
 #include "ship.h"
+#include "support.h"
 
 #define SCHEMA_HEAD                                                                        \
     "{\"types\": {\"item\": {\"key\": \"id\", \"fields\": {"                             \
@@ -137,22 +138,18 @@ static int put_fn(udb_txn *txn, void *ctx)
         return rc;
     }
     msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    size_t off = 0;
-    if (msgpack_unpack_next(&u, out.data, out.size, &off) != MSGPACK_UNPACK_SUCCESS ||
-        u.data.type != MSGPACK_OBJECT_MAP) {
-        msgpack_unpacked_destroy(&u);
-        snprintf(p->err, sizeof p->err, "stored record is not a map");
+    if (sup_unpack(&u, out.data, out.size) != 0) {
+        snprintf(p->err, sizeof p->err, "stored record is not one msgpack object");
         return UDB_ECORRUPT;
     }
-    uint64_t id = 0;
-    for (uint32_t i = 0; i < u.data.via.map.size; i++) {
-        const msgpack_object_kv *kv = &u.data.via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 2 &&
-            memcmp(kv->key.via.str.ptr, "id", 2) == 0)
-            id = kv->val.via.u64;
-    }
+    const msgpack_object *idv = sup_map_get(&u.data, "id");
+    int have_id = idv != NULL;
+    uint64_t id = have_id ? idv->via.u64 : 0;
     msgpack_unpacked_destroy(&u);
+    if (!have_id) {
+        snprintf(p->err, sizeof p->err, "stored record is not a map with an id");
+        return UDB_ECORRUPT;
+    }
     msgpack_sbuffer kb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&kb);
