@@ -95,9 +95,9 @@ int main(int argc, char **argv)
         .name = "race_exec", .nproc = 4, .nthreads = 4, .rounds = 40, .phases = KEYS,
         .flags = 0, .worker = worker, .verify = verify,
     };
-    if (argc > 2 && strcmp(argv[2], "--plain-insert") == 0) {
-        plain_insert = 1;
-        argc = 2;
-    }
+    static const char *const flags[] = {"--plain-insert", NULL};
+    plain_insert = race_flags(argc, argv, flags);
+    if (plain_insert < 0)
+        return 2;
     return race_main(argc, argv, &spec);
 }
