@@ -318,9 +318,10 @@ static int watched_fn(udb_txn *txn, void *ctx)
     return w->fn(txn, w->ctx);
 }
 
-static int watch_start(pthread_t *th, watch *w, int may_give_up)
+/* Watch w on a terminal, or where it may give up (cli_write with --timeout). */
+static int watch_start(pthread_t *th, watch *w)
 {
-    return (isatty(2) || (may_give_up && cli_timeout > 0)) &&
+    return (isatty(2) || (w->fn && cli_timeout > 0)) &&
            pthread_create(th, NULL, watchdog, w) == 0;
 }
 
@@ -337,7 +338,7 @@ int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx)
 {
     watch w = {db, fn, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t th;
-    int watching = watch_start(&th, &w, 1);
+    int watching = watch_start(&th, &w);
     int rc = udb_write(env, watched_fn, &w);
     if (watching)
         watch_end(th, &w);
@@ -348,7 +349,7 @@ int cli_exec(udb_results **res, udb_env *env, const char *db, const udb_op *ops,
 {
     watch w = {db, NULL, NULL, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t th;
-    int watching = watch_start(&th, &w, 0);
+    int watching = watch_start(&th, &w);
     int rc = udb_exec(res, env, ops, n);
     if (watching)
         watch_end(th, &w);
