@@ -408,8 +408,13 @@ static bool others_coming(const udb_ship *ship)
  * batch), for a leader that holds the lead lock and does not lead -- stopped. */
 static uint64_t queued_bound_ns(const udb_env *env)
 {
+    if (udb__ship_test_flags() & UDB_SHIP_TEST_NO_BOUND)
+        return UINT64_MAX / 4;
+    uint64_t least = udb__ship_delay(UDB_SHIP_DELAY_BOUND);
+    if (!least)
+        least = 250000000;
     uint64_t b = 16 * udb__sync_commit_ns(env->sync);
-    return b < 250000000 ? 250000000 : b > 2000000000 ? 2000000000 : b;
+    return b < least ? least : b > 2000000000 ? 2000000000 : b;
 }
 
 /* Ship r's unit to the process that leads and wait for its outcome, then for
@@ -428,7 +433,7 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
     if (!queued)
         return false;
     enum udb_ship_state st;
-    long give_up = now_ns() + (long)queued_bound_ns(env);
+    uint64_t give_up = (uint64_t)now_ns() + queued_bound_ns(env);
     do {
         /* the leader may have finished (or died) since we looked: then lead */
         if (udb__ship_lead(ship, false)) {
@@ -436,7 +441,8 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
             lead_batch(env, ship, &b);
         }
         st = udb__ship_wait(ship, slot, 2000000);
-        if (st == UDB_SHIP_WAITING && now_ns() > give_up && udb__ship_withdraw(ship, slot)) {
+        if (st == UDB_SHIP_WAITING && (uint64_t)now_ns() > give_up &&
+            udb__ship_withdraw(ship, slot)) {
             udb__ship_mark_stalled(ship);
             return false;
         }

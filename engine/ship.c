@@ -91,6 +91,11 @@ void udb__ship_set_delay(unsigned which, uint64_t ns)
     atomic_store(&delays[which], ns);
 }
 
+uint64_t udb__ship_delay(unsigned which)
+{
+    return atomic_load(&delays[which]);
+}
+
 void udb__ship_test_pause(unsigned which)
 {
     uint64_t ns = atomic_load(&delays[which]);

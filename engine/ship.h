@@ -126,14 +126,19 @@ uint64_t udb__ship_publish_delay(void);
 /* For tests: pauses at other moments of leading (process-wide): right after
  * taking the lead lock (a leader stopped there holds up only shippers), and
  * after running shipped units, before the commit (a leader killed there
- * leaves units that never committed). */
-enum { UDB_SHIP_DELAY_PUBLISH, UDB_SHIP_DELAY_LEAD, UDB_SHIP_DELAY_PRECOMMIT, UDB_SHIP_NDELAYS };
+ * leaves units that never committed); and BOUND, the least time a unit
+ * stays queued before its owner takes it back (0: the engine's own). */
+enum { UDB_SHIP_DELAY_PUBLISH, UDB_SHIP_DELAY_LEAD, UDB_SHIP_DELAY_PRECOMMIT,
+       UDB_SHIP_DELAY_BOUND, UDB_SHIP_NDELAYS };
 void udb__ship_set_delay(unsigned which, uint64_t ns);
+uint64_t udb__ship_delay(unsigned which);
 void udb__ship_test_pause(unsigned which);
 /* For tests (the negative control of race_leaderkill): a new leader takes
  * every orphan for not committed, without reading its record -- which runs
  * committed units twice.  Process-wide. */
-enum { UDB_SHIP_TEST_NO_RECORD = 1 };
+enum { UDB_SHIP_TEST_NO_RECORD = 1,
+       /* never take back a queued unit, however long the leader holds it */
+       UDB_SHIP_TEST_NO_BOUND = 2 };
 void udb__ship_set_test_flags(unsigned flags);
 unsigned udb__ship_test_flags(void);
 
