@@ -1,0 +1,1277 @@
+/*
+ * addon.c -- the native half of the Node.js binding (index.js is the other):
+ * databases shared per process, synchronous reads, writes as promises run on
+ * the libuv thread pool through udb_exec(), and transactions on the JS thread.
+ *
+ * One environment per database per process.  LMDB forbids opening one
+ * database twice in a process, so every open() of the same directory (from
+ * any module or worker thread: this table is process-wide) shares one
+ * udb_env, found by the directory's realpath and counted.  The count also
+ * holds one reference per write in flight, so close() with writes in flight
+ * closes the handle at once and the environment when the last write is done.
+ *
+ * Writes: the JS thread converts the arguments to msgpack (a bad value is a
+ * TypeError before anything runs), then a thread-pool thread calls
+ * udb_exec(): concurrent calls group their commits in the engine (and hand
+ * units to another process's leader), and the promise settles only once the
+ * unit is durable.  Nothing here serializes writes.
+ *
+ * Reads and transactionSync run on the JS thread, each in its own short
+ * transaction; a scan holds its read transaction until it ends or is closed.
+ */
+#include "addon.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "uniqdb.h"
+
+/* ---- the process-wide table of environments -------------------------------- */
+
+typedef struct shared_env {
+    struct shared_env *next;
+    char *path;      /* realpath of the directory */
+    udb_env *env;
+    unsigned refs;   /* open handles + writes in flight */
+    bool rdonly;
+} shared_env;
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static shared_env *g_envs;
+
+static void env_ref(shared_env *se)
+{
+    pthread_mutex_lock(&g_lock);
+    se->refs++;
+    pthread_mutex_unlock(&g_lock);
+}
+
+static void env_release(shared_env *se)
+{
+    pthread_mutex_lock(&g_lock);
+    bool last = --se->refs == 0;
+    if (last) {
+        for (shared_env **pp = &g_envs; *pp; pp = &(*pp)->next)
+            if (*pp == se) {
+                *pp = se->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (last) {
+        udb_close(se->env);
+        free(se->path);
+        free(se);
+    }
+}
+
+/* ---- handles ----------------------------------------------------------------
+ * Every External handed to JS starts with a kind, and is type-tagged. */
+enum { H_DB = 1, H_TX, H_CURSOR };
+static const napi_type_tag HANDLE_TAG = {0x756e697164626e6fULL, 0x64652d68616e646cULL};
+
+typedef struct cursor cursor;
+typedef struct curlist {
+    cursor *head;
+} curlist;
+
+typedef struct db {
+    int kind;
+    shared_env *se;   /* NULL once closed */
+    curlist cursors;  /* scans open outside transactions */
+    bool rdonly;      /* this handle was opened read-only */
+} db;
+
+typedef struct tx {
+    int kind;
+    shared_env *se;   /* the reference this transaction holds while open */
+    udb_txn *txn;     /* NULL once ended */
+    curlist cursors;
+} tx;
+
+struct cursor {
+    int kind;
+    cursor *next, **prevp; /* in the owner's list while open */
+    udb_txn *txn;          /* own read transaction (NULL inside a transaction) */
+    udb_cursor *cur;       /* NULL once closed */
+};
+
+static void cursor_close(cursor *c)
+{
+    if (!c->cur)
+        return;
+    udb_cursor_close(c->cur);
+    c->cur = NULL;
+    if (c->txn)
+        udb_abort(c->txn);
+    c->txn = NULL;
+    *c->prevp = c->next;
+    if (c->next)
+        c->next->prevp = c->prevp;
+}
+
+static void curlist_close(curlist *l)
+{
+    while (l->head)
+        cursor_close(l->head);
+}
+
+static void db_close(db *d)
+{
+    if (!d->se)
+        return;
+    curlist_close(&d->cursors);
+    shared_env *se = d->se;
+    d->se = NULL;
+    env_release(se);
+}
+
+static void tx_end(tx *t, bool commit, int *rc)
+{
+    curlist_close(&t->cursors);
+    if (!t->txn)
+        return;
+    if (commit)
+        *rc = udb_commit(t->txn);
+    else
+        udb_abort(t->txn);
+    t->txn = NULL;
+    env_release(t->se);
+    t->se = NULL;
+}
+
+static void finalize_handle(napi_env env, void *data, void *hint)
+{
+    int kind = *(int *)data;
+    if (kind == H_DB)
+        db_close(data);
+    else if (kind == H_TX)
+        tx_end(data, false, NULL);
+    else if (kind == H_CURSOR)
+        cursor_close(data);
+    free(data);
+}
+
+static napi_value wrap_handle(napi_env env, void *h)
+{
+    napi_value v;
+    if (napi_create_external(env, h, finalize_handle, NULL, &v) != napi_ok) {
+        finalize_handle(env, h, NULL); /* closes what h holds, frees it */
+        return NULL;
+    }
+    napi_type_tag_object(env, v, &HANDLE_TAG);
+    return v;
+}
+
+static realm *get_realm(napi_env env)
+{
+    realm *r = NULL;
+    napi_get_instance_data(env, (void **)&r);
+    return r;
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static const char *code_name(int rc)
+{
+    switch (rc) {
+    case UDB_ECONFLICT: return "UDB_ECONFLICT";
+    case UDB_ENOTFOUND: return "UDB_ENOTFOUND";
+    case UDB_EBADRECORD: return "UDB_EBADRECORD";
+    case UDB_ESCHEMA: return "UDB_ESCHEMA";
+    case UDB_EKEYTOOLONG: return "UDB_EKEYTOOLONG";
+    case UDB_ECORRUPT: return "UDB_ECORRUPT";
+    case UDB_EINVAL: return "UDB_EINVAL";
+    case UDB_ESIZELIMIT: return "UDB_ESIZELIMIT";
+    case UDB_ENOMEM: return "UDB_ENOMEM";
+    case UDB_EREADONLY: return "UDB_EREADONLY";
+    case UDB_EFORMAT: return "UDB_EFORMAT";
+    case UDB_EEXHAUSTED: return "UDB_EEXHAUSTED";
+    case UDB_EBUSY: return "UDB_EBUSY";
+    case UDB_EFLUSHFAILED: return "UDB_EFLUSHFAILED";
+    case UDB_EMAPFULL: return "UDB_EMAPFULL";
+    case UDB_EDBSFULL: return "UDB_EDBSFULL";
+    default: break;
+    }
+    if (rc > 0) {
+        const char *n = strerrorname_np(rc);
+        return n ? n : "UDB_EERRNO";
+    }
+    return "UDB_ELMDB";
+}
+
+static napi_value str(napi_env env, const char *s)
+{
+    napi_value v;
+    napi_create_string_utf8(env, s ? s : "", NAPI_AUTO_LENGTH, &v);
+    return v;
+}
+
+static napi_value decode_or_undefined(napi_env env, realm *r, udb_val v)
+{
+    napi_value out;
+    if (!v.data || dec_value(env, r, v.data, v.size, &out)) {
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (pending) {
+            napi_value ignored;
+            napi_get_and_clear_last_exception(env, &ignored);
+        }
+        napi_get_undefined(env, &out);
+    }
+    return out;
+}
+
+static napi_value conflict_js(napi_env env, realm *r, const udb_conflict *cf)
+{
+    napi_value o, list;
+    napi_create_object(env, &o);
+    napi_set_named_property(env, o, "type", str(env, cf->type));
+    napi_create_array_with_length(env, cf->count, &list);
+    for (size_t i = 0; i < cf->count; i++) {
+        const udb_conflict_index *ci = &cf->indexes[i];
+        napi_value c, fields;
+        napi_create_object(env, &c);
+        napi_set_named_property(env, c, "index", str(env, ci->index));
+        napi_create_array_with_length(env, ci->nfields, &fields);
+        for (size_t f = 0; f < ci->nfields; f++)
+            napi_set_element(env, fields, (uint32_t)f, str(env, ci->fields[f]));
+        napi_set_named_property(env, c, "fields", fields);
+        napi_set_named_property(env, c, "values", decode_or_undefined(env, r, ci->values));
+        napi_set_named_property(env, c, "existingKey",
+                                decode_or_undefined(env, r, ci->existing_key));
+        napi_set_element(env, list, (uint32_t)i, c);
+    }
+    napi_set_named_property(env, o, "conflicts", list);
+    return o;
+}
+
+/* The Error for engine code rc: index.js's makeError builds the class. */
+static napi_value make_error(napi_env env, int rc, const char *msg, const udb_conflict *cf,
+                             long op)
+{
+    realm *r = get_realm(env);
+    napi_value desc, fn, global, err = NULL, v;
+    napi_create_object(env, &desc);
+    napi_create_int32(env, rc, &v);
+    napi_set_named_property(env, desc, "rc", v);
+    napi_set_named_property(env, desc, "code", str(env, code_name(rc)));
+    char buf[1200];
+    snprintf(buf, sizeof buf, "%s%s%s", udb_strerror(rc), msg && *msg ? ": " : "",
+             msg ? msg : "");
+    napi_set_named_property(env, desc, "message", str(env, buf));
+    napi_set_named_property(env, desc, "detail", str(env, msg));
+    if (cf)
+        napi_set_named_property(env, desc, "conflict", conflict_js(env, r, cf));
+    if (op >= 0) {
+        napi_create_int64(env, op, &v);
+        napi_set_named_property(env, desc, "opIndex", v);
+    }
+    napi_get_global(env, &global);
+    if (r && napi_get_reference_value(env, r->make_error, &fn) == napi_ok && fn)
+        napi_call_function(env, global, fn, 1, &desc, &err);
+    if (!err)
+        napi_create_error(env, str(env, code_name(rc)), str(env, buf), &err);
+    return err;
+}
+
+static void throw_udb(napi_env env, int rc, const char *msg, const udb_conflict *cf)
+{
+    napi_throw(env, make_error(env, rc, msg, cf, -1));
+}
+
+static void throw_closed(napi_env env)
+{
+    napi_throw_error(env, "UDB_ECLOSED", "uniqdb: the database is closed (db.close() was "
+                     "called); open it again");
+}
+
+/* ---- argument helpers ---------------------------------------------------------- */
+
+#define ARGS(n)                                                                   \
+    size_t argc = n;                                                              \
+    napi_value argv[n];                                                           \
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);                         \
+    for (size_t i_ = argc; i_ < n; i_++)                                          \
+        napi_get_undefined(env, &argv[i_]);
+
+static void *handle_of(napi_env env, napi_value v, int kind)
+{
+    bool tagged = false;
+    void *h = NULL;
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    if (t == napi_external && napi_check_object_type_tag(env, v, &HANDLE_TAG, &tagged) ==
+        napi_ok && tagged)
+        napi_get_value_external(env, v, &h);
+    if (!h || *(int *)h != kind) {
+        napi_throw_type_error(env, "UDB_EINVAL", "uniqdb: not a handle of this binding");
+        return NULL;
+    }
+    return h;
+}
+
+/* A string argument copied into malloc'd memory, or NULL for null/undefined
+ * (when optional).  On error: throws, *bad = true. */
+static char *opt_string(napi_env env, napi_value v, const char *what, bool optional, bool *bad)
+{
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    if (optional && (t == napi_undefined || t == napi_null))
+        return NULL;
+    if (t != napi_string) {
+        char m[160];
+        snprintf(m, sizeof m, "uniqdb: %s must be a string", what);
+        napi_throw_type_error(env, "UDB_EINVAL", m);
+        *bad = true;
+        return NULL;
+    }
+    size_t n = 0;
+    napi_get_value_string_utf8(env, v, NULL, 0, &n);
+    char *s = malloc(n + 1);
+    if (!s) {
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        *bad = true;
+        return NULL;
+    }
+    napi_get_value_string_utf8(env, v, s, n + 1, &n);
+    if (strlen(s) != n) {
+        char m[160];
+        snprintf(m, sizeof m, "uniqdb: %s must not contain a NUL character", what);
+        napi_throw_type_error(env, "UDB_EINVAL", m);
+        free(s);
+        *bad = true;
+        return NULL;
+    }
+    return s;
+}
+
+static napi_value get_prop(napi_env env, napi_value o, const char *name)
+{
+    napi_value v;
+    if (napi_get_named_property(env, o, name, &v) != napi_ok)
+        napi_get_undefined(env, &v);
+    return v;
+}
+
+static bool is_nullish(napi_env env, napi_value v)
+{
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    return t == napi_undefined || t == napi_null;
+}
+
+static double num_prop(napi_env env, napi_value o, const char *name, double dflt)
+{
+    napi_value v = get_prop(env, o, name);
+    double d = dflt;
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    if (t == napi_number)
+        napi_get_value_double(env, v, &d);
+    return d;
+}
+
+/* Encode v into b with the path rooted at root.  0 or -1 (thrown). */
+static int encode(napi_env env, napi_value v, mbuf *b, const char *root)
+{
+    vpath p;
+    p.len = (size_t)snprintf(p.s, sizeof p.s, "%s", root);
+    if (p.len >= sizeof p.s)
+        p.len = sizeof p.s - 1;
+    return enc_value(env, get_realm(env), v, b, &p);
+}
+
+/* ---- init, open, close ----------------------------------------------------------- */
+
+static void realm_free(napi_env env, void *data, void *hint)
+{
+    realm *r = data;
+    napi_delete_reference(env, r->make_error);
+    napi_delete_reference(env, r->float32);
+    napi_delete_reference(env, r->raw_string);
+    napi_delete_reference(env, r->map_ctor);
+    napi_delete_reference(env, r->object_proto);
+    free(r);
+}
+
+/* init(makeError, Float32, RawString) */
+static napi_value js_init(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    realm *r = calloc(1, sizeof *r);
+    if (!r) {
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        return NULL;
+    }
+    napi_value global, map, object, proto;
+    napi_get_global(env, &global);
+    napi_get_named_property(env, global, "Map", &map);
+    napi_get_named_property(env, global, "Object", &object);
+    napi_get_named_property(env, object, "prototype", &proto);
+    napi_create_reference(env, argv[0], 1, &r->make_error);
+    napi_create_reference(env, argv[1], 1, &r->float32);
+    napi_create_reference(env, argv[2], 1, &r->raw_string);
+    napi_create_reference(env, map, 1, &r->map_ctor);
+    napi_create_reference(env, proto, 1, &r->object_proto);
+    napi_set_instance_data(env, r, realm_free, NULL);
+    return NULL;
+}
+
+/* open(path, {schema, schemaFlags, mapSize, maxMapSize, maxDbs, flags, mode, growWaitMs})
+ * -> [handle, changes] */
+static napi_value js_open(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    bool bad = false;
+    napi_value result = NULL;
+    char *path = opt_string(env, argv[0], "path", false, &bad);
+    char *schema = NULL, *changes = NULL, *rp = NULL;
+    db *d = NULL;
+    shared_env *se = NULL;
+    if (bad)
+        goto out;
+    napi_value o = argv[1];
+    if (is_nullish(env, o))
+        napi_create_object(env, &o);
+    schema = opt_string(env, get_prop(env, o, "schema"), "options.schema", true, &bad);
+    if (bad)
+        goto out;
+    udb_options opts = UDB_OPTIONS_INIT;
+    opts.map_size = (size_t)num_prop(env, o, "mapSize", 0);
+    opts.max_map_size = (size_t)num_prop(env, o, "maxMapSize", 0);
+    opts.max_dbs = (unsigned)num_prop(env, o, "maxDbs", 0);
+    opts.flags = (unsigned)num_prop(env, o, "flags", 0);
+    opts.mode = (unsigned)num_prop(env, o, "mode", 0);
+    opts.grow_wait_ms = (unsigned)num_prop(env, o, "growWaitMs", 0);
+    unsigned sflags = (unsigned)num_prop(env, o, "schemaFlags", 0);
+    bool rdonly = (opts.flags & UDB_RDONLY_ENV) != 0;
+
+    pthread_mutex_lock(&g_lock);
+    rp = realpath(path, NULL);
+    if (rp)
+        for (se = g_envs; se; se = se->next)
+            if (!strcmp(se->path, rp))
+                break;
+    if (se && se->rdonly && !rdonly) {
+        pthread_mutex_unlock(&g_lock);
+        se = NULL;
+        throw_udb(env, UDB_EREADONLY, "this database is already open read-only in this "
+                  "process; close every handle first to open it for writing", NULL);
+        goto out;
+    }
+    if (se) {
+        se->refs++;
+    } else {
+        udb_env *e = NULL;
+        int rc = udb_open(&e, path, &opts);
+        if (!rc && !rp && !(rp = realpath(path, NULL)))
+            rc = errno ? errno : ENOENT;
+        if (!rc && !(se = calloc(1, sizeof *se)))
+            rc = UDB_ENOMEM;
+        if (rc) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s (opening %s)", udb_env_errmsg(NULL), path);
+            udb_close(e);
+            pthread_mutex_unlock(&g_lock);
+            throw_udb(env, rc, msg, NULL);
+            goto out;
+        }
+        se->path = rp;
+        rp = NULL;
+        se->env = e;
+        se->refs = 1;
+        se->rdonly = rdonly;
+        se->next = g_envs;
+        g_envs = se;
+    }
+    pthread_mutex_unlock(&g_lock);
+
+    if (schema) {
+        int rc = udb_schema_apply(&changes, se->env, schema, strlen(schema), sflags);
+        if (rc) {
+            throw_udb(env, rc, udb_env_errmsg(se->env), NULL);
+            env_release(se);
+            goto out;
+        }
+    }
+    d = calloc(1, sizeof *d);
+    if (!d) {
+        env_release(se);
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        goto out;
+    }
+    d->kind = H_DB;
+    d->se = se;
+    d->rdonly = rdonly;
+    napi_value h = wrap_handle(env, d);
+    if (!h)
+        goto out;
+    napi_create_array_with_length(env, 2, &result);
+    napi_set_element(env, result, 0, h);
+    napi_set_element(env, result, 1, str(env, changes ? changes : ""));
+out:
+    udb_free(changes);
+    free(rp);
+    free(path);
+    free(schema);
+    return result;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    db *d = handle_of(env, argv[0], H_DB);
+    if (d)
+        db_close(d);
+    return NULL;
+}
+
+/* ---- reads (in a transaction of their own, or in a transactionSync's) ------------ */
+
+/* The transaction to read in: the tx's, or a new read-only one (*own). */
+static udb_txn *reader(napi_env env, napi_value h, bool *own, curlist **cursors)
+{
+    void *p = NULL;
+    napi_get_value_external(env, h, &p);
+    if (p && *(int *)p == H_TX) {
+        tx *t = handle_of(env, h, H_TX);
+        if (!t)
+            return NULL;
+        if (!t->txn) {
+            napi_throw_error(env, "UDB_ECLOSED", "uniqdb: the transaction has ended (use tx "
+                             "only inside the function given to transactionSync)");
+            return NULL;
+        }
+        *own = false;
+        if (cursors)
+            *cursors = &t->cursors;
+        return t->txn;
+    }
+    db *d = handle_of(env, h, H_DB);
+    if (!d)
+        return NULL;
+    if (!d->se) {
+        throw_closed(env);
+        return NULL;
+    }
+    udb_txn *txn = NULL;
+    int rc = udb_begin(&txn, d->se->env, UDB_RDONLY);
+    if (rc) {
+        throw_udb(env, rc, udb_env_errmsg(d->se->env), NULL);
+        return NULL;
+    }
+    *own = true;
+    if (cursors)
+        *cursors = &d->cursors;
+    return txn;
+}
+
+static void reader_done(udb_txn *txn, bool own)
+{
+    if (own)
+        udb_abort(txn);
+}
+
+/* A record read, or undefined when missing; an error is thrown. */
+static napi_value read_result(napi_env env, udb_txn *txn, int rc, udb_val out)
+{
+    napi_value v = NULL;
+    if (rc == UDB_ENOTFOUND)
+        napi_get_undefined(env, &v);
+    else if (rc)
+        throw_udb(env, rc, udb_errmsg(txn), NULL);
+    else if (dec_value(env, get_realm(env), out.data, out.size, &v))
+        v = NULL;
+    return v;
+}
+
+/* get(h, type, key) */
+static napi_value js_get(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    bool bad = false, own = false;
+    mbuf key = {0};
+    napi_value v = NULL;
+    char *type = opt_string(env, argv[1], "type", false, &bad);
+    if (bad || encode(env, argv[2], &key, "key"))
+        goto out;
+    udb_txn *txn = reader(env, argv[0], &own, NULL);
+    if (!txn)
+        goto out;
+    udb_val rec = {0};
+    int rc = udb_get(&rec, txn, type, key.p, key.len);
+    v = read_result(env, txn, rc, rec);
+    reader_done(txn, own);
+out:
+    free(type);
+    mbuf_free(&key);
+    return v;
+}
+
+/* find(h, type, index, values) */
+static napi_value js_find(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    bool bad = false, own = false;
+    mbuf vals = {0};
+    napi_value v = NULL;
+    char *type = opt_string(env, argv[1], "type", false, &bad);
+    char *index = bad ? NULL : opt_string(env, argv[2], "index", false, &bad);
+    if (bad || encode(env, argv[3], &vals, "values"))
+        goto out;
+    udb_txn *txn = reader(env, argv[0], &own, NULL);
+    if (!txn)
+        goto out;
+    udb_val rec = {0};
+    int rc = udb_find(&rec, txn, type, index, vals.p, vals.len);
+    v = read_result(env, txn, rc, rec);
+    reader_done(txn, own);
+out:
+    free(type);
+    free(index);
+    mbuf_free(&vals);
+    return v;
+}
+
+/* seqGet(h, name) -> number | bigint | undefined */
+static napi_value js_seq_get(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    bool bad = false, own = false;
+    napi_value v = NULL;
+    char *name = opt_string(env, argv[1], "name", false, &bad);
+    if (bad)
+        goto out;
+    udb_txn *txn = reader(env, argv[0], &own, NULL);
+    if (!txn)
+        goto out;
+    uint64_t n = 0;
+    int rc = udb_seq_get(&n, txn, name);
+    if (rc == UDB_ENOTFOUND)
+        napi_get_undefined(env, &v);
+    else if (rc)
+        throw_udb(env, rc, udb_errmsg(txn), NULL);
+    else
+        v = js_u64(env, n);
+    reader_done(txn, own);
+out:
+    free(name);
+    return v;
+}
+
+/* scanOpen(h, type, index, prefix) -> cursor handle */
+static napi_value js_scan_open(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    bool bad = false, own = false;
+    mbuf prefix = {0};
+    napi_value v = NULL;
+    curlist *list = NULL;
+    char *type = opt_string(env, argv[1], "type", false, &bad);
+    char *index = bad ? NULL : opt_string(env, argv[2], "options.index", true, &bad);
+    if (bad)
+        goto out;
+    if (!is_nullish(env, argv[3]) && encode(env, argv[3], &prefix, "options.prefix"))
+        goto out;
+    udb_txn *txn = reader(env, argv[0], &own, &list);
+    if (!txn)
+        goto out;
+    cursor *c = calloc(1, sizeof *c);
+    udb_cursor *cur = NULL;
+    int rc = c ? udb_scan(&cur, txn, type, index, prefix.p, prefix.len) : UDB_ENOMEM;
+    if (rc) {
+        throw_udb(env, rc, udb_errmsg(txn), NULL);
+        free(c);
+        reader_done(txn, own);
+        goto out;
+    }
+    c->kind = H_CURSOR;
+    c->cur = cur;
+    c->txn = own ? txn : NULL;
+    c->next = list->head;
+    c->prevp = &list->head;
+    if (list->head)
+        list->head->prevp = &c->next;
+    list->head = c;
+    v = wrap_handle(env, c);
+out:
+    free(type);
+    free(index);
+    mbuf_free(&prefix);
+    return v;
+}
+
+/* scanNext(cursor, n) -> up to n records; [] at the end (the scan is then closed) */
+static napi_value js_scan_next(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    cursor *c = handle_of(env, argv[0], H_CURSOR);
+    if (!c)
+        return NULL;
+    uint32_t n = 64;
+    napi_get_value_uint32(env, argv[1], &n);
+    napi_value arr;
+    napi_create_array(env, &arr);
+    uint32_t got = 0;
+    while (c->cur && got < n) {
+        udb_val rec;
+        int rc = udb_cursor_next(&rec, c->cur);
+        if (rc == UDB_ENOTFOUND) {
+            cursor_close(c);
+            break;
+        }
+        if (rc) {
+            throw_udb(env, rc, "reading the next record of a scan", NULL);
+            cursor_close(c);
+            return NULL;
+        }
+        napi_value v;
+        if (dec_value(env, get_realm(env), rec.data, rec.size, &v)) {
+            cursor_close(c);
+            return NULL;
+        }
+        napi_set_element(env, arr, got++, v);
+    }
+    return arr;
+}
+
+static napi_value js_scan_close(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    cursor *c = handle_of(env, argv[0], H_CURSOR);
+    if (c)
+        cursor_close(c);
+    return NULL;
+}
+
+/* ---- ops: JS descriptors to udb_op ------------------------------------------------- */
+
+/* Memory an op list owns. */
+typedef struct oplist {
+    size_t n;
+    udb_op *ops;
+    void **allocs;
+    size_t nallocs, capallocs;
+} oplist;
+
+static void oplist_free(oplist *l)
+{
+    for (size_t i = 0; i < l->nallocs; i++)
+        free(l->allocs[i]);
+    free(l->allocs);
+    free(l->ops);
+    memset(l, 0, sizeof *l);
+}
+
+static int keep(oplist *l, void *p)
+{
+    if (!p)
+        return 0;
+    if (l->nallocs == l->capallocs) {
+        size_t cap = l->capallocs ? 2 * l->capallocs : 16;
+        void **a = realloc(l->allocs, cap * sizeof *a);
+        if (!a) {
+            free(p);
+            return -1;
+        }
+        l->allocs = a;
+        l->capallocs = cap;
+    }
+    l->allocs[l->nallocs++] = p;
+    return 0;
+}
+
+static int kept_string(napi_env env, oplist *l, napi_value o, const char *name,
+                       const char *what, bool optional, const char **out)
+{
+    bool bad = false;
+    char *s = opt_string(env, get_prop(env, o, name), what, optional, &bad);
+    if (bad)
+        return -1;
+    if (keep(l, s)) {
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+static int kept_value(napi_env env, oplist *l, napi_value v, const char *root, udb_val *out)
+{
+    mbuf b = {0};
+    if (encode(env, v, &b, root)) {
+        mbuf_free(&b);
+        return -1;
+    }
+    if (keep(l, b.p)) {
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        return -1;
+    }
+    out->data = b.p;
+    out->size = b.len;
+    return 0;
+}
+
+/* One op {kind, type, index, record, key, onInsert, candidates, merge, seq,
+ * seqField, seqOp}; kind is UDB_OP_*.  pre is "" or "ops[i]." for paths. */
+static int op_from_js(napi_env env, oplist *l, napi_value o, udb_op *op, const char *pre)
+{
+    char what[64];
+    op->kind = (unsigned)num_prop(env, o, "kind", 0);
+    if (op->kind < UDB_OP_INSERT || op->kind > UDB_OP_SEQ_NEXT) {
+        snprintf(what, sizeof what, "uniqdb: %skind: unknown operation", pre);
+        napi_throw_type_error(env, "UDB_EINVAL", what);
+        return -1;
+    }
+    snprintf(what, sizeof what, "%stype", pre);
+    if (op->kind != UDB_OP_SEQ_NEXT && kept_string(env, l, o, "type", what, false, &op->type))
+        return -1;
+    snprintf(what, sizeof what, "%sindex", pre);
+    if (kept_string(env, l, o, "index", what, true, &op->index))
+        return -1;
+    napi_value v = get_prop(env, o, "record");
+    snprintf(what, sizeof what, "%s", pre);
+    if (!is_nullish(env, v) && kept_value(env, l, v, what, &op->rec))
+        return -1;
+    v = get_prop(env, o, "key");
+    snprintf(what, sizeof what, "%skey", pre);
+    if (!is_nullish(env, v) && kept_value(env, l, v, what, &op->key))
+        return -1;
+    v = get_prop(env, o, "onInsert");
+    snprintf(what, sizeof what, "%sonInsert.", pre);
+    if (!is_nullish(env, v) && kept_value(env, l, v, what, &op->on_insert))
+        return -1;
+    v = get_prop(env, o, "candidates");
+    if (!is_nullish(env, v)) {
+        uint32_t n = 0;
+        bool arr = false;
+        napi_is_array(env, v, &arr);
+        if (arr)
+            napi_get_array_length(env, v, &n);
+        if (!arr || n == 0) {
+            snprintf(what, sizeof what, "uniqdb: %scandidates must be a non-empty array", pre);
+            napi_throw_type_error(env, "UDB_EINVAL", what);
+            return -1;
+        }
+        udb_val *c = calloc(n, sizeof *c);
+        if (keep(l, c) || !c) {
+            napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+            return -1;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            napi_value e;
+            napi_get_element(env, v, i, &e);
+            snprintf(what, sizeof what, "%scandidates[%u].", pre, i);
+            if (kept_value(env, l, e, what, &c[i]))
+                return -1;
+        }
+        op->candidates = c;
+        op->ncandidates = n;
+    }
+    bool merge = false;
+    napi_get_value_bool(env, get_prop(env, o, "merge"), &merge);
+    op->flags = merge ? UDB_MERGE : 0;
+    snprintf(what, sizeof what, "%sseq", pre);
+    if (kept_string(env, l, o, "seq", what, true, &op->seq))
+        return -1;
+    snprintf(what, sizeof what, "%sseqField", pre);
+    if (kept_string(env, l, o, "seqField", what, true, &op->seq_field))
+        return -1;
+    op->seq_op = (size_t)num_prop(env, o, "seqOp", 0);
+    return 0;
+}
+
+/* Fix up paths: records are encoded with root "" / "ops[i]." so that a field
+ * reads "email" or "ops[1].email".  (kept_value's root is the prefix.) */
+
+static int ops_from_js(napi_env env, napi_value arr, oplist *l)
+{
+    uint32_t n = 0;
+    bool isarr = false;
+    napi_is_array(env, arr, &isarr);
+    if (isarr)
+        napi_get_array_length(env, arr, &n);
+    if (!isarr || n == 0 || n > UDB_EXEC_MAX) {
+        napi_throw_type_error(env, "UDB_EINVAL", "uniqdb: ops must be an array of 1 to 65536 "
+                              "operations");
+        return -1;
+    }
+    l->ops = calloc(n, sizeof *l->ops);
+    if (!l->ops) {
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        return -1;
+    }
+    l->n = n;
+    static const udb_op init = UDB_OP_INIT;
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value o;
+        char pre[32] = "";
+        if (n > 1)
+            snprintf(pre, sizeof pre, "ops[%u].", i);
+        l->ops[i] = init;
+        napi_get_element(env, arr, i, &o);
+        if (op_from_js(env, l, o, &l->ops[i], pre))
+            return -1;
+    }
+    return 0;
+}
+
+/* {created, record, chosen, value} of one op's outcome. */
+static napi_value result_js(napi_env env, int created, udb_val rec, size_t chosen,
+                            uint64_t value, unsigned kind)
+{
+    napi_value o, v;
+    napi_create_object(env, &o);
+    napi_get_boolean(env, created != 0, &v);
+    napi_set_named_property(env, o, "created", v);
+    if (rec.data) {
+        if (dec_value(env, get_realm(env), rec.data, rec.size, &v))
+            return NULL;
+        napi_set_named_property(env, o, "record", v);
+    }
+    if (kind == UDB_OP_INSERT_FIRST) {
+        napi_create_int64(env, (int64_t)chosen, &v);
+        napi_set_named_property(env, o, "chosen", v);
+    }
+    if (kind == UDB_OP_SEQ_NEXT)
+        napi_set_named_property(env, o, "value", js_u64(env, value));
+    return o;
+}
+
+/* ---- writes: exec(h, ops) -> Promise<results[]> on the thread pool ---------------- */
+
+typedef struct work {
+    napi_async_work w;
+    napi_deferred deferred;
+    shared_env *se;
+    oplist ops;
+    udb_results *res;
+    int rc;
+    char *errmsg;   /* udb_env_errmsg() of the pool thread, copied */
+} work;
+
+static void work_execute(napi_env env, void *data)
+{
+    work *k = data;
+    k->rc = udb_exec(&k->res, k->se->env, k->ops.ops, k->ops.n);
+    if (k->rc)
+        k->errmsg = strdup(udb_env_errmsg(k->se->env));
+}
+
+static void work_complete(napi_env env, napi_status status, void *data)
+{
+    work *k = data;
+    napi_value out = NULL;
+    if (status != napi_ok) {
+        napi_value e;
+        napi_create_error(env, str(env, "UDB_ECANCELLED"), str(env, "uniqdb: the write was "
+                          "cancelled"), &e);
+        napi_reject_deferred(env, k->deferred, e);
+        goto out;
+    }
+    size_t failed = udb_results_failed(k->res);
+    if (k->rc) {
+        const udb_result *r = k->res ? udb_result_at(k->res, failed) : NULL;
+        const char *msg = r && r->errmsg && *r->errmsg ? r->errmsg : k->errmsg;
+        napi_value e = make_error(env, k->rc, msg, r ? r->conflict : NULL,
+                                  r ? (long)failed : -1);
+        napi_reject_deferred(env, k->deferred, e);
+        goto out;
+    }
+    napi_create_array_with_length(env, k->ops.n, &out);
+    for (size_t i = 0; i < k->ops.n; i++) {
+        const udb_result *r = udb_result_at(k->res, i);
+        napi_value v = result_js(env, r->created, r->record, r->chosen, r->value,
+                                 k->ops.ops[i].kind);
+        if (!v) {
+            napi_value e;
+            napi_get_and_clear_last_exception(env, &e);
+            napi_reject_deferred(env, k->deferred, e);
+            goto out;
+        }
+        napi_set_element(env, out, (uint32_t)i, v);
+    }
+    napi_resolve_deferred(env, k->deferred, out);
+out:
+    napi_delete_async_work(env, k->w);
+    udb_results_free(k->res);
+    oplist_free(&k->ops);
+    free(k->errmsg);
+    env_release(k->se);
+    free(k);
+}
+
+static napi_value js_exec(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    db *d = handle_of(env, argv[0], H_DB);
+    if (!d)
+        return NULL;
+    if (!d->se) {
+        throw_closed(env);
+        return NULL;
+    }
+    if (d->rdonly) {
+        throw_udb(env, UDB_EREADONLY, "this handle was opened with readOnly: true", NULL);
+        return NULL;
+    }
+    work *k = calloc(1, sizeof *k);
+    if (!k) {
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        return NULL;
+    }
+    if (ops_from_js(env, argv[1], &k->ops)) {
+        oplist_free(&k->ops);
+        free(k);
+        return NULL;
+    }
+    napi_value promise, name;
+    napi_create_promise(env, &k->deferred, &promise);
+    napi_create_string_utf8(env, "uniqdb.exec", NAPI_AUTO_LENGTH, &name);
+    napi_create_async_work(env, NULL, name, work_execute, work_complete, k, &k->w);
+    k->se = d->se;
+    env_ref(k->se);
+    napi_queue_async_work(env, k->w);
+    return promise;
+}
+
+/* ---- transactionSync: txBegin / txOp / txCommit / txAbort ------------------------- */
+
+static napi_value js_tx_begin(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    db *d = handle_of(env, argv[0], H_DB);
+    if (!d)
+        return NULL;
+    if (!d->se) {
+        throw_closed(env);
+        return NULL;
+    }
+    if (d->rdonly) {
+        throw_udb(env, UDB_EREADONLY, "this handle was opened with readOnly: true", NULL);
+        return NULL;
+    }
+    tx *t = calloc(1, sizeof *t);
+    if (!t) {
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        return NULL;
+    }
+    int rc = udb_begin(&t->txn, d->se->env, 0);
+    if (rc) {
+        free(t);
+        throw_udb(env, rc, udb_env_errmsg(d->se->env), NULL);
+        return NULL;
+    }
+    t->kind = H_TX;
+    /* the transaction holds the environment while it is open */
+    t->se = d->se;
+    env_ref(t->se);
+    return wrap_handle(env, t); /* on failure the finalizer ran: aborted, released */
+}
+
+/* txOp(t, op) -> {created, record, chosen, value}; runs the record call itself */
+static napi_value js_tx_op(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    tx *t = handle_of(env, argv[0], H_TX);
+    if (!t)
+        return NULL;
+    if (!t->txn) {
+        napi_throw_error(env, "UDB_ECLOSED", "uniqdb: the transaction has ended (use tx only "
+                         "inside the function given to transactionSync)");
+        return NULL;
+    }
+    oplist l = {0};
+    static const udb_op init = UDB_OP_INIT;
+    udb_op op = init;
+    napi_value v = NULL;
+    if (op_from_js(env, &l, argv[1], &op, ""))
+        goto out;
+    udb_val out = {0};
+    int created = 0, rc;
+    size_t chosen = 0;
+    uint64_t value = 0;
+    switch (op.kind) {
+    case UDB_OP_INSERT:
+        rc = udb_insert(&out, t->txn, op.type, op.rec.data, op.rec.size);
+        created = 1;
+        break;
+    case UDB_OP_INSERT_OR_GET:
+        rc = udb_insert_or_get(&out, &created, t->txn, op.type, op.index, op.rec.data,
+                               op.rec.size);
+        break;
+    case UDB_OP_UPSERT:
+        rc = udb_upsert(&out, &created, t->txn, op.type, op.index, op.rec.data, op.rec.size,
+                        op.on_insert.data, op.on_insert.size);
+        break;
+    case UDB_OP_UPDATE:
+        rc = udb_update(&out, t->txn, op.type, op.key.data, op.key.size, op.rec.data,
+                        op.rec.size, op.flags);
+        break;
+    case UDB_OP_DELETE:
+        rc = udb_delete(t->txn, op.type, op.key.data, op.key.size);
+        break;
+    case UDB_OP_INSERT_FIRST:
+        rc = udb_insert_first(&out, &chosen, t->txn, op.type, op.candidates, op.ncandidates);
+        break;
+    default:
+        rc = udb_seq_next(&value, t->txn, op.seq);
+        break;
+    }
+    if (rc)
+        throw_udb(env, rc, udb_errmsg(t->txn), rc == UDB_ECONFLICT ?
+                  udb_conflict_info(t->txn) : NULL);
+    else
+        v = result_js(env, created, out, chosen, value, op.kind);
+out:
+    l.ops = NULL;
+    oplist_free(&l);
+    return v;
+}
+
+static napi_value js_tx_end(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    tx *t = handle_of(env, argv[0], H_TX);
+    if (!t)
+        return NULL;
+    bool commit = false;
+    napi_get_value_bool(env, argv[1], &commit);
+    if (!t->txn)
+        return NULL;
+    int rc = 0;
+    tx_end(t, commit, &rc);
+    if (rc)
+        throw_udb(env, rc, udb_env_errmsg(NULL), NULL);
+    return NULL;
+}
+
+/* ---- inspection ------------------------------------------------------------------ */
+
+static void report_problem(const char *problem, void *payload)
+{
+    napi_env env = ((void **)payload)[0];
+    napi_value arr = ((void **)payload)[1];
+    uint32_t n = 0;
+    napi_get_array_length(env, arr, &n);
+    if (n < 1000)
+        napi_set_element(env, arr, n, str(env, problem));
+}
+
+/* check(h) -> [problem, ...] ([] when consistent) */
+static napi_value js_check(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    db *d = handle_of(env, argv[0], H_DB);
+    if (!d)
+        return NULL;
+    if (!d->se) {
+        throw_closed(env);
+        return NULL;
+    }
+    napi_value arr;
+    napi_create_array(env, &arr);
+    void *payload[2] = {env, arr};
+    size_t problems = 0;
+    int rc = udb_check(&problems, d->se->env, report_problem, payload);
+    if (rc && rc != UDB_ECORRUPT) {
+        throw_udb(env, rc, udb_env_errmsg(d->se->env), NULL);
+        return NULL;
+    }
+    return arr;
+}
+
+/* schema(h) -> the stored schema's JSON text, or undefined */
+static napi_value js_schema(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    db *d = handle_of(env, argv[0], H_DB);
+    if (!d)
+        return NULL;
+    if (!d->se) {
+        throw_closed(env);
+        return NULL;
+    }
+    char *json = NULL;
+    napi_value v;
+    int rc = udb_schema_json(&json, d->se->env);
+    if (rc == UDB_ENOTFOUND) {
+        napi_get_undefined(env, &v);
+        return v;
+    }
+    if (rc) {
+        throw_udb(env, rc, udb_env_errmsg(d->se->env), NULL);
+        return NULL;
+    }
+    v = str(env, json);
+    udb_free(json);
+    return v;
+}
+
+/* decode(buffer): msgpack bytes to a JS value (for tests and tools). */
+static napi_value js_decode(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    void *data = NULL;
+    size_t n = 0;
+    if (napi_get_buffer_info(env, argv[0], &data, &n) != napi_ok) {
+        napi_throw_type_error(env, "UDB_EINVAL", "uniqdb: decode takes a Buffer");
+        return NULL;
+    }
+    napi_value v;
+    return dec_value(env, get_realm(env), data, n, &v) ? NULL : v;
+}
+
+/* encode(value) -> Buffer of msgpack */
+static napi_value js_encode(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    mbuf b = {0};
+    napi_value v = NULL;
+    if (!encode(env, argv[0], &b, ""))
+        napi_create_buffer_copy(env, b.len, b.p ? (void *)b.p : (void *)"", NULL, &v);
+    mbuf_free(&b);
+    return v;
+}
+
+static napi_value js_open_count(napi_env env, napi_callback_info info)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&g_lock);
+    for (shared_env *se = g_envs; se; se = se->next)
+        n++;
+    pthread_mutex_unlock(&g_lock);
+    napi_value v;
+    napi_create_uint32(env, n, &v);
+    return v;
+}
+
+NAPI_MODULE_INIT()
+{
+    static const struct {
+        const char *name;
+        napi_callback fn;
+    } fns[] = {
+        {"init", js_init},         {"open", js_open},          {"close", js_close},
+        {"get", js_get},           {"find", js_find},          {"seqGet", js_seq_get},
+        {"scanOpen", js_scan_open}, {"scanNext", js_scan_next}, {"scanClose", js_scan_close},
+        {"exec", js_exec},         {"txBegin", js_tx_begin},   {"txOp", js_tx_op},
+        {"txEnd", js_tx_end},      {"check", js_check},        {"schema", js_schema},
+        {"decode", js_decode},     {"encode", js_encode},      {"openCount", js_open_count},
+    };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        napi_value f;
+        napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+        napi_set_named_property(env, exports, fns[i].name, f);
+    }
+    napi_value v;
+    napi_create_string_utf8(env, udb_version(NULL, NULL, NULL), NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, exports, "libraryVersion", v);
+    return exports;
+}
