@@ -10,7 +10,7 @@
     {
       "target_name": "uniqdb",
       "sources": ["src/addon.c", "src/convert.c"],
-      "include_dirs": ["../../include"],
+      "include_dirs": ["<!(node -p \"require('path').resolve(process.env.UNIQDB_INCLUDE || '../../include')\")"],
       "defines": ["_GNU_SOURCE"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                  "-Wno-missing-field-initializers", "-Werror"],
