@@ -402,13 +402,6 @@ static int enc_object_kind(enc *c, napi_value v)
     bool yes = false;
     if (napi_is_array(env, v, &yes) == napi_ok && yes)
         return enc_array(c, v);
-    if (napi_is_buffer(env, v, &yes) == napi_ok && yes) {
-        void *data;
-        size_t n;
-        napi_get_buffer_info(env, v, &data, &n);
-        put_bin(c->b, data, n);
-        return 0;
-    }
     if (napi_is_typedarray(env, v, &yes) == napi_ok && yes) {
         napi_typedarray_type tt;
         size_t n;
@@ -420,6 +413,10 @@ static int enc_object_kind(enc *c, napi_value v)
         put_bin(c->b, data, n);
         return 0;
     }
+    /* typed arrays first: napi_is_buffer() is true of every ArrayBufferView */
+    if (napi_is_dataview(env, v, &yes) == napi_ok && yes)
+        return type_error(env, c->path, "a DataView cannot be stored (use a Buffer or "
+                          "Uint8Array for bytes)");
     if (napi_is_arraybuffer(env, v, &yes) == napi_ok && yes) {
         void *data;
         size_t n;

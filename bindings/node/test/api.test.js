@@ -1,0 +1,267 @@
+'use strict';
+// Every call of the API on one process: reads, writes, exec, transactionSync,
+// errors, one environment per database, and the life cycle of a handle.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { pathToFileURL } = require('node:url');
+const uniqdb = require('..');
+const { scenarios: schema, tmpdir } = require('./lib/common');
+
+function fresh(t, options = {}) {
+  const db = uniqdb.open(tmpdir(t), { schema, ...options });
+  t.after(() => db.close());
+  return db;
+}
+
+test('reads: get, find, scan (index, prefix, limit), seqGet', async (t) => {
+  const db = fresh(t);
+  for (const [user, date] of [['ann', '2025-10-02'], ['bob', '2025-10-01'], ['ann', '2025-10-01']]) {
+    await db.insert('booking', { psychologist: 'p', date, time: user, status: 'pending', user });
+  }
+  assert.equal(db.get('booking', 1).user, 'ann');
+  assert.equal(db.get('booking', 99), undefined);
+  assert.equal(db.find('booking', 'active_slot', ['p', '2025-10-01', 'bob']).id, 2);
+  assert.equal(db.find('booking', 'active_slot', ['p', '2025-10-01', 'zed']), undefined);
+  assert.deepEqual([...db.scan('booking')].map((b) => b.id), [1, 2, 3]);
+  assert.deepEqual([...db.scan('booking', { index: 'by_user' })].map((b) => b.id), [3, 1, 2]);
+  assert.deepEqual([...db.scan('booking', { index: 'by_user', prefix: ['ann'] })]
+    .map((b) => b.date), ['2025-10-01', '2025-10-02']);
+  assert.deepEqual(db.scan('booking', { limit: 2 }).toArray().map((b) => b.id), [1, 2]);
+  assert.equal(db.seqGet('booking.id'), 3);
+  assert.equal(db.seqGet('never'), undefined);
+  assert.throws(() => db.get('nosuchtype', 1), (e) => e.code === 'UDB_EINVAL' &&
+    /booking/.test(e.message));
+  assert.throws(() => db.find('booking', 'by_user', ['ann', 'x']), { code: 'UDB_EINVAL' });
+});
+
+test('a scan reads one snapshot; break and close() end it', async (t) => {
+  const db = fresh(t, { mapSize: 1 << 20 });
+  for (let i = 0; i < 5; i++) await db.insert('case', { case_number: `c${i}` });
+  const it = db.scan('case');
+  assert.equal(it.next().value.id, 1);
+  await db.insert('case', { case_number: 'late' });
+  // a write that grows the map while the scan is open on this thread
+  db.transactionSync((tx) => {
+    for (let i = 0; i < 400; i++) tx.insert('case', { case_number: `big-${i}`, caller: 'x'.repeat(4000) });
+  });
+  assert.deepEqual([...it].map((c) => c.id), [2, 3, 4, 5], 'records written since are not seen');
+  assert.deepEqual(it.next(), { done: true, value: undefined });
+  for (const c of db.scan('case')) if (c.id === 3) break;
+  const rest = db.scan('case');
+  assert.equal(rest.next().value.id, 1);
+  rest.close();
+  assert.deepEqual(rest.next(), { done: true, value: undefined });
+  assert.equal([...db.scan('case', { prefix: [406] })].length, 1);
+  assert.deepEqual(db.check(), []);
+});
+
+test('writes: insert, insertOrGet, upsert, insertFirst, update, delete, seqNext', async (t) => {
+  const db = fresh(t);
+  const a = await db.insert('client', { id: 'a', email: 'a@x', name: 'A' });
+  assert.deepEqual(a, { id: 'a', email: 'a@x', name: 'A' });
+  assert.deepEqual(await db.insertOrGet('client', { id: 'a', email: 'other@x' }),
+    { created: false, record: a });
+  assert.deepEqual(await db.insertOrGet('client', { id: 'b', email: 'a@x' }, { index: 'email' }),
+    { created: false, record: a });
+  assert.deepEqual(await db.upsert('client', { id: 'a', email: 'a@x', name: 'A2' }),
+    { created: false, record: { id: 'a', email: 'a@x', name: 'A2' } });
+  assert.deepEqual(await db.upsert('client', { id: 'c', email: 'c@x' }, { onInsert: { name: 'new' } }),
+    { created: true, record: { id: 'c', email: 'c@x', name: 'new' } });
+  assert.deepEqual(await db.update('client', 'c', { name: 'C' }, { merge: true }),
+    { id: 'c', email: 'c@x', name: 'C' });
+  assert.deepEqual(await db.update('client', 'c', { email: 'c2@x' }), { id: 'c', email: 'c2@x' });
+  const slots = ['09:00', '10:00'].map((time) => ({ psychologist: 'p', date: 'd', time,
+    status: 'confirmed' }));
+  assert.equal((await db.insertFirst('booking', slots)).chosen, 0);
+  const second = await db.insertFirst('booking', slots);
+  assert.equal(second.chosen, 1);
+  assert.equal(second.record.time, '10:00');
+  await assert.rejects(db.insertFirst('booking', slots), { name: 'ConflictError',
+    index: 'active_slot' });
+  assert.equal(await db.delete('client', 'c'), undefined);
+  assert.equal(db.get('client', 'c'), undefined);
+  await assert.rejects(db.delete('client', 'c'), { code: 'UDB_ENOTFOUND' });
+  assert.equal(await db.seqNext('s'), 1);
+  assert.equal(await db.seqNext('s'), 2);
+  await assert.rejects(db.update('client', 'zz', { name: 'x' }, { merge: true }),
+    { name: 'UdbError', code: 'UDB_ENOTFOUND' });
+});
+
+test('exec: one atomic unit, a result per op; a failing op rolls back the unit', async (t) => {
+  const db = fresh(t);
+  const res = await db.exec([
+    { op: 'seqNext', name: 'case:x' },
+    { op: 'insert', type: 'case', record: { case_number: 'C-1' }, seqField: 'id', seqOp: 0 },
+    { op: 'insertOrGet', type: 'client', record: { id: 'k', email: 'k@x' } },
+    { op: 'update', type: 'client', key: 'k', patch: { name: 'K' }, merge: true },
+  ]);
+  assert.equal(res.length, 4);
+  assert.equal(res[0].value, 1);
+  assert.deepEqual(res[1].record, { id: 1, case_number: 'C-1' });
+  assert.equal(res[2].created, true);
+  assert.equal(res[3].record.name, 'K');
+  await assert.rejects(db.exec([
+    { op: 'insert', type: 'client', record: { id: 'm', email: 'm@x' } },
+    { op: 'insert', type: 'client', record: { id: 'n', email: 'k@x' } },
+  ]), (e) => e.name === 'ConflictError' && e.opIndex === 1 && e.existingKey === 'k');
+  assert.equal(db.get('client', 'm'), undefined, 'op 0 rolled back with the unit');
+  await assert.rejects(db.exec([{ op: 'nope' }]), TypeError);
+  await assert.rejects(db.exec([]), TypeError);
+});
+
+test('transactionSync: read-then-write in one transaction; a throw rolls back', async (t) => {
+  const db = fresh(t);
+  const made = db.transactionSync((tx) => {
+    const n = tx.seqNext('case:2025');
+    const rec = tx.insert('case', { case_number: `CASE-${String(n).padStart(6, '0')}` });
+    assert.deepEqual(tx.get('case', rec.id), rec, 'the transaction sees its own writes');
+    assert.equal(tx.find('case', 'case_number', ['CASE-000001']).id, rec.id);
+    return rec;
+  });
+  assert.equal(made.case_number, 'CASE-000001');
+  assert.throws(() => db.transactionSync((tx) => {
+    tx.seqNext('case:2025');
+    tx.insert('case', { case_number: 'rolled-back' });
+    throw new Error('boom');
+  }), /boom/);
+  assert.equal(db.seqGet('case:2025'), 1, 'the number was given back');
+  assert.equal(db.find('case', 'case_number', ['rolled-back']), undefined);
+  // a conflict inside is a ConflictError the function may handle
+  const r = db.transactionSync((tx) => {
+    try {
+      tx.insert('case', { case_number: 'CASE-000001' });
+    } catch (e) {
+      assert.ok(e instanceof uniqdb.ConflictError);
+      return tx.insertOrGet('case', { case_number: 'CASE-000001' },
+        { index: 'case_number' });
+    }
+    return null;
+  });
+  assert.equal(r.created, false);
+  assert.throws(() => db.transactionSync(async () => 1), /returned a promise/);
+  let kept;
+  db.transactionSync((tx) => {
+    kept = tx;
+  });
+  assert.throws(() => kept.insert('case', { case_number: 'late' }), { code: 'UDB_ECLOSED' });
+});
+
+test('transactionSync reruns the function when the map fills up (udb_write\'s contract)',
+  async (t) => {
+    const db = fresh(t, { mapSize: 1 << 20 }); // 1 MiB: grows while the transaction writes
+    let runs = 0;
+    const big = 'x'.repeat(4000);
+    const n = db.transactionSync((tx) => {
+      runs++;
+      for (let i = 0; i < 600; i++) tx.insert('case', { case_number: `big-${i}`, caller: big });
+      return tx.seqGet('case.id');
+    });
+    assert.equal(n, 600);
+    assert.ok(runs > 1, `the function ran ${runs} time(s); expected a rerun after MDB_MAP_FULL`);
+    assert.equal([...db.scan('case')].length, 600);
+    assert.deepEqual(db.check(), []);
+  });
+
+test('errors: ConflictError and RecordError carry their detail and a problem object',
+  async (t) => {
+    const db = fresh(t);
+    const wf = await db.insert('workflow', { workflow_name: 'billing', version: 3,
+      execution_engine: 'argo' });
+    const e = await db.insert('workflow', { workflow_name: 'billing', version: 3,
+      execution_engine: 'argo' }).catch((x) => x);
+    assert.ok(e instanceof uniqdb.ConflictError && e instanceof uniqdb.UdbError &&
+      e instanceof Error);
+    assert.equal(e.code, 'UDB_ECONFLICT');
+    assert.equal(e.type, 'workflow');
+    assert.equal(e.index, 'name_version');
+    assert.deepEqual(e.fields, ['workflow_name', 'version']);
+    assert.deepEqual(e.values, ['billing', 3]);
+    assert.equal(e.existingKey, wf.id);
+    assert.equal(e.conflicts.length, 1);
+    assert.match(e.message, /name_version/);
+    const p = e.toProblem({ instance: '/workflows' });
+    assert.equal(p.status, 409);
+    assert.equal(p.instance, '/workflows');
+    assert.match(p.detail, /billing/);
+    assert.doesNotThrow(() => JSON.stringify(p));
+    const r = await db.insert('workflow', { workflow_name: 'x', version: 1,
+      execution_engine: 'cron' }).catch((x) => x);
+    assert.ok(r instanceof uniqdb.RecordError);
+    assert.equal(r.field, 'execution_engine');
+    assert.equal(r.toProblem().status, 422);
+    const m = await db.insert('workflow', { workflow_name: 'x' }).catch((x) => x);
+    assert.equal(m.field, 'version');
+    assert.match(m.message, /missing required field "version"/);
+  });
+
+test('one environment per database per process: every open of it shares it', (t) => {
+  const dir = tmpdir(t);
+  const before = uniqdb.openEnvironments();
+  const a = uniqdb.open(dir, { schema });
+  const b = uniqdb.open(`${dir}/./`);
+  const c = uniqdb.open(pathToFileURL(dir));
+  assert.equal(uniqdb.openEnvironments(), before + 1);
+  a.close();
+  b.close();
+  assert.equal(c.get('client', 'none'), undefined, 'still open through c');
+  c.close();
+  assert.equal(uniqdb.openEnvironments(), before);
+  assert.throws(() => uniqdb.open(dir, { nosuch: 1 }), /unknown open\(\) option "nosuch"/);
+});
+
+test('a read-only handle reads and refuses writes', async (t) => {
+  const dir = tmpdir(t);
+  uniqdb.open(dir, { schema }).close();
+  const ro = uniqdb.open(dir, { readOnly: true });
+  t.after(() => ro.close());
+  assert.equal(ro.get('client', 'x'), undefined);
+  await assert.rejects(ro.insert('client', { id: 'x', email: 'x' }), { code: 'UDB_EREADONLY' });
+  assert.throws(() => uniqdb.open(dir), { code: 'UDB_EREADONLY' });
+});
+
+test('a closed database: a clear error from every call, no crash', async (t) => {
+  const db = uniqdb.open(tmpdir(t), { schema });
+  db.close();
+  db.close();
+  assert.equal(db.closed, true);
+  const closed = { code: 'UDB_ECLOSED', message: /database is closed/ };
+  assert.throws(() => db.get('client', 'a'), closed);
+  assert.throws(() => db.find('client', 'email', ['a']), closed);
+  assert.throws(() => db.scan('client'), closed);
+  assert.throws(() => db.seqGet('s'), closed);
+  assert.throws(() => db.check(), closed);
+  assert.throws(() => db.transactionSync(() => 1), closed);
+  for (const p of [db.insert('client', { id: 'a', email: 'a' }), db.insertOrGet('client', {}),
+    db.upsert('client', {}), db.insertFirst('client', [{}]), db.update('client', 'a', {}),
+    db.delete('client', 'a'), db.seqNext('s'), db.exec([{ op: 'seqNext', name: 's' }])]) {
+    await assert.rejects(p, closed);
+  }
+});
+
+test('closing with writes in flight: they all complete, then the environment closes',
+  async (t) => {
+    const dir = tmpdir(t);
+    const before = uniqdb.openEnvironments();
+    const db = uniqdb.open(dir, { schema });
+    const writes = [];
+    for (let i = 0; i < 200; i++) writes.push(db.insert('case', { case_number: `c${i}` }));
+    db.close();
+    await assert.rejects(db.insert('case', { case_number: 'after' }), { code: 'UDB_ECLOSED' });
+    const done = await Promise.all(writes);
+    assert.equal(done.length, 200);
+    assert.equal(uniqdb.openEnvironments(), before, 'closed once the last write finished');
+    const again = uniqdb.open(dir);
+    assert.equal([...again.scan('case')].length, 200);
+    again.close();
+  });
+
+test('writes do not block the event loop', async (t) => {
+  const db = fresh(t);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  const writes = [];
+  for (let i = 0; i < 300; i++) writes.push(db.insert('case', { case_number: `e${i}` }));
+  await Promise.all(writes);
+  clearInterval(timer);
+  assert.ok(ticks > 0, 'timers ran while 300 writes were in flight');
+});
