@@ -11,7 +11,7 @@ const { S4_AUTO_ROUNDS, S4_SLOTS } = require('./lib/scenarios');
 
 const PROCS = 4;
 const CONC = 8;
-const ROUNDS = Number(process.env.UNIQDB_NODE_ROUNDS || 10);
+const ROUNDS = Number(process.env.UNIQDB_NODE_ROUNDS || 8);
 const scenario = {};
 
 function byRound(results) {
