@@ -45,6 +45,11 @@ fi
 
 UNIQDB_SCENARIOS=$src/../../tools/scenarios.json
 export UNIQDB_SCENARIOS
+# the C tool, for the round trips through it (skipped when built without tools)
+if [ -x "$build/tools/uniqdb" ]; then
+    UNIQDB_CLI=$build/tools/uniqdb
+    export UNIQDB_CLI
+fi
 UNIQDB_BUILD=$build UNIQDB_INCLUDE=$src/../../include \
     npx --no-install node-gyp rebuild --nodedir="$nodedir" -j 2 --loglevel=warn
 

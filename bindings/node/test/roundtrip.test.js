@@ -153,3 +153,36 @@ test('bad JS input is a TypeError naming the field, and nothing is written', asy
   assert.equal([...db.scan('rt')].length, 0, 'nothing was written');
   assert.equal(db.seqGet('rt.id'), undefined, 'not even an auto key was taken');
 });
+
+// The stored bytes as the C tool sees them, both ways: what the binding
+// writes reads back in the CLI's JSON forms ($float32, $str, $map, -0.0,
+// 2^64-1), and what the CLI writes reads back here.  run-tests.sh names the
+// build's tool in UNIQDB_CLI.
+test('the edge values cross to and from the uniqdb tool', { skip: !process.env.UNIQDB_CLI &&
+  'UNIQDB_CLI not set (run-tests.sh sets it)' }, async (t) => {
+  const { execFileSync } = require('node:child_process');
+  const cli = (...args) => execFileSync(process.env.UNIQDB_CLI, args, { encoding: 'utf8' });
+  const dir = tmpdir(t);
+  const db = uniqdb.open(dir, { schema });
+  const value = [new uniqdb.Float32(0.1), new uniqdb.RawString(Buffer.from([0xff])),
+    new Map([[1, 2]]), -0, NaN, 2n ** 64n - 1n, -(2n ** 63n), Buffer.from([1])];
+  const rec = await db.insert('rt', { a: value, u: 2n ** 64n - 1n, f: -0 });
+  db.close();
+  // JSON cannot hold these numbers as JS reads it: compare them as text
+  const got = JSON.parse(cli('get', dir, 'rt', String(rec.id))
+    .replace(/18446744073709551615/g, '"U64MAX"').replace(/-9223372036854775808/g, '"I64MIN"')
+    .replace(/-0\.0/g, '"NEGZERO"'));
+  assert.deepEqual(got, { id: rec.id, u: 'U64MAX', f: 'NEGZERO', a: [{ $float32: 0.1 },
+    { $str: '/w==' }, { $map: [[1, 2]] }, 'NEGZERO', { $float: 'nan' }, 'U64MAX', 'I64MIN',
+    { $bin: 'AQ==' }] });
+  cli('put', dir, 'rt', JSON.stringify({ id: 100, a: [{ $float32: 0.5 }, { $str: '/w==' },
+    { $map: [[true, 'yes']] }, { $float: '-inf' }] }));
+  const back = uniqdb.open(dir);
+  t.after(() => back.close());
+  const a = back.get('rt', 100).a;
+  assert.equal(a[0], 0.5);
+  assert.ok(a[1] instanceof uniqdb.RawString);
+  assert.deepEqual(a[1].bytes, Buffer.from([0xff]));
+  assert.deepEqual(a[2], new Map([[true, 'yes']]));
+  assert.equal(a[3], -Infinity);
+});
