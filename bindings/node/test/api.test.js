@@ -34,24 +34,32 @@ test('reads: get, find, scan (index, prefix, limit), seqGet', async (t) => {
   assert.throws(() => db.find('booking', 'by_user', ['ann', 'x']), { code: 'UDB_EINVAL' });
 });
 
-test('a scan reads one snapshot; break and close() end it', async (t) => {
-  const db = fresh(t, { mapSize: 1 << 20 });
-  for (let i = 0; i < 5; i++) await db.insert('case', { case_number: `c${i}` });
+test('a scan reads one snapshot, held until it ends, break or close()', async (t) => {
+  const db = fresh(t);
+  // more records than one batch (256) of the iterator: the cursor stays open
+  await db.exec(Array.from({ length: 300 }, (_, i) =>
+    ({ op: 'insert', type: 'case', record: { case_number: `c${i}` } })));
+  const write = () => db.transactionSync((tx) => tx.insert('case', { case_number: `w${Math.random()}` }));
+  const refused = { code: 'UDB_EINVAL', message: /already has a transaction open/ };
   const it = db.scan('case');
   assert.equal(it.next().value.id, 1);
+  // the engine refuses a write on a thread that holds a transaction: the scan's
+  assert.throws(write, refused);
   await db.insert('case', { case_number: 'late' });
-  // a write that grows the map while the scan is open on this thread
-  db.transactionSync((tx) => {
-    for (let i = 0; i < 400; i++) tx.insert('case', { case_number: `big-${i}`, caller: 'x'.repeat(4000) });
-  });
-  assert.deepEqual([...it].map((c) => c.id), [2, 3, 4, 5], 'records written since are not seen');
-  assert.deepEqual(it.next(), { done: true, value: undefined });
-  for (const c of db.scan('case')) if (c.id === 3) break;
-  const rest = db.scan('case');
-  assert.equal(rest.next().value.id, 1);
-  rest.close();
-  assert.deepEqual(rest.next(), { done: true, value: undefined });
-  assert.equal([...db.scan('case', { prefix: [406] })].length, 1);
+  const seen = [...it].map((c) => c.id);
+  assert.equal(seen.length, 299, 'records written since the scan began are not seen');
+  assert.equal(seen[298], 300);
+  write(); // exhausted: the snapshot is released
+  for (const c of db.scan('case')) if (c.id === 2) break;
+  write(); // break released it
+  const open = db.scan('case');
+  open.next();
+  assert.throws(write, refused);
+  open.close();
+  write();
+  assert.deepEqual(open.next(), { done: true, value: undefined });
+  assert.equal([...db.scan('case', { limit: 3 })].length, 3);
+  write(); // a scan stopped by its limit is released too
   assert.deepEqual(db.check(), []);
 });
 
