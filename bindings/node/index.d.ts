@@ -14,7 +14,7 @@ export type Value =
   | Map<Value, Value>
   | { [field: string]: Value };
 
-/** What a write accepts: Value plus Uint8Array / ArrayBuffer (as bytes), Float32, undefined members. */
+/** What a write accepts: Value, Uint8Array / ArrayBuffer (bytes), Float32, undefined members. */
 export type Input =
   | null
   | undefined
@@ -121,7 +121,8 @@ export class Transaction implements Reader {
   scan<R = Record>(type: string, options?: ScanOptions): Scan<R>;
   seqGet(name: string): number | bigint | undefined;
   insert<R = Record>(type: string, record: RecordInput): R;
-  insertOrGet<R = Record>(type: string, record: RecordInput, options?: { index?: string }): Created<R>;
+  insertOrGet<R = Record>(type: string, record: RecordInput,
+    options?: { index?: string }): Created<R>;
   upsert<R = Record>(type: string, record: RecordInput,
     options?: { index?: string; onInsert?: RecordInput }): Created<R>;
   insertFirst<R = Record>(type: string, candidates: RecordInput[]): Chosen<R>;

@@ -148,7 +148,9 @@ const OPEN_OPTIONS = new Set(['schema', 'keep', 'drop', 'readOnly', 'noSync', 'n
 
 function toPath(pathOrUrl) {
   if (pathOrUrl instanceof URL) return fileURLToPath(pathOrUrl);
-  if (typeof pathOrUrl === 'string' && pathOrUrl.startsWith('file:')) return fileURLToPath(pathOrUrl);
+  if (typeof pathOrUrl === 'string' && pathOrUrl.startsWith('file:')) {
+    return fileURLToPath(pathOrUrl);
+  }
   if (typeof pathOrUrl !== 'string') {
     throw new TypeError('uniqdb: open() takes a directory path or a file: URL');
   }

@@ -15,7 +15,8 @@ function fresh(t, options = {}) {
 
 test('reads: get, find, scan (index, prefix, limit), seqGet', async (t) => {
   const db = fresh(t);
-  for (const [user, date] of [['ann', '2025-10-02'], ['bob', '2025-10-01'], ['ann', '2025-10-01']]) {
+  const rows = [['ann', '2025-10-02'], ['bob', '2025-10-01'], ['ann', '2025-10-01']];
+  for (const [user, date] of rows) {
     await db.insert('booking', { psychologist: 'p', date, time: user, status: 'pending', user });
   }
   assert.equal(db.get('booking', 1).user, 'ann');
@@ -39,7 +40,8 @@ test('a scan reads one snapshot, held until it ends, break or close()', async (t
   // more records than one batch (256) of the iterator: the cursor stays open
   await db.exec(Array.from({ length: 300 }, (_, i) =>
     ({ op: 'insert', type: 'case', record: { case_number: `c${i}` } })));
-  const write = () => db.transactionSync((tx) => tx.insert('case', { case_number: `w${Math.random()}` }));
+  const write = () => db.transactionSync((tx) =>
+    tx.insert('case', { case_number: `w${Math.random()}` }));
   const refused = { code: 'UDB_EINVAL', message: /already has a transaction open/ };
   const it = db.scan('case');
   assert.equal(it.next().value.id, 1);
@@ -73,7 +75,8 @@ test('writes: insert, insertOrGet, upsert, insertFirst, update, delete, seqNext'
     { created: false, record: a });
   assert.deepEqual(await db.upsert('client', { id: 'a', email: 'a@x', name: 'A2' }),
     { created: false, record: { id: 'a', email: 'a@x', name: 'A2' } });
-  assert.deepEqual(await db.upsert('client', { id: 'c', email: 'c@x' }, { onInsert: { name: 'new' } }),
+  assert.deepEqual(
+    await db.upsert('client', { id: 'c', email: 'c@x' }, { onInsert: { name: 'new' } }),
     { created: true, record: { id: 'c', email: 'c@x', name: 'new' } });
   assert.deepEqual(await db.update('client', 'c', { name: 'C' }, { merge: true }),
     { id: 'c', email: 'c@x', name: 'C' });

@@ -25,7 +25,8 @@ async function serve(t) {
 test('S3 over HTTP: concurrent duplicates get one 201 and 409s naming the holder', async (t) => {
   const req = await serve(t);
   const wf = { workflow_name: 'billing', version: 2, execution_engine: 'argo' };
-  const answers = await Promise.all(Array.from({ length: 12 }, () => req('POST', '/workflows', wf)));
+  const answers = await Promise.all(Array.from({ length: 12 },
+    () => req('POST', '/workflows', wf)));
   const created = answers.filter((a) => a.status === 201);
   assert.equal(created.length, 1);
   const id = created[0].body.id;

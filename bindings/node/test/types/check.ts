@@ -17,14 +17,17 @@ async function main(dir: string): Promise<void> {
   again.close();
   const b: Booking | undefined = db.get<Booking>('booking', 1);
   const f = db.find('booking', 'active_slot', ['p', '2025-10-01', '10:00']);
-  for (const r of db.scan<Booking>('booking', { index: 'by_user', prefix: ['ann'], limit: 3 })) {
+  const opts = { index: 'by_user', prefix: ['ann'], limit: 3 };
+  for (const r of db.scan<Booking>('booking', opts)) {
     const s: string = r.status;
     void s;
   }
   db.scan('booking').close();
   const n: number | bigint | undefined = db.seqGet('case');
-  const ins: Booking = await db.insert<Booking>('booking', { psychologist: 'p', when: new Float32(1) });
-  const got: Created = await db.insertOrGet('client', { id: 'a', email: 'a@x' }, { index: 'email' });
+  const ins: Booking = await db.insert<Booking>('booking',
+    { psychologist: 'p', when: new Float32(1) });
+  const got: Created = await db.insertOrGet('client', { id: 'a', email: 'a@x' },
+    { index: 'email' });
   const up: Created<Booking> = await db.upsert<Booking>('booking', { id: 1 },
     { index: 'active_slot', onInsert: { status: 'pending' } });
   const first: Chosen = await db.insertFirst('booking', [{ time: '09:00' }, { time: '10:00' }]);
@@ -33,7 +36,8 @@ async function main(dir: string): Promise<void> {
   const next: number | bigint = await db.seqNext('case');
   const res: OpResult[] = await db.exec([
     { op: 'seqNext', name: 'case' },
-    { op: 'insert', type: 'case', record: { case_number: 'x', raw: new RawString(Buffer.from([255])) },
+    { op: 'insert', type: 'case',
+      record: { case_number: 'x', raw: new RawString(Buffer.from([255])) },
       seqField: 'id', seqOp: 0 },
     { op: 'update', type: 'case', key: 1n, patch: { caller: null }, merge: true },
     { op: 'delete', type: 'case', key: 'k' },
@@ -91,7 +95,8 @@ async function main(dir: string): Promise<void> {
   // @ts-expect-error: existingKey exists on ConflictError only
   void new UdbError().existingKey;
   db.close();
-  void [notYet, b, f, n, ins, got, up, first, upd, next, value, total, problems, schema, back, count, v,
+  void [notYet, b, f, n, ins, got, up, first, upd, next, value, total, problems, schema, back,
+    count, v,
     closed, db.path, db.schemaChanges];
 }
 
