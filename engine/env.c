@@ -122,10 +122,31 @@ size_t udb__mapsize(udb_env *env)
     return info.me_mapsize;
 }
 
+/* Set while a group commit leader holds other processes' units: then a
+ * resize that would have to wait for this process's transactions refuses at
+ * once, and the leader hands the units back before it waits (group.c). */
+static _Thread_local bool no_waiting, refused;
+
+void udb__env_no_waiting(bool on)
+{
+    no_waiting = on;
+    refused = false;
+}
+
+bool udb__env_refused_waiting(void)
+{
+    return refused;
+}
+
 /* Wait (env->lock held) until no transaction of this process is open, at
  * most env->grow_wait_ms.  0, or UDB_EBUSY with the message set. */
 static int wait_inactive(udb_env *env, const char *why)
 {
+    if (no_waiting && env->active) {
+        refused = true;
+        return udb__env_err(UDB_EBUSY, "%s: %s, but %u transactions of this process are open",
+                            env->path, why, env->active);
+    }
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += env->grow_wait_ms / 1000;

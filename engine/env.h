@@ -80,4 +80,10 @@ int  udb__grow_retry(udb_env *env, udb__attempt_fn attempt, void *ctx);
 bool udb__env_disk_full(const udb_env *env);
 int  udb__env_io_rc(const udb_env *env, int rc);
 
+/* While on (this thread): a map resize that would wait for this process's
+ * other transactions fails at once with UDB_EBUSY instead, and
+ * udb__env_refused_waiting() says so (reset by each udb__env_no_waiting). */
+void udb__env_no_waiting(bool on);
+bool udb__env_refused_waiting(void);
+
 #endif
