@@ -478,6 +478,30 @@ bool udb__env_disk_full(const udb_env *env)
            (uint64_t)v.f_bavail * v.f_frsize < 65536;
 }
 
+/* How far ahead of the pages in use data.mdb is kept allocated. */
+#define RESERVE_AHEAD (4u << 20)
+#define RESERVE_LEAST (256u << 10)
+
+int udb__env_reserve(udb_env *env)
+{
+    int fd;
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fst;
+    if (mdb_env_get_fd(env->mdb, &fd) || mdb_env_info(env->mdb, &info) ||
+        mdb_env_stat(env->mdb, &st) || fstat(fd, &fst) != 0)
+        return 0;   /* cannot tell: LMDB's own write reports a full disk */
+    off_t used = ((off_t)info.me_last_pgno + 1) * st.ms_psize;
+    /* blocks allocated past the pages in use (a sparse tail counts for none) */
+    off_t have = (off_t)fst.st_blocks * 512 - used;
+    if (fst.st_size >= used + (off_t)RESERVE_LEAST && have >= (off_t)RESERVE_LEAST)
+        return 0;
+    int rc = posix_fallocate(fd, used, RESERVE_AHEAD);
+    if (rc == ENOSPC)
+        rc = posix_fallocate(fd, used, RESERVE_LEAST);
+    return rc == EOPNOTSUPP || rc == EINVAL ? 0 : rc;
+}
+
 int udb__env_io_rc(const udb_env *env, int rc)
 {
     return rc == EIO && udb__env_disk_full(env) ? ENOSPC : rc;
