@@ -470,6 +470,11 @@ static int allocate_lock_file(const char *path, mode_t mode)
     return rc;
 }
 
+unsigned udb__env_lock_wait_ms(const udb_env *env)
+{
+    return env->lock_wait_ms;
+}
+
 bool udb__env_disk_full(const udb_env *env)
 {
     struct statvfs v;
@@ -557,8 +562,10 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
             return udb__env_err(UDB_EINVAL, "udb_open: udb_options.version is %u; this uniqdb "
                                 "knows 1 to %d (start from UDB_OPTIONS_INIT)", opts->version,
                                 UDB_OPTIONS_VERSION);
-        /* a version-1 caller's struct ends before grow_wait_ms */
-        memcpy(&o, opts, opts->version == 1 ? offsetof(udb_options, grow_wait_ms) : sizeof o);
+        /* an earlier version's struct ends before the fields added since */
+        memcpy(&o, opts, opts->version == 1   ? offsetof(udb_options, grow_wait_ms)
+                         : opts->version == 2 ? offsetof(udb_options, lock_wait_ms)
+                                              : sizeof o);
         o.version = UDB_OPTIONS_VERSION;
     }
     if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK |
@@ -592,6 +599,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     env->flags = o.flags;
     env->max_map = o.max_map_size;
     env->grow_wait_ms = o.grow_wait_ms ? o.grow_wait_ms : DEFAULT_GROW_WAIT_MS;
+    env->lock_wait_ms = o.lock_wait_ms;
     int rc = UDB_ENOMEM;
     if (!(env->path = strdup(path)))
         goto fail;
