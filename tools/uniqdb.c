@@ -16,6 +16,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 int cli_json_errors;
@@ -83,7 +85,9 @@ static const command commands[] = {
      "loaded; an invalid or conflicting record is reported and skipped, the others\n"
      "committed.  --atomic loads every record and the sequences in one transaction,\n"
      "all or nothing: any bad line (each is reported) and nothing is written (exit\n"
-     "as for that line); a database the load created is removed again.  The schema\n"
+     "as for that line); a new database is built aside and appears at DB only when\n"
+     "the load succeeded (if another process creates DB meanwhile, nothing is\n"
+     "loaded into it: exit 1).  The schema\n"
      "line must then come first; it is applied in its own transaction, so a change\n"
      "it makes to an existing database stays (stderr says so).  --atomic holds the\n"
      "records in memory until the end of the input.  Records before any schema line\n"
@@ -206,50 +210,184 @@ static int parse_timeout(const char *cmd, const char *arg)
     return 0;
 }
 
-/* A failed init (or load --atomic) removes those files of the database
- * directory (udb_env_files(), a handful) that it created, so that no
- * half-made database is left behind: bit i of the mask says whether file i
- * was there before. */
+/* ---- Creating a database: build aside, then put in place -------------------- */
 
-static int file_exists(const char *dir, const char *name)
+/* fsync a directory, so that a name just made in it survives a power cut. */
+static int sync_dir(const char *dir)
 {
-    char *p;
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        return 1; /* when in doubt, it existed: never remove it */
-    int r = access(p, F_OK) == 0;
-    free(p);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
     return r;
 }
 
-static void remove_file(const char *dir, const char *name)
+/* path split at its last component, trailing slashes ignored: returns the
+ * directory part, malloc'd ("." for a bare name), with *base pointing at the
+ * last component, kept in the same allocation; NULL if out of memory. */
+static char *split_path(const char *path, const char **base)
 {
-    char *p;
-    if (asprintf(&p, "%s/%s", dir, name) >= 0) {
-        unlink(p);
-        free(p);
+    size_t n = strlen(path), b, d;
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    for (b = n; b > 0 && path[b - 1] != '/'; b--)
+        ;
+    for (d = b; d > 1 && path[d - 1] == '/'; d--)
+        ;
+    char *out = malloc(d + 2 + (n - b) + 1);
+    if (!out)
+        return NULL;
+    if (b == 0) {
+        d = 1;
+        out[0] = '.';
+    } else {
+        memcpy(out, path, d);
     }
+    out[d] = '\0';
+    memcpy(out + d + 1, path + b, n - b);
+    out[d + 1 + n - b] = '\0';
+    *base = out + d + 1;
+    return out;
 }
 
-void cli_created_note(cli_created *c, const char *dir)
+int cli_newdb_begin(cli_newdb *n, const char *path)
 {
-    const char *const *files = udb_env_files();
-    c->dir = dir;
-    c->had_dir = access(dir, F_OK) == 0;
-    c->had = 0;
-    c->had_data = c->had_dir && file_exists(dir, UDB_DATA_FILE);
-    for (size_t i = 0; files[i]; i++)
-        if (c->had_dir && file_exists(dir, files[i]))
-            c->had |= 1ul << i;
+    *n = (cli_newdb){.path = path};
+    if (!*path)
+        return cli_fail(CLI_EUSAGE, NULL, "the database path DB is empty");
+    struct stat st;
+    char *tmpl = NULL, *data = NULL;
+    int e = 0;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT)
+            goto existing; /* opening it reports why */
+        const char *base;
+        char *dir = split_path(path, &base);
+        if (!dir)
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+        /* hidden, and named after DB so that a stray one (the command was
+           killed) says what it was */
+        int r = strlen(base) <= 200 ? asprintf(&tmpl, "%s/.%s.uniqdb-new-XXXXXX", dir, base)
+                                    : asprintf(&tmpl, "%s/.uniqdb-new-XXXXXX", dir);
+        free(dir);
+        if (r < 0)
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    } else {
+        if (!S_ISDIR(st.st_mode) || asprintf(&data, "%s/" UDB_DATA_FILE, path) < 0 ||
+            lstat(data, &st) == 0 || errno != ENOENT)
+            goto existing; /* a database (or not a directory: opening it says so) */
+        n->inside = 1;
+        if (asprintf(&tmpl, "%s/.uniqdb-new-XXXXXX", path) < 0) {
+            free(data);
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+        }
+    }
+    free(data);
+    if (!mkdtemp(tmpl)) {
+        e = errno;
+        free(tmpl);
+        return cli_fail(CLI_EFAIL, NULL, "%s: cannot create the database %s: %s", path,
+                        n->inside ? "inside this directory" : "directory", strerror(e));
+    }
+    n->build = tmpl;
+    n->fresh = 1;
+    return CLI_OK;
+existing:
+    free(data);
+    if (!(n->build = strdup(path)))
+        return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    return CLI_OK;
 }
 
-void cli_created_undo(const cli_created *c)
+/* Make path's own data file the one built in n->build: link it in (never
+ * replacing one).  CLI_OK, CLI_NEWDB_TAKEN, or an exit code (reported). */
+static int link_data(cli_newdb *n)
 {
-    const char *const *files = udb_env_files();
-    for (size_t i = 0; files[i]; i++)
-        if (!(c->had & 1ul << i))
-            remove_file(c->dir, files[i]);
-    if (!c->had_dir)
-        rmdir(c->dir);
+    char *from = NULL, *to = NULL;
+    int ex = CLI_OK;
+    if (asprintf(&from, "%s/" UDB_DATA_FILE, n->build) < 0 ||
+        asprintf(&to, "%s/" UDB_DATA_FILE, n->path) < 0) {
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
+    int r = link(from, to);
+    if (r != 0 && (errno == EPERM || errno == EOPNOTSUPP)) /* no hard links here */
+        r = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+    if (r != 0) {
+        ex = errno == EEXIST ? CLI_NEWDB_TAKEN
+                             : cli_fail(CLI_EFAIL, NULL, "%s: cannot put the new database in "
+                                        "place: %s", n->path, strerror(errno));
+        goto out;
+    }
+    if (sync_dir(n->path) != 0)
+        ex = cli_fail(CLI_EFAIL, NULL, "%s: the new database is in place, but syncing the "
+                      "directory failed: %s", n->path, strerror(errno));
+out:
+    free(from);
+    free(to);
+    return ex;
+}
+
+int cli_newdb_publish(cli_newdb *n)
+{
+    if (!n->fresh)
+        return CLI_OK;
+    if (sync_dir(n->build) != 0)
+        return cli_fail(CLI_EFAIL, NULL, "%s: syncing the new database failed: %s", n->path,
+                        strerror(errno));
+    int ex;
+    if (n->inside) {
+        ex = link_data(n);
+    } else {
+        /* the mode udb_open() gives a directory it creates (files 0640) */
+        mode_t mask = umask(0);
+        umask(mask);
+        const char *base;
+        char *parent = split_path(n->path, &base);
+        if (!parent)
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+        int r = chmod(n->build, 0750 & ~mask);
+        if (r == 0)
+            r = renameat2(AT_FDCWD, n->build, AT_FDCWD, n->path, RENAME_NOREPLACE);
+        if (r != 0 && (errno == EINVAL || errno == ENOSYS)) {
+            /* no RENAME_NOREPLACE on this file system: make the directory
+               (or find it made) and link the data file into it */
+            r = mkdir(n->path, 0750) == 0 || errno == EEXIST ? 1 : -1;
+        }
+        if (r == 0) {
+            free(n->build); /* it is path now */
+            n->build = NULL;
+            n->fresh = 0;
+            ex = sync_dir(parent) == 0 ? CLI_OK
+                 : cli_fail(CLI_EFAIL, NULL, "%s: the new database is in place, but syncing "
+                            "%s failed: %s", n->path, parent, strerror(errno));
+        } else if (r > 0 || errno == EEXIST || errno == ENOTEMPTY) {
+            /* another process made path meanwhile (or it is ours to fill) */
+            ex = link_data(n);
+        } else {
+            ex = cli_fail(CLI_EFAIL, NULL, "%s: cannot put the new database in place: %s",
+                          n->path, strerror(errno));
+        }
+        free(parent);
+    }
+    if (ex == CLI_OK && n->fresh) {
+        /* linked in: the private directory goes, the data file stays at path */
+        sup_remove_tree(n->build, false);
+        free(n->build);
+        n->build = NULL;
+        n->fresh = 0;
+    }
+    return ex;
+}
+
+void cli_newdb_end(cli_newdb *n)
+{
+    /* the private directory: nobody else knows it, so removing it is safe */
+    if (n->fresh && n->build)
+        sup_remove_tree(n->build, false);
+    free(n->build);
+    *n = (cli_newdb){.path = n->path};
 }
 
 /* ---- Waiting for another writer ------------------------------------------ */

@@ -322,6 +322,13 @@ group_exits() {
     mkdir "$T/mine"; echo keep >"$T/mine/notes"
     run 5 "$U" init "$T/mine" "$T/bad.json"
     if [ -f "$T/mine/notes" ] && [ ! -e "$T/mine/data.mdb" ] && [ ! -e "$T/mine/lock.mdb" ]; then ok; else fail "failed init in an existing directory: $(ls "$T/mine")"; fi
+    # a new database is built in a private directory and put in place when complete
+    # (issue 23): none is left behind, and it gets the mode udb_open gives a directory
+    if [ -z "$(find "$T" -maxdepth 2 -name '*uniqdb-new*')" ]; then ok; else fail "a failed init left its private directory: $(find "$T" -maxdepth 2 -name '*uniqdb-new*')"; fi
+    run 0 "$U" init "$T/mine" "$SCEN"; run 0 "$U" put "$T/mine" client '{"id": "m", "email": "m@x"}'
+    if [ -f "$T/mine/notes" ] && [ -z "$(find "$T" -maxdepth 2 -name '*uniqdb-new*')" ]; then ok; else fail "init in an existing directory: $(ls -A "$T/mine")"; fi
+    (umask 027 && "$U" init "$T/modes.db/" "$SCEN" >/dev/null) || fail "init with a trailing slash"
+    if [ "$(stat -c %a "$T/modes.db")" = 750 ] && [ "$(stat -c %a "$T/modes.db/data.mdb")" = 640 ]; then ok; else fail "modes of a new database: $(stat -c '%a %n' "$T/modes.db" "$T/modes.db"/*)"; fi
     run 5 "$U" init "$db" "$T/bad.json"              # an existing database is left as it was
     run 0 "$U" get "$db" client '"c1"'
 
@@ -574,8 +581,30 @@ group_dumpload() {
     # load created is removed again
     run 5 "$U" load --atomic "$T/ma" "$T/mixed.ndjson"
     err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
-    err_has "--atomic: nothing loaded (0 conflicting, 3 invalid)"; err_has "removed the database this load created"
+    err_has "--atomic: nothing loaded (0 conflicting, 3 invalid)"; err_has "--atomic: the database was not created"
     if [ ! -e "$T/ma" ]; then ok; else fail "a failed --atomic load left the database it created"; fi
+    # the new database is built aside; if another process creates DB while the load
+    # reads its input, the load puts nothing there (issue 23): the input comes
+    # through a FIFO held open until `init` has made DB
+    mkfifo "$T/fifo"
+    "$U" load --atomic "$T/mt" "$T/fifo" >"$T/out" 2>"$T/err" &
+    local lpid=$!
+    exec 3>"$T/fifo"
+    for _ in $(seq 100); do
+        [ -n "$(find "$T" -maxdepth 1 -name '.mt.uniqdb-new-*')" ] && break
+        sleep 0.05
+    done
+    if [ ! -e "$T/mt" ]; then ok; else fail "load --atomic made DB before its input ended"; fi
+    "$U" init "$T/mt" "$SCEN" >/dev/null 2>&1 || fail "init beside a running load"
+    "$U" put "$T/mt" client '{"id": "theirs", "email": "t@x"}' >/dev/null 2>&1 || fail "put"
+    cat "$T/a.dump" >&3
+    exec 3>&-
+    wait "$lpid"
+    local got=$?
+    if [ "$got" -eq 1 ]; then ok; else fail "load --atomic into a DB made meanwhile: exit $got (want 1)"; fi
+    err_has "another process created this database while the load ran"
+    run 0 "$U" scan "$T/mt" client; json_ok '[r["id"] for r in lines] == ["theirs"]'
+    if [ -z "$(find "$T" -maxdepth 1 -name '.mt.uniqdb-new-*')" ]; then ok; else fail "load --atomic left its private directory"; fi
     # into a database with records: a new record, then a conflicting one, then a sequence
     {
         head -1 "$T/a.dump"
