@@ -53,7 +53,7 @@ int cli_cmd_init(int argc, char **argv)
         if ((ex = cli_open_sized(&env, nd.build, CLI_OPEN_CREATE, cli_schema_dbs(text, len))) !=
             CLI_OK)
             goto out;
-        if ((rc = udb_schema_apply(&changes, env, text, len, flags)) != 0) {
+        if ((rc = cli_schema_apply(&changes, env, argv[optind], text, len, flags)) != 0) {
             ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, argv[optind + 1]);
             goto out;
         }

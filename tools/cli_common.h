@@ -88,8 +88,8 @@ int cli_usage(const char *cmd, const char *msg);
 
 /* --timeout SEC: how long a write waits for another process's write
  * transaction before giving up with CLI_ETIMEOUT; 0 = for ever.  Only
- * cli_write() can give up, so a command given --timeout writes through it
- * (see cli_exec). */
+ * cli_write() and cli_schema_apply() can give up, so a command given
+ * --timeout writes through them (see cli_exec). */
 extern double cli_timeout;
 
 /* udb_write(env, fn, ctx) for the database at path db, watched while it
@@ -98,6 +98,13 @@ extern double cli_timeout;
  * the process exits CLI_ETIMEOUT having written nothing.  Once fn runs the
  * lock is ours and the watch ends. */
 int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx);
+
+/* udb_schema_apply(changes, env, json, len, flags) for the database at path
+ * db, watched like cli_write(): with --timeout, a wait for another process's
+ * write transaction longer than that exits CLI_ETIMEOUT having written
+ * nothing (init, and load's schema line). */
+int cli_schema_apply(char **changes, udb_env *env, const char *db, const char *json, size_t len,
+                     unsigned flags);
 
 /* udb_exec(res, env, ops, n) for the database at path db: the way record
  * writes share commits with other processes (the unit may be handed to

@@ -459,7 +459,8 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                what the stored schema has and the dump's lacks is kept, and the user
                is told */
             unsigned flags = l->drop ? UDB_SCHEMA_DROP : UDB_SCHEMA_KEEP;
-            rc = s ? udb_schema_apply(&changes, l->env, s, strlen(s), flags) : UDB_ENOMEM;
+            rc = s ? cli_schema_apply(&changes, l->env, l->path, s, strlen(s), flags)
+                   : UDB_ENOMEM;
             if (rc == UDB_EDBSFULL) {
                 /* more types and indexes than this handle can open: again, sized
                    for this schema (nothing is pending: flush() ran above) */
@@ -467,7 +468,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                 l->env = NULL;
                 if ((ex = cli_open_sized(&l->env, l->dir, CLI_OPEN_CREATE,
                                          cli_schema_dbs(s, strlen(s)))) == CLI_OK)
-                    rc = udb_schema_apply(&changes, l->env, s, strlen(s), flags);
+                    rc = cli_schema_apply(&changes, l->env, l->path, s, strlen(s), flags);
                 else
                     rc = 0;   /* reported by cli_open_sized; ex stops the load */
             }

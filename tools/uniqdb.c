@@ -144,12 +144,12 @@ static void main_usage(FILE *f)
     fprintf(f, "\noptions (any command):\n"
                "  --json     report errors as RFC 9457 problem objects on stdout; put\n"
                "             --or-get/--upsert print {\"created\": ..., \"record\": ...}\n"
-               "  --timeout SEC  a write (put, update, delete, seq, load) waiting for another\n"
-               "             process's write transaction gives up after SEC seconds (exit 7,\n"
-               "             nothing written); so that it can, a put, update, delete or seq\n"
-               "             given --timeout commits in this process, not in another\n"
-               "             process's shared commit; on a terminal, a wait of over a second\n"
-               "             is announced on stderr\n"
+               "  --timeout SEC  a write (init, put, update, delete, seq, load) waiting for\n"
+               "             another process's write transaction gives up after SEC seconds\n"
+               "             (exit 7, nothing written); so that it can, a put, update,\n"
+               "             delete or seq given --timeout commits in this process, not in\n"
+               "             another process's shared commit; on a terminal, a wait of over\n"
+               "             a second is announced on stderr\n"
                "  --help     show help\n\n"
                "KEY, values and records are JSON: 42, '\"abc\"', '{\"id\": 1}'.  Put -- before\n"
                "arguments that begin with '-', e.g. uniqdb get DB t -- -5.\n\n"
@@ -392,17 +392,21 @@ void cli_newdb_end(cli_newdb *n)
 
 /* ---- Waiting for another writer ------------------------------------------ */
 
-/* Both write paths are watched by a thread: on a terminal it announces a
- * wait of over a second.  Only cli_write() may give up (--timeout): its
- * callback tells the watch when the writer lock is ours, and until then
- * nothing is written, so exiting is safe.  udb_exec() (cli_exec) has no such
+/* Every write path is watched by a thread: on a terminal it announces a
+ * wait of over a second.  cli_write() and cli_schema_apply() may give up
+ * (--timeout): the call tells the watch when the writer lock is ours (fn
+ * runs; udb_schema_apply_notify()'s callback), and until then nothing is
+ * written, so exiting is safe.  udb_exec() (cli_exec) has no such
  * moment to report -- the unit may be waiting for the lock, committing, or
  * queued in another process's batch, which runs it even if we are gone --
  * so its watch only announces, and says that Ctrl-C may not undo it. */
 typedef struct watch {
     const char *db;
-    udb_write_fn fn; /* NULL: watching a udb_exec() call, which cannot be given up */
+    udb_write_fn fn; /* cli_write: run once the writer lock is ours */
     void *ctx;
+    int told;        /* the call says when the writer lock is ours (cli_write,
+                        cli_schema_apply): until then the watch may give up.
+                        0: a udb_exec() call, which cannot be given up */
     pthread_mutex_t m;
     pthread_cond_t c;
     int started, done;
@@ -430,12 +434,13 @@ static void *watchdog(void *p)
         double waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
         if (!said && waited >= 1.0 && isatty(2)) {
             fprintf(stderr, "uniqdb: waiting for another process's write transaction on %s "
-                    "to end%s\n", w->db, !w->fn ? " (Ctrl-C stops waiting; the write may still "
+                    "to end%s\n", w->db, !w->told ? " (Ctrl-C stops waiting; the write may still "
                     "be committed)" : cli_timeout > 0 ? " (--timeout)" : " (Ctrl-C gives up)");
             said = 1;
         }
-        if (w->fn && cli_timeout > 0 && waited >= cli_timeout) {
-            /* fn has not run, so nothing is written; holding w->m keeps it from starting */
+        if (w->told && cli_timeout > 0 && waited >= cli_timeout) {
+            /* the lock is not ours, so nothing is written; holding w->m keeps the
+               call from going on */
             fflush(stdout);
             fprintf(stderr, "uniqdb: gave up after %g s waiting for another process's write "
                     "transaction on %s; nothing was written\n", cli_timeout, w->db);
@@ -446,20 +451,27 @@ static void *watchdog(void *p)
     return NULL;
 }
 
-static int watched_fn(udb_txn *txn, void *ctx)
+/* The writer lock is ours: from now on the watch only ends. */
+static void watch_locked(void *ctx)
 {
     watch *w = ctx;
     pthread_mutex_lock(&w->m);
     w->started = 1;
     pthread_cond_signal(&w->c);
     pthread_mutex_unlock(&w->m);
+}
+
+static int watched_fn(udb_txn *txn, void *ctx)
+{
+    watch *w = ctx;
+    watch_locked(w);
     return w->fn(txn, w->ctx);
 }
 
 /* Watch w on a terminal, or where it may give up (cli_write with --timeout). */
 static int watch_start(pthread_t *th, watch *w)
 {
-    return (isatty(2) || (w->fn && cli_timeout > 0)) &&
+    return (isatty(2) || (w->told && cli_timeout > 0)) &&
            pthread_create(th, NULL, watchdog, w) == 0;
 }
 
@@ -474,7 +486,7 @@ static void watch_end(pthread_t th, watch *w)
 
 int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx)
 {
-    watch w = {db, fn, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    watch w = {db, fn, ctx, 1, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t th;
     int watching = watch_start(&th, &w);
     int rc = udb_write(env, watched_fn, &w);
@@ -483,9 +495,21 @@ int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx)
     return rc;
 }
 
+int cli_schema_apply(char **changes, udb_env *env, const char *db, const char *json, size_t len,
+                     unsigned flags)
+{
+    watch w = {db, NULL, NULL, 1, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    pthread_t th;
+    int watching = watch_start(&th, &w);
+    int rc = udb_schema_apply_notify(changes, env, json, len, flags, watch_locked, &w);
+    if (watching)
+        watch_end(th, &w);
+    return rc;
+}
+
 int cli_exec(udb_results **res, udb_env *env, const char *db, const udb_op *ops, size_t n)
 {
-    watch w = {db, NULL, NULL, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    watch w = {db, NULL, NULL, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t th;
     int watching = watch_start(&th, &w);
     int rc = udb_exec(res, env, ops, n);

@@ -290,7 +290,14 @@ group_exits() {
     run 7 "$U" --json --timeout 0.5 seq "$db" t
     if [ $((SECONDS - t0)) -lt 4 ]; then ok; else fail "--timeout did not end the wait"; fi
     run 2 "$U" put --timeout x "$db" client '{}'; err_has "--timeout needs"
+    # init and load's schema line honour it too (issue 23): a schema adding a type
+    "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); s["types"]["extra"] = {"key": "id", "fields": {"id": {"type": "uint"}}}; open(sys.argv[2], "w").write(json.dumps(s)); open(sys.argv[3], "w").write(json.dumps({"schema": s}) + "\n")' "$SCEN" "$T/extra.json" "$T/extra.ndjson"
+    t0=$SECONDS
+    run 7 "$U" init --timeout 0.5 "$db" "$T/extra.json"; err_has "gave up after 0.5 s"
+    run 7 "$U" load --timeout 0.5 "$db" "$T/extra.ndjson"; err_has "nothing was written"
+    if [ $((SECONDS - t0)) -lt 3 ]; then ok; else fail "--timeout did not end init's or load's wait"; fi
     wait "$holder"
+    run 0 "$U" schema "$db"; json_ok '"extra" not in d["types"]'
     run 4 "$U" get "$db" client '"t1"'
     run 4 "$U" seq "$db" t --get
     run 0 "$U" put --timeout 5 "$db" client '{"id": "t1", "email": "t1@x"}'
