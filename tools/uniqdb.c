@@ -771,6 +771,48 @@ int cli_open_snapshot(udb_env **env, udb_txn **txn, const char **schema, const c
     return CLI_OK;
 }
 
+/* Before a read opens the database at path: if LMDB's lock file is missing,
+ * make it the way the database's owner would, so that the read does not
+ * change who can write.  LMDB creates it on any open, read-only ones too,
+ * owned by whoever opens and with their umask: a `uniqdb scan` run as root on
+ * another user's database left a root-owned lock.mdb that locked the owner
+ * out of writing ("permission denied").  It is made as an unnamed file
+ * (O_TMPFILE), given the owner, group and permission bits of data.mdb (as far
+ * as this user may: root may give it to anyone, others only to a group of
+ * theirs), and linked in under its name only then, never replacing one made
+ * meanwhile.  Any failure leaves things to udb_open(), as before. */
+static void lock_file_like_data(const char *path)
+{
+    char *data = NULL, *lock = NULL;
+    struct stat st;
+    int fd = -1;
+    if (asprintf(&data, "%s/" UDB_DATA_FILE, path) < 0 ||
+        asprintf(&lock, "%s/" UDB_LOCK_FILE, path) < 0 || stat(data, &st) != 0 ||
+        access(lock, F_OK) == 0 || errno != ENOENT)
+        goto out;
+    if ((fd = open(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
+        goto out;
+    /* root gives it to data.mdb's owner; others keep it but may give its group */
+    int root = geteuid() == 0;
+    if ((fchown(fd, root ? st.st_uid : (uid_t)-1, st.st_gid) != 0 && root) ||
+        fchmod(fd, st.st_mode & 0666) != 0)
+        goto out;
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    /* linking an unnamed file by descriptor needs CAP_DAC_READ_SEARCH; by its
+       /proc name, not.  EEXIST: another process made it meanwhile, theirs is
+       the one. */
+    if (linkat(fd, "", AT_FDCWD, lock, AT_EMPTY_PATH) != 0 && errno != EEXIST &&
+        linkat(AT_FDCWD, self, AT_FDCWD, lock, AT_SYMLINK_FOLLOW) != 0) {
+        /* neither worked: udb_open() creates it, as before */
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    free(data);
+    free(lock);
+}
+
 int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
 {
     if (!*path)
@@ -780,8 +822,10 @@ int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
     if (mode != CLI_OPEN_CREATE && (why = not_a_database(path, buf, sizeof buf)) != NULL)
         return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, why);
     udb_options o = UDB_OPTIONS_INIT;
-    if (mode == CLI_OPEN_READ)
+    if (mode == CLI_OPEN_READ) {
         o.flags |= UDB_RDONLY_ENV;
+        lock_file_like_data(path);
+    }
     o.max_dbs = max_dbs;
     int rc = udb_open(out, path, &o);
     if (rc == EACCES && mode == CLI_OPEN_READ) {

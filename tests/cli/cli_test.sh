@@ -398,6 +398,33 @@ group_readonly() {
         if grep -q "not a uniqdb" "$T/err"; then fail "an unreadable directory called not a database"; else ok; fi
     fi
     chmod 755 "$db" "$T/private"
+
+    # reads never change who can write (issue 23): run as root on another user's
+    # database whose lock.mdb is missing, each read makes lock.mdb that user's, and
+    # the owner can still write
+    if [ "${#as[@]}" -gt 0 ]; then
+        local own="$T/owned" nobody_id
+        nobody_id=$(id -u nobody)
+        mkdir "$own"; chown nobody "$own"
+        run 0 "${as[@]}" "$U" init "$own/db" "$SCEN"
+        run 0 "${as[@]}" "$U" put "$own/db" client '{"id": "o1", "email": "o1@x"}'
+        run 0 "${as[@]}" "$U" seq "$own/db" invoices
+        # read_as_root CMD ARGS...: CMD on the database with lock.mdb missing
+        read_as_root() {
+            local cmd=$1
+            shift
+            rm -f "$own/db/lock.mdb"
+            run 0 "$U" "$cmd" "$own/db" "$@"
+            if [ "$(stat -c %u "$own/db/lock.mdb" 2>/dev/null)" = "$nobody_id" ]; then ok; else fail "uniqdb $cmd as root made lock.mdb: $(stat -c '%U %a' "$own/db/lock.mdb" 2>&1)"; fi
+        }
+        read_as_root scan client; read_as_root get client '"o1"'; read_as_root find client email '"o1@x"'
+        read_as_root dump; read_as_root check; read_as_root stat; read_as_root schema
+        read_as_root seq invoices --get
+        rm -f "$own/db/lock.mdb"; run 0 "$U" export --postgres "$own/db"
+        if [ "$(stat -c %u "$own/db/lock.mdb")" = "$nobody_id" ]; then ok; else fail "uniqdb export as root made lock.mdb root's"; fi
+        run 0 "${as[@]}" "$U" put "$own/db" client '{"id": "o2", "email": "o2@x"}'
+        run 0 "${as[@]}" "$U" seq "$own/db" invoices; out_is 2
+    fi
 }
 
 # ---------------------------------------------------------------------------
