@@ -316,7 +316,8 @@ static int run_stale(int rounds)
         if (atomic_load(&sh->acked[r * 2 + 1]) == 0)
             return fprintf(stderr, "round %d: the follower's unit was not acknowledged "
                            "(rc %d)\n", r, sh->rc[0]), 1;
-        if (verify_acked((unsigned)r * 2 + 2, r))
+        /* every 20 rounds (tags are the round's own): a check costs an open */
+        if ((r % 20 == 19 || r == rounds - 1) && verify_acked((unsigned)r * 2 + 2, r))
             return 1;
     }
     uint64_t o = atomic_load(&sh->orphans);
@@ -367,7 +368,7 @@ static int run_short(int rounds)
             if (i != victim && st != 0)
                 return fprintf(stderr, "round %d: process %d exited %d\n", r, i, st), 1;
         }
-        if (verify_acked((unsigned)(r + 1) * NSHORT, r))
+        if ((r % 20 == 19 || r == rounds - 1) && verify_acked((unsigned)(r + 1) * NSHORT, r))
             return 1;
     }
     printf("short: %d rounds of %d processes, one killed each: every acknowledged record "
