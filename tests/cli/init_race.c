@@ -7,7 +7,8 @@
  *
  * Each round races two processes, started at one instant (support's gate),
  * the second after a random delay within the first's running time, on a
- * database directory that does not exist yet:
+ * database directory that does not exist yet (or, in half the rounds, exists
+ * and is empty, as a mounted volume would):
  *   init-app   `uniqdb init DB bad.json` (parses, fails to apply: a `where`
  *              naming no field) against an app that opens DB, applies its
  *              schema with UDB_SCHEMA_KEEP and acknowledges 20 udb_write
@@ -20,12 +21,14 @@
  * After each round DB must exist and hold every record the app acknowledged
  * (a successful init: its schema), the failing command must have failed with
  * exit 5 and the other succeeded, and the round's directory must hold
- * nothing but DB (a failed command leaves nothing behind).
+ * nothing but DB, and DB no private directory of a command (a failed command
+ * leaves nothing behind).
  *
  * MODE control-app is the negative control: the init-app race with the
  * failing side done by this program the way `uniqdb` did it before the fix
  * (create DB by opening it, fail, then remove the files and the directory
- * that were not there before it started).  Its verification must fail.
+ * that were not there before it started).  Its verification must fail: it
+ * runs up to three times the rounds and stops at the third loss.
  *
  * Rounds: UDB_INIT_RACE_ROUNDS (default 100).  Exits 0 if every round holds.
  * Without TMPDIR it works in /dev/shm when there is one: the race is between
@@ -351,13 +354,16 @@ int main(int argc, char **argv)
     }
     unsigned window = (unsigned)((now_s() - t0) / 2 * 1e6) + 1000;
 
-    unsigned lost = 0, gone = 0, failed = 0, left = 0;
-    for (unsigned round = 0; round < rounds; round++) {
+    unsigned lost = 0, gone = 0, failed = 0, left = 0, ran = 0;
+    if (m == CONTROL_APP)
+        rounds *= 3;
+    for (unsigned round = 0; round < rounds && !(m == CONTROL_APP && lost >= 3); round++) {
         snprintf(dir, sizeof dir, "%s/r%u", base, round);
         snprintf(db, sizeof db, "%s/L.db", dir);
         snprintf(err_a, sizeof err_a, "%s/a.err", dir);
         snprintf(err_b, sizeof err_b, "%s/b.err", dir);
-        if (mkdir(dir, 0755) != 0) {
+        int premade = rand() % 2;
+        if (mkdir(dir, 0755) != 0 || (premade && mkdir(db, 0755) != 0)) {
             perror("init_race: mkdir");
             return 1;
         }
@@ -369,6 +375,7 @@ int main(int argc, char **argv)
             perror("init_race: gate");
             return 1;
         }
+        ran++;
         /* mostly the second side starts while the first runs; sometimes first */
         unsigned da = 0, db_us = (unsigned)rand() % window;
         if (rand() % 4 == 0) {
@@ -392,22 +399,38 @@ int main(int argc, char **argv)
             if (n < 0)
                 gone++;
             lost++;
-            fprintf(stderr, "round %u: LOST: %s after the %s side succeeded (%s; a exit %d, "
-                    "b exit %d)\n", round, n < 0 ? "the database is gone" : "records missing",
+            fprintf(stderr, "round %u (DB %s): LOST: %s after the %s side succeeded (%s; "
+                    "a exit %d, b exit %d)\n", round, premade ? "made before" : "new",
+                    n < 0 ? "the database is gone" : "records missing",
                     b_cli ? "init good.json" : "app", n < 0 ? why : "fewer records than "
                     "acknowledged", sa, sb);
         }
         if (sa != a_want || (b_cli ? sb != 0 : sb != NREC)) {
             bad_round = 1;
             failed++;
-            fprintf(stderr, "round %u: exit %d (want %d) and %s %d (want %d)\n", round, sa,
+            fprintf(stderr, "round %u (DB %s): exit %d (want %d) and %s %d (want %d)\n", round,
+                    premade ? "made before" : "new", sa,
                     a_want, b_cli ? "exit" : "acknowledged", sb, b_cli ? 0 : NREC);
         }
         leftovers(dir, "L.db", rest, sizeof rest);
+        if (!*rest && n >= 0) {
+            /* inside DB: only the database's own files */
+            char inside[600];
+            leftovers(db, "", inside, sizeof inside);
+            const char *const *files = udb_env_files();
+            for (char *w = strtok(inside, " "); w; w = strtok(NULL, " ")) {
+                size_t k;
+                for (k = 0; files[k] && strcmp(files[k], w) != 0; k++)
+                    ;
+                if (!files[k])
+                    snprintf(rest, sizeof rest, "L.db/%s", w);
+            }
+        }
         if (*rest) {
             bad_round = 1;
             left++;
-            fprintf(stderr, "round %u: left behind beside the database: %s\n", round, rest);
+            fprintf(stderr, "round %u (DB %s): left behind: %s\n", round,
+                    premade ? "made before" : "new", rest);
         }
         if (bad_round) {
             show_file("a", err_a);
@@ -418,6 +441,6 @@ int main(int argc, char **argv)
     sup_remove_tree(base, false);
     printf("init_race %s: %u rounds (second side within %u us; seed %u): %u lost "
            "(%u with the database gone), %u with wrong exits, %u with leftovers\n",
-           ms, rounds, window, seed, lost, gone, failed, left);
+           ms, ran, window, seed, lost, gone, failed, left);
     return lost || failed || left ? 1 : 0;
 }
