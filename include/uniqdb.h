@@ -151,6 +151,7 @@ typedef int  (*udb_write_fn)(udb_txn *txn, void *payload);      /* udb_write() *
 typedef int  (*udb_seq_fn)(const char *name, uint64_t value, void *payload); /* udb_seq_foreach() */
 typedef void (*udb_report_fn)(const char *problem, void *payload);          /* udb_check() */
 typedef void (*udb_progress_fn)(uint64_t done, uint64_t total, void *payload); /* udb_check_progress() */
+typedef void (*udb_locked_fn)(void *payload);                    /* udb_schema_apply_notify() */
 
 /* A run of bytes.  Returned ones are owned by the transaction (see above). */
 typedef struct udb_val {
@@ -343,6 +344,18 @@ UDB_API void udb_close(udb_env *env);
  * or json, unknown flags, both KEEP and DROP), UDB_ENOMEM, LMDB codes.  On
  * any error nothing changes and *changes is untouched. */
 UDB_API int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len, unsigned flags);
+
+/* udb_schema_apply, calling locked(payload) each time its write transaction
+ * has begun (it then holds the database's single writer slot); nothing of
+ * the change is written before the first call.  A caller that watches the
+ * wait for another process's write transaction (the uniqdb tool's --timeout)
+ * thus knows until when giving up -- even ending the process -- leaves the
+ * database as it was.  locked runs on the calling thread, more than once if
+ * the change is redone after the map grew, and must not call uniqdb; it may
+ * be NULL (then this is udb_schema_apply).  Errors, *changes and its
+ * ownership: as udb_schema_apply. */
+UDB_API int udb_schema_apply_notify(char **changes, udb_env *env, const char *json, size_t len,
+                                    unsigned flags, udb_locked_fn locked, void *payload);
 
 /* The stored schema as JSON text, NUL-terminated.  *out is the caller's: free
  * it with udb_free().  Errors: UDB_ENOTFOUND (no schema applied yet), UDB_ENOMEM. */
