@@ -170,10 +170,13 @@ int cli_put_line(const char *text);
 /* Read a whole file ("-": stdin).  *out is malloc'd and NUL-terminated. */
 int cli_read_file(char **out, size_t *len, const char *path);
 
-/* Print up to limit records of type as dump lines (cli_dump.c).  Records
- * that cannot be shown are reported on stderr, counted in *damaged and
- * skipped.  Returns an exit code. */
-int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *damaged);
+/* Print up to limit records of type as dump lines (cli_dump.c); *written
+ * gets how many were printed.  Entries that cannot be shown are reported on
+ * stderr (the first few), counted in *unreadable and skipped.  Reading more
+ * than `most` records (the type's count: the database is damaged) stops with
+ * an error.  Returns an exit code. */
+int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t most,
+                     uint64_t *written, uint64_t *unreadable);
 
 /* ---- JSON <-> msgpack (cli_json.c) ---------------------------------------- */
 

@@ -69,8 +69,11 @@ static const command commands[] = {
     {"dump", cli_cmd_dump, "DB [TYPE...]", "the whole database as NDJSON",
      "Write the database as NDJSON: a {\"schema\": ...} line, one\n"
      "{\"type\": T, \"record\": {...}} line per record (types in schema order, records in\n"
-     "primary-key order), then a {\"sequences\": {...}} line."},
-    {"load", cli_cmd_load, "DB [FILE|-] [--or-get] [--drop] [--atomic]",
+     "primary-key order), a {\"sequences\": {...}} line, and an end line that counts\n"
+     "them: {\"end\": {\"records\": {T: N, ...}, \"sequences\": N}}, which load checks.\n"
+     "Records of a damaged database that cannot be read are left out: stderr says how\n"
+     "many of each type, the end line too (\"left_out\": {T: N}), and the exit is 1."},
+    {"load", cli_cmd_load, "DB [FILE|-] [--or-get] [--drop] [--atomic] [--no-end]",
      "NDJSON from dump into a database",
      "Read NDJSON as written by dump (no FILE or \"-\": stdin) into DB, creating it if\n"
      "needed.  Each line whose record conflicts with one already stored is reported\n"
@@ -89,7 +92,14 @@ static const command commands[] = {
      "records in memory until the end of the input.  Records before any schema line\n"
      "into a database without a schema stop the load with one error.  On a terminal\n"
      "a load of over 5000 lines shows its progress: the percentage of the input\n"
-     "(when it is a file) and records/s."},
+     "(when it is a file) and records/s.  The first 20 conflicting or invalid lines\n"
+     "are listed, then how many more there were.\n"
+     "Input that begins with a schema line is a dump: it must end with dump's end\n"
+     "line, and match it.  A dump cut short, with lines missing or added, or one that\n"
+     "left out damaged records is not a complete copy: the load says so and exits 5\n"
+     "(with --atomic having written nothing).  --no-end: input written by hand that\n"
+     "begins with a schema line needs no end line.  An empty input is refused, and a\n"
+     "database the load created is never left without a schema."},
     {"export", cli_cmd_export,
      "--postgres DB [--schema NAME] [-o FILE] [--schema-only | --data-only] [--str-nul=bytea]",
      "the database as a PostgreSQL script",
