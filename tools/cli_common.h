@@ -70,8 +70,9 @@ int cli_fail(int code, json_t *extra, const char *fmt, ...)
  * conflict (may be NULL, stolen) is the JSON from cli_conflict_json(). */
 int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what);
 
-/* The JSON form of a conflict (index as "type.index", fields, values,
- * existing_key, and all violated indexes under "conflicts"), for the problem
+/* The JSON form of a conflict (index by its name as declared, fields, values,
+ * existing_key, the type as record_type, and all violated indexes under
+ * "conflicts"), for the problem
  * object of cli_fail_rc(); NULL if c is NULL or on error.  Call while the
  * conflict is still valid. */
 json_t *cli_conflict_json(const udb_conflict *c);

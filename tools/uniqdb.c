@@ -492,9 +492,11 @@ int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what)
     return cli_fail(cli_exit_code(rc), conflict, "%s", d);
 }
 
-/* The JSON of one violated index: "type.index", fields, values, existing_key. */
+/* The JSON of one violated index: its name as declared (udb_conflict_index's,
+ * which find, scan, --or-get and --upsert take; the type is the problem's
+ * "record_type"), fields, values, existing_key. */
 
-static json_t *conflict_index_json(const char *type, const udb_conflict_index *ci)
+static json_t *conflict_index_json(const udb_conflict_index *ci)
 {
     json_t *o = json_object(), *fields = json_array();
     if (!o || !fields)
@@ -508,18 +510,10 @@ static json_t *conflict_index_json(const char *type, const udb_conflict_index *c
     json_t *key = ci->existing_key.data
                       ? cli_msgpack_to_json(ci->existing_key.data, ci->existing_key.size, err)
                       : NULL;
-    char *name = NULL;
-    if (asprintf(&name, "%s.%s", type, ci->index) < 0) {
-        name = NULL;
-        json_decref(values);
-        json_decref(key);
-        goto fail;
-    }
-    json_object_set_new(o, "index", json_string(name));
+    json_object_set_new(o, "index", json_string(ci->index));
     json_object_set_new(o, "fields", fields);
     json_object_set_new(o, "values", values ? values : json_null());
     json_object_set_new(o, "existing_key", key ? key : json_null());
-    free(name);
     return o;
 fail:
     json_decref(fields);
@@ -531,7 +525,7 @@ json_t *cli_conflict_json(const udb_conflict *c)
 {
     if (!c || c->count == 0 || !c->indexes)
         return NULL;
-    json_t *first = conflict_index_json(c->type, &c->indexes[0]);
+    json_t *first = conflict_index_json(&c->indexes[0]);
     json_t *all = json_array();
     if (!first || !all) {
         json_decref(first);
@@ -540,7 +534,7 @@ json_t *cli_conflict_json(const udb_conflict *c)
     }
     json_t *o = json_deep_copy(first);
     for (size_t i = 0; o && i < c->count; i++) {
-        json_t *ci = i == 0 ? json_incref(first) : conflict_index_json(c->type, &c->indexes[i]);
+        json_t *ci = i == 0 ? json_incref(first) : conflict_index_json(&c->indexes[i]);
         if (!ci || json_array_append_new(all, ci)) {
             json_decref(o);
             o = NULL;

@@ -123,12 +123,27 @@ group_basics() {
     run 3 "$U" put "$db" booking '{"psychologist": "p1", "date": "2026-01-15", "time": "10:00", "status": "confirmed"}'
     err_has 'booking.active_slot'; out_empty
     run 3 "$U" --json put "$db" booking '{"psychologist": "p1", "date": "2026-01-15", "time": "10:00", "status": "confirmed"}'
-    json_ok 'd["status"] == 409 and d["index"] == "booking.active_slot" and d["fields"] == ["psychologist", "date", "time"] and d["values"] == ["p1", "2026-01-15", "10:00"] and d["existing_key"] == 1 and d["title"] == "Unique constraint violated" and d["type"].endswith("conflict") and "already exists" in d["detail"]'
+    json_ok 'd["status"] == 409 and d["index"] == "active_slot" and d["record_type"] == "booking" and d["fields"] == ["psychologist", "date", "time"] and d["values"] == ["p1", "2026-01-15", "10:00"] and d["existing_key"] == 1 and d["title"] == "Unique constraint violated" and d["type"].endswith("conflict") and "already exists" in d["detail"]'
     run 3 "$U" put "$db" client '{"id": "c9", "email": "a@x.org"}' --json
-    json_ok 'd["index"] == "client.email" and d["existing_key"] == "c1" and d["values"] == ["a@x.org"]'
+    json_ok 'd["index"] == "email" and d["record_type"] == "client" and d["existing_key"] == "c1" and d["values"] == ["a@x.org"]'
     # both the primary key and the email collide: every violated index, key first
     run 3 "$U" put --json "$db" client '{"id": "c1", "email": "b@x.org"}'
-    json_ok '[c["index"] for c in d["conflicts"]] == ["client.id", "client.email"] and d["conflicts"][1]["existing_key"] == "c2"'
+    json_ok '[c["index"] for c in d["conflicts"]] == ["id", "email"] and d["conflicts"][1]["existing_key"] == "c2"'
+    # index names: the problem's "index" is the name as declared (what find, scan, --or-get
+    # and --upsert take; the type is "record_type"), the message qualifies it with the type,
+    # and every command (every C call) accepts both spellings
+    run 3 "$U" --json put "$db" client '{"id": "c9", "email": "a@x.org"}'
+    json_ok 'd["index"] == "email" and d["record_type"] == "client" and "\"client.email\"" in d["detail"]'
+    run 0 "$U" find "$db" client "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["index"])' "$T/out")" '"a@x.org"'
+    json_ok 'd["id"] == "c1"'
+    run 0 "$U" find "$db" client client.email '"a@x.org"'; json_ok 'd["id"] == "c1"'
+    run 0 "$U" find "$db" client client.id '"c2"'; json_ok 'd["id"] == "c2"'
+    run 0 "$U" put "$db" client '{"id": "c9", "email": "a@x.org"}' --or-get client.email
+    json_ok 'd["id"] == "c1"'; err_has existing
+    run 0 "$U" scan "$db" booking booking.by_user '["u1"]'; json_ok '[r["id"] for r in lines] == [1]'
+    run 2 "$U" find "$db" booking booking.by_user '"u1"'
+    err_has 'index "booking.by_user" is not unique (unique indexes of "booking": id, active_slot)'
+    run 2 "$U" find "$db" client booking.email '"a@x.org"'; err_has 'type "client" has no unique index "booking.email"'
 
     # --or-get / --upsert, with and without an index name
     run 0 "$U" put "$db" client '{"id": "c1", "email": "a@x.org", "name": "Other"}' --or-get
