@@ -307,10 +307,12 @@ static void *watchdog(void *p)
             said = 1;
         }
         if (w->fn && cli_timeout > 0 && waited >= cli_timeout) {
-            /* fn has not run, so nothing is written; holding w->m keeps it from starting */
+            /* fn has not run, so nothing is written; holding w->m keeps it from starting.
+               With --json the problem object goes to stdout, as for any error. */
             fflush(stdout);
-            fprintf(stderr, "uniqdb: gave up after %g s waiting for another process's write "
-                    "transaction on %s; nothing was written\n", cli_timeout, w->db);
+            cli_fail(CLI_ETIMEOUT, NULL, "gave up after %g s waiting for another process's "
+                     "write transaction on %s; nothing was written", cli_timeout, w->db);
+            fflush(stdout);
             _exit(CLI_ETIMEOUT);
         }
     }
@@ -675,6 +677,10 @@ int cli_main(int argc, char **argv)
     };
     opterr = 0;
     int c;
+    /* --json among the options before the command applies to their own errors too */
+    for (c = 1; c < argc && argv[c][0] == '-' && strcmp(argv[c], "--") != 0; c++)
+        if (strcmp(argv[c], "--json") == 0)
+            cli_json_errors = 1;
     while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'h':
@@ -692,12 +698,17 @@ int cli_main(int argc, char **argv)
                 return CLI_EUSAGE;
             break;
         default:
+            if (cli_json_errors)
+                return cli_fail(CLI_EUSAGE, NULL, "unknown option '%s' (try: uniqdb --help)",
+                                argv[optind - 1]);
             fprintf(stderr, "uniqdb: unknown option '%s'\n", argv[optind - 1]);
             main_usage(stderr);
             return CLI_EUSAGE;
         }
     }
     if (optind >= argc) {
+        if (cli_json_errors)
+            return cli_fail(CLI_EUSAGE, NULL, "no command given (try: uniqdb --help)");
         main_usage(stderr);
         return CLI_EUSAGE;
     }

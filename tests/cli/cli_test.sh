@@ -238,6 +238,13 @@ group_exits() {
 
     run 0 "$U" init "$db" "$SCEN"
     run 0 "$U" --help; out_has "8 committed"; out_has "2 bad command line; unknown type"; out_has "7 --timeout"
+    # --json: every output is JSON, usage errors of the tool itself and init's report too
+    run 2 "$U" --json; json_ok 'd["status"] == 400 and d["exit_code"] == 2 and "no command" in d["detail"]'; err_empty
+    run 2 "$U" --json --bogus; json_ok 'd["status"] == 400 and "--bogus" in d["detail"]'; err_empty
+    run 2 "$U" --bogus --json; json_ok 'd["status"] == 400'
+    run 0 "$U" --json init "$T/ji" "$SCEN"
+    json_ok 'd["database"].endswith("/ji") and d["types"] == ["schedule_workflow", "client", "workflow", "booking", "case"] and len(d["changes"]) == 5 and d["changes"][1].startswith("added type \"client\"")'
+    run 0 "$U" init --json "$T/ji" "$SCEN"; json_ok 'd["changes"] == [] and len(d["types"]) == 5'; err_empty
     # 1: any other error (here: no such directory)
     run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
     run 1 "$U" --json get "$T/nowhere" client 1; json_ok 'd["status"] == 500 and d["exit_code"] == 1'
@@ -303,6 +310,7 @@ group_exits() {
     run 7 "$U" put --timeout 1 "$db" client '{"id": "t1", "email": "t1@x"}'
     err_has "gave up after 1 s waiting for another process's write transaction"; err_has "nothing was written"
     run 7 "$U" --json --timeout 0.5 seq "$db" t
+    json_ok 'd["status"] == 503 and d["exit_code"] == 7 and "nothing was written" in d["detail"]'
     if [ $((SECONDS - t0)) -lt 4 ]; then ok; else fail "--timeout did not end the wait"; fi
     run 2 "$U" put --timeout x "$db" client '{}'; err_has "--timeout needs"
     wait "$holder"
