@@ -222,6 +222,12 @@ EOF
     run 0 "$U" seq "$db" invoices; out_is 42
     run 4 "$U" seq "$db" never --get
     run 2 "$U" seq "$db" invoices --set -3
+    # a value the data refuses (below the type's largest auto key) is invalid input, exit 5
+    # as in README's table (and as load reports it); a bad name stays a usage error
+    run 5 "$U" seq "$db" booking.id --set 0; err_has 'sequence "booking.id" is the auto key of type "booking"'
+    run 5 "$U" --json seq "$db" booking.id --set 1; json_ok 'd["status"] == 422 and d["exit_code"] == 5'
+    run 2 "$U" seq "$db" "" --set 5; err_has "1 to 256 bytes"
+    run 0 "$U" seq "$db" booking.id --get; out_is 3
 
     # stat
     run 0 "$U" stat "$db"; out_has "booking"; out_has "map:"
@@ -280,6 +286,10 @@ group_exits() {
     run 0 "$U" seq "$db" booking.id --set 18446744073709551615
     run 5 "$U" put "$db" booking '{"psychologist": "p", "date": "d", "time": "t", "status": "pending"}'
     err_has 'key sequence "booking.id" is exhausted'
+    # 4: a sequence that does not exist, named with those that do
+    run 4 "$U" seq "$db" nosuch --get; err_has 'sequence "nosuch" was never advanced (this database has: booking.id, s)'
+    run 4 "$U" --json seq "$db" nosuch --get; json_ok 'd["status"] == 404 and "booking.id, s" in d["detail"]'
+    run 4 "$U" seq "$T/ji" nosuch --get; err_has "(this database has no sequences yet)"
     # 6: check found problems
     cp -r "$db" "$T/d"
     "$DAMAGE" "$T/d" del-first u:client:email >/dev/null || fail "damage"
