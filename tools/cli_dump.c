@@ -270,7 +270,8 @@ typedef struct loader {
     /* dump's end line: a part of the input that begins with a schema line (a
        dump) must end with one, matching what was read since that line */
     int section;       /* 0: nothing read yet, 1: counting, 2: after an end line */
-    bool want_end;     /* the part being read began with a schema line */
+    bool dump_part;    /* the part being read began with a schema line */
+    bool want_end;     /* ... and must end with an end line (not --no-end) */
     size_t section_line; /* where it began */
     size_t end_line;   /* the last end line */
     json_t *sec_records; /* records per type read in this part */
@@ -545,13 +546,14 @@ static int grow(loader *l)
  * is reported here. */
 static void section_schema(loader *l, size_t lineno)
 {
+    if (l->section == 1 && !l->dump_part)
+        return; /* hand-made input that did not begin with a schema line: no dump */
     if (l->section == 1 && l->want_end)
         incomplete_problem(l, l->section_line, "the dump that begins here has no end line "
                            "before the next schema line: it was cut, and what was loaded of "
                            "it is not a complete copy");
-    else if (l->section == 1)
-        return; /* hand-made input that did not begin with a schema line: no dump */
     l->section = 1;
+    l->dump_part = true;
     l->want_end = !l->no_end;
     l->section_line = lineno;
     l->sec_seqs = 0;
@@ -605,6 +607,7 @@ static void section_end(loader *l, json_t *end, size_t lineno)
         return;
     }
     l->section = 2;
+    l->dump_part = false;
     l->end_line = lineno;
     bool ok = json_is_object(recs) && !cli_json_to_u64(json_object_get(end, "sequences"), &seqs) &&
               (!left || json_is_object(left));
@@ -640,7 +643,7 @@ static void section_end(loader *l, json_t *end, size_t lineno)
             if (n + 1 < sizeof diff)
                 snprintf(diff + n, sizeof diff - n, "%s%s: %" PRIu64, n ? ", " : "", name, want);
         }
-        lost += want;
+        lost = want > UINT64_MAX - lost ? UINT64_MAX : lost + want;
     }
     if (lost) {
         snprintf(msg, sizeof msg, "the dump left out %" PRIu64 " damaged record%s of its database "

@@ -839,6 +839,7 @@ for i in range(600): print(json.dumps({"type": "booking", "record": {"psychologi
     run 0 "$U" load --or-get "$T/twice" "$T/twice.nd"
     { head -n 300 "$T/d.nd"; cat "$T/d.nd"; } >"$T/cutfirst.nd"
     run 5 "$U" load --or-get "$T/cutfirst" "$T/cutfirst.nd"; err_has "line 1: the dump that begins here has no end line before the next schema line"
+    run 0 "$U" load --or-get --no-end "$T/cutfirst2" "$T/cutfirst.nd"    # the second is whole
 
     # an empty input loads nothing and creates nothing (a dump that wrote nothing)
     run 5 "$U" load "$T/e.db" /dev/null; err_has "/dev/null: the input is empty: nothing to load"
