@@ -779,6 +779,27 @@ out:
     return ex;
 }
 
+/* Whether a line (as read, with its newline) is a {"schema": ...} line. */
+static bool starts_with_schema(const char *text, size_t len)
+{
+    char err[CLI_ERRLEN];
+    json_t *v = cli_json_parse(text, len, err);
+    bool yes = json_object_get(v, "schema") && json_object_size(v) == 1;
+    json_decref(v);
+    return yes;
+}
+
+/* Whether path holds a database (its data file). */
+static bool db_exists(const char *path)
+{
+    char *p;
+    if (asprintf(&p, "%s/" UDB_DATA_FILE, path) < 0)
+        return true; /* when in doubt: open it and see */
+    bool yes = access(p, F_OK) == 0;
+    free(p);
+    return yes;
+}
+
 int cli_cmd_load(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -861,6 +882,15 @@ int cli_cmd_load(int argc, char **argv)
                                   strcmp(file, "-") == 0 ? "stdin" : file, argv[optind]);
         goto out;
     }
+    if (!starts_with_schema(line, (size_t)got) && !db_exists(argv[optind])) {
+        /* decided before anything is created: a database without a schema is never
+           made, and nothing has to be removed again (which could race with another
+           process creating it) */
+        ex = cli_fail(CLI_EINVALID, NULL, "%s does not exist, and the input does not begin with "
+                      "a {\"schema\": ...} line (dump writes it first): a new database needs "
+                      "one; nothing was created", argv[optind]);
+        goto out;
+    }
     cli_created_note(&created, argv[optind]);
     if ((ex = cli_open(&l->env, argv[optind], CLI_OPEN_CREATE)) != CLI_OK)
         goto out;
@@ -935,17 +965,6 @@ int cli_cmd_load(int argc, char **argv)
                 l->incomplete ? "; the input is not a complete dump, so " : "",
                 l->incomplete ? l->path : "", l->incomplete ? " is not a complete copy" : "");
 out:
-    if (l && l->env && !created.had_data && !l->has_schema && !(l->atomic && ex != CLI_OK)) {
-        /* a load never leaves behind a database it created without a schema */
-        udb_close(l->env);
-        l->env = NULL;
-        if (ex == CLI_OK)
-            ex = cli_fail(CLI_EINVALID, NULL, "%s: the input has no schema line, and a new "
-                          "database needs one", l->path);
-        cli_created_undo(&created);
-        fprintf(stderr, "uniqdb: %s: removed the database this load created: no schema was "
-                "applied to it\n", l->path);
-    }
     if (l && l->atomic && ex != CLI_OK && l->env) {
         /* all or nothing: what a schema line did stays (its own transaction);
            a database this load created goes */

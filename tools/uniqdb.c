@@ -98,8 +98,8 @@ static const command commands[] = {
      "line, and match it.  A dump cut short, with lines missing or added, or one that\n"
      "left out damaged records is not a complete copy: the load says so and exits 5\n"
      "(with --atomic having written nothing).  --no-end: input written by hand that\n"
-     "begins with a schema line needs no end line.  An empty input is refused, and a\n"
-     "database the load created is never left without a schema."},
+     "begins with a schema line needs no end line.  An empty input is refused, and so\n"
+     "is one without a schema line first when DB does not exist yet."},
     {"export", cli_cmd_export,
      "--postgres DB [--schema NAME] [-o FILE] [--schema-only | --data-only] [--str-nul=bytea]",
      "the database as a PostgreSQL script",
