@@ -31,8 +31,12 @@ static int init_json(const char *db, char *changes, udb_env *env)
     }
     json_t *s = json_loads(stored, 0, NULL), *names = json_array(), *t;
     const char *name;
-    json_object_foreach(json_object_get(s, "types"), name, t)
-        json_array_append_new(names, json_string(name));
+    json_object_foreach(json_object_get(s, "types"), name, t) {
+        if (names && json_array_append_new(names, json_string(name))) {
+            json_decref(names);
+            names = NULL;
+        }
+    }
     json_decref(s);
     if (list && names)
         o = json_pack("{s s s O s o}", "database", db, "changes", list, "types", names);

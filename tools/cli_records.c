@@ -445,7 +445,7 @@ static int seq_name(const char *name, uint64_t value, void *ctx)
     (void)value;
     if (n + strlen(name) + 8 < 1024)
         snprintf(list + n, 1024 - n, "%s%s", n ? ", " : "", name);
-    else if (n + 5 < 1024 && strcmp(list + n - 3, "...") != 0)
+    else if (n >= 3 && n + 5 < 1024 && strcmp(list + n - 3, "...") != 0)
         snprintf(list + n, 1024 - n, ", ...");
     return 0;
 }
@@ -505,10 +505,11 @@ int cli_cmd_seq(int argc, char **argv)
         /* name the sequences there are, as for an unknown type or index */
         char names[1024] = "", msg[512];
         snprintf(msg, sizeof msg, "%s", udb_errmsg(txn));
-        udb_seq_foreach(txn, seq_name, names);
+        int lrc = udb_seq_foreach(txn, seq_name, names);
         ex = cli_fail(CLI_ENOTFOUND, NULL, "%s (%s%s)", msg,
-                      *names ? "this database has: " : "this database has no sequences yet",
-                      names);
+                      lrc ? "the sequences there are cannot be listed: "
+                          : *names ? "this database has: " : "this database has no sequences yet",
+                      lrc ? udb_strerror(lrc) : names);
     } else if (c) {
         char what[300];
         snprintf(what, sizeof what, "sequence %s", o.name);
