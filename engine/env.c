@@ -470,12 +470,41 @@ static int allocate_lock_file(const char *path, mode_t mode)
     return rc;
 }
 
+unsigned udb__env_lock_wait_ms(const udb_env *env)
+{
+    return env->lock_wait_ms;
+}
+
 bool udb__env_disk_full(const udb_env *env)
 {
     struct statvfs v;
     /* less than 64 KiB left: a commit of a few pages cannot be written */
     return env->path && statvfs(env->path, &v) == 0 &&
            (uint64_t)v.f_bavail * v.f_frsize < 65536;
+}
+
+/* How far ahead of the pages in use data.mdb is kept allocated. */
+#define RESERVE_AHEAD (4u << 20)
+#define RESERVE_LEAST (256u << 10)
+
+int udb__env_reserve(udb_env *env)
+{
+    int fd;
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fst;
+    if (mdb_env_get_fd(env->mdb, &fd) || mdb_env_info(env->mdb, &info) ||
+        mdb_env_stat(env->mdb, &st) || fstat(fd, &fst) != 0)
+        return 0;   /* cannot tell: LMDB's own write reports a full disk */
+    off_t used = ((off_t)info.me_last_pgno + 1) * st.ms_psize;
+    /* blocks allocated past the pages in use (a sparse tail counts for none) */
+    off_t have = (off_t)fst.st_blocks * 512 - used;
+    if (fst.st_size >= used + (off_t)RESERVE_LEAST && have >= (off_t)RESERVE_LEAST)
+        return 0;
+    int rc = posix_fallocate(fd, used, RESERVE_AHEAD);
+    if (rc == ENOSPC)
+        rc = posix_fallocate(fd, used, RESERVE_LEAST);
+    return rc == EOPNOTSUPP || rc == EINVAL ? 0 : rc;
 }
 
 int udb__env_io_rc(const udb_env *env, int rc)
@@ -533,8 +562,10 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
             return udb__env_err(UDB_EINVAL, "udb_open: udb_options.version is %u; this uniqdb "
                                 "knows 1 to %d (start from UDB_OPTIONS_INIT)", opts->version,
                                 UDB_OPTIONS_VERSION);
-        /* a version-1 caller's struct ends before grow_wait_ms */
-        memcpy(&o, opts, opts->version == 1 ? offsetof(udb_options, grow_wait_ms) : sizeof o);
+        /* an earlier version's struct ends before the fields added since */
+        memcpy(&o, opts, opts->version == 1   ? offsetof(udb_options, grow_wait_ms)
+                         : opts->version == 2 ? offsetof(udb_options, lock_wait_ms)
+                                              : sizeof o);
         o.version = UDB_OPTIONS_VERSION;
     }
     if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK |
@@ -568,6 +599,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     env->flags = o.flags;
     env->max_map = o.max_map_size;
     env->grow_wait_ms = o.grow_wait_ms ? o.grow_wait_ms : DEFAULT_GROW_WAIT_MS;
+    env->lock_wait_ms = o.lock_wait_ms;
     int rc = UDB_ENOMEM;
     if (!(env->path = strdup(path)))
         goto fail;
