@@ -11,6 +11,7 @@
 #include "env.h"
 
 struct udb_group;
+struct udb_async;
 
 struct udb_env {
     MDB_env *mdb;
@@ -31,6 +32,7 @@ struct udb_env {
     pthread_t *owners;          /* the thread that began each of them (a multiset) */
     size_t nowners, capowners;
     unsigned grow_wait_ms;      /* how long a resize waits for them to end */
+    unsigned lock_wait_ms;      /* how long a writer waits for the write lock; 0: no end */
     bool resizing;
     /* set when a transaction that hit MDB_MAP_FULL ends, read by the next
        writer's udb_begin on any thread: both only under lock (udb__env_want_grow,
@@ -47,6 +49,10 @@ struct udb_env {
        with the function it was made with */
     struct udb_group *group;
     void (*group_free)(struct udb_group *g);
+    /* udb_exec_async's threads: made by async.c on first use, stopped first
+       at close (every unit in flight finishes) */
+    struct udb_async *async;
+    void (*async_stop)(struct udb_async *a);
 };
 
 #endif

@@ -385,8 +385,30 @@ static int lead_batch(udb_env *env, udb_ship *ship, batch *b)
         udb__ship_set_last_batch(ship, (unsigned)(b->n + b->nsh));
     }
     int rc = 0;
-    if (b->n || b->nsh || b->sweep)
+    if (b->n || b->nsh || b->sweep) {
+        /* the map may have to grow (or adopt another process's growth),
+           which waits for this process's other transactions -- perhaps long
+           reads: not while other processes' units wait for this batch */
+        bool orphans = false;   /* their commit is known only once a batch ran */
+        for (size_t i = 0; i < b->nsh; i++)
+            orphans |= b->sh[i].kind == UDB_SHIP_ORPHAN;
+        udb__env_no_waiting(ship && b->nsh && !orphans &&
+                            !(udb__ship_test_flags() & UDB_SHIP_TEST_HOLD_UNITS));
         rc = udb__grow_retry(env, run_batch, b);
+        bool refused = udb__env_refused_waiting();
+        udb__env_no_waiting(false);
+        if (refused && rc == UDB_EBUSY) {
+            /* nothing committed: their owners run them (and grow their own
+               maps); we let go of the lead, then wait as long as it takes */
+            for (size_t i = 0; i < b->nsh; i++)
+                b->sh[i].bounce = !b->sh[i].earlier;
+            publish_shipped(ship, b, 0, NULL);
+            udb__ship_unlead(ship);
+            ship = NULL;
+            b->nsh = 0;
+            rc = b->n || b->sweep ? udb__grow_retry(env, run_batch, b) : 0;
+        }
+    }
     if (b->sweep && rc)
         udb__sync_put_back_sweep(env->sync);
     if (ship) {
@@ -405,7 +427,8 @@ static bool others_coming(const udb_ship *ship)
 
 /* How long a unit may stay queued before its owner takes it back and runs it
  * itself: many commits' time (the leader may be gathering, or running a long
- * batch), for a leader that holds the lead lock and does not lead -- stopped. */
+ * batch), for a leader that holds the lead lock and does not lead -- stopped
+ * outside a write transaction (inside one it holds every writer anyway). */
 static uint64_t queued_bound_ns(const udb_env *env)
 {
     if (udb__ship_test_flags() & UDB_SHIP_TEST_NO_BOUND)
@@ -441,8 +464,10 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
             lead_batch(env, ship, &b);
         }
         st = udb__ship_wait(ship, slot, 2000000);
+        /* taken back only from a leader that is not writing: one inside its
+           write transaction holds up everyone's writes, ours run here too */
         if (st == UDB_SHIP_WAITING && (uint64_t)now_ns() > give_up &&
-            udb__ship_withdraw(ship, slot)) {
+            !udb__sync_gate_busy(env->sync) && udb__ship_withdraw(ship, slot)) {
             udb__ship_mark_stalled(ship);
             return false;
         }
