@@ -1,6 +1,6 @@
 'use strict';
 // uniqdb for Node.js: the JS half of the binding (src/addon.c is the other).
-// Conversions, the environment table, reads and the thread-pool writes are in
+// Conversions, the environment table, reads and the udb_exec_async writes are in
 // C; this file shapes arguments and results and defines the error classes.
 
 const path = require('node:path');

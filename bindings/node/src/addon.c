@@ -1,7 +1,7 @@
 /*
  * addon.c -- the native half of the Node.js binding (index.js is the other):
- * databases shared per process, synchronous reads, writes as promises run on
- * the libuv thread pool through udb_exec(), and transactions on the JS thread.
+ * databases shared per process, synchronous reads, writes as promises handed
+ * to udb_exec_async(), and transactions on the JS thread.
  *
  * One environment per database per process.  LMDB forbids opening one
  * database twice in a process, so every open() of the same directory (from
@@ -11,10 +11,10 @@
  * closes the handle at once and the environment when the last write is done.
  *
  * Writes: the JS thread converts the arguments to msgpack (a bad value is a
- * TypeError before anything runs), then a thread-pool thread calls
- * udb_exec(): concurrent calls group their commits in the engine (and hand
- * units to another process's leader), and the promise settles only once the
- * unit is durable.  Nothing here serializes writes.
+ * TypeError before anything runs) and hands the unit to udb_exec_async():
+ * units in flight group their commits in the engine (and go to another
+ * process's leader), and the promise settles, on the JS thread, only once the
+ * unit is durable.  Nothing here serializes writes or holds a libuv thread.
  *
  * Reads and transactionSync run on the JS thread, each in its own short
  * transaction; a scan holds its read transaction until it ends or is closed.
@@ -387,6 +387,9 @@ static int encode(napi_env env, napi_value v, mbuf *b, const char *root)
     return enc_value(env, get_realm(env), v, b, &p);
 }
 
+static void async_unref(async_state *st);
+static async_state *async_new(napi_env env);
+
 /* ---- init, open, close ----------------------------------------------------------- */
 
 static void realm_free(napi_env env, void *data, void *hint)
@@ -397,6 +400,8 @@ static void realm_free(napi_env env, void *data, void *hint)
     napi_delete_reference(env, r->raw_string);
     napi_delete_reference(env, r->map_ctor);
     napi_delete_reference(env, r->object_proto);
+    if (r->async)
+        async_unref(r->async);
     free(r);
 }
 
@@ -419,6 +424,7 @@ static napi_value js_init(napi_env env, napi_callback_info info)
     napi_create_reference(env, argv[2], 1, &r->raw_string);
     napi_create_reference(env, map, 1, &r->map_ctor);
     napi_create_reference(env, proto, 1, &r->object_proto);
+    r->async = async_new(env);
     napi_set_instance_data(env, r, realm_free, NULL);
     return NULL;
 }
@@ -944,37 +950,55 @@ static napi_value result_js(napi_env env, int created, udb_val rec, size_t chose
     return o;
 }
 
-/* ---- writes: exec(h, ops) -> Promise<results[]> on the thread pool ---------------- */
+/* ---- writes: exec(h, ops) -> Promise<results[]> through udb_exec_async -------------
+ * The unit is handed to the engine (udb_exec_async copies it); its done()
+ * runs on an engine thread and passes the outcome to this realm's JS thread
+ * through a thread-safe function, where the promise settles.  The state the
+ * two sides share outlives either: the realm may be torn down (a worker
+ * thread ending) while units are in flight. */
+
+struct async_state {
+    pthread_mutex_t lock;
+    napi_threadsafe_function tsfn;
+    bool open;        /* tsfn may be called (false once it is finalized) */
+    unsigned refs;    /* 1 for the realm + 1 per unit in flight */
+    unsigned inflight; /* JS thread only: units whose promise is pending */
+};
 
 typedef struct work {
-    napi_async_work w;
     napi_deferred deferred;
+    async_state *st;
     shared_env *se;
-    oplist ops;
+    unsigned *kinds;  /* each op's kind, for its result */
+    size_t n;
     udb_results *res;
     int rc;
-    char *errmsg;   /* udb_env_errmsg() of the pool thread, copied */
+    char *errmsg;     /* done()'s errmsg, copied */
 } work;
 
-static void work_execute(napi_env env, void *data)
+static void async_unref(async_state *st)
 {
-    work *k = data;
-    k->rc = udb_exec(&k->res, k->se->env, k->ops.ops, k->ops.n);
-    if (k->rc)
-        k->errmsg = strdup(udb_env_errmsg(k->se->env));
+    pthread_mutex_lock(&st->lock);
+    bool last = --st->refs == 0;
+    pthread_mutex_unlock(&st->lock);
+    if (last) {
+        pthread_mutex_destroy(&st->lock);
+        free(st);
+    }
 }
 
-static void work_complete(napi_env env, napi_status status, void *data)
+static void work_free(work *k)
 {
-    work *k = data;
+    udb_results_free(k->res);
+    free(k->kinds);
+    free(k->errmsg);
+    free(k);
+}
+
+/* Settle k's promise (JS thread). */
+static void work_settle(napi_env env, work *k)
+{
     napi_value out = NULL;
-    if (status != napi_ok) {
-        napi_value e;
-        napi_create_error(env, str(env, "UDB_ECANCELLED"), str(env, "uniqdb: the write was "
-                          "cancelled"), &e);
-        napi_reject_deferred(env, k->deferred, e);
-        goto out;
-    }
     size_t failed = udb_results_failed(k->res);
     if (k->rc) {
         const udb_result *r = k->res ? udb_result_at(k->res, failed) : NULL;
@@ -982,35 +1006,100 @@ static void work_complete(napi_env env, napi_status status, void *data)
         napi_value e = make_error(env, k->rc, msg, r ? r->conflict : NULL,
                                   r ? (long)failed : -1);
         napi_reject_deferred(env, k->deferred, e);
-        goto out;
+        return;
     }
-    napi_create_array_with_length(env, k->ops.n, &out);
-    for (size_t i = 0; i < k->ops.n; i++) {
+    napi_create_array_with_length(env, k->n, &out);
+    for (size_t i = 0; i < k->n; i++) {
         const udb_result *r = udb_result_at(k->res, i);
-        napi_value v = result_js(env, r->created, r->record, r->chosen, r->value,
-                                 k->ops.ops[i].kind);
+        napi_value v = r ? result_js(env, r->created, r->record, r->chosen, r->value,
+                                     k->kinds[i]) : NULL;
         if (!v) {
             napi_value e;
             napi_get_and_clear_last_exception(env, &e);
             napi_reject_deferred(env, k->deferred, e);
-            goto out;
+            return;
         }
         napi_set_element(env, out, (uint32_t)i, v);
     }
     napi_resolve_deferred(env, k->deferred, out);
-out:
-    napi_delete_async_work(env, k->w);
-    udb_results_free(k->res);
-    oplist_free(&k->ops);
-    free(k->errmsg);
-    env_release(k->se);
-    free(k);
+}
+
+/* The thread-safe function's call: on the JS thread, or with env NULL when the
+ * realm is going away (then only free). */
+static void exec_call_js(napi_env env, napi_value js_cb, void *context, void *data)
+{
+    work *k = data;
+    async_state *st = k->st;
+    if (env) {
+        work_settle(env, k);
+        if (--st->inflight == 0)
+            napi_unref_threadsafe_function(env, st->tsfn);
+        env_release(k->se);
+    } else {
+        /* no JS thread to close on, and done() may not udb_close(): keep the
+         * environment open rather than close it from here */
+        pthread_mutex_lock(&g_lock);
+        if (k->se->refs > 1)
+            k->se->refs--;
+        pthread_mutex_unlock(&g_lock);
+    }
+    work_free(k);
+    async_unref(st);
+}
+
+/* udb_exec_async's done(): on an engine thread. */
+static void exec_done(int rc, udb_results *results, const char *errmsg, void *payload)
+{
+    work *k = payload;
+    k->rc = rc;
+    k->res = results;
+    k->errmsg = strdup(errmsg ? errmsg : "");
+    async_state *st = k->st;
+    pthread_mutex_lock(&st->lock);
+    napi_status status = st->open ? napi_call_threadsafe_function(st->tsfn, k,
+                                                                  napi_tsfn_nonblocking)
+                                  : napi_closing;
+    pthread_mutex_unlock(&st->lock);
+    if (status != napi_ok)
+        exec_call_js(NULL, NULL, NULL, k);
+}
+
+static void tsfn_finalized(napi_env env, void *data, void *hint)
+{
+    async_state *st = data;
+    pthread_mutex_lock(&st->lock);
+    st->open = false;
+    pthread_mutex_unlock(&st->lock);
+    async_unref(st);
+}
+
+/* The realm's async state, made at init. */
+static async_state *async_new(napi_env env)
+{
+    async_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    pthread_mutex_init(&st->lock, NULL);
+    st->refs = 2; /* the realm, and the thread-safe function until it is finalized */
+    napi_value name;
+    napi_create_string_utf8(env, "uniqdb.exec", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, st, tsfn_finalized, NULL,
+                                        exec_call_js, &st->tsfn) != napi_ok) {
+        pthread_mutex_destroy(&st->lock);
+        free(st);
+        return NULL;
+    }
+    st->open = true;
+    /* only units in flight keep the process alive */
+    napi_unref_threadsafe_function(env, st->tsfn);
+    return st;
 }
 
 static napi_value js_exec(napi_env env, napi_callback_info info)
 {
     ARGS(2);
     db *d = handle_of(env, argv[0], H_DB);
+    realm *r = get_realm(env);
     if (!d)
         return NULL;
     if (!d->se) {
@@ -1021,23 +1110,49 @@ static napi_value js_exec(napi_env env, napi_callback_info info)
         throw_udb(env, UDB_EREADONLY, "this handle was opened with readOnly: true", NULL);
         return NULL;
     }
+    if (!r || !r->async) {
+        napi_throw_error(env, "UDB_EINVAL", "uniqdb: the binding was not initialized");
+        return NULL;
+    }
+    oplist ops = {0};
     work *k = calloc(1, sizeof *k);
     if (!k) {
         napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
         return NULL;
     }
-    if (ops_from_js(env, argv[1], &k->ops)) {
-        oplist_free(&k->ops);
-        free(k);
-        return NULL;
+    napi_value promise = NULL;
+    if (ops_from_js(env, argv[1], &ops))
+        goto out;
+    k->n = ops.n;
+    k->kinds = calloc(ops.n, sizeof *k->kinds);
+    if (!k->kinds) {
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        goto out;
     }
-    napi_value promise, name;
-    napi_create_promise(env, &k->deferred, &promise);
-    napi_create_string_utf8(env, "uniqdb.exec", NAPI_AUTO_LENGTH, &name);
-    napi_create_async_work(env, NULL, name, work_execute, work_complete, k, &k->w);
+    for (size_t i = 0; i < ops.n; i++)
+        k->kinds[i] = ops.ops[i].kind;
+    async_state *st = r->async;
+    k->st = st;
     k->se = d->se;
+    napi_create_promise(env, &k->deferred, &promise);
     env_ref(k->se);
-    napi_queue_async_work(env, k->w);
+    pthread_mutex_lock(&st->lock);
+    st->refs++;
+    pthread_mutex_unlock(&st->lock);
+    if (st->inflight++ == 0)
+        napi_ref_threadsafe_function(env, st->tsfn);
+    int rc = udb_exec_async(k->se->env, ops.ops, ops.n, exec_done, k);
+    if (rc) {
+        /* not queued: done() will not run; settle here */
+        k->rc = rc;
+        k->errmsg = strdup(udb_env_errmsg(k->se->env));
+        exec_call_js(env, NULL, NULL, k);
+    }
+    k = NULL;
+out:
+    oplist_free(&ops);
+    if (k)
+        work_free(k);
     return promise;
 }
 

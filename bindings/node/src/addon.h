@@ -11,9 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct async_state async_state; /* addon.c: writes in flight */
+
 /* One per JS realm (main thread, each worker): references to what index.js
- * handed over in init(). */
+ * handed over in init(), and the channel of its writes' completions. */
 typedef struct realm {
+    async_state *async;
     napi_ref make_error;  /* (desc) -> Error: builds ConflictError, RecordError, UdbError */
     napi_ref float32;     /* class Float32: a number to store as a msgpack float32 */
     napi_ref raw_string;  /* class RawString: a msgpack str whose bytes are not UTF-8 */

@@ -56,3 +56,25 @@ test('worker threads and child processes race insertOrGet on one database', asyn
   assert.equal([...db.scan('case')].length, (1 + WORKERS + CHILDREN) * KEYS);
   assert.deepEqual(db.check(), []);
 });
+
+test('a worker thread ended with writes in flight: no crash, the database stays usable',
+  async (t) => {
+    const dir = tmpdir(t);
+    const db = uniqdb.open(dir, { schema });
+    t.after(() => db.close());
+    const src = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const uniqdb = require(${JSON.stringify(require.resolve('..'))});
+      const db = uniqdb.open(workerData);
+      for (let i = 0; i < 300; i++) db.insert('case', { case_number: 'w' + i }).catch(() => {});
+      parentPort.postMessage('queued');`;
+    for (let round = 0; round < 3; round++) {
+      const w = new Worker(src, { eval: true, workerData: dir });
+      await new Promise((resolve) => w.once('message', resolve));
+      await w.terminate();
+    }
+    // the writes the workers left behind finish or not; the database is consistent
+    const rec = await db.insert('case', { case_number: 'main-after' });
+    assert.equal(db.get('case', rec.id).case_number, 'main-after');
+    assert.deepEqual(db.check(), []);
+  });

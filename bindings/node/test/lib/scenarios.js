@@ -115,7 +115,7 @@ module.exports = {
             { r, who, abandon, form: 'exec', proc: ctx.proc }));
         }
       }
-      // transactionSync form, while the exec units are in flight on the thread pool
+      // transactionSync form, while the exec units are in flight in the engine
       const done = [];
       for (const { r, who, abandon } of sync) {
         const meta = { r, who, abandon, form: 'tx', proc: ctx.proc };
