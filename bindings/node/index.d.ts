@@ -155,6 +155,8 @@ export class Database implements Reader {
   seqNext(name: string): Promise<number | bigint>;
   exec(ops: Op[]): Promise<OpResult[]>;
   transactionSync<T>(fn: (tx: Transaction) => T): T;
+  /** fn's reads in one read snapshot (tx's writes fail with UDB_EREADONLY). */
+  readSync<T>(fn: (tx: Reader) => T): T;
   /** udb_check: the problems found ([] when consistent). */
   check(): string[];
   /** The stored schema, or undefined before one is applied. */

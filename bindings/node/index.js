@@ -346,7 +346,7 @@ class Database {
   transactionSync(fn) {
     if (typeof fn !== 'function') throw new TypeError('uniqdb: transactionSync takes a function');
     for (let run = 1; ; run++) {
-      const tx = new Transaction(native.txBegin(this._handle()));
+      const tx = new Transaction(native.txBegin(this._handle(), false));
       let result;
       try {
         result = fn(tx);
@@ -371,6 +371,15 @@ class Database {
         throw e;
       }
       return result;
+    }
+  }
+  readSync(fn) {
+    if (typeof fn !== 'function') throw new TypeError('uniqdb: readSync takes a function');
+    const tx = new Transaction(native.txBegin(this._handle(), true));
+    try {
+      return fn(tx);
+    } finally {
+      native.txEnd(tx._t, false);
     }
   }
   check() {

@@ -1158,17 +1158,20 @@ out:
 
 /* ---- transactionSync: txBegin / txOp / txCommit / txAbort ------------------------- */
 
+/* txBegin(h, readOnly) -> transaction handle */
 static napi_value js_tx_begin(napi_env env, napi_callback_info info)
 {
-    ARGS(1);
+    ARGS(2);
     db *d = handle_of(env, argv[0], H_DB);
+    bool rdonly = false;
+    napi_get_value_bool(env, argv[1], &rdonly);
     if (!d)
         return NULL;
     if (!d->se) {
         throw_closed(env);
         return NULL;
     }
-    if (d->rdonly) {
+    if (d->rdonly && !rdonly) {
         throw_udb(env, UDB_EREADONLY, "this handle was opened with readOnly: true", NULL);
         return NULL;
     }
@@ -1177,7 +1180,7 @@ static napi_value js_tx_begin(napi_env env, napi_callback_info info)
         napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
         return NULL;
     }
-    int rc = udb_begin(&t->txn, d->se->env, 0);
+    int rc = udb_begin(&t->txn, d->se->env, rdonly ? UDB_RDONLY : 0);
     if (rc) {
         free(t);
         throw_udb(env, rc, udb_env_errmsg(d->se->env), NULL);

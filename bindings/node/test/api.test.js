@@ -157,6 +157,22 @@ test('transactionSync: read-then-write in one transaction; a throw rolls back', 
   assert.throws(() => kept.insert('case', { case_number: 'late' }), { code: 'UDB_ECLOSED' });
 });
 
+test('readSync: several reads in one snapshot; writes refused there', async (t) => {
+  const db = fresh(t);
+  await db.insert('client', { id: 'a', email: 'a@x' });
+  const [a, n] = db.readSync((r) => [r.get('client', 'a'), [...r.scan('client')].length]);
+  assert.equal(a.email, 'a@x');
+  assert.equal(n, 1);
+  assert.throws(() => db.readSync((r) => r.insert('client', { id: 'b', email: 'b@x' })),
+    { code: 'UDB_EREADONLY' });
+  assert.equal(db.get('client', 'b'), undefined);
+  let kept;
+  db.readSync((r) => {
+    kept = r;
+  });
+  assert.throws(() => kept.get('client', 'a'), { code: 'UDB_ECLOSED' });
+});
+
 test('transactionSync reruns the function when the map fills up (udb_write\'s contract)',
   async (t) => {
     const db = fresh(t, { mapSize: 1 << 20 }); // 1 MiB: grows while the transaction writes

@@ -74,6 +74,10 @@ async function main(dir: string): Promise<void> {
       void [code, e.errno, e.detail, e.opIndex];
     }
   }
+  const both: [Booking | undefined, number] = db.readSync((r) =>
+    [r.get<Booking>('booking', 1), [...r.scan('booking')].length]);
+  // @ts-expect-error: a read snapshot has no writes
+  db.readSync((r) => r.insert('case', {}));
   const problems: string[] = db.check();
   const schema = db.schema();
   const bytes: Buffer = encode({ a: 1n });
@@ -96,7 +100,7 @@ async function main(dir: string): Promise<void> {
   void new UdbError().existingKey;
   db.close();
   void [notYet, b, f, n, ins, got, up, first, upd, next, value, total, problems, schema, back,
-    count, v,
+    count, v, both,
     closed, db.path, db.schemaChanges];
 }
 
