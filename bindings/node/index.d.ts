@@ -55,6 +55,8 @@ export interface OpenOptions {
   maxDbs?: number;
   mode?: number;
   growWaitMs?: number;
+  /** How long a write waits for another writer before failing with UDB_EBUSY (0: no limit). */
+  lockWaitMs?: number;
 }
 
 export interface ScanOptions {

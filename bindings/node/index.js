@@ -144,7 +144,8 @@ function makeError(desc) {
 native.init(makeError, Float32, RawString);
 
 const OPEN_OPTIONS = new Set(['schema', 'keep', 'drop', 'readOnly', 'noSync', 'noMetaSync',
-  'noGroup', 'noShip', 'noLock', 'mapSize', 'maxMapSize', 'maxDbs', 'mode', 'growWaitMs']);
+  'noGroup', 'noShip', 'noLock', 'mapSize', 'maxMapSize', 'maxDbs', 'mode', 'growWaitMs',
+  'lockWaitMs']);
 
 function toPath(pathOrUrl) {
   if (pathOrUrl instanceof URL) return fileURLToPath(pathOrUrl);
@@ -417,6 +418,7 @@ function open(pathOrUrl, options = {}) {
     maxDbs: options.maxDbs,
     mode: options.mode,
     growWaitMs: options.growWaitMs,
+    lockWaitMs: options.lockWaitMs,
   });
   return new Database(h, dir, changes);
 }

@@ -429,7 +429,8 @@ static napi_value js_init(napi_env env, napi_callback_info info)
     return NULL;
 }
 
-/* open(path, {schema, schemaFlags, mapSize, maxMapSize, maxDbs, flags, mode, growWaitMs})
+/* open(path, {schema, schemaFlags, mapSize, maxMapSize, maxDbs, flags, mode, growWaitMs,
+ *            lockWaitMs})
  * -> [handle, changes] */
 static napi_value js_open(napi_env env, napi_callback_info info)
 {
@@ -455,6 +456,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
     opts.flags = (unsigned)num_prop(env, o, "flags", 0);
     opts.mode = (unsigned)num_prop(env, o, "mode", 0);
     opts.grow_wait_ms = (unsigned)num_prop(env, o, "growWaitMs", 0);
+    opts.lock_wait_ms = (unsigned)num_prop(env, o, "lockWaitMs", 0);
     unsigned sflags = (unsigned)num_prop(env, o, "schemaFlags", 0);
     bool rdonly = (opts.flags & UDB_RDONLY_ENV) != 0;
 

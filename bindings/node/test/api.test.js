@@ -236,6 +236,41 @@ test('one environment per database per process: every open of it shares it', (t)
   assert.throws(() => uniqdb.open(dir, { nosuch: 1 }), /unknown open\(\) option "nosuch"/);
 });
 
+test('lockWaitMs: a write that waits longer for another writer fails with UDB_EBUSY',
+  async (t) => {
+    const { spawn } = require('node:child_process');
+    const dir = tmpdir(t);
+    const db = uniqdb.open(dir, { schema });
+    t.after(() => db.close());
+    // another process, its environment opened with lockWaitMs: it writes once told to
+    const child = spawn(process.execPath, ['-e', `
+      const uniqdb = require(${JSON.stringify(require.resolve('..'))});
+      const db = uniqdb.open(process.argv[1], { lockWaitMs: 200 });
+      process.stdin.once('data', () => {
+        const t0 = Date.now();
+        db.insert('case', { case_number: 'child' }).then(
+          () => console.log(JSON.stringify({ ok: true })),
+          (e) => console.log(JSON.stringify({ code: e.code, ms: Date.now() - t0 })));
+      });
+      console.log('ready');`, dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    const done = new Promise((resolve) => child.once('exit', resolve));
+    db.transactionSync((tx) => {
+      tx.insert('case', { case_number: 'holder' });
+      child.stdin.end('go\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500); // hold the slot
+    });
+    await done;
+    const res = JSON.parse(out.trim().split('\n').pop());
+    assert.equal(res.code, 'UDB_EBUSY', `the child's write: ${out}`);
+    assert.ok(res.ms < 1400, `gave up after ${res.ms} ms, before the holder let go`);
+    assert.equal(db.find('case', 'case_number', ['child']), undefined, 'nothing written');
+  });
+
 test('a read-only handle reads and refuses writes', async (t) => {
   const dir = tmpdir(t);
   uniqdb.open(dir, { schema }).close();

@@ -13,7 +13,7 @@ interface Booking extends Record {
 
 async function main(dir: string): Promise<void> {
   const db: Database = open(dir, { schema: { types: {} }, keep: true, noSync: false });
-  const again = open(new URL(`file://${dir}`), { readOnly: true, growWaitMs: 100 });
+  const again = open(new URL(`file://${dir}`), { readOnly: true, growWaitMs: 100, lockWaitMs: 50 });
   again.close();
   const b: Booking | undefined = db.get<Booking>('booking', 1);
   const f = db.find('booking', 'active_slot', ['p', '2025-10-01', '10:00']);
