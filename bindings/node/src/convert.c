@@ -515,17 +515,15 @@ static int enc_any(enc *c, napi_value v, bool member)
 
 int enc_value(napi_env env, realm *r, napi_value v, mbuf *b, vpath *path)
 {
-    enc *c = calloc(1, sizeof *c);
-    if (!c)
-        return oom_error(env);
-    c->env = env;
-    c->r = r;
-    c->b = b;
-    c->path = path;
-    int rc = enc_any(c, v, false);
+    enc c; /* the ancestor stack is filled as it is used */
+    c.env = env;
+    c.r = r;
+    c.b = b;
+    c.path = path;
+    c.depth = 0;
+    int rc = enc_any(&c, v, false);
     if (!rc && b->oom)
         rc = oom_error(env);
-    free(c);
     return rc;
 }
 
@@ -672,11 +670,19 @@ static int dec_map(dec *d, size_t n, napi_value *out, int depth)
     if (all_str) {
         napi_create_object(d->env, out);
         for (size_t i = 0; i < n; i++) {
-            /* define, not set: a key "__proto__" becomes a member like any other */
-            napi_property_descriptor pd = {NULL, kv[2 * i], NULL, NULL, NULL, kv[2 * i + 1],
-                                           napi_writable | napi_enumerable | napi_configurable,
-                                           NULL};
-            napi_define_properties(d->env, *out, 1, &pd);
+            /* a key "__proto__" is defined, not set, to become a member like any
+             * other; every other key is set (the faster call) */
+            char k[10];
+            size_t kn = 0;
+            napi_get_value_string_utf8(d->env, kv[2 * i], k, sizeof k, &kn);
+            if (kn == 9 && !memcmp(k, "__proto__", 9)) {
+                napi_property_descriptor pd = {NULL, kv[2 * i], NULL, NULL, NULL, kv[2 * i + 1],
+                                               napi_writable | napi_enumerable |
+                                               napi_configurable, NULL};
+                napi_define_properties(d->env, *out, 1, &pd);
+            } else {
+                napi_set_property(d->env, *out, kv[2 * i], kv[2 * i + 1]);
+            }
         }
     } else {
         napi_value ctor = ref_value(d->env, d->r->map_ctor), set;
