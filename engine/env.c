@@ -342,9 +342,57 @@ int udb__env_last_txnid(uint64_t *out, udb_env *env)
     }
 }
 
+/* A database without a stored format version is format 1 only if its
+ * __meta has format 1's shape: it walks cleanly in key order, LMDB's count
+ * of its entries is the number walked, and it holds "schema" and "gen" (an
+ * 8-byte number) or nothing at all -- every later format stores "format"
+ * from its creation.  Anything else is a damaged __meta (e.g. a damaged page
+ * header hiding the "format" key), which must never be "upgraded": the
+ * upgrade rewrites every index from what it reads. */
+static int format1_shape(MDB_txn *txn, udb_env *env)
+{
+    MDB_stat st;
+    MDB_cursor *cur;
+    int rc = mdb_stat(txn, env->meta_dbi, &st);
+    if (rc || (rc = mdb_cursor_open(txn, env->meta_dbi, &cur)))
+        return rc;
+    udb_buf last = {0};
+    size_t n = 0, schema = 0, gen = 0;
+    const char *why = NULL;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !why;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (!udb__sane_entry(&k, &v) || udb__key_after(&last, &k))
+            why = "entries of garbage size or out of key order";
+        else if (++n > st.ms_entries)
+            why = "more entries than LMDB counts";
+        else if (k.mv_size == udb__meta_schema.mv_size &&
+                 memcmp(k.mv_data, udb__meta_schema.mv_data, k.mv_size) == 0)
+            schema++;
+        else if (k.mv_size == udb__meta_gen_key.mv_size &&
+                 memcmp(k.mv_data, udb__meta_gen_key.mv_data, k.mv_size) == 0 && v.mv_size == 8)
+            gen++;
+        else
+            why = "a key format 1 never stored";
+    }
+    mdb_cursor_close(cur);
+    udb__buf_free(&last);
+    if (rc != MDB_NOTFOUND && !why)
+        why = mdb_strerror(rc);
+    else if (!why && n != st.ms_entries)
+        why = "fewer entries than LMDB counts";
+    else if (!why && schema != gen)
+        why = "a schema without its generation, or the reverse";
+    if (!why)
+        return 0;
+    return udb__env_err(UDB_ECORRUPT, "udb_open: %s: the database is damaged: it has no format "
+                        "version, and its metadata is not that of a format 1 database (%s); "
+                        "nothing was written (run uniqdb check)", env->path, why);
+}
+
 /* The stored format version is one this library reads: its own, or an
  * older one udb__upgrade_format() rewrites (a database from before the
- * version was stored has none, and is format 1). */
+ * version was stored has none, and is format 1 if format1_shape() says so). */
 static int check_format(MDB_txn *txn, udb_env *env)
 {
     uint64_t f;
@@ -352,6 +400,8 @@ static int check_format(MDB_txn *txn, udb_env *env)
     if (rc == UDB_ECORRUPT)
         return udb__env_err(UDB_EFORMAT, "udb_open: %s: damaged format version", env->path);
     if (rc)
+        return rc;
+    if (f == 0 && (rc = format1_shape(txn, env)))
         return rc;
     if (f == 0)
         f = 1;
@@ -569,7 +619,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     if (env->sync && (rc = udb__ship_open(&env->ship, env->sync)))
         goto fail;
     if ((rc = open_meta(env))) {
-        if (rc == UDB_EFORMAT)
+        if (rc == UDB_EFORMAT || rc == UDB_ECORRUPT)
             goto fail_quiet;
         goto fail;
     }

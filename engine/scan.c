@@ -10,6 +10,7 @@
 #include "index.h"
 #include "longkey.h"
 #include "keycodec.h"
+#include "layout.h"
 #include "mpack.h"
 #include "txn.h"
 
@@ -31,6 +32,7 @@ struct udb_cursor {
        order: such a group is read whole and handed out in key order */
     unsigned char gfirst[UDB_KEY_INLINE];
     udb_buf gkeys, scratch;
+    udb_buf last;             /* the last raw LMDB key read: keys must increase */
     group_ent *group;
     size_t ngroup, gpos, gcap;
 };
@@ -92,6 +94,16 @@ static int cmp_group(const void *a, const void *b, void *keys)
     return d ? d : (x->len > y->len) - (x->len < y->len);
 }
 
+/* An entry the LMDB cursor just read is sane and after the one before it
+ * (layout.h): a damaged page can give garbage sizes, or send the cursor back
+ * over keys it gave, for ever. */
+static int raw_checked(udb_cursor *c, const MDB_val *rk, const MDB_val *rv)
+{
+    if (!udb__sane_entry(rk, rv))
+        return UDB_ECORRUPT;
+    return udb__key_after(&c->last, rk);
+}
+
 /* Read the long-key group the LMDB cursor is on (raw entry rk, rv), leave
  * the cursor on its last entry, and sort it by full key. */
 static int read_group(udb_cursor *c, MDB_val rk, MDB_val rv)
@@ -119,7 +131,8 @@ static int read_group(udb_cursor *c, MDB_val rk, MDB_val rv)
         udb__buf_put(&c->gkeys, k.mv_data, k.mv_size);
         if (c->gkeys.oom)
             return UDB_ENOMEM;
-        rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_NEXT);
+        if ((rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_NEXT)) == 0)
+            rc = raw_checked(c, &rk, &rv);
     } while (rc == 0 && rk.mv_size == UDB_KEY_LONG &&
              memcmp(rk.mv_data, c->gfirst, UDB_KEY_INLINE) == 0);
     if (rc == 0)
@@ -160,7 +173,7 @@ static int next_entry(MDB_val *k, MDB_val *v, udb_cursor *c)
         } else {
             rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_NEXT);
         }
-        if (rc)
+        if (rc || (rc = raw_checked(c, &rk, &rv)))
             return rc;
         if (rk.mv_size <= UDB_KEY_INLINE) {
             *k = rk;
@@ -203,14 +216,24 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
         c->done = true;
         return UDB_ENOTFOUND;
     }
-    if (rc == UDB_ECORRUPT)
-        return udb__err(txn, rc, "\"%s\" has a damaged long-key entry", c->t->name);
+    if (rc == UDB_ECORRUPT) {
+        c->done = true;   /* where the cursor is cannot be trusted: it ends here */
+        udb_buf at = {0};
+        udb__tk_render(&at, c->last.p, c->last.len);
+        udb__err(txn, rc, "%s \"%s%s%s\" is damaged after key %s (an entry of garbage size, "
+                 "out of key order, or a damaged long key); run uniqdb check",
+                 c->ix->is_pk ? "type" : "index", c->t->name, c->ix->is_pk ? "" : ".",
+                 c->ix->is_pk ? "" : c->ix->name,
+                 c->last.len && at.p && !at.oom ? (char *)at.p : "(start)");
+        udb__buf_free(&at);
+        return rc;
+    }
     if (rc == UDB_ENOMEM)
         return udb__err(txn, rc, "out of memory");
     if (rc)
         return udb__mdb_err(txn, rc, "scanning");
     if (c->ix->is_pk)
-        return udb__out(out, txn, &v);
+        return udb__out_rec(out, txn, c->t, &k, &v);
     /* index entry: find the primary key, then the record */
     MDB_val pk = v;
     if (!c->ix->unique) {
@@ -229,7 +252,7 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
                         c->t->name, c->ix->name);
     if (rc)
         return udb__mdb_err(txn, rc, "reading a record");
-    return udb__out(out, txn, &rec);
+    return udb__out_rec(out, txn, c->t, &pk, &rec);
 }
 
 void udb_cursor_close(udb_cursor *c)
@@ -241,6 +264,7 @@ void udb_cursor_close(udb_cursor *c)
     udb__buf_free(&c->prefix);
     udb__buf_free(&c->gkeys);
     udb__buf_free(&c->scratch);
+    udb__buf_free(&c->last);
     free(c->group);
     free(c);
 }

@@ -248,6 +248,12 @@ UDB_API const char *udb_version(int *major, int *minor, int *patch);
 /* Static text for any code this library returns (ours, LMDB's, errno). Never NULL. */
 UDB_API const char *udb_strerror(int rc);
 
+/* Non-zero if rc means a damaged database: UDB_ECORRUPT, or one of LMDB's
+ * codes for a damaged file (MDB_CORRUPTED, MDB_PAGE_NOTFOUND,
+ * MDB_CURSOR_FULL, MDB_INCOMPATIBLE, and MDB_INVALID: data.mdb's header is
+ * not LMDB's).  `uniqdb` exits 6 for these. */
+UDB_API int udb_is_damage(int rc);
+
 /* Detail of the last failure of an operation on txn ("" if none).  Valid until
  * the next operation on txn or its end.  txn may be NULL (returns ""). */
 UDB_API const char *udb_errmsg(const udb_txn *txn);
@@ -650,7 +656,15 @@ UDB_API int udb_types(const char *const **out, size_t *count, udb_txn *txn);
  * that produces exactly that entry; every record that belongs in an index is
  * in it.  report (may be NULL) is called once per problem with a one-line
  * description (valid during the call).  *problems (may be NULL) gets the count.
- * Returns 0 if consistent, UDB_ECORRUPT if problems were found, or an error. */
+ * It also walks the sequences.  Damage that stops the walk of one LMDB
+ * database (an LMDB error such as MDB_CORRUPTED or MDB_PAGE_NOTFOUND, an
+ * entry of garbage size, keys out of order) is a problem naming the database
+ * and the last key walked, and the check goes on with the next database.
+ * Returns 0 if consistent, UDB_ECORRUPT if problems were found, or an error
+ * (UDB_EINVAL, UDB_ENOMEM, an LMDB code from beginning the snapshot).
+ * LMDB trusts its pages: on some damage it can crash the process instead of
+ * returning an error (README, Damaged files); `uniqdb check` runs this in a
+ * child process for that reason. */
 UDB_API int udb_check(size_t *problems, udb_env *env, udb_report_fn report, void *ctx);
 
 /* udb_check with progress: progress (may be NULL) is called after every 4096
@@ -660,6 +674,15 @@ UDB_API int udb_check(size_t *problems, udb_env *env, udb_report_fn report, void
  * callbacks get ctx.  Errors and results as udb_check. */
 UDB_API int udb_check_progress(size_t *problems, udb_env *env, udb_report_fn report,
                                udb_progress_fn progress, void *ctx);
+
+/* udb_check_progress for one record type: its records and indexes (not the
+ * sequences); type NULL is the whole database, as udb_check_progress.  An
+ * unknown type checks nothing (0 problems).  Lets a caller check a damaged
+ * database type by type, each in its own process (what `uniqdb check`
+ * does), so a crash in one type does not hide the others.  Errors and
+ * results as udb_check. */
+UDB_API int udb_check_type(size_t *problems, udb_env *env, const char *type,
+                           udb_report_fn report, udb_progress_fn progress, void *ctx);
 
 /* Counts for one type, from one read snapshot. */
 typedef struct udb_type_stat {

@@ -15,6 +15,7 @@
 #define UNIQDB_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -236,5 +237,48 @@ char *cli_b64_encode(const unsigned char *in, size_t n);
  * *out is malloc'd (never NULL on success).  Returns 0, or -1 if the text is
  * not such base64 or memory ran out. */
 int cli_b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n);
+
+/* ---- Reading a damaged database in a child process (cli_guard.c) ------------ */
+
+/* The work of a guarded command, run in a forked child; returns its exit code. */
+typedef int cli_guard_fn(void *arg);
+/* Where a child crashed or hung: the part it was in (its number and name),
+ * how far it got (lines written or entries walked, the last one as text)
+ * and what happened ("crashed (Segmentation fault)"). */
+typedef struct cli_guard_report {
+    size_t part;
+    const char *name;
+    uint64_t count;
+    const char *last;
+    const char *how;
+} cli_guard_report;
+typedef void cli_guard_crash_fn(const cli_guard_report *r, void *ctx);
+typedef void cli_guard_line_fn(const char *line, void *ctx);
+#define CLI_GUARD_STATS 4
+
+/* Run fn(arg) in a child process until one ends by itself.  A crash or a
+ * hang of the child is handed to on_crash; then, with resume, a new child
+ * starts at the part after the one that crashed (cli_guard_part), else the
+ * run ends.  Lines the child sends (cli_guard_send) go to on_line (may be
+ * NULL).  stat (may be NULL) gets the sums of cli_guard_stat_add.  Returns
+ * the last child's exit code, CLI_ECHECK instead of CLI_OK after a crash,
+ * or CLI_EFAIL (fork, pipe: message printed). */
+int cli_guarded(uint64_t stat[CLI_GUARD_STATS], const char *what, cli_guard_fn *fn, void *arg,
+                bool resume, cli_guard_crash_fn *on_crash, cli_guard_line_fn *on_line, void *ctx);
+/* In the child: true if running under cli_guarded. */
+bool cli_guard_child(void);
+/* In the child: true if run with resume (dump --salvage). */
+bool cli_guard_salvage(void);
+/* In the child: the work enters part number `part` called name; true if
+ * the part comes before the one to resume at (skip it).  False outside a
+ * child. */
+bool cli_guard_part(size_t part, const char *name);
+/* In the child: one more line written or entry walked (last: it as text, or
+ * NULL).  Under --salvage, flushes stdout, so a crash loses no line. */
+void cli_guard_tick(const char *last);
+/* In the child: send one line to the parent's on_line; 0 or -1. */
+int cli_guard_send(const char *line);
+/* In the child: add v to the parent's stat[i]. */
+void cli_guard_stat_add(size_t i, uint64_t v);
 
 #endif /* UNIQDB_CLI_H */

@@ -59,8 +59,10 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *d
         return cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
     udb_val v;
     int ex = CLI_OK;
-    while (limit-- > 0 && (rc = udb_cursor_next(&v, cur)) == 0) {
-        json_t *rec = cli_msgpack_to_json(v.data, v.size, err);
+    while (limit-- > 0 && ((rc = udb_cursor_next(&v, cur)) == 0 || rc == UDB_ECORRUPT)) {
+        json_t *rec = rc ? NULL : cli_msgpack_to_json(v.data, v.size, err);
+        if (rc)   /* the scan goes on after a damaged record, or ends if it cannot */
+            snprintf(err, sizeof err, "%s", udb_errmsg(txn));
         json_t *line = rec ? json_pack("{s s s o}", "type", type, "record", rec) : NULL;
         n++;
         if (!rec) {
@@ -78,6 +80,7 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *d
         json_decref(line);
         if (ex != CLI_OK)
             goto out;
+        cli_guard_tick(NULL);
     }
     if (rc && rc != UDB_ENOTFOUND)
         ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
@@ -86,8 +89,56 @@ out:
     return ex;
 }
 
+/* ---- dump in child processes (cli_guard.c) ------------------------------------------
+ * LMDB can crash on a damaged page, so dump reads in a child: a crash or a
+ * hang ends the dump with exit 6 and a message naming the type and the last
+ * record written.  With --salvage the child flushes every line, and after a
+ * crash a new child goes on with the next type (the rest of the type that
+ * crashed is left out: LMDB cannot step over a damaged page), then the
+ * sequences: every record still readable is written. */
+
+typedef struct dump_args {
+    int argc;
+    char **argv;
+    bool salvage;
+} dump_args;
+
+static int dump_child(void *arg)
+{
+    dump_args *a = arg;
+    return cli_cmd_dump(a->argc, a->argv);
+}
+
+static void dump_crash(const cli_guard_report *r, void *ctx)
+{
+    dump_args *a = ctx;
+    cli_fail(CLI_ECHECK, NULL, "dump: %s: reading it %s after %" PRIu64 " line%s%s%s%s: the "
+             "database is damaged; %s", r->name, r->how, r->count, r->count == 1 ? "" : "s",
+             *r->last ? " (the last: " : "", r->last, *r->last ? ")" : "",
+             a->salvage ? "the rest of it is left out, the dump goes on"
+                        : "the dump is incomplete (dump --salvage writes what can still be read)");
+}
+
+static int dump_guarded(int argc, char **argv)
+{
+    dump_args a = {0, calloc((size_t)argc + 1, sizeof *argv), false};
+    if (!a.argv)
+        return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--salvage") == 0)
+            a.salvage = true;
+        else
+            a.argv[a.argc++] = argv[i];
+    }
+    int ex = cli_guarded(NULL, "dump", dump_child, &a, a.salvage, dump_crash, NULL, &a);
+    free(a.argv);
+    return ex;
+}
+
 int cli_cmd_dump(int argc, char **argv)
 {
+    if (!cli_guard_child())
+        return dump_guarded(argc, argv);
     const char *const *types;
     json_t *line = NULL, *seqs = NULL;
     int first, ex;
@@ -128,16 +179,24 @@ int cli_cmd_dump(int argc, char **argv)
             goto out;
         }
     }
-    if ((ex = cli_print_json(line)) != CLI_OK)
+    if (!cli_guard_part(0, "the schema line") && (ex = cli_print_json(line)) != CLI_OK)
         goto out;
     uint64_t damaged = 0;
+    int failed = CLI_OK;   /* --salvage: a type that failed, the dump went on */
     for (i = 0; i < ntypes; i++) {
         int wanted = argc - first == 1;
         for (a = first + 1; a < argc && !wanted; a++)
             wanted = strcmp(types[i], argv[a]) == 0;
-        if (wanted && (ex = cli_dump_records(txn, types[i], UINT64_MAX, &damaged)) != CLI_OK)
-            goto out;
+        if (!wanted || cli_guard_part(i + 1, types[i]))
+            continue;
+        if ((ex = cli_dump_records(txn, types[i], UINT64_MAX, &damaged)) != CLI_OK) {
+            if (!cli_guard_salvage() || ex == CLI_EOUTPUT)
+                goto out;
+            failed = ex;
+        }
     }
+    if (cli_guard_part(ntypes + 1, "the sequences line"))
+        goto out;
     json_decref(line);
     line = NULL;
     if ((seqs = json_object()) == NULL || (rc = udb_seq_foreach(txn, dump_seq, seqs)) != 0 ||
@@ -147,8 +206,10 @@ int cli_cmd_dump(int argc, char **argv)
         goto out;
     }
     ex = cli_print_json(line);
+    if (ex == CLI_OK)
+        ex = failed;
     if (ex == CLI_OK && damaged)
-        ex = cli_fail(CLI_EFAIL, NULL, "%" PRIu64 " damaged record%s left out of the dump",
+        ex = cli_fail(CLI_ECHECK, NULL, "%" PRIu64 " damaged record%s left out of the dump",
                       damaged, damaged == 1 ? "" : "s");
 out:
     json_decref(seqs);

@@ -412,7 +412,7 @@ int cli_exit_code(int rc)
     case UDB_EINVAL: /* every name and argument the tool passes came from the command line */
         return CLI_EUSAGE;
     default:
-        return CLI_EFAIL;
+        return udb_is_damage(rc) ? CLI_ECHECK : CLI_EFAIL;
     }
 }
 
@@ -432,7 +432,7 @@ static void problem_kind(int code, const char **type, const char **title, int *s
         *type = "invalid", *title = "Invalid record, schema or input", *status = 422;
         break;
     case CLI_ECHECK:
-        *type = "check-failed", *title = "Database check found problems", *status = 500;
+        *type = "check-failed", *title = "The database is damaged", *status = 500;
         break;
     case CLI_ETIMEOUT:
         *type = "timeout", *title = "Timed out waiting for another writer", *status = 503;
