@@ -612,7 +612,12 @@ UDB_API void udb_results_free(udb_results *res);
 UDB_API int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
                      const void *prefix, size_t len);
 
-/* The next record.  Errors: UDB_ENOTFOUND at the end, UDB_ECORRUPT, LMDB codes. */
+/* The next record.  Errors: UDB_ENOTFOUND at the end, UDB_ECORRUPT (a damaged
+ * record, or a record an index entry points to is missing: the cursor goes
+ * on; or the scan itself met damage -- an entry of garbage size, keys out of
+ * order -- and ends: the next call returns UDB_ENOTFOUND; the message names
+ * the type and key), LMDB codes.  Records are checked (a msgpack map of at
+ * most 4 MiB) before they are handed out. */
 UDB_API int udb_cursor_next(udb_val *out, udb_cursor *cur);
 
 /* Close a cursor.  NULL is fine. */

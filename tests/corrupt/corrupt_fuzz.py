@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""corrupt_fuzz.py -- the corruption fuzzer (suite `corrupt`, issue 23).
+
+Builds a real database with the `uniqdb` tool (three types with unique,
+partial unique and non-unique indexes, a sequence, records with big values so
+that there are overflow pages, enough records for branch pages, deletes so
+that LMDB's free list is not empty), then, for UDB_CORRUPT_ITERS seeded
+iterations, copies it, flips bytes in one page of data.mdb and runs
+`uniqdb check`, `uniqdb dump`, `uniqdb dump --salvage`, `uniqdb get`,
+`uniqdb scan` and `libscan` (the library alone: open, every scan, the
+sequences) on the copy.
+
+The pages are found by walking LMDB's B-trees from the newest meta page (the
+page header and node layout of LMDB 0.9's mdb.c), so that the iterations go
+round every kind of page: the two meta pages, branch, leaf and overflow pages
+of every named database, the main database's and the free list's pages.
+
+Every command must end by itself (no signal, no hang: a timeout) with exit
+0, 1 or 6 (get: also 4) and, when not 0, a message (stderr, or check's
+problem lines on stdout); a dump that
+exits 0 must hold every record the database holds when check says ok.
+
+libscan runs LMDB inside the test process with no guard: LMDB trusts its
+pages and may crash on some of them, which README ("Damaged files") says.
+Its signals are counted and printed, not failed; a hang, an exit code
+outside 0/1/6, or more records than exist (a loop) fails.
+
+  corrupt_fuzz.py UNIQDB LIBSCAN [--no-guard]
+
+UDB_CORRUPT_ITERS (default 60) and UDB_CORRUPT_SEED (default 1) scale and
+seed it.  --no-guard (the negative control, should_fail) sets
+UNIQDB_NO_GUARD=1, which makes check and dump read in their own process:
+the fuzzer must then see the crashes the guard turns into reports.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+PSIZE = 4096
+P_BRANCH, P_LEAF, P_OVERFLOW, P_META = 0x01, 0x02, 0x04, 0x08
+F_BIGDATA, F_SUBDATA = 0x01, 0x02
+
+SCHEMA = {
+    "types": {
+        "acct": {
+            "key": "id",
+            "fields": {
+                "id": {"type": "uint", "auto": True},
+                "email": {"type": "str", "required": True},
+                "team": {"type": "str"},
+                "state": {"type": "enum", "values": ["on", "off"], "required": True},
+                "bio": {"type": "str"},
+            },
+            "unique": {
+                "email": {"fields": ["email"]},
+                "lead": {"fields": ["team"], "where": "state IN ('on')"},
+            },
+            "indexes": {"by_team": {"fields": ["team", "email"]}},
+        },
+        "evt": {
+            "key": "id",
+            "fields": {
+                "id": {"type": "uint", "auto": True},
+                "user": {"type": "str", "required": True},
+                "at": {"type": "int", "required": True},
+                "note": {"type": "any"},
+            },
+            "unique": {"slot": {"fields": ["user", "at"]}},
+            "indexes": {"by_at": {"fields": ["at"]}},
+        },
+        "tag": {
+            "key": "name",
+            "fields": {"name": {"type": "str"}, "n": {"type": "int"}},
+        },
+    }
+}
+SCANS = ["acct:email,lead,by_team", "evt:slot,by_at", "tag"]
+N_ACCT, N_EVT, N_TAG, N_BIG, N_DEL = 900, 1200, 300, 6, 12
+
+
+def run(argv, timeout, env=None):
+    """(exit code or -signal or None for a hang, stdout, stderr, seconds)"""
+    t = time.monotonic()
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout, env=env)
+        return p.returncode, p.stdout, p.stderr, time.monotonic() - t
+    except subprocess.TimeoutExpired as e:
+        return None, e.stdout or b"", e.stderr or b"", time.monotonic() - t
+
+
+def build(uniqdb, d):
+    schema = os.path.join(os.path.dirname(d), "schema.json")
+    with open(schema, "w") as f:
+        json.dump(SCHEMA, f)
+    lines = [json.dumps({"schema": SCHEMA})]
+    for i in range(1, N_ACCT + 1):
+        rec = {"id": i, "email": "u%05d@example.org" % i, "team": "t%03d" % (i % 150),
+               "state": "on" if i % 150 == i else "off"}
+        if i <= N_BIG:
+            rec["bio"] = ("big value %d " % i) * 1200      # ~15 KB: overflow pages
+        lines.append(json.dumps({"type": "acct", "record": rec}))
+    for i in range(1, N_EVT + 1):
+        lines.append(json.dumps({"type": "evt", "record": {
+            "id": i, "user": "u%03d" % (i % 97), "at": i * 7 - 4000,
+            "note": {"k": [i, "x" * (i % 40)]}}}))
+    for i in range(N_TAG):
+        lines.append(json.dumps({"type": "tag", "record": {"name": "tag-%04d" % i, "n": i}}))
+    lines.append(json.dumps({"sequences": {"jobs": 42}}))
+    data = ("\n".join(lines) + "\n").encode()
+    p = subprocess.run([uniqdb, "load", d], input=data, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=300)
+    if p.returncode != 0:
+        sys.exit("load failed: %s" % p.stderr.decode(errors="replace"))
+    # deletes in their own commits: LMDB's free list gets entries
+    for i in range(N_DEL):
+        p = subprocess.run([uniqdb, "delete", d, "evt", str(N_EVT - i)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if p.returncode != 0:
+            sys.exit("delete failed: %s" % p.stderr.decode(errors="replace"))
+    return {"acct": N_ACCT, "evt": N_EVT - N_DEL, "tag": N_TAG}
+
+
+def u16(b, o):
+    return struct.unpack_from("<H", b, o)[0]
+
+
+def u64(b, o):
+    return struct.unpack_from("<Q", b, o)[0]
+
+
+def classify(data):
+    """{pgno: label}: every page reachable from the newest meta page, by
+    kind and database ("leaf t:acct", "overflow t:acct", "branch __free",
+    ...), plus "meta0"/"meta1"."""
+    labels = {0: "meta0", 1: "meta1"}
+
+    def meta(n):
+        base = n * PSIZE + 16
+        # MDB_meta: magic, version, address, mapsize, dbs[2] (48 bytes each), last_pg, txnid
+        return u64(data, base + 24 + 96 + 8), base
+
+    t0, b0 = meta(0)
+    t1, b1 = meta(1)
+    base = b0 if t0 >= t1 else b1
+    free_root = u64(data, base + 24 + 40)
+    main_root = u64(data, base + 24 + 48 + 40)
+    npages = len(data) // PSIZE
+
+    def walk(pgno, name, depth=0):
+        if pgno >= npages or pgno in labels or depth > 32 or pgno == 0xFFFFFFFFFFFFFFFF:
+            return
+        off = pgno * PSIZE
+        flags = u16(data, off + 10)
+        lower = u16(data, off + 12)
+        n = max(0, (lower - 16) // 2)
+        if flags & P_BRANCH:
+            labels[pgno] = "branch " + name
+            for i in range(min(n, 500)):
+                node = u16(data, off + 16 + 2 * i)
+                if node + 8 > PSIZE:
+                    continue
+                lo, hi, fl = struct.unpack_from("<HHH", data, off + node)
+                walk(lo | (hi << 16) | (fl << 32), name, depth + 1)
+        elif flags & P_LEAF:
+            labels[pgno] = "leaf " + name
+            for i in range(min(n, 500)):
+                node = u16(data, off + 16 + 2 * i)
+                if node + 8 > PSIZE:
+                    continue
+                lo, hi, fl, ksize = struct.unpack_from("<HHHH", data, off + node)
+                key = data[off + node + 8: off + node + 8 + ksize]
+                dpos = off + node + 8 + ksize
+                if fl & F_BIGDATA:
+                    opg = u64(data, dpos)
+                    if opg < npages:
+                        labels.setdefault(opg, "overflow " + name)
+                elif fl & F_SUBDATA and name == "main":
+                    walk(u64(data, dpos + 40), key.decode(errors="replace"), depth + 1)
+
+    walk(main_root, "main")
+    walk(free_root, "__free")
+    return labels
+
+
+def flip(data, pgno, rnd):
+    """Flip 2 bytes of page pgno: in its header and node offsets (where a
+    flip hurts most) or anywhere in it; returns the offsets."""
+    buf = bytearray(data)
+    offs = []
+    for _ in range(2):
+        if rnd.random() < 0.5:
+            o = pgno * PSIZE + rnd.randrange(8, 48)
+        else:
+            o = pgno * PSIZE + rnd.randrange(PSIZE)
+        buf[o] ^= rnd.randrange(1, 256)
+        offs.append(o)
+    return bytes(buf), offs
+
+
+def main():
+    uniqdb, libscan = sys.argv[1], sys.argv[2]
+    control = "--no-guard" in sys.argv
+    iters = int(os.environ.get("UDB_CORRUPT_ITERS", "60"))
+    seed = int(os.environ.get("UDB_CORRUPT_SEED", "1"))
+    env = dict(os.environ, UNIQDB_STALL_SECONDS="5")
+    if control:
+        env["UNIQDB_NO_GUARD"] = "1"
+    timeout = 40
+    top = tempfile.mkdtemp(prefix="uniqdb-corrupt-")
+    t_start = time.monotonic()
+    try:
+        orig = os.path.join(top, "orig")
+        counts = build(uniqdb, orig)
+        total = sum(counts.values())
+        with open(os.path.join(orig, "data.mdb"), "rb") as f:
+            data = f.read()
+        labels = classify(data)
+        kinds = {}
+        for pg, lab in sorted(labels.items()):
+            kinds.setdefault(lab, []).append(pg)
+        print("pages: %d; kinds: %s" % (len(data) // PSIZE,
+              ", ".join("%s %d" % (k, len(v)) for k, v in sorted(kinds.items()))))
+        for want in ("meta0", "meta1", "branch t:acct", "leaf t:acct", "overflow t:acct",
+                     "leaf __free", "leaf main", "leaf u:acct:email", "leaf i:evt:by_at",
+                     "leaf __seq", "leaf __meta"):
+            if want not in kinds:
+                print("FAIL: no page of kind %r in the database the fuzzer built" % want)
+                return 1
+        order = sorted(kinds)
+        rnd = random.Random(seed)
+        problems, signals_lib, stats = [], 0, {"check6": 0, "check0": 0, "dump6": 0,
+                                               "salvaged": 0}
+        for it in range(iters):
+            kind = order[it % len(order)]
+            pg = rnd.choice(kinds[kind])
+            bad, offs = flip(data, pg, rnd)
+            d = os.path.join(top, "it%d" % it)
+            shutil.copytree(orig, d)
+            with open(os.path.join(d, "data.mdb"), "wb") as f:
+                f.write(bad)
+            where = "iteration %d (seed %d): %s page %d, bytes at %s" % (
+                it, seed, kind, pg, ", ".join(str(o) for o in offs))
+            results = {}
+            for name, argv in (
+                    ("check", [uniqdb, "check", d]),
+                    ("dump", [uniqdb, "dump", d]),
+                    ("salvage", [uniqdb, "dump", "--salvage", d]),
+                    ("get", [uniqdb, "get", d, "acct", "5"]),
+                    ("scan", [uniqdb, "scan", d, "evt", "by_at"]),
+                    ("libscan", [libscan, d] + SCANS)):
+                rc, out, err, secs = run(argv, timeout, env)
+                results[name] = (rc, out, err)
+                ok_codes = (0, 1, 4, 6) if name == "get" else (0, 1, 6)
+                what = "%s: %s" % (where, name)
+                if rc is None:
+                    problems.append("%s: no answer in %d s (a hang)" % (what, timeout))
+                elif rc < 0 and name == "libscan":
+                    signals_lib += 1
+                elif rc < 0:
+                    problems.append("%s: killed by %s" % (what, signal.Signals(-rc).name))
+                elif rc not in ok_codes:
+                    problems.append("%s: exit %d" % (what, rc))
+                elif rc != 0 and not err.strip() and not out.strip():
+                    problems.append("%s: exit %d without a message" % (what, rc))
+            # no silent partial answers: check ok means dump has every record
+            crc, _, _ = results["check"]
+            drc, dout, _ = results["dump"]
+            if crc == 0:
+                stats["check0"] += 1
+            elif crc == 6:
+                stats["check6"] += 1
+            if drc == 6:
+                stats["dump6"] += 1
+            if drc == 0:
+                recs = sum(1 for ln in dout.splitlines() if ln.startswith(b'{"type"'))
+                if crc == 0 and recs != total:
+                    problems.append("%s: check ok and dump exit 0 with %d of %d records" %
+                                    (where, recs, total))
+                if crc != 0 and recs != total:
+                    problems.append("%s: check found damage, yet dump exit 0 with %d of %d "
+                                    "records" % (where, recs, total))
+            src, sout, _ = results["salvage"]
+            if src in (0, 6):
+                stats["salvaged"] += sum(1 for ln in sout.splitlines()
+                                         if ln.startswith(b'{"type"'))
+            lrc, lout, _ = results["libscan"]
+            for ln in lout.decode(errors="replace").splitlines():
+                parts = ln.split()
+                if len(parts) == 3 and int(parts[2]) > counts.get(parts[0], 0) + 10:
+                    problems.append("%s: libscan: %s %s gave %s records of %d (a loop?)" %
+                                    (where, parts[0], parts[1], parts[2], counts[parts[0]]))
+            shutil.rmtree(d, ignore_errors=True)
+        secs = time.monotonic() - t_start
+        print("%d iterations in %.1f s (seed %d): check ok %d, check found damage %d, "
+              "dump exit 6 %d, records written by dump --salvage %d (of %d per copy); "
+              "library scans killed inside LMDB: %d" % (
+                  iters, secs, seed, stats["check0"], stats["check6"], stats["dump6"],
+                  stats["salvaged"], total, signals_lib))
+        for p in problems:
+            print("FAIL:", p)
+        print("%d problems" % len(problems))
+        return 1 if problems else 0
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
