@@ -34,6 +34,7 @@ typedef struct checker {
     udb_buf key, msg, head;    /* scratch, reused per entry */
     udb_buf full;              /* the full key of a long-key entry (longkey.h) */
     udb_buf last;              /* the raw key of the last entry walked */
+    uint64_t walked;           /* entries of the database being walked */
 } checker;
 
 /* Damage: LMDB's codes for a damaged file, and uniqdb's own finding (an
@@ -42,7 +43,7 @@ static bool damage(int rc)
 {
     return rc == UDB_ECORRUPT || udb__mdb_damage(rc) ||
            (rc <= MDB_KEYEXIST && rc >= MDB_LAST_ERRCODE && rc != MDB_NOTFOUND &&
-            rc != MDB_MAP_RESIZED && rc != MDB_READERS_FULL);
+            rc != MDB_MAP_RESIZED && rc != MDB_READERS_FULL && rc != MDB_BAD_TXN);
 }
 
 static const char *damage_text(int rc)
@@ -92,6 +93,7 @@ static void tick(checker *c)
 /* Where the walk is, for a report of where it had to stop. */
 static void seen(checker *c, const MDB_val *k)
 {
+    c->walked++;
     c->last.len = 0;
     c->last.oom = false;
     udb__buf_put(&c->last, k->mv_data, k->mv_size);
@@ -166,6 +168,8 @@ static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
             udb__buf_printf(head, "%s.%s: looking up the entry %%K of record %%K failed: %s",
                             t->name, ix->name, damage_text(grc));
             problem(c, (char *)head->p, key->p, key->len, k.mv_data, k.mv_size, NULL);
+            if (grc != UDB_ECORRUPT)
+                rc = grc;   /* LMDB refuses the rest of the snapshot: walk() renews it */
         } else if (ix->unique && (ev.mv_size != k.mv_size ||
                                   memcmp(ev.mv_data, k.mv_data, k.mv_size) != 0)) {
             udb__buf_printf(head, "%s.%s: entry for record %%K points to record %%K", t->name,
@@ -224,7 +228,7 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
         udb__buf_printf(head, "%s.%s: entry %%K: looking up its record %%K failed: %s",
                         t->name, ix->name, damage_text(rc));
         problem(c, (char *)head->p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size, NULL);
-        return 0;
+        return rc == UDB_ECORRUPT ? 0 : rc;   /* LMDB's: walk() renews the snapshot */
     }
     if (rc)
         return rc;
@@ -252,9 +256,33 @@ static int walk(checker *c, MDB_dbi dbi, const char *what,
                 int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v))
 {
     c->last.len = 0;
+    c->walked = 0;
     int rc = udb__each(udb__txn_mdb(c->txn), dbi, fn, c);
+    MDB_stat st;
+    if (!rc && mdb_stat(udb__txn_mdb(c->txn), dbi, &st) == 0 && st.ms_entries != c->walked) {
+        /* a damaged page header can hide entries without breaking the order */
+        c->head.len = 0;
+        udb__buf_printf(&c->head, "%s: LMDB counts %" PRIu64 " entries, the walk found %"
+                        PRIu64 " (a damaged page hides some)", what, (uint64_t)st.ms_entries,
+                        c->walked);
+        if (c->head.oom)
+            return UDB_ENOMEM;
+        problem(c, (char *)c->head.p, NULL, 0, NULL, 0, NULL);
+    }
     if (!rc || !damage(rc))
         return rc;
+    if (rc != UDB_ECORRUPT) {
+        /* after an error LMDB refuses the rest of a transaction (MDB_BAD_TXN):
+           the next database is walked in a new snapshot of the same file */
+        udb_env *env = udb__txn_env(c->txn);
+        udb__txn_end(c->txn, false);
+        c->txn = NULL;
+        int brc = udb__txn_begin_raw(&c->txn, env, UDB_RDONLY, NULL);
+        if (brc) {
+            c->txn = NULL;
+            return brc;
+        }
+    }
     c->head.len = 0;
     if (c->last.len)
         udb__buf_printf(&c->head, "%s: the walk stopped after key %%K: %s; the rest of it is "
@@ -362,7 +390,8 @@ int udb_check_type(size_t *problems, udb_env *env, const char *type,
     udb__buf_free(&what);
     if (!rc && progress)
         progress(c.done, c.total, ctx);
-    udb__txn_end(c.txn, false);
+    if (c.txn)
+        udb__txn_end(c.txn, false);
     udb__buf_free(&c.line);
     udb__buf_free(&c.key);
     udb__buf_free(&c.msg);

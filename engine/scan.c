@@ -33,6 +33,7 @@ struct udb_cursor {
     unsigned char gfirst[UDB_KEY_INLINE];
     udb_buf gkeys, scratch;
     udb_buf last;             /* the last raw LMDB key read: keys must increase */
+    size_t walked;            /* raw LMDB entries read from the first one */
     group_ent *group;
     size_t ngroup, gpos, gcap;
 };
@@ -73,7 +74,7 @@ int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index
         }
     }
     if ((rc = mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &c->mc))) {
-        udb__mdb_err(txn, rc, "opening a cursor");
+        rc = udb__mdb_err(txn, rc, "opening a cursor");
         goto fail;
     }
     udb__buf_free(&msg);
@@ -101,6 +102,7 @@ static int raw_checked(udb_cursor *c, const MDB_val *rk, const MDB_val *rv)
 {
     if (!udb__sane_entry(rk, rv))
         return UDB_ECORRUPT;
+    c->walked++;
     return udb__key_after(&c->last, rk);
 }
 
@@ -131,10 +133,12 @@ static int read_group(udb_cursor *c, MDB_val rk, MDB_val rv)
         udb__buf_put(&c->gkeys, k.mv_data, k.mv_size);
         if (c->gkeys.oom)
             return UDB_ENOMEM;
-        if ((rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_NEXT)) == 0)
-            rc = raw_checked(c, &rk, &rv);
-    } while (rc == 0 && rk.mv_size == UDB_KEY_LONG &&
-             memcmp(rk.mv_data, c->gfirst, UDB_KEY_INLINE) == 0);
+        rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_NEXT);
+        /* an entry of the group is checked here; the one after it, which
+           the cursor steps back from, when it is read again */
+    } while (rc == 0 && rk.mv_size == UDB_KEY_LONG && rk.mv_data &&
+             memcmp(rk.mv_data, c->gfirst, UDB_KEY_INLINE) == 0 &&
+             (rc = raw_checked(c, &rk, &rv)) == 0);
     if (rc == 0)
         rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_PREV);
     else if (rc == MDB_NOTFOUND)
@@ -185,19 +189,34 @@ static int next_entry(MDB_val *k, MDB_val *v, udb_cursor *c)
     }
 }
 
-int udb_cursor_next(udb_val *out, udb_cursor *c)
+/* At the end of a scan of a whole database in a read-only snapshot: LMDB's
+ * count of its entries is the number walked.  A damaged page header can
+ * hide entries without breaking the key order; a scan that silently ends
+ * early would be a partial answer. */
+static int whole_walk(udb_cursor *c)
 {
-    if (!c)
-        return UDB_EINVAL;
+    MDB_stat st;
+    if (c->prefix.len || !udb__txn_rdonly(c->txn) ||
+        mdb_stat(udb__txn_mdb(c->txn), c->ix->dbi, &st) || st.ms_entries == c->walked)
+        return UDB_ENOTFOUND;
+    return udb__err(c->txn, UDB_ECORRUPT, "%s \"%s%s%s\" is damaged: LMDB counts %zu entries, "
+                    "the scan found %zu (a damaged page hides some); run uniqdb check",
+                    c->ix->is_pk ? "type" : "index", c->t->name, c->ix->is_pk ? "" : ".",
+                    c->ix->is_pk ? "" : c->ix->name, (size_t)st.ms_entries, c->walked);
+}
+
+/* The next entry that matches the prefix: 0, or UDB_ENOTFOUND at the end,
+ * or an error with its message set (the cursor ends on damage). */
+static int next_match(MDB_val *k, MDB_val *v, udb_cursor *c)
+{
     udb_txn *txn = c->txn;
     if (c->done)
         return UDB_ENOTFOUND;
-    MDB_val k, v;
     const unsigned char *pre = c->prefix.p;
     size_t plen = c->prefix.len;
     int rc;
     for (;;) {
-        if ((rc = next_entry(&k, &v, c)) || !plen)
+        if ((rc = next_entry(k, v, c)) || !plen)
             break;
         /* A prefix longer than UDB_KEY_INLINE is sought by its first bytes:
            keys below it come first and are skipped.  A byte prefix is not
@@ -205,16 +224,16 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
            0x00) a following 0xFF means the element goes on (an escaped NUL),
            e.g. prefix ("a") vs key ("a\0", ...).  No type code is 0xFF, and
            such keys sort after every real match, so the scan ends there. */
-        int d = memcmp(k.mv_data, pre, k.mv_size < plen ? k.mv_size : plen);
-        if (d < 0 || (d == 0 && k.mv_size < plen))
+        int d = memcmp(k->mv_data, pre, k->mv_size < plen ? k->mv_size : plen);
+        if (d < 0 || (d == 0 && k->mv_size < plen))
             continue;
-        if (d > 0 || (k.mv_size > plen && ((const unsigned char *)k.mv_data)[plen] == 0xFF))
+        if (d > 0 || (k->mv_size > plen && ((const unsigned char *)k->mv_data)[plen] == 0xFF))
             rc = MDB_NOTFOUND;
         break;
     }
     if (rc == MDB_NOTFOUND) {
         c->done = true;
-        return UDB_ENOTFOUND;
+        return whole_walk(c);
     }
     if (rc == UDB_ECORRUPT) {
         c->done = true;   /* where the cursor is cannot be trusted: it ends here */
@@ -230,8 +249,36 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
     }
     if (rc == UDB_ENOMEM)
         return udb__err(txn, rc, "out of memory");
-    if (rc)
+    if (rc) {
+        c->done = true;   /* LMDB refuses the rest of the transaction anyway */
         return udb__mdb_err(txn, rc, "scanning");
+    }
+    return 0;
+}
+
+int udb_cursor_skip(uint64_t *skipped, udb_cursor *c, uint64_t n)
+{
+    if (!c)
+        return UDB_EINVAL;
+    uint64_t done = 0;
+    int rc = 0;
+    MDB_val k, v;
+    while (done < n && (rc = next_match(&k, &v, c)) == 0)
+        done++;
+    if (skipped)
+        *skipped = done;
+    return rc == UDB_ENOTFOUND ? 0 : rc;
+}
+
+int udb_cursor_next(udb_val *out, udb_cursor *c)
+{
+    if (!c)
+        return UDB_EINVAL;
+    udb_txn *txn = c->txn;
+    MDB_val k, v;
+    int rc = next_match(&k, &v, c);
+    if (rc)
+        return rc;
     if (c->ix->is_pk)
         return udb__out_rec(out, txn, c->t, &k, &v);
     /* index entry: find the primary key, then the record */

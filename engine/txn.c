@@ -276,9 +276,14 @@ int udb__err(udb_txn *txn, int rc, const char *fmt, ...)
 int udb__mdb_err(udb_txn *txn, int rc, const char *what)
 {
     udb__txn_full(txn, rc);
-    if (udb__mdb_damage(rc))
+    if (udb__mdb_damage(rc)) {
+        txn->damaged = true;
         return udb__err(txn, UDB_ECORRUPT, "%s: the database is damaged (LMDB: %s); run "
                         "uniqdb check", what, mdb_strerror(rc));
+    }
+    if (rc == MDB_BAD_TXN && txn->damaged)   /* LMDB refuses a transaction after damage */
+        return udb__err(txn, UDB_ECORRUPT, "%s: this transaction met a damaged page before, "
+                        "and LMDB refuses the rest of it; run uniqdb check", what);
     return udb__err(txn, rc, "%s: %s", what, udb_strerror(rc));
 }
 

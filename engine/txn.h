@@ -60,7 +60,8 @@ int udb__out_rec(udb_val *out, udb_txn *txn, const udb_type *t, const MDB_val *k
 /* The message udb_errmsg() returns: set it and return rc; clear it. */
 int  udb__err(udb_txn *txn, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An LMDB failure while doing what: message, and map-full bookkeeping.  A
- * code of udb__mdb_damage() becomes UDB_ECORRUPT (the message names LMDB's). */
+ * code of udb__mdb_damage() becomes UDB_ECORRUPT (the message names LMDB's),
+ * and so does the MDB_BAD_TXN with which LMDB refuses everything after it. */
 int  udb__mdb_err(udb_txn *txn, int rc, const char *what);
 void udb__clear(udb_txn *txn);
 

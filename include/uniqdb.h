@@ -620,6 +620,17 @@ UDB_API int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const cha
  * most 4 MiB) before they are handed out. */
 UDB_API int udb_cursor_next(udb_val *out, udb_cursor *cur);
 
+/* Step over the next n entries of the scan without reading the records they
+ * point to (an index scan reads only the index; a primary-key scan reads
+ * only its own pages, where the records are), as udb_cursor_next would have
+ * returned them.  *skipped (may be NULL) gets how many there were (fewer
+ * than n at the end of the scan).  Lets a reader resume an index scan of a
+ * damaged database after the entry whose record could not be read: what
+ * `uniqdb dump --salvage` does in a new process.  Errors: UDB_EINVAL,
+ * UDB_ECORRUPT (the scan met damage; *skipped entries were stepped over),
+ * UDB_ENOMEM, LMDB codes. */
+UDB_API int udb_cursor_skip(uint64_t *skipped, udb_cursor *cur, uint64_t n);
+
 /* Close a cursor.  NULL is fine. */
 UDB_API void udb_cursor_close(udb_cursor *cur);
 

@@ -228,13 +228,14 @@ static void check_line(const char *problem, void *vctx)
     fflush(stdout);
 }
 
-static void check_crash(const cli_guard_report *r, void *vctx)
+static int check_crash(cli_guard_report *r, void *vctx)
 {
     char line[1024];
     snprintf(line, sizeof line, "%s: checking it %s after %" PRIu64 " records and index "
              "entries: it is damaged, and the rest of it is not checked", r->name, r->how,
              r->count);
     check_line(line, vctx);
+    return CLI_GUARD_NEXT;
 }
 
 /* The types' names, copied (the transaction ends here). */

@@ -251,15 +251,24 @@ typedef struct cli_guard_report {
     uint64_t count;
     const char *last;
     const char *how;
+    /* how the part was read (cli_guard_resume): the way (phase) of how many,
+     * entries stepped over, entries read since, crashed while stepping over.
+     * on_crash may set phase and skip for CLI_GUARD_RETRY. */
+    size_t phase, phases;
+    uint64_t skip, steps;
+    bool skipping;
 } cli_guard_report;
-typedef void cli_guard_crash_fn(const cli_guard_report *r, void *ctx);
+/* What to do after a crash: stop, go on with the next part, or read the
+ * same part again, the way (phase, skip) on_crash set in the report. */
+enum { CLI_GUARD_STOP, CLI_GUARD_NEXT, CLI_GUARD_RETRY };
+typedef int cli_guard_crash_fn(cli_guard_report *r, void *ctx);
 typedef void cli_guard_line_fn(const char *line, void *ctx);
 #define CLI_GUARD_STATS 4
 
 /* Run fn(arg) in a child process until one ends by itself.  A crash or a
  * hang of the child is handed to on_crash; then, with resume, a new child
- * starts at the part after the one that crashed (cli_guard_part), else the
- * run ends.  Lines the child sends (cli_guard_send) go to on_line (may be
+ * starts where on_crash says (the next part, or the same part read another
+ * way: cli_guard_part, cli_guard_resume), else the run ends.  Lines the child sends (cli_guard_send) go to on_line (may be
  * NULL).  stat (may be NULL) gets the sums of cli_guard_stat_add.  Returns
  * the last child's exit code, CLI_ECHECK instead of CLI_OK after a crash,
  * or CLI_EFAIL (fork, pipe: message printed). */
@@ -278,6 +287,16 @@ bool cli_guard_part(size_t part, const char *name);
 void cli_guard_tick(const char *last);
 /* In the child: send one line to the parent's on_line; 0 or -1. */
 int cli_guard_send(const char *line);
+/* In the child, at the start of a part that can be read `phases` ways: the
+ * way to read it (0 the first) and how many entries to step over first (a
+ * retry after a crash: CLI_GUARD_RETRY), both 0 but in the part resumed. */
+void cli_guard_resume(size_t *phase, uint64_t *skip, size_t phases);
+/* In the child: the part is now read way `phase`, from its start. */
+void cli_guard_phase(size_t phase);
+/* In the child: stepping over entries (on) or done (off); one more entry
+ * read (cli_guard_step).  The parent's report counts them. */
+void cli_guard_skipping(bool on);
+void cli_guard_step(void);
 /* In the child: add v to the parent's stat[i]. */
 void cli_guard_stat_add(size_t i, uint64_t v);
 

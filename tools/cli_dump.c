@@ -49,6 +49,8 @@ static int dump_seq(const char *name, uint64_t value, void *ctx)
     return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
 }
 
+static void salvage_sent(const char *type, json_t *rec);
+
 int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *damaged)
 {
     udb_cursor *cur = NULL;
@@ -77,6 +79,8 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *d
             goto out;
         }
         ex = cli_print_json(line);
+        if (ex == CLI_OK)
+            salvage_sent(type, rec);
         json_decref(line);
         if (ex != CLI_OK)
             goto out;
@@ -92,16 +96,162 @@ out:
 /* ---- dump in child processes (cli_guard.c) ------------------------------------------
  * LMDB can crash on a damaged page, so dump reads in a child: a crash or a
  * hang ends the dump with exit 6 and a message naming the type and the last
- * record written.  With --salvage the child flushes every line, and after a
- * crash a new child goes on with the next type (the rest of the type that
- * crashed is left out: LMDB cannot step over a damaged page), then the
- * sequences: every record still readable is written. */
+ * record written.  With --salvage the child flushes every line and sends the
+ * parent the primary key of every record it wrote.  After a crash in a type
+ * a new child reads the rest of that type through its indexes, one after
+ * another (an index lives on other pages than the records, and a record is
+ * found from it by a lookup that touches only the pages on its own path):
+ * it steps over the index entries already read (udb_cursor_skip, which reads
+ * the index only), leaves out the records already written, and after each
+ * further crash starts again one entry on.  A crash while stepping over, or
+ * more than SALVAGE_RETRIES crashes in one index, moves on to the next
+ * index; then to the next type, then the sequences.  So every record that
+ * can still be read is written, unless the type has no index (then the
+ * records after the damaged page are left out).  Records read through an
+ * index come in that index's order. */
+
+#define SALVAGE_RETRIES 1000
 
 typedef struct dump_args {
     int argc;
     char **argv;
     bool salvage;
+    size_t crash_part, crash_phase;   /* where the last crash was */
+    uint64_t crashes, in_phase;       /* crashes in all, in that part and phase */
 } dump_args;
+
+static json_t *salvage_written;   /* --salvage: "type\tkey" of every record written */
+static json_t *salvage_schema;    /* the child's schema object (borrowed) */
+
+static json_t *schema_type(const char *type)
+{
+    return json_object_get(json_object_get(salvage_schema, "types"), type);
+}
+
+/* The names of type's indexes, unique ones first: up to cap of them. */
+static size_t salvage_indexes(const char *type, const char **names, size_t cap)
+{
+    size_t n = 0;
+    static const char *const kinds[] = {"unique", "indexes"};
+    for (size_t k = 0; k < 2; k++) {
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(schema_type(type), kinds[k]), name, v)
+            if (n < cap)
+                names[n++] = name;
+    }
+    return n;
+}
+
+/* "type\tkey" of a record (key as compact JSON); of a damaged record without
+ * its key field (a damaged field name makes it a {"$map": ...}), the whole
+ * record.  NULL: out of memory. */
+static char *salvage_id(const char *type, json_t *rec)
+{
+    json_t *kf = json_object_get(schema_type(type), "key");
+    json_t *kv = json_is_string(kf) ? json_object_get(rec, json_string_value(kf)) : NULL;
+    char *kj = json_dumps(kv ? kv : rec, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS),
+         *id = NULL;
+    if (kj && asprintf(&id, "%s\t%s", type, kj) < 0)
+        id = NULL;
+    free(kj);
+    return id;
+}
+
+/* In the child under --salvage: tell the parent a record was written. */
+static void salvage_sent(const char *type, json_t *rec)
+{
+    if (!cli_guard_salvage())
+        return;
+    char *id = salvage_id(type, rec);
+    if (id) {
+        cli_guard_send(id);
+        json_object_set_new(salvage_written, id, json_true());   /* this child's own */
+    }
+    free(id);
+}
+
+/* The rest of a type whose reading crashed, through index `index`: skip the
+ * entries read before, leave out the records written before. */
+static int salvage_records(udb_txn *txn, const char *type, const char *index, uint64_t skip)
+{
+    udb_cursor *cur = NULL;
+    char err[CLI_ERRLEN];
+    int rc = udb_scan(&cur, txn, type, index, NULL, 0);
+    if (rc)
+        return cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
+    cli_guard_skipping(true);
+    rc = udb_cursor_skip(NULL, cur, skip);
+    cli_guard_skipping(false);
+    udb_val v;
+    int ex = CLI_OK;
+    while (!rc && ((rc = udb_cursor_next(&v, cur)) == 0 || rc == UDB_ECORRUPT)) {
+        cli_guard_step();
+        json_t *rec = rc ? NULL : cli_msgpack_to_json(v.data, v.size, err);
+        if (!rec) {   /* an entry whose record cannot be read (counted in key order) */
+            rc = 0;
+            continue;
+        }
+        char *id = salvage_id(type, rec);
+        if (id && json_object_get(salvage_written, id)) {
+            free(id);
+            json_decref(rec);
+            continue;   /* written before the crash */
+        }
+        free(id);
+        json_t *line = json_pack("{s s s O}", "type", type, "record", rec);
+        ex = line ? cli_print_json(line) : cli_fail(CLI_EFAIL, NULL, "out of memory");
+        if (ex == CLI_OK)
+            salvage_sent(type, rec);
+        json_decref(line);
+        json_decref(rec);
+        if (ex != CLI_OK)
+            goto out;
+        cli_guard_tick(NULL);
+    }
+    if (rc && rc != UDB_ENOTFOUND)
+        ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
+out:
+    udb_cursor_close(cur);
+    return ex;
+}
+
+/* A new read snapshot in *txn: after LMDB met damage it refuses the rest of
+ * a transaction. */
+static int salvage_renew(udb_env *env, udb_txn **txn)
+{
+    udb_abort(*txn);
+    *txn = NULL;
+    int rc = udb_begin(txn, env, UDB_RDONLY);
+    return rc ? cli_fail_rc(rc, udb_env_errmsg(env), NULL, "dump") : CLI_OK;
+}
+
+/* --salvage, in the child: the records of type, read the way the parent
+ * says (cli_guard_resume: 0 in key order, k through index k); where the
+ * read meets damage without crashing, the rest is read through each further
+ * index, in a new snapshot each.  *txn is a new snapshot when it returns. */
+static int salvage_type(udb_env *env, udb_txn **txn, const char *type, uint64_t *damaged)
+{
+    const char *ixs[64];
+    size_t nix = salvage_indexes(type, ixs, 64), phase;
+    uint64_t skip, before = *damaged;
+    cli_guard_resume(&phase, &skip, 1 + nix);
+    int ex = phase == 0 ? cli_dump_records(*txn, type, UINT64_MAX, damaged)
+                        : salvage_records(*txn, type, ixs[phase - 1], skip);
+    int worst = ex;
+    /* key order met damage (a skipped record may hide a damaged page after
+       it): every index may still lead to records not written yet */
+    while ((ex == CLI_ECHECK || (phase == 0 && *damaged > before)) && ++phase <= nix) {
+        if ((ex = salvage_renew(env, txn)) != CLI_OK)
+            return ex;
+        cli_guard_phase(phase);
+        ex = salvage_records(*txn, type, ixs[phase - 1], 0);
+        if (ex != CLI_OK && ex != CLI_ECHECK)
+            return ex;
+    }
+    int rex = salvage_renew(env, txn);
+    return rex != CLI_OK ? rex : worst;
+}
 
 static int dump_child(void *arg)
 {
@@ -109,19 +259,47 @@ static int dump_child(void *arg)
     return cli_cmd_dump(a->argc, a->argv);
 }
 
-static void dump_crash(const cli_guard_report *r, void *ctx)
+static void salvage_line(const char *line, void *ctx)
+{
+    (void)ctx;
+    if (salvage_written)
+        json_object_set_new(salvage_written, line, json_true());
+}
+
+static int dump_crash(cli_guard_report *r, void *ctx)
 {
     dump_args *a = ctx;
-    cli_fail(CLI_ECHECK, NULL, "dump: %s: reading it %s after %" PRIu64 " line%s%s%s%s: the "
-             "database is damaged; %s", r->name, r->how, r->count, r->count == 1 ? "" : "s",
-             *r->last ? " (the last: " : "", r->last, *r->last ? ")" : "",
-             a->salvage ? "the rest of it is left out, the dump goes on"
-                        : "the dump is incomplete (dump --salvage writes what can still be read)");
+    bool first = a->crashes++ == 0 || r->part != a->crash_part;
+    if (r->part != a->crash_part || r->phase != a->crash_phase)
+        a->in_phase = 0;
+    a->crash_part = r->part;
+    a->crash_phase = r->phase;
+    a->in_phase++;
+    if (first)
+        cli_fail(CLI_ECHECK, NULL, "dump: %s: reading it %s after %" PRIu64 " line%s%s%s%s: "
+                 "the database is damaged; %s", r->name, r->how, r->count,
+                 r->count == 1 ? "" : "s", *r->last ? " (the last: " : "", r->last,
+                 *r->last ? ")" : "",
+                 !a->salvage ? "the dump is incomplete (dump --salvage writes what can "
+                               "still be read)"
+                 : r->phases > 1 ? "the rest of it is read through its indexes"
+                                 : "it has no index: the rest of it is left out");
+    if (!a->salvage)
+        return CLI_GUARD_STOP;
+    if (r->phase == 0 || r->skipping || a->in_phase > SALVAGE_RETRIES) {
+        if (r->phase + 1 >= r->phases)
+            return CLI_GUARD_NEXT;
+        r->phase++;
+        r->skip = 0;
+        return CLI_GUARD_RETRY;
+    }
+    r->skip += r->steps + 1;   /* the entry whose record crashed it */
+    return CLI_GUARD_RETRY;
 }
 
 static int dump_guarded(int argc, char **argv)
 {
-    dump_args a = {0, calloc((size_t)argc + 1, sizeof *argv), false};
+    dump_args a = {0, calloc((size_t)argc + 1, sizeof *argv), false, 0, 0, 0, 0};
     if (!a.argv)
         return cli_fail(CLI_EFAIL, NULL, "out of memory");
     for (int i = 0; i < argc; i++) {
@@ -130,7 +308,18 @@ static int dump_guarded(int argc, char **argv)
         else
             a.argv[a.argc++] = argv[i];
     }
-    int ex = cli_guarded(NULL, "dump", dump_child, &a, a.salvage, dump_crash, NULL, &a);
+    if (a.salvage && (salvage_written = json_object()) == NULL) {
+        free(a.argv);
+        return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    }
+    int ex = cli_guarded(NULL, "dump", dump_child, &a, a.salvage, dump_crash,
+                         a.salvage ? salvage_line : NULL, &a);
+    if (a.salvage && a.crashes)
+        cli_fail(CLI_ECHECK, NULL, "dump --salvage: %" PRIu64 " crash%s on damaged pages; "
+                 "%zu records written; the records that could not be read are left out",
+                 a.crashes, a.crashes == 1 ? "" : "es", json_object_size(salvage_written));
+    json_decref(salvage_written);
+    salvage_written = NULL;
     free(a.argv);
     return ex;
 }
@@ -157,6 +346,7 @@ int cli_cmd_dump(int argc, char **argv)
         ex = cli_fail(CLI_EFAIL, NULL, "stored schema is not a JSON object");
         goto out;
     }
+    salvage_schema = json_object_get(line, "schema");
     size_t ntypes;
     int rc;
     if ((rc = udb_types(&types, &ntypes, txn)) != 0) {
@@ -189,14 +379,25 @@ int cli_cmd_dump(int argc, char **argv)
             wanted = strcmp(types[i], argv[a]) == 0;
         if (!wanted || cli_guard_part(i + 1, types[i]))
             continue;
-        if ((ex = cli_dump_records(txn, types[i], UINT64_MAX, &damaged)) != CLI_OK) {
-            if (!cli_guard_salvage() || ex == CLI_EOUTPUT)
+        if (!cli_guard_salvage()) {
+            if ((ex = cli_dump_records(txn, types[i], UINT64_MAX, &damaged)) != CLI_OK)
                 goto out;
+            continue;
+        }
+        if ((ex = salvage_type(env, &txn, types[i], &damaged)) == CLI_EOUTPUT ||
+            (ex != CLI_OK && ex != CLI_ECHECK))
+            goto out;
+        if (ex != CLI_OK)
             failed = ex;
+        /* a new snapshot (damage makes LMDB refuse the rest of one): its names */
+        if ((rc = udb_types(&types, &ntypes, txn)) != 0) {
+            ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, "dump");
+            goto out;
         }
     }
     if (cli_guard_part(ntypes + 1, "the sequences line"))
         goto out;
+    salvage_schema = NULL;   /* borrowed from line */
     json_decref(line);
     line = NULL;
     if ((seqs = json_object()) == NULL || (rc = udb_seq_foreach(txn, dump_seq, seqs)) != 0 ||
@@ -212,6 +413,7 @@ int cli_cmd_dump(int argc, char **argv)
         ex = cli_fail(CLI_ECHECK, NULL, "%" PRIu64 " damaged record%s left out of the dump",
                       damaged, damaged == 1 ? "" : "s");
 out:
+    salvage_schema = NULL;
     json_decref(seqs);
     json_decref(line);
     udb_abort(txn);

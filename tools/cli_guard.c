@@ -49,6 +49,13 @@ typedef struct shared {
     char name[200];           /* the part's name */
     char last[200];           /* the last thing written in it */
     uint64_t stat[CLI_GUARD_STATS]; /* sums handed to the parent (cli_guard_stat_add) */
+    /* resuming inside part `first` (dump --salvage): set by the parent */
+    size_t phase;             /* which way to read it (0: the first way) */
+    uint64_t skip;            /* entries to step over first */
+    /* reported by the child for the part it is in */
+    size_t cur_phase, phases; /* the way it reads it, and how many ways there are */
+    uint64_t cur_skip, steps; /* entries stepped over, then read since */
+    int skipping;             /* inside the step over */
 } shared;
 
 static shared *g;             /* non-NULL in a guarded child */
@@ -77,6 +84,11 @@ bool cli_guard_part(size_t part, const char *name)
         fflush(stdout);   /* what the parts before wrote survives a crash in this one */
     __atomic_store_n(&g->count, 0, __ATOMIC_RELAXED);
     g->last[0] = '\0';
+    g->cur_phase = part == g->first ? g->phase : 0;
+    g->cur_skip = part == g->first ? g->skip : 0;
+    g->phases = 1;
+    g->steps = 0;
+    g->skipping = 0;
     snprintf(g->name, sizeof g->name, "%s", name);
     __atomic_store_n(&g->part, part, __ATOMIC_RELEASE);
     __atomic_add_fetch(&g->ticks, 1, __ATOMIC_RELAXED);
@@ -98,6 +110,38 @@ void cli_guard_tick(const char *last)
         g->last[n] = '\0';
     }
     __atomic_add_fetch(&g->count, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g->ticks, 1, __ATOMIC_RELAXED);
+}
+
+void cli_guard_resume(size_t *phase, uint64_t *skip, size_t phases)
+{
+    *phase = g ? g->cur_phase : 0;
+    *skip = g ? g->cur_skip : 0;
+    if (g)
+        g->phases = phases;
+}
+
+void cli_guard_phase(size_t phase)
+{
+    if (!g)
+        return;
+    g->cur_phase = phase;
+    g->cur_skip = 0;
+    g->steps = 0;
+    __atomic_add_fetch(&g->ticks, 1, __ATOMIC_RELAXED);
+}
+
+void cli_guard_skipping(bool on)
+{
+    if (g)
+        g->skipping = on;
+}
+
+void cli_guard_step(void)
+{
+    if (!g)
+        return;
+    g->steps++;
     __atomic_add_fetch(&g->ticks, 1, __ATOMIC_RELAXED);
 }
 
@@ -269,7 +313,11 @@ int cli_guarded(uint64_t stat[CLI_GUARD_STATS], const char *what, cli_guard_fn *
             g_fd = fds[1];
             g_flush = resume;
             int cex = fn(arg);
-            fflush(stdout);
+            if (fflush(stdout) == EOF || ferror(stdout)) {   /* as cli_main says it */
+                fprintf(stderr, "uniqdb: writing to stdout failed (%s)\n", strerror(errno));
+                if (cex == CLI_OK)
+                    cex = CLI_EFAIL;
+            }
             fflush(stderr);
             _exit(cex);
         }
@@ -296,13 +344,23 @@ int cli_guarded(uint64_t stat[CLI_GUARD_STATS], const char *what, cli_guard_fn *
             snprintf(how, sizeof how, "crashed (%s)", strsignal(WTERMSIG(st)));
         bool entered = sh->name[0] != '\0';
         cli_guard_report r = {sh->part, entered ? sh->name : "the database (opening it)",
-                              sh->count, sh->last, how};
-        on_crash(&r, ctx);
-        if (!resume || !entered) {   /* no part begun: the next child would crash alike */
+                              sh->count, sh->last, how, sh->cur_phase, sh->phases,
+                              sh->cur_skip, sh->steps, sh->skipping != 0};
+        int next = on_crash(&r, ctx);
+        if (!resume || !entered || next == CLI_GUARD_STOP) {
+            /* no part begun: the next child would crash alike */
             ex = CLI_ECHECK;
             break;
         }
-        sh->first = sh->part + 1;
+        if (next == CLI_GUARD_RETRY) {   /* the same part, read another way */
+            sh->first = sh->part;
+            sh->phase = r.phase;
+            sh->skip = r.skip;
+        } else {
+            sh->first = sh->part + 1;
+            sh->phase = 0;
+            sh->skip = 0;
+        }
     }
     if (stat)
         memcpy(stat, sh->stat, sizeof sh->stat);

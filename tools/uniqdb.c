@@ -691,12 +691,13 @@ static int read_child(void *arg)
     return a->cmd->fn(a->argc, a->argv);
 }
 
-static void read_crash(const cli_guard_report *r, void *ctx)
+static int read_crash(cli_guard_report *r, void *ctx)
 {
     read_args *a = ctx;
     cli_fail(CLI_ECHECK, NULL, "%s: reading the database %s after %" PRIu64 " record%s: the "
              "database is damaged (uniqdb check lists the damage)", a->cmd->name, r->how,
              r->count, r->count == 1 ? "" : "s");
+    return CLI_GUARD_STOP;
 }
 
 static int read_guarded(const command *cmd, int argc, char **argv)

@@ -5,7 +5,8 @@ Builds a real database with the `uniqdb` tool (three types with unique,
 partial unique and non-unique indexes, a sequence, records with big values so
 that there are overflow pages, enough records for branch pages, deletes so
 that LMDB's free list is not empty), then, for UDB_CORRUPT_ITERS seeded
-iterations, copies it, flips bytes in one page of data.mdb and runs
+iterations, copies it, flips bytes in one page of data.mdb (2 bytes; every
+third iteration 8 bytes of the page header and node offsets) and runs
 `uniqdb check`, `uniqdb dump`, `uniqdb dump --salvage`, `uniqdb get`,
 `uniqdb scan` and `libscan` (the library alone: open, every scan, the
 sequences) on the copy.
@@ -190,13 +191,15 @@ def classify(data):
     return labels
 
 
-def flip(data, pgno, rnd):
-    """Flip 2 bytes of page pgno: in its header and node offsets (where a
-    flip hurts most) or anywhere in it; returns the offsets."""
+def flip(data, pgno, rnd, heavy):
+    """Flip 2 bytes of page pgno, in its header and node offsets (where a
+    flip hurts most) or anywhere in it; heavy: 8 bytes of the header and
+    node offsets (LMDB then reads garbage: the crashes the guard is for).
+    Returns the new file and the offsets."""
     buf = bytearray(data)
     offs = []
-    for _ in range(2):
-        if rnd.random() < 0.5:
+    for _ in range(8 if heavy else 2):
+        if heavy or rnd.random() < 0.5:
             o = pgno * PSIZE + rnd.randrange(8, 48)
         else:
             o = pgno * PSIZE + rnd.randrange(PSIZE)
@@ -237,17 +240,18 @@ def main():
         order = sorted(kinds)
         rnd = random.Random(seed)
         problems, signals_lib, stats = [], 0, {"check6": 0, "check0": 0, "dump6": 0,
-                                               "salvaged": 0}
+                                               "salvaged": 0, "dumped": 0}
         for it in range(iters):
             kind = order[it % len(order)]
             pg = rnd.choice(kinds[kind])
-            bad, offs = flip(data, pg, rnd)
+            heavy = it % 3 == 2
+            bad, offs = flip(data, pg, rnd, heavy)
             d = os.path.join(top, "it%d" % it)
             shutil.copytree(orig, d)
             with open(os.path.join(d, "data.mdb"), "wb") as f:
                 f.write(bad)
             where = "iteration %d (seed %d): %s page %d, bytes at %s" % (
-                it, seed, kind, pg, ", ".join(str(o) for o in offs))
+                it, seed, kind, pg, ", ".join(sorted(set(str(o) for o in offs))))
             results = {}
             for name, argv in (
                     ("check", [uniqdb, "check", d]),
@@ -287,10 +291,23 @@ def main():
                 if crc != 0 and recs != total:
                     problems.append("%s: check found damage, yet dump exit 0 with %d of %d "
                                     "records" % (where, recs, total))
+            # --salvage writes at least what dump wrote, each record once, and
+            # all of them when it says ok
             src, sout, _ = results["salvage"]
             if src in (0, 6):
-                stats["salvaged"] += sum(1 for ln in sout.splitlines()
-                                         if ln.startswith(b'{"type"'))
+                lines = [ln for ln in sout.splitlines() if ln.startswith(b'{"type"')]
+                stats["salvaged"] += len(lines)
+                if drc in (0, 6):
+                    dumped = sum(1 for ln in dout.splitlines() if ln.startswith(b'{"type"'))
+                    stats["dumped"] += dumped
+                    if len(lines) < dumped:
+                        problems.append("%s: dump --salvage wrote %d records, dump %d" %
+                                        (where, len(lines), dumped))
+                if len(set(lines)) != len(lines):
+                    problems.append("%s: dump --salvage wrote a record twice" % where)
+                if src == 0 and len(lines) != total:
+                    problems.append("%s: dump --salvage exit 0 with %d of %d records" %
+                                    (where, len(lines), total))
             lrc, lout, _ = results["libscan"]
             for ln in lout.decode(errors="replace").splitlines():
                 parts = ln.split()
@@ -300,10 +317,10 @@ def main():
             shutil.rmtree(d, ignore_errors=True)
         secs = time.monotonic() - t_start
         print("%d iterations in %.1f s (seed %d): check ok %d, check found damage %d, "
-              "dump exit 6 %d, records written by dump --salvage %d (of %d per copy); "
-              "library scans killed inside LMDB: %d" % (
+              "dump exit 6 %d; records written: by dump %d, by dump --salvage %d (of %d "
+              "per copy, %d in all); library scans killed inside LMDB: %d" % (
                   iters, secs, seed, stats["check0"], stats["check6"], stats["dump6"],
-                  stats["salvaged"], total, signals_lib))
+                  stats["dumped"], stats["salvaged"], total, total * iters, signals_lib))
         for p in problems:
             print("FAIL:", p)
         print("%d problems" % len(problems))
