@@ -6,8 +6,9 @@
  * error reporting and exit codes), cli_json.c (JSON <-> msgpack),
  * cli_base64.c (base64 for binary values), cli_records.c (the record
  * commands), cli_dump.c (dump and load), cli_admin.c (init, schema, check,
- * stat), cli_demo.c (the five scenarios, live) and cli_export.c (export to
- * PostgreSQL).  Only the public API of include/uniqdb.h is used, as any
+ * stat), cli_demo.c (the five scenarios, live), cli_export.c (export to
+ * PostgreSQL) and cli_guard.c (reading a damaged database in child
+ * processes).  Only the public API of include/uniqdb.h is used, as any
  * application would: the build gives these files no other include directory
  * and links them to the shared library.
  */
@@ -268,8 +269,8 @@ typedef void cli_guard_line_fn(const char *line, void *ctx);
 /* Run fn(arg) in a child process until one ends by itself.  A crash or a
  * hang of the child is handed to on_crash; then, with resume, a new child
  * starts where on_crash says (the next part, or the same part read another
- * way: cli_guard_part, cli_guard_resume), else the run ends.  Lines the child sends (cli_guard_send) go to on_line (may be
- * NULL).  stat (may be NULL) gets the sums of cli_guard_stat_add.  Returns
+ * way: cli_guard_part, cli_guard_resume), else the run ends.  Lines the
+ * child sends (cli_guard_send) go to on_line (may be NULL).  stat (may be NULL) gets the sums of cli_guard_stat_add.  Returns
  * the last child's exit code, CLI_ECHECK instead of CLI_OK after a crash,
  * or CLI_EFAIL (fork, pipe: message printed). */
 int cli_guarded(uint64_t stat[CLI_GUARD_STATS], const char *what, cli_guard_fn *fn, void *arg,
