@@ -270,9 +270,10 @@ typedef void cli_guard_line_fn(const char *line, void *ctx);
  * hang of the child is handed to on_crash; then, with resume, a new child
  * starts where on_crash says (the next part, or the same part read another
  * way: cli_guard_part, cli_guard_resume), else the run ends.  Lines the
- * child sends (cli_guard_send) go to on_line (may be NULL).  stat (may be NULL) gets the sums of cli_guard_stat_add.  Returns
- * the last child's exit code, CLI_ECHECK instead of CLI_OK after a crash,
- * or CLI_EFAIL (fork, pipe: message printed). */
+ * child sends (cli_guard_send) go to on_line (may be NULL).  stat (may be
+ * NULL) gets the sums of cli_guard_stat_add.  Returns the last child's exit
+ * code, CLI_ECHECK instead of CLI_OK after a crash, or CLI_EFAIL (fork,
+ * pipe: message printed). */
 int cli_guarded(uint64_t stat[CLI_GUARD_STATS], const char *what, cli_guard_fn *fn, void *arg,
                 bool resume, cli_guard_crash_fn *on_crash, cli_guard_line_fn *on_line, void *ctx);
 /* In the child: true if running under cli_guarded. */
