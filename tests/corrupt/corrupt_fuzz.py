@@ -9,7 +9,10 @@ iterations, copies it, flips bytes in one page of data.mdb (2 bytes; every
 third iteration 8 bytes of the page header and node offsets) and runs
 `uniqdb check`, `uniqdb dump`, `uniqdb dump --salvage`, `uniqdb get`,
 `uniqdb scan` and `libscan` (the library alone: open, every scan, the
-sequences) on the copy.
+sequences) on the copy.  Before that, two damages of issue 23 made exactly:
+a branch page that leads its cursor back over keys (scans must say so, not
+hand out records twice) and a damaged "format" key in __meta (not format 1:
+put must refuse and write nothing).
 
 The pages are found by walking LMDB's B-trees from the newest meta page (the
 page header and node layout of LMDB 0.9's mdb.c), so that the iterations go
@@ -208,6 +211,74 @@ def flip(data, pgno, rnd, heavy):
     return bytes(buf), offs
 
 
+def leaf_nodes(data, pgno):
+    """[(node offset in the file, flags, key)] of a leaf or branch page."""
+    off = pgno * PSIZE
+    n = (u16(data, off + 12) - 16) // 2
+    out = []
+    for i in range(n):
+        node = off + u16(data, off + 16 + 2 * i)
+        lo, hi, fl, ksize = struct.unpack_from("<HHHH", data, node)
+        out.append((node, fl, data[node + 8: node + 8 + ksize]))
+    return out
+
+
+def targeted(uniqdb, libscan, orig, data, kinds, counts, env, top):
+    """Two damages of the issue, made exactly; returns the problems."""
+    problems = []
+    # 1. a branch page whose last child pointer leads back to its first child:
+    #    LMDB's cursor walks the first leaf twice, keys go backwards.  A scan
+    #    must say so (exit 6), not hand out records twice; dump --salvage must
+    #    not write one twice.
+    root = kinds["branch t:evt"][0]
+    nodes = leaf_nodes(data, root)
+    buf = bytearray(data)
+    buf[nodes[-1][0]: nodes[-1][0] + 4] = data[nodes[0][0]: nodes[0][0] + 4]
+    d = os.path.join(top, "loop")
+    shutil.copytree(orig, d)
+    with open(os.path.join(d, "data.mdb"), "wb") as f:
+        f.write(bytes(buf))
+    rc, out, err, _ = run([libscan, d, "evt"], 60, env)
+    n = int(out.split()[2]) if out.split()[2:3] else -1
+    if rc != 6 or b"out of key order" not in err:
+        problems.append("branch loop: libscan exit %s with %d evt records of %d (want 6, "
+                        "\"out of key order\"): %s" % (rc, n, counts["evt"],
+                                                        err.decode(errors="replace")[:200]))
+    rc, out, err, _ = run([uniqdb, "scan", d, "evt"], 60, env)
+    if rc != 6 or len(out.splitlines()) > counts["evt"]:
+        problems.append("branch loop: uniqdb scan exit %s with %d lines" %
+                        (rc, len(out.splitlines())))
+    rc, out, err, _ = run([uniqdb, "dump", "--salvage", d], 120, env)
+    lines = [ln for ln in out.splitlines() if ln.startswith(b'{"type"')]
+    if rc != 6 or len(set(lines)) != len(lines):
+        problems.append("branch loop: dump --salvage exit %s, %d records, %d distinct" %
+                        (rc, len(lines), len(set(lines))))
+    # 2. __meta's "format" key damaged (issue 23: taken for format 1, and put
+    #    crashed in the "upgrade"): every command says damaged, and put
+    #    writes nothing.
+    meta = kinds["leaf __meta"][0]
+    buf = bytearray(data)
+    for node, fl, key in leaf_nodes(data, meta):
+        if key == b"format":
+            buf[node + 8] ^= 0x01          # "format" -> "gormat"
+    d = os.path.join(top, "meta")
+    shutil.copytree(orig, d)
+    with open(os.path.join(d, "data.mdb"), "wb") as f:
+        f.write(bytes(buf))
+    before = bytes(buf)
+    rc, out, err, _ = run([uniqdb, "put", d, "tag", '{"name": "new", "n": 1}'], 60, env)
+    with open(os.path.join(d, "data.mdb"), "rb") as f:
+        after = f.read()
+    if rc != 6 or b"damaged" not in err or after[:len(before)] != before:
+        problems.append("damaged format key: put exit %s (want 6, \"damaged\"), data.mdb %s: %s"
+                        % (rc, "unchanged" if after[:len(before)] == before else "WRITTEN",
+                           err.decode(errors="replace")[:200]))
+    rc, out, err, _ = run([uniqdb, "check", d], 60, env)
+    if rc != 6:
+        problems.append("damaged format key: check exit %s (want 6)" % rc)
+    return problems
+
+
 def main():
     uniqdb, libscan = sys.argv[1], sys.argv[2]
     control = "--no-guard" in sys.argv
@@ -237,9 +308,10 @@ def main():
             if want not in kinds:
                 print("FAIL: no page of kind %r in the database the fuzzer built" % want)
                 return 1
+        problems = targeted(uniqdb, libscan, orig, data, kinds, counts, env, top)
         order = sorted(kinds)
         rnd = random.Random(seed)
-        problems, signals_lib, stats = [], 0, {"check6": 0, "check0": 0, "dump6": 0,
+        signals_lib, stats = 0, {"check6": 0, "check0": 0, "dump6": 0,
                                                "salvaged": 0, "dumped": 0}
         for it in range(iters):
             kind = order[it % len(order)]
