@@ -122,10 +122,31 @@ size_t udb__mapsize(udb_env *env)
     return info.me_mapsize;
 }
 
+/* Set while a group commit leader holds other processes' units: then a
+ * resize that would have to wait for this process's transactions refuses at
+ * once, and the leader hands the units back before it waits (group.c). */
+static _Thread_local bool no_waiting, refused;
+
+void udb__env_no_waiting(bool on)
+{
+    no_waiting = on;
+    refused = false;
+}
+
+bool udb__env_refused_waiting(void)
+{
+    return refused;
+}
+
 /* Wait (env->lock held) until no transaction of this process is open, at
  * most env->grow_wait_ms.  0, or UDB_EBUSY with the message set. */
 static int wait_inactive(udb_env *env, const char *why)
 {
+    if (no_waiting && env->active) {
+        refused = true;
+        return udb__env_err(UDB_EBUSY, "%s: %s, but %u transactions of this process are open",
+                            env->path, why, env->active);
+    }
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += env->grow_wait_ms / 1000;
@@ -499,12 +520,41 @@ static int allocate_lock_file(const char *path, mode_t mode)
     return rc;
 }
 
+unsigned udb__env_lock_wait_ms(const udb_env *env)
+{
+    return env->lock_wait_ms;
+}
+
 bool udb__env_disk_full(const udb_env *env)
 {
     struct statvfs v;
     /* less than 64 KiB left: a commit of a few pages cannot be written */
     return env->path && statvfs(env->path, &v) == 0 &&
            (uint64_t)v.f_bavail * v.f_frsize < 65536;
+}
+
+/* How far ahead of the pages in use data.mdb is kept allocated. */
+#define RESERVE_AHEAD (4u << 20)
+#define RESERVE_LEAST (256u << 10)
+
+int udb__env_reserve(udb_env *env)
+{
+    int fd;
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fst;
+    if (mdb_env_get_fd(env->mdb, &fd) || mdb_env_info(env->mdb, &info) ||
+        mdb_env_stat(env->mdb, &st) || fstat(fd, &fst) != 0)
+        return 0;   /* cannot tell: LMDB's own write reports a full disk */
+    off_t used = ((off_t)info.me_last_pgno + 1) * st.ms_psize;
+    /* blocks allocated past the pages in use (a sparse tail counts for none) */
+    off_t have = (off_t)fst.st_blocks * 512 - used;
+    if (fst.st_size >= used + (off_t)RESERVE_LEAST && have >= (off_t)RESERVE_LEAST)
+        return 0;
+    int rc = posix_fallocate(fd, used, RESERVE_AHEAD);
+    if (rc == ENOSPC)
+        rc = posix_fallocate(fd, used, RESERVE_LEAST);
+    return rc == EOPNOTSUPP || rc == EINVAL ? 0 : rc;
 }
 
 int udb__env_io_rc(const udb_env *env, int rc)
@@ -562,8 +612,10 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
             return udb__env_err(UDB_EINVAL, "udb_open: udb_options.version is %u; this uniqdb "
                                 "knows 1 to %d (start from UDB_OPTIONS_INIT)", opts->version,
                                 UDB_OPTIONS_VERSION);
-        /* a version-1 caller's struct ends before grow_wait_ms */
-        memcpy(&o, opts, opts->version == 1 ? offsetof(udb_options, grow_wait_ms) : sizeof o);
+        /* an earlier version's struct ends before the fields added since */
+        memcpy(&o, opts, opts->version == 1   ? offsetof(udb_options, grow_wait_ms)
+                         : opts->version == 2 ? offsetof(udb_options, lock_wait_ms)
+                                              : sizeof o);
         o.version = UDB_OPTIONS_VERSION;
     }
     if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK |
@@ -597,6 +649,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     env->flags = o.flags;
     env->max_map = o.max_map_size;
     env->grow_wait_ms = o.grow_wait_ms ? o.grow_wait_ms : DEFAULT_GROW_WAIT_MS;
+    env->lock_wait_ms = o.lock_wait_ms;
     int rc = UDB_ENOMEM;
     if (!(env->path = strdup(path)))
         goto fail;

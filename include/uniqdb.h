@@ -179,10 +179,17 @@ typedef struct udb_options {
     unsigned grow_wait_ms; /* how long growing the map (or adopting another process's
                               size) waits for this process's open transactions to end,
                               before the write fails with UDB_EBUSY; 0 = 10000 */
+    /* since version 3: */
+    unsigned lock_wait_ms; /* how long a write (udb_begin, udb_write, udb_exec,
+                              udb_schema_apply, ...) waits for the writer of another thread
+                              or process -- uniqdb's, not another LMDB program's -- to end
+                              before it fails with UDB_EBUSY, nothing written; 0 = no
+                              limit.  A unit handed to another process's leader
+                              (udb_exec) is bounded by the leader instead. */
 } udb_options;
 
-#define UDB_OPTIONS_VERSION 2
-#define UDB_OPTIONS_INIT {UDB_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0}
+#define UDB_OPTIONS_VERSION 3
+#define UDB_OPTIONS_INIT {UDB_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0}
 
 /* udb_options.flags */
 #define UDB_NOSYNC     0x1u /* do not fsync on commit: a crash may lose recent commits,

@@ -29,6 +29,17 @@
  *                     (UDB_SHIP_TEST_NO_BOUND).
  *   --mode=deadwriter P is killed inside a write transaction: afterwards no
  *                     writer counts as on its way (it did before it died).
+ *   --mode=longread   Leader L holds a read transaction on another thread
+ *                     when its batch (with W's unit in it) fills the map:
+ *                     growing must wait for that reader, and W's unit must
+ *                     not wait with it -- W's write commits while L's reader
+ *                     is still open.  Control: L keeps the units it took
+ *                     (UDB_SHIP_TEST_HOLD_UNITS).
+ *   --mode=lockwait   udb_options.lock_wait_ms: while another process holds a
+ *                     write transaction (running, then stopped with SIGSTOP),
+ *                     a writer with a 100 ms limit fails with UDB_EBUSY, and
+ *                     nothing is written, before the holder ends; once the
+ *                     holder commits or is killed, the same writer succeeds.
  *   --mode=failack    F's shipped unit conflicts with L's insert in the same
  *                     batch: F's UDB_ECONFLICT is acknowledged only once that
  *                     batch is durable.  Control: F does not wait at all
@@ -62,7 +73,7 @@ static const char SCHEMA[] =
     "{\"types\": {\"rec\": {\"key\": \"id\", \"fields\": {"
     " \"id\": {\"type\": \"uint\", \"auto\": true},"
     " \"tag\": {\"type\": \"uint\", \"required\": true},"
-    " \"email\": {\"type\": \"str\"}},"
+    " \"email\": {\"type\": \"str\"}, \"blob\": {\"type\": \"bin\"}},"
     " \"unique\": {\"email\": {\"fields\": [\"email\"]}},"
     " \"indexes\": {\"by_tag\": {\"fields\": [\"tag\"]}}}}}";
 
@@ -80,12 +91,6 @@ typedef struct shared {
 static shared *sh;
 static char path[512];
 static int control;
-
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
-    nanosleep(&ts, NULL);
-}
 
 static udb_env *open_env(void)
 {
@@ -150,7 +155,7 @@ static bool await_flag(int i, int ms)
     for (int k = 0; k < ms * 10; k++) {
         if (atomic_load(&sh->flag[i]))
             return true;
-        sleep_us(100);
+        sup_sleep_us(100);
     }
     return false;
 }
@@ -261,7 +266,7 @@ static void *watch_taken(void *arg)
             atomic_store(&sh->flag[2], 1);
             break;
         }
-        sleep_us(50);
+        sup_sleep_us(50);
     }
     return NULL;
 }
@@ -274,7 +279,7 @@ static int stale_follower(int round)
         return 2;
     udb_ship *ship = udb__env_ship(env);
     while (!udb__ship_leader(ship))
-        sleep_us(50);
+        sup_sleep_us(50);
     watch w = {ship, 0};
     pthread_t th;
     if (pthread_create(&th, NULL, watch_taken, &w))
@@ -308,7 +313,7 @@ static int run_stale(int rounds)
         pid_t l = spawn(stale_leader, r);
         /* F's unit taken into L's batch, run, the response written: kill L */
         if (await_flag(2, 10000))
-            sleep_us(5000);
+            sup_sleep_us(5000);
         kill(l, SIGKILL);
         reap(l);
         if (reap(f) != 0)
@@ -316,7 +321,8 @@ static int run_stale(int rounds)
         if (atomic_load(&sh->acked[r * 2 + 1]) == 0)
             return fprintf(stderr, "round %d: the follower's unit was not acknowledged "
                            "(rc %d)\n", r, sh->rc[0]), 1;
-        if (verify_acked((unsigned)r * 2 + 2, r))
+        /* every 20 rounds (tags are the round's own): a check costs an open */
+        if ((r % 20 == 19 || r == rounds - 1) && verify_acked((unsigned)r * 2 + 2, r))
             return 1;
     }
     uint64_t o = atomic_load(&sh->orphans);
@@ -339,7 +345,7 @@ static int short_one(int arg)
         udb__ship_set_test_flags(UDB_SHIP_TEST_NO_RECORD);
     atomic_fetch_add(&sh->flag[0], 1);
     while (atomic_load(&sh->flag[0]) < NSHORT)
-        sleep_us(50);
+        sup_sleep_us(50);
     int created;
     unsigned tag = (unsigned)arg;
     int rc = insert(env, tag, NULL, &created);
@@ -358,16 +364,16 @@ static int run_short(int rounds)
         for (int i = 0; i < NSHORT; i++)
             p[i] = spawn(short_one, r * NSHORT + i);
         while (atomic_load(&sh->flag[0]) < NSHORT)
-            sleep_us(100);
+            sup_sleep_us(100);
         int victim = rand_r(&seed) % NSHORT;
-        sleep_us(rand_r(&seed) % 8000);
+        sup_sleep_us(rand_r(&seed) % 8000);
         kill(p[victim], SIGKILL);
         for (int i = 0; i < NSHORT; i++) {
             int st = reap(p[i]);
             if (i != victim && st != 0)
                 return fprintf(stderr, "round %d: process %d exited %d\n", r, i, st), 1;
         }
-        if (verify_acked((unsigned)(r + 1) * NSHORT, r))
+        if ((r % 20 == 19 || r == rounds - 1) && verify_acked((unsigned)(r + 1) * NSHORT, r))
             return 1;
     }
     printf("short: %d rounds of %d processes, one killed each: every acknowledged record "
@@ -383,7 +389,7 @@ static int fork_child_lives(udb_env *inherited)
     udb_env *env = open_env();
     atomic_store(&sh->flag[1], 1);
     while (!atomic_load(&sh->flag[3]))
-        sleep_us(1000);
+        sup_sleep_us(1000);
     udb_close(env);
     return 0;
 }
@@ -393,7 +399,7 @@ static long flush_sleep_us;
 static int slow_flush(int fd)
 {
     atomic_store(&sh->flag[2], 1);
-    sleep_us(flush_sleep_us);
+    sup_sleep_us(flush_sleep_us);
     return fdatasync(fd);
 }
 
@@ -444,7 +450,7 @@ static int fork_writer(int round)
         /* the lead lock of the dead leader must be free at once */
         bool led = false;
         for (int i = 0; i < 200 && !(led = udb__ship_lead(ship, false)); i++)
-            sleep_us(500);
+            sup_sleep_us(500);
         if (!led) {
             fprintf(stderr, "round %d: the killed leader's lead lock is still held\n", round);
             return 1;
@@ -470,7 +476,7 @@ static int run_fork(int rounds)
             return fprintf(stderr, "round %d: P did not start\n", r), 2;
         /* leading: inside its pause; flushing: inside the hook */
         if (r % 2 == 0) {
-            sleep_us(3000);
+            sup_sleep_us(3000);
         } else if (!await_flag(2, 10000)) {
             return fprintf(stderr, "round %d: P did not flush\n", r), 2;
         }
@@ -533,7 +539,7 @@ static int run_stop(int rounds)
         /* L leads (inside its pause, holding the lead lock): stop it there */
         udb_env *env = open_env();
         while (!udb__ship_leader(udb__env_ship(env)))
-            sleep_us(100);
+            sup_sleep_us(100);
         udb_close(env);
         kill(l, SIGSTOP);
         pid_t w = spawn(stop_writer, r);
@@ -542,7 +548,7 @@ static int run_stop(int rounds)
         for (int k = 0; k < 10000 && !finished; k++) {
             finished = waitpid(w, &st, WNOHANG) == w;
             if (!finished)
-                sleep_us(1000);
+                sup_sleep_us(1000);
         }
         if (!finished) {
             fprintf(stderr, "round %d: the writer's units did not commit in 10 s while the "
@@ -576,7 +582,7 @@ static int dead_writer(int round)
     if (udb_begin(&txn, env, 0))
         return 2;
     atomic_store(&sh->flag[0], 1);
-    sleep_us(20000000);   /* killed here */
+    sup_sleep_us(20000000);   /* killed here */
     (void)round;
     return 3;
 }
@@ -612,6 +618,195 @@ static int run_deadwriter(int rounds)
     return 0;
 }
 
+/* ---- lockwait --------------------------------------------------------------- */
+
+static int lock_holder(int round)
+{
+    udb_env *env = open_env();
+    udb_txn *txn;
+    if (udb_begin(&txn, env, 0))
+        return 2;
+    atomic_store(&sh->flag[0], 1);
+    while (!atomic_load(&sh->flag[1]))   /* until the writer gave up */
+        sup_sleep_us(500);
+    int rc = udb_commit(txn);
+    udb_close(env);
+    (void)round;
+    return rc ? 1 : 0;
+}
+
+static int write_tag(udb_txn *txn, void *arg)
+{
+    unsigned tag = *(unsigned *)arg;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    sup_pack(&pk, "{s:U}", "tag", (unsigned long long)tag);
+    int rc = udb_insert(NULL, txn, "rec", sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static int run_lockwait(int rounds)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    o.lock_wait_ms = 100;
+    udb_env *env;
+    if (udb_open(&env, path, &o))
+        return fprintf(stderr, "udb_open: %s\n", udb_env_errmsg(NULL)), 2;
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        pid_t h = spawn(lock_holder, r);
+        if (!await_flag(0, 10000))
+            return 2;
+        bool stopped = r % 3 == 1, killed = r % 3 == 2;
+        if (stopped)
+            kill(h, SIGSTOP);
+        unsigned tag = (unsigned)r;
+        int rc = udb_write(env, write_tag, &tag);
+        if (rc != UDB_EBUSY || !strstr(udb_env_errmsg(env), "lock_wait_ms"))
+            return fprintf(stderr, "round %d: a write behind a %s holder: rc %d (%s), want "
+                           "UDB_EBUSY\n", r, stopped ? "stopped" : "running", rc,
+                           udb_env_errmsg(env)), 1;
+        if (killed) {
+            kill(h, SIGKILL);
+        } else {
+            atomic_store(&sh->flag[1], 1);
+            if (stopped)
+                kill(h, SIGCONT);
+        }
+        int hs = reap(h);
+        if (!killed && hs != 0)
+            return fprintf(stderr, "round %d: holder %d\n", r, hs), 1;
+        if ((rc = udb_write(env, write_tag, &tag)))
+            return fprintf(stderr, "round %d: the write after the holder %s: %s\n", r,
+                           killed ? "was killed" : "ended", udb_env_errmsg(env)), 1;
+        atomic_store(&sh->acked[r], 1);
+    }
+    udb_close(env);
+    if (verify_acked((unsigned)rounds, rounds - 1))
+        return 1;
+    printf("lockwait: %d rounds, holders running, stopped and killed: UDB_EBUSY after the "
+           "limit with nothing written, then the write went through\n", rounds);
+    return 0;
+}
+
+/* ---- longread --------------------------------------------------------------- */
+
+static char small_path[600];
+
+static udb_env *open_small(void)
+{
+    udb_env *env;
+    udb_options o = UDB_OPTIONS_INIT;
+    o.map_size = 1u << 20;
+    if (udb_open(&env, small_path, &o)) {
+        fprintf(stderr, "udb_open: %s\n", udb_env_errmsg(NULL));
+        _exit(2);
+    }
+    return env;
+}
+
+static void *long_reader(void *arg)
+{
+    udb_txn *txn;
+    if (udb_begin(&txn, arg, UDB_RDONLY))
+        return NULL;
+    atomic_store(&sh->flag[1], 1);
+    sup_sleep_us(1500000);
+    atomic_store(&sh->flag[2], 1);   /* closed */
+    udb_abort(txn);
+    return NULL;
+}
+
+static int longread_leader(int round)
+{
+    udb_env *env = open_small();
+    if (control)
+        udb__ship_set_test_flags(UDB_SHIP_TEST_HOLD_UNITS);
+    pthread_t th;
+    if (pthread_create(&th, NULL, long_reader, env))
+        return 2;
+    while (!atomic_load(&sh->flag[1]))
+        sup_sleep_us(100);
+    udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 100000000);
+    /* 2 MiB in a 1 MiB map, with W's unit in the batch */
+    size_t n = 2u << 20;
+    char *blob = calloc(1, n);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    sup_pack_cstr(&pk, "tag");
+    msgpack_pack_uint64(&pk, (uint64_t)round * 2);
+    sup_pack_cstr(&pk, "blob");
+    msgpack_pack_bin(&pk, n);
+    msgpack_pack_bin_body(&pk, blob, n);
+    udb_op op = UDB_OP_INIT;
+    op.kind = UDB_OP_INSERT;
+    op.type = "rec";
+    op.rec.data = sb.data;
+    op.rec.size = sb.size;
+    atomic_store(&sh->flag[0], 1);
+    udb_results *res = NULL;
+    int rc = udb_exec(&res, env, &op, 1);
+    udb_results_free(res);
+    msgpack_sbuffer_destroy(&sb);
+    free(blob);
+    pthread_join(th, NULL);
+    udb_close(env);
+    if (rc)
+        fprintf(stderr, "round %d: the leader's own insert: %d\n", round, rc);
+    return rc ? 1 : 0;
+}
+
+static int longread_writer(int round)
+{
+    udb_env *env = open_small();
+    while (!atomic_load(&sh->flag[0]) || !udb__ship_leader(udb__env_ship(env)))
+        sup_sleep_us(100);
+    int created;
+    int rc = insert(env, (unsigned)round * 2 + 1, NULL, &created);
+    bool reader_open = !atomic_load(&sh->flag[2]);
+    uint64_t c[UDB_SHIP_NCOUNTS];
+    udb__ship_counts(udb__env_ship(env), c);
+    udb_close(env);
+    if (rc || !created)
+        return fprintf(stderr, "round %d: writer: rc %d\n", round, rc), 1;
+    if (!reader_open)
+        return fprintf(stderr, "round %d: the writer's unit waited for the leader's long "
+                       "read transaction\n", round), 1;
+    return c[UDB_SHIP_BOUNCE] ? 0 : 3;   /* 3: not handed back, the round tested nothing */
+}
+
+static int run_longread(int rounds)
+{
+    int handed = 0;
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        snprintf(small_path, sizeof small_path, "%s-small%d", path, r);
+        udb_env *env = open_small();
+        if (udb_schema_apply(NULL, env, SCHEMA, strlen(SCHEMA), 0))
+            return fprintf(stderr, "schema: %s\n", udb_env_errmsg(env)), 2;
+        udb_close(env);
+        pid_t l = spawn(longread_leader, r);
+        pid_t w = spawn(longread_writer, r);
+        int ws = reap(w), ls = reap(l);
+        if ((ws && ws != 3) || ls)
+            return fprintf(stderr, "round %d: writer %d, leader %d\n", r, ws, ls), 1;
+        handed += ws == 0;
+        sup_remove_tree(small_path, false);
+    }
+    printf("longread: %d rounds, %d with the unit handed back: the leader's map full while "
+           "its reader held, the other process's unit committed meanwhile\n", rounds, handed);
+    if (handed < (rounds + 1) / 2)
+        return fprintf(stderr, "only %d rounds handed a unit back: the test did not test\n",
+                       handed), 2;
+    return 0;
+}
+
 /* ---- failack ----------------------------------------------------------------- */
 
 static int failack_leader(int round)
@@ -638,7 +833,7 @@ static int failack_follower(int round)
     atomic_store(&sh->flag[1], 1);
     udb_ship *ship = udb__env_ship(env);
     while (!udb__ship_leader(ship))
-        sleep_us(50);
+        sup_sleep_us(50);
     char email[32];
     snprintf(email, sizeof email, "e%d", round);
     int created;
@@ -716,6 +911,8 @@ int main(int argc, char **argv)
              : strcmp(mode, "stop") == 0       ? run_stop(rounds)
              : strcmp(mode, "deadwriter") == 0 ? run_deadwriter(rounds)
              : strcmp(mode, "failack") == 0    ? run_failack(rounds)
+             : strcmp(mode, "longread") == 0   ? run_longread(rounds)
+             : strcmp(mode, "lockwait") == 0   ? run_lockwait(rounds)
                                                : (fprintf(stderr, "unknown mode %s\n", mode), 2);
     if (rc == 0)
         sup_remove_tree(dir, false);
