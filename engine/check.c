@@ -35,6 +35,7 @@ typedef struct checker {
     udb_buf full;              /* the full key of a long-key entry (longkey.h) */
     udb_buf last;              /* the raw key of the last entry walked */
     uint64_t walked;           /* entries of the database being walked */
+    bool renew;                /* a lookup failed in LMDB: the snapshot is refused */
 } checker;
 
 /* Damage: LMDB's codes for a damaged file, and uniqdb's own finding (an
@@ -168,8 +169,10 @@ static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
             udb__buf_printf(head, "%s.%s: looking up the entry %%K of record %%K failed: %s",
                             t->name, ix->name, damage_text(grc));
             problem(c, (char *)head->p, key->p, key->len, k.mv_data, k.mv_size, NULL);
-            if (grc != UDB_ECORRUPT)
+            if (grc != UDB_ECORRUPT) {
                 rc = grc;   /* LMDB refuses the rest of the snapshot: walk() renews it */
+                c->renew = true;
+            }
         } else if (ix->unique && (ev.mv_size != k.mv_size ||
                                   memcmp(ev.mv_data, k.mv_data, k.mv_size) != 0)) {
             udb__buf_printf(head, "%s.%s: entry for record %%K points to record %%K", t->name,
@@ -228,7 +231,10 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
         udb__buf_printf(head, "%s.%s: entry %%K: looking up its record %%K failed: %s",
                         t->name, ix->name, damage_text(rc));
         problem(c, (char *)head->p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size, NULL);
-        return rc == UDB_ECORRUPT ? 0 : rc;   /* LMDB's: walk() renews the snapshot */
+        if (rc == UDB_ECORRUPT)
+            return 0;
+        c->renew = true;   /* LMDB's: walk() renews the snapshot and goes on */
+        return rc;
     }
     if (rc)
         return rc;
@@ -252,12 +258,42 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
 /* Walk one LMDB database with fn.  Damage that stops the walk is a problem
  * (naming where it stopped), and the check goes on with the next database:
  * every damaged one is listed, not just the first. */
+/* After an error LMDB refuses the rest of a transaction (MDB_BAD_TXN): go
+ * on in a new snapshot of the same file. */
+static int renew(checker *c)
+{
+    udb_env *env = udb__txn_env(c->txn);
+    udb__txn_end(c->txn, false);
+    c->txn = NULL;
+    int rc = udb__txn_begin_raw(&c->txn, env, UDB_RDONLY, NULL);
+    if (rc)
+        c->txn = NULL;
+    return rc;
+}
+
 static int walk(checker *c, MDB_dbi dbi, const char *what,
                 int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v))
 {
     c->last.len = 0;
     c->walked = 0;
-    int rc = udb__each(udb__txn_mdb(c->txn), dbi, fn, c);
+    udb_buf from = {0};
+    int rc;
+    for (;;) {
+        c->renew = false;
+        MDB_val after = {from.len, from.p};
+        rc = udb__each_from(udb__txn_mdb(c->txn), dbi, &after, fn, c);
+        if (!rc || !c->renew || !damage(rc))
+            break;
+        /* the lookup from an entry failed (reported): go on after that entry */
+        from.len = 0;
+        udb__buf_put(&from, c->last.p, c->last.len);
+        int brc = from.oom ? UDB_ENOMEM : renew(c);
+        if (brc) {
+            udb__buf_free(&from);
+            return brc;
+        }
+    }
+    udb__buf_free(&from);
     MDB_stat st;
     if (!rc && mdb_stat(udb__txn_mdb(c->txn), dbi, &st) == 0 && st.ms_entries != c->walked) {
         /* a damaged page header can hide entries without breaking the order */
@@ -271,18 +307,9 @@ static int walk(checker *c, MDB_dbi dbi, const char *what,
     }
     if (!rc || !damage(rc))
         return rc;
-    if (rc != UDB_ECORRUPT) {
-        /* after an error LMDB refuses the rest of a transaction (MDB_BAD_TXN):
-           the next database is walked in a new snapshot of the same file */
-        udb_env *env = udb__txn_env(c->txn);
-        udb__txn_end(c->txn, false);
-        c->txn = NULL;
-        int brc = udb__txn_begin_raw(&c->txn, env, UDB_RDONLY, NULL);
-        if (brc) {
-            c->txn = NULL;
-            return brc;
-        }
-    }
+    int brc = rc != UDB_ECORRUPT ? renew(c) : 0;   /* the next database: a new snapshot */
+    if (brc)
+        return brc;
     c->head.len = 0;
     if (c->last.len)
         udb__buf_printf(&c->head, "%s: the walk stopped after key %%K: %s; the rest of it is "

@@ -172,8 +172,8 @@ int udb__key_after(udb_buf *last, const MDB_val *k)
     return last->oom ? UDB_ENOMEM : 0;
 }
 
-int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
-              void *ctx)
+int udb__each_from(MDB_txn *txn, MDB_dbi dbi, const MDB_val *after,
+                   int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v), void *ctx)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, dbi, &cur);
@@ -181,8 +181,21 @@ int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, 
         return rc;
     udb_buf last = {0};
     MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (after && after->mv_size) {
+        udb__buf_put(&last, after->mv_data, after->mv_size);   /* entries after it */
+        if (last.oom) {
+            mdb_cursor_close(cur);
+            return UDB_ENOMEM;
+        }
+        k.mv_size = last.len;
+        k.mv_data = last.p;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && k.mv_size == last.len && memcmp(k.mv_data, last.p, last.len) == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (!udb__sane_entry(&k, &v) || (rc = udb__key_after(&last, &k))) {
             rc = rc ? rc : UDB_ECORRUPT;
             break;
@@ -193,4 +206,10 @@ int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, 
     mdb_cursor_close(cur);
     udb__buf_free(&last);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
+              void *ctx)
+{
+    return udb__each_from(txn, dbi, NULL, fn, ctx);
 }

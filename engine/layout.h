@@ -84,5 +84,9 @@ int udb__key_after(udb_buf *last, const MDB_val *k);
  * UDB_ECORRUPT (the last entry fn saw is the last good one). */
 int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
               void *ctx);
+/* udb__each from the first entry after key `after` (NULL or empty: from the
+ * first entry). */
+int udb__each_from(MDB_txn *txn, MDB_dbi dbi, const MDB_val *after,
+                   int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v), void *ctx);
 
 #endif

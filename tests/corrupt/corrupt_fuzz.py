@@ -12,7 +12,8 @@ third iteration 8 bytes of the page header and node offsets) and runs
 sequences) on the copy.  Before that, two damages of issue 23 made exactly:
 a branch page that leads its cursor back over keys (scans must say so, not
 hand out records twice) and a damaged "format" key in __meta (not format 1:
-put must refuse and write nothing).
+put must refuse and write nothing), and a branch page pointing past the end
+of the file (check lists LMDB's MDB_PAGE_NOTFOUND and goes on, exit 6).
 
 The pages are found by walking LMDB's B-trees from the newest meta page (the
 page header and node layout of LMDB 0.9's mdb.c), so that the iterations go
@@ -224,7 +225,7 @@ def leaf_nodes(data, pgno):
 
 
 def targeted(uniqdb, libscan, orig, data, kinds, counts, env, top):
-    """Two damages of the issue, made exactly; returns the problems."""
+    """Damages of the issue, made exactly; returns the problems."""
     problems = []
     # 1. a branch page whose last child pointer leads back to its first child:
     #    LMDB's cursor walks the first leaf twice, keys go backwards.  A scan
@@ -276,6 +277,24 @@ def targeted(uniqdb, libscan, orig, data, kinds, counts, env, top):
     rc, out, err, _ = run([uniqdb, "check", d], 60, env)
     if rc != 6:
         problems.append("damaged format key: check exit %s (want 6)" % rc)
+    # 3. a branch page pointing past the end of the file: LMDB's
+    #    MDB_PAGE_NOTFOUND.  check lists it and goes on with the indexes and
+    #    the other types (exit 6), instead of stopping at it with exit 1.
+    root = kinds["branch t:acct"][0]
+    nodes = leaf_nodes(data, root)
+    buf = bytearray(data)
+    struct.pack_into("<HH", buf, nodes[-1][0], 0xFFF0, 0x00FF)
+    d = os.path.join(top, "notfound")
+    shutil.copytree(orig, d)
+    with open(os.path.join(d, "data.mdb"), "wb") as f:
+        f.write(bytes(buf))
+    rc, out, err, _ = run([uniqdb, "check", d], 60, env)
+    text = out.decode(errors="replace")
+    if (rc != 6 or "MDB_PAGE_NOTFOUND" not in text or "acct.email" not in text or
+            "problems found" not in text):
+        problems.append("page past the end: check exit %s (want 6, MDB_PAGE_NOTFOUND and the "
+                        "acct.email entries listed): %s %s" % (
+                            rc, text[-300:], err.decode(errors="replace")[:200]))
     return problems
 
 
