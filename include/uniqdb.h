@@ -682,7 +682,11 @@ UDB_API int udb_types(const char *const **out, size_t *count, udb_txn *txn);
  * It also walks the sequences.  Damage that stops the walk of one LMDB
  * database (an LMDB error such as MDB_CORRUPTED or MDB_PAGE_NOTFOUND, an
  * entry of garbage size, keys out of order) is a problem naming the database
- * and the last key walked, and the check goes on with the next database.
+ * and the last key walked, and the check goes on with the next database; a
+ * lookup that LMDB fails is a problem too, and the walk goes on after it.
+ * (After an error LMDB refuses the rest of a transaction: the check goes on
+ * in a new read snapshot, so on a database written meanwhile it may mix two.)
+ * A walk that finds fewer entries than LMDB counts is a problem.
  * Returns 0 if consistent, UDB_ECORRUPT if problems were found, or an error
  * (UDB_EINVAL, UDB_ENOMEM, an LMDB code from beginning the snapshot).
  * LMDB trusts its pages: on some damage it can crash the process instead of
