@@ -11,6 +11,7 @@
 #include "env.h"
 
 struct udb_group;
+struct udb_async;
 
 struct udb_env {
     MDB_env *mdb;
@@ -48,6 +49,10 @@ struct udb_env {
        with the function it was made with */
     struct udb_group *group;
     void (*group_free)(struct udb_group *g);
+    /* udb_exec_async's threads: made by async.c on first use, stopped first
+       at close (every unit in flight finishes) */
+    struct udb_async *async;
+    void (*async_stop)(struct udb_async *a);
 };
 
 #endif
