@@ -319,7 +319,7 @@ int cli_guarded(uint64_t stat[CLI_GUARD_STATS], const char *what, cli_guard_fn *
                     cex = CLI_EFAIL;
             }
             fflush(stderr);
-            _exit(cex);
+            exit(cex);   /* not _exit: LeakSanitizer checks the child too */
         }
         close(fds[1]);
         bool stalled = follow(fds[0], pid, sh, stall, on_line, ctx);
