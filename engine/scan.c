@@ -4,6 +4,7 @@
  * encoding makes a prefix of values a prefix of bytes, so a scan is one
  * MDB_SET_RANGE and a walk forward while the prefix matches.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,12 @@ struct udb_cursor {
     udb_buf gkeys, scratch;
     udb_buf last;             /* the last raw LMDB key read: keys must increase */
     size_t walked;            /* raw LMDB entries read from the first one */
+    /* damage: an entry of garbage size or out of key order is skipped (the
+       scan goes on after it: garbage nodes of one damaged page), unless the
+       scan reads far more entries than the database holds (a loop) */
+    size_t reads, budget;     /* raw reads, good or bad; their limit (0: none) */
+    size_t bad_run;           /* bad entries in a row */
+    bool skipped, looping;    /* the last error skipped an entry; a loop ends it */
     group_ent *group;
     size_t ngroup, gpos, gcap;
 };
@@ -100,10 +107,27 @@ static int cmp_group(const void *a, const void *b, void *keys)
  * over keys it gave, for ever. */
 static int raw_checked(udb_cursor *c, const MDB_val *rk, const MDB_val *rv)
 {
-    if (!udb__sane_entry(rk, rv))
+    if (c->budget == 0) {
+        /* a read-only snapshot holds a fixed number of entries: twice that,
+           and more, read means the cursor goes round */
+        MDB_stat st;
+        c->budget = udb__txn_rdonly(c->txn) &&
+                    mdb_stat(udb__txn_mdb(c->txn), c->ix->dbi, &st) == 0
+                    ? 2 * (size_t)st.ms_entries + 1024 : SIZE_MAX;
+    }
+    int rc = 0;
+    if (++c->reads > c->budget || c->bad_run > 100000)
+        c->looping = true;
+    else if (!udb__sane_entry(rk, rv) || (rc = udb__key_after(&c->last, rk)) == UDB_ECORRUPT)
+        c->skipped = true;
+    else if (!rc)
+        c->walked++;
+    if (c->looping || c->skipped) {
+        c->bad_run++;
         return UDB_ECORRUPT;
-    c->walked++;
-    return udb__key_after(&c->last, rk);
+    }
+    c->bad_run = 0;
+    return rc;
 }
 
 /* Read the long-key group the LMDB cursor is on (raw entry rk, rv), leave
@@ -139,6 +163,8 @@ static int read_group(udb_cursor *c, MDB_val rk, MDB_val rv)
     } while (rc == 0 && rk.mv_size == UDB_KEY_LONG && rk.mv_data &&
              memcmp(rk.mv_data, c->gfirst, UDB_KEY_INLINE) == 0 &&
              (rc = raw_checked(c, &rk, &rv)) == 0);
+    if (rc == UDB_ECORRUPT)
+        c->skipped = false;   /* in the middle of a group: the scan cannot go on */
     if (rc == 0)
         rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_PREV);
     else if (rc == MDB_NOTFOUND)
@@ -236,14 +262,20 @@ static int next_match(MDB_val *k, MDB_val *v, udb_cursor *c)
         return whole_walk(c);
     }
     if (rc == UDB_ECORRUPT) {
-        c->done = true;   /* where the cursor is cannot be trusted: it ends here */
+        /* a bad entry is skipped and the scan goes on after it; a loop, or
+           damage it cannot step over (a long key), ends it */
+        bool go_on = c->skipped && !c->looping;
+        c->skipped = false;
+        c->done = !go_on;
         udb_buf at = {0};
         udb__tk_render(&at, c->last.p, c->last.len);
-        udb__err(txn, rc, "%s \"%s%s%s\" is damaged after key %s (an entry of garbage size, "
-                 "out of key order, or a damaged long key); run uniqdb check",
+        udb__err(txn, rc, "%s \"%s%s%s\" is damaged after key %s (%s); %s; run uniqdb check",
                  c->ix->is_pk ? "type" : "index", c->t->name, c->ix->is_pk ? "" : ".",
                  c->ix->is_pk ? "" : c->ix->name,
-                 c->last.len && at.p && !at.oom ? (char *)at.p : "(start)");
+                 c->last.len && at.p && !at.oom ? (char *)at.p : "(start)",
+                 c->looping ? "the scan read far more entries than it holds: a loop"
+                            : "an entry of garbage size, out of key order, or a damaged long key",
+                 go_on ? "the entry is skipped" : "the scan ends here");
         udb__buf_free(&at);
         return rc;
     }
@@ -263,8 +295,11 @@ int udb_cursor_skip(uint64_t *skipped, udb_cursor *c, uint64_t n)
     uint64_t done = 0;
     int rc = 0;
     MDB_val k, v;
-    while (done < n && (rc = next_match(&k, &v, c)) == 0)
+    /* a skipped bad entry is one step, as it is one udb_cursor_next */
+    while (done < n && ((rc = next_match(&k, &v, c)) == 0 || (rc == UDB_ECORRUPT && !c->done))) {
         done++;
+        rc = 0;
+    }
     if (skipped)
         *skipped = done;
     return rc == UDB_ENOTFOUND ? 0 : rc;

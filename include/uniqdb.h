@@ -228,9 +228,15 @@ typedef struct udb_options {
 
 /* ---- Conflict detail ------------------------------------------------------
  * Filled when an operation returns UDB_ECONFLICT.  Everything here is owned by
- * the transaction and valid until its next operation or its end. */
+ * the transaction and valid until its next operation or its end.
+ *
+ * Index names: an index is named within its type, as the schema declares it
+ * ("email"); messages (udb_errmsg) qualify it with the type ("client.email").
+ * Every call that takes an index name (udb_find, udb_scan, udb_insert_or_get,
+ * udb_upsert, udb_exec ops) accepts both spellings. */
 typedef struct udb_conflict_index {
-    const char *index;          /* index name; the primary key is named after its field */
+    const char *index;          /* index name as declared, without the type ("email"); the
+                                   primary key is named after its field */
     size_t nfields;
     const char *const *fields;  /* the index's field names, in index order */
     udb_val values;             /* msgpack array of the colliding values, in field order */
@@ -673,12 +679,15 @@ UDB_API void udb_results_free(udb_results *res);
 UDB_API int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
                      const void *prefix, size_t len);
 
-/* The next record.  Errors: UDB_ENOTFOUND at the end, UDB_ECORRUPT (a damaged
- * record, or a record an index entry points to is missing: the cursor goes
- * on; or the scan itself met damage -- an entry of garbage size, keys out of
- * order -- and ends: the next call returns UDB_ENOTFOUND; the message names
- * the type and key), LMDB codes.  Records are checked (a msgpack map of at
- * most 4 MiB) before they are handed out. */
+/* The next record.  Errors: UDB_ENOTFOUND at the end, UDB_ECORRUPT (the
+ * message names the type and key): a damaged record, a record an index entry
+ * points to is missing, or an entry of garbage size or out of key order
+ * (skipped): the cursor goes on after it.  A scan that reads far more
+ * entries than the database holds (a loop), damage in a long key, or an
+ * LMDB error end it: the next call returns UDB_ENOTFOUND.  At the end of a
+ * whole type or index in a read-only transaction, fewer entries read than
+ * LMDB counts is UDB_ECORRUPT too.  LMDB codes.  Records are checked (a
+ * msgpack map of at most 4 MiB) before they are handed out. */
 UDB_API int udb_cursor_next(udb_val *out, udb_cursor *cur);
 
 /* Step over the next n entries of the scan without reading the records they

@@ -120,7 +120,7 @@ def build(uniqdb, d):
         lines.append(json.dumps({"type": "tag", "record": {"name": "tag-%04d" % i, "n": i}}))
     lines.append(json.dumps({"sequences": {"jobs": 42}}))
     data = ("\n".join(lines) + "\n").encode()
-    p = subprocess.run([uniqdb, "load", d], input=data, stdout=subprocess.PIPE,
+    p = subprocess.run([uniqdb, "load", "--no-end", d], input=data, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=300)
     if p.returncode != 0:
         sys.exit("load failed: %s" % p.stderr.decode(errors="replace"))
