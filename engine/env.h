@@ -68,6 +68,13 @@ int  udb__adopt(udb_env *env);
 void udb__env_want_grow(udb_env *env, size_t from);
 int  udb__env_grow_if_wanted(udb_env *env);
 
+/* For tests (a negative control): with UDB_ENV_TEST_NOSHARE, udb_open opens
+ * an environment of its own even if this process has the database open -- the
+ * second MDB_env that LMDB forbids -- and keeps it out of the table.
+ * Process-wide; breaks the guarantee on purpose. */
+enum { UDB_ENV_TEST_NOSHARE = 1 };
+void udb__env_set_test_flags(unsigned flags);
+
 /* One attempt at a write: returns its result, and sets *full_at to the map
  * size at which it ran out of room (left 0 if it did not). */
 typedef int (*udb__attempt_fn)(size_t *full_at, void *ctx);

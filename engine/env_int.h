@@ -7,6 +7,7 @@
 #define UDB_ENV_INT_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "env.h"
 
@@ -47,6 +48,14 @@ struct udb_env {
        with the function it was made with */
     struct udb_group *group;
     void (*group_free)(struct udb_group *g);
+
+    /* this process's table of open environments (env.c): every udb_open of
+       the directory (dev, ino) shares this one; all under env.c's table lock */
+    dev_t dev;
+    ino_t ino;
+    unsigned refs;              /* udb_open calls not yet closed */
+    bool ready;                 /* open; false while being opened or closed */
+    struct udb_env *next;       /* in the table */
 };
 
 #endif

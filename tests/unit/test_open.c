@@ -1,0 +1,624 @@
+/*
+ * test_open.c -- one database opened more than once in one process
+ * (engine/env.c, issue 23): every udb_open of the same directory, however
+ * the path spells it, shares one LMDB environment, counted, and the last
+ * udb_close closes it.  LMDB allows one MDB_env per file per process:
+ * closing a second one drops the process's locks on lock.mdb, and the next
+ * process to open the database then resets the lock file under a running
+ * writer -- two writers at once, and an acknowledged record lost.
+ *
+ * The safety check is direct (probe): while this process holds the write
+ * lock, a child process opens the database and writes; it must wait for the
+ * lock, and afterwards both acknowledged records must be there.  Its
+ * negative control opens the second handle with the sharing switched off
+ * (udb__env_set_test_flags) and must catch the loss.
+ *
+ * UDB_TEST_ROUNDS (a number) multiplies the rounds of the thread and
+ * process tests for a long run.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "env.h"
+#include "support.h"
+#include "testutil.h"
+
+#define SCHEMA "{`types`: {`pet`: {`key`: `name`, `fields`: {`name`: {`type`: `str`}}}}}"
+
+/* how long a child's write may take while we hold the write lock before we
+ * take it that the child waits for the lock (a write alone takes a flush) */
+#define HOLD_MS 300
+
+static int scale(void)
+{
+    const char *s = getenv("UDB_TEST_ROUNDS");
+    int n = s ? atoi(s) : 1;
+    return n > 0 ? n : 1;
+}
+
+/* {"name": name}, packed by hand: fn runs on other threads (group commit),
+ * where the harness's allocator must not be used. */
+static int insert_fn(udb_txn *txn, void *arg)
+{
+    const char *name = arg;
+    unsigned char rec[40] = {0x81, 0xa4, 'n', 'a', 'm', 'e'};
+    size_t n = strlen(name);
+    if (n > 31)
+        return UDB_EINVAL;
+    rec[6] = (unsigned char)(0xa0 | n);
+    memcpy(rec + 7, name, n);
+    return udb_insert(NULL, txn, "pet", rec, 7 + n);
+}
+
+static int put(udb_env *env, const char *name)
+{
+    return udb_write(env, insert_fn, (void *)name);
+}
+
+static udb_env *open_db(const char *path)
+{
+    udb_env *env = NULL;
+    if (udb_open(&env, path, NULL) != 0) {
+        fprintf(stderr, "udb_open %s: %s\n", path, udb_env_errmsg(NULL));
+        return NULL;
+    }
+    return env;
+}
+
+/* The names missing from the database, among `names`. */
+static int missing(udb_env *env, const char *const *names, int n)
+{
+    udb_txn *r;
+    if (!CHECK_OK(udb_begin(&r, env, UDB_RDONLY)))
+        return n;
+    int lost = 0;
+    for (int i = 0; i < n; i++) {
+        udb_val rec;
+        udb_val key = mp("s", names[i]);
+        if (udb_get(&rec, r, "pet", key.data, key.size) != 0) {
+            fprintf(stderr, "  acknowledged record %s is missing\n", names[i]);
+            lost++;
+        }
+    }
+    udb_abort(r);
+    return lost;
+}
+
+/* The database with its schema, opened with default options (durable, as
+ * `uniqdb put` is) as t->env: the harness checks and closes it. */
+static udb_env *setup(tu *t)
+{
+    udb_env *env = open_db(t->path);
+    if (!CHECK(env))
+        return NULL;
+    const char *json = jq(SCHEMA);
+    CHECK_OK(udb_schema_apply(NULL, env, json, strlen(json), 0));
+    return t->env = env;
+}
+
+static size_t count(udb_env *env)
+{
+    udb_txn *r;
+    if (!CHECK_OK(udb_begin(&r, env, UDB_RDONLY)))
+        return 0;
+    size_t n = tu_count(r, "pet");
+    udb_abort(r);
+    return n;
+}
+
+static bool check_ok(udb_env *env)
+{
+    size_t problems = 1;
+    return CHECK_OK(udb_check(&problems, env, NULL, NULL)) && CHECK(problems == 0);
+}
+
+/* ---- the probe: does this process still hold LMDB's locks? ---- */
+
+static int child_put(const char *path, const char *name, int go, int opened, int done)
+{
+    char c;
+    if (read(go, &c, 1) != 1)
+        return 2;
+    udb_env *env = open_db(path);
+    if (!env)
+        return 3;
+    if (write(opened, "o", 1) != 1)
+        return 4;
+    int rc = put(env, name);
+    if (write(done, "d", 1) != 1)
+        return 5;
+    if (rc)
+        fprintf(stderr, "child put %s: %s\n", name, udb_env_errmsg(env));
+    udb_close(env);
+    return rc ? 6 : 0;
+}
+
+/* While env holds LMDB's write lock (a write transaction inserting `mine`;
+ * udb_begin, not udb_write, whose group commit would also hold the lead lock
+ * in the sync file, which closing an MDB_env does not drop), a child process
+ * opens the database and inserts `theirs` with udb_write.  If this process's
+ * locks hold, the child waits for the lock; if they were dropped, the child
+ * resets LMDB's lock file as if alone, takes the write lock too and commits
+ * the same transaction id, and one of the two acknowledged records is lost.
+ * Returns how many of the two are missing afterwards; *overlapped: the
+ * child's write ended while this process held the lock. */
+static int probe(tu *t, udb_env *env, const char *mine, const char *theirs, bool *overlapped)
+{
+    int go[2], opened[2], done[2];
+    *overlapped = false;
+    if (!CHECK(pipe(go) == 0 && pipe(opened) == 0 && pipe(done) == 0))
+        return 2;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(child_put(t->path, theirs, go[0], opened[1], done[1]));
+    udb_txn *txn = NULL;
+    int rc = udb_begin(&txn, env, 0);
+    if (CHECK_OK(rc) && CHECK_OK(rc = insert_fn(txn, (void *)mine))) {
+        struct pollfd p = {opened[0], POLLIN, 0};
+        CHECK(write(go[1], "g", 1) == 1);
+        if (CHECK(poll(&p, 1, 20000) == 1)) {
+            p.fd = done[0];
+            *overlapped = poll(&p, 1, HOLD_MS) == 1;
+        }
+    } else {
+        CHECK(write(go[1], "g", 1) == 1);
+    }
+    if (txn && !rc)
+        CHECK_OK(rc = udb_commit(txn));
+    else if (txn)
+        udb_abort(txn);
+    int st = -1;
+    bool child_ok = CHECK(pid > 0 && waitpid(pid, &st, 0) == pid) && WIFEXITED(st) &&
+                    WEXITSTATUS(st) == 0;
+    if (!child_ok)
+        fprintf(stderr, "  child: status 0x%x\n", st);
+    close(go[0]); close(go[1]); close(opened[0]); close(opened[1]);
+    close(done[0]); close(done[1]);
+    const char *names[2] = {mine, theirs};
+    /* only what was acknowledged counts */
+    return missing(env, names + (rc != 0), (rc == 0) + child_ok);
+}
+
+/* ---- (a) the issue's repro ---- */
+
+/* Open, open again, close the second, and the first must still hold its
+ * locks: another process's write waits for ours, nothing is lost. */
+static void t_close_second_keeps_locks(tu *t)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    udb_env *second = open_db(t->path);
+    if (!CHECK(second))
+        return;
+    CHECK(second == env);
+    udb_close(second);
+    bool overlapped;
+    CHECK(probe(t, env, "mine", "theirs", &overlapped) == 0);
+    CHECK(!overlapped);
+    CHECK(count(env) == 2);
+}
+
+/* Negative control: the second open past the table (its own MDB_env, what
+ * udb_open did before), closed: the probe must catch two writers at once
+ * and a lost acknowledged record. */
+static void t_control_unshared_loses(tu *t)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    udb__env_set_test_flags(UDB_ENV_TEST_NOSHARE);
+    udb_env *second = open_db(t->path);
+    udb__env_set_test_flags(0);
+    if (!CHECK(second))
+        return;
+    CHECK(second != env);
+    udb_close(second);
+    bool overlapped;
+    int lost = probe(t, env, "mine", "theirs", &overlapped);
+    printf("  unshared: child overlapped our write: %s; acknowledged records lost: %d\n",
+           overlapped ? "yes" : "no", lost);
+    CHECK(overlapped);
+    CHECK(lost > 0);
+}
+
+#define REPRO_PROCS 1
+#define REPRO_EACH 60     /* short-lived opens per process: 60, like 60 `uniqdb put` */
+#define REPRO_OURS 150
+
+/* One insert as `uniqdb put` makes it: a udb_exec unit of one op. */
+static int exec_put(udb_env *env, const char *name)
+{
+    udb_op op = UDB_OP_INIT;
+    op.kind = UDB_OP_INSERT;
+    op.type = "pet";
+    op.rec = mp("{s:s}", "name", name);
+    udb_results *res = NULL;
+    int rc = udb_exec(&res, env, &op, 1);
+    udb_results_free(res);
+    return rc;
+}
+
+/* One insert in a write transaction of its own (udb_begin, udb_commit). */
+static int txn_put(udb_env *env, const char *name)
+{
+    udb_txn *txn;
+    int rc = udb_begin(&txn, env, 0);
+    if (rc)
+        return rc;
+    if ((rc = insert_fn(txn, (void *)name))) {
+        udb_abort(txn);
+        return rc;
+    }
+    return udb_commit(txn);
+}
+
+static int repro_child(const char *path, int proc, sup_gate *g)
+{
+    sup_gate_enter(g);
+    if (sup_gate_wait(g) != 0)
+        return 90;
+    int bad = 0;
+    for (int i = 0; i < REPRO_EACH; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "c%d-%d", proc, i);
+        udb_env *env = open_db(path);
+        if (!env || exec_put(env, name) != 0)
+            bad++;
+        udb_close(env);
+    }
+    return bad;
+}
+
+/* The issue's form: open, open again, close the second, then 150 inserts
+ * here (udb_write, and udb_begin/udb_commit every other one) while 6
+ * processes open, insert (udb_exec, as `uniqdb put` does) and close 10 times
+ * each; every acknowledged record is there and udb_check finds nothing. */
+static void t_close_second_then_many_writers(tu *t)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    udb_env *second = open_db(t->path);
+    if (!CHECK(second))
+        return;
+    udb_close(second);
+    sup_gate g;
+    if (!CHECK(sup_gate_init(&g) == 0))
+        return;
+    pid_t pids[REPRO_PROCS];
+    fflush(NULL);
+    for (int p = 0; p < REPRO_PROCS; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0)
+            _exit(repro_child(t->path, p, &g));
+    }
+    CHECK(sup_gate_await(&g, REPRO_PROCS, NULL) == REPRO_PROCS);
+    sup_gate_open(&g);
+    const char *names[REPRO_OURS + REPRO_PROCS * REPRO_EACH];
+    int n = 0;
+    for (int i = 0; i < REPRO_OURS; i++) {
+        const char *name = tu_fmt("p%d", i);
+        if (CHECK_OK(i % 2 ? txn_put(env, name) : put(env, name)))
+            names[n++] = name;
+    }
+    for (int p = 0; p < REPRO_PROCS; p++) {
+        int st = -1;
+        CHECK(pids[p] > 0 && waitpid(pids[p], &st, 0) == pids[p]);
+        /* a child that failed a put exits with the count; its others count */
+        if (!CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+            fprintf(stderr, "  child %d: status 0x%x\n", p, st);
+        for (int i = 0; i < REPRO_EACH; i++)
+            names[n++] = tu_fmt("c%d-%d", p, i);
+    }
+    sup_gate_close(&g);
+    CHECK(missing(env, names, n) == 0);
+    CHECK(count(env) == (size_t)n);
+    check_ok(env);
+}
+
+/* ---- (b) every spelling of the path shares ---- */
+
+static void t_path_spellings_share(tu *t)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    char cwd[PATH_MAX];
+    if (!CHECK(getcwd(cwd, sizeof cwd)))
+        return;
+    const char *link = tu_fmt("%s/link", t->dir);
+    CHECK(symlink("db", link) == 0);
+    CHECK(mkdir(tu_fmt("%s/sub", t->dir), 0700) == 0);
+    const char *abs[] = {t->path, tu_fmt("%s/", t->path), tu_fmt("%s//db/.", t->dir), link,
+                         tu_fmt("%s/", link), tu_fmt("%s/sub/../db", t->dir)};
+    const char *rel[] = {"db", "./db", "db/", "./db/", "link", "sub/../db", "./link/"};
+    enum { NABS = sizeof abs / sizeof abs[0], NREL = sizeof rel / sizeof rel[0] };
+    udb_env *got[NABS + NREL];
+    for (int i = 0; i < NABS; i++) {
+        got[i] = open_db(abs[i]);
+        if (!CHECK(got[i] == env))
+            fprintf(stderr, "  %s: another environment\n", abs[i]);
+    }
+    if (!CHECK(chdir(t->dir) == 0))
+        return;
+    for (int i = 0; i < NREL; i++) {
+        got[NABS + i] = open_db(rel[i]);
+        if (!CHECK(got[NABS + i] == env))
+            fprintf(stderr, "  %s: another environment\n", rel[i]);
+    }
+    CHECK(chdir(cwd) == 0);
+    /* another database is another environment */
+    udb_env *other = open_db(tu_fmt("%s/other", t->dir));
+    CHECK(other && other != env);
+    udb_close(other);
+    /* closed in any order, each handle leaves the others working */
+    for (int i = 0; i < NABS + NREL; i++) {
+        udb_close(got[(i * 5) % (NABS + NREL)]);
+        CHECK_OK(put(env, tu_fmt("after-%d", i)));
+    }
+    bool overlapped;
+    CHECK(probe(t, env, "mine", "theirs", &overlapped) == 0);
+    CHECK(!overlapped);
+    CHECK(count(env) == NABS + NREL + 2);
+}
+
+/* ---- (c) close orders ---- */
+
+static void close_order(tu *t, bool first_first)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    udb_close(env);
+    t->env = NULL;
+    udb_env *a = open_db(t->path), *b = open_db(t->path);
+    if (!CHECK(a && b))
+        return;
+    CHECK(a == b);
+    CHECK_OK(put(a, "both-open"));
+    udb_close(first_first ? a : b);
+    udb_env *left = first_first ? b : a;
+    CHECK_OK(put(left, "one-closed"));
+    bool overlapped;
+    CHECK(probe(t, left, "mine", "theirs", &overlapped) == 0);
+    CHECK(!overlapped);
+    CHECK_OK(put(left, "after-probe"));
+    check_ok(left);
+    udb_close(left);
+    /* closed for real: open again, everything is there */
+    env = t->env = open_db(t->path);
+    if (!CHECK(env))
+        return;
+    const char *names[] = {"both-open", "one-closed", "mine", "theirs", "after-probe"};
+    CHECK(missing(env, names, 5) == 0);
+    CHECK_OK(put(env, "reopened"));
+    CHECK(count(env) == 6);
+}
+
+static void t_close_first_then_second(tu *t)
+{
+    close_order(t, true);
+}
+
+static void t_close_second_then_first(tu *t)
+{
+    close_order(t, false);
+}
+
+/* ---- options of a second open ---- */
+
+static int open_opts(udb_env **out, const char *path, unsigned flags, size_t max_map,
+                     unsigned grow_wait, unsigned max_dbs, size_t map)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    o.flags = flags;
+    o.max_map_size = max_map;
+    o.grow_wait_ms = grow_wait;
+    o.max_dbs = max_dbs;
+    o.map_size = map;
+    return udb_open(out, path, &o);
+}
+
+static void t_second_open_needs_same_options(tu *t)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    udb_close(env);
+    t->env = NULL;
+    udb_env *a = NULL, *b = NULL;
+    if (!CHECK_OK(open_opts(&a, t->path, UDB_NOGROUP, (size_t)1 << 30, 2000, 0, 0)))
+        return;
+    t->env = a;
+    /* refused, naming what differs; a stays as it was */
+    CHECK_RC(open_opts(&b, t->path, 0, (size_t)1 << 30, 2000, 0, 0), UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(NULL), "already open in this process", "UDB_NOGROUP", "0x4");
+    CHECK_RC(open_opts(&b, t->path, UDB_NOGROUP | UDB_NOSYNC, (size_t)1 << 30, 2000, 0, 0),
+             UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(NULL), "differ in UDB_NOSYNC)");
+    CHECK_RC(open_opts(&b, t->path, UDB_NOGROUP | UDB_RDONLY_ENV, (size_t)1 << 30, 2000, 0, 0),
+             UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(NULL), "UDB_RDONLY_ENV");
+    CHECK_RC(open_opts(&b, t->path, UDB_NOMETASYNC | UDB_NOSHIP, (size_t)1 << 30, 2000, 0, 0),
+             UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(NULL), "UDB_NOMETASYNC, UDB_NOGROUP, UDB_NOSHIP");
+    CHECK_RC(open_opts(&b, t->path, UDB_NOGROUP, 0, 2000, 0, 0), UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(NULL), "max_map_size 1073741824", "asks for 0");
+    CHECK_RC(open_opts(&b, t->path, UDB_NOGROUP, (size_t)1 << 30, 0, 0, 0), UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(NULL), "grow_wait_ms 2000", "asks for 10000");
+    CHECK_RC(open_opts(&b, t->path, UDB_NOGROUP, (size_t)1 << 30, 2000, 100000, 0), UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(NULL), "max_dbs 100000", "cannot grow while it is open");
+    CHECK(b == NULL);
+    CHECK_OK(put(a, "still-works"));
+    /* the same options share; map_size and mode shape a new file: not compared,
+       nor a max_dbs the environment has room for */
+    if (CHECK_OK(open_opts(&b, t->path, UDB_NOGROUP, (size_t)1 << 30, 2000, 8, 12345))) {
+        CHECK(b == a);
+        CHECK_OK(put(b, "shared"));
+        udb_close(b);
+    }
+    CHECK(count(a) == 2);
+}
+
+/* ---- (d) threads opening and closing at once ---- */
+
+#define CHURN_THREADS 8
+#define CHURN_ROUNDS 200
+#define CHURN_CHILD 40
+
+typedef struct churn {
+    const char *path;
+    int thread, rounds;
+    atomic_int *failed;
+} churn;
+
+static void *churn_thread(void *arg)
+{
+    churn *c = arg;
+    for (int i = 0; i < c->rounds; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "t%d-%d", c->thread, i);
+        udb_env *env = NULL;
+        int rc = udb_open(&env, c->path, NULL);
+        if (rc == 0)
+            rc = put(env, name);
+        if (rc) {
+            fprintf(stderr, "thread %d round %d: %s: %s\n", c->thread, i, udb_strerror(rc),
+                    udb_env_errmsg(NULL));
+            atomic_fetch_add(c->failed, 1);
+        }
+        udb_close(env);
+    }
+    return NULL;
+}
+
+static int churn_child(const char *path, int rounds)
+{
+    int bad = 0;
+    for (int i = 0; i < rounds; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "x-%d", i);
+        udb_env *env = open_db(path);
+        if (!env || put(env, name) != 0)
+            bad++;
+        udb_close(env);
+    }
+    return bad > 99 ? 99 : bad;
+}
+
+/* 8 threads each open, write and close 200 times, so the environment is
+ * shared, closed by the last thread and opened again by the next, while
+ * another process writes too: every write there, udb_check clean. */
+static void t_threads_open_write_close(tu *t)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    udb_close(env);
+    t->env = NULL;
+    int rounds = CHURN_ROUNDS * scale(), child_rounds = CHURN_CHILD * scale();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(churn_child(t->path, child_rounds));
+    atomic_int failed = 0;
+    churn c[CHURN_THREADS];
+    pthread_t th[CHURN_THREADS];
+    for (int i = 0; i < CHURN_THREADS; i++) {
+        c[i] = (churn){t->path, i, rounds, &failed};
+        CHECK(pthread_create(&th[i], NULL, churn_thread, &c[i]) == 0);
+    }
+    for (int i = 0; i < CHURN_THREADS; i++)
+        pthread_join(th[i], NULL);
+    int st = -1;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(atomic_load(&failed) == 0);
+    env = t->env = open_db(t->path);
+    if (!CHECK(env))
+        return;
+    CHECK(count(env) == (size_t)(CHURN_THREADS * rounds + child_rounds));
+}
+
+/* ---- (e) fork ---- */
+
+typedef struct opener {
+    const char *path;
+    atomic_bool stop;
+    atomic_int failed;
+} opener;
+
+static void *open_close_loop(void *arg)
+{
+    opener *o = arg;
+    while (!atomic_load(&o->stop)) {
+        udb_env *env = NULL;
+        if (udb_open(&env, o->path, NULL) != 0)
+            atomic_fetch_add(&o->failed, 1);
+        udb_close(env);
+    }
+    return NULL;
+}
+
+#define FORKS 20
+
+static int forked_child(const char *path, udb_env *inherited, int i)
+{
+    alarm(20);      /* a table lock left held across fork would hang us */
+    udb_env *env = open_db(path);
+    if (!env)
+        return 2;
+    if (env == inherited)
+        return 3;   /* the parent's environment: LMDB forbids using it here */
+    char name[32];
+    snprintf(name, sizeof name, "f%d", i);
+    int rc = put(env, name);
+    udb_close(env);
+    return rc ? 4 : 0;
+}
+
+/* A forked child that opens the database gets an environment of its own,
+ * and works, even when fork() comes while another thread opens and closes
+ * the same database (the table's lock held at that moment). */
+static void t_forked_child_opens_its_own(tu *t)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    opener o = {t->path, false, 0};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, open_close_loop, &o) == 0);
+    const char *names[FORKS];
+    for (int i = 0; i < FORKS; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(forked_child(t->path, env, i));
+        int st = -1;
+        CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+        if (!CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+            fprintf(stderr, "  child %d: status 0x%x\n", i, st);
+        names[i] = tu_fmt("f%d", i);
+    }
+    atomic_store(&o.stop, true);
+    pthread_join(th, NULL);
+    CHECK(atomic_load(&o.failed) == 0);
+    CHECK(missing(env, names, FORKS) == 0);
+}
+
+TU_MAIN(TU_CASE(t_close_second_keeps_locks), TU_CASE(t_control_unshared_loses),
+        TU_CASE(t_close_second_then_many_writers), TU_CASE(t_path_spellings_share),
+        TU_CASE(t_close_first_then_second), TU_CASE(t_close_second_then_first),
+        TU_CASE(t_second_open_needs_same_options), TU_CASE(t_threads_open_write_close),
+        TU_CASE(t_forked_child_opens_its_own))
