@@ -551,6 +551,48 @@ static void t_threads_open_write_close(tu *t)
     CHECK(count(env) == (size_t)(CHURN_THREADS * rounds + child_rounds));
 }
 
+static void *open_read_close_thread(void *arg)
+{
+    churn *c = arg;
+    for (int i = 0; i < c->rounds; i++) {
+        udb_env *env = NULL;
+        udb_txn *r = NULL;
+        int rc = udb_open(&env, c->path, NULL);
+        if (rc == 0 && (rc = udb_begin(&r, env, UDB_RDONLY)) == 0)
+            udb_abort(r);
+        if (rc) {
+            fprintf(stderr, "thread %d round %d: %s: %s\n", c->thread, i, udb_strerror(rc),
+                    udb_env_errmsg(NULL));
+            atomic_fetch_add(c->failed, 1);
+        }
+        udb_close(env);
+    }
+    return NULL;
+}
+
+/* The same without writes, so that closes of the last handle and opens meet
+ * often (an open then waits for the close and opens anew). */
+static void t_threads_open_close(tu *t)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    udb_close(env);
+    t->env = NULL;
+    atomic_int failed = 0;
+    churn c[CHURN_THREADS];
+    pthread_t th[CHURN_THREADS];
+    for (int i = 0; i < CHURN_THREADS; i++) {
+        c[i] = (churn){t->path, i, 300 * scale(), &failed};
+        CHECK(pthread_create(&th[i], NULL, open_read_close_thread, &c[i]) == 0);
+    }
+    for (int i = 0; i < CHURN_THREADS; i++)
+        pthread_join(th[i], NULL);
+    CHECK(atomic_load(&failed) == 0);
+    t->env = open_db(t->path);
+    CHECK(t->env);
+}
+
 /* ---- (e) fork ---- */
 
 typedef struct opener {
@@ -621,4 +663,5 @@ TU_MAIN(TU_CASE(t_close_second_keeps_locks), TU_CASE(t_control_unshared_loses),
         TU_CASE(t_close_second_then_many_writers), TU_CASE(t_path_spellings_share),
         TU_CASE(t_close_first_then_second), TU_CASE(t_close_second_then_first),
         TU_CASE(t_second_open_needs_same_options), TU_CASE(t_threads_open_write_close),
+        TU_CASE(t_threads_open_close),
         TU_CASE(t_forked_child_opens_its_own))
