@@ -37,20 +37,23 @@
 
 /* ---- The process's open environments ----------------------------------
  * LMDB allows one MDB_env per database per process.  Its locks on lock.mdb
- * are POSIX record locks, which belong to the process, not to the
- * descriptor: closing a second MDB_env of the same file drops the first
- * one's locks (the next process to open then takes itself for the only user
- * and resets the lock file -- writer mutex, reader table -- under a running
- * writer), and clears every reader slot of the process.  So every udb_open
- * of one directory, however the path spells it (same device and inode),
- * returns the same udb_env, counted in env->refs; udb_close closes it when
- * the count reaches zero (lmdb-js keeps the same kind of table).  An
- * environment being opened or closed stays in the table, not ready, and an
- * open of the same directory waits for it, so two MDB_env of one file never
- * exist at once, not even for a moment.  The table lock is never held across
- * LMDB calls: opening one database never waits for another.  A forked child
- * starts with an empty table: its parent's environments are not its own, and
- * it must open the database again (LMDB's rule). */
+ * are POSIX record locks, which belong to the process, not to the descriptor:
+ * closing a second MDB_env of the same file drops the first one's locks (the
+ * next process to open then takes itself for the only user and resets the
+ * lock file -- writer mutex, reader table -- under a running writer), and
+ * clears every reader slot of the process.  So every udb_open of one
+ * directory, however the path spells it (same device and inode), returns the
+ * same udb_env, counted in env->refs; udb_close closes it when the count
+ * reaches zero (lmdb-js keeps the same kind of table).  An environment being
+ * opened or closed stays in the table, not ready, and an open of the same
+ * directory waits for it, so two MDB_env of one file never exist at once, not
+ * even for a moment.  The key stays the database's own while it is open: LMDB
+ * holds data.mdb open, and an open file keeps its directory's inode from
+ * being freed, so a directory removed and made again gets another inode.  The
+ * table lock is never held across LMDB calls: opening one database never
+ * waits for another.  A forked child starts with an empty table: its parent's
+ * environments are not its own, and it must open the database again (LMDB's
+ * rule). */
 static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t envs_cond = PTHREAD_COND_INITIALIZER;
 static udb_env *envs;           /* ready or not; linked through env->next */
