@@ -11,6 +11,7 @@
  * MDB_env per database per process: see "The process's open environments".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -19,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "env_int.h"
 #include "error.h"
@@ -587,11 +590,51 @@ static int open_meta(udb_env *env)
     return mdb_txn_commit(txn);
 }
 
+/* LMDB extends its lock file with ftruncate and writes it through a
+ * mapping: with no room on the disk that raises SIGBUS inside mdb_env_open.
+ * Allocate it for real first (ENOSPC then is an error).  8192 bytes is what
+ * LMDB makes for its default 126 readers; a larger file only gives it more
+ * reader slots, so an existing file is left as it is. */
+static int allocate_lock_file(const char *path, mode_t mode)
+{
+    char lp[PATH_MAX];
+    if (snprintf(lp, sizeof lp, "%s/%s", path, UDB_LOCK_FILE) >= (int)sizeof lp)
+        return ENAMETOOLONG;
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, mode);
+    if (fd < 0)
+        return errno == EACCES || errno == EROFS ? 0 : errno;   /* LMDB says it better */
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? errno : 0;
+    if (!rc && st.st_size < 8192) {
+        rc = posix_fallocate(fd, 0, 8192);
+        if (rc == EOPNOTSUPP || rc == EINVAL)
+            rc = 0;   /* a file system without it: LMDB's own way */
+    }
+    close(fd);
+    return rc;
+}
+
+bool udb__env_disk_full(const udb_env *env)
+{
+    struct statvfs v;
+    /* less than 64 KiB left: a commit of a few pages cannot be written */
+    return env->path && statvfs(env->path, &v) == 0 &&
+           (uint64_t)v.f_bavail * v.f_frsize < 65536;
+}
+
+int udb__env_io_rc(const udb_env *env, int rc)
+{
+    return rc == EIO && udb__env_disk_full(env) ? ENOSPC : rc;
+}
+
 /* Create and open env->mdb with env->maxdbs named databases; a new file
  * starts at `want` bytes (an existing file's size is adopted later). */
 static int open_mdb(udb_env *env, const char *path, unsigned mflags, mode_t mode, size_t want)
 {
-    int rc = mdb_env_create(&env->mdb);
+    int rc = 0;
+    if (!(mflags & (MDB_RDONLY | MDB_NOLOCK)) && (rc = allocate_lock_file(path, mode)))
+        return rc;
+    rc = mdb_env_create(&env->mdb);
     if (rc)
         return rc;
     if ((rc = mdb_env_set_maxdbs(env->mdb, env->maxdbs)) ||
@@ -730,6 +773,8 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
             udb__env_err(rc, "udb_open: %s: permission denied (%s)", path,
                          rdonly ? "reading " UDB_DATA_FILE ", or creating or writing " UDB_LOCK_FILE
                                 : "writing " UDB_DATA_FILE " or " UDB_LOCK_FILE);
+        else if (rc == ENOSPC)
+            udb__env_err(rc, "udb_open: %s: no space left on device", path);
         else
             udb__env_err(rc, "udb_open: %s: %s", path, udb_strerror(rc));
         goto fail_quiet;
@@ -767,7 +812,9 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     *out = env;
     return 0;
 fail:
-    udb__env_err(rc, "udb_open: %s: %s", path, udb_strerror(rc));
+    rc = udb__env_io_rc(env, rc);
+    udb__env_err(rc, "udb_open: %s: %s", path,
+                 rc == ENOSPC ? "no space left on device" : udb_strerror(rc));
 fail_quiet:
     env_close(env);
     return rc;

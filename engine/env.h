@@ -82,4 +82,9 @@ typedef int (*udb__attempt_fn)(size_t *full_at, void *ctx);
  * attempts.  Returns the last attempt's result, or udb__grow's error. */
 int  udb__grow_retry(udb_env *env, udb__attempt_fn attempt, void *ctx);
 
+/* Is the file system of the database (nearly) full?  LMDB reports a short
+ * write as EIO: udb__env_io_rc(env, rc) turns that into ENOSPC when it is. */
+bool udb__env_disk_full(const udb_env *env);
+int  udb__env_io_rc(const udb_env *env, int rc);
+
 #endif

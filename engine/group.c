@@ -190,7 +190,10 @@ typedef struct batch {
     size_t nsh;
     uint64_t ack;       /* what must be durable before the batch is acknowledged */
     uint64_t txnid;     /* of its transaction */
+    bool sweep;         /* delete the unit records of earlier sessions (sync.h) */
 } batch;
+
+_Static_assert(UDB_META_INSTANCE == UDB_SYNC_INSTANCE, "a unit record names its session");
 
 /* Run shipped unit s in a nested transaction of top, recording its slot
  * and round there, and write its response into the slot. */
@@ -200,7 +203,8 @@ static void run_shipped(udb_env *env, udb_txn *top, shipped *s)
     MDB_dbi meta = udb__env_meta_dbi(env);
     if (s->kind == UDB_SHIP_ORPHAN && !(udb__ship_test_flags() & UDB_SHIP_TEST_NO_RECORD)) {
         uint64_t round, txnid;
-        s->earlier = !udb__meta_unit(&round, &txnid, udb__txn_mdb(top), meta, s->slot) &&
+        s->earlier = !udb__meta_unit(&round, &txnid, udb__txn_mdb(top), meta,
+                                     udb__sync_instance(env->sync), s->slot) &&
                      round == s->round && udb__ship_is_ready(ship, s->slot);
         s->txnid = txnid;
         if (s->earlier)
@@ -212,7 +216,8 @@ static void run_shipped(udb_env *env, udb_txn *top, shipped *s)
         return;
     }
     s->rc = udb__unit_run(sub, &s->u);
-    if (!s->rc && (s->rc = udb__meta_put_unit(udb__txn_mdb(sub), meta, s->slot, s->round,
+    if (!s->rc && (s->rc = udb__meta_put_unit(udb__txn_mdb(sub), meta,
+                                              udb__sync_instance(env->sync), s->slot, s->round,
                                               mdb_txn_id(udb__txn_mdb(top))))) {
         s->rc = udb__mdb_err(sub, s->rc, "recording a shipped unit");
         s->u.failed = s->u.n;
@@ -251,6 +256,8 @@ static int run_batch(size_t *grow_at, void *arg)
             if (r->rc && !udb__txn_full_at(top)) {
                 keep_msg(r, top, r->rc);
                 udb__txn_end(top, false);
+                if (((batch *)arg)->sweep)
+                    udb__sync_put_back_sweep(env->sync);
                 return 0;
             }
             break;
@@ -278,10 +285,23 @@ static int run_batch(size_t *grow_at, void *arg)
         if (!sh->bounce)
             run_shipped(env, top, sh);
     }
+    if (((batch *)arg)->sweep && !udb__txn_full_at(top)) {
+        /* best effort: a sweep that fails leaves garbage, nothing wrong */
+        size_t swept;
+        udb_txn *sub;
+        if (!udb__txn_begin_raw(&sub, env, 0, top)) {
+            bool ok = !udb__meta_sweep_units(&swept, udb__txn_mdb(sub),
+                                             udb__env_meta_dbi(env),
+                                             udb__sync_instance(env->sync));
+            udb__txn_end(sub, ok);
+        }
+    }
     if ((*grow_at = udb__txn_full_at(top))) {
         udb__txn_end(top, false);
         return MDB_MAP_FULL;
     }
+    if (nsh)
+        udb__ship_test_pause(UDB_SHIP_DELAY_PRECOMMIT);
     size_t at = udb__mapsize(env);
     rc = udb__txn_end_nowait(top, true, &((batch *)arg)->ack);
     if (rc == MDB_MAP_FULL)
@@ -351,6 +371,8 @@ static int lead_batch(udb_env *env, udb_ship *ship, batch *b)
     shipped sh[UDB_SHIP_SLOTS];
     b->nsh = 0;
     if (ship) {
+        udb__ship_test_pause(UDB_SHIP_DELAY_LEAD);
+        b->sweep = udb__sync_take_sweep(env->sync);
         /* as gather() does within a process: if the last batch was shared by
            other processes, give them a fraction of a commit to queue again */
         unsigned last = udb__ship_last_batch(ship);
@@ -363,8 +385,10 @@ static int lead_batch(udb_env *env, udb_ship *ship, batch *b)
         udb__ship_set_last_batch(ship, (unsigned)(b->n + b->nsh));
     }
     int rc = 0;
-    if (b->n || b->nsh)
+    if (b->n || b->nsh || b->sweep)
         rc = udb__grow_retry(env, run_batch, b);
+    if (b->sweep && rc)
+        udb__sync_put_back_sweep(env->sync);
     if (ship) {
         publish_shipped(ship, b, rc, udb_env_errmsg(env));
         udb__ship_unlead(ship);
@@ -379,11 +403,27 @@ static bool others_coming(const udb_ship *ship)
     return ship && (udb__ship_queued(ship) > 0 || udb__ship_leader(ship) != 0);
 }
 
+/* How long a unit may stay queued before its owner takes it back and runs it
+ * itself: many commits' time (the leader may be gathering, or running a long
+ * batch), for a leader that holds the lead lock and does not lead -- stopped. */
+static uint64_t queued_bound_ns(const udb_env *env)
+{
+    if (udb__ship_test_flags() & UDB_SHIP_TEST_NO_BOUND)
+        return UINT64_MAX / 4;
+    uint64_t least = udb__ship_delay(UDB_SHIP_DELAY_BOUND);
+    if (!least)
+        least = 250000000;
+    uint64_t b = 16 * udb__sync_commit_ns(env->sync);
+    return b < least ? least : b > 2000000000 ? 2000000000 : b;
+}
+
 /* Ship r's unit to the process that leads and wait for its outcome, then for
  * durability.  false: it could not be shipped, or came back unrun -- the
  * caller runs it.  true: *rc and r's results, rc and message are set. */
 static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
 {
+    if (udb__ship_stalled(ship))
+        return false;
     udb_unit *u = r->unit;
     udb_buf req = {0};
     udb__unit_encode(&req, u->ops, u->n);
@@ -393,13 +433,19 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
     if (!queued)
         return false;
     enum udb_ship_state st;
+    uint64_t give_up = (uint64_t)now_ns() + queued_bound_ns(env);
     do {
         /* the leader may have finished (or died) since we looked: then lead */
         if (udb__ship_lead(ship, false)) {
-            batch b = {env, NULL, 0, NULL, 0, 0, 0};
+            batch b = {env, NULL, 0, NULL, 0, 0, 0, false};
             lead_batch(env, ship, &b);
         }
         st = udb__ship_wait(ship, slot, 2000000);
+        if (st == UDB_SHIP_WAITING && (uint64_t)now_ns() > give_up &&
+            udb__ship_withdraw(ship, slot)) {
+            udb__ship_mark_stalled(ship);
+            return false;
+        }
     } while (st == UDB_SHIP_WAITING);
     if (st == UDB_SHIP_BOUNCED) {
         udb__ship_release(ship, slot);
@@ -418,9 +464,11 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
     }
     udb__ship_release(ship, slot);
     *rc = r->rc;
-    /* as after a commit of our own: what it wrote, or the snapshot it read */
-    if (txnid && (!r->rc || r->rc == u->failed_rc)) {
-        uint64_t target = udb__sync_target(env->sync, txnid, committed ? txnid : txnid - 1);
+    /* txnid is the batch's that committed (with or without this unit's work):
+       a unit that failed read what the units before it in that batch wrote,
+       so its answer, as a success, stands only once the batch is durable */
+    if (txnid) {
+        uint64_t target = udb__sync_target(env->sync, txnid, txnid);
         int arc = udb__txn_ack(env, target, others_coming(ship));
         if (!*rc)
             *rc = arc;
@@ -487,17 +535,20 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
         hand_off(g, reqs, n, 0);
         if (!follow(env, ship, &me, &rc)) {
             me.rc = 0;
-            batch b = {env, reqs, n, NULL, 0, 0, 0};
-            leading = udb__ship_lead(ship, true);
+            batch b = {env, reqs, n, NULL, 0, 0, 0, false};
+            leading = udb__ship_lead_within(ship, queued_bound_ns(env));
             rc = lead_batch(env, leading ? ship : NULL, &b);
             if (!rc)
                 rc = udb__txn_ack(env, b.ack, others_coming(ship));
         }
     } else {
+        /* wait for the leader of another process to let go, and lead the
+           next cross-process batch -- for a bounded time: a stopped leader
+           holds the lock, and then this batch commits without shipping */
         if (ship && !leading)
-            leading = udb__ship_lead(ship, true);
+            leading = udb__ship_lead_within(ship, queued_bound_ns(env));
         long t0 = now_ns();
-        batch b = {env, reqs, n, NULL, 0, 0, 0};
+        batch b = {env, reqs, n, NULL, 0, 0, 0, false};
         rc = lead_batch(env, leading ? ship : NULL, &b);
         /* hand the queue to the next leader, then wait for this batch's flush */
         bool more = hand_off(g, reqs, n, now_ns() - t0);

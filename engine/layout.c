@@ -83,20 +83,24 @@ int udb__meta_put_schema(MDB_txn *txn, MDB_dbi meta, const char *json, size_t le
     return rc ? rc : udb__meta_put_u64(txn, meta, &udb__meta_gen_key, gen);
 }
 
-static void unit_key(unsigned char k[8], unsigned slot)
+#define UNIT_KEY (4 + UDB_META_INSTANCE + 4)
+
+static void unit_key(unsigned char k[UNIT_KEY], const unsigned char *instance, unsigned slot)
 {
     memcpy(k, "unit", 4);
-    k[4] = (unsigned char)(slot >> 24);
-    k[5] = (unsigned char)(slot >> 16);
-    k[6] = (unsigned char)(slot >> 8);
-    k[7] = (unsigned char)slot;
+    memcpy(k + 4, instance, UDB_META_INSTANCE);
+    unsigned char *p = k + 4 + UDB_META_INSTANCE;
+    p[0] = (unsigned char)(slot >> 24);
+    p[1] = (unsigned char)(slot >> 16);
+    p[2] = (unsigned char)(slot >> 8);
+    p[3] = (unsigned char)slot;
 }
 
-int udb__meta_put_unit(MDB_txn *txn, MDB_dbi meta, unsigned slot, uint64_t round,
-                       uint64_t txnid)
+int udb__meta_put_unit(MDB_txn *txn, MDB_dbi meta, const unsigned char *instance,
+                       unsigned slot, uint64_t round, uint64_t txnid)
 {
-    unsigned char k[8], b[16];
-    unit_key(k, slot);
+    unsigned char k[UNIT_KEY], b[16];
+    unit_key(k, instance, slot);
     udb__put_be64(b, round);
     udb__put_be64(b + 8, txnid);
     MDB_val kv = {sizeof k, k}, bv = {sizeof b, b};
@@ -104,10 +108,10 @@ int udb__meta_put_unit(MDB_txn *txn, MDB_dbi meta, unsigned slot, uint64_t round
 }
 
 int udb__meta_unit(uint64_t *round, uint64_t *txnid, MDB_txn *txn, MDB_dbi meta,
-                   unsigned slot)
+                   const unsigned char *instance, unsigned slot)
 {
-    unsigned char k[8];
-    unit_key(k, slot);
+    unsigned char k[UNIT_KEY];
+    unit_key(k, instance, slot);
     MDB_val kv = {sizeof k, k}, v;
     *round = *txnid = 0;
     int rc = mdb_get(txn, meta, &kv, &v);
@@ -120,6 +124,30 @@ int udb__meta_unit(uint64_t *round, uint64_t *txnid, MDB_txn *txn, MDB_dbi meta,
     *round = udb__get_be(v.mv_data, 8);
     *txnid = udb__get_be((const unsigned char *)v.mv_data + 8, 8);
     return 0;
+}
+
+int udb__meta_sweep_units(size_t *n, MDB_txn *txn, MDB_dbi meta,
+                          const unsigned char *instance)
+{
+    *n = 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, meta, &cur);
+    if (rc)
+        return rc;
+    MDB_val k = {4, "unit"}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 4 || memcmp(k.mv_data, "unit", 4) != 0)
+            break;
+        if (k.mv_size == UNIT_KEY &&
+            memcmp((const char *)k.mv_data + 4, instance, UDB_META_INSTANCE) == 0)
+            continue;
+        if ((rc = mdb_cursor_del(cur, 0)))
+            break;
+        ++*n;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),

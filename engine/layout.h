@@ -5,8 +5,11 @@
  *   "__meta"            "format" -> u64 (UDB_FORMAT_VERSION; absent in format 1 files)
  *                       "schema" -> canonical schema JSON
  *                       "gen"    -> u64, bumped by every schema change
- *                       "unit" ++ u32(slot) -> u64(round) ++ u64(txnid): the last unit
- *                                   shipped through that slot (ship.h) that committed
+ *                       "unit" ++ instance(16) ++ u32(slot) -> u64(round) ++ u64(txnid):
+ *                                   the last unit shipped through that slot of that
+ *                                   session of the sync file (ship.h) that committed
+ *                                   (format 2 files of earlier versions also hold
+ *                                   "unit" ++ u32(slot) records: swept as garbage)
  *   "__seq"             sequence name -> u64
  *   "t:<type>"          tuple(pk) -> canonical msgpack record
  *   "u:<type>:<index>"  tuple(fields) -> tuple(pk)         (unique indexes; an entry
@@ -47,12 +50,17 @@ int udb__meta_put_schema(MDB_txn *txn, MDB_dbi meta, const char *json, size_t le
 /* Store v under key of __meta as 8 bytes. */
 int udb__meta_put_u64(MDB_txn *txn, MDB_dbi meta, const MDB_val *key, uint64_t v);
 
-/* Record, in txn, that the unit of ship slot `slot`, round `round`, commits
- * with txnid; and read that record back (0 and zeros when there is none). */
-int udb__meta_put_unit(MDB_txn *txn, MDB_dbi meta, unsigned slot, uint64_t round,
-                       uint64_t txnid);
+/* Record, in txn, that the unit of ship slot `slot`, round `round`, of the
+ * sync file session `instance` (UDB_META_INSTANCE bytes) commits with txnid;
+ * and read that record back (0 and zeros when there is none). */
+#define UDB_META_INSTANCE 16
+int udb__meta_put_unit(MDB_txn *txn, MDB_dbi meta, const unsigned char *instance,
+                       unsigned slot, uint64_t round, uint64_t txnid);
 int udb__meta_unit(uint64_t *round, uint64_t *txnid, MDB_txn *txn, MDB_dbi meta,
-                   unsigned slot);
+                   const unsigned char *instance, unsigned slot);
+/* Delete every unit record but those of session `instance`; *n: how many. */
+int udb__meta_sweep_units(size_t *n, MDB_txn *txn, MDB_dbi meta,
+                          const unsigned char *instance);
 
 /* Call fn for every entry of dbi in key order; a non-zero return stops the
  * walk and is returned.  The entry is valid only during the call. */

@@ -46,6 +46,7 @@ typedef struct area {
     _Atomic uint32_t gathering;   /* a leader sleeps on arrive */
     _Atomic uint32_t last_batch;  /* units in the last batch a leader ran */
     _Atomic uint64_t counts[UDB_SHIP_NCOUNTS];   /* since the file was reset */
+    _Atomic uint64_t batches;     /* bumped whenever a leader lets go */
     slot slots[UDB_SHIP_SLOTS];
 } area;
 
@@ -56,9 +57,13 @@ struct udb_ship {
     /* the lead lock is per open file description, which every thread of the
        process shares: this makes it one thread's */
     pthread_mutex_t lead_mu;
+    /* a leader that kept a unit of ours queued too long (stopped?), and
+       a.batches then: until it lets go, we do not wait for it */
+    _Atomic int32_t stalled_pid;
+    _Atomic uint64_t stalled_at;
 };
 
-static _Atomic uint64_t publish_delay;
+static _Atomic uint64_t delays[UDB_SHIP_NDELAYS];
 static _Atomic unsigned test_flags;
 
 void udb__ship_set_test_flags(unsigned flags)
@@ -73,12 +78,31 @@ unsigned udb__ship_test_flags(void)
 
 void udb__ship_set_publish_delay(uint64_t ns)
 {
-    atomic_store(&publish_delay, ns);
+    atomic_store(&delays[UDB_SHIP_DELAY_PUBLISH], ns);
 }
 
 uint64_t udb__ship_publish_delay(void)
 {
-    return atomic_load(&publish_delay);
+    return atomic_load(&delays[UDB_SHIP_DELAY_PUBLISH]);
+}
+
+void udb__ship_set_delay(unsigned which, uint64_t ns)
+{
+    atomic_store(&delays[which], ns);
+}
+
+uint64_t udb__ship_delay(unsigned which)
+{
+    return atomic_load(&delays[which]);
+}
+
+void udb__ship_test_pause(unsigned which)
+{
+    uint64_t ns = atomic_load(&delays[which]);
+    if (ns) {
+        struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+        nanosleep(&ts, NULL);
+    }
 }
 
 size_t udb__ship_area_size(void)
@@ -88,6 +112,9 @@ size_t udb__ship_area_size(void)
 
 int udb__ship_open(udb_ship **out, udb_sync *s)
 {
+    *out = NULL;
+    if (!udb__sync_extra(s))
+        return 0;   /* no room for the slots: this process does not ship */
     udb_ship *sh = calloc(1, sizeof *sh);
     if (!sh)
         return UDB_ENOMEM;
@@ -134,7 +161,9 @@ bool udb__ship_lead(udb_ship *sh, bool wait)
 
 void udb__ship_unlead(udb_ship *sh)
 {
+    atomic_fetch_add(&sh->a->batches, 1);
     atomic_store(&sh->a->leader, 0);
+    syscall(SYS_futex, &sh->a->leader, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     udb__sync_lock(sh->sync, UDB_SYNC_LOCK_LEAD, UDB_SYNC_UNLOCK);
     pthread_mutex_unlock(&sh->lead_mu);
     for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++) {
@@ -149,6 +178,40 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool udb__ship_lead_within(udb_ship *sh, uint64_t ns)
+{
+    uint64_t deadline = now_ns() + ns;
+    for (;;) {
+        if (udb__ship_lead(sh, false))
+            return true;
+        uint64_t now = now_ns();
+        if (now >= deadline || udb__ship_stalled(sh))
+            return false;
+        /* sleep until the leader lets go (unlead wakes the word), 1 ms at most:
+           the lead lock of a dead leader is free without anyone waking us */
+        int32_t pid = atomic_load(&sh->a->leader);
+        uint64_t left = deadline - now < 1000000 ? deadline - now : 1000000;
+        struct timespec ts = {0, (long)(pid ? left : 50000)};
+        if (pid)
+            syscall(SYS_futex, &sh->a->leader, FUTEX_WAIT, (uint32_t)pid, &ts, NULL, 0);
+        else
+            nanosleep(&ts, NULL);
+    }
+}
+
+void udb__ship_mark_stalled(udb_ship *sh)
+{
+    atomic_store(&sh->stalled_at, atomic_load(&sh->a->batches));
+    atomic_store(&sh->stalled_pid, atomic_load(&sh->a->leader));
+}
+
+bool udb__ship_stalled(const udb_ship *sh)
+{
+    int32_t pid = atomic_load(&sh->stalled_pid);
+    return pid && atomic_load(&sh->a->leader) == pid &&
+           atomic_load(&sh->a->batches) == atomic_load(&sh->stalled_at);
 }
 
 void udb__ship_gather(udb_ship *sh, unsigned want, uint64_t ns)
@@ -189,9 +252,9 @@ size_t udb__ship_collect(udb_ship *sh, unsigned *idx, enum udb_ship_taken *kind,
             atomic_store(&sl->leader, sh->pid);
             idx[n] = i;
             kind[n++] = UDB_SHIP_ORPHAN;
-        } else if (st == QUEUED) {
+        } else if (st == QUEUED && atomic_compare_exchange_strong(&sl->state, &st, TAKEN)) {
+            /* a CAS: its owner may be withdrawing it (udb__ship_withdraw) */
             atomic_store(&sl->leader, sh->pid);
-            atomic_store(&sl->state, TAKEN);
             idx[n] = i;
             kind[n++] = UDB_SHIP_NEW;
         }
@@ -322,6 +385,12 @@ enum udb_ship_state udb__ship_wait(udb_ship *sh, unsigned i, uint64_t timeout_ns
         st = atomic_load(&sl->state);
     }
     return st == DONE ? UDB_SHIP_DONE : st == BOUNCED ? UDB_SHIP_BOUNCED : UDB_SHIP_WAITING;
+}
+
+bool udb__ship_withdraw(udb_ship *sh, unsigned i)
+{
+    uint32_t st = QUEUED;
+    return atomic_compare_exchange_strong(&sh->a->slots[i].state, &st, FREE);
 }
 
 const void *udb__ship_outcome(const udb_ship *sh, unsigned i, size_t *len, int *rc,

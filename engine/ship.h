@@ -35,7 +35,8 @@ typedef struct udb_ship udb_ship;
 
 /* The bytes ship.c keeps in the sync file (udb__sync_open's `extra`). */
 size_t udb__ship_area_size(void);
-/* The slots of s's sync file.  UDB_ENOMEM. */
+/* The slots of s's sync file (*out NULL: this process has none, for want
+ * of disk space, and does not ship).  UDB_ENOMEM. */
 int    udb__ship_open(udb_ship **out, udb_sync *s);
 void   udb__ship_close(udb_ship *sh);
 
@@ -44,6 +45,14 @@ void   udb__ship_close(udb_ship *sh);
 /* Take the lead lock: at once (wait=false: false if another process holds
  * it) or waiting for it.  A thread of this process must not hold it already. */
 bool udb__ship_lead(udb_ship *sh, bool wait);
+/* Take it, waiting at most ns for the leader to let go (false: not had). */
+bool udb__ship_lead_within(udb_ship *sh, uint64_t ns);
+/* A unit of ours stayed queued too long: the leader of now is stalled (a
+ * stopped process holds the lead lock), and udb__ship_stalled() says so
+ * until a leader lets go of the lock -- meanwhile this process writes alone
+ * instead of shipping or waiting for the lead. */
+void udb__ship_mark_stalled(udb_ship *sh);
+bool udb__ship_stalled(const udb_ship *sh);
 /* Let go of it, then wake the owners of slots still queued: one of them
  * leads next. */
 void udb__ship_unlead(udb_ship *sh);
@@ -86,6 +95,10 @@ bool udb__ship_submit(udb_ship *sh, unsigned *slot, const void *req, size_t len)
 enum udb_ship_state { UDB_SHIP_WAITING, UDB_SHIP_DONE, UDB_SHIP_BOUNCED };
 /* Wait up to timeout_ns for slot's outcome. */
 enum udb_ship_state udb__ship_wait(udb_ship *sh, unsigned slot, uint64_t timeout_ns);
+/* Take back a unit no leader has taken yet (the leader may be stopped):
+ * true if it was still queued -- it will not run, and the slot is free --,
+ * false if a leader took it (wait for the outcome). */
+bool udb__ship_withdraw(udb_ship *sh, unsigned slot);
 /* A done slot's outcome (see udb__ship_done) and response. */
 const void *udb__ship_outcome(const udb_ship *sh, unsigned slot, size_t *len, int *rc,
                               uint64_t *txnid, bool *committed, const char **msg);
@@ -110,10 +123,22 @@ int  udb__ship_leader(const udb_ship *sh);
  * in).  Process-wide. */
 void udb__ship_set_publish_delay(uint64_t ns);
 uint64_t udb__ship_publish_delay(void);
+/* For tests: pauses at other moments of leading (process-wide): right after
+ * taking the lead lock (a leader stopped there holds up only shippers), and
+ * after running shipped units, before the commit (a leader killed there
+ * leaves units that never committed); and BOUND, the least time a unit
+ * stays queued before its owner takes it back (0: the engine's own). */
+enum { UDB_SHIP_DELAY_PUBLISH, UDB_SHIP_DELAY_LEAD, UDB_SHIP_DELAY_PRECOMMIT,
+       UDB_SHIP_DELAY_BOUND, UDB_SHIP_NDELAYS };
+void udb__ship_set_delay(unsigned which, uint64_t ns);
+uint64_t udb__ship_delay(unsigned which);
+void udb__ship_test_pause(unsigned which);
 /* For tests (the negative control of race_leaderkill): a new leader takes
  * every orphan for not committed, without reading its record -- which runs
  * committed units twice.  Process-wide. */
-enum { UDB_SHIP_TEST_NO_RECORD = 1 };
+enum { UDB_SHIP_TEST_NO_RECORD = 1,
+       /* never take back a queued unit, however long the leader holds it */
+       UDB_SHIP_TEST_NO_BOUND = 2 };
 void udb__ship_set_test_flags(unsigned flags);
 unsigned udb__ship_test_flags(void);
 

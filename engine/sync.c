@@ -25,7 +25,18 @@
  * until all of them have closed the database and one reopens it.
  *
  * The file holds nothing the database needs after a crash: the first
- * opener resets it (so txnids it holds are always of this session's commits).
+ * opener resets it (so txnids it holds are always of this session's commits)
+ * and draws a new random instance id, which names the session in what it
+ * leaves in the database (ship.h: a shipped unit's record), so that nothing
+ * of an earlier session -- or of a session whose sync file was deleted while
+ * it ran -- is ever taken for this one's.
+ *
+ * Every lock here is an open-file-description lock, so that it is one
+ * process's and the kernel drops it when the process dies.  A fork would
+ * share the description, and with it the locks, with the child (a parent
+ * killed while leading would then hold every other writer forever): the
+ * mapping is not inherited (MADV_DONTFORK) and a fork handler closes the
+ * child's copy of the descriptor.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -45,13 +57,20 @@
 #include "error.h"
 #include "sync.h"
 
-#define SYNC_MAGIC "udbsync1"
+/* "udbsync1" was the layout before instance ids: a process of that version
+ * and one of this never share the file (udb__sync_open refuses) */
+#define SYNC_MAGIC "udbsync2"
 #define SYNC_SIZE 4096
 
 /* byte ranges of the file used as locks (open-file-description locks) */
 #define LOCK_OPEN 0     /* shared while open; exclusive while resetting */
 #define LOCK_FLUSH 1    /* the one flusher */
 /* UDB_SYNC_LOCK_LEAD (sync.h) is 2 */
+#define LOCK_WRITING 3  /* shared while a write transaction of this process is on its way */
+/* A byte of LMDB's data file, far past its end (LMDB locks only lock.mdb):
+ * shared while the database is open, by whichever sync file; held
+ * exclusively by a resetting opener, no process of any session has it. */
+#define LOCK_LIVE ((off_t)1 << 60)
 
 typedef struct shared {
     char magic[8];
@@ -59,10 +78,12 @@ typedef struct shared {
     _Atomic uint64_t durable;     /* highest txnid known durable by a flush outside the lock */
     _Atomic uint32_t seq;         /* futex word: bumped whenever any of this changes */
     _Atomic uint32_t waiters;     /* threads sleeping on seq */
-    _Atomic int32_t writers;      /* write transactions begun and not ended */
+    _Atomic int32_t unused;       /* was a count of writers: a dead one never decremented it */
     _Atomic int32_t failed;       /* errno of a failed flush; 0 while healthy */
     _Atomic uint64_t commit_ns;   /* recent commit duration (moving average) */
     _Atomic uint64_t flushes;     /* flushes made outside the write lock */
+    unsigned char instance[UDB_SYNC_INSTANCE];   /* random, drawn at reset */
+    _Atomic uint32_t sweep;       /* no session was alive at reset: records of others may go */
 } shared;
 
 _Static_assert(sizeof(shared) <= SYNC_SIZE, "sync file layout");
@@ -73,12 +94,53 @@ struct udb_sync {
     int datafd;                   /* LMDB's data file */
     shared *sh;
     size_t size;                  /* of the mapping: SYNC_SIZE + the extra area */
+    size_t extra;                 /* bytes of the extra area mapped (0: none could be had) */
     pthread_mutex_t flush_mu;     /* one flusher per process (the file lock is per process) */
+    pthread_mutex_t writing_mu;   /* writing and LOCK_WRITING change together */
+    _Atomic int writing;          /* this process's write transactions on their way */
     _Atomic int failed;           /* this handle saw a flush fail */
+    struct udb_sync *next;        /* in `open_syncs` */
 };
 
 static _Atomic(udb__sync_flush_fn) flush_hook;
 static _Atomic unsigned test_flags;
+
+/* Every open handle of this process, for the fork handler. */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static udb_sync *open_syncs;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&open_mu);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&open_mu);
+}
+
+/* In the child: let go of the parent's file description, so that its locks
+ * die with the parent.  The mapping was not inherited (MADV_DONTFORK).  The
+ * handle stays allocated (the child's copy of the env still points at it),
+ * unusable: a child opens the database again. */
+static void fork_child(void)
+{
+    if (!(atomic_load(&test_flags) & UDB_SYNC_TEST_FORK_KEEPS)) {
+        for (udb_sync *s = open_syncs; s; s = s->next) {
+            if (s->fd >= 0)
+                close(s->fd);
+            s->fd = -1;
+            s->sh = MAP_FAILED;
+        }
+    }
+    pthread_mutex_unlock(&open_mu);
+}
+
+static void install_atfork(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 void udb__sync_set_flush_hook(udb__sync_flush_fn fn)
 {
@@ -140,12 +202,68 @@ int udb__sync_last_txnid(uint64_t *out, MDB_env *mdb)
     return 0;
 }
 
-/* Reset the file: we hold it exclusively, so no other process uses it.
- * The magic goes last: a process that finds it knows the rest is reset. */
-static void reset(udb_sync *s)
+/* Reset the file: we hold it exclusively, so no process uses it.  The magic
+ * goes last: a process that finds it knows the rest is reset.  If no process
+ * has the database open through any sync file (LOCK_LIVE is free: the file
+ * was not deleted under a running session), what sessions left in the
+ * database may be swept. */
+static int reset(udb_sync *s)
 {
+    unsigned char id[UDB_SYNC_INSTANCE];
+    for (size_t got = 0; got < sizeof id;) {
+        ssize_t r = getrandom(id + got, sizeof id - got, 0);
+        if (r < 0 && errno != EINTR)
+            return errno;
+        if (r > 0)
+            got += (size_t)r;
+    }
     memset(s->sh, 0, s->size);
+    memcpy(s->sh->instance, id, sizeof id);
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_LIVE, .l_len = 1};
+    if (fcntl(s->datafd, F_OFD_SETLK, &l) == 0)
+        atomic_store(&s->sh->sweep, 1);
     memcpy(s->sh->magic, SYNC_MAGIC, sizeof s->sh->magic);
+    return 0;
+}
+
+/* Make the first `want` bytes of the file real blocks, so that touching the
+ * mapping cannot raise SIGBUS on a full disk. */
+static int allocate(int fd, off_t want)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return errno;
+    if (st.st_size >= want)
+        return 0;
+    int rc = posix_fallocate(fd, 0, want);
+    /* a file system without fallocate: extend it as before */
+    if (rc == EOPNOTSUPP && ftruncate(fd, want) != 0)
+        rc = errno;
+    else if (rc == EOPNOTSUPP)
+        rc = 0;
+    return rc;
+}
+
+static int open_file(udb_sync *s, const char *path, unsigned file_mode, size_t extra)
+{
+    s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, file_mode);
+    if (s->fd < 0)
+        return errno;
+    /* the file only ever grows (an older library version maps less of it) */
+    int rc = allocate(s->fd, SYNC_SIZE);
+    if (rc)
+        return rc;
+    /* the units' area is only a convenience: a process that cannot have it
+       (a full disk) does not ship, and maps only what exists */
+    s->extra = allocate(s->fd, (off_t)(SYNC_SIZE + extra)) ? 0 : extra;
+    s->size = SYNC_SIZE + s->extra;
+    s->sh = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+    if (s->sh == MAP_FAILED)
+        return errno;
+    if (!(atomic_load(&test_flags) & UDB_SYNC_TEST_FORK_KEEPS) &&
+        madvise(s->sh, s->size, MADV_DONTFORK) != 0)
+        return errno;
+    return 0;
 }
 
 int udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_mode mode,
@@ -154,60 +272,60 @@ int udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, UDB_SYNC_FILE) >= (int)sizeof path)
         return udb__env_err(ENAMETOOLONG, "udb_open: %s: path too long", dir);
+    pthread_once(&atfork_once, install_atfork);
     udb_sync *s = calloc(1, sizeof *s);
     if (!s)
         return udb__env_err(UDB_ENOMEM, "udb_open: out of memory");
     s->mode = mode;
     s->fd = -1;
     s->sh = MAP_FAILED;
-    s->size = SYNC_SIZE + extra;
     pthread_mutex_init(&s->flush_mu, NULL);
+    pthread_mutex_init(&s->writing_mu, NULL);
+    /* registered before the descriptor exists: a fork from now on closes it */
+    pthread_mutex_lock(&open_mu);
+    s->next = open_syncs;
+    open_syncs = s;
+    pthread_mutex_unlock(&open_mu);
     int rc = mdb_env_get_fd(mdb, &s->datafd);
-    if (rc)
+    if (rc || (rc = open_file(s, path, file_mode, extra)))
         goto fail;
-    s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, file_mode);
-    if (s->fd < 0) {
-        rc = errno;
-        goto fail;
-    }
-    /* the file only ever grows (an older library version maps less of it) */
-    struct stat st;
-    if (fstat(s->fd, &st) != 0) {
-        rc = errno;
-        goto fail;
-    }
-    if ((size_t)st.st_size < s->size && ftruncate(s->fd, (off_t)s->size) != 0) {
-        rc = errno;
-        goto fail;
-    }
-    s->sh = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
-    if (s->sh == MAP_FAILED) {
-        rc = errno;
-        goto fail;
-    }
     for (;;) {
         rc = range_lock(s->fd, F_OFD_SETLK, F_WRLCK, LOCK_OPEN);
         if (rc == 0) {
             /* nobody else has it open: a new session */
-            reset(s);
+            if ((rc = reset(s)))
+                goto fail;
             rc = range_lock(s->fd, F_OFD_SETLK, F_RDLCK, LOCK_OPEN);
         } else if (rc == EAGAIN || rc == EACCES) {
             rc = range_lock(s->fd, F_OFD_SETLKW, F_RDLCK, LOCK_OPEN);
-            /* its opener died before it finished resetting: try again */
             if (!rc && memcmp(s->sh->magic, SYNC_MAGIC, sizeof s->sh->magic) != 0) {
+                static const char zero[sizeof s->sh->magic];
+                bool unset = memcmp(s->sh->magic, zero, sizeof zero) == 0;
                 if ((rc = range_lock(s->fd, F_OFD_SETLK, F_UNLCK, LOCK_OPEN)))
                     goto fail;
-                continue;
+                /* its opener died before it finished resetting: try again */
+                if (unset)
+                    continue;
+                rc = udb__env_err(UDB_EBUSY, "udb_open: %s is in use by a process of another "
+                                  "uniqdb version (or damaged): every process that has the "
+                                  "database open must run one version", path);
+                goto fail_quiet;
             }
         }
         break;
     }
+    /* this session is alive: no opener may sweep what it leaves (shared, or
+       the exclusive lock reset() took turned shared) */
+    if (!rc)
+        rc = range_lock(s->datafd, F_OFD_SETLKW, F_RDLCK, LOCK_LIVE);
     if (rc)
         goto fail;
     *out = s;
     return 0;
 fail:
-    udb__env_err(rc, "udb_open: %s: %s", path, udb_strerror(rc));
+    udb__env_err(rc, "udb_open: %s: %s", path, rc == ENOSPC ? "no space left on device" :
+                 udb_strerror(rc));
+fail_quiet:
     udb__sync_close(s);
     return rc;
 }
@@ -216,20 +334,38 @@ void udb__sync_close(udb_sync *s)
 {
     if (!s)
         return;
+    pthread_mutex_lock(&open_mu);
+    for (udb_sync **p = &open_syncs; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&open_mu);
     if (s->sh != MAP_FAILED)
         munmap(s->sh, s->size);
     if (s->fd >= 0)
         close(s->fd);   /* drops the file locks */
     pthread_mutex_destroy(&s->flush_mu);
+    pthread_mutex_destroy(&s->writing_mu);
     free(s);
 }
 
 static int failed_err(udb_sync *s, int err)
 {
+    /* the shared word is only ever an errno: anything else was written into
+       the file by something other than uniqdb */
+    if (err <= 0 || err >= 4096)
+        return udb__env_err(UDB_EFLUSHFAILED, "the shared state in %s was overwritten (it "
+                            "holds a failure code %d that no flush sets): writes are refused "
+                            "until every process has closed the database and it is opened "
+                            "again", UDB_SYNC_FILE, err);
     return udb__env_err(UDB_EFLUSHFAILED,
-                        "a flush of the database to disk failed (%s): commits since the last "
-                        "good flush may be lost; writes are refused until every process has "
-                        "closed the database and it is opened again", strerror(err));
+                        "a flush of the database to disk failed (%s%s): commits since the "
+                        "last good flush may be lost; writes are refused until every process "
+                        "has closed the database and it is opened again",
+                        err == ENOSPC ? "no space left on device" : strerror(err),
+                        err == ENOSPC ? "; free space first" : "");
 }
 
 int udb__sync_usable(udb_sync *s)
@@ -255,11 +391,44 @@ static void poison(udb_sync *s, int err)
     wake(s->sh);
 }
 
+/* A process announces its write transactions on their way with a shared
+ * lock on LOCK_WRITING, held from its first to its last: unlike a count in
+ * the file, it goes when the process dies inside a transaction. */
 void udb__sync_writer_begin(udb_sync *s)
 {
     /* a UDB_NOSYNC commit covers nobody: not counted */
-    if (s && s->mode != UDB_SYNC_NONE)
-        atomic_fetch_add(&s->sh->writers, 1);
+    if (!s || s->mode == UDB_SYNC_NONE)
+        return;
+    pthread_mutex_lock(&s->writing_mu);
+    if (atomic_fetch_add(&s->writing, 1) == 0)
+        range_lock(s->fd, F_OFD_SETLK, F_RDLCK, LOCK_WRITING);   /* only a hint if it fails */
+    pthread_mutex_unlock(&s->writing_mu);
+}
+
+static void writer_gone(udb_sync *s)
+{
+    pthread_mutex_lock(&s->writing_mu);
+    if (atomic_fetch_sub(&s->writing, 1) == 1)
+        range_lock(s->fd, F_OFD_SETLK, F_UNLCK, LOCK_WRITING);
+    pthread_mutex_unlock(&s->writing_mu);
+}
+
+/* Is a write transaction on its way, in this process or another? */
+static bool writers_coming(udb_sync *s)
+{
+    if (atomic_load(&s->writing) > 0)
+        return true;
+    /* our own description's locks never conflict: this sees other processes' */
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_WRITING,
+                      .l_len = 1};
+    if (fcntl(s->fd, F_OFD_GETLK, &l) != 0)
+        return false;
+    return l.l_type != F_UNLCK;
+}
+
+bool udb__sync_writers_coming(udb_sync *s)
+{
+    return s && s->sh != MAP_FAILED && writers_coming(s);
 }
 
 void udb__sync_writer_end(udb_sync *s, uint64_t mine, uint64_t commit_ns)
@@ -274,7 +443,7 @@ void udb__sync_writer_end(udb_sync *s, uint64_t mine, uint64_t commit_ns)
         uint64_t avg = atomic_load(&sh->commit_ns);
         atomic_store(&sh->commit_ns, avg ? (avg * 7 + commit_ns) / 8 : commit_ns);
     }
-    atomic_fetch_sub(&sh->writers, 1);
+    writer_gone(s);
     wake(sh);
 }
 
@@ -375,7 +544,7 @@ int udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming)
         uint64_t now = now_ns();
         if (!deadline)
             deadline = now + cover_wait_ns(sh);
-        if (now < deadline && (more_coming || atomic_load(&sh->writers) > 0)) {
+        if (now < deadline && (more_coming || writers_coming(s))) {
             sleep_on(sh, seen, deadline - now);
             continue;
         }
@@ -392,7 +561,23 @@ uint64_t udb__sync_commit_ns(const udb_sync *s)
 
 void *udb__sync_extra(const udb_sync *s)
 {
-    return (char *)s->sh + SYNC_SIZE;
+    return s->extra ? (char *)s->sh + SYNC_SIZE : NULL;
+}
+
+const unsigned char *udb__sync_instance(const udb_sync *s)
+{
+    return s->sh->instance;
+}
+
+bool udb__sync_take_sweep(udb_sync *s)
+{
+    uint32_t one = 1;
+    return atomic_compare_exchange_strong(&s->sh->sweep, &one, 0);
+}
+
+void udb__sync_put_back_sweep(udb_sync *s)
+{
+    atomic_store(&s->sh->sweep, 1);
 }
 
 int udb__sync_lock(udb_sync *s, unsigned byte, int how)

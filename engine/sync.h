@@ -71,8 +71,21 @@ int  udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming);
 /* How long a durable commit takes lately (a moving average), in ns; 0 if
  * none was timed. */
 uint64_t udb__sync_commit_ns(const udb_sync *s);
-/* The extra bytes of the file (shared with every process that has it open). */
+/* The extra bytes of the file (shared with every process that has it open);
+ * NULL when this process could not have them (no room on the disk). */
 void *udb__sync_extra(const udb_sync *s);
+/* The random id of this session of the file, drawn when it was reset
+ * (UDB_SYNC_INSTANCE bytes): no two sessions ever share one. */
+#define UDB_SYNC_INSTANCE 16
+const unsigned char *udb__sync_instance(const udb_sync *s);
+/* When the file was reset no process had the database open: what earlier
+ * sessions left in it is garbage.  True once (to the caller that sweeps);
+ * a sweep that did not commit is put back. */
+bool udb__sync_take_sweep(udb_sync *s);
+void udb__sync_put_back_sweep(udb_sync *s);
+/* Is a write transaction on its way, in this process or another?  (A
+ * process that died inside one is not counted.) */
+bool udb__sync_writers_coming(udb_sync *s);
 /* Byte `byte` of the file as an exclusive open-file-description lock (the
  * kernel drops it when the process dies): how is one of these.  0, or the
  * errno (EAGAIN / EACCES: UDB_SYNC_LOCK_TRY found it held). */
@@ -90,7 +103,10 @@ typedef int (*udb__sync_flush_fn)(int fd);
 void udb__sync_set_flush_hook(udb__sync_flush_fn fn);
 /* For tests (negative controls): ignore a write's snapshot term / do not
  * wait at all.  Process-wide; breaks the guarantee on purpose. */
-enum { UDB_SYNC_TEST_NO_READ_TERM = 1, UDB_SYNC_TEST_NO_WAIT = 2 };
+enum { UDB_SYNC_TEST_NO_READ_TERM = 1, UDB_SYNC_TEST_NO_WAIT = 2,
+       /* a forked child keeps the parent's file description (set before
+          udb_open: the mapping is inherited too), as before fork safety */
+       UDB_SYNC_TEST_FORK_KEEPS = 4 };
 void udb__sync_set_test_flags(unsigned flags);
 
 #endif

@@ -149,6 +149,8 @@ int udb__txn_end_nowait(udb_txn *txn, bool commit, uint64_t *ack)
     if (commit) {
         uint64_t t0 = now_ns();
         rc = udb__txn_full(txn, mdb_txn_commit(txn->mdb));
+        if (rc && !txn->parent)
+            rc = udb__env_io_rc(env, rc);
         took = now_ns() - t0;
     } else {
         mdb_txn_abort(txn->mdb);

@@ -1,0 +1,726 @@
+/*
+ * race_shipedge.c -- the edges of shipping units between processes
+ * (engine/ship.h, engine/sync.h): short-lived processes, stale unit records,
+ * fork, a stopped leader, a writer killed inside its transaction, and a
+ * shipped unit that fails.  Every process is real (fork), every kill a real
+ * SIGKILL or SIGSTOP.  One mode per run:
+ *
+ *   --mode=stale      An earlier session left unit records in __meta for
+ *                     every slot.  A new session: leader L takes follower
+ *                     F's unit into its batch and is killed before the
+ *                     commit; F leads, finds its unit orphaned, and must run
+ *                     it again -- not take the earlier session's record for
+ *                     its own.  Then F's acknowledged record must be there.
+ *                     Control (--control): L writes those records under its
+ *                     own session's id, as when the round restarted with the
+ *                     session: F's acknowledged record is missing.
+ *   --mode=short      6 short-lived processes (open, one udb_exec, close) at
+ *                     once, one killed at a random 0-8 ms: every
+ *                     acknowledged record is there once, none twice.
+ *   --mode=fork       P opens, forks a child that opens too and lives on; P
+ *                     is killed while it leads (or while it flushes outside
+ *                     LMDB's lock): the lead lock must be free and another
+ *                     process's writes must go through.  Control: the child
+ *                     keeps P's file description (UDB_SYNC_TEST_FORK_KEEPS).
+ *   --mode=stop       Leader L is stopped (SIGSTOP) while it holds the lead
+ *                     lock: W's units must all commit while L stays stopped
+ *                     (W takes its unit back after 20 ms here, not 0.25 s).
+ *                     Control: W never takes back a queued unit
+ *                     (UDB_SHIP_TEST_NO_BOUND).
+ *   --mode=deadwriter P is killed inside a write transaction: afterwards no
+ *                     writer counts as on its way (it did before it died).
+ *   --mode=failack    F's shipped unit conflicts with L's insert in the same
+ *                     batch: F's UDB_ECONFLICT is acknowledged only once that
+ *                     batch is durable.  Control: F does not wait at all
+ *                     (UDB_SYNC_TEST_NO_WAIT).
+ *
+ * --rounds=N (default 200).  Exit 0: every round held; 1: a round broke the
+ * property (the message says which); 2: the test could not run.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "env.h"
+#include "layout.h"
+#include "ship.h"
+#include "support.h"
+#include "txn.h"
+#include "uniqdb.h"
+
+static const char SCHEMA[] =
+    "{\"types\": {\"rec\": {\"key\": \"id\", \"fields\": {"
+    " \"id\": {\"type\": \"uint\", \"auto\": true},"
+    " \"tag\": {\"type\": \"uint\", \"required\": true},"
+    " \"email\": {\"type\": \"str\"}},"
+    " \"unique\": {\"email\": {\"fields\": [\"email\"]}},"
+    " \"indexes\": {\"by_tag\": {\"fields\": [\"tag\"]}}}}}";
+
+enum { MAXTAGS = 1 << 14, NSHORT = 6 };
+
+typedef struct shared {
+    _Atomic int flag[4];            /* per-round hand-shakes between processes */
+    _Atomic int rc[NSHORT];         /* a process's udb_exec result */
+    _Atomic int created[NSHORT];
+    _Atomic int done[NSHORT];
+    _Atomic uint64_t orphans;       /* orphans a follower found (stale mode) */
+    _Atomic int acked[MAXTAGS];     /* tag -> acknowledged created */
+} shared;
+
+static shared *sh;
+static char path[512];
+static int control;
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
+    nanosleep(&ts, NULL);
+}
+
+static udb_env *open_env(void)
+{
+    udb_env *env;
+    if (udb_open(&env, path, NULL)) {
+        fprintf(stderr, "udb_open: %s\n", udb_env_errmsg(NULL));
+        _exit(2);
+    }
+    return env;
+}
+
+/* One unit: insert {tag, email?}.  Its rc; *created from the result. */
+static int insert(udb_env *env, unsigned tag, const char *email, int *created)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (email)
+        sup_pack(&pk, "{s:U, s:s}", "tag", (unsigned long long)tag, "email", email);
+    else
+        sup_pack(&pk, "{s:U}", "tag", (unsigned long long)tag);
+    udb_op op = UDB_OP_INIT;
+    op.kind = UDB_OP_INSERT;
+    op.type = "rec";
+    op.rec.data = sb.data;
+    op.rec.size = sb.size;
+    udb_results *res = NULL;
+    int rc = udb_exec(&res, env, &op, 1);
+    const udb_result *r = udb_result_at(res, 0);
+    *created = !rc && r && r->created == 1;
+    udb_results_free(res);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static pid_t spawn(int (*fn)(int), int arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    if (pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    return pid;
+}
+
+static int reap(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Wait (up to ms) until flag i is set. */
+static bool await_flag(int i, int ms)
+{
+    for (int k = 0; k < ms * 10; k++) {
+        if (atomic_load(&sh->flag[i]))
+            return true;
+        sleep_us(100);
+    }
+    return false;
+}
+
+/* The records as a count per tag; 0, or 1 with a message. */
+static int count_tags(unsigned *counts, size_t ntags)
+{
+    memset(counts, 0, ntags * sizeof *counts);
+    udb_env *env;
+    if (udb_open(&env, path, NULL))
+        return fprintf(stderr, "verify: udb_open: %s\n", udb_env_errmsg(NULL)), 1;
+    udb_txn *txn = NULL;
+    udb_cursor *cur;
+    int rc = udb_begin(&txn, env, UDB_RDONLY);
+    if (!rc && (rc = udb_scan(&cur, txn, "rec", NULL, NULL, 0)) == 0) {
+        udb_val v;
+        while ((rc = udb_cursor_next(&v, cur)) == 0) {
+            msgpack_unpacked u;
+            const msgpack_object *tag = NULL;
+            if (!sup_unpack(&u, v.data, v.size))
+                tag = sup_map_get(&u.data, "tag");
+            if (tag && tag->type == MSGPACK_OBJECT_POSITIVE_INTEGER && tag->via.u64 < ntags)
+                counts[tag->via.u64]++;
+            msgpack_unpacked_destroy(&u);
+        }
+        udb_cursor_close(cur);
+        rc = rc == UDB_ENOTFOUND ? 0 : rc;
+    }
+    if (txn)
+        udb_abort(txn);
+    size_t problems = 0;
+    if (!rc)
+        rc = udb_check(&problems, env, NULL, NULL);
+    udb_close(env);
+    if (rc || problems)
+        return fprintf(stderr, "verify: rc %d, udb_check: %zu problems\n", rc, problems), 1;
+    return 0;
+}
+
+/* Every acknowledged tag once, no tag twice. */
+static int verify_acked(unsigned ntags, int round)
+{
+    static unsigned counts[MAXTAGS];
+    if (count_tags(counts, ntags))
+        return 1;
+    for (unsigned t = 0; t < ntags; t++) {
+        if (atomic_load(&sh->acked[t]) && counts[t] != 1)
+            return fprintf(stderr, "round %d: tag %u was acknowledged as created and is there "
+                           "%u times\n", round, t, counts[t]), 1;
+        if (counts[t] > 1)
+            return fprintf(stderr, "round %d: tag %u is there %u times\n", round, t,
+                           counts[t]), 1;
+    }
+    return 0;
+}
+
+/* ---- stale ------------------------------------------------------------------- */
+
+typedef struct stale_ctx {
+    udb_env *env;
+    unsigned round;
+} stale_ctx;
+
+/* Records for every slot, round 1, under `instance`: what a session's
+ * leaders leave behind. */
+static int put_unit_records(udb_txn *txn, void *arg)
+{
+    udb_env *env = arg;
+    MDB_txn *m = udb__txn_mdb(txn);
+    for (unsigned slot = 0; slot < UDB_SHIP_SLOTS; slot++) {
+        int rc = udb__meta_put_unit(m, udb__env_meta_dbi(env),
+                                    udb__sync_instance(udb__env_sync(env)), slot, 1,
+                                    mdb_txn_id(m));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int stale_leader(int round)
+{
+    udb_env *env = open_env();
+    if (control && udb_write(env, put_unit_records, env))
+        return 2;
+    udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 30000000);
+    udb__ship_set_delay(UDB_SHIP_DELAY_PRECOMMIT, 20000000000ull);
+    atomic_store(&sh->flag[1], 1);   /* open: F may begin */
+    int created;
+    insert(env, (unsigned)round * 2, NULL, &created);
+    return 3;   /* killed before this */
+}
+
+typedef struct watch {
+    udb_ship *ship;
+    _Atomic int stop;
+} watch;
+
+/* Tell the parent when our queued unit has been taken by the leader. */
+static void *watch_taken(void *arg)
+{
+    watch *w = arg;
+    bool seen = false;
+    while (!atomic_load(&w->stop)) {
+        unsigned q = udb__ship_queued(w->ship);
+        if (q)
+            seen = true;
+        else if (seen) {
+            atomic_store(&sh->flag[2], 1);
+            break;
+        }
+        sleep_us(50);
+    }
+    return NULL;
+}
+
+static int stale_follower(int round)
+{
+    udb_env *env = open_env();
+    atomic_store(&sh->flag[0], 1);   /* the session is ours: L may open */
+    if (!await_flag(1, 10000))
+        return 2;
+    udb_ship *ship = udb__env_ship(env);
+    while (!udb__ship_leader(ship))
+        sleep_us(50);
+    watch w = {ship, 0};
+    pthread_t th;
+    if (pthread_create(&th, NULL, watch_taken, &w))
+        return 2;
+    int created;
+    unsigned tag = (unsigned)round * 2 + 1;
+    int rc = insert(env, tag, NULL, &created);
+    atomic_store(&w.stop, 1);
+    pthread_join(th, NULL);
+    uint64_t c[UDB_SHIP_NCOUNTS];
+    udb__ship_counts(ship, c);
+    atomic_fetch_add(&sh->orphans, c[UDB_SHIP_EARLIER] + c[UDB_SHIP_RERUN]);
+    atomic_store(&sh->acked[tag], created);
+    atomic_store(&sh->rc[0], rc);
+    udb_close(env);
+    return 0;
+}
+
+static int run_stale(int rounds)
+{
+    for (int r = 0; r < rounds; r++) {
+        /* an earlier session leaves records for every slot */
+        udb_env *env = open_env();
+        if (udb_write(env, put_unit_records, env))
+            return fprintf(stderr, "put_unit_records: %s\n", udb_env_errmsg(env)), 2;
+        udb_close(env);
+        memset(sh->flag, 0, sizeof sh->flag);
+        pid_t f = spawn(stale_follower, r);
+        if (!await_flag(0, 10000))
+            return fprintf(stderr, "round %d: follower did not open\n", r), 2;
+        pid_t l = spawn(stale_leader, r);
+        /* F's unit taken into L's batch, run, the response written: kill L */
+        if (await_flag(2, 10000))
+            sleep_us(5000);
+        kill(l, SIGKILL);
+        reap(l);
+        if (reap(f) != 0)
+            return fprintf(stderr, "round %d: follower failed (rc %d)\n", r, sh->rc[0]), 1;
+        if (atomic_load(&sh->acked[r * 2 + 1]) == 0)
+            return fprintf(stderr, "round %d: the follower's unit was not acknowledged "
+                           "(rc %d)\n", r, sh->rc[0]), 1;
+        /* every 20 rounds (tags are the round's own): a check costs an open */
+        if ((r % 20 == 19 || r == rounds - 1) && verify_acked((unsigned)r * 2 + 2, r))
+            return 1;
+    }
+    uint64_t o = atomic_load(&sh->orphans);
+    printf("stale: %d rounds, %llu orphans met by the follower, every acknowledged record "
+           "there once\n", rounds, (unsigned long long)o);
+    if (o < (uint64_t)rounds * 3 / 4)
+        return fprintf(stderr, "only %llu of %d rounds left an orphan: the test did not test\n",
+                       (unsigned long long)o, rounds), 2;
+    return 0;
+}
+
+/* ---- short-lived ------------------------------------------------------------- */
+
+static int short_one(int arg)
+{
+    int i = arg % NSHORT;
+    udb_env *env = open_env();
+    udb__ship_set_publish_delay(2000000);
+    if (control)
+        udb__ship_set_test_flags(UDB_SHIP_TEST_NO_RECORD);
+    atomic_fetch_add(&sh->flag[0], 1);
+    while (atomic_load(&sh->flag[0]) < NSHORT)
+        sleep_us(50);
+    int created;
+    unsigned tag = (unsigned)arg;
+    int rc = insert(env, tag, NULL, &created);
+    atomic_store(&sh->acked[tag], created);
+    atomic_store(&sh->rc[i], rc);
+    udb_close(env);
+    return 0;
+}
+
+static int run_short(int rounds)
+{
+    unsigned seed = (unsigned)time(NULL);
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        pid_t p[NSHORT];
+        for (int i = 0; i < NSHORT; i++)
+            p[i] = spawn(short_one, r * NSHORT + i);
+        while (atomic_load(&sh->flag[0]) < NSHORT)
+            sleep_us(100);
+        int victim = rand_r(&seed) % NSHORT;
+        sleep_us(rand_r(&seed) % 8000);
+        kill(p[victim], SIGKILL);
+        for (int i = 0; i < NSHORT; i++) {
+            int st = reap(p[i]);
+            if (i != victim && st != 0)
+                return fprintf(stderr, "round %d: process %d exited %d\n", r, i, st), 1;
+        }
+        if ((r % 20 == 19 || r == rounds - 1) && verify_acked((unsigned)(r + 1) * NSHORT, r))
+            return 1;
+    }
+    printf("short: %d rounds of %d processes, one killed each: every acknowledged record "
+           "there once\n", rounds, NSHORT);
+    return 0;
+}
+
+/* ---- fork -------------------------------------------------------------------- */
+
+static int fork_child_lives(udb_env *inherited)
+{
+    (void)inherited;   /* never used in the child: it opens its own */
+    udb_env *env = open_env();
+    atomic_store(&sh->flag[1], 1);
+    while (!atomic_load(&sh->flag[3]))
+        sleep_us(1000);
+    udb_close(env);
+    return 0;
+}
+
+static long flush_sleep_us;
+
+static int slow_flush(int fd)
+{
+    atomic_store(&sh->flag[2], 1);
+    sleep_us(flush_sleep_us);
+    return fdatasync(fd);
+}
+
+/* P: open, fork a child that opens too, then lead (round even) or flush
+ * outside LMDB's lock (odd) until killed. */
+static int fork_parent(int round)
+{
+    if (control)
+        udb__sync_set_test_flags(UDB_SYNC_TEST_FORK_KEEPS);
+    udb_env *env = open_env();
+    fflush(NULL);
+    pid_t c = fork();
+    if (c == 0)
+        _exit(fork_child_lives(env));
+    atomic_store(&sh->rc[1], c);
+    if (!await_flag(1, 10000))
+        return 2;
+    int created;
+    if (round % 2 == 0) {
+        udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 20000000000ull);
+        atomic_store(&sh->flag[0], 1);
+        insert(env, (unsigned)round, NULL, &created);   /* killed while it leads */
+    } else {
+        flush_sleep_us = 20000000;
+        udb__sync_set_flush_hook(slow_flush);
+        atomic_store(&sh->flag[0], 1);
+        insert(env, (unsigned)round, NULL, &created);   /* killed while it flushes */
+    }
+    return 3;
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char m[] = "writer: no progress in 10 s: a dead process's lock is held\n";
+    ssize_t w = write(2, m, sizeof m - 1);
+    (void)w;
+    _exit(1);
+}
+
+static int fork_writer(int round)
+{
+    signal(SIGALRM, on_alarm);
+    alarm(10);
+    udb_env *env = open_env();
+    udb_ship *ship = udb__env_ship(env);
+    if (round % 2 == 0) {
+        /* the lead lock of the dead leader must be free at once */
+        bool led = false;
+        for (int i = 0; i < 200 && !(led = udb__ship_lead(ship, false)); i++)
+            sleep_us(500);
+        if (!led) {
+            fprintf(stderr, "round %d: the killed leader's lead lock is still held\n", round);
+            return 1;
+        }
+        udb__ship_unlead(ship);
+    }
+    for (int i = 0; i < 3; i++) {
+        int created;
+        int rc = insert(env, 100000 + (unsigned)round * 3 + (unsigned)i, NULL, &created);
+        if (rc || !created)
+            return fprintf(stderr, "round %d: insert: %s\n", round, udb_env_errmsg(env)), 1;
+    }
+    udb_close(env);
+    return 0;
+}
+
+static int run_fork(int rounds)
+{
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        pid_t p = spawn(fork_parent, r);
+        if (!await_flag(0, 10000))
+            return fprintf(stderr, "round %d: P did not start\n", r), 2;
+        /* leading: inside its pause; flushing: inside the hook */
+        if (r % 2 == 0) {
+            sleep_us(3000);
+        } else if (!await_flag(2, 10000)) {
+            return fprintf(stderr, "round %d: P did not flush\n", r), 2;
+        }
+        kill(p, SIGKILL);
+        reap(p);
+        pid_t w = spawn(fork_writer, r);
+        int st = reap(w);
+        atomic_store(&sh->flag[3], 1);   /* the child may go */
+        pid_t c = atomic_load(&sh->rc[1]);
+        if (c > 0)
+            reap(c);
+        if (st != 0)
+            return fprintf(stderr, "round %d (%s): the writer after the kill failed (%d)\n", r,
+                           r % 2 ? "killed flushing" : "killed leading", st), 1;
+    }
+    printf("fork: %d rounds (a forked child alive, its parent killed leading or flushing): "
+           "no lock outlived the parent\n", rounds);
+    return 0;
+}
+
+/* ---- stop -------------------------------------------------------------------- */
+
+static int stop_leader(int round)
+{
+    udb_env *env = open_env();
+    udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 100000000);
+    atomic_store(&sh->flag[0], 1);
+    int created;
+    int rc = insert(env, (unsigned)round * 4, NULL, &created);
+    udb_close(env);
+    return rc ? 1 : 0;
+}
+
+static int stop_writer(int round)
+{
+    udb_env *env = open_env();
+    /* a shorter bound than the engine's 0.25 s, for 200 rounds in seconds */
+    udb__ship_set_delay(UDB_SHIP_DELAY_BOUND, 20000000);
+    if (control)
+        udb__ship_set_test_flags(UDB_SHIP_TEST_NO_BOUND);
+    for (unsigned i = 1; i < 4; i++) {
+        int created;
+        unsigned tag = (unsigned)round * 4 + i;
+        int rc = insert(env, tag, NULL, &created);
+        if (rc)
+            return fprintf(stderr, "round %d: insert: %s\n", round, udb_env_errmsg(env)), 1;
+        atomic_store(&sh->acked[tag], created);
+    }
+    udb_close(env);
+    return 0;
+}
+
+static int run_stop(int rounds)
+{
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        pid_t l = spawn(stop_leader, r);
+        if (!await_flag(0, 10000))
+            return 2;
+        /* L leads (inside its pause, holding the lead lock): stop it there */
+        udb_env *env = open_env();
+        while (!udb__ship_leader(udb__env_ship(env)))
+            sleep_us(100);
+        udb_close(env);
+        kill(l, SIGSTOP);
+        pid_t w = spawn(stop_writer, r);
+        int st = -1;
+        bool finished = false;
+        for (int k = 0; k < 10000 && !finished; k++) {
+            finished = waitpid(w, &st, WNOHANG) == w;
+            if (!finished)
+                sleep_us(1000);
+        }
+        if (!finished) {
+            fprintf(stderr, "round %d: the writer's units did not commit in 10 s while the "
+                    "leader was stopped\n", r);
+            kill(w, SIGKILL);
+            reap(w);
+            kill(l, SIGCONT);
+            reap(l);
+            return 1;
+        }
+        kill(l, SIGCONT);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || reap(l) != 0)
+            return fprintf(stderr, "round %d: writer or leader failed\n", r), 1;
+        atomic_store(&sh->acked[r * 4], 1);
+        if (r % 20 == 19 || r == rounds - 1) {
+            if (verify_acked((unsigned)(r + 1) * 4, r))
+                return 1;
+        }
+    }
+    printf("stop: %d rounds, the leader stopped while leading: the writer's units committed "
+           "meanwhile\n", rounds);
+    return 0;
+}
+
+/* ---- deadwriter -------------------------------------------------------------- */
+
+static int dead_writer(int round)
+{
+    udb_env *env = open_env();
+    udb_txn *txn;
+    if (udb_begin(&txn, env, 0))
+        return 2;
+    atomic_store(&sh->flag[0], 1);
+    sleep_us(20000000);   /* killed here */
+    (void)round;
+    return 3;
+}
+
+static int run_deadwriter(int rounds)
+{
+    udb_env *env = open_env();
+    udb_sync *s = udb__env_sync(env);
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        if (udb__sync_writers_coming(s))
+            return fprintf(stderr, "round %d: a writer counts before any began\n", r), 1;
+        pid_t p = spawn(dead_writer, r);
+        if (!await_flag(0, 10000))
+            return 2;
+        /* the check sees a live writer (else the test could not fail) */
+        if (!udb__sync_writers_coming(s))
+            return fprintf(stderr, "round %d: a writer inside its transaction does not count "
+                           "as on its way\n", r), 1;
+        kill(p, SIGKILL);
+        reap(p);
+        if (udb__sync_writers_coming(s))
+            return fprintf(stderr, "round %d: a writer killed inside its transaction still "
+                           "counts as on its way\n", r), 1;
+    }
+    /* and a lone writer's commits go on (LMDB's lock of the dead is recovered) */
+    int created;
+    if (insert(env, 1, NULL, &created) || !created)
+        return fprintf(stderr, "insert after the kills: %s\n", udb_env_errmsg(env)), 1;
+    udb_close(env);
+    printf("deadwriter: %d writers killed inside a transaction: none counted afterwards\n",
+           rounds);
+    return 0;
+}
+
+/* ---- failack ----------------------------------------------------------------- */
+
+static int failack_leader(int round)
+{
+    udb_env *env = open_env();
+    udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 50000000);
+    flush_sleep_us = 100000;
+    udb__sync_set_flush_hook(slow_flush);   /* its own flush: slow */
+    atomic_store(&sh->flag[0], 1);
+    char email[32];
+    snprintf(email, sizeof email, "e%d", round);
+    int created;
+    int rc = insert(env, (unsigned)round * 2, email, &created);
+    atomic_store(&sh->acked[round * 2], created);
+    udb_close(env);
+    return rc ? 1 : 0;
+}
+
+static int failack_follower(int round)
+{
+    udb_env *env = open_env();
+    if (control)
+        udb__sync_set_test_flags(UDB_SYNC_TEST_NO_WAIT);
+    atomic_store(&sh->flag[1], 1);
+    udb_ship *ship = udb__env_ship(env);
+    while (!udb__ship_leader(ship))
+        sleep_us(50);
+    char email[32];
+    snprintf(email, sizeof email, "e%d", round);
+    int created;
+    int rc = insert(env, (unsigned)round * 2 + 1, email, &created);
+    uint64_t committed, durable;
+    udb__sync_state(udb__env_sync(env), &committed, &durable, NULL);
+    uint64_t c[UDB_SHIP_NCOUNTS];
+    udb__ship_counts(ship, c);
+    udb_close(env);
+    if (rc != UDB_ECONFLICT)
+        return fprintf(stderr, "round %d: follower rc %d, want UDB_ECONFLICT\n", round, rc), 2;
+    if (c[UDB_SHIP_FOREIGN] == 0)
+        return 4;   /* not run in the leader's batch: inconclusive */
+    if (durable < committed)
+        return fprintf(stderr, "round %d: the conflict was answered while the batch it read "
+                       "(txn %llu) was not durable (durable: %llu)\n", round,
+                       (unsigned long long)committed, (unsigned long long)durable), 1;
+    return 0;
+}
+
+static int run_failack(int rounds)
+{
+    int conclusive = 0;
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        pid_t f = spawn(failack_follower, r);
+        if (!await_flag(1, 10000))
+            return 2;
+        pid_t l = spawn(failack_leader, r);
+        int fs = reap(f);
+        atomic_store(&sh->flag[3], 1);
+        int ls = reap(l);
+        if (fs == 1 || fs == 2 || ls != 0)
+            return fprintf(stderr, "round %d: follower %d leader %d\n", r, fs, ls), 1;
+        conclusive += fs == 0;
+    }
+    printf("failack: %d rounds, %d with the follower's unit in the leader's batch: every "
+           "conflict answered once its batch was durable\n", rounds, conclusive);
+    if (conclusive < rounds / 2)
+        return fprintf(stderr, "only %d conclusive rounds\n", conclusive), 2;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = NULL;
+    int rounds = 200;
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--mode=", 7) == 0)
+            mode = argv[i] + 7;
+        else if (strncmp(argv[i], "--rounds=", 9) == 0)
+            rounds = atoi(argv[i] + 9);
+        else if (strcmp(argv[i], "--control") == 0)
+            control = 1;
+        else
+            return fprintf(stderr, "usage: race_shipedge --mode=M [--rounds=N] [--control]\n"), 2;
+    }
+    if (!mode || rounds <= 0 || (unsigned)rounds * NSHORT >= MAXTAGS)
+        return fprintf(stderr, "race_shipedge: --mode and 0 < --rounds < %d\n",
+                       MAXTAGS / NSHORT), 2;
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED)
+        return perror("mmap"), 2;
+    char dir[256];
+    if (sup_mkdtemp(dir, sizeof dir, "udb-shipedge-") != 0)
+        return perror("mkdtemp"), 2;
+    snprintf(path, sizeof path, "%s/db", dir);
+    udb_env *env = open_env();
+    if (udb_schema_apply(NULL, env, SCHEMA, strlen(SCHEMA), 0))
+        return fprintf(stderr, "schema: %s\n", udb_env_errmsg(env)), 2;
+    udb_close(env);
+    int rc = strcmp(mode, "stale") == 0        ? run_stale(rounds)
+             : strcmp(mode, "short") == 0      ? run_short(rounds)
+             : strcmp(mode, "fork") == 0       ? run_fork(rounds)
+             : strcmp(mode, "stop") == 0       ? run_stop(rounds)
+             : strcmp(mode, "deadwriter") == 0 ? run_deadwriter(rounds)
+             : strcmp(mode, "failack") == 0    ? run_failack(rounds)
+                                               : (fprintf(stderr, "unknown mode %s\n", mode), 2);
+    if (rc == 0)
+        sup_remove_tree(dir, false);
+    else
+        fprintf(stderr, "race_shipedge --mode=%s: FAILED; database kept in %s\n", mode, dir);
+    return rc;
+}
