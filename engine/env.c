@@ -287,10 +287,31 @@ size_t udb__mapsize(udb_env *env)
     return info.me_mapsize;
 }
 
+/* Set while a group commit leader holds other processes' units: then a
+ * resize that would have to wait for this process's transactions refuses at
+ * once, and the leader hands the units back before it waits (group.c). */
+static _Thread_local bool no_waiting, refused;
+
+void udb__env_no_waiting(bool on)
+{
+    no_waiting = on;
+    refused = false;
+}
+
+bool udb__env_refused_waiting(void)
+{
+    return refused;
+}
+
 /* Wait (env->lock held) until no transaction of this process is open, at
  * most env->grow_wait_ms.  0, or UDB_EBUSY with the message set. */
 static int wait_inactive(udb_env *env, const char *why)
 {
+    if (no_waiting && env->active) {
+        refused = true;
+        return udb__env_err(UDB_EBUSY, "%s: %s, but %u transactions of this process are open",
+                            env->path, why, env->active);
+    }
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += env->grow_wait_ms / 1000;
@@ -620,6 +641,30 @@ bool udb__env_disk_full(const udb_env *env)
     /* less than 64 KiB left: a commit of a few pages cannot be written */
     return env->path && statvfs(env->path, &v) == 0 &&
            (uint64_t)v.f_bavail * v.f_frsize < 65536;
+}
+
+/* How far ahead of the pages in use data.mdb is kept allocated. */
+#define RESERVE_AHEAD (4u << 20)
+#define RESERVE_LEAST (256u << 10)
+
+int udb__env_reserve(udb_env *env)
+{
+    int fd;
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fst;
+    if (mdb_env_get_fd(env->mdb, &fd) || mdb_env_info(env->mdb, &info) ||
+        mdb_env_stat(env->mdb, &st) || fstat(fd, &fst) != 0)
+        return 0;   /* cannot tell: LMDB's own write reports a full disk */
+    off_t used = ((off_t)info.me_last_pgno + 1) * st.ms_psize;
+    /* blocks allocated past the pages in use (a sparse tail counts for none) */
+    off_t have = (off_t)fst.st_blocks * 512 - used;
+    if (fst.st_size >= used + (off_t)RESERVE_LEAST && have >= (off_t)RESERVE_LEAST)
+        return 0;
+    int rc = posix_fallocate(fd, used, RESERVE_AHEAD);
+    if (rc == ENOSPC)
+        rc = posix_fallocate(fd, used, RESERVE_LEAST);
+    return rc == EOPNOTSUPP || rc == EINVAL ? 0 : rc;
 }
 
 int udb__env_io_rc(const udb_env *env, int rc)

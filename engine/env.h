@@ -82,9 +82,21 @@ typedef int (*udb__attempt_fn)(size_t *full_at, void *ctx);
  * attempts.  Returns the last attempt's result, or udb__grow's error. */
 int  udb__grow_retry(udb_env *env, udb__attempt_fn attempt, void *ctx);
 
+/* Before a commit: keep data.mdb allocated ahead of its pages in use, so
+ * that a full disk refuses the commit here -- before LMDB writes or flushes
+ * anything, so nothing is lost and the next commit may succeed once space
+ * is back -- rather than inside LMDB's commit, where it may be a failed
+ * flush.  0, or ENOSPC (another errno from posix_fallocate). */
+int  udb__env_reserve(udb_env *env);
 /* Is the file system of the database (nearly) full?  LMDB reports a short
  * write as EIO: udb__env_io_rc(env, rc) turns that into ENOSPC when it is. */
 bool udb__env_disk_full(const udb_env *env);
 int  udb__env_io_rc(const udb_env *env, int rc);
+
+/* While on (this thread): a map resize that would wait for this process's
+ * other transactions fails at once with UDB_EBUSY instead, and
+ * udb__env_refused_waiting() says so (reset by each udb__env_no_waiting). */
+void udb__env_no_waiting(bool on);
+bool udb__env_refused_waiting(void);
 
 #endif

@@ -385,8 +385,30 @@ static int lead_batch(udb_env *env, udb_ship *ship, batch *b)
         udb__ship_set_last_batch(ship, (unsigned)(b->n + b->nsh));
     }
     int rc = 0;
-    if (b->n || b->nsh || b->sweep)
+    if (b->n || b->nsh || b->sweep) {
+        /* the map may have to grow (or adopt another process's growth),
+           which waits for this process's other transactions -- perhaps long
+           reads: not while other processes' units wait for this batch */
+        bool orphans = false;   /* their commit is known only once a batch ran */
+        for (size_t i = 0; i < b->nsh; i++)
+            orphans |= b->sh[i].kind == UDB_SHIP_ORPHAN;
+        udb__env_no_waiting(ship && b->nsh && !orphans &&
+                            !(udb__ship_test_flags() & UDB_SHIP_TEST_HOLD_UNITS));
         rc = udb__grow_retry(env, run_batch, b);
+        bool refused = udb__env_refused_waiting();
+        udb__env_no_waiting(false);
+        if (refused && rc == UDB_EBUSY) {
+            /* nothing committed: their owners run them (and grow their own
+               maps); we let go of the lead, then wait as long as it takes */
+            for (size_t i = 0; i < b->nsh; i++)
+                b->sh[i].bounce = !b->sh[i].earlier;
+            publish_shipped(ship, b, 0, NULL);
+            udb__ship_unlead(ship);
+            ship = NULL;
+            b->nsh = 0;
+            rc = b->n || b->sweep ? udb__grow_retry(env, run_batch, b) : 0;
+        }
+    }
     if (b->sweep && rc)
         udb__sync_put_back_sweep(env->sync);
     if (ship) {

@@ -138,7 +138,10 @@ void udb__ship_test_pause(unsigned which);
  * committed units twice.  Process-wide. */
 enum { UDB_SHIP_TEST_NO_RECORD = 1,
        /* never take back a queued unit, however long the leader holds it */
-       UDB_SHIP_TEST_NO_BOUND = 2 };
+       UDB_SHIP_TEST_NO_BOUND = 2,
+       /* a leader whose map must grow keeps the units it took while it waits
+          for its own process's transactions */
+       UDB_SHIP_TEST_HOLD_UNITS = 4 };
 void udb__ship_set_test_flags(unsigned flags);
 unsigned udb__ship_test_flags(void);
 

@@ -8,6 +8,7 @@
  * At begin it compares the stored schema generation with the cached one, so a
  * schema change made by another process is picked up before any work.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,7 +147,13 @@ int udb__txn_end_nowait(udb_txn *txn, bool commit, uint64_t *ack)
     *ack = 0;
     if (writer)
         began = mdb_txn_id(txn->mdb);
-    if (commit) {
+    bool refused = false;   /* no room reserved: nothing was written */
+    if (commit && writer && (rc = udb__env_reserve(env))) {
+        refused = true;
+        mdb_txn_abort(txn->mdb);
+        udb__env_err(rc, "commit: %s: the commit was refused before anything was written",
+                     rc == ENOSPC ? "no space left on device" : strerror(rc));
+    } else if (commit) {
         uint64_t t0 = now_ns();
         rc = udb__txn_full(txn, mdb_txn_commit(txn->mdb));
         if (rc && !txn->parent)
@@ -165,7 +172,9 @@ int udb__txn_end_nowait(udb_txn *txn, bool commit, uint64_t *ack)
         udb__env_leave(env, txn->owner);
     txn_free(txn);
     if (writer) {
-        if (commit) {
+        if (refused) {
+            udb__sync_writer_end(udb__env_sync(env), 0, 0);
+        } else if (commit) {
             rc = writer_ended(ack, env, began, rc, took);
         } else {
             /* nothing written, but what it read is an answer too */

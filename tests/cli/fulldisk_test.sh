@@ -8,6 +8,7 @@
 set -u
 U=$1
 SCHEMA=$2
+HOLD=$3
 [ "$(id -u)" -eq 0 ] || { echo "cli-fulldisk: needs root to mount a tmpfs: skipped"; exit 77; }
 MNT=$(mktemp -d /tmp/udb-fulldisk-XXXXXX)
 if ! mount -t tmpfs -o size=2m tmpfs "$MNT" 2>/dev/null; then
@@ -50,9 +51,13 @@ for free in 0 4 8 12 16 20 24 28 32 40 64 128 256; do
 done
 
 # a database made with room, then the disk filled: writes fail cleanly,
-# reads work or fail cleanly
+# reads work or fail cleanly -- while another process keeps the database open
+# the whole time (so nothing is reset by a first opener)
 rm -rf "$MNT/db" "$MNT/fill"
 "$U" init "$MNT/db" "$SCHEMA" >/dev/null || fail "init with room"
+coproc HOLDER { "$HOLD" "$MNT/db"; }
+read -r -u "${HOLDER[0]}" line
+[ "$line" = open ] || fail "holdopen did not open the database"
 for i in $(seq 1 20); do
     "$U" put "$MNT/db" client "{\"id\": \"c$i\", \"email\": \"c$i@x\"}" >/dev/null ||
         fail "put c$i with room"
@@ -71,10 +76,15 @@ for free in 0 4 16 64; do
     expect_sane "dump with ${free} KiB free" "$U" dump "$MNT/db"
 done
 
-# space back: a new process writes again
+# space back: the next write succeeds, though a process had the database
+# open all along (a full disk is refused before LMDB writes anything)
 rm -f "$MNT/fill"
-"$U" put "$MNT/db" client '{"id": "after", "email": "after@x"}' >/dev/null ||
-    fail "put after space was freed"
+"$U" put "$MNT/db" client '{"id": "after", "email": "after@x"}' >/dev/null 2>"$MNT/../err.$$" ||
+    fail "put after space was freed: $(cat "$MNT/../err.$$")"
+rm -f "$MNT/../err.$$"
+exec {hw}>&"${HOLDER[1]}"; exec {hw}>&-
+eval "exec ${HOLDER[1]}>&-"
+wait "$HOLDER_PID" || fail "holdopen"
 "$U" get "$MNT/db" client '"after"' >/dev/null || fail "get after space was freed"
 "$U" check "$MNT/db" >/dev/null || fail "check after space was freed"
 n=$("$U" scan "$MNT/db" client | grep -c '"c[0-9]*@x"')

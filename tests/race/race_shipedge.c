@@ -29,6 +29,12 @@
  *                     (UDB_SHIP_TEST_NO_BOUND).
  *   --mode=deadwriter P is killed inside a write transaction: afterwards no
  *                     writer counts as on its way (it did before it died).
+ *   --mode=longread   Leader L holds a read transaction on another thread
+ *                     when its batch (with W's unit in it) fills the map:
+ *                     growing must wait for that reader, and W's unit must
+ *                     not wait with it -- W's write commits while L's reader
+ *                     is still open.  Control: L keeps the units it took
+ *                     (UDB_SHIP_TEST_HOLD_UNITS).
  *   --mode=failack    F's shipped unit conflicts with L's insert in the same
  *                     batch: F's UDB_ECONFLICT is acknowledged only once that
  *                     batch is durable.  Control: F does not wait at all
@@ -62,7 +68,7 @@ static const char SCHEMA[] =
     "{\"types\": {\"rec\": {\"key\": \"id\", \"fields\": {"
     " \"id\": {\"type\": \"uint\", \"auto\": true},"
     " \"tag\": {\"type\": \"uint\", \"required\": true},"
-    " \"email\": {\"type\": \"str\"}},"
+    " \"email\": {\"type\": \"str\"}, \"blob\": {\"type\": \"bin\"}},"
     " \"unique\": {\"email\": {\"fields\": [\"email\"]}},"
     " \"indexes\": {\"by_tag\": {\"fields\": [\"tag\"]}}}}}";
 
@@ -613,6 +619,121 @@ static int run_deadwriter(int rounds)
     return 0;
 }
 
+/* ---- longread --------------------------------------------------------------- */
+
+static char small_path[600];
+
+static udb_env *open_small(void)
+{
+    udb_env *env;
+    udb_options o = UDB_OPTIONS_INIT;
+    o.map_size = 1u << 20;
+    if (udb_open(&env, small_path, &o)) {
+        fprintf(stderr, "udb_open: %s\n", udb_env_errmsg(NULL));
+        _exit(2);
+    }
+    return env;
+}
+
+static void *long_reader(void *arg)
+{
+    udb_txn *txn;
+    if (udb_begin(&txn, arg, UDB_RDONLY))
+        return NULL;
+    atomic_store(&sh->flag[1], 1);
+    sleep_us(1500000);
+    atomic_store(&sh->flag[2], 1);   /* closed */
+    udb_abort(txn);
+    return NULL;
+}
+
+static int longread_leader(int round)
+{
+    udb_env *env = open_small();
+    if (control)
+        udb__ship_set_test_flags(UDB_SHIP_TEST_HOLD_UNITS);
+    pthread_t th;
+    if (pthread_create(&th, NULL, long_reader, env))
+        return 2;
+    while (!atomic_load(&sh->flag[1]))
+        sleep_us(100);
+    udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 100000000);
+    /* 2 MiB in a 1 MiB map, with W's unit in the batch */
+    size_t n = 2u << 20;
+    char *blob = calloc(1, n);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    sup_pack_cstr(&pk, "tag");
+    msgpack_pack_uint64(&pk, (uint64_t)round * 2);
+    sup_pack_cstr(&pk, "blob");
+    msgpack_pack_bin(&pk, n);
+    msgpack_pack_bin_body(&pk, blob, n);
+    udb_op op = UDB_OP_INIT;
+    op.kind = UDB_OP_INSERT;
+    op.type = "rec";
+    op.rec.data = sb.data;
+    op.rec.size = sb.size;
+    atomic_store(&sh->flag[0], 1);
+    udb_results *res = NULL;
+    int rc = udb_exec(&res, env, &op, 1);
+    udb_results_free(res);
+    msgpack_sbuffer_destroy(&sb);
+    free(blob);
+    pthread_join(th, NULL);
+    udb_close(env);
+    if (rc)
+        fprintf(stderr, "round %d: the leader's own insert: %d\n", round, rc);
+    return rc ? 1 : 0;
+}
+
+static int longread_writer(int round)
+{
+    udb_env *env = open_small();
+    while (!atomic_load(&sh->flag[0]) || !udb__ship_leader(udb__env_ship(env)))
+        sleep_us(100);
+    int created;
+    int rc = insert(env, (unsigned)round * 2 + 1, NULL, &created);
+    bool reader_open = !atomic_load(&sh->flag[2]);
+    uint64_t c[UDB_SHIP_NCOUNTS];
+    udb__ship_counts(udb__env_ship(env), c);
+    udb_close(env);
+    if (rc || !created)
+        return fprintf(stderr, "round %d: writer: rc %d\n", round, rc), 1;
+    if (!reader_open)
+        return fprintf(stderr, "round %d: the writer's unit waited for the leader's long "
+                       "read transaction\n", round), 1;
+    return c[UDB_SHIP_BOUNCE] ? 0 : 3;   /* 3: not handed back, the round tested nothing */
+}
+
+static int run_longread(int rounds)
+{
+    int handed = 0;
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        snprintf(small_path, sizeof small_path, "%s-small%d", path, r);
+        udb_env *env = open_small();
+        if (udb_schema_apply(NULL, env, SCHEMA, strlen(SCHEMA), 0))
+            return fprintf(stderr, "schema: %s\n", udb_env_errmsg(env)), 2;
+        udb_close(env);
+        pid_t l = spawn(longread_leader, r);
+        pid_t w = spawn(longread_writer, r);
+        int ws = reap(w), ls = reap(l);
+        if ((ws && ws != 3) || ls)
+            return fprintf(stderr, "round %d: writer %d, leader %d\n", r, ws, ls), 1;
+        handed += ws == 0;
+        sup_remove_tree(small_path, false);
+    }
+    printf("longread: %d rounds, %d with the unit handed back: the leader's map full while "
+           "its reader held, the other process's unit committed meanwhile\n", rounds, handed);
+    if (handed < (rounds + 1) / 2)
+        return fprintf(stderr, "only %d rounds handed a unit back: the test did not test\n",
+                       handed), 2;
+    return 0;
+}
+
 /* ---- failack ----------------------------------------------------------------- */
 
 static int failack_leader(int round)
@@ -717,6 +838,7 @@ int main(int argc, char **argv)
              : strcmp(mode, "stop") == 0       ? run_stop(rounds)
              : strcmp(mode, "deadwriter") == 0 ? run_deadwriter(rounds)
              : strcmp(mode, "failack") == 0    ? run_failack(rounds)
+             : strcmp(mode, "longread") == 0   ? run_longread(rounds)
                                                : (fprintf(stderr, "unknown mode %s\n", mode), 2);
     if (rc == 0)
         sup_remove_tree(dir, false);
