@@ -113,11 +113,12 @@ static void flag_names(char *out, size_t cap, unsigned bits)
 }
 
 /* A second open shares the environment as the first one made it, so it
- * must ask for what governs its behaviour -- the same flags, max_map_size
- * and grow_wait_ms -- and, if it names a number of named databases, no
- * more than the environment has (fixed while it is open).  map_size and
- * mode shape a new file, which exists by now: not compared.  0, or
- * UDB_EINVAL naming the option (env is ready, so its fields are settled). */
+ * must ask for what governs its behaviour -- the same flags, max_map_size,
+ * grow_wait_ms and lock_wait_ms -- and, if it names a number of named
+ * databases, no more than the environment has (fixed while it is open).
+ * map_size and mode shape a new file, which exists by now: not compared.
+ * 0, or UDB_EINVAL naming the option (env is ready, so its fields are
+ * settled). */
 static int same_options(const udb_env *env, const char *path, const udb_options *o,
                         unsigned grow_wait_ms)
 {
@@ -139,6 +140,10 @@ static int same_options(const udb_env *env, const char *path, const udb_options 
         return udb__env_err(UDB_EINVAL, "udb_open: %s is already open in this process (as %s) "
                             "with grow_wait_ms %u, and this open asks for %u: %s", path,
                             env->path, env->grow_wait_ms, grow_wait_ms, rule);
+    if (env->lock_wait_ms != o->lock_wait_ms)
+        return udb__env_err(UDB_EINVAL, "udb_open: %s is already open in this process (as %s) "
+                            "with lock_wait_ms %u, and this open asks for %u: %s", path,
+                            env->path, env->lock_wait_ms, o->lock_wait_ms, rule);
     if (o->max_dbs > env->maxdbs)
         return udb__env_err(UDB_EINVAL, "udb_open: %s is already open in this process (as %s) "
                             "with room for %u named databases, and this open asks for max_dbs "
@@ -635,6 +640,11 @@ static int allocate_lock_file(const char *path, mode_t mode)
     return rc;
 }
 
+unsigned udb__env_lock_wait_ms(const udb_env *env)
+{
+    return env->lock_wait_ms;
+}
+
 bool udb__env_disk_full(const udb_env *env)
 {
     struct statvfs v;
@@ -722,8 +732,10 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
             return udb__env_err(UDB_EINVAL, "udb_open: udb_options.version is %u; this uniqdb "
                                 "knows 1 to %d (start from UDB_OPTIONS_INIT)", opts->version,
                                 UDB_OPTIONS_VERSION);
-        /* a version-1 caller's struct ends before grow_wait_ms */
-        memcpy(&o, opts, opts->version == 1 ? offsetof(udb_options, grow_wait_ms) : sizeof o);
+        /* an earlier version's struct ends before the fields added since */
+        memcpy(&o, opts, opts->version == 1   ? offsetof(udb_options, grow_wait_ms)
+                         : opts->version == 2 ? offsetof(udb_options, lock_wait_ms)
+                                              : sizeof o);
         o.version = UDB_OPTIONS_VERSION;
     }
     if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK |
@@ -757,6 +769,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     env->flags = o.flags;
     env->max_map = o.max_map_size;
     env->grow_wait_ms = o.grow_wait_ms ? o.grow_wait_ms : DEFAULT_GROW_WAIT_MS;
+    env->lock_wait_ms = o.lock_wait_ms;
     env->dev = st.st_dev;
     env->ino = st.st_ino;
     env->refs = 1;

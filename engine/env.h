@@ -82,6 +82,8 @@ typedef int (*udb__attempt_fn)(size_t *full_at, void *ctx);
  * attempts.  Returns the last attempt's result, or udb__grow's error. */
 int  udb__grow_retry(udb_env *env, udb__attempt_fn attempt, void *ctx);
 
+/* udb_options.lock_wait_ms of env (0: no limit). */
+unsigned udb__env_lock_wait_ms(const udb_env *env);
 /* Before a commit: keep data.mdb allocated ahead of its pages in use, so
  * that a full disk refuses the commit here -- before LMDB writes or flushes
  * anything, so nothing is lost and the next commit may succeed once space

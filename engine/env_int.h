@@ -32,6 +32,7 @@ struct udb_env {
     pthread_t *owners;          /* the thread that began each of them (a multiset) */
     size_t nowners, capowners;
     unsigned grow_wait_ms;      /* how long a resize waits for them to end */
+    unsigned lock_wait_ms;      /* how long a writer waits for the write lock; 0: no end */
     bool resizing;
     /* set when a transaction that hit MDB_MAP_FULL ends, read by the next
        writer's udb_begin on any thread: both only under lock (udb__env_want_grow,

@@ -67,6 +67,7 @@
 #define LOCK_FLUSH 1    /* the one flusher */
 /* UDB_SYNC_LOCK_LEAD (sync.h) is 2 */
 #define LOCK_WRITING 3  /* shared while a write transaction of this process is on its way */
+#define LOCK_GATE 4     /* the write transaction's slot: taken before LMDB's lock */
 /* A byte of LMDB's data file, far past its end (LMDB locks only lock.mdb):
  * shared while the database is open, by whichever sync file; held
  * exclusively by a resetting opener, no process of any session has it. */
@@ -83,6 +84,8 @@ typedef struct shared {
     _Atomic uint64_t commit_ns;   /* recent commit duration (moving average) */
     _Atomic uint64_t flushes;     /* flushes made outside the write lock */
     unsigned char instance[UDB_SYNC_INSTANCE];   /* random, drawn at reset */
+    _Atomic uint32_t gate_seq;    /* futex word: bumped when the gate is let go */
+    _Atomic uint32_t gate_waiters;
     _Atomic uint32_t sweep;       /* no session was alive at reset: records of others may go */
 } shared;
 
@@ -97,6 +100,7 @@ struct udb_sync {
     size_t extra;                 /* bytes of the extra area mapped (0: none could be had) */
     pthread_mutex_t flush_mu;     /* one flusher per process (the file lock is per process) */
     pthread_mutex_t writing_mu;   /* writing and LOCK_WRITING change together */
+    pthread_mutex_t gate_mu;      /* the gate within the process (LOCK_GATE is per process) */
     _Atomic int writing;          /* this process's write transactions on their way */
     _Atomic int failed;           /* this handle saw a flush fail */
     struct udb_sync *next;        /* in `open_syncs` */
@@ -281,6 +285,7 @@ int udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_
     s->sh = MAP_FAILED;
     pthread_mutex_init(&s->flush_mu, NULL);
     pthread_mutex_init(&s->writing_mu, NULL);
+    pthread_mutex_init(&s->gate_mu, NULL);
     /* registered before the descriptor exists: a fork from now on closes it */
     pthread_mutex_lock(&open_mu);
     s->next = open_syncs;
@@ -348,6 +353,7 @@ void udb__sync_close(udb_sync *s)
         close(s->fd);   /* drops the file locks */
     pthread_mutex_destroy(&s->flush_mu);
     pthread_mutex_destroy(&s->writing_mu);
+    pthread_mutex_destroy(&s->gate_mu);
     free(s);
 }
 
@@ -552,6 +558,59 @@ int udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming)
         if (rc)
             return rc;
     }
+}
+
+/* The gate.  LMDB's writer lock has no timeout; every uniqdb writer takes
+ * this one first, so the wait happens here, where it can end.  Within the
+ * process a mutex (the file lock is the process's), across processes a lock
+ * byte, whose release wakes the waiters through gate_seq -- and a waiter
+ * looks again every 10 ms, since a holder that dies wakes nobody. */
+int udb__sync_gate_enter(udb_sync *s, unsigned wait_ms)
+{
+    if (!s)
+        return 0;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    uint64_t deadline = (uint64_t)dl.tv_sec * 1000000000u + (uint64_t)dl.tv_nsec +
+                        (uint64_t)wait_ms * 1000000u;
+    if (!wait_ms) {
+        pthread_mutex_lock(&s->gate_mu);
+        if (range_lock(s->fd, F_OFD_SETLKW, F_WRLCK, LOCK_GATE) != 0) {
+            /* cannot serialize through the file: LMDB's own lock still does */
+        }
+        return 0;
+    }
+    dl.tv_sec = (time_t)(deadline / 1000000000u);
+    dl.tv_nsec = (long)(deadline % 1000000000u);
+    if (pthread_mutex_clocklock(&s->gate_mu, CLOCK_MONOTONIC, &dl) != 0)
+        return UDB_EBUSY;
+    for (;;) {
+        uint32_t seen = atomic_load(&s->sh->gate_seq);
+        int rc = range_lock(s->fd, F_OFD_SETLK, F_WRLCK, LOCK_GATE);
+        if (rc != EAGAIN && rc != EACCES)
+            return 0;   /* had it (or cannot have it at all: LMDB's lock still serializes) */
+        uint64_t now = now_ns();
+        if (now >= deadline) {
+            pthread_mutex_unlock(&s->gate_mu);
+            return UDB_EBUSY;
+        }
+        uint64_t left = deadline - now < 10000000 ? deadline - now : 10000000;
+        struct timespec ts = {0, (long)left};
+        atomic_fetch_add(&s->sh->gate_waiters, 1);
+        syscall(SYS_futex, &s->sh->gate_seq, FUTEX_WAIT, seen, &ts, NULL, 0);
+        atomic_fetch_sub(&s->sh->gate_waiters, 1);
+    }
+}
+
+void udb__sync_gate_leave(udb_sync *s)
+{
+    if (!s)
+        return;
+    range_lock(s->fd, F_OFD_SETLK, F_UNLCK, LOCK_GATE);
+    atomic_fetch_add(&s->sh->gate_seq, 1);
+    if (atomic_load(&s->sh->gate_waiters))
+        syscall(SYS_futex, &s->sh->gate_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+    pthread_mutex_unlock(&s->gate_mu);
 }
 
 uint64_t udb__sync_commit_ns(const udb_sync *s)

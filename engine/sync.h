@@ -68,6 +68,13 @@ uint64_t udb__sync_target(const udb_sync *s, uint64_t began, uint64_t last);
  * and target must not be acknowledged. */
 int  udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming);
 
+/* Take / let go of the right to begin a write transaction, before LMDB's
+ * own writer lock (which has no timeout), waiting at most wait_ms (0:
+ * without end).  0, or UDB_EBUSY: another writer of this or another process
+ * held it that long.  Taken and let go by the same thread. */
+int  udb__sync_gate_enter(udb_sync *s, unsigned wait_ms);
+void udb__sync_gate_leave(udb_sync *s);
+
 /* How long a durable commit takes lately (a moving average), in ns; 0 if
  * none was timed. */
 uint64_t udb__sync_commit_ns(const udb_sync *s);

@@ -59,6 +59,14 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
             txn_free(txn);
             return rc;
         }
+        unsigned wait_ms = udb__env_lock_wait_ms(env);
+        if ((rc = udb__sync_gate_enter(sync, wait_ms))) {
+            txn_free(txn);
+            return udb__env_err(rc, "another writer held the database's write lock for over "
+                                "%u ms (udb_options.lock_wait_ms); nothing was written",
+                                wait_ms);
+        }
+        txn->gated = sync != NULL;
         udb__sync_writer_begin(sync);
         txn->writer = true;
     }
@@ -94,6 +102,8 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
     }
     if (txn->writer)
         udb__sync_writer_end(sync, 0, 0);
+    if (txn->gated)
+        udb__sync_gate_leave(sync);
     txn_free(txn);
     return rc;
 }
@@ -170,6 +180,8 @@ int udb__txn_end_nowait(udb_txn *txn, bool commit, uint64_t *ack)
     }
     if (txn->counted)
         udb__env_leave(env, txn->owner);
+    if (txn->gated)
+        udb__sync_gate_leave(udb__env_sync(env));
     txn_free(txn);
     if (writer) {
         if (refused) {

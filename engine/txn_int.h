@@ -16,6 +16,7 @@ struct udb_txn {
     bool counted;              /* holds an env->active slot */
     pthread_t owner;           /* the thread that began it (for that slot) */
     bool writer;               /* a top-level write txn, counted in the sync file */
+    bool gated;                /* ... holding the sync file's write gate */
     bool map_full;             /* an operation hit MDB_MAP_FULL ... */
     size_t map_full_at;        /* ... with the map at this size */
     udb_txn *parent;           /* nested transactions (group commit) */

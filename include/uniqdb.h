@@ -180,10 +180,17 @@ typedef struct udb_options {
     unsigned grow_wait_ms; /* how long growing the map (or adopting another process's
                               size) waits for this process's open transactions to end,
                               before the write fails with UDB_EBUSY; 0 = 10000 */
+    /* since version 3: */
+    unsigned lock_wait_ms; /* how long a write (udb_begin, udb_write, udb_exec,
+                              udb_schema_apply, ...) waits for the writer of another thread
+                              or process -- uniqdb's, not another LMDB program's -- to end
+                              before it fails with UDB_EBUSY, nothing written; 0 = no
+                              limit.  A unit handed to another process's leader
+                              (udb_exec) is bounded by the leader instead. */
 } udb_options;
 
-#define UDB_OPTIONS_VERSION 2
-#define UDB_OPTIONS_INIT {UDB_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0}
+#define UDB_OPTIONS_VERSION 3
+#define UDB_OPTIONS_INIT {UDB_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0}
 
 /* udb_options.flags */
 #define UDB_NOSYNC     0x1u /* do not fsync on commit: a crash may lose recent commits,
@@ -313,9 +320,9 @@ UDB_API const char *const *udb_env_files(void);
  * lose acknowledged writes).  *out is the environment already open -- the
  * same pointer -- and counted: each udb_open() needs its udb_close(), and the
  * database is closed by the last one.  A second open must ask for the options
- * the environment was opened with: the same flags, max_map_size and
- * grow_wait_ms (0 counts as its default), and a max_dbs it has room for (0
- * always fits); otherwise it fails with UDB_EINVAL, the message naming the
+ * the environment was opened with: the same flags, max_map_size, grow_wait_ms
+ * (0 counts as its default) and lock_wait_ms, and a max_dbs it has room for
+ * (0 always fits); otherwise it fails with UDB_EINVAL, the message naming the
  * option and both values, and the open environment is untouched.  map_size
  * and mode only shape files that exist by then: ignored.  Messages keep the
  * path of the first open.  Threads may open and close the same database at

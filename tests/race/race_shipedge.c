@@ -35,6 +35,11 @@
  *                     not wait with it -- W's write commits while L's reader
  *                     is still open.  Control: L keeps the units it took
  *                     (UDB_SHIP_TEST_HOLD_UNITS).
+ *   --mode=lockwait   udb_options.lock_wait_ms: while another process holds a
+ *                     write transaction (running, then stopped with SIGSTOP),
+ *                     a writer with a 100 ms limit fails with UDB_EBUSY, and
+ *                     nothing is written, before the holder ends; once the
+ *                     holder commits or is killed, the same writer succeeds.
  *   --mode=failack    F's shipped unit conflicts with L's insert in the same
  *                     batch: F's UDB_ECONFLICT is acknowledged only once that
  *                     batch is durable.  Control: F does not wait at all
@@ -619,6 +624,80 @@ static int run_deadwriter(int rounds)
     return 0;
 }
 
+/* ---- lockwait --------------------------------------------------------------- */
+
+static int lock_holder(int round)
+{
+    udb_env *env = open_env();
+    udb_txn *txn;
+    if (udb_begin(&txn, env, 0))
+        return 2;
+    atomic_store(&sh->flag[0], 1);
+    while (!atomic_load(&sh->flag[1]))   /* until the writer gave up */
+        sleep_us(500);
+    int rc = udb_commit(txn);
+    udb_close(env);
+    (void)round;
+    return rc ? 1 : 0;
+}
+
+static int write_tag(udb_txn *txn, void *arg)
+{
+    unsigned tag = *(unsigned *)arg;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    sup_pack(&pk, "{s:U}", "tag", (unsigned long long)tag);
+    int rc = udb_insert(NULL, txn, "rec", sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static int run_lockwait(int rounds)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    o.lock_wait_ms = 100;
+    udb_env *env;
+    if (udb_open(&env, path, &o))
+        return fprintf(stderr, "udb_open: %s\n", udb_env_errmsg(NULL)), 2;
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        pid_t h = spawn(lock_holder, r);
+        if (!await_flag(0, 10000))
+            return 2;
+        bool stopped = r % 3 == 1, killed = r % 3 == 2;
+        if (stopped)
+            kill(h, SIGSTOP);
+        unsigned tag = (unsigned)r;
+        int rc = udb_write(env, write_tag, &tag);
+        if (rc != UDB_EBUSY || !strstr(udb_env_errmsg(env), "lock_wait_ms"))
+            return fprintf(stderr, "round %d: a write behind a %s holder: rc %d (%s), want "
+                           "UDB_EBUSY\n", r, stopped ? "stopped" : "running", rc,
+                           udb_env_errmsg(env)), 1;
+        if (killed) {
+            kill(h, SIGKILL);
+        } else {
+            atomic_store(&sh->flag[1], 1);
+            if (stopped)
+                kill(h, SIGCONT);
+        }
+        int hs = reap(h);
+        if (!killed && hs != 0)
+            return fprintf(stderr, "round %d: holder %d\n", r, hs), 1;
+        if ((rc = udb_write(env, write_tag, &tag)))
+            return fprintf(stderr, "round %d: the write after the holder %s: %s\n", r,
+                           killed ? "was killed" : "ended", udb_env_errmsg(env)), 1;
+        atomic_store(&sh->acked[r], 1);
+    }
+    udb_close(env);
+    if (verify_acked((unsigned)rounds, rounds - 1))
+        return 1;
+    printf("lockwait: %d rounds, holders running, stopped and killed: UDB_EBUSY after the "
+           "limit with nothing written, then the write went through\n", rounds);
+    return 0;
+}
+
 /* ---- longread --------------------------------------------------------------- */
 
 static char small_path[600];
@@ -839,6 +918,7 @@ int main(int argc, char **argv)
              : strcmp(mode, "deadwriter") == 0 ? run_deadwriter(rounds)
              : strcmp(mode, "failack") == 0    ? run_failack(rounds)
              : strcmp(mode, "longread") == 0   ? run_longread(rounds)
+             : strcmp(mode, "lockwait") == 0   ? run_lockwait(rounds)
                                                : (fprintf(stderr, "unknown mode %s\n", mode), 2);
     if (rc == 0)
         sup_remove_tree(dir, false);
