@@ -29,11 +29,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <msgpack.h>
+
 #include "env.h"
 #include "support.h"
 #include "testutil.h"
 
-#define SCHEMA "{`types`: {`pet`: {`key`: `name`, `fields`: {`name`: {`type`: `str`}}}}}"
+#define SCHEMA                                                                         \
+    "{`types`: {`pet`: {`key`: `name`, `fields`: {`name`: {`type`: `str`}, "          \
+    "`note`: {`type`: `str`}}}}}"
 
 /* how long a child's write may take while we hold the write lock before we
  * take it that the child waits for the lock (a write alone takes a flush) */
@@ -190,6 +194,101 @@ static int probe(tu *t, udb_env *env, const char *mine, const char *theirs, bool
     return missing(env, names + (rc != 0), (rc == 0) + child_ok);
 }
 
+/* ---- the other probe: do this process's readers still count? ---- */
+
+#define SNAP_REWRITES 20
+#define SNAP_PAD 3000      /* a record on pages of its own (overflow pages) */
+
+/* {"name": "snap", "note": "v<i>" + padding} */
+static udb_val snap_rec(int i, char *buf, size_t cap)
+{
+    char note[SNAP_PAD + 16];
+    int n = snprintf(note, sizeof note, "v%d-", i);
+    memset(note + n, 'a' + i % 26, SNAP_PAD);
+    note[n + SNAP_PAD] = 0;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    sup_pack(&pk, "{s:s, s:s}", "name", "snap", "note", note);
+    size_t len = sb.size < cap ? sb.size : 0;
+    memcpy(buf, sb.data, len);
+    msgpack_sbuffer_destroy(&sb);
+    return (udb_val){buf, len};
+}
+
+static int child_rewrite(const char *path)
+{
+    udb_env *env = open_db(path);
+    if (!env)
+        return 2;
+    int bad = 0;
+    char buf[SNAP_PAD + 64];
+    udb_val key = mp("s", "snap");
+    for (int i = 1; i <= SNAP_REWRITES; i++) {
+        udb_val rec = snap_rec(i, buf, sizeof buf);
+        udb_txn *txn;
+        if (udb_begin(&txn, env, 0) != 0) {
+            bad++;
+            continue;
+        }
+        if (udb_update(NULL, txn, "pet", key.data, key.size, rec.data, rec.size, 0) != 0) {
+            udb_abort(txn);
+            bad++;
+        } else if (udb_commit(txn) != 0) {
+            bad++;
+        }
+    }
+    udb_close(env);
+    return bad ? 3 : 0;
+}
+
+/* LMDB keeps the pages a read transaction uses from being reused only while
+ * its slot in lock.mdb's reader table is there; a process that resets the
+ * lock file (because this process's locks were dropped) wipes the slot, and
+ * writers then overwrite the reader's snapshot.  A read transaction of env
+ * reads the record "snap"; a child process opens the database and rewrites
+ * that record 20 times; the read transaction must still read the bytes it
+ * read first.  Returns true if its snapshot held. */
+static bool snapshot_holds(tu *t, udb_env *env)
+{
+    char buf[SNAP_PAD + 64];
+    udb_val rec0 = snap_rec(0, buf, sizeof buf), key = mp("s", "snap");
+    udb_txn *txn;
+    if (!CHECK_OK(udb_begin(&txn, env, 0)))
+        return false;
+    int rc = udb_get(NULL, txn, "pet", key.data, key.size);
+    rc = rc == UDB_ENOTFOUND ? udb_insert(NULL, txn, "pet", rec0.data, rec0.size)
+                             : udb_update(NULL, txn, "pet", key.data, key.size, rec0.data,
+                                          rec0.size, 0);
+    if (!CHECK_OK(rc) || !CHECK_OK(udb_commit(txn)))
+        return false;
+    udb_txn *r;
+    if (!CHECK_OK(udb_begin(&r, env, UDB_RDONLY)))
+        return false;
+    udb_val first;
+    bool held = false;
+    if (CHECK_OK(udb_get(&first, r, "pet", key.data, key.size)) &&
+        CHECK(first.size == rec0.size && memcmp(first.data, rec0.data, rec0.size) == 0)) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(child_rewrite(t->path));
+        int st = -1;
+        CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+              WEXITSTATUS(st) == 0);
+        udb_val again;
+        rc = udb_get(&again, r, "pet", key.data, key.size);
+        held = rc == 0 && again.size == rec0.size &&
+               memcmp(again.data, rec0.data, rec0.size) == 0;
+        if (!held)
+            fprintf(stderr, "  the read transaction's snapshot changed under it: %.40s\n",
+                    rc ? udb_strerror(rc) : tu_render(again));
+    }
+    udb_abort(r);
+    return held;
+}
+
 /* ---- (a) the repro ---- */
 
 /* Open, open again, close the second, and the first must still hold its
@@ -204,10 +303,11 @@ static void t_close_second_keeps_locks(tu *t)
         return;
     CHECK(second == env);
     udb_close(second);
+    CHECK(snapshot_holds(t, env));
     bool overlapped;
     CHECK(probe(t, env, "mine", "theirs", &overlapped) == 0);
     CHECK(!overlapped);
-    CHECK(count(env) == 2);
+    CHECK(count(env) == 3);
 }
 
 /* The control's process: the second open past the table (its own MDB_env,
@@ -224,12 +324,14 @@ static int unshared_probe(tu *t)
     if (!second || second == env)
         return 65;
     udb_close(second);
+    bool held = snapshot_holds(t, env);
     bool overlapped;
     int lost = probe(t, env, "mine", "theirs", &overlapped);
-    printf("  unshared: child overlapped our write: %s; acknowledged records lost: %d\n",
-           overlapped ? "yes" : "no", lost);
+    printf("  unshared: read snapshot held: %s; another process's write overlapped ours: %s; "
+           "acknowledged records lost: %d\n", held ? "yes" : "no", overlapped ? "yes" : "no",
+           lost);
     fflush(stdout);
-    return lost > 0 ? 0 : 1;
+    return !held || lost > 0 ? 0 : 1;
 }
 
 /* Negative control: the probe must catch two writers at once and a lost
@@ -391,10 +493,11 @@ static void t_path_spellings_share(tu *t)
         udb_close(got[(i * 5) % (NABS + NREL)]);
         CHECK_OK(put(env, tu_fmt("after-%d", i)));
     }
+    CHECK(snapshot_holds(t, env));
     bool overlapped;
     CHECK(probe(t, env, "mine", "theirs", &overlapped) == 0);
     CHECK(!overlapped);
-    CHECK(count(env) == NABS + NREL + 2);
+    CHECK(count(env) == NABS + NREL + 3);
 }
 
 /* A directory removed and made again is another database: the new open
@@ -455,6 +558,7 @@ static void close_order(tu *t, bool first_first)
     CHECK_OK(udb_get(&rec, r, "pet", key.data, key.size));
     udb_abort(r);
     CHECK_OK(put(left, "one-closed"));
+    CHECK(snapshot_holds(t, left));
     bool overlapped;
     CHECK(probe(t, left, "mine", "theirs", &overlapped) == 0);
     CHECK(!overlapped);
@@ -468,7 +572,7 @@ static void close_order(tu *t, bool first_first)
     const char *names[] = {"both-open", "one-closed", "mine", "theirs", "after-probe"};
     CHECK(missing(env, names, 5) == 0);
     CHECK_OK(put(env, "reopened"));
-    CHECK(count(env) == 6);
+    CHECK(count(env) == 7);     /* and "snap" */
 }
 
 static void t_close_first_then_second(tu *t)
@@ -524,6 +628,13 @@ static void t_second_open_needs_same_options(tu *t)
     CHECK_HAS(udb_env_errmsg(NULL), "grow_wait_ms 2000", "asks for 10000");
     CHECK_RC(open_opts(&b, t->path, UDB_NOGROUP, (size_t)1 << 30, 2000, 100000, 0), UDB_EINVAL);
     CHECK_HAS(udb_env_errmsg(NULL), "max_dbs 100000", "cannot grow while it is open");
+    udb_options lw = UDB_OPTIONS_INIT;
+    lw.flags = UDB_NOGROUP;
+    lw.max_map_size = (size_t)1 << 30;
+    lw.grow_wait_ms = 2000;
+    lw.lock_wait_ms = 500;
+    CHECK_RC(udb_open(&b, t->path, &lw), UDB_EINVAL);
+    CHECK_HAS(udb_env_errmsg(NULL), "lock_wait_ms 0", "asks for 500");
     CHECK(b == NULL);
     CHECK_OK(put(a, "still-works"));
     /* the same options share; map_size and mode shape a new file: not compared,
