@@ -8,6 +8,7 @@
  * ends at end-of-file instead of waiting forever.
  */
 #include <errno.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "support.h"
@@ -83,4 +84,10 @@ void sup_gate_close(sup_gate *g)
     close_fd(&g->ready[1]);
     close_fd(&g->go[0]);
     close_fd(&g->go[1]);
+}
+
+void sup_sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
+    nanosleep(&ts, NULL);
 }

@@ -124,4 +124,7 @@ void sup_gate_open(sup_gate *g);
 /* Close what is left (after a failure). */
 void sup_gate_close(sup_gate *g);
 
+/* Sleep us microseconds (nanosleep; a signal may cut it short). */
+void sup_sleep_us(long us);
+
 #endif

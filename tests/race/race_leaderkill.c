@@ -65,12 +65,6 @@ static shared *sh;
 static char path[512];
 static int no_record;
 
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
-    nanosleep(&ts, NULL);
-}
-
 static void pack_part(msgpack_sbuffer *sb, uint64_t unit, unsigned half)
 {
     msgpack_packer pk;
@@ -93,7 +87,7 @@ static int writer(int w, unsigned life)
     int bad = 0;
     for (uint64_t k = 0; !atomic_load(&sh->stop) && k < (1u << 20); k++) {
         while (atomic_load(&sh->pause) && !atomic_load(&sh->stop))
-            sleep_us(200);
+            sup_sleep_us(200);
         uint64_t unit = (uint64_t)w << 48 | (uint64_t)life << 24 | k;
         msgpack_sbuffer a, b;
         msgpack_sbuffer_init(&a);
@@ -262,7 +256,7 @@ int main(int argc, char **argv)
            random moment */
         size_t acked = acked_before;
         for (int waited = 0; acked == acked_before && waited < 10000; waited++) {
-            sleep_us(1000);
+            sup_sleep_us(1000);
             acked = 0;
             for (int i = 0; i < WRITERS; i++)
                 acked += atomic_load(&sh->logs[i].n);
@@ -273,7 +267,7 @@ int main(int argc, char **argv)
             break;
         }
         acked_before = acked;
-        sleep_us(rand() % 12000);
+        sup_sleep_us(rand() % 12000);
         pid_t leader = udb__ship_leader(ship);
         int w = 0;
         while (w < WRITERS && pids[w] != leader)

@@ -92,12 +92,6 @@ static shared *sh;
 static char path[512];
 static int control;
 
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
-    nanosleep(&ts, NULL);
-}
-
 static udb_env *open_env(void)
 {
     udb_env *env;
@@ -161,7 +155,7 @@ static bool await_flag(int i, int ms)
     for (int k = 0; k < ms * 10; k++) {
         if (atomic_load(&sh->flag[i]))
             return true;
-        sleep_us(100);
+        sup_sleep_us(100);
     }
     return false;
 }
@@ -272,7 +266,7 @@ static void *watch_taken(void *arg)
             atomic_store(&sh->flag[2], 1);
             break;
         }
-        sleep_us(50);
+        sup_sleep_us(50);
     }
     return NULL;
 }
@@ -285,7 +279,7 @@ static int stale_follower(int round)
         return 2;
     udb_ship *ship = udb__env_ship(env);
     while (!udb__ship_leader(ship))
-        sleep_us(50);
+        sup_sleep_us(50);
     watch w = {ship, 0};
     pthread_t th;
     if (pthread_create(&th, NULL, watch_taken, &w))
@@ -319,7 +313,7 @@ static int run_stale(int rounds)
         pid_t l = spawn(stale_leader, r);
         /* F's unit taken into L's batch, run, the response written: kill L */
         if (await_flag(2, 10000))
-            sleep_us(5000);
+            sup_sleep_us(5000);
         kill(l, SIGKILL);
         reap(l);
         if (reap(f) != 0)
@@ -351,7 +345,7 @@ static int short_one(int arg)
         udb__ship_set_test_flags(UDB_SHIP_TEST_NO_RECORD);
     atomic_fetch_add(&sh->flag[0], 1);
     while (atomic_load(&sh->flag[0]) < NSHORT)
-        sleep_us(50);
+        sup_sleep_us(50);
     int created;
     unsigned tag = (unsigned)arg;
     int rc = insert(env, tag, NULL, &created);
@@ -370,9 +364,9 @@ static int run_short(int rounds)
         for (int i = 0; i < NSHORT; i++)
             p[i] = spawn(short_one, r * NSHORT + i);
         while (atomic_load(&sh->flag[0]) < NSHORT)
-            sleep_us(100);
+            sup_sleep_us(100);
         int victim = rand_r(&seed) % NSHORT;
-        sleep_us(rand_r(&seed) % 8000);
+        sup_sleep_us(rand_r(&seed) % 8000);
         kill(p[victim], SIGKILL);
         for (int i = 0; i < NSHORT; i++) {
             int st = reap(p[i]);
@@ -395,7 +389,7 @@ static int fork_child_lives(udb_env *inherited)
     udb_env *env = open_env();
     atomic_store(&sh->flag[1], 1);
     while (!atomic_load(&sh->flag[3]))
-        sleep_us(1000);
+        sup_sleep_us(1000);
     udb_close(env);
     return 0;
 }
@@ -405,7 +399,7 @@ static long flush_sleep_us;
 static int slow_flush(int fd)
 {
     atomic_store(&sh->flag[2], 1);
-    sleep_us(flush_sleep_us);
+    sup_sleep_us(flush_sleep_us);
     return fdatasync(fd);
 }
 
@@ -456,7 +450,7 @@ static int fork_writer(int round)
         /* the lead lock of the dead leader must be free at once */
         bool led = false;
         for (int i = 0; i < 200 && !(led = udb__ship_lead(ship, false)); i++)
-            sleep_us(500);
+            sup_sleep_us(500);
         if (!led) {
             fprintf(stderr, "round %d: the killed leader's lead lock is still held\n", round);
             return 1;
@@ -482,7 +476,7 @@ static int run_fork(int rounds)
             return fprintf(stderr, "round %d: P did not start\n", r), 2;
         /* leading: inside its pause; flushing: inside the hook */
         if (r % 2 == 0) {
-            sleep_us(3000);
+            sup_sleep_us(3000);
         } else if (!await_flag(2, 10000)) {
             return fprintf(stderr, "round %d: P did not flush\n", r), 2;
         }
@@ -545,7 +539,7 @@ static int run_stop(int rounds)
         /* L leads (inside its pause, holding the lead lock): stop it there */
         udb_env *env = open_env();
         while (!udb__ship_leader(udb__env_ship(env)))
-            sleep_us(100);
+            sup_sleep_us(100);
         udb_close(env);
         kill(l, SIGSTOP);
         pid_t w = spawn(stop_writer, r);
@@ -554,7 +548,7 @@ static int run_stop(int rounds)
         for (int k = 0; k < 10000 && !finished; k++) {
             finished = waitpid(w, &st, WNOHANG) == w;
             if (!finished)
-                sleep_us(1000);
+                sup_sleep_us(1000);
         }
         if (!finished) {
             fprintf(stderr, "round %d: the writer's units did not commit in 10 s while the "
@@ -588,7 +582,7 @@ static int dead_writer(int round)
     if (udb_begin(&txn, env, 0))
         return 2;
     atomic_store(&sh->flag[0], 1);
-    sleep_us(20000000);   /* killed here */
+    sup_sleep_us(20000000);   /* killed here */
     (void)round;
     return 3;
 }
@@ -634,7 +628,7 @@ static int lock_holder(int round)
         return 2;
     atomic_store(&sh->flag[0], 1);
     while (!atomic_load(&sh->flag[1]))   /* until the writer gave up */
-        sleep_us(500);
+        sup_sleep_us(500);
     int rc = udb_commit(txn);
     udb_close(env);
     (void)round;
@@ -720,7 +714,7 @@ static void *long_reader(void *arg)
     if (udb_begin(&txn, arg, UDB_RDONLY))
         return NULL;
     atomic_store(&sh->flag[1], 1);
-    sleep_us(1500000);
+    sup_sleep_us(1500000);
     atomic_store(&sh->flag[2], 1);   /* closed */
     udb_abort(txn);
     return NULL;
@@ -735,7 +729,7 @@ static int longread_leader(int round)
     if (pthread_create(&th, NULL, long_reader, env))
         return 2;
     while (!atomic_load(&sh->flag[1]))
-        sleep_us(100);
+        sup_sleep_us(100);
     udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 100000000);
     /* 2 MiB in a 1 MiB map, with W's unit in the batch */
     size_t n = 2u << 20;
@@ -772,7 +766,7 @@ static int longread_writer(int round)
 {
     udb_env *env = open_small();
     while (!atomic_load(&sh->flag[0]) || !udb__ship_leader(udb__env_ship(env)))
-        sleep_us(100);
+        sup_sleep_us(100);
     int created;
     int rc = insert(env, (unsigned)round * 2 + 1, NULL, &created);
     bool reader_open = !atomic_load(&sh->flag[2]);
@@ -839,7 +833,7 @@ static int failack_follower(int round)
     atomic_store(&sh->flag[1], 1);
     udb_ship *ship = udb__env_ship(env);
     while (!udb__ship_leader(ship))
-        sleep_us(50);
+        sup_sleep_us(50);
     char email[32];
     snprintf(email, sizeof email, "e%d", round);
     int created;

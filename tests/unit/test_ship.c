@@ -22,6 +22,7 @@
 
 #include "env.h"
 #include "ship.h"
+#include "support.h"
 #include "testutil.h"
 
 static const char *const SCHEMA =
@@ -43,12 +44,6 @@ static udb_op insert_op(udb_val rec)
 static void counts(udb_env *env, uint64_t c[UDB_SHIP_NCOUNTS])
 {
     udb__ship_counts(udb__env_ship(env), c);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* ---- many processes ---------------------------------------------------------- */
@@ -182,9 +177,9 @@ static void pair(tu *t, const udb_op *ops, size_t n, child_check check, bool que
     CHECK(pthread_create(&th, NULL, exec_thread, &me) == 0);
     unsigned want = queue_child ? 2 : 1;
     for (int i = 0; i < 5000 && udb__ship_queued(ship) < want; i++)
-        sleep_ms(1);
+        sup_sleep_us(1000);
     CHECK(udb__ship_queued(ship) == want);
-    sleep_ms(50);   /* a child whose unit cannot queue is now waiting for the lock */
+    sup_sleep_us(50000);   /* a child whose unit cannot queue is now waiting for the lock */
     udb__ship_unlead(ship);
     pthread_join(th, NULL);
     CHECK_OK(me.rc);
