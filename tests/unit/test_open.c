@@ -4,14 +4,20 @@
  * the path spells it, shares one LMDB environment, counted, and the last
  * udb_close closes it.  LMDB allows one MDB_env per file per process:
  * closing a second one drops the process's locks on lock.mdb, and the next
- * process to open the database then resets the lock file under a running
- * writer -- two writers at once, and an acknowledged record lost.
+ * process to open the database then resets the lock file under this one --
+ * its reader table (writers overwrite the pages its read transactions use)
+ * and its writer mutex (two writers at once) -- and acknowledged records
+ * are lost.
  *
- * The safety check is direct (probe): while this process holds the write
- * lock, a child process opens the database and writes; it must wait for the
- * lock, and afterwards both acknowledged records must be there.  Its
- * negative control opens the second handle with the sharing switched off
- * (udb__env_set_test_flags) and must catch the loss.
+ * Two direct checks, each after a double open and a close: snapshot_holds
+ * (a read transaction of this process must keep reading what it read while
+ * another process that opened the database since rewrites it) and probe
+ * (while this process holds the write lock, another process's write must
+ * wait, and both acknowledged records must be there).  The negative control
+ * opens the second handle with the sharing switched off
+ * (udb__env_set_test_flags) and must catch the damage.  Since main
+ * serializes uniqdb's writers through a lock in sync.udb as well, only the
+ * snapshot check catches it there; on bfbedd1 (the issue's code) both do.
  *
  * UDB_TEST_ROUNDS (a number) multiplies the rounds of the thread and
  * process tests for a long run.
@@ -147,13 +153,14 @@ static int child_put(const char *path, const char *name, int go, int opened, int
     return rc ? 6 : 0;
 }
 
-/* While env holds LMDB's write lock (a write transaction inserting `mine`;
- * udb_begin, not udb_write, whose group commit would also hold the lead lock
- * in the sync file, which closing an MDB_env does not drop), a child process
- * opens the database and inserts `theirs` with udb_write.  If this process's
- * locks hold, the child waits for the lock; if they were dropped, the child
- * resets LMDB's lock file as if alone, takes the write lock too and commits
- * the same transaction id, and one of the two acknowledged records is lost.
+/* While env holds LMDB's write lock (a write transaction inserting `mine`,
+ * begun with udb_begin), a child process opens the database and inserts
+ * `theirs` with udb_write.  If this process's locks hold, the child waits for
+ * the lock; if they were dropped, the child resets LMDB's lock file as if
+ * alone and, unless something else serializes uniqdb's writers (the lock in
+ * sync.udb that closing an MDB_env does not drop: udb_write's lead lock, and
+ * on main the writers' gate), takes the write lock too and commits the same
+ * transaction id, and one of the two acknowledged records is lost.
  * Returns how many of the two are missing afterwards; *overlapped: the
  * child's write ended while this process held the lock. */
 static int probe(tu *t, udb_env *env, const char *mine, const char *theirs, bool *overlapped)
