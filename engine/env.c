@@ -878,6 +878,17 @@ fail_quiet:
     return rc;
 }
 
+udb_async *udb__env_async(udb_env *env, udb_async *(*make)(udb_env *env),
+                          void (*stop)(udb_async *a))
+{
+    pthread_mutex_lock(&env->lock);
+    if (!env->async && make && (env->async = make(env)))
+        env->async_stop = stop;
+    udb_async *a = env->async;
+    pthread_mutex_unlock(&env->lock);
+    return a;
+}
+
 void udb_close(udb_env *env)
 {
     if (!env)
@@ -895,6 +906,9 @@ void udb_close(udb_env *env)
  * MDB_env of its file may be opened from then on) and free it. */
 static void env_close(udb_env *env)
 {
+    /* units in flight finish first: they use everything below */
+    if (env->async)
+        env->async_stop(env->async);
     if (env->mdb)
         mdb_env_close(env->mdb);
     udb__ship_close(env->ship);

@@ -12,6 +12,7 @@
 #include "env.h"
 
 struct udb_group;
+struct udb_async;
 
 struct udb_env {
     MDB_env *mdb;
@@ -49,6 +50,10 @@ struct udb_env {
        with the function it was made with */
     struct udb_group *group;
     void (*group_free)(struct udb_group *g);
+    /* udb_exec_async's threads: made by async.c on first use, stopped first
+       at close (every unit in flight finishes) */
+    struct udb_async *async;
+    void (*async_stop)(struct udb_async *a);
 
     /* this process's table of open environments (env.c): every udb_open of
        the directory (dev, ino) shares this one; all under env.c's table lock */

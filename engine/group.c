@@ -427,7 +427,8 @@ static bool others_coming(const udb_ship *ship)
 
 /* How long a unit may stay queued before its owner takes it back and runs it
  * itself: many commits' time (the leader may be gathering, or running a long
- * batch), for a leader that holds the lead lock and does not lead -- stopped. */
+ * batch), for a leader that holds the lead lock and does not lead -- stopped
+ * outside a write transaction (inside one it holds every writer anyway). */
 static uint64_t queued_bound_ns(const udb_env *env)
 {
     if (udb__ship_test_flags() & UDB_SHIP_TEST_NO_BOUND)
@@ -463,8 +464,10 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
             lead_batch(env, ship, &b);
         }
         st = udb__ship_wait(ship, slot, 2000000);
+        /* taken back only from a leader that is not writing: one inside its
+           write transaction holds up everyone's writes, ours run here too */
         if (st == UDB_SHIP_WAITING && (uint64_t)now_ns() > give_up &&
-            udb__ship_withdraw(ship, slot)) {
+            !udb__sync_gate_busy(env->sync) && udb__ship_withdraw(ship, slot)) {
             udb__ship_mark_stalled(ship);
             return false;
         }

@@ -429,6 +429,8 @@ typedef struct apply_ctx {
     const udb_schema *seen;    /* the stored schema as this env knew it at the call */
     uint64_t seen_gen;
     udb_buf msg, report;
+    udb_locked_fn locked;      /* udb_schema_apply_notify: told once the writer slot is ours */
+    void *payload;
 } apply_ctx;
 
 /* The refusal in a->msg gets a preface when the stored schema moved since
@@ -522,6 +524,8 @@ static int apply_once(size_t *grow_at, void *arg)
         udb__schema_free(s);
         return rc;
     }
+    if (a->locked)
+        a->locked(a->payload);
     const udb_schema *old = udb__txn_schema(txn);
     bool locked = false;
     uint64_t gen = 0;
@@ -596,13 +600,20 @@ out:
 
 int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len, unsigned flags)
 {
+    return udb_schema_apply_notify(changes, env, json, len, flags, NULL, NULL);
+}
+
+int udb_schema_apply_notify(char **changes, udb_env *env, const char *json, size_t len,
+                            unsigned flags, udb_locked_fn locked, void *payload)
+{
     if (!env || !json)
         return udb__env_err(UDB_EINVAL, "udb_schema_apply: env and json are required");
     if ((flags & ~(UDB_SCHEMA_KEEP | UDB_SCHEMA_DROP)) ||
         (flags & UDB_SCHEMA_KEEP && flags & UDB_SCHEMA_DROP))
         return udb__env_err(UDB_EINVAL, "udb_schema_apply: flags 0x%x: UDB_SCHEMA_KEEP and "
                             "UDB_SCHEMA_DROP are the only flags, and exclusive", flags);
-    apply_ctx a = {.env = env, .json = json, .len = len, .flags = flags};
+    apply_ctx a = {.env = env, .json = json, .len = len, .flags = flags, .locked = locked,
+                   .payload = payload};
     udb_schema *seen;
     udb__env_current(env, &seen, &a.seen_gen);
     a.seen = seen;              /* never freed before close (retired, not freed) */

@@ -602,6 +602,12 @@ int udb__sync_gate_enter(udb_sync *s, unsigned wait_ms)
     }
 }
 
+bool udb__sync_gate_busy(udb_sync *s)
+{
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_GATE, .l_len = 1};
+    return s && fcntl(s->fd, F_OFD_GETLK, &l) == 0 && l.l_type != F_UNLCK;
+}
+
 void udb__sync_gate_leave(udb_sync *s)
 {
     if (!s)

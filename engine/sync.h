@@ -74,6 +74,8 @@ int  udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming);
  * held it that long.  Taken and let go by the same thread. */
 int  udb__sync_gate_enter(udb_sync *s, unsigned wait_ms);
 void udb__sync_gate_leave(udb_sync *s);
+/* Does another process hold the gate (it is inside a write transaction)? */
+bool udb__sync_gate_busy(udb_sync *s);
 
 /* How long a durable commit takes lately (a moving average), in ns; 0 if
  * none was timed. */

@@ -152,6 +152,7 @@ typedef int  (*udb_write_fn)(udb_txn *txn, void *payload);      /* udb_write() *
 typedef int  (*udb_seq_fn)(const char *name, uint64_t value, void *payload); /* udb_seq_foreach() */
 typedef void (*udb_report_fn)(const char *problem, void *payload);          /* udb_check() */
 typedef void (*udb_progress_fn)(uint64_t done, uint64_t total, void *payload); /* udb_check_progress() */
+typedef void (*udb_locked_fn)(void *payload);                    /* udb_schema_apply_notify() */
 
 /* A run of bytes.  Returned ones are owned by the transaction (see above). */
 typedef struct udb_val {
@@ -369,6 +370,18 @@ UDB_API void udb_close(udb_env *env);
  * or json, unknown flags, both KEEP and DROP), UDB_ENOMEM, LMDB codes.  On
  * any error nothing changes and *changes is untouched. */
 UDB_API int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len, unsigned flags);
+
+/* udb_schema_apply, calling locked(payload) each time its write transaction
+ * has begun (it then holds the database's single writer slot); nothing of
+ * the change is written before the first call.  A caller that watches the
+ * wait for another process's write transaction (the uniqdb tool's --timeout)
+ * thus knows until when giving up -- even ending the process -- leaves the
+ * database as it was.  locked runs on the calling thread, more than once if
+ * the change is redone after the map grew, and must not call uniqdb; it may
+ * be NULL (then this is udb_schema_apply).  Errors, *changes and its
+ * ownership: as udb_schema_apply. */
+UDB_API int udb_schema_apply_notify(char **changes, udb_env *env, const char *json, size_t len,
+                                    unsigned flags, udb_locked_fn locked, void *payload);
 
 /* The stored schema as JSON text, NUL-terminated.  *out is the caller's: free
  * it with udb_free().  Errors: UDB_ENOTFOUND (no schema applied yet), UDB_ENOMEM. */
@@ -612,6 +625,47 @@ typedef struct udb_results udb_results; /* every udb_result of one udb_exec() ca
  * commit, the unit is committed but not acknowledged), UDB_EREADONLY,
  * UDB_ENOMEM, LMDB codes.  udb_env_errmsg() holds the detail. */
 UDB_API int udb_exec(udb_results **results, udb_env *env, const udb_op *ops, size_t n);
+
+/* The completion of udb_exec_async(): rc and results exactly as udb_exec()
+ * would have returned them (results NULL only when rc is UDB_ENOMEM and
+ * there was no memory for them); errmsg is what udb_env_errmsg() would say
+ * ("" on success), valid during the call.  results are the callback's: free
+ * them with udb_results_free(), now or later, from any thread. */
+typedef void (*udb_exec_done_fn)(int rc, udb_results *results, const char *errmsg,
+                                 void *payload);
+
+/* The most udb_exec_async() units one environment has in flight. */
+#define UDB_EXEC_ASYNC_MAX 4096
+
+/* udb_exec() without waiting: the unit is checked (as udb_exec() checks it:
+ * UDB_EINVAL with udb_env_errmsg() naming the op) and copied -- ops and the
+ * bytes they point to may be freed as soon as this returns --, then run by
+ * the engine through group commit like any udb_exec() unit (same batches,
+ * shared with other processes, same durability), and done() is called
+ * exactly once, on one of the engine's threads, when the unit is durable or
+ * has failed.  Units of one environment run concurrently, as udb_exec()
+ * calls from as many threads would: their order between each other is not
+ * defined (chain them, or put the ops in one unit, where order matters).
+ *
+ * Returns 0 once the unit is queued: done() will be called.  Any other
+ * return means it was not queued and done() will not be called: UDB_EINVAL
+ * (arguments, ops, or env is closing), UDB_ENOMEM, UDB_EBUSY (called from a
+ * done() callback while UDB_EXEC_ASYNC_MAX units are in flight; elsewhere
+ * the call waits until one finishes: that is the backpressure).
+ *
+ * Threads: any thread may call it, also one holding a transaction and also a
+ * done() callback.  done() runs on an engine thread that holds no
+ * transaction; it may call any uniqdb function but udb_close() and
+ * udb_exec_async_wait() on env, and while it runs it holds up one of the 64
+ * threads that carry units in flight: keep it short.  udb_close() first
+ * waits for every unit in flight (each done() called). */
+UDB_API int udb_exec_async(udb_env *env, const udb_op *ops, size_t n, udb_exec_done_fn done,
+                           void *payload);
+
+/* Wait until every udb_exec_async() unit of env queued before this call (and
+ * since) is done: each done() has returned.  Not from a done() callback
+ * (UDB_EINVAL).  Errors: UDB_EINVAL. */
+UDB_API int udb_exec_async_wait(udb_env *env);
 
 /* The result of op i of res, or NULL if i >= the number of ops (or res is NULL). */
 UDB_API const udb_result *udb_result_at(const udb_results *res, size_t i);

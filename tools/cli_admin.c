@@ -42,16 +42,41 @@ int cli_cmd_init(int argc, char **argv)
     size_t len;
     if ((ex = cli_read_file(&text, &len, argv[optind + 1])) != CLI_OK)
         return ex;
-    cli_created created;
-    cli_created_note(&created, argv[optind]);
+    /* a new database is built aside and put in place once its schema applied:
+       a failed init leaves nothing behind and removes nothing anyone saw */
+    cli_newdb nd;
     udb_env *env = NULL;
-    if ((ex = cli_open_sized(&env, argv[optind], CLI_OPEN_CREATE, cli_schema_dbs(text, len))) !=
-        CLI_OK)
-        goto undo;
-    int rc = udb_schema_apply(&changes, env, text, len, flags);
-    if (rc) {
-        ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, argv[optind + 1]);
-        goto undo;
+    if ((ex = cli_newdb_begin(&nd, argv[optind])) != CLI_OK)
+        goto out;
+    int rc;
+    for (;;) {
+        if ((ex = cli_open_sized(&env, nd.build, CLI_OPEN_CREATE, cli_schema_dbs(text, len))) !=
+            CLI_OK)
+            goto out;
+        if ((rc = cli_schema_apply(&changes, env, argv[optind], text, len, flags)) != 0) {
+            ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, argv[optind + 1]);
+            goto out;
+        }
+        if (udb_schema_json(&stored, env) != 0)
+            stored = NULL; /* applied; only the summary line is left out */
+        if (!nd.fresh)
+            break;
+        udb_close(env);
+        env = NULL;
+        if ((ex = cli_newdb_publish(&nd)) == CLI_OK)
+            break;
+        if (ex != CLI_NEWDB_TAKEN)
+            goto out;
+        /* another process created the database meanwhile: apply the schema to
+           it, as if it had been there from the start */
+        cli_newdb_end(&nd);
+        if (!(nd.build = strdup(argv[optind]))) {
+            ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+            goto out;
+        }
+        udb_free(changes);
+        udb_free(stored);
+        changes = stored = NULL;
     }
     cli_committed = 1;
     /* Say what changed, then what the database now holds. */
@@ -61,7 +86,7 @@ int cli_cmd_init(int argc, char **argv)
     } else {
         printf("%s: no change\n", argv[optind]);
     }
-    if (udb_schema_json(&stored, env) == 0) {
+    if (stored) {
         json_t *s = json_loads(stored, 0, NULL);
         json_t *types = json_object_get(s, "types");
         printf("%s: schema applied, %zu type%s:", argv[optind], json_object_size(types),
@@ -74,16 +99,11 @@ int cli_cmd_init(int argc, char **argv)
         json_decref(s);
     }
     ex = CLI_OK;
-    goto out;
-undo:
-    /* a failed init leaves nothing behind, and only removes what it created */
-    udb_close(env);
-    env = NULL;
-    cli_created_undo(&created);
 out:
     udb_free(changes);
     udb_free(stored);
     udb_close(env);
+    cli_newdb_end(&nd);
     free(text);
     return ex;
 }

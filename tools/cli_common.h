@@ -88,8 +88,8 @@ int cli_usage(const char *cmd, const char *msg);
 
 /* --timeout SEC: how long a write waits for another process's write
  * transaction before giving up with CLI_ETIMEOUT; 0 = for ever.  Only
- * cli_write() can give up, so a command given --timeout writes through it
- * (see cli_exec). */
+ * cli_write() and cli_schema_apply() can give up, so a command given
+ * --timeout writes through them (see cli_exec). */
 extern double cli_timeout;
 
 /* udb_write(env, fn, ctx) for the database at path db, watched while it
@@ -98,6 +98,13 @@ extern double cli_timeout;
  * the process exits CLI_ETIMEOUT having written nothing.  Once fn runs the
  * lock is ours and the watch ends. */
 int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx);
+
+/* udb_schema_apply(changes, env, json, len, flags) for the database at path
+ * db, watched like cli_write(): with --timeout, a wait for another process's
+ * write transaction longer than that exits CLI_ETIMEOUT having written
+ * nothing (init, and load's schema line). */
+int cli_schema_apply(char **changes, udb_env *env, const char *db, const char *json, size_t len,
+                     unsigned flags);
 
 /* udb_exec(res, env, ops, n) for the database at path db: the way record
  * writes share commits with other processes (the unit may be handed to
@@ -145,18 +152,38 @@ int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs);
  * database per type and per index, and 2. */
 unsigned cli_schema_dbs(const char *json, size_t len);
 
-/* Which of a database's files (udb_env_files()) and directory existed before
- * a command that may create them: a failed init or load --atomic removes
- * what it created, and only that. */
-typedef struct cli_created {
-    const char *dir;
-    int had_dir, had_data; /* had_data 0: the database itself is new */
-    unsigned long had;     /* bit i: udb_env_files()[i] was there */
-} cli_created;
-void cli_created_note(cli_created *c, const char *dir);
-/* Remove what was created since cli_created_note (the database must be
- * closed). */
-void cli_created_undo(const cli_created *c);
+/* A database that init or load --atomic may create.  A new one is built in a
+ * private directory (beside DB, or inside DB when DB is an existing directory
+ * without a database) and put in place only once it is complete: renamed to
+ * DB, or its data file linked into DB, neither ever replacing anything.  So a
+ * failed command leaves nothing behind, and nothing it removes was ever
+ * visible to another process: it can never remove a database someone else
+ * opened or wrote.  (Removing "what this command created" afterwards cannot
+ * be made safe: another process may open it at any instant between a check
+ * and an unlink.) */
+typedef struct cli_newdb {
+    const char *path; /* DB as given */
+    char *build;      /* where to open it: path (an existing database), or the private directory */
+    int fresh;        /* build is a private directory, put in place by cli_newdb_publish */
+    int inside;       /* it is inside path (an existing directory without a database) */
+} cli_newdb;
+
+/* Decide where to build the database at path.  Returns an exit code, having
+ * reported the error (the private directory cannot be made). */
+int cli_newdb_begin(cli_newdb *n, const char *path);
+
+/* cli_newdb_publish: put the database built in n->build (closed, every
+ * commit durable) in place at n->path.  Returns CLI_OK (it is there;
+ * n->build is path from now on), CLI_NEWDB_TAKEN (another process created a
+ * database at path meanwhile: nothing of this one is there; the caller
+ * applies its change to that one, or fails), or an exit code, having
+ * reported the error.  Nothing to do (CLI_OK) unless n->fresh. */
+enum { CLI_NEWDB_TAKEN = -2 };
+int cli_newdb_publish(cli_newdb *n);
+
+/* Remove the private directory if it is still there (the database was not
+ * published, or was published by linking its data file), and free n. */
+void cli_newdb_end(cli_newdb *n);
 
 /* The progress line of a load: "WHAT: 45% (N records, R records/s)" when the
  * input's size is known (total > 0 bytes, done read), else "WHAT: N records

@@ -12,8 +12,9 @@
  * reported with its line number and the batch goes on.  With --atomic every
  * record (and the sequences line) is held until the end of the input and
  * inserted in one transaction, rolled back if any line was bad; only a
- * schema line is applied before, in its own (udb_schema_apply), and a
- * database the load created is removed again when it fails.  Sequences are
+ * schema line is applied before, in its own (udb_schema_apply), and a new
+ * database is built aside and put in place only when the load succeeded
+ * (cli_newdb_begin).  Sequences are
  * restored exactly in a fresh database and never lowered in one that had
  * them, so auto keys cannot be handed out twice.
  *
@@ -175,6 +176,7 @@ typedef struct entry {
 typedef struct loader {
     udb_env *env;
     const char *path;
+    const char *dir;   /* where env is opened: path, or where --atomic builds a new database */
     int or_get;
     int drop;          /* --drop: apply the dump's schema exactly, even where it loosens */
     bool had_schema;   /* the database had a schema before the load */
@@ -457,15 +459,16 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                what the stored schema has and the dump's lacks is kept, and the user
                is told */
             unsigned flags = l->drop ? UDB_SCHEMA_DROP : UDB_SCHEMA_KEEP;
-            rc = s ? udb_schema_apply(&changes, l->env, s, strlen(s), flags) : UDB_ENOMEM;
+            rc = s ? cli_schema_apply(&changes, l->env, l->path, s, strlen(s), flags)
+                   : UDB_ENOMEM;
             if (rc == UDB_EDBSFULL) {
                 /* more types and indexes than this handle can open: again, sized
                    for this schema (nothing is pending: flush() ran above) */
                 udb_close(l->env);
                 l->env = NULL;
-                if ((ex = cli_open_sized(&l->env, l->path, CLI_OPEN_CREATE,
+                if ((ex = cli_open_sized(&l->env, l->dir, CLI_OPEN_CREATE,
                                          cli_schema_dbs(s, strlen(s)))) == CLI_OK)
-                    rc = udb_schema_apply(&changes, l->env, s, strlen(s), flags);
+                    rc = cli_schema_apply(&changes, l->env, l->path, s, strlen(s), flags);
                 else
                     rc = 0;   /* reported by cli_open_sized; ex stops the load */
             }
@@ -556,7 +559,7 @@ int cli_cmd_load(int argc, char **argv)
         {"atomic", no_argument, NULL, 'A'},
         CLI_COMMON_LONGOPTS,
     };
-    cli_created created = {0};
+    cli_newdb nd = {0};
     char *line = NULL;
     size_t lineno = 0;
     optind = 0;
@@ -598,8 +601,12 @@ int cli_cmd_load(int argc, char **argv)
         ex = cli_fail(CLI_EFAIL, NULL, "%s: %s", file, strerror(errno));
         goto out;
     }
-    cli_created_note(&created, argv[optind]);
-    if ((ex = cli_open(&l->env, argv[optind], CLI_OPEN_CREATE)) != CLI_OK)
+    /* --atomic builds a new database aside and puts it in place only once
+       loaded: a failed load leaves nothing behind and removes nothing */
+    if (atomic && (ex = cli_newdb_begin(&nd, argv[optind])) != CLI_OK)
+        goto out;
+    l->dir = atomic ? nd.build : argv[optind];
+    if ((ex = cli_open(&l->env, l->dir, CLI_OPEN_CREATE)) != CLI_OK)
         goto out;
     if ((l->had_seqs = json_object()) == NULL) {
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
@@ -656,6 +663,16 @@ int cli_cmd_load(int argc, char **argv)
         goto out;
     progress_clear(l);
     ex = l->invalid ? CLI_EINVALID : l->conflicts && !l->or_get ? CLI_ECONFLICT : CLI_OK;
+    if (ex == CLI_OK && nd.fresh) {
+        udb_close(l->env);
+        l->env = NULL;
+        if ((ex = cli_newdb_publish(&nd)) == CLI_NEWDB_TAKEN)
+            ex = cli_fail(CLI_EFAIL, NULL, "%s: another process created this database while "
+                          "the load ran; --atomic loaded nothing into it (load again to load "
+                          "into that database)", l->path);
+        if (ex != CLI_OK)
+            cli_committed = 0; /* what was committed is not in place */
+    }
     if (l->atomic && ex != CLI_OK)
         fprintf(stderr, "uniqdb: --atomic: nothing loaded (%" PRIu64 " conflicting, %" PRIu64
                 " invalid)\n", l->conflicts, l->invalid);
@@ -665,15 +682,14 @@ int cli_cmd_load(int argc, char **argv)
                 " invalid\n",
                 l->loaded, l->conflicts, l->or_get ? " (skipped)" : "", l->invalid);
 out:
-    if (l && l->atomic && ex != CLI_OK && l->env) {
+    if (l && l->atomic && ex != CLI_OK && (l->env || nd.fresh)) {
         /* all or nothing: what a schema line did stays (its own transaction);
-           a database this load created goes */
+           a new database is not put in place */
         udb_close(l->env);
         l->env = NULL;
-        if (!created.had_data) {
-            cli_created_undo(&created);
-            fprintf(stderr, "uniqdb: %s: --atomic: removed the database this load created\n",
-                    l->path);
+        if (nd.fresh) {
+            fprintf(stderr, "uniqdb: %s: --atomic: the database was not created\n",
+                    argv[optind]);
         } else if (l->schema_changed_line) {
             fprintf(stderr, "uniqdb: %s: --atomic: the schema change of line %zu stays "
                     "applied (a schema is applied in its own transaction)\n", l->path,
@@ -693,6 +709,7 @@ out:
         udb_close(l->env);
         free(l);
     }
+    cli_newdb_end(&nd);
     free(line);
     if (f && f != stdin)
         fclose(f);

@@ -16,6 +16,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 int cli_json_errors;
@@ -83,7 +85,9 @@ static const command commands[] = {
      "loaded; an invalid or conflicting record is reported and skipped, the others\n"
      "committed.  --atomic loads every record and the sequences in one transaction,\n"
      "all or nothing: any bad line (each is reported) and nothing is written (exit\n"
-     "as for that line); a database the load created is removed again.  The schema\n"
+     "as for that line); a new database is built aside and appears at DB only when\n"
+     "the load succeeded (if another process creates DB meanwhile, nothing is\n"
+     "loaded into it: exit 1).  The schema\n"
      "line must then come first; it is applied in its own transaction, so a change\n"
      "it makes to an existing database stays (stderr says so).  --atomic holds the\n"
      "records in memory until the end of the input.  Records before any schema line\n"
@@ -140,12 +144,12 @@ static void main_usage(FILE *f)
     fprintf(f, "\noptions (any command):\n"
                "  --json     report errors as RFC 9457 problem objects on stdout; put\n"
                "             --or-get/--upsert print {\"created\": ..., \"record\": ...}\n"
-               "  --timeout SEC  a write (put, update, delete, seq, load) waiting for another\n"
-               "             process's write transaction gives up after SEC seconds (exit 7,\n"
-               "             nothing written); so that it can, a put, update, delete or seq\n"
-               "             given --timeout commits in this process, not in another\n"
-               "             process's shared commit; on a terminal, a wait of over a second\n"
-               "             is announced on stderr\n"
+               "  --timeout SEC  a write (init, put, update, delete, seq, load) waiting for\n"
+               "             another process's write transaction gives up after SEC seconds\n"
+               "             (exit 7, nothing written); so that it can, a put, update,\n"
+               "             delete or seq given --timeout commits in this process, not in\n"
+               "             another process's shared commit; on a terminal, a wait of over\n"
+               "             a second is announced on stderr\n"
                "  --help     show help\n\n"
                "KEY, values and records are JSON: 42, '\"abc\"', '{\"id\": 1}'.  Put -- before\n"
                "arguments that begin with '-', e.g. uniqdb get DB t -- -5.\n\n"
@@ -206,65 +210,203 @@ static int parse_timeout(const char *cmd, const char *arg)
     return 0;
 }
 
-/* A failed init (or load --atomic) removes those files of the database
- * directory (udb_env_files(), a handful) that it created, so that no
- * half-made database is left behind: bit i of the mask says whether file i
- * was there before. */
+/* ---- Creating a database: build aside, then put in place -------------------- */
 
-static int file_exists(const char *dir, const char *name)
+/* fsync a directory, so that a name just made in it survives a power cut. */
+static int sync_dir(const char *dir)
 {
-    char *p;
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        return 1; /* when in doubt, it existed: never remove it */
-    int r = access(p, F_OK) == 0;
-    free(p);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
     return r;
 }
 
-static void remove_file(const char *dir, const char *name)
+/* path split at its last component, trailing slashes ignored: returns the
+ * directory part, malloc'd ("." for a bare name), with *base pointing at the
+ * last component, kept in the same allocation; NULL if out of memory. */
+static char *split_path(const char *path, const char **base)
 {
-    char *p;
-    if (asprintf(&p, "%s/%s", dir, name) >= 0) {
-        unlink(p);
-        free(p);
+    size_t n = strlen(path), b, d;
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    for (b = n; b > 0 && path[b - 1] != '/'; b--)
+        ;
+    for (d = b; d > 1 && path[d - 1] == '/'; d--)
+        ;
+    char *out = malloc(d + 2 + (n - b) + 1);
+    if (!out)
+        return NULL;
+    if (b == 0) {
+        d = 1;
+        out[0] = '.';
+    } else {
+        memcpy(out, path, d);
     }
+    out[d] = '\0';
+    memcpy(out + d + 1, path + b, n - b);
+    out[d + 1 + n - b] = '\0';
+    *base = out + d + 1;
+    return out;
 }
 
-void cli_created_note(cli_created *c, const char *dir)
+int cli_newdb_begin(cli_newdb *n, const char *path)
 {
-    const char *const *files = udb_env_files();
-    c->dir = dir;
-    c->had_dir = access(dir, F_OK) == 0;
-    c->had = 0;
-    c->had_data = c->had_dir && file_exists(dir, UDB_DATA_FILE);
-    for (size_t i = 0; files[i]; i++)
-        if (c->had_dir && file_exists(dir, files[i]))
-            c->had |= 1ul << i;
+    *n = (cli_newdb){.path = path};
+    if (!*path)
+        return cli_fail(CLI_EUSAGE, NULL, "the database path DB is empty");
+    struct stat st;
+    char *tmpl = NULL, *data = NULL;
+    int e = 0;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT)
+            goto existing; /* opening it reports why */
+        const char *base;
+        char *dir = split_path(path, &base);
+        if (!dir)
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+        /* hidden, and named after DB so that a stray one (the command was
+           killed) says what it was */
+        int r = strlen(base) <= 200 ? asprintf(&tmpl, "%s/.%s.uniqdb-new-XXXXXX", dir, base)
+                                    : asprintf(&tmpl, "%s/.uniqdb-new-XXXXXX", dir);
+        free(dir);
+        if (r < 0)
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    } else {
+        if (!S_ISDIR(st.st_mode) || asprintf(&data, "%s/" UDB_DATA_FILE, path) < 0 ||
+            lstat(data, &st) == 0 || errno != ENOENT)
+            goto existing; /* a database (or not a directory: opening it says so) */
+        n->inside = 1;
+        if (asprintf(&tmpl, "%s/.uniqdb-new-XXXXXX", path) < 0) {
+            free(data);
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+        }
+    }
+    free(data);
+    if (!mkdtemp(tmpl)) {
+        e = errno;
+        free(tmpl);
+        return cli_fail(CLI_EFAIL, NULL, "%s: cannot create the database %s: %s", path,
+                        n->inside ? "inside this directory" : "directory", strerror(e));
+    }
+    n->build = tmpl;
+    n->fresh = 1;
+    return CLI_OK;
+existing:
+    free(data);
+    if (!(n->build = strdup(path)))
+        return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    return CLI_OK;
 }
 
-void cli_created_undo(const cli_created *c)
+/* Make path's own data file the one built in n->build: link it in (never
+ * replacing one).  CLI_OK, CLI_NEWDB_TAKEN, or an exit code (reported). */
+static int link_data(cli_newdb *n)
 {
-    const char *const *files = udb_env_files();
-    for (size_t i = 0; files[i]; i++)
-        if (!(c->had & 1ul << i))
-            remove_file(c->dir, files[i]);
-    if (!c->had_dir)
-        rmdir(c->dir);
+    char *from = NULL, *to = NULL;
+    int ex = CLI_OK;
+    if (asprintf(&from, "%s/" UDB_DATA_FILE, n->build) < 0 ||
+        asprintf(&to, "%s/" UDB_DATA_FILE, n->path) < 0) {
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
+    int r = link(from, to);
+    if (r != 0 && (errno == EPERM || errno == EOPNOTSUPP)) /* no hard links here */
+        r = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+    if (r != 0) {
+        ex = errno == EEXIST ? CLI_NEWDB_TAKEN
+                             : cli_fail(CLI_EFAIL, NULL, "%s: cannot put the new database in "
+                                        "place: %s", n->path, strerror(errno));
+        goto out;
+    }
+    if (sync_dir(n->path) != 0)
+        ex = cli_fail(CLI_EFAIL, NULL, "%s: the new database is in place, but syncing the "
+                      "directory failed: %s", n->path, strerror(errno));
+out:
+    free(from);
+    free(to);
+    return ex;
+}
+
+int cli_newdb_publish(cli_newdb *n)
+{
+    if (!n->fresh)
+        return CLI_OK;
+    if (sync_dir(n->build) != 0)
+        return cli_fail(CLI_EFAIL, NULL, "%s: syncing the new database failed: %s", n->path,
+                        strerror(errno));
+    int ex;
+    if (n->inside) {
+        ex = link_data(n);
+    } else {
+        /* the mode udb_open() gives a directory it creates (files 0640) */
+        mode_t mask = umask(0);
+        umask(mask);
+        const char *base;
+        char *parent = split_path(n->path, &base);
+        if (!parent)
+            return cli_fail(CLI_EFAIL, NULL, "out of memory");
+        int r = chmod(n->build, 0750 & ~mask);
+        if (r == 0)
+            r = renameat2(AT_FDCWD, n->build, AT_FDCWD, n->path, RENAME_NOREPLACE);
+        if (r != 0 && (errno == EINVAL || errno == ENOSYS)) {
+            /* no RENAME_NOREPLACE on this file system: make the directory
+               (or find it made) and link the data file into it */
+            r = mkdir(n->path, 0750) == 0 || errno == EEXIST ? 1 : -1;
+        }
+        if (r == 0) {
+            free(n->build); /* it is path now */
+            n->build = NULL;
+            n->fresh = 0;
+            ex = sync_dir(parent) == 0 ? CLI_OK
+                 : cli_fail(CLI_EFAIL, NULL, "%s: the new database is in place, but syncing "
+                            "%s failed: %s", n->path, parent, strerror(errno));
+        } else if (r > 0 || errno == EEXIST || errno == ENOTEMPTY) {
+            /* another process made path meanwhile (or it is ours to fill) */
+            ex = link_data(n);
+        } else {
+            ex = cli_fail(CLI_EFAIL, NULL, "%s: cannot put the new database in place: %s",
+                          n->path, strerror(errno));
+        }
+        free(parent);
+    }
+    if (ex == CLI_OK && n->fresh) {
+        /* linked in: the private directory goes, the data file stays at path */
+        sup_remove_tree(n->build, false);
+        free(n->build);
+        n->build = NULL;
+        n->fresh = 0;
+    }
+    return ex;
+}
+
+void cli_newdb_end(cli_newdb *n)
+{
+    /* the private directory: nobody else knows it, so removing it is safe */
+    if (n->fresh && n->build)
+        sup_remove_tree(n->build, false);
+    free(n->build);
+    *n = (cli_newdb){.path = n->path};
 }
 
 /* ---- Waiting for another writer ------------------------------------------ */
 
-/* Both write paths are watched by a thread: on a terminal it announces a
- * wait of over a second.  Only cli_write() may give up (--timeout): its
- * callback tells the watch when the writer lock is ours, and until then
- * nothing is written, so exiting is safe.  udb_exec() (cli_exec) has no such
+/* Every write path is watched by a thread: on a terminal it announces a
+ * wait of over a second.  cli_write() and cli_schema_apply() may give up
+ * (--timeout): the call tells the watch when the writer lock is ours (fn
+ * runs; udb_schema_apply_notify()'s callback), and until then nothing is
+ * written, so exiting is safe.  udb_exec() (cli_exec) has no such
  * moment to report -- the unit may be waiting for the lock, committing, or
  * queued in another process's batch, which runs it even if we are gone --
  * so its watch only announces, and says that Ctrl-C may not undo it. */
 typedef struct watch {
     const char *db;
-    udb_write_fn fn; /* NULL: watching a udb_exec() call, which cannot be given up */
+    udb_write_fn fn; /* cli_write: run once the writer lock is ours */
     void *ctx;
+    int told;        /* the call says when the writer lock is ours (cli_write,
+                        cli_schema_apply): until then the watch may give up.
+                        0: a udb_exec() call, which cannot be given up */
     pthread_mutex_t m;
     pthread_cond_t c;
     int started, done;
@@ -292,12 +434,13 @@ static void *watchdog(void *p)
         double waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
         if (!said && waited >= 1.0 && isatty(2)) {
             fprintf(stderr, "uniqdb: waiting for another process's write transaction on %s "
-                    "to end%s\n", w->db, !w->fn ? " (Ctrl-C stops waiting; the write may still "
+                    "to end%s\n", w->db, !w->told ? " (Ctrl-C stops waiting; the write may still "
                     "be committed)" : cli_timeout > 0 ? " (--timeout)" : " (Ctrl-C gives up)");
             said = 1;
         }
-        if (w->fn && cli_timeout > 0 && waited >= cli_timeout) {
-            /* fn has not run, so nothing is written; holding w->m keeps it from starting */
+        if (w->told && cli_timeout > 0 && waited >= cli_timeout) {
+            /* the lock is not ours, so nothing is written; holding w->m keeps the
+               call from going on */
             fflush(stdout);
             fprintf(stderr, "uniqdb: gave up after %g s waiting for another process's write "
                     "transaction on %s; nothing was written\n", cli_timeout, w->db);
@@ -308,20 +451,27 @@ static void *watchdog(void *p)
     return NULL;
 }
 
-static int watched_fn(udb_txn *txn, void *ctx)
+/* The writer lock is ours: from now on the watch only ends. */
+static void watch_locked(void *ctx)
 {
     watch *w = ctx;
     pthread_mutex_lock(&w->m);
     w->started = 1;
     pthread_cond_signal(&w->c);
     pthread_mutex_unlock(&w->m);
+}
+
+static int watched_fn(udb_txn *txn, void *ctx)
+{
+    watch *w = ctx;
+    watch_locked(w);
     return w->fn(txn, w->ctx);
 }
 
 /* Watch w on a terminal, or where it may give up (cli_write with --timeout). */
 static int watch_start(pthread_t *th, watch *w)
 {
-    return (isatty(2) || (w->fn && cli_timeout > 0)) &&
+    return (isatty(2) || (w->told && cli_timeout > 0)) &&
            pthread_create(th, NULL, watchdog, w) == 0;
 }
 
@@ -336,7 +486,7 @@ static void watch_end(pthread_t th, watch *w)
 
 int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx)
 {
-    watch w = {db, fn, ctx, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    watch w = {db, fn, ctx, 1, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t th;
     int watching = watch_start(&th, &w);
     int rc = udb_write(env, watched_fn, &w);
@@ -345,9 +495,21 @@ int cli_write(udb_env *env, const char *db, udb_write_fn fn, void *ctx)
     return rc;
 }
 
+int cli_schema_apply(char **changes, udb_env *env, const char *db, const char *json, size_t len,
+                     unsigned flags)
+{
+    watch w = {db, NULL, NULL, 1, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    pthread_t th;
+    int watching = watch_start(&th, &w);
+    int rc = udb_schema_apply_notify(changes, env, json, len, flags, watch_locked, &w);
+    if (watching)
+        watch_end(th, &w);
+    return rc;
+}
+
 int cli_exec(udb_results **res, udb_env *env, const char *db, const udb_op *ops, size_t n)
 {
-    watch w = {db, NULL, NULL, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    watch w = {db, NULL, NULL, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t th;
     int watching = watch_start(&th, &w);
     int rc = udb_exec(res, env, ops, n);
@@ -609,6 +771,48 @@ int cli_open_snapshot(udb_env **env, udb_txn **txn, const char **schema, const c
     return CLI_OK;
 }
 
+/* Before a read opens the database at path: if LMDB's lock file is missing,
+ * make it the way the database's owner would, so that the read does not
+ * change who can write.  LMDB creates it on any open, read-only ones too,
+ * owned by whoever opens and with their umask: a `uniqdb scan` run as root on
+ * another user's database left a root-owned lock.mdb that locked the owner
+ * out of writing ("permission denied").  It is made as an unnamed file
+ * (O_TMPFILE), given the owner, group and permission bits of data.mdb (as far
+ * as this user may: root may give it to anyone, others only to a group of
+ * theirs), and linked in under its name only then, never replacing one made
+ * meanwhile.  Any failure leaves things to udb_open(), as before. */
+static void lock_file_like_data(const char *path)
+{
+    char *data = NULL, *lock = NULL;
+    struct stat st;
+    int fd = -1;
+    if (asprintf(&data, "%s/" UDB_DATA_FILE, path) < 0 ||
+        asprintf(&lock, "%s/" UDB_LOCK_FILE, path) < 0 || stat(data, &st) != 0 ||
+        access(lock, F_OK) == 0 || errno != ENOENT)
+        goto out;
+    if ((fd = open(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
+        goto out;
+    /* root gives it to data.mdb's owner; others keep it but may give its group */
+    int root = geteuid() == 0;
+    if ((fchown(fd, root ? st.st_uid : (uid_t)-1, st.st_gid) != 0 && root) ||
+        fchmod(fd, st.st_mode & 0666) != 0)
+        goto out;
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    /* linking an unnamed file by descriptor needs CAP_DAC_READ_SEARCH; by its
+       /proc name, not.  EEXIST: another process made it meanwhile, theirs is
+       the one. */
+    if (linkat(fd, "", AT_FDCWD, lock, AT_EMPTY_PATH) != 0 && errno != EEXIST &&
+        linkat(AT_FDCWD, self, AT_FDCWD, lock, AT_SYMLINK_FOLLOW) != 0) {
+        /* neither worked: udb_open() creates it, as before */
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    free(data);
+    free(lock);
+}
+
 int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
 {
     if (!*path)
@@ -618,8 +822,10 @@ int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
     if (mode != CLI_OPEN_CREATE && (why = not_a_database(path, buf, sizeof buf)) != NULL)
         return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, why);
     udb_options o = UDB_OPTIONS_INIT;
-    if (mode == CLI_OPEN_READ)
+    if (mode == CLI_OPEN_READ) {
         o.flags |= UDB_RDONLY_ENV;
+        lock_file_like_data(path);
+    }
     o.max_dbs = max_dbs;
     int rc = udb_open(out, path, &o);
     if (rc == EACCES && mode == CLI_OPEN_READ) {

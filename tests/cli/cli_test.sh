@@ -290,7 +290,14 @@ group_exits() {
     run 7 "$U" --json --timeout 0.5 seq "$db" t
     if [ $((SECONDS - t0)) -lt 4 ]; then ok; else fail "--timeout did not end the wait"; fi
     run 2 "$U" put --timeout x "$db" client '{}'; err_has "--timeout needs"
+    # init and load's schema line honour it too (issue 23): a schema adding a type
+    "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); s["types"]["extra"] = {"key": "id", "fields": {"id": {"type": "uint"}}}; open(sys.argv[2], "w").write(json.dumps(s)); open(sys.argv[3], "w").write(json.dumps({"schema": s}) + "\n")' "$SCEN" "$T/extra.json" "$T/extra.ndjson"
+    t0=$SECONDS
+    run 7 "$U" init --timeout 0.5 "$db" "$T/extra.json"; err_has "gave up after 0.5 s"
+    run 7 "$U" load --timeout 0.5 "$db" "$T/extra.ndjson"; err_has "nothing was written"
+    if [ $((SECONDS - t0)) -lt 3 ]; then ok; else fail "--timeout did not end init's or load's wait"; fi
     wait "$holder"
+    run 0 "$U" schema "$db"; json_ok '"extra" not in d["types"]'
     run 4 "$U" get "$db" client '"t1"'
     run 4 "$U" seq "$db" t --get
     run 0 "$U" put --timeout 5 "$db" client '{"id": "t1", "email": "t1@x"}'
@@ -322,6 +329,13 @@ group_exits() {
     mkdir "$T/mine"; echo keep >"$T/mine/notes"
     run 5 "$U" init "$T/mine" "$T/bad.json"
     if [ -f "$T/mine/notes" ] && [ ! -e "$T/mine/data.mdb" ] && [ ! -e "$T/mine/lock.mdb" ]; then ok; else fail "failed init in an existing directory: $(ls "$T/mine")"; fi
+    # a new database is built in a private directory and put in place when complete
+    # (issue 23): none is left behind, and it gets the mode udb_open gives a directory
+    if [ -z "$(find "$T" -maxdepth 2 -name '*uniqdb-new*')" ]; then ok; else fail "a failed init left its private directory: $(find "$T" -maxdepth 2 -name '*uniqdb-new*')"; fi
+    run 0 "$U" init "$T/mine" "$SCEN"; run 0 "$U" put "$T/mine" client '{"id": "m", "email": "m@x"}'
+    if [ -f "$T/mine/notes" ] && [ -z "$(find "$T" -maxdepth 2 -name '*uniqdb-new*')" ]; then ok; else fail "init in an existing directory: $(ls -A "$T/mine")"; fi
+    (umask 027 && "$U" init "$T/modes.db/" "$SCEN" >/dev/null) || fail "init with a trailing slash"
+    if [ "$(stat -c %a "$T/modes.db")" = 750 ] && [ "$(stat -c %a "$T/modes.db/data.mdb")" = 640 ]; then ok; else fail "modes of a new database: $(stat -c '%a %n' "$T/modes.db" "$T/modes.db"/*)"; fi
     run 5 "$U" init "$db" "$T/bad.json"              # an existing database is left as it was
     run 0 "$U" get "$db" client '"c1"'
 
@@ -384,6 +398,33 @@ group_readonly() {
         if grep -q "not a uniqdb" "$T/err"; then fail "an unreadable directory called not a database"; else ok; fi
     fi
     chmod 755 "$db" "$T/private"
+
+    # reads never change who can write (issue 23): run as root on another user's
+    # database whose lock.mdb is missing, each read makes lock.mdb that user's, and
+    # the owner can still write
+    if [ "${#as[@]}" -gt 0 ]; then
+        local own="$T/owned" nobody_id
+        nobody_id=$(id -u nobody)
+        mkdir "$own"; chown nobody "$own"
+        run 0 "${as[@]}" "$U" init "$own/db" "$SCEN"
+        run 0 "${as[@]}" "$U" put "$own/db" client '{"id": "o1", "email": "o1@x"}'
+        run 0 "${as[@]}" "$U" seq "$own/db" invoices
+        # read_as_root CMD ARGS...: CMD on the database with lock.mdb missing
+        read_as_root() {
+            local cmd=$1
+            shift
+            rm -f "$own/db/lock.mdb"
+            run 0 "$U" "$cmd" "$own/db" "$@"
+            if [ "$(stat -c %u "$own/db/lock.mdb" 2>/dev/null)" = "$nobody_id" ]; then ok; else fail "uniqdb $cmd as root made lock.mdb: $(stat -c '%U %a' "$own/db/lock.mdb" 2>&1)"; fi
+        }
+        read_as_root scan client; read_as_root get client '"o1"'; read_as_root find client email '"o1@x"'
+        read_as_root dump; read_as_root check; read_as_root stat; read_as_root schema
+        read_as_root seq invoices --get
+        rm -f "$own/db/lock.mdb"; run 0 "$U" export --postgres "$own/db"
+        if [ "$(stat -c %u "$own/db/lock.mdb")" = "$nobody_id" ]; then ok; else fail "uniqdb export as root made lock.mdb root's"; fi
+        run 0 "${as[@]}" "$U" put "$own/db" client '{"id": "o2", "email": "o2@x"}'
+        run 0 "${as[@]}" "$U" seq "$own/db" invoices; out_is 2
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -574,8 +615,30 @@ group_dumpload() {
     # load created is removed again
     run 5 "$U" load --atomic "$T/ma" "$T/mixed.ndjson"
     err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
-    err_has "--atomic: nothing loaded (0 conflicting, 3 invalid)"; err_has "removed the database this load created"
+    err_has "--atomic: nothing loaded (0 conflicting, 3 invalid)"; err_has "--atomic: the database was not created"
     if [ ! -e "$T/ma" ]; then ok; else fail "a failed --atomic load left the database it created"; fi
+    # the new database is built aside; if another process creates DB while the load
+    # reads its input, the load puts nothing there (issue 23): the input comes
+    # through a FIFO held open until `init` has made DB
+    mkfifo "$T/fifo"
+    "$U" load --atomic "$T/mt" "$T/fifo" >"$T/out" 2>"$T/err" &
+    local lpid=$!
+    exec 3>"$T/fifo"
+    for _ in $(seq 100); do
+        [ -n "$(find "$T" -maxdepth 1 -name '.mt.uniqdb-new-*')" ] && break
+        sleep 0.05
+    done
+    if [ ! -e "$T/mt" ]; then ok; else fail "load --atomic made DB before its input ended"; fi
+    "$U" init "$T/mt" "$SCEN" >/dev/null 2>&1 || fail "init beside a running load"
+    "$U" put "$T/mt" client '{"id": "theirs", "email": "t@x"}' >/dev/null 2>&1 || fail "put"
+    cat "$T/a.dump" >&3
+    exec 3>&-
+    wait "$lpid"
+    local got=$?
+    if [ "$got" -eq 1 ]; then ok; else fail "load --atomic into a DB made meanwhile: exit $got (want 1)"; fi
+    err_has "another process created this database while the load ran"
+    run 0 "$U" scan "$T/mt" client; json_ok '[r["id"] for r in lines] == ["theirs"]'
+    if [ -z "$(find "$T" -maxdepth 1 -name '.mt.uniqdb-new-*')" ]; then ok; else fail "load --atomic left its private directory"; fi
     # into a database with records: a new record, then a conflicting one, then a sequence
     {
         head -1 "$T/a.dump"

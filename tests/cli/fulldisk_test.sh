@@ -17,6 +17,7 @@ fi
 trap 'umount "$MNT"; rmdir "$MNT"' EXIT
 fails=0
 checks=0
+failed_inits=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # fill the file system until `free` KiB are left
@@ -47,8 +48,15 @@ expect_sane() {
 for free in 0 4 8 12 16 20 24 28 32 40 64 128 256; do
     rm -rf "$MNT/db"
     fill $free
-    NEED_SPACE_MSG=1 expect_sane "init with ${free} KiB free" "$U" init "$MNT/db" "$SCHEMA"
+    if ! NEED_SPACE_MSG=1 expect_sane "init with ${free} KiB free" "$U" init "$MNT/db" "$SCHEMA"; then
+        # a failed init leaves nothing behind: not DB, not its private directory (issue 23)
+        left=$(ls -A "$MNT" | grep -v '^fill$')
+        checks=$((checks + 1))
+        [ -z "$left" ] || fail "init with ${free} KiB free failed and left: $left"
+        failed_inits=$((failed_inits + 1))
+    fi
 done
+[ "$failed_inits" -gt 0 ] || fail "no init failed: the file system was never full enough"
 
 # a database made with room, then the disk filled: writes fail cleanly,
 # reads work or fail cleanly -- while another process keeps the database open

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "env_int.h"
@@ -597,6 +598,64 @@ static void t_concurrent_apply_explains_the_race(tu *t)
     CHECK(!strstr(udb_env_errmsg(t->env), "underneath"));
 }
 
+/* udb_schema_apply_notify tells its caller when the writer slot is its own:
+ * not while another process holds it, and once after (what `uniqdb
+ * --timeout` relies on to give up having written nothing). */
+typedef struct notified {
+    int calls;
+    struct timespec at;
+} notified;
+
+static void on_locked(void *payload)
+{
+    notified *n = payload;
+    n->calls++;
+    clock_gettime(CLOCK_MONOTONIC, &n->at);
+}
+
+static void t_apply_notify_tells_when_the_writer_slot_is_ours(tu *t)
+{
+    if (!tu_setup(t, V1))
+        return;
+    int ready[2];
+    if (!CHECK(pipe(ready) == 0))
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* another process holds the writer slot for 300 ms */
+        close(ready[0]);
+        udb_env *env = NULL;
+        udb_txn *txn = NULL;
+        if (udb_open(&env, t->path, NULL) != 0 || udb_begin(&txn, env, 0) != 0)
+            _exit(1);
+        if (write(ready[1], "h", 1) != 1)
+            _exit(1);
+        struct timespec hold = {0, 300000000L};
+        nanosleep(&hold, NULL);
+        udb_abort(txn);
+        udb_close(env);
+        _exit(0);
+    }
+    close(ready[1]);
+    char c;
+    CHECK(read(ready[0], &c, 1) == 1);
+    close(ready[0]);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    notified n = {0};
+    const char *v2 = jq(PERSON(", `indexes`: {`by_city`: {`fields`: [`city`]}}"));
+    CHECK_OK(udb_schema_apply_notify(NULL, t->env, v2, strlen(v2), 0, on_locked, &n));
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(n.calls == 1);
+    double waited = (double)(n.at.tv_sec - t0.tv_sec) + (double)(n.at.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(waited > 0.2); /* not before the other process let go */
+    CHECK_HAS(tu_schema_text(t), "by_city");
+    /* NULL: plain udb_schema_apply */
+    CHECK_OK(udb_schema_apply_notify(NULL, t->env, v2, strlen(v2), 0, NULL, NULL));
+}
+
 TU_MAIN(TU_CASE(t_parse_errors_name_the_problem), TU_CASE(t_apply_same_schema_twice_is_noop),
         TU_CASE(t_schema_json_round_trip), TU_CASE(t_new_index_is_built_from_old_records),
         TU_CASE(t_new_unique_index_over_collisions_changes_nothing),
@@ -606,4 +665,5 @@ TU_MAIN(TU_CASE(t_parse_errors_name_the_problem), TU_CASE(t_apply_same_schema_tw
         TU_CASE(t_declaring_a_field_checks_existing_extra_values),
         TU_CASE(t_auto_key_marked_required_still_auto), TU_CASE(t_where_text_is_canonical),
         TU_CASE(t_older_schema_never_drops_silently), TU_CASE(t_keep_adds_what_is_new),
-        TU_CASE(t_drop_removes_types_and_reports), TU_CASE(t_concurrent_apply_explains_the_race))
+        TU_CASE(t_drop_removes_types_and_reports), TU_CASE(t_concurrent_apply_explains_the_race),
+        TU_CASE(t_apply_notify_tells_when_the_writer_slot_is_ours))

@@ -87,6 +87,12 @@ typedef struct bench_engine {
     int  (*lookup)(size_t *matched, void *db, const bench_rec *recs, size_t n);
     /* insert r or get the record holding r->ref, as its own commit */
     int  (*insert_or_get)(bool *created, uint64_t *id, void *conn, const bench_rec *r);
+    /* the same without waiting (NULL: the engine has no such call): done(ctx,
+     * rc, created, id) is called once, on another thread; drain waits for all */
+    int  (*insert_or_get_async)(void *conn, const bench_rec *r,
+                                void (*done)(void *ctx, int rc, bool created, uint64_t id),
+                                void *ctx);
+    int  (*drain)(void *conn);
     /* scan n user prefixes of the non-unique index in one read transaction,
      * appending the ids in index order; counts[j] = rows of scan j */
     int  (*scan)(bench_ids *ids, size_t *counts, void *db, const char (*users)[16], size_t n);
@@ -108,6 +114,9 @@ typedef struct bench_item {
     unsigned threads, procs;  /* W4: one of them is non-zero */
     bool report;              /* false: only loads data for later items */
     bool exec;                /* W4: uniqdb writes through udb_exec (the others as usual) */
+    unsigned inflight;        /* W4 procs: operations in flight per process (> 1: uniqdb
+                                 through udb_exec_async, the others a thread and a
+                                 connection each) */
 } bench_item;
 
 typedef struct bench_opts {
@@ -117,6 +126,7 @@ typedef struct bench_opts {
     unsigned threads[BENCH_MAX_THREADS];
     size_t nthreads;
     unsigned procs;
+    unsigned inflight;        /* W4: in flight per process in the "x K" rows (0: no rows) */
     unsigned rounds;          /* repeat on fresh databases; report medians */
     unsigned slices;          /* each workload in this many parts, engines taking turns */
     unsigned only;            /* bit w set: run workload w */
@@ -174,7 +184,7 @@ unsigned bench_slices(const bench_opts *o, const bench_item *it);
  * seconds.  Fills r; *keys gets how many new records were written. */
 int bench_w4(bench_result *r, uint64_t *keys, const bench_engine *e, void *db,
              const char *path, bool durable, double duration, uint64_t base,
-             uint64_t nusers, unsigned nwriters, bool procs);
+             uint64_t nusers, unsigned nwriters, bool procs, unsigned inflight);
 
 /* bench_report.c */
 void bench_report_table(const bench_opts *o, const bench_item *items, size_t nitems,

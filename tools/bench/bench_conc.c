@@ -11,6 +11,11 @@
  * commits cost whatever the disk says, and SQLite's busy-wait backoff under
  * 64 writers can cost far more; the counts are verified all the same.  The
  * shared state lives in a MAP_SHARED mapping so processes update it too.
+ *
+ * With K operations in flight per process (the "x K" rows), a process keeps
+ * K going: through the engine's call that does not wait, where it has one
+ * (uniqdb's udb_exec_async, refilled from its completions), else with K
+ * threads, each with a connection of its own (what SQLite and LMDB offer).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -41,6 +46,7 @@ typedef struct w4_arg {
     const char *path;
     bool durable;
     uint64_t base, nusers;
+    unsigned inflight;
 } w4_arg;
 
 static void nap(long ns)
@@ -57,29 +63,149 @@ static void note_end(w4_shared *sh)
         ;
 }
 
-/* One writer: announce readiness, wait for the start, write until the deadline. */
-static void writer(const w4_arg *a, void *conn)
+/* Announce readiness and wait for the start. */
+static void ready_set_go(w4_shared *sh)
 {
-    w4_shared *sh = a->sh;
     atomic_fetch_add(&sh->ready, 1);
     while (!atomic_load(&sh->go))
         nap(20000);
+}
+
+/* Count one operation's outcome; false if it failed. */
+static bool tally(w4_shared *sh, int rc, bool created, uint64_t id, uint64_t want)
+{
+    if (rc) {
+        atomic_fetch_add(&sh->errors, 1);
+        return false;
+    }
+    if (id != want)
+        atomic_fetch_add(&sh->wrong, 1);
+    else
+        atomic_fetch_add(created ? &sh->created : &sh->got, 1);
+    return true;
+}
+
+/* Write until the deadline. */
+static void write_loop(const w4_arg *a, void *conn)
+{
+    w4_shared *sh = a->sh;
     bench_rec r;
     while (bench_now() < sh->deadline) {
         uint64_t c = atomic_fetch_add(&sh->next, 1);
         bench_gen(&r, a->base + c / 2, a->nusers);
         bool created = false;
         uint64_t id = 0;
-        if (a->e->insert_or_get(&created, &id, conn, &r)) {
-            atomic_fetch_add(&sh->errors, 1);
+        int rc = a->e->insert_or_get(&created, &id, conn, &r);
+        if (!tally(sh, rc, created, id, r.id))
             break;
-        }
-        if (id != r.id)
-            atomic_fetch_add(&sh->wrong, 1);
-        else
-            atomic_fetch_add(created ? &sh->created : &sh->got, 1);
     }
     note_end(sh);
+}
+
+/* One writer: announce readiness, wait for the start, write until the deadline. */
+static void writer(const w4_arg *a, void *conn)
+{
+    ready_set_go(a->sh);
+    write_loop(a, conn);
+}
+
+/* K in flight through the engine's call that does not wait: each completion
+ * starts the next operation until the deadline. */
+typedef struct flight {
+    const w4_arg *a;
+    void *conn;
+    _Atomic unsigned live;     /* chains still going */
+} flight;
+
+typedef struct op_ctx {
+    flight *f;
+    uint64_t want;
+} op_ctx;
+
+static void flight_done(void *ctx, int rc, bool created, uint64_t id);
+
+static bool flight_next(flight *f)
+{
+    w4_shared *sh = f->a->sh;
+    op_ctx *o = malloc(sizeof *o);
+    if (!o || bench_now() >= sh->deadline) {
+        free(o);
+        return false;
+    }
+    uint64_t c = atomic_fetch_add(&sh->next, 1);
+    bench_rec r;
+    bench_gen(&r, f->a->base + c / 2, f->a->nusers);
+    *o = (op_ctx){f, r.id};
+    if (f->a->e->insert_or_get_async(f->conn, &r, flight_done, o)) {
+        atomic_fetch_add(&sh->errors, 1);
+        free(o);
+        return false;
+    }
+    return true;
+}
+
+static void flight_done(void *ctx, int rc, bool created, uint64_t id)
+{
+    op_ctx *o = ctx;
+    flight *f = o->f;
+    bool ok = tally(f->a->sh, rc, created, id, o->want);
+    free(o);
+    if (!ok || !flight_next(f)) {
+        note_end(f->a->sh);
+        atomic_fetch_sub(&f->live, 1);
+    }
+}
+
+static void write_in_flight(const w4_arg *a, void *conn)
+{
+    ready_set_go(a->sh);
+    flight f = {a, conn, a->inflight};
+    for (unsigned i = 0; i < a->inflight; i++)
+        if (!flight_next(&f))
+            atomic_fetch_sub(&f.live, 1);
+    while (atomic_load(&f.live))
+        nap(1000000);
+    if (a->e->drain(conn))
+        atomic_fetch_add(&a->sh->errors, 1);
+}
+
+/* K in flight as K threads, each with its own connection where the engine
+ * has them. */
+typedef struct lane {
+    const w4_arg *a;
+    void *conn;
+    pthread_t th;
+} lane;
+
+static void *lane_main(void *p)
+{
+    lane *l = p;
+    void *conn = l->conn;
+    if (l->a->e->conn_open && l->a->e->conn_open(&conn, l->conn, l->a->path, l->a->durable)) {
+        atomic_fetch_add(&l->a->sh->errors, 1);
+        return NULL;
+    }
+    write_loop(l->a, conn);
+    if (l->a->e->conn_open)
+        l->a->e->conn_close(conn);
+    return NULL;
+}
+
+static void write_in_threads(const w4_arg *a, void *conn)
+{
+    lane *l = calloc(a->inflight, sizeof *l);
+    ready_set_go(a->sh);
+    unsigned started = 0;
+    for (; l && started < a->inflight; started++) {
+        l[started] = (lane){a, conn, 0};
+        if (pthread_create(&l[started].th, NULL, lane_main, &l[started]))
+            break;
+    }
+    if (!l || started < a->inflight)
+        atomic_fetch_add(&a->sh->errors, 1);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(l[i].th, NULL);
+    free(l);
 }
 
 /* A writer that could not open its handle still counts as ready, or the
@@ -111,7 +237,12 @@ static void process_main(const w4_arg *a)
         writer_failed(a->sh);
         _exit(1);
     }
-    writer(a, conn);
+    if (a->inflight <= 1)
+        writer(a, conn);
+    else if (a->e->insert_or_get_async)
+        write_in_flight(a, conn);
+    else
+        write_in_threads(a, conn);
     a->e->close(conn);
     _exit(0);
 }
@@ -129,7 +260,7 @@ static double start_when_ready(w4_shared *sh, unsigned n, double duration)
 
 int bench_w4(bench_result *r, uint64_t *keys, const bench_engine *e, void *db,
              const char *path, bool durable, double duration, uint64_t base,
-             uint64_t nusers, unsigned nwriters, bool procs)
+             uint64_t nusers, unsigned nwriters, bool procs, unsigned inflight)
 {
     w4_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                          -1, 0);
@@ -138,7 +269,7 @@ int bench_w4(bench_result *r, uint64_t *keys, const bench_engine *e, void *db,
         return -1;
     }
     memset(sh, 0, sizeof *sh);
-    w4_arg a = {sh, e, db, path, durable, base, nusers};
+    w4_arg a = {sh, e, db, path, durable, base, nusers, procs ? inflight : 1};
     unsigned started = 0;
     double start = 0;
     if (procs) {

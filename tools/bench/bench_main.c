@@ -49,6 +49,8 @@ static void usage(FILE *f)
         "  --batch N        records per W1 transaction, lookups/scans per read txn (1000)\n"
         "  --threads LIST   W4 thread counts (default 8,64; empty for none)\n"
         "  --procs N        W4 process count (default 8; 0 for none)\n"
+        "  --inflight K     W4 rows with K operations in flight in each of --procs\n"
+        "                   processes, and 4K in one (default 16; 0 for none)\n"
         "  --duration SEC   seconds per W4 configuration (default 2)\n"
         "  --only LIST      workloads to run, e.g. W1,W3 (default all)\n"
         "  --engines LIST   engines to run: uniqdb,lmdb,sqlite (default all)\n"
@@ -126,7 +128,8 @@ static int add_engine(const char *s, size_t n, void *ctx)
     return -1;
 }
 
-enum { O_RECORDS = 256, O_LOOKUPS, O_SCANS, O_COMMITS, O_BATCH, O_THREADS, O_PROCS, O_DURATION,
+enum { O_RECORDS = 256, O_LOOKUPS, O_SCANS, O_COMMITS, O_BATCH, O_THREADS, O_PROCS, O_INFLIGHT,
+       O_DURATION,
        O_ONLY, O_ENGINES, O_DIR, O_KEEP, O_NOGROUP, O_SQLITE_CACHE, O_ROUNDS, O_SLICES, O_JSON,
        O_HELP };
 
@@ -140,6 +143,7 @@ static int parse_args(bench_opts *o, int argc, char **argv)
         {"batch", required_argument, NULL, O_BATCH},
         {"threads", required_argument, NULL, O_THREADS},
         {"procs", required_argument, NULL, O_PROCS},
+        {"inflight", required_argument, NULL, O_INFLIGHT},
         {"duration", required_argument, NULL, O_DURATION},
         {"only", required_argument, NULL, O_ONLY},
         {"engines", required_argument, NULL, O_ENGINES},
@@ -178,6 +182,10 @@ static int parse_args(bench_opts *o, int argc, char **argv)
         case O_PROCS:
             bad = parse_u64(&v, optarg, 0, 1024);
             o->procs = (unsigned)v;
+            break;
+        case O_INFLIGHT:
+            bad = parse_u64(&v, optarg, 0, 256);
+            o->inflight = (unsigned)v;
             break;
         case O_DURATION:
             o->duration = strtod(optarg, &end);
@@ -232,26 +240,32 @@ static size_t plan(bench_item *items, const bench_opts *o)
     unsigned only = o->only;
 #define WANT(w) (only & (1u << (w)))
     if (WANT(BENCH_W1) || WANT(BENCH_W2) || WANT(BENCH_W5))
-        items[n++] = (bench_item){BENCH_W1, true, 0, 0, WANT(BENCH_W1) != 0, false};
+        items[n++] = (bench_item){BENCH_W1, true, 0, 0, WANT(BENCH_W1) != 0, false, 0};
     if (WANT(BENCH_W2))
-        items[n++] = (bench_item){BENCH_W2, true, 0, 0, true, false};
+        items[n++] = (bench_item){BENCH_W2, true, 0, 0, true, false, 0};
     if (WANT(BENCH_W5))
-        items[n++] = (bench_item){BENCH_W5, true, 0, 0, true, false};
+        items[n++] = (bench_item){BENCH_W5, true, 0, 0, true, false, 0};
     if (WANT(BENCH_W3))
-        items[n++] = (bench_item){BENCH_W3, true, 0, 0, true, false};
+        items[n++] = (bench_item){BENCH_W3, true, 0, 0, true, false, 0};
     if (WANT(BENCH_W4)) {
         for (size_t i = 0; i < o->nthreads; i++)
-            items[n++] = (bench_item){BENCH_W4, true, o->threads[i], 0, true, false};
+            items[n++] = (bench_item){BENCH_W4, true, o->threads[i], 0, true, false, 0};
         if (o->procs) {
-            items[n++] = (bench_item){BENCH_W4, true, 0, o->procs, true, false};
+            items[n++] = (bench_item){BENCH_W4, true, 0, o->procs, true, false, 0};
             /* the declarative API, whose units processes hand to one leader */
-            items[n++] = (bench_item){BENCH_W4, true, 0, o->procs, true, true};
+            items[n++] = (bench_item){BENCH_W4, true, 0, o->procs, true, true, 0};
         }
+        /* K operations in flight per process: uniqdb through udb_exec_async,
+           the others a thread and a connection each */
+        if (o->procs && o->inflight > 1)
+            items[n++] = (bench_item){BENCH_W4, true, 0, o->procs, true, false, o->inflight};
+        if (o->inflight > 1)
+            items[n++] = (bench_item){BENCH_W4, true, 0, 1, true, false, 4 * o->inflight};
     }
     if (WANT(BENCH_W1))
-        items[n++] = (bench_item){BENCH_W1, false, 0, 0, true, false};
+        items[n++] = (bench_item){BENCH_W1, false, 0, 0, true, false, 0};
     if (WANT(BENCH_W3))
-        items[n++] = (bench_item){BENCH_W3, false, 0, 0, true, false};
+        items[n++] = (bench_item){BENCH_W3, false, 0, 0, true, false, 0};
 #undef WANT
     return n;
 }
@@ -407,7 +421,7 @@ int main(int argc, char **argv)
 {
     bench_opts o = {
         .records = 200000, .lookups = 200000, .commits = 500, .scans = 20000, .batch = 1000,
-        .duration = 2.0, .threads = {8, 64}, .nthreads = 2, .procs = 8,
+        .duration = 2.0, .threads = {8, 64}, .nthreads = 2, .procs = 8, .inflight = 16,
         .only = 0x3e, .engines = (1u << NENGINES) - 1, .rounds = 1, .slices = 4,
     };
     if (parse_args(&o, argc, argv))

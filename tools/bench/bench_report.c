@@ -55,8 +55,12 @@ static const char *item_workload(const bench_item *it, char *buf, size_t cap)
     case BENCH_W5: return "W5 scan by index prefix";
     default: break;
     }
-    snprintf(buf, cap, "W4 insert_or_get %u %s%s", it->procs ? it->procs : it->threads,
-             it->procs ? "procs" : "threads", it->exec ? " exec" : "");
+    if (it->inflight > 1)
+        snprintf(buf, cap, "W4 insert_or_get %u proc%s x%u", it->procs, it->procs > 1 ? "s" : "",
+                 it->inflight);
+    else
+        snprintf(buf, cap, "W4 insert_or_get %u %s%s", it->procs ? it->procs : it->threads,
+                 it->procs ? "procs" : "threads", it->exec ? " exec" : "");
     return buf;
 }
 
@@ -307,8 +311,9 @@ void bench_report_json(const bench_opts *o, const bench_item *items, size_t nite
         json_kv_str("name", item_workload(it, wbuf, sizeof wbuf), true);
         json_kv_str("pair", item_pair(it), true);
         json_kv_str("unit", item_unit(it), true);
-        printf(", \"threads\": %u, \"procs\": %u, \"exec\": %s, \"engines\": {", it->threads,
-               it->procs, it->exec ? "true" : "false");
+        printf(", \"threads\": %u, \"procs\": %u, \"exec\": %s, \"inflight\": %u, "
+               "\"engines\": {", it->threads, it->procs, it->exec ? "true" : "false",
+               it->inflight > 1 ? it->inflight : 1);
         for (size_t e = 0; e < nengines; e++) {
             const bench_result *r = &res[e].res[i];
             ok &= r->status == 0;

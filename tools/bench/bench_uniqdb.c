@@ -151,6 +151,59 @@ static int u_exec_insert_or_get(bool *created, uint64_t *id, void *conn, const b
     return rc ? fail(rc, "exec", udb_env_errmsg(conn)) : 0;
 }
 
+typedef struct async_ctx {
+    void (*done)(void *ctx, int rc, bool created, uint64_t id);
+    void *ctx;
+} async_ctx;
+
+static void u_async_done(int rc, udb_results *res, const char *errmsg, void *payload)
+{
+    async_ctx *a = payload;
+    const udb_result *out = udb_result_at(res, 0);
+    bool created = false;
+    uint64_t id = 0;
+    if (!rc) {
+        created = out->created;
+        if (bench_mp_id(&id, out->record.data, out->record.size))
+            id = 0;
+    } else {
+        fail(rc, "exec_async", errmsg);
+    }
+    udb_results_free(res);
+    a->done(a->ctx, rc, created, id);
+    free(a);
+}
+
+/* One udb_exec_async() unit: the engine carries it, and calls back once
+ * it is durable. */
+static int u_insert_or_get_async(void *conn, const bench_rec *r,
+                                 void (*done)(void *ctx, int rc, bool created, uint64_t id),
+                                 void *ctx)
+{
+    async_ctx *a = malloc(sizeof *a);
+    if (!a)
+        return fail(UDB_ENOMEM, "exec_async", "out of memory");
+    *a = (async_ctx){done, ctx};
+    udb_op op = UDB_OP_INIT;
+    op.kind = UDB_OP_INSERT_OR_GET;
+    op.type = BENCH_TYPE;
+    op.index = "ref";
+    op.rec.data = r->mp;
+    op.rec.size = r->mp_len;
+    int rc = udb_exec_async(conn, &op, 1, u_async_done, a);
+    if (rc) {
+        free(a);
+        return fail(rc, "exec_async", udb_env_errmsg(conn));
+    }
+    return 0;
+}
+
+static int u_drain(void *conn)
+{
+    int rc = udb_exec_async_wait(conn);
+    return rc ? fail(rc, "exec_async_wait", udb_env_errmsg(conn)) : 0;
+}
+
 static int u_insert_or_get(bool *created, uint64_t *id, void *conn, const bench_rec *r)
 {
     if (bench_udb_exec)
@@ -241,6 +294,8 @@ const bench_engine bench_engine_uniqdb = {
     .insert = u_insert,
     .lookup = u_lookup,
     .insert_or_get = u_insert_or_get,
+    .insert_or_get_async = u_insert_or_get_async,
+    .drain = u_drain,
     .scan = u_scan,
     .count = u_count,
     .check = u_check,

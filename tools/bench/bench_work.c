@@ -289,7 +289,7 @@ static void w4(run_ctx *c, dbstate *s, const bench_item *it, bench_result *r)
     int64_t f0 = bench_device_flushes(s->path);
     bench_udb_exec = it->exec;
     bench_w4(r, &keys, c->e, s->db, s->path, s->durable, c->o->duration, base, c->nusers,
-             it->procs ? it->procs : it->threads, it->procs != 0);
+             it->procs ? it->procs : it->threads, it->procs != 0, it->inflight);
     flushes_since(r, f0, s->path, keys);
     if (!s->db && c->e->open(&s->db, s->path, s->durable)) {
         bench_fail(r, 2, "reopen failed");
