@@ -879,11 +879,13 @@ fail_quiet:
 }
 
 udb_async *udb__env_async(udb_env *env, udb_async *(*make)(udb_env *env),
-                          void (*stop)(udb_async *a))
+                          void (*stop)(udb_async *a), void (*drain)(udb_async *a))
 {
     pthread_mutex_lock(&env->lock);
-    if (!env->async && make && (env->async = make(env)))
+    if (!env->async && make && (env->async = make(env))) {
         env->async_stop = stop;
+        env->async_drain = drain;
+    }
     udb_async *a = env->async;
     pthread_mutex_unlock(&env->lock);
     return a;
@@ -893,6 +895,15 @@ void udb_close(udb_env *env)
 {
     if (!env)
         return;
+    /* udb_close returns once the caller's udb_exec_async units are done: if
+       env is shared, another open's may go on (the last close stops them
+       all); drained while this open still keeps env from being freed */
+    pthread_mutex_lock(&env->lock);
+    udb_async *a = env->async;
+    void (*drain)(udb_async *) = env->async_drain;
+    pthread_mutex_unlock(&env->lock);
+    if (a)
+        drain(a);
     pthread_mutex_lock(&envs_lock);
     bool last = --env->refs == 0;
     if (last)

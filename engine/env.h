@@ -102,10 +102,12 @@ void udb__env_no_waiting(bool on);
 bool udb__env_refused_waiting(void);
 
 /* env's udb_exec_async state (async.c), made with make(env) on first use
- * (make NULL: only look); udb_close stops it with stop() before anything
- * else.  NULL when none (or make failed). */
+ * (make NULL: only look); the udb_close that closes env stops it with stop()
+ * before anything else, and one that gives up another open of a shared env
+ * waits with drain() for the units queued before it.  NULL when none (or
+ * make failed). */
 typedef struct udb_async udb_async;
 udb_async *udb__env_async(udb_env *env, udb_async *(*make)(udb_env *env),
-                          void (*stop)(udb_async *a));
+                          void (*stop)(udb_async *a), void (*drain)(udb_async *a));
 
 #endif

@@ -54,6 +54,7 @@ struct udb_env {
        at close (every unit in flight finishes) */
     struct udb_async *async;
     void (*async_stop)(struct udb_async *a);
+    void (*async_drain)(struct udb_async *a);   /* units queued so far finish */
 
     /* this process's table of open environments (env.c): every udb_open of
        the directory (dev, ino) shares this one; all under env.c's table lock */

@@ -332,11 +332,12 @@ UDB_API const char *const *udb_env_files(void);
  * shared: udb_open() there opens its own. */
 UDB_API int udb_open(udb_env **out, const char *path, const udb_options *opts);
 
-/* Close env.  Every transaction and cursor on it must have ended -- if the
+/* Close env, once every udb_exec_async() unit queued before has its done()
+ * called.  Every transaction and cursor on it must have ended -- if the
  * process opened the database more than once (see udb_open), only those of
  * the code giving up this open: each udb_close() gives up one udb_open(), the
- * other opens keep working, their transactions included, and the last
- * udb_close() closes the database.  (So closing more often than opening
+ * other opens keep working, their transactions and units included, and the
+ * last udb_close() closes the database.  (So closing more often than opening
  * closes it under another user.)  NULL is fine. */
 UDB_API void udb_close(udb_env *env);
 
@@ -658,7 +659,9 @@ typedef void (*udb_exec_done_fn)(int rc, udb_results *results, const char *errms
  * transaction; it may call any uniqdb function but udb_close() and
  * udb_exec_async_wait() on env, and while it runs it holds up one of the 64
  * threads that carry units in flight: keep it short.  udb_close() first
- * waits for every unit in flight (each done() called). */
+ * waits for every unit queued before it (each done() called); if it gives up
+ * one of several opens of the database (see udb_open), units the other opens
+ * queue meanwhile go on. */
 UDB_API int udb_exec_async(udb_env *env, const udb_op *ops, size_t n, udb_exec_done_fn done,
                            void *payload);
 

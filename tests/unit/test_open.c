@@ -592,6 +592,102 @@ static void t_close_second_then_first(tu *t)
     close_order(t, false);
 }
 
+/* ---- udb_exec_async units and a close of one of two opens ---- */
+
+/* {"name": name} packed by hand into buf (64 bytes), on any thread */
+static udb_val name_rec(unsigned char *buf, const char *name)
+{
+    size_t n = strlen(name);
+    if (n > 31)
+        n = 31;
+    memcpy(buf, "\x81\xa4name", 6);
+    buf[6] = (unsigned char)(0xa0 | n);
+    memcpy(buf + 7, name, n);
+    return (udb_val){buf, 7 + n};
+}
+
+static int async_put(udb_env *env, const char *name, udb_exec_done_fn done, void *payload)
+{
+    unsigned char buf[64];
+    udb_op op = UDB_OP_INIT;
+    op.kind = UDB_OP_INSERT;
+    op.type = "pet";
+    op.rec = name_rec(buf, name);
+    return udb_exec_async(env, &op, 1, done, payload);
+}
+
+typedef struct tally {
+    atomic_int done, failed;
+} tally;
+
+static void slow_done(int rc, udb_results *res, const char *errmsg, void *payload)
+{
+    (void)errmsg;
+    tally *t = payload;
+    udb_results_free(res);
+    sup_sleep_us(2000);      /* a callback that takes a while: close must wait for it */
+    if (rc)
+        atomic_fetch_add(&t->failed, 1);
+    atomic_fetch_add(&t->done, 1);
+}
+
+typedef struct stream {
+    udb_env *env;
+    tally t;
+    atomic_bool stop;
+    atomic_int queued;
+} stream;
+
+/* Another open that keeps units in flight the whole time. */
+static void *stream_units(void *arg)
+{
+    stream *st = arg;
+    for (int i = 0; !atomic_load(&st->stop); i++) {
+        char name[32];
+        snprintf(name, sizeof name, "s%d", i);
+        if (async_put(st->env, name, slow_done, &st->t) == 0)
+            atomic_fetch_add(&st->queued, 1);
+        sup_sleep_us(200);
+    }
+    return NULL;
+}
+
+#define MY_UNITS 50
+
+/* udb_close returns once the units queued through it are done (each done()
+ * called), as it promises -- also when it only gives up one of two opens --
+ * and does not wait for the other open's units, which keep coming. */
+static void t_close_waits_for_its_async_units(tu *t)
+{
+    udb_env *env = setup(t);
+    if (!env)
+        return;
+    udb_env *mine = open_db(t->path);
+    if (!CHECK(mine == env))
+        return;
+    stream st = {env, {0, 0}, false, 0};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, stream_units, &st) == 0);
+    while (atomic_load(&st.queued) < 10)
+        sup_sleep_us(1000);
+    tally my = {0, 0};
+    for (int i = 0; i < MY_UNITS; i++)
+        CHECK_OK(async_put(mine, tu_fmt("m%d", i), slow_done, &my));
+    udb_close(mine);
+    CHECK(atomic_load(&my.done) == MY_UNITS);
+    CHECK(atomic_load(&my.failed) == 0);
+    /* the other open's units were still coming: this close did not wait for them */
+    int queued = atomic_load(&st.queued);
+    sup_sleep_us(20000);
+    CHECK(atomic_load(&st.queued) > queued);
+    atomic_store(&st.stop, true);
+    pthread_join(th, NULL);
+    CHECK_OK(udb_exec_async_wait(env));
+    CHECK(atomic_load(&st.t.done) == atomic_load(&st.queued));
+    CHECK(atomic_load(&st.t.failed) == 0);
+    CHECK(count(env) == (size_t)(MY_UNITS + atomic_load(&st.queued)));
+}
+
 /* ---- options of a second open ---- */
 
 static int open_opts(udb_env **out, const char *path, unsigned flags, size_t max_map,
@@ -845,6 +941,6 @@ TU_MAIN(TU_CASE(t_close_second_keeps_locks), TU_CASE(t_control_unshared_loses),
         TU_CASE(t_close_second_then_many_writers), TU_CASE(t_path_spellings_share),
         TU_CASE(t_removed_and_recreated_is_another),
         TU_CASE(t_close_first_then_second), TU_CASE(t_close_second_then_first),
-        TU_CASE(t_second_open_needs_same_options), TU_CASE(t_threads_open_write_close),
-        TU_CASE(t_threads_open_close),
+        TU_CASE(t_close_waits_for_its_async_units), TU_CASE(t_second_open_needs_same_options),
+        TU_CASE(t_threads_open_write_close), TU_CASE(t_threads_open_close),
         TU_CASE(t_forked_child_opens_its_own))
