@@ -76,10 +76,19 @@ udb_type *udb__schema_type(const udb_schema *s, const char *name)
     return NULL;
 }
 
+const char *udb__index_name(const udb_type *t, const char *name)
+{
+    size_t n = strlen(t->name);
+    if (name && strncmp(name, t->name, n) == 0 && name[n] == '.')
+        return name + n + 1;
+    return name;
+}
+
 udb_index *udb__type_index(const udb_type *t, const char *name)
 {
     if (!name)
         return &t->idx[0];
+    name = udb__index_name(t, name);
     for (size_t i = 0; i < t->nidx; i++)
         if (strcmp(t->idx[i].name, name) == 0)
             return &t->idx[i];

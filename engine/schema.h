@@ -52,6 +52,11 @@ typedef struct udb_schema {
 int  udb__schema_parse(udb_schema **out, const char *json, size_t len, udb_buf *msg);
 void udb__schema_free(udb_schema *s);
 udb_type  *udb__schema_type(const udb_schema *s, const char *name);
-udb_index *udb__type_index(const udb_type *t, const char *name); /* NULL name: pk */
+/* An index of t by name: "email", or qualified as messages print it,
+ * "client.email" (names hold no '.', so the two never clash).  NULL name: the
+ * primary key. */
+udb_index *udb__type_index(const udb_type *t, const char *name);
+/* name without a leading "<type>." */
+const char *udb__index_name(const udb_type *t, const char *name);
 
 #endif

@@ -332,6 +332,7 @@ int udb__err_index(udb_txn *txn, const udb_type *t, const char *index, bool uniq
             udb__buf_printf(&names, "%s%s", n++ ? ", " : "", t->idx[x].name);
     const char *list = names.oom || !names.p ? "?" : (char *)names.p;
     int rc;
+    index = udb__index_name(t, index);
     if (unique && udb__type_index(t, index))
         rc = udb__err(txn, UDB_EINVAL, "index \"%s.%s\" is not unique (unique indexes of "
                       "\"%s\": %s)", t->name, index, t->name, list);

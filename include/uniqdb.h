@@ -229,9 +229,15 @@ typedef struct udb_options {
 
 /* ---- Conflict detail ------------------------------------------------------
  * Filled when an operation returns UDB_ECONFLICT.  Everything here is owned by
- * the transaction and valid until its next operation or its end. */
+ * the transaction and valid until its next operation or its end.
+ *
+ * Index names: an index is named within its type, as the schema declares it
+ * ("email"); messages (udb_errmsg) qualify it with the type ("client.email").
+ * Every call that takes an index name (udb_find, udb_scan, udb_insert_or_get,
+ * udb_upsert, udb_exec ops) accepts both spellings. */
 typedef struct udb_conflict_index {
-    const char *index;          /* index name; the primary key is named after its field */
+    const char *index;          /* index name as declared, without the type ("email"); the
+                                   primary key is named after its field */
     size_t nfields;
     const char *const *fields;  /* the index's field names, in index order */
     udb_val values;             /* msgpack array of the colliding values, in field order */

@@ -14,6 +14,37 @@
 
 /* ---- init, schema ------------------------------------------------------------- */
 
+/* init --json: {"database": DB, "changes": [line, ...], "types": [name, ...]}, the
+ * same facts as the text (no change: an empty list).  stored: the schema as
+ * applied (NULL: it could not be read back). */
+static int init_json(const char *db, char *changes, const char *stored)
+{
+    json_t *list = json_array(), *o = NULL;
+    int ex = CLI_EFAIL;
+    for (char *line = strtok(changes, "\n"); list && line; line = strtok(NULL, "\n"))
+        if (json_array_append_new(list, json_string(line)))
+            goto out;
+    json_t *s = stored ? json_loads(stored, 0, NULL) : NULL, *names = json_array(), *t;
+    const char *name;
+    json_object_foreach(json_object_get(s, "types"), name, t) {
+        if (names && json_array_append_new(names, json_string(name))) {
+            json_decref(names);
+            names = NULL;
+        }
+    }
+    json_decref(s);
+    if (list && names)
+        o = json_pack("{s s s O s o}", "database", db, "changes", list, "types", names);
+    else
+        json_decref(names);
+    ex = o ? cli_print_json(o) : cli_fail(CLI_EOUTPUT, NULL, "applied, but out of memory "
+                                          "showing it");
+out:
+    json_decref(o);
+    json_decref(list);
+    return ex;
+}
+
 int cli_cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -79,6 +110,10 @@ int cli_cmd_init(int argc, char **argv)
         changes = stored = NULL;
     }
     cli_committed = 1;
+    if (cli_json_errors) {
+        ex = init_json(argv[optind], changes, stored);
+        goto out;
+    }
     /* Say what changed, then what the database now holds. */
     if (*changes) {
         for (char *line = strtok(changes, "\n"); line; line = strtok(NULL, "\n"))

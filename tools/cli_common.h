@@ -70,8 +70,9 @@ int cli_fail(int code, json_t *extra, const char *fmt, ...)
  * conflict (may be NULL, stolen) is the JSON from cli_conflict_json(). */
 int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what);
 
-/* The JSON form of a conflict (index as "type.index", fields, values,
- * existing_key, and all violated indexes under "conflicts"), for the problem
+/* The JSON form of a conflict (index by its name as declared, fields, values,
+ * existing_key, the type as record_type, and all violated indexes under
+ * "conflicts"), for the problem
  * object of cli_fail_rc(); NULL if c is NULL or on error.  Call while the
  * conflict is still valid. */
 json_t *cli_conflict_json(const udb_conflict *c);
@@ -197,10 +198,13 @@ int cli_put_line(const char *text);
 /* Read a whole file ("-": stdin).  *out is malloc'd and NUL-terminated. */
 int cli_read_file(char **out, size_t *len, const char *path);
 
-/* Print up to limit records of type as dump lines (cli_dump.c).  Records
- * that cannot be shown are reported on stderr, counted in *damaged and
- * skipped.  Returns an exit code. */
-int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *damaged);
+/* Print up to limit records of type as dump lines (cli_dump.c); *written
+ * gets how many were printed.  Entries that cannot be shown are reported on
+ * stderr (the first few), counted in *unreadable and skipped.  Reading more
+ * than `most` records (the type's count: the database is damaged) stops with
+ * an error.  Returns an exit code. */
+int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t most,
+                     uint64_t *written, uint64_t *unreadable);
 
 /* ---- JSON <-> msgpack (cli_json.c) ---------------------------------------- */
 

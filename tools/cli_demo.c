@@ -668,9 +668,9 @@ static int finish(const char *dir)
     if (rc == 0)
         rc = udb_types(&types, &ntypes, txn);
     int ex = rc ? cli_fail_rc(rc, udb_env_errmsg(env), NULL, dir) : CLI_OK;
-    uint64_t damaged = 0;
+    uint64_t written, damaged;
     for (i = 0; ex == CLI_OK && i < ntypes; i++) /* one record of each type */
-        ex = cli_dump_records(txn, types[i], 1, &damaged);
+        ex = cli_dump_records(txn, types[i], 1, UINT64_MAX, &written, &damaged);
     udb_abort(txn);
     udb_close(env);
     return ex;

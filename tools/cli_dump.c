@@ -43,19 +43,27 @@
 #define BATCH 100000
 #define BATCH_BYTES (16u << 20)
 
+/* Conflicting or invalid lines listed one by one; the rest are counted. */
+#define LOAD_LIST_MAX 20
+
 /* ---- dump ---------------------------------------------------------------------------- */
+
+/* Damaged records of a type are listed one by one up to this many; then counted. */
+#define DUMP_LIST_MAX 10
 
 static int dump_seq(const char *name, uint64_t value, void *ctx)
 {
     return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
 }
 
-int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *damaged)
+int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t most,
+                     uint64_t *written, uint64_t *unreadable)
 {
     udb_cursor *cur = NULL;
     char err[CLI_ERRLEN];
     uint64_t n = 0;
     int rc;
+    *written = *unreadable = 0;
     if ((rc = udb_scan(&cur, txn, type, NULL, NULL, 0)) != 0)
         return cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
     udb_val v;
@@ -65,32 +73,59 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t *d
         json_t *line = rec ? json_pack("{s s s o}", "type", type, "record", rec) : NULL;
         n++;
         if (!rec) {
-            /* A damaged record: say so and salvage the rest (exit 1 at the end). */
-            cli_fail(CLI_EFAIL, NULL, "%s: record %" PRIu64 " in key order skipped: %s", type,
-                     n, err);
-            (*damaged)++;
+            /* A damaged entry: say so (the first few) and salvage the rest; the
+               caller reports how many records this left out. */
+            if (++*unreadable <= DUMP_LIST_MAX)
+                fprintf(stderr, "uniqdb: %s: record %" PRIu64 " in key order skipped: %s\n",
+                        type, n, err);
             continue;
         }
         if (!line) {
             ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
             goto out;
         }
+        if (*written == most) {
+            /* more records than the type holds: entries are being read twice or
+               made up; what is written stops here (no end line follows) */
+            json_decref(line);
+            ex = cli_fail(CLI_EFAIL, NULL, "%s: more records read than the %" PRIu64 " the type "
+                          "holds: the database is damaged; the dump stopped here", type, most);
+            goto out;
+        }
         ex = cli_print_json(line);
         json_decref(line);
         if (ex != CLI_OK)
             goto out;
+        ++*written;
     }
     if (rc && rc != UDB_ENOTFOUND)
         ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
 out:
+    if (*unreadable > DUMP_LIST_MAX)
+        fprintf(stderr, "uniqdb: %s: %" PRIu64 " more unreadable entries skipped (not listed)\n",
+                type, *unreadable - DUMP_LIST_MAX);
     udb_cursor_close(cur);
     return ex;
+}
+
+/* The end line: {"end": {"records": {TYPE: N, ...}, "sequences": N}}, plus
+ * "left_out": {TYPE: N, ...} when damaged records could not be written.  load
+ * checks it against what it read: a cut dump has none, a changed one does not
+ * match, and one that left records out says so. */
+static json_t *dump_end_line(json_t *records, size_t nseqs, json_t *left_out)
+{
+    json_t *end = json_pack("{s O s I}", "records", records, "sequences", (json_int_t)nseqs);
+    if (end && json_object_size(left_out) && json_object_set(end, "left_out", left_out)) {
+        json_decref(end);
+        return NULL;
+    }
+    return end ? json_pack("{s o}", "end", end) : NULL;
 }
 
 int cli_cmd_dump(int argc, char **argv)
 {
     const char *const *types;
-    json_t *line = NULL, *seqs = NULL;
+    json_t *line = NULL, *seqs = NULL, *written = NULL, *left_out = NULL;
     int first, ex;
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
@@ -129,6 +164,10 @@ int cli_cmd_dump(int argc, char **argv)
             goto out;
         }
     }
+    if ((written = json_object()) == NULL || (left_out = json_object()) == NULL) {
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
     if ((ex = cli_print_json(line)) != CLI_OK)
         goto out;
     uint64_t damaged = 0;
@@ -136,8 +175,34 @@ int cli_cmd_dump(int argc, char **argv)
         int wanted = argc - first == 1;
         for (a = first + 1; a < argc && !wanted; a++)
             wanted = strcmp(types[i], argv[a]) == 0;
-        if (wanted && (ex = cli_dump_records(txn, types[i], UINT64_MAX, &damaged)) != CLI_OK)
+        if (!wanted)
+            continue;
+        /* LMDB's count of the type's records, kept by every write and stored apart
+           from the records' pages: what a damaged page hides is measured against it */
+        udb_type_stat st;
+        uint64_t w, bad;
+        if ((rc = udb_type_stat_get(&st, txn, types[i])) != 0) {
+            ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, types[i]);
             goto out;
+        }
+        if ((ex = cli_dump_records(txn, types[i], UINT64_MAX, st.records, &w, &bad)) != CLI_OK)
+            goto out;
+        if (json_object_set_new(written, types[i], cli_json_from_u64(w))) {
+            ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+            goto out;
+        }
+        if (bad || w < st.records) {
+            /* what the type holds and was not written; if the stored count is no
+               larger than what was written, it is wrong too: count what was skipped */
+            uint64_t lost = st.records > w ? st.records - w : bad;
+            fprintf(stderr, "uniqdb: %s: %" PRIu64 " of its %" PRIu64 " records left out of the "
+                    "dump (damaged; %" PRIu64 " written", types[i], lost, st.records, w);
+            if (bad != lost)
+                fprintf(stderr, ", %" PRIu64 " unreadable entries skipped", bad);
+            fprintf(stderr, ")\n");
+            json_object_set_new(left_out, types[i], cli_json_from_u64(lost));
+            damaged += lost;
+        }
     }
     json_decref(line);
     line = NULL;
@@ -147,13 +212,23 @@ int cli_cmd_dump(int argc, char **argv)
                   : cli_fail(CLI_EFAIL, NULL, "out of memory");
         goto out;
     }
+    if ((ex = cli_print_json(line)) != CLI_OK)
+        goto out;
+    json_decref(line);
+    if ((line = dump_end_line(written, json_object_size(seqs), left_out)) == NULL) {
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
     ex = cli_print_json(line);
     if (ex == CLI_OK && damaged)
-        ex = cli_fail(CLI_EFAIL, NULL, "%" PRIu64 " damaged record%s left out of the dump",
-                      damaged, damaged == 1 ? "" : "s");
+        ex = cli_fail(CLI_EFAIL, NULL, "%" PRIu64 " damaged record%s left out of the dump (its "
+                      "end line says so: a load of it reports an incomplete copy)", damaged,
+                      damaged == 1 ? "" : "s");
 out:
     json_decref(seqs);
     json_decref(line);
+    json_decref(written);
+    json_decref(left_out);
     udb_abort(txn);
     udb_close(env);
     return ex;
@@ -182,6 +257,7 @@ typedef struct loader {
     bool had_schema;   /* the database had a schema before the load */
     bool has_schema;   /* it has one now (had one, or a schema line applied) */
     int atomic;        /* --atomic: one transaction for every record and the sequences */
+    int no_end;        /* --no-end: a dump's end line is not required */
     entry *batch;      /* the records of a batch; with --atomic, of the input */
     size_t n, cap, bytes;
     int rolled_back;   /* --atomic: a line was bad, the transaction undone */
@@ -193,8 +269,19 @@ typedef struct loader {
     json_t *seqs_pending; /* --atomic: the sequences line, applied with the records */
     size_t seq_line;
     char seq_detail[1024];
+    /* dump's end line: a part of the input that begins with a schema line (a
+       dump) must end with one, matching what was read since that line */
+    int section;       /* 0: nothing read yet, 1: counting, 2: after an end line */
+    bool dump_part;    /* the part being read began with a schema line */
+    bool want_end;     /* ... and must end with an end line (not --no-end) */
+    size_t section_line; /* where it began */
+    size_t end_line;   /* the last end line */
+    json_t *sec_records; /* records per type read in this part */
+    uint64_t sec_seqs; /* sequences read in this part */
     /* totals */
     uint64_t loaded, conflicts, invalid, lines;
+    uint64_t incomplete; /* the input is not a complete dump: reported, the exit says so */
+    uint64_t listed, not_listed; /* problems of single lines: listed, and left unlisted */
     int progress;      /* a progress line is on stderr */
     int tty;           /* stderr is a terminal: progress lines are drawn */
     uint64_t in_done, in_size; /* bytes read of the input, and its size (0: unknown) */
@@ -244,11 +331,11 @@ static int load_batch_fn(udb_txn *txn, void *ctx)
     if (l->atomic) {
         l->rolled_back = 0;
         l->seq_failed = 0;
-        for (i = 0; i < l->n && !l->invalid; i++)
+        for (i = 0; i < l->n && !l->invalid && !l->incomplete; i++)
             if (l->batch[i].status == ST_INVALID ||
                 (l->batch[i].status == ST_CONFLICT && !l->or_get))
                 break;
-        if (l->invalid || i < l->n) {
+        if (l->invalid || l->incomplete || i < l->n) {
             l->rolled_back = 1; /* all or nothing: undo every insert */
             return UDB_EBADRECORD;
         }
@@ -327,11 +414,32 @@ static int line_problem(loader *l, int code, size_t line, json_t *extra, const c
     return cli_fail(code, x, "line %zu: %s", line, msg);
 }
 
+/* The problem of one line (a conflicting or invalid record, a line that is not
+ * understood): the first LOAD_LIST_MAX are listed, the rest counted and the
+ * count given at the end, so a load with a million conflicts stays readable. */
+static void record_problem(loader *l, int code, size_t line, json_t *extra, const char *msg)
+{
+    if (l->listed >= LOAD_LIST_MAX) {
+        json_decref(extra);
+        l->not_listed++;
+        return;
+    }
+    l->listed++;
+    line_problem(l, code, line, extra, msg);
+}
+
+/* A problem that makes the copy incomplete: always listed, flagged in --json. */
+static void incomplete_problem(loader *l, size_t line, const char *msg)
+{
+    l->incomplete++;
+    line_problem(l, CLI_EINVALID, line, json_pack("{s b}", "incomplete", 1), msg);
+}
+
 static int flush(loader *l)
 {
     size_t i;
     int ex = CLI_OK;
-    if (l->n == 0 && !(l->atomic && l->seqs_pending && !l->invalid))
+    if (l->n == 0 && !(l->atomic && l->seqs_pending && !l->invalid && !l->incomplete))
         return CLI_OK;
     int rc = cli_write(l->env, l->path, load_batch_fn, l);
     if (rc && l->seq_failed) {
@@ -359,15 +467,15 @@ static int flush(loader *l)
         } else if (e->status == ST_CONFLICT) {
             l->conflicts++;
             if (!l->or_get)
-                line_problem(l, CLI_ECONFLICT, e->line, e->conflict,
-                             e->detail ? e->detail : "conflict");
+                record_problem(l, CLI_ECONFLICT, e->line, e->conflict,
+                               e->detail ? e->detail : "conflict");
             else
                 json_decref(e->conflict);
-            e->conflict = NULL; /* given to line_problem() or released */
+            e->conflict = NULL; /* given to record_problem() or released */
         } else {
             l->invalid++;
-            line_problem(l, load_code(e->rc), e->line, NULL,
-                         e->detail && *e->detail ? e->detail : udb_strerror(e->rc));
+            record_problem(l, load_code(e->rc), e->line, NULL,
+                           e->detail && *e->detail ? e->detail : udb_strerror(e->rc));
         }
     }
     if (!l->atomic)
@@ -433,6 +541,119 @@ static int grow(loader *l)
     return CLI_OK;
 }
 
+/* ---- dump's end line ------------------------------------------------------------------ */
+
+/* A schema line begins a dump: from here on records and sequences are counted
+ * for its end line.  A dump cut before its end line, then followed by another,
+ * is reported here. */
+static void section_schema(loader *l, size_t lineno)
+{
+    if (l->section == 1 && !l->dump_part)
+        return; /* hand-made input that did not begin with a schema line: no dump */
+    if (l->section == 1 && l->want_end)
+        incomplete_problem(l, l->section_line, "the dump that begins here has no end line "
+                           "before the next schema line: it was cut, and what was loaded of "
+                           "it is not a complete copy");
+    l->section = 1;
+    l->dump_part = true;
+    l->want_end = !l->no_end;
+    l->section_line = lineno;
+    l->sec_seqs = 0;
+    json_object_clear(l->sec_records);
+}
+
+/* A record or sequences line: counted, or refused after an end line.
+ * Returns false for a line that must not be loaded. */
+static bool section_count(loader *l, size_t lineno, const char *type, size_t nseqs)
+{
+    if (l->section == 2) {
+        char msg[200];
+        l->invalid++;
+        snprintf(msg, sizeof msg, "after dump's end line (line %zu) only a new dump, beginning "
+                 "with its schema line, may follow; this line was not loaded", l->end_line);
+        record_problem(l, CLI_EINVALID, lineno, NULL, msg);
+        return false;
+    }
+    l->section = 1;
+    if (type) {
+        json_t *n = json_object_get(l->sec_records, type);
+        json_object_set_new(l->sec_records, type, json_integer(n ? json_integer_value(n) + 1 : 1));
+    }
+    l->sec_seqs += nseqs;
+    return true;
+}
+
+/* Append "NAME: A written, B read" (what the end line says against what was
+ * read) to a message, while it has room. */
+static void count_diff(char *msg, size_t size, const char *name, uint64_t want, uint64_t got)
+{
+    size_t n = strlen(msg);
+    if (n + 1 < size)
+        snprintf(msg + n, size - n, "%s%s: %" PRIu64 " written, %" PRIu64 " read",
+                 n ? "; " : "", name, want, got);
+}
+
+/* dump's end line: {"end": {"records": {TYPE: N, ...}, "sequences": N[, "left_out":
+ * {TYPE: N, ...}]}}.  What it counts must be what was read since the schema line;
+ * records the dump left out make the copy incomplete. */
+static void section_end(loader *l, json_t *end, size_t lineno)
+{
+    json_t *recs = json_object_get(end, "records"), *left = json_object_get(end, "left_out");
+    json_t *v;
+    const char *name;
+    uint64_t want, seqs, lost = 0;
+    char diff[600] = "", msg[900];
+    if (l->section == 2) {
+        l->invalid++;
+        record_problem(l, CLI_EINVALID, lineno, NULL, "a second end line, with no dump before it");
+        return;
+    }
+    l->section = 2;
+    l->dump_part = false;
+    l->end_line = lineno;
+    bool ok = json_is_object(recs) && !cli_json_to_u64(json_object_get(end, "sequences"), &seqs) &&
+              (!left || json_is_object(left));
+    json_object_foreach(recs, name, v) ok = ok && !cli_json_to_u64(v, &want);
+    json_object_foreach(left, name, v) ok = ok && !cli_json_to_u64(v, &want);
+    if (!ok) {
+        incomplete_problem(l, lineno, "an end line must be {\"end\": {\"records\": {TYPE: N, "
+                           "...}, \"sequences\": N}} as dump writes it: the input cannot be "
+                           "checked, so it is not taken as a complete copy");
+        return;
+    }
+    json_object_foreach(recs, name, v) {
+        json_t *got = json_object_get(l->sec_records, name);
+        cli_json_to_u64(v, &want);
+        if (want != (got ? (uint64_t)json_integer_value(got) : 0))
+            count_diff(diff, sizeof diff, name, want, got ? (uint64_t)json_integer_value(got) : 0);
+    }
+    json_object_foreach(l->sec_records, name, v)
+        if (!json_object_get(recs, name))
+            count_diff(diff, sizeof diff, name, 0, (uint64_t)json_integer_value(v));
+    if (seqs != l->sec_seqs)
+        count_diff(diff, sizeof diff, "sequences", seqs, l->sec_seqs);
+    if (*diff) {
+        snprintf(msg, sizeof msg, "dump's end line does not match the lines before it (%s): lines "
+                 "are missing or were changed, and this is not a complete copy", diff);
+        incomplete_problem(l, lineno, msg);
+    }
+    *diff = '\0';
+    json_object_foreach(left, name, v) {
+        cli_json_to_u64(v, &want);
+        if (want) {
+            size_t n = strlen(diff);
+            if (n + 1 < sizeof diff)
+                snprintf(diff + n, sizeof diff - n, "%s%s: %" PRIu64, n ? ", " : "", name, want);
+        }
+        lost = want > UINT64_MAX - lost ? UINT64_MAX : lost + want;
+    }
+    if (lost) {
+        snprintf(msg, sizeof msg, "the dump left out %" PRIu64 " damaged record%s of its database "
+                 "(%s), so this is not a complete copy", lost, lost == 1 ? "" : "s", diff);
+        incomplete_problem(l, lineno, msg);
+    }
+}
+
 /* One NDJSON line.  Returns CLI_OK, or an exit code that stops the load. */
 static int load_line(loader *l, char *text, size_t len, size_t lineno)
 {
@@ -441,13 +662,14 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
     json_t *v = cli_json_parse(text, len, err);
     if (!v) {
         l->invalid++;
-        line_problem(l, CLI_EINVALID, lineno, NULL, err);
+        record_problem(l, CLI_EINVALID, lineno, NULL, err);
         return CLI_OK;
     }
     json_t *x;
     int rc;
     if ((x = json_object_get(v, "schema")) != NULL && json_object_size(v) == 1) {
         char *s = cli_json_dumps(x, 0);
+        section_schema(l, lineno);
         if (l->atomic && l->n) {
             /* the schema has its own transaction: it cannot follow records */
             ex = line_problem(l, CLI_EINVALID, lineno, NULL,
@@ -501,16 +723,18 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                               "stopped here");
             goto out;
         }
+        if (!section_count(l, lineno, cli_json_text(json_object_get(v, "type")), 0))
+            goto out;
         if (!json_is_object(x)) {
             l->invalid++;
-            line_problem(l, CLI_EINVALID, lineno, NULL, "\"record\" must be a JSON object");
+            record_problem(l, CLI_EINVALID, lineno, NULL, "\"record\" must be a JSON object");
             goto out;
         }
         msgpack_sbuffer_init(&e->rec);
         if (cli_json_to_msgpack(&e->rec, x, err)) {
             msgpack_sbuffer_destroy(&e->rec);
             l->invalid++;
-            line_problem(l, CLI_EINVALID, lineno, NULL, err);
+            record_problem(l, CLI_EINVALID, lineno, NULL, err);
             goto out;
         }
         e->type = strdup(cli_json_text(json_object_get(v, "type")));
@@ -526,7 +750,9 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
             ex = grow(l);
     } else if ((x = json_object_get(v, "sequences")) != NULL && json_object_size(v) == 1 &&
                json_is_object(x)) {
-        if (l->atomic) {
+        if (!section_count(l, lineno, NULL, json_object_size(x))) {
+            /* reported */
+        } else if (l->atomic) {
             json_decref(l->seqs_pending);
             l->seqs_pending = json_incref(x);
             l->seq_line = lineno;
@@ -540,15 +766,41 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
             else
                 cli_committed = 1;
         }
+    } else if ((x = json_object_get(v, "end")) != NULL && json_object_size(v) == 1 &&
+               json_is_object(x)) {
+        /* the lines before are reported first */
+        if (l->atomic || (ex = flush(l)) == CLI_OK)
+            section_end(l, x, lineno);
     } else {
         l->invalid++;
-        line_problem(l, CLI_EINVALID, lineno, NULL,
-                     "expected {\"schema\": ...}, {\"type\": ..., \"record\": ...} or "
-                     "{\"sequences\": ...}");
+        record_problem(l, CLI_EINVALID, lineno, NULL,
+                       "expected {\"schema\": ...}, {\"type\": ..., \"record\": ...}, "
+                       "{\"sequences\": ...} or dump's {\"end\": ...}");
     }
 out:
     json_decref(v);
     return ex;
+}
+
+/* Whether a line (as read, with its newline) is a {"schema": ...} line. */
+static bool starts_with_schema(const char *text, size_t len)
+{
+    char err[CLI_ERRLEN];
+    json_t *v = cli_json_parse(text, len, err);
+    bool yes = json_object_get(v, "schema") && json_object_size(v) == 1;
+    json_decref(v);
+    return yes;
+}
+
+/* Whether path holds a database (its data file). */
+static bool db_exists(const char *path)
+{
+    char *p;
+    if (asprintf(&p, "%s/" UDB_DATA_FILE, path) < 0)
+        return true; /* when in doubt: open it and see */
+    bool yes = access(p, F_OK) == 0;
+    free(p);
+    return yes;
 }
 
 int cli_cmd_load(int argc, char **argv)
@@ -557,6 +809,7 @@ int cli_cmd_load(int argc, char **argv)
         {"or-get", no_argument, NULL, 'g'},
         {"drop", no_argument, NULL, 'D'},
         {"atomic", no_argument, NULL, 'A'},
+        {"no-end", no_argument, NULL, 'E'},
         CLI_COMMON_LONGOPTS,
     };
     cli_newdb nd = {0};
@@ -564,7 +817,7 @@ int cli_cmd_load(int argc, char **argv)
     size_t lineno = 0;
     optind = 0;
     opterr = 0;
-    int or_get = 0, drop = 0, atomic = 0, c, ex;
+    int or_get = 0, drop = 0, atomic = 0, no_end = 0, c, ex;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'g':
@@ -575,6 +828,9 @@ int cli_cmd_load(int argc, char **argv)
             break;
         case 'A':
             atomic = 1;
+            break;
+        case 'E':
+            no_end = 1;
             break;
         default:
             if ((ex = cli_common_option(c, argv, NULL)) >= 0)
@@ -596,9 +852,46 @@ int cli_cmd_load(int argc, char **argv)
     l->or_get = or_get;
     l->drop = drop;
     l->atomic = atomic;
+    l->no_end = no_end;
     FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     if (!f) {
         ex = cli_fail(CLI_EFAIL, NULL, "%s: %s", file, strerror(errno));
+        goto out;
+    }
+    if ((l->sec_records = json_object()) == NULL) {
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
+    }
+    {
+        off_t at = ftello(f);
+        struct stat st;
+        /* a file (also given on stdin): the percentage is of its bytes */
+        if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > (at > 0 ? at : 0))
+            l->in_size = (uint64_t)(st.st_size - (at > 0 ? at : 0));
+    }
+    /* the first line that is not blank, before the database is opened: an empty
+       input (a dump that wrote nothing, /dev/null) loads nothing and creates nothing */
+    size_t cap = 0;
+    ssize_t got;
+    while ((got = getline(&line, &cap, f)) > 0 && strspn(line, " \t\r\n") == (size_t)got) {
+        lineno++;
+        l->in_done += (uint64_t)got;
+    }
+    if (got <= 0) {
+        ex = ferror(f) ? cli_fail(CLI_EFAIL, NULL, "%s: read error", file)
+                       : cli_fail(CLI_EINVALID, NULL, "%s: the input is empty: nothing to load "
+                                  "(a dump has at least a schema line and an end line); %s was "
+                                  "neither created nor changed",
+                                  strcmp(file, "-") == 0 ? "stdin" : file, argv[optind]);
+        goto out;
+    }
+    if (!starts_with_schema(line, (size_t)got) && !db_exists(argv[optind])) {
+        /* decided before anything is created: a database without a schema is never
+           made, and nothing has to be removed again (which could race with another
+           process creating it) */
+        ex = cli_fail(CLI_EINVALID, NULL, "%s does not exist, and the input does not begin with "
+                      "a {\"schema\": ...} line (dump writes it first): a new database needs "
+                      "one; nothing was created", argv[optind]);
         goto out;
     }
     /* --atomic builds a new database aside and puts it in place only once
@@ -615,13 +908,6 @@ int cli_cmd_load(int argc, char **argv)
     l->path = argv[optind];
     l->tty = isatty(2);
     l->t0 = now_s();
-    {
-        off_t at = ftello(f);
-        struct stat st;
-        /* a file (also given on stdin): the percentage is of its bytes */
-        if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > (at > 0 ? at : 0))
-            l->in_size = (uint64_t)(st.st_size - (at > 0 ? at : 0));
-    }
     udb_txn *txn = NULL;
     int rc;
     if ((rc = udb_begin(&txn, l->env, UDB_RDONLY)) == 0)
@@ -637,9 +923,7 @@ int cli_cmd_load(int argc, char **argv)
         ex = cli_fail_rc(rc, udb_env_errmsg(l->env), NULL, "load");
         goto out;
     }
-    size_t cap = 0;
-    ssize_t got;
-    while ((got = getline(&line, &cap, f)) > 0) {
+    for (; got > 0; got = getline(&line, &cap, f)) {
         size_t len = (size_t)got;
         lineno++;
         l->lines = lineno;
@@ -659,10 +943,23 @@ int cli_cmd_load(int argc, char **argv)
         ex = cli_fail(CLI_EFAIL, NULL, "%s: read error", file);
         goto out;
     }
+    if (l->section == 1 && l->want_end) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "the input ends without dump's end line ({\"end\": ...}, "
+                 "the last line of every dump): the dump that begins at line %zu stopped early "
+                 "or was cut, and this is not a complete copy (for input written by hand, give "
+                 "--no-end)", l->section_line);
+        incomplete_problem(l, lineno, msg);
+    }
     if ((ex = flush(l)) != CLI_OK)
         goto out;
     progress_clear(l);
-    ex = l->invalid ? CLI_EINVALID : l->conflicts && !l->or_get ? CLI_ECONFLICT : CLI_OK;
+    ex = l->invalid || l->incomplete ? CLI_EINVALID
+         : l->conflicts && !l->or_get ? CLI_ECONFLICT : CLI_OK;
+    if (l->not_listed)
+        cli_fail(ex, json_pack("{s I}", "not_listed", (json_int_t)l->not_listed),
+                 "%" PRIu64 " more conflicting or invalid lines not listed (only the first %d are)",
+                 l->not_listed, LOAD_LIST_MAX);
     if (ex == CLI_OK && nd.fresh) {
         udb_close(l->env);
         l->env = NULL;
@@ -675,12 +972,15 @@ int cli_cmd_load(int argc, char **argv)
     }
     if (l->atomic && ex != CLI_OK)
         fprintf(stderr, "uniqdb: --atomic: nothing loaded (%" PRIu64 " conflicting, %" PRIu64
-                " invalid)\n", l->conflicts, l->invalid);
-    else if (l->conflicts || l->invalid || isatty(2))
+                " invalid%s)\n", l->conflicts, l->invalid,
+                l->incomplete ? "; the input is not a complete dump" : "");
+    else if (l->conflicts || l->invalid || l->incomplete || isatty(2))
         fprintf(stderr,
                 "uniqdb: loaded %" PRIu64 " records, %" PRIu64 " conflicting%s, %" PRIu64
-                " invalid\n",
-                l->loaded, l->conflicts, l->or_get ? " (skipped)" : "", l->invalid);
+                " invalid%s%s%s\n",
+                l->loaded, l->conflicts, l->or_get ? " (skipped)" : "", l->invalid,
+                l->incomplete ? "; the input is not a complete dump, so " : "",
+                l->incomplete ? l->path : "", l->incomplete ? " is not a complete copy" : "");
 out:
     if (l && l->atomic && ex != CLI_OK && (l->env || nd.fresh)) {
         /* all or nothing: what a schema line did stays (its own transaction);
@@ -706,6 +1006,7 @@ out:
         free(l->batch);
         json_decref(l->seqs_pending);
         json_decref(l->had_seqs);
+        json_decref(l->sec_records);
         udb_close(l->env);
         free(l);
     }

@@ -91,6 +91,7 @@ typedef struct op {
     /* results of the last run */
     json_t *record, *conflict;
     int created;
+    int refused; /* seq --set: the name is fine, the value is refused (invalid input) */
     char detail[2048];
     char err[CLI_ERRLEN];
 } op;
@@ -101,6 +102,7 @@ static void op_reset(op *o)
     json_decref(o->conflict);
     o->record = o->conflict = NULL;
     o->created = 0;
+    o->refused = 0;
     o->detail[0] = o->err[0] = '\0';
 }
 
@@ -141,6 +143,11 @@ static int op_run(udb_txn *txn, void *ctx)
         snprintf(o->detail, sizeof o->detail, "%s", udb_errmsg(txn));
         if (rc == UDB_ECONFLICT)
             o->conflict = cli_conflict_json(udb_conflict_info(txn));
+        uint64_t cur;
+        /* udb_seq_set's UDB_EINVAL is a bad name (a usage error, exit 2) or a value
+           below the type's largest auto key: the engine's own name check tells */
+        if (o->kind == OP_SEQ_SET && rc == UDB_EINVAL)
+            o->refused = udb_seq_get(&cur, txn, o->name) != UDB_EINVAL;
         return rc;
     }
     /* The write stands even if its result cannot be shown: report, don't undo. */
@@ -225,6 +232,10 @@ static int op_exec(op *o, const char *db, const char *what)
     if (rc == UDB_ENOTFOUND && (o->kind == OP_UPDATE || o->kind == OP_DELETE)) {
         /* name the key that was not there, and where it was looked for */
         ex = cli_fail(CLI_ENOTFOUND, NULL, "%s: %s: no such record", db, what);
+        goto out;
+    }
+    if (rc && o->refused) {
+        ex = cli_fail(CLI_EINVALID, NULL, "%s", o->detail); /* a value the data refuses */
         goto out;
     }
     if (rc) {
@@ -426,6 +437,19 @@ static int parse_u64(uint64_t *out, const char *s)
     return 0;
 }
 
+/* Append a sequence's name to a list of them (a char[1024]), while it has room. */
+static int seq_name(const char *name, uint64_t value, void *ctx)
+{
+    char *list = ctx;
+    size_t n = strlen(list);
+    (void)value;
+    if (n + strlen(name) + 8 < 1024)
+        snprintf(list + n, 1024 - n, "%s%s", n ? ", " : "", name);
+    else if (n >= 3 && n + 5 < 1024 && strcmp(list + n - 3, "...") != 0)
+        snprintf(list + n, 1024 - n, ", ...");
+    return 0;
+}
+
 int cli_cmd_seq(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -477,7 +501,16 @@ int cli_cmd_seq(int argc, char **argv)
     udb_txn *txn = NULL;
     if ((c = udb_begin(&txn, env, UDB_RDONLY)) == 0)
         c = udb_seq_get(&o.value, txn, o.name);
-    if (c) {
+    if (c == UDB_ENOTFOUND) {
+        /* name the sequences there are, as for an unknown type or index */
+        char names[1024] = "", msg[512];
+        snprintf(msg, sizeof msg, "%s", udb_errmsg(txn));
+        int lrc = udb_seq_foreach(txn, seq_name, names);
+        ex = cli_fail(CLI_ENOTFOUND, NULL, "%s (%s%s)", msg,
+                      lrc ? "the sequences there are cannot be listed: "
+                          : *names ? "this database has: " : "this database has no sequences yet",
+                      lrc ? udb_strerror(lrc) : names);
+    } else if (c) {
         char what[300];
         snprintf(what, sizeof what, "sequence %s", o.name);
         ex = fail_op(c, udb_errmsg(txn), NULL, what);

@@ -71,8 +71,11 @@ static const command commands[] = {
     {"dump", cli_cmd_dump, "DB [TYPE...]", "the whole database as NDJSON",
      "Write the database as NDJSON: a {\"schema\": ...} line, one\n"
      "{\"type\": T, \"record\": {...}} line per record (types in schema order, records in\n"
-     "primary-key order), then a {\"sequences\": {...}} line."},
-    {"load", cli_cmd_load, "DB [FILE|-] [--or-get] [--drop] [--atomic]",
+     "primary-key order), a {\"sequences\": {...}} line, and an end line that counts\n"
+     "them: {\"end\": {\"records\": {T: N, ...}, \"sequences\": N}}, which load checks.\n"
+     "Records of a damaged database that cannot be read are left out: stderr says how\n"
+     "many of each type, the end line too (\"left_out\": {T: N}), and the exit is 1."},
+    {"load", cli_cmd_load, "DB [FILE|-] [--or-get] [--drop] [--atomic] [--no-end]",
      "NDJSON from dump into a database",
      "Read NDJSON as written by dump (no FILE or \"-\": stdin) into DB, creating it if\n"
      "needed.  Each line whose record conflicts with one already stored is reported\n"
@@ -93,7 +96,14 @@ static const command commands[] = {
      "records in memory until the end of the input.  Records before any schema line\n"
      "into a database without a schema stop the load with one error.  On a terminal\n"
      "a load of over 5000 lines shows its progress: the percentage of the input\n"
-     "(when it is a file) and records/s."},
+     "(when it is a file) and records/s.  The first 20 conflicting or invalid lines\n"
+     "are listed, then how many more there were.\n"
+     "Input that begins with a schema line is a dump: it must end with dump's end\n"
+     "line, and match it.  A dump cut short, with lines missing or added, or one that\n"
+     "left out damaged records is not a complete copy: the load says so and exits 5\n"
+     "(with --atomic having written nothing).  --no-end: input written by hand that\n"
+     "begins with a schema line needs no end line.  An empty input is refused, and so\n"
+     "is one without a schema line first when DB does not exist yet."},
     {"export", cli_cmd_export,
      "--postgres DB [--schema NAME] [-o FILE] [--schema-only | --data-only] [--str-nul=bytea]",
      "the database as a PostgreSQL script",
@@ -162,10 +172,11 @@ static void main_usage(FILE *f)
                "exit status (with --json, a problem object's \"status\" in brackets):\n"
                "  0 ok\n"
                "  1 any other error (I/O, permissions, not a database) [500]\n"
-               "  2 bad command line; unknown type, index or sequence name [400]\n"
+               "  2 bad command line; unknown type or index name [400]\n"
                "  3 conflict: a unique index already holds the key [409]\n"
                "  4 not found: record, index entry, sequence [404]\n"
-               "  5 invalid record, schema, key or JSON; sequence exhausted [422]\n"
+               "  5 invalid record, schema, key or JSON; a value the data refuses;\n"
+               "    sequence exhausted; load: not a complete dump [422]\n"
                "  6 check found problems [500]\n"
                "  7 --timeout: another process held the write lock too long [503]\n"
                "  8 committed, but writing the result to stdout failed: do not\n"
@@ -440,10 +451,12 @@ static void *watchdog(void *p)
         }
         if (w->told && cli_timeout > 0 && waited >= cli_timeout) {
             /* the lock is not ours, so nothing is written; holding w->m keeps the
-               call from going on */
+               call from going on.  With --json the problem object goes to stdout,
+               as for any error. */
             fflush(stdout);
-            fprintf(stderr, "uniqdb: gave up after %g s waiting for another process's write "
-                    "transaction on %s; nothing was written\n", cli_timeout, w->db);
+            cli_fail(CLI_ETIMEOUT, NULL, "gave up after %g s waiting for another process's "
+                     "write transaction on %s; nothing was written", cli_timeout, w->db);
+            fflush(stdout);
             _exit(CLI_ETIMEOUT);
         }
     }
@@ -644,9 +657,11 @@ int cli_fail_rc(int rc, const char *detail, json_t *conflict, const char *what)
     return cli_fail(cli_exit_code(rc), conflict, "%s", d);
 }
 
-/* The JSON of one violated index: "type.index", fields, values, existing_key. */
+/* The JSON of one violated index: its name as declared (udb_conflict_index's,
+ * which find, scan, --or-get and --upsert take; the type is the problem's
+ * "record_type"), fields, values, existing_key. */
 
-static json_t *conflict_index_json(const char *type, const udb_conflict_index *ci)
+static json_t *conflict_index_json(const udb_conflict_index *ci)
 {
     json_t *o = json_object(), *fields = json_array();
     if (!o || !fields)
@@ -660,18 +675,10 @@ static json_t *conflict_index_json(const char *type, const udb_conflict_index *c
     json_t *key = ci->existing_key.data
                       ? cli_msgpack_to_json(ci->existing_key.data, ci->existing_key.size, err)
                       : NULL;
-    char *name = NULL;
-    if (asprintf(&name, "%s.%s", type, ci->index) < 0) {
-        name = NULL;
-        json_decref(values);
-        json_decref(key);
-        goto fail;
-    }
-    json_object_set_new(o, "index", json_string(name));
+    json_object_set_new(o, "index", json_string(ci->index));
     json_object_set_new(o, "fields", fields);
     json_object_set_new(o, "values", values ? values : json_null());
     json_object_set_new(o, "existing_key", key ? key : json_null());
-    free(name);
     return o;
 fail:
     json_decref(fields);
@@ -683,7 +690,7 @@ json_t *cli_conflict_json(const udb_conflict *c)
 {
     if (!c || c->count == 0 || !c->indexes)
         return NULL;
-    json_t *first = conflict_index_json(c->type, &c->indexes[0]);
+    json_t *first = conflict_index_json(&c->indexes[0]);
     json_t *all = json_array();
     if (!first || !all) {
         json_decref(first);
@@ -692,7 +699,7 @@ json_t *cli_conflict_json(const udb_conflict *c)
     }
     json_t *o = json_deep_copy(first);
     for (size_t i = 0; o && i < c->count; i++) {
-        json_t *ci = i == 0 ? json_incref(first) : conflict_index_json(c->type, &c->indexes[i]);
+        json_t *ci = i == 0 ? json_incref(first) : conflict_index_json(&c->indexes[i]);
         if (!ci || json_array_append_new(all, ci)) {
             json_decref(o);
             o = NULL;
@@ -877,6 +884,10 @@ int cli_main(int argc, char **argv)
     };
     opterr = 0;
     int c;
+    /* --json among the options before the command applies to their own errors too */
+    for (c = 1; c < argc && argv[c][0] == '-' && strcmp(argv[c], "--") != 0; c++)
+        if (strcmp(argv[c], "--json") == 0)
+            cli_json_errors = 1;
     while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'h':
@@ -894,12 +905,17 @@ int cli_main(int argc, char **argv)
                 return CLI_EUSAGE;
             break;
         default:
+            if (cli_json_errors)
+                return cli_fail(CLI_EUSAGE, NULL, "unknown option '%s' (try: uniqdb --help)",
+                                argv[optind - 1]);
             fprintf(stderr, "uniqdb: unknown option '%s'\n", argv[optind - 1]);
             main_usage(stderr);
             return CLI_EUSAGE;
         }
     }
     if (optind >= argc) {
+        if (cli_json_errors)
+            return cli_fail(CLI_EUSAGE, NULL, "no command given (try: uniqdb --help)");
         main_usage(stderr);
         return CLI_EUSAGE;
     }

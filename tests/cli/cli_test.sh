@@ -3,7 +3,7 @@
 #
 #   cli_test.sh GROUP UNIQDB DAMAGE PYTHON SCENARIOS.json
 #
-# GROUP is one of: basics exits readonly types dumpload check tty demo.  Every group works in its
+# GROUP is one of: basics exits readonly types dumpload trailer check tty demo.  Every group works in its
 # own fresh temporary directory, removed at the end.  JSON output is checked
 # by parsing it (python3's json module), not by pattern matching alone.
 set -u
@@ -123,12 +123,27 @@ group_basics() {
     run 3 "$U" put "$db" booking '{"psychologist": "p1", "date": "2026-01-15", "time": "10:00", "status": "confirmed"}'
     err_has 'booking.active_slot'; out_empty
     run 3 "$U" --json put "$db" booking '{"psychologist": "p1", "date": "2026-01-15", "time": "10:00", "status": "confirmed"}'
-    json_ok 'd["status"] == 409 and d["index"] == "booking.active_slot" and d["fields"] == ["psychologist", "date", "time"] and d["values"] == ["p1", "2026-01-15", "10:00"] and d["existing_key"] == 1 and d["title"] == "Unique constraint violated" and d["type"].endswith("conflict") and "already exists" in d["detail"]'
+    json_ok 'd["status"] == 409 and d["index"] == "active_slot" and d["record_type"] == "booking" and d["fields"] == ["psychologist", "date", "time"] and d["values"] == ["p1", "2026-01-15", "10:00"] and d["existing_key"] == 1 and d["title"] == "Unique constraint violated" and d["type"].endswith("conflict") and "already exists" in d["detail"]'
     run 3 "$U" put "$db" client '{"id": "c9", "email": "a@x.org"}' --json
-    json_ok 'd["index"] == "client.email" and d["existing_key"] == "c1" and d["values"] == ["a@x.org"]'
+    json_ok 'd["index"] == "email" and d["record_type"] == "client" and d["existing_key"] == "c1" and d["values"] == ["a@x.org"]'
     # both the primary key and the email collide: every violated index, key first
     run 3 "$U" put --json "$db" client '{"id": "c1", "email": "b@x.org"}'
-    json_ok '[c["index"] for c in d["conflicts"]] == ["client.id", "client.email"] and d["conflicts"][1]["existing_key"] == "c2"'
+    json_ok '[c["index"] for c in d["conflicts"]] == ["id", "email"] and d["conflicts"][1]["existing_key"] == "c2"'
+    # index names: the problem's "index" is the name as declared (what find, scan, --or-get
+    # and --upsert take; the type is "record_type"), the message qualifies it with the type,
+    # and every command (every C call) accepts both spellings
+    run 3 "$U" --json put "$db" client '{"id": "c9", "email": "a@x.org"}'
+    json_ok 'd["index"] == "email" and d["record_type"] == "client" and "\"client.email\"" in d["detail"]'
+    run 0 "$U" find "$db" client "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["index"])' "$T/out")" '"a@x.org"'
+    json_ok 'd["id"] == "c1"'
+    run 0 "$U" find "$db" client client.email '"a@x.org"'; json_ok 'd["id"] == "c1"'
+    run 0 "$U" find "$db" client client.id '"c2"'; json_ok 'd["id"] == "c2"'
+    run 0 "$U" put "$db" client '{"id": "c9", "email": "a@x.org"}' --or-get client.email
+    json_ok 'd["id"] == "c1"'; err_has existing
+    run 0 "$U" scan "$db" booking booking.by_user '["u1"]'; json_ok '[r["id"] for r in lines] == [1]'
+    run 2 "$U" find "$db" booking booking.by_user '"u1"'
+    err_has 'index "booking.by_user" is not unique (unique indexes of "booking": id, active_slot)'
+    run 2 "$U" find "$db" client booking.email '"a@x.org"'; err_has 'type "client" has no unique index "booking.email"'
 
     # --or-get / --upsert, with and without an index name
     run 0 "$U" put "$db" client '{"id": "c1", "email": "a@x.org", "name": "Other"}' --or-get
@@ -207,6 +222,12 @@ EOF
     run 0 "$U" seq "$db" invoices; out_is 42
     run 4 "$U" seq "$db" never --get
     run 2 "$U" seq "$db" invoices --set -3
+    # a value the data refuses (below the type's largest auto key) is invalid input, exit 5
+    # as in README's table (and as load reports it); a bad name stays a usage error
+    run 5 "$U" seq "$db" booking.id --set 0; err_has 'sequence "booking.id" is the auto key of type "booking"'
+    run 5 "$U" --json seq "$db" booking.id --set 1; json_ok 'd["status"] == 422 and d["exit_code"] == 5'
+    run 2 "$U" seq "$db" "" --set 5; err_has "1 to 256 bytes"
+    run 0 "$U" seq "$db" booking.id --get; out_is 3
 
     # stat
     run 0 "$U" stat "$db"; out_has "booking"; out_has "map:"
@@ -223,6 +244,13 @@ group_exits() {
 
     run 0 "$U" init "$db" "$SCEN"
     run 0 "$U" --help; out_has "8 committed"; out_has "2 bad command line; unknown type"; out_has "7 --timeout"
+    # --json: every output is JSON, usage errors of the tool itself and init's report too
+    run 2 "$U" --json; json_ok 'd["status"] == 400 and d["exit_code"] == 2 and "no command" in d["detail"]'; err_empty
+    run 2 "$U" --json --bogus; json_ok 'd["status"] == 400 and "--bogus" in d["detail"]'; err_empty
+    run 2 "$U" --bogus --json; json_ok 'd["status"] == 400'
+    run 0 "$U" --json init "$T/ji" "$SCEN"
+    json_ok 'd["database"].endswith("/ji") and d["types"] == ["schedule_workflow", "client", "workflow", "booking", "case"] and len(d["changes"]) == 5 and d["changes"][1].startswith("added type \"client\"")'
+    run 0 "$U" init --json "$T/ji" "$SCEN"; json_ok 'd["changes"] == [] and len(d["types"]) == 5'; err_empty
     # 1: any other error (here: no such directory)
     run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
     run 1 "$U" --json get "$T/nowhere" client 1; json_ok 'd["status"] == 500 and d["exit_code"] == 1'
@@ -258,6 +286,10 @@ group_exits() {
     run 0 "$U" seq "$db" booking.id --set 18446744073709551615
     run 5 "$U" put "$db" booking '{"psychologist": "p", "date": "d", "time": "t", "status": "pending"}'
     err_has 'key sequence "booking.id" is exhausted'
+    # 4: a sequence that does not exist, named with those that do
+    run 4 "$U" seq "$db" nosuch --get; err_has 'sequence "nosuch" was never advanced (this database has: booking.id, s)'
+    run 4 "$U" --json seq "$db" nosuch --get; json_ok 'd["status"] == 404 and "booking.id, s" in d["detail"]'
+    run 4 "$U" seq "$T/ji" nosuch --get; err_has "(this database has no sequences yet)"
     # 6: check found problems
     cp -r "$db" "$T/d"
     "$DAMAGE" "$T/d" del-first u:client:email >/dev/null || fail "damage"
@@ -288,6 +320,7 @@ group_exits() {
     run 7 "$U" put --timeout 1 "$db" client '{"id": "t1", "email": "t1@x"}'
     err_has "gave up after 1 s waiting for another process's write transaction"; err_has "nothing was written"
     run 7 "$U" --json --timeout 0.5 seq "$db" t
+    json_ok 'd["status"] == 503 and d["exit_code"] == 7 and "nothing was written" in d["detail"]'
     if [ $((SECONDS - t0)) -lt 4 ]; then ok; else fail "--timeout did not end the wait"; fi
     run 2 "$U" put --timeout x "$db" client '{}'; err_has "--timeout needs"
     # init and load's schema line honour it too (issue 23): a schema adding a type
@@ -380,7 +413,7 @@ group_readonly() {
     err_has "lock.mdb cannot be written"; err_has "may be inconsistent"
     run 0 "${as[@]}" "$U" find "$db" client email '"a@x"'; json_ok 'd["id"] == "c1"'
     run 0 "${as[@]}" "$U" scan "$db" client; json_ok 'len(lines) == 1'
-    run 0 "${as[@]}" "$U" dump "$db"; json_ok 'lines[-1]["sequences"]["invoices"] == 1'
+    run 0 "${as[@]}" "$U" dump "$db"; json_ok 'lines[-2]["sequences"]["invoices"] == 1 and "end" in lines[-1]'
     run 0 "${as[@]}" "$U" check "$db"; out_has "check: ok (1 records"
     run 0 "${as[@]}" "$U" stat "$db"; out_has "client"
     run 0 "${as[@]}" "$U" schema "$db"; out_has '"client"'
@@ -556,10 +589,13 @@ group_dumpload() {
     run 0 "$U" seq "$a" "invoice:2026"
     run 0 "$U" dump "$a"
     cp "$T/out" "$T/a.dump"
-    json_ok 'list(lines[0]) == ["schema"] and list(lines[-1]) == ["sequences"] and {l["type"] for l in lines[1:-1]} == {"schedule_workflow", "client", "workflow", "booking", "case"} and lines[-1]["sequences"]["invoice:2026"] == 1 and lines[-1]["sequences"]["booking.id"] >= 7'
+    json_ok 'list(lines[0]) == ["schema"] and list(lines[-2]) == ["sequences"] and {l["type"] for l in lines[1:-2]} == {"schedule_workflow", "client", "workflow", "booking", "case"} and lines[-2]["sequences"]["invoice:2026"] == 1 and lines[-2]["sequences"]["booking.id"] >= 7'
+    # the end line: records written per type (every type dumped, in schema order) and
+    # the number of sequences; nothing left out
+    json_ok 'list(lines[-1]) == ["end"] and lines[-1]["end"] == {"records": {t: sum(1 for l in lines[1:-2] if l["type"] == t) for t in ["schedule_workflow", "client", "workflow", "booking", "case"]}, "sequences": len(lines[-2]["sequences"])} and list(lines[-1]["end"]["records"]) == ["schedule_workflow", "client", "workflow", "booking", "case"]'
     # types in schema order, then primary-key order
-    json_ok '[l["type"] for l in lines[1:-1]] == sorted([l["type"] for l in lines[1:-1]], key=["schedule_workflow", "client", "workflow", "booking", "case"].index)'
-    json_ok 'all(x["record"]["id"] < y["record"]["id"] for x, y in zip(lines[1:-1], lines[2:-1]) if x["type"] == y["type"] == "booking")'
+    json_ok '[l["type"] for l in lines[1:-2]] == sorted([l["type"] for l in lines[1:-2]], key=["schedule_workflow", "client", "workflow", "booking", "case"].index)'
+    json_ok 'all(x["record"]["id"] < y["record"]["id"] for x, y in zip(lines[1:-2], lines[2:-2]) if x["type"] == y["type"] == "booking")'
 
     # dump | load | dump is byte-identical
     run_in 0 "$T/a.dump" "$U" load "$b"; err_empty
@@ -568,11 +604,11 @@ group_dumpload() {
     run 0 "$U" check "$b"; out_has "check: ok"
     # the restored sequences hand out the next values, not used ones
     run 0 "$U" put "$b" booking '{"psychologist": "p9", "date": "2026-03-01", "time": "08:00", "status": "pending"}'
-    local next; next=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["sequences"]["booking.id"] + 1)' "$T/a.dump")
+    local next; next=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-2])["sequences"]["booking.id"] + 1)' "$T/a.dump")
     json_ok "d['id'] == $next"
     # dump of chosen types only
     run 0 "$U" dump "$a" client case
-    json_ok '{l["type"] for l in lines[1:-1]} == {"client", "case"}'
+    json_ok '{l["type"] for l in lines[1:-2]} == {"client", "case"} and list(lines[-1]["end"]["records"]) == ["client", "case"]'
     run 2 "$U" dump "$a" nosuchtype; err_has nosuchtype
 
     # loading into a database that has data: conflicts are reported by line,
@@ -587,9 +623,17 @@ group_dumpload() {
     run 0 "$U" get "$c" client '"c-7f3a"'; json_ok 'd["email"] == "other@example.com"'   # not overwritten
     run 0 "$U" scan "$c" case; json_ok 'len(lines) == 24'
     run 0 "$U" check "$c"
-    # --json: one problem object per conflicting line, with its number
+    # every record conflicts now: the first 20 lines are listed, then how many more
+    # were not (text on stderr; --json: a problem object per listed line, with its
+    # number, then one with the count)
+    local nrec; nrec=$(grep -c '"record":' "$T/a.dump")
+    run 3 "$U" load "$c" "$T/a.dump"
+    if [ "$(grep -c '^uniqdb: line [0-9]*: duplicate key' "$T/err")" -eq 20 ]; then ok; else fail "expected 20 listed conflicts"; fi
+    err_has "$((nrec - 20)) more conflicting or invalid lines not listed (only the first 20 are)"
+    err_has "loaded 0 records, $nrec conflicting"
     run 3 "$U" load --json "$c" "$T/a.dump"
-    json_ok 'all(p["status"] == 409 and "line" in p and "index" in p for p in lines) and len(lines) > 20'
+    json_ok "len(lines) == 21 and all(p['status'] == 409 and 'line' in p and 'index' in p for p in lines[:20]) and lines[20]['status'] == 409 and lines[20]['not_listed'] == $nrec - 20"
+    if [ "$nrec" -gt 21 ]; then ok; else fail "the dump has too few records to show the cap"; fi
     # --or-get: conflicting records are skipped, exit 0
     run 0 "$U" load "$c" "$T/a.dump" --or-get; err_has "skipped"
     # sequences in a database that had them are never lowered
@@ -607,23 +651,25 @@ group_dumpload() {
         echo ''
         echo '{"type": "client", "record": {"id": "n3", "email": "n3@x"}}'
     } >"$T/mixed.ndjson"
-    run 5 "$U" load "$T/m" "$T/mixed.ndjson"
+    run 5 "$U" load --no-end "$T/m" "$T/mixed.ndjson"
     err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
     run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
     run 1 "$U" load "$T/m2" "$T/does-not-exist"
     # --atomic: one transaction, a bad line anywhere and nothing is written; a database the
     # load created is removed again
-    run 5 "$U" load --atomic "$T/ma" "$T/mixed.ndjson"
+    run 5 "$U" load --atomic --no-end "$T/ma" "$T/mixed.ndjson"
     err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
     err_has "--atomic: nothing loaded (0 conflicting, 3 invalid)"; err_has "--atomic: the database was not created"
     if [ ! -e "$T/ma" ]; then ok; else fail "a failed --atomic load left the database it created"; fi
     # the new database is built aside; if another process creates DB while the load
     # reads its input, the load puts nothing there (issue 23): the input comes
-    # through a FIFO held open until `init` has made DB
+    # through a FIFO held open until `init` has made DB (its first line, the schema,
+    # before: load decides whether DB is new once it has read that line)
     mkfifo "$T/fifo"
     "$U" load --atomic "$T/mt" "$T/fifo" >"$T/out" 2>"$T/err" &
     local lpid=$!
     exec 3>"$T/fifo"
+    head -n 1 "$T/a.dump" >&3
     for _ in $(seq 100); do
         [ -n "$(find "$T" -maxdepth 1 -name '.mt.uniqdb-new-*')" ] && break
         sleep 0.05
@@ -631,7 +677,7 @@ group_dumpload() {
     if [ ! -e "$T/mt" ]; then ok; else fail "load --atomic made DB before its input ended"; fi
     "$U" init "$T/mt" "$SCEN" >/dev/null 2>&1 || fail "init beside a running load"
     "$U" put "$T/mt" client '{"id": "theirs", "email": "t@x"}' >/dev/null 2>&1 || fail "put"
-    cat "$T/a.dump" >&3
+    tail -n +2 "$T/a.dump" >&3
     exec 3>&-
     wait "$lpid"
     local got=$?
@@ -646,12 +692,12 @@ group_dumpload() {
         echo '{"type": "client", "record": {"id": "n5", "email": "n1@x"}}'
         echo '{"sequences": {"atomic.test": 41}}'
     } >"$T/conflict.ndjson"
-    run 3 "$U" load --atomic "$T/m" "$T/conflict.ndjson"
+    run 3 "$U" load --atomic --no-end "$T/m" "$T/conflict.ndjson"
     err_has 'line 3: duplicate key in unique index "client.email"'; err_has "--atomic: nothing loaded (1 conflicting, 0 invalid)"
     run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
     run 4 "$U" seq "$T/m" atomic.test --get
     # without it the lines before (and after) the bad one stay loaded
-    run 3 "$U" load "$T/m" "$T/conflict.ndjson"; err_has 'line 3: duplicate key'
+    run 3 "$U" load --no-end "$T/m" "$T/conflict.ndjson"; err_has 'line 3: duplicate key'
     run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3", "n4"]'
     run 0 "$U" seq "$T/m" atomic.test --get; out_is 41
     # a schema change is its own transaction: it stays, and the user is told
@@ -661,7 +707,7 @@ group_dumpload() {
         echo '{"schema": {"types": {"t": {"key": "id", "fields": {"id": {"type": "uint"}, "v": {"type": "str"}}}}}}'
         echo '{"type": "t", "record": {"id": 1, "v": 5}}'
     } >"$T/ta.ndjson"
-    run 5 "$U" load --atomic "$T/ta" "$T/ta.ndjson"; err_has "the schema change of line 1 stays applied"
+    run 5 "$U" load --atomic --no-end "$T/ta" "$T/ta.ndjson"; err_has "the schema change of line 1 stays applied"
     run 0 "$U" scan "$T/ta" t; out_empty
     # a schema line after records cannot join their transaction: refused, nothing loaded
     { echo '{"type": "t", "record": {"id": 1}}'; head -1 "$T/ta.ndjson"; } >"$T/late.ndjson"
@@ -692,9 +738,18 @@ for i in range(30000): print(json.dumps({"type": "client", "record": {"id": "k%d
     # records before the schema line, into a new database: one clear error
     { sed -n 2,4p "$T/a.dump"; head -1 "$T/a.dump"; } >"$T/noschema.ndjson"
     run 5 "$U" load "$T/ns" "$T/noschema.ndjson"
+    err_has "$T/ns does not exist, and the input does not begin with a {\"schema\": ...} line (dump writes it first): a new database needs one; nothing was created"
+    if [ "$(grep -c '^uniqdb:' "$T/err")" -eq 1 ]; then ok; else fail "expected one error for records before the schema"; fi
+    if [ ! -e "$T/ns" ]; then ok; else fail "a load made a database without a schema"; fi
+    # into a database that exists without a schema: one error at the first record
+    "$U" init "$T/ns0" "$T/ta.json" >/dev/null
+    "$DAMAGE" "$T/ns0" del-key __meta schema >/dev/null && "$DAMAGE" "$T/ns0" del-key __meta gen >/dev/null || fail "no schema"
+    run 5 "$U" load "$T/ns0" "$T/noschema.ndjson"
     err_has "line 1: a record, but the database has no schema"
     if [ "$(grep -c '^uniqdb: line' "$T/err")" -eq 1 ]; then ok; else fail "expected one error for records before the schema"; fi
-    # that database exists but has no schema: dump and export say so (exit 4, not found)
+    # a database without a schema (made underneath): dump and export say so (exit 4, not found)
+    "$U" init "$T/ns" "$T/ta.json" >/dev/null && "$DAMAGE" "$T/ns" del-key __meta schema >/dev/null &&
+        "$DAMAGE" "$T/ns" del-key __meta gen >/dev/null || fail "no schema"
     run 4 "$U" dump "$T/ns"; err_has "$T/ns: no schema applied yet"; out_empty
     run 4 "$U" export --postgres "$T/ns"; err_has "$T/ns: no schema applied yet"; out_empty
 
@@ -750,6 +805,146 @@ for i in range(30000): print(json.dumps({"type": "client", "record": {"id": "k%d
 }
 
 # ---------------------------------------------------------------------------
+# dump's end line (issue 23): a dump ends with {"end": {"records": {TYPE: N}, "sequences": N}}
+# (plus "left_out" when it could not write damaged records), and load takes nothing that
+# is not a complete dump for a complete copy: a dump cut short, with a line missing, or of
+# a damaged database fails the load (exit 5) -- as `dump | load`, whose status is load's.
+#
+# flip_leaf DATA.MDB: damage one leaf page of t:booking the way a bad disk does, in
+# the file: every record's first byte on it (its msgpack header) and 10 entries more than
+# it holds (pointers to the page's start, which read as 13-byte garbage values).  Prints
+# the page number.
+flip_leaf() {
+    "$PY" - "$1" <<'PYEOF'
+import struct, sys
+path = sys.argv[1]
+d = bytearray(open(path, "rb").read())
+# meta page 0: the page size is md_pad of the free-list database (LMDB keeps it there)
+psize = struct.unpack_from("<I", d, 40)[0]
+for p in range(2, len(d) // psize):
+    off = p * psize
+    _, _, flags, lower, upper = struct.unpack_from("<QHHHH", d, off)
+    n = (lower - 16) // 2
+    if flags != 2 or n < 10 or lower + 20 > upper:
+        continue
+    nodes = [struct.unpack_from("<H", d, off + 16 + 2 * i)[0] for i in range(n)]
+    def node(o):
+        lo, hi, nflags, ks = struct.unpack_from("<HHHH", d, off + o)
+        return ks, d[off + o + 8], d[off + o + 8 + ks]
+    # a t:booking leaf: keys are one small uint tuple, values msgpack maps
+    if not all(1 <= node(o)[0] <= 3 and 0x15 <= node(o)[1] <= 0x17 and node(o)[2] & 0xF0 == 0x80
+               for o in nodes):
+        continue
+    for o in nodes:
+        d[off + o + 8 + node(o)[0]] ^= 0xFF
+    struct.pack_into("<H", d, off + 12, lower + 20)
+    d[off + lower:off + lower + 20] = bytes(20)
+    open(path, "r+b").write(d)
+    print(p)
+    sys.exit(0)
+sys.exit("no t:booking leaf page found")
+PYEOF
+}
+
+group_trailer() {
+    local db="$T/db" st
+    run 0 "$U" init "$db" "$SCEN"
+    "$PY" -c 'import json
+for i in range(600): print(json.dumps({"type": "booking", "record": {"psychologist": "p%d" % (i % 50), "date": "2026-01-%02d" % (i % 28 + 1), "time": "%02d:00" % (i % 24), "status": "pending", "user": "u%d" % i}}))' >"$T/b.ndjson"
+    # records written by hand, no schema line: no end line needed
+    run 0 "$U" load "$db" "$T/b.ndjson"
+    run 0 "$U" put "$db" client '{"id": "c1", "email": "c1@x"}'
+    run 0 "$U" seq "$db" invoices
+    run 0 "$U" dump "$db"; cp "$T/out" "$T/d.nd"
+    json_ok 'lines[-1] == {"end": {"records": {"schedule_workflow": 0, "client": 1, "workflow": 0, "booking": 600, "case": 0}, "sequences": 2}} and list(lines[-2]) == ["sequences"]'
+    local nl; nl=$(wc -l <"$T/d.nd")
+
+    # healthy: dump | load round-trips, end line and all
+    "$U" dump "$db" | "$U" load "$T/copy" >"$T/out" 2>"$T/err"; st=$?
+    if [ "$st" -eq 0 ]; then ok; else fail "dump | load of a healthy database: exit $st"; fi
+    err_empty
+    run 0 "$U" dump "$T/copy"
+    if cmp -s "$T/out" "$T/d.nd"; then ok; else fail "dump | load | dump differs"; fi
+
+    # a dump cut short (head -n): load fails and says why; what it loaded stays
+    head -n 300 "$T/d.nd" | "$U" load "$T/cut" >"$T/out" 2>"$T/err"; st=$?
+    if [ "$st" -eq 5 ]; then ok; else fail "head -n 300 DUMP | load: exit $st (want 5)"; fi
+    err_has "line 300: the input ends without dump's end line"; err_has "the dump that begins at line 1 stopped early or was cut"
+    err_has "loaded 299 records, 0 conflicting, 0 invalid; the input is not a complete dump, so $T/cut is not a complete copy"
+    run 0 "$U" scan "$T/cut" booking; json_ok 'len(lines) == 298'     # and the client
+    head -n 300 "$T/d.nd" >"$T/cut.nd"
+    run 5 "$U" --json load "$T/cut2" "$T/cut.nd"
+    json_ok 'len(lines) == 1 and d["status"] == 422 and d["exit_code"] == 5 and d["incomplete"] is True and d["line"] == 300'
+    # --atomic: nothing written, and the database it created is gone
+    run 5 "$U" load --atomic "$T/cuta" "$T/cut.nd"
+    err_has "--atomic: nothing loaded (0 conflicting, 0 invalid; the input is not a complete dump)"
+    if [ ! -e "$T/cuta" ]; then ok; else fail "load --atomic of a cut dump left $T/cuta"; fi
+    # ... also into a database that exists (with records): nothing of the input written
+    "$U" init "$T/cutb" "$SCEN" >/dev/null
+    run 0 "$U" put "$T/cutb" client '{"id": "z", "email": "z@x"}'
+    run 5 "$U" load --atomic "$T/cutb" "$T/cut.nd"
+    run 0 "$U" scan "$T/cutb" booking; out_empty
+    # a dump cut right after its header still begins with it: not loaded as complete
+    head -n 1 "$T/d.nd" | "$U" load "$T/cut1" 2>"$T/err"; st=$?
+    if [ "$st" -eq 5 ]; then ok; else fail "head -n 1 DUMP | load: exit $st (want 5)"; fi
+    # input written by hand that begins with a schema line: --no-end loads it
+    run 0 "$U" load --no-end "$T/cut3" "$T/cut.nd"; run 0 "$U" scan "$T/cut3" booking; json_ok 'len(lines) == 298'
+
+    # a record line removed (or one too many, or a sequence missing): the counts differ
+    sed 100d "$T/d.nd" >"$T/gap.nd"
+    "$U" load "$T/gap" <"$T/gap.nd" >"$T/out" 2>"$T/err"; st=$?
+    if [ "$st" -eq 5 ]; then ok; else fail "a dump with a record line removed: exit $st (want 5)"; fi
+    err_has "line $((nl - 1)): dump's end line does not match the lines before it (booking: 600 written, 599 read): lines are missing or were changed"
+    run 5 "$U" load --atomic "$T/gapa" "$T/gap.nd"
+    if [ ! -e "$T/gapa" ]; then ok; else fail "load --atomic of a changed dump left $T/gapa"; fi
+    { head -n 3 "$T/d.nd"; tail -n +3 "$T/d.nd"; } >"$T/extra.nd"
+    run 5 "$U" load --or-get "$T/extra" "$T/extra.nd"; err_has "(booking: 600 written, 601 read)"
+    grep -v '^{"sequences"' "$T/d.nd" >"$T/noseq.nd"
+    run 5 "$U" load "$T/noseq" "$T/noseq.nd"; err_has "(sequences: 2 written, 0 read)"
+    # lines after the end line are not part of the dump; a second dump may follow
+    { cat "$T/d.nd"; sed -n 2p "$T/d.nd"; } >"$T/after.nd"
+    run 5 "$U" load --or-get "$T/after" "$T/after.nd"; err_has "line $((nl + 1)): after dump's end line (line $nl) only a new dump"
+    cat "$T/d.nd" "$T/d.nd" >"$T/twice.nd"
+    run 0 "$U" load --or-get "$T/twice" "$T/twice.nd"
+    { head -n 300 "$T/d.nd"; cat "$T/d.nd"; } >"$T/cutfirst.nd"
+    run 5 "$U" load --or-get "$T/cutfirst" "$T/cutfirst.nd"; err_has "line 1: the dump that begins here has no end line before the next schema line"
+    run 0 "$U" load --or-get --no-end "$T/cutfirst2" "$T/cutfirst.nd"    # the second is whole
+
+    # an empty input loads nothing and creates nothing (a dump that wrote nothing)
+    run 5 "$U" load "$T/e.db" /dev/null; err_has "/dev/null: the input is empty: nothing to load"
+    if [ ! -e "$T/e.db" ]; then ok; else fail "load e.db /dev/null created $T/e.db"; fi
+    : | "$U" load "$T/e2.db" 2>"$T/err"; st=$?
+    if [ "$st" -eq 5 ] && [ ! -e "$T/e2.db" ]; then ok; else fail "an empty stdin: exit $st"; fi
+    run 5 "$U" --json load "$db" /dev/null; json_ok 'd["status"] == 422'
+    # ... and a database without a schema is never created: a sequences line alone
+    echo '{"sequences": {"x": 5}}' >"$T/seqonly.nd"
+    run 5 "$U" load "$T/s.db" "$T/seqonly.nd"; err_has "a new database needs one; nothing was created"
+    if [ ! -e "$T/s.db" ]; then ok; else fail "a load left a database without a schema"; fi
+
+    # a damaged database: dump writes what it can read, says how many records it left
+    # out -- the true number, measured against LMDB's count of the type -- and its end
+    # line says so; `dump | load` then fails (load's own exit status)
+    cp -r "$db" "$T/dmg"
+    local page; page=$(flip_leaf "$T/dmg/data.mdb") || fail "flip_leaf"
+    "$U" dump "$T/dmg" 2>"$T/dump.err" | tee "$T/dmg.nd" | "$U" load "$T/dmgcopy" >"$T/out" 2>"$T/err"; st=$?
+    if [ "$st" -eq 5 ]; then ok; else fail "dump | load of a damaged database (page $page): exit $st (want 5)"; fi
+    local got lost
+    got=$(grep -c '"type":"booking"' "$T/dmg.nd")
+    lost=$((600 - got))
+    if [ "$lost" -gt 0 ] && [ "$got" -gt 0 ]; then ok; else fail "damage of page $page left out $lost of 600 records"; fi
+    err_has "the dump left out $lost damaged records of its database (booking: $lost), so this is not a complete copy"
+    if grep -qF "booking: $lost of its 600 records left out of the dump (damaged; $got written, $((lost + 10)) unreadable entries skipped)" "$T/dump.err" &&
+        grep -qF "uniqdb: $lost damaged records left out of the dump" "$T/dump.err"; then ok; else
+        fail "dump's count of left-out records is not the $lost missing: $(tail -n 3 "$T/dump.err")"; fi
+    if [ "$(grep -c 'in key order skipped' "$T/dump.err")" -eq 10 ]; then ok; else fail "dump lists more than 10 damaged entries"; fi
+    "$PY" -c 'import json, sys; e = json.loads(open(sys.argv[1]).read().splitlines()[-1])["end"]; sys.exit(e["left_out"] != {"booking": int(sys.argv[2])} or e["records"]["booking"] != int(sys.argv[3]))' \
+        "$T/dmg.nd" "$lost" "$got" && ok || fail "end line of the damaged dump: $(tail -n 1 "$T/dmg.nd")"
+    run 0 "$U" scan "$T/dmgcopy" booking; json_ok "len(lines) == $got"     # loaded, and said incomplete
+    run 5 "$U" load --atomic "$T/dmga" "$T/dmg.nd"
+    if [ ! -e "$T/dmga" ]; then ok; else fail "load --atomic of a damaged database's dump left $T/dmga"; fi
+}
+
+# ---------------------------------------------------------------------------
 group_check() {
     local db="$T/db"
 
@@ -784,7 +979,7 @@ group_check() {
     damaged set-first-value t:client ddffffffff
     run 6 "$U" check "$T/d"; out_has "client"
     run 1 "$U" dump "$T/d"; err_has "client: record 1 in key order skipped"; err_has "1 damaged record"
-    json_ok '[l["record"]["id"] for l in lines if l.get("type") == "client"] == ["c2", "c3"] and "sequences" in lines[-1]'
+    json_ok '[l["record"]["id"] for l in lines if l.get("type") == "client"] == ["c2", "c3"] and "sequences" in lines[-2] and lines[-1]["end"]["left_out"] == {"client": 1} and lines[-1]["end"]["records"]["client"] == 2'
     run 1 "$U" get "$T/d" client '"c1"'; err_has "malformed"
     # several problems at once are all listed
     damaged del-first u:client:email
@@ -867,7 +1062,7 @@ group_demo() {
 }
 
 case "$GROUP" in
-basics | exits | readonly | types | dumpload | check | tty | demo) "group_$GROUP" ;;
+basics | exits | readonly | types | dumpload | trailer | check | tty | demo) "group_$GROUP" ;;
 *)
     echo "unknown group $GROUP" >&2
     exit 2

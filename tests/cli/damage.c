@@ -8,6 +8,7 @@
  *                                          slightly different key
  *   damage DIR set-first-value NAME HEX    overwrite the first entry's value
  *   damage DIR first-value NAME            print the first entry's key and value
+ *   damage DIR del-key NAME KEY            delete the entry whose key is the text KEY
  *   damage DIR hold-write SECONDS          hold the write lock (another writer)
  *
  * The engine's layout: "t:<type>" holds records, "u:<type>:<index>" unique
@@ -82,7 +83,7 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: damage DIR list|del-first NAME|mangle-first-key NAME|"
-                        "set-first-value NAME HEX|first-value NAME\n");
+                        "set-first-value NAME HEX|first-value NAME|del-key NAME KEY\n");
         return 2;
     }
     const char *op = argv[2];
@@ -121,7 +122,16 @@ int main(int argc, char **argv)
         ex = die(argv[3], rc);
         goto out;
     }
-    if (strcmp(op, "first-value") == 0) {
+    if (strcmp(op, "del-key") == 0) {
+        MDB_val key = {argc > 4 ? strlen(argv[4]) : 0, argc > 4 ? argv[4] : NULL};
+        mdb_cursor_close(cur);
+        cur = NULL;
+        if (!key.mv_data || (rc = mdb_del(txn, dbi, &key, NULL))) {
+            ex = die("del-key", rc);
+            goto out;
+        }
+        print_hex("deleted", &key);
+    } else if (strcmp(op, "first-value") == 0) {
         print_hex("key", &k);
         print_hex("value", &v);
     } else if (strcmp(op, "del-first") == 0) {

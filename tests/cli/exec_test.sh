@@ -135,7 +135,7 @@ for i in $(seq 0 $((N - 1))); do
     fi
 done
 grep -q '"created":false' "$T/A.out.2" || fail "put --or-get --json: no {\"created\": false ...}"
-grep -q '"index":"client.email"' "$T/A.out.7" || fail "conflicting put --json: no conflict detail"
+grep -q '"index":"email","fields":\["email"\]' "$T/A.out.7" || fail "conflicting put --json: no conflict detail"
 [ "$(cat "$T/A.out.6")" = 1 ] || fail "seq: not 1"
 grep -qx updated "$T/A.err.3" || fail "put --upsert: stderr does not say updated"
 

@@ -265,7 +265,11 @@ def udb_statement(db, st, ti):
     except ValueError:
         pass
     if p.returncode == 3:
-        return {"outcome": "conflict", "index": problem.get("index"),
+        # the problem names the index as declared, its type apart; the cases say "type.index"
+        index = problem.get("index")
+        if index and problem.get("record_type"):
+            index = problem["record_type"] + "." + index
+        return {"outcome": "conflict", "index": index,
                 "detail": problem.get("detail", "")}
     if p.returncode == 4:
         return {"outcome": "notfound", "detail": problem.get("detail", "")}

@@ -446,6 +446,23 @@ static void t_find_on_unique_indexes(tu *t)
     CHECK_RC(tu_find(&out, txn, "item", "by_n", mp("[i]", 1)), UDB_EINVAL);
     CHECK_HAS(udb_errmsg(txn), "not unique");
     CHECK_RC(tu_find(&out, txn, "multi", "pair", mp("[s, i]", "e", 6)), UDB_ENOTFOUND);
+    /* an index named as messages name it, qualified with its type, is the same index;
+       a conflict names it as declared */
+    CHECK_OK(tu_find(&out, txn, "multi", "multi.pair", mp("[s, i]", "e", 5)));
+    CHECK_STR(tu_field(out, "code"), "\"c1\"");
+    CHECK_OK(tu_find(&out, txn, "multi", "multi.code", mp("[s]", "c1")));
+    CHECK_RC(tu_find(&out, txn, "multi", "item.pair", mp("[s, i]", "e", 5)), UDB_EINVAL);
+    CHECK_RC(tu_find(&out, txn, "item", "item.by_n", mp("[i]", 1)), UDB_EINVAL);
+    CHECK_HAS(udb_errmsg(txn), "index \"item.by_n\" is not unique");
+    CHECK_RC(tu_ins(NULL, txn, "multi", mp("{s:s, s:s}", "code", "c2", "email", "e")),
+             UDB_ECONFLICT);
+    const udb_conflict *c = udb_conflict_info(txn);
+    if (CHECK(c != NULL && c->count == 1))
+        CHECK_STR(c->indexes[0].index, "email");
+    CHECK_HAS(udb_errmsg(txn), "unique index \"multi.email\"");
+    udb_cursor *cur = NULL;
+    CHECK_OK(udb_scan(&cur, txn, "multi", "multi.email", NULL, 0));
+    udb_cursor_close(cur);
     tu_commit(txn);
     /* in a read-only transaction too */
     txn = tu_r(t);

@@ -39,6 +39,9 @@ def generate(n, base):
                    "status": st[i % 4], "user": "user%06d" % r.randrange(200000)}
             nd.write(json.dumps({"type": "booking", "record": rec}, separators=(",", ":")) + "\n")
             cv.write("%(id)d,%(psychologist)s,%(date)s,%(time)s,%(status)s,%(user)s\n" % rec)
+        # a dump ends with its end line, which load checks
+        nd.write(json.dumps({"end": {"records": {"booking": n}, "sequences": 0}},
+                            separators=(",", ":")) + "\n")
 
 
 def device_written(path):
