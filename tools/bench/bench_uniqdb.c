@@ -130,8 +130,8 @@ static int iog_fn(udb_txn *txn, void *arg)
     return 0;
 }
 
-/* The same as one udb_exec() unit: data another process's leader can run. */
-static int u_exec_insert_or_get(bool *created, uint64_t *id, void *conn, const bench_rec *r)
+/* insert_or_get of r as a udb_exec() op. */
+static udb_op iog_op(const bench_rec *r)
 {
     udb_op op = UDB_OP_INIT;
     op.kind = UDB_OP_INSERT_OR_GET;
@@ -139,14 +139,27 @@ static int u_exec_insert_or_get(bool *created, uint64_t *id, void *conn, const b
     op.index = "ref";
     op.rec.data = r->mp;
     op.rec.size = r->mp_len;
+    return op;
+}
+
+/* What an insert_or_get unit returned: created, and the record's id (0 if
+ * it is not ours: verification says so). */
+static void iog_result(bool *created, uint64_t *id, const udb_results *res)
+{
+    const udb_result *out = udb_result_at(res, 0);
+    *created = out->created;
+    if (bench_mp_id(id, out->record.data, out->record.size))
+        *id = 0;
+}
+
+/* The same as one udb_exec() unit: data another process's leader can run. */
+static int u_exec_insert_or_get(bool *created, uint64_t *id, void *conn, const bench_rec *r)
+{
+    udb_op op = iog_op(r);
     udb_results *res;
     int rc = udb_exec(&res, conn, &op, 1);
-    const udb_result *out = udb_result_at(res, 0);
-    if (!rc) {
-        *created = out->created;
-        if (bench_mp_id(id, out->record.data, out->record.size))
-            *id = 0;
-    }
+    if (!rc)
+        iog_result(created, id, res);
     udb_results_free(res);
     return rc ? fail(rc, "exec", udb_env_errmsg(conn)) : 0;
 }
@@ -159,16 +172,12 @@ typedef struct async_ctx {
 static void u_async_done(int rc, udb_results *res, const char *errmsg, void *payload)
 {
     async_ctx *a = payload;
-    const udb_result *out = udb_result_at(res, 0);
     bool created = false;
     uint64_t id = 0;
-    if (!rc) {
-        created = out->created;
-        if (bench_mp_id(&id, out->record.data, out->record.size))
-            id = 0;
-    } else {
+    if (!rc)
+        iog_result(&created, &id, res);
+    else
         fail(rc, "exec_async", errmsg);
-    }
     udb_results_free(res);
     a->done(a->ctx, rc, created, id);
     free(a);
@@ -184,12 +193,7 @@ static int u_insert_or_get_async(void *conn, const bench_rec *r,
     if (!a)
         return fail(UDB_ENOMEM, "exec_async", "out of memory");
     *a = (async_ctx){done, ctx};
-    udb_op op = UDB_OP_INIT;
-    op.kind = UDB_OP_INSERT_OR_GET;
-    op.type = BENCH_TYPE;
-    op.index = "ref";
-    op.rec.data = r->mp;
-    op.rec.size = r->mp_len;
+    udb_op op = iog_op(r);
     int rc = udb_exec_async(conn, &op, 1, u_async_done, a);
     if (rc) {
         free(a);
