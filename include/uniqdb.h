@@ -40,8 +40,9 @@
  *    the next write udb_begin() grows the map (udb_write() does all of this
  *    for you, and reruns fn).
  *  - Several processes may open the same database.  Never use a udb_env across
- *    fork(): open the database again in the child.  Do not open the same
- *    database twice in one process.
+ *    fork(): open the database again in the child.  Within one process, every
+ *    udb_open() of a database shares one environment (see udb_open), so
+ *    libraries that cannot know about each other may each open it.
  *
  * Durability (an environment opened without UDB_NOSYNC / UDB_NOMETASYNC)
  *  - udb_write() and udb_commit() of a write transaction return 0 only once
@@ -314,16 +315,42 @@ UDB_API const char *const *udb_env_files(void);
  * With UDB_RDONLY_ENV nothing is created: the directory and its data.mdb must
  * exist and hold a uniqdb database.
  * Errors: UDB_EINVAL (NULL arguments, unknown flags, UDB_NOLOCK without
- * UDB_RDONLY_ENV), UDB_ECORRUPT (stored schema unreadable), UDB_EFORMAT (an
- * LMDB environment that holds other data, or, read-only, one without uniqdb's
- * metadata -- left untouched either way; or a format version newer than this
- * library's), UDB_ENOMEM, errno codes: ENOENT (no such directory; read-only:
- * or no data.mdb in it), EACCES (permission denied, on the directory, the data
- * file or the lock file), ENOTDIR; LMDB codes.
- * On success *out must be closed with udb_close(). */
+ * UDB_RDONLY_ENV; options other than those of the environment this process
+ * has open for the same database, see below), UDB_ECORRUPT (stored schema
+ * unreadable), UDB_EFORMAT (an LMDB environment that holds other data, or,
+ * read-only, one without uniqdb's metadata -- left untouched either way; or a
+ * format version newer than this library's), UDB_ENOMEM, errno codes: ENOENT
+ * (no such directory; read-only: or no data.mdb in it), EACCES (permission
+ * denied, on the directory, the data file or the lock file), ENOTDIR; LMDB
+ * codes.
+ * On success *out must be closed with udb_close().
+ *
+ * Opened again in the same process (the same directory, however the path
+ * spells it: a symlink, "./db", "db/", absolute or relative -- the same device
+ * and inode), while still open: no second LMDB environment is made (LMDB
+ * allows one per file per process: closing a second one would drop the
+ * process's locks, and another process could then write at the same time and
+ * lose acknowledged writes).  *out is the environment already open -- the
+ * same pointer -- and counted: each udb_open() needs its udb_close(), and the
+ * database is closed by the last one.  A second open must ask for the options
+ * the environment was opened with: the same flags, max_map_size, grow_wait_ms
+ * (0 counts as its default) and lock_wait_ms, and a max_dbs it has room for
+ * (0 always fits); otherwise it fails with UDB_EINVAL, the message naming the
+ * option and both values, and the open environment is untouched.  map_size
+ * and mode only shape files that exist by then: ignored.  Messages keep the
+ * path of the first open.  Threads may open and close the same database at
+ * once; an open that meets a close of the last handle waits for it and opens
+ * anew.  In a child process after fork() the parent's environments are not
+ * shared: udb_open() there opens its own. */
 UDB_API int udb_open(udb_env **out, const char *path, const udb_options *opts);
 
-/* Close env.  Every transaction and cursor on it must have ended.  NULL is fine. */
+/* Close env, once every udb_exec_async() unit queued before has its done()
+ * called.  Every transaction and cursor on it must have ended -- if the
+ * process opened the database more than once (see udb_open), only those of
+ * the code giving up this open: each udb_close() gives up one udb_open(), the
+ * other opens keep working, their transactions and units included, and the
+ * last udb_close() closes the database.  (So closing more often than opening
+ * closes it under another user.)  NULL is fine. */
 UDB_API void udb_close(udb_env *env);
 
 /* udb_schema_apply() flags */
@@ -644,7 +671,9 @@ typedef void (*udb_exec_done_fn)(int rc, udb_results *results, const char *errms
  * transaction; it may call any uniqdb function but udb_close() and
  * udb_exec_async_wait() on env, and while it runs it holds up one of the 64
  * threads that carry units in flight: keep it short.  udb_close() first
- * waits for every unit in flight (each done() called). */
+ * waits for every unit queued before it (each done() called); if it gives up
+ * one of several opens of the database (see udb_open), units the other opens
+ * queue meanwhile go on. */
 UDB_API int udb_exec_async(udb_env *env, const udb_op *ops, size_t n, udb_exec_done_fn done,
                            void *payload);
 
