@@ -33,6 +33,7 @@ typedef struct job {
     udb_arena arena;             /* ops and every byte they point to */
     udb_exec_done_fn done;
     void *payload;
+    uint64_t ticket;             /* its place in the order units were queued in */
 } job;
 
 struct udb_async {
@@ -47,6 +48,9 @@ struct udb_async {
     unsigned nthreads;
     bool stopping;
     pthread_t threads[ASYNC_THREADS];
+    uint64_t tickets;                   /* units ever queued */
+    uint64_t carried[ASYNC_THREADS];    /* tickets of the units threads carry; 0: free */
+    unsigned draining;                  /* async_drain calls waiting */
 };
 
 /* Set on the engine's own threads: a callback must not wait for room. */
@@ -88,14 +92,20 @@ static void *worker(void *arg)
             a->tail = NULL;
         a->queued--;
         a->running++;
+        /* fewer units run than there are threads: a slot is free */
+        unsigned slot = 0;
+        while (a->carried[slot])
+            slot++;
+        a->carried[slot] = j->ticket;
         pthread_mutex_unlock(&a->mu);
         run(a, j);
         job_free(j);
         pthread_mutex_lock(&a->mu);
+        a->carried[slot] = 0;
         a->running--;
         if (a->inflight-- == UDB_EXEC_ASYNC_MAX)
             pthread_cond_broadcast(&a->room);
-        if (!a->inflight)
+        if (!a->inflight || a->draining)
             pthread_cond_broadcast(&a->idle);
     }
     pthread_mutex_unlock(&a->mu);
@@ -117,6 +127,29 @@ static void async_stop(udb_async *a)
     pthread_cond_destroy(&a->room);
     pthread_cond_destroy(&a->idle);
     free(a);
+}
+
+/* Wait until every unit queued before this call is done (its callback has
+ * returned); units queued since may still run.  Called by a udb_close that
+ * gives up one open of an environment the process opened more than once
+ * (env.c): the units of whoever closes are done when it returns, while
+ * another open's go on. */
+static void async_drain(udb_async *a)
+{
+    pthread_mutex_lock(&a->mu);
+    uint64_t upto = a->tickets;
+    a->draining++;
+    for (;;) {
+        /* the queue runs in order: its head is the oldest unit waiting */
+        bool older = a->head && a->head->ticket <= upto;
+        for (unsigned i = 0; i < ASYNC_THREADS && !older; i++)
+            older = a->carried[i] && a->carried[i] <= upto;
+        if (!older)
+            break;
+        pthread_cond_wait(&a->idle, &a->mu);
+    }
+    a->draining--;
+    pthread_mutex_unlock(&a->mu);
 }
 
 static udb_async *async_new(udb_env *env)
@@ -164,7 +197,7 @@ int udb_exec_async(udb_env *env, const udb_op *ops, size_t n, udb_exec_done_fn d
                             rc == UDB_ENOMEM ? "out of memory" : "cannot encode its ops");
     j->done = done;
     j->payload = payload;
-    udb_async *a = udb__env_async(env, async_new, async_stop);
+    udb_async *a = udb__env_async(env, async_new, async_stop, async_drain);
     if (!a) {
         job_free(j);
         return udb__env_err(UDB_ENOMEM, "udb_exec_async: out of memory");
@@ -184,6 +217,7 @@ int udb_exec_async(udb_env *env, const udb_op *ops, size_t n, udb_exec_done_fn d
         job_free(j);
         return udb__env_err(UDB_EINVAL, "udb_exec_async: the environment is closing");
     }
+    j->ticket = ++a->tickets;
     if (a->tail)
         a->tail->next = j;
     else
@@ -218,7 +252,7 @@ int udb_exec_async_wait(udb_env *env)
         return udb__env_err(UDB_EINVAL, "udb_exec_async_wait: env is required");
     if (on_engine_thread)
         return udb__env_err(UDB_EINVAL, "udb_exec_async_wait: not from a callback");
-    udb_async *a = udb__env_async(env, NULL, NULL);
+    udb_async *a = udb__env_async(env, NULL, NULL, NULL);
     if (!a)
         return 0;
     pthread_mutex_lock(&a->mu);

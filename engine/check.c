@@ -33,44 +33,30 @@ typedef struct checker {
     const udb_index *ix;
     udb_buf key, msg, head;    /* scratch, reused per entry */
     udb_buf full;              /* the full key of a long-key entry (longkey.h) */
+    udb_buf last;              /* the raw key of the last entry walked */
+    uint64_t walked;           /* entries of the database being walked */
+    bool renew;                /* a lookup failed in LMDB: the snapshot is refused */
 } checker;
+
+/* Damage: LMDB's codes for a damaged file, and uniqdb's own finding (an
+ * entry of garbage size or out of order, layout.h). */
+static bool damage(int rc)
+{
+    return rc == UDB_ECORRUPT || udb__mdb_damage(rc) ||
+           (rc <= MDB_KEYEXIST && rc >= MDB_LAST_ERRCODE && rc != MDB_NOTFOUND &&
+            rc != MDB_MAP_RESIZED && rc != MDB_READERS_FULL && rc != MDB_BAD_TXN);
+}
+
+static const char *damage_text(int rc)
+{
+    return rc == UDB_ECORRUPT ? "an entry of garbage size, or out of key order"
+                              : mdb_strerror(rc);
+}
 
 /* The full key and value of a raw entry; a damaged long-key trailer is a
  * problem reported here (returns false). */
 static bool decode_entry(checker *c, MDB_val *k, MDB_val *v, const MDB_val *rk,
                          const MDB_val *rv);
-
-/* Render tuple-encoded bytes as "(a, b)" for messages. */
-static void render_tuple(udb_buf *b, const void *data, size_t len)
-{
-    const unsigned char *p = data, *end = p + len;
-    udb_buf scratch = {0};
-    udb__buf_byte(b, '(');
-    for (int i = 0; p < end; i++) {
-        udb_telem e;
-        scratch.len = 0;
-        if (udb__tk_decode(&e, &scratch, &p, end)) {
-            udb__buf_printf(b, "%s<damaged>", i ? ", " : "");
-            break;
-        }
-        if (i)
-            udb__buf_printf(b, ", ");
-        switch (e.kind) {
-        case UDB_TK_NIL: udb__buf_printf(b, "null"); break;
-        case UDB_TK_BOOL: udb__buf_printf(b, e.v.b ? "true" : "false"); break;
-        case UDB_TK_INT: udb__buf_printf(b, "%" PRId64, e.v.i); break;
-        case UDB_TK_UINT: udb__buf_printf(b, "%" PRIu64, e.v.u); break;
-        case UDB_TK_FLOAT: udb__buf_printf(b, "%.17g", e.v.f); break;
-        case UDB_TK_STR:
-            udb__buf_printf(b, "\"%.*s\"", (int)(e.v.s.n > 80 ? 80 : e.v.s.n),
-                            scratch.p ? (char *)scratch.p + e.v.s.off : "");
-            break;
-        case UDB_TK_BYTES: udb__buf_printf(b, "<%zu bytes>", e.v.s.n); break;
-        }
-    }
-    udb__buf_byte(b, ')');
-    udb__buf_free(&scratch);
-}
 
 static void problem(checker *c, const char *fmt, const void *k1, size_t n1, const void *k2,
                     size_t n2, const char *tail)
@@ -83,9 +69,9 @@ static void problem(checker *c, const char *fmt, const void *k1, size_t n1, cons
     for (const char *f = fmt; *f; f++) {
         if (f[0] == '%' && f[1] == 'K') {
             if (slot++ == 0)
-                render_tuple(b, k1, n1);
+                udb__tk_render(b, k1, n1);
             else
-                render_tuple(b, k2, n2);
+                udb__tk_render(b, k2, n2);
             f++;
         } else {
             udb__buf_byte(b, (unsigned char)*f);
@@ -103,6 +89,15 @@ static void tick(checker *c)
 {
     if (++c->done % 4096 == 0 && c->progress)
         c->progress(c->done, c->total, c->ctx);
+}
+
+/* Where the walk is, for a report of where it had to stop. */
+static void seen(checker *c, const MDB_val *k)
+{
+    c->walked++;
+    c->last.len = 0;
+    c->last.oom = false;
+    udb__buf_put(&c->last, k->mv_data, k->mv_size);
 }
 
 static bool decode_entry(checker *c, MDB_val *k, MDB_val *v, const MDB_val *rk,
@@ -132,6 +127,7 @@ static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
     udb_buf *key = &c->key, *msg = &c->msg, *head = &c->head;
     udb_rec r;
     tick(c);
+    seen(c, kp);
     if (!decode_entry(c, &k, &v, kp, vp))
         return 0;
     udb__rec_init(&r);
@@ -167,8 +163,16 @@ static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
             udb__buf_printf(head, "%s.%s: record %%K is missing from the index (entry %%K)",
                             t->name, ix->name);
             problem(c, (char *)head->p, k.mv_data, k.mv_size, key->p, key->len, NULL);
-        } else if (grc) {
+        } else if (grc == UDB_ENOMEM || !damage(grc)) {
             rc = grc;
+        } else if (grc) {
+            udb__buf_printf(head, "%s.%s: looking up the entry %%K of record %%K failed: %s",
+                            t->name, ix->name, damage_text(grc));
+            problem(c, (char *)head->p, key->p, key->len, k.mv_data, k.mv_size, NULL);
+            if (grc != UDB_ECORRUPT) {
+                rc = grc;   /* LMDB refuses the rest of the snapshot: walk() renews it */
+                c->renew = true;
+            }
         } else if (ix->unique && (ev.mv_size != k.mv_size ||
                                   memcmp(ev.mv_data, k.mv_data, k.mv_size) != 0)) {
             udb__buf_printf(head, "%s.%s: entry for record %%K points to record %%K", t->name,
@@ -198,6 +202,7 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
     MDB_val k, pk;
     udb_buf *key = &c->key, *msg = &c->msg, *head = &c->head;
     tick(c);
+    seen(c, kp);
     head->len = 0;
     if (!decode_entry(c, &k, &pk, kp, vp))
         return 0;
@@ -222,6 +227,15 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
         problem(c, (char *)head->p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size, NULL);
         return 0;
     }
+    if (rc && damage(rc)) {
+        udb__buf_printf(head, "%s.%s: entry %%K: looking up its record %%K failed: %s",
+                        t->name, ix->name, damage_text(rc));
+        problem(c, (char *)head->p, k.mv_data, k.mv_size, pk.mv_data, pk.mv_size, NULL);
+        if (rc == UDB_ECORRUPT)
+            return 0;
+        c->renew = true;   /* LMDB's: walk() renews the snapshot and goes on */
+        return rc;
+    }
     if (rc)
         return rc;
     udb_rec r;
@@ -238,6 +252,92 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
                 applies ? NULL : " (the record does not belong in this index)");
     }
     udb__rec_free(&r);
+    return 0;
+}
+
+/* Walk one LMDB database with fn.  Damage that stops the walk is a problem
+ * (naming where it stopped), and the check goes on with the next database:
+ * every damaged one is listed, not just the first. */
+/* After an error LMDB refuses the rest of a transaction (MDB_BAD_TXN): go
+ * on in a new snapshot of the same file. */
+static int renew(checker *c)
+{
+    udb_env *env = udb__txn_env(c->txn);
+    udb__txn_end(c->txn, false);
+    c->txn = NULL;
+    int rc = udb__txn_begin_raw(&c->txn, env, UDB_RDONLY, NULL);
+    if (rc)
+        c->txn = NULL;
+    return rc;
+}
+
+static int walk(checker *c, MDB_dbi dbi, const char *what,
+                int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v))
+{
+    c->last.len = 0;
+    c->walked = 0;
+    udb_buf from = {0};
+    int rc;
+    for (;;) {
+        c->renew = false;
+        MDB_val after = {from.len, from.p};
+        rc = udb__each_from(udb__txn_mdb(c->txn), dbi, &after, fn, c);
+        if (!rc || !c->renew || !damage(rc))
+            break;
+        /* the lookup from an entry failed (reported): go on after that entry */
+        from.len = 0;
+        udb__buf_put(&from, c->last.p, c->last.len);
+        int brc = from.oom ? UDB_ENOMEM : renew(c);
+        if (brc) {
+            udb__buf_free(&from);
+            return brc;
+        }
+    }
+    udb__buf_free(&from);
+    MDB_stat st;
+    if (!rc && mdb_stat(udb__txn_mdb(c->txn), dbi, &st) == 0 && st.ms_entries != c->walked) {
+        /* a damaged page header can hide entries without breaking the order */
+        c->head.len = 0;
+        udb__buf_printf(&c->head, "%s: LMDB counts %" PRIu64 " entries, the walk found %"
+                        PRIu64 " (a damaged page hides some)", what, (uint64_t)st.ms_entries,
+                        c->walked);
+        if (c->head.oom)
+            return UDB_ENOMEM;
+        problem(c, (char *)c->head.p, NULL, 0, NULL, 0, NULL);
+    }
+    if (!rc || !damage(rc))
+        return rc;
+    int brc = rc != UDB_ECORRUPT ? renew(c) : 0;   /* the next database: a new snapshot */
+    if (brc)
+        return brc;
+    c->head.len = 0;
+    if (c->last.len)
+        udb__buf_printf(&c->head, "%s: the walk stopped after key %%K: %s; the rest of it is "
+                        "not checked", what, damage_text(rc));
+    else
+        udb__buf_printf(&c->head, "%s: the walk stopped at its start: %s; none of it is "
+                        "checked", what, damage_text(rc));
+    if (c->head.oom)
+        return UDB_ENOMEM;
+    problem(c, (char *)c->head.p, c->last.p, c->last.len, NULL, 0, NULL);
+    return 0;
+}
+
+/* A sequence: an 8-byte value under a name. */
+static int check_seq(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+    checker *c = ctx;
+    tick(c);
+    seen(c, k);
+    if (v->mv_size != 8 || k->mv_size > UDB_MAX_SEQ_NAME) {
+        c->head.len = 0;
+        udb__buf_printf(&c->head, "sequence \"%.*s\": damaged entry (%zu-byte name, %zu-byte "
+                        "value)", (int)(k->mv_size > 80 ? 80 : k->mv_size),
+                        (const char *)k->mv_data, k->mv_size, v->mv_size);
+        if (c->head.oom)
+            return UDB_ENOMEM;
+        problem(c, (char *)c->head.p, NULL, 0, NULL, 0, NULL);
+    }
     return 0;
 }
 
@@ -277,6 +377,12 @@ static int count_entries(uint64_t *total, MDB_txn *mdb, const udb_schema *s)
 int udb_check_progress(size_t *problems, udb_env *env,
                        udb_report_fn report, udb_progress_fn progress, void *ctx)
 {
+    return udb_check_type(problems, env, NULL, report, progress, ctx);
+}
+
+int udb_check_type(size_t *problems, udb_env *env, const char *type,
+                   udb_report_fn report, udb_progress_fn progress, void *ctx)
+{
     if (!env)
         return udb__env_err(UDB_EINVAL, "udb_check: env is required");
     checker c = {0};
@@ -287,25 +393,38 @@ int udb_check_progress(size_t *problems, udb_env *env,
     if (rc)
         return udb__env_err(rc, "udb_check: %s", udb_strerror(rc));
     const udb_schema *s = udb__txn_schema(c.txn);
-    if (progress)
-        rc = count_entries(&c.total, udb__txn_mdb(c.txn), s);
+    /* only for progress: a database too damaged to count is still checked */
+    if (progress && count_entries(&c.total, udb__txn_mdb(c.txn), s))
+        c.total = 0;
+    udb_buf what = {0};
     for (size_t i = 0; s && i < s->ntypes && !rc; i++) {
+        if (type && strcmp(type, s->types[i].name) != 0)
+            continue;
         c.t = &s->types[i];
         c.ix = NULL;
-        rc = udb__each(udb__txn_mdb(c.txn), c.t->dbi, check_record, &c);
+        what.len = 0;
+        udb__buf_printf(&what, "%s: records", c.t->name);
+        rc = what.oom ? UDB_ENOMEM : walk(&c, c.t->dbi, (char *)what.p, check_record);
         for (size_t x = 1; x < c.t->nidx && !rc; x++) {
             c.ix = &c.t->idx[x];
-            rc = udb__each(udb__txn_mdb(c.txn), c.ix->dbi, check_entry, &c);
+            what.len = 0;
+            udb__buf_printf(&what, "%s.%s: index", c.t->name, c.ix->name);
+            rc = what.oom ? UDB_ENOMEM : walk(&c, c.ix->dbi, (char *)what.p, check_entry);
         }
     }
+    if (!rc && !type)
+        rc = walk(&c, udb__env_seq_dbi(env), "sequences", check_seq);
+    udb__buf_free(&what);
     if (!rc && progress)
         progress(c.done, c.total, ctx);
-    udb__txn_end(c.txn, false);
+    if (c.txn)
+        udb__txn_end(c.txn, false);
     udb__buf_free(&c.line);
     udb__buf_free(&c.key);
     udb__buf_free(&c.msg);
     udb__buf_free(&c.head);
     udb__buf_free(&c.full);
+    udb__buf_free(&c.last);
     if (rc)
         return udb__env_err(rc, "udb_check: %s", udb_strerror(rc));
     if (problems)

@@ -1,18 +1,21 @@
 /*
  * env.c -- an open database: the LMDB environment, the cached schema and its
- * handles, and growing the map.
+ * handles, growing the map, and the process's table of open environments.
  *
  * LMDB rules this file exists to respect: named-database handles are opened
  * by one transaction at a time and survive only if that transaction commits
  * (so they are opened once and cached per schema generation); the map can be
  * resized only while this process has no transaction open (so resizing waits
  * for the active count to reach zero and holds new transactions back); and a
- * size set by another process is adopted on MDB_MAP_RESIZED.
+ * size set by another process is adopted on MDB_MAP_RESIZED.  And one
+ * MDB_env per database per process: see "The process's open environments".
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,173 @@
 /* named databases beyond those stored, for schema changes: LMDB allocates
    per-transaction state for every slot, so not many more */
 #define DBS_ROOM 64
+
+/* ---- The process's open environments ----------------------------------
+ * LMDB allows one MDB_env per database per process.  Its locks on lock.mdb
+ * are POSIX record locks, which belong to the process, not to the descriptor:
+ * closing a second MDB_env of the same file drops the first one's locks (the
+ * next process to open then takes itself for the only user and resets the
+ * lock file -- writer mutex, reader table -- under a running writer), and
+ * clears every reader slot of the process.  So every udb_open of one
+ * directory, however the path spells it (same device and inode), returns the
+ * same udb_env, counted in env->refs; udb_close closes it when the count
+ * reaches zero (lmdb-js keeps the same kind of table).  An environment being
+ * opened or closed stays in the table, not ready, and an open of the same
+ * directory waits for it, so two MDB_env of one file never exist at once, not
+ * even for a moment.  The key stays the database's own while it is open: LMDB
+ * holds data.mdb open, and an open file keeps its directory's inode from
+ * being freed, so a directory removed and made again gets another inode.  The
+ * table lock is never held across LMDB calls: opening one database never
+ * waits for another.  A forked child starts with an empty table: its parent's
+ * environments are not its own, and it must open the database again (LMDB's
+ * rule). */
+static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t envs_cond = PTHREAD_COND_INITIALIZER;
+static udb_env *envs;           /* ready or not; linked through env->next */
+static pthread_once_t envs_once = PTHREAD_ONCE_INIT;
+static _Atomic unsigned test_flags;
+
+void udb__env_set_test_flags(unsigned flags)
+{
+    atomic_store(&test_flags, flags);
+}
+
+/* fork() while another thread holds the table lock must not leave it held
+ * in the child: the lock is taken around fork, and the child forgets the
+ * parent's environments (left allocated: LMDB forbids touching them) and
+ * any waiter the condition variable counted. */
+static void envs_prefork(void)
+{
+    pthread_mutex_lock(&envs_lock);
+}
+
+static void envs_postfork_parent(void)
+{
+    pthread_mutex_unlock(&envs_lock);
+}
+
+static void envs_postfork_child(void)
+{
+    envs = NULL;
+    pthread_cond_init(&envs_cond, NULL);
+    pthread_mutex_unlock(&envs_lock);
+}
+
+static void envs_init(void)
+{
+    pthread_atfork(envs_prefork, envs_postfork_parent, envs_postfork_child);
+}
+
+/* The flags of `bits` by name, as "UDB_NOSYNC, UDB_NOGROUP". */
+static void flag_names(char *out, size_t cap, unsigned bits)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{UDB_NOSYNC, "UDB_NOSYNC"},         {UDB_NOMETASYNC, "UDB_NOMETASYNC"},
+                 {UDB_NOGROUP, "UDB_NOGROUP"},       {UDB_RDONLY_ENV, "UDB_RDONLY_ENV"},
+                 {UDB_NOLOCK, "UDB_NOLOCK"},         {UDB_NOSHIP, "UDB_NOSHIP"}};
+    size_t n = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((bits & names[i].bit) && n < cap) {
+            int w = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", names[i].name);
+            n = w < 0 ? cap : n + (size_t)w;
+        }
+}
+
+/* A second open shares the environment as the first one made it, so it
+ * must ask for what governs its behaviour -- the same flags, max_map_size,
+ * grow_wait_ms and lock_wait_ms -- and, if it names a number of named
+ * databases, no more than the environment has (fixed while it is open).
+ * map_size and mode shape a new file, which exists by now: not compared.
+ * 0, or UDB_EINVAL naming the option (env is ready, so its fields are
+ * settled). */
+static int same_options(const udb_env *env, const char *path, const udb_options *o,
+                        unsigned grow_wait_ms)
+{
+    static const char rule[] = "every udb_open of a database in one process shares one "
+                               "environment (LMDB allows one per process), so it must ask for "
+                               "the options that one was opened with";
+    if (env->flags != o->flags) {
+        char differ[128];
+        flag_names(differ, sizeof differ, env->flags ^ o->flags);
+        return udb__env_err(UDB_EINVAL, "udb_open: %s is already open in this process (as %s) "
+                            "with flags 0x%x, and this open asks for flags 0x%x (they differ "
+                            "in %s): %s", path, env->path, env->flags, o->flags, differ, rule);
+    }
+    if (env->max_map != o->max_map_size)
+        return udb__env_err(UDB_EINVAL, "udb_open: %s is already open in this process (as %s) "
+                            "with max_map_size %zu, and this open asks for %zu: %s", path,
+                            env->path, env->max_map, o->max_map_size, rule);
+    if (env->grow_wait_ms != grow_wait_ms)
+        return udb__env_err(UDB_EINVAL, "udb_open: %s is already open in this process (as %s) "
+                            "with grow_wait_ms %u, and this open asks for %u: %s", path,
+                            env->path, env->grow_wait_ms, grow_wait_ms, rule);
+    if (env->lock_wait_ms != o->lock_wait_ms)
+        return udb__env_err(UDB_EINVAL, "udb_open: %s is already open in this process (as %s) "
+                            "with lock_wait_ms %u, and this open asks for %u: %s", path,
+                            env->path, env->lock_wait_ms, o->lock_wait_ms, rule);
+    if (o->max_dbs > env->maxdbs)
+        return udb__env_err(UDB_EINVAL, "udb_open: %s is already open in this process (as %s) "
+                            "with room for %u named databases, and this open asks for max_dbs "
+                            "%u, which cannot grow while it is open: %s", path, env->path,
+                            env->maxdbs, o->max_dbs, rule);
+    return 0;
+}
+
+/* Join the environment of fresh's directory (fresh->dev, fresh->ino) if this
+ * process has it open, waiting out another thread's open or close of it:
+ * 0 with *out that environment, counted, or UDB_EINVAL from same_options.
+ * If there is none, fresh goes into the table, not ready, and *out is NULL:
+ * the caller opens it, then calls envs_ready, or env_close if it failed. */
+static int envs_join(udb_env **out, udb_env *fresh, const char *path, const udb_options *o)
+{
+    pthread_mutex_lock(&envs_lock);
+    udb_env *e;
+    for (;;) {
+        for (e = envs; e && (e->dev != fresh->dev || e->ino != fresh->ino); e = e->next)
+            ;
+        if (!e || e->ready)
+            break;
+        pthread_cond_wait(&envs_cond, &envs_lock);
+    }
+    int rc = 0;
+    *out = NULL;
+    if (e && !(rc = same_options(e, path, o, fresh->grow_wait_ms))) {
+        e->refs++;
+        *out = e;
+    } else if (!e) {
+        fresh->next = envs;
+        envs = fresh;
+    }
+    pthread_mutex_unlock(&envs_lock);
+    return rc;
+}
+
+static void env_close(udb_env *env);
+
+static void envs_ready(udb_env *env)
+{
+    pthread_mutex_lock(&envs_lock);
+    env->ready = true;
+    pthread_cond_broadcast(&envs_cond);
+    pthread_mutex_unlock(&envs_lock);
+}
+
+/* Out of the table (an environment opened past it, for a test, is not in
+ * it); whoever waited for its directory looks again. */
+static void envs_remove(udb_env *env)
+{
+    pthread_mutex_lock(&envs_lock);
+    for (udb_env **p = &envs; *p; p = &(*p)->next)
+        if (*p == env) {
+            *p = env->next;
+            break;
+        }
+    pthread_cond_broadcast(&envs_cond);
+    pthread_mutex_unlock(&envs_lock);
+}
 
 const char *const *udb_env_files(void)
 {
@@ -366,9 +536,57 @@ int udb__env_last_txnid(uint64_t *out, udb_env *env)
     }
 }
 
+/* A database without a stored format version is format 1 only if its
+ * __meta has format 1's shape: it walks cleanly in key order, LMDB's count
+ * of its entries is the number walked, and it holds "schema" and "gen" (an
+ * 8-byte number) or nothing at all -- every later format stores "format"
+ * from its creation.  Anything else is a damaged __meta (e.g. a damaged page
+ * header hiding the "format" key), which must never be "upgraded": the
+ * upgrade rewrites every index from what it reads. */
+static int format1_shape(MDB_txn *txn, udb_env *env)
+{
+    MDB_stat st;
+    MDB_cursor *cur;
+    int rc = mdb_stat(txn, env->meta_dbi, &st);
+    if (rc || (rc = mdb_cursor_open(txn, env->meta_dbi, &cur)))
+        return rc;
+    udb_buf last = {0};
+    size_t n = 0, schema = 0, gen = 0;
+    const char *why = NULL;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !why;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (!udb__sane_entry(&k, &v) || udb__key_after(&last, &k))
+            why = "entries of garbage size or out of key order";
+        else if (++n > st.ms_entries)
+            why = "more entries than LMDB counts";
+        else if (k.mv_size == udb__meta_schema.mv_size &&
+                 memcmp(k.mv_data, udb__meta_schema.mv_data, k.mv_size) == 0)
+            schema++;
+        else if (k.mv_size == udb__meta_gen_key.mv_size &&
+                 memcmp(k.mv_data, udb__meta_gen_key.mv_data, k.mv_size) == 0 && v.mv_size == 8)
+            gen++;
+        else
+            why = "a key format 1 never stored";
+    }
+    mdb_cursor_close(cur);
+    udb__buf_free(&last);
+    if (rc != MDB_NOTFOUND && !why)
+        why = mdb_strerror(rc);
+    else if (!why && n != st.ms_entries)
+        why = "fewer entries than LMDB counts";
+    else if (!why && schema != gen)
+        why = "a schema without its generation, or the reverse";
+    if (!why)
+        return 0;
+    return udb__env_err(UDB_ECORRUPT, "udb_open: %s: the database is damaged: it has no format "
+                        "version, and its metadata is not that of a format 1 database (%s); "
+                        "nothing was written (run uniqdb check)", env->path, why);
+}
+
 /* The stored format version is one this library reads: its own, or an
  * older one udb__upgrade_format() rewrites (a database from before the
- * version was stored has none, and is format 1). */
+ * version was stored has none, and is format 1 if format1_shape() says so). */
 static int check_format(MDB_txn *txn, udb_env *env)
 {
     uint64_t f;
@@ -376,6 +594,8 @@ static int check_format(MDB_txn *txn, udb_env *env)
     if (rc == UDB_ECORRUPT)
         return udb__env_err(UDB_EFORMAT, "udb_open: %s: damaged format version", env->path);
     if (rc)
+        return rc;
+    if (f == 0 && (rc = format1_shape(txn, env)))
         return rc;
     if (f == 0)
         f = 1;
@@ -600,7 +820,22 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     env->max_map = o.max_map_size;
     env->grow_wait_ms = o.grow_wait_ms ? o.grow_wait_ms : DEFAULT_GROW_WAIT_MS;
     env->lock_wait_ms = o.lock_wait_ms;
-    int rc = UDB_ENOMEM;
+    env->dev = st.st_dev;
+    env->ino = st.st_ino;
+    env->refs = 1;
+    int rc;
+    pthread_once(&envs_once, envs_init);
+    if (!(atomic_load(&test_flags) & UDB_ENV_TEST_NOSHARE)) {
+        udb_env *shared;
+        rc = envs_join(&shared, env, path, &o);
+        if (rc || shared) {
+            env_close(env);     /* nothing of it was opened */
+            if (shared)
+                *out = shared;
+            return rc;
+        }
+    }
+    rc = UDB_ENOMEM;
     if (!(env->path = strdup(path)))
         goto fail;
     size_t want = o.map_size ? o.map_size : DEFAULT_MAP;
@@ -667,7 +902,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     if (env->sync && (rc = udb__ship_open(&env->ship, env->sync)))
         goto fail;
     if ((rc = open_meta(env))) {
-        if (rc == UDB_EFORMAT)
+        if (rc == UDB_EFORMAT || rc == UDB_ECORRUPT)
             goto fail_quiet;
         goto fail;
     }
@@ -681,6 +916,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     }
     if (env->format < UDB_FORMAT_VERSION && (rc = udb__upgrade_format(env)))
         goto fail_quiet;
+    envs_ready(env);
     *out = env;
     return 0;
 fail:
@@ -688,16 +924,18 @@ fail:
     udb__env_err(rc, "udb_open: %s: %s", path,
                  rc == ENOSPC ? "no space left on device" : udb_strerror(rc));
 fail_quiet:
-    udb_close(env);
+    env_close(env);
     return rc;
 }
 
 udb_async *udb__env_async(udb_env *env, udb_async *(*make)(udb_env *env),
-                          void (*stop)(udb_async *a))
+                          void (*stop)(udb_async *a), void (*drain)(udb_async *a))
 {
     pthread_mutex_lock(&env->lock);
-    if (!env->async && make && (env->async = make(env)))
+    if (!env->async && make && (env->async = make(env))) {
         env->async_stop = stop;
+        env->async_drain = drain;
+    }
     udb_async *a = env->async;
     pthread_mutex_unlock(&env->lock);
     return a;
@@ -707,6 +945,28 @@ void udb_close(udb_env *env)
 {
     if (!env)
         return;
+    /* udb_close returns once the caller's udb_exec_async units are done: if
+       env is shared, another open's may go on (the last close stops them
+       all); drained while this open still keeps env from being freed */
+    pthread_mutex_lock(&env->lock);
+    udb_async *a = env->async;
+    void (*drain)(udb_async *) = env->async_drain;
+    pthread_mutex_unlock(&env->lock);
+    if (a)
+        drain(a);
+    pthread_mutex_lock(&envs_lock);
+    bool last = --env->refs == 0;
+    if (last)
+        env->ready = false;     /* an open of its directory waits until it is closed */
+    pthread_mutex_unlock(&envs_lock);
+    if (last)
+        env_close(env);
+}
+
+/* Release everything env holds; only then take it out of the table (another
+ * MDB_env of its file may be opened from then on) and free it. */
+static void env_close(udb_env *env)
+{
     /* units in flight finish first: they use everything below */
     if (env->async)
         env->async_stop(env->async);
@@ -725,6 +985,7 @@ void udb_close(udb_env *env)
     pthread_mutex_destroy(&env->lock);
     pthread_mutex_destroy(&env->dbi_lock);
     pthread_cond_destroy(&env->cond);
+    envs_remove(env);
     free(env);
 }
 

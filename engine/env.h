@@ -68,6 +68,13 @@ int  udb__adopt(udb_env *env);
 void udb__env_want_grow(udb_env *env, size_t from);
 int  udb__env_grow_if_wanted(udb_env *env);
 
+/* For tests (a negative control): with UDB_ENV_TEST_NOSHARE, udb_open opens
+ * an environment of its own even if this process has the database open -- the
+ * second MDB_env that LMDB forbids -- and keeps it out of the table.
+ * Process-wide; breaks the guarantee on purpose. */
+enum { UDB_ENV_TEST_NOSHARE = 1 };
+void udb__env_set_test_flags(unsigned flags);
+
 /* One attempt at a write: returns its result, and sets *full_at to the map
  * size at which it ran out of room (left 0 if it did not). */
 typedef int (*udb__attempt_fn)(size_t *full_at, void *ctx);
@@ -95,10 +102,12 @@ void udb__env_no_waiting(bool on);
 bool udb__env_refused_waiting(void);
 
 /* env's udb_exec_async state (async.c), made with make(env) on first use
- * (make NULL: only look); udb_close stops it with stop() before anything
- * else.  NULL when none (or make failed). */
+ * (make NULL: only look); the udb_close that closes env stops it with stop()
+ * before anything else, and one that gives up another open of a shared env
+ * waits with drain() for the units queued before it.  NULL when none (or
+ * make failed). */
 typedef struct udb_async udb_async;
 udb_async *udb__env_async(udb_env *env, udb_async *(*make)(udb_env *env),
-                          void (*stop)(udb_async *a));
+                          void (*stop)(udb_async *a), void (*drain)(udb_async *a));
 
 #endif

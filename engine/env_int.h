@@ -7,6 +7,7 @@
 #define UDB_ENV_INT_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "env.h"
 
@@ -53,6 +54,15 @@ struct udb_env {
        at close (every unit in flight finishes) */
     struct udb_async *async;
     void (*async_stop)(struct udb_async *a);
+    void (*async_drain)(struct udb_async *a);   /* units queued so far finish */
+
+    /* this process's table of open environments (env.c): every udb_open of
+       the directory (dev, ino) shares this one; all under env.c's table lock */
+    dev_t dev;
+    ino_t ino;
+    unsigned refs;              /* udb_open calls not yet closed */
+    bool ready;                 /* open; false while being opened or closed */
+    struct udb_env *next;       /* in the table */
 };
 
 #endif

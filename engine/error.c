@@ -36,6 +36,17 @@ const char *udb_strerror(int rc)
     }
 }
 
+int udb__mdb_damage(int rc)
+{
+    return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_CURSOR_FULL ||
+           rc == MDB_INCOMPATIBLE;
+}
+
+int udb_is_damage(int rc)
+{
+    return rc == UDB_ECORRUPT || rc == MDB_INVALID || udb__mdb_damage(rc);
+}
+
 const char *udb_env_errmsg(const udb_env *env)
 {
     (void)env;

@@ -12,4 +12,8 @@
  * make one) and return rc. */
 int udb__env_err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* LMDB codes that mean a damaged file, met while reading one that opened
+ * (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_CURSOR_FULL, MDB_INCOMPATIBLE). */
+int udb__mdb_damage(int rc);
+
 #endif

@@ -9,6 +9,7 @@
  * integers carry their byte length in the code (so they sort numerically,
  * negatives first), and doubles flip bits so memcmp equals numeric order.
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include "keycodec.h"
@@ -231,4 +232,35 @@ int udb__tk_to_msgpack(msgpack_packer *pk, const unsigned char **pos, const unsi
 out:
     udb__buf_free(&scratch);
     return rc;
+}
+
+void udb__tk_render(udb_buf *b, const void *data, size_t len)
+{
+    const unsigned char *p = data, *end = p + len;
+    udb_buf scratch = {0};
+    udb__buf_byte(b, '(');
+    for (int i = 0; p < end; i++) {
+        udb_telem e;
+        scratch.len = 0;
+        if (udb__tk_decode(&e, &scratch, &p, end)) {
+            udb__buf_printf(b, "%s<damaged>", i ? ", " : "");
+            break;
+        }
+        if (i)
+            udb__buf_printf(b, ", ");
+        switch (e.kind) {
+        case UDB_TK_NIL: udb__buf_printf(b, "null"); break;
+        case UDB_TK_BOOL: udb__buf_printf(b, e.v.b ? "true" : "false"); break;
+        case UDB_TK_INT: udb__buf_printf(b, "%" PRId64, e.v.i); break;
+        case UDB_TK_UINT: udb__buf_printf(b, "%" PRIu64, e.v.u); break;
+        case UDB_TK_FLOAT: udb__buf_printf(b, "%.17g", e.v.f); break;
+        case UDB_TK_STR:
+            udb__buf_printf(b, "\"%.*s\"", (int)(e.v.s.n > 80 ? 80 : e.v.s.n),
+                            scratch.p ? (char *)scratch.p + e.v.s.off : "");
+            break;
+        case UDB_TK_BYTES: udb__buf_printf(b, "<%zu bytes>", e.v.s.n); break;
+        }
+    }
+    udb__buf_byte(b, ')');
+    udb__buf_free(&scratch);
 }

@@ -44,4 +44,8 @@ int  udb__tk_skip(const unsigned char **pos, const unsigned char *end);
 int  udb__tk_to_msgpack(msgpack_packer *pk, const unsigned char **pos,
                         const unsigned char *end);
 
+/* Render tuple-encoded bytes as "(a, b)" for messages: strings cut at 80
+ * bytes, bytes as their length, an undecodable rest as <damaged>. */
+void udb__tk_render(udb_buf *b, const void *data, size_t len);
+
 #endif

@@ -5,7 +5,10 @@
  * Every file that reads or writes __meta goes through here, so a change of
  * the on-disk layout is a change of this file and UDB_FORMAT_VERSION.
  */
+#include <string.h>
+
 #include "layout.h"
+#include "longkey.h"
 
 const MDB_val udb__meta_format = {6, (void *)"format"};
 const MDB_val udb__meta_schema = {6, (void *)"schema"};
@@ -150,18 +153,63 @@ int udb__meta_sweep_units(size_t *n, MDB_txn *txn, MDB_dbi meta,
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
-              void *ctx)
+bool udb__sane_entry(const MDB_val *k, const MDB_val *v)
+{
+    return k->mv_data && k->mv_size >= 1 && k->mv_size <= UDB_KEY_LONG &&
+           (v->mv_size == 0 || v->mv_data) && v->mv_size <= UDB_MAX_RAW_VALUE;
+}
+
+int udb__key_after(udb_buf *last, const MDB_val *k)
+{
+    if (last->len) {
+        size_t n = last->len < k->mv_size ? last->len : k->mv_size;
+        int d = memcmp(k->mv_data, last->p, n);
+        if (d < 0 || (d == 0 && k->mv_size <= last->len))
+            return UDB_ECORRUPT;
+    }
+    last->len = 0;
+    udb__buf_put(last, k->mv_data, k->mv_size);
+    return last->oom ? UDB_ENOMEM : 0;
+}
+
+int udb__each_from(MDB_txn *txn, MDB_dbi dbi, const MDB_val *after,
+                   int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v), void *ctx)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc)
         return rc;
+    udb_buf last = {0};
     MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    if (after && after->mv_size) {
+        udb__buf_put(&last, after->mv_data, after->mv_size);   /* entries after it */
+        if (last.oom) {
+            mdb_cursor_close(cur);
+            return UDB_ENOMEM;
+        }
+        k.mv_size = last.len;
+        k.mv_data = last.p;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && k.mv_size == last.len && memcmp(k.mv_data, last.p, last.len) == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (!udb__sane_entry(&k, &v) || (rc = udb__key_after(&last, &k))) {
+            rc = rc ? rc : UDB_ECORRUPT;
+            break;
+        }
         if ((rc = fn(ctx, &k, &v)))
             break;
+    }
     mdb_cursor_close(cur);
+    udb__buf_free(&last);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
+              void *ctx)
+{
+    return udb__each_from(txn, dbi, NULL, fn, ctx);
 }

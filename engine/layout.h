@@ -22,9 +22,11 @@
 #define UDB_LAYOUT_H
 
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
+#include "mpack.h"
 #include "schema.h"
 
 #define UDB_DB_META "__meta"
@@ -62,9 +64,29 @@ int udb__meta_unit(uint64_t *round, uint64_t *txnid, MDB_txn *txn, MDB_dbi meta,
 int udb__meta_sweep_units(size_t *n, MDB_txn *txn, MDB_dbi meta,
                           const unsigned char *instance);
 
+/* What LMDB hands back is checked before anything reads it: LMDB trusts its
+ * pages, and a damaged one can give a key or value of garbage size (a value's
+ * size is a 32-bit field of the page) or send a cursor back over keys it
+ * already gave (a damaged branch page), for ever.  No uniqdb value is larger
+ * than UDB_MAX_RAW_VALUE: a record is at most UDB_MAX_RECORD bytes, and a
+ * long key's tail (longkey.h) comes from a record. */
+#define UDB_MAX_RAW_VALUE (4u * UDB_MAX_RECORD)
+/* A key of 1 to UDB_KEY_LONG bytes, a value of at most UDB_MAX_RAW_VALUE. */
+bool udb__sane_entry(const MDB_val *k, const MDB_val *v);
+/* Keys of a walk strictly increase in LMDB's order (memcmp, then length):
+ * 0 and k copied into last, or UDB_ECORRUPT (k is not after last), or
+ * UDB_ENOMEM.  last starts empty. */
+int udb__key_after(udb_buf *last, const MDB_val *k);
+
 /* Call fn for every entry of dbi in key order; a non-zero return stops the
- * walk and is returned.  The entry is valid only during the call. */
+ * walk and is returned.  The entry is valid only during the call.  An entry
+ * that fails udb__sane_entry or comes out of order stops the walk with
+ * UDB_ECORRUPT (the last entry fn saw is the last good one). */
 int udb__each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v),
               void *ctx);
+/* udb__each from the first entry after key `after` (NULL or empty: from the
+ * first entry). */
+int udb__each_from(MDB_txn *txn, MDB_dbi dbi, const MDB_val *after,
+                   int (*fn)(void *ctx, const MDB_val *k, const MDB_val *v), void *ctx);
 
 #endif

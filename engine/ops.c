@@ -294,7 +294,7 @@ int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_
         else if (rc)
             rc = udb__mdb_err(txn, rc, "reading a record");
         else
-            rc = udb__out(out, txn, &v);
+            rc = udb__out_rec(out, txn, t, &mk, &v);
     }
     udb__buf_free(&k);
     return rc;
@@ -369,7 +369,7 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
     if (rc == UDB_ENOTFOUND)
         udb__err(txn, rc, "no record with those values in index \"%s.%s\"", t->name, ix->name);
     else if (!rc)
-        rc = udb__out(out, txn, &rec);
+        rc = udb__out_rec(out, txn, t, &pk, &rec);
 out:
     udb__buf_free(&k);
     udb__buf_free(&msg);
@@ -521,7 +521,7 @@ int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type
         (rc = prepare_and_find(&existing, &pk, &found, &p, txn, t, ix)))
         goto out;
     if (found)
-        rc = udb__out(out, txn, &existing);
+        rc = udb__out_rec(out, txn, t, &pk, &existing);
     else if (!(rc = check_unique(txn, t, &p, NULL)))
         rc = write_rec(out, txn, t, &p, NULL);
     if (!rc && created)

@@ -4,12 +4,14 @@
  * encoding makes a prefix of values a prefix of bytes, so a scan is one
  * MDB_SET_RANGE and a walk forward while the prefix matches.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "index.h"
 #include "longkey.h"
 #include "keycodec.h"
+#include "layout.h"
 #include "mpack.h"
 #include "txn.h"
 
@@ -31,6 +33,14 @@ struct udb_cursor {
        order: such a group is read whole and handed out in key order */
     unsigned char gfirst[UDB_KEY_INLINE];
     udb_buf gkeys, scratch;
+    udb_buf last;             /* the last raw LMDB key read: keys must increase */
+    size_t walked;            /* raw LMDB entries read from the first one */
+    /* damage: an entry of garbage size or out of key order is skipped (the
+       scan goes on after it: garbage nodes of one damaged page), unless the
+       scan reads far more entries than the database holds (a loop) */
+    size_t reads, budget;     /* raw reads, good or bad; their limit (0: none) */
+    size_t bad_run;           /* bad entries in a row */
+    bool skipped, looping;    /* the last error skipped an entry; a loop ends it */
     group_ent *group;
     size_t ngroup, gpos, gcap;
 };
@@ -71,7 +81,7 @@ int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index
         }
     }
     if ((rc = mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &c->mc))) {
-        udb__mdb_err(txn, rc, "opening a cursor");
+        rc = udb__mdb_err(txn, rc, "opening a cursor");
         goto fail;
     }
     udb__buf_free(&msg);
@@ -90,6 +100,34 @@ static int cmp_group(const void *a, const void *b, void *keys)
     size_t n = x->len < y->len ? x->len : y->len;
     int d = memcmp(base + x->off, base + y->off, n);
     return d ? d : (x->len > y->len) - (x->len < y->len);
+}
+
+/* An entry the LMDB cursor just read is sane and after the one before it
+ * (layout.h): a damaged page can give garbage sizes, or send the cursor back
+ * over keys it gave, for ever. */
+static int raw_checked(udb_cursor *c, const MDB_val *rk, const MDB_val *rv)
+{
+    if (c->budget == 0) {
+        /* a read-only snapshot holds a fixed number of entries: twice that,
+           and more, read means the cursor goes round */
+        MDB_stat st;
+        c->budget = udb__txn_rdonly(c->txn) &&
+                    mdb_stat(udb__txn_mdb(c->txn), c->ix->dbi, &st) == 0
+                    ? 2 * (size_t)st.ms_entries + 1024 : SIZE_MAX;
+    }
+    int rc = 0;
+    if (++c->reads > c->budget || c->bad_run > 100000)
+        c->looping = true;
+    else if (!udb__sane_entry(rk, rv) || (rc = udb__key_after(&c->last, rk)) == UDB_ECORRUPT)
+        c->skipped = true;
+    else if (!rc)
+        c->walked++;
+    if (c->looping || c->skipped) {
+        c->bad_run++;
+        return UDB_ECORRUPT;
+    }
+    c->bad_run = 0;
+    return rc;
 }
 
 /* Read the long-key group the LMDB cursor is on (raw entry rk, rv), leave
@@ -120,8 +158,13 @@ static int read_group(udb_cursor *c, MDB_val rk, MDB_val rv)
         if (c->gkeys.oom)
             return UDB_ENOMEM;
         rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_NEXT);
-    } while (rc == 0 && rk.mv_size == UDB_KEY_LONG &&
-             memcmp(rk.mv_data, c->gfirst, UDB_KEY_INLINE) == 0);
+        /* an entry of the group is checked here; the one after it, which
+           the cursor steps back from, when it is read again */
+    } while (rc == 0 && rk.mv_size == UDB_KEY_LONG && rk.mv_data &&
+             memcmp(rk.mv_data, c->gfirst, UDB_KEY_INLINE) == 0 &&
+             (rc = raw_checked(c, &rk, &rv)) == 0);
+    if (rc == UDB_ECORRUPT)
+        c->skipped = false;   /* in the middle of a group: the scan cannot go on */
     if (rc == 0)
         rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_PREV);
     else if (rc == MDB_NOTFOUND)
@@ -160,7 +203,7 @@ static int next_entry(MDB_val *k, MDB_val *v, udb_cursor *c)
         } else {
             rc = mdb_cursor_get(c->mc, &rk, &rv, MDB_NEXT);
         }
-        if (rc)
+        if (rc || (rc = raw_checked(c, &rk, &rv)))
             return rc;
         if (rk.mv_size <= UDB_KEY_INLINE) {
             *k = rk;
@@ -172,19 +215,34 @@ static int next_entry(MDB_val *k, MDB_val *v, udb_cursor *c)
     }
 }
 
-int udb_cursor_next(udb_val *out, udb_cursor *c)
+/* At the end of a scan of a whole database in a read-only snapshot: LMDB's
+ * count of its entries is the number walked.  A damaged page header can
+ * hide entries without breaking the key order; a scan that silently ends
+ * early would be a partial answer. */
+static int whole_walk(udb_cursor *c)
 {
-    if (!c)
-        return UDB_EINVAL;
+    MDB_stat st;
+    if (c->prefix.len || !udb__txn_rdonly(c->txn) ||
+        mdb_stat(udb__txn_mdb(c->txn), c->ix->dbi, &st) || st.ms_entries == c->walked)
+        return UDB_ENOTFOUND;
+    return udb__err(c->txn, UDB_ECORRUPT, "%s \"%s%s%s\" is damaged: LMDB counts %zu entries, "
+                    "the scan found %zu (a damaged page hides some); run uniqdb check",
+                    c->ix->is_pk ? "type" : "index", c->t->name, c->ix->is_pk ? "" : ".",
+                    c->ix->is_pk ? "" : c->ix->name, (size_t)st.ms_entries, c->walked);
+}
+
+/* The next entry that matches the prefix: 0, or UDB_ENOTFOUND at the end,
+ * or an error with its message set (the cursor ends on damage). */
+static int next_match(MDB_val *k, MDB_val *v, udb_cursor *c)
+{
     udb_txn *txn = c->txn;
     if (c->done)
         return UDB_ENOTFOUND;
-    MDB_val k, v;
     const unsigned char *pre = c->prefix.p;
     size_t plen = c->prefix.len;
     int rc;
     for (;;) {
-        if ((rc = next_entry(&k, &v, c)) || !plen)
+        if ((rc = next_entry(k, v, c)) || !plen)
             break;
         /* A prefix longer than UDB_KEY_INLINE is sought by its first bytes:
            keys below it come first and are skipped.  A byte prefix is not
@@ -192,25 +250,72 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
            0x00) a following 0xFF means the element goes on (an escaped NUL),
            e.g. prefix ("a") vs key ("a\0", ...).  No type code is 0xFF, and
            such keys sort after every real match, so the scan ends there. */
-        int d = memcmp(k.mv_data, pre, k.mv_size < plen ? k.mv_size : plen);
-        if (d < 0 || (d == 0 && k.mv_size < plen))
+        int d = memcmp(k->mv_data, pre, k->mv_size < plen ? k->mv_size : plen);
+        if (d < 0 || (d == 0 && k->mv_size < plen))
             continue;
-        if (d > 0 || (k.mv_size > plen && ((const unsigned char *)k.mv_data)[plen] == 0xFF))
+        if (d > 0 || (k->mv_size > plen && ((const unsigned char *)k->mv_data)[plen] == 0xFF))
             rc = MDB_NOTFOUND;
         break;
     }
     if (rc == MDB_NOTFOUND) {
         c->done = true;
-        return UDB_ENOTFOUND;
+        return whole_walk(c);
     }
-    if (rc == UDB_ECORRUPT)
-        return udb__err(txn, rc, "\"%s\" has a damaged long-key entry", c->t->name);
+    if (rc == UDB_ECORRUPT) {
+        /* a bad entry is skipped and the scan goes on after it; a loop, or
+           damage it cannot step over (a long key), ends it */
+        bool go_on = c->skipped && !c->looping;
+        c->skipped = false;
+        c->done = !go_on;
+        udb_buf at = {0};
+        udb__tk_render(&at, c->last.p, c->last.len);
+        udb__err(txn, rc, "%s \"%s%s%s\" is damaged after key %s (%s); %s; run uniqdb check",
+                 c->ix->is_pk ? "type" : "index", c->t->name, c->ix->is_pk ? "" : ".",
+                 c->ix->is_pk ? "" : c->ix->name,
+                 c->last.len && at.p && !at.oom ? (char *)at.p : "(start)",
+                 c->looping ? "the scan read far more entries than it holds: a loop"
+                            : "an entry of garbage size, out of key order, or a damaged long key",
+                 go_on ? "the entry is skipped" : "the scan ends here");
+        udb__buf_free(&at);
+        return rc;
+    }
     if (rc == UDB_ENOMEM)
         return udb__err(txn, rc, "out of memory");
-    if (rc)
+    if (rc) {
+        c->done = true;   /* LMDB refuses the rest of the transaction anyway */
         return udb__mdb_err(txn, rc, "scanning");
+    }
+    return 0;
+}
+
+int udb_cursor_skip(uint64_t *skipped, udb_cursor *c, uint64_t n)
+{
+    if (!c)
+        return UDB_EINVAL;
+    uint64_t done = 0;
+    int rc = 0;
+    MDB_val k, v;
+    /* a skipped bad entry is one step, as it is one udb_cursor_next */
+    while (done < n && ((rc = next_match(&k, &v, c)) == 0 || (rc == UDB_ECORRUPT && !c->done))) {
+        done++;
+        rc = 0;
+    }
+    if (skipped)
+        *skipped = done;
+    return rc == UDB_ENOTFOUND ? 0 : rc;
+}
+
+int udb_cursor_next(udb_val *out, udb_cursor *c)
+{
+    if (!c)
+        return UDB_EINVAL;
+    udb_txn *txn = c->txn;
+    MDB_val k, v;
+    int rc = next_match(&k, &v, c);
+    if (rc)
+        return rc;
     if (c->ix->is_pk)
-        return udb__out(out, txn, &v);
+        return udb__out_rec(out, txn, c->t, &k, &v);
     /* index entry: find the primary key, then the record */
     MDB_val pk = v;
     if (!c->ix->unique) {
@@ -229,7 +334,7 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
                         c->t->name, c->ix->name);
     if (rc)
         return udb__mdb_err(txn, rc, "reading a record");
-    return udb__out(out, txn, &rec);
+    return udb__out_rec(out, txn, c->t, &pk, &rec);
 }
 
 void udb_cursor_close(udb_cursor *c)
@@ -241,6 +346,7 @@ void udb_cursor_close(udb_cursor *c)
     udb__buf_free(&c->prefix);
     udb__buf_free(&c->gkeys);
     udb__buf_free(&c->scratch);
+    udb__buf_free(&c->last);
     free(c->group);
     free(c);
 }

@@ -150,17 +150,29 @@ int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn,
         return udb__mdb_err(txn, rc, "opening a cursor");
     MDB_val k, v;
     char name[UDB_MAX_SEQ_NAME + 1];
+    udb_buf last = {0};
+    size_t good = 0;
+    bool stopped = false;     /* by the check or by fn: rc is theirs */
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size > UDB_MAX_SEQ_NAME || v.mv_size != 8) {
-            rc = udb__err(txn, UDB_ECORRUPT, "a sequence entry is damaged");
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), good++) {
+        /* a damaged page: garbage sizes, or keys that come round again */
+        if (!k.mv_data || k.mv_size > UDB_MAX_SEQ_NAME || v.mv_size != 8 ||
+            udb__key_after(&last, &k)) {
+            rc = udb__err(txn, UDB_ECORRUPT, "sequence entry %zu in name order is damaged; "
+                          "run uniqdb check", good + 1);
+            stopped = true;
             break;
         }
         memcpy(name, k.mv_data, k.mv_size);
         name[k.mv_size] = 0;
-        if ((rc = fn(name, udb__get_be(v.mv_data, 8), ctx)))
+        if ((rc = fn(name, udb__get_be(v.mv_data, 8), ctx))) {
+            stopped = true;
             break;
+        }
     }
     mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    udb__buf_free(&last);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    return stopped ? rc : udb__mdb_err(txn, rc, "reading the sequences");
 }

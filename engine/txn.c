@@ -16,7 +16,9 @@
 #include <time.h>
 
 #include "error.h"
+#include "keycodec.h"
 #include "layout.h"
+#include "mpack.h"
 #include "txn_int.h"
 
 static void txn_free(udb_txn *txn)
@@ -295,7 +297,39 @@ int udb__err(udb_txn *txn, int rc, const char *fmt, ...)
 int udb__mdb_err(udb_txn *txn, int rc, const char *what)
 {
     udb__txn_full(txn, rc);
+    if (udb__mdb_damage(rc)) {
+        txn->damaged = true;
+        return udb__err(txn, UDB_ECORRUPT, "%s: the database is damaged (LMDB: %s); run "
+                        "uniqdb check", what, mdb_strerror(rc));
+    }
+    if (rc == MDB_BAD_TXN && txn->damaged)   /* LMDB refuses a transaction after damage */
+        return udb__err(txn, UDB_ECORRUPT, "%s: this transaction met a damaged page before, "
+                        "and LMDB refuses the rest of it; run uniqdb check", what);
     return udb__err(txn, rc, "%s: %s", what, udb_strerror(rc));
+}
+
+int udb__out_rec(udb_val *out, udb_txn *txn, const udb_type *t, const MDB_val *key,
+                 const MDB_val *rec)
+{
+    const unsigned char *p = rec->mv_data;
+    const char *why = NULL;
+    if (rec->mv_size > UDB_MAX_RECORD)
+        why = "larger than the 4 MiB record limit";
+    else if (!p || rec->mv_size == 0)
+        why = "empty";
+    else if (!(*p >= 0x80 && *p <= 0x8f) && *p != 0xde && *p != 0xdf)
+        why = "not a msgpack map";
+    else
+        udb__mp_check(p, rec->mv_size, UDB_MAX_DEPTH, &why);
+    if (!why)
+        return udb__out(out, txn, rec);
+    udb_buf k = {0};
+    udb__tk_render(&k, key->mv_data, key->mv_size);
+    udb__err(txn, UDB_ECORRUPT, "type \"%s\": the stored record of key %s is damaged (%zu "
+             "bytes: %s); run uniqdb check", t->name, k.p && !k.oom ? (char *)k.p : "?",
+             rec->mv_size, why);
+    udb__buf_free(&k);
+    return UDB_ECORRUPT;
 }
 
 int udb__txn_type(udb_type **out, udb_txn *txn, const char *type, bool write)

@@ -50,10 +50,18 @@ int udb__err_index(udb_txn *txn, const udb_type *t, const char *index, bool uniq
 /* Hand v to the caller: copied into txn memory if the txn writes (LMDB
  * pointers move then).  out may be NULL. */
 int udb__out(udb_val *out, udb_txn *txn, const MDB_val *v);
+/* udb__out for a stored record of t under encoded key `key`, checked first:
+ * LMDB trusts its pages, so a damaged one can hand back garbage.  A record
+ * that is not a well-formed msgpack map of at most UDB_MAX_RECORD bytes is
+ * UDB_ECORRUPT, the message naming the type and the key. */
+int udb__out_rec(udb_val *out, udb_txn *txn, const udb_type *t, const MDB_val *key,
+                 const MDB_val *rec);
 
 /* The message udb_errmsg() returns: set it and return rc; clear it. */
 int  udb__err(udb_txn *txn, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* An LMDB failure while doing what: message, and map-full bookkeeping. */
+/* An LMDB failure while doing what: message, and map-full bookkeeping.  A
+ * code of udb__mdb_damage() becomes UDB_ECORRUPT (the message names LMDB's),
+ * and so does the MDB_BAD_TXN with which LMDB refuses everything after it. */
 int  udb__mdb_err(udb_txn *txn, int rc, const char *what);
 void udb__clear(udb_txn *txn);
 

@@ -13,6 +13,7 @@ struct udb_txn {
     MDB_txn *mdb;
     udb_schema *schema;
     bool rdonly;
+    bool damaged;              /* LMDB reported damage: it refuses the rest (MDB_BAD_TXN) */
     bool counted;              /* holds an env->active slot */
     pthread_t owner;           /* the thread that began it (for that slot) */
     bool writer;               /* a top-level write txn, counted in the sync file */

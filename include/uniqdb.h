@@ -40,8 +40,9 @@
  *    the next write udb_begin() grows the map (udb_write() does all of this
  *    for you, and reruns fn).
  *  - Several processes may open the same database.  Never use a udb_env across
- *    fork(): open the database again in the child.  Do not open the same
- *    database twice in one process.
+ *    fork(): open the database again in the child.  Within one process, every
+ *    udb_open() of a database shares one environment (see udb_open), so
+ *    libraries that cannot know about each other may each open it.
  *
  * Durability (an environment opened without UDB_NOSYNC / UDB_NOMETASYNC)
  *  - udb_write() and udb_commit() of a write transaction return 0 only once
@@ -262,6 +263,12 @@ UDB_API const char *udb_version(int *major, int *minor, int *patch);
 /* Static text for any code this library returns (ours, LMDB's, errno). Never NULL. */
 UDB_API const char *udb_strerror(int rc);
 
+/* Non-zero if rc means a damaged database: UDB_ECORRUPT, or one of LMDB's
+ * codes for a damaged file (MDB_CORRUPTED, MDB_PAGE_NOTFOUND,
+ * MDB_CURSOR_FULL, MDB_INCOMPATIBLE, and MDB_INVALID: data.mdb's header is
+ * not LMDB's).  `uniqdb` exits 6 for these. */
+UDB_API int udb_is_damage(int rc);
+
 /* Detail of the last failure of an operation on txn ("" if none).  Valid until
  * the next operation on txn or its end.  txn may be NULL (returns ""). */
 UDB_API const char *udb_errmsg(const udb_txn *txn);
@@ -308,16 +315,42 @@ UDB_API const char *const *udb_env_files(void);
  * With UDB_RDONLY_ENV nothing is created: the directory and its data.mdb must
  * exist and hold a uniqdb database.
  * Errors: UDB_EINVAL (NULL arguments, unknown flags, UDB_NOLOCK without
- * UDB_RDONLY_ENV), UDB_ECORRUPT (stored schema unreadable), UDB_EFORMAT (an
- * LMDB environment that holds other data, or, read-only, one without uniqdb's
- * metadata -- left untouched either way; or a format version newer than this
- * library's), UDB_ENOMEM, errno codes: ENOENT (no such directory; read-only:
- * or no data.mdb in it), EACCES (permission denied, on the directory, the data
- * file or the lock file), ENOTDIR; LMDB codes.
- * On success *out must be closed with udb_close(). */
+ * UDB_RDONLY_ENV; options other than those of the environment this process
+ * has open for the same database, see below), UDB_ECORRUPT (stored schema
+ * unreadable), UDB_EFORMAT (an LMDB environment that holds other data, or,
+ * read-only, one without uniqdb's metadata -- left untouched either way; or a
+ * format version newer than this library's), UDB_ENOMEM, errno codes: ENOENT
+ * (no such directory; read-only: or no data.mdb in it), EACCES (permission
+ * denied, on the directory, the data file or the lock file), ENOTDIR; LMDB
+ * codes.
+ * On success *out must be closed with udb_close().
+ *
+ * Opened again in the same process (the same directory, however the path
+ * spells it: a symlink, "./db", "db/", absolute or relative -- the same device
+ * and inode), while still open: no second LMDB environment is made (LMDB
+ * allows one per file per process: closing a second one would drop the
+ * process's locks, and another process could then write at the same time and
+ * lose acknowledged writes).  *out is the environment already open -- the
+ * same pointer -- and counted: each udb_open() needs its udb_close(), and the
+ * database is closed by the last one.  A second open must ask for the options
+ * the environment was opened with: the same flags, max_map_size, grow_wait_ms
+ * (0 counts as its default) and lock_wait_ms, and a max_dbs it has room for
+ * (0 always fits); otherwise it fails with UDB_EINVAL, the message naming the
+ * option and both values, and the open environment is untouched.  map_size
+ * and mode only shape files that exist by then: ignored.  Messages keep the
+ * path of the first open.  Threads may open and close the same database at
+ * once; an open that meets a close of the last handle waits for it and opens
+ * anew.  In a child process after fork() the parent's environments are not
+ * shared: udb_open() there opens its own. */
 UDB_API int udb_open(udb_env **out, const char *path, const udb_options *opts);
 
-/* Close env.  Every transaction and cursor on it must have ended.  NULL is fine. */
+/* Close env, once every udb_exec_async() unit queued before has its done()
+ * called.  Every transaction and cursor on it must have ended -- if the
+ * process opened the database more than once (see udb_open), only those of
+ * the code giving up this open: each udb_close() gives up one udb_open(), the
+ * other opens keep working, their transactions and units included, and the
+ * last udb_close() closes the database.  (So closing more often than opening
+ * closes it under another user.)  NULL is fine. */
 UDB_API void udb_close(udb_env *env);
 
 /* udb_schema_apply() flags */
@@ -638,7 +671,9 @@ typedef void (*udb_exec_done_fn)(int rc, udb_results *results, const char *errms
  * transaction; it may call any uniqdb function but udb_close() and
  * udb_exec_async_wait() on env, and while it runs it holds up one of the 64
  * threads that carry units in flight: keep it short.  udb_close() first
- * waits for every unit in flight (each done() called). */
+ * waits for every unit queued before it (each done() called); if it gives up
+ * one of several opens of the database (see udb_open), units the other opens
+ * queue meanwhile go on. */
 UDB_API int udb_exec_async(udb_env *env, const udb_op *ops, size_t n, udb_exec_done_fn done,
                            void *payload);
 
@@ -673,8 +708,27 @@ UDB_API void udb_results_free(udb_results *res);
 UDB_API int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
                      const void *prefix, size_t len);
 
-/* The next record.  Errors: UDB_ENOTFOUND at the end, UDB_ECORRUPT, LMDB codes. */
+/* The next record.  Errors: UDB_ENOTFOUND at the end, UDB_ECORRUPT (the
+ * message names the type and key): a damaged record, a record an index entry
+ * points to is missing, or an entry of garbage size or out of key order
+ * (skipped): the cursor goes on after it.  A scan that reads far more
+ * entries than the database holds (a loop), damage in a long key, or an
+ * LMDB error end it: the next call returns UDB_ENOTFOUND.  At the end of a
+ * whole type or index in a read-only transaction, fewer entries read than
+ * LMDB counts is UDB_ECORRUPT too.  LMDB codes.  Records are checked (a
+ * msgpack map of at most 4 MiB) before they are handed out. */
 UDB_API int udb_cursor_next(udb_val *out, udb_cursor *cur);
+
+/* Step over the next n entries of the scan without reading the records they
+ * point to (an index scan reads only the index; a primary-key scan reads
+ * only its own pages, where the records are), as udb_cursor_next would have
+ * returned them.  *skipped (may be NULL) gets how many there were (fewer
+ * than n at the end of the scan).  Lets a reader resume an index scan of a
+ * damaged database after the entry whose record could not be read: what
+ * `uniqdb dump --salvage` does in a new process.  Errors: UDB_EINVAL,
+ * UDB_ECORRUPT (the scan met damage; *skipped entries were stepped over),
+ * UDB_ENOMEM, LMDB codes. */
+UDB_API int udb_cursor_skip(uint64_t *skipped, udb_cursor *cur, uint64_t n);
 
 /* Close a cursor.  NULL is fine. */
 UDB_API void udb_cursor_close(udb_cursor *cur);
@@ -717,7 +771,19 @@ UDB_API int udb_types(const char *const **out, size_t *count, udb_txn *txn);
  * that produces exactly that entry; every record that belongs in an index is
  * in it.  report (may be NULL) is called once per problem with a one-line
  * description (valid during the call).  *problems (may be NULL) gets the count.
- * Returns 0 if consistent, UDB_ECORRUPT if problems were found, or an error. */
+ * It also walks the sequences.  Damage that stops the walk of one LMDB
+ * database (an LMDB error such as MDB_CORRUPTED or MDB_PAGE_NOTFOUND, an
+ * entry of garbage size, keys out of order) is a problem naming the database
+ * and the last key walked, and the check goes on with the next database; a
+ * lookup that LMDB fails is a problem too, and the walk goes on after it.
+ * (After an error LMDB refuses the rest of a transaction: the check goes on
+ * in a new read snapshot, so on a database written meanwhile it may mix two.)
+ * A walk that finds fewer entries than LMDB counts is a problem.
+ * Returns 0 if consistent, UDB_ECORRUPT if problems were found, or an error
+ * (UDB_EINVAL, UDB_ENOMEM, an LMDB code from beginning the snapshot).
+ * LMDB trusts its pages: on some damage it can crash the process instead of
+ * returning an error (README, Damaged files); `uniqdb check` runs this in a
+ * child process for that reason. */
 UDB_API int udb_check(size_t *problems, udb_env *env, udb_report_fn report, void *ctx);
 
 /* udb_check with progress: progress (may be NULL) is called after every 4096
@@ -727,6 +793,15 @@ UDB_API int udb_check(size_t *problems, udb_env *env, udb_report_fn report, void
  * callbacks get ctx.  Errors and results as udb_check. */
 UDB_API int udb_check_progress(size_t *problems, udb_env *env, udb_report_fn report,
                                udb_progress_fn progress, void *ctx);
+
+/* udb_check_progress for one record type: its records and indexes (not the
+ * sequences); type NULL is the whole database, as udb_check_progress.  An
+ * unknown type checks nothing (0 problems).  Lets a caller check a damaged
+ * database type by type, each in its own process (what `uniqdb check`
+ * does), so a crash in one type does not hide the others.  Errors and
+ * results as udb_check. */
+UDB_API int udb_check_type(size_t *problems, udb_env *env, const char *type,
+                           udb_report_fn report, udb_progress_fn progress, void *ctx);
 
 /* Counts for one type, from one read snapshot. */
 typedef struct udb_type_stat {

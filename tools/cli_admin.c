@@ -237,82 +237,189 @@ out:
 
 /* ---- check ------------------------------------------------------------------------ */
 
+/* The check runs in child processes (cli_guard.c): LMDB can crash on a
+ * damaged page, and check is what people run on a damaged file.  A child
+ * checks one type after another (then the sequences) and sends each problem
+ * to the parent, which prints them; a crash or hang is one more problem,
+ * naming the type, and a new child goes on with the next type. */
+
+enum { CK_PROBLEMS, CK_RECORDS, CK_ENTRIES, CK_TYPES };
+
 typedef struct check_ctx {
-    json_t *list; /* --json: problems collected here */
-    int progress; /* draw a progress line on stderr */
+    const char *path;
+    json_t *list;   /* --json: problems collected here */
+    int progress;   /* draw a progress line on stderr */
+    size_t problems;
 } check_ctx;
 
 static void check_progress(uint64_t done, uint64_t total, void *vctx)
 {
     check_ctx *c = vctx;
+    cli_guard_tick(NULL);
     if (c->progress)
         fprintf(stderr, "\rchecking: %" PRIu64 " of %" PRIu64 " records and index entries (%d%%)",
                 done, total, total ? (int)(done * 100 / total) : 100);
 }
 
+/* In the child: a problem goes to the parent. */
 static void check_report(const char *problem, void *vctx)
 {
     check_ctx *c = vctx;
     if (c->progress)
         fprintf(stderr, "\r\033[K");   /* the next progress call redraws it */
+    cli_guard_send(problem);
+    cli_guard_tick(NULL);
+}
+
+/* In the parent: print or collect a problem. */
+static void check_line(const char *problem, void *vctx)
+{
+    check_ctx *c = vctx;
+    c->problems++;
     if (c->list)
         json_array_append_new(c->list, json_string(problem));
     else
         printf("problem: %s\n", problem);
+    fflush(stdout);
+}
+
+static int check_crash(cli_guard_report *r, void *vctx)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "%s: checking it %s after %" PRIu64 " records and index "
+             "entries: it is damaged, and the rest of it is not checked", r->name, r->how,
+             r->count);
+    check_line(line, vctx);
+    return CLI_GUARD_NEXT;
+}
+
+/* The types' names, copied (the transaction ends here). */
+static int check_types(char ***out, size_t *n, udb_env *env, const char **detail)
+{
+    udb_txn *txn = NULL;
+    const char *const *names;
+    *out = NULL;
+    *n = 0;
+    int rc = udb_begin(&txn, env, UDB_RDONLY);
+    if (rc) {
+        *detail = udb_env_errmsg(env);
+        return rc;
+    }
+    if ((rc = udb_types(&names, n, txn)) == 0 && (*out = calloc(*n + 1, sizeof **out)) == NULL)
+        rc = UDB_ENOMEM;
+    for (size_t i = 0; !rc && i < *n; i++)
+        if (((*out)[i] = strdup(names[i])) == NULL)
+            rc = UDB_ENOMEM;
+    *detail = udb_errmsg(txn);
+    udb_abort(txn);
+    return rc;
+}
+
+static int no_seq(const char *name, uint64_t value, void *ctx)
+{
+    (void)name, (void)value;
+    cli_guard_tick(NULL);
+    (void)ctx;
+    return 0;
+}
+
+/* The child's work: every type from the one to resume at, then the sequences. */
+static int check_child(void *arg)
+{
+    check_ctx *c = arg;
+    udb_env *env = NULL;
+    char **names = NULL;
+    size_t n = 0;
+    int ex, rc;
+    if ((ex = cli_open(&env, c->path, CLI_OPEN_READ)) != CLI_OK)
+        return ex;
+    const char *detail = "";
+    if ((rc = check_types(&names, &n, env, &detail)) != 0) {
+        ex = cli_fail_rc(rc, detail, NULL, "check");
+        goto out;
+    }
+    cli_guard_stat_add(CK_TYPES, cli_guard_part(0, "") ? 0 : n);
+    for (size_t i = 0; i < n; i++) {
+        if (cli_guard_part(i, names[i]))
+            continue;
+        udb_txn *txn = NULL;
+        udb_type_stat st;
+        if (udb_begin(&txn, env, UDB_RDONLY) == 0 && udb_type_stat_get(&st, txn, names[i]) == 0) {
+            cli_guard_stat_add(CK_RECORDS, st.records);
+            cli_guard_stat_add(CK_ENTRIES, st.index_entries);
+            /* a progress line only for people, and only when the wait is noticeable */
+            c->progress = isatty(2) && st.records > 5000;
+        }
+        udb_abort(txn);
+        size_t problems = 0;
+        rc = udb_check_type(&problems, env, names[i], check_report, check_progress, c);
+        if (c->progress)
+            fprintf(stderr, "\r\033[K");
+        if (rc && rc != UDB_ECORRUPT) {
+            if (!udb_is_damage(rc)) {
+                ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, "check");
+                goto out;
+            }
+            char line[1024];
+            snprintf(line, sizeof line, "%s: %s", names[i], udb_env_errmsg(env));
+            cli_guard_send(line);
+        }
+    }
+    if (!cli_guard_part(n, "the sequences")) {
+        udb_txn *txn = NULL;
+        if ((rc = udb_begin(&txn, env, UDB_RDONLY)) == 0)
+            rc = udb_seq_foreach(txn, no_seq, NULL);
+        if (rc && udb_is_damage(rc)) {
+            char line[1024];
+            snprintf(line, sizeof line, "sequences: %s", txn ? udb_errmsg(txn) : "?");
+            cli_guard_send(line);
+        } else if (rc) {
+            ex = cli_fail_rc(rc, txn ? udb_errmsg(txn) : udb_env_errmsg(env), NULL, "check");
+        }
+        udb_abort(txn);
+    }
+out:
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+    udb_close(env);
+    return ex;
 }
 
 int cli_cmd_check(int argc, char **argv)
 {
-    check_ctx ctx = {NULL, 0};
+    check_ctx ctx = {0};
     int first, ex;
     if ((ex = cli_simple_options(argc, argv, &first)) >= 0)
         return ex;
     if (argc - first != 1)
         return cli_usage("check", "expected DB");
-    udb_env *env = NULL;
-    if ((ex = cli_open(&env, argv[first], CLI_OPEN_READ)) != CLI_OK)
-        return ex;
-    type_counts tc;
-    const char *detail;
-    int rc;
-    if ((rc = counts_get(&tc, env, &detail)) != 0) {
-        ex = cli_fail_rc(rc, detail, NULL, "check");
-        goto out;
-    }
-    if (cli_json_errors && (ctx.list = json_array()) == NULL) {
-        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
-        goto out;
-    }
-    /* a progress line only for people, and only when the wait is noticeable */
-    ctx.progress = isatty(2) && tc.total.records > 5000;
-    size_t problems = 0;
-    rc = udb_check_progress(&problems, env, check_report, check_progress, &ctx);
-    if (ctx.progress)
-        fprintf(stderr, "\r\033[K");
-    if (rc && rc != UDB_ECORRUPT) {
-        ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, "check");
-        goto out;
-    }
-    ex = rc ? CLI_ECHECK : CLI_OK;
+    ctx.path = argv[first];
+    if (cli_json_errors && (ctx.list = json_array()) == NULL)
+        return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    uint64_t st[CLI_GUARD_STATS] = {0};
+    ex = cli_guarded(st, "check", check_child, &ctx, true, check_crash, check_line, &ctx);
+    if (ex == CLI_OK && ctx.problems)
+        ex = CLI_ECHECK;
+    if ((ex != CLI_OK && ex != CLI_ECHECK) || (ex == CLI_ECHECK && !ctx.problems))
+        goto out;   /* the child said why */
     if (ctx.list) {
-        json_t *o = json_pack("{s b s I s I s I s O}", "ok", rc == 0, "problem_count",
-                              (json_int_t)problems, "records", (json_int_t)tc.total.records,
-                              "index_entries", (json_int_t)tc.total.index_entries, "problems",
+        json_t *o = json_pack("{s b s I s I s I s O}", "ok", ex == CLI_OK, "problem_count",
+                              (json_int_t)ctx.problems, "records", (json_int_t)st[CK_RECORDS],
+                              "index_entries", (json_int_t)st[CK_ENTRIES], "problems",
                               ctx.list);
-
         if (!o || cli_print_json(o) != CLI_OK)
             ex = CLI_EFAIL;
         json_decref(o);
-    } else if (rc == 0) {
-        printf("check: ok (%" PRIu64 " records, %" PRIu64 " index entries in %zu type%s)\n",
-               tc.total.records, tc.total.index_entries, tc.ntypes, tc.ntypes == 1 ? "" : "s");
-    } else {
-        printf("check: %zu problem%s found\n", problems, problems == 1 ? "" : "s");
+    } else if (ex == CLI_OK) {
+        printf("check: ok (%" PRIu64 " records, %" PRIu64 " index entries in %" PRIu64
+               " type%s)\n", st[CK_RECORDS], st[CK_ENTRIES], st[CK_TYPES],
+               st[CK_TYPES] == 1 ? "" : "s");
+    } else if (ctx.problems) {
+        printf("check: %zu problem%s found\n", ctx.problems, ctx.problems == 1 ? "" : "s");
     }
 out:
     json_decref(ctx.list);
-    counts_free(&tc);
-    udb_close(env);
     return ex;
 }
 

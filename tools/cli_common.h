@@ -6,8 +6,9 @@
  * error reporting and exit codes), cli_json.c (JSON <-> msgpack),
  * cli_base64.c (base64 for binary values), cli_records.c (the record
  * commands), cli_dump.c (dump and load), cli_admin.c (init, schema, check,
- * stat), cli_demo.c (the five scenarios, live) and cli_export.c (export to
- * PostgreSQL).  Only the public API of include/uniqdb.h is used, as any
+ * stat), cli_demo.c (the five scenarios, live), cli_export.c (export to
+ * PostgreSQL) and cli_guard.c (reading a damaged database in child
+ * processes).  Only the public API of include/uniqdb.h is used, as any
  * application would: the build gives these files no other include directory
  * and links them to the shared library.
  */
@@ -15,6 +16,7 @@
 #define UNIQDB_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -267,5 +269,68 @@ char *cli_b64_encode(const unsigned char *in, size_t n);
  * *out is malloc'd (never NULL on success).  Returns 0, or -1 if the text is
  * not such base64 or memory ran out. */
 int cli_b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n);
+
+/* ---- Reading a damaged database in a child process (cli_guard.c) ------------ */
+
+/* The work of a guarded command, run in a forked child; returns its exit code. */
+typedef int cli_guard_fn(void *arg);
+/* Where a child crashed or hung: the part it was in (its number and name),
+ * how far it got (lines written or entries walked, the last one as text)
+ * and what happened ("crashed (Segmentation fault)"). */
+typedef struct cli_guard_report {
+    size_t part;
+    const char *name;
+    uint64_t count;
+    const char *last;
+    const char *how;
+    /* how the part was read (cli_guard_resume): the way (phase) of how many,
+     * entries stepped over, entries read since, crashed while stepping over.
+     * on_crash may set phase and skip for CLI_GUARD_RETRY. */
+    size_t phase, phases;
+    uint64_t skip, steps;
+    bool skipping;
+} cli_guard_report;
+/* What to do after a crash: stop, go on with the next part, or read the
+ * same part again, the way (phase, skip) on_crash set in the report. */
+enum { CLI_GUARD_STOP, CLI_GUARD_NEXT, CLI_GUARD_RETRY };
+typedef int cli_guard_crash_fn(cli_guard_report *r, void *ctx);
+typedef void cli_guard_line_fn(const char *line, void *ctx);
+#define CLI_GUARD_STATS 4
+
+/* Run fn(arg) in a child process until one ends by itself.  A crash or a
+ * hang of the child is handed to on_crash; then, with resume, a new child
+ * starts where on_crash says (the next part, or the same part read another
+ * way: cli_guard_part, cli_guard_resume), else the run ends.  Lines the
+ * child sends (cli_guard_send) go to on_line (may be NULL).  stat (may be
+ * NULL) gets the sums of cli_guard_stat_add.  Returns the last child's exit
+ * code, CLI_ECHECK instead of CLI_OK after a crash, or CLI_EFAIL (fork,
+ * pipe: message printed). */
+int cli_guarded(uint64_t stat[CLI_GUARD_STATS], const char *what, cli_guard_fn *fn, void *arg,
+                bool resume, cli_guard_crash_fn *on_crash, cli_guard_line_fn *on_line, void *ctx);
+/* In the child: true if running under cli_guarded. */
+bool cli_guard_child(void);
+/* In the child: true if run with resume (dump --salvage). */
+bool cli_guard_salvage(void);
+/* In the child: the work enters part number `part` called name; true if
+ * the part comes before the one to resume at (skip it).  False outside a
+ * child. */
+bool cli_guard_part(size_t part, const char *name);
+/* In the child: one more line written or entry walked (last: it as text, or
+ * NULL).  Under --salvage, flushes stdout, so a crash loses no line. */
+void cli_guard_tick(const char *last);
+/* In the child: send one line to the parent's on_line; 0 or -1. */
+int cli_guard_send(const char *line);
+/* In the child, at the start of a part that can be read `phases` ways: the
+ * way to read it (0 the first) and how many entries to step over first (a
+ * retry after a crash: CLI_GUARD_RETRY), both 0 but in the part resumed. */
+void cli_guard_resume(size_t *phase, uint64_t *skip, size_t phases);
+/* In the child: the part is now read way `phase`, from its start. */
+void cli_guard_phase(size_t phase);
+/* In the child: stepping over entries (on) or done (off); one more entry
+ * read (cli_guard_step).  The parent's report counts them. */
+void cli_guard_skipping(bool on);
+void cli_guard_step(void);
+/* In the child: add v to the parent's stat[i]. */
+void cli_guard_stat_add(size_t i, uint64_t v);
 
 #endif /* UNIQDB_CLI_H */

@@ -56,6 +56,8 @@ static int dump_seq(const char *name, uint64_t value, void *ctx)
     return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
 }
 
+static void salvage_sent(const char *type, json_t *rec);
+
 int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t most,
                      uint64_t *written, uint64_t *unreadable)
 {
@@ -68,8 +70,10 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t mo
         return cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
     udb_val v;
     int ex = CLI_OK;
-    while (limit-- > 0 && (rc = udb_cursor_next(&v, cur)) == 0) {
-        json_t *rec = cli_msgpack_to_json(v.data, v.size, err);
+    while (limit-- > 0 && ((rc = udb_cursor_next(&v, cur)) == 0 || rc == UDB_ECORRUPT)) {
+        json_t *rec = rc ? NULL : cli_msgpack_to_json(v.data, v.size, err);
+        if (rc)   /* the scan goes on after a damaged record, or ends if it cannot */
+            snprintf(err, sizeof err, "%s", udb_errmsg(txn));
         json_t *line = rec ? json_pack("{s s s o}", "type", type, "record", rec) : NULL;
         n++;
         if (!rec) {
@@ -88,15 +92,18 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t mo
             /* more records than the type holds: entries are being read twice or
                made up; what is written stops here (no end line follows) */
             json_decref(line);
-            ex = cli_fail(CLI_EFAIL, NULL, "%s: more records read than the %" PRIu64 " the type "
+            ex = cli_fail(CLI_ECHECK, NULL, "%s: more records read than the %" PRIu64 " the type "
                           "holds: the database is damaged; the dump stopped here", type, most);
             goto out;
         }
         ex = cli_print_json(line);
+        if (ex == CLI_OK)
+            salvage_sent(type, rec);
         json_decref(line);
         if (ex != CLI_OK)
             goto out;
         ++*written;
+        cli_guard_tick(NULL);
     }
     if (rc && rc != UDB_ENOTFOUND)
         ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
@@ -122,8 +129,262 @@ static json_t *dump_end_line(json_t *records, size_t nseqs, json_t *left_out)
     return end ? json_pack("{s o}", "end", end) : NULL;
 }
 
+/* ---- dump in child processes (cli_guard.c) ------------------------------------------
+ * LMDB can crash on a damaged page, so dump reads in a child: a crash or a
+ * hang ends the dump with exit 6 and a message naming the type and the last
+ * record written.  With --salvage the child flushes every line and sends the
+ * parent the primary key of every record it wrote.  After a crash in a type
+ * a new child reads the rest of that type through its indexes, one after
+ * another (an index lives on other pages than the records, and a record is
+ * found from it by a lookup that touches only the pages on its own path):
+ * it steps over the index entries already read (udb_cursor_skip, which reads
+ * the index only), leaves out the records already written, and after each
+ * further crash starts again one entry on.  A crash while stepping over, or
+ * more than SALVAGE_RETRIES crashes in one index, moves on to the next
+ * index; then to the next type, then the sequences.  So every record that
+ * can still be read is written, unless the type has no index (then the
+ * records after the damaged page are left out).  Records read through an
+ * index come in that index's order. */
+
+#define SALVAGE_RETRIES 1000
+
+typedef struct dump_args {
+    int argc;
+    char **argv;
+    bool salvage;
+    size_t crash_part, crash_phase;   /* where the last crash was */
+    uint64_t crashes, in_phase;       /* crashes in all, in that part and phase */
+} dump_args;
+
+static json_t *salvage_written;   /* --salvage: "type\tkey" of every record written */
+static json_t *salvage_schema;    /* the child's schema object (borrowed) */
+
+static json_t *schema_type(const char *type)
+{
+    return json_object_get(json_object_get(salvage_schema, "types"), type);
+}
+
+/* The names of type's indexes, unique ones first: up to cap of them. */
+static size_t salvage_indexes(const char *type, const char **names, size_t cap)
+{
+    size_t n = 0;
+    static const char *const kinds[] = {"unique", "indexes"};
+    for (size_t k = 0; k < 2; k++) {
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(schema_type(type), kinds[k]), name, v)
+            if (n < cap)
+                names[n++] = name;
+    }
+    return n;
+}
+
+/* "type\tkey" of a record (key as compact JSON); of a damaged record without
+ * its key field (a damaged field name makes it a {"$map": ...}), the whole
+ * record.  NULL: out of memory. */
+static char *salvage_id(const char *type, json_t *rec)
+{
+    json_t *kf = json_object_get(schema_type(type), "key");
+    json_t *kv = json_is_string(kf) ? json_object_get(rec, json_string_value(kf)) : NULL;
+    char *kj = json_dumps(kv ? kv : rec, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS),
+         *id = NULL;
+    if (kj && asprintf(&id, "%s\t%s", type, kj) < 0)
+        id = NULL;
+    free(kj);
+    return id;
+}
+
+/* In the child under --salvage: tell the parent a record was written. */
+static void salvage_sent(const char *type, json_t *rec)
+{
+    if (!cli_guard_salvage())
+        return;
+    char *id = salvage_id(type, rec);
+    if (id) {
+        cli_guard_send(id);
+        json_object_set_new(salvage_written, id, json_true());   /* this child's own */
+    }
+    free(id);
+}
+
+/* The rest of a type whose reading crashed, through index `index`: skip the
+ * entries read before, leave out the records written before. */
+static int salvage_records(udb_txn *txn, const char *type, const char *index, uint64_t skip,
+                           uint64_t *written)
+{
+    udb_cursor *cur = NULL;
+    char err[CLI_ERRLEN];
+    int rc = udb_scan(&cur, txn, type, index, NULL, 0);
+    if (rc)
+        return cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
+    cli_guard_skipping(true);
+    rc = udb_cursor_skip(NULL, cur, skip);
+    cli_guard_skipping(false);
+    udb_val v;
+    int ex = CLI_OK;
+    while (!rc && ((rc = udb_cursor_next(&v, cur)) == 0 || rc == UDB_ECORRUPT)) {
+        cli_guard_step();
+        json_t *rec = rc ? NULL : cli_msgpack_to_json(v.data, v.size, err);
+        if (!rec) {   /* an entry whose record cannot be read (counted in key order) */
+            rc = 0;
+            continue;
+        }
+        char *id = salvage_id(type, rec);
+        if (id && json_object_get(salvage_written, id)) {
+            free(id);
+            json_decref(rec);
+            continue;   /* written before the crash */
+        }
+        free(id);
+        json_t *line = json_pack("{s s s O}", "type", type, "record", rec);
+        ex = line ? cli_print_json(line) : cli_fail(CLI_EFAIL, NULL, "out of memory");
+        if (ex == CLI_OK)
+            salvage_sent(type, rec);
+        json_decref(line);
+        json_decref(rec);
+        if (ex != CLI_OK)
+            goto out;
+        ++*written;
+        cli_guard_tick(NULL);
+    }
+    if (rc && rc != UDB_ENOTFOUND)
+        ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
+out:
+    udb_cursor_close(cur);
+    return ex;
+}
+
+/* A new read snapshot in *txn: after LMDB met damage it refuses the rest of
+ * a transaction. */
+static int salvage_renew(udb_env *env, udb_txn **txn)
+{
+    udb_abort(*txn);
+    *txn = NULL;
+    int rc = udb_begin(txn, env, UDB_RDONLY);
+    return rc ? cli_fail_rc(rc, udb_env_errmsg(env), NULL, "dump") : CLI_OK;
+}
+
+/* --salvage, in the child: how many records of type the children before
+ * this one wrote (the parent's keys, inherited). */
+static uint64_t salvage_prior(const char *type)
+{
+    uint64_t n = 0;
+    size_t tl = strlen(type);
+    const char *id;
+    json_t *v;
+    json_object_foreach(salvage_written, id, v)
+        n += strncmp(id, type, tl) == 0 && id[tl] == '\t';
+    return n;
+}
+
+/* --salvage, in the child: the records of type, read the way the parent
+ * says (cli_guard_resume: 0 in key order, k through index k); when the read
+ * in key order falls short of `most` (LMDB's count; 0: unknown) or meets
+ * damage, the rest is read through each further index, in a new snapshot
+ * each.  *written: the type's records written, by this child and those
+ * before; *unreadable: entries skipped in key order.  *txn is a new
+ * snapshot when it returns. */
+static int salvage_type(udb_env *env, udb_txn **txn, const char *type, uint64_t most,
+                        uint64_t *written, uint64_t *unreadable)
+{
+    const char *ixs[64];
+    size_t nix = salvage_indexes(type, ixs, 64), phase;
+    uint64_t skip, prior = salvage_prior(type), w = 0;
+    uint64_t cap = most ? most : UINT64_MAX;
+    *unreadable = 0;
+    cli_guard_resume(&phase, &skip, 1 + nix);
+    int ex = phase == 0 ? cli_dump_records(*txn, type, UINT64_MAX, cap, &w, unreadable)
+                        : salvage_records(*txn, type, ixs[phase - 1], skip, &w);
+    int worst = ex;
+    bool short_read = phase == 0 && (*unreadable || prior + w < cap);
+    while ((ex == CLI_ECHECK || short_read) && prior + w < cap && ++phase <= nix) {
+        if ((ex = salvage_renew(env, txn)) != CLI_OK)
+            return ex;
+        cli_guard_phase(phase);
+        ex = salvage_records(*txn, type, ixs[phase - 1], 0, &w);
+        if (ex != CLI_OK && ex != CLI_ECHECK)
+            return ex;
+    }
+    *written = prior + w;
+    int rex = salvage_renew(env, txn);
+    return rex != CLI_OK ? rex : worst;
+}
+
+static int dump_child(void *arg)
+{
+    dump_args *a = arg;
+    return cli_cmd_dump(a->argc, a->argv);
+}
+
+static void salvage_line(const char *line, void *ctx)
+{
+    (void)ctx;
+    if (salvage_written)
+        json_object_set_new(salvage_written, line, json_true());
+}
+
+static int dump_crash(cli_guard_report *r, void *ctx)
+{
+    dump_args *a = ctx;
+    bool first = a->crashes++ == 0 || r->part != a->crash_part;
+    if (r->part != a->crash_part || r->phase != a->crash_phase)
+        a->in_phase = 0;
+    a->crash_part = r->part;
+    a->crash_phase = r->phase;
+    a->in_phase++;
+    if (first)
+        cli_fail(CLI_ECHECK, NULL, "dump: %s: reading it %s after %" PRIu64 " line%s%s%s%s: "
+                 "the database is damaged; %s", r->name, r->how, r->count,
+                 r->count == 1 ? "" : "s", *r->last ? " (the last: " : "", r->last,
+                 *r->last ? ")" : "",
+                 !a->salvage ? "the dump is incomplete (dump --salvage writes what can "
+                               "still be read)"
+                 : r->phases > 1 ? "the rest of it is read through its indexes"
+                                 : "it has no index: the rest of it is left out");
+    if (!a->salvage)
+        return CLI_GUARD_STOP;
+    if (r->phase == 0 || r->skipping || a->in_phase > SALVAGE_RETRIES) {
+        if (r->phase + 1 >= r->phases)
+            return CLI_GUARD_NEXT;
+        r->phase++;
+        r->skip = 0;
+        return CLI_GUARD_RETRY;
+    }
+    r->skip += r->steps + 1;   /* the entry whose record crashed it */
+    return CLI_GUARD_RETRY;
+}
+
+static int dump_guarded(int argc, char **argv)
+{
+    dump_args a = {0, calloc((size_t)argc + 1, sizeof *argv), false, 0, 0, 0, 0};
+    if (!a.argv)
+        return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--salvage") == 0)
+            a.salvage = true;
+        else
+            a.argv[a.argc++] = argv[i];
+    }
+    if (a.salvage && (salvage_written = json_object()) == NULL) {
+        free(a.argv);
+        return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    }
+    int ex = cli_guarded(NULL, "dump", dump_child, &a, a.salvage, dump_crash,
+                         a.salvage ? salvage_line : NULL, &a);
+    if (a.salvage && a.crashes)
+        cli_fail(CLI_ECHECK, NULL, "dump --salvage: %" PRIu64 " crash%s on damaged pages; "
+                 "%zu records written; the records that could not be read are left out",
+                 a.crashes, a.crashes == 1 ? "" : "es", json_object_size(salvage_written));
+    json_decref(salvage_written);
+    salvage_written = NULL;
+    free(a.argv);
+    return ex;
+}
+
 int cli_cmd_dump(int argc, char **argv)
 {
+    if (!cli_guard_child())
+        return dump_guarded(argc, argv);
     const char *const *types;
     json_t *line = NULL, *seqs = NULL, *written = NULL, *left_out = NULL;
     int first, ex;
@@ -168,29 +429,52 @@ int cli_cmd_dump(int argc, char **argv)
         ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
         goto out;
     }
-    if ((ex = cli_print_json(line)) != CLI_OK)
+    salvage_schema = json_object_get(line, "schema");
+    if (!cli_guard_part(0, "the schema line") && (ex = cli_print_json(line)) != CLI_OK)
         goto out;
     uint64_t damaged = 0;
+    int failed = CLI_OK;   /* --salvage: a type that failed, the dump went on */
     for (i = 0; i < ntypes; i++) {
         int wanted = argc - first == 1;
         for (a = first + 1; a < argc && !wanted; a++)
             wanted = strcmp(types[i], argv[a]) == 0;
         if (!wanted)
             continue;
+        /* --salvage: a type written by the children before this one is counted
+           from the keys they sent (salvage_prior) */
+        if (cli_guard_part(i + 1, types[i])) {
+            if (!cli_guard_salvage())
+                continue;
+            uint64_t prior = salvage_prior(types[i]);
+            udb_type_stat st;
+            if (json_object_set_new(written, types[i], cli_json_from_u64(prior)))
+                goto oom;
+            if (udb_type_stat_get(&st, txn, types[i]) == 0 && st.records > prior) {
+                json_object_set_new(left_out, types[i], cli_json_from_u64(st.records - prior));
+                damaged += st.records - prior;   /* said when it was read */
+            }
+            continue;
+        }
         /* LMDB's count of the type's records, kept by every write and stored apart
            from the records' pages: what a damaged page hides is measured against it */
         udb_type_stat st;
         uint64_t w, bad;
         if ((rc = udb_type_stat_get(&st, txn, types[i])) != 0) {
             ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, types[i]);
-            goto out;
+            if (!cli_guard_salvage() || ex != CLI_ECHECK)
+                goto out;
+            memset(&st, 0, sizeof st);   /* --salvage: unknown; write what can be read */
         }
-        if ((ex = cli_dump_records(txn, types[i], UINT64_MAX, st.records, &w, &bad)) != CLI_OK)
-            goto out;
-        if (json_object_set_new(written, types[i], cli_json_from_u64(w))) {
-            ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
-            goto out;
+        if (!cli_guard_salvage()) {
+            if ((ex = cli_dump_records(txn, types[i], UINT64_MAX, st.records, &w, &bad)))
+                goto out;
+        } else if ((ex = salvage_type(env, &txn, types[i], st.records, &w, &bad)) != CLI_OK) {
+            if (ex != CLI_ECHECK)
+                goto out;
+            failed = ex;
         }
+        if (json_object_set_new(written, types[i], cli_json_from_u64(w)))
+            goto oom;
         if (bad || w < st.records) {
             /* what the type holds and was not written; if the stored count is no
                larger than what was written, it is wrong too: count what was skipped */
@@ -203,7 +487,16 @@ int cli_cmd_dump(int argc, char **argv)
             json_object_set_new(left_out, types[i], cli_json_from_u64(lost));
             damaged += lost;
         }
+        /* --salvage reads each type in a new snapshot (damage makes LMDB refuse
+           the rest of one): its names */
+        if (cli_guard_salvage() && (rc = udb_types(&types, &ntypes, txn)) != 0) {
+            ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, "dump");
+            goto out;
+        }
     }
+    if (cli_guard_part(ntypes + 1, "the sequences and end lines"))
+        goto out;
+    salvage_schema = NULL;   /* borrowed from line */
     json_decref(line);
     line = NULL;
     if ((seqs = json_object()) == NULL || (rc = udb_seq_foreach(txn, dump_seq, seqs)) != 0 ||
@@ -220,11 +513,17 @@ int cli_cmd_dump(int argc, char **argv)
         goto out;
     }
     ex = cli_print_json(line);
+    if (ex == CLI_OK)
+        ex = failed;
     if (ex == CLI_OK && damaged)
-        ex = cli_fail(CLI_EFAIL, NULL, "%" PRIu64 " damaged record%s left out of the dump (its "
+        ex = cli_fail(CLI_ECHECK, NULL, "%" PRIu64 " damaged record%s left out of the dump (its "
                       "end line says so: a load of it reports an incomplete copy)", damaged,
                       damaged == 1 ? "" : "s");
+    goto out;
+oom:
+    ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
 out:
+    salvage_schema = NULL;
     json_decref(seqs);
     json_decref(line);
     json_decref(written);

@@ -666,6 +666,7 @@ int cli_cmd_scan(int argc, char **argv)
         rc = udb_cursor_next(&v, cur);
         if (rc == 0 && (ex = print_record(v)) != CLI_OK)
             goto out;
+        cli_guard_tick(NULL);
         n++;
     }
     if (rc && rc != UDB_ENOTFOUND)

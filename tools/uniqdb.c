@@ -5,6 +5,8 @@
  * problem object on stdout, so that scripts can branch without parsing text.
  */
 #include "cli_common.h"
+
+#include <inttypes.h>
 #include "support.h"
 
 #include <errno.h>
@@ -587,7 +589,7 @@ int cli_exit_code(int rc)
     case UDB_EINVAL: /* every name and argument the tool passes came from the command line */
         return CLI_EUSAGE;
     default:
-        return CLI_EFAIL;
+        return udb_is_damage(rc) ? CLI_ECHECK : CLI_EFAIL;
     }
 }
 
@@ -607,7 +609,7 @@ static void problem_kind(int code, const char **type, const char **title, int *s
         *type = "invalid", *title = "Invalid record, schema or input", *status = 422;
         break;
     case CLI_ECHECK:
-        *type = "check-failed", *title = "Database check found problems", *status = 500;
+        *type = "check-failed", *title = "The database is damaged", *status = 500;
         break;
     case CLI_ETIMEOUT:
         *type = "timeout", *title = "Timed out waiting for another writer", *status = 503;
@@ -876,6 +878,47 @@ int cli_read_file(char **out, size_t *len, const char *path)
 
 /* ---- the command line ------------------------------------------------------------ */
 
+/* ---- Reads of a possibly damaged database (cli_guard.c) ---------------------
+ * LMDB can crash on a damaged page: the read commands run in a child
+ * process, and a crash or hang ends them with a report and exit 6.  check
+ * and dump do this themselves (they go on after one). */
+
+typedef struct read_args {
+    const command *cmd;
+    int argc;
+    char **argv;
+} read_args;
+
+static bool guarded_read(const command *cmd)
+{
+    static const char *const names[] = {"get", "find", "scan", "stat", "schema"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(cmd->name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+static int read_child(void *arg)
+{
+    read_args *a = arg;
+    return a->cmd->fn(a->argc, a->argv);
+}
+
+static int read_crash(cli_guard_report *r, void *ctx)
+{
+    read_args *a = ctx;
+    cli_fail(CLI_ECHECK, NULL, "%s: reading the database %s after %" PRIu64 " record%s: the "
+             "database is damaged (uniqdb check lists the damage)", a->cmd->name, r->how,
+             r->count, r->count == 1 ? "" : "s");
+    return CLI_GUARD_STOP;
+}
+
+static int read_guarded(const command *cmd, int argc, char **argv)
+{
+    read_args a = {cmd, argc, argv};
+    return cli_guarded(NULL, cmd->name, read_child, &a, false, read_crash, NULL, &a);
+}
+
 int cli_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -925,7 +968,8 @@ int cli_main(int argc, char **argv)
         snprintf(msg, sizeof msg, "unknown command '%s'", argv[optind]);
         return cli_usage("", msg);
     }
-    int rc = cmd->fn(argc - optind, argv + optind);
+    int rc = guarded_read(cmd) ? read_guarded(cmd, argc - optind, argv + optind)
+                               : cmd->fn(argc - optind, argv + optind);
     if (fflush(stdout) == EOF || ferror(stdout)) {
         int err = errno;
         if (cli_committed) {

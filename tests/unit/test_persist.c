@@ -466,6 +466,54 @@ static void t_format_1_is_upgraded_on_open(tu *t)
     tu_commit(txn);
 }
 
+/* Delete key from LMDB database db of path. */
+static int raw_del(const char *path, const char *db, const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    MDB_env *e;
+    MDB_txn *txn;
+    int rc = raw_begin(&e, &txn, path, 0);
+    if (rc)
+        return rc;
+    MDB_dbi dbi;
+    if (!(rc = mdb_dbi_open(txn, db, 0, &dbi)))
+        rc = mdb_del(txn, dbi, &k, NULL);
+    return raw_end(e, txn, rc);
+}
+
+/* No format version is format 1 only with format 1's __meta ("schema" and
+ * "gen", nothing else): a __meta that lost "format" to damage (issue 23: a
+ * damaged page header hid it, and the "upgrade" crashed) is UDB_ECORRUPT,
+ * read-only or not, and nothing is written.  The same __meta without the
+ * extra key is a real format-1 database, and is upgraded. */
+static void t_damaged_meta_is_not_format_1(tu *t)
+{
+    if (!tu_setup(t, "{`types`: {`t`: {`key`: `id`, `fields`: {`id`: {`type`: `uint`}}}}}"))
+        return;
+    udb_txn *txn = tu_w(t);
+    CHECK_OK(tu_ins(NULL, txn, "t", mp("{s:U}", "id", 1ull)));
+    tu_commit(txn);
+    udb_close(t->env);
+    t->env = NULL;
+    CHECK_OK(raw_del(t->path, "__meta", "format"));
+    CHECK_OK(raw_put(t->path, "__meta", "unit\1\1\1\1", 7));  /* format 1 never had one */
+    udb_env *env = NULL;
+    udb_options ro = UDB_OPTIONS_INIT;
+    ro.flags = UDB_RDONLY_ENV;
+    CHECK_RC(udb_open(&env, t->path, &ro), UDB_ECORRUPT);
+    CHECK_HAS(udb_env_errmsg(NULL), "damaged", "not that of a format 1 database",
+              "nothing was written");
+    CHECK_RC(udb_open(&env, t->path, NULL), UDB_ECORRUPT);
+    CHECK_HAS(udb_env_errmsg(NULL), "a key format 1 never stored");
+    uint64_t f = 99;
+    CHECK_RC(raw_format(&f, t->path), MDB_NOTFOUND);            /* not "upgraded" */
+    CHECK_OK(raw_del(t->path, "__meta", "unit\1\1\1\1"));   /* format 1's shape */
+    if (CHECK_OK(udb_open(&env, t->path, NULL)))
+        udb_close(env);
+    CHECK_OK(raw_format(&f, t->path));
+    CHECK(f == UDB_FORMAT_VERSION);
+}
+
 /* 2000 types with a unique index each: 4002 LMDB named databases.  The
  * schema change names the limit when the handle's max_dbs is too small;
  * once stored, any open -- default options, or a max_dbs far too small --
@@ -807,7 +855,8 @@ static void t_map_grows_while_threads_write(tu *t)
 }
 
 TU_MAIN(TU_CASE(t_close_and_reopen_keeps_everything), TU_CASE(t_open_checks_the_format),
-        TU_CASE(t_format_1_is_upgraded_on_open), TU_CASE(t_many_types_open_with_any_options),
+        TU_CASE(t_format_1_is_upgraded_on_open), TU_CASE(t_damaged_meta_is_not_format_1),
+        TU_CASE(t_many_types_open_with_any_options),
         TU_CASE(t_read_only_open_writes_nothing), TU_CASE(t_write_while_holding_a_txn_is_refused),
         TU_CASE(t_growth_waits_for_readers_a_bounded_time),
         TU_CASE(t_created_directory_is_not_world_writable),
