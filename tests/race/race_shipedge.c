@@ -17,6 +17,8 @@
  *   --mode=short      6 short-lived processes (open, one udb_exec, close) at
  *                     once, one killed at a random 0-8 ms: every
  *                     acknowledged record is there once, none twice.
+ *                     Control: a new leader takes every orphan for not
+ *                     committed (UDB_SHIP_TEST_NO_RECORD): units run twice.
  *   --mode=fork       P opens, forks a child that opens too and lives on; P
  *                     is killed while it leads (or while it flushes outside
  *                     LMDB's lock): the lead lock must be free and another
