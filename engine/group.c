@@ -195,6 +195,15 @@ typedef struct batch {
 
 _Static_assert(UDB_META_INSTANCE == UDB_SYNC_INSTANCE, "a unit record names its session");
 
+/* The session a unit record names (a test flag makes every session one,
+ * as records were before session ids). */
+static const unsigned char *session(const udb_env *env)
+{
+    static const unsigned char shared_id[UDB_SYNC_INSTANCE];
+    return udb__ship_test_flags() & UDB_SHIP_TEST_ONE_SESSION ? shared_id
+                                                               : udb__sync_instance(env->sync);
+}
+
 /* Run shipped unit s in a nested transaction of top, recording its slot
  * and round there, and write its response into the slot. */
 static void run_shipped(udb_env *env, udb_txn *top, shipped *s)
@@ -203,8 +212,8 @@ static void run_shipped(udb_env *env, udb_txn *top, shipped *s)
     MDB_dbi meta = udb__env_meta_dbi(env);
     if (s->kind == UDB_SHIP_ORPHAN && !(udb__ship_test_flags() & UDB_SHIP_TEST_NO_RECORD)) {
         uint64_t round, txnid;
-        s->earlier = !udb__meta_unit(&round, &txnid, udb__txn_mdb(top), meta,
-                                     udb__sync_instance(env->sync), s->slot) &&
+        s->earlier = !udb__meta_unit(&round, &txnid, udb__txn_mdb(top), meta, session(env),
+                                     s->slot) &&
                      round == s->round && udb__ship_is_ready(ship, s->slot);
         s->txnid = txnid;
         if (s->earlier)
@@ -216,9 +225,8 @@ static void run_shipped(udb_env *env, udb_txn *top, shipped *s)
         return;
     }
     s->rc = udb__unit_run(sub, &s->u);
-    if (!s->rc && (s->rc = udb__meta_put_unit(udb__txn_mdb(sub), meta,
-                                              udb__sync_instance(env->sync), s->slot, s->round,
-                                              mdb_txn_id(udb__txn_mdb(top))))) {
+    if (!s->rc && (s->rc = udb__meta_put_unit(udb__txn_mdb(sub), meta, session(env), s->slot,
+                                              s->round, mdb_txn_id(udb__txn_mdb(top))))) {
         s->rc = udb__mdb_err(sub, s->rc, "recording a shipped unit");
         s->u.failed = s->u.n;
     }

@@ -141,7 +141,10 @@ enum { UDB_SHIP_TEST_NO_RECORD = 1,
        UDB_SHIP_TEST_NO_BOUND = 2,
        /* a leader whose map must grow keeps the units it took while it waits
           for its own process's transactions */
-       UDB_SHIP_TEST_HOLD_UNITS = 4 };
+       UDB_SHIP_TEST_HOLD_UNITS = 4,
+       /* unit records name no session (all share one id), as before
+          session ids: a deleted sync.udb then lets units run twice */
+       UDB_SHIP_TEST_ONE_SESSION = 8 };
 void udb__ship_set_test_flags(unsigned flags);
 unsigned udb__ship_test_flags(void);
 

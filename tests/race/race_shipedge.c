@@ -14,9 +14,19 @@
  *                     Control (--control): L writes those records under its
  *                     own session's id, as when the round restarted with the
  *                     session: F's acknowledged record is missing.
+ *   --mode=deleted    Leader L of session A commits follower F's unit and is
+ *                     killed before it publishes the outcome; meanwhile
+ *                     sync.udb was deleted, and a session B in the new file
+ *                     shipped 64 units through all 32 slots (rounds 1 and 2).
+ *                     F leads in A, finds its orphan committed, and its unit
+ *                     is there once.  Control: unit records name no session
+ *                     (UDB_SHIP_TEST_ONE_SESSION, as before session ids): B's
+ *                     records hide L's, and F's unit runs twice.
  *   --mode=short      6 short-lived processes (open, one udb_exec, close) at
  *                     once, one killed at a random 0-8 ms: every
  *                     acknowledged record is there once, none twice.
+ *                     Control: a new leader takes every orphan for not
+ *                     committed (UDB_SHIP_TEST_NO_RECORD): units run twice.
  *   --mode=fork       P opens, forks a child that opens too and lives on; P
  *                     is killed while it leads (or while it flushes outside
  *                     LMDB's lock): the lead lock must be free and another
@@ -331,6 +341,174 @@ static int run_stale(int rounds)
     if (o < (uint64_t)rounds * 3 / 4)
         return fprintf(stderr, "only %llu of %d rounds left an orphan: the test did not test\n",
                        (unsigned long long)o, rounds), 2;
+    return 0;
+}
+
+/* ---- deleted ------------------------------------------------------------------ */
+
+enum { DEL_FOLLOWERS = 32 };
+
+static void del_flags(void)
+{
+    if (control)
+        udb__ship_set_test_flags(UDB_SHIP_TEST_ONE_SESSION);
+}
+
+/* Tell the parent once the unit tagged `tag` is committed (it reads). */
+typedef struct seen {
+    udb_env *env;
+    unsigned tag;
+    _Atomic int stop;
+} seen;
+
+static void *watch_committed(void *arg)
+{
+    seen *w = arg;
+    while (!atomic_load(&w->stop)) {
+        udb_txn *txn;
+        udb_cursor *cur;
+        bool found = false;
+        if (!udb_begin(&txn, w->env, UDB_RDONLY)) {
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_uint64(&pk, w->tag);
+            udb_val v;
+            if (!udb_scan(&cur, txn, "rec", "by_tag", sb.data, sb.size)) {
+                found = udb_cursor_next(&v, cur) == 0;
+                udb_cursor_close(cur);
+            }
+            msgpack_sbuffer_destroy(&sb);
+            udb_abort(txn);
+        }
+        if (found) {
+            atomic_store(&sh->flag[2], 1);
+            break;
+        }
+        sup_sleep_us(1000);
+    }
+    return NULL;
+}
+
+static int del_follower(int round)
+{
+    del_flags();
+    udb_env *env = open_env();
+    atomic_store(&sh->flag[0], 1);
+    if (!await_flag(1, 10000))
+        return 2;
+    udb_ship *ship = udb__env_ship(env);
+    while (!udb__ship_leader(ship))
+        sup_sleep_us(50);
+    unsigned tag = (unsigned)round * 200;
+    seen w = {env, tag, 0};
+    pthread_t th;
+    if (pthread_create(&th, NULL, watch_committed, &w))
+        return 2;
+    int created;
+    int rc = insert(env, tag, NULL, &created);
+    atomic_store(&w.stop, 1);
+    pthread_join(th, NULL);
+    uint64_t c[UDB_SHIP_NCOUNTS];
+    udb__ship_counts(ship, c);
+    atomic_fetch_add(&sh->orphans, c[UDB_SHIP_EARLIER]);
+    atomic_store(&sh->acked[tag], created);
+    udb_close(env);
+    return rc ? 1 : 0;
+}
+
+static int del_leader(int round)
+{
+    del_flags();
+    udb_env *env = open_env();
+    udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 30000000);
+    udb__ship_set_publish_delay(30000000000ull);
+    atomic_store(&sh->flag[1], 1);
+    int created;
+    insert(env, (unsigned)round * 200 + 1, NULL, &created);
+    return 3;   /* killed before this */
+}
+
+/* Session B: a leader that takes every slot's unit, twice. */
+static int b_leader(int round)
+{
+    del_flags();
+    udb_env *env = open_env();
+    udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 300000000);
+    udb__ship_set_delay(UDB_SHIP_DELAY_BOUND, 5000000000ull);
+    atomic_store(&sh->flag[3], 1);
+    for (unsigned wave = 0; wave < 2; wave++) {
+        int created;
+        if (insert(env, (unsigned)round * 200 + 2 + wave, NULL, &created))
+            return 1;
+    }
+    udb_close(env);
+    return 0;
+}
+
+static int b_follower(int arg)
+{
+    int round = arg / DEL_FOLLOWERS, i = arg % DEL_FOLLOWERS;
+    del_flags();
+    udb_env *env = open_env();
+    udb__ship_set_delay(UDB_SHIP_DELAY_BOUND, 5000000000ull);
+    udb_ship *ship = udb__env_ship(env);
+    for (unsigned wave = 0; wave < 2; wave++) {
+        while (!udb__ship_leader(ship))
+            sup_sleep_us(200);
+        int created;
+        if (insert(env, (unsigned)round * 200 + 10 + (unsigned)i * 2 + wave, NULL, &created))
+            return 1;
+    }
+    udb_close(env);
+    return 0;
+}
+
+static int run_deleted(int rounds)
+{
+    char syncf[600];
+    snprintf(syncf, sizeof syncf, "%s/%s", path, UDB_SYNC_FILE);
+    for (int r = 0; r < rounds; r++) {
+        memset(sh->flag, 0, sizeof sh->flag);
+        pid_t f = spawn(del_follower, r);
+        if (!await_flag(0, 10000))
+            return 2;
+        pid_t l = spawn(del_leader, r);
+        /* F's unit committed by L, which now waits to publish: delete the file */
+        if (!await_flag(2, 20000))
+            return fprintf(stderr, "round %d: the follower's unit never committed\n", r), 2;
+        if (unlink(syncf) != 0)
+            return perror("unlink sync.udb"), 2;
+        pid_t bl = spawn(b_leader, r);
+        if (!await_flag(3, 10000))
+            return 2;
+        pid_t bf[DEL_FOLLOWERS];
+        for (int i = 0; i < DEL_FOLLOWERS; i++)
+            bf[i] = spawn(b_follower, r * DEL_FOLLOWERS + i);
+        int bad = 0;
+        for (int i = 0; i < DEL_FOLLOWERS; i++)
+            bad |= reap(bf[i]) != 0;
+        bad |= reap(bl) != 0;
+        if (bad)
+            return fprintf(stderr, "round %d: session B's writers failed\n", r), 1;
+        kill(l, SIGKILL);
+        reap(l);
+        if (reap(f) != 0 || !atomic_load(&sh->acked[r * 200]))
+            return fprintf(stderr, "round %d: the follower's unit was not acknowledged\n", r),
+                   1;
+        for (int i = 0; i < DEL_FOLLOWERS * 2; i++)
+            atomic_store(&sh->acked[r * 200 + 10 + i], 1);
+        if (verify_acked((unsigned)(r + 1) * 200, r))
+            return 1;
+    }
+    uint64_t o = atomic_load(&sh->orphans);
+    printf("deleted: %d rounds, sync.udb deleted under a leader killed before publishing; %llu "
+           "orphans found committed; every unit there once\n", rounds, (unsigned long long)o);
+    if (o < (uint64_t)rounds)
+        return fprintf(stderr, "only %llu of %d orphans were found committed: the test did "
+                       "not test\n", (unsigned long long)o, rounds), 2;
     return 0;
 }
 
@@ -913,6 +1091,7 @@ int main(int argc, char **argv)
              : strcmp(mode, "failack") == 0    ? run_failack(rounds)
              : strcmp(mode, "longread") == 0   ? run_longread(rounds)
              : strcmp(mode, "lockwait") == 0   ? run_lockwait(rounds)
+             : strcmp(mode, "deleted") == 0    ? run_deleted(rounds)
                                                : (fprintf(stderr, "unknown mode %s\n", mode), 2);
     if (rc == 0)
         sup_remove_tree(dir, false);
