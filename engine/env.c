@@ -634,6 +634,26 @@ static int create_meta(MDB_txn *txn, udb_env *env)
     return check_format(txn, env);
 }
 
+/* An LMDB environment of another program (entries, no __meta): UDB_EFORMAT
+ * with the message set, before uniqdb adds a file of its own beside it. */
+static int refuse_foreign(udb_env *env)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st;
+    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    rc = mdb_dbi_open(txn, UDB_DB_META, 0, &dbi);
+    if (rc == MDB_NOTFOUND && !(rc = mdb_dbi_open(txn, NULL, 0, &dbi)) &&
+        !(rc = mdb_stat(txn, dbi, &st)) && st.ms_entries)
+        rc = udb__env_err(UDB_EFORMAT, "udb_open: %s holds an LMDB environment that is not a "
+                          "uniqdb database (%zu entries, no __meta); left untouched", env->path,
+                          (size_t)st.ms_entries);
+    mdb_txn_abort(txn);
+    return rc == UDB_EFORMAT ? rc : 0;   /* anything else: open_meta says it */
+}
+
 /* Open __meta and __seq, creating them for a new database; the format
  * version is checked either way.  UDB_EFORMAT comes with its message set. */
 static int open_meta(udb_env *env)
@@ -895,6 +915,9 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
         goto fail;
     if (!rdonly && udb__mapsize(env) < want && (rc = mdb_env_set_mapsize(env->mdb, want)))
         goto fail;
+    /* another program's LMDB environment gets no sync file of ours */
+    if (!rdonly && (rc = refuse_foreign(env)))
+        goto fail_quiet;
     /* a read-only handle never commits, so it has nothing to acknowledge */
     if (!rdonly && (rc = udb__sync_open(&env->sync, path, env->mdb, smode, mode,
                                         udb__ship_area_size())))

@@ -378,6 +378,9 @@ static void t_open_checks_the_format(tu *t)
     CHECK_RC(udb_open(&env, other, NULL), UDB_EFORMAT);
     CHECK_HAS(udb_env_errmsg(NULL), other, "not a uniqdb database", "left untouched");
     CHECK(env == NULL);
+    /* no file of uniqdb's was added beside it */
+    struct stat sst;
+    CHECK(stat(tu_fmt("%s/%s", other, UDB_SYNC_FILE), &sst) != 0 && errno == ENOENT);
     /* untouched: still exactly one named database, and no __meta */
     MDB_env *e;
     MDB_txn *txn;
