@@ -58,6 +58,20 @@ static int dump_seq(const char *name, uint64_t value, void *ctx)
 
 static void salvage_sent(const char *type, json_t *rec);
 
+/* Write line (a record rec of type; the call owns line), tell a salvaging
+ * parent, and count it in *written. */
+static int emit_record(json_t *line, const char *type, json_t *rec, uint64_t *written)
+{
+    int ex = cli_print_json(line);
+    if (ex == CLI_OK) {
+        salvage_sent(type, rec);
+        ++*written;
+        cli_guard_tick(NULL);
+    }
+    json_decref(line);
+    return ex;
+}
+
 int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t most,
                      uint64_t *written, uint64_t *unreadable)
 {
@@ -96,14 +110,8 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t mo
                           "holds: the database is damaged; the dump stopped here", type, most);
             goto out;
         }
-        ex = cli_print_json(line);
-        if (ex == CLI_OK)
-            salvage_sent(type, rec);
-        json_decref(line);
-        if (ex != CLI_OK)
+        if ((ex = emit_record(line, type, rec, written)) != CLI_OK)
             goto out;
-        ++*written;
-        cli_guard_tick(NULL);
     }
     if (rc && rc != UDB_ENOTFOUND)
         ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
@@ -237,15 +245,11 @@ static int salvage_records(udb_txn *txn, const char *type, const char *index, ui
         }
         free(id);
         json_t *line = json_pack("{s s s O}", "type", type, "record", rec);
-        ex = line ? cli_print_json(line) : cli_fail(CLI_EFAIL, NULL, "out of memory");
-        if (ex == CLI_OK)
-            salvage_sent(type, rec);
-        json_decref(line);
+        ex = line ? emit_record(line, type, rec, written)
+                  : cli_fail(CLI_EFAIL, NULL, "out of memory");
         json_decref(rec);
         if (ex != CLI_OK)
             goto out;
-        ++*written;
-        cli_guard_tick(NULL);
     }
     if (rc && rc != UDB_ENOTFOUND)
         ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, type);
