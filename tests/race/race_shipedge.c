@@ -456,7 +456,9 @@ static int b_follower(int arg)
     udb__ship_set_delay(UDB_SHIP_DELAY_BOUND, 5000000000ull);
     udb_ship *ship = udb__env_ship(env);
     for (unsigned wave = 0; wave < 2; wave++) {
-        while (!udb__ship_leader(ship))
+        /* ship to B's leader if it leads (a slow start may miss it: then the
+           unit runs here, and the round tests less, not nothing) */
+        for (int k = 0; k < 10000 && !udb__ship_leader(ship); k++)
             sup_sleep_us(200);
         int created;
         if (insert(env, (unsigned)round * 200 + 10 + (unsigned)i * 2 + wave, NULL, &created))
@@ -709,16 +711,19 @@ static int stop_writer(int round)
 
 static int run_stop(int rounds)
 {
+    /* open once, so that L's pause is never over before we look */
+    udb_env *env = open_env();
+    udb_ship *ship = udb__env_ship(env);
     for (int r = 0; r < rounds; r++) {
         memset(sh->flag, 0, sizeof sh->flag);
         pid_t l = spawn(stop_leader, r);
         if (!await_flag(0, 10000))
             return 2;
         /* L leads (inside its pause, holding the lead lock): stop it there */
-        udb_env *env = open_env();
-        while (!udb__ship_leader(udb__env_ship(env)))
-            sup_sleep_us(100);
-        udb_close(env);
+        for (int spin = 0; spin < 100000 && udb__ship_leader(ship) != l; spin++)
+            sup_sleep_us(50);
+        if (udb__ship_leader(ship) != l)
+            return fprintf(stderr, "round %d: the leader was not seen leading\n", r), 2;
         kill(l, SIGSTOP);
         pid_t w = spawn(stop_writer, r);
         int st = -1;
@@ -746,6 +751,7 @@ static int run_stop(int rounds)
                 return 1;
         }
     }
+    udb_close(env);
     printf("stop: %d rounds, the leader stopped while leading: the writer's units committed "
            "meanwhile\n", rounds);
     return 0;
@@ -908,6 +914,9 @@ static int longread_leader(int round)
         return 2;
     while (!atomic_load(&sh->flag[1]))
         sup_sleep_us(100);
+    /* W has the database open (and looks for a leader): lead now */
+    for (int k = 0; k < 100000 && !atomic_load(&sh->flag[3]); k++)
+        sup_sleep_us(100);
     udb__ship_set_delay(UDB_SHIP_DELAY_LEAD, 100000000);
     /* 2 MiB in a 1 MiB map, with W's unit in the batch */
     size_t n = 2u << 20;
@@ -943,7 +952,9 @@ static int longread_leader(int round)
 static int longread_writer(int round)
 {
     udb_env *env = open_small();
-    while (!atomic_load(&sh->flag[0]) || !udb__ship_leader(udb__env_ship(env)))
+    atomic_store(&sh->flag[3], 1);
+    for (int k = 0; k < 100000 && (!atomic_load(&sh->flag[0]) ||
+                                   !udb__ship_leader(udb__env_ship(env))); k++)
         sup_sleep_us(100);
     int created;
     int rc = insert(env, (unsigned)round * 2 + 1, NULL, &created);
