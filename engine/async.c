@@ -40,11 +40,10 @@ struct udb_async {
     udb_env *env;
     pthread_mutex_t mu;
     pthread_cond_t work;         /* a job was queued, or stopping */
-    pthread_cond_t room;         /* inflight dropped below the limit */
-    pthread_cond_t idle;         /* inflight reached 0 */
+    pthread_cond_t room;         /* units in flight dropped below the limit */
+    pthread_cond_t idle;         /* none in flight */
     job *head, *tail;
-    size_t inflight;             /* queued or running */
-    size_t queued, running;      /* in the queue; taken by a thread */
+    size_t queued, running;      /* in the queue; taken by a thread (in flight: both) */
     unsigned nthreads;
     bool stopping;
     pthread_t threads[ASYNC_THREADS];
@@ -102,10 +101,11 @@ static void *worker(void *arg)
         job_free(j);
         pthread_mutex_lock(&a->mu);
         a->carried[slot] = 0;
+        bool was_full = a->queued + a->running == UDB_EXEC_ASYNC_MAX;
         a->running--;
-        if (a->inflight-- == UDB_EXEC_ASYNC_MAX)
+        if (was_full)
             pthread_cond_broadcast(&a->room);
-        if (!a->inflight || a->draining)
+        if (a->queued + a->running == 0 || a->draining)
             pthread_cond_broadcast(&a->idle);
     }
     pthread_mutex_unlock(&a->mu);
@@ -203,7 +203,7 @@ int udb_exec_async(udb_env *env, const udb_op *ops, size_t n, udb_exec_done_fn d
         return udb__env_err(UDB_ENOMEM, "udb_exec_async: out of memory");
     }
     pthread_mutex_lock(&a->mu);
-    while (a->inflight >= UDB_EXEC_ASYNC_MAX && !a->stopping) {
+    while (a->queued + a->running >= UDB_EXEC_ASYNC_MAX && !a->stopping) {
         if (on_engine_thread) {
             pthread_mutex_unlock(&a->mu);
             job_free(j);
@@ -223,7 +223,6 @@ int udb_exec_async(udb_env *env, const udb_op *ops, size_t n, udb_exec_done_fn d
     else
         a->head = j;
     a->tail = j;
-    a->inflight++;
     a->queued++;
     rc = 0;
     /* a thread for every unit in flight, up to the pool's size */
@@ -235,7 +234,6 @@ int udb_exec_async(udb_env *env, const udb_op *ops, size_t n, udb_exec_done_fn d
     }
     if (rc) {
         a->head = a->tail = NULL;
-        a->inflight--;
         a->queued--;
         pthread_mutex_unlock(&a->mu);
         job_free(j);
@@ -256,7 +254,7 @@ int udb_exec_async_wait(udb_env *env)
     if (!a)
         return 0;
     pthread_mutex_lock(&a->mu);
-    while (a->inflight)
+    while (a->queued + a->running)
         pthread_cond_wait(&a->idle, &a->mu);
     pthread_mutex_unlock(&a->mu);
     return 0;

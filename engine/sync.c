@@ -180,19 +180,41 @@ static void max_store(_Atomic uint64_t *p, uint64_t v)
         ;
 }
 
+/* A futex word of the shared file and its count of sleepers: bump the word
+ * and wake n of them (only if any sleeps) / sleep while it is still `seen`,
+ * at most ns. */
+static void word_wake(_Atomic uint32_t *word, _Atomic uint32_t *sleepers, int n)
+{
+    atomic_fetch_add(word, 1);
+    if (atomic_load(sleepers))
+        syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+static void word_sleep(_Atomic uint32_t *word, _Atomic uint32_t *sleepers, uint32_t seen,
+                       uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    atomic_fetch_add(sleepers, 1);
+    syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
+    atomic_fetch_sub(sleepers, 1);
+}
+
 static void wake(shared *sh)
 {
-    atomic_fetch_add(&sh->seq, 1);
-    if (atomic_load(&sh->waiters))
-        syscall(SYS_futex, &sh->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    word_wake(&sh->seq, &sh->waiters, INT_MAX);
 }
 
 static void sleep_on(shared *sh, uint32_t seen, uint64_t ns)
 {
-    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-    atomic_fetch_add(&sh->waiters, 1);
-    syscall(SYS_futex, &sh->seq, FUTEX_WAIT, seen, &ts, NULL, 0);
-    atomic_fetch_sub(&sh->waiters, 1);
+    word_sleep(&sh->seq, &sh->waiters, seen, ns);
+}
+
+/* Does another process hold lock byte `byte` of fd?  (The locks of our own
+ * file description never conflict with us.) */
+static bool held_by_other(int fd, off_t byte)
+{
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    return fcntl(fd, F_OFD_GETLK, &l) == 0 && l.l_type != F_UNLCK;
 }
 
 int udb__sync_last_txnid(uint64_t *out, MDB_env *mdb)
@@ -223,8 +245,7 @@ static int reset(udb_sync *s)
     }
     memset(s->sh, 0, s->size);
     memcpy(s->sh->instance, id, sizeof id);
-    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_LIVE, .l_len = 1};
-    if (fcntl(s->datafd, F_OFD_SETLK, &l) == 0)
+    if (range_lock(s->datafd, F_OFD_SETLK, F_WRLCK, LOCK_LIVE) == 0)
         atomic_store(&s->sh->sweep, 1);
     memcpy(s->sh->magic, SYNC_MAGIC, sizeof s->sh->magic);
     return 0;
@@ -422,14 +443,7 @@ static void writer_gone(udb_sync *s)
 /* Is a write transaction on its way, in this process or another? */
 static bool writers_coming(udb_sync *s)
 {
-    if (atomic_load(&s->writing) > 0)
-        return true;
-    /* our own description's locks never conflict: this sees other processes' */
-    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_WRITING,
-                      .l_len = 1};
-    if (fcntl(s->fd, F_OFD_GETLK, &l) != 0)
-        return false;
-    return l.l_type != F_UNLCK;
+    return atomic_load(&s->writing) > 0 || held_by_other(s->fd, LOCK_WRITING);
 }
 
 bool udb__sync_writers_coming(udb_sync *s)
@@ -569,10 +583,6 @@ int udb__sync_gate_enter(udb_sync *s, unsigned wait_ms)
 {
     if (!s)
         return 0;
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    uint64_t deadline = (uint64_t)dl.tv_sec * 1000000000u + (uint64_t)dl.tv_nsec +
-                        (uint64_t)wait_ms * 1000000u;
     if (!wait_ms) {
         pthread_mutex_lock(&s->gate_mu);
         if (range_lock(s->fd, F_OFD_SETLKW, F_WRLCK, LOCK_GATE) != 0) {
@@ -580,8 +590,8 @@ int udb__sync_gate_enter(udb_sync *s, unsigned wait_ms)
         }
         return 0;
     }
-    dl.tv_sec = (time_t)(deadline / 1000000000u);
-    dl.tv_nsec = (long)(deadline % 1000000000u);
+    uint64_t deadline = now_ns() + (uint64_t)wait_ms * 1000000u;
+    struct timespec dl = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
     if (pthread_mutex_clocklock(&s->gate_mu, CLOCK_MONOTONIC, &dl) != 0)
         return UDB_EBUSY;
     for (;;) {
@@ -595,17 +605,13 @@ int udb__sync_gate_enter(udb_sync *s, unsigned wait_ms)
             return UDB_EBUSY;
         }
         uint64_t left = deadline - now < 10000000 ? deadline - now : 10000000;
-        struct timespec ts = {0, (long)left};
-        atomic_fetch_add(&s->sh->gate_waiters, 1);
-        syscall(SYS_futex, &s->sh->gate_seq, FUTEX_WAIT, seen, &ts, NULL, 0);
-        atomic_fetch_sub(&s->sh->gate_waiters, 1);
+        word_sleep(&s->sh->gate_seq, &s->sh->gate_waiters, seen, left);
     }
 }
 
 bool udb__sync_gate_busy(udb_sync *s)
 {
-    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_GATE, .l_len = 1};
-    return s && fcntl(s->fd, F_OFD_GETLK, &l) == 0 && l.l_type != F_UNLCK;
+    return s && held_by_other(s->fd, LOCK_GATE);
 }
 
 void udb__sync_gate_leave(udb_sync *s)
@@ -613,9 +619,7 @@ void udb__sync_gate_leave(udb_sync *s)
     if (!s)
         return;
     range_lock(s->fd, F_OFD_SETLK, F_UNLCK, LOCK_GATE);
-    atomic_fetch_add(&s->sh->gate_seq, 1);
-    if (atomic_load(&s->sh->gate_waiters))
-        syscall(SYS_futex, &s->sh->gate_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+    word_wake(&s->sh->gate_seq, &s->sh->gate_waiters, 1);
     pthread_mutex_unlock(&s->gate_mu);
 }
 
