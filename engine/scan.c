@@ -158,7 +158,7 @@ static int open_scan(udb_cursor **out, udb_txn *txn, const char *type, const cha
         size_t nkey = ix->nfields + !ix->is_pk;
         if (r->after.data) {
             if ((rc = encode_values(&c->after, txn, t, ix, r->after, nkey, nkey,
-                                    "range after (a sort key, as udb_cursor_key gives)")))
+                                    "range after")))
                 goto fail;
             const unsigned char *p = c->after.p, *end = p + c->after.len;
             for (size_t i = 0; i < ix->nfields; i++)
