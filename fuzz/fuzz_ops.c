@@ -96,7 +96,13 @@ static const char *const DOM_A[] = {"a", "b", "c", LONG_A1, LONG_A2};
 static const int64_t DOM_B[] = {0, 1, -1};
 static const char *const DOM_STATUS[] = {"pending", "confirmed", "cancelled"};
 static const char *const DOM_EMAIL[] = {"e1", "e2", "e3", LONG_E1, LONG_E2, LONG_E3};
-static const char *const DOM_X[] = {"x1", "x2", LONG_X1, LONG_X2};
+/* "x1\0z" holds a NUL: its key starts with the bytes of ("x1")'s, then goes on
+ * (the escaped NUL), so it sorts after "x1" and a bound ["x1"] must not match it */
+static const char *const DOM_X[] = {"x1", "x2", LONG_X1, LONG_X2, "x1\0z"};
+static size_t xlen(unsigned v)
+{
+    return v == 4 ? 4 : strlen(DOM_X[v]);
+}
 static const int64_t DOM_Y[] = {0, 1, 2};
 /* float field: ints are accepted (stored as float64); -0.0 is 0.0 */
 typedef struct fval {
@@ -250,7 +256,7 @@ static void pack_value(msgpack_packer *pk, int f, unsigned v)
     case F_B: msgpack_pack_int64(pk, DOM_B[v]); break;
     case F_STATUS: msgpack_pack_str_with_body(pk, DOM_STATUS[v], strlen(DOM_STATUS[v])); break;
     case F_EMAIL: msgpack_pack_str_with_body(pk, DOM_EMAIL[v], strlen(DOM_EMAIL[v])); break;
-    case F_X: msgpack_pack_str_with_body(pk, DOM_X[v], strlen(DOM_X[v])); break;
+    case F_X: msgpack_pack_str_with_body(pk, DOM_X[v], xlen(v)); break;
     case F_Y: msgpack_pack_int64(pk, DOM_Y[v]); break;
     case F_F:
         if (DOM_F[v].is_int)
@@ -518,7 +524,7 @@ static void bind_rec(sqlite3_stmt *st, const rec *r, bool set_flags)
         case F_B: sqlite3_bind_int64(st, col, DOM_B[v]); break;
         case F_STATUS: sqlite3_bind_text(st, col, DOM_STATUS[v], -1, SQLITE_STATIC); break;
         case F_EMAIL: sqlite3_bind_text(st, col, DOM_EMAIL[v], -1, SQLITE_STATIC); break;
-        case F_X: sqlite3_bind_text(st, col, DOM_X[v], -1, SQLITE_STATIC); break;
+        case F_X: sqlite3_bind_text(st, col, DOM_X[v], (int)xlen(v), SQLITE_STATIC); break;
         case F_Y: sqlite3_bind_int64(st, col, DOM_Y[v]); break;
         case F_F:
             if (DOM_F[v].is_int)
@@ -1217,7 +1223,7 @@ static void bind_value(sqlite3_stmt *st, int col, int f, unsigned v)
     case F_B: sqlite3_bind_int64(st, col, DOM_B[v]); break;
     case F_STATUS: sqlite3_bind_text(st, col, DOM_STATUS[v], -1, SQLITE_STATIC); break;
     case F_EMAIL: sqlite3_bind_text(st, col, DOM_EMAIL[v], -1, SQLITE_STATIC); break;
-    case F_X: sqlite3_bind_text(st, col, DOM_X[v], -1, SQLITE_STATIC); break;
+    case F_X: sqlite3_bind_text(st, col, DOM_X[v], (int)xlen(v), SQLITE_STATIC); break;
     case F_Y: sqlite3_bind_int64(st, col, DOM_Y[v]); break;
     case F_F:
         if (DOM_F[v].is_int)
