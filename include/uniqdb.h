@@ -130,7 +130,14 @@ extern "C" {
                                     last good flush may be lost, so the database refuses writes
                                     (in every process) until every process has closed it and it
                                     is opened again; see "Durability" below */
-#define UDB_ELAST       UDB_EFLUSHFAILED /* the last (most negative) UDB_E* code */
+#define UDB_ECONNECT    (-31015) /* PostgreSQL: the server could not be reached (refused, no
+                                    such host or socket, too many connections) or the connection
+                                    was lost; the message keeps libpq's text */
+#define UDB_EAUTH       (-31016) /* PostgreSQL: the server refused the login (authentication
+                                    failed, no such role, no pg_hba.conf entry) */
+#define UDB_ESERVER     (-31017) /* PostgreSQL reported an error uniqdb has no code of its own
+                                    for; the message has its SQLSTATE and text */
+#define UDB_ELAST       UDB_ESERVER /* the last (most negative) UDB_E* code */
 
 /* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
  * udb_commit need not include <lmdb.h>: abort the transaction and run it

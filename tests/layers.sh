@@ -13,6 +13,7 @@ mpack.h 2
 keycodec.h 2
 predicate.h 3
 schema.h 4
+schemaplan.h 4
 record.h 5
 index.h 6
 layout.h 7
