@@ -20,8 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pg/pgconn.h"
-#include "pg/pgmeta.h"
+#include "pgconn.h"
+#include "pgmeta.h"
 #include "uniqdb.h"
 
 static int failures;
