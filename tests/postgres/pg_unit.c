@@ -313,6 +313,16 @@ static void test_apply(void)
              "('u1', 'a@x', 1, 't1', 'active'), ('u2', 'a@x', 2, 't2', 'gone')");
     CHECK_HAS(r, "user.email");
     free(r);
+    /* and against psql itself */
+    FILE *ps = popen("psql -X -q -v ON_ERROR_STOP=1 -c \"INSERT INTO \\\"App One\\\".\\\"user\\\" "
+                     "(id, email, org, team, state) VALUES ('p1', 'p@x', 7, 'q', 'active'), "
+                     "('p2', 'p2@x', 7, 'q', 'active')\" 2>&1", "r");
+    char out[1024] = "";
+    size_t got = ps ? fread(out, 1, sizeof out - 1, ps) : 0;
+    out[got] = '\0';
+    int st = ps ? pclose(ps) : -1;
+    CHECK(st != 0);
+    CHECK_HAS(out, "duplicate key value violates unique constraint \"user.active_team\"");
     r = sql1("INSERT INTO \"App One\".\"user\" (id, email, state) VALUES ('u1', 'a@x', 'paused')");
     CHECK_HAS(r, "ERROR: 23514");           /* the enum's CHECK */
     free(r);
