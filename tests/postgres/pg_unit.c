@@ -460,7 +460,8 @@ static const struct { int k; const char *a; int b; int on; } vrows[] = {
 
 static void test_violations(void)
 {
-    char dir[] = "/tmp/pg_unit.XXXXXX";
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/pg_unit.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     udb_env *env = NULL;
     udb_txn *txn = NULL;
     udb_pgpool *p = NULL;
@@ -522,8 +523,8 @@ static void test_violations(void)
 out:
     udb_close(env);
     udb__pg_pool_close(p);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
 }
 
