@@ -872,7 +872,8 @@ UDB_API int udb_env_space(udb_space *out, udb_env *env);
  * crash -- never leaves a partial copy that opens as a database.  After a
  * failure the temporary is removed; after a crash it stays (its name starts
  * with ".uniqdb-backup-" or ".NAME.uniqdb-backup-"), and dest, if it existed,
- * is then not empty.  File and directory get the permissions of the source's.
+ * is then not empty.  The copy's data file gets the permissions of the
+ * source's, a directory this call creates those of the source's directory.
  *
  * Without UDB_BACKUP_COMPACT, the data file is copied as it is up to its last
  * page in use, free pages included (udb_env_space().pages); LMDB holds its
@@ -897,8 +898,10 @@ UDB_API int udb_env_space(udb_space *out, udb_env *env);
  * the file system, UDB_EBUSY (a map grown by another process had to be
  * adopted, see above), MDB_INCOMPATIBLE (UDB_BACKUP_COMPACT found pages
  * neither in use nor free: a damaged database), other LMDB codes (damage the
- * copy ran into).  On any error no copy is left (but see "crash" above), and
- * udb_env_errmsg() says what happened. */
+ * copy ran into).  On any error no copy is left (but see "crash" above) --
+ * except when only the flush of dest's parent directory failed after the copy
+ * took its name: the copy is complete, but its name may not survive a power
+ * cut.  udb_env_errmsg() says which. */
 UDB_API int udb_backup(udb_env *env, const char *dest, unsigned flags);
 
 #ifdef __cplusplus

@@ -132,8 +132,8 @@ static const command commands[] = {
      "--compact copies only the pages in use: the copy has no free pages, which is how\n"
      "to reclaim the space of deleted records (`stat` shows it); put it in place of\n"
      "DB while no process has DB open.  Without --compact the file is copied as it is\n"
-     "(LMDB's write lock is held only while its first 8 KiB are copied), which works\n"
-     "on a damaged database too."},
+     "(LMDB's write lock is held only while its two meta pages are copied), which\n"
+     "works on a damaged database too."},
     {"demo", cli_cmd_demo, "[DIR]", "the five scenarios, live, with real processes",
      "Create a database in DIR (default: a new temporary directory), apply the\n"
      "scenarios' schema and run the five scenarios with real concurrent processes,\n"
