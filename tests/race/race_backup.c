@@ -3,8 +3,8 @@
  * keep writing: every backup must hold every write acknowledged before it
  * began, and pass udb_check.
  *
- * PROCS writer processes of THREADS threads each write units in a loop; the
- * unit number s of writer slot w is [insert k{id: w<<32|s}, upsert
+ * PROCS writer processes of THREADS threads each, and a thread of the parent,
+ * write units in a loop; the unit number s of writer slot w is [insert k{id: w<<32|s}, upsert
  * progress{id: w, n: s}, insert scratch{id: w<<32|s, 2 KiB}, delete the
  * previous scratch] -- through udb_exec() for even s (units may be shipped to
  * another process's leader) and udb_write() for odd s (group commit within
@@ -43,7 +43,9 @@
 #include "support.h"
 #include "uniqdb.h"
 
-enum { PROCS = 3, THREADS = 2, SLOTS = PROCS * THREADS, BACKUPS = 12 };
+/* writer slots: THREADS in each process, and one thread of the parent's, which
+   backs up in the same process as it writes */
+enum { PROCS = 3, THREADS = 2, SLOTS = PROCS * THREADS + 1, BACKUPS = 12 };
 /* records written before the writers start (not a writer's: slot PRELOAD) */
 enum { PRELOAD = 1000, PRELOAD_N = 3000 };
 
@@ -349,6 +351,10 @@ int main(int argc, char **argv)
     /* the parent's environment opened after the forks: never share one across fork() */
     if (udb_open(&env, path, NULL))
         return fprintf(stderr, "parent: udb_open: %s\n", udb_env_errmsg(NULL)), 1;
+    wctx pc = {env, PROCS * THREADS};
+    pthread_t pw;
+    if (pthread_create(&pw, NULL, writer_thread, &pc) != 0)
+        return perror("pthread_create"), 1;
     int bad = 0;
     uint64_t last = 0, spent = 0, during = 0, start = now_us();
     /* the control fails at every backup: a few make the point */
@@ -401,6 +407,7 @@ int main(int argc, char **argv)
         bad += v;
     }
     atomic_store(&sh->stop, 1);
+    pthread_join(pw, NULL);
     for (int p = 0; p < PROCS; p++) {
         int st;
         if (waitpid(pids[p], &st, 0) != pids[p] || !WIFEXITED(st) || WEXITSTATUS(st)) {

@@ -3,8 +3,9 @@
  * nothing written), that a copy -- plain or compacted -- opens, checks and
  * holds exactly what the source held, that compacting drops the free pages
  * udb_env_space counts, that a copy that fails midway leaves nothing that
- * opens as a database, and which copy waits for a writer (the plain one,
- * for LMDB's write lock) and which does not.
+ * opens as a database, which copy waits for a writer (the plain one, for
+ * LMDB's write lock) and which does not, and that a map another process
+ * grew is adopted before the copy.
  *
  * `test_backup --control` is the negative control of the failure case: the
  * copy written straight to dest/data.mdb (UDB_BACKUP_TEST_IN_PLACE), whose
@@ -502,6 +503,67 @@ static void t_holds_other_process_commit(tu *t)
     CHECK(has_late(compact));
 }
 
+/* Another process grew the map past this process's: LMDB refuses the
+ * copy's snapshot (MDB_MAP_RESIZED) until this process adopts the new size,
+ * which udb_backup does, then copies. */
+static void t_adopts_a_grown_map(tu *t)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    o.flags = UDB_NOSYNC;
+    o.map_size = 256 << 10;
+    if (!CHECK_OK(udb_open(&t->env, t->path, &o)) ||
+        !CHECK_OK(tu_apply(t, tu_scenarios())))
+        return;
+    size_t before = 0, after = 0;
+    CHECK_OK(udb_env_usage(&before, NULL, t->env));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        udb_env *env;
+        if (udb_open(&env, t->path, &o))
+            _exit(10);
+        char name[2001];
+        memset(name, 'n', sizeof name - 1);
+        name[sizeof name - 1] = '\0';
+        int bad = 0;
+        for (int i = 0; i < 1000 && !bad; i++) {
+            udb_txn *txn;
+            udb_val rec = mp("{s:s, s:s, s:s}", "id", tu_fmt("g%04d", i), "email",
+                             tu_fmt("g%04d@x", i), "name", name);
+            int rc = udb_begin(&txn, env, 0);
+            if (!rc && (rc = udb_insert(NULL, txn, "client", rec.data, rec.size)))
+                udb_abort(txn);
+            else if (!rc)
+                rc = udb_commit(txn);
+            if (rc == UDB_EMAPFULL)   /* the next udb_begin grows the map */
+                i--;
+            else if (rc) {
+                fprintf(stderr, "grower: %s\n", udb_env_errmsg(env));
+                bad = 1;
+            }
+        }
+        udb_close(env);
+        _exit(bad);
+    }
+    int st;
+    if (CHECK(pid > 0) && CHECK(waitpid(pid, &st, 0) == pid))
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    const char *dest = tu_fmt("%s/copy", t->dir);
+    CHECK_OK(udb_backup(t->env, dest, 0));
+    CHECK_OK(udb_env_usage(&after, NULL, t->env));
+    CHECK(after > before);   /* adopted: this process's map is the grown one */
+    CHECK_OK(udb_backup(t->env, tu_fmt("%s/small", t->dir), UDB_BACKUP_COMPACT));
+    check_copy(t, dest);
+    check_copy(t, tu_fmt("%s/small", t->dir));
+    udb_env *env = open_copy(dest, UDB_RDONLY_ENV);
+    udb_txn *txn;
+    if (env && CHECK_OK(udb_begin(&txn, env, UDB_RDONLY))) {
+        CHECK(tu_count(txn, "client") == 1000);
+        udb_abort(txn);
+    }
+    udb_close(env);
+}
+
 int main(int argc, char **argv)
 {
     static const tu_test tests[] = {
@@ -515,6 +577,7 @@ int main(int argc, char **argv)
         TU_CASE(t_who_waits_for_a_writer),
         TU_CASE(t_from_readonly_env),
         TU_CASE(t_holds_other_process_commit),
+        TU_CASE(t_adopts_a_grown_map),
     };
     if (argc > 1 && strcmp(argv[1], "--control") == 0) {
         control = true;
