@@ -11,8 +11,8 @@
  * the process); the updates and deletes leave free pages for the compacting
  * copy to drop.  Once the call returned 0 the writer counts the unit as
  * acknowledged, in shared memory.  The parent takes BACKUPS backups,
- * alternately plain and compacted, alternately in itself (its environment
- * open for writing, as an application's) and in a new process that opens
+ * alternately plain and compacted, alternately in itself (where its own
+ * writer thread shares the environment) and in a new process that opens
  * the database read-only (as `uniqdb backup` does).  Before each it notes
  * every slot's acknowledged count; the copy must then hold, per slot, every
  * k record below the count and a progress record at least count - 1, no k
