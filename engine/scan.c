@@ -74,7 +74,7 @@ int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index
             goto fail;
         }
         for (size_t i = 0; i < nv; i++) {
-            if ((rc = udb__field_key(&c->prefix, t, &t->fields[ix->fields[i]], &vals[i], &msg))) {
+            if ((rc = udb__idx_field_key(&c->prefix, t, ix, i, &vals[i], &msg))) {
                 udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad prefix value");
                 goto fail;
             }
