@@ -22,6 +22,8 @@
  *   float double precision CHECK <> 'NaN' | bool boolean | bin bytea |
  *   enum text CHECK (f IN (...)) | any jsonb (see any_json) |
  *   extra fields of an "extra": true type: one jsonb column "$extra".
+ *   an index field with "collate": "nocase": lower(f COLLATE "C") (see
+ *   put_index_field).
  * Names: table "T", primary key "T_pkey", index "T.I", sequences by their
  * uniqdb name ("T.key" for an auto key), all inside the target schema.
  */
@@ -861,6 +863,32 @@ static void put_tables(exporter *e)
     }
 }
 
+/* One field of an index.  {"field": f, "collate": "nocase"} (SQLite's NOCASE:
+ * ASCII A-Z equal to a-z, every other byte as it is) is the expression
+ * lower(f COLLATE "C"): under the C collation PostgreSQL's lower() folds
+ * ASCII letters only, whatever the database's locale (its default collation
+ * would also fold É, Σ, ...), and the expression's C order is memcmp order of
+ * the folded bytes, uniqdb's index order.  A str field exported as bytea
+ * (--str-nul=bytea) has no lower(): its escape text (NUL as \000, a
+ * backslash doubled, other bytes > 126 as octal) is folded instead, one text
+ * per byte string, so values collide exactly when their folded bytes do. */
+static void put_index_field(FILE *out, const xtype *x, const json_t *f)
+{
+    const char *name = json_string_value(f);
+    if (name) {
+        put_ident(out, name);
+        return;
+    }
+    name = json_string_value(json_object_get(f, "field"));
+    int bytea = 0;
+    for (size_t i = 0; i < x->nfields; i++)
+        if (strcmp(x->fields[i].name, name) == 0)
+            bytea = x->fields[i].bytea;
+    fputs(bytea ? "lower(encode(" : "lower(", out);
+    put_ident(out, name);
+    fputs(bytea ? ", 'escape') COLLATE \"C\")" : " COLLATE \"C\")", out);
+}
+
 static void put_indexes(exporter *e)
 {
     FILE *out = e->out;
@@ -884,7 +912,7 @@ static void put_indexes(exporter *e)
                 for (size_t k = 0; k < json_array_size(fields); k++) {
                     if (k)
                         fputs(", ", out);
-                    put_ident(out, json_string_value(json_array_get(fields, k)));
+                    put_index_field(out, x, json_array_get(fields, k));
                 }
                 putc(')', out);
                 if (nulls && strcmp(nulls, "not_distinct") == 0)
