@@ -6,8 +6,8 @@
  * every index with prefixes, commit, abort, and udb_write between
  * transactions -- on a type with a compound
  * unique index, a partial unique index, NULL-able unique fields (NULLs
- * distinct), a "nulls": "not_distinct" compound index and a unique float
- * field.  Every operation also runs against SQLite in memory, on the
+ * distinct, one of them "collate": "nocase"), a "nulls": "not_distinct"
+ * compound index and a unique float field.  Every operation also runs against SQLite in memory, on the
  * equivalent table:
  *
  *   CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, a TEXT NOT NULL,
@@ -15,12 +15,13 @@
  *     x TEXT, y INTEGER, f REAL);
  *   CREATE UNIQUE INDEX ab ON t(a, b);
  *   CREATE UNIQUE INDEX slot ON t(a, y) WHERE status IN ('pending', 'confirmed');
- *   CREATE UNIQUE INDEX email ON t(email);
+ *   CREATE UNIQUE INDEX email ON t(email COLLATE NOCASE);
  *   CREATE UNIQUE INDEX xnd ON t(ifnull(x, '~nil~'), ifnull(y, '~nil~'));
  *   CREATE UNIQUE INDEX fu ON t(f);
  *
  * (SQLite has no NULLS NOT DISTINCT; an expression index over ifnull() with
- * a sentinel no generated value takes is the same constraint.)  SQLite is
+ * a sentinel no generated value takes is the same constraint.  Its NOCASE
+ * stops comparing at a NUL byte, which no email value holds.)  SQLite is
  * the oracle: udb's outcome of every operation (ok / conflict / not found /
  * invalid, created or not, the record returned) must be SQLite's, the stored
  * records must be SQLite's rows after every operation, udb_check must pass
@@ -64,7 +65,7 @@ static const char SCHEMA[] =
     " \"unique\": {"
     "  \"ab\": {\"fields\": [\"a\", \"b\"]},"
     "  \"slot\": {\"fields\": [\"a\", \"y\"], \"where\": \"status IN ('pending', 'confirmed')\"},"
-    "  \"email\": {\"fields\": [\"email\"]},"
+    "  \"email\": {\"fields\": [{\"field\": \"email\", \"collate\": \"nocase\"}]},"
     "  \"xnd\": {\"fields\": [\"x\", \"y\"], \"nulls\": \"not_distinct\"},"
     "  \"fu\": {\"fields\": [\"f\"]}},"
     " \"indexes\": {\"by_status\": {\"fields\": [\"status\", \"y\"]}}}}}";
@@ -75,7 +76,7 @@ static const char SQL_SCHEMA[] =
     " email TEXT, x TEXT, y INTEGER, f REAL);"
     "CREATE UNIQUE INDEX ab ON t(a, b);"
     "CREATE UNIQUE INDEX slot ON t(a, y) WHERE status IN ('pending', 'confirmed');"
-    "CREATE UNIQUE INDEX email ON t(email);"
+    "CREATE UNIQUE INDEX email ON t(email COLLATE NOCASE);"
     "CREATE UNIQUE INDEX xnd ON t(ifnull(x, '~nil~'), ifnull(y, '~nil~'));"
     "CREATE UNIQUE INDEX fu ON t(f);"
     "CREATE INDEX by_status ON t(status, y);"
@@ -90,11 +91,15 @@ static const char *const FNAME[NF] = {"id", "a", "b", "status", "email", "x", "y
  * than LMDB's 511-byte key and share all but their last bytes (filled in by
  * LLVMFuzzerInitialize): index keys of any length, compared in full. */
 static char LONG_A1[560], LONG_A2[560], LONG_E1[620], LONG_E2[620], LONG_E3[1200],
-    LONG_X1[530], LONG_X2[530];
+    LONG_E4[620], LONG_X1[530], LONG_X2[530];
 static const char *const DOM_A[] = {"a", "b", "c", LONG_A1, LONG_A2};
 static const int64_t DOM_B[] = {0, 1, -1};
 static const char *const DOM_STATUS[] = {"pending", "confirmed", "cancelled"};
-static const char *const DOM_EMAIL[] = {"e1", "e2", "e3", LONG_E1, LONG_E2, LONG_E3};
+/* emails: the index is nocase, so E1 is e1; the non-ASCII letters É and é
+ * are not folded (neither by SQLite's NOCASE); LONG_E4 is LONG_E1 upper-case */
+static const char *const DOM_EMAIL[] = {"e1", "e2", "e3", LONG_E1, LONG_E2, LONG_E3,
+                                        "E1", "E2", "\xc3\x89" "1", "\xc3\xa9" "1", "_1",
+                                        LONG_E4};
 static const char *const DOM_X[] = {"x1", "x2", LONG_X1, LONG_X2};
 static const int64_t DOM_Y[] = {0, 1, 2};
 /* float field: ints are accepted (stored as float64); -0.0 is 0.0 */
@@ -126,12 +131,12 @@ static const int IXFIELDS[NIX][3] = {{F_ID, -1}, {F_A, F_B, -1}, {F_A, F_Y, -1},
 static const char *const IXSQLNAME[NIX] = {"t.id", "t.a, t.b", "t.a, t.y", "t.email",
                                            "index 'xnd'", "t.f"};
 static const char *const IXTARGET[NIX] = {
-    "id", "a, b", "a, y) WHERE status IN ('pending', 'confirmed'", "email",
+    "id", "a, b", "a, y) WHERE status IN ('pending', 'confirmed'", "email COLLATE NOCASE",
     "ifnull(x, '~nil~'), ifnull(y, '~nil~')", "f"};
 /* The row holding given values in each unique index ("?N" is field N-1). */
 static const char *const IXLOOKUP[NIX] = {
     "id = ?1", "a = ?2 AND b = ?3", "a = ?2 AND y = ?7 AND status IN ('pending', 'confirmed')",
-    "email = ?5",
+    "email = ?5 COLLATE NOCASE",
     ("ifnull(x, '~nil~') = ifnull(?6, '~nil~') AND ifnull(y, '~nil~') = ifnull(?7, '~nil~')"),
     "f = ?8"};
 
@@ -184,6 +189,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     memset(LONG_E1, 'e', 600), memset(LONG_E2, 'e', 600), memset(LONG_E3, 'e', 1100);
     LONG_E1[599] = '1', LONG_E2[599] = '2';
     memcpy(LONG_E3, LONG_E1, 600);
+    memset(LONG_E4, 'E', 600);
+    LONG_E4[599] = '1';
     memset(LONG_X1, 'x', 520), memset(LONG_X2, 'x', 520);
     LONG_X1[519] = '\0', LONG_X2[519] = '2';   /* x1: 519 bytes, a prefix of x2 */
     env = fuzz_open_scratch(SCHEMA);
@@ -1083,12 +1090,14 @@ static sqlite3_stmt *scan_stmt(int ix, int nprefix)
             nf++;
         for (int k = 0; k < nprefix; k++) {
             size_t used = strlen(cond);
-            snprintf(cond + used, sizeof cond - used, " AND %s IS ?%d", FNAME[SCFIELDS[ix][k]],
-                     SCFIELDS[ix][k] + 1);
+            snprintf(cond + used, sizeof cond - used, " AND %s IS ?%d%s",
+                     FNAME[SCFIELDS[ix][k]], SCFIELDS[ix][k] + 1,
+                     SCFIELDS[ix][k] == F_EMAIL ? " COLLATE NOCASE" : "");
         }
         for (size_t k = 0; k < nf; k++) {
             size_t used = strlen(order);
-            snprintf(order + used, sizeof order - used, "%s, ", FNAME[SCFIELDS[ix][k]]);
+            snprintf(order + used, sizeof order - used, "%s%s, ", FNAME[SCFIELDS[ix][k]],
+                     SCFIELDS[ix][k] == F_EMAIL ? " COLLATE NOCASE" : "");
         }
         snprintf(sql, sizeof sql, "SELECT %s FROM t WHERE %s%s ORDER BY %sid", sql_cols,
                  SCWHERE[ix], cond, order);
