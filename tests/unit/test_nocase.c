@@ -402,8 +402,34 @@ static void t_control_unfolded(tu *t)
     tu_commit(txn);
 }
 
+/* udb_pg_ddl (export and the PostgreSQL backend): a nocase field is
+ * lower(f COLLATE "C"), through bytea's escape text for a bytea column. */
+static void t_pg_ddl(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_txn *txn = tu_r(t);
+    char *out = NULL;
+    udb_pg_ddl_options o = {"public", UDB_PG_DDL_INDEXES, NULL, NULL};
+    CHECK_OK(udb_pg_ddl(&out, txn, &o));
+    CHECK_HAS(out, "CREATE UNIQUE INDEX \"user.email\" ON \"public\".\"user\" "
+              "(lower(\"email\" COLLATE \"C\"));\n",
+              "CREATE UNIQUE INDEX \"user.org_tag\" ON \"public\".\"user\" "
+              "(\"org\", lower(\"tag\" COLLATE \"C\"));\n",
+              "CREATE INDEX \"user.by_tag\" ON \"public\".\"user\" "
+              "(lower(\"tag\" COLLATE \"C\"), \"n\");\n");
+    udb_free(out);
+    const char *bytea[] = {"user.email", NULL};
+    o.bytea_fields = bytea;
+    CHECK_OK(udb_pg_ddl(&out, txn, &o));
+    CHECK_HAS(out, "(lower(encode(\"email\", 'escape') COLLATE \"C\"));\n",
+              "(\"org\", lower(\"tag\" COLLATE \"C\"))");
+    udb_free(out);
+    tu_abort(txn);
+}
+
 TU_MAIN(TU_CASE(t_conflict_in_other_case), TU_CASE(t_record_keeps_its_spelling_and_find_any_case),
         TU_CASE(t_non_ascii_is_not_folded), TU_CASE(t_index_order_is_folded),
         TU_CASE(t_nulls_unchanged), TU_CASE(t_schema_text_round_trips),
         TU_CASE(t_collate_change_is_a_redefinition), TU_CASE(t_new_nocase_index_lists_violations),
-        TU_CASE(t_check_sees_unfolded_entry), TU_CASE(t_control_unfolded))
+        TU_CASE(t_check_sees_unfolded_entry), TU_CASE(t_control_unfolded), TU_CASE(t_pg_ddl))
