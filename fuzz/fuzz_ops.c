@@ -4,10 +4,10 @@
  * The input bytes drive a sequence of operations -- insert, insert_or_get,
  * upsert, update, merge, delete, insert_first, seq_next, get, find, scans of
  * every index with prefixes, commit, abort, and udb_write between
- * transactions -- on a type with a compound
- * unique index, a partial unique index, NULL-able unique fields (NULLs
- * distinct, one of them "collate": "nocase"), a "nulls": "not_distinct"
- * compound index and a unique float field.  Every operation also runs against SQLite in memory, on the
+ * transactions -- on a type with a compound unique index, a partial unique
+ * index, NULL-able unique fields (NULLs distinct, one of them "collate":
+ * "nocase"), a "nulls": "not_distinct" compound index and a unique float
+ * field.  Every operation also runs against SQLite in memory, on the
  * equivalent table:
  *
  *   CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, a TEXT NOT NULL,

@@ -3,9 +3,9 @@
  *
  * Each trace: a fresh uniqdb database with a schema whose unique indexes are
  * easy to collide in (compound, partial, NULLS NOT DISTINCT, "collate":
- * "nocase", primary keys of both key kinds), a few random records, `uniqdb export --postgres --schema
- * tN` loaded with psql; then the same random inserts, replacing and merging
- * updates and deletes run on both.  Every operation's outcome must agree --
+ * "nocase", primary keys of both key kinds), a few random records, `uniqdb
+ * export --postgres --schema tN` loaded with psql; then the same random
+ * inserts, replacing and merging updates and deletes run on both.  Every operation's outcome must agree --
  * ok, conflict on the same index (PostgreSQL names the first violated one in
  * creation order, uniqdb lists all in declaration order: the first must
  * match), not found, invalid -- and afterwards both hold the same rows.

@@ -245,7 +245,8 @@ static void t_schema_text_round_trips(tu *t)
         {"[{`field`: `e`, `collate`: 1}]", "\"collate\" must be \"nocase\""},
         {"[{`collate`: `nocase`}]", "needs \"field\", the field's name"},
         {"[{`field`: 3, `collate`: `nocase`}]", "needs \"field\""},
-        {"[{`field`: `e`, `colate`: `nocase`}]", "unknown key \"colate\" (allowed: field, collate)"},
+        {"[{`field`: `e`, `colate`: `nocase`}]",
+         "unknown key \"colate\" (allowed: field, collate)"},
         {"[{`field`: `zz`}]", "\"zz\" is not a declared field"},
         {"[`e`, {`field`: `e`, `collate`: `nocase`}]", "field \"e\" listed twice"},
     };
