@@ -5,10 +5,11 @@
  * easy to collide in (compound, partial, NULLS NOT DISTINCT, "collate":
  * "nocase", primary keys of both key kinds), a few random records, `uniqdb
  * export --postgres --schema tN` loaded with psql; then the same random
- * inserts, replacing and merging updates and deletes run on both.  Every operation's outcome must agree --
- * ok, conflict on the same index (PostgreSQL names the first violated one in
- * creation order, uniqdb lists all in declaration order: the first must
- * match), not found, invalid -- and afterwards both hold the same rows.
+ * inserts, replacing and merging updates and deletes run on both.  Every
+ * operation's outcome must agree -- ok, conflict on the same index
+ * (PostgreSQL names the first violated one in creation order, uniqdb lists
+ * all in declaration order: the first must match), not found, invalid -- and
+ * afterwards both hold the same rows.
  *
  * Run under pg_run (PG* variables).  usage:
  *   trace UNIQDB-CLI TRACES OPS [SEED]
