@@ -4,10 +4,10 @@
  * The input bytes drive a sequence of operations -- insert, insert_or_get,
  * upsert, update, merge, delete, insert_first, seq_next, get, find, scans of
  * every index with prefixes, range scans (bounds, reverse, limits, paging),
- * commit, abort, and udb_write between
- * transactions -- on a type with a compound
- * unique index, a partial unique index, NULL-able unique fields (NULLs
- * distinct), a "nulls": "not_distinct" compound index and a unique float
+ * commit, abort, and udb_write between transactions -- on a type with a
+ * compound unique index, a partial unique index, NULL-able unique fields
+ * (NULLs distinct, one of them "collate": "nocase"), a "nulls":
+ * "not_distinct" compound index and a unique float
  * field.  Every operation also runs against SQLite in memory, on the
  * equivalent table:
  *
@@ -16,12 +16,13 @@
  *     x TEXT, y INTEGER, f REAL);
  *   CREATE UNIQUE INDEX ab ON t(a, b);
  *   CREATE UNIQUE INDEX slot ON t(a, y) WHERE status IN ('pending', 'confirmed');
- *   CREATE UNIQUE INDEX email ON t(email);
+ *   CREATE UNIQUE INDEX email ON t(email COLLATE NOCASE);
  *   CREATE UNIQUE INDEX xnd ON t(ifnull(x, '~nil~'), ifnull(y, '~nil~'));
  *   CREATE UNIQUE INDEX fu ON t(f);
  *
  * (SQLite has no NULLS NOT DISTINCT; an expression index over ifnull() with
- * a sentinel no generated value takes is the same constraint.)  SQLite is
+ * a sentinel no generated value takes is the same constraint.  Its NOCASE
+ * stops comparing at a NUL byte, which no email value holds.)  SQLite is
  * the oracle: udb's outcome of every operation (ok / conflict / not found /
  * invalid, created or not, the record returned) must be SQLite's, the stored
  * records must be SQLite's rows after every operation, udb_check must pass
@@ -65,7 +66,7 @@ static const char SCHEMA[] =
     " \"unique\": {"
     "  \"ab\": {\"fields\": [\"a\", \"b\"]},"
     "  \"slot\": {\"fields\": [\"a\", \"y\"], \"where\": \"status IN ('pending', 'confirmed')\"},"
-    "  \"email\": {\"fields\": [\"email\"]},"
+    "  \"email\": {\"fields\": [{\"field\": \"email\", \"collate\": \"nocase\"}]},"
     "  \"xnd\": {\"fields\": [\"x\", \"y\"], \"nulls\": \"not_distinct\"},"
     "  \"fu\": {\"fields\": [\"f\"]}},"
     " \"indexes\": {\"by_status\": {\"fields\": [\"status\", \"y\"]}}}}}";
@@ -76,7 +77,7 @@ static const char SQL_SCHEMA[] =
     " email TEXT, x TEXT, y INTEGER, f REAL);"
     "CREATE UNIQUE INDEX ab ON t(a, b);"
     "CREATE UNIQUE INDEX slot ON t(a, y) WHERE status IN ('pending', 'confirmed');"
-    "CREATE UNIQUE INDEX email ON t(email);"
+    "CREATE UNIQUE INDEX email ON t(email COLLATE NOCASE);"
     "CREATE UNIQUE INDEX xnd ON t(ifnull(x, '~nil~'), ifnull(y, '~nil~'));"
     "CREATE UNIQUE INDEX fu ON t(f);"
     "CREATE INDEX by_status ON t(status, y);"
@@ -91,11 +92,15 @@ static const char *const FNAME[NF] = {"id", "a", "b", "status", "email", "x", "y
  * than LMDB's 511-byte key and share all but their last bytes (filled in by
  * LLVMFuzzerInitialize): index keys of any length, compared in full. */
 static char LONG_A1[560], LONG_A2[560], LONG_E1[620], LONG_E2[620], LONG_E3[1200],
-    LONG_X1[530], LONG_X2[530];
+    LONG_E4[620], LONG_X1[530], LONG_X2[530];
 static const char *const DOM_A[] = {"a", "b", "c", LONG_A1, LONG_A2};
 static const int64_t DOM_B[] = {0, 1, -1};
 static const char *const DOM_STATUS[] = {"pending", "confirmed", "cancelled"};
-static const char *const DOM_EMAIL[] = {"e1", "e2", "e3", LONG_E1, LONG_E2, LONG_E3};
+/* emails: the index is nocase, so E1 is e1; the non-ASCII letters É and é
+ * are not folded (neither by SQLite's NOCASE); LONG_E4 is LONG_E1 upper-case */
+static const char *const DOM_EMAIL[] = {"e1", "e2", "e3", LONG_E1, LONG_E2, LONG_E3,
+                                        "E1", "E2", "\xc3\x89" "1", "\xc3\xa9" "1", "_1",
+                                        LONG_E4};
 /* "x1\0z" holds a NUL: its key starts with the bytes of ("x1")'s, then goes on
  * (the escaped NUL), so it sorts after "x1" and a bound ["x1"] must not match it */
 static const char *const DOM_X[] = {"x1", "x2", LONG_X1, LONG_X2, "x1\0z"};
@@ -133,12 +138,12 @@ static const int IXFIELDS[NIX][3] = {{F_ID, -1}, {F_A, F_B, -1}, {F_A, F_Y, -1},
 static const char *const IXSQLNAME[NIX] = {"t.id", "t.a, t.b", "t.a, t.y", "t.email",
                                            "index 'xnd'", "t.f"};
 static const char *const IXTARGET[NIX] = {
-    "id", "a, b", "a, y) WHERE status IN ('pending', 'confirmed'", "email",
+    "id", "a, b", "a, y) WHERE status IN ('pending', 'confirmed'", "email COLLATE NOCASE",
     "ifnull(x, '~nil~'), ifnull(y, '~nil~')", "f"};
 /* The row holding given values in each unique index ("?N" is field N-1). */
 static const char *const IXLOOKUP[NIX] = {
     "id = ?1", "a = ?2 AND b = ?3", "a = ?2 AND y = ?7 AND status IN ('pending', 'confirmed')",
-    "email = ?5",
+    "email = ?5 COLLATE NOCASE",
     ("ifnull(x, '~nil~') = ifnull(?6, '~nil~') AND ifnull(y, '~nil~') = ifnull(?7, '~nil~')"),
     "f = ?8"};
 
@@ -191,6 +196,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     memset(LONG_E1, 'e', 600), memset(LONG_E2, 'e', 600), memset(LONG_E3, 'e', 1100);
     LONG_E1[599] = '1', LONG_E2[599] = '2';
     memcpy(LONG_E3, LONG_E1, 600);
+    memset(LONG_E4, 'E', 600);
+    LONG_E4[599] = '1';
     memset(LONG_X1, 'x', 520), memset(LONG_X2, 'x', 520);
     LONG_X1[519] = '\0', LONG_X2[519] = '2';   /* x1: 519 bytes, a prefix of x2 */
     env = fuzz_open_scratch(SCHEMA);
@@ -1090,12 +1097,14 @@ static sqlite3_stmt *scan_stmt(int ix, int nprefix)
             nf++;
         for (int k = 0; k < nprefix; k++) {
             size_t used = strlen(cond);
-            snprintf(cond + used, sizeof cond - used, " AND %s IS ?%d", FNAME[SCFIELDS[ix][k]],
-                     SCFIELDS[ix][k] + 1);
+            snprintf(cond + used, sizeof cond - used, " AND %s IS ?%d%s",
+                     FNAME[SCFIELDS[ix][k]], SCFIELDS[ix][k] + 1,
+                     SCFIELDS[ix][k] == F_EMAIL ? " COLLATE NOCASE" : "");
         }
         for (size_t k = 0; k < nf; k++) {
             size_t used = strlen(order);
-            snprintf(order + used, sizeof order - used, "%s, ", FNAME[SCFIELDS[ix][k]]);
+            snprintf(order + used, sizeof order - used, "%s%s, ", FNAME[SCFIELDS[ix][k]],
+                     SCFIELDS[ix][k] == F_EMAIL ? " COLLATE NOCASE" : "");
         }
         snprintf(sql, sizeof sql, "SELECT %s FROM t WHERE %s%s ORDER BY %sid", sql_cols,
                  SCWHERE[ix], cond, order);
@@ -1243,8 +1252,9 @@ static void sql_rowcmp(char *sql, size_t cap, int ix, int k, bool with_id, const
     int n = 0;
     for (int i = 0; i < k + with_id; i++) {
         const char *f = i < k ? FNAME[SCFIELDS[ix][i]] : "id";
-        used += (size_t)snprintf(sql + used, cap - used, "%s%s IS NOT NULL, coalesce(%s, 0)",
-                                 i ? ", " : "", f, f);
+        bool nc = i < k && SCFIELDS[ix][i] == F_EMAIL;   /* the nocase field */
+        used += (size_t)snprintf(sql + used, cap - used, "%s%s IS NOT NULL, coalesce(%s, 0)%s",
+                                 i ? ", " : "", f, f, nc ? " COLLATE NOCASE" : "");
         n += 2;
     }
     used += (size_t)snprintf(sql + used, cap - used, ") %s (", op);
@@ -1284,8 +1294,10 @@ static sqlite3_stmt *range_stmt(int ix, const rbound *lo, const rbound *hi, bool
     size_t used = strlen(sql);
     used += (size_t)snprintf(sql + used, sizeof sql - used, " ORDER BY ");
     for (size_t i = 0; i < nf; i++)
-        used += (size_t)snprintf(sql + used, sizeof sql - used, "%s%s, ",
-                                 FNAME[SCFIELDS[ix][i]], reverse ? " DESC" : "");
+        used += (size_t)snprintf(sql + used, sizeof sql - used, "%s%s%s, ",
+                                 FNAME[SCFIELDS[ix][i]],
+                                 SCFIELDS[ix][i] == F_EMAIL ? " COLLATE NOCASE" : "",
+                                 reverse ? " DESC" : "");
     used += (size_t)snprintf(sql + used, sizeof sql - used, "id%s", reverse ? " DESC" : "");
     if (limit)
         snprintf(sql + used, sizeof sql - used, " LIMIT %u", limit);
@@ -1322,6 +1334,25 @@ static sqlite3_stmt *range_stmt(int ix, const rbound *lo, const rbound *hi, bool
         }
     }
     return st;
+}
+
+/* A sort key's value against the row's: the nocase email field's key holds
+ * its ASCII letters folded to lower case, the row its own spelling. */
+static bool same_key_cell(const msgpack_object *o, sqlite3_stmt *st, int f)
+{
+    if (f != F_EMAIL || !o || o->type != MSGPACK_OBJECT_STR ||
+        sqlite3_column_type(st, f) != SQLITE_TEXT)
+        return same_cell(o, st, f, f);
+    const unsigned char *t = sqlite3_column_text(st, f);
+    size_t n = (size_t)sqlite3_column_bytes(st, f);
+    if (n != o->via.str.size)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = t[i] >= 'A' && t[i] <= 'Z' ? (unsigned char)(t[i] + 32) : t[i];
+        if (c != (unsigned char)o->via.str.ptr[i])
+            return false;
+    }
+    return true;
 }
 
 /* Step a range cursor and SQLite's rows in lock step (compare_cursor), and
@@ -1364,7 +1395,7 @@ static size_t compare_range(udb_cursor *cur, sqlite3_stmt *st, int ix, lastrow *
         l->some = true;
         for (size_t i = 0; i < nkey; i++) {
             int f = i < nf ? SCFIELDS[ix][i] : F_ID;
-            FUZZ_CHECK(same_cell(&k.via.array.ptr[i], st, f, f),
+            FUZZ_CHECK(same_key_cell(&k.via.array.ptr[i], st, f),
                        "%s: sort key value %zu is not the row's %s", what, i, FNAME[f]);
             FUZZ_CHECK((l->v[i] = sqlite3_value_dup(sqlite3_column_value(st, f))) != NULL,
                        "out of memory");

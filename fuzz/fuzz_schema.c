@@ -8,6 +8,8 @@
  *         text (udb_schema_json) is the canonical text; applying either text
  *         again is a no-op; a record with the required fields of each type
  *         can be inserted (or is refused cleanly) and udb_check passes.
+ *         "collate": "nocase" is on str index fields only (the corpus has
+ *         schema_nocase*).
  *   odd   the rest is a `where` predicate over a fixed type with a field of
  *         every type.  It parses or fails with a message; its canonical text
  *         (udb__pred_print) parses to the same predicate; embedded in a
@@ -86,9 +88,20 @@ static void schema_mode(const uint8_t *data, size_t size)
         const udb_type *t = &s->types[i];
         FUZZ_CHECK(t->nidx == 1 + t->nunique + t->nplain && t->idx[0].is_pk,
                    "type %s: index table is inconsistent", t->name);
-        for (size_t x = 1; x < t->nidx; x++)
-            FUZZ_CHECK(t->idx[x].unique == (x <= t->nunique) && !t->idx[x].is_pk,
+        for (size_t x = 1; x < t->nidx; x++) {
+            const udb_index *ix = &t->idx[x];
+            FUZZ_CHECK(ix->unique == (x <= t->nunique) && !ix->is_pk,
                        "type %s: unique indexes do not come first", t->name);
+            /* "collate": "nocase" only on str fields */
+            bool any = false;
+            for (size_t k = 0; k < ix->nfields; k++) {
+                FUZZ_CHECK(!ix->nocase[k] || t->fields[ix->fields[k]].type == UDB_F_STR,
+                           "type %s, index %s: nocase on a %s field", t->name, ix->name,
+                           udb__ftype_name(t->fields[ix->fields[k]].type));
+                any |= ix->nocase[k];
+            }
+            FUZZ_CHECK(any == ix->any_nocase, "type %s, index %s: any_nocase", t->name, ix->name);
+        }
         FUZZ_CHECK(strcmp(s->type_names[i], t->name) == 0, "type_names out of order");
     }
 

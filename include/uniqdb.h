@@ -247,7 +247,9 @@ typedef struct udb_conflict_index {
                                    primary key is named after its field */
     size_t nfields;
     const char *const *fields;  /* the index's field names, in index order */
-    udb_val values;             /* msgpack array of the colliding values, in field order */
+    udb_val values;             /* msgpack array of the colliding values, in field order,
+                                   as the holder stores them (a "collate": "nocase"
+                                   field may differ in case from the value given) */
     udb_val existing_key;       /* msgpack primary key of the record that holds them now */
 } udb_conflict_index;
 
@@ -506,7 +508,8 @@ UDB_API int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void 
 UDB_API int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_t key_len);
 
 /* Get the record that holds `values` (a msgpack array, one value per field)
- * in unique index `index`.  Errors: UDB_ENOTFOUND, UDB_EBADRECORD (wrong count
+ * in unique index `index`; a "collate": "nocase" field matches its value in
+ * any case of ASCII letters.  Errors: UDB_ENOTFOUND, UDB_EBADRECORD (wrong count
  * or types), UDB_EINVAL (unknown type or index, or not a unique index), LMDB codes. */
 UDB_API int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
                      const void *values, size_t len);
@@ -736,7 +739,9 @@ UDB_API void udb_results_free(udb_results *res);
  * missing (NULL) index fields included, in SQL's ORDER BY order of the
  * index's fields with NULLs first (SQLite's order); ties of a non-unique
  * index, and of NULL-holding entries of a unique one, in primary-key order.
- * A nil in prefix matches a missing field (SQL's IS NULL).  The exception is
+ * A nil in prefix matches a missing field (SQL's IS NULL).  A "collate":
+ * "nocase" field orders and matches its values with ASCII A-Z as a-z (SQLite's
+ * NOCASE index order).  The exception is
  * a partial index: it holds only the records its "where" predicate admits.
  * The cursor must be closed before txn ends.  The prefix case of
  * udb_scan_range (lo = hi = prefix, both included), which adds bounds,

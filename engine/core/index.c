@@ -10,16 +10,22 @@
  * distinct (SQL's default) must never see a conflict between entries that
  * hold a NULL: those entries carry the primary key after the fields, as
  * non-unique entries do, which keeps them apart and keeps every entry
- * without a NULL an exact-match key for the uniqueness check.
+ * without a NULL an exact-match key for the uniqueness check.  A field with
+ * "collate": "nocase" enters its index folded (ASCII A-Z as a-z, SQLite's
+ * NOCASE), so values that differ only in the case of ASCII letters are one
+ * key; the record keeps its own spelling.
  */
 #include "index.h"
 #include "keycodec.h"
 #include "record.h"
 
-static void encode_value(udb_buf *key, const udb_field *f, const msgpack_object *o)
+static void encode_value(udb_buf *key, const udb_field *f, const msgpack_object *o,
+                         bool nocase)
 {
     if (f->type == UDB_F_FLOAT && o->type != MSGPACK_OBJECT_NIL)
         udb__tk_float(key, udb__as_double(o));
+    else if (nocase && o->type == MSGPACK_OBJECT_STR)
+        udb__tk_str_nocase(key, o->via.str.ptr, o->via.str.size);
     else
         udb__tk_object(key, o);
 }
@@ -39,7 +45,7 @@ int udb__idx_key(udb_buf *key, bool *applies, const udb_type *t, const udb_index
             udb__tk_nil(key);
             continue;
         }
-        encode_value(key, &t->fields[ix->fields[i]], o);
+        encode_value(key, &t->fields[ix->fields[i]], o, ix->nocase[i]);
     }
     if (key->oom)
         return UDB_ENOMEM;
@@ -47,8 +53,8 @@ int udb__idx_key(udb_buf *key, bool *applies, const udb_type *t, const udb_index
     return 0;
 }
 
-int udb__field_key(udb_buf *key, const udb_type *t, const udb_field *f,
-                   const msgpack_object *o, udb_buf *msg)
+static int lookup_key(udb_buf *key, const udb_type *t, const udb_field *f,
+                      const msgpack_object *o, bool nocase, udb_buf *msg)
 {
     if (o->type == MSGPACK_OBJECT_NIL) {
         udb__tk_nil(key);
@@ -57,14 +63,26 @@ int udb__field_key(udb_buf *key, const udb_type *t, const udb_field *f,
     /* a lookup string needs no UTF-8 check: an invalid one is never stored,
        so it is simply not found */
     if (f->type == UDB_F_STR && o->type == MSGPACK_OBJECT_STR) {
-        udb__tk_str(key, UDB_TK_STR, o->via.str.ptr, o->via.str.size);
+        encode_value(key, f, o, nocase);
         return key->oom ? UDB_ENOMEM : 0;
     }
     int rc = udb__check_value(t, f, o, msg);
     if (rc)
         return rc;
-    encode_value(key, f, o);
+    encode_value(key, f, o, nocase);
     return key->oom ? UDB_ENOMEM : 0;
+}
+
+int udb__field_key(udb_buf *key, const udb_type *t, const udb_field *f,
+                   const msgpack_object *o, udb_buf *msg)
+{
+    return lookup_key(key, t, f, o, false, msg);
+}
+
+int udb__idx_field_key(udb_buf *key, const udb_type *t, const udb_index *ix, size_t i,
+                       const msgpack_object *o, udb_buf *msg)
+{
+    return lookup_key(key, t, &t->fields[ix->fields[i]], o, ix->nocase[i], msg);
 }
 
 int udb__idx_entry(udb_buf *key, bool *applies, const udb_type *t, const udb_index *ix,

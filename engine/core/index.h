@@ -28,8 +28,14 @@ bool udb__idx_exempt(const udb_index *ix, const msgpack_object *const *vals);
 int udb__idx_entry(udb_buf *key, bool *applies, const udb_type *t, const udb_index *ix,
                    const msgpack_object *const *vals, const void *pk, size_t pklen);
 /* Encode a msgpack value (given by the caller, untrusted) as a tuple element
- * for field f.  UDB_EBADRECORD with message if its type does not fit. */
+ * for field f.  UDB_EBADRECORD with message if its type does not fit.  For a
+ * value of an index's field (a lookup, a scan prefix or bound) use
+ * udb__idx_field_key, which applies the field's collation. */
 int udb__field_key(udb_buf *key, const udb_type *t, const udb_field *f,
                    const msgpack_object *o, udb_buf *msg);
+/* The same for field number i of index ix: a "collate": "nocase" field is
+ * encoded folded, as the index's entries are, so it matches in any case. */
+int udb__idx_field_key(udb_buf *key, const udb_type *t, const udb_index *ix, size_t i,
+                       const msgpack_object *o, udb_buf *msg);
 
 #endif

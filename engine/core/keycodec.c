@@ -35,6 +35,24 @@ void udb__tk_str(udb_buf *b, udb_tkind kind, const void *p, size_t n)
     udb__buf_byte(b, 0x00);
 }
 
+void udb__tk_str_nocase(udb_buf *b, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    unsigned char tmp[256];
+    udb__buf_byte(b, UDB_TC_STR);
+    while (n) {
+        size_t m = 0;
+        for (; n && m < sizeof tmp - 1; n--) {
+            unsigned char c = *s++;
+            tmp[m++] = c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+            if (c == 0)
+                tmp[m++] = 0xFF;
+        }
+        udb__buf_put(b, tmp, m);
+    }
+    udb__buf_byte(b, 0x00);
+}
+
 static void put_be(udb_buf *b, uint64_t v, unsigned n)
 {
     unsigned char tmp[8];

@@ -28,6 +28,9 @@ typedef struct udb_telem {
 
 void udb__tk_nil(udb_buf *b);
 void udb__tk_str(udb_buf *b, udb_tkind kind, const void *p, size_t n);
+/* A string under SQLite's NOCASE collation: as udb__tk_str, with the bytes
+ * A-Z written as a-z (nothing else folded), so memcmp order is NOCASE order. */
+void udb__tk_str_nocase(udb_buf *b, const void *p, size_t n);
 void udb__tk_int(udb_buf *b, int64_t v);
 void udb__tk_uint(udb_buf *b, uint64_t v);
 void udb__tk_float(udb_buf *b, double v);

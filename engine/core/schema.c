@@ -195,6 +195,28 @@ static int parse_field(udb_field *f, const char *tname, const char *fname, json_
     return 0;
 }
 
+/* An index field given as {"field": "email", "collate": "nocase"}: *v
+ * becomes the name (a string, or NULL for the caller's error), *nocase the
+ * collation.  "binary" (the default, SQLite's name) is allowed and not kept. */
+static int field_collate(json_t **v, bool *nocase, const char *where, udb_buf *msg)
+{
+    static const char *const keys[] = {"field", "collate", NULL};
+    int rc = only_keys(*v, keys, where, msg);
+    if (rc)
+        return rc;
+    json_t *c = json_object_get(*v, "collate");
+    const char *cv = json_string_value(c);
+    if (c && (!cv || (strcmp(cv, "nocase") != 0 && strcmp(cv, "binary") != 0)))
+        FAIL("%s: \"collate\" must be \"nocase\" (ASCII letters compare without case) or "
+             "\"binary\" (the default: bytes as they are)", where);
+    *nocase = cv && strcmp(cv, "nocase") == 0;
+    *v = json_object_get(*v, "field");
+    if (!json_is_string(*v))
+        FAIL("%s: an index field given as an object needs \"field\", the field's name, as "
+             "in {\"field\": \"email\", \"collate\": \"nocase\"}", where);
+    return 0;
+}
+
 static int parse_index(udb_index *ix, udb_type *t, const char *iname, json_t *def,
                        bool unique, udb_buf *msg)
 {
@@ -216,14 +238,21 @@ static int parse_index(udb_index *ix, udb_type *t, const char *iname, json_t *de
     json_t *fields = json_object_get(def, "fields");
     if (!json_is_array(fields) || json_array_size(fields) < 1 ||
         json_array_size(fields) > UDB_MAX_IDX_FIELDS)
-        FAIL("%s: \"fields\" must be an array of 1 to %d field names", where, UDB_MAX_IDX_FIELDS);
+        FAIL("%s: \"fields\" must be an array of 1 to %d field names (or objects like "
+             "{\"field\": \"email\", \"collate\": \"nocase\"})", where, UDB_MAX_IDX_FIELDS);
     size_t i;
     json_t *v;
     json_array_foreach(fields, i, v) {
+        bool nocase = false;
+        if (json_is_object(v) && (rc = field_collate(&v, &nocase, where, msg)))
+            return rc;
         const char *fn = json_string_value(v);
         ssize_t pos = fn ? field_pos(t, fn) : -1;
         if (pos < 0)
             FAIL("%s: \"%s\" is not a declared field", where, fn ? fn : "(not a string)");
+        if (nocase && t->fields[pos].type != UDB_F_STR)
+            FAIL("%s: field \"%s\" has type %s; \"collate\": \"nocase\" is only for str "
+                 "fields", where, fn, udb__ftype_name(t->fields[pos].type));
         if (t->fields[pos].type == UDB_F_ANY)
             FAIL("%s: field \"%s\" has type any, which cannot be indexed", where, fn);
         for (size_t j = 0; j < ix->nfields; j++)
@@ -231,6 +260,8 @@ static int parse_index(udb_index *ix, udb_type *t, const char *iname, json_t *de
                 FAIL("%s: field \"%s\" listed twice", where, fn);
         ix->fields[ix->nfields] = (size_t)pos;
         ix->fnames[ix->nfields] = t->fields[pos].name;
+        ix->nocase[ix->nfields] = nocase;
+        ix->any_nocase |= nocase;
         ix->nfields++;
     }
     json_t *nulls = json_object_get(def, "nulls");
@@ -357,8 +388,16 @@ static int parse_type(udb_type *t, const char *tname, json_t *def, udb_buf *msg)
 static json_t *index_json(const udb_index *ix)
 {
     json_t *o = json_object(), *f = json_array();
-    for (size_t i = 0; i < ix->nfields; i++)
-        json_array_append_new(f, json_string(ix->fnames[i]));
+    for (size_t i = 0; i < ix->nfields; i++) {
+        if (!ix->nocase[i]) {
+            json_array_append_new(f, json_string(ix->fnames[i]));
+            continue;
+        }
+        json_t *fo = json_object();
+        json_object_set_new(fo, "field", json_string(ix->fnames[i]));
+        json_object_set_new(fo, "collate", json_string("nocase"));
+        json_array_append_new(f, fo);
+    }
     json_object_set_new(o, "fields", f);
     if (ix->where)
         json_object_set_new(o, "where", json_string(ix->where));

@@ -21,6 +21,10 @@ typedef struct udb_index {
     size_t nfields;
     size_t fields[UDB_MAX_IDX_FIELDS];     /* indexes into type->fields */
     const char *fnames[UDB_MAX_IDX_FIELDS];/* borrowed from the fields */
+    /* "collate": "nocase" per field (a str field): its key holds the value
+       with ASCII A-Z folded to a-z (SQLite's NOCASE); any: one of them is */
+    bool nocase[UDB_MAX_IDX_FIELDS];
+    bool any_nocase;
     char *where;                           /* original text, NULL if none */
     udb_pred pred;
     MDB_dbi dbi;

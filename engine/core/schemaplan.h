@@ -30,7 +30,8 @@ typedef struct udb_plan_store {
  * msg.  With UDB_SCHEMA_KEEP *s is replaced by the merged schema. */
 int  udb__schema_plan(udb_schema **s, const udb_schema *old, unsigned flags,
                       const udb_plan_store *st, udb_buf *msg, udb_buf *report);
-/* a and b are the same index definition (name, kind, fields, where, nulls). */
+/* a and b are the same index definition (name, kind, fields and their
+ * collations, where, nulls). */
 bool udb__same_index(const udb_index *a, const udb_index *b);
 
 #endif

@@ -44,7 +44,7 @@ bool udb__same_index(const udb_index *a, const udb_index *b)
         a->nfields != b->nfields || strcmp(a->name, b->name) != 0)
         return false;
     for (size_t i = 0; i < a->nfields; i++)
-        if (strcmp(a->fnames[i], b->fnames[i]) != 0)
+        if (strcmp(a->fnames[i], b->fnames[i]) != 0 || a->nocase[i] != b->nocase[i])
             return false;
     if (!a->where || !b->where)
         return a->where == b->where;
@@ -234,7 +234,8 @@ static void index_desc(udb_buf *b, const udb_type *t, const udb_index *ix, bool 
                         ix->name);
     udb__buf_byte(b, '(');
     for (size_t i = 0; i < ix->nfields; i++)
-        udb__buf_printf(b, "%s%s", i ? ", " : "", ix->fnames[i]);
+        udb__buf_printf(b, "%s%s%s", i ? ", " : "", ix->fnames[i],
+                        ix->nocase[i] ? " collate nocase" : "");
     udb__buf_byte(b, ')');
     if (ix->where)
         udb__buf_printf(b, " where %s", ix->where);

@@ -139,6 +139,49 @@ static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
     return p->keys.oom ? udb__err(txn, UDB_ENOMEM, "out of memory") : 0;
 }
 
+/* Add ix to the conflict detail: the values as the holder stores them.
+ * Without a nocase field they are p's own (equal keys, equal values); with
+ * one they may differ in case, so the holder's record is read. */
+static int conflict_add(udb_txn *txn, const udb_type *t, const udb_index *ix, const prep *p,
+                        const void *holder, size_t hlen)
+{
+    const msgpack_object *const *vals = (const msgpack_object *const *)p->rec.vals;
+    udb_rec h;
+    udb__rec_init(&h);
+    udb_buf msg = {0};
+    int rc = 0;
+    if (ix->any_nocase) {
+        MDB_val hk = {hlen, (void *)holder}, hv;
+        rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, &hk, &hv);
+        if (rc == MDB_NOTFOUND) {
+            rc = udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
+                          t->name, ix->name);
+            goto out;
+        }
+        if (rc) {
+            rc = udb__mdb_err(txn, rc, "reading the holder of a unique value");
+            goto out;
+        }
+        rc = udb__rec_parse(&h, t, hv.mv_data, hv.mv_size, false, &msg);
+        if (rc == UDB_EBADRECORD) {
+            rc = udb__err(txn, UDB_ECORRUPT, "stored record is damaged: %s",
+                          msg.p ? (char *)msg.p : "?");
+            goto out;
+        }
+        if (rc) {
+            rc = udb__err(txn, rc, "out of memory");
+            goto out;
+        }
+        vals = (const msgpack_object *const *)h.vals;
+    }
+    if ((rc = udb__conflict_add(txn, t, ix, vals, holder, hlen)))
+        rc = udb__err(txn, rc == UDB_ECORRUPT ? rc : UDB_ENOMEM, "cannot record conflict detail");
+out:
+    udb__rec_free(&h);
+    udb__buf_free(&msg);
+    return rc;
+}
+
 /* Check the unique indexes p enters.  old (may be NULL) is the record's
  * previous state: keys it already holds are not conflicts. */
 static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const prep *old)
@@ -162,10 +205,8 @@ static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const pr
         size_t hlen = ix->is_pk ? k.mv_size : v.mv_size;
         if (old && hlen == old->len[0] && memcmp(holder, old->keys.p + old->off[0], hlen) == 0)
             continue;   /* our own entry */
-        if ((rc = udb__conflict_add(txn, t, ix, (const msgpack_object *const *)p->rec.vals,
-                                    holder, hlen)))
-            return udb__err(txn, rc == UDB_ECORRUPT ? rc : UDB_ENOMEM,
-                            "cannot record conflict detail");
+        if ((rc = conflict_add(txn, t, ix, p, holder, hlen)))
+            return rc;
     }
     return udb__conflict_finish(txn);
 }
@@ -354,7 +395,7 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
     for (size_t i = 0; i < ix->nfields; i++) {
         const msgpack_object *o = &vals[i];
         has_nil |= o->type == MSGPACK_OBJECT_NIL;
-        if ((rc = udb__field_key(&k, t, &t->fields[ix->fields[i]], o, &msg))) {
+        if ((rc = udb__idx_field_key(&k, t, ix, i, o, &msg))) {
             udb__err(txn, rc, "%s", msg.p ? (char *)msg.p : "bad value");
             goto out;
         }

@@ -99,7 +99,11 @@ static int encode_values(udb_buf *b, udb_txn *txn, const udb_type *t, const udb_
         goto out;
     }
     for (size_t i = 0; i < nv; i++) {
-        if ((rc = udb__field_key(b, t, sort_field(t, ix, i), &vals[i], &msg))) {
+        /* an index field through its collation (nocase bounds fold as the entries
+           did); the primary key after it as it is */
+        rc = i < ix->nfields ? udb__idx_field_key(b, t, ix, i, &vals[i], &msg)
+                             : udb__field_key(b, t, sort_field(t, ix, i), &vals[i], &msg);
+        if (rc) {
             if (rc == UDB_ENOMEM)
                 udb__err(txn, rc, "out of memory");
             else

@@ -320,6 +320,27 @@ void udb__pg_create_table(udb_buf *b, const udb_type *t, const udb_pgddl *o)
     }
 }
 
+/* SQLite's NOCASE (A-Z equal to a-z, every other byte as it is) is
+ * lower(f COLLATE "C"): under the C collation PostgreSQL's lower() folds ASCII
+ * letters only, whatever the database's locale (its default collation may
+ * also fold É, Σ, ...), and the expression's C order is memcmp order of the
+ * folded bytes, uniqdb's index order.  A bytea field has no lower(): its
+ * escape text (NUL as \000, a backslash doubled, bytes > 126 in octal) is
+ * folded instead, one text per byte string, so values collide exactly when
+ * their folded bytes do. */
+void udb__pg_index_field(udb_buf *b, const udb_type *t, const udb_index *ix, size_t k,
+                         const udb_pgddl *o)
+{
+    if (!ix->nocase[k]) {
+        udb__pg_ident(b, ix->fnames[k]);
+        return;
+    }
+    bool bytea = udb__pg_is_bytea(o, t, &t->fields[ix->fields[k]]);
+    udb__buf_printf(b, bytea ? "lower(encode(" : "lower(");
+    udb__pg_ident(b, ix->fnames[k]);
+    udb__buf_printf(b, bytea ? ", 'escape') COLLATE \"C\")" : " COLLATE \"C\")");
+}
+
 void udb__pg_create_index(udb_buf *b, const udb_type *t, const udb_index *ix,
                           const udb_pgddl *o)
 {
@@ -333,7 +354,7 @@ void udb__pg_create_index(udb_buf *b, const udb_type *t, const udb_index *ix,
     for (size_t k = 0; k < ix->nfields; k++) {
         if (k)
             udb__buf_printf(b, ", ");
-        udb__pg_ident(b, ix->fnames[k]);
+        udb__pg_index_field(b, t, ix, k, o);
     }
     udb__buf_byte(b, ')');
     if (ix->nulls_not_distinct)

@@ -206,10 +206,11 @@ static int check_unique(PGconn *c, const char *pgschema, const udb_type *t,
     int rc = run(c, &q, msg);
     if (rc)
         goto out;
+    udb_pgddl none = {.pgschema = pgschema};
     for (size_t k = 0; k < ix->nfields; k++) {
         if (k)
             udb__buf_printf(&part, ", ");
-        udb__pg_ident(&part, ix->fnames[k]);
+        udb__pg_index_field(&part, t, ix, k, &none);   /* nocase: partitioned folded */
     }
     udb__buf_printf(&q, "SELECT k1::text, k2::text, count(*) OVER () FROM (SELECT ");
     udb__pg_ident(&q, key);

@@ -13,6 +13,9 @@
  *   "$raw" bytea: when T has an `any` field or "extra": a msgpack map of the
  *   record's `any` and undeclared fields exactly as stored (byte-identical).
  * COLLATE "C": text compares and sorts as bytes, as uniqdb's keys do.
+ * An index field with "collate": "nocase": lower(f COLLATE "C"), which folds
+ * ASCII letters only (SQLite's NOCASE); a str field exported as bytea
+ * (--str-nul=bytea): lower(encode(f, 'escape') COLLATE "C").
  * Names: table "T", primary key "T_pkey", index "T.I" (shortened past 63
  * bytes: its first 54 bytes, "~" and 8 hex digits of a hash), auto-key
  * sequence "T.key" (only with sequences: export's choice).
@@ -62,6 +65,10 @@ void udb__pg_create_table(udb_buf *b, const udb_type *t, const udb_pgddl *o);
 /* CREATE [UNIQUE] INDEX for ix of t. */
 void udb__pg_create_index(udb_buf *b, const udb_type *t, const udb_index *ix,
                           const udb_pgddl *o);
+/* Field k of index ix as it is indexed: the quoted column, or for a
+ * "collate": "nocase" field the expression above. */
+void udb__pg_index_field(udb_buf *b, const udb_type *t, const udb_index *ix, size_t k,
+                         const udb_pgddl *o);
 
 #define UDB_PGDDL_TABLES  1u   /* tables and sequences */
 #define UDB_PGDDL_INDEXES 2u   /* indexes (after the data, when loading) */

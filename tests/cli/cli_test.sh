@@ -3,7 +3,7 @@
 #
 #   cli_test.sh GROUP UNIQDB DAMAGE PYTHON SCENARIOS.json
 #
-# GROUP is one of: basics exits readonly types dumpload trailer check tty demo scan.  Every group works in its
+# GROUP is one of: basics exits readonly types dumpload trailer check tty demo scan nocase.  Every group works in its
 # own fresh temporary directory, removed at the end.  JSON output is checked
 # by parsing it (python3's json module), not by pattern matching alone.
 set -u
@@ -1127,8 +1127,71 @@ group_scan() {
     run 0 "$U" scan --help; out_has "--after JSON"; out_has "next: --after JSON"
 }
 
+group_nocase() {
+    # "collate": "nocase": the tool passes the schema through and shows the
+    # holder's spelling in conflicts; find and scan match in any case
+    local db="$T/nc.db" plain="$T/nc-plain.json" nc="$T/nc.json"
+    cat >"$nc" <<'EOF'
+{"types": {"user": {"key": "id", "fields": {"id": {"type": "uint", "auto": true},
+  "email": {"type": "str"}, "tag": {"type": "str"}},
+  "unique": {"email": {"fields": [{"field": "email", "collate": "nocase"}]}},
+  "indexes": {"by_tag": {"fields": [{"field": "tag", "collate": "nocase"}]}}}}}
+EOF
+    cat >"$plain" <<'EOF'
+{"types": {"user": {"key": "id", "fields": {"id": {"type": "uint", "auto": true},
+  "email": {"type": "str"}, "tag": {"type": "str"}},
+  "unique": {"email": {"fields": ["email"]}},
+  "indexes": {"by_tag": {"fields": [{"field": "tag", "collate": "nocase"}]}}}}}
+EOF
+    run 0 "$U" init "$db" "$nc"
+    out_has 'unique index "user.email" (email collate nocase)'
+    run 0 "$U" schema "$db"
+    json_ok 'd["types"]["user"]["unique"]["email"]["fields"] == [{"field": "email", "collate": "nocase"}]'
+    run 0 "$U" put "$db" user '{"email": "ana@example.com", "tag": "b"}'
+    run 0 "$U" put "$db" user '{"email": "Bob@Example.com", "tag": "A"}'
+    run 0 "$U" put "$db" user '{"email": "\u00c9ve@x", "tag": "_"}'
+    run 0 "$U" put "$db" user '{"email": "\u00e9ve@x", "tag": "a"}'
+    run 3 "$U" put "$db" user '{"email": "Ana@Example.COM"}'
+    err_has '(email)=(ana@example.com) already exists as id 1'
+    run 3 "$U" --json put "$db" user '{"email": "bob@example.com"}'
+    json_ok 'd["index"] == "email" and d["values"] == ["Bob@Example.com"] and d["existing_key"] == 2'
+    run 0 "$U" find "$db" user email '["ANA@EXAMPLE.COM"]'
+    json_ok 'd["email"] == "ana@example.com" and d["id"] == 1'
+    run 0 "$U" find "$db" user email '["\u00c9VE@X"]'
+    json_ok 'd["id"] == 3'
+    run 0 "$U" find "$db" user email '["\u00e9VE@X"]'
+    json_ok 'd["id"] == 4'
+    run 0 "$U" scan "$db" user by_tag
+    json_ok '[l["tag"] for l in lines] == ["_", "A", "a", "b"]'
+    run 0 "$U" scan "$db" user by_tag '["a"]'
+    json_ok '[l["id"] for l in lines] == [2, 4]'
+    run 0 "$U" check "$db"
+    # the plain schema redefines the index: refused, then --drop rebuilds it
+    run 5 "$U" init "$db" "$plain"
+    err_has 'unique index "user.email" (email collate nocase), redefined as unique (email)'
+    run 0 "$U" init --drop "$db" "$plain"
+    run 0 "$U" put "$db" user '{"email": "ANA@example.com"}'
+    # and back: the records that collide without case are listed
+    run 3 "$U" init --drop "$db" "$nc"
+    err_has 'new unique index "user.email" (email) is violated by 1 existing record; colliding id: 1 and 5'
+    run 0 "$U" delete "$db" user 5
+    run 0 "$U" init --drop "$db" "$nc"
+    # dump and load keep the collation; export maps it for PostgreSQL
+    run 0 "$U" dump "$db"
+    cp "$T/out" "$T/nc.dump"
+    run 0 "$U" load "$T/nc2.db" "$T/nc.dump"
+    run 3 "$U" put "$T/nc2.db" user '{"email": "BOB@EXAMPLE.COM"}'
+    run 0 "$U" export --postgres --schema-only "$db"
+    out_has 'CREATE UNIQUE INDEX "user.email" ON "public"."user" (lower("email" COLLATE "C"));'
+    out_has 'CREATE INDEX "user.by_tag" ON "public"."user" (lower("tag" COLLATE "C"));'
+    # only str fields
+    printf '%s' '{"types": {"t": {"key": "id", "fields": {"id": {"type": "int"}, "n": {"type": "int"}}, "unique": {"n": {"fields": [{"field": "n", "collate": "nocase"}]}}}}}' >"$T/nc-bad.json"
+    run 5 "$U" init "$T/nc3.db" "$T/nc-bad.json"
+    err_has '"collate": "nocase" is only for str fields'
+}
+
 case "$GROUP" in
-basics | exits | readonly | types | dumpload | trailer | check | tty | demo | scan) "group_$GROUP" ;;
+basics | exits | readonly | types | dumpload | trailer | check | tty | demo | scan | nocase) "group_$GROUP" ;;
 *)
     echo "unknown group $GROUP" >&2
     exit 2

@@ -201,13 +201,19 @@ class TypeInfo:
         self.indexes = {}
         for kind in ("unique", "indexes"):
             for ixname, ix in t.get(kind, {}).items():
-                self.indexes[ixname] = {"fields": ix["fields"], "where": ix.get("where"),
+                # a field is a name or {"field": name, "collate": "nocase"}
+                fields = [f if isinstance(f, str) else f["field"] for f in ix["fields"]]
+                nocase = [not isinstance(f, str) and f.get("collate") == "nocase"
+                          for f in ix["fields"]]
+                self.indexes[ixname] = {"fields": fields, "nocase": nocase,
+                                        "where": ix.get("where"),
                                         "nnd": ix.get("nulls") == "not_distinct",
                                         "unique": kind == "unique"}
 
     def target(self, index, unique=True):
         if index in ("-", self.key):
-            return {"fields": [self.key], "where": None, "nnd": False, "unique": True}
+            return {"fields": [self.key], "nocase": [False], "where": None, "nnd": False,
+                    "unique": True}
         if index not in self.indexes or (unique and not self.indexes[index]["unique"]):
             raise CaseError("type %s has no %sindex %s" % (self.name, "unique " if unique else "",
                                                           index))
@@ -297,9 +303,28 @@ def row_of(t):
     return S.SQL("jsonb_strip_nulls(to_jsonb({}.*))").format(S.Identifier(t))
 
 
+def col(f, nocase):
+    """An index field as the export writes it: a nocase one is lower(f COLLATE "C")."""
+    if nocase:
+        return S.SQL('lower({} COLLATE "C")').format(S.Identifier(f))
+    return S.Identifier(f)
+
+
+def val(v, nocase):
+    if nocase and v is not None:
+        return S.SQL('lower({} COLLATE "C")').format(S.Literal(v))
+    return S.Literal(v)
+
+
+def index_cols(tg):
+    return [col(f, nc) for f, nc in zip(tg["fields"], tg["nocase"])]
+
+
 def conflict_target(ti, index):
     tg = ti.target(index)
-    q = S.SQL("({})").format(S.SQL(", ").join(S.Identifier(f) for f in tg["fields"]))
+    # an expression in an inference target is written in parentheses
+    q = S.SQL("({})").format(S.SQL(", ").join(
+        S.SQL("({})").format(c) if nc else c for c, nc in zip(index_cols(tg), tg["nocase"])))
     if tg["where"]:
         q = q + S.SQL(" WHERE ") + S.SQL(tg["where"])
     return q
@@ -309,9 +334,9 @@ def holder_query(ti, index, row):
     """The row that holds row's values in unique index `index`, as SQL."""
     tg = ti.target(index)
     conds = []
-    for f in tg["fields"]:
+    for f, nc in zip(tg["fields"], tg["nocase"]):
         op = " IS NOT DISTINCT FROM " if tg["nnd"] else " = "
-        conds.append(S.SQL("{}" + op + "{}").format(S.Identifier(f), S.Literal(row.get(f))))
+        conds.append(S.SQL("{}" + op + "{}").format(col(f, nc), val(row.get(f), nc)))
     if tg["where"]:
         conds.append(S.SQL("(") + S.SQL(tg["where"]) + S.SQL(")"))
     return S.SQL("SELECT {} FROM {} WHERE {}").format(
@@ -379,11 +404,11 @@ def pg_statement(cur, st, ti):
         if v == "scan":
             tg = ti.target(st["index"], unique=False)
             conds = [S.SQL("(") + S.SQL(tg["where"]) + S.SQL(")")] if tg["where"] else []
-            for f, val in zip(tg["fields"], st.get("values", [])):
-                conds.append(S.SQL("{} = {}").format(S.Identifier(f), S.Literal(val)))
+            for f, nc, v in zip(tg["fields"], tg["nocase"], st.get("values", [])):
+                conds.append(S.SQL("{} = {}").format(col(f, nc), val(v, nc)))
             cur.execute(S.SQL("SELECT {} FROM {}{} ORDER BY {}").format(
                 row_of(t), T, S.SQL(" WHERE ") + S.SQL(" AND ").join(conds) if conds else S.SQL(""),
-                S.SQL(", ").join(S.Identifier(f) for f in tg["fields"] + [ti.key])))
+                S.SQL(", ").join(index_cols(tg) + [S.Identifier(ti.key)])))
             return {"outcome": "ok", "records": [r[0] for r in cur.fetchall()]}
         if v == "get":
             cur.execute(S.SQL("SELECT {} FROM {} WHERE {} = {}").format(

@@ -7,7 +7,8 @@ row by row, and compared value by value with `uniqdb dump`.  The export is
 also loaded a second time as --schema-only then --data-only into another
 schema.  Then the refusals: a str with a NUL byte stops the export (naming
 type, key and field) and --str-nul=bytea loads it exactly; data the export
-cannot hold never produces a script that loads.
+cannot hold never produces a script that loads.  Last, "collate": "nocase"
+index fields (see nocase()).
 
 usage: roundtrip.py UNIQDB
 """
@@ -338,6 +339,117 @@ def expect(cond, msg):
     CHECKS += 1
 
 
+# ---- "collate": "nocase" ---------------------------------------------------------
+# ASCII letters fold, nothing else: values that differ only in the case of
+# non-ASCII letters are distinct (É/é, Σ/σ, the Kelvin sign K/k), and so are
+# the bytes beside the letters (@ [ ` {).
+NC_SCHEMA = {"types": {"acct": {
+    "key": "id",
+    "fields": {"id": {"type": "str"}, "email": {"type": "str"}, "org": {"type": "str"},
+               "tag": {"type": "str"}},
+    "unique": {"email": {"fields": [{"field": "email", "collate": "nocase"}]},
+               "org_tag": {"fields": ["org", {"field": "tag", "collate": "nocase"}],
+                           "where": "org IS NOT NULL"}},
+    "indexes": {"by_tag": {"fields": [{"field": "tag", "collate": "nocase"}]}}}}}
+NC_EMAILS = ["Ana@Example.com", "bob@example.org", "\u00c9mile@x", "\u00e9mile@x",
+             "\u03a3@x", "\u03c3@x", "K@x", "\u212a@x", "@", "`", "[", "{", "_", "^",
+             "Z", "a", "zz", "\u00c5ngstr\u00f6m", "\u00e5ngstr\u00f6m", "", "\u00fcber@x",
+             "stra\u00dfe"]
+
+
+def ascii_lower(v):
+    return "".join(c.lower() if "A" <= c <= "Z" else c for c in v)
+
+
+def swapcase_ascii(v):
+    return "".join(c.swapcase() if c.isascii() and c.isalpha() else c for c in v)
+
+
+def nocase(work):
+    """Export maps nocase to lower(f COLLATE "C"): it loads into a database
+    whose default collation (C.UTF-8) folds non-ASCII letters too, keeps the
+    values apart exactly where uniqdb does, orders them as uniqdb's index, and
+    refuses what uniqdb refuses.  Negative control: the same script without
+    COLLATE "C" does not load there."""
+    db = os.path.join(work, "nocase")
+    recs = [("acct", {"id": "e%02d" % i, "email": e, "org": "o" if i % 2 else "O",
+                      "tag": swapcase_ascii(e) if i % 3 else e})
+            for i, e in enumerate(NC_EMAILS)]
+    make_db(db, NC_SCHEMA, recs)
+    locales = run(["locale", "-a"]).stdout.decode().split()
+    loc = next((l for l in ("C.UTF-8", "C.utf8", "en_US.UTF-8", "en_US.utf8") if l in locales),
+               None)
+    expect(loc is not None, "no UTF-8 locale to prove COLLATE \"C\" against (locale -a: %s)"
+           % locales)
+    psql("-c", "CREATE DATABASE nocase TEMPLATE template0 ENCODING 'UTF8' LOCALE '%s'" % loc)
+    # in that database lower() folds beyond ASCII; lower(... COLLATE "C") does not
+    os.environ["PGDATABASE"], saved = "nocase", os.environ.get("PGDATABASE")
+    try:
+        expect(psql("-c", "SELECT lower('\u00c9\u03a3A'), lower('\u00c9\u03a3A' COLLATE \"C\")")
+               .strip() == "\u00e9\u03c3a|\u00c9\u03a3a", "lower() under %s and C" % loc)
+        sql = os.path.join(work, "nocase.sql")
+        run([UNIQDB, "export", "--postgres", db, "-o", sql])
+        script = open(sql).read()
+        expect('(lower("email" COLLATE "C"))' in script and
+               '("org", lower("tag" COLLATE "C")) WHERE (org IS NOT NULL)' in script,
+               "nocase index definitions: %s" % script)
+        # negative control: with the database's own collation (no COLLATE "C" on the
+        # columns or in the index expressions) it does not load
+        bad = os.path.join(work, "nocase-bad.sql")
+        open(bad, "w").write(script.replace(' COLLATE "C"', ""))
+        r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
+                            "-f", bad], capture_output=True)
+        expect(r.returncode != 0 and b"23505" in r.stderr,
+               "without COLLATE \"C\" the script loaded: %r" % r.stderr)
+        psql("-f", sql)
+        expect(compare(db, "public") == len(recs), "nocase round trip")
+        # index order: uniqdb's scan of by_tag is PostgreSQL's ORDER BY of its expression
+        got = psql("-c", 'SELECT json_agg(id ORDER BY lower(tag COLLATE "C"), id) FROM acct')
+        want = [json.loads(l)["id"] for l in
+                run([UNIQDB, "scan", db, "acct", "by_tag"]).stdout.decode().splitlines()]
+        expect(json.loads(got) == want, "by_tag order: PostgreSQL %s, uniqdb %s" % (got, want))
+        # every value in its other ASCII case is refused on both sides; a
+        # change of case beyond ASCII is not
+        for i, e in enumerate(NC_EMAILS):
+            for other in {swapcase_ascii(e), e.upper(), e.lower()}:
+                rec = {"id": "n%02d" % i, "email": other}
+                p = run([UNIQDB, "put", db, "acct", json.dumps(rec)], ok=(0, 3))
+                taken = any(ascii_lower(other) == ascii_lower(x) for x in NC_EMAILS)
+                expect((p.returncode == 3) == taken,
+                       "uniqdb put %r: exit %d" % (other, p.returncode))
+                r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                                    "INSERT INTO acct (id, email) VALUES ('%s', '%s')"
+                                    % (rec["id"], other.replace("'", "''"))],
+                                   capture_output=True)
+                expect((r.returncode != 0) == taken and
+                       (not taken or b'"acct.email"' in r.stderr),
+                       "PostgreSQL insert %r: %r" % (other, r.stderr))
+                if not taken:
+                    run([UNIQDB, "delete", db, "acct", "--", json.dumps(rec["id"])])
+                    psql("-c", "DELETE FROM acct WHERE id = '%s'" % rec["id"])
+        expect(compare(db, "public") == len(recs), "nocase after the refusals")
+        # a nocase field exported as bytea (--str-nul=bytea) folds the same
+        nul = os.path.join(work, "nocase-nul")
+        make_db(nul, NC_SCHEMA, [("acct", {"id": "z1", "email": "A\u0000b\u00c9"})])
+        run([UNIQDB, "export", "--postgres", nul, "--str-nul=bytea", "--schema", "nul",
+             "-o", sql])
+        psql("-f", sql)
+        for other, taken in (("a\u0000B\u00c9", True), ("a\u0000B\u00e9", False)):
+            r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                                "INSERT INTO nul.acct (id, email) VALUES ('z2', '\\x%s')"
+                                % other.encode().hex()], capture_output=True)
+            expect((r.returncode != 0) == taken and (not taken or b'"acct.email"' in r.stderr),
+                   "bytea nocase %r: %r" % (other, r.stderr))
+            p = run([UNIQDB, "put", nul, "acct", json.dumps({"id": "z2", "email": other})],
+                    ok=(0, 3))
+            expect((p.returncode == 3) == taken, "uniqdb %r: exit %d" % (other, p.returncode))
+    finally:
+        if saved is None:
+            del os.environ["PGDATABASE"]
+        else:
+            os.environ["PGDATABASE"] = saved
+
+
 def main():
     work = tempfile.mkdtemp()
     try:
@@ -485,6 +597,8 @@ def main():
             expect(got.strip() == "1", "type %s: canonical predicate %r matches %s rows in "
                    "PostgreSQL, 1 in uniqdb" % (tname, idef["where"][:200], got.strip()))
         expect(compare(kw_db, "kw") == len(kw_recs), "keyword database round trip")
+
+        nocase(work)
     except Mismatch as m:
         fail(str(m))
     finally:

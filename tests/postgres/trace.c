@@ -2,19 +2,22 @@
  * trace.c -- the same constraints in uniqdb and in its PostgreSQL export.
  *
  * Each trace: a fresh uniqdb database with a schema whose unique indexes are
- * easy to collide in (compound, partial, NULLS NOT DISTINCT, primary keys of
- * both key kinds), a few random records, `uniqdb export --postgres --schema
- * tN` loaded with psql; then the same random inserts, replacing and merging
- * updates and deletes run on both.  Every operation's outcome must agree --
- * ok, conflict on the same index (PostgreSQL names the first violated one in
- * creation order, uniqdb lists all in declaration order: the first must
- * match), not found, invalid -- and afterwards both hold the same rows.
+ * easy to collide in (compound, partial, NULLS NOT DISTINCT, "collate":
+ * "nocase", primary keys of both key kinds), a few random records, `uniqdb
+ * export --postgres --schema tN` loaded with psql; then the same random
+ * inserts, replacing and merging updates and deletes run on both.  Every
+ * operation's outcome must agree -- ok, conflict on the same index
+ * (PostgreSQL names the first violated one in creation order, uniqdb lists
+ * all in declaration order: the first must match), not found, invalid -- and
+ * afterwards both hold the same rows.
  *
  * Run under pg_run (PG* variables).  usage:
  *   trace UNIQDB-CLI TRACES OPS [SEED]
  *   trace --drop-index INDEX UNIQDB-CLI TRACES OPS [SEED]
  * The second form is the negative control: it drops one unique index from the
- * PostgreSQL copy and succeeds only if the traces notice.
+ * PostgreSQL copy and succeeds only if the traces notice.  INDEX=COLUMN
+ * (Mixed.e_nc=e) puts a case-sensitive unique index over COLUMN in the place
+ * of the "collate": "nocase" one.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -47,10 +50,12 @@ static const char schema_json[] =
     "   \"bn\": {\"fields\": [\"b\", \"n\"], \"nulls\": \"not_distinct\"}},"
     "  \"indexes\": {\"by_status\": {\"fields\": [\"status\", \"a\"]}}},"
     " \"Mixed\": {\"key\": \"id\", \"fields\": {"
-    "   \"id\": {\"type\": \"str\"}, \"x\": {\"type\": \"str\"}, \"y\": {\"type\": \"int\"}},"
+    "   \"id\": {\"type\": \"str\"}, \"x\": {\"type\": \"str\"}, \"y\": {\"type\": \"int\"},"
+    "   \"e\": {\"type\": \"str\"}},"
     "  \"unique\": {"
     "   \"x_nd\": {\"fields\": [\"x\"], \"nulls\": \"not_distinct\"},"
-    "   \"y_partial\": {\"fields\": [\"y\"], \"where\": \"x IS NOT NULL AND y != 0\"}}}"
+    "   \"y_partial\": {\"fields\": [\"y\"], \"where\": \"x IS NOT NULL AND y != 0\"},"
+    "   \"e_nc\": {\"fields\": [{\"field\": \"e\", \"collate\": \"nocase\"}]}}}"
     "}}";
 
 /* ---- the record model both sides get ------------------------------------------------ */
@@ -71,8 +76,8 @@ typedef struct tdef {
 static const fdef select_fields[] = {{"key", K_INT}, {"a", K_INT},    {"b", K_STR},
                                      {"User", K_STR}, {"status", K_STR}, {"flag", K_BOOL},
                                      {"n", K_UINT}};
-static const fdef mixed_fields[] = {{"id", K_STR}, {"x", K_STR}, {"y", K_INT}};
-static const tdef types[] = {{"select", select_fields, 7}, {"Mixed", mixed_fields, 3}};
+static const fdef mixed_fields[] = {{"id", K_STR}, {"x", K_STR}, {"y", K_INT}, {"e", K_STR}};
+static const tdef types[] = {{"select", select_fields, 7}, {"Mixed", mixed_fields, 4}};
 
 #define MAXF 8
 
@@ -152,6 +157,11 @@ static void random_value(val *v, const tdef *t, size_t f, int bad)
             set_text(v, "%u", r);
     } else if (strcmp(name, "x") == 0) {
         set_text(v, "%c", "pqrst"[pick(5)]);
+    } else if (strcmp(name, "e") == 0) {
+        /* "collate": "nocase": ASCII case variants collide, É and é do not */
+        static const char *const es[] = {"Ab", "aB", "AB", "ab", "\xc3\x89", "\xc3\xa9", "Z@",
+                                         "z@", "_", "\x7f"};
+        set_text(v, "%s", es[pick(10)]);
     }
 }
 
@@ -582,11 +592,12 @@ static void describe(char *out, size_t cap, const op *o)
 }
 
 typedef struct totals {
-    unsigned long ops, agree, by_kind[4], conflicts_by_index[8], rows;
+    unsigned long ops, agree, by_kind[4], conflicts_by_index[9], rows;
 } totals;
 
-static const char *const index_names[] = {"key", "ab", "active_user", "bn",
-                                          "id",  "x_nd", "y_partial", "?"};
+static const char *const index_names[] = {"key", "ab", "active_user", "bn", "id",
+                                          "x_nd", "y_partial", "e_nc", "?"};
+#define NINDEX 8
 
 /* 0: all agreed; 1: a disagreement (printed); -1: the trace could not run. */
 static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned n,
@@ -630,9 +641,19 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
     if (pg_exec(pg, sql))
         goto out;
     if (drop_index) {
-        snprintf(sql, sizeof sql, "DROP INDEX \"%s\"", drop_index);
+        /* INDEX=COLUMN: the index comes back case-sensitive over COLUMN (the
+           control of a nocase index: the fold, not only the index, matters) */
+        const char *eq = strchr(drop_index, '='), *dot = strchr(drop_index, '.');
+        int nlen = eq ? (int)(eq - drop_index) : (int)strlen(drop_index);
+        snprintf(sql, sizeof sql, "DROP INDEX \"%.*s\"", nlen, drop_index);
         if (pg_exec(pg, sql))
             goto out;
+        if (eq && dot) {
+            snprintf(sql, sizeof sql, "CREATE UNIQUE INDEX \"%.*s\" ON \"%.*s\" (\"%s\")", nlen,
+                     drop_index, (int)(dot - drop_index), drop_index, eq + 1);
+            if (pg_exec(pg, sql))
+                goto out;
+        }
     }
     if (same_contents(env, pg, &tot->rows)) {
         fprintf(stderr, "trace %u (seed %" PRIu64 "): contents differ right after the load\n",
@@ -678,7 +699,7 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
         tot->by_kind[u.kind]++;
         if (u.kind == O_CONFLICT) {
             size_t k;
-            for (k = 0; k < 7 && strcmp(index_names[k], u.index) != 0; k++)
+            for (k = 0; k < NINDEX && strcmp(index_names[k], u.index) != 0; k++)
                 ;
             tot->conflicts_by_index[k]++;
         }
@@ -760,7 +781,7 @@ int main(int argc, char **argv)
            tot.by_kind[O_NOTFOUND], tot.by_kind[O_INVALID], tot.rows,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     printf("trace: conflicts by index:");
-    for (size_t k = 0; k < 7; k++)
+    for (size_t k = 0; k < NINDEX; k++)
         printf(" %s %lu", index_names[k], tot.conflicts_by_index[k]);
     printf("\n");
     /* the traces must have exercised every kind of outcome and every index */
@@ -770,7 +791,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "trace: no operation ended %s\n", outcome_names[k]);
             ret = 1;
         }
-    for (size_t k = 0; k < 7; k++)
+    for (size_t k = 0; k < NINDEX; k++)
         if (tot.conflicts_by_index[k] == 0) {
             fprintf(stderr, "trace: no conflict on index %s\n", index_names[k]);
             ret = 1;

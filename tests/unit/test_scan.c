@@ -29,28 +29,7 @@ static const char *const SCHEMA =
     "  `unique`: {`uname`: {`fields`: [`name`]}},"
     "  `indexes`: {`by_name`: {`fields`: [`name`]}}}}}";
 
-/* `field` of every record of a udb_scan_range, comma-separated; "<error>"
- * (with the message in the test log) if the scan fails. */
-static const char *rng_r(udb_txn *txn, const char *type, const char *index, const udb_range *r,
-                         const char *field)
-{
-    udb_cursor *c = NULL;
-    int rc = udb_scan_range(&c, txn, type, index, r);
-    if (rc)
-        return tu_fmt("<%s: %s>", udb_strerror(rc), udb_errmsg(txn));
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    udb_val v;
-    int n = 0;
-    while ((rc = udb_cursor_next(&v, c)) == 0)
-        fprintf(f, "%s%s", n++ ? "," : "", tu_field(v, field));
-    if (rc != UDB_ENOTFOUND)
-        fprintf(f, "%s<%s>", n ? "," : "", udb_strerror(rc));
-    udb_cursor_close(c);
-    fclose(f);
-    return tu_keep(buf);
-}
+#define rng_r tu_scan_range
 
 static const char *rng(udb_txn *txn, const char *type, const char *index, udb_val lo,
                        udb_val hi, unsigned flags, const char *field)

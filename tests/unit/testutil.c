@@ -345,18 +345,14 @@ uint64_t tu_fu(udb_val rec, const char *name)
     return errno || *end ? UINT64_MAX : v;
 }
 
-const char *tu_scan(udb_txn *txn, const char *type, const char *index, udb_val prefix,
-                    const char *field)
+/* `field` of every record the cursor gives, comma-separated; closes it. */
+static const char *cursor_fields(udb_cursor *c, const char *field)
 {
-    udb_cursor *c = NULL;
-    int rc = udb_scan(&c, txn, type, index, prefix.data, prefix.size);
-    if (rc)
-        return tu_fmt("<%s>", udb_strerror(rc));
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     udb_val v;
-    int n = 0;
+    int n = 0, rc;
     while ((rc = udb_cursor_next(&v, c)) == 0)
         fprintf(f, "%s%s", n++ ? "," : "", tu_field(v, field));
     if (rc != UDB_ENOTFOUND)
@@ -364,6 +360,26 @@ const char *tu_scan(udb_txn *txn, const char *type, const char *index, udb_val p
     udb_cursor_close(c);
     fclose(f);
     return tu_keep(buf);
+}
+
+const char *tu_scan(udb_txn *txn, const char *type, const char *index, udb_val prefix,
+                    const char *field)
+{
+    udb_cursor *c = NULL;
+    int rc = udb_scan(&c, txn, type, index, prefix.data, prefix.size);
+    if (rc)
+        return tu_fmt("<%s>", udb_strerror(rc));
+    return cursor_fields(c, field);
+}
+
+const char *tu_scan_range(udb_txn *txn, const char *type, const char *index,
+                          const udb_range *r, const char *field)
+{
+    udb_cursor *c = NULL;
+    int rc = udb_scan_range(&c, txn, type, index, r);
+    if (rc)
+        return tu_fmt("<%s: %s>", udb_strerror(rc), udb_errmsg(txn));
+    return cursor_fields(c, field);
 }
 
 size_t tu_count(udb_txn *txn, const char *type)

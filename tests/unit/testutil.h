@@ -108,6 +108,9 @@ uint64_t tu_fu(udb_val rec, const char *name);
  * prefix.data NULL: no prefix. */
 const char *tu_scan(udb_txn *txn, const char *type, const char *index, udb_val prefix,
                     const char *field);
+/* The same for a udb_scan_range; "<rc: message>" if it is refused. */
+const char *tu_scan_range(udb_txn *txn, const char *type, const char *index,
+                          const udb_range *r, const char *field);
 /* Records of a type (primary-key scan). */
 size_t tu_count(udb_txn *txn, const char *type);
 /* The conflict detail of txn, one "index(f1, f2)=values held by key" per

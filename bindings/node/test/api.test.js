@@ -271,6 +271,23 @@ test('errors: ConflictError and RecordError carry their detail and a problem obj
     assert.match(m.message, /missing required field "version"/);
   });
 
+test('a "collate": "nocase" index: conflict in another case, with the holder\'s spelling',
+  async (t) => {
+    const nocase = { types: { user: { key: 'id', fields: { id: { type: 'uint', auto: true },
+      email: { type: 'str' } },
+    unique: { email: { fields: [{ field: 'email', collate: 'nocase' }] } } } } };
+    const db = uniqdb.open(tmpdir(t), { schema: nocase });
+    t.after(() => db.close());
+    const ana = await db.insert('user', { email: 'ana@example.com' });
+    const e = await db.insert('user', { email: 'Ana@Example.COM' }).catch((x) => x);
+    assert.ok(e instanceof uniqdb.ConflictError, String(e));
+    assert.equal(e.index, 'email');
+    assert.deepEqual(e.values, ['ana@example.com']);
+    assert.equal(e.existingKey, ana.id);
+    assert.equal(db.find('user', 'email', ['ANA@EXAMPLE.COM']).id, ana.id);
+    assert.equal(db.get('user', ana.id).email, 'ana@example.com');
+  });
+
 test('one environment per database per process: every open of it shares it', (t) => {
   const dir = tmpdir(t);
   const before = uniqdb.openEnvironments();
