@@ -50,20 +50,22 @@ static bool same_index(const udb_index *a, const udb_index *b)
     return strcmp(a->where, b->where) == 0;
 }
 
-static int type_count(uint64_t *n, MDB_txn *txn, const udb_type *t)
+/* Records of type t of schema s (whose handles are open). */
+static int type_count(uint64_t *n, MDB_txn *txn, const udb_schema *s, const udb_type *t)
 {
     MDB_stat st;
-    int rc = mdb_stat(txn, t->dbi, &st);
+    int rc = mdb_stat(txn, udb__type_dbi(s, t), &st);
     *n = rc ? 0 : st.ms_entries;
     return rc;
 }
 
 /* Records of an "extra" type may already carry a field that n now declares:
  * every stored record must fit n, or declaring it would strand them. */
-static int check_extra(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_type *n)
+static int check_extra(udb_buf *msg, MDB_txn *txn, const udb_schema *os, const udb_type *o,
+                       const udb_type *n)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, o->dbi, &cur);
+    int rc = mdb_cursor_open(txn, udb__type_dbi(os, o), &cur);
     if (rc)
         return rc;
     MDB_val rk, rv, k, v;
@@ -92,10 +94,11 @@ static int check_extra(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_
 }
 
 /* Is the change from o to n allowed?  o's handles are valid in txn. */
-static int diff_type(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_type *n)
+static int diff_type(udb_buf *msg, MDB_txn *txn, const udb_schema *os, const udb_type *o,
+                     const udb_type *n)
 {
     uint64_t count;
-    int rc = type_count(&count, txn, o);
+    int rc = type_count(&count, txn, os, o);
     if (rc)
         return rc;
 #define REFUSE(...) do { udb__buf_printf(msg, __VA_ARGS__); return UDB_ESCHEMA; } while (0)
@@ -136,14 +139,15 @@ static int diff_type(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_ty
                    "records", n->name, n->fields[i].name);
     }
 #undef REFUSE
-    return o->extra && gained && count ? check_extra(msg, txn, o, n) : 0;
+    return o->extra && gained && count ? check_extra(msg, txn, os, o, n) : 0;
 }
 
-/* Fill a new (empty) index from the type's records. */
-static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_index *ix)
+/* Fill a new (empty) index ix of type t of schema s from the type's records. */
+static int build_index(udb_buf *msg, udb_txn *txn, const udb_schema *s, const udb_type *t,
+                       const udb_index *ix)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(udb__txn_mdb(txn), t->dbi, &cur);
+    int rc = mdb_cursor_open(udb__txn_mdb(txn), udb__type_dbi(s, t), &cur);
     if (rc)
         return rc;
     MDB_val rk, rv, k, v;
@@ -167,7 +171,7 @@ static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_
         if (rc == 0 && applies) {
             MDB_val ek = {key.len, key.p}, ev = {ix->unique ? k.mv_size : 0,
                                                  ix->unique ? k.mv_data : (void *)""};
-            rc = udb__lk_put(udb__txn_mdb(txn), ix->dbi, &ek, &ev, MDB_NOOVERWRITE);
+            rc = udb__lk_put(udb__txn_mdb(txn), udb__dbi(s, ix), &ek, &ev, MDB_NOOVERWRITE);
             if (rc == MDB_KEYEXIST) {
                 /* ev now holds the key of the record that got there first */
                 if (++collisions <= MAX_LISTED) {
@@ -309,7 +313,7 @@ static void describe(udb_buf *added, udb_buf *removed, const udb_schema *o, cons
         if (udb__schema_type(n, ot->name))
             continue;
         uint64_t count = 0;
-        if (txn && type_count(&count, txn, ot) == 0)
+        if (txn && type_count(&count, txn, o, ot) == 0)
             udb__buf_printf(removed, "type \"%s\" with its %" PRIu64 " record%s\n", ot->name,
                             count, count == 1 ? "" : "s");
         else
@@ -477,7 +481,7 @@ static int plan(apply_ctx *a, udb_schema **s, const udb_schema *old, MDB_txn *md
     for (size_t i = 0; old && i < old->ntypes && !rc; i++) {
         const udb_type *n = udb__schema_type(*s, old->types[i].name);
         if (n)
-            rc = diff_type(&a->msg, mdb, &old->types[i], n);
+            rc = diff_type(&a->msg, mdb, old, &old->types[i], n);
     }
     if (rc)
         goto out;
@@ -560,8 +564,8 @@ static int apply_once(size_t *grow_at, void *arg)
             if (ox && same_index(ix, ox))
                 continue;
             /* new, or redefined: start from empty and build from the records */
-            if ((rc = mdb_drop(udb__txn_mdb(txn), ix->dbi, 0)) == 0)
-                rc = build_index(&a->msg, txn, t, ix);
+            if ((rc = mdb_drop(udb__txn_mdb(txn), udb__dbi(s, ix), 0)) == 0)
+                rc = build_index(&a->msg, txn, s, t, ix);
         }
     }
     /* types and indexes that disappeared (or moved between unique and not) */
@@ -570,10 +574,10 @@ static int apply_once(size_t *grow_at, void *arg)
         for (size_t x = 1; x < ot->nidx && !rc; x++) {
             const udb_index *nx = t ? udb__type_index(t, ot->idx[x].name) : NULL;
             if (!nx || nx->unique != ot->idx[x].unique)
-                rc = mdb_drop(udb__txn_mdb(txn), ot->idx[x].dbi, 1);
+                rc = mdb_drop(udb__txn_mdb(txn), udb__dbi(old, &ot->idx[x]), 1);
         }
         if (!t && !rc)
-            rc = mdb_drop(udb__txn_mdb(txn), ot->dbi, 1);
+            rc = mdb_drop(udb__txn_mdb(txn), udb__type_dbi(old, ot), 1);
     }
     if (!rc)
         rc = udb__meta_put_schema(udb__txn_mdb(txn), meta, s->json, s->json_len, gen + 1);
@@ -690,11 +694,11 @@ static int upgrade_once(size_t *grow_at, void *arg)
     if ((rc = udb__meta_u64(&f, mdb, meta, &udb__meta_format)) || f >= UDB_FORMAT_VERSION)
         goto out;   /* another process upgraded it first */
     for (size_t i = 0; s && i < s->ntypes && !rc && f < 3; i++)
-        rc = relocate_long_keys(mdb, s->types[i].dbi);
+        rc = relocate_long_keys(mdb, udb__type_dbi(s, &s->types[i]));
     for (size_t i = 0; s && i < s->ntypes && !rc; i++)
         for (size_t x = 1; x < s->types[i].nidx && !rc; x++)
-            if ((rc = mdb_drop(mdb, s->types[i].idx[x].dbi, 0)) == 0)
-                rc = build_index(&msg, txn, &s->types[i], &s->types[i].idx[x]);
+            if ((rc = mdb_drop(mdb, udb__dbi(s, &s->types[i].idx[x]), 0)) == 0)
+                rc = build_index(&msg, txn, s, &s->types[i], &s->types[i].idx[x]);
     if (!rc)
         rc = udb__meta_put_u64(mdb, meta, &udb__meta_format, UDB_FORMAT_VERSION);
 out:

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "index.h"
+#include "layout.h"
 #include "longkey.h"
 #include "mpack.h"
 #include "record.h"
@@ -43,6 +44,12 @@ static void prep_free(prep *p)
     free(p->off);
     free(p->len);
     free(p->applies);
+}
+
+/* The handle of index ix (of a type of txn's schema): t->idx[0] for t's records. */
+static MDB_dbi dbi(const udb_txn *txn, const udb_index *ix)
+{
+    return udb__dbi(udb__txn_schema(txn), ix);
 }
 
 static MDB_val keyval(const prep *p, size_t i)
@@ -153,7 +160,7 @@ static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const pr
         if (old && old->applies[i] && old->len[i] == k.mv_size &&
             memcmp(old->keys.p + old->off[i], k.mv_data, k.mv_size) == 0)
             continue;
-        int rc = udb__lk_get(udb__txn_mdb(txn), ix->dbi, &k, &v);
+        int rc = udb__lk_get(udb__txn_mdb(txn), dbi(txn, ix), &k, &v);
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc)
@@ -162,8 +169,8 @@ static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const pr
         size_t hlen = ix->is_pk ? k.mv_size : v.mv_size;
         if (old && hlen == old->len[0] && memcmp(holder, old->keys.p + old->off[0], hlen) == 0)
             continue;   /* our own entry */
-        if ((rc = udb__conflict_add(txn, t, ix, (const msgpack_object *const *)p->rec.vals,
-                                    holder, hlen)))
+        if ((rc = udb__conflict_add(txn, ix, (const msgpack_object *const *)p->rec.vals, holder,
+                                    hlen)))
             return udb__err(txn, rc == UDB_ECORRUPT ? rc : UDB_ENOMEM,
                             "cannot record conflict detail");
     }
@@ -207,7 +214,7 @@ static int write_rec(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, con
         return udb__err(txn, rc, "out of memory packing the record");
     }
     MDB_val rv = {packed.len, packed.p};
-    if ((rc = put(txn, t->dbi, keyval(p, 0), rv, old ? 0 : MDB_NOOVERWRITE)))
+    if ((rc = put(txn, dbi(txn, &t->idx[0]), keyval(p, 0), rv, old ? 0 : MDB_NOOVERWRITE)))
         goto out;
     for (size_t i = 1; i < t->nidx && !rc; i++) {
         const udb_index *ix = &t->idx[i];
@@ -215,13 +222,13 @@ static int write_rec(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, con
                     memcmp(old->keys.p + old->off[i], p->keys.p + p->off[i], p->len[i]) == 0;
         if (same)
             continue;
-        if (old && old->applies[i] && (rc = del(txn, ix->dbi, keyval(old, i))))
+        if (old && old->applies[i] && (rc = del(txn, dbi(txn, ix), keyval(old, i))))
             break;
         if (p->applies[i]) {
             MDB_val v = {0, (void *)""};
             if (ix->unique)
                 v = keyval(p, 0);
-            rc = put(txn, ix->dbi, keyval(p, i), v, 0);
+            rc = put(txn, dbi(txn, ix), keyval(p, i), v, 0);
         }
     }
     if (!rc && !old)
@@ -261,7 +268,7 @@ int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, si
 /* Fetch and parse the stored record under encoded key k. */
 static int load_rec(prep *p, MDB_val *raw, udb_txn *txn, const udb_type *t, MDB_val k)
 {
-    int rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, &k, raw);
+    int rc = udb__lk_get(udb__txn_mdb(txn), dbi(txn, &t->idx[0]), &k, raw);
     if (rc == MDB_NOTFOUND)
         return udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
     if (rc)
@@ -288,7 +295,7 @@ int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_
     udb_buf k = {0};
     if (!(rc = parse_key(&k, txn, t, key, key_len))) {
         MDB_val mk = {k.len, k.p}, v;
-        rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, &mk, &v);
+        rc = udb__lk_get(udb__txn_mdb(txn), dbi(txn, &t->idx[0]), &mk, &v);
         if (rc == MDB_NOTFOUND)
             rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
         else if (rc)
@@ -307,13 +314,13 @@ static int lookup_unique(MDB_val *rec, MDB_val *pk, udb_txn *txn, const udb_type
     int rc;
     *pk = k;
     if (!ix->is_pk) {
-        rc = udb__lk_get(udb__txn_mdb(txn), ix->dbi, &k, pk);
+        rc = udb__lk_get(udb__txn_mdb(txn), dbi(txn, ix), &k, pk);
         if (rc == MDB_NOTFOUND)
             return UDB_ENOTFOUND;
         if (rc)
             return udb__mdb_err(txn, rc, "reading a unique index");
     }
-    rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, pk, rec);
+    rc = udb__lk_get(udb__txn_mdb(txn), dbi(txn, &t->idx[0]), pk, rec);
     if (rc == MDB_NOTFOUND)
         return ix->is_pk ? UDB_ENOTFOUND
                          : udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
@@ -477,9 +484,9 @@ int udb_delete(udb_txn *txn, const char *type, const void *key, size_t key_len)
         goto out;
     for (size_t i = 1; i < t->nidx && !rc; i++)
         if (old.applies[i])
-            rc = del(txn, t->idx[i].dbi, keyval(&old, i));
+            rc = del(txn, dbi(txn, &t->idx[i]), keyval(&old, i));
     if (!rc)
-        rc = del(txn, t->dbi, mk);
+        rc = del(txn, dbi(txn, &t->idx[0]), mk);
 out:
     prep_free(&old);
     udb__buf_free(&k);

@@ -98,7 +98,7 @@ static int auto_key_floor(uint64_t *out, udb_txn *txn, const char *name, const c
             continue;
         MDB_cursor *cur;
         MDB_val k, v;
-        int rc = mdb_cursor_open(udb__txn_mdb(txn), t->dbi, &cur);
+        int rc = mdb_cursor_open(udb__txn_mdb(txn), udb__type_dbi(s, t), &cur);
         if (rc)
             return udb__mdb_err(txn, rc, "opening a cursor");
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);

@@ -25,9 +25,7 @@ static void txn_free(udb_txn *txn)
 {
     udb__arena_free(&txn->arena);
     udb__buf_free(&txn->msg);
-    udb__buf_free(&txn->cbuf);
-    free(txn->cidx);
-    free(txn->coff);
+    udb__conflicts_free(&txn->conflicts);
     free(txn);
 }
 
@@ -278,7 +276,7 @@ void udb__clear(udb_txn *txn)
     if (txn->msg.p)
         txn->msg.p[0] = 0;
     txn->msg.oom = false;
-    txn->has_conflict = false;
+    txn->conflicts.has = false;
 }
 
 int udb__err(udb_txn *txn, int rc, const char *fmt, ...)
@@ -408,4 +406,32 @@ int udb_types(const char *const **out, size_t *count, udb_txn *txn)
     *out = txn->schema->type_names;
     *count = txn->schema->ntypes;
     return 0;
+}
+
+/* ---- conflict detail: conflict.h's, kept in the transaction ---- */
+
+const udb_conflict *udb_conflict_info(const udb_txn *txn)
+{
+    return txn && txn->conflicts.has ? &txn->conflicts.conflict : NULL;
+}
+
+void udb__conflict_begin(udb_txn *txn, const udb_type *t)
+{
+    udb__conflicts_begin(&txn->conflicts, t);
+}
+
+int udb__conflict_add(udb_txn *txn, const udb_index *ix, const msgpack_object *const *vals,
+                      const void *pk, size_t pklen)
+{
+    return udb__conflicts_add(&txn->conflicts, ix, vals, pk, pklen);
+}
+
+int udb__conflict_finish(udb_txn *txn)
+{
+    udb_buf m = {0};
+    int rc = udb__conflicts_finish(&txn->conflicts, &m);
+    if (rc)
+        rc = udb__err(txn, rc, "%s", m.p ? (const char *)m.p : "duplicate key");
+    udb__buf_free(&m);
+    return rc;
 }

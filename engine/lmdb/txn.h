@@ -1,5 +1,5 @@
 /*
- * txn.h -- transactions as the operations see them (txn.c, conflict.c):
+ * txn.h -- transactions as the operations see them (txn.c):
  * begin and end, the per-transaction error message and conflict detail, and
  * the map-full bookkeeping.  The body of struct udb_txn is in txn_int.h.
  */
@@ -65,12 +65,12 @@ int  udb__err(udb_txn *txn, int rc, const char *fmt, ...) __attribute__((format(
 int  udb__mdb_err(udb_txn *txn, int rc, const char *what);
 void udb__clear(udb_txn *txn);
 
-/* Conflict detail (conflict.c): call begin, then add once per violated
- * index, then finish, which renders the message and returns UDB_ECONFLICT
- * (0 if nothing was added). */
+/* Conflict detail (conflict.h), kept in txn: call begin, then add once per
+ * violated index, then finish, which sets the message and returns
+ * UDB_ECONFLICT (0 if nothing was added). */
 void udb__conflict_begin(udb_txn *txn, const udb_type *t);
-int  udb__conflict_add(udb_txn *txn, const udb_type *t, const udb_index *ix,
-                       const msgpack_object *const *vals, const void *pk, size_t pklen);
+int  udb__conflict_add(udb_txn *txn, const udb_index *ix, const msgpack_object *const *vals,
+                       const void *pk, size_t pklen);
 int  udb__conflict_finish(udb_txn *txn);
 
 #endif

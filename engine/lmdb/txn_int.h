@@ -1,11 +1,12 @@
 /*
- * txn_int.h -- the body of struct udb_txn.  Only txn.c and conflict.c (which
- * own it) include this; everything else goes through txn.h.
+ * txn_int.h -- the body of struct udb_txn.  Only txn.c (which owns it)
+ * includes this; everything else goes through txn.h.
  */
 #ifndef UDB_TXN_INT_H
 #define UDB_TXN_INT_H
 
 #include "buf.h"
+#include "conflict.h"
 #include "txn.h"
 
 struct udb_txn {
@@ -23,13 +24,7 @@ struct udb_txn {
     udb_txn *parent;           /* nested transactions (group commit) */
     udb_arena arena;
     udb_buf msg;               /* errmsg, NUL-terminated */
-    /* conflict detail (conflict.c) */
-    bool has_conflict;
-    udb_conflict conflict;
-    udb_conflict_index *cidx;  /* conflict.indexes, grown as needed */
-    size_t ccap;
-    size_t (*coff)[2];         /* offsets of values / existing_key in cbuf */
-    udb_buf cbuf;              /* owns conflict bytes */
+    udb_conflicts conflicts;   /* conflict detail (conflict.h) */
 };
 
 #endif
