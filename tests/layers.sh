@@ -19,6 +19,7 @@ predicate.h 3
 schema.h 4
 record.h 5
 conflict.h 5
+backend.h 6
 index.h 6
 layout.h 7
 longkey.h 7
@@ -44,6 +45,7 @@ predicate.c 3
 schema.c 4
 record.c 5
 conflict.c 5
+front.c 6
 index.c 6
 layout.c 7
 longkey.c 7

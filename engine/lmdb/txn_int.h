@@ -5,15 +5,13 @@
 #ifndef UDB_TXN_INT_H
 #define UDB_TXN_INT_H
 
-#include "buf.h"
-#include "conflict.h"
+#include "backend.h"
 #include "txn.h"
 
 struct udb_txn {
+    udb_txfront f;             /* first: what the core keeps (backend.h) */
     udb_env *env;
     MDB_txn *mdb;
-    udb_schema *schema;
-    bool rdonly;
     bool damaged;              /* LMDB reported damage: it refuses the rest (MDB_BAD_TXN) */
     bool counted;              /* holds an env->active slot */
     pthread_t owner;           /* the thread that began it (for that slot) */
@@ -22,9 +20,6 @@ struct udb_txn {
     bool map_full;             /* an operation hit MDB_MAP_FULL ... */
     size_t map_full_at;        /* ... with the map at this size */
     udb_txn *parent;           /* nested transactions (group commit) */
-    udb_arena arena;
-    udb_buf msg;               /* errmsg, NUL-terminated */
-    udb_conflicts conflicts;   /* conflict detail (conflict.h) */
 };
 
 #endif
