@@ -20,6 +20,7 @@ schema.h 4
 record.h 5
 conflict.h 5
 backend.h 6
+change.h 7
 index.h 6
 layout.h 7
 longkey.h 7
@@ -46,6 +47,7 @@ schema.c 4
 record.c 5
 conflict.c 5
 front.c 6
+change.c 7
 index.c 6
 layout.c 7
 longkey.c 7

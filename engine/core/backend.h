@@ -77,6 +77,14 @@ struct udb_backend {
      * transaction: its entries are old), and its index entries. */
     int (*remove)(udb_txn *txn, const udb_type *t, const void *pk, size_t pklen,
                   const udb_entries *old);
+    /* How many records type t of schema s holds (s: the transaction's, or
+     * one being replaced in it).  A backend code, no message. */
+    int (*count)(uint64_t *n, udb_txn *txn, const udb_schema *s, const udb_type *t);
+    /* Call fn with every stored record of type t of schema s (as for
+     * count) and its primary key, in primary key order; fn's non-zero return
+     * stops the walk and is returned.  A backend code, no message. */
+    int (*each)(udb_txn *txn, const udb_schema *s, const udb_type *t,
+                int (*fn)(void *ctx, const udb_val *pk, const udb_val *rec), void *ctx);
     /* Sequence name's current value (0 if never advanced), and a new one,
      * in the transaction (rolled back with it). */
     int (*seq_peek)(uint64_t *out, udb_txn *txn, const char *name);

@@ -97,12 +97,44 @@ static int lmdb_remove(udb_txn *txn, const udb_type *t, const void *pk, size_t p
     return rc ? rc : del(txn, dbi(txn, &t->idx[0]), k);
 }
 
+static int lmdb_count(uint64_t *n, udb_txn *txn, const udb_schema *s, const udb_type *t)
+{
+    MDB_stat st;
+    int rc = mdb_stat(udb__txn_mdb(txn), udb__type_dbi(s, t), &st);
+    *n = rc ? 0 : st.ms_entries;
+    return rc;
+}
+
+static int lmdb_each(udb_txn *txn, const udb_schema *s, const udb_type *t,
+                     int (*fn)(void *ctx, const udb_val *pk, const udb_val *rec), void *ctx)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(udb__txn_mdb(txn), udb__type_dbi(s, t), &cur);
+    if (rc)
+        return rc;
+    MDB_val rk, rv, k, v;
+    udb_buf full = {0};
+    for (rc = mdb_cursor_get(cur, &rk, &rv, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &rk, &rv, MDB_NEXT)) {
+        if ((rc = udb__lk_decode(&k, &v, &rk, &rv, &full)))
+            break;
+        udb_val pk = {k.mv_data, k.mv_size}, rec = {v.mv_data, v.mv_size};
+        if ((rc = fn(ctx, &pk, &rec)))
+            break;
+    }
+    mdb_cursor_close(cur);
+    udb__buf_free(&full);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 const udb_backend udb__lmdb_backend = {
     .name = "lmdb",
     .fetch = lmdb_fetch,
     .holder = lmdb_holder,
     .store = lmdb_store,
     .remove = lmdb_remove,
+    .count = lmdb_count,
+    .each = lmdb_each,
     .seq_peek = udb__seq_peek,
     .seq_store = udb__seq_store,
 };
