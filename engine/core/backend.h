@@ -32,6 +32,8 @@
 
 typedef struct udb_backend udb_backend;
 
+#define UDB_MAX_SEQ_NAME 256    /* bytes of a sequence name */
+
 typedef struct udb_txfront {
     const udb_backend *be;
     udb_schema *schema;        /* pinned at begin; NULL before any schema */
@@ -85,10 +87,17 @@ struct udb_backend {
      * stops the walk and is returned.  A backend code, no message. */
     int (*each)(udb_txn *txn, const udb_schema *s, const udb_type *t,
                 int (*fn)(void *ctx, const udb_val *pk, const udb_val *rec), void *ctx);
-    /* Sequence name's current value (0 if never advanced), and a new one,
-     * in the transaction (rolled back with it). */
-    int (*seq_peek)(uint64_t *out, udb_txn *txn, const char *name);
+    /* The largest primary key of type t's records (backend memory, as for
+     * fetch), or UDB_ENOTFOUND when it has none. */
+    int (*last_key)(udb_val *pk, udb_txn *txn, const udb_type *t);
+    /* Sequence name's current value (0 if never advanced; *found, which
+     * may be NULL, says whether it ever was), and a new one, in the
+     * transaction (rolled back with it). */
+    int (*seq_peek)(uint64_t *out, bool *found, udb_txn *txn, const char *name);
     int (*seq_store)(udb_txn *txn, const char *name, uint64_t v);
+    /* Call fn with every sequence, in name order (udb_seq_foreach); fn's
+     * non-zero return stops the walk and is returned. */
+    int (*seq_each)(udb_txn *txn, udb_seq_fn fn, void *ctx);
 };
 
 /* ---- the core's half: every backend's transactions use these ---- */

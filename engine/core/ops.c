@@ -106,7 +106,7 @@ static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
             return udb__err(txn, UDB_EBADRECORD, "type \"%s\": missing key field \"%s\"", t->name,
                             kf->name);
         uint64_t cur;
-        if ((rc = udb__txn_backend(txn)->seq_peek(&cur, txn, t->seqname)))
+        if ((rc = udb__txn_backend(txn)->seq_peek(&cur, NULL, txn, t->seqname)))
             return rc;
         if (cur == UINT64_MAX)
             return udb__err(txn, UDB_EEXHAUSTED, "type \"%s\": the key sequence \"%s\" is "
@@ -189,7 +189,7 @@ static int bump_seq(udb_txn *txn, const udb_type *t, const prep *p)
         return 0;
     uint64_t v = p->rec.vals[t->key]->via.u64, cur;
     const udb_backend *be = udb__txn_backend(txn);
-    int rc = p->auto_key ? 0 : be->seq_peek(&cur, txn, t->seqname);
+    int rc = p->auto_key ? 0 : be->seq_peek(&cur, NULL, txn, t->seqname);
     if (rc)
         return rc;
     if (!p->auto_key && v <= cur)

@@ -127,6 +127,24 @@ static int lmdb_each(udb_txn *txn, const udb_schema *s, const udb_type *t,
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static int lmdb_last_key(udb_val *pk, udb_txn *txn, const udb_type *t)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(udb__txn_mdb(txn), dbi(txn, &t->idx[0]), &cur);
+    if (rc)
+        return udb__mdb_err(txn, rc, "opening a cursor");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return UDB_ENOTFOUND;
+    if (rc)
+        return udb__mdb_err(txn, rc, "reading keys");
+    pk->data = k.mv_data;
+    pk->size = k.mv_size;
+    return 0;
+}
+
 const udb_backend udb__lmdb_backend = {
     .name = "lmdb",
     .fetch = lmdb_fetch,
@@ -135,6 +153,8 @@ const udb_backend udb__lmdb_backend = {
     .remove = lmdb_remove,
     .count = lmdb_count,
     .each = lmdb_each,
-    .seq_peek = udb__seq_peek,
+    .last_key = lmdb_last_key,
+    .seq_peek = udb__seq_find,
     .seq_store = udb__seq_store,
+    .seq_each = udb__seq_each,
 };
