@@ -241,12 +241,20 @@ int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, si
     return rc;
 }
 
-/* Fetch and parse the stored record under encoded key k. */
-static int load_rec(prep *p, udb_val *raw, udb_txn *txn, const udb_type *t, udb_val k)
+/* The stored record of t under encoded key k, into *raw (backend memory);
+ * its absence worded. */
+static int fetch(udb_val *raw, udb_txn *txn, const udb_type *t, udb_val k)
 {
     int rc = udb__txn_backend(txn)->fetch(raw, txn, t, k.data, k.size);
     if (rc == UDB_ENOTFOUND)
         return udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
+    return rc;
+}
+
+/* Fetch and parse the stored record under encoded key k. */
+static int load_rec(prep *p, udb_val *raw, udb_txn *txn, const udb_type *t, udb_val k)
+{
+    int rc = fetch(raw, txn, t, k);
     if (rc)
         return rc;
     udb_buf msg = {0};
@@ -270,11 +278,8 @@ int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_
         return rc;
     udb_buf k = {0};
     if (!(rc = parse_key(&k, txn, t, key, key_len))) {
-        udb_val v;
-        rc = udb__txn_backend(txn)->fetch(&v, txn, t, k.p, k.len);
-        if (rc == UDB_ENOTFOUND)
-            rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
-        else if (!rc)
+        udb_val mk = {k.p, k.len}, v;
+        if (!(rc = fetch(&v, txn, t, mk)))
             rc = udb__out_record(out, txn, t, k.p, k.len, v.data, v.size);
     }
     udb__buf_free(&k);
