@@ -130,7 +130,14 @@ extern "C" {
                                     last good flush may be lost, so the database refuses writes
                                     (in every process) until every process has closed it and it
                                     is opened again; see "Durability" below */
-#define UDB_ELAST       UDB_EFLUSHFAILED /* the last (most negative) UDB_E* code */
+#define UDB_ECONNECT    (-31015) /* PostgreSQL: the server could not be reached (refused, no
+                                    such host or socket, too many connections) or the connection
+                                    was lost; the message keeps libpq's text */
+#define UDB_EAUTH       (-31016) /* PostgreSQL: the server refused the login (authentication
+                                    failed, no such role, no pg_hba.conf entry) */
+#define UDB_ESERVER     (-31017) /* PostgreSQL reported an error uniqdb has no code of its own
+                                    for; the message has its SQLSTATE and text */
+#define UDB_ELAST       UDB_ESERVER /* the last (most negative) UDB_E* code */
 
 /* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
  * udb_commit need not include <lmdb.h>: abort the transaction and run it
@@ -404,6 +411,34 @@ UDB_API int udb_schema_json(char **out, udb_env *env);
  * txn: valid until txn ends.  *len (may be NULL) gets its length.
  * Errors: UDB_EINVAL, UDB_ENOTFOUND (no schema applied yet). */
 UDB_API int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn);
+
+/* The PostgreSQL tables and indexes of the schema txn sees, as SQL text: the
+ * mapping `uniqdb export --postgres` uses (README, "Moving to PostgreSQL"):
+ * a table per type with a typed column per field and CHECKs, every unique
+ * index a PostgreSQL unique index (partial WHERE, NULLS NOT DISTINCT), every
+ * plain index.  opts (NULL: UDB_PG_DDL_OPTIONS_INIT) chooses the schema, the
+ * parts (UDB_PG_DDL_TABLES: tables and sequences; UDB_PG_DDL_INDEXES:
+ * indexes, which a loader creates after the data) and, with
+ * UDB_PG_DDL_SEQUENCES, auto keys as PostgreSQL sequences with a column
+ * default; opts->sequences (NULL-terminated, may be NULL) names further
+ * sequences to create, opts->bytea_fields ("type.field", NULL-terminated, may
+ * be NULL) str fields to declare bytea.  No connection is made.
+ * *out is the caller's, NUL-terminated: free it with udb_free().
+ * Errors: UDB_EINVAL (txn or out NULL, unknown flags, a bytea_fields entry
+ * that is no str field), UDB_ENOTFOUND (no schema applied yet), UDB_ESCHEMA
+ * (a name PostgreSQL cannot hold -- over 63 bytes -- or two relations that
+ * would share a name; udb_errmsg(txn) names them), UDB_ENOMEM. */
+#define UDB_PG_DDL_TABLES    0x1u
+#define UDB_PG_DDL_INDEXES   0x2u
+#define UDB_PG_DDL_SEQUENCES 0x4u
+typedef struct udb_pg_ddl_options {
+    const char *pgschema;             /* the PostgreSQL schema; "public" when NULL */
+    unsigned flags;                   /* UDB_PG_DDL_* */
+    const char *const *sequences;     /* named sequences to create too */
+    const char *const *bytea_fields;  /* "type.field" str fields as bytea */
+} udb_pg_ddl_options;
+#define UDB_PG_DDL_OPTIONS_INIT {"public", UDB_PG_DDL_TABLES | UDB_PG_DDL_INDEXES, NULL, NULL}
+UDB_API int udb_pg_ddl(char **out, udb_txn *txn, const udb_pg_ddl_options *opts);
 
 /* ---- Transactions -------------------------------------------------------- */
 

@@ -8,8 +8,9 @@ src=${2:?}
 line=${3:?}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir "$tmp/core" "$tmp/lmdb"
-cp "$src"/core/*.[ch] "$tmp/core/"
-cp "$src"/lmdb/*.[ch] "$tmp/lmdb/"
+for d in "$src"/*/; do
+    mkdir "$tmp/$(basename "$d")"
+    cp "$d"*.[ch] "$tmp/$(basename "$d")/"
+done
 printf "%s\n" "$line" >> "$tmp/core/unit.h"
 sh "$layers" "$tmp"

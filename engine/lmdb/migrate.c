@@ -6,14 +6,14 @@
  * The whole change is one write transaction: a new unique index that
  * existing records violate fails the change with the colliding keys listed,
  * and nothing is left half-built.  What a change may do, and what it needs
- * UDB_SCHEMA_DROP or UDB_SCHEMA_KEEP for, is the core's (change.c); this is
- * the LMDB side: the transaction, building indexes, dropping databases.
+ * UDB_SCHEMA_DROP or UDB_SCHEMA_KEEP for, is the core's (schemaplan.c); this
+ * is the LMDB side: its store of answers, the transaction, building indexes,
+ * dropping databases.
  */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "change.h"
 #include "env.h"
 #include "error.h"
 #include "index.h"
@@ -22,6 +22,7 @@
 #include "layout.h"
 #include "mpack.h"
 #include "record.h"
+#include "schemaplan.h"
 #include "txn.h"
 
 #define MAX_LISTED 10
@@ -122,6 +123,20 @@ typedef struct apply_ctx {
 } apply_ctx;
 
 
+/* The rules' questions (schemaplan.h) about the stored schema's records,
+ * answered in the write transaction (payload) through the backend. */
+static int plan_count(uint64_t *out, const udb_type *t, void *payload)
+{
+    udb_txn *txn = payload;
+    return udb__txn_backend(txn)->count(out, txn, udb__txn_schema(txn), t);
+}
+
+static int plan_fits(udb_buf *msg, const udb_type *o, const udb_type *n, void *payload)
+{
+    udb_txn *txn = payload;
+    return udb__schema_fits(msg, txn, udb__txn_schema(txn), o, n);
+}
+
 /* One attempt at applying a->json (an attempt for udb__grow_retry): parsed
  * afresh each time, because a schema that is not installed is freed. */
 static int apply_once(size_t *grow_at, void *arg)
@@ -147,9 +162,10 @@ static int apply_once(size_t *grow_at, void *arg)
     MDB_dbi meta = udb__env_meta_dbi(env);
     if ((rc = udb__meta_gen(&gen, udb__txn_mdb(txn), meta)))
         goto out;
-    if ((rc = udb__change_plan(&a->msg, &a->report, &s, old, a->flags, txn))) {
+    udb_plan_store st = {plan_count, plan_fits, txn};
+    if ((rc = udb__schema_plan(&s, old, a->flags, &st, &a->msg, &a->report))) {
         if (rc == UDB_ESCHEMA && gen != a->seen_gen)
-            udb__change_explain_race(&a->msg, a->seen, old);
+            udb__schema_explain_race(&a->msg, a->seen, old);
         goto out;
     }
     if (old && old->json_len == s->json_len && memcmp(old->json, s->json, s->json_len) == 0)

@@ -1,9 +1,10 @@
 /*
- * change.c -- the rules of a schema change (change.h), whatever stores the
- * records: what may change, what needs UDB_SCHEMA_DROP, what
+ * schemaplan.c -- the rules of a schema change (schemaplan.h), whatever
+ * stores the records: what may change, what needs UDB_SCHEMA_DROP, what
  * UDB_SCHEMA_KEEP keeps, and the words for all of it.  What the rules need
- * to know of stored records (how many, whether they fit) the backend
- * answers (backend.h's count and each).
+ * to know of stored records (how many, whether they fit) the store answers
+ * (udb_plan_store: the LMDB backend's in migrate.c, through backend.h's
+ * count and each and udb__schema_fits below; PostgreSQL's in pg/meta.c).
  *
  * A constraint is never loosened silently: a schema that lacks an index, a
  * type or "required" is refused unless the caller says UDB_SCHEMA_DROP
@@ -18,8 +19,8 @@
 #include <string.h>
 
 #include "backend.h"
-#include "change.h"
 #include "record.h"
+#include "schemaplan.h"
 
 static const udb_field *find_field(const udb_type *t, const char *name)
 {
@@ -66,8 +67,8 @@ static int fits(void *arg, const udb_val *pk, const udb_val *rec)
     return rc;
 }
 
-static int check_extra(udb_buf *msg, udb_txn *txn, const udb_schema *os, const udb_type *o,
-                       const udb_type *n)
+int udb__schema_fits(udb_buf *msg, udb_txn *txn, const udb_schema *os, const udb_type *o,
+                     const udb_type *n)
 {
     fit_ctx f = {.msg = msg, .o = o, .n = n};
     int rc = udb__txn_backend(txn)->each(txn, os, o, fits, &f);
@@ -77,11 +78,11 @@ static int check_extra(udb_buf *msg, udb_txn *txn, const udb_schema *os, const u
 
 /* Is the change from o to n allowed?  o's handles are valid in txn. */
 
-static int diff_type(udb_buf *msg, udb_txn *txn, const udb_schema *os, const udb_type *o,
+static int diff_type(udb_buf *msg, const udb_plan_store *st, const udb_type *o,
                      const udb_type *n)
 {
     uint64_t count;
-    int rc = udb__txn_backend(txn)->count(&count, txn, os, o);
+    int rc = st->count(&count, o, st->payload);
     if (rc)
         return rc;
 #define REFUSE(...) do { udb__buf_printf(msg, __VA_ARGS__); return UDB_ESCHEMA; } while (0)
@@ -122,7 +123,7 @@ static int diff_type(udb_buf *msg, udb_txn *txn, const udb_schema *os, const udb
                    "records", n->name, n->fields[i].name);
     }
 #undef REFUSE
-    return o->extra && gained && count ? check_extra(msg, txn, os, o, n) : 0;
+    return o->extra && gained && count ? st->fits(msg, o, n, st->payload) : 0;
 }
 
 /* Fill a new (empty) index ix of type t of schema s from the type's records. */
@@ -130,8 +131,7 @@ static int diff_type(udb_buf *msg, udb_txn *txn, const udb_schema *os, const udb
 /* ---- describing a change ------------------------------------------------
  * Items are one per line.  `added` gets what n adds to or tightens in o;
  * `removed` what n lacks or loosens (the changes that need UDB_SCHEMA_DROP).
- * o may be NULL (an empty database).  txn (may be NULL: o's records are
- * there) adds record counts. */
+ * o may be NULL (an empty database).  st (may be NULL) adds record counts. */
 
 static void index_desc(udb_buf *b, const udb_type *t, const udb_index *ix, bool with_name)
 {
@@ -198,7 +198,7 @@ static void describe_type(udb_buf *added, udb_buf *removed, const udb_type *o,
 }
 
 static void describe(udb_buf *added, udb_buf *removed, const udb_schema *o, const udb_schema *n,
-                     udb_txn *txn)
+                     const udb_plan_store *st)
 {
     for (size_t i = 0; i < n->ntypes; i++) {
         const udb_type *nt = &n->types[i], *ot = o ? udb__schema_type(o, nt->name) : NULL;
@@ -219,7 +219,7 @@ static void describe(udb_buf *added, udb_buf *removed, const udb_schema *o, cons
         if (udb__schema_type(n, ot->name))
             continue;
         uint64_t count = 0;
-        if (txn && udb__txn_backend(txn)->count(&count, txn, o, ot) == 0)
+        if (st && st->count(&count, ot, st->payload) == 0)
             udb__buf_printf(removed, "type \"%s\" with its %" PRIu64 " record%s\n", ot->name,
                             count, count == 1 ? "" : "s");
         else
@@ -331,7 +331,7 @@ out:
 }
 
 
-void udb__change_explain_race(udb_buf *msg, const udb_schema *seen, const udb_schema *stored)
+void udb__schema_explain_race(udb_buf *msg, const udb_schema *seen, const udb_schema *stored)
 {
     udb_buf added = {0}, removed = {0}, m = {0};
     describe(&added, &removed, seen, stored, NULL);
@@ -351,8 +351,8 @@ void udb__change_explain_race(udb_buf *msg, const udb_schema *seen, const udb_sc
 }
 
 
-int udb__change_plan(udb_buf *msg, udb_buf *report, udb_schema **s, const udb_schema *old,
-                     unsigned flags, udb_txn *txn)
+int udb__schema_plan(udb_schema **s, const udb_schema *old, unsigned flags,
+                     const udb_plan_store *st, udb_buf *msg, udb_buf *report)
 {
     udb_buf added = {0}, removed = {0}, kept = {0}, none = {0};
     int rc = 0;
@@ -371,11 +371,11 @@ int udb__change_plan(udb_buf *msg, udb_buf *report, udb_schema **s, const udb_sc
     for (size_t i = 0; old && i < old->ntypes && !rc; i++) {
         const udb_type *n = udb__schema_type(*s, old->types[i].name);
         if (n)
-            rc = diff_type(msg, txn, old, &old->types[i], n);
+            rc = diff_type(msg, st, &old->types[i], n);
     }
     if (rc)
         goto out;
-    describe(&added, &removed, old, *s, txn);
+    describe(&added, &removed, old, *s, st);
     if (removed.len && !(flags & UDB_SCHEMA_DROP)) {
         udb__buf_printf(msg, "this schema would remove or weaken: ");
         prefixed(msg, &removed, "", "; ");
