@@ -36,6 +36,7 @@ txn_int.h 9
 seq.h 10
 unit.h 11
 group.h 12
+backup.h 13
 '
 # source file layer: the layer of the header it implements; the files
 # without a header are the public operations on top
