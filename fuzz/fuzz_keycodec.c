@@ -1,5 +1,5 @@
 /*
- * fuzz_keycodec.c -- the order-preserving tuple key codec (engine/keycodec.c).
+ * fuzz_keycodec.c -- the order-preserving tuple key codec (engine/core/keycodec.c).
  *
  * LMDB orders keys with memcmp, so every unique check and every scan relies
  * on two properties of the codec, checked here on tuples built from the

@@ -1,6 +1,6 @@
 /*
  * fuzz_unit.c -- the bytes a udb_exec() unit and its results travel as
- * between processes (engine/unit.c): a leader reads units other processes
+ * between processes (engine/core/unit.c): a leader reads units other processes
  * wrote into shared memory, and a caller reads the results a leader wrote.
  * Neither may trust the other's bytes.
  *

@@ -3,7 +3,9 @@
 # the header of a layer above its own, and a struct body (*_int.h) is
 # included only by the files that own it.  The table is ARCHITECTURE.md's.
 # The files are in ENGINE_DIR's folders (core/, lmdb/); names are unique
-# across them, as the include path holds every folder.
+# across them, as the include path holds every folder.  A file of core/
+# includes no header of another folder and not <lmdb.h>: the core knows
+# nothing of how records are stored.
 set -eu
 dir=${1:?usage: layers.sh ENGINE_DIR}
 
@@ -15,9 +17,11 @@ mpack.h 2
 keycodec.h 2
 predicate.h 3
 schema.h 4
-schemaplan.h 4
 record.h 5
+conflict.h 5
 pgddl.h 5
+backend.h 6
+schemaplan.h 7
 index.h 6
 layout.h 7
 longkey.h 7
@@ -45,17 +49,20 @@ keycodec.c 2
 predicate.c 3
 schema.c 4
 record.c 5
+conflict.c 5
 ddl.c 5
+front.c 6
 index.c 6
+schemaplan.c 7
 layout.c 7
 longkey.c 7
+mdb_error.c 7
 conn.c 7
 env.c 8
 sync.c 8
 ship.c 8
 meta.c 8
 txn.c 9
-conflict.c 9
 seq.c 10
 unit.c 11
 group.c 12
@@ -64,7 +71,7 @@ top=13
 # who may include a struct body
 private='
 env_int.h env.c group.c
-txn_int.h txn.c conflict.c
+txn_int.h txn.c
 '
 
 layer_of() {   # $1: file name; prints its layer, or nothing
@@ -82,9 +89,18 @@ for f in "$dir"/*/*.c "$dir"/*/*.h; do
         *) echo "layers: $name is not in the layer table"; bad=1; continue ;;
         esac
     fi
+    folder=$(basename "$(dirname "$f")")
+    if [ "$folder" = core ] && grep -q '^#include <lmdb\.h>' "$f"; then
+        echo "layers: core/$name includes <lmdb.h>"
+        bad=1
+    fi
     for inc in $(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f"); do
         checked=$((checked + 1))
         [ "$inc" = uniqdb.h ] && continue
+        if [ "$folder" = core ] && [ ! -f "$dir/core/$inc" ]; then
+            echo "layers: core/$name includes $inc, which is not in core/"
+            bad=1
+        fi
         theirs=$(layer_of "$inc")
         if [ -z "$theirs" ]; then
             echo "layers: $name includes $inc, which is not in the layer table"

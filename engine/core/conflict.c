@@ -9,48 +9,51 @@
  */
 #include <stdlib.h>
 
+#include "conflict.h"
 #include "keycodec.h"
 #include "mpack.h"
-#include "txn_int.h"
 
-const udb_conflict *udb_conflict_info(const udb_txn *txn)
+void udb__conflicts_free(udb_conflicts *c)
 {
-    return txn && txn->has_conflict ? &txn->conflict : NULL;
+    udb__buf_free(&c->cbuf);
+    free(c->cidx);
+    free(c->coff);
 }
 
-void udb__conflict_begin(udb_txn *txn, const udb_type *t)
+void udb__conflicts_begin(udb_conflicts *c, const udb_type *t)
 {
-    txn->has_conflict = false;
-    txn->conflict.type = t->name;
-    txn->conflict.count = 0;
-    txn->cbuf.len = 0;
-    txn->cbuf.oom = false;
+    c->has = false;
+    c->t = t;
+    c->conflict.type = t->name;
+    c->conflict.count = 0;
+    c->cbuf.len = 0;
+    c->cbuf.oom = false;
 }
 
-int udb__conflict_add(udb_txn *txn, const udb_type *t, const udb_index *ix,
-                      const msgpack_object *const *vals, const void *pk, size_t pklen)
+int udb__conflicts_add(udb_conflicts *cs, const udb_index *ix, const msgpack_object *const *vals,
+                       const void *pk, size_t pklen)
 {
-    size_t n = txn->conflict.count;
-    if (n == txn->ccap) {
-        size_t cap = txn->ccap ? txn->ccap * 2 : 4;
-        udb_conflict_index *ci = realloc(txn->cidx, cap * sizeof *ci);
+    size_t n = cs->conflict.count;
+    if (n == cs->ccap) {
+        size_t cap = cs->ccap ? cs->ccap * 2 : 4;
+        udb_conflict_index *ci = realloc(cs->cidx, cap * sizeof *ci);
         if (!ci)
             return UDB_ENOMEM;
-        txn->cidx = ci;
-        size_t (*co)[2] = realloc(txn->coff, cap * sizeof *co);
+        cs->cidx = ci;
+        size_t (*co)[2] = realloc(cs->coff, cap * sizeof *co);
         if (!co)
             return UDB_ENOMEM;
-        txn->coff = co;
-        txn->ccap = cap;
+        cs->coff = co;
+        cs->ccap = cap;
     }
-    udb_conflict_index *c = &txn->cidx[n];
+    udb_conflict_index *c = &cs->cidx[n];
     c->index = ix->name;
     c->nfields = ix->nfields;
     c->fields = ix->fnames;
 
     msgpack_packer pk_;
-    msgpack_packer_init(&pk_, &txn->cbuf, udb__buf_sbuffer_write);
-    size_t start = txn->cbuf.len;
+    msgpack_packer_init(&pk_, &cs->cbuf, udb__buf_sbuffer_write);
+    size_t start = cs->cbuf.len;
     msgpack_pack_array(&pk_, ix->nfields);
     for (size_t i = 0; i < ix->nfields; i++) {
         const msgpack_object *o = vals[ix->fields[i]];
@@ -59,20 +62,19 @@ int udb__conflict_add(udb_txn *txn, const udb_type *t, const udb_index *ix,
         else
             msgpack_pack_nil(&pk_);
     }
-    c->values.size = txn->cbuf.len - start;
-    txn->coff[n][0] = start;
+    c->values.size = cs->cbuf.len - start;
+    cs->coff[n][0] = start;
 
-    start = txn->cbuf.len;
+    start = cs->cbuf.len;
     const unsigned char *p = pk, *end = p + pklen;
     int rc = udb__tk_to_msgpack(&pk_, &p, end);
     if (rc)
         return rc;
-    c->existing_key.size = txn->cbuf.len - start;
-    txn->coff[n][1] = start;
-    if (txn->cbuf.oom)
+    c->existing_key.size = cs->cbuf.len - start;
+    cs->coff[n][1] = start;
+    if (cs->cbuf.oom)
         return UDB_ENOMEM;
-    txn->conflict.count = n + 1;
-    (void)t;
+    cs->conflict.count = n + 1;
     return 0;
 }
 
@@ -93,31 +95,28 @@ static void render_list(udb_buf *b, const void *data, size_t size)
     msgpack_unpacked_destroy(&up);
 }
 
-int udb__conflict_finish(udb_txn *txn)
+int udb__conflicts_finish(udb_conflicts *cs, udb_buf *msg)
 {
-    udb_conflict *c = &txn->conflict;
+    const udb_type *t = cs->t;
+    udb_conflict *c = &cs->conflict;
     for (size_t i = 0; i < c->count; i++) {
-        txn->cidx[i].values.data = txn->cbuf.p + txn->coff[i][0];
-        txn->cidx[i].existing_key.data = txn->cbuf.p + txn->coff[i][1];
+        cs->cidx[i].values.data = cs->cbuf.p + cs->coff[i][0];
+        cs->cidx[i].existing_key.data = cs->cbuf.p + cs->coff[i][1];
     }
-    c->indexes = txn->cidx;
-    txn->has_conflict = c->count > 0;
+    c->indexes = cs->cidx;
+    cs->has = c->count > 0;
     if (!c->count)
         return 0;
 
-    const udb_conflict_index *ci = &txn->cidx[0];
-    const udb_type *t = udb__schema_type(txn->schema, c->type);
-    udb_buf m = {0};
-    udb__buf_printf(&m, "duplicate key in unique index \"%s.%s\": (", c->type, ci->index);
+    const udb_conflict_index *ci = &cs->cidx[0];
+    udb__buf_printf(msg, "duplicate key in unique index \"%s.%s\": (", c->type, ci->index);
     for (size_t i = 0; i < ci->nfields; i++)
-        udb__buf_printf(&m, "%s%s", i ? ", " : "", ci->fields[i]);
-    udb__buf_printf(&m, ")=(");
-    render_list(&m, ci->values.data, ci->values.size);
-    udb__buf_printf(&m, ") already exists as %s ", t ? t->fields[t->key].name : "key");
-    render_list(&m, ci->existing_key.data, ci->existing_key.size);
+        udb__buf_printf(msg, "%s%s", i ? ", " : "", ci->fields[i]);
+    udb__buf_printf(msg, ")=(");
+    render_list(msg, ci->values.data, ci->values.size);
+    udb__buf_printf(msg, ") already exists as %s ", t->fields[t->key].name);
+    render_list(msg, ci->existing_key.data, ci->existing_key.size);
     if (c->count > 1)
-        udb__buf_printf(&m, " (and %zu more unique indexes violated)", c->count - 1);
-    int rc = udb__err(txn, UDB_ECONFLICT, "%s", m.p ? (const char *)m.p : "duplicate key");
-    udb__buf_free(&m);
-    return rc;
+        udb__buf_printf(msg, " (and %zu more unique indexes violated)", c->count - 1);
+    return UDB_ECONFLICT;
 }

@@ -1,8 +1,8 @@
 /*
  * error.c -- the text of error codes and the environment-level message.
- * A leaf: it calls nothing else of the engine.
+ * A leaf: it calls nothing else of the engine but the storage backend's
+ * own codes (error.h).
  */
-#include <lmdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,21 +33,13 @@ const char *udb_strerror(int rc)
     case UDB_EAUTH: return "the PostgreSQL server refused the login";
     case UDB_ESERVER: return "the PostgreSQL server reported an error";
     default:
-        if (rc < 0 && (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE))
-            return "an application's own error code (not from uniqdb or LMDB)";
-        return mdb_strerror(rc);        /* LMDB codes and errno values */
+        return udb__store_strerror(rc);  /* the backend's codes and errno values */
     }
-}
-
-int udb__mdb_damage(int rc)
-{
-    return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_CURSOR_FULL ||
-           rc == MDB_INCOMPATIBLE;
 }
 
 int udb_is_damage(int rc)
 {
-    return rc == UDB_ECORRUPT || rc == MDB_INVALID || udb__mdb_damage(rc);
+    return rc == UDB_ECORRUPT || udb__store_damage(rc);
 }
 
 const char *udb_env_errmsg(const udb_env *env)
@@ -69,5 +61,3 @@ int udb__env_err(int rc, const char *fmt, ...)
     va_end(ap);
     return rc;
 }
-
-_Static_assert(UDB_EMAPFULL == MDB_MAP_FULL, "UDB_EMAPFULL must be LMDB's MDB_MAP_FULL");

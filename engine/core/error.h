@@ -1,7 +1,8 @@
 /*
  * error.h -- the environment-level error message (error.c).  A leaf: error.c
- * calls nothing else of the engine.  Messages of a transaction live with the
- * transaction (txn.h); conflict detail in conflict.c.
+ * calls nothing else of the engine but the two functions of the storage
+ * backend below.  Messages of a transaction live with the transaction
+ * (txn.h); conflict detail in conflict.h.
  */
 #ifndef UDB_ERROR_H
 #define UDB_ERROR_H
@@ -12,8 +13,11 @@
  * make one) and return rc. */
 int udb__env_err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* LMDB codes that mean a damaged file, met while reading one that opened
- * (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_CURSOR_FULL, MDB_INCOMPATIBLE). */
-int udb__mdb_damage(int rc);
+/* Defined by the storage backend (lmdb/mdb_error.c): the text of a code
+ * that is not uniqdb's -- the backend's own codes, errno values, and what
+ * is neither (an application's code returned through udb_write) -- and
+ * whether a backend code means a damaged database (udb_is_damage). */
+const char *udb__store_strerror(int rc);
+int udb__store_damage(int rc);
 
 #endif

@@ -60,6 +60,8 @@ void udb__schema_free(udb_schema *s)
         free(t->name);
         free(t->seqname);
     }
+    if (s->store_free)
+        s->store_free(s->store);
     free(s->types);
     free(s->type_names);
     free(s->json);
@@ -478,6 +480,8 @@ int udb__schema_parse(udb_schema **out, const char *json, size_t len, udb_buf *m
         if ((rc = parse_type(t, tname, tdef, msg)))
             goto out;
         s->type_names[s->ntypes - 1] = t->name;
+        for (size_t x = 0; x < t->nidx; x++)
+            t->idx[x].ord = s->nord++;
     }
     /* canonical text */
     json_t *canon = json_object(), *ct = json_object();

@@ -6,7 +6,6 @@
 #ifndef UDB_SCHEMA_H
 #define UDB_SCHEMA_H
 
-#include <lmdb.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -27,7 +26,8 @@ typedef struct udb_index {
     bool any_nocase;
     char *where;                           /* original text, NULL if none */
     udb_pred pred;
-    MDB_dbi dbi;
+    size_t ord;                            /* its number among all the schema's indexes,
+                                              primary keys included: 0 .. nord-1 */
 } udb_index;
 
 typedef struct udb_type {
@@ -40,7 +40,6 @@ typedef struct udb_type {
     udb_index *idx;            /* idx[0] is the primary key pseudo-index */
     size_t nidx;
     char *seqname;             /* "<type>.<key>" when the key is auto */
-    MDB_dbi dbi;
 } udb_type;
 
 typedef struct udb_schema {
@@ -49,6 +48,13 @@ typedef struct udb_schema {
     char *json;                /* canonical text */
     size_t json_len;
     const char **type_names;
+    /* What the storage backend keeps per index (the LMDB backend: each one's
+       database handle), by udb_index.ord; a type's records are the storage of
+       its primary key, idx[0].  Made by the backend, freed by
+       udb__schema_free with store_free. */
+    size_t nord;
+    void *store;
+    void (*store_free)(void *store);
 } udb_schema;
 
 /* Parse schema JSON into *out (caller frees with udb__schema_free).  On error

@@ -1,7 +1,7 @@
 /*
  * schemaplan.h -- the rules of a schema change, apart from any storage
- * (implemented in migrate.c, where the LMDB engine applies them; the
- * PostgreSQL backend, engine/pg/meta.c, applies the same ones): what a new
+ * (schemaplan.c; the LMDB backend applies them in migrate.c, the
+ * PostgreSQL backend in engine/pg/meta.c): what a new
  * schema adds and removes against the stored one, what UDB_SCHEMA_KEEP
  * merges, what UDB_SCHEMA_DROP allows, and the refusals that hold whatever
  * the flags.  The store answers the two questions that need the records.
@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "schema.h"
+#include "uniqdb.h"
 
 typedef struct udb_plan_store {
     /* *out: how many records type t (of the stored schema) holds. */
@@ -33,5 +34,16 @@ int  udb__schema_plan(udb_schema **s, const udb_schema *old, unsigned flags,
 /* a and b are the same index definition (name, kind, fields and their
  * collations, where, nulls). */
 bool udb__same_index(const udb_index *a, const udb_index *b);
+
+/* The refusal in msg gets a preface saying how the stored schema moved
+ * from seen (what the caller's handle knew) to stored: the caller's schema
+ * was written against another one. */
+void udb__schema_explain_race(udb_buf *msg, const udb_schema *seen, const udb_schema *stored);
+
+/* A udb_plan_store's fits for a backend that walks records (backend.h's
+ * each): every stored record of o (of schema os, open in txn) parsed as a
+ * record of n.  0, UDB_ESCHEMA with msg, or the backend's code. */
+int  udb__schema_fits(udb_buf *msg, udb_txn *txn, const udb_schema *os, const udb_type *o,
+                      const udb_type *n);
 
 #endif

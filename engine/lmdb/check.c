@@ -158,7 +158,7 @@ static int check_record(void *ctx, const MDB_val *kp, const MDB_val *vp)
             }
             continue;
         }
-        int grc = udb__lk_get(udb__txn_mdb(txn), ix->dbi, &ek, &ev);
+        int grc = udb__lk_get(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), ix), &ek, &ev);
         if (grc == MDB_NOTFOUND) {
             udb__buf_printf(head, "%s.%s: record %%K is missing from the index (entry %%K)",
                             t->name, ix->name);
@@ -220,7 +220,8 @@ static int check_entry(void *ctx, const MDB_val *kp, const MDB_val *vp)
         pk.mv_size = (size_t)(end - p);
     }
     MDB_val rv;
-    int rc = pk.mv_size ? udb__lk_get(udb__txn_mdb(txn), t->dbi, &pk, &rv) : MDB_NOTFOUND;
+    MDB_dbi records = udb__type_dbi(udb__txn_schema(txn), t);
+    int rc = pk.mv_size ? udb__lk_get(udb__txn_mdb(txn), records, &pk, &rv) : MDB_NOTFOUND;
     if (rc == MDB_NOTFOUND) {
         udb__buf_printf(head, "%s.%s: entry %%K points to missing record %%K", t->name,
                         ix->name);
@@ -341,13 +342,13 @@ static int check_seq(void *ctx, const MDB_val *k, const MDB_val *v)
     return 0;
 }
 
-/* Counts of one type from LMDB's statistics (idx[0] is the records). */
-static int type_stat(udb_type_stat *out, MDB_txn *mdb, const udb_type *t)
+/* Counts of one type of s from LMDB's statistics (idx[0] is the records). */
+static int type_stat(udb_type_stat *out, MDB_txn *mdb, const udb_schema *s, const udb_type *t)
 {
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < t->nidx; i++) {
         MDB_stat st;
-        int rc = mdb_stat(mdb, t->idx[i].dbi, &st);
+        int rc = mdb_stat(mdb, udb__dbi(s, &t->idx[i]), &st);
         if (rc)
             return rc;
         if (i == 0)
@@ -366,7 +367,7 @@ static int count_entries(uint64_t *total, MDB_txn *mdb, const udb_schema *s)
     *total = 0;
     for (size_t i = 0; s && i < s->ntypes; i++) {
         udb_type_stat st;
-        int rc = type_stat(&st, mdb, &s->types[i]);
+        int rc = type_stat(&st, mdb, s, &s->types[i]);
         if (rc)
             return rc;
         *total += st.records + st.index_entries;
@@ -404,12 +405,12 @@ int udb_check_type(size_t *problems, udb_env *env, const char *type,
         c.ix = NULL;
         what.len = 0;
         udb__buf_printf(&what, "%s: records", c.t->name);
-        rc = what.oom ? UDB_ENOMEM : walk(&c, c.t->dbi, (char *)what.p, check_record);
+        rc = what.oom ? UDB_ENOMEM : walk(&c, udb__type_dbi(s, c.t), (char *)what.p, check_record);
         for (size_t x = 1; x < c.t->nidx && !rc; x++) {
             c.ix = &c.t->idx[x];
             what.len = 0;
             udb__buf_printf(&what, "%s.%s: index", c.t->name, c.ix->name);
-            rc = what.oom ? UDB_ENOMEM : walk(&c, c.ix->dbi, (char *)what.p, check_entry);
+            rc = what.oom ? UDB_ENOMEM : walk(&c, udb__dbi(s, c.ix), (char *)what.p, check_entry);
         }
     }
     if (!rc && !type)
@@ -448,7 +449,7 @@ int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type)
         return rc;
     if (!out)
         return udb__err(txn, UDB_EINVAL, "out is required");
-    if ((rc = type_stat(out, udb__txn_mdb(txn), t)))
+    if ((rc = type_stat(out, udb__txn_mdb(txn), udb__txn_schema(txn), t)))
         return udb__mdb_err(txn, rc, "reading statistics");
     return 0;
 }

@@ -5,6 +5,7 @@
  * Every file that reads or writes __meta goes through here, so a change of
  * the on-disk layout is a change of this file and UDB_FORMAT_VERSION.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "layout.h"
@@ -25,24 +26,20 @@ void udb__dbname(udb_buf *b, const udb_type *t, const udb_index *ix)
 
 int udb__schema_open_dbis(udb_schema *s, MDB_txn *txn, unsigned flags)
 {
+    if (!s->store) {
+        if (!(s->store = calloc(s->nord ? s->nord : 1, sizeof(MDB_dbi))))
+            return UDB_ENOMEM;
+        s->store_free = free;
+    }
+    MDB_dbi *dbis = s->store;
     udb_buf name = {0};
     int rc = 0;
     for (size_t i = 0; i < s->ntypes && !rc; i++) {
         udb_type *t = &s->types[i];
-        udb__dbname(&name, t, NULL);
-        if (name.oom) {
-            rc = UDB_ENOMEM;
-            break;
-        }
-        rc = mdb_dbi_open(txn, (char *)name.p, flags, &t->dbi);
         for (size_t x = 0; x < t->nidx && !rc; x++) {
             udb_index *ix = &t->idx[x];
-            if (ix->is_pk) {
-                ix->dbi = t->dbi;
-                continue;
-            }
             udb__dbname(&name, t, ix);
-            rc = name.oom ? UDB_ENOMEM : mdb_dbi_open(txn, (char *)name.p, flags, &ix->dbi);
+            rc = name.oom ? UDB_ENOMEM : mdb_dbi_open(txn, (char *)name.p, flags, &dbis[ix->ord]);
         }
     }
     udb__buf_free(&name);

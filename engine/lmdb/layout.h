@@ -38,8 +38,19 @@ extern const MDB_val udb__meta_format, udb__meta_schema, udb__meta_gen_key;
 /* The LMDB name of a type's records (ix NULL or the primary key) or of
  * index ix, into b. */
 void udb__dbname(udb_buf *b, const udb_type *t, const udb_index *ix);
-/* Open (flags MDB_CREATE: create) the handle of every database of s. */
+/* Open (flags MDB_CREATE: create) the handle of every database of s, kept
+ * in s->store (schema.h): an MDB_dbi per index, by udb_index.ord. */
 int  udb__schema_open_dbis(udb_schema *s, MDB_txn *txn, unsigned flags);
+/* The handle of index ix of s (opened by udb__schema_open_dbis); of the
+ * primary key, t->idx[0], for the records of a type t (udb__type_dbi). */
+static inline MDB_dbi udb__dbi(const udb_schema *s, const udb_index *ix)
+{
+    return ((const MDB_dbi *)s->store)[ix->ord];
+}
+static inline MDB_dbi udb__type_dbi(const udb_schema *s, const udb_type *t)
+{
+    return udb__dbi(s, &t->idx[0]);
+}
 
 /* The 8-byte number under key of __meta: 0 and *out (0 when absent), or
  * UDB_ECORRUPT when the value is not 8 bytes. */
@@ -63,6 +74,11 @@ int udb__meta_unit(uint64_t *round, uint64_t *txnid, MDB_txn *txn, MDB_dbi meta,
 /* Delete every unit record but those of session `instance`; *n: how many. */
 int udb__meta_sweep_units(size_t *n, MDB_txn *txn, MDB_dbi meta,
                           const unsigned char *instance);
+
+/* LMDB codes that mean a damaged file, met while reading one that opened
+ * (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_CURSOR_FULL, MDB_INCOMPATIBLE);
+ * mdb_error.c. */
+int udb__mdb_damage(int rc);
 
 /* What LMDB hands back is checked before anything reads it: LMDB trusts its
  * pages, and a damaged one can give a key or value of garbage size (a value's

@@ -34,6 +34,7 @@ struct udb_cursor {
     udb_txn *txn;
     const udb_type *t;
     const udb_index *ix;
+    MDB_dbi dbi, rdbi;        /* ix's database; t's records */
     MDB_cursor *mc;
     /* the range: tuples of at most ix->nfields values (empty: no bound), and
        the sort key to resume after (empty: none) */
@@ -146,6 +147,8 @@ static int open_scan(udb_cursor **out, udb_txn *txn, const char *type, const cha
     c->txn = txn;
     c->t = t;
     c->ix = ix;
+    c->dbi = udb__dbi(udb__txn_schema(txn), ix);
+    c->rdbi = udb__type_dbi(udb__txn_schema(txn), t);
     if (prefix && prefix->data) {
         /* a prefix is the range from it to it, both included */
         if ((rc = encode_values(&c->lo, txn, t, ix, *prefix, 0, ix->nfields, "scan prefix")))
@@ -181,7 +184,7 @@ static int open_scan(udb_cursor **out, udb_txn *txn, const char *type, const cha
         rc = udb__err(txn, UDB_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &c->mc))) {
+    if ((rc = mdb_cursor_open(udb__txn_mdb(txn), c->dbi, &c->mc))) {
         rc = udb__mdb_err(txn, rc, "opening a cursor");
         goto fail;
     }
@@ -322,7 +325,7 @@ static int raw_checked(udb_cursor *c, const MDB_val *rk, const MDB_val *rv)
            and more, read means the cursor goes round */
         MDB_stat st;
         c->budget = udb__txn_rdonly(c->txn) &&
-                    mdb_stat(udb__txn_mdb(c->txn), c->ix->dbi, &st) == 0
+                    mdb_stat(udb__txn_mdb(c->txn), c->dbi, &st) == 0
                     ? 2 * (size_t)st.ms_entries + 1024 : SIZE_MAX;
     }
     int rc = 0;
@@ -409,7 +412,7 @@ static int next_entry(MDB_val *k, MDB_val *v, udb_cursor *c)
             memcpy(raw + UDB_KEY_INLINE, e->slot, 8);
             rk.mv_size = UDB_KEY_LONG;
             rk.mv_data = raw;
-            rc = mdb_get(udb__txn_mdb(c->txn), c->ix->dbi, &rk, &rv);
+            rc = mdb_get(udb__txn_mdb(c->txn), c->dbi, &rk, &rv);
             if (rc == MDB_NOTFOUND)
                 continue;   /* deleted by this transaction since */
             if (rc || (rc = udb__lk_decode(k, v, &rk, &rv, &c->scratch)))
@@ -490,7 +493,7 @@ static int whole_walk(udb_cursor *c)
 {
     MDB_stat st;
     if (c->lo.len || c->hi.len || c->after.len || !udb__txn_rdonly(c->txn) ||
-        mdb_stat(udb__txn_mdb(c->txn), c->ix->dbi, &st) || st.ms_entries == c->walked)
+        mdb_stat(udb__txn_mdb(c->txn), c->dbi, &st) || st.ms_entries == c->walked)
         return UDB_ENOTFOUND;
     return udb__err(c->txn, UDB_ECORRUPT, "%s \"%s%s%s\" is damaged: LMDB counts %zu entries, "
                     "the scan found %zu (a damaged page hides some); run uniqdb check",
@@ -590,7 +593,7 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
         pk.mv_size = (size_t)(end - p);
     }
     MDB_val rec;
-    rc = udb__lk_get(udb__txn_mdb(txn), c->t->dbi, &pk, &rec);
+    rc = udb__lk_get(udb__txn_mdb(txn), c->rdbi, &pk, &rec);
     if (rc == MDB_NOTFOUND)
         return udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
                         c->t->name, c->ix->name);

@@ -23,11 +23,7 @@
 
 static void txn_free(udb_txn *txn)
 {
-    udb__arena_free(&txn->arena);
-    udb__buf_free(&txn->msg);
-    udb__buf_free(&txn->cbuf);
-    free(txn->cidx);
-    free(txn->coff);
+    udb__front_free(&txn->f);
     free(txn);
 }
 
@@ -37,12 +33,12 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
     udb_txn *txn = calloc(1, sizeof *txn);
     if (!txn)
         return UDB_ENOMEM;
+    udb__front_init(&txn->f, &udb__lmdb_backend, rdonly);
     txn->env = env;
-    txn->rdonly = rdonly;
     txn->parent = parent;
     int rc;
     if (parent) {
-        txn->schema = parent->schema;
+        txn->f.schema = parent->f.schema;
         rc = mdb_txn_begin(udb__env_mdb(env), parent->mdb, 0, &txn->mdb);
         if (rc) {
             txn_free(txn);
@@ -77,7 +73,7 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
             break;
         uint64_t gen;
         txn->owner = pthread_self();
-        udb__env_enter(env, &txn->schema, &gen, txn->owner);
+        udb__env_enter(env, &txn->f.schema, &gen, txn->owner);
         rc = mdb_txn_begin(udb__env_mdb(env), NULL, rdonly ? MDB_RDONLY : 0, &txn->mdb);
         if (rc == MDB_MAP_RESIZED) {
             udb__env_leave(env, txn->owner);
@@ -250,48 +246,9 @@ udb_env *udb__txn_env(const udb_txn *txn)
     return txn->env;
 }
 
-const udb_schema *udb__txn_schema(const udb_txn *txn)
-{
-    return txn->schema;
-}
-
-bool udb__txn_rdonly(const udb_txn *txn)
-{
-    return txn->rdonly;
-}
-
 size_t udb__txn_keymax(const udb_txn *txn)
 {
     return udb__env_keymax(txn->env);
-}
-
-const char *udb_errmsg(const udb_txn *txn)
-{
-    if (!txn || !txn->msg.p)
-        return "";
-    return (const char *)txn->msg.p;
-}
-
-void udb__clear(udb_txn *txn)
-{
-    txn->msg.len = 0;
-    if (txn->msg.p)
-        txn->msg.p[0] = 0;
-    txn->msg.oom = false;
-    txn->has_conflict = false;
-}
-
-int udb__err(udb_txn *txn, int rc, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    txn->msg.len = 0;
-    txn->msg.oom = false;
-    udb__buf_put(&txn->msg, tmp, strlen(tmp));
-    return rc;
 }
 
 int udb__mdb_err(udb_txn *txn, int rc, const char *what)
@@ -308,104 +265,13 @@ int udb__mdb_err(udb_txn *txn, int rc, const char *what)
     return udb__err(txn, rc, "%s: %s", what, udb_strerror(rc));
 }
 
+int udb__out(udb_val *out, udb_txn *txn, const MDB_val *v)
+{
+    return udb__out_bytes(out, txn, v->mv_data, v->mv_size);
+}
+
 int udb__out_rec(udb_val *out, udb_txn *txn, const udb_type *t, const MDB_val *key,
                  const MDB_val *rec)
 {
-    const unsigned char *p = rec->mv_data;
-    const char *why = NULL;
-    if (rec->mv_size > UDB_MAX_RECORD)
-        why = "larger than the 4 MiB record limit";
-    else if (!p || rec->mv_size == 0)
-        why = "empty";
-    else if (!(*p >= 0x80 && *p <= 0x8f) && *p != 0xde && *p != 0xdf)
-        why = "not a msgpack map";
-    else
-        udb__mp_check(p, rec->mv_size, UDB_MAX_DEPTH, &why);
-    if (!why)
-        return udb__out(out, txn, rec);
-    udb_buf k = {0};
-    udb__tk_render(&k, key->mv_data, key->mv_size);
-    udb__err(txn, UDB_ECORRUPT, "type \"%s\": the stored record of key %s is damaged (%zu "
-             "bytes: %s); run uniqdb check", t->name, k.p && !k.oom ? (char *)k.p : "?",
-             rec->mv_size, why);
-    udb__buf_free(&k);
-    return UDB_ECORRUPT;
-}
-
-int udb__txn_type(udb_type **out, udb_txn *txn, const char *type, bool write)
-{
-    if (!txn)
-        return UDB_EINVAL;
-    udb__clear(txn);
-    if (!type)
-        return udb__err(txn, UDB_EINVAL, "no record type given");
-    if (write && txn->rdonly)
-        return udb__err(txn, UDB_EREADONLY, "cannot write in a read-only transaction");
-    if (!txn->schema)
-        return udb__err(txn, UDB_EINVAL, "no schema has been applied to this database");
-    udb_type *t = udb__schema_type(txn->schema, type);
-    if (!t) {
-        udb_buf names = {0};
-        for (size_t i = 0; i < txn->schema->ntypes; i++)
-            udb__buf_printf(&names, "%s%s", i ? ", " : "", txn->schema->types[i].name);
-        int rc = udb__err(txn, UDB_EINVAL, "unknown record type \"%s\" (this database has: %s)",
-                          type, names.oom || !names.p ? "?" : (char *)names.p);
-        udb__buf_free(&names);
-        return rc;
-    }
-    *out = t;
-    return 0;
-}
-
-int udb__err_index(udb_txn *txn, const udb_type *t, const char *index, bool unique)
-{
-    udb_buf names = {0};
-    size_t n = 0;
-    for (size_t x = 0; x < t->nidx; x++)
-        if (t->idx[x].unique || !unique)
-            udb__buf_printf(&names, "%s%s", n++ ? ", " : "", t->idx[x].name);
-    const char *list = names.oom || !names.p ? "?" : (char *)names.p;
-    int rc;
-    index = udb__index_name(t, index);
-    if (unique && udb__type_index(t, index))
-        rc = udb__err(txn, UDB_EINVAL, "index \"%s.%s\" is not unique (unique indexes of "
-                      "\"%s\": %s)", t->name, index, t->name, list);
-    else
-        rc = udb__err(txn, UDB_EINVAL, "type \"%s\" has no %sindex \"%s\" (its %sindexes: %s)",
-                      t->name, unique ? "unique " : "", index ? index : "", unique ? "unique " : "",
-                      list);
-    udb__buf_free(&names);
-    return rc;
-}
-
-int udb__out(udb_val *out, udb_txn *txn, const MDB_val *v)
-{
-    if (!out)
-        return 0;
-    if (txn->rdonly) {
-        out->data = v->mv_data;
-        out->size = v->mv_size;
-        return 0;
-    }
-    void *p = udb__arena_dup(&txn->arena, v->mv_data, v->mv_size);
-    if (!p)
-        return udb__err(txn, UDB_ENOMEM, "out of memory copying a record");
-    out->data = p;
-    out->size = v->mv_size;
-    return 0;
-}
-
-int udb_types(const char *const **out, size_t *count, udb_txn *txn)
-{
-    if (!out || !count || !txn)
-        return UDB_EINVAL;
-    udb__clear(txn);
-    if (!txn->schema) {
-        *out = NULL;
-        *count = 0;
-        return 0;
-    }
-    *out = txn->schema->type_names;
-    *count = txn->schema->ntypes;
-    return 0;
+    return udb__out_record(out, txn, t, key->mv_data, key->mv_size, rec->mv_data, rec->mv_size);
 }

@@ -14,7 +14,7 @@
  * Exec mode (race_spec.exec): the writers write through udb_exec() (see
  * race_exec()), every process groups its commits, and the run fails unless
  * some unit was shipped to, and run by, another process's group commit
- * leader (engine/ship.h).
+ * leader (engine/lmdb/ship.h).
  */
 #ifndef RACE_HARNESS_H
 #define RACE_HARNESS_H

@@ -1,6 +1,6 @@
 /*
  * race_shipedge.c -- the edges of shipping units between processes
- * (engine/ship.h, engine/sync.h): short-lived processes, stale unit records,
+ * (engine/lmdb/ship.h, engine/lmdb/sync.h): short-lived processes, stale unit records,
  * fork, a stopped leader, a writer killed inside its transaction, and a
  * shipped unit that fails.  Every process is real (fork), every kill a real
  * SIGKILL or SIGSTOP.  One mode per run:

@@ -1,6 +1,6 @@
 /*
  * test_durable.c -- the acknowledgement rule of durable environments
- * (engine/sync.c): a write returns 0 only once what it wrote and what it read
+ * (engine/lmdb/sync.c): a write returns 0 only once what it wrote and what it read
  * are durable; a failed flush poisons the database for every process.
  *
  * Durability is observed through the sync file's counters and a test hook

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "keycodec.h"
+#include "layout.h"
 #include "longkey.h"
 #include "schema.h"
 #include "txn.h"
@@ -533,8 +534,8 @@ static void t_check_sees_index_damage(tu *t)
     udb__tk_str(&stray, UDB_TK_STR, "p2", 2);
     udb__tk_str(&pk, UDB_TK_STR, "c9", 2);
     MDB_val k = {key.len, key.p}, s2 = {stray.len, stray.p}, v = {pk.len, pk.p};
-    CHECK_OK(mdb_del(udb__txn_mdb(txn), phone->dbi, &k, NULL));
-    CHECK_OK(mdb_put(udb__txn_mdb(txn), phone->dbi, &s2, &v, 0));
+    CHECK_OK(mdb_del(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), phone), &k, NULL));
+    CHECK_OK(mdb_put(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), phone), &s2, &v, 0));
     tu_commit(txn);
     size_t problems = 0, reported = 0;
     CHECK_RC(udb_check(&problems, t->env, count_report, &reported), UDB_ECORRUPT);
@@ -547,8 +548,8 @@ static void t_check_sees_index_damage(tu *t)
     udb__tk_str(&c1, UDB_TK_STR, "c1", 2);
     own.mv_size = c1.len;
     own.mv_data = c1.p;
-    CHECK_OK(mdb_put(udb__txn_mdb(txn), phone->dbi, &k, &own, 0));
-    CHECK_OK(mdb_del(udb__txn_mdb(txn), phone->dbi, &s2, NULL));
+    CHECK_OK(mdb_put(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), phone), &k, &own, 0));
+    CHECK_OK(mdb_del(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), phone), &s2, NULL));
     tu_commit(txn);
     udb__buf_free(&key);
     udb__buf_free(&stray);
@@ -576,7 +577,7 @@ static void t_check_sees_long_key_damage(tu *t)
     MDB_val k, v;
     unsigned char val[200];
     size_t n = 0;
-    if (CHECK_OK(mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &cur)) &&
+    if (CHECK_OK(mdb_cursor_open(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), ix), &cur)) &&
         CHECK_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST)) && CHECK(k.mv_size == UDB_KEY_LONG) &&
         CHECK(v.mv_size < sizeof val)) {
         n = v.mv_size;
@@ -594,7 +595,7 @@ static void t_check_sees_long_key_damage(tu *t)
     CHECK(problems == 2);   /* record missing from the index; entry not its record's */
     /* a trailer that claims more bytes than there are */
     txn = tu_w(t);
-    if (CHECK_OK(mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &cur)) &&
+    if (CHECK_OK(mdb_cursor_open(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), ix), &cur)) &&
         CHECK_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST))) {
         val[n - 6] = '7';
         val[n - 4] = 0x7f;
@@ -610,7 +611,7 @@ static void t_check_sees_long_key_damage(tu *t)
     free(line);
     /* repaired, the check is happy again (the end-of-case check) */
     txn = tu_w(t);
-    if (CHECK_OK(mdb_cursor_open(udb__txn_mdb(txn), ix->dbi, &cur)) &&
+    if (CHECK_OK(mdb_cursor_open(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), ix), &cur)) &&
         CHECK_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST))) {
         val[n - 4] = 0;
         MDB_val nv = {n, val};

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "keycodec.h"
+#include "layout.h"
 #include "schema.h"
 #include "txn.h"
 #include "testutil.h"
@@ -358,8 +359,8 @@ static void write_unfolded(udb_txn *txn, const char *email, uint64_t pk)
     udb__tk_str(&raw, UDB_TK_STR, email, strlen(email));
     udb__tk_uint(&key, pk);
     MDB_val f = {folded.len, folded.p}, r = {raw.len, raw.p}, v = {key.len, key.p};
-    CHECK_OK(mdb_del(udb__txn_mdb(txn), ix->dbi, &f, NULL));
-    CHECK_OK(mdb_put(udb__txn_mdb(txn), ix->dbi, &r, &v, 0));
+    CHECK_OK(mdb_del(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), ix), &f, NULL));
+    CHECK_OK(mdb_put(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), ix), &r, &v, 0));
     udb__buf_free(&folded);
     udb__buf_free(&raw);
     udb__buf_free(&key);
@@ -389,7 +390,7 @@ static void t_check_sees_unfolded_entry(tu *t)
     MDB_val r = {raw.len, raw.p};
     const udb_index *ix =
         udb__type_index(udb__schema_type(udb__txn_schema(txn), "user"), "email");
-    CHECK_OK(mdb_del(udb__txn_mdb(txn), ix->dbi, &r, NULL));
+    CHECK_OK(mdb_del(udb__txn_mdb(txn), udb__dbi(udb__txn_schema(txn), ix), &r, NULL));
     udb__buf_free(&raw);
     CHECK_OK(tu_ins(NULL, txn, "user", mp("{s:s}", "email", "ANA@example.com")));
     tu_commit(txn);

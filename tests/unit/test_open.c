@@ -1,6 +1,6 @@
 /*
  * test_open.c -- one database opened more than once in one process
- * (engine/env.c, issue 23): every udb_open of the same directory, however
+ * (engine/lmdb/env.c, issue 23): every udb_open of the same directory, however
  * the path spells it, shares one LMDB environment, counted, and the last
  * udb_close closes it.  LMDB allows one MDB_env per file per process:
  * closing a second one drops the process's locks on lock.mdb, and the next

@@ -1,5 +1,5 @@
 /*
- * test_ship.c -- udb_exec() units shipped between processes (engine/ship.h):
+ * test_ship.c -- udb_exec() units shipped between processes (engine/lmdb/ship.h):
  * a unit another process's leader runs gives its caller the same results as
  * one run at home -- records, sequence values, the failed op and its
  * conflict detail --; a response too large for a slot comes back unrun and

@@ -1,7 +1,7 @@
 /*
  * bench_lmdb.c -- the floor: raw LMDB doing by hand what uniqdb does for the
  * benchmark's schema, with nothing else.  Same layout and key encoding as
- * uniqdb (engine/layout.h): the record under its tuple-encoded primary key,
+ * uniqdb (engine/lmdb/layout.h): the record under its tuple-encoded primary key,
  * one put per index entry, MDB_NOOVERWRITE standing in for the unique checks.
  * No validation, no canonical repacking, no conflict detail, no rollback of a
  * half-inserted record on a conflict: whatever uniqdb costs above this is the

@@ -7,17 +7,18 @@
  * is the only writer of the database, nothing can slip in between the check
  * and the write -- that is the whole uniqueness guarantee.  A conflict writes
  * nothing and leaves the transaction usable.
+ *
+ * This is the core's side of backend.h: everything here decides; what is
+ * stored, and how, is the backend's (udb__txn_backend(txn)).
  */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "index.h"
-#include "longkey.h"
 #include "mpack.h"
 #include "record.h"
-#include "seq.h"
-#include "txn.h"
 
 /* A record with all its index keys computed. */
 typedef struct prep {
@@ -45,10 +46,18 @@ static void prep_free(prep *p)
     free(p->applies);
 }
 
-static MDB_val keyval(const prep *p, size_t i)
+static udb_val keyval(const prep *p, size_t i)
 {
-    MDB_val v = {p->len[i], p->keys.p + p->off[i]};
+    udb_val v = {p->keys.p + p->off[i], p->len[i]};
     return v;
+}
+
+/* p's entries, as a backend stores them. */
+static udb_entries entries(const prep *p)
+{
+    udb_entries e = {(const msgpack_object *const *)p->rec.vals, p->keys.p, p->off, p->len,
+                     p->applies};
+    return e;
 }
 
 static int parse_rec(udb_rec *r, udb_txn *txn, const udb_type *t, const void *buf, size_t len,
@@ -97,7 +106,7 @@ static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
             return udb__err(txn, UDB_EBADRECORD, "type \"%s\": missing key field \"%s\"", t->name,
                             kf->name);
         uint64_t cur;
-        if ((rc = udb__seq_peek(&cur, txn, t->seqname)))
+        if ((rc = udb__txn_backend(txn)->seq_peek(&cur, NULL, txn, t->seqname)))
             return rc;
         if (cur == UINT64_MAX)
             return udb__err(txn, UDB_EEXHAUSTED, "type \"%s\": the key sequence \"%s\" is "
@@ -151,18 +160,16 @@ static int conflict_add(udb_txn *txn, const udb_type *t, const udb_index *ix, co
     udb_buf msg = {0};
     int rc = 0;
     if (ix->any_nocase) {
-        MDB_val hk = {hlen, (void *)holder}, hv;
-        rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, &hk, &hv);
-        if (rc == MDB_NOTFOUND) {
+        udb_val hv;
+        rc = udb__txn_backend(txn)->fetch(&hv, txn, t, holder, hlen);
+        if (rc == UDB_ENOTFOUND) {
             rc = udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
                           t->name, ix->name);
             goto out;
         }
-        if (rc) {
-            rc = udb__mdb_err(txn, rc, "reading the holder of a unique value");
-            goto out;
-        }
-        rc = udb__rec_parse(&h, t, hv.mv_data, hv.mv_size, false, &msg);
+        if (rc)
+            goto out;   /* the backend worded it */
+        rc = udb__rec_parse(&h, t, hv.data, hv.size, false, &msg);
         if (rc == UDB_EBADRECORD) {
             rc = udb__err(txn, UDB_ECORRUPT, "stored record is damaged: %s",
                           msg.p ? (char *)msg.p : "?");
@@ -174,7 +181,7 @@ static int conflict_add(udb_txn *txn, const udb_type *t, const udb_index *ix, co
         }
         vals = (const msgpack_object *const *)h.vals;
     }
-    if ((rc = udb__conflict_add(txn, t, ix, vals, holder, hlen)))
+    if ((rc = udb__conflict_add(txn, ix, vals, holder, hlen)))
         rc = udb__err(txn, rc == UDB_ECORRUPT ? rc : UDB_ENOMEM, "cannot record conflict detail");
 out:
     udb__rec_free(&h);
@@ -192,35 +199,25 @@ static int check_unique(udb_txn *txn, const udb_type *t, const prep *p, const pr
         if (!ix->unique || !p->applies[i] ||
             udb__idx_exempt(ix, (const msgpack_object *const *)p->rec.vals))
             continue;
-        MDB_val k = keyval(p, i), v;
-        if (old && old->applies[i] && old->len[i] == k.mv_size &&
-            memcmp(old->keys.p + old->off[i], k.mv_data, k.mv_size) == 0)
+        udb_val k = keyval(p, i), v;
+        if (old && old->applies[i] && old->len[i] == k.size &&
+            memcmp(old->keys.p + old->off[i], k.data, k.size) == 0)
             continue;
-        int rc = udb__lk_get(udb__txn_mdb(txn), ix->dbi, &k, &v);
-        if (rc == MDB_NOTFOUND)
+        const udb_backend *be = udb__txn_backend(txn);
+        int rc = ix->is_pk ? be->fetch(&v, txn, t, k.data, k.size)
+                           : be->holder(&v, txn, t, ix, k.data, k.size);
+        if (rc == UDB_ENOTFOUND)
             continue;
         if (rc)
-            return udb__mdb_err(txn, rc, "reading a unique index");
-        const void *holder = ix->is_pk ? k.mv_data : v.mv_data;
-        size_t hlen = ix->is_pk ? k.mv_size : v.mv_size;
+            return rc;
+        const void *holder = ix->is_pk ? k.data : v.data;
+        size_t hlen = ix->is_pk ? k.size : v.size;
         if (old && hlen == old->len[0] && memcmp(holder, old->keys.p + old->off[0], hlen) == 0)
             continue;   /* our own entry */
         if ((rc = conflict_add(txn, t, ix, p, holder, hlen)))
             return rc;
     }
     return udb__conflict_finish(txn);
-}
-
-static int put(udb_txn *txn, MDB_dbi dbi, MDB_val k, MDB_val v, unsigned flags)
-{
-    int rc = udb__lk_put(udb__txn_mdb(txn), dbi, &k, &v, flags);
-    return rc ? udb__mdb_err(txn, rc, "writing") : 0;
-}
-
-static int del(udb_txn *txn, MDB_dbi dbi, MDB_val k)
-{
-    int rc = udb__lk_del(udb__txn_mdb(txn), dbi, &k);
-    return rc && rc != MDB_NOTFOUND ? udb__mdb_err(txn, rc, "deleting") : 0;
 }
 
 /* Keep the auto-key sequence ahead of explicit keys, so it never hands out a
@@ -230,12 +227,13 @@ static int bump_seq(udb_txn *txn, const udb_type *t, const prep *p)
     if (!t->fields[t->key].autoinc)
         return 0;
     uint64_t v = p->rec.vals[t->key]->via.u64, cur;
-    int rc = p->auto_key ? 0 : udb__seq_peek(&cur, txn, t->seqname);
+    const udb_backend *be = udb__txn_backend(txn);
+    int rc = p->auto_key ? 0 : be->seq_peek(&cur, NULL, txn, t->seqname);
     if (rc)
         return rc;
     if (!p->auto_key && v <= cur)
         return 0;
-    return udb__seq_store(txn, t->seqname, v);
+    return be->seq_store(txn, t->seqname, v);
 }
 
 /* Write the record of p and all its index entries.  old: previous state. */
@@ -247,29 +245,12 @@ static int write_rec(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, con
         udb__buf_free(&packed);
         return udb__err(txn, rc, "out of memory packing the record");
     }
-    MDB_val rv = {packed.len, packed.p};
-    if ((rc = put(txn, t->dbi, keyval(p, 0), rv, old ? 0 : MDB_NOOVERWRITE)))
-        goto out;
-    for (size_t i = 1; i < t->nidx && !rc; i++) {
-        const udb_index *ix = &t->idx[i];
-        bool same = old && old->applies[i] && p->applies[i] && old->len[i] == p->len[i] &&
-                    memcmp(old->keys.p + old->off[i], p->keys.p + p->off[i], p->len[i]) == 0;
-        if (same)
-            continue;
-        if (old && old->applies[i] && (rc = del(txn, ix->dbi, keyval(old, i))))
-            break;
-        if (p->applies[i]) {
-            MDB_val v = {0, (void *)""};
-            if (ix->unique)
-                v = keyval(p, 0);
-            rc = put(txn, ix->dbi, keyval(p, i), v, 0);
-        }
-    }
+    udb_entries e = entries(p), o = old ? entries(old) : e;
+    rc = udb__txn_backend(txn)->store(txn, t, packed.p, packed.len, &e, old ? &o : NULL);
     if (!rc && !old)
         rc = bump_seq(txn, t, p);
     if (!rc)
-        rc = udb__out(out, txn, &rv);
-out:
+        rc = udb__out_bytes(out, txn, packed.p, packed.len);
     udb__buf_free(&packed);
     return rc;
 }
@@ -299,16 +280,24 @@ int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, si
     return rc;
 }
 
-/* Fetch and parse the stored record under encoded key k. */
-static int load_rec(prep *p, MDB_val *raw, udb_txn *txn, const udb_type *t, MDB_val k)
+/* The stored record of t under encoded key k, into *raw (backend memory);
+ * its absence worded. */
+static int fetch(udb_val *raw, udb_txn *txn, const udb_type *t, udb_val k)
 {
-    int rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, &k, raw);
-    if (rc == MDB_NOTFOUND)
+    int rc = udb__txn_backend(txn)->fetch(raw, txn, t, k.data, k.size);
+    if (rc == UDB_ENOTFOUND)
         return udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
+    return rc;
+}
+
+/* Fetch and parse the stored record under encoded key k. */
+static int load_rec(prep *p, udb_val *raw, udb_txn *txn, const udb_type *t, udb_val k)
+{
+    int rc = fetch(raw, txn, t, k);
     if (rc)
-        return udb__mdb_err(txn, rc, "reading a record");
+        return rc;
     udb_buf msg = {0};
-    rc = udb__rec_parse(&p->rec, t, raw->mv_data, raw->mv_size, false, &msg);
+    rc = udb__rec_parse(&p->rec, t, raw->data, raw->size, false, &msg);
     if (rc == UDB_EBADRECORD)
         rc = udb__err(txn, UDB_ECORRUPT, "stored record is damaged: %s",
                       msg.p ? (char *)msg.p : "?");
@@ -328,38 +317,28 @@ int udb_get(udb_val *out, udb_txn *txn, const char *type, const void *key, size_
         return rc;
     udb_buf k = {0};
     if (!(rc = parse_key(&k, txn, t, key, key_len))) {
-        MDB_val mk = {k.len, k.p}, v;
-        rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, &mk, &v);
-        if (rc == MDB_NOTFOUND)
-            rc = udb__err(txn, UDB_ENOTFOUND, "type \"%s\": no record with that key", t->name);
-        else if (rc)
-            rc = udb__mdb_err(txn, rc, "reading a record");
-        else
-            rc = udb__out_rec(out, txn, t, &mk, &v);
+        udb_val mk = {k.p, k.len}, v;
+        if (!(rc = fetch(&v, txn, t, mk)))
+            rc = udb__out_record(out, txn, t, k.p, k.len, v.data, v.size);
     }
     udb__buf_free(&k);
     return rc;
 }
 
 /* Look up the record holding encoded key k in unique index ix. */
-static int lookup_unique(MDB_val *rec, MDB_val *pk, udb_txn *txn, const udb_type *t,
-                         const udb_index *ix, MDB_val k)
+static int lookup_unique(udb_val *rec, udb_val *pk, udb_txn *txn, const udb_type *t,
+                         const udb_index *ix, udb_val k)
 {
+    const udb_backend *be = udb__txn_backend(txn);
     int rc;
     *pk = k;
-    if (!ix->is_pk) {
-        rc = udb__lk_get(udb__txn_mdb(txn), ix->dbi, &k, pk);
-        if (rc == MDB_NOTFOUND)
-            return UDB_ENOTFOUND;
-        if (rc)
-            return udb__mdb_err(txn, rc, "reading a unique index");
-    }
-    rc = udb__lk_get(udb__txn_mdb(txn), t->dbi, pk, rec);
-    if (rc == MDB_NOTFOUND)
-        return ix->is_pk ? UDB_ENOTFOUND
-                         : udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
-                                    t->name, ix->name);
-    return rc ? udb__mdb_err(txn, rc, "reading a record") : 0;
+    if (!ix->is_pk && (rc = be->holder(pk, txn, t, ix, k.data, k.size)))
+        return rc;
+    rc = be->fetch(rec, txn, t, pk->data, pk->size);
+    if (rc == UDB_ENOTFOUND && !ix->is_pk)
+        return udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
+                        t->name, ix->name);
+    return rc;
 }
 
 static int unique_index(udb_index **out, udb_txn *txn, udb_type *t, const char *index)
@@ -405,12 +384,12 @@ int udb_find(udb_val *out, udb_txn *txn, const char *type, const char *index,
                       t->name, ix->name);
         goto out;
     }
-    MDB_val mk = {k.len, k.p}, rec, pk;
+    udb_val mk = {k.p, k.len}, rec, pk;
     rc = lookup_unique(&rec, &pk, txn, t, ix, mk);
     if (rc == UDB_ENOTFOUND)
         udb__err(txn, rc, "no record with those values in index \"%s.%s\"", t->name, ix->name);
     else if (!rc)
-        rc = udb__out_rec(out, txn, t, &pk, &rec);
+        rc = udb__out_record(out, txn, t, pk.data, pk.size, rec.data, rec.size);
 out:
     udb__buf_free(&k);
     udb__buf_free(&msg);
@@ -467,10 +446,10 @@ int udb_update(udb_val *out, udb_txn *txn, const char *type, const void *key, si
     prep_init(&old);
     prep_init(&p);
     prep_init(&patch);
-    MDB_val raw;
+    udb_val raw;
     if ((rc = parse_key(&k, txn, t, key, key_len)))
         goto out;
-    MDB_val mk = {k.len, k.p};
+    udb_val mk = {k.p, k.len};
     /* parsed as a patch either way: a replacement may omit the key field, so
        its required fields are checked once the key is filled in below */
     if ((rc = parse_rec(&patch.rec, txn, t, rec, len, true)) ||
@@ -510,17 +489,14 @@ int udb_delete(udb_txn *txn, const char *type, const void *key, size_t key_len)
     udb_buf k = {0};
     prep old;
     prep_init(&old);
-    MDB_val raw;
+    udb_val raw;
     if ((rc = parse_key(&k, txn, t, key, key_len)))
         goto out;
-    MDB_val mk = {k.len, k.p};
+    udb_val mk = {k.p, k.len};
     if ((rc = load_rec(&old, &raw, txn, t, mk)))
         goto out;
-    for (size_t i = 1; i < t->nidx && !rc; i++)
-        if (old.applies[i])
-            rc = del(txn, t->idx[i].dbi, keyval(&old, i));
-    if (!rc)
-        rc = del(txn, t->dbi, mk);
+    udb_entries e = entries(&old);
+    rc = udb__txn_backend(txn)->remove(txn, t, k.p, k.len, &e);
 out:
     prep_free(&old);
     udb__buf_free(&k);
@@ -531,7 +507,7 @@ out:
  * predicate reading it sees its value -- and find the record that holds p's
  * key in unique index ix: 0 and *found.  *rec and *pk point into the
  * database.  Nothing is taken from the sequence until p is written. */
-static int prepare_and_find(MDB_val *rec, MDB_val *pk, bool *found, prep *p, udb_txn *txn,
+static int prepare_and_find(udb_val *rec, udb_val *pk, bool *found, prep *p, udb_txn *txn,
                             const udb_type *t, const udb_index *ix)
 {
     size_t i = (size_t)(ix - t->idx);
@@ -557,12 +533,12 @@ int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type
     prep p;
     prep_init(&p);
     bool found = false;
-    MDB_val existing, pk;
+    udb_val existing, pk;
     if ((rc = parse_rec(&p.rec, txn, t, rec, len, false)) ||
         (rc = prepare_and_find(&existing, &pk, &found, &p, txn, t, ix)))
         goto out;
     if (found)
-        rc = udb__out_rec(out, txn, t, &pk, &existing);
+        rc = udb__out_record(out, txn, t, pk.data, pk.size, existing.data, existing.size);
     else if (!(rc = check_unique(txn, t, &p, NULL)))
         rc = write_rec(out, txn, t, &p, NULL);
     if (!rc && created)
@@ -588,7 +564,7 @@ int udb_upsert(udb_val *out, int *created, udb_txn *txn, const char *type, const
     prep_init(&p);
     udb_buf proposed = {0}, merged = {0};
     bool found = false;
-    MDB_val existing, pk;
+    udb_val existing, pk;
     msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
     if ((rc = parse_rec(&patch.rec, txn, t, rec, len, true)))
         goto out;
