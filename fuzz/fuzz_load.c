@@ -167,10 +167,10 @@ static void check_msgpack(const uint8_t *data, size_t size)
  * bytes (alone, as a key, with text around it) must round-trip exactly. */
 static void check_internal_form_is_not_a_string(void)
 {
-    json_t *big = cli_json_from_u64(UINT64_MAX);
+    json_t *big = udb_jansson_u64(UINT64_MAX);
     const char *s = json_string_value(big);
     size_t n = json_string_length(big);
-    FUZZ_CHECK(big, "cli_json_from_u64 failed");
+    FUZZ_CHECK(big, "udb_jansson_u64 failed");
     if (!s) { /* a number node: nothing a string could imitate */
         json_decref(big);
         return;
