@@ -166,7 +166,7 @@ int cli_cmd_schema(int argc, char **argv)
     out = s ? cli_json_dumps(s, UDB_JSON_INDENT(2)) : NULL;
     ex = out ? cli_put_line(out) : cli_fail(CLI_EFAIL, NULL, "stored schema is not JSON");
 out:
-    free(out);
+    udb_free(out);
     json_decref(s);
     udb_free(text);
     udb_close(env);

@@ -1014,7 +1014,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                 l->has_schema = true;
             }
         }
-        free(s);
+        udb_free(s);
     } else if ((x = json_object_get(v, "record")) != NULL && json_object_size(v) == 2 &&
                udb_jansson_text(json_object_get(v, "type"))) {
         entry *e = &l->batch[l->n];
