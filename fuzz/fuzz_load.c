@@ -1,6 +1,6 @@
 /*
  * fuzz_load.c -- arbitrary NDJSON through `uniqdb load` (tools/cli_dump.c) and
- * the JSON <-> msgpack conversion (engine/json.c, which the CLI uses through
+ * the JSON <-> msgpack conversion (engine/core/json.c, which the CLI uses through
  * tools/cli_json.c).
  *
  * Input: byte 0 holds options (bit 0: --or-get; bit 1: start from an empty

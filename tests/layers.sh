@@ -2,6 +2,8 @@
 # layers.sh ENGINE_DIR -- the engine's layers form a line: no file includes
 # the header of a layer above its own, and a struct body (*_int.h) is
 # included only by the files that own it.  The table is ARCHITECTURE.md's.
+# The files are in ENGINE_DIR's folders (core/, lmdb/); names are unique
+# across them, as the include path holds every folder.
 set -eu
 dir=${1:?usage: layers.sh ENGINE_DIR}
 
@@ -67,7 +69,7 @@ layer_of() {   # $1: file name; prints its layer, or nothing
 
 bad=0
 checked=0
-for f in "$dir"/*.c "$dir"/*.h; do
+for f in "$dir"/*/*.c "$dir"/*/*.h; do
     name=$(basename "$f")
     mine=$(layer_of "$name")
     if [ -z "$mine" ]; then

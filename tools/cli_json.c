@@ -1,6 +1,6 @@
 /*
  * cli_json.c -- JSON for the command-line tool: the library's conversion
- * (uniqdb_jansson.h, engine/json.c: every form, the exact writer), with its
+ * (uniqdb_jansson.h, engine/core/json.c: every form, the exact writer), with its
  * messages copied into the tool's buffers, and printing a line.  The tool
  * frames records in jansson trees of its own (dump lines, problem objects,
  * {"created": ..., "record": ...}) and prints them with the library's writer.
