@@ -126,10 +126,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", udb_env_errmsg(env));
         goto out;
     }
-    write_json(env, NULL, "{\"psychologist\": \"p1\", \"date\": \"2026-01-15\", \"time\": \"10:00\","
-                          " \"status\": \"pending\", \"user\": \"ana\", \"fee\": 80.5}");
-    write_json(env, NULL, "{\"psychologist\": \"p1\", \"date\": \"2026-01-15\", \"time\": \"11:00\","
-                          " \"status\": \"confirmed\", \"user\": \"ben\"}");
+    if ((rc = write_json(env, NULL, "{\"psychologist\": \"p1\", \"date\": \"2026-01-15\","
+                                    " \"time\": \"10:00\", \"status\": \"pending\","
+                                    " \"user\": \"ana\", \"fee\": 80.5}")) != 0 ||
+        (rc = write_json(env, NULL, "{\"psychologist\": \"p1\", \"date\": \"2026-01-15\","
+                                    " \"time\": \"11:00\", \"status\": \"confirmed\","
+                                    " \"user\": \"ben\"}")) != 0)
+        goto out;
     /* the 10:00 slot again: refused, and the conflict says by whom */
     rc = write_json(env, NULL, "{\"psychologist\": \"p1\", \"date\": \"2026-01-15\","
                                " \"time\": \"10:00\", \"status\": \"pending\", \"user\": \"eve\"}");
