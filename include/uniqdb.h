@@ -771,8 +771,9 @@ UDB_API int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn, void *ctx);
  * str).  So any msgpack value the engine can hand out converts, and reads
  * back as the very same bytes:
  *  - integers from -2^63 to 2^64-1 exactly (no rounding through a double);
- *  - reals as float64, written in their shortest exact form (0.1, 1.0, -0.0,
- *    5e-324); NaN and infinities as {"$float": "nan"} ("inf", "-inf");
+ *  - reals as float64, written in the shortest text that reads back as the
+ *    same double, always with a "." or an exponent (0.1, 1.0, -0.0, 5e-324;
+ *    80.0 as 8e+01); NaN and infinities as {"$float": "nan"} ("inf", "-inf");
  *  - a msgpack float32 as {"$float32": 0.1} (the shortest number that reads
  *    back as that float32; "nan", "inf", "-inf" for those);
  *  - bin as {"$bin": "<base64>"}; a str that is not UTF-8 as
@@ -796,8 +797,8 @@ UDB_API int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn, void *ctx);
  * column C)"; duplicate object keys are refused), or a value has no msgpack
  * form: an integer outside -2^63 .. 2^64-1, a real outside float64's range or
  * so close to zero that a float64 keeps none of its digits, a malformed
- * "$bin"/"$str"/"$float"/"$float32"/"$map" form, "$ext" (the message names
- * the field: "field \"photo\": ..." or "at /a/0: ...");
+ * "$bin"/"$str"/"$float"/"$float32"/"$map" form, "$ext", nesting deeper than
+ * 64 (the message names the field: "field \"photo\": ..." or "at /a/0: ...");
  * UDB_EINVAL (NULL out, out_len, or json with len > 0), UDB_ENOMEM.  On
  * error *out and *out_len are untouched. */
 UDB_API int udb_json_to_msgpack(void **out, size_t *out_len, const char *json, size_t len);
