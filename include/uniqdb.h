@@ -769,7 +769,9 @@ UDB_API int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn, void *ctx);
  * given for a float field is stored as a float, as any msgpack integer is;
  * a bin field wants {"$bin": "<base64>"}, since a JSON string is a msgpack
  * str).  So any msgpack value the engine can hand out converts, and reads
- * back as the very same bytes:
+ * back as the very same bytes -- but for a NaN, which JSON writes as one
+ * form: a NaN's sign and payload (an `any` value may keep them) come back as
+ * the quiet NaN of its width (0x7ff8000000000000, float32 0x7fc00000):
  *  - integers from -2^63 to 2^64-1 exactly (no rounding through a double);
  *  - reals as float64, written in the shortest text that reads back as the
  *    same double, always with a "." or an exponent (0.1, 1.0, -0.0, 5e-324;
