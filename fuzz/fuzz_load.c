@@ -1,6 +1,7 @@
 /*
  * fuzz_load.c -- arbitrary NDJSON through `uniqdb load` (tools/cli_dump.c) and
- * the CLI's JSON <-> msgpack conversion (tools/cli_json.c).
+ * the JSON <-> msgpack conversion (engine/core/json.c, which the CLI uses through
+ * tools/cli_json.c).
  *
  * Input: byte 0 holds options (bit 0: --or-get; bit 1: start from an empty
  * directory instead of a database holding tools/scenarios.json's schema);
@@ -10,6 +11,9 @@
  *    stably;
  *  - every line that converts to msgpack converts back to JSON, and that JSON
  *    converts to the very same msgpack bytes;
+ *  - the library's text calls (udb_json_to_msgpack, udb_msgpack_to_json: what
+ *    a C program uses) agree with the jansson-level path the tool takes,
+ *    byte for byte and character for character;
  *  - `load` ends with a documented exit code (not a usage error), never
  *    crashes or leaks, and leaves a database that passes udb_check;
  *  - `dump` of that database, loaded into an empty one, dumps identically
@@ -89,8 +93,13 @@ static void check_conversion(const char *line, size_t len)
 {
     char err[CLI_ERRLEN];
     json_t *v = cli_json_parse(line, len, err);
-    if (!v)
+    if (!v) {
+        void *mp = NULL;
+        size_t n;
+        FUZZ_CHECK(udb_json_to_msgpack(&mp, &n, line, len) != 0,
+                   "udb_json_to_msgpack takes a line the tool refuses: %s", err);
         return;
+    }
     msgpack_sbuffer a, b;
     msgpack_sbuffer_init(&a);
     msgpack_sbuffer_init(&b);
@@ -113,6 +122,18 @@ static void check_conversion(const char *line, size_t len)
         FUZZ_CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0,
                    "JSON -> msgpack -> JSON -> msgpack changed the value\n  %.*s\n  %s",
                    (int)(len > 300 ? 300 : len), line, text);
+        /* a C program's calls: the same bytes, the same text */
+        void *mp = NULL;
+        size_t n;
+        char *text2 = NULL;
+        FUZZ_CHECK(udb_json_to_msgpack(&mp, &n, line, len) == 0 && n == a.size &&
+                       memcmp(mp, a.data, n) == 0,
+                   "udb_json_to_msgpack disagrees with the tool\n  %.*s",
+                   (int)(len > 300 ? 300 : len), line);
+        FUZZ_CHECK(udb_msgpack_to_json(&text2, NULL, mp, n, 0) == 0 && strcmp(text, text2) == 0,
+                   "udb_msgpack_to_json disagrees with the tool\n  %s", text);
+        udb_free(mp);
+        udb_free(text2);
         free(text);
         json_decref(back);
     }
@@ -167,10 +188,10 @@ static void check_msgpack(const uint8_t *data, size_t size)
  * bytes (alone, as a key, with text around it) must round-trip exactly. */
 static void check_internal_form_is_not_a_string(void)
 {
-    json_t *big = cli_json_from_u64(UINT64_MAX);
+    json_t *big = udb_jansson_u64(UINT64_MAX);
     const char *s = json_string_value(big);
     size_t n = json_string_length(big);
-    FUZZ_CHECK(big, "cli_json_from_u64 failed");
+    FUZZ_CHECK(big, "udb_jansson_u64 failed");
     if (!s) { /* a number node: nothing a string could imitate */
         json_decref(big);
         return;

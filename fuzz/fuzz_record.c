@@ -4,7 +4,8 @@
  *
  * Every byte string is either refused with a clear error (UDB_EBADRECORD, or
  * UDB_EKEYTOOLONG / UDB_ECONFLICT where they apply, always with a message)
- * or stored such that it reads back as what was given.  msgpack bombs (huge
+ * or stored such that it reads back as what was given, and converts to JSON
+ * and back (udb_msgpack_to_json, udb_json_to_msgpack) to the very same bytes.  msgpack bombs (huge
  * declared counts, deep nesting, 4 GiB lengths, truncation, trailing bytes)
  * must be refused before msgpack-c allocates for them: run under
  * -rss_limit_mb=512 -malloc_limit_mb=128.
@@ -25,6 +26,7 @@
 
 #include "fuzz.h"
 #include "mpack.h"
+#include "uniqdb_jansson.h"
 #include "record.h"
 #include "txn.h"
 
@@ -246,6 +248,81 @@ static bool checked(const uint8_t *data, size_t size)
     return ok;
 }
 
+/* a and b are the same value, packed the same way, but that a NaN equals any
+ * NaN: JSON has one NaN, {"$float": "nan"}, so a NaN's sign and payload (which
+ * an `any` value keeps) come back as the quiet NaN of its width. */
+static bool same_but_nan(const msgpack_object *a, const msgpack_object *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return (isnan(a->via.f64) && isnan(b->via.f64)) ||
+               memcmp(&a->via.f64, &b->via.f64, sizeof a->via.f64) == 0;
+    case MSGPACK_OBJECT_ARRAY:
+        if (a->via.array.size != b->via.array.size)
+            return false;
+        for (uint32_t i = 0; i < a->via.array.size; i++)
+            if (!same_but_nan(&a->via.array.ptr[i], &b->via.array.ptr[i]))
+                return false;
+        return true;
+    case MSGPACK_OBJECT_MAP:
+        if (a->via.map.size != b->via.map.size)
+            return false;
+        for (uint32_t i = 0; i < a->via.map.size; i++)
+            if (!same_but_nan(&a->via.map.ptr[i].key, &b->via.map.ptr[i].key) ||
+                !same_but_nan(&a->via.map.ptr[i].val, &b->via.map.ptr[i].val))
+                return false;
+        return true;
+    default:
+        return same_bytes_packed(a, b);
+    }
+}
+
+/* A record as the engine hands it out, as JSON (compact and indented) and
+ * back, is the very same bytes -- but for a NaN's sign and payload, see
+ * same_but_nan --, and from then on the very same text and bytes; the
+ * jansson-level calls the `uniqdb` tool frames its output with print the
+ * same text (uniqdb.h, "Records as JSON"). */
+static void json_round_trip(const void *rec, size_t n)
+{
+    for (unsigned flags = 0; flags <= UDB_JSON_INDENT(2); flags += 2) {
+        char *text = NULL, *text2 = NULL;
+        void *back = NULL;
+        size_t blen;
+        json_t *v = NULL;
+        FUZZ_CHECK(udb_msgpack_to_json(&text, NULL, rec, n, flags) == 0,
+                   "a stored record does not convert to JSON: %s", udb_env_errmsg(NULL));
+        FUZZ_CHECK(udb_json_to_msgpack(&back, &blen, text, strlen(text)) == 0,
+                   "the JSON of a stored record does not read back: %s\n  %s",
+                   udb_env_errmsg(NULL), text);
+        if (blen != n || memcmp(back, rec, n) != 0) {
+            msgpack_unpacked ua, ub;
+            msgpack_unpacked_init(&ua);
+            msgpack_unpacked_init(&ub);
+            unpack_trusted(&ua, rec, n, "the stored record");
+            unpack_trusted(&ub, back, blen, "the record from JSON");
+            FUZZ_CHECK(same_but_nan(&ua.data, &ub.data),
+                       "record -> JSON -> record changed the value\n  %s", text);
+            msgpack_unpacked_destroy(&ua);
+            msgpack_unpacked_destroy(&ub);
+            char *again = NULL;
+            FUZZ_CHECK(udb_msgpack_to_json(&again, NULL, back, blen, flags) == 0 &&
+                           strcmp(again, text) == 0,
+                       "record -> JSON -> record -> JSON changed the text\n  %s", text);
+            udb_free(again);
+        }
+        FUZZ_CHECK(udb_jansson_from_msgpack(&v, rec, n) == 0 &&
+                       udb_jansson_dumps(&text2, NULL, v, flags) == 0 && strcmp(text, text2) == 0,
+                   "the jansson-level calls print a record otherwise\n  %s", text);
+        json_decref(v);
+        udb_free(text);
+        udb_free(text2);
+        udb_free(back);
+    }
+}
+
 static void mode_insert(const char *type, const uint8_t *data, size_t size)
 {
     bool ok = checked(data, size);
@@ -283,6 +360,7 @@ static void mode_insert(const char *type, const uint8_t *data, size_t size)
     rc = udb_get(&again, txn, type, kb.data, kb.size);
     FUZZ_CHECK(rc == 0 && again.size == out.size && memcmp(again.data, out.data, out.size) == 0,
                "get does not return what insert stored: %s", udb_errmsg(txn));
+    json_round_trip(out.data, out.size);
 
     /* the stored form is canonical: a fixpoint of replacing and re-inserting */
     rc = udb_insert(NULL, txn, type, out.data, out.size);

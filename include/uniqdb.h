@@ -296,7 +296,8 @@ UDB_API const char *udb_env_errmsg(const udb_env *env);
  * operation on txn or its end. */
 UDB_API const udb_conflict *udb_conflict_info(const udb_txn *txn);
 
-/* Free memory this library allocated for the caller (udb_schema_json). NULL is fine. */
+/* Free memory this library allocated for the caller (udb_schema_json,
+ * udb_json_to_msgpack, udb_msgpack_to_json, ...). NULL is fine. */
 UDB_API void udb_free(void *p);
 
 /* ---- Environment --------------------------------------------------------- */
@@ -869,6 +870,63 @@ UDB_API int udb_seq_set(udb_txn *txn, const char *name, uint64_t value);
  * Errors: fn's own code, UDB_EINVAL (NULL txn or fn), UDB_ECORRUPT (a damaged
  * sequence entry), LMDB codes. */
 UDB_API int udb_seq_foreach(udb_txn *txn, udb_seq_fn fn, void *ctx);
+
+/* ---- Records as JSON -------------------------------------------------------
+ * The JSON forms of the `uniqdb` tool (README, "Records as JSON"), for C
+ * programs that would rather not pack msgpack by hand.  The conversion is
+ * exact both ways and knows no schema: the record call that takes the bytes
+ * checks them against the schema as it checks any msgpack (a JSON integer
+ * given for a float field is stored as a float, as any msgpack integer is;
+ * a bin field wants {"$bin": "<base64>"}, since a JSON string is a msgpack
+ * str).  So any msgpack value the engine can hand out converts, and reads
+ * back as the very same bytes -- but for a NaN, which JSON writes as one
+ * form: a NaN's sign and payload (an `any` value may keep them) come back as
+ * the quiet NaN of its width (0x7ff8000000000000, float32 0x7fc00000):
+ *  - integers from -2^63 to 2^64-1 exactly (no rounding through a double);
+ *  - reals as float64, written in the shortest text that reads back as the
+ *    same double, always with a "." or an exponent (0.1, 1.0, -0.0, 5e-324;
+ *    80.0 as 8e+01); NaN and infinities as {"$float": "nan"} ("inf", "-inf");
+ *  - a msgpack float32 as {"$float32": 0.1} (the shortest number that reads
+ *    back as that float32; "nan", "inf", "-inf" for those);
+ *  - bin as {"$bin": "<base64>"}; a str that is not UTF-8 as
+ *    {"$str": "<base64>"} (RFC 4648, padded);
+ *  - a map JSON cannot hold as an object (a key that is not a UTF-8 string,
+ *    a key holding a NUL byte, a duplicate key, or a lone key that is one of
+ *    these marker names) as {"$map": [[key, value], ...]}.
+ * Keys and index value lists convert the same way (udb_get, udb_find take
+ * msgpack). */
+
+/* udb_msgpack_to_json() flags: n spaces (1 to 31) of indentation per level,
+ * each member on a line of its own; 0 (no flag): compact, on one line, as
+ * `uniqdb get` prints. */
+#define UDB_JSON_INDENT(n) ((unsigned)(n) & 0x1fu)
+
+/* Convert JSON text json[0..len) (one JSON value: a record is an object) to
+ * msgpack.  *out (malloc'd: free it with udb_free()) gets the bytes and
+ * *out_len their size; json need not be NUL-terminated.
+ * Errors (udb_env_errmsg(NULL) says which, in the calling thread):
+ * UDB_EBADRECORD -- the text is not JSON ("invalid JSON: <reason> (line L,
+ * column C)"; duplicate object keys are refused), or a value has no msgpack
+ * form: an integer outside -2^63 .. 2^64-1, a real outside float64's range or
+ * so close to zero that a float64 keeps none of its digits, a malformed
+ * "$bin"/"$str"/"$float"/"$float32"/"$map" form, "$ext", nesting deeper than
+ * 64 (the message names the field: "field \"photo\": ..." or "at /a/0: ...");
+ * UDB_EINVAL (NULL out, out_len, or json with len > 0), UDB_ENOMEM.  On
+ * error *out and *out_len are untouched. */
+UDB_API int udb_json_to_msgpack(void **out, size_t *out_len, const char *json, size_t len);
+
+/* Convert one msgpack value mp[0..len) (a record as an operation returned it,
+ * a key, a conflict's values) to JSON text, in the forms above, object
+ * members in msgpack order.  *out is NUL-terminated and malloc'd: free it
+ * with udb_free(); *out_len (may be NULL) gets its length.  flags: 0 or
+ * UDB_JSON_INDENT(n).
+ * Errors (udb_env_errmsg(NULL) says which): UDB_EBADRECORD -- mp is not one
+ * complete msgpack value (truncated, trailing bytes, nested deeper than 64)
+ * or holds an extension value (records hold none); UDB_EINVAL (NULL out,
+ * mp NULL with len > 0, unknown flags), UDB_ENOMEM.  On error *out is
+ * untouched. */
+UDB_API int udb_msgpack_to_json(char **out, size_t *out_len, const void *mp, size_t len,
+                                unsigned flags);
 
 /* ---- Inspection ---------------------------------------------------------- */
 

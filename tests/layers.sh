@@ -9,10 +9,12 @@
 set -eu
 dir=${1:?usage: layers.sh ENGINE_DIR}
 
-# header layer
+# header layer (0: the public headers of include/)
 layers='
+uniqdb_jansson.h 0
 buf.h 1
 error.h 1
+base64.h 1
 mpack.h 2
 keycodec.h 2
 predicate.h 3
@@ -44,7 +46,9 @@ owner='
 arena.c 1
 version.c 1
 error.c 1
+base64.c 1
 mpack.c 2
+json.c 2
 keycodec.c 2
 predicate.c 3
 schema.c 4

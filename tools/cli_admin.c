@@ -163,10 +163,10 @@ int cli_cmd_schema(int argc, char **argv)
         goto out;
     }
     s = json_loads(text, JSON_DECODE_ANY, NULL);
-    out = s ? cli_json_dumps(s, JSON_INDENT(2)) : NULL;
+    out = s ? cli_json_dumps(s, UDB_JSON_INDENT(2)) : NULL;
     ex = out ? cli_put_line(out) : cli_fail(CLI_EFAIL, NULL, "stored schema is not JSON");
 out:
-    free(out);
+    udb_free(out);
     json_decref(s);
     udb_free(text);
     udb_close(env);
@@ -480,24 +480,24 @@ int cli_cmd_stat(int argc, char **argv)
         for (i = 0; o && types && i < tc.ntypes; i++)
             json_object_set_new(types, tc.names[i],
                                 json_pack("{s o s o s o}", "records",
-                                          cli_json_from_u64(tc.stats[i].records),
+                                          udb_jansson_u64(tc.stats[i].records),
                                           "index_entries",
-                                          cli_json_from_u64(tc.stats[i].index_entries), "bytes",
-                                          cli_json_from_u64(tc.stats[i].bytes)));
+                                          udb_jansson_u64(tc.stats[i].index_entries), "bytes",
+                                          udb_jansson_u64(tc.stats[i].bytes)));
         if (o && types) {
             json_object_set_new(o, "types", types);
             types = NULL;
-            json_object_set_new(o, "records", cli_json_from_u64(tc.total.records));
-            json_object_set_new(o, "index_entries", cli_json_from_u64(tc.total.index_entries));
+            json_object_set_new(o, "records", udb_jansson_u64(tc.total.records));
+            json_object_set_new(o, "index_entries", udb_jansson_u64(tc.total.index_entries));
             json_object_set_new(o, "file", json_string(path));
             json_object_set_new(o, "file_size", json_integer(file_size));
-            json_object_set_new(o, "map_size", cli_json_from_u64(map_size));
-            json_object_set_new(o, "map_used", cli_json_from_u64(used));
-            json_object_set_new(o, "page_size", cli_json_from_u64(sp.page_size));
-            json_object_set_new(o, "pages", cli_json_from_u64(sp.pages));
-            json_object_set_new(o, "free_pages", cli_json_from_u64(sp.free_pages));
-            json_object_set_new(o, "freelist_pages", cli_json_from_u64(sp.freelist_pages));
-            json_object_set_new(o, "compact_size", cli_json_from_u64(compact));
+            json_object_set_new(o, "map_size", udb_jansson_u64(map_size));
+            json_object_set_new(o, "map_used", udb_jansson_u64(used));
+            json_object_set_new(o, "page_size", udb_jansson_u64(sp.page_size));
+            json_object_set_new(o, "pages", udb_jansson_u64(sp.pages));
+            json_object_set_new(o, "free_pages", udb_jansson_u64(sp.free_pages));
+            json_object_set_new(o, "freelist_pages", udb_jansson_u64(sp.freelist_pages));
+            json_object_set_new(o, "compact_size", udb_jansson_u64(compact));
             ex = cli_print_json(o);
         } else {
             ex = cli_fail(CLI_EFAIL, NULL, "out of memory");

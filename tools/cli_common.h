@@ -3,8 +3,8 @@
  *
  * The tool is split by concept: main.c (main, nothing else: the rest is a
  * library the fuzzers link too), uniqdb.c (command table, option handling,
- * error reporting and exit codes), cli_json.c (JSON <-> msgpack),
- * cli_base64.c (base64 for binary values), cli_records.c (the record
+ * error reporting and exit codes), cli_json.c (JSON <-> msgpack: the
+ * library's conversion, uniqdb_jansson.h), cli_records.c (the record
  * commands), cli_dump.c (dump and load), cli_admin.c (init, schema, check,
  * stat), cli_backup.c (backup), cli_demo.c (the five scenarios, live),
  * cli_export.c (export to PostgreSQL) and cli_guard.c (reading a damaged
@@ -25,6 +25,7 @@
 #include <msgpack.h>
 
 #include "uniqdb.h"
+#include "uniqdb_jansson.h"
 
 /* ---- Exit codes (the contract scripts branch on) ------------------------- */
 enum {
@@ -210,65 +211,36 @@ int cli_dump_records(udb_txn *txn, const char *type, uint64_t limit, uint64_t mo
 
 /* ---- JSON <-> msgpack (cli_json.c) ---------------------------------------- */
 
+/* The library's conversion (uniqdb_jansson.h: every form, the exact writer)
+ * with its message (udb_env_errmsg) copied into err, as the tool reports
+ * it.  Numbers above INT64_MAX and strings: udb_jansson_u64(),
+ * udb_jansson_to_u64(), udb_jansson_text(). */
+
 /* Room for conversion error messages. */
 #define CLI_ERRLEN 512
 
-/* Parse JSON text into a value (any JSON value, not only objects).  Integers
- * up to UINT64_MAX survive exactly; duplicate object keys are rejected.  On
- * failure returns NULL with a message (with line/column) in err. */
+/* udb_jansson_parse(): any JSON value; integers up to UINT64_MAX exact;
+ * duplicate object keys refused.  NULL with a message (line/column) in err. */
 json_t *cli_json_parse(const char *text, size_t len, char err[CLI_ERRLEN]);
 
-/* Pack a parsed JSON value as msgpack into sb (initialised by the caller).
- * {"$bin": "<base64>"} becomes binary, {"$str": "<base64>"} a string of those
- * bytes, {"$map": [[k, v], ...]} a map with those keys; reals become float64
- * (cli_json.c lists every marker).  Returns 0, or
- * -1 with a message naming the JSON path in err. */
+/* udb_jansson_to_msgpack(), appended to sb (initialised by the caller).
+ * Returns 0, or -1 with a message naming the JSON path in err. */
 int cli_json_to_msgpack(msgpack_sbuffer *sb, const json_t *v, char err[CLI_ERRLEN]);
 
-/* Parse JSON text and pack it: the two steps above.  Returns 0 or -1 (err). */
+/* udb_json_to_msgpack(), appended to sb.  Returns 0 or -1 (err). */
 int cli_text_to_msgpack(msgpack_sbuffer *sb, const char *text, size_t len,
                         char err[CLI_ERRLEN]);
 
-/* Convert msgpack bytes (one complete object, no trailing bytes) to JSON.
- * Returns NULL with a message in err on failure. */
+/* udb_jansson_from_msgpack(): one complete msgpack value, no trailing bytes.
+ * NULL with a message in err on failure. */
 json_t *cli_msgpack_to_json(const void *data, size_t len, char err[CLI_ERRLEN]);
 
-/* Serialise v, keeping object order: flags 0 is JSON_COMPACT on one line,
- * JSON_INDENT(n) is jansson's indented layout.  Every number comes out
- * exactly (uint64 beyond INT64_MAX as digits, reals in their shortest exact
- * form); strings are escaped as jansson escapes them.  Returns malloc'd text
- * or NULL. */
-char *cli_json_dumps(const json_t *v, size_t flags);
-
-/* A JSON number for any uint64 (exact through cli_json_dumps()).  Beyond
- * INT64_MAX it is a json_t string that is not UTF-8, which no JSON text can
- * produce: test strings with cli_json_text(), not json_is_string(). */
-json_t *cli_json_from_u64(uint64_t v);
-
-/* A non-negative JSON integer (as parsed by cli_json_parse) as uint64.
- * Returns 0, or -1 if v is not one. */
-int cli_json_to_u64(const json_t *v, uint64_t *out);
-
-/* The text of a JSON string; NULL if v is not a string (or is a uint64 from
- * cli_json_from_u64). */
-const char *cli_json_text(const json_t *v);
-
-/* The shortest "%g" text of a finite d that strtod() reads back as exactly d
- * ("-0" for -0.0, "1e+308"); it may lack a "." (1.0 gives "1"). */
-void cli_format_double(char out[40], double d);
+/* udb_jansson_dumps(): flags 0 (compact, one line) or UDB_JSON_INDENT(n).
+ * Returns text to udb_free(), or NULL (out of memory). */
+char *cli_json_dumps(const json_t *v, unsigned flags);
 
 /* cli_json_dumps() then cli_put_line(). */
 int cli_print_json(const json_t *v);
-
-/* ---- Base64, RFC 4648 with padding (cli_base64.c) ------------------------- */
-
-/* Encode n bytes; malloc'd, NUL-terminated text, or NULL out of memory. */
-char *cli_b64_encode(const unsigned char *in, size_t n);
-
-/* Decode strict base64 (padded, canonical, no whitespace) of length n.
- * *out is malloc'd (never NULL on success).  Returns 0, or -1 if the text is
- * not such base64 or memory ran out. */
-int cli_b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n);
 
 /* ---- Reading a damaged database in a child process (cli_guard.c) ------------ */
 

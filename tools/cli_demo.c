@@ -83,7 +83,7 @@ static void mp_text(char *out, size_t outlen, const void *data, size_t len)
     json_t *j = data ? cli_msgpack_to_json(data, len, err) : NULL;
     char *t = j ? cli_json_dumps(j, 0) : NULL;
     snprintf(out, outlen, "%s", t ? t : "?");
-    free(t);
+    udb_free(t);
     json_decref(j);
 }
 
@@ -94,7 +94,7 @@ static void record_key(char *out, size_t outlen, udb_val rec)
     json_t *j = cli_msgpack_to_json(rec.data, rec.size, err);
     char *t = j ? cli_json_dumps(json_object_get(j, "id"), 0) : NULL;
     snprintf(out, outlen, "%s", t ? t : "?");
-    free(t);
+    udb_free(t);
     json_decref(j);
 }
 
@@ -119,7 +119,7 @@ static void conflict_values(char *out, size_t outlen, const udb_conflict_index *
             t = cli_json_dumps(v, 0);
         n += (size_t)snprintf(out + n, outlen - n, "%s%s", i ? ", " : ")=(",
                               json_is_string(v) ? json_string_value(v) : t ? t : "?");
-        free(t);
+        udb_free(t);
     }
     json_decref(vals);
 }

@@ -53,7 +53,7 @@
 
 static int dump_seq(const char *name, uint64_t value, void *ctx)
 {
-    return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
+    return json_object_set_new(ctx, name, udb_jansson_u64(value)) ? UDB_ENOMEM : 0;
 }
 
 static void salvage_sent(const char *type, json_t *rec);
@@ -451,10 +451,10 @@ int cli_cmd_dump(int argc, char **argv)
                 continue;
             uint64_t prior = salvage_prior(types[i]);
             udb_type_stat st;
-            if (json_object_set_new(written, types[i], cli_json_from_u64(prior)))
+            if (json_object_set_new(written, types[i], udb_jansson_u64(prior)))
                 goto oom;
             if (udb_type_stat_get(&st, txn, types[i]) == 0 && st.records > prior) {
-                json_object_set_new(left_out, types[i], cli_json_from_u64(st.records - prior));
+                json_object_set_new(left_out, types[i], udb_jansson_u64(st.records - prior));
                 damaged += st.records - prior;   /* said when it was read */
             }
             continue;
@@ -477,7 +477,7 @@ int cli_cmd_dump(int argc, char **argv)
                 goto out;
             failed = ex;
         }
-        if (json_object_set_new(written, types[i], cli_json_from_u64(w)))
+        if (json_object_set_new(written, types[i], udb_jansson_u64(w)))
             goto oom;
         if (bad || w < st.records) {
             /* what the type holds and was not written; if the stored count is no
@@ -488,7 +488,7 @@ int cli_cmd_dump(int argc, char **argv)
             if (bad != lost)
                 fprintf(stderr, ", %" PRIu64 " unreadable entries skipped", bad);
             fprintf(stderr, ")\n");
-            json_object_set_new(left_out, types[i], cli_json_from_u64(lost));
+            json_object_set_new(left_out, types[i], udb_jansson_u64(lost));
             damaged += lost;
         }
         /* --salvage reads each type in a new snapshot (damage makes LMDB refuse
@@ -796,7 +796,7 @@ out:
 
 static int collect_seq(const char *name, uint64_t value, void *ctx)
 {
-    return json_object_set_new(ctx, name, cli_json_from_u64(value)) ? UDB_ENOMEM : 0;
+    return json_object_set_new(ctx, name, udb_jansson_u64(value)) ? UDB_ENOMEM : 0;
 }
 
 static int load_seqs_fn(udb_txn *txn, void *ctx)
@@ -808,7 +808,7 @@ static int load_seqs_fn(udb_txn *txn, void *ctx)
     int rc;
     json_object_foreach(l->seqs, name, v) {
         uint64_t want;
-        if (cli_json_to_u64(v, &want)) {
+        if (udb_jansson_to_u64(&want, v)) {
             snprintf(l->seq_detail, sizeof l->seq_detail,
                      "sequence \"%s\": value must be an integer >= 0", name);
             return UDB_EBADRECORD;
@@ -914,10 +914,10 @@ static void section_end(loader *l, json_t *end, size_t lineno)
     l->section = 2;
     l->dump_part = false;
     l->end_line = lineno;
-    bool ok = json_is_object(recs) && !cli_json_to_u64(json_object_get(end, "sequences"), &seqs) &&
+    bool ok = json_is_object(recs) && !udb_jansson_to_u64(&seqs, json_object_get(end, "sequences")) &&
               (!left || json_is_object(left));
-    json_object_foreach(recs, name, v) ok = ok && !cli_json_to_u64(v, &want);
-    json_object_foreach(left, name, v) ok = ok && !cli_json_to_u64(v, &want);
+    json_object_foreach(recs, name, v) ok = ok && !udb_jansson_to_u64(&want, v);
+    json_object_foreach(left, name, v) ok = ok && !udb_jansson_to_u64(&want, v);
     if (!ok) {
         incomplete_problem(l, lineno, "an end line must be {\"end\": {\"records\": {TYPE: N, "
                            "...}, \"sequences\": N}} as dump writes it: the input cannot be "
@@ -926,7 +926,7 @@ static void section_end(loader *l, json_t *end, size_t lineno)
     }
     json_object_foreach(recs, name, v) {
         json_t *got = json_object_get(l->sec_records, name);
-        cli_json_to_u64(v, &want);
+        udb_jansson_to_u64(&want, v);
         if (want != (got ? (uint64_t)json_integer_value(got) : 0))
             count_diff(diff, sizeof diff, name, want, got ? (uint64_t)json_integer_value(got) : 0);
     }
@@ -942,7 +942,7 @@ static void section_end(loader *l, json_t *end, size_t lineno)
     }
     *diff = '\0';
     json_object_foreach(left, name, v) {
-        cli_json_to_u64(v, &want);
+        udb_jansson_to_u64(&want, v);
         if (want) {
             size_t n = strlen(diff);
             if (n + 1 < sizeof diff)
@@ -1014,9 +1014,9 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                 l->has_schema = true;
             }
         }
-        free(s);
+        udb_free(s);
     } else if ((x = json_object_get(v, "record")) != NULL && json_object_size(v) == 2 &&
-               cli_json_text(json_object_get(v, "type"))) {
+               udb_jansson_text(json_object_get(v, "type"))) {
         entry *e = &l->batch[l->n];
         if (!l->has_schema) {
             /* one error, not one per record: nothing can load without a schema */
@@ -1026,7 +1026,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                               "stopped here");
             goto out;
         }
-        if (!section_count(l, lineno, cli_json_text(json_object_get(v, "type")), 0))
+        if (!section_count(l, lineno, udb_jansson_text(json_object_get(v, "type")), 0))
             goto out;
         if (!json_is_object(x)) {
             l->invalid++;
@@ -1040,7 +1040,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
             record_problem(l, CLI_EINVALID, lineno, NULL, err);
             goto out;
         }
-        e->type = strdup(cli_json_text(json_object_get(v, "type")));
+        e->type = strdup(udb_jansson_text(json_object_get(v, "type")));
         e->line = lineno;
         e->status = ST_PENDING;
         l->n++;

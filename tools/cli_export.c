@@ -257,13 +257,36 @@ static int put_json_string(msgpack_sbuffer *b, const char *p, size_t n)
     return rc ? rc : buf_put(b, "\"", 1);
 }
 
+/* The shortest text of a finite d that reads back as exactly d ("1" for 1.0,
+ * "-0", "1e+308"): the library's writer, whose JSON form of a real differs
+ * only by the ".0" it adds to a text without "." or "e".  0, or -1 out of
+ * memory. */
+static int shortest_double(char out[40], double d)
+{
+    unsigned char mp[9] = {0xcb}; /* float64 */
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    for (int i = 0; i < 8; i++)
+        mp[1 + i] = (unsigned char)(bits >> (56 - 8 * i));
+    char *text;
+    size_t n;
+    if (udb_msgpack_to_json(&text, &n, mp, sizeof mp, 0))
+        return -1;
+    if (n >= 2 && strcmp(text + n - 2, ".0") == 0 && !strchr(text, 'e'))
+        n -= 2;
+    snprintf(out, 40, "%.*s", (int)n, text);
+    udb_free(text);
+    return 0;
+}
+
 /* A finite double as a positional decimal with a fraction: exact once read
  * back (the digits are strtod's shortest round trip). */
 static int put_json_real(msgpack_sbuffer *b, double d)
 {
     char text[40];
     const char *p = text;
-    cli_format_double(text, d);
+    if (shortest_double(text, d))
+        return -1;
     char out[400];
     size_t o = 0;
     if (*p == '-')
@@ -380,18 +403,27 @@ static int any_text(exporter *e, const msgpack_object *o)
     if ((rc = any_json(&e->buf, o, 0)) <= 0)
         return rc;
     e->buf.size = 0;
-    msgpack_sbuffer packed;
+    /* {"$msgpack": "<base64>"}: the base64 of the library's {"$bin": "<base64>"}
+       of the packed value */
+    msgpack_sbuffer packed, bin;
     msgpack_sbuffer_init(&packed);
+    msgpack_sbuffer_init(&bin);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &packed, msgpack_sbuffer_write);
     rc = -1;
-    char *b64 = NULL;
-    if (msgpack_pack_object(&pk, *o) == 0 &&
-        (b64 = cli_b64_encode((const unsigned char *)packed.data, packed.size)) != NULL &&
-        buf_put(&e->buf, "{\"$msgpack\":\"", 13) == 0 && buf_put(&e->buf, b64, strlen(b64)) == 0)
-        rc = buf_put(&e->buf, "\"}", 2);
-    free(b64);
+    char *text = NULL;
+    size_t n;
+    if (msgpack_pack_object(&pk, *o) == 0 && packed.size <= UINT32_MAX) {
+        msgpack_packer_init(&pk, &bin, msgpack_sbuffer_write);
+        if (msgpack_pack_bin_with_body(&pk, packed.data, packed.size) == 0 &&
+            udb_msgpack_to_json(&text, &n, bin.data, bin.size, 0) == 0 && n >= 11 &&
+            buf_put(&e->buf, "{\"$msgpack\":\"", 13) == 0 &&
+            buf_put(&e->buf, text + 9, n - 11) == 0) /* {"$bin":" ... "} */
+            rc = buf_put(&e->buf, "\"}", 2);
+    }
+    udb_free(text);
     msgpack_sbuffer_destroy(&packed);
+    msgpack_sbuffer_destroy(&bin);
     return rc;
 }
 
@@ -497,7 +529,8 @@ static int put_value(exporter *e, const xtype *x, const xfield *f, const msgpack
         if (isinf(v->via.f64)) {
             fputs(v->via.f64 > 0 ? "Infinity" : "-Infinity", out);
         } else {
-            cli_format_double(text, v->via.f64); /* float8in reads it back exactly */
+            if (shortest_double(text, v->via.f64)) /* float8in reads it back exactly */
+                return cli_fail(CLI_EFAIL, NULL, "out of memory");
             fputs(text, out);
         }
         return CLI_OK;

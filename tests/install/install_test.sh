@@ -3,7 +3,8 @@
 # this source tree into a temporary prefix (a plain build of its own: the
 # library and the tool), then, with nothing but pkg-config pointed at that
 # prefix, compiles the README's example program (the C block after
-# "Save as `hello.c`"), runs it twice (created, then found), and runs the
+# "Save as `hello.c`"), runs it twice (created, then found), compiles and
+# runs examples/bookings_json.c (records as JSON), and runs the
 # installed `uniqdb` on the database it made -- which must find its own
 # library without LD_LIBRARY_PATH.
 set -u
@@ -39,6 +40,17 @@ if [ -x "$T/hello" ]; then
     check '[ "$out1" = "created the workflow of (s1, House)" ]' "first run: $out1"
     check '[ "$out2" = "found the workflow of (s1, House)" ]' "second run: $out2"
 fi
+# examples/bookings_json.c (records as JSON) the same way: pkg-config alone
+check 'cc "$SRC/examples/bookings_json.c" $(pkg-config --cflags --libs uniqdb) -Wl,-rpath,$(pkg-config --variable=libdir uniqdb) -o "$T/bookings_json" 2>"$T/cc2.err"' \
+    "cc bookings_json.c with pkg-config alone: $(cat "$T/cc2.err" 2>/dev/null)"
+if [ -x "$T/bookings_json" ]; then
+    "$T/bookings_json" "$T/bookings.db" >"$T/bookings.out" 2>&1
+    check 'cmp -s "$T/bookings.out" "$SRC/examples/bookings_json.out"' \
+        "bookings_json output differs: $(diff "$SRC/examples/bookings_json.out" "$T/bookings.out")"
+fi
+# uniqdb_jansson.h is installed and compiles against pkg-config's flags
+check 'printf "#include <uniqdb_jansson.h>\nint main(void) { json_t *v = udb_jansson_u64(1); json_decref(v); return 0; }\n" >"$T/j.c" && cc "$T/j.c" $(pkg-config --cflags --libs uniqdb) -ljansson -o "$T/j" 2>"$T/cc3.err"' \
+    "cc with uniqdb_jansson.h: $(cat "$T/cc3.err" 2>/dev/null)"
 # the installed tool finds its library by itself (rpath)
 n=$(env -u LD_LIBRARY_PATH "$T/prefix/bin/uniqdb" scan "$T/demo.db" schedule_workflow 2>"$T/u.err" | wc -l)
 check '[ "$n" = 1 ]' "installed uniqdb scan: $n lines: $(cat "$T/u.err")"

@@ -1,13 +1,15 @@
 /*
- * cli_base64.c -- base64 (RFC 4648, standard alphabet, padded) for the JSON
- * forms of binary values ({"$bin": ...}, {"$str": ...}).
+ * base64.c -- base64 (RFC 4648, standard alphabet, padded) for the JSON
+ * forms of binary values ({"$bin": ...}, {"$str": ...}) in json.c.
  *
  * Written here rather than taken from a library: Debian's candidates are
  * libsodium and OpenSSL (a cryptography dependency for sixty lines) and
  * GLib (whose decoder skips invalid characters).  The decoder is strict on
  * purpose: one text per byte string, so a value read back prints the same.
  */
-#include "cli_common.h"
+#include "base64.h"
+
+#include <stdint.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,7 @@
 static const char b64chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *cli_b64_encode(const unsigned char *in, size_t n)
+char *udb__b64_encode(const unsigned char *in, size_t n)
 {
     if (n > (SIZE_MAX - 1) / 4 * 3 - 3)
         return NULL;
@@ -48,7 +50,7 @@ static int b64_value(char c)
     return p ? (int)(p - b64chars) : -1;
 }
 
-int cli_b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n)
+int udb__b64_decode(unsigned char **out, size_t *outlen, const char *in, size_t n)
 {
     if (n % 4 != 0)
         return -1;
