@@ -456,6 +456,36 @@ void udb__env_leave(udb_env *env, pthread_t owner)
     pthread_mutex_unlock(&env->lock);
 }
 
+int udb__env_reader_begin(udb_env *env, MDB_txn **out)
+{
+    pthread_mutex_lock(&env->lock);
+    MDB_txn *t = env->idle_reader;
+    env->idle_reader = NULL;
+    pthread_mutex_unlock(&env->lock);
+    if (t) {
+        if (!mdb_txn_renew(t)) {
+            *out = t;
+            return 0;
+        }
+        /* MDB_MAP_RESIZED, MDB_PANIC, ...: a new handle reports it again */
+        mdb_txn_abort(t);
+    }
+    return mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, out);
+}
+
+void udb__env_reader_end(udb_env *env, MDB_txn *txn)
+{
+    mdb_txn_reset(txn);
+    pthread_mutex_lock(&env->lock);
+    if (!env->idle_reader) {
+        env->idle_reader = txn;
+        txn = NULL;
+    }
+    pthread_mutex_unlock(&env->lock);
+    if (txn)
+        mdb_txn_abort(txn);
+}
+
 void udb__env_dbi_lock(udb_env *env)
 {
     pthread_mutex_lock(&env->dbi_lock);
@@ -993,6 +1023,7 @@ static void env_close(udb_env *env)
     /* units in flight finish first: they use everything below */
     if (env->async)
         env->async_stop(env->async);
+    mdb_txn_abort(env->idle_reader); /* before its environment (NULL is fine) */
     if (env->mdb)
         mdb_env_close(env->mdb);
     udb__ship_close(env->ship);

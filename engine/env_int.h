@@ -45,6 +45,9 @@ struct udb_env {
     uint64_t schema_gen;
     udb_schema **retired;       /* older schemas still referenced by open txns */
     size_t nretired;
+    /* a read-only MDB_txn ended by mdb_txn_reset, kept for the next read to
+       renew (no 25 KiB calloc, no reader-table lock); under lock */
+    MDB_txn *idle_reader;
 
     /* group commit queue: made by group.c on first use, freed at close
        with the function it was made with */
