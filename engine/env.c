@@ -764,16 +764,29 @@ int udb__env_reserve(udb_env *env)
     MDB_stat st;
     struct stat fst;
     if (mdb_env_get_fd(env->mdb, &fd) || mdb_env_info(env->mdb, &info) ||
-        mdb_env_stat(env->mdb, &st) || fstat(fd, &fst) != 0)
+        mdb_env_stat(env->mdb, &st))
         return 0;   /* cannot tell: LMDB's own write reports a full disk */
     off_t used = ((off_t)info.me_last_pgno + 1) * st.ms_psize;
+    /* blocks once found allocated stay allocated (nothing truncates data.mdb or
+       punches holes in it): no fstat while the room known is enough */
+    off_t known = (off_t)atomic_load_explicit(&env->reserved_to, memory_order_relaxed);
+    if (used + (off_t)RESERVE_LEAST <= known)
+        return 0;
+    if (fstat(fd, &fst) != 0)
+        return 0;
     /* blocks allocated past the pages in use (a sparse tail counts for none) */
     off_t have = (off_t)fst.st_blocks * 512 - used;
-    if (fst.st_size >= used + (off_t)RESERVE_LEAST && have >= (off_t)RESERVE_LEAST)
+    if (fst.st_size >= used + (off_t)RESERVE_LEAST && have >= (off_t)RESERVE_LEAST) {
+        off_t end = used + (have < fst.st_size - used ? have : fst.st_size - used);
+        atomic_store_explicit(&env->reserved_to, (uint64_t)end, memory_order_relaxed);
         return 0;
-    int rc = posix_fallocate(fd, used, RESERVE_AHEAD);
+    }
+    off_t ahead = RESERVE_AHEAD;
+    int rc = posix_fallocate(fd, used, ahead);
     if (rc == ENOSPC)
-        rc = posix_fallocate(fd, used, RESERVE_LEAST);
+        rc = posix_fallocate(fd, used, ahead = RESERVE_LEAST);
+    if (!rc)
+        atomic_store_explicit(&env->reserved_to, (uint64_t)(used + ahead), memory_order_relaxed);
     return rc == EOPNOTSUPP || rc == EINVAL ? 0 : rc;
 }
 
