@@ -557,7 +557,12 @@ int udb__env_last_txnid(uint64_t *out, udb_env *env)
         udb_schema *s;
         uint64_t gen;
         udb__env_enter(env, &s, &gen, pthread_self());
-        int rc = udb__sync_last_txnid(out, env->mdb);
+        MDB_txn *t;
+        int rc = udb__env_reader_begin(env, &t);
+        if (!rc) {
+            *out = mdb_txn_id(t);
+            udb__env_reader_end(env, t);
+        }
         udb__env_leave(env, pthread_self());
         if (rc != MDB_MAP_RESIZED)
             return rc;

@@ -32,8 +32,10 @@ int  udb__upgrade_format(udb_env *env);
 udb_sync *udb__env_sync(const udb_env *env);
 /* The slots units are shipped through (ship.h); NULL for a read-only env. */
 struct udb_ship *udb__env_ship(const udb_env *env);
-/* The last committed txnid (exact; see udb__sync_last_txnid), adopting a map
- * size another process set.  The caller must have no transaction open. */
+/* The last committed txnid, read exactly (a read transaction's id: the meta
+ * pages may be mid-rewrite by a commit of another process), through the idle
+ * read-only handle (udb__env_reader_begin), adopting a map size another
+ * process set.  The caller must have no transaction open. */
 int      udb__env_last_txnid(uint64_t *out, udb_env *env);
 
 /* Load the stored schema and open its handles if the generation moved. */
