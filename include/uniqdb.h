@@ -130,7 +130,14 @@ extern "C" {
                                     last good flush may be lost, so the database refuses writes
                                     (in every process) until every process has closed it and it
                                     is opened again; see "Durability" below */
-#define UDB_ELAST       UDB_EFLUSHFAILED /* the last (most negative) UDB_E* code */
+#define UDB_ECONNECT    (-31015) /* PostgreSQL: the server could not be reached (refused, no
+                                    such host or socket, too many connections) or the connection
+                                    was lost; the message keeps libpq's text */
+#define UDB_EAUTH       (-31016) /* PostgreSQL: the server refused the login (authentication
+                                    failed, no such role, no pg_hba.conf entry) */
+#define UDB_ESERVER     (-31017) /* PostgreSQL reported an error uniqdb has no code of its own
+                                    for; the message has its SQLSTATE and text */
+#define UDB_ELAST       UDB_ESERVER /* the last (most negative) UDB_E* code */
 
 /* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
  * udb_commit need not include <lmdb.h>: abort the transaction and run it
@@ -404,6 +411,34 @@ UDB_API int udb_schema_json(char **out, udb_env *env);
  * txn: valid until txn ends.  *len (may be NULL) gets its length.
  * Errors: UDB_EINVAL, UDB_ENOTFOUND (no schema applied yet). */
 UDB_API int udb_txn_schema_json(const char **out, size_t *len, udb_txn *txn);
+
+/* The PostgreSQL tables and indexes of the schema txn sees, as SQL text: the
+ * mapping `uniqdb export --postgres` uses (README, "Moving to PostgreSQL"):
+ * a table per type with a typed column per field and CHECKs, every unique
+ * index a PostgreSQL unique index (partial WHERE, NULLS NOT DISTINCT), every
+ * plain index.  opts (NULL: UDB_PG_DDL_OPTIONS_INIT) chooses the schema, the
+ * parts (UDB_PG_DDL_TABLES: tables and sequences; UDB_PG_DDL_INDEXES:
+ * indexes, which a loader creates after the data) and, with
+ * UDB_PG_DDL_SEQUENCES, auto keys as PostgreSQL sequences with a column
+ * default; opts->sequences (NULL-terminated, may be NULL) names further
+ * sequences to create, opts->bytea_fields ("type.field", NULL-terminated, may
+ * be NULL) str fields to declare bytea.  No connection is made.
+ * *out is the caller's, NUL-terminated: free it with udb_free().
+ * Errors: UDB_EINVAL (txn or out NULL, unknown flags, a bytea_fields entry
+ * that is no str field), UDB_ENOTFOUND (no schema applied yet), UDB_ESCHEMA
+ * (a name PostgreSQL cannot hold -- over 63 bytes -- or two relations that
+ * would share a name; udb_errmsg(txn) names them), UDB_ENOMEM. */
+#define UDB_PG_DDL_TABLES    0x1u
+#define UDB_PG_DDL_INDEXES   0x2u
+#define UDB_PG_DDL_SEQUENCES 0x4u
+typedef struct udb_pg_ddl_options {
+    const char *pgschema;             /* the PostgreSQL schema; "public" when NULL */
+    unsigned flags;                   /* UDB_PG_DDL_* */
+    const char *const *sequences;     /* named sequences to create too */
+    const char *const *bytea_fields;  /* "type.field" str fields as bytea */
+} udb_pg_ddl_options;
+#define UDB_PG_DDL_OPTIONS_INIT {"public", UDB_PG_DDL_TABLES | UDB_PG_DDL_INDEXES, NULL, NULL}
+UDB_API int udb_pg_ddl(char **out, udb_txn *txn, const udb_pg_ddl_options *opts);
 
 /* ---- Transactions -------------------------------------------------------- */
 
@@ -816,6 +851,93 @@ UDB_API int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type
 /* Map size in bytes now, and bytes in use (map_size and used may be NULL).
  * Errors: UDB_EINVAL (NULL env), LMDB codes. */
 UDB_API int udb_env_usage(size_t *map_size, size_t *used, udb_env *env);
+
+/* How the data file's pages are used, as one read snapshot sees them.  Start
+ * from UDB_SPACE_INIT: a later version may add fields at the end, and
+ * `version` tells udb_env_space() which fields the caller's struct has. */
+typedef struct udb_space {
+    unsigned version;        /* UDB_SPACE_VERSION (set by UDB_SPACE_INIT) */
+    uint64_t page_size;      /* bytes per page */
+    uint64_t map_size;       /* bytes of address space mapped (not disk) */
+    uint64_t file_size;      /* bytes of data.mdb now; uniqdb allocates the file ahead of
+                                the pages in use, so this may exceed pages * page_size */
+    uint64_t pages;          /* pages up to the last one in use (its number + 1): what a
+                                plain udb_backup() copies */
+    uint64_t free_pages;     /* of those, pages on LMDB's free list: later commits write
+                                there again, but the file never shrinks by itself */
+    uint64_t freelist_pages; /* of those, pages holding the free list itself */
+} udb_space;
+
+#define UDB_SPACE_VERSION 1
+#define UDB_SPACE_INIT {UDB_SPACE_VERSION, 0, 0, 0, 0, 0, 0}
+
+/* Fill *out (its version set by UDB_SPACE_INIT) from one read snapshot:
+ * pages - free_pages - freelist_pages pages is the size of a compacting
+ * backup of that snapshot (UDB_BACKUP_COMPACT), and free_pages * page_size
+ * about what it reclaims.  Reading the free list takes a read transaction;
+ * while writers commit, figures of a snapshot just replaced.
+ * Errors: UDB_EINVAL (NULL arguments; out->version not 1 to
+ * UDB_SPACE_VERSION), UDB_ECORRUPT (a free-list entry of impossible size),
+ * LMDB codes, errno codes (fstat of the data file). */
+UDB_API int udb_env_space(udb_space *out, udb_env *env);
+
+/* ---- Backup and compaction ------------------------------------------------ */
+
+/* udb_backup() flags */
+#define UDB_BACKUP_COMPACT 0x1u /* copy only the pages in use, renumbered: no free pages,
+                                   so the copy is as small as its data allows (LMDB's
+                                   MDB_CP_COMPACT); it walks every page of the database */
+
+/* Copy the database to the directory dest while other threads and processes
+ * go on reading and writing.  The copy is LMDB's copy of one read snapshot,
+ * begun during this call: it holds every write acknowledged (udb_write,
+ * udb_commit, udb_exec returned 0, in any process) before the call began --
+ * with the schema and the sequences of that moment -- and nothing half
+ * written.  When the call returns 0 the copy is on disk (the file and the
+ * directories holding its name are flushed).
+ *
+ * dest must not exist (its parent directory must) or be an empty directory
+ * (a mount point, say); anything else is refused before anything is written.
+ * The result is a complete database directory holding data.mdb alone (the
+ * lock and sync files are created by udb_open(), see UDB_DATA_FILE): open it
+ * with udb_open(), or put it in place of the original while no process has
+ * that open.  The copy is written under a temporary name (a hidden file in
+ * a hidden directory beside dest, or a hidden file inside an empty dest) and
+ * takes its name only once complete and flushed: a failure -- a full disk, a
+ * crash -- never leaves a partial copy that opens as a database.  After a
+ * failure the temporary is removed; after a crash it stays (its name starts
+ * with ".uniqdb-backup-" or ".NAME.uniqdb-backup-"), and dest, if it existed,
+ * is then not empty.  The copy's data file gets the permissions of the
+ * source's, a directory this call creates those of the source's directory.
+ *
+ * Without UDB_BACKUP_COMPACT, the data file is copied as it is up to its last
+ * page in use, free pages included (udb_env_space().pages); LMDB holds its
+ * write lock -- keeping writers of every process waiting -- only while it
+ * copies the two meta pages.  With UDB_BACKUP_COMPACT only the pages in use
+ * are written, without any lock: how to reclaim the space of deleted records
+ * (README, "Backup and compaction").  Either way the snapshot keeps the pages
+ * it reads from being reused until the copy ends (writers meanwhile grow the
+ * file instead), and, as any transaction of this process, keeps this
+ * process's map from growing: a writer of this process that must grow it
+ * waits up to udb_options.grow_wait_ms, then fails with UDB_EBUSY.  A copy
+ * from an environment opened with UDB_NOLOCK is consistent only if nobody
+ * writes meanwhile.
+ *
+ * The calling thread must not have a transaction open on env (the copy may
+ * wait for LMDB's write lock, and for this process's transactions).
+ * Errors: UDB_EINVAL (NULL env or dest, empty dest, unknown flags, a
+ * transaction open on the calling thread), EEXIST (dest exists and is not a
+ * directory), ENOTEMPTY (dest is a directory that is not empty; the message
+ * names an entry), ENOENT (dest's parent directory does not exist), ENOSPC
+ * (the file system of dest filled up), EACCES, EIO and other errno codes of
+ * the file system, UDB_EBUSY (a map grown by another process had to be
+ * adopted, see above), MDB_INCOMPATIBLE (UDB_BACKUP_COMPACT found pages
+ * neither in use nor free: a damaged database), other LMDB codes (damage the
+ * copy ran into).  On any error no copy is left (but see "crash" above) --
+ * except when only the flush of dest's parent directory failed after the copy
+ * took its name: the copy is complete, but its name may not survive a power
+ * cut.  udb_env_errmsg() says which. */
+UDB_API int udb_backup(udb_env *env, const char *dest, unsigned flags);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,8 @@
 # layers.sh ENGINE_DIR -- the engine's layers form a line: no file includes
 # the header of a layer above its own, and a struct body (*_int.h) is
 # included only by the files that own it.  The table is ARCHITECTURE.md's.
+# The files are in ENGINE_DIR's folders (core/, lmdb/); names are unique
+# across them, as the include path holds every folder.
 set -eu
 dir=${1:?usage: layers.sh ENGINE_DIR}
 
@@ -13,19 +15,24 @@ mpack.h 2
 keycodec.h 2
 predicate.h 3
 schema.h 4
+schemaplan.h 4
 record.h 5
+pgddl.h 5
 index.h 6
 layout.h 7
 longkey.h 7
+pgconn.h 7
 env.h 8
 env_int.h 8
 sync.h 8
 ship.h 8
+pgmeta.h 8
 txn.h 9
 txn_int.h 9
 seq.h 10
 unit.h 11
 group.h 12
+backup.h 13
 '
 # source file layer: the layer of the header it implements; the files
 # without a header are the public operations on top
@@ -38,12 +45,15 @@ keycodec.c 2
 predicate.c 3
 schema.c 4
 record.c 5
+ddl.c 5
 index.c 6
 layout.c 7
 longkey.c 7
+conn.c 7
 env.c 8
 sync.c 8
 ship.c 8
+meta.c 8
 txn.c 9
 conflict.c 9
 seq.c 10
@@ -63,7 +73,7 @@ layer_of() {   # $1: file name; prints its layer, or nothing
 
 bad=0
 checked=0
-for f in "$dir"/*.c "$dir"/*.h; do
+for f in "$dir"/*/*.c "$dir"/*/*.h; do
     name=$(basename "$f")
     mine=$(layer_of "$name")
     if [ -z "$mine" ]; then

@@ -456,8 +456,9 @@ int cli_cmd_stat(int argc, char **argv)
     const char *detail;
     size_t map_size = 0, used = 0;
     int rc;
+    udb_space sp = UDB_SPACE_INIT;
     if ((rc = counts_get(&tc, env, &detail)) != 0 ||
-        (rc = udb_env_usage(&map_size, &used, env)) != 0) {
+        (rc = udb_env_usage(&map_size, &used, env)) != 0 || (rc = udb_env_space(&sp, env)) != 0) {
         ex = cli_fail_rc(rc, tc.names ? udb_env_errmsg(env) : detail, NULL, "stat");
         goto out;
     }
@@ -471,6 +472,9 @@ int cli_cmd_stat(int argc, char **argv)
     if (stat(path, &st) == 0)
         file_size = (long long)st.st_size;
     size_t i;
+    /* what a compacting backup of this snapshot writes: the pages in use */
+    uint64_t live = sp.pages - sp.free_pages - sp.freelist_pages;
+    uint64_t compact = sp.free_pages + sp.freelist_pages <= sp.pages ? live * sp.page_size : 0;
     if (cli_json_errors) {
         json_t *o = json_object(), *types = json_object();
         for (i = 0; o && types && i < tc.ntypes; i++)
@@ -489,6 +493,11 @@ int cli_cmd_stat(int argc, char **argv)
             json_object_set_new(o, "file_size", json_integer(file_size));
             json_object_set_new(o, "map_size", cli_json_from_u64(map_size));
             json_object_set_new(o, "map_used", cli_json_from_u64(used));
+            json_object_set_new(o, "page_size", cli_json_from_u64(sp.page_size));
+            json_object_set_new(o, "pages", cli_json_from_u64(sp.pages));
+            json_object_set_new(o, "free_pages", cli_json_from_u64(sp.free_pages));
+            json_object_set_new(o, "freelist_pages", cli_json_from_u64(sp.freelist_pages));
+            json_object_set_new(o, "compact_size", cli_json_from_u64(compact));
             ex = cli_print_json(o);
         } else {
             ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
@@ -508,6 +517,11 @@ int cli_cmd_stat(int argc, char **argv)
     char h2[32];
     printf("map:  %s, %s in use (%.1f%%)\n", human(h1, (double)map_size), human(h2, (double)used),
            map_size ? 100.0 * (double)used / (double)map_size : 0.0);
+    char h3[32];
+    printf("free: %" PRIu64 " of %" PRIu64 " pages (%s, %.1f%%); backup --compact would write "
+           "%s\n", sp.free_pages, sp.pages, human(h3, (double)(sp.free_pages * sp.page_size)),
+           sp.pages ? 100.0 * (double)sp.free_pages / (double)sp.pages : 0.0,
+           human(h1, (double)compact));
     ex = CLI_OK;
 out:
     free(path);

@@ -6,9 +6,9 @@
  * error reporting and exit codes), cli_json.c (JSON <-> msgpack),
  * cli_base64.c (base64 for binary values), cli_records.c (the record
  * commands), cli_dump.c (dump and load), cli_admin.c (init, schema, check,
- * stat), cli_demo.c (the five scenarios, live), cli_export.c (export to
- * PostgreSQL) and cli_guard.c (reading a damaged database in child
- * processes).  Only the public API of include/uniqdb.h is used, as any
+ * stat), cli_backup.c (backup), cli_demo.c (the five scenarios, live),
+ * cli_export.c (export to PostgreSQL) and cli_guard.c (reading a damaged
+ * database in child processes).  Only the public API of include/uniqdb.h is used, as any
  * application would: the build gives these files no other include directory
  * and links them to the shared library.
  */
@@ -55,7 +55,7 @@ typedef int cli_command_fn(int argc, char **argv);
 
 cli_command_fn cli_cmd_init, cli_cmd_schema, cli_cmd_put, cli_cmd_get, cli_cmd_find,
     cli_cmd_scan, cli_cmd_update, cli_cmd_delete, cli_cmd_seq, cli_cmd_dump, cli_cmd_load,
-    cli_cmd_check, cli_cmd_stat, cli_cmd_demo, cli_cmd_export;
+    cli_cmd_check, cli_cmd_stat, cli_cmd_demo, cli_cmd_export, cli_cmd_backup;
 
 /* ---- Error reporting (uniqdb.c) ----------------------------------------- */
 

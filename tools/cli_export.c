@@ -8,20 +8,24 @@
  * sequence at its current value, auto keys as column defaults; the data in
  * COPY text format.
  *
- * The public API gives records and sequences; field types, index definitions
- * and predicates come from the stored schema JSON, parsed here with jansson.
- * Everything is read from one snapshot.  A value PostgreSQL cannot hold in its
+ * The tables, indexes and sequences are udb_pg_ddl's text: the one mapping
+ * the library keeps for PostgreSQL (its backend makes the same tables).  The
+ * data is written here, from the public API's records and sequences, with
+ * field types from the stored schema JSON (parsed with jansson).  Everything
+ * is read from one snapshot.  A value PostgreSQL cannot hold in its
  * column (a str with a NUL byte: text refuses it) stops the export with the
  * record's type, key and the reason -- unless --str-nul=bytea chooses the
  * documented fallback -- so whatever loads is exactly what uniqdb held.  The
  * script ends with COMMIT only when everything was written: a truncated one
  * loads nothing.
  *
- * Mapping (README, "Moving to PostgreSQL"):
- *   str text | int bigint | uint numeric(20,0) CHECK 0..2^64-1 |
+ * Mapping (README, "Moving to PostgreSQL"; udb_pg_ddl):
+ *   str text COLLATE "C" | int bigint | uint numeric(20,0) CHECK 0..2^64-1 |
  *   float double precision CHECK <> 'NaN' | bool boolean | bin bytea |
- *   enum text CHECK (f IN (...)) | any jsonb (see any_json) |
- *   extra fields of an "extra": true type: one jsonb column "$extra".
+ *   enum text COLLATE "C" CHECK (f IN (...)) | any jsonb (see any_json) |
+ *   extra fields of an "extra": true type: one jsonb column "$extra";
+ *   "$raw" bytea (types with an any field or extra): the msgpack map of the
+ *   record's any and extra fields, byte for byte.
  * Names: table "T", primary key "T_pkey", index "T.I", sequences by their
  * uniqdb name ("T.key" for an auto key), all inside the target schema.
  */
@@ -46,18 +50,14 @@ static const char *const ftype_names[] = {"str", "int", "uint", "float",
 typedef struct xfield {
     const char *name;
     enum ftype type;
-    int required, autoinc;
-    const json_t *values; /* enum values */
     int bytea;            /* a str exported as bytea (--str-nul=bytea) */
 } xfield;
 
 typedef struct xtype {
     const char *name;
-    const json_t *def;
     xfield *fields;
     size_t nfields, key;
-    int extra;
-    char *seq; /* the auto key's sequence name, or NULL */
+    int extra, raw; /* raw: has the "$raw" column (an any field, or extra) */
 } xtype;
 
 typedef struct xseq {
@@ -74,14 +74,14 @@ typedef struct exporter {
     size_t ntypes;
     xseq *seqs;
     size_t nseqs, seqcap;
-    json_t *relnames; /* every relation name the script creates: collisions */
+    char *ddl_tables, *ddl_indexes; /* udb_pg_ddl's text */
     msgpack_sbuffer buf;
 } exporter;
 
 /* ---- Text of names and literals --------------------------------------------- */
 
-/* Names PostgreSQL can use as they are: non-empty, at most 63 bytes (longer
- * ones are silently truncated), UTF-8 (the script's encoding), no NUL. */
+/* A schema name PostgreSQL can use as it is: non-empty, at most 63 bytes
+ * (longer ones are silently truncated), UTF-8 (the script's encoding). */
 static int check_name(const char *what, const char *name)
 {
     size_t n = strlen(name);
@@ -118,28 +118,6 @@ static void put_qualified(exporter *e, const char *name)
     put_ident(e->out, name);
 }
 
-/* A string literal; standard_conforming_strings is on, so only ' is doubled. */
-static void put_literal(FILE *f, const char *s, size_t n)
-{
-    putc('\'', f);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\'')
-            putc('\'', f);
-        putc(s[i], f);
-    }
-    putc('\'', f);
-}
-
-/* 'schema.name' as a literal for nextval(). */
-static void put_regclass(exporter *e, const char *name)
-{
-    putc('\'', e->out);
-    put_ident_as(e->out, e->pgschema, 1);
-    putc('.', e->out);
-    put_ident_as(e->out, name, 1);
-    putc('\'', e->out);
-}
-
 /* One field of COPY's text format: \, newline, CR and tab escaped. */
 static void put_copy_text(FILE *f, const char *p, size_t n)
 {
@@ -160,34 +138,6 @@ static void put_copy_bytea(FILE *f, const char *p, size_t n)
     fputs("\\\\x", f);
     for (size_t i = 0; i < n; i++)
         fprintf(f, "%02x", (unsigned char)p[i]);
-}
-
-/* "T.I", or when that exceeds PostgreSQL's limit its first 54 bytes, "~" and
- * 8 hex digits of a hash of the whole (names are ASCII: no split character). */
-static void index_relname(char out[PG_NAMELEN + 1], const char *type, const char *index)
-{
-    char full[2 * 64 + 2];
-    snprintf(full, sizeof full, "%s.%s", type, index);
-    if (strlen(full) <= PG_NAMELEN) {
-        strcpy(out, full);
-        return;
-    }
-    uint32_t h = 2166136261u;
-    for (const char *c = full; *c; c++)
-        h = (h ^ (unsigned char)*c) * 16777619u;
-    snprintf(out, PG_NAMELEN + 1, "%.54s~%08" PRIx32, full, h);
-}
-
-static int claim_relname(exporter *e, const char *name, const char *what)
-{
-    if (json_object_get(e->relnames, name))
-        return cli_fail(CLI_EINVALID, NULL,
-                        "%s \"%s\" would have the same PostgreSQL name as another table, "
-                        "index or sequence (%s)",
-                        what, name, json_string_value(json_object_get(e->relnames, name)));
-    if (json_object_set_new(e->relnames, name, json_string(what)))
-        return cli_fail(CLI_EFAIL, NULL, "out of memory");
-    return CLI_OK;
 }
 
 /* ---- The stored schema ----------------------------------------------------------- */
@@ -212,21 +162,15 @@ static int parse_types(exporter *e, const char *schema_text)
         const char *key = json_string_value(json_object_get(tdef, "key"));
         size_t i = 0;
         x->name = tname;
-        x->def = tdef;
-        x->extra = json_is_true(json_object_get(tdef, "extra"));
+        x->extra = x->raw = json_is_true(json_object_get(tdef, "extra"));
         x->nfields = json_object_size(fields);
         x->fields = calloc(x->nfields ? x->nfields : 1, sizeof *x->fields);
         if (!x->fields)
             return cli_fail(CLI_EFAIL, NULL, "out of memory");
-        int ex;
-        if ((ex = check_name("type", tname)) != CLI_OK)
-            return ex;
         const char *fname;
         json_t *fdef;
         json_object_foreach((json_t *)fields, fname, fdef) {
             const char *ty = json_string_value(json_object_get(fdef, "type"));
-            if ((ex = check_name("field", fname)) != CLI_OK)
-                return ex;
             size_t k;
             for (k = 0; k < sizeof ftype_names / sizeof ftype_names[0]; k++)
                 if (ty && strcmp(ty, ftype_names[k]) == 0)
@@ -237,9 +181,8 @@ static int parse_types(exporter *e, const char *schema_text)
             xfield *f = &x->fields[i];
             f->name = fname;
             f->type = (enum ftype)k;
-            f->required = json_is_true(json_object_get(fdef, "required"));
-            f->autoinc = json_is_true(json_object_get(fdef, "auto"));
-            f->values = json_object_get(fdef, "values");
+            if (f->type == F_ANY)
+                x->raw = 1;
             if (key && strcmp(key, fname) == 0)
                 x->key = i;
             i++;
@@ -247,8 +190,6 @@ static int parse_types(exporter *e, const char *schema_text)
         if (!key || strcmp(x->fields[x->key].name, key) != 0)
             return cli_fail(CLI_EFAIL, NULL, "type \"%s\": stored schema has no key field",
                             tname);
-        if (x->fields[x->key].autoinc && asprintf(&x->seq, "%s.%s", tname, key) < 0)
-            return cli_fail(CLI_EFAIL, NULL, "out of memory");
     }
     return CLI_OK;
 }
@@ -579,6 +520,45 @@ static int put_value(exporter *e, const xtype *x, const xfield *f, const msgpack
     return value_problem(x, key, f->name, "stored value does not match the field's type");
 }
 
+/* The "$raw" column: the record's any-typed and extra fields as one msgpack
+ * map, each pair as stored (in the record's order), or NULL.  CLI_OK or an
+ * exit code (reported). */
+static int put_raw(exporter *e, const xtype *x, const msgpack_object *rec)
+{
+    uint32_t n = 0;
+    int rc = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &e->buf, msgpack_sbuffer_write);
+    e->buf.size = 0;
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        if (pass == 1 && n == 0) {
+            fputs("\\N", e->out);
+            return CLI_OK;
+        }
+        if (pass == 1)
+            rc = msgpack_pack_map(&pk, n);
+        for (uint32_t i = 0; i < rec->via.map.size && rc == 0; i++) {
+            const msgpack_object_kv *kv = &rec->via.map.ptr[i];
+            size_t f;
+            for (f = 0; f < x->nfields; f++)
+                if (strlen(x->fields[f].name) == kv->key.via.str.size &&
+                    memcmp(x->fields[f].name, kv->key.via.str.ptr, kv->key.via.str.size) == 0)
+                    break;
+            if (kv->val.type == MSGPACK_OBJECT_NIL ||
+                (f < x->nfields && x->fields[f].type != F_ANY))
+                continue;
+            if (pass == 0)
+                n++;
+            else if ((rc = msgpack_pack_object(&pk, kv->key)) == 0)
+                rc = msgpack_pack_object(&pk, kv->val);
+        }
+    }
+    if (rc)
+        return cli_fail(CLI_EFAIL, NULL, "out of memory");
+    put_copy_bytea(e->out, e->buf.data, e->buf.size);
+    return CLI_OK;
+}
+
 /* Walk every record of x: write its COPY rows, or (scan_nul) only note which
  * str fields hold a NUL somewhere. */
 static int walk_records(exporter *e, udb_txn *txn, xtype *x, int scan_nul)
@@ -652,6 +632,11 @@ static int walk_records(exporter *e, udb_txn *txn, xtype *x, int scan_nul)
                 put_copy_text(e->out, e->buf.data, e->buf.size);
             }
         }
+        if (x->raw) {
+            putc('\t', e->out);
+            if ((ex = put_raw(e, x, &up.data)) != CLI_OK)
+                goto out;
+        }
         putc('\n', e->out);
     }
     if (rc != UDB_ENOTFOUND)
@@ -666,237 +651,58 @@ out:
 
 /* ---- The script ------------------------------------------------------------------ */
 
-static const char gapless_note[] =
-    "-- uniqdb's sequences are gapless: a transaction that aborts gives its number back,\n"
-    "-- and an explicit key above an auto key's sequence moves the sequence up.\n"
-    "-- PostgreSQL sequences are NOT gapless: an aborted transaction (a failed INSERT\n"
-    "-- included) still consumes its value, and explicit keys do not move the sequence\n"
-    "-- (call setval after inserting them).  Where numbers must be gapless in\n"
-    "-- PostgreSQL, keep the counter in a row and take it with\n"
-    "-- UPDATE counters SET n = n + 1 WHERE name = ... RETURNING n in the inserting\n"
-    "-- transaction (the row lock serializes writers; an abort gives it back).\n";
-
-static void put_column(exporter *e, const xtype *x, const xfield *f, size_t i)
+/* The tables, sequences and indexes from udb_pg_ddl (which checks every name
+ * PostgreSQL would get), and the sequences' values checked: before anything
+ * is written. */
+static int make_ddl(exporter *e, udb_txn *txn)
 {
-    static const char *const pgtypes[] = {
-        [F_STR] = "text", [F_INT] = "bigint", [F_UINT] = "numeric(20,0)",
-        [F_FLOAT] = "double precision", [F_BOOL] = "boolean", [F_BIN] = "bytea",
-        [F_ENUM] = "text", [F_ANY] = "jsonb",
-    };
-    FILE *out = e->out;
-    fputs("    ", out);
-    put_ident(out, f->name);
-    fprintf(out, " %s", f->bytea ? "bytea" : pgtypes[f->type]);
-    if (f->required || i == x->key)
-        fputs(" NOT NULL", out);
-    if (f->autoinc && x->seq) {
-        fputs(" DEFAULT nextval(", out);
-        put_regclass(e, x->seq);
-        fputs(")", out);
+    const char **seqs = calloc(e->nseqs + 1, sizeof *seqs);
+    size_t nbytea = 0;
+    for (size_t t = 0; t < e->ntypes; t++)
+        for (size_t f = 0; f < e->types[t].nfields; f++)
+            nbytea += e->types[t].fields[f].bytea != 0;
+    char **bytea = calloc(nbytea + 1, sizeof *bytea);
+    int ex = CLI_OK, rc;
+    if (!seqs || !bytea) {
+        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        goto out;
     }
-    size_t n, k;
-    switch (f->type) {
-    case F_UINT:
-        fputs(" CHECK (", out);
-        put_ident(out, f->name);
-        fputs(" BETWEEN 0 AND 18446744073709551615)", out);
-        break;
-    case F_FLOAT:
-        fputs(" CHECK (", out);
-        put_ident(out, f->name);
-        fputs(" <> 'NaN')", out);
-        break;
-    case F_ENUM:
-        fputs(" CHECK (", out);
-        put_ident(out, f->name);
-        fputs(" IN (", out);
-        n = json_array_size(f->values);
-        for (k = 0; k < n; k++) {
-            const json_t *s = json_array_get(f->values, k);
-            if (k)
-                fputs(", ", out);
-            put_literal(out, json_string_value(s), json_string_length(s));
-        }
-        fputs("))", out);
-        break;
-    default:
-        break;
-    }
-    fputs(",\n", out);
-}
-
-static void put_sequence(exporter *e, const char *name)
-{
-    fputs("CREATE SEQUENCE ", e->out);
-    put_qualified(e, name);
-    fputs(" AS bigint MINVALUE 0 START WITH 1;\n", e->out);
-}
-
-static int find_seq(const exporter *e, const char *name)
-{
-    for (size_t i = 0; i < e->nseqs; i++)
-        if (strcmp(e->seqs[i].name, name) == 0)
-            return (int)i;
-    return -1;
-}
-
-static int check_names(exporter *e)
-{
-    char rel[PG_NAMELEN + 1], what[200];
-    int ex;
-    for (size_t t = 0; t < e->ntypes; t++) {
-        xtype *x = &e->types[t];
-        snprintf(what, sizeof what, "table of type %s", x->name);
-        if ((ex = claim_relname(e, x->name, what)) != CLI_OK)
-            return ex;
-        if (strlen(x->name) + 5 > PG_NAMELEN)
-            return cli_fail(CLI_EINVALID, NULL, "type \"%s\": name too long for its primary "
-                            "key's PostgreSQL name \"%s_pkey\"", x->name, x->name);
-        snprintf(rel, sizeof rel, "%s_pkey", x->name);
-        snprintf(what, sizeof what, "primary key of %s", x->name);
-        if ((ex = claim_relname(e, rel, what)) != CLI_OK)
-            return ex;
-        for (int pass = 0; pass < 2; pass++) {
-            const char *iname;
-            json_t *idef;
-            json_object_foreach(json_object_get(x->def, pass ? "indexes" : "unique"), iname,
-                                idef) {
-                index_relname(rel, x->name, iname);
-                snprintf(what, sizeof what, "index %s of %s", iname, x->name);
-                if ((ex = claim_relname(e, rel, what)) != CLI_OK)
-                    return ex;
+    for (size_t s = 0; s < e->nseqs; s++)
+        seqs[s] = e->seqs[s].name;
+    nbytea = 0;
+    for (size_t t = 0; t < e->ntypes; t++)
+        for (size_t f = 0; f < e->types[t].nfields; f++)
+            if (e->types[t].fields[f].bytea &&
+                asprintf(&bytea[nbytea++], "%s.%s", e->types[t].name,
+                         e->types[t].fields[f].name) < 0) {
+                bytea[--nbytea] = NULL;
+                ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+                goto out;
             }
-        }
-        if (x->seq && find_seq(e, x->seq) < 0) {
-            if ((ex = check_name("sequence", x->seq)) != CLI_OK ||
-                (ex = claim_relname(e, x->seq, "auto-key sequence")) != CLI_OK)
-                return ex;
-        }
+    udb_pg_ddl_options o = {e->pgschema, UDB_PG_DDL_TABLES | UDB_PG_DDL_SEQUENCES, seqs,
+                            (const char *const *)bytea};
+    if ((rc = udb_pg_ddl(&e->ddl_tables, txn, &o)) != 0) {
+        ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, "PostgreSQL tables");
+        goto out;
     }
-    for (size_t s = 0; s < e->nseqs; s++) {
-        if ((ex = check_name("sequence", e->seqs[s].name)) != CLI_OK ||
-            (ex = claim_relname(e, e->seqs[s].name, "sequence")) != CLI_OK)
-            return ex;
-        if (e->seqs[s].value >= (uint64_t)INT64_MAX)
-            return cli_fail(CLI_EINVALID, NULL,
-                            "sequence \"%s\": value %" PRIu64 " is beyond PostgreSQL's bigint "
-                            "sequences", e->seqs[s].name, e->seqs[s].value);
+    o.flags = UDB_PG_DDL_INDEXES;
+    if ((rc = udb_pg_ddl(&e->ddl_indexes, txn, &o)) != 0) {
+        ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, "PostgreSQL indexes");
+        goto out;
     }
-    return CLI_OK;
-}
-
-/* A str field exported as bytea compares its bytes with a predicate literal
- * read by bytea's input, which treats a backslash as an escape. */
-static int check_bytea_predicates(const exporter *e)
-{
-    for (size_t t = 0; t < e->ntypes; t++) {
-        const xtype *x = &e->types[t];
-        for (size_t f = 0; f < x->nfields; f++) {
-            for (int pass = 0; pass < 2 && x->fields[f].bytea; pass++) {
-                const char *iname;
-                json_t *idef;
-                json_object_foreach(json_object_get(x->def, pass ? "indexes" : "unique"), iname,
-                                    idef) {
-                    const char *w = json_string_value(json_object_get(idef, "where"));
-                    if (w && strstr(w, x->fields[f].name) && strchr(w, '\\'))
-                        return cli_fail(CLI_EINVALID, NULL,
-                                        "type \"%s\", index \"%s\": its predicate has a "
-                                        "backslash in a literal, which a bytea field \"%s\" "
-                                        "(--str-nul=bytea) would read differently",
-                                        x->name, iname, x->fields[f].name);
-                }
-            }
+    for (size_t s = 0; s < e->nseqs; s++)
+        if (e->seqs[s].value >= (uint64_t)INT64_MAX) {
+            ex = cli_fail(CLI_EINVALID, NULL,
+                          "sequence \"%s\": value %" PRIu64 " is beyond PostgreSQL's bigint "
+                          "sequences", e->seqs[s].name, e->seqs[s].value);
+            goto out;
         }
-    }
-    return CLI_OK;
-}
-
-static void put_tables(exporter *e)
-{
-    FILE *out = e->out;
-    int noted = 0;
-    for (size_t t = 0; t < e->ntypes; t++) {
-        const xtype *x = &e->types[t];
-        fprintf(out, "\n-- type %s\n", x->name);
-        if (x->seq) {
-            if (!noted++)
-                fputs(gapless_note, out);
-            put_sequence(e, x->seq);
-        }
-        fputs("CREATE TABLE ", out);
-        put_qualified(e, x->name);
-        fputs(" (\n", out);
-        for (size_t f = 0; f < x->nfields; f++)
-            put_column(e, x, &x->fields[f], f);
-        if (x->extra)
-            fputs("    \"$extra\" jsonb CHECK (jsonb_typeof(\"$extra\") = 'object'),\n", out);
-        char rel[PG_NAMELEN + 1];
-        snprintf(rel, sizeof rel, "%s_pkey", x->name);
-        fputs("    CONSTRAINT ", out);
-        put_ident(out, rel);
-        fputs(" PRIMARY KEY (", out);
-        put_ident(out, x->fields[x->key].name);
-        fputs(")\n);\n", out);
-        if (x->seq) {
-            fputs("ALTER SEQUENCE ", out);
-            put_qualified(e, x->seq);
-            fputs(" OWNED BY ", out);
-            put_qualified(e, x->name);
-            putc('.', out);
-            put_ident(out, x->fields[x->key].name);
-            fputs(";\n", out);
-        }
-    }
-    for (size_t s = 0; s < e->nseqs; s++) {
-        size_t t;
-        for (t = 0; t < e->ntypes; t++)
-            if (e->types[t].seq && strcmp(e->types[t].seq, e->seqs[s].name) == 0)
-                break;
-        if (t == e->ntypes) {
-            fprintf(out, "\n-- sequence %s\n", e->seqs[s].name);
-            if (!noted++)
-                fputs(gapless_note, out);
-            put_sequence(e, e->seqs[s].name);
-        }
-    }
-}
-
-static void put_indexes(exporter *e)
-{
-    FILE *out = e->out;
-    for (size_t t = 0; t < e->ntypes; t++) {
-        const xtype *x = &e->types[t];
-        for (int pass = 0; pass < 2; pass++) {
-            const char *iname;
-            json_t *idef;
-            json_object_foreach(json_object_get(x->def, pass ? "indexes" : "unique"), iname,
-                                idef) {
-                const json_t *fields = json_object_get(idef, "fields");
-                const char *where = json_string_value(json_object_get(idef, "where"));
-                const char *nulls = json_string_value(json_object_get(idef, "nulls"));
-                char rel[PG_NAMELEN + 1];
-                index_relname(rel, x->name, iname);
-                fputs(pass ? "CREATE INDEX " : "CREATE UNIQUE INDEX ", out);
-                put_ident(out, rel);
-                fputs(" ON ", out);
-                put_qualified(e, x->name);
-                fputs(" (", out);
-                for (size_t k = 0; k < json_array_size(fields); k++) {
-                    if (k)
-                        fputs(", ", out);
-                    put_ident(out, json_string_value(json_array_get(fields, k)));
-                }
-                putc(')', out);
-                if (nulls && strcmp(nulls, "not_distinct") == 0)
-                    fputs(" NULLS NOT DISTINCT", out);
-                /* the engine's canonical predicate text is PostgreSQL already:
-                   names quoted where needed, '' in strings, integers, booleans */
-                if (where)
-                    fprintf(out, " WHERE (%s)", where);
-                fputs(";\n", out);
-            }
-        }
-    }
+out:
+    for (size_t b = 0; bytea && bytea[b]; b++)
+        free(bytea[b]);
+    free(bytea);
+    free(seqs);
+    return ex;
 }
 
 static int put_data(exporter *e, udb_txn *txn)
@@ -915,6 +721,8 @@ static int put_data(exporter *e, udb_txn *txn)
         }
         if (x->extra)
             fputs(", \"$extra\"", out);
+        if (x->raw)
+            fputs(", \"$raw\"", out);
         fputs(") FROM stdin;\n", out);
         if ((ex = walk_records(e, txn, x, 0)) != CLI_OK)
             return ex;
@@ -953,7 +761,7 @@ static int export_script(exporter *e, udb_txn *txn, const char *db)
             put_ident(out, e->pgschema);
             fputs(";\n", out);
         }
-        put_tables(e);
+        fputs(e->ddl_tables, out);
     }
     int ex;
     if (e->want_data && (ex = put_data(e, txn)) != CLI_OK)
@@ -961,7 +769,7 @@ static int export_script(exporter *e, udb_txn *txn, const char *db)
     if (e->want_schema) {
         /* after the data: building an index once is cheaper than maintaining it */
         fputs("\n", out);
-        put_indexes(e);
+        fputs(e->ddl_indexes, out);
     }
     fputs("\nCOMMIT;\n", out);
     return CLI_OK;
@@ -1033,10 +841,6 @@ int cli_cmd_export(int argc, char **argv)
     udb_txn *txn = NULL;
     if ((ex = cli_open_snapshot(&env, &txn, &schema_text, argv[optind])) != CLI_OK)
         goto out;
-    if (!(e.relnames = json_object())) {
-        ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
-        goto out;
-    }
     if ((ex = parse_types(&e, schema_text)) != CLI_OK)
         goto out;
     int rc;
@@ -1044,16 +848,14 @@ int cli_cmd_export(int argc, char **argv)
         ex = cli_fail_rc(rc, udb_errmsg(txn), NULL, "sequences");
         goto out;
     }
-    if ((ex = check_names(&e)) != CLI_OK)
-        goto out;
     if (e.str_nul_bytea) {
         /* which str fields need bytea depends on the data: look first */
         for (size_t t = 0; t < e.ntypes; t++)
             if ((ex = walk_records(&e, txn, &e.types[t], 1)) != CLI_OK)
                 goto out;
-        if ((ex = check_bytea_predicates(&e)) != CLI_OK)
-            goto out;
     }
+    if ((ex = make_ddl(&e, txn)) != CLI_OK)
+        goto out;
     if (outfile) {
         /* a complete file or none: written aside, renamed at the end */
         if (asprintf(&tmpname, "%s.XXXXXX", outfile) < 0) {
@@ -1094,15 +896,14 @@ out:
         unlink(tmpname);
         free(tmpname);
     }
-    for (size_t t = 0; t < e.ntypes; t++) {
+    for (size_t t = 0; t < e.ntypes; t++)
         free(e.types[t].fields);
-        free(e.types[t].seq);
-    }
     free(e.types);
     for (size_t s = 0; s < e.nseqs; s++)
         free(e.seqs[s].name);
     free(e.seqs);
-    json_decref(e.relnames);
+    udb_free(e.ddl_tables);
+    udb_free(e.ddl_indexes);
     json_decref(e.root);
     msgpack_sbuffer_destroy(&e.buf);
     udb_abort(txn);

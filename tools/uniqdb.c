@@ -123,6 +123,17 @@ static const command commands[] = {
     {"stat", cli_cmd_stat, "DB", "records, index entries, file and map usage",
      "Per type: records, index entries, bytes; then file and map usage.\n"
      "--json prints the same as one JSON object."},
+    {"backup", cli_cmd_backup, "DB DEST [--compact]", "a consistent copy, while others write",
+     "Copy the database DB to the directory DEST (which must not exist, or be empty)\n"
+     "while other processes keep reading and writing it: the copy is one snapshot\n"
+     "and holds every write acknowledged before the command began.  It is a complete\n"
+     "database (DEST/data.mdb), on disk when the command returns; until then it has a\n"
+     "hidden temporary name, so a failure (a full disk) leaves no partial copy.\n"
+     "--compact copies only the pages in use: the copy has no free pages, which is how\n"
+     "to reclaim the space of deleted records (`stat` shows it); put it in place of\n"
+     "DB while no process has DB open.  Without --compact the file is copied as it is\n"
+     "(LMDB's write lock is held only while its two meta pages are copied), which\n"
+     "works on a damaged database too."},
     {"demo", cli_cmd_demo, "[DIR]", "the five scenarios, live, with real processes",
      "Create a database in DIR (default: a new temporary directory), apply the\n"
      "scenarios' schema and run the five scenarios with real concurrent processes,\n"

@@ -161,6 +161,9 @@ export class Database implements Reader {
   readSync<T>(fn: (tx: Reader) => T): T;
   /** udb_check: the problems found ([] when consistent). */
   check(): string[];
+  /** udb_backup: a consistent copy into dest (a new or empty directory) while writes go on;
+   * settles once the copy is on disk.  compact: only the pages in use. */
+  backup(dest: string | URL, options?: { compact?: boolean }): Promise<void>;
   /** The stored schema, or undefined before one is applied. */
   schema(): object | undefined;
 }

@@ -386,6 +386,16 @@ class Database {
   check() {
     return native.check(this._handle());
   }
+  // udb_backup: a promise settled once the copy is on disk (it runs on a
+  // libuv thread); rejects with the engine's error (ENOTEMPTY, ENOSPC, ...).
+  backup(dest, options = {}) {
+    for (const k of Object.keys(options)) {
+      if (k !== 'compact') {
+        throw new TypeError(`uniqdb: unknown backup() option "${k}" (known: compact)`);
+      }
+    }
+    return native.backup(this._handle(), toPath(dest), Boolean(options.compact));
+  }
   schema() {
     const s = native.schema(this._handle());
     return s === undefined ? undefined : JSON.parse(s);

@@ -8,8 +8,9 @@ that LMDB's free list is not empty), then, for UDB_CORRUPT_ITERS seeded
 iterations, copies it, flips bytes in one page of data.mdb (2 bytes; every
 third iteration 8 bytes of the page header and node offsets) and runs
 `uniqdb check`, `uniqdb dump`, `uniqdb dump --salvage`, `uniqdb get`,
-`uniqdb scan` and `libscan` (the library alone: open, every scan, the
-sequences) on the copy.  Before that, two damages of issue 23 made exactly:
+`uniqdb scan`, `uniqdb stat` (it walks LMDB's free list), `uniqdb backup`
+(the plain copy, a byte copy) and `libscan` (the library alone: open, every
+scan, the sequences) on the copy.  Before that, two damages of issue 23 made exactly:
 a branch page that leads its cursor back over keys (scans must say so, not
 hand out records twice) and a damaged "format" key in __meta (not format 1:
 put must refuse and write nothing), and a branch page pointing past the end
@@ -351,6 +352,8 @@ def main():
                     ("salvage", [uniqdb, "dump", "--salvage", d]),
                     ("get", [uniqdb, "get", d, "acct", "5"]),
                     ("scan", [uniqdb, "scan", d, "evt", "by_at"]),
+                    ("stat", [uniqdb, "stat", d]),
+                    ("backup", [uniqdb, "backup", d, d + ".copy"]),
                     ("libscan", [libscan, d] + SCANS)):
                 rc, out, err, secs = run(argv, timeout, env)
                 results[name] = (rc, out, err)
@@ -407,6 +410,7 @@ def main():
                     problems.append("%s: libscan: %s %s gave %s records of %d (a loop?)" %
                                     (where, parts[0], parts[1], parts[2], counts[parts[0]]))
             shutil.rmtree(d, ignore_errors=True)
+            shutil.rmtree(d + ".copy", ignore_errors=True)
         secs = time.monotonic() - t_start
         print("%d iterations in %.1f s (seed %d): check ok %d, check found damage %d, "
               "dump exit 6 %d; records written: by dump %d, by dump --salvage %d (of %d "

@@ -151,8 +151,9 @@ def mp_count(b, i, c, fix_last, code16):
     return int.from_bytes(b[i:i + w], "big"), i + w
 
 
-def mp_decode(b, i=0):
-    """The msgpack subset records hold -> (normal form, next offset)."""
+def mp_decode(b, i=0, ordered=False):
+    """The msgpack subset records hold -> (normal form, next offset); maps'
+    pairs sorted unless ordered."""
     c = b[i]
     i += 1
     if c <= 0x7f:
@@ -163,15 +164,15 @@ def mp_decode(b, i=0):
         n, i = mp_count(b, i, c, 0x8f, 0xde)
         pairs = []
         for _ in range(n):
-            k, i = mp_decode(b, i)
-            v, i = mp_decode(b, i)
+            k, i = mp_decode(b, i, ordered)
+            v, i = mp_decode(b, i, ordered)
             pairs.append((k, v))
-        return ("map", sorted(pairs, key=repr)), i
+        return ("map", pairs if ordered else sorted(pairs, key=repr)), i
     if 0x90 <= c <= 0x9f or c in (0xdc, 0xdd):
         n, i = mp_count(b, i, c, 0x9f, 0xdc)
         out = []
         for _ in range(n):
-            v, i = mp_decode(b, i)
+            v, i = mp_decode(b, i, ordered)
             out.append(v)
         return ("arr", out), i
     if 0xa0 <= c <= 0xbf or c in (0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6):
@@ -197,7 +198,7 @@ def mp_decode(b, i=0):
     fail("msgpack byte 0x%02x not expected in a record" % c)
 
 
-def from_dump(v):
+def from_dump(v, ordered=False):
     """A value as `uniqdb dump` prints it (its $-markers) -> normal form."""
     if v is None:
         return ("nil",)
@@ -210,7 +211,7 @@ def from_dump(v):
     if isinstance(v, str):
         return ("str", v.encode())
     if isinstance(v, list):
-        return ("arr", [from_dump(x) for x in v])
+        return ("arr", [from_dump(x, ordered) for x in v])
     if len(v) == 1:
         (k, x), = v.items()
         if k == "$bin":
@@ -220,8 +221,10 @@ def from_dump(v):
         if k == "$float":
             return fbits(float(x))
         if k == "$map":
-            return ("map", sorted(((from_dump(a), from_dump(b)) for a, b in x), key=repr))
-    return ("map", sorted(((("str", k.encode()), from_dump(x)) for k, x in v.items()), key=repr))
+            pairs = [(from_dump(a, ordered), from_dump(b, ordered)) for a, b in x]
+            return ("map", pairs if ordered else sorted(pairs, key=repr))
+    pairs = [(("str", k.encode()), from_dump(x, ordered)) for k, x in v.items()]
+    return ("map", pairs if ordered else sorted(pairs, key=repr))
 
 
 def from_jsonb(v):
@@ -271,6 +274,9 @@ def compare(db, pgschema, bytea_fields=()):
         exprs = [pg_expr(f, d["type"]) for f, d in fields]
         if tdef.get("extra"):
             exprs.append('"$extra"')
+        raw = tdef.get("extra") or any(d["type"] == "any" for _, d in fields)
+        if raw:
+            exprs.append('encode("$raw", \'hex\')')
         key = '"%s"' % tdef["key"]
         rows = psql("-c", 'SELECT json_build_array(%s) FROM "%s"."%s" ORDER BY %s' %
                     (", ".join(exprs), pgschema, tname, key)).splitlines()
@@ -301,6 +307,18 @@ def compare(db, pgschema, bytea_fields=()):
                 if want != got:
                     fail("%s key %r extra fields: uniqdb %r, PostgreSQL %r" %
                          (tname, rec[tdef["key"]], want, got))
+                CHECKS += 1
+            if raw:
+                # "$raw": the any and extra fields, in the record's order, exact
+                pairs = [(("str", k2.encode()), from_dump(v, True)) for k2, v in rec.items()
+                         if v is not None and (k2 not in tdef["fields"] or
+                                               tdef["fields"][k2]["type"] == "any")]
+                want = ("map", pairs) if pairs else ("nil",)
+                hexed = row[-1]
+                got = ("nil",) if hexed is None else mp_decode(bytes.fromhex(hexed), 0, True)[0]
+                if want != got:
+                    raise Mismatch("%s key %r $raw: uniqdb %r, PostgreSQL %r" %
+                                   (tname, rec[tdef["key"]], want, got))
                 CHECKS += 1
             compared += 1
     return compared
@@ -337,6 +355,9 @@ def main():
         # negative controls: the comparison sees a lost sign of zero in jsonb
         # (why -0.0 takes the $msgpack form), one byte of bytea, one ulp
         for change in ("UPDATE \"order\" SET \"any\" = '0.0' WHERE id = 2",
+                       # the map {"b": 1, "a": 2} with its keys swapped
+                       "UPDATE \"order\" SET \"$raw\" = decode('81a3616e7993cb3ff8000000000000"
+                       "a2c3a982a16102a16201', 'hex') WHERE id = 8",
                        "UPDATE \"order\" SET bin = substr(bin, 1, 255) WHERE id = 1",
                        "UPDATE \"order\" SET f = 0.10000000000000002 WHERE id = 8"):
             psql("-c", "CREATE TABLE backup AS SELECT * FROM \"order\"")

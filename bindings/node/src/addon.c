@@ -1385,6 +1385,89 @@ static napi_value js_open_count(napi_env env, napi_callback_info info)
     return v;
 }
 
+/* ---- backup -------------------------------------------------------------------- */
+
+/* A backup copies the whole data file: it runs on a libuv worker thread, and
+ * its promise settles on the JS thread once the copy is on disk.  The job
+ * holds a reference on the environment, so close() meanwhile closes only the
+ * handle. */
+typedef struct backup_job {
+    shared_env *se;
+    char *dest;
+    unsigned flags;
+    int rc;
+    char msg[1024];
+    napi_deferred deferred;
+    napi_async_work work;
+} backup_job;
+
+static void backup_execute(napi_env env, void *data)
+{
+    backup_job *j = data;
+    j->rc = udb_backup(j->se->env, j->dest, j->flags);
+    if (j->rc) /* the calling thread's message: read it on this thread */
+        snprintf(j->msg, sizeof j->msg, "%s", udb_env_errmsg(j->se->env));
+}
+
+static void backup_complete(napi_env env, napi_status status, void *data)
+{
+    backup_job *j = data;
+    if (status == napi_ok && !j->rc) {
+        napi_value u;
+        napi_get_undefined(env, &u);
+        napi_resolve_deferred(env, j->deferred, u);
+    } else {
+        napi_reject_deferred(env, j->deferred,
+                             make_error(env, j->rc ? j->rc : UDB_EINVAL,
+                                        j->rc ? j->msg : "the backup was cancelled", NULL, -1));
+    }
+    napi_delete_async_work(env, j->work);
+    env_release(j->se);
+    free(j->dest);
+    free(j);
+}
+
+/* backup(h, dest, compact) -> a promise settled once the copy is on disk */
+static napi_value js_backup(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    db *d = handle_of(env, argv[0], H_DB);
+    if (!d)
+        return NULL;
+    if (!d->se) {
+        throw_closed(env);
+        return NULL;
+    }
+    bool bad = false, compact = false;
+    char *dest = opt_string(env, argv[1], "dest", false, &bad);
+    if (bad)
+        return NULL;
+    napi_get_value_bool(env, argv[2], &compact);
+    backup_job *j = calloc(1, sizeof *j);
+    napi_value promise, name;
+    if (!j) {
+        free(dest);
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+        return NULL;
+    }
+    j->se = d->se;
+    j->dest = dest;
+    j->flags = compact ? UDB_BACKUP_COMPACT : 0;
+    napi_create_string_utf8(env, "uniqdb.backup", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_async_work(env, NULL, name, backup_execute, backup_complete, j,
+                               &j->work) != napi_ok) {
+        free(dest);
+        free(j);
+        napi_throw_error(env, "UDB_ENOMEM", "uniqdb: cannot start the backup");
+        return NULL;
+    }
+    napi_create_promise(env, &j->deferred, &promise);
+    env_ref(j->se);
+    if (napi_queue_async_work(env, j->work) != napi_ok)
+        backup_complete(env, napi_generic_failure, j);
+    return promise;
+}
+
 NAPI_MODULE_INIT()
 {
     static const struct {
@@ -1397,6 +1480,7 @@ NAPI_MODULE_INIT()
         {"exec", js_exec},         {"txBegin", js_tx_begin},   {"txOp", js_tx_op},
         {"txEnd", js_tx_end},      {"check", js_check},        {"schema", js_schema},
         {"decode", js_decode},     {"encode", js_encode},      {"openCount", js_open_count},
+        {"backup", js_backup},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         napi_value f;

@@ -29,6 +29,9 @@ const char *udb_strerror(int rc)
     case UDB_EEXHAUSTED: return "sequence exhausted";
     case UDB_EBUSY: return "transactions stayed open while the map had to be resized";
     case UDB_EFLUSHFAILED: return "a flush to disk failed; writes refused until the database is reopened";
+    case UDB_ECONNECT: return "the PostgreSQL server could not be reached, or the connection was lost";
+    case UDB_EAUTH: return "the PostgreSQL server refused the login";
+    case UDB_ESERVER: return "the PostgreSQL server reported an error";
     default:
         if (rc < 0 && (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE))
             return "an application's own error code (not from uniqdb or LMDB)";

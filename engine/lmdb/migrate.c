@@ -25,6 +25,7 @@
 #include "layout.h"
 #include "mpack.h"
 #include "record.h"
+#include "schemaplan.h"
 #include "txn.h"
 
 #define MAX_LISTED 10
@@ -37,7 +38,7 @@ static const udb_field *find_field(const udb_type *t, const char *name)
     return NULL;
 }
 
-static bool same_index(const udb_index *a, const udb_index *b)
+bool udb__same_index(const udb_index *a, const udb_index *b)
 {
     if (a->unique != b->unique || a->nulls_not_distinct != b->nulls_not_distinct ||
         a->nfields != b->nfields || strcmp(a->name, b->name) != 0)
@@ -50,8 +51,9 @@ static bool same_index(const udb_index *a, const udb_index *b)
     return strcmp(a->where, b->where) == 0;
 }
 
-static int type_count(uint64_t *n, MDB_txn *txn, const udb_type *t)
+static int type_count(uint64_t *n, const udb_type *t, void *payload)
 {
+    MDB_txn *txn = payload;
     MDB_stat st;
     int rc = mdb_stat(txn, t->dbi, &st);
     *n = rc ? 0 : st.ms_entries;
@@ -60,8 +62,9 @@ static int type_count(uint64_t *n, MDB_txn *txn, const udb_type *t)
 
 /* Records of an "extra" type may already carry a field that n now declares:
  * every stored record must fit n, or declaring it would strand them. */
-static int check_extra(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_type *n)
+static int check_extra(udb_buf *msg, const udb_type *o, const udb_type *n, void *payload)
 {
+    MDB_txn *txn = payload;
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, o->dbi, &cur);
     if (rc)
@@ -91,11 +94,12 @@ static int check_extra(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Is the change from o to n allowed?  o's handles are valid in txn. */
-static int diff_type(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_type *n)
+/* Is the change from o to n allowed?  st counts o's records. */
+static int diff_type(udb_buf *msg, const udb_plan_store *st, const udb_type *o,
+                     const udb_type *n)
 {
     uint64_t count;
-    int rc = type_count(&count, txn, o);
+    int rc = st->count(&count, o, st->payload);
     if (rc)
         return rc;
 #define REFUSE(...) do { udb__buf_printf(msg, __VA_ARGS__); return UDB_ESCHEMA; } while (0)
@@ -136,7 +140,7 @@ static int diff_type(udb_buf *msg, MDB_txn *txn, const udb_type *o, const udb_ty
                    "records", n->name, n->fields[i].name);
     }
 #undef REFUSE
-    return o->extra && gained && count ? check_extra(msg, txn, o, n) : 0;
+    return o->extra && gained && count ? st->fits(msg, o, n, st->payload) : 0;
 }
 
 /* Fill a new (empty) index from the type's records. */
@@ -221,7 +225,7 @@ static int build_index(udb_buf *msg, udb_txn *txn, const udb_type *t, const udb_
 /* ---- describing a change ------------------------------------------------
  * Items are one per line.  `added` gets what n adds to or tightens in o;
  * `removed` what n lacks or loosens (the changes that need UDB_SCHEMA_DROP).
- * o may be NULL (an empty database).  txn (may be NULL) adds record counts. */
+ * o may be NULL (an empty database).  st (may be NULL) adds record counts. */
 
 static void index_desc(udb_buf *b, const udb_type *t, const udb_index *ix, bool with_name)
 {
@@ -268,7 +272,7 @@ static void describe_type(udb_buf *added, udb_buf *removed, const udb_type *o,
                         "(\"extra\": true would accept them)\n", o->name);
     for (size_t x = 1; x < o->nidx; x++) {
         const udb_index *ox = &o->idx[x], *nx = udb__type_index(n, ox->name);
-        if (nx && same_index(ox, nx))
+        if (nx && udb__same_index(ox, nx))
             continue;
         index_desc(removed, o, ox, true);
         if (nx) {
@@ -279,7 +283,7 @@ static void describe_type(udb_buf *added, udb_buf *removed, const udb_type *o,
     }
     for (size_t x = 1; x < n->nidx; x++) {
         const udb_index *nx = &n->idx[x], *ox = udb__type_index(o, nx->name);
-        if (ox && same_index(ox, nx))
+        if (ox && udb__same_index(ox, nx))
             continue;
         udb__buf_printf(added, ox ? "rebuilt " : "added ");
         index_desc(added, n, nx, true);
@@ -288,7 +292,7 @@ static void describe_type(udb_buf *added, udb_buf *removed, const udb_type *o,
 }
 
 static void describe(udb_buf *added, udb_buf *removed, const udb_schema *o, const udb_schema *n,
-                     MDB_txn *txn)
+                     const udb_plan_store *st)
 {
     for (size_t i = 0; i < n->ntypes; i++) {
         const udb_type *nt = &n->types[i], *ot = o ? udb__schema_type(o, nt->name) : NULL;
@@ -309,7 +313,7 @@ static void describe(udb_buf *added, udb_buf *removed, const udb_schema *o, cons
         if (udb__schema_type(n, ot->name))
             continue;
         uint64_t count = 0;
-        if (txn && type_count(&count, txn, ot) == 0)
+        if (st && st->count(&count, ot, st->payload) == 0)
             udb__buf_printf(removed, "type \"%s\" with its %" PRIu64 " record%s\n", ot->name,
                             count, count == 1 ? "" : "s");
         else
@@ -456,18 +460,17 @@ static void explain_race(apply_ctx *a, const udb_schema *stored, uint64_t gen)
     udb__buf_free(&removed);
 }
 
-/* Decide what applying means against the stored schema old: refuse, or fill
- * a->report with the change.  *s may be replaced (UDB_SCHEMA_KEEP). */
-static int plan(apply_ctx *a, udb_schema **s, const udb_schema *old, MDB_txn *mdb)
+int udb__schema_plan(udb_schema **s, const udb_schema *old, unsigned flags,
+                     const udb_plan_store *st, udb_buf *msg, udb_buf *report)
 {
     udb_buf added = {0}, removed = {0}, kept = {0}, none = {0};
     int rc = 0;
-    if ((a->flags & UDB_SCHEMA_KEEP) && old) {
+    if ((flags & UDB_SCHEMA_KEEP) && old) {
         char *merged = NULL;
         udb_schema *m = NULL;
         describe(&none, &kept, old, *s, NULL);
-        if (!(rc = merge_keep(&merged, old, *s, &a->msg)))
-            rc = udb__schema_parse(&m, merged, strlen(merged), &a->msg);
+        if (!(rc = merge_keep(&merged, old, *s, msg)))
+            rc = udb__schema_parse(&m, merged, strlen(merged), msg);
         free(merged);
         if (rc)
             goto out;
@@ -477,34 +480,41 @@ static int plan(apply_ctx *a, udb_schema **s, const udb_schema *old, MDB_txn *md
     for (size_t i = 0; old && i < old->ntypes && !rc; i++) {
         const udb_type *n = udb__schema_type(*s, old->types[i].name);
         if (n)
-            rc = diff_type(&a->msg, mdb, &old->types[i], n);
+            rc = diff_type(msg, st, &old->types[i], n);
     }
     if (rc)
         goto out;
-    describe(&added, &removed, old, *s, mdb);
-    if (removed.len && !(a->flags & UDB_SCHEMA_DROP)) {
-        udb__buf_printf(&a->msg, "this schema would remove or weaken: ");
-        prefixed(&a->msg, &removed, "", "; ");
-        udb__buf_printf(&a->msg, ". Nothing was changed. To remove them, apply with "
+    describe(&added, &removed, old, *s, st);
+    if (removed.len && !(flags & UDB_SCHEMA_DROP)) {
+        udb__buf_printf(msg, "this schema would remove or weaken: ");
+        prefixed(msg, &removed, "", "; ");
+        udb__buf_printf(msg, ". Nothing was changed. To remove them, apply with "
                         "UDB_SCHEMA_DROP (uniqdb init --drop); to keep them and add only what "
                         "is new, with UDB_SCHEMA_KEEP (uniqdb init --keep)");
         rc = UDB_ESCHEMA;
         goto out;
     }
-    prefixed(&a->report, &added, "", "\n");
+    prefixed(report, &added, "", "\n");
     if (removed.len)
-        prefixed(&a->report, &removed, a->report.len ? "\nremoved " : "removed ", "\nremoved ");
+        prefixed(report, &removed, report->len ? "\nremoved " : "removed ", "\nremoved ");
     if (kept.len)
-        prefixed(&a->report, &kept, a->report.len ? "\nkept " : "kept ", "\nkept ");
+        prefixed(report, &kept, report->len ? "\nkept " : "kept ", "\nkept ");
     if (kept.len)
-        udb__buf_printf(&a->report, " (not in the given schema)");
-    rc = a->msg.oom || a->report.oom ? UDB_ENOMEM : 0;
+        udb__buf_printf(report, " (not in the given schema)");
+    rc = msg->oom || report->oom ? UDB_ENOMEM : 0;
 out:
     udb__buf_free(&added);
     udb__buf_free(&removed);
     udb__buf_free(&kept);
     udb__buf_free(&none);
     return rc;
+}
+
+/* The LMDB store of the rules: counts and record checks in the write txn. */
+static int plan(apply_ctx *a, udb_schema **s, const udb_schema *old, MDB_txn *mdb)
+{
+    udb_plan_store st = {type_count, check_extra, mdb};
+    return udb__schema_plan(s, old, a->flags, &st, &a->msg, &a->report);
 }
 
 /* One attempt at applying a->json (an attempt for udb__grow_retry): parsed
@@ -557,7 +567,7 @@ static int apply_once(size_t *grow_at, void *arg)
         const udb_type *ot = old ? udb__schema_type(old, t->name) : NULL;
         for (size_t x = 1; x < t->nidx && !rc; x++) {
             const udb_index *ix = &t->idx[x], *ox = ot ? udb__type_index(ot, ix->name) : NULL;
-            if (ox && same_index(ix, ox))
+            if (ox && udb__same_index(ix, ox))
                 continue;
             /* new, or redefined: start from empty and build from the records */
             if ((rc = mdb_drop(udb__txn_mdb(txn), ix->dbi, 0)) == 0)
