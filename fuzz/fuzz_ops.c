@@ -3,7 +3,8 @@
  *
  * The input bytes drive a sequence of operations -- insert, insert_or_get,
  * upsert, update, merge, delete, insert_first, seq_next, get, find, scans of
- * every index with prefixes, commit, abort, and udb_write between
+ * every index with prefixes, range scans (bounds, reverse, limits, paging),
+ * commit, abort, and udb_write between
  * transactions -- on a type with a compound
  * unique index, a partial unique index, NULL-able unique fields (NULLs
  * distinct), a "nulls": "not_distinct" compound index and a unique float
@@ -95,7 +96,13 @@ static const char *const DOM_A[] = {"a", "b", "c", LONG_A1, LONG_A2};
 static const int64_t DOM_B[] = {0, 1, -1};
 static const char *const DOM_STATUS[] = {"pending", "confirmed", "cancelled"};
 static const char *const DOM_EMAIL[] = {"e1", "e2", "e3", LONG_E1, LONG_E2, LONG_E3};
-static const char *const DOM_X[] = {"x1", "x2", LONG_X1, LONG_X2};
+/* "x1\0z" holds a NUL: its key starts with the bytes of ("x1")'s, then goes on
+ * (the escaped NUL), so it sorts after "x1" and a bound ["x1"] must not match it */
+static const char *const DOM_X[] = {"x1", "x2", LONG_X1, LONG_X2, "x1\0z"};
+static size_t xlen(unsigned v)
+{
+    return v == 4 ? 4 : strlen(DOM_X[v]);
+}
 static const int64_t DOM_Y[] = {0, 1, 2};
 /* float field: ints are accepted (stored as float64); -0.0 is 0.0 */
 typedef struct fval {
@@ -249,7 +256,7 @@ static void pack_value(msgpack_packer *pk, int f, unsigned v)
     case F_B: msgpack_pack_int64(pk, DOM_B[v]); break;
     case F_STATUS: msgpack_pack_str_with_body(pk, DOM_STATUS[v], strlen(DOM_STATUS[v])); break;
     case F_EMAIL: msgpack_pack_str_with_body(pk, DOM_EMAIL[v], strlen(DOM_EMAIL[v])); break;
-    case F_X: msgpack_pack_str_with_body(pk, DOM_X[v], strlen(DOM_X[v])); break;
+    case F_X: msgpack_pack_str_with_body(pk, DOM_X[v], xlen(v)); break;
     case F_Y: msgpack_pack_int64(pk, DOM_Y[v]); break;
     case F_F:
         if (DOM_F[v].is_int)
@@ -517,7 +524,7 @@ static void bind_rec(sqlite3_stmt *st, const rec *r, bool set_flags)
         case F_B: sqlite3_bind_int64(st, col, DOM_B[v]); break;
         case F_STATUS: sqlite3_bind_text(st, col, DOM_STATUS[v], -1, SQLITE_STATIC); break;
         case F_EMAIL: sqlite3_bind_text(st, col, DOM_EMAIL[v], -1, SQLITE_STATIC); break;
-        case F_X: sqlite3_bind_text(st, col, DOM_X[v], -1, SQLITE_STATIC); break;
+        case F_X: sqlite3_bind_text(st, col, DOM_X[v], (int)xlen(v), SQLITE_STATIC); break;
         case F_Y: sqlite3_bind_int64(st, col, DOM_Y[v]); break;
         case F_F:
             if (DOM_F[v].is_int)
@@ -1145,6 +1152,339 @@ static void op_scan(fuzz_reader *in)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/*
+ * Range scans (udb_scan_range): bounds on a prefix of an index's fields,
+ * each inclusive or exclusive, forward or reverse, a limit, and paging with
+ * udb_cursor_key -- after a given sort key, or after the last entry of a
+ * first page, whose record may be deleted before the second page is read.
+ * SQLite's side is a row-value comparison, as SQL writes a keyset page:
+ *
+ *   WHERE <index's where> AND (a, b) >= (?, ?) AND (a, b) < (?, ?)
+ *         [AND (a, b, id) > (?, ?, ?)]
+ *   ORDER BY a DESC, b DESC, id DESC LIMIT n
+ *
+ * except that each value v is the pair (v IS NOT NULL, coalesce(v, 0)):
+ * udb's bounds are positions in the index order, where NULL is the
+ * smallest value (SQLite's ORDER BY agrees: NULLs first, last with DESC),
+ * while SQL's bare (a, b) < (x, y) is NULL, so false, for a row holding a
+ * NULL.  The pair compares 0 < 1 first, so NULL sorts below every value,
+ * and two NULLs are equal (0, 0).  The sort key udb_cursor_key gives must
+ * be SQLite's last row: its index values then its id.
+ */
+typedef struct rbound {
+    int k;               /* values (-1: no bound) */
+    bool excl;
+    uint8_t st[3], v[3]; /* per value: NIL or VAL, value number */
+} rbound;
+
+static size_t scan_nfields(int ix)
+{
+    size_t nf = 0;
+    while (nf < 3 && SCFIELDS[ix][nf] >= 0)
+        nf++;
+    return nf;
+}
+
+static void gen_bound(rbound *b, fuzz_reader *in, int ix)
+{
+    size_t nf = scan_nfields(ix);
+    uint8_t c = fuzz_u8(in);
+    b->k = (int)(c % (nf + 2)) - 1;   /* -1: open; 0: an empty array, open too */
+    b->excl = (c / 8) % 2;
+    for (int i = 0; i < b->k; i++) {
+        int f = SCFIELDS[ix][i];
+        uint8_t d = fuzz_u8(in);
+        b->st[i] = d % 4 == 0 ? NIL : VAL;
+        b->v[i] = (uint8_t)((d / 4) % DOM_N[f]);
+    }
+}
+
+/* The bound as a msgpack array into sb. */
+static void pack_bound(msgpack_sbuffer *sb, const rbound *b, int ix)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, (size_t)b->k);
+    for (int i = 0; i < b->k; i++) {
+        if (b->st[i] == VAL)
+            pack_value(&pk, SCFIELDS[ix][i], b->v[i]);
+        else
+            msgpack_pack_nil(&pk);
+    }
+}
+
+/* Bind field f's value number v (SQLite's view of pack_value) at col. */
+static void bind_value(sqlite3_stmt *st, int col, int f, unsigned v)
+{
+    switch (f) {
+    case F_ID: sqlite3_bind_int64(st, col, v + 1); break;
+    case F_A: sqlite3_bind_text(st, col, DOM_A[v], -1, SQLITE_STATIC); break;
+    case F_B: sqlite3_bind_int64(st, col, DOM_B[v]); break;
+    case F_STATUS: sqlite3_bind_text(st, col, DOM_STATUS[v], -1, SQLITE_STATIC); break;
+    case F_EMAIL: sqlite3_bind_text(st, col, DOM_EMAIL[v], -1, SQLITE_STATIC); break;
+    case F_X: sqlite3_bind_text(st, col, DOM_X[v], (int)xlen(v), SQLITE_STATIC); break;
+    case F_Y: sqlite3_bind_int64(st, col, DOM_Y[v]); break;
+    case F_F:
+        if (DOM_F[v].is_int)
+            sqlite3_bind_int64(st, col, DOM_F[v].i);
+        else
+            sqlite3_bind_double(st, col, DOM_F[v].d);
+        break;
+    }
+}
+
+/* "(a IS NOT NULL, coalesce(a, 0), ...) op (?, ?, ...)" over the first k
+ * fields of ix (with_id: then id), appended to sql. */
+static void sql_rowcmp(char *sql, size_t cap, int ix, int k, bool with_id, const char *op)
+{
+    size_t used = strlen(sql);
+    used += (size_t)snprintf(sql + used, cap - used, " AND (");
+    int n = 0;
+    for (int i = 0; i < k + with_id; i++) {
+        const char *f = i < k ? FNAME[SCFIELDS[ix][i]] : "id";
+        used += (size_t)snprintf(sql + used, cap - used, "%s%s IS NOT NULL, coalesce(%s, 0)",
+                                 i ? ", " : "", f, f);
+        n += 2;
+    }
+    used += (size_t)snprintf(sql + used, cap - used, ") %s (", op);
+    for (int i = 0; i < n; i++)
+        used += (size_t)snprintf(sql + used, cap - used, "%s?", i ? ", " : "");
+    snprintf(sql + used, cap - used, ")");
+}
+
+/* The sort key position of a page's last row: its index values, then id. */
+typedef struct lastrow {
+    bool some;
+    sqlite3_value *v[4];
+} lastrow;
+
+static void lastrow_free(lastrow *l)
+{
+    for (int i = 0; i < 4; i++)
+        sqlite3_value_free(l->v[i]);
+    memset(l, 0, sizeof *l);
+}
+
+/* The statement for a range of ix: rows after SQLite's row l (a second
+ * page), or after the generated sort key a, or (both NULL) neither. */
+static sqlite3_stmt *range_stmt(int ix, const rbound *lo, const rbound *hi, bool reverse,
+                                unsigned limit, const lastrow *l, const rbound *a)
+{
+    char sql[2048];
+    size_t nf = scan_nfields(ix);
+    bool pk = ix == SC_PK;
+    snprintf(sql, sizeof sql, "SELECT %s FROM t WHERE %s", sql_cols, SCWHERE[ix]);
+    if (lo->k > 0)
+        sql_rowcmp(sql, sizeof sql, ix, lo->k, false, lo->excl ? ">" : ">=");
+    if (hi->k > 0)
+        sql_rowcmp(sql, sizeof sql, ix, hi->k, false, hi->excl ? "<" : "<=");
+    if (l || a)
+        sql_rowcmp(sql, sizeof sql, ix, (int)nf, !pk, reverse ? "<" : ">");
+    size_t used = strlen(sql);
+    used += (size_t)snprintf(sql + used, sizeof sql - used, " ORDER BY ");
+    for (size_t i = 0; i < nf; i++)
+        used += (size_t)snprintf(sql + used, sizeof sql - used, "%s%s, ",
+                                 FNAME[SCFIELDS[ix][i]], reverse ? " DESC" : "");
+    used += (size_t)snprintf(sql + used, sizeof sql - used, "id%s", reverse ? " DESC" : "");
+    if (limit)
+        snprintf(sql + used, sizeof sql - used, " LIMIT %u", limit);
+    sqlite3_stmt *st = prep(sql);
+    int col = 1;
+    const rbound *bs[2] = {lo, hi};
+    for (int j = 0; j < 2; j++)
+        for (int i = 0; i < bs[j]->k; i++) {
+            bool val = bs[j]->st[i] == VAL;
+            sqlite3_bind_int(st, col++, val);
+            if (val)
+                bind_value(st, col++, SCFIELDS[ix][i], bs[j]->v[i]);
+            else
+                sqlite3_bind_int(st, col++, 0);
+        }
+    size_t nkey = nf + !pk;
+    for (size_t i = 0; i < nkey && (l || a); i++) {
+        int f = i < nf ? SCFIELDS[ix][i] : F_ID;
+        bool val;
+        if (l) {
+            val = sqlite3_value_type(l->v[i]) != SQLITE_NULL;
+            sqlite3_bind_int(st, col++, val);
+            if (val)
+                sqlite3_bind_value(st, col++, l->v[i]);
+            else
+                sqlite3_bind_int(st, col++, 0);
+        } else {
+            val = a->st[i] == VAL;
+            sqlite3_bind_int(st, col++, val);
+            if (val)
+                bind_value(st, col++, f, a->v[i]);
+            else
+                sqlite3_bind_int(st, col++, 0);
+        }
+    }
+    return st;
+}
+
+/* Step a range cursor and SQLite's rows in lock step (compare_cursor), and
+ * keep SQLite's last row's sort key in *l; its udb sort key must be the same. */
+static size_t compare_range(udb_cursor *cur, sqlite3_stmt *st, int ix, lastrow *l,
+                            const char *label)
+{
+    size_t nf = scan_nfields(ix), nkey = nf + (ix != SC_PK), n = 0;
+    lastrow_free(l);
+    for (;;) {
+        int src = sqlite3_step(st);
+        udb_val v;
+        int rc = udb_cursor_next(&v, cur);
+        FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND, "%s: cursor: %s", label, udb_strerror(rc));
+        FUZZ_CHECK(src == SQLITE_ROW || src == SQLITE_DONE, "sqlite: %s", sqlite3_errmsg(db));
+        if (rc && src == SQLITE_DONE)
+            break;
+        if (rc || src == SQLITE_DONE) {
+            char a[512] = "", b[512] = "";
+            if (!rc)
+                describe_rec(a, sizeof a, v.data, v.size);
+            else
+                describe_row(b, sizeof b, st);
+            FUZZ_FAIL("%s, entry %zu: udb has %s, SQLite has %s", label, n, rc ? "none" : a,
+                      src == SQLITE_DONE ? "none" : b);
+        }
+        char what[160];
+        snprintf(what, sizeof what, "%s, entry %zu", label, n);
+        expect_same(v.data, v.size, st, what);
+        /* the sort key: SQLite's index values and id */
+        udb_val key;
+        FUZZ_CHECK(udb_cursor_key(&key, cur) == 0, "%s: udb_cursor_key: %s", what,
+                   udb_errmsg(txn));
+        msgpack_object k;
+        const char *why = NULL;
+        FUZZ_CHECK(decode(&k, key.data, key.size, &why) && k.type == MSGPACK_OBJECT_ARRAY &&
+                       k.via.array.size == nkey,
+                   "%s: the sort key is not an array of %zu values", what, nkey);
+        lastrow_free(l);
+        l->some = true;
+        for (size_t i = 0; i < nkey; i++) {
+            int f = i < nf ? SCFIELDS[ix][i] : F_ID;
+            FUZZ_CHECK(same_cell(&k.via.array.ptr[i], st, f, f),
+                       "%s: sort key value %zu is not the row's %s", what, i, FNAME[f]);
+            FUZZ_CHECK((l->v[i] = sqlite3_value_dup(sqlite3_column_value(st, f))) != NULL,
+                       "out of memory");
+        }
+        n++;
+    }
+    return n;
+}
+
+static void trace_bound(const char *name, const rbound *b, int ix)
+{
+    if (!trace)
+        return;
+    if (b->k < 0) {
+        fprintf(stderr, " %s open", name);
+        return;
+    }
+    fprintf(stderr, " %s%s [", name, b->excl ? " excl" : "");
+    for (int i = 0; i < b->k; i++) {
+        rec one;
+        memset(&one, 0, sizeof one);
+        one.st[SCFIELDS[ix][i]] = b->st[i];
+        one.v[SCFIELDS[ix][i]] = b->v[i];
+        trace_rec("", &one);
+    }
+    fprintf(stderr, " ]");
+}
+
+static void op_range(fuzz_reader *in)
+{
+    int ix = fuzz_u8(in) % NSCAN;
+    rbound lo, hi, a;
+    memset(&a, 0, sizeof a);
+    gen_bound(&lo, in, ix);
+    gen_bound(&hi, in, ix);
+    uint8_t c = fuzz_u8(in);
+    bool reverse = c % 2;
+    unsigned limit = (c / 2) % 6;               /* 0: no limit */
+    int mode = (c / 12) % 4;                    /* 0, 1: one scan; 2: after a given key;
+                                                   3: a second page */
+    bool del = (c / 48) % 2;                    /* mode 3: delete the page's last record */
+    size_t nf = scan_nfields(ix), nkey = nf + (ix != SC_PK);
+    msgpack_sbuffer sa;
+    msgpack_sbuffer_init(&sa);
+    if (mode == 2) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sa, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, nkey);
+        for (size_t i = 0; i < nkey; i++) {
+            int f = i < nf ? SCFIELDS[ix][i] : F_ID;
+            uint8_t d = fuzz_u8(in);
+            a.st[i] = f != F_ID && d % 4 == 0 ? NIL : VAL;
+            a.v[i] = (uint8_t)((d / 4) % DOM_N[f]);
+            if (a.st[i] == VAL)
+                pack_value(&pk, f, a.v[i]);
+            else
+                msgpack_pack_nil(&pk);
+        }
+    }
+    TRACE("range %s%s limit %u mode %d%s", SCNAME[ix] ? SCNAME[ix] : "id",
+          reverse ? " reverse" : "", limit, mode, del ? " del" : "");
+    trace_bound("lo", &lo, ix);
+    trace_bound("hi", &hi, ix);
+    TRACE("\n");
+    msgpack_sbuffer slo, shi;
+    pack_bound(&slo, &lo, ix);
+    pack_bound(&shi, &hi, ix);
+    udb_range r = UDB_RANGE_INIT;
+    if (lo.k >= 0)
+        r.lo = (udb_val){slo.data, slo.size};
+    if (hi.k >= 0)
+        r.hi = (udb_val){shi.data, shi.size};
+    r.flags = (lo.excl ? UDB_LO_EXCL : 0) | (hi.excl ? UDB_HI_EXCL : 0) |
+              (reverse ? UDB_REVERSE : 0);
+    r.limit = limit;
+    if (mode == 2)
+        r.after = (udb_val){sa.data, sa.size};
+    udb_cursor *cur;
+    int rc = udb_scan_range(&cur, txn, "t", SCNAME[ix], &r);
+    FUZZ_CHECK(rc == 0, "range scan: %s", udb_errmsg(txn));
+    sqlite3_stmt *st = range_stmt(ix, &lo, &hi, reverse, limit, NULL, mode == 2 ? &a : NULL);
+    char label[64];
+    snprintf(label, sizeof label, "range of %s", SCNAME[ix] ? SCNAME[ix] : "id");
+    lastrow l;
+    memset(&l, 0, sizeof l);
+    size_t n = compare_range(cur, st, ix, &l, label);
+    sqlite3_finalize(st);
+    if (mode == 3 && n > 0) {
+        /* the next page, after udb's sort key (SQLite: after its last row) */
+        udb_val key;
+        FUZZ_CHECK(udb_cursor_key(&key, cur) == 0, "udb_cursor_key: %s", udb_errmsg(txn));
+        msgpack_sbuffer_write(&sa, key.data, key.size);   /* copied: the cursor goes */
+        udb_cursor_close(cur);
+        if (del) {
+            int64_t id = sqlite3_value_int64(l.v[nkey - 1]);
+            TRACE("delete %" PRId64 " (the page's last)\n", id);
+            msgpack_sbuffer sk;
+            pack_key(&sk, (unsigned)id);
+            FUZZ_CHECK(udb_delete(txn, "t", sk.data, sk.size) == 0, "delete: %s",
+                       udb_errmsg(txn));
+            msgpack_sbuffer_destroy(&sk);
+            sqlite3_reset(st_delete);
+            sqlite3_bind_int64(st_delete, 1, id);
+            FUZZ_CHECK(sql_run(st_delete) == O_OK && sqlite3_changes(db) == 1, "sql delete");
+        }
+        r.after = (udb_val){sa.data, sa.size};
+        FUZZ_CHECK(udb_scan_range(&cur, txn, "t", SCNAME[ix], &r) == 0, "range scan: %s",
+                   udb_errmsg(txn));
+        st = range_stmt(ix, &lo, &hi, reverse, limit, &l, NULL);
+        snprintf(label, sizeof label, "next page of %s", SCNAME[ix] ? SCNAME[ix] : "id");
+        compare_range(cur, st, ix, &l, label);
+        sqlite3_finalize(st);
+    }
+    udb_cursor_close(cur);
+    lastrow_free(&l);
+    msgpack_sbuffer_destroy(&slo);
+    msgpack_sbuffer_destroy(&shi);
+    msgpack_sbuffer_destroy(&sa);
+}
+
 static void expect_consistent(void)
 {
     fuzz_expect_check(env, "after commit");
@@ -1271,7 +1611,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (fuzz_more(&in)) {
         uint8_t op = fuzz_u8(&in);
         nops++;
-        switch (op % 20) {
+        switch (op % 22) {
         case 0: case 1: case 2: case 3: op_insert(&in); break;
         case 4: case 5: op_insert_or_get(&in); break;
         case 6: case 7: op_upsert(&in); break;
@@ -1285,7 +1625,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 16: op_get(&in); break;
         case 17: op_find(&in); break;
         case 18: op_write(&in); break;
-        default: op_scan(&in); break;
+        case 19: op_scan(&in); break;
+        default: op_range(&in); break;
         }
         compare_all("after operation");
     }

@@ -738,10 +738,80 @@ UDB_API void udb_results_free(udb_results *res);
  * index, and of NULL-holding entries of a unique one, in primary-key order.
  * A nil in prefix matches a missing field (SQL's IS NULL).  The exception is
  * a partial index: it holds only the records its "where" predicate admits.
- * The cursor must be closed before txn ends.
+ * The cursor must be closed before txn ends.  The prefix case of
+ * udb_scan_range (lo = hi = prefix, both included), which adds bounds,
+ * reverse order, a limit and paging.
  * Errors: UDB_EINVAL, UDB_EBADRECORD (prefix of wrong types), UDB_ENOMEM, LMDB codes. */
 UDB_API int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
                      const void *prefix, size_t len);
+
+/* A range of an index for udb_scan_range().  Start from UDB_RANGE_INIT, then
+ * set fields by name: a later version may add fields at the end, and
+ * `version` tells the library which fields the caller's struct has.
+ *
+ * lo and hi are msgpack arrays of values for the index's leading fields (at
+ * most its field count; the primary key's one field for a primary-key
+ * scan), each value of its field's type or nil; data NULL (or an empty
+ * array) leaves that side open.  An entry is in the range when its first k
+ * index values, compared as a row with a bound of k values (SQL's
+ * (a, b) >= (x, y)), are >= lo (> with UDB_LO_EXCL) and <= hi (< with
+ * UDB_HI_EXCL): a bound of fewer values than the index has takes in every
+ * entry that starts with them (lo = hi = [x] is the prefix [x]).  Bounds
+ * are positions in the index's order, where NULL (a missing field) is the
+ * smallest value: hi alone takes in the entries with NULLs (SQL's a < x
+ * would not; lo = [nil] with UDB_LO_EXCL leaves them out), and nil is a
+ * bound like any value.  lo after hi is an empty range, not an error.
+ *
+ * after resumes a scan (paging): a sort key as udb_cursor_key() gives it --
+ * the index's field values then the primary key (the primary key alone for
+ * a primary-key scan), all of them -- and the scan takes only the entries
+ * after it in scan order (before it, in a reverse scan).  It is a position,
+ * not a record: it works after that record was changed or deleted.
+ *
+ * UDB_REVERSE: the range in reverse order (NULLs last).  limit: at most this
+ * many entries (udb_cursor_next or udb_cursor_skip), then UDB_ENOTFOUND; 0:
+ * no limit.  The bytes lo, hi and after point to are read during
+ * udb_scan_range() only. */
+typedef struct udb_range {
+    unsigned version;   /* UDB_RANGE_VERSION (set by UDB_RANGE_INIT) */
+    udb_val lo, hi;     /* msgpack arrays of leading field values; data NULL: open */
+    unsigned flags;     /* UDB_LO_EXCL, UDB_HI_EXCL, UDB_REVERSE */
+    udb_val after;      /* a sort key from udb_cursor_key(); data NULL: from the start */
+    uint64_t limit;     /* at most this many entries; 0: no limit */
+} udb_range;
+
+#define UDB_RANGE_VERSION 1
+#define UDB_RANGE_INIT {UDB_RANGE_VERSION, {NULL, 0}, {NULL, 0}, 0, {NULL, 0}, 0}
+
+/* udb_range.flags */
+#define UDB_LO_EXCL 0x1u /* lo is excluded: entries whose first values equal lo are not in */
+#define UDB_HI_EXCL 0x2u /* hi is excluded */
+#define UDB_REVERSE 0x4u /* scan from hi down to lo: the index's order reversed */
+
+/* Open a cursor over the records of `type` in the order of `index` (NULL or
+ * the key field: the primary key) within `range` (NULL: every record, as
+ * udb_scan with no prefix).  The order is udb_scan's, SQL's ORDER BY over
+ * the index's fields then the primary key, NULLs first -- reversed with
+ * UDB_REVERSE (ORDER BY ... DESC: NULLs last).  Long values (keys over 503
+ * bytes) are compared in full.  The cursor must be closed before txn ends.
+ * Errors: UDB_EINVAL (NULL out, unknown type or index, range->version not
+ * one this library knows, unknown flags), UDB_EBADRECORD (lo, hi or after
+ * not a msgpack array of scalars, more values than the index has fields --
+ * after: not exactly its sort key's count -- or a value of the wrong type
+ * for its field; the message names which and what is allowed), UDB_ENOMEM,
+ * LMDB codes. */
+UDB_API int udb_scan_range(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
+                           const udb_range *range);
+
+/* The sort key of the entry the cursor handed out last (udb_cursor_next or
+ * udb_cursor_skip): a msgpack array of the index's field values (nil for a
+ * missing one) then the record's primary key -- for a primary-key scan, the
+ * primary key alone.  Give it as udb_range.after to get the entries that
+ * follow (the next page), in this transaction or a later one.  *out is the
+ * cursor's memory, valid until its next call or its close.
+ * Errors: UDB_EINVAL (NULL argument), UDB_ENOTFOUND (nothing handed out
+ * yet), UDB_ECORRUPT (a damaged entry), UDB_ENOMEM. */
+UDB_API int udb_cursor_key(udb_val *out, udb_cursor *cur);
 
 /* The next record.  Errors: UDB_ENOTFOUND at the end, UDB_ECORRUPT (the
  * message names the type and key): a damaged record, a record an index entry

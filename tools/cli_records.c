@@ -612,23 +612,56 @@ static char *key_field(udb_env *env, const char *type)
     return r;
 }
 
+/* The text of the next page's --after: the sort key of the entry cur gave
+ * last, as compact JSON (malloc'd), or NULL with the failure reported in *ex. */
+static char *after_text(udb_cursor *cur, udb_txn *txn, int *ex)
+{
+    udb_val key;
+    int rc = udb_cursor_key(&key, cur);
+    if (rc) {
+        *ex = fail_op(rc, udb_errmsg(txn), NULL, "scan");
+        return NULL;
+    }
+    char err[CLI_ERRLEN];
+    json_t *j = cli_msgpack_to_json(key.data, key.size, err);
+    char *text = j ? cli_json_dumps(j, 0) : NULL;
+    json_decref(j);
+    if (!text)
+        *ex = cli_fail(CLI_EFAIL, NULL, "cannot show the scan's position: %s",
+                       j ? "out of memory" : err);
+    return text;
+}
+
 int cli_cmd_scan(int argc, char **argv)
 {
+    enum { O_GE = 256, O_GT, O_LE, O_LT, O_AFTER };
     static const struct option opts[] = {
         {"limit", required_argument, NULL, 'n'},
+        {"reverse", no_argument, NULL, 'r'},
+        {"ge", required_argument, NULL, O_GE},
+        {"from", required_argument, NULL, O_GE},
+        {"gt", required_argument, NULL, O_GT},
+        {"le", required_argument, NULL, O_LE},
+        {"to", required_argument, NULL, O_LE},
+        {"lt", required_argument, NULL, O_LT},
+        {"after", required_argument, NULL, O_AFTER},
         CLI_COMMON_LONGOPTS,
     };
-    msgpack_sbuffer prefix;
+    /* bufs: the prefix, lo, hi, after */
+    msgpack_sbuffer buf[4];
+    const char *lo_arg = NULL, *hi_arg = NULL, *after_arg = NULL;
     udb_env *env = NULL;
     udb_txn *txn = NULL;
     udb_cursor *cur = NULL;
-    char *keyf = NULL;
-    msgpack_sbuffer_init(&prefix);
+    char *keyf = NULL, *next = NULL;
+    for (int i = 0; i < 4; i++)
+        msgpack_sbuffer_init(&buf[i]);
+    udb_range range = UDB_RANGE_INIT;
     optind = 0;
     opterr = 0;
     uint64_t limit = UINT64_MAX;
     int c, ex;
-    while ((c = getopt_long(argc, argv, ":hn:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hn:r", opts, NULL)) != -1) {
         switch (c) {
         case 'n':
             if (parse_u64(&limit, optarg)) {
@@ -636,8 +669,39 @@ int cli_cmd_scan(int argc, char **argv)
                 goto out;
             }
             break;
+        case 'r':
+            range.flags |= UDB_REVERSE;
+            break;
+        case O_GE:
+        case O_GT:
+        case O_LE:
+        case O_LT: {
+            bool lo = c == O_GE || c == O_GT;
+            if (lo ? lo_arg != NULL : hi_arg != NULL) {
+                ex = cli_usage("scan", lo ? "one lower bound: --ge (--from) or --gt, once"
+                                          : "one upper bound: --le (--to) or --lt, once");
+                goto out;
+            }
+            *(lo ? &lo_arg : &hi_arg) = optarg;
+            if (c == O_GT)
+                range.flags |= UDB_LO_EXCL;
+            if (c == O_LT)
+                range.flags |= UDB_HI_EXCL;
+            int i = lo ? 1 : 2;
+            const char *what = c == O_GE ? "--ge" : c == O_GT ? "--gt" : c == O_LE ? "--le"
+                                                                                 : "--lt";
+            if ((ex = pack_arg(&buf[i], optarg, what, 0, 1)) != CLI_OK)
+                goto out;
+            break;
+        }
+        case O_AFTER:
+            after_arg = optarg;
+            if ((ex = pack_arg(&buf[3], optarg, "--after", 0, 1)) != CLI_OK)
+                goto out;
+            break;
         default:
-            if ((ex = cli_common_option(c, argv, "--limit needs a value")) >= 0)
+            if ((ex = cli_common_option(c, argv, "--limit, --ge, --gt, --le, --lt and --after "
+                                        "need a value")) >= 0)
                 goto out;
             break;
         }
@@ -651,15 +715,29 @@ int cli_cmd_scan(int argc, char **argv)
     const char *index = NULL;
     if (npos >= 3 && strcmp(argv[optind + 2], "-") != 0 && argv[optind + 2][0])
         index = argv[optind + 2];
-    if (npos == 4 && (ex = pack_arg(&prefix, argv[optind + 3], "prefix", 0, 1)) != CLI_OK)
-        goto out;
+    if (npos == 4) {
+        if (lo_arg || hi_arg) {
+            ex = cli_usage("scan", "give a prefix or bounds, not both (a prefix P is "
+                           "--ge P --le P)");
+            goto out;
+        }
+        if ((ex = pack_arg(&buf[0], argv[optind + 3], "prefix", 0, 1)) != CLI_OK)
+            goto out;
+        range.lo = range.hi = (udb_val){buf[0].data, buf[0].size};
+    }
+    if (lo_arg)
+        range.lo = (udb_val){buf[1].data, buf[1].size};
+    if (hi_arg)
+        range.hi = (udb_val){buf[2].data, buf[2].size};
+    if (after_arg)
+        range.after = (udb_val){buf[3].data, buf[3].size};
     if ((ex = cli_open(&env, argv[optind], CLI_OPEN_READ)) != CLI_OK)
         goto out;
     if (index && (keyf = key_field(env, type)) != NULL && strcmp(keyf, index) == 0)
         index = NULL;
     int rc = udb_begin(&txn, env, UDB_RDONLY);
     if (rc == 0)
-        rc = udb_scan(&cur, txn, type, index, prefix.size ? prefix.data : NULL, prefix.size);
+        rc = udb_scan_range(&cur, txn, type, index, &range);
     uint64_t n = 0;
     while (rc == 0 && n < limit) {
         udb_val v;
@@ -667,7 +745,15 @@ int cli_cmd_scan(int argc, char **argv)
         if (rc == 0 && (ex = print_record(v)) != CLI_OK)
             goto out;
         cli_guard_tick(NULL);
-        n++;
+        n += rc == 0;
+    }
+    if (rc == 0 && n > 0) {
+        /* stopped by --limit: if an entry follows, say how to get it */
+        if (!(next = after_text(cur, txn, &ex)))
+            goto out;
+        uint64_t more = 0;
+        if ((rc = udb_cursor_skip(&more, cur, 1)) == 0 && more)
+            fprintf(stderr, "next: --after %s\n", next);
     }
     if (rc && rc != UDB_ENOTFOUND)
         ex = fail_op(rc, txn ? udb_errmsg(txn) : udb_env_errmsg(env), NULL, "scan");
@@ -678,6 +764,8 @@ out:
     udb_abort(txn);
     udb_close(env);
     free(keyf);
-    msgpack_sbuffer_destroy(&prefix);
+    free(next);
+    for (int i = 0; i < 4; i++)
+        msgpack_sbuffer_destroy(&buf[i]);
     return ex;
 }

@@ -57,11 +57,24 @@ static const command commands[] = {
     {"find", cli_cmd_find, "DB TYPE INDEX JSON-ARRAY", "a record by unique index",
      "Print the record that holds the values JSON-ARRAY (one per field, in index\n"
      "order) in the unique index INDEX.  A single value may be given without [ ]."},
-    {"scan", cli_cmd_scan, "DB TYPE [INDEX [JSON-ARRAY-PREFIX]] [--limit N]",
-     "records in key or index order",
+    {"scan", cli_cmd_scan,
+     "DB TYPE [INDEX [JSON-ARRAY-PREFIX]] [--ge|--gt JSON] [--le|--lt JSON]\n"
+     "       [--reverse] [--limit N] [--after JSON]",
+     "records in key or index order, in a range",
      "Print the records of TYPE as NDJSON, in primary-key order or in the order of\n"
-     "INDEX (\"-\" or the key field: primary key), restricted to those whose leading\n"
-     "index fields equal the prefix."},
+     "INDEX (\"-\" or the key field: primary key): SQL's ORDER BY over its fields,\n"
+     "then the primary key, NULLs first.  A prefix keeps the records whose leading\n"
+     "index fields equal it.  --ge (or --from) and --gt give a lower bound, --le (or\n"
+     "--to) and --lt an upper one: a JSON array of values for the index's leading\n"
+     "fields (a single value may be given without [ ]), compared as a row, so\n"
+     "--ge '[\"p1\", \"10:00\"]' --lt '[\"p1\", \"14:00\"]' is p1 from 10:00 to before 14:00,\n"
+     "and a bound with fewer values takes in everything that starts with them.\n"
+     "NULL is the smallest value: an upper bound alone takes in the records whose\n"
+     "field is NULL (--gt null leaves them out).  --reverse: from the top down, NULLs\n"
+     "last.  --limit N: at most N records; when more follow, the last line of stderr\n"
+     "is \"next: --after JSON\", and the same command with --after JSON prints the\n"
+     "next page (JSON is the last record's index values then its primary key: a\n"
+     "position, valid after that record changed or was deleted)."},
     {"update", cli_cmd_update, "DB TYPE KEY JSON [--merge]", "replace or merge a record",
      "Replace the record with primary key KEY by JSON (\"-\": stdin), or with --merge\n"
      "merge JSON's fields into it (null removes a field).  Prints the stored record."},

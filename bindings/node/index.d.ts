@@ -64,6 +64,20 @@ export interface ScanOptions {
   index?: string;
   /** Values of the index's leading fields. */
   prefix?: Input[];
+  /** Lower bound: values of the index's leading fields, compared as a row (NULL is the
+   * smallest value); gte includes entries equal to it, gt excludes them.  A bare value is
+   * a list of one. */
+  gte?: Input[] | Input;
+  gt?: Input[] | Input;
+  /** Upper bound, as the lower. */
+  lte?: Input[] | Input;
+  lt?: Input[] | Input;
+  /** From the top down (NULLs last). */
+  reverse?: boolean;
+  /** Resume after this sort key (a Scan's lastKey): the next page. */
+  after?: Input[];
+  /** Read each record's sort key too, for lastKey. */
+  keys?: boolean;
   /** At most this many records. */
   limit?: number;
 }
@@ -72,6 +86,9 @@ export interface ScanOptions {
 export interface Scan<R = Record> extends IterableIterator<R> {
   close(): void;
   toArray(): R[];
+  /** The sort key of the last record given (index values, then the primary key), for the
+   * option after; needs keys: true (a TypeError otherwise), undefined before the first. */
+  readonly lastKey: Input[] | undefined;
 }
 
 export interface Created<R = Record> {

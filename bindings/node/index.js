@@ -189,10 +189,12 @@ function opOf(o, where) {
 }
 
 class Scan {
-  constructor(cursor, limit) {
+  constructor(cursor, limit, keys) {
     this._cursor = cursor;
     this._buf = [];
     this._left = limit;
+    this._keys = !!keys;
+    this._lastKey = undefined;
   }
   [Symbol.iterator]() {
     return this;
@@ -201,13 +203,15 @@ class Scan {
     if (this._left !== undefined && this._left <= 0) return this.return();
     if (this._buf.length === 0 && this._cursor) {
       const n = this._left !== undefined ? Math.min(this._left, 256) : 256;
-      this._buf = native.scanNext(this._cursor, n);
+      this._buf = native.scanNext(this._cursor, n, this._keys);
       this._buf.reverse();
       if (this._buf.length === 0) this._cursor = null;
     }
     if (this._buf.length === 0) return { done: true, value: undefined };
     if (this._left !== undefined) this._left--;
-    return { done: false, value: this._buf.pop() };
+    const value = this._buf.pop();
+    if (this._keys) this._lastKey = this._buf.pop(); // [record, key, ...], reversed
+    return { done: false, value };
   }
   return(value) {
     if (this._cursor) native.scanClose(this._cursor);
@@ -222,11 +226,55 @@ class Scan {
   toArray() {
     return [...this];
   }
+  /**
+   * The sort key of the last record the iterator gave (the index's values, then the
+   * primary key): the next page is scan(type, {...same options, after: lastKey}).
+   * Needs the option keys: true; undefined before the first record.
+   */
+  get lastKey() {
+    if (!this._keys) throw usageError('uniqdb: lastKey needs the scan option keys: true');
+    return this._lastKey;
+  }
 }
 
+const LO_EXCL = 0x1;
+const HI_EXCL = 0x2;
+const REVERSE = 0x4;
+
+function usageError(message) {
+  const e = new TypeError(message);
+  e.code = 'UDB_EINVAL';
+  return e;
+}
+
+// A bound given bare is a list of one value, as find's values (null: [null], a bound).
+const list = (v) => (v === undefined || Array.isArray(v) ? v : [v]);
+
 function scanArgs(h, type, opts = {}) {
-  const cur = native.scanOpen(h, type, opts.index, opts.prefix);
-  return new Scan(cur, opts.limit);
+  const { gte, gt, lte, lt } = opts;
+  if (gte !== undefined && gt !== undefined) {
+    throw usageError('uniqdb: scan: one lower bound, gte or gt');
+  }
+  if (lte !== undefined && lt !== undefined) {
+    throw usageError('uniqdb: scan: one upper bound, lte or lt');
+  }
+  let lo = list(gt !== undefined ? gt : gte);
+  let hi = list(lt !== undefined ? lt : lte);
+  let prefix = opts.prefix;
+  if (prefix !== undefined && prefix !== null) {
+    if (lo !== undefined || hi !== undefined) {
+      throw usageError('uniqdb: scan: give a prefix or bounds, not both (a prefix P is ' +
+        'gte: P, lte: P)');
+    }
+    if (opts.reverse || opts.after !== undefined) {
+      lo = hi = prefix; // the prefix as a range, which can go in reverse and resume
+      prefix = undefined;
+    }
+  }
+  const flags = (gt !== undefined ? LO_EXCL : 0) | (lt !== undefined ? HI_EXCL : 0) |
+    (opts.reverse ? REVERSE : 0);
+  const cur = native.scanOpen(h, type, opts.index, prefix, lo, hi, flags, opts.after);
+  return new Scan(cur, opts.limit, opts.keys);
 }
 
 // The read calls shared by Database and Transaction (h: the native handle).

@@ -3,7 +3,7 @@
 #
 #   cli_test.sh GROUP UNIQDB DAMAGE PYTHON SCENARIOS.json
 #
-# GROUP is one of: basics exits readonly types dumpload trailer check tty demo.  Every group works in its
+# GROUP is one of: basics exits readonly types dumpload trailer check tty demo scan.  Every group works in its
 # own fresh temporary directory, removed at the end.  JSON output is checked
 # by parsing it (python3's json module), not by pattern matching alone.
 set -u
@@ -1062,8 +1062,73 @@ group_demo() {
     if ls -d "$T"/uniqdb-demo-* >/dev/null 2>&1; then ok; else fail "no temporary demo directory"; fi
 }
 
+# ---------------------------------------------------------------------------
+# scan ranges (issue 27): bounds, reverse, --limit and paging with --after
+group_scan() {
+    local db="$T/db"
+    run 0 "$U" init "$db" "$SCEN"
+    local t p u
+    for t in 09:00 10:00 11:00 12:30 14:00 15:00; do
+        for p in p1 p2; do
+            u='"user": "u'$p'", '
+            [ "$t" = 11:00 ] && u=''   # no user: NULL in by_user
+            run 0 "$U" put "$db" booking '{"psychologist": "'$p'", "date": "2026-01-15", "time": "'$t'", '"$u"'"status": "pending"}'
+        done
+    done
+    # ids: p1 at 09:00 is 1, p2 at 09:00 is 2, ... p2 at 15:00 is 12
+    # bookings of p1 between 10:00 and 14:00
+    run 0 "$U" scan "$db" booking active_slot --ge '["p1", "2026-01-15", "10:00"]' --lt '["p1", "2026-01-15", "14:00"]'
+    json_ok '[r["id"] for r in lines] == [3, 5, 7]'; err_empty
+    run 0 "$U" scan "$db" booking active_slot --from '["p1", "2026-01-15", "10:00"]' --to '["p1", "2026-01-15", "14:00"]'
+    json_ok '[r["id"] for r in lines] == [3, 5, 7, 9]'
+    run 0 "$U" scan "$db" booking active_slot --gt '["p1", "2026-01-15", "10:00"]' --le '["p1", "2026-01-15", "14:00"]' --reverse
+    json_ok '[r["id"] for r in lines] == [9, 7, 5]'
+    # a bound shorter than the index: everything that starts with it
+    run 0 "$U" scan "$db" booking active_slot --gt '"p1"'; json_ok '[r["id"] for r in lines] == [2, 4, 6, 8, 10, 12]'
+    run 0 "$U" scan "$db" booking active_slot --le '["p1"]' --reverse; json_ok '[r["id"] for r in lines] == [11, 9, 7, 5, 3, 1]'
+    run 0 "$U" scan "$db" booking active_slot '["p2"]' --reverse --limit 2; json_ok '[r["id"] for r in lines] == [12, 10]'
+    # empty ranges are not errors
+    run 0 "$U" scan "$db" booking active_slot --ge '"p2"' --le '"p1"'; out_empty
+    run 0 "$U" scan "$db" booking --gt 3 --lt 4; out_empty
+    # NULL is the smallest value: an upper bound alone takes in the records without a user
+    run 0 "$U" scan "$db" booking by_user --lt '"up2"'; json_ok '[r["id"] for r in lines] == [5, 6, 1, 3, 7, 9, 11]'
+    run 0 "$U" scan "$db" booking by_user --gt null --lt '"up2"'; json_ok '[r["id"] for r in lines] == [1, 3, 7, 9, 11]'
+    run 0 "$U" scan "$db" booking by_user --ge null --le null --reverse; json_ok '[r["id"] for r in lines] == [6, 5]'
+    # the 5 newest bookings, then the pages after them: stderr's last line says how to go on
+    run 0 "$U" scan "$db" booking --reverse --limit 5; json_ok '[r["id"] for r in lines] == [12, 11, 10, 9, 8]'
+    err_has 'next: --after [8]'
+    local ids="" next="" pages=0
+    local -a after=()
+    while :; do
+        run 0 "$U" scan "$db" booking by_user --reverse --limit 5 "${after[@]}"
+        ids="$ids $("$PY" -c 'import json, sys; print(" ".join(str(json.loads(l)["id"]) for l in open(sys.argv[1])))' "$T/out")"
+        pages=$((pages + 1))
+        next=$(sed -n 's/^next: --after //p' "$T/err")
+        [ -n "$next" ] || break
+        after=(--after "$next")
+        # the record a page ended on may go: the position stays
+        local last=${ids##* }
+        run 0 "$U" delete "$db" booking "$last"
+        [ "$pages" -lt 10 ] || { fail "paging does not end"; break; }
+    done
+    if [ "$ids" = " 12 10 8 4 2 11 9 7 3 1 6 5" ] && [ "$pages" -eq 3 ]; then ok; else fail "pages: $ids ($pages)"; fi
+    # a last page of exactly --limit records (1 and 2 are gone): no next line
+    run 0 "$U" scan "$db" booking --limit 10; json_ok 'len(lines) == 10'; err_empty
+    run 0 "$U" scan "$db" booking --limit 0; out_empty; err_empty
+    run 0 "$U" scan "$db" booking by_user --after '[null, "2026-01-15", 6]'; json_ok '[r["id"] for r in lines][:2] == [3, 7]'
+    # bad ranges: exit 2 for the command line, 5 for values, naming what is wrong
+    run 2 "$U" scan "$db" booking active_slot '["p1"]' --ge '"p1"'; err_has "a prefix or bounds, not both"
+    run 2 "$U" scan "$db" booking --ge 1 --gt 2; err_has "one lower bound"
+    run 2 "$U" scan "$db" booking --lt; err_has "need a value"
+    run 5 "$U" scan "$db" booking active_slot --ge 5; err_has 'range lo of "booking.active_slot", value 1'; err_has 'field "psychologist": expected str'
+    run 5 "$U" scan "$db" booking active_slot --le '["p1", "d", "t", "x"]'; err_has "too many values"
+    run 5 "$U" scan "$db" booking active_slot --after '["p1"]'; err_has "4 values (psychologist, date, time, then the primary key id)"
+    run 5 "$U" scan "$db" booking --ge '[1'; err_has "--ge"
+    run 0 "$U" scan --help; out_has "--after JSON"; out_has "next: --after JSON"
+}
+
 case "$GROUP" in
-basics | exits | readonly | types | dumpload | trailer | check | tty | demo) "group_$GROUP" ;;
+basics | exits | readonly | types | dumpload | trailer | check | tty | demo | scan) "group_$GROUP" ;;
 *)
     echo "unknown group $GROUP" >&2
     exit 2

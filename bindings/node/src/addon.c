@@ -686,26 +686,43 @@ out:
     return v;
 }
 
-/* scanOpen(h, type, index, prefix) -> cursor handle */
+/* scanOpen(h, type, index, prefix, lo, hi, flags, after) -> cursor handle: lo, hi
+ * and after are lists (or undefined), flags udb_range's. */
 static napi_value js_scan_open(napi_env env, napi_callback_info info)
 {
-    ARGS(4);
+    ARGS(8);
     bool bad = false, own = false;
-    mbuf prefix = {0};
+    mbuf prefix = {0}, lo = {0}, hi = {0}, after = {0};
     napi_value v = NULL;
     curlist *list = NULL;
+    uint32_t flags = 0;
     char *type = opt_string(env, argv[1], "type", false, &bad);
     char *index = bad ? NULL : opt_string(env, argv[2], "options.index", true, &bad);
     if (bad)
         goto out;
     if (!is_nullish(env, argv[3]) && encode(env, argv[3], &prefix, "options.prefix"))
         goto out;
+    if (!is_nullish(env, argv[4]) && encode(env, argv[4], &lo, "options lower bound"))
+        goto out;
+    if (!is_nullish(env, argv[5]) && encode(env, argv[5], &hi, "options upper bound"))
+        goto out;
+    napi_get_value_uint32(env, argv[6], &flags);
+    if (!is_nullish(env, argv[7]) && encode(env, argv[7], &after, "options.after"))
+        goto out;
+    udb_range range = UDB_RANGE_INIT;
+    range.lo = (udb_val){lo.p, lo.len};
+    range.hi = (udb_val){hi.p, hi.len};
+    range.after = (udb_val){after.p, after.len};
+    range.flags = flags;
     udb_txn *txn = reader(env, argv[0], &own, &list);
     if (!txn)
         goto out;
     cursor *c = calloc(1, sizeof *c);
     udb_cursor *cur = NULL;
-    int rc = c ? udb_scan(&cur, txn, type, index, prefix.p, prefix.len) : UDB_ENOMEM;
+    /* a prefix is the range from it to it: either is given, not both (index.js) */
+    int rc = !c ? UDB_ENOMEM
+             : prefix.p ? udb_scan(&cur, txn, type, index, prefix.p, prefix.len)
+                        : udb_scan_range(&cur, txn, type, index, &range);
     if (rc) {
         throw_udb(env, rc, udb_errmsg(txn), NULL);
         free(c);
@@ -725,22 +742,29 @@ out:
     free(type);
     free(index);
     mbuf_free(&prefix);
+    mbuf_free(&lo);
+    mbuf_free(&hi);
+    mbuf_free(&after);
     return v;
 }
 
-/* scanNext(cursor, n) -> up to n records; [] at the end (the scan is then closed) */
+/* scanNext(cursor, n, keys) -> up to n records; [] at the end (the scan is then
+ * closed).  With keys, each record is followed by its sort key (udb_cursor_key). */
 static napi_value js_scan_next(napi_env env, napi_callback_info info)
 {
-    ARGS(2);
+    ARGS(3);
     cursor *c = handle_of(env, argv[0], H_CURSOR);
     if (!c)
         return NULL;
     uint32_t n = 64;
     napi_get_value_uint32(env, argv[1], &n);
+    bool keys = false;
+    napi_get_value_bool(env, argv[2], &keys);
     napi_value arr;
     napi_create_array(env, &arr);
-    uint32_t got = 0;
-    while (c->cur && got < n) {
+    uint32_t got = 0, recs = 0;   /* array elements; records */
+    while (c->cur && recs < n) {
+        recs++;
         udb_val rec;
         int rc = udb_cursor_next(&rec, c->cur);
         if (rc == UDB_ENOTFOUND) {
@@ -754,6 +778,19 @@ static napi_value js_scan_next(napi_env env, napi_callback_info info)
         }
         napi_value v;
         if (dec_value(env, get_realm(env), rec.data, rec.size, &v)) {
+            cursor_close(c);
+            return NULL;
+        }
+        napi_set_element(env, arr, got++, v);
+        if (!keys)
+            continue;
+        udb_val key;
+        if ((rc = udb_cursor_key(&key, c->cur)) != 0) {
+            throw_udb(env, rc, "reading the sort key of a scan's record", NULL);
+            cursor_close(c);
+            return NULL;
+        }
+        if (dec_value(env, get_realm(env), key.data, key.size, &v)) {
             cursor_close(c);
             return NULL;
         }

@@ -35,6 +35,56 @@ test('reads: get, find, scan (index, prefix, limit), seqGet', async (t) => {
   assert.throws(() => db.find('booking', 'by_user', ['ann', 'x']), { code: 'UDB_EINVAL' });
 });
 
+test('range scans: bounds, reverse, NULLs, paging with lastKey', async (t) => {
+  const db = fresh(t);
+  const times = ['09:00', '10:00', '11:00', '12:30', '14:00'];
+  for (const time of times) {
+    for (const psychologist of ['p1', 'p2']) {
+      const user = time === '11:00' ? undefined : psychologist === 'p1' ? 'ann' : 'bob';
+      await db.insert('booking', { psychologist, date: '2026-01-15', time, status: 'pending',
+        ...(user ? { user } : {}) });
+    }
+  }
+  const ids = (it) => [...it].map((b) => b.id);
+  // p1 between 10:00 and 14:00 (ids: p1 at 09:00 is 1, p2 at 09:00 is 2, ...)
+  const day = ['p1', '2026-01-15'];
+  assert.deepEqual(ids(db.scan('booking', { index: 'active_slot', gte: [...day, '10:00'],
+    lt: [...day, '14:00'] })), [3, 5, 7]);
+  assert.deepEqual(ids(db.scan('booking', { index: 'active_slot', gt: [...day, '10:00'],
+    lte: [...day, '14:00'], reverse: true })), [9, 7, 5]);
+  assert.deepEqual(ids(db.scan('booking', { index: 'active_slot', gt: 'p1' })),
+    [2, 4, 6, 8, 10]);
+  assert.deepEqual(ids(db.scan('booking', { index: 'active_slot', prefix: ['p2'],
+    reverse: true })), [10, 8, 6, 4, 2]);
+  // NULL is the smallest value: a bound of its own
+  assert.deepEqual(ids(db.scan('booking', { index: 'by_user', lt: 'bob' })), [5, 6, 1, 3, 7, 9]);
+  assert.deepEqual(ids(db.scan('booking', { index: 'by_user', gt: null, lt: 'bob' })),
+    [1, 3, 7, 9]);
+  assert.deepEqual(ids(db.scan('booking', { index: 'by_user', lte: [null], reverse: true })),
+    [6, 5]);
+  // pages of 3, newest first, deleting each page's last record before the next
+  const pages = [];
+  let after;
+  for (;;) {
+    const s = db.scan('booking', { index: 'by_user', reverse: true, limit: 3, keys: true,
+      after });
+    const page = ids(s);
+    if (page.length === 0) break;
+    pages.push(page);
+    after = s.lastKey;
+    await db.delete('booking', page[page.length - 1]);
+  }
+  assert.deepEqual(pages, [[10, 8, 4], [2, 9, 7], [3, 1, 6], [5]]);
+  assert.deepEqual(after, [null, '2026-01-15', 5]);
+  assert.throws(() => db.scan('booking').lastKey, { code: 'UDB_EINVAL' });
+  assert.throws(() => db.scan('booking', { gte: 1, gt: 2 }), { code: 'UDB_EINVAL' });
+  assert.throws(() => db.scan('booking', { prefix: [1], lt: 2 }), { code: 'UDB_EINVAL' });
+  assert.throws(() => db.scan('booking', { index: 'by_user', gte: [1] }),
+    (e) => e.code === 'UDB_EBADRECORD' && /range lo of "booking.by_user"/.test(e.message));
+  assert.throws(() => db.scan('booking', { index: 'by_user', after: ['bob'] }),
+    (e) => e.code === 'UDB_EBADRECORD' && /3 values/.test(e.message));
+});
+
 test('a scan reads one snapshot, held until it ends, break or close()', async (t) => {
   const db = fresh(t);
   // more records than one batch (256) of the iterator: the cursor stays open
