@@ -456,6 +456,36 @@ void udb__env_leave(udb_env *env, pthread_t owner)
     pthread_mutex_unlock(&env->lock);
 }
 
+int udb__env_reader_begin(udb_env *env, MDB_txn **out)
+{
+    pthread_mutex_lock(&env->lock);
+    MDB_txn *t = env->idle_reader;
+    env->idle_reader = NULL;
+    pthread_mutex_unlock(&env->lock);
+    if (t) {
+        if (!mdb_txn_renew(t)) {
+            *out = t;
+            return 0;
+        }
+        /* MDB_MAP_RESIZED, MDB_PANIC, ...: a new handle reports it again */
+        mdb_txn_abort(t);
+    }
+    return mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, out);
+}
+
+void udb__env_reader_end(udb_env *env, MDB_txn *txn)
+{
+    mdb_txn_reset(txn);
+    pthread_mutex_lock(&env->lock);
+    if (!env->idle_reader) {
+        env->idle_reader = txn;
+        txn = NULL;
+    }
+    pthread_mutex_unlock(&env->lock);
+    if (txn)
+        mdb_txn_abort(txn);
+}
+
 void udb__env_dbi_lock(udb_env *env)
 {
     pthread_mutex_lock(&env->dbi_lock);
@@ -527,7 +557,12 @@ int udb__env_last_txnid(uint64_t *out, udb_env *env)
         udb_schema *s;
         uint64_t gen;
         udb__env_enter(env, &s, &gen, pthread_self());
-        int rc = udb__sync_last_txnid(out, env->mdb);
+        MDB_txn *t;
+        int rc = udb__env_reader_begin(env, &t);
+        if (!rc) {
+            *out = mdb_txn_id(t);
+            udb__env_reader_end(env, t);
+        }
         udb__env_leave(env, pthread_self());
         if (rc != MDB_MAP_RESIZED)
             return rc;
@@ -734,16 +769,29 @@ int udb__env_reserve(udb_env *env)
     MDB_stat st;
     struct stat fst;
     if (mdb_env_get_fd(env->mdb, &fd) || mdb_env_info(env->mdb, &info) ||
-        mdb_env_stat(env->mdb, &st) || fstat(fd, &fst) != 0)
+        mdb_env_stat(env->mdb, &st))
         return 0;   /* cannot tell: LMDB's own write reports a full disk */
     off_t used = ((off_t)info.me_last_pgno + 1) * st.ms_psize;
+    /* blocks once found allocated stay allocated (nothing truncates data.mdb or
+       punches holes in it): no fstat while the room known is enough */
+    off_t known = (off_t)atomic_load_explicit(&env->reserved_to, memory_order_relaxed);
+    if (used + (off_t)RESERVE_LEAST <= known)
+        return 0;
+    if (fstat(fd, &fst) != 0)
+        return 0;
     /* blocks allocated past the pages in use (a sparse tail counts for none) */
     off_t have = (off_t)fst.st_blocks * 512 - used;
-    if (fst.st_size >= used + (off_t)RESERVE_LEAST && have >= (off_t)RESERVE_LEAST)
+    if (fst.st_size >= used + (off_t)RESERVE_LEAST && have >= (off_t)RESERVE_LEAST) {
+        off_t end = used + (have < fst.st_size - used ? have : fst.st_size - used);
+        atomic_store_explicit(&env->reserved_to, (uint64_t)end, memory_order_relaxed);
         return 0;
-    int rc = posix_fallocate(fd, used, RESERVE_AHEAD);
+    }
+    off_t ahead = RESERVE_AHEAD;
+    int rc = posix_fallocate(fd, used, ahead);
     if (rc == ENOSPC)
-        rc = posix_fallocate(fd, used, RESERVE_LEAST);
+        rc = posix_fallocate(fd, used, ahead = RESERVE_LEAST);
+    if (!rc)
+        atomic_store_explicit(&env->reserved_to, (uint64_t)(used + ahead), memory_order_relaxed);
     return rc == EOPNOTSUPP || rc == EINVAL ? 0 : rc;
 }
 
@@ -993,6 +1041,7 @@ static void env_close(udb_env *env)
     /* units in flight finish first: they use everything below */
     if (env->async)
         env->async_stop(env->async);
+    mdb_txn_abort(env->idle_reader); /* before its environment (NULL is fine) */
     if (env->mdb)
         mdb_env_close(env->mdb);
     udb__ship_close(env->ship);

@@ -32,8 +32,10 @@ int  udb__upgrade_format(udb_env *env);
 udb_sync *udb__env_sync(const udb_env *env);
 /* The slots units are shipped through (ship.h); NULL for a read-only env. */
 struct udb_ship *udb__env_ship(const udb_env *env);
-/* The last committed txnid (exact; see udb__sync_last_txnid), adopting a map
- * size another process set.  The caller must have no transaction open. */
+/* The last committed txnid, read exactly (a read transaction's id: the meta
+ * pages may be mid-rewrite by a commit of another process), through the idle
+ * read-only handle (udb__env_reader_begin), adopting a map size another
+ * process set.  The caller must have no transaction open. */
 int      udb__env_last_txnid(uint64_t *out, udb_env *env);
 
 /* Load the stored schema and open its handles if the generation moved. */
@@ -53,6 +55,14 @@ void udb__env_dbi_unlock(udb_env *env);
 void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen, pthread_t owner);
 /* ... and ends. */
 void udb__env_leave(udb_env *env, pthread_t owner);
+/* A read-only MDB_txn on a new snapshot: the idle one renewed (mdb_txn_renew
+ * saves mdb_txn_begin's allocation of maxdbs records and, with MDB_NOTLS, the
+ * reader-table lock), else a new one.  LMDB codes as mdb_txn_begin's. */
+int  udb__env_reader_begin(udb_env *env, MDB_txn **out);
+/* End a read-only MDB_txn: reset and kept as the idle one (which holds its
+ * reader slot, as LMDB's default mode holds one per thread), or aborted when
+ * one is kept already. */
+void udb__env_reader_end(udb_env *env, MDB_txn *txn);
 /* UDB_EINVAL (message naming the rule and call) if the calling thread has a
  * transaction open on env, else 0: a write begun then could wait for itself. */
 int  udb__env_thread_holds(udb_env *env, const char *call);

@@ -7,6 +7,8 @@
 #define UDB_ENV_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "env.h"
@@ -45,6 +47,12 @@ struct udb_env {
     uint64_t schema_gen;
     udb_schema **retired;       /* older schemas still referenced by open txns */
     size_t nretired;
+    /* a read-only MDB_txn ended by mdb_txn_reset, kept for the next read to
+       renew (no 25 KiB calloc, no reader-table lock); under lock */
+    MDB_txn *idle_reader;
+    /* data.mdb's blocks are known allocated up to here (udb__env_reserve's
+       last fstat or posix_fallocate), so a commit well below needs no fstat */
+    _Atomic uint64_t reserved_to;
 
     /* group commit queue: made by group.c on first use, freed at close
        with the function it was made with */

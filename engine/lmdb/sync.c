@@ -217,17 +217,6 @@ static bool held_by_other(int fd, off_t byte)
     return fcntl(fd, F_OFD_GETLK, &l) == 0 && l.l_type != F_UNLCK;
 }
 
-int udb__sync_last_txnid(uint64_t *out, MDB_env *mdb)
-{
-    MDB_txn *t;
-    int rc = mdb_txn_begin(mdb, NULL, MDB_RDONLY, &t);
-    if (rc)
-        return rc;
-    *out = mdb_txn_id(t);
-    mdb_txn_abort(t);
-    return 0;
-}
-
 /* Reset the file: we hold it exclusively, so no process uses it.  The magic
  * goes last: a process that finds it knows the rest is reset.  If no process
  * has the database open through any sync file (LOCK_LIVE is free: the file

@@ -36,11 +36,6 @@ int  udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync
                     unsigned file_mode, size_t extra);
 void udb__sync_close(udb_sync *s);
 
-/* The last committed txnid, read exactly (a read transaction's id: the meta
- * pages may be mid-rewrite by a commit of another process).  LMDB codes,
- * MDB_MAP_RESIZED included: the caller adopts the size and asks again. */
-int  udb__sync_last_txnid(uint64_t *out, MDB_env *mdb);
-
 /* 0 if writes may proceed; UDB_EFLUSHFAILED (message set) after a failed
  * flush, in this process or any other sharing the file. */
 int  udb__sync_usable(udb_sync *s);

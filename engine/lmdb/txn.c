@@ -74,7 +74,8 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         uint64_t gen;
         txn->owner = pthread_self();
         udb__env_enter(env, &txn->f.schema, &gen, txn->owner);
-        rc = mdb_txn_begin(udb__env_mdb(env), NULL, rdonly ? MDB_RDONLY : 0, &txn->mdb);
+        rc = rdonly ? udb__env_reader_begin(env, &txn->mdb)
+                    : mdb_txn_begin(udb__env_mdb(env), NULL, 0, &txn->mdb);
         if (rc == MDB_MAP_RESIZED) {
             udb__env_leave(env, txn->owner);
             if ((rc = udb__adopt(env)))
@@ -92,7 +93,10 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
             *out = txn;
             return 0;
         }
-        mdb_txn_abort(txn->mdb);
+        if (rdonly)
+            udb__env_reader_end(env, txn->mdb);
+        else
+            mdb_txn_abort(txn->mdb);
         txn->mdb = NULL;
         udb__env_leave(env, txn->owner);
         if (rc || (rc = udb__env_reload_schema(env)))
@@ -161,6 +165,8 @@ int udb__txn_end_nowait(udb_txn *txn, bool commit, uint64_t *ack)
         mdb_txn_abort(txn->mdb);
         udb__env_err(rc, "commit: %s: the commit was refused before anything was written",
                      rc == ENOSPC ? "no space left on device" : strerror(rc));
+    } else if (txn->f.rdonly && !txn->parent && !txn->damaged) {
+        udb__env_reader_end(env, txn->mdb); /* a read-only commit is an abort */
     } else if (commit) {
         uint64_t t0 = now_ns();
         rc = udb__txn_full(txn, mdb_txn_commit(txn->mdb));

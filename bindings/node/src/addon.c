@@ -351,6 +351,18 @@ static char *opt_string(napi_env env, napi_value v, const char *what, bool optio
     return s;
 }
 
+/* A string argument read into buf (cap bytes) in one call when it fits, else
+ * as opt_string (which also throws the errors); free it when it is not buf. */
+static char *str_arg(napi_env env, napi_value v, const char *what, char *buf, size_t cap,
+                     bool *bad)
+{
+    size_t n = 0;
+    if (napi_get_value_string_utf8(env, v, buf, cap, &n) == napi_ok && n + 1 < cap &&
+        strlen(buf) == n)
+        return buf;
+    return opt_string(env, v, what, false, bad);
+}
+
 static napi_value get_prop(napi_env env, napi_value o, const char *name)
 {
     napi_value v;
@@ -380,11 +392,7 @@ static double num_prop(napi_env env, napi_value o, const char *name, double dflt
 /* Encode v into b with the path rooted at root.  0 or -1 (thrown). */
 static int encode(napi_env env, napi_value v, mbuf *b, const char *root)
 {
-    vpath p;
-    p.len = (size_t)snprintf(p.s, sizeof p.s, "%s", root);
-    if (p.len >= sizeof p.s)
-        p.len = sizeof p.s - 1;
-    return enc_value(env, get_realm(env), v, b, &p);
+    return enc_value(env, get_realm(env), v, b, root);
 }
 
 static void async_unref(async_state *st);
@@ -606,7 +614,8 @@ static napi_value js_get(napi_env env, napi_callback_info info)
     bool bad = false, own = false;
     mbuf key = {0};
     napi_value v = NULL;
-    char *type = opt_string(env, argv[1], "type", false, &bad);
+    char tbuf[128];
+    char *type = str_arg(env, argv[1], "type", tbuf, sizeof tbuf, &bad);
     if (bad || encode(env, argv[2], &key, "key"))
         goto out;
     udb_txn *txn = reader(env, argv[0], &own, NULL);
@@ -617,7 +626,8 @@ static napi_value js_get(napi_env env, napi_callback_info info)
     v = read_result(env, txn, rc, rec);
     reader_done(txn, own);
 out:
-    free(type);
+    if (type != tbuf)
+        free(type);
     mbuf_free(&key);
     return v;
 }
@@ -629,8 +639,9 @@ static napi_value js_find(napi_env env, napi_callback_info info)
     bool bad = false, own = false;
     mbuf vals = {0};
     napi_value v = NULL;
-    char *type = opt_string(env, argv[1], "type", false, &bad);
-    char *index = bad ? NULL : opt_string(env, argv[2], "index", false, &bad);
+    char tbuf[128], ibuf[128];
+    char *type = str_arg(env, argv[1], "type", tbuf, sizeof tbuf, &bad);
+    char *index = bad ? NULL : str_arg(env, argv[2], "index", ibuf, sizeof ibuf, &bad);
     if (bad || encode(env, argv[3], &vals, "values"))
         goto out;
     udb_txn *txn = reader(env, argv[0], &own, NULL);
@@ -641,8 +652,10 @@ static napi_value js_find(napi_env env, napi_callback_info info)
     v = read_result(env, txn, rc, rec);
     reader_done(txn, own);
 out:
-    free(type);
-    free(index);
+    if (type != tbuf)
+        free(type);
+    if (index != ibuf)
+        free(index);
     mbuf_free(&vals);
     return v;
 }

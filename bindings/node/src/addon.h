@@ -33,17 +33,12 @@ typedef struct mbuf {
 
 void mbuf_free(mbuf *b);
 
-/* Where a value sits, for error messages: "note.tags[2]".  root names the
- * argument ("record", "key", "ops[1].record"); fields are appended. */
-typedef struct vpath {
-    char s[256];
-    size_t len;
-} vpath;
-
 /* Encode JS value v as msgpack into b.  On bad input: throws a TypeError
- * (with .field set to the path) and returns -1.  As a record (top level of a
- * record or patch), `undefined` members are left out, as JSON.stringify does. */
-int enc_value(napi_env env, realm *r, napi_value v, mbuf *b, vpath *path);
+ * naming where the value sits ("record.note.tags[2]": root, the argument's
+ * name, then fields and indexes; .field is set to that path) and returns -1.
+ * As a record (top level of a record or patch), `undefined` members are left
+ * out, as JSON.stringify does. */
+int enc_value(napi_env env, realm *r, napi_value v, mbuf *b, const char *root);
 
 /* Decode the msgpack value in [p, p+len) into *out (copied into JS memory).
  * Returns 0, or -1 with an Error thrown (malformed bytes). */

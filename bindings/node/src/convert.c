@@ -23,6 +23,7 @@
  */
 #include "addon.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -156,40 +157,6 @@ static void put_container(mbuf *b, bool map, size_t n)
 
 /* ---- errors ---------------------------------------------------------------- */
 
-static void path_push(vpath *p, const char *fmt, const char *name, size_t idx, size_t *saved)
-{
-    *saved = p->len;
-    if (p->len >= sizeof p->s - 1)
-        return;
-    int n = name ? snprintf(p->s + p->len, sizeof p->s - p->len, fmt, name)
-                 : snprintf(p->s + p->len, sizeof p->s - p->len, fmt, idx);
-    if (n > 0)
-        p->len += (size_t)n < sizeof p->s - p->len ? (size_t)n : sizeof p->s - 1 - p->len;
-}
-
-static void path_pop(vpath *p, size_t saved)
-{
-    p->len = saved;
-    p->s[saved] = '\0';
-}
-
-/* Throw TypeError "uniqdb: <path>: <why>" with err.field = the path. */
-static int type_error(napi_env env, const vpath *path, const char *why)
-{
-    char msg[512];
-    if (path->len)
-        snprintf(msg, sizeof msg, "uniqdb: field \"%s\": %s", path->s, why);
-    else
-        snprintf(msg, sizeof msg, "uniqdb: %s", why);
-    napi_value m, e, f;
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-    napi_create_type_error(env, NULL, m, &e);
-    napi_create_string_utf8(env, path->s, path->len, &f);
-    napi_set_named_property(env, e, "field", f);
-    napi_throw(env, e);
-    return -1;
-}
-
 static int oom_error(napi_env env)
 {
     napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory converting a value");
@@ -198,14 +165,77 @@ static int oom_error(napi_env env)
 
 /* ---- JS -> msgpack --------------------------------------------------------- */
 
+/* Where the value being encoded sits: one frame per container entered (an
+ * array's index or a map's key), formatted only when an error is thrown. */
+typedef struct frame {
+    napi_value key; /* a map's key, or NULL for an array's index */
+    uint32_t idx;
+} frame;
+
 typedef struct enc {
     napi_env env;
     realm *r;
     mbuf *b;
-    vpath *path;
+    const char *root;
     napi_value stack[MAX_DEPTH]; /* the objects being encoded, to find cycles */
     int depth;
+    frame fr[MAX_DEPTH + 2];
+    int nfr;
 } enc;
+
+static bool frame_push(enc *c, napi_value key, uint32_t idx)
+{
+    if (c->nfr >= (int)(sizeof c->fr / sizeof c->fr[0]))
+        return false;
+    c->fr[c->nfr].key = key;
+    c->fr[c->nfr++].idx = idx;
+    return true;
+}
+
+/* The path of the value being encoded, as "note.tags[2]" after root. */
+static size_t path_string(enc *c, char *out, size_t cap)
+{
+    size_t len = 0;
+    int n = snprintf(out, cap, "%s", c->root);
+    len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+    for (int i = 0; i < c->nfr && len < cap - 1; i++) {
+        char name[128];
+        if (c->fr[i].key) {
+            napi_valuetype t;
+            napi_typeof(c->env, c->fr[i].key, &t);
+            size_t got = 0;
+            if (t == napi_string)
+                napi_get_value_string_utf8(c->env, c->fr[i].key, name, sizeof name, &got);
+            else
+                snprintf(name, sizeof name, "<key>");
+            bool dot = len && out[len - 1] != '.';
+            n = snprintf(out + len, cap - len, dot ? ".%s" : "%s", name);
+        } else {
+            n = snprintf(out + len, cap - len, "[%u]", c->fr[i].idx);
+        }
+        if (n > 0)
+            len += (size_t)n < cap - len ? (size_t)n : cap - 1 - len;
+    }
+    return len;
+}
+
+/* Throw TypeError "uniqdb: field \"<path>\": <why>" with err.field = the path. */
+static int type_error(enc *c, const char *why)
+{
+    char path[256], msg[512];
+    size_t plen = path_string(c, path, sizeof path);
+    if (plen)
+        snprintf(msg, sizeof msg, "uniqdb: field \"%s\": %s", path, why);
+    else
+        snprintf(msg, sizeof msg, "uniqdb: %s", why);
+    napi_value m, e, f;
+    napi_create_string_utf8(c->env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_type_error(c->env, NULL, m, &e);
+    napi_create_string_utf8(c->env, path, plen, &f);
+    napi_set_named_property(c->env, e, "field", f);
+    napi_throw(c->env, e);
+    return -1;
+}
 
 static int enc_any(enc *c, napi_value v, bool member);
 
@@ -225,19 +255,33 @@ static bool is_instance(napi_env env, napi_value v, napi_ref ctor)
     return yes;
 }
 
+/* The bytes of a str header for a body of n bytes. */
+static size_t str_hdr_size(size_t n)
+{
+    return n < 32 ? 1 : n <= UINT8_MAX ? 2 : n <= UINT16_MAX ? 3 : 5;
+}
+
+/* One conversion of the string: a UTF-16 unit takes at most 3 bytes of UTF-8
+ * (a lone surrogate becomes U+FFFD), so the body is written after room for
+ * the largest header it can need, then moved up to its own header. */
 static int enc_string(enc *c, napi_value v)
 {
-    size_t n = 0;
-    if (napi_get_value_string_utf8(c->env, v, NULL, 0, &n) != napi_ok)
-        return type_error(c->env, c->path, "could not read the string");
-    put_str_hdr(c->b, n);
-    /* napi writes a terminating NUL: grow by n + 1, then drop it */
-    uint8_t *p = grow(c->b, n + 1);
+    size_t units = 0, n = 0;
+    if (napi_get_value_string_utf16(c->env, v, NULL, 0, &units) != napi_ok)
+        return type_error(c, "could not read the string");
+    if (units > (INT_MAX - 16) / 3)
+        return oom_error(c->env);
+    size_t max = 3 * units, h = str_hdr_size(max), at = c->b->len;
+    uint8_t *p = grow(c->b, h + max + 1); /* napi writes a terminating NUL */
     if (!p)
         return oom_error(c->env);
-    size_t got = 0;
-    napi_get_value_string_utf8(c->env, v, (char *)p, n + 1, &got);
-    c->b->len -= 1;
+    napi_get_value_string_utf8(c->env, v, (char *)p + h, max + 1, &n);
+    size_t h2 = str_hdr_size(n);
+    if (h2 != h)
+        memmove(p + h2, p + h, n);
+    c->b->len = at;
+    put_str_hdr(c->b, n); /* h2 bytes, within the room grown above */
+    c->b->len = at + h2 + n;
     return 0;
 }
 
@@ -258,9 +302,9 @@ static int enc_bigint(enc *c, napi_value v)
     size_t count = 2;
     uint64_t words[2] = {0, 0};
     if (napi_get_value_bigint_words(c->env, v, &sign, &count, words) != napi_ok)
-        return type_error(c->env, c->path, "could not read the bigint");
+        return type_error(c, "could not read the bigint");
     if (count > 1 || (sign && words[0] > (uint64_t)INT64_MAX + 1))
-        return type_error(c->env, c->path,
+        return type_error(c,
                           "bigint out of range (a stored integer is from -2^63 to 2^64-1)");
     if (!sign)
         put_u64(c->b, words[0]);
@@ -278,10 +322,10 @@ static int enter(enc *c, napi_value v)
         bool same = false;
         napi_strict_equals(c->env, c->stack[i], v, &same);
         if (same)
-            return type_error(c->env, c->path, "a cycle (the object contains itself)");
+            return type_error(c, "a cycle (the object contains itself)");
     }
     if (c->depth >= MAX_DEPTH)
-        return type_error(c->env, c->path, "nested deeper than 64 levels");
+        return type_error(c, "nested deeper than 64 levels");
     c->stack[c->depth++] = v;
     return 0;
 }
@@ -295,39 +339,23 @@ static int enc_array(enc *c, napi_value v)
         napi_value e;
         if (napi_get_element(c->env, v, i, &e) != napi_ok)
             return -1;
-        size_t saved;
-        path_push(c->path, "[%zu]", NULL, i, &saved);
+        bool pushed = frame_push(c, NULL, i);
         int rc = enc_any(c, e, false);
-        path_pop(c->path, saved);
         if (rc)
             return rc;
+        c->nfr -= pushed;
     }
     return 0;
 }
 
-/* A key of a map, for the path: a string key as it is, others as "<key>". */
-static void key_name(napi_env env, napi_value k, char *out, size_t cap)
-{
-    napi_valuetype t;
-    napi_typeof(env, k, &t);
-    size_t got = 0;
-    if (t == napi_string)
-        napi_get_value_string_utf8(env, k, out, cap, &got);
-    else
-        snprintf(out, cap, "<key>");
-}
-
 static int enc_entry(enc *c, napi_value k, napi_value val, bool key_is_str)
 {
-    char name[128];
-    key_name(c->env, k, name, sizeof name);
-    size_t saved;
-    bool dot = c->path->len && c->path->s[c->path->len - 1] != '.';
-    path_push(c->path, dot ? ".%s" : "%s", name, 0, &saved);
+    bool pushed = frame_push(c, k, 0);
     int rc = key_is_str ? enc_string(c, k) : enc_any(c, k, false);
     if (!rc)
         rc = enc_any(c, val, false);
-    path_pop(c->path, saved);
+    if (!rc) /* on an error the frame stays: the path is read as it is thrown */
+        c->nfr -= pushed;
     return rc;
 }
 
@@ -408,14 +436,14 @@ static int enc_object_kind(enc *c, napi_value v)
         void *data;
         napi_get_typedarray_info(env, v, &tt, &n, &data, NULL, NULL);
         if (tt != napi_uint8_array)
-            return type_error(env, c->path, "a typed array other than Uint8Array cannot be "
+            return type_error(c, "a typed array other than Uint8Array cannot be "
                               "stored (use a Buffer or Uint8Array for bytes)");
         put_bin(c->b, data, n);
         return 0;
     }
     /* typed arrays first: napi_is_buffer() is true of every ArrayBufferView */
     if (napi_is_dataview(env, v, &yes) == napi_ok && yes)
-        return type_error(env, c->path, "a DataView cannot be stored (use a Buffer or "
+        return type_error(c, "a DataView cannot be stored (use a Buffer or "
                           "Uint8Array for bytes)");
     if (napi_is_arraybuffer(env, v, &yes) == napi_ok && yes) {
         void *data;
@@ -425,7 +453,7 @@ static int enc_object_kind(enc *c, napi_value v)
         return 0;
     }
     if (napi_is_date(env, v, &yes) == napi_ok && yes)
-        return type_error(env, c->path, "a Date cannot be stored: store date.toISOString() in "
+        return type_error(c, "a Date cannot be stored: store date.toISOString() in "
                           "a str field or date.getTime() in an int field");
     if (is_instance(env, v, c->r->float32)) {
         napi_value x;
@@ -441,7 +469,7 @@ static int enc_object_kind(enc *c, napi_value v)
         size_t n = 0;
         napi_get_named_property(env, v, "bytes", &x);
         if (napi_get_buffer_info(env, x, &data, &n) != napi_ok)
-            return type_error(env, c->path, "a RawString whose bytes are not a Buffer");
+            return type_error(c, "a RawString whose bytes are not a Buffer");
         put_str_hdr(c->b, n);
         uint8_t *p = grow(c->b, n);
         if (p && n)
@@ -469,7 +497,7 @@ static int enc_object_kind(enc *c, napi_value v)
         }
         snprintf(why, sizeof why, "%s cannot be stored (plain objects, arrays, Maps, Buffers "
                  "and Uint8Arrays can)", cname);
-        return type_error(env, c->path, why);
+        return type_error(c, why);
     }
     return enc_object(c, v);
 }
@@ -496,11 +524,11 @@ static int enc_any(enc *c, napi_value v, bool member)
     case napi_string:
         return enc_string(c, v);
     case napi_symbol:
-        return type_error(c->env, c->path, "a symbol cannot be stored");
+        return type_error(c, "a symbol cannot be stored");
     case napi_function:
-        return type_error(c->env, c->path, "a function cannot be stored");
+        return type_error(c, "a function cannot be stored");
     case napi_external:
-        return type_error(c->env, c->path, "an external value cannot be stored");
+        return type_error(c, "an external value cannot be stored");
     case napi_object: {
         if (enter(c, v))
             return -1;
@@ -513,14 +541,15 @@ static int enc_any(enc *c, napi_value v, bool member)
     return c->b->oom ? oom_error(c->env) : 0;
 }
 
-int enc_value(napi_env env, realm *r, napi_value v, mbuf *b, vpath *path)
+int enc_value(napi_env env, realm *r, napi_value v, mbuf *b, const char *root)
 {
-    enc c; /* the ancestor stack is filled as it is used */
+    enc c; /* the ancestor and frame stacks are filled as they are used */
     c.env = env;
     c.r = r;
     c.b = b;
-    c.path = path;
+    c.root = root;
     c.depth = 0;
+    c.nfr = 0;
     int rc = enc_any(&c, v, false);
     if (!rc && b->oom)
         rc = oom_error(env);
@@ -574,9 +603,14 @@ static napi_value js_i64(napi_env env, int64_t v)
     return out;
 }
 
-static bool utf8_valid(const uint8_t *s, size_t n)
+/* Whether [s, s+n) is UTF-8 (*ascii: and all of it ASCII, which V8 takes
+ * as Latin-1 without decoding). */
+static bool utf8_valid(const uint8_t *s, size_t n, bool *ascii)
 {
     size_t i = 0;
+    while (i < n && s[i] < 0x80)
+        i++;
+    *ascii = i == n;
     while (i < n) {
         uint8_t c = s[i];
         size_t k;
@@ -613,17 +647,45 @@ static bool utf8_valid(const uint8_t *s, size_t n)
 
 static int dec_any(dec *d, napi_value *out, int depth);
 
-static int dec_str(dec *d, size_t n, napi_value *out)
+/* A str body of n bytes at d->p: a string, or a RawString when not UTF-8.
+ * *is_str (may be NULL): whether it became a string. */
+static int dec_str_body(dec *d, size_t n, napi_value *out, bool *is_str)
 {
     if (need(d, n))
         return malformed(d->env);
     const uint8_t *s = d->p;
     d->p += n;
-    if (utf8_valid(s, n))
+    bool ascii = false, valid = utf8_valid(s, n, &ascii);
+    if (is_str)
+        *is_str = valid;
+    if (ascii)
+        return napi_create_string_latin1(d->env, (const char *)s, n, out) == napi_ok ? 0 : -1;
+    if (valid)
         return napi_create_string_utf8(d->env, (const char *)s, n, out) == napi_ok ? 0 : -1;
     napi_value bytes, ctor = ref_value(d->env, d->r->raw_string);
     napi_create_buffer_copy(d->env, n, s, NULL, &bytes);
     return napi_new_instance(d->env, ctor, 1, &bytes, out) == napi_ok ? 0 : -1;
+}
+
+static int dec_str(dec *d, size_t n, napi_value *out)
+{
+    return dec_str_body(d, n, out, NULL);
+}
+
+/* If the next value is a str, its body's length (its header is consumed). */
+static bool str_header(dec *d, size_t *n)
+{
+    uint8_t c = *d->p;
+    int nb = c == 0xd9 ? 1 : c == 0xda ? 2 : c == 0xdb ? 4 : 0;
+    if ((c & 0xe0) == 0xa0) {
+        *n = c & 0x1f;
+    } else if (!nb || (size_t)(d->end - d->p) < 1 + (size_t)nb) {
+        return false;
+    } else {
+        *n = (size_t)be(d->p + 1, nb);
+    }
+    d->p += 1 + nb;
+    return true;
 }
 
 static int dec_bin(dec *d, size_t n, napi_value *out)
@@ -653,29 +715,42 @@ static int dec_map(dec *d, size_t n, napi_value *out, int depth)
 {
     if (n > (size_t)(d->end - d->p) / 2)
         return malformed(d->env);
-    napi_value *kv = calloc(n ? 2 * n : 1, sizeof *kv);
-    if (!kv)
-        return oom_error(d->env);
+    /* keys and values, and which keys are "__proto__"; on the stack for records
+       of up to 16 fields */
+    napi_value small[32];
+    bool small_proto[16];
+    napi_value *kv = n <= 16 ? small : calloc(2 * n, sizeof *kv);
+    bool *proto = n <= 16 ? small_proto : calloc(n, sizeof *proto);
     int rc = 0;
     bool all_str = true;
-    for (size_t i = 0; i < 2 * n; i++) {
-        if ((rc = dec_any(d, &kv[i], depth + 1)))
+    if (!kv || !proto) {
+        rc = oom_error(d->env);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t kn;
+        bool is_str = false;
+        proto[i] = false;
+        if (depth + 1 > 2 * MAX_DEPTH || need(d, 1)) {
+            rc = malformed(d->env);
             goto out;
-        if (i % 2 == 0) {
-            napi_valuetype t;
-            napi_typeof(d->env, kv[i], &t);
-            all_str = all_str && t == napi_string;
         }
+        if (str_header(d, &kn)) {
+            proto[i] = kn == 9 && !need(d, 9) && !memcmp(d->p, "__proto__", 9);
+            rc = dec_str_body(d, kn, &kv[2 * i], &is_str);
+        } else {
+            rc = dec_any(d, &kv[2 * i], depth + 1);
+        }
+        all_str = all_str && is_str;
+        if (rc || (rc = dec_any(d, &kv[2 * i + 1], depth + 1)))
+            goto out;
     }
     if (all_str) {
         napi_create_object(d->env, out);
         for (size_t i = 0; i < n; i++) {
             /* a key "__proto__" is defined, not set, to become a member like any
              * other; every other key is set (the faster call) */
-            char k[10];
-            size_t kn = 0;
-            napi_get_value_string_utf8(d->env, kv[2 * i], k, sizeof k, &kn);
-            if (kn == 9 && !memcmp(k, "__proto__", 9)) {
+            if (proto[i]) {
                 napi_property_descriptor pd = {NULL, kv[2 * i], NULL, NULL, NULL, kv[2 * i + 1],
                                                napi_writable | napi_enumerable |
                                                napi_configurable, NULL};
@@ -695,7 +770,10 @@ static int dec_map(dec *d, size_t n, napi_value *out, int depth)
         }
     }
 out:
-    free(kv);
+    if (kv != small)
+        free(kv);
+    if (proto != small_proto)
+        free(proto);
     return rc;
 }
 
