@@ -467,33 +467,40 @@ static void expect_row(const udb_val *v, int64_t id, const char *what)
     sqlite3_reset(st_row);
 }
 
+/* One step of a udb cursor and a SQLite statement in lock step: false when
+ * both are at their end; else the record, checked equal to the row, in *v
+ * (entry n of the comparison `label`, named in a failure). */
+static bool step_both(udb_val *v, udb_cursor *cur, sqlite3_stmt *st, const char *label,
+                      size_t n)
+{
+    int src = sqlite3_step(st);
+    int rc = udb_cursor_next(v, cur);
+    FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND, "%s: cursor: %s", label, udb_strerror(rc));
+    FUZZ_CHECK(src == SQLITE_ROW || src == SQLITE_DONE, "sqlite: %s", sqlite3_errmsg(db));
+    if (rc && src == SQLITE_DONE)
+        return false;
+    if (rc || src == SQLITE_DONE) {
+        char a[512] = "", b[512] = "";
+        if (!rc)
+            describe_rec(a, sizeof a, v->data, v->size);
+        else
+            describe_row(b, sizeof b, st);
+        FUZZ_FAIL("%s, entry %zu: udb has %s, SQLite has %s", label, n, rc ? "none" : a,
+                  src == SQLITE_DONE ? "none" : b);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "%s, entry %zu", label, n);
+    expect_same(v->data, v->size, st, what);
+    return true;
+}
+
 /* Step a udb cursor and a SQLite statement in lock step: the same number of
  * records, each equal to its row.  `label` names the comparison in a failure. */
 static void compare_cursor(udb_cursor *cur, sqlite3_stmt *st, const char *label)
 {
-    int n = 0;
-    for (;;) {
-        int src = sqlite3_step(st);
-        udb_val v;
-        int rc = udb_cursor_next(&v, cur);
-        FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND, "cursor: %s", udb_strerror(rc));
-        FUZZ_CHECK(src == SQLITE_ROW || src == SQLITE_DONE, "sqlite: %s", sqlite3_errmsg(db));
-        if (rc && src == SQLITE_DONE)
-            break;
-        if (rc || src == SQLITE_DONE) {
-            char a[512] = "", b[512] = "";
-            if (!rc)
-                describe_rec(a, sizeof a, v.data, v.size);
-            else
-                describe_row(b, sizeof b, st);
-            FUZZ_FAIL("%s, entry %d: udb has %s, SQLite has %s", label, n, rc ? "none" : a,
-                      src == SQLITE_DONE ? "none" : b);
-        }
-        char what[160];
-        snprintf(what, sizeof what, "%s, entry %d", label, n);
-        expect_same(v.data, v.size, st, what);
-        n++;
-    }
+    udb_val v;
+    for (size_t n = 0; step_both(&v, cur, st, label, n); n++)
+        ;
 }
 
 /* Every record equals every row, in key order. */
@@ -1362,26 +1369,10 @@ static size_t compare_range(udb_cursor *cur, sqlite3_stmt *st, int ix, lastrow *
 {
     size_t nf = scan_nfields(ix), nkey = nf + (ix != SC_PK), n = 0;
     lastrow_free(l);
-    for (;;) {
-        int src = sqlite3_step(st);
-        udb_val v;
-        int rc = udb_cursor_next(&v, cur);
-        FUZZ_CHECK(rc == 0 || rc == UDB_ENOTFOUND, "%s: cursor: %s", label, udb_strerror(rc));
-        FUZZ_CHECK(src == SQLITE_ROW || src == SQLITE_DONE, "sqlite: %s", sqlite3_errmsg(db));
-        if (rc && src == SQLITE_DONE)
-            break;
-        if (rc || src == SQLITE_DONE) {
-            char a[512] = "", b[512] = "";
-            if (!rc)
-                describe_rec(a, sizeof a, v.data, v.size);
-            else
-                describe_row(b, sizeof b, st);
-            FUZZ_FAIL("%s, entry %zu: udb has %s, SQLite has %s", label, n, rc ? "none" : a,
-                      src == SQLITE_DONE ? "none" : b);
-        }
+    udb_val v;
+    for (; step_both(&v, cur, st, label, n); n++) {
         char what[160];
         snprintf(what, sizeof what, "%s, entry %zu", label, n);
-        expect_same(v.data, v.size, st, what);
         /* the sort key: SQLite's index values and id */
         udb_val key;
         FUZZ_CHECK(udb_cursor_key(&key, cur) == 0, "%s: udb_cursor_key: %s", what,
@@ -1400,7 +1391,6 @@ static size_t compare_range(udb_cursor *cur, sqlite3_stmt *st, int ix, lastrow *
             FUZZ_CHECK((l->v[i] = sqlite3_value_dup(sqlite3_column_value(st, f))) != NULL,
                        "out of memory");
         }
-        n++;
     }
     return n;
 }

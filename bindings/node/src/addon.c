@@ -316,6 +316,18 @@ static void *handle_of(napi_env env, napi_value v, int kind)
     return h;
 }
 
+/* The open database behind handle v, or NULL having thrown (not a database
+ * handle, or closed). */
+static db *open_db(napi_env env, napi_value v)
+{
+    db *d = handle_of(env, v, H_DB);
+    if (d && !d->se) {
+        throw_closed(env);
+        return NULL;
+    }
+    return d;
+}
+
 /* A string argument copied into malloc'd memory, or NULL for null/undefined
  * (when optional).  On error: throws, *bad = true. */
 static char *opt_string(napi_env env, napi_value v, const char *what, bool optional, bool *bad)
@@ -569,13 +581,9 @@ static udb_txn *reader(napi_env env, napi_value h, bool *own, curlist **cursors)
             *cursors = &t->cursors;
         return t->txn;
     }
-    db *d = handle_of(env, h, H_DB);
+    db *d = open_db(env, h);
     if (!d)
         return NULL;
-    if (!d->se) {
-        throw_closed(env);
-        return NULL;
-    }
     udb_txn *txn = NULL;
     int rc = udb_begin(&txn, d->se->env, UDB_RDONLY);
     if (rc) {
@@ -1150,14 +1158,10 @@ static async_state *async_new(napi_env env)
 static napi_value js_exec(napi_env env, napi_callback_info info)
 {
     ARGS(2);
-    db *d = handle_of(env, argv[0], H_DB);
+    db *d = open_db(env, argv[0]);
     realm *r = get_realm(env);
     if (!d)
         return NULL;
-    if (!d->se) {
-        throw_closed(env);
-        return NULL;
-    }
     if (d->rdonly) {
         throw_udb(env, UDB_EREADONLY, "this handle was opened with readOnly: true", NULL);
         return NULL;
@@ -1214,15 +1218,11 @@ out:
 static napi_value js_tx_begin(napi_env env, napi_callback_info info)
 {
     ARGS(2);
-    db *d = handle_of(env, argv[0], H_DB);
+    db *d = open_db(env, argv[0]);
     bool rdonly = false;
     napi_get_value_bool(env, argv[1], &rdonly);
     if (!d)
         return NULL;
-    if (!d->se) {
-        throw_closed(env);
-        return NULL;
-    }
     if (d->rdonly && !rdonly) {
         throw_udb(env, UDB_EREADONLY, "this handle was opened with readOnly: true", NULL);
         return NULL;
@@ -1338,13 +1338,9 @@ static void report_problem(const char *problem, void *payload)
 static napi_value js_check(napi_env env, napi_callback_info info)
 {
     ARGS(1);
-    db *d = handle_of(env, argv[0], H_DB);
+    db *d = open_db(env, argv[0]);
     if (!d)
         return NULL;
-    if (!d->se) {
-        throw_closed(env);
-        return NULL;
-    }
     napi_value arr;
     napi_create_array(env, &arr);
     void *payload[2] = {env, arr};
@@ -1361,13 +1357,9 @@ static napi_value js_check(napi_env env, napi_callback_info info)
 static napi_value js_schema(napi_env env, napi_callback_info info)
 {
     ARGS(1);
-    db *d = handle_of(env, argv[0], H_DB);
+    db *d = open_db(env, argv[0]);
     if (!d)
         return NULL;
-    if (!d->se) {
-        throw_closed(env);
-        return NULL;
-    }
     char *json = NULL;
     napi_value v;
     int rc = udb_schema_json(&json, d->se->env);
@@ -1468,13 +1460,9 @@ static void backup_complete(napi_env env, napi_status status, void *data)
 static napi_value js_backup(napi_env env, napi_callback_info info)
 {
     ARGS(3);
-    db *d = handle_of(env, argv[0], H_DB);
+    db *d = open_db(env, argv[0]);
     if (!d)
         return NULL;
-    if (!d->se) {
-        throw_closed(env);
-        return NULL;
-    }
     bool bad = false, compact = false;
     char *dest = opt_string(env, argv[1], "dest", false, &bad);
     if (bad)
