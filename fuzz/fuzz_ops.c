@@ -519,6 +519,26 @@ static void compare_all(const char *when)
         udb_abort(t);
 }
 
+/* Bind field f's value number v (SQLite's view of pack_value) at col. */
+static void bind_value(sqlite3_stmt *st, int col, int f, unsigned v)
+{
+    switch (f) {
+    case F_ID: sqlite3_bind_int64(st, col, v + 1); break;
+    case F_A: sqlite3_bind_text(st, col, DOM_A[v], -1, SQLITE_STATIC); break;
+    case F_B: sqlite3_bind_int64(st, col, DOM_B[v]); break;
+    case F_STATUS: sqlite3_bind_text(st, col, DOM_STATUS[v], -1, SQLITE_STATIC); break;
+    case F_EMAIL: sqlite3_bind_text(st, col, DOM_EMAIL[v], -1, SQLITE_STATIC); break;
+    case F_X: sqlite3_bind_text(st, col, DOM_X[v], (int)xlen(v), SQLITE_STATIC); break;
+    case F_Y: sqlite3_bind_int64(st, col, DOM_Y[v]); break;
+    case F_F:
+        if (DOM_F[v].is_int)
+            sqlite3_bind_int64(st, col, DOM_F[v].i);
+        else
+            sqlite3_bind_double(st, col, DOM_F[v].d);
+        break;
+    }
+}
+
 /* ---- SQLite side --------------------------------------------------------------- */
 
 static void bind_rec(sqlite3_stmt *st, const rec *r, bool set_flags)
@@ -531,22 +551,7 @@ static void bind_rec(sqlite3_stmt *st, const rec *r, bool set_flags)
             sqlite3_bind_int(st, 8 + f, r->st[f] != ABSENT);
         if (r->st[f] != VAL)
             continue;   /* NULL */
-        unsigned v = r->v[f];
-        switch (f) {
-        case F_ID: sqlite3_bind_int64(st, col, v + 1); break;
-        case F_A: sqlite3_bind_text(st, col, DOM_A[v], -1, SQLITE_STATIC); break;
-        case F_B: sqlite3_bind_int64(st, col, DOM_B[v]); break;
-        case F_STATUS: sqlite3_bind_text(st, col, DOM_STATUS[v], -1, SQLITE_STATIC); break;
-        case F_EMAIL: sqlite3_bind_text(st, col, DOM_EMAIL[v], -1, SQLITE_STATIC); break;
-        case F_X: sqlite3_bind_text(st, col, DOM_X[v], (int)xlen(v), SQLITE_STATIC); break;
-        case F_Y: sqlite3_bind_int64(st, col, DOM_Y[v]); break;
-        case F_F:
-            if (DOM_F[v].is_int)
-                sqlite3_bind_int64(st, col, DOM_F[v].i);
-            else
-                sqlite3_bind_double(st, col, DOM_F[v].d);
-            break;
-        }
+        bind_value(st, col, f, r->v[f]);
     }
 }
 
@@ -1227,26 +1232,6 @@ static void pack_bound(msgpack_sbuffer *sb, const rbound *b, int ix)
             pack_value(&pk, SCFIELDS[ix][i], b->v[i]);
         else
             msgpack_pack_nil(&pk);
-    }
-}
-
-/* Bind field f's value number v (SQLite's view of pack_value) at col. */
-static void bind_value(sqlite3_stmt *st, int col, int f, unsigned v)
-{
-    switch (f) {
-    case F_ID: sqlite3_bind_int64(st, col, v + 1); break;
-    case F_A: sqlite3_bind_text(st, col, DOM_A[v], -1, SQLITE_STATIC); break;
-    case F_B: sqlite3_bind_int64(st, col, DOM_B[v]); break;
-    case F_STATUS: sqlite3_bind_text(st, col, DOM_STATUS[v], -1, SQLITE_STATIC); break;
-    case F_EMAIL: sqlite3_bind_text(st, col, DOM_EMAIL[v], -1, SQLITE_STATIC); break;
-    case F_X: sqlite3_bind_text(st, col, DOM_X[v], (int)xlen(v), SQLITE_STATIC); break;
-    case F_Y: sqlite3_bind_int64(st, col, DOM_Y[v]); break;
-    case F_F:
-        if (DOM_F[v].is_int)
-            sqlite3_bind_int64(st, col, DOM_F[v].i);
-        else
-            sqlite3_bind_double(st, col, DOM_F[v].d);
-        break;
     }
 }
 
