@@ -1,0 +1,944 @@
+/*
+ * pgstore.c -- the PostgreSQL backend (pgstore.h): backend.h over one table
+ * per type (ddl.c's mapping), one typed column per declared field, and
+ * transactions that start with the core's udb_txfront.
+ *
+ * A record goes in as column values decoded from the canonical msgpack the
+ * core packed; `any` and undeclared fields also go, exactly as packed, into
+ * "$raw" (a msgpack map), with readable jsonb copies beside them.  A record
+ * comes back rebuilt in the core's canonical order (record.c's
+ * udb__rec_pack: declared fields in schema order, then extras; float fields
+ * as float64), so fetch returns the same bytes as the LMDB backend.  Keys
+ * the core encoded (keycodec.h) are decoded into statement parameters;
+ * values are never pasted into SQL.  The server's own unique indexes back
+ * the core's checks: a duplicate another client committed after our
+ * snapshot is refused by them (23505), and reported as UDB_ECONFLICT with
+ * the detail, the holder read on a second connection (our snapshot cannot
+ * see it).
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "index.h"
+#include "keycodec.h"
+#include "pgddl.h"
+#include "pgmeta.h"
+#include "pgstore.h"
+#include "record.h"
+
+typedef struct udb_pgtxn {
+    udb_txfront f;             /* first: the core's calls work on it */
+    udb_pgpool *pool;
+    PGconn *c;
+    udb_schema *schema;        /* read at begin, ours */
+    void **blocks;             /* what fetch and holder handed out, until a write */
+    size_t nblocks, capblocks;
+} udb_pgtxn;
+
+static bool drop_raw;
+
+void udb__pg_test_drop_raw(bool on)
+{
+    drop_raw = on;
+}
+
+static udb_pgtxn *pgt(udb_txn *txn)
+{
+    return (udb_pgtxn *)(void *)txn;
+}
+
+static const char *pgschema(udb_txn *txn)
+{
+    return udb__pg_pool_schema(pgt(txn)->pool);
+}
+
+static void blocks_free(udb_pgtxn *p)
+{
+    for (size_t i = 0; i < p->nblocks; i++)
+        free(p->blocks[i]);
+    p->nblocks = 0;
+}
+
+/* A copy of b's bytes that lives until the transaction writes or ends. */
+static int keep(udb_val *out, udb_txn *txn, const udb_buf *b)
+{
+    udb_pgtxn *p = pgt(txn);
+    if (b->oom)
+        return udb__err(txn, UDB_ENOMEM, "out of memory");
+    if (p->nblocks == p->capblocks) {
+        size_t cap = p->capblocks ? 2 * p->capblocks : 8;
+        void **a = realloc(p->blocks, cap * sizeof *a);
+        if (!a)
+            return udb__err(txn, UDB_ENOMEM, "out of memory");
+        p->blocks = a;
+        p->capblocks = cap;
+    }
+    void *m = malloc(b->len ? b->len : 1);
+    if (!m)
+        return udb__err(txn, UDB_ENOMEM, "out of memory");
+    memcpy(m, b->p, b->len);
+    p->blocks[p->nblocks++] = m;
+    out->data = m;
+    out->size = b->len;
+    return 0;
+}
+
+/* Map a libpq failure to the transaction's message. */
+static int pg_err(udb_txn *txn, int rc, const udb_buf *msg)
+{
+    return udb__err(txn, rc, "%.*s", (int)msg->len, msg->p ? (const char *)msg->p : "");
+}
+
+/* ---- statement parameters ------------------------------------------------------- */
+
+#define MAXP 64   /* parameters of one statement: fields + "$extra" + "$raw" + key */
+
+typedef struct params {
+    int n;
+    char *val[MAXP];
+    int len[MAXP], fmt[MAXP];
+} params;
+
+static void params_free(params *ps)
+{
+    for (int i = 0; i < ps->n; i++)
+        free(ps->val[i]);
+    ps->n = 0;
+}
+
+/* Add a parameter (NULL p: SQL NULL); fmt 1: binary (bytea).  Its number. */
+static int param(params *ps, const void *p, size_t n, int fmt)
+{
+    if (ps->n == MAXP)
+        return -1;
+    int i = ps->n++;
+    ps->val[i] = NULL;
+    ps->len[i] = (int)n;
+    ps->fmt[i] = fmt;
+    if (p) {
+        ps->val[i] = malloc(n + 1);
+        if (!ps->val[i])
+            return -1;
+        memcpy(ps->val[i], p, n);
+        ps->val[i][n] = '\0';
+    }
+    return i + 1;
+}
+
+static int param_text(params *ps, const char *s)
+{
+    return param(ps, s, strlen(s), 0);
+}
+
+/* SQL's cast for a field's parameter. */
+static const char *cast(const udb_field *f)
+{
+    switch (f->type) {
+    case UDB_F_INT: return "bigint";
+    case UDB_F_UINT: return "numeric";
+    case UDB_F_FLOAT: return "float8";
+    case UDB_F_BOOL: return "boolean";
+    case UDB_F_BIN: return "bytea";
+    case UDB_F_ANY: return "jsonb";
+    default: return "text";
+    }
+}
+
+static void float_text(char out[40], double d)
+{
+    if (isinf(d))
+        snprintf(out, 40, d > 0 ? "Infinity" : "-Infinity");
+    else
+        snprintf(out, 40, "%.17g", d);
+}
+
+/* jsonb's readable copy of msgpack value mp: its JSON where that converts
+ * back to the same bytes (and jsonb can hold it: no \u0000), else
+ * {"$msgpack": "<base64 of the bytes>"}.  malloc'd, NULL: out of memory. */
+static char *readable(const void *mp, size_t len)
+{
+    char *j = NULL;
+    size_t jl = 0;
+    if (udb_msgpack_to_json(&j, &jl, mp, len, 0) == 0 && !strstr(j, "\\u0000")) {
+        void *back = NULL;
+        size_t bl = 0;
+        bool same = udb_json_to_msgpack(&back, &bl, j, jl) == 0 && bl == len &&
+                    memcmp(back, mp, len) == 0;
+        udb_free(back);
+        if (same) {
+            char *out = strdup(j);
+            udb_free(j);
+            return out;
+        }
+    }
+    udb_free(j);
+    char *b = udb__b64_encode(mp, len), *out = NULL;
+    if (b && asprintf(&out, "{\"$msgpack\": \"%s\"}", b) < 0)
+        out = NULL;
+    free(b);
+    return out;
+}
+
+/* A parameter for the value o of field f (NULL o: SQL NULL). */
+static int param_value(udb_txn *txn, params *ps, const udb_type *t, const udb_field *f,
+                       const msgpack_object *o)
+{
+    char num[40];
+    int rc = -1;
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        rc = param(ps, NULL, 0, 0);
+    else if (f->type == UDB_F_ANY) {
+        udb_buf b = {0};
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b, udb__buf_sbuffer_write);
+        msgpack_pack_object(&pk, *o);
+        char *j = b.oom ? NULL : readable(b.p, b.len);
+        rc = j ? param_text(ps, j) : -1;
+        free(j);
+        udb__buf_free(&b);
+    } else if (o->type == MSGPACK_OBJECT_STR) {
+        if (memchr(o->via.str.ptr, '\0', o->via.str.size))
+            return udb__err(txn, UDB_EBADRECORD, "type \"%s\", field \"%s\": PostgreSQL text "
+                            "cannot hold a NUL byte", t->name, f->name);
+        rc = param(ps, o->via.str.ptr, o->via.str.size, 0);
+    } else if (o->type == MSGPACK_OBJECT_BIN)
+        rc = param(ps, o->via.bin.ptr, o->via.bin.size, 1);
+    else if (o->type == MSGPACK_OBJECT_BOOLEAN)
+        rc = param_text(ps, o->via.boolean ? "t" : "f");
+    else if (f->type == UDB_F_FLOAT) {
+        float_text(num, udb__as_double(o));
+        rc = param_text(ps, num);
+    } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        snprintf(num, sizeof num, "%" PRIu64, o->via.u64);
+        rc = param_text(ps, num);
+    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        snprintf(num, sizeof num, "%" PRId64, o->via.i64);
+        rc = param_text(ps, num);
+    }
+    return rc < 0 ? udb__err(txn, UDB_ENOMEM, "type \"%s\", field \"%s\": cannot pass its "
+                             "value to PostgreSQL", t->name, f->name) : rc;
+}
+
+/* ---- keys --------------------------------------------------------------------- */
+
+/* Append "AND <field k> = $n" (or IS NULL) for each element of index ix's
+ * encoded key (just its fields: a unique key, or a primary key). */
+static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
+                     const udb_index *ix, const void *key, size_t keylen)
+{
+    const unsigned char *pos = key, *end = pos + keylen;
+    udb_buf scratch = {0};
+    udb_pgddl o = {.pgschema = pgschema(txn)};
+    int rc = 0;
+    for (size_t k = 0; k < ix->nfields && !rc; k++) {
+        udb_telem e;
+        scratch.len = 0;
+        if ((rc = udb__tk_decode(&e, &scratch, &pos, end))) {
+            rc = udb__err(txn, UDB_ECORRUPT, "type \"%s\": an encoded key does not decode",
+                          t->name);
+            break;
+        }
+        const udb_field *f = &t->fields[ix->fields[k]];
+        udb__buf_printf(q, " AND ");
+        if (ix->is_pk)
+            udb__pg_ident(q, f->name);
+        else
+            udb__pg_index_field(q, t, ix, k, &o);
+        char num[40];
+        int n = 0;
+        switch (e.kind) {
+        case UDB_TK_NIL:
+            udb__buf_printf(q, " IS NULL");
+            continue;
+        case UDB_TK_STR:
+        case UDB_TK_BYTES:
+            n = param(ps, scratch.p + e.v.s.off, e.v.s.n, e.kind == UDB_TK_BYTES);
+            break;
+        case UDB_TK_INT:
+            snprintf(num, sizeof num, "%" PRId64, e.v.i);
+            n = param_text(ps, num);
+            break;
+        case UDB_TK_UINT:
+            snprintf(num, sizeof num, "%" PRIu64, e.v.u);
+            n = param_text(ps, num);
+            break;
+        case UDB_TK_FLOAT:
+            float_text(num, e.v.f);
+            n = param_text(ps, num);
+            break;
+        case UDB_TK_BOOL:
+            n = param_text(ps, e.v.b ? "t" : "f");
+            break;
+        }
+        if (n < 0)
+            rc = udb__err(txn, UDB_ENOMEM, "out of memory");
+        else
+            udb__buf_printf(q, " = $%d::%s", n, ix->nocase[k] ? "text" : cast(f));
+    }
+    udb__buf_free(&scratch);
+    return rc;
+}
+
+/* ---- rows back to records --------------------------------------------------------- */
+
+static void pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* Pack the value of column col of row (text format) as field f's value. */
+static int pack_col(msgpack_packer *pk, const udb_field *f, const PGresult *r, int row, int col)
+{
+    const char *v = PQgetvalue(r, row, col);
+    size_t n = (size_t)PQgetlength(r, row, col);
+    switch (f->type) {
+    case UDB_F_INT: {
+        int64_t i = strtoll(v, NULL, 10);
+        return i < 0 ? msgpack_pack_int64(pk, i) : msgpack_pack_uint64(pk, (uint64_t)i);
+    }
+    case UDB_F_UINT:
+        return msgpack_pack_uint64(pk, strtoull(v, NULL, 10));
+    case UDB_F_FLOAT:
+        return msgpack_pack_double(pk, strtod(v, NULL));
+    case UDB_F_BOOL:
+        return v[0] == 't' ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    case UDB_F_BIN: {
+        size_t bn = 0;
+        unsigned char *b = PQunescapeBytea((const unsigned char *)v, &bn);
+        if (!b)
+            return -1;
+        msgpack_pack_bin(pk, bn);
+        msgpack_pack_bin_body(pk, b, bn);
+        PQfreemem(b);
+        return 0;
+    }
+    default:
+        pack_str(pk, v, n);
+        return 0;
+    }
+}
+
+/* SELECT list: every declared field but `any` ones, then "$raw" if t has it. */
+static void select_list(udb_buf *q, const udb_type *t)
+{
+    bool first = true;
+    for (size_t f = 0; f < t->nfields; f++) {
+        if (t->fields[f].type == UDB_F_ANY)
+            continue;
+        udb__buf_printf(q, first ? "" : ", ");
+        first = false;
+        udb__pg_ident(q, t->fields[f].name);
+    }
+    if (udb__pg_has_raw(t))
+        udb__buf_printf(q, "%s\"$raw\"", first ? "" : ", ");
+}
+
+static bool key_is(const msgpack_object *k, const char *name)
+{
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(name) &&
+           memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
+}
+
+static bool declared(const udb_type *t, const msgpack_object *k)
+{
+    for (size_t f = 0; f < t->nfields; f++)
+        if (key_is(k, t->fields[f].name))
+            return true;
+    return false;
+}
+
+/* The canonical record of row of r (columns as select_list) into out. */
+static int row_record(udb_buf *out, const udb_type *t, const PGresult *r, int row)
+{
+    msgpack_unpacked raw;
+    msgpack_unpacked_init(&raw);
+    const msgpack_object *rmap = NULL;
+    int ncol = PQnfields(r), rc = 0;
+    unsigned char *rb = NULL;
+    size_t rn = 0;
+    if (udb__pg_has_raw(t) && !PQgetisnull(r, row, ncol - 1)) {
+        rb = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, ncol - 1), &rn);
+        if (!rb || msgpack_unpack_next(&raw, (const char *)rb, rn, NULL) != MSGPACK_UNPACK_SUCCESS
+            || raw.data.type != MSGPACK_OBJECT_MAP) {
+            rc = UDB_ECORRUPT;
+            goto out;
+        }
+        rmap = &raw.data;
+    }
+    size_t n = 0;
+    int col = 0;
+    for (size_t f = 0; f < t->nfields; f++) {
+        if (t->fields[f].type != UDB_F_ANY)
+            n += !PQgetisnull(r, row, col++);
+    }
+    for (uint32_t i = 0; rmap && i < rmap->via.map.size; i++)
+        n++;   /* any fields and extras: $raw holds only present ones */
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, udb__buf_sbuffer_write);
+    msgpack_pack_map(&pk, n);
+    col = 0;
+    for (size_t f = 0; f < t->nfields; f++) {
+        const udb_field *fd = &t->fields[f];
+        if (fd->type == UDB_F_ANY) {
+            for (uint32_t i = 0; rmap && i < rmap->via.map.size; i++)
+                if (key_is(&rmap->via.map.ptr[i].key, fd->name)) {
+                    pack_str(&pk, fd->name, strlen(fd->name));
+                    msgpack_pack_object(&pk, rmap->via.map.ptr[i].val);
+                }
+            continue;
+        }
+        if (!PQgetisnull(r, row, col)) {
+            pack_str(&pk, fd->name, strlen(fd->name));
+            if (pack_col(&pk, fd, r, row, col)) {
+                rc = UDB_ENOMEM;
+                goto out;
+            }
+        }
+        col++;
+    }
+    for (uint32_t i = 0; rmap && i < rmap->via.map.size; i++)
+        if (!declared(t, &rmap->via.map.ptr[i].key)) {
+            msgpack_pack_object(&pk, rmap->via.map.ptr[i].key);
+            msgpack_pack_object(&pk, rmap->via.map.ptr[i].val);
+        }
+    rc = out->oom ? UDB_ENOMEM : 0;
+out:
+    if (rb)
+        PQfreemem(rb);
+    msgpack_unpacked_destroy(&raw);
+    return rc;
+}
+
+/* Run q with ps on c: 0 and *r, or the libpq error in msg. */
+static int run(PGresult **r, PGconn *c, udb_buf *q, const params *ps, udb_buf *msg)
+{
+    *r = NULL;
+    udb__buf_byte(q, '\0');
+    if (q->oom)
+        return UDB_ENOMEM;
+    *r = PQexecParams(c, (const char *)q->p, ps->n, NULL, (const char *const *)ps->val,
+                      ps->len, ps->fmt, 0);
+    ExecStatusType st = PQresultStatus(*r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return 0;
+    int rc = udb__pg_error(msg, c, *r, "statement");
+    PQclear(*r);
+    *r = NULL;
+    return rc;
+}
+
+/* The record of t whose index ix holds key, on connection c: 0 and its
+ * canonical bytes in out, UDB_ENOTFOUND, or an error in msg. */
+static int select_by(udb_buf *out, udb_txn *txn, PGconn *c, const udb_type *t,
+                     const udb_index *ix, const void *key, size_t keylen, udb_buf *msg)
+{
+    udb_buf q = {0};
+    params ps = {0};
+    PGresult *r = NULL;
+    udb__buf_printf(&q, "SELECT ");
+    select_list(&q, t);
+    udb__buf_printf(&q, " FROM ");
+    udb__pg_qualified(&q, pgschema(txn), t->name);
+    udb__buf_printf(&q, " WHERE true");
+    int rc = key_where(txn, &q, &ps, t, ix, key, keylen);
+    if (!rc && ix->where)
+        udb__buf_printf(&q, " AND (%s)", ix->where);
+    if (!rc)
+        rc = run(&r, c, &q, &ps, msg);
+    if (!rc && PQntuples(r) == 0)
+        rc = UDB_ENOTFOUND;
+    else if (!rc)
+        rc = row_record(out, t, r, 0);
+    PQclear(r);
+    params_free(&ps);
+    udb__buf_free(&q);
+    return rc;
+}
+
+static int fetch_on(udb_val *rec, udb_txn *txn, PGconn *c, const udb_type *t,
+                    const udb_index *ix, const void *key, size_t keylen)
+{
+    udb_buf out = {0}, msg = {0};
+    int rc = select_by(&out, txn, c, t, ix, key, keylen, &msg);
+    if (rc == UDB_ECORRUPT)
+        rc = udb__err(txn, rc, "type \"%s\": a stored \"$raw\" is not a msgpack map", t->name);
+    else if (rc && rc != UDB_ENOTFOUND && msg.len)
+        rc = pg_err(txn, rc, &msg);
+    else if (!rc)
+        rc = keep(rec, txn, &out);
+    udb__buf_free(&out);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+static int pg_fetch(udb_val *rec, udb_txn *txn, const udb_type *t, const void *pk, size_t pklen)
+{
+    return fetch_on(rec, txn, pgt(txn)->c, t, &t->idx[0], pk, pklen);
+}
+
+/* The encoded primary key of record rec (canonical) of t into out. */
+static int record_pk(udb_buf *out, udb_txn *txn, const udb_type *t, const udb_val *rec)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    int rc = UDB_ECORRUPT;
+    udb_buf msg = {0};
+    if (msgpack_unpack_next(&u, rec->data, rec->size, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP)
+        for (uint32_t i = 0; i < u.data.via.map.size; i++)
+            if (key_is(&u.data.via.map.ptr[i].key, t->fields[t->key].name))
+                rc = udb__field_key(out, t, &t->fields[t->key], &u.data.via.map.ptr[i].val,
+                                    &msg);
+    msgpack_unpacked_destroy(&u);
+    udb__buf_free(&msg);
+    return rc ? udb__err(txn, UDB_ECORRUPT, "type \"%s\": a stored record has no valid key",
+                         t->name) : 0;
+}
+
+static int holder_on(udb_val *pk, udb_txn *txn, PGconn *c, const udb_type *t,
+                     const udb_index *ix, const void *key, size_t keylen)
+{
+    udb_val rec;
+    udb_buf k = {0};
+    int rc = fetch_on(&rec, txn, c, t, ix, key, keylen);
+    if (!rc && !(rc = record_pk(&k, txn, t, &rec)))
+        rc = keep(pk, txn, &k);
+    udb__buf_free(&k);
+    return rc;
+}
+
+static int pg_holder(udb_val *pk, udb_txn *txn, const udb_type *t, const udb_index *ix,
+                     const void *key, size_t keylen)
+{
+    return holder_on(pk, txn, pgt(txn)->c, t, ix, key, keylen);
+}
+
+/* ---- writes ------------------------------------------------------------------------ */
+
+static int simple(udb_txn *txn, const char *sql)
+{
+    udb_buf msg = {0};
+    int rc = udb__pg_exec(NULL, pgt(txn)->c, sql, &msg);
+    if (rc)
+        rc = pg_err(txn, rc, &msg);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+/* The server refused a duplicate our snapshot could not see (another client
+ * committed it): the detail, each holder read on a second connection. */
+static int raced(udb_txn *txn, const udb_type *t, const udb_entries *e)
+{
+    udb_pgtxn *p = pgt(txn);
+    PGconn *side = NULL;
+    udb_buf msg = {0};
+    int rc = udb__pg_acquire(&side, p->pool, &msg);
+    if (rc) {
+        rc = pg_err(txn, rc, &msg);
+        udb__buf_free(&msg);
+        return rc;
+    }
+    udb__conflict_begin(txn, t);
+    for (size_t i = 0; i < t->nidx && !rc; i++) {
+        const udb_index *ix = &t->idx[i];
+        if (!ix->unique || !e->applies[i] || udb__idx_exempt(ix, e->vals))
+            continue;
+        udb_val hv, rec;
+        const void *key = e->keys + e->off[i];
+        rc = ix->is_pk ? fetch_on(&rec, txn, side, t, ix, key, e->len[i])
+                       : holder_on(&hv, txn, side, t, ix, key, e->len[i]);
+        if (rc == UDB_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc)
+            break;
+        const void *h = ix->is_pk ? key : hv.data;
+        size_t hl = ix->is_pk ? e->len[0] : hv.size;
+        if (!ix->is_pk && hl == e->len[0] && memcmp(h, e->keys + e->off[0], hl) == 0)
+            continue;   /* our own row (an update): not what the server refused */
+        /* a nocase field: the values as the holder stores them */
+        udb_rec hr;
+        udb__rec_init(&hr);
+        const msgpack_object *const *vals = e->vals;
+        if (ix->any_nocase && !(rc = fetch_on(&rec, txn, side, t, &t->idx[0], h, hl))) {
+            if (udb__rec_parse(&hr, t, rec.data, rec.size, false, &msg))
+                rc = udb__err(txn, UDB_ECORRUPT, "stored record is damaged");
+            vals = (const msgpack_object *const *)hr.vals;
+        }
+        if (!rc && udb__conflict_add(txn, ix, vals, h, hl))
+            rc = udb__err(txn, UDB_ENOMEM, "cannot record conflict detail");
+        udb__rec_free(&hr);
+    }
+    udb__pg_release(p->pool, side);
+    udb__buf_free(&msg);
+    if (rc)
+        return rc;
+    rc = udb__conflict_finish(txn);
+    return rc ? rc : udb__err(txn, UDB_EBUSY, "type \"%s\": PostgreSQL refused a duplicate "
+                              "whose holder is gone again; retry the transaction", t->name);
+}
+
+static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                    const udb_entries *e, const udb_entries *old)
+{
+    (void)record;
+    (void)len;
+    blocks_free(pgt(txn));
+    udb_buf q = {0}, msg = {0}, rawb = {0};
+    params ps = {0};
+    PGresult *r = NULL;
+    int rc = 0;
+    /* the record's undeclared fields: the core parsed them, but e has only
+       declared values; read them from the canonical record */
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, record, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        u.data.type != MSGPACK_OBJECT_MAP) {
+        rc = udb__err(txn, UDB_EBADRECORD, "type \"%s\": not a msgpack map", t->name);
+        goto out;
+    }
+    const msgpack_object_map *m = &u.data.via.map;
+    udb__buf_printf(&q, old ? "UPDATE " : "INSERT INTO ");
+    udb__pg_qualified(&q, pgschema(txn), t->name);
+    udb__buf_printf(&q, old ? " SET " : " (");
+    udb_buf vals = {0};
+    for (size_t f = 0; f < t->nfields && !rc; f++) {
+        int n = param_value(txn, &ps, t, &t->fields[f], e->vals[f]);
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        udb__buf_printf(&q, f ? ", " : "");
+        udb__pg_ident(&q, t->fields[f].name);
+        if (old)
+            udb__buf_printf(&q, " = $%d::%s", n, cast(&t->fields[f]));
+        else
+            udb__buf_printf(&vals, "%s$%d::%s", f ? ", " : "", n, cast(&t->fields[f]));
+    }
+    if (!rc && udb__pg_has_raw(t)) {
+        /* "$raw": any and undeclared fields as packed; "$extra": the latter, readable */
+        msgpack_packer rp;
+        msgpack_packer_init(&rp, &rawb, udb__buf_sbuffer_write);
+        uint32_t nraw = 0, nextra = 0;
+        for (uint32_t i = 0; i < m->size; i++) {
+            bool decl = declared(t, &m->ptr[i].key), any = false;
+            for (size_t f = 0; f < t->nfields; f++)
+                any |= t->fields[f].type == UDB_F_ANY && key_is(&m->ptr[i].key,
+                                                                  t->fields[f].name);
+            nraw += !decl || any;
+            nextra += !decl;
+        }
+        msgpack_pack_map(&rp, nraw);
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1) {   /* the undeclared ones, for "$extra" */
+                udb__buf_free(&rawb);
+                rawb = (udb_buf){0};
+                msgpack_pack_map(&rp, nextra);
+            }
+            for (uint32_t i = 0; i < m->size; i++) {
+                bool decl = declared(t, &m->ptr[i].key), any = false;
+                for (size_t f = 0; f < t->nfields; f++)
+                    any |= t->fields[f].type == UDB_F_ANY && key_is(&m->ptr[i].key,
+                                                                      t->fields[f].name);
+                if (pass == 0 ? !decl || any : !decl) {
+                    msgpack_pack_object(&rp, m->ptr[i].key);
+                    msgpack_pack_object(&rp, m->ptr[i].val);
+                }
+            }
+            if (pass == 0) {
+                int n = drop_raw ? param(&ps, NULL, 0, 1) : param(&ps, rawb.p, rawb.len, 1);
+                if (old)
+                    udb__buf_printf(&q, ", \"$raw\" = $%d::bytea", n);
+                else
+                    udb__buf_printf(&q, ", \"$raw\""), udb__buf_printf(&vals, ", $%d::bytea", n);
+            }
+            if (pass == 1 && t->extra) {
+                char *j = nextra ? readable(rawb.p, rawb.len) : NULL;
+                int n = nextra ? (j ? param_text(&ps, j) : -1) : param(&ps, NULL, 0, 0);
+                free(j);
+                if (n < 0)
+                    rc = udb__err(txn, UDB_ENOMEM, "out of memory");
+                if (old)
+                    udb__buf_printf(&q, ", \"$extra\" = $%d::jsonb", n);
+                else
+                    udb__buf_printf(&q, ", \"$extra\""), udb__buf_printf(&vals, ", $%d::jsonb", n);
+            }
+        }
+    }
+    if (!rc && old) {
+        udb__buf_printf(&q, " WHERE true");
+        rc = key_where(txn, &q, &ps, t, &t->idx[0], old->keys + old->off[0], old->len[0]);
+    } else if (!rc) {
+        udb__buf_printf(&q, ") VALUES (");
+        udb__buf_put(&q, vals.p, vals.len);
+        udb__buf_byte(&q, ')');
+    }
+    udb__buf_free(&vals);
+    if (rc || (rc = simple(txn, "SAVEPOINT udb_store")))
+        goto out;
+    rc = run(&r, pgt(txn)->c, &q, &ps, &msg);
+    if (rc == UDB_ECONFLICT) {
+        if (!(rc = simple(txn, "ROLLBACK TO SAVEPOINT udb_store")))
+            rc = raced(txn, t, e);
+    } else if (rc)
+        rc = pg_err(txn, rc, &msg);
+    else
+        rc = simple(txn, "RELEASE SAVEPOINT udb_store");
+out:
+    PQclear(r);
+    msgpack_unpacked_destroy(&u);
+    params_free(&ps);
+    udb__buf_free(&q);
+    udb__buf_free(&msg);
+    udb__buf_free(&rawb);
+    return rc;
+}
+
+static int pg_remove(udb_txn *txn, const udb_type *t, const void *pk, size_t pklen,
+                     const udb_entries *old)
+{
+    (void)old;
+    blocks_free(pgt(txn));
+    udb_buf q = {0}, msg = {0};
+    params ps = {0};
+    PGresult *r = NULL;
+    udb__buf_printf(&q, "DELETE FROM ");
+    udb__pg_qualified(&q, pgschema(txn), t->name);
+    udb__buf_printf(&q, " WHERE true");
+    int rc = key_where(txn, &q, &ps, t, &t->idx[0], pk, pklen);
+    if (!rc && (rc = run(&r, pgt(txn)->c, &q, &ps, &msg)))
+        rc = pg_err(txn, rc, &msg);
+    PQclear(r);
+    params_free(&ps);
+    udb__buf_free(&q);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+/* ---- whole types ----------------------------------------------------------------- */
+
+static int pg_count(uint64_t *n, udb_txn *txn, const udb_schema *s, const udb_type *t)
+{
+    (void)s;
+    udb_buf q = {0}, msg = {0};
+    params ps = {0};
+    PGresult *r = NULL;
+    udb__buf_printf(&q, "SELECT count(*) FROM ");
+    udb__pg_qualified(&q, pgschema(txn), t->name);
+    int rc = run(&r, pgt(txn)->c, &q, &ps, &msg);
+    *n = rc ? 0 : strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    udb__buf_free(&q);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+/* Every record of t in primary key order (desc: only the last one). */
+static int rows(PGresult **r, udb_txn *txn, const udb_type *t, bool last)
+{
+    udb_buf q = {0}, msg = {0};
+    params ps = {0};
+    udb__buf_printf(&q, "SELECT ");
+    select_list(&q, t);
+    udb__buf_printf(&q, " FROM ");
+    udb__pg_qualified(&q, pgschema(txn), t->name);
+    udb__buf_printf(&q, " ORDER BY ");
+    udb__pg_ident(&q, t->fields[t->key].name);
+    udb__buf_printf(&q, last ? " DESC LIMIT 1" : "");
+    int rc = run(r, pgt(txn)->c, &q, &ps, &msg);
+    if (rc)
+        pg_err(txn, rc, &msg);
+    udb__buf_free(&q);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+static int pg_each(udb_txn *txn, const udb_schema *s, const udb_type *t,
+                   int (*fn)(void *ctx, const udb_val *pk, const udb_val *rec), void *ctx)
+{
+    (void)s;
+    PGresult *r = NULL;
+    int rc = rows(&r, txn, t, false);
+    udb_buf rec = {0}, k = {0};
+    for (int i = 0; !rc && i < PQntuples(r); i++) {
+        rec.len = k.len = 0;
+        if ((rc = row_record(&rec, t, r, i)))
+            break;
+        udb_val rv = {rec.p, rec.len};
+        if ((rc = record_pk(&k, txn, t, &rv)))
+            break;
+        udb_val kv = {k.p, k.len};
+        rc = fn(ctx, &kv, &rv);
+    }
+    PQclear(r);
+    udb__buf_free(&rec);
+    udb__buf_free(&k);
+    return rc;
+}
+
+static int pg_last_key(udb_val *pk, udb_txn *txn, const udb_type *t)
+{
+    PGresult *r = NULL;
+    int rc = rows(&r, txn, t, true);
+    udb_buf rec = {0}, k = {0};
+    if (!rc && PQntuples(r) == 0)
+        rc = UDB_ENOTFOUND;
+    if (!rc && (rc = row_record(&rec, t, r, 0)))
+        rc = udb__err(txn, rc, "type \"%s\": cannot read its last record", t->name);
+    udb_val rv = {rec.p, rec.len};
+    if (!rc && !(rc = record_pk(&k, txn, t, &rv)))
+        rc = keep(pk, txn, &k);
+    PQclear(r);
+    udb__buf_free(&rec);
+    udb__buf_free(&k);
+    return rc;
+}
+
+/* ---- sequences ("$seq", meta.c) ------------------------------------------------------ */
+
+static int pg_seq_peek(uint64_t *out, bool *found, udb_txn *txn, const char *name)
+{
+    udb_buf msg = {0};
+    int rc = udb__pg_seq_get(out, pgt(txn)->c, pgschema(txn), name, &msg);
+    if (found)
+        *found = rc == 0;
+    if (rc == UDB_ENOTFOUND) {
+        *out = 0;
+        rc = 0;
+    } else if (rc)
+        rc = pg_err(txn, rc, &msg);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+static int pg_seq_store(udb_txn *txn, const char *name, uint64_t v)
+{
+    udb_buf q = {0}, msg = {0};
+    params ps = {0};
+    PGresult *r = NULL;
+    char num[24];
+    snprintf(num, sizeof num, "%" PRIu64, v);
+    param_text(&ps, name);
+    param_text(&ps, num);
+    udb__buf_printf(&q, "INSERT INTO ");
+    udb__pg_qualified(&q, pgschema(txn), "$seq");
+    udb__buf_printf(&q, " (name, value) VALUES ($1::text, $2::numeric) ON CONFLICT (name) "
+                    "DO UPDATE SET value = EXCLUDED.value");
+    int rc = ps.n == 2 ? run(&r, pgt(txn)->c, &q, &ps, &msg) : UDB_ENOMEM;
+    if (rc)
+        rc = pg_err(txn, rc, &msg);
+    PQclear(r);
+    params_free(&ps);
+    udb__buf_free(&q);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+static int pg_seq_each(udb_txn *txn, udb_seq_fn fn, void *ctx)
+{
+    udb_buf q = {0}, msg = {0};
+    params ps = {0};
+    PGresult *r = NULL;
+    udb__buf_printf(&q, "SELECT name, value::text FROM ");
+    udb__pg_qualified(&q, pgschema(txn), "$seq");
+    udb__buf_printf(&q, " ORDER BY name");
+    int rc = run(&r, pgt(txn)->c, &q, &ps, &msg);
+    if (rc)
+        rc = pg_err(txn, rc, &msg);
+    for (int i = 0; !rc && i < PQntuples(r); i++)
+        rc = fn(PQgetvalue(r, i, 0), strtoull(PQgetvalue(r, i, 1), NULL, 10), ctx);
+    PQclear(r);
+    udb__buf_free(&q);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+const udb_backend udb__pg_backend = {
+    .name = "postgresql",
+    .fetch = pg_fetch,
+    .holder = pg_holder,
+    .store = pg_store,
+    .remove = pg_remove,
+    .count = pg_count,
+    .each = pg_each,
+    .last_key = pg_last_key,
+    .seq_peek = pg_seq_peek,
+    .seq_store = pg_seq_store,
+    .seq_each = pg_seq_each,
+};
+
+/* ---- transactions ------------------------------------------------------------------- */
+
+static void end(udb_pgtxn *p)
+{
+    blocks_free(p);
+    free(p->blocks);
+    udb__schema_free(p->schema);
+    udb__front_free(&p->f);
+    free(p);
+}
+
+int udb__pg_begin(udb_txn **out, udb_pgpool *pool, unsigned flags, udb_buf *msg)
+{
+    *out = NULL;
+    if (flags & ~(unsigned)UDB_RDONLY) {
+        udb__buf_printf(msg, "udb__pg_begin: unknown flags 0x%x (allowed: UDB_RDONLY)",
+                        flags);
+        return UDB_EINVAL;
+    }
+    udb_pgtxn *p = calloc(1, sizeof *p);
+    if (!p)
+        return UDB_ENOMEM;
+    p->pool = pool;
+    bool rdonly = flags & UDB_RDONLY;
+    udb__front_init(&p->f, &udb__pg_backend, rdonly);
+    int rc = udb__pg_acquire(&p->c, pool, msg);
+    if (!rc)
+        rc = udb__pg_exec(NULL, p->c, rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                                             : "BEGIN ISOLATION LEVEL SERIALIZABLE", msg);
+    uint64_t gen;
+    if (!rc)
+        rc = udb__pg_meta_read(&p->schema, &gen, p->c, udb__pg_pool_schema(pool), msg);
+    if (rc) {
+        if (p->c)
+            udb__pg_release(pool, p->c);   /* inside a transaction: closed */
+        end(p);
+        return rc;
+    }
+    p->f.schema = p->schema;
+    *out = (udb_txn *)(void *)p;
+    return 0;
+}
+
+int udb__pg_commit(udb_txn *txn, udb_buf *msg)
+{
+    udb_pgtxn *p = pgt(txn);
+    PGresult *r = NULL;
+    int rc = udb__pg_exec(&r, p->c, "COMMIT", msg);
+    if (!rc && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        udb__buf_printf(msg, "the transaction had failed: PostgreSQL rolled it back");
+        rc = UDB_EBUSY;
+    }
+    PQclear(r);
+    udb__pg_release(p->pool, p->c);
+    end(p);
+    return rc;
+}
+
+void udb__pg_abort(udb_txn *txn)
+{
+    if (!txn)
+        return;
+    udb_pgtxn *p = pgt(txn);
+    udb_buf msg = {0};
+    udb__pg_exec(NULL, p->c, "ROLLBACK", &msg);
+    udb__buf_free(&msg);
+    udb__pg_release(p->pool, p->c);
+    end(p);
+}
