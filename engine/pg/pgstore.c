@@ -95,27 +95,44 @@ static int pg_err(udb_txn *txn, int rc, const udb_buf *msg)
 
 /* ---- statement parameters ------------------------------------------------------- */
 
-#define MAXP 64   /* parameters of one statement: fields + "$extra" + "$raw" + key */
-
+/* A statement's parameters, growing: a type has any number of fields. */
 typedef struct params {
-    int n;
-    char *val[MAXP];
-    int len[MAXP], fmt[MAXP];
+    int n, cap;
+    char **val;
+    int *len, *fmt;
 } params;
 
 static void params_free(params *ps)
 {
     for (int i = 0; i < ps->n; i++)
         free(ps->val[i]);
-    ps->n = 0;
+    free(ps->val);
+    free(ps->len);
+    free(ps->fmt);
+    *ps = (params){0};
 }
 
-/* Add a parameter (NULL p: SQL NULL); fmt 1: binary (bytea).  Its number. */
+/* Add a parameter (NULL p: SQL NULL); fmt 1: binary (bytea).  Its number,
+ * or -1: out of memory. */
 static int param(params *ps, const void *p, size_t n, int fmt)
 {
-    if (ps->n == MAXP)
+    if (n > INT32_MAX)
         return -1;
-    int i = ps->n++;
+    if (ps->n == ps->cap) {
+        int cap = ps->cap ? 2 * ps->cap : 16;
+        char **v = realloc(ps->val, (size_t)cap * sizeof *v);
+        if (v)
+            ps->val = v;
+        int *l = v ? realloc(ps->len, (size_t)cap * sizeof *l) : NULL;
+        if (l)
+            ps->len = l;
+        int *f = l ? realloc(ps->fmt, (size_t)cap * sizeof *f) : NULL;
+        if (!f)
+            return -1;
+        ps->fmt = f;
+        ps->cap = cap;
+    }
+    int i = ps->n;
     ps->val[i] = NULL;
     ps->len[i] = (int)n;
     ps->fmt[i] = fmt;
@@ -126,6 +143,7 @@ static int param(params *ps, const void *p, size_t n, int fmt)
         memcpy(ps->val[i], p, n);
         ps->val[i][n] = '\0';
     }
+    ps->n++;
     return i + 1;
 }
 
@@ -682,11 +700,15 @@ static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t 
     udb__buf_free(&vals);
     if (rc || (rc = simple(txn, "SAVEPOINT udb_store")))
         goto out;
+    /* a failed statement rolls back to the savepoint alone: nothing of it
+       is written and the transaction goes on, as on LMDB */
     rc = run(&r, pgt(txn)->c, &q, &ps, &msg);
-    if (rc == UDB_ECONFLICT) {
-        if (!(rc = simple(txn, "ROLLBACK TO SAVEPOINT udb_store")))
-            rc = raced(txn, t, e);
-    } else if (rc)
+    int undo = rc ? simple(txn, "ROLLBACK TO SAVEPOINT udb_store") : 0;
+    if (undo)
+        rc = undo;
+    else if (rc == UDB_ECONFLICT)
+        rc = raced(txn, t, e);
+    else if (rc)
         rc = pg_err(txn, rc, &msg);
     else
         rc = simple(txn, "RELEASE SAVEPOINT udb_store");

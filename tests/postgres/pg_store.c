@@ -47,7 +47,29 @@ static const char schema[] =
     " \"indexes\": {\"by_team\": {\"fields\": [\"team\"]}},"
     " \"extra\": true},"
     " \"tag\": {\"key\": \"name\", \"fields\": {\"name\": {\"type\": \"str\"},"
-    "  \"n\": {\"type\": \"int\"}}}}}";
+    "  \"n\": {\"type\": \"int\"}}},"
+    " \"wide\": {\"key\": \"k\", \"fields\": {\"k\": {\"type\": \"int\"},"
+    "  \"f0\": {\"type\": \"int\"}, \"f1\": {\"type\": \"int\"}, "
+    "  \"f2\": {\"type\": \"int\"}, \"f3\": {\"type\": \"int\"}, "
+    "  \"f4\": {\"type\": \"int\"}, \"f5\": {\"type\": \"int\"}, "
+    "  \"f6\": {\"type\": \"int\"}, \"f7\": {\"type\": \"int\"}, "
+    "  \"f8\": {\"type\": \"int\"}, \"f9\": {\"type\": \"int\"}, "
+    "  \"f10\": {\"type\": \"int\"}, \"f11\": {\"type\": \"int\"}, "
+    "  \"f12\": {\"type\": \"int\"}, \"f13\": {\"type\": \"int\"}, "
+    "  \"f14\": {\"type\": \"int\"}, \"f15\": {\"type\": \"int\"}, "
+    "  \"f16\": {\"type\": \"int\"}, \"f17\": {\"type\": \"int\"}, "
+    "  \"f18\": {\"type\": \"int\"}, \"f19\": {\"type\": \"int\"}, "
+    "  \"f20\": {\"type\": \"int\"}, \"f21\": {\"type\": \"int\"}, "
+    "  \"f22\": {\"type\": \"int\"}, \"f23\": {\"type\": \"int\"}, "
+    "  \"f24\": {\"type\": \"int\"}, \"f25\": {\"type\": \"int\"}, "
+    "  \"f26\": {\"type\": \"int\"}, \"f27\": {\"type\": \"int\"}, "
+    "  \"f28\": {\"type\": \"int\"}, \"f29\": {\"type\": \"int\"}, "
+    "  \"f30\": {\"type\": \"int\"}, \"f31\": {\"type\": \"int\"}, "
+    "  \"f32\": {\"type\": \"int\"}, \"f33\": {\"type\": \"int\"}, "
+    "  \"f34\": {\"type\": \"int\"}, \"f35\": {\"type\": \"int\"}, "
+    "  \"f36\": {\"type\": \"int\"}, \"f37\": {\"type\": \"int\"}, "
+    "  \"f38\": {\"type\": \"int\"}, \"f39\": {\"type\": \"int\"}, "
+    "  \"s\": {\"type\": \"str\"}}}}}";
 
 /* ---- the log ------------------------------------------------------------------ */
 
@@ -246,6 +268,14 @@ static void script(side *s)
     log_call(t, "tag", udb_insert(&out, t, "tag", v.data, v.size), &out);
     k = J("\"a'b\\\"c\"");
     log_call(t, "tag get", udb_get(&out, t, "tag", k.data, k.size), &out);
+    /* more columns than a statement's first parameter array holds */
+    v = J("{\"k\": -5, \"f0\": 0, \"f17\": 17, \"f39\": -39, \"s\": \"w\"}");
+    log_call(t, "wide", udb_insert(&out, t, "wide", v.data, v.size), &out);
+    k = J("-5");
+    v = J("{\"f38\": 38, \"f0\": null}");
+    log_call(t, "wide merge",
+             udb_update(&out, t, "wide", k.data, k.size, v.data, v.size, UDB_MERGE), &out);
+    log_call(t, "wide get", udb_get(&out, t, "wide", k.data, k.size), &out);
     log_call(t, "seq s1", udb_seq_next(&n, t, "s1"), NULL);
     log_call(t, "seq s1", udb_seq_next(&n, t, "s1"), NULL);
     logf_(" s1=%llu\n", (unsigned long long)n);
