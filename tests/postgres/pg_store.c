@@ -179,6 +179,15 @@ static int seq_log(const char *name, uint64_t v, void *ctx)
     return 0;
 }
 
+static int each_log(void *ctx, const udb_val *pk, const udb_val *rec)
+{
+    (void)ctx;
+    log_bytes("pk", pk->data, pk->size);
+    log_bytes("rec", rec->data, rec->size);
+    logf_("\n");
+    return 0;
+}
+
 /* The same calls on either side, every result in the log. */
 static void script(side *s)
 {
@@ -279,6 +288,18 @@ static void script(side *s)
     log_call(t, "seq s1", udb_seq_next(&n, t, "s1"), NULL);
     log_call(t, "seq s1", udb_seq_next(&n, t, "s1"), NULL);
     logf_(" s1=%llu\n", (unsigned long long)n);
+    /* udb_seq_set reads the type's last key (the backend's last_key) */
+    log_call(t, "seq_set below the auto keys", udb_seq_set(t, "user.id", 5), NULL);
+    log_call(t, "seq_set", udb_seq_set(t, "user.id", 100), NULL);
+    /* the backend's whole-type calls (schema changes use them) */
+    const udb_schema *sc = udb__txn_schema(t);
+    const udb_type *ut = udb__schema_type(sc, "user");
+    uint64_t cnt = 0;
+    log_call(t, "count", udb__txn_backend(t)->count(&cnt, t, sc, ut), NULL);
+    logf_(" count=%llu\n", (unsigned long long)cnt);
+    logf_("each:");
+    log_call(t, "", udb__txn_backend(t)->each(t, sc, ut, each_log, NULL), NULL);
+    INS("insert after seq_set", "{\"email\": \"hundred@x.org\"}");
     log_call(t, "commit", commit(t, s), NULL);
 
     /* an aborted transaction gives its numbers back */
