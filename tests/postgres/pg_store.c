@@ -405,6 +405,18 @@ static void test_two_writers(udb_pgpool *pool)
         failures++;
     }
     udb__pg_abort(b);
+    /* a reader sees one snapshot, as an LMDB read transaction: not what a
+       writer commits after it began */
+    udb_txn *r;
+    udb_val k = J("\"later\""), w = J("{\"name\": \"later\"}");
+    CHECK_RC(udb__pg_begin(&r, pool, UDB_RDONLY, &msg), 0);
+    CHECK_RC(udb_get(&out, r, "tag", k.data, k.size), UDB_ENOTFOUND);
+    CHECK_RC(udb__pg_begin(&a, pool, 0, &msg), 0);
+    CHECK_RC(udb_insert(&out, a, "tag", w.data, w.size), 0);
+    CHECK_RC(udb__pg_commit(a, &msg), 0);
+    CHECK_RC(udb_get(&out, r, "tag", k.data, k.size), UDB_ENOTFOUND);
+    CHECK_RC(udb_insert(&out, r, "tag", w.data, w.size), UDB_EREADONLY);
+    udb__pg_abort(r);
     CHECK_RC(udb__pg_begin(&b, pool, 0, &msg), 0);
     created = -1;
     CHECK_RC(udb_insert_or_get(&out, &created, b, "tag", NULL, v.data, v.size), 0);
