@@ -174,14 +174,18 @@ static void float_text(char out[40], double d)
         snprintf(out, 40, "%.17g", d);
 }
 
-/* jsonb's readable copy of msgpack value mp: its JSON where that converts
- * back to the same bytes (and jsonb can hold it: no \u0000), else
- * {"$msgpack": "<base64 of the bytes>"}.  malloc'd, NULL: out of memory. */
+/* jsonb's readable copy of msgpack value mp, as `uniqdb export --postgres`
+ * writes it: plain JSON where that converts back to the same bytes and jsonb
+ * keeps the value (no \u0000, no -0.0, none of the library's "$bin", "$str",
+ * "$float", "$map" ... forms), else {"$msgpack": "<base64 of the bytes>"}.
+ * Conservative: a string that merely contains such text goes the lossless
+ * way too.  malloc'd, NULL: out of memory. */
 static char *readable(const void *mp, size_t len)
 {
     char *j = NULL;
     size_t jl = 0;
-    if (udb_msgpack_to_json(&j, &jl, mp, len, 0) == 0 && !strstr(j, "\\u0000")) {
+    if (udb_msgpack_to_json(&j, &jl, mp, len, 0) == 0 && !strstr(j, "\\u0000") &&
+        !strstr(j, "\"$") && !strstr(j, "-0.0")) {
         void *back = NULL;
         size_t bl = 0;
         bool same = udb_json_to_msgpack(&back, &bl, j, jl) == 0 && bl == len &&

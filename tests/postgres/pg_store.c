@@ -358,6 +358,16 @@ static void test_other_client(udb_pgpool *pool)
     char *got = sql1("INSERT INTO ps.\"user\" (id, email) VALUES (500, 'ANN2@X.ORG')");
     CHECK(got && strcmp(got, "ERROR: 23505") == 0);
     free(got);
+    /* the readable jsonb copies: JSON, or the lossless form for binary */
+    got = sql1("SELECT doc::text FROM ps.\"user\" WHERE id = 10");
+    CHECK(got && strcmp(got, "[1, \"two\"]") == 0);
+    free(got);
+    got = sql1("SELECT (doc ? '$msgpack')::text || ' ' || (\"$extra\"->'nested'->>'a') FROM "
+               "ps.\"user\" WHERE id = 1");
+    CHECK(got && strcmp(got, "true {\"b\": [true, {\"c\": 3}]}") == 0);
+    if (got && strcmp(got, "true {\"b\": [true, {\"c\": 3}]}") != 0)
+        fprintf(stderr, "got: %s\n", got);
+    free(got);
     /* a duplicate committed after our snapshot: our check cannot see it, the
        server's index refuses our row, and the detail names its holder */
     udb_txn *t;
