@@ -331,6 +331,16 @@ int udb__pg_acquire(PGconn **out, udb_pgpool *p, udb_buf *msg)
     return rc;
 }
 
+int udb__pg_connect_extra(PGconn **out, udb_pgpool *p, udb_buf *msg)
+{
+    if (p->pid != getpid()) {
+        udb__buf_printf(msg, "this PostgreSQL connection pool belongs to process %d: a forked "
+                        "child opens its own", (int)p->pid);
+        return UDB_EINVAL;
+    }
+    return connect_one(out, p, msg);
+}
+
 void udb__pg_release(udb_pgpool *p, PGconn *c)
 {
     if (!c)

@@ -61,6 +61,11 @@ void udb__pg_pool_close(udb_pgpool *p);
  * while fewer than max are open, else wait for one.  Errors as opening, and
  * UDB_EINVAL in a forked child (a connection is one process's). */
 int  udb__pg_acquire(PGconn **out, udb_pgpool *p, udb_buf *msg);
+/* A connection to p's server outside the pool (not counted, never waits for
+ * one to be freed): for a thread that holds a pooled one inside a
+ * transaction and needs another snapshot.  Close it with PQfinish.  Errors
+ * as acquiring. */
+int  udb__pg_connect_extra(PGconn **out, udb_pgpool *p, udb_buf *msg);
 /* Give c back; one that is broken or still inside a transaction is closed. */
 void udb__pg_release(udb_pgpool *p, PGconn *c);
 const char *udb__pg_pool_schema(const udb_pgpool *p);

@@ -13,8 +13,8 @@
  * values are never pasted into SQL.  The server's own unique indexes back
  * the core's checks: a duplicate another client committed after our
  * snapshot is refused by them (23505), and reported as UDB_ECONFLICT with
- * the detail, the holder read on a second connection (our snapshot cannot
- * see it).
+ * the detail, the holder read on a connection of its own (our snapshot
+ * cannot see it).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -553,13 +553,15 @@ static int simple(udb_txn *txn, const char *sql)
 }
 
 /* The server refused a duplicate our snapshot could not see (another client
- * committed it): the detail, each holder read on a second connection. */
+ * committed it): the detail, each holder read on a connection of its own. */
 static int raced(udb_txn *txn, const udb_type *t, const udb_entries *e)
 {
     udb_pgtxn *p = pgt(txn);
     PGconn *side = NULL;
     udb_buf msg = {0};
-    int rc = udb__pg_acquire(&side, p->pool, &msg);
+    /* not from the pool: this thread holds one of its connections already,
+       and a pool of one would wait for it forever */
+    int rc = udb__pg_connect_extra(&side, p->pool, &msg);
     if (rc) {
         rc = pg_err(txn, rc, &msg);
         udb__buf_free(&msg);
@@ -597,7 +599,7 @@ static int raced(udb_txn *txn, const udb_type *t, const udb_entries *e)
             rc = udb__err(txn, UDB_ENOMEM, "cannot record conflict detail");
         udb__rec_free(&hr);
     }
-    udb__pg_release(p->pool, side);
+    PQfinish(side);
     udb__buf_free(&msg);
     if (rc)
         return rc;
