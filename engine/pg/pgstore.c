@@ -928,8 +928,13 @@ int udb__pg_begin(udb_txn **out, udb_pgpool *pool, unsigned flags, udb_buf *msg)
     udb__front_init(&p->f, &udb__pg_backend, rdonly);
     int rc = udb__pg_acquire(&p->c, pool, msg);
     if (!rc)
-        rc = udb__pg_exec(NULL, p->c, rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-                                             : "BEGIN ISOLATION LEVEL SERIALIZABLE", msg);
+        /* extra_float_digits > 0: float8 text is the shortest exact form
+           (PostgreSQL >= 12), whatever the server's or role's setting, so
+           float fields read back as the bits stored */
+        rc = udb__pg_exec(NULL, p->c, rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                                               " SET LOCAL extra_float_digits = 3"
+                                             : "BEGIN ISOLATION LEVEL SERIALIZABLE;"
+                                               " SET LOCAL extra_float_digits = 3", msg);
     uint64_t gen;
     if (!rc)
         rc = udb__pg_meta_read(&p->schema, &gen, p->c, udb__pg_pool_schema(pool), msg);
