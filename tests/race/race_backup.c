@@ -284,19 +284,32 @@ static int verify(const char *dir, const uint64_t marks[SLOTS], const uint64_t s
     return bad;
 }
 
+/* The backup of another process: this program again, run by exec (a fresh
+ * process, not a fork of the threaded parent: ThreadSanitizer cannot follow
+ * threads started after a multi-threaded fork), in --backup-child mode. */
+static int backup_child_main(const char *db, const char *dest, const char *flags)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    o.flags = UDB_RDONLY_ENV;
+    udb_env *env;
+    int rc = udb_open(&env, db, &o);
+    if (!rc && (rc = udb_backup(env, dest, (unsigned)strtoul(flags, NULL, 10))))
+        fprintf(stderr, "backup process: %s\n", udb_env_errmsg(env));
+    if (rc && !env)
+        fprintf(stderr, "backup process: %s\n", udb_env_errmsg(NULL));
+    udb_close(env);
+    return rc ? 1 : 0;
+}
+
 static int backup_in_child(const char *dest, unsigned flags)
 {
+    char fl[16];
+    snprintf(fl, sizeof fl, "%u", flags);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        udb_options o = UDB_OPTIONS_INIT;
-        o.flags = UDB_RDONLY_ENV;
-        udb_env *env;
-        int rc = udb_open(&env, path, &o);
-        if (!rc && (rc = udb_backup(env, dest, flags)))
-            fprintf(stderr, "backup process: %s\n", udb_env_errmsg(env));
-        udb_close(env);
-        _exit(rc ? 1 : 0);
+        execl("/proc/self/exe", "race_backup", "--backup-child", path, dest, fl, (char *)NULL);
+        _exit(127);
     }
     int st;
     if (pid < 0 || waitpid(pid, &st, 0) != pid)
@@ -306,6 +319,8 @@ static int backup_in_child(const char *dest, unsigned flags)
 
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--backup-child") == 0)
+        return backup_child_main(argv[2], argv[3], argv[4]);
     bool stale = argc > 1 && strcmp(argv[1], "--stale") == 0;
     memset(pad, 'p', sizeof pad - 1);
     char dir[400];
