@@ -52,13 +52,10 @@ static void quiet(void *arg, const char *text)
 
 /* A scalar answer of sql on a fresh connection (another SQL client), or
  * "ERROR: <sqlstate> <message>". */
-static char *sql1(const char *fmt, ...)
+__attribute__((format(printf, 1, 0))) static char *vsql1(const char *fmt, va_list ap)
 {
     char q[4096];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
     PGconn *c = PQconnectdb("");
     PQsetNoticeProcessor(c, quiet, NULL);
     PGresult *r = PQexec(c, q);
@@ -75,12 +72,24 @@ static char *sql1(const char *fmt, ...)
     return out;
 }
 
-static int sql_is(const char *want, const char *fmt, const char *arg)
+__attribute__((format(printf, 1, 2))) static char *sql1(const char *fmt, ...)
 {
-    char *got = sql1(fmt, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    char *out = vsql1(fmt, ap);
+    va_end(ap);
+    return out;
+}
+
+__attribute__((format(printf, 2, 3))) static int sql_is(const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *got = vsql1(fmt, ap);
+    va_end(ap);
     int ok = got && strcmp(got, want) == 0;
     if (!ok)
-        fprintf(stderr, "  query %s (%s): got \"%s\", wanted \"%s\"\n", fmt, arg,
+        fprintf(stderr, "  query %s: got \"%s\", wanted \"%s\"\n", fmt,
                 got ? got : "(null)", want);
     free(got);
     return ok;
