@@ -64,6 +64,9 @@ done
 rm -rf "$MNT/db" "$MNT/fill"
 "$U" init "$MNT/db" "$SCHEMA" >/dev/null || fail "init with room"
 coproc HOLDER { "$HOLD" "$MNT/db"; }
+# bash unsets HOLDER and HOLDER_PID once the coprocess has exited: keep them
+holder_pid=$HOLDER_PID
+holder_in=${HOLDER[1]}
 read -r -u "${HOLDER[0]}" line
 [ "$line" = open ] || fail "holdopen did not open the database"
 for i in $(seq 1 20); do
@@ -90,9 +93,8 @@ rm -f "$MNT/fill"
 "$U" put "$MNT/db" client '{"id": "after", "email": "after@x"}' >/dev/null 2>"$MNT/../err.$$" ||
     fail "put after space was freed: $(cat "$MNT/../err.$$")"
 rm -f "$MNT/../err.$$"
-exec {hw}>&"${HOLDER[1]}"; exec {hw}>&-
-eval "exec ${HOLDER[1]}>&-"
-wait "$HOLDER_PID" || fail "holdopen"
+eval "exec ${holder_in}>&-"
+wait "$holder_pid" || fail "holdopen"
 "$U" get "$MNT/db" client '"after"' >/dev/null || fail "get after space was freed"
 "$U" check "$MNT/db" >/dev/null || fail "check after space was freed"
 n=$("$U" scan "$MNT/db" client | grep -c '"c[0-9]*@x"')
