@@ -515,30 +515,6 @@ out:
 
 /* ---- sequences --------------------------------------------------------------------- */
 
-int udb__pg_seq_next(uint64_t *out, PGconn *c, const char *pgschema, const char *name,
-                     udb_buf *msg)
-{
-    udb_buf q = {0};
-    PGresult *r = NULL;
-    udb__buf_printf(&q, "INSERT INTO ");
-    udb__pg_qualified(&q, pgschema, "$seq");
-    udb__buf_printf(&q, " AS s (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET "
-                    "value = s.value + 1 RETURNING value::text");
-    udb__buf_byte(&q, '\0');
-    int rc = q.oom ? UDB_ENOMEM : udb__pg_execp(&r, c, (const char *)q.p, 1, &name, msg);
-    if (rc == UDB_EBADRECORD) {   /* the CHECK: past 2^64-1 */
-        msg->len = 0;
-        udb__buf_printf(msg, "sequence \"%s\" is at 18446744073709551615 and cannot advance",
-                        name);
-        rc = UDB_EEXHAUSTED;
-    }
-    if (!rc)
-        *out = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    udb__buf_free(&q);
-    return rc;
-}
-
 int udb__pg_seq_get(uint64_t *out, PGconn *c, const char *pgschema, const char *name,
                     udb_buf *msg)
 {

@@ -46,11 +46,8 @@ int  udb__pg_features(const udb_schema *s, int v, udb_buf *msg);
 int  udb__pg_schema_apply(char **changes, udb_pgpool *p, const char *json, size_t len,
                           unsigned flags, udb_buf *msg);
 
-/* The next value of sequence name inside c's open transaction (rolled back
- * with it): 0, UDB_EEXHAUSTED at 2^64-1, a server error. */
-int  udb__pg_seq_next(uint64_t *out, PGconn *c, const char *pgschema, const char *name,
-                      udb_buf *msg);
-/* The current value: 0, UDB_ENOTFOUND (never taken). */
+/* The current value of sequence name (the backend's seq_peek; advancing is
+ * core/sequence.c's, through seq_store): 0, UDB_ENOTFOUND (never taken). */
 int  udb__pg_seq_get(uint64_t *out, PGconn *c, const char *pgschema, const char *name,
                      udb_buf *msg);
 

@@ -22,6 +22,7 @@
 
 #include "pgconn.h"
 #include "pgmeta.h"
+#include "pgstore.h"
 #include "uniqdb.h"
 
 static int failures;
@@ -420,26 +421,33 @@ static void test_apply(void)
     }
     udb__pg_pool_fake_version(p, 0);
 
-    /* sequences: gapless, a rollback gives the number back */
+    /* sequences, through the public calls on server transactions (the
+       backend's seq_peek/seq_store under core/sequence.c): gapless, a
+       rollback gives the number back, and UINT64_MAX is the end */
     uint64_t v = 0;
-    CHECK_RC(udb__pg_acquire(&c, p, &msg), 0);
-    CHECK_RC(udb__pg_seq_get(&v, c, "App One", "invoice", &msg), UDB_ENOTFOUND);
-    CHECK_RC(udb__pg_exec(NULL, c, "BEGIN", &msg), 0);
-    CHECK_RC(udb__pg_seq_next(&v, c, "App One", "invoice", &msg), 0);
+    udb_txn *tx;
+    CHECK_RC(udb__pg_begin(&tx, p, UDB_RDONLY, &msg), 0);
+    CHECK_RC(udb_seq_get(&v, tx, "invoice"), UDB_ENOTFOUND);
+    udb__pg_abort(tx);
+    CHECK_RC(udb__pg_begin(&tx, p, 0, &msg), 0);
+    CHECK_RC(udb_seq_next(&v, tx, "invoice"), 0);
     CHECK(v == 1);
-    CHECK_RC(udb__pg_seq_next(&v, c, "App One", "invoice", &msg), 0);
+    CHECK_RC(udb_seq_next(&v, tx, "invoice"), 0);
     CHECK(v == 2);
-    CHECK_RC(udb__pg_exec(NULL, c, "ROLLBACK", &msg), 0);
-    CHECK_RC(udb__pg_exec(NULL, c, "BEGIN", &msg), 0);
-    CHECK_RC(udb__pg_seq_next(&v, c, "App One", "invoice", &msg), 0);
+    udb__pg_abort(tx);
+    CHECK_RC(udb__pg_begin(&tx, p, 0, &msg), 0);
+    CHECK_RC(udb_seq_next(&v, tx, "invoice"), 0);
     CHECK(v == 1);
-    CHECK_RC(udb__pg_exec(NULL, c, "COMMIT", &msg), 0);
-    CHECK_RC(udb__pg_seq_get(&v, c, "App One", "invoice", &msg), 0);
+    CHECK_RC(udb__pg_commit(tx, &msg), 0);
+    CHECK_RC(udb__pg_begin(&tx, p, UDB_RDONLY, &msg), 0);
+    CHECK_RC(udb_seq_get(&v, tx, "invoice"), 0);
     CHECK(v == 1);
+    udb__pg_abort(tx);
     r = sql1("UPDATE \"App One\".\"$seq\" SET value = 18446744073709551615");
     free(r);
-    CHECK_RC(udb__pg_seq_next(&v, c, "App One", "invoice", &msg), UDB_EEXHAUSTED);
-    udb__pg_release(p, c);
+    CHECK_RC(udb__pg_begin(&tx, p, 0, &msg), 0);
+    CHECK_RC(udb_seq_next(&v, tx, "invoice"), UDB_EEXHAUSTED);
+    udb__pg_abort(tx);
     udb__pg_pool_close(p);
 }
 
