@@ -821,6 +821,16 @@ static int grow_with_threads(tu *t, int cycle, udb_val blob)
     pthread_t reader;
     int started = 0, fulls = 0;
     bool reading = CHECK(pthread_create(&reader, NULL, grow_reader, &rd) == 0);
+    /* the writers start once the reader is reading: on two cores they could
+       otherwise fill the map before the reader thread first ran (seen in CI) */
+    for (int waited = 0; reading && waited < 10000; waited++) {
+        pthread_mutex_lock(&rd.m);
+        bool going = rd.reads > 0 || rd.rc;
+        pthread_mutex_unlock(&rd.m);
+        if (going)
+            break;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
     for (int i = 0; i < GT_BY_HAND + GT_GROUPED; i++, started++) {
         g[i] = (grow_thread){.env = t->env, .blob = blob};
         if (!CHECK(pthread_create(&g[i].th, NULL, i < GT_BY_HAND ? grow_by_hand : grow_grouped,
