@@ -15,6 +15,16 @@
  * race_exec()), every process groups its commits, and the run fails unless
  * some unit was shipped to, and run by, another process's group commit
  * leader (engine/lmdb/ship.h).
+ *
+ * PostgreSQL (issue 24): with UDB_TEST_PG=1 in the environment (suite
+ * `pg-api`, under tests/postgres/pg_run) the database is a fresh schema on
+ * the server, `postgresql:///uniqdb_test?schema=NAME`; every process still
+ * opens its own environment after fork (a libpq connection belongs to one
+ * process).  Nothing is shipped there (each process's transactions are its
+ * own on the server), so exec mode verifies the verdicts only.
+ * UDB_RACE_ROUNDS=N runs at most N rounds (the server is slower than LMDB).
+ * UDB_TEST_PG_SCANS=0: the server backend has no scans yet, and the checks
+ * that need one (race_scan, race_expect_count) are reported, not made.
  */
 #ifndef RACE_HARNESS_H
 #define RACE_HARNESS_H
@@ -165,6 +175,14 @@ udb_op race_op_of(unsigned kind, const char *type, const race_buf *rec);
  * described in exec_bad, which race_expect_rc() reports. */
 int race_exec(udb_env *env, const udb_op *ops, size_t n, size_t at, const char *keyfield,
               const char *field, race_outcome *o);
+
+/* ---- backends ---- */
+/* The race runs on PostgreSQL (UDB_TEST_PG=1). */
+int race_pg(void);
+/* Scans work on this backend (see the top); when they do not, a verifier
+ * that needs one calls race_noscan(c, what) (a note, never a failure). */
+int race_scans(void);
+void race_noscan(const race_ctx *c, const char *what);
 
 /* ---- verification ---- */
 /* Print a failure with the outcome's whole detail (and its round, phase and

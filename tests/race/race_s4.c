@@ -221,6 +221,10 @@ static int verify(race_ctx *c)
     for (int r = 0; r < c->spec->rounds; r++)
         fails += verify_slot(c, r) + verify_first(c, r);
     size_t rounds = (size_t)c->spec->rounds, n, cancelled = 0;
+    if (!race_scans()) {
+        race_noscan(c, "the number of bookings and of cancelled ones");
+        return fails;
+    }
     if (race_scan(&n, c->txn, TYPE, NULL, NULL, count_cancelled, &cancelled) != 0)
         return fails + 1;
     if (n != rounds * (2 + K) || cancelled != rounds)

@@ -35,7 +35,7 @@ static const char *const SCHEMA =
 static void reject(int line, udb_txn *txn, const char *type, udb_val rec, int want,
                    const char *const *says)
 {
-    size_t before = tu_count(txn, type);
+    size_t before = tu_scans() ? tu_count(txn, type) : 0;
     udb_val out = {"untouched", 9};
     int rc = tu_ins(&out, txn, type, rec);
     if (rc != want) {
@@ -51,7 +51,9 @@ static void reject(int line, udb_txn *txn, const char *type, udb_val rec, int wa
         tu_fail(__FILE__, line, "*out untouched on failure", NULL);
     if (udb_conflict_info(txn) != NULL)
         tu_fail(__FILE__, line, "no conflict detail for an invalid record", NULL);
-    if (tu_count(txn, type) != before)
+    if (!tu_scans())
+        tu_skip_check(__FILE__, line, TU_NOSCAN_WHY);
+    else if (tu_count(txn, type) != before)
         tu_fail(__FILE__, line, "nothing written", "record %s", tu_render(rec));
 }
 
@@ -186,7 +188,7 @@ static void t_hostile_msgpack_is_invalid(tu *t)
     REJECT(txn, "rec", mp("{s:s, s:s}", "req", "r", "s", huge), UDB_EBADRECORD, "4 MiB");
     /* a NULL record is an argument error */
     CHECK_RC(udb_insert(NULL, txn, "rec", NULL, 3), UDB_EINVAL);
-    CHECK(tu_count(txn, "rec") == 1);
+    CHECK_COUNT(txn, "rec", 1);
     tu_commit(txn);
 }
 
@@ -240,7 +242,7 @@ static void t_auto_keys_follow_the_sequence(tu *t)
     txn = tu_w(t);
     CHECK_OK(tu_ins(&out, txn, "rec", r));
     CHECK(tu_fu(out, "id") == 13);
-    CHECK(tu_count(txn, "rec") == 8);
+    CHECK_COUNT(txn, "rec", 8);
     tu_commit(txn);
 }
 
@@ -354,7 +356,7 @@ static void t_readonly_transactions_refuse_writes(tu *t)
     CHECK_RC(udb_seq_set(txn, "s", 1), UDB_EREADONLY);
     /* reading works, and nothing changed */
     CHECK_OK(tu_get(&out, txn, "skey", key));
-    CHECK(tu_count(txn, "skey") == 1);
+    CHECK_COUNT(txn, "skey", 1);
     tu_commit(txn);
 }
 
@@ -398,10 +400,10 @@ static void t_keys_over_the_lmdb_limit(tu *t)
     c = udb_conflict_info(txn);
     if (CHECK(c && c->count == 1))
         CHECK_STR(tu_render(c->indexes[0].existing_key), tu_fmt("\"%s\"", str_of(600, 'k')));
-    CHECK(tu_count(txn, "long") == 4);
+    CHECK_COUNT(txn, "long", 4);
     CHECK_OK(tu_del(txn, "long", mp("s", str_of(600, 'k'))));
     CHECK_RC(tu_get(&out, txn, "long", mp("s", str_of(600, 'k'))), UDB_ENOTFOUND);
-    CHECK(tu_count(txn, "long") == 3);
+    CHECK_COUNT(txn, "long", 3);
     tu_commit(txn);
 }
 
@@ -454,7 +456,9 @@ static void t_long_values_sharing_a_prefix(tu *t)
     udb_cursor *cur;
     udb_val v;
     char got[4096] = "", *g = got;
-    if (CHECK_OK(udb_scan(&cur, txn, "long", "by_name", NULL, 0))) {
+    if (!tu_scans())
+        tu_skip_check(__FILE__, __LINE__, TU_NOSCAN_WHY);
+    else if (CHECK_OK(udb_scan(&cur, txn, "long", "by_name", NULL, 0))) {
         while (udb_cursor_next(&v, cur) == 0) {
             const char *k = tu_field(v, "k");   /* "ppp...x-tail" or "f1" */
             size_t n = strlen(k);
@@ -466,16 +470,17 @@ static void t_long_values_sharing_a_prefix(tu *t)
         }
         udb_cursor_close(cur);
     }
-    CHECK_STR(got, want);
+    if (tu_scans())
+        CHECK_STR(got, want);
     /* the primary key scan: f1, f2 first ('f' < 'p'), then the tails in order */
-    CHECK_HAS(tu_scan(txn, "long", NULL, NOVAL, "k"), "\"f1\",\"f2\",\"ppp");
+    CHECK_SCAN_HAS(tu_scan(txn, "long", NULL, NOVAL, "k"), "\"f1\",\"f2\",\"ppp");
     /* a prefix longer than LMDB's key: exactly the one record */
     snprintf(base + 520, 20, "m-tail");
-    CHECK_STR(tu_scan(txn, "long", "by_name", mp("[S]", base, strlen(base)), "tag"),
+    CHECK_SCAN(tu_scan(txn, "long", "by_name", mp("[S]", base, strlen(base)), "tag"),
               tu_fmt("\"%.522s\"", base));
-    CHECK_STR(tu_scan(txn, "long", "by_name", mp("[S]", base, (size_t)521), "tag"), "");
+    CHECK_SCAN(tu_scan(txn, "long", "by_name", mp("[S]", base, (size_t)521), "tag"), "");
     /* by_tag: 26 equal 522-byte tags, ties in key order */
-    CHECK(tu_count(txn, "long") == 29);
+    CHECK_COUNT(txn, "long", 29);
     tu_commit(txn);
 }
 
@@ -530,7 +535,7 @@ static void t_delete_removes_the_record(tu *t)
     CHECK_RC(tu_get(&out, txn, "skey", key), UDB_ENOTFOUND);
     CHECK_RC(tu_del(txn, "skey", key), UDB_ENOTFOUND);
     CHECK_RC(tu_del(txn, "skey", mp("i", 1)), UDB_EBADRECORD);
-    CHECK_STR(tu_scan(txn, "skey", NULL, NOVAL, "k"), "\"b\"");
+    CHECK_SCAN(tu_scan(txn, "skey", NULL, NOVAL, "k"), "\"b\"");
     tu_commit(txn);
     txn = tu_r(t);
     CHECK_RC(tu_get(&out, txn, "skey", key), UDB_ENOTFOUND);

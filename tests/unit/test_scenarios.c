@@ -37,7 +37,7 @@ static void t_s1_get_or_create_on_a_compound_key(tu *t)
     CHECK_OK(udb_insert_or_get(&out, &created, txn, "schedule_workflow", "schedule_doctor",
                                rec.data, rec.size));
     CHECK(created == 1 && tu_fu(out, "id") == 2);
-    CHECK(tu_count(txn, "schedule_workflow") == 2);
+    CHECK_COUNT(txn, "schedule_workflow", 2);
     tu_commit(txn);
 }
 
@@ -64,7 +64,7 @@ static void t_s2_caller_chosen_id(tu *t)
     CHECK_STR(tu_conflict(txn), "client: email(email)=[\"ann@x\"] held by \"c-42\"");
     CHECK_STR(udb_errmsg(txn), "duplicate key in unique index \"client.email\": (email)=(ann@x) "
                                "already exists as id c-42");
-    CHECK(tu_count(txn, "client") == 1);
+    CHECK_COUNT(txn, "client", 1);
     tu_commit(txn);
 }
 
@@ -109,7 +109,7 @@ static void t_s3_conflict_detail_for_a_409(tu *t)
     CHECK(udb_conflict_info(txn) == NULL);
     CHECK_OK(tu_ins(NULL, txn, "workflow", mp("{s:s, s:i, s:s}", "workflow_name", "billing",
                                               "version", 2, "execution_engine", "argo")));
-    CHECK(tu_count(txn, "workflow") == 2);
+    CHECK_COUNT(txn, "workflow", 2);
     tu_commit(txn);
 }
 
@@ -175,9 +175,9 @@ static void t_s4_one_active_booking_per_slot(tu *t)
     txn = tu_w(t);
     CHECK_OK(udb_insert_first(&out, &chosen, txn, "booking", cands, 3));
     CHECK(chosen == 0);
-    CHECK_STR(tu_scan(txn, "booking", "by_user", mp("[s]", "u3"), "time"),
+    CHECK_SCAN(tu_scan(txn, "booking", "by_user", mp("[s]", "u3"), "time"),
               "\"11:00\",\"12:00\",\"10:00\"");
-    CHECK_STR(tu_scan(txn, "booking", "active_slot", NOVAL, "id"), "5,3,4");
+    CHECK_SCAN(tu_scan(txn, "booking", "active_slot", NOVAL, "id"), "5,3,4");
     tu_commit(txn);
 }
 
@@ -201,7 +201,7 @@ static void t_s5_gapless_case_numbers(tu *t)
             tu_commit(txn);
     }
     udb_txn *txn = tu_w(t);
-    CHECK_STR(tu_scan(txn, "case", "case_number", NOVAL, "case_number"),
+    CHECK_SCAN(tu_scan(txn, "case", "case_number", NOVAL, "case_number"),
               "\"CASE-20250929-000001\",\"CASE-20250929-000002\",\"CASE-20250929-000003\","
               "\"CASE-20250929-000004\",\"CASE-20250929-000005\"");
     uint64_t n = 0;

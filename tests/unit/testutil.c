@@ -19,6 +19,10 @@
 
 udb_txn *tu_txn;
 static int failures;          /* in the current case */
+static const char *skip_why;  /* the current case was skipped on PostgreSQL: why */
+static int skipped_checks;    /* checks of the current case not made ... */
+static const char *skipped_why;   /* ... and the reason of the first */
+static char case_schema[64];  /* PostgreSQL: the current case's schema name */
 static void **kept;           /* memory released at the end of the case */
 static size_t nkept, capkept;
 
@@ -126,6 +130,58 @@ bool tu_check_has(const char *file, int line, const char *expr, const char *hay,
     }
     va_end(ap);
     return ok;
+}
+
+/* ---- backends ---- */
+
+bool tu_pg(void)
+{
+    const char *v = getenv("UDB_TEST_PG");
+    return v && strcmp(v, "1") == 0;
+}
+
+bool tu_scans(void)
+{
+    const char *v = getenv("UDB_TEST_PG_SCANS");
+    return !tu_pg() || !v || strcmp(v, "0") != 0;
+}
+
+bool tu_skip_pg(const char *why)
+{
+    if (!tu_pg())
+        return false;
+    skip_why = why;
+    return true;
+}
+
+bool tu_skip_check(const char *file, int line, const char *why)
+{
+    (void)file;
+    (void)line;
+    if (!skipped_checks++)
+        skipped_why = why;
+    return true;
+}
+
+/* The URL of schema `schema` on the server pg_run started (PGHOST etc. say where). */
+static void pg_url(char *out, size_t cap, const char *schema)
+{
+    snprintf(out, cap, "postgresql:///uniqdb_test?schema=%s", schema);
+}
+
+const char *tu_db(tu *t, const char *name)
+{
+    if (!tu_pg())
+        return tu_fmt("%s/%s", t->dir, name);
+    /* a PostgreSQL name: the case's schema, '_', name in [a-z0-9_] */
+    char schema[64];
+    int n = snprintf(schema, sizeof schema, "%s_", case_schema);
+    for (const char *p = name; *p && n < (int)sizeof schema - 1; p++, n++)
+        schema[n] = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ? *p : '_';
+    schema[n] = '\0';
+    char url[256];
+    pg_url(url, sizeof url, schema);
+    return tu_fmt("%s", url);
 }
 
 /* ---- environments ---- */
@@ -424,7 +480,7 @@ const char *tu_conflict_of(const udb_conflict *c)
 int tu_main(int argc, char **argv, const tu_test *tests, size_t n)
 {
     const char *only = argc > 1 ? argv[1] : NULL;
-    size_t run = 0, failed = 0;
+    size_t run = 0, failed = 0, skipped = 0;
     for (size_t i = 0; i < n; i++) {
         if (only && !strstr(tests[i].name, only))
             continue;
@@ -435,7 +491,13 @@ int tu_main(int argc, char **argv, const tu_test *tests, size_t n)
             return 1;
         }
         snprintf(t.path, sizeof t.path, "%s/db", t.dir);
+        if (tu_pg()) {
+            snprintf(case_schema, sizeof case_schema, "tu_%ld_%zu", (long)getpid(), i);
+            pg_url(t.path, sizeof t.path, case_schema);
+        }
         failures = 0;
+        skip_why = NULL;
+        skipped_checks = 0;
         tu_txn = NULL;
         tests[i].fn(&t);
         tu_txn = NULL;
@@ -447,9 +509,20 @@ int tu_main(int argc, char **argv, const tu_test *tests, size_t n)
         run++;
         if (failures)
             failed++;
-        printf("%s %s\n", failures ? "FAIL" : "ok  ", tests[i].name);
+        if (skip_why && !failures) {
+            skipped++;
+            printf("skip %s (postgresql: %s)\n", tests[i].name, skip_why);
+        } else if (skipped_checks) {
+            printf("%s %s (%d checks not made on postgresql: %s)\n", failures ? "FAIL" : "ok  ",
+                   tests[i].name, skipped_checks, skipped_why);
+        } else {
+            printf("%s %s\n", failures ? "FAIL" : "ok  ", tests[i].name);
+        }
         fflush(stdout);
     }
-    printf("%zu cases, %zu failed\n", run, failed);
+    printf("%zu cases, %zu failed, %zu skipped%s\n", run, failed, skipped,
+           tu_pg() ? " (on postgresql)" : "");
+    if (run > 0 && skipped == run && !failed)
+        return 77;   /* nothing ran: a skip, never a pass */
     return failed || run == 0 ? 1 : 0;
 }

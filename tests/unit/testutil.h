@@ -3,7 +3,16 @@
  *
  * Every test case runs in a fresh temporary directory (removed afterwards) and
  * gets a `tu` handle; an environment opened through it is checked with
- * udb_check() and closed when the case ends.  CHECK* macros never abort: they
+ * udb_check() and closed when the case ends.
+ *
+ * Two backends (issue 24): with UDB_TEST_PG=1 in the environment (suite
+ * `pg-api` sets it and runs the binary under tests/postgres/pg_run, which
+ * exports PGHOST and the rest) a case's database is a fresh PostgreSQL
+ * schema, `postgresql:///uniqdb_test?schema=NAME`, instead of dir/db; the
+ * cases are the same.  A case that tests LMDB-only behaviour says so with
+ * TU_LMDB_ONLY(t, "why") and is reported as skipped on PostgreSQL; checks
+ * that need scans are written CHECK_SCAN / CHECK_COUNT, skipped (and counted)
+ * while UDB_TEST_PG_SCANS=0 says the server backend has no scans yet.  CHECK* macros never abort: they
  * print file:line, the expression and the library's last error message, and
  * count the failure, so one run reports every broken expectation.
  *
@@ -23,7 +32,8 @@
 /* ---- one test case ---- */
 typedef struct tu {
     char dir[PATH_MAX / 2];  /* fresh, empty, removed after the case */
-    char path[PATH_MAX];   /* dir + "/db": where tu_open() puts the database */
+    char path[PATH_MAX];   /* where tu_open() puts the database: dir + "/db", or
+                              on PostgreSQL a URL naming a fresh schema */
     udb_env *env;          /* opened by tu_open(); checked and closed after the case */
 } tu;
 
@@ -59,6 +69,37 @@ bool tu_check_has(const char *file, int line, const char *expr, const char *hay,
 #define CHECK_STR(got, want) tu_check_str(__FILE__, __LINE__, #got, (got), (want))
 #define CHECK_HAS(hay, ...) \
     tu_check_has(__FILE__, __LINE__, #hay, (hay), __VA_ARGS__, (const char *)NULL)
+
+/* ---- backends ---- */
+bool tu_pg(void);                              /* the cases run on PostgreSQL (UDB_TEST_PG=1) */
+/* Where a further fresh database of the case called `name` goes: dir/name, or
+ * on PostgreSQL a URL of a schema of its own.  Lives until the end of the case. */
+const char *tu_db(tu *t, const char *name);
+/* On PostgreSQL: report the case as skipped, for the one-line reason `why`,
+ * and return true (the case returns).  On LMDB: false. */
+bool tu_skip_pg(const char *why);
+#define TU_LMDB_ONLY(t, why)                                                           \
+    do {                                                                               \
+        (void)(t);                                                                     \
+        if (tu_skip_pg(why))                                                           \
+            return;                                                                    \
+    } while (0)
+/* Scans work on this backend (always on LMDB; on PostgreSQL unless
+ * UDB_TEST_PG_SCANS=0). */
+bool tu_scans(void);
+#define TU_NOSCAN_WHY "scan: pgscan"
+/* A check not made (counted and reported with the case); returns true. */
+bool tu_skip_check(const char *file, int line, const char *why);
+/* CHECK_STR of a value read by a scan (call is not made without scans). */
+#define CHECK_SCAN(call, want) \
+    (tu_scans() ? CHECK_STR(call, want) : tu_skip_check(__FILE__, __LINE__, TU_NOSCAN_WHY))
+/* The same for CHECK_HAS. */
+#define CHECK_SCAN_HAS(call, ...) \
+    (tu_scans() ? CHECK_HAS(call, __VA_ARGS__) : tu_skip_check(__FILE__, __LINE__, TU_NOSCAN_WHY))
+/* A type has n records (a primary-key scan counts them). */
+#define CHECK_COUNT(txn, type, n) \
+    (tu_scans() ? CHECK(tu_count(txn, type) == (n)) \
+                : tu_skip_check(__FILE__, __LINE__, TU_NOSCAN_WHY))
 
 /* ---- environments and transactions ---- */
 udb_env *tu_open(tu *t);                       /* open t->path (fails the case if it cannot) */
