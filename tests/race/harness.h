@@ -106,6 +106,11 @@ typedef struct race_spec {
                                     process's leader */
     int (*worker)(race_ctx *c);  /* returns the number of failures it saw itself */
     int (*verify)(race_ctx *c);  /* returns the number of failures */
+    /* May be NULL: run once the schema is applied, before any writer starts,
+     * with the database's location (directory or URL); its failures count. */
+    int (*setup)(const char *db);
+    int check_not_counted;       /* udb_check's findings are printed, not counted (a
+                                    control that damages the database on purpose) */
 } race_spec;
 
 /* Run the whole test: argv[1] is the schema (tools/scenarios.json).  Creates a
