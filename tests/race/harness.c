@@ -233,19 +233,30 @@ int race_write(udb_env *env, race_op op, const void *arg, race_outcome *o)
     return settle(o, env, udb_write(env, write_fn, &w));
 }
 
+/* Times race_direct runs a transaction the server refused as concurrent. */
+#define DIRECT_RETRIES 64
+
 int race_direct(udb_env *env, race_op op, const void *arg, race_outcome *o, int commit)
 {
-    memset(o, 0, sizeof *o);
-    udb_txn *txn = NULL;
-    int rc = udb_begin(&txn, env, 0);
-    if (rc != 0)
-        return settle(o, env, rc);
-    rc = op(txn, o, arg);
-    race_note(o, txn, rc);
-    if (rc == 0 && commit && (rc = udb_commit(txn)) != 0)
-        snprintf(o->errmsg, sizeof o->errmsg, "udb_commit failed");  /* no detail to read */
-    else if (rc != 0 || !commit)
-        udb_abort(txn);
+    int rc;
+    /* PostgreSQL may refuse a transaction that met a concurrent one
+     * (UDB_ERETRY, never returned on LMDB): a udb_begin user runs it again
+     * from udb_begin, as uniqdb.h says; the outcome is the last run's. */
+    for (int attempt = 0;; attempt++) {
+        memset(o, 0, sizeof *o);
+        udb_txn *txn = NULL;
+        rc = udb_begin(&txn, env, 0);
+        if (rc != 0)
+            return settle(o, env, rc);
+        rc = op(txn, o, arg);
+        race_note(o, txn, rc);
+        if (rc == 0 && commit && (rc = udb_commit(txn)) != 0)
+            snprintf(o->errmsg, sizeof o->errmsg, "udb_commit failed: %s", udb_env_errmsg(env));
+        else if (rc != 0 || !commit)
+            udb_abort(txn);
+        if (rc != UDB_ERETRY || attempt + 1 == DIRECT_RETRIES)
+            break;
+    }
     return settle(o, env, rc);
 }
 

@@ -164,7 +164,8 @@ void race_note(race_outcome *o, udb_txn *txn, int rc);
 
 /* Run op through udb_write(); o->rc gets what udb_write returned. */
 int race_write(udb_env *env, race_op op, const void *arg, race_outcome *o);
-/* Run op in a transaction of its own (udb_begin), then commit or abort it. */
+/* Run op in a transaction of its own (udb_begin), then commit or abort it;
+ * again from udb_begin when it returns UDB_ERETRY (PostgreSQL), up to 64 times. */
 int race_direct(udb_env *env, race_op op, const void *arg, race_outcome *o, int commit);
 
 /* ---- the same through udb_exec() ---- */
