@@ -157,4 +157,9 @@ const udb_backend udb__lmdb_backend = {
     .seq_peek = udb__seq_find,
     .seq_store = udb__seq_store,
     .seq_each = udb__seq_each,
+    .scan_size = udb__lmdb_scan_size,
+    .scan_open = udb__lmdb_scan_open,
+    .scan_next = udb__lmdb_scan_next,
+    .scan_skip = udb__lmdb_scan_skip,
+    .scan_close = udb__lmdb_scan_close,
 };

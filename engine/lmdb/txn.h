@@ -43,6 +43,12 @@ size_t udb__txn_full_at(const udb_txn *txn);
 
 /* The LMDB backend's record operations (store.c): every transaction's. */
 extern const udb_backend udb__lmdb_backend;
+/* Its scans (scan.c): backend.h's "scans" members. */
+size_t udb__lmdb_scan_size(void);
+int  udb__lmdb_scan_open(udb_cursor *c);
+int  udb__lmdb_scan_next(udb_val *rec, udb_cursor *c);
+int  udb__lmdb_scan_skip(uint64_t *skipped, udb_cursor *c, uint64_t n);
+void udb__lmdb_scan_close(udb_cursor *c);
 
 /* What backend.h declares for every transaction (udb__err, udb__clear,
  * udb__txn_type, ..., the conflict detail) works on these too.  Hand v to
