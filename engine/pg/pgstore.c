@@ -278,7 +278,9 @@ static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
             continue;
         case UDB_TK_STR:
         case UDB_TK_BYTES:
-            n = param(ps, scratch.p + e.v.s.off, e.v.s.n, e.kind == UDB_TK_BYTES);
+            /* an empty string leaves scratch unallocated: "", not NULL */
+            n = param(ps, scratch.p ? (const char *)scratch.p + e.v.s.off : "", e.v.s.n,
+                      e.kind == UDB_TK_BYTES);
             break;
         case UDB_TK_INT:
             snprintf(num, sizeof num, "%" PRId64, e.v.i);
@@ -899,7 +901,34 @@ const udb_backend udb__pg_backend = {
     .seq_peek = pg_seq_peek,
     .seq_store = pg_seq_store,
     .seq_each = pg_seq_each,
+    .scan_size = udb__pg_scan_size,
+    .scan_open = udb__pg_scan_open,
+    .scan_next = udb__pg_scan_next,
+    .scan_skip = udb__pg_scan_skip,
+    .scan_close = udb__pg_scan_close,
 };
+
+/* ---- for pgscan.c (pgstore.h) ------------------------------------------------------ */
+
+PGconn *udb__pg_txn_conn(udb_txn *txn)
+{
+    return pgt(txn)->c;
+}
+
+const char *udb__pg_txn_pgschema(udb_txn *txn)
+{
+    return pgschema(txn);
+}
+
+void udb__pg_select_list(udb_buf *q, const udb_type *t)
+{
+    select_list(q, t);
+}
+
+int udb__pg_row_record(udb_buf *out, const udb_type *t, const PGresult *r, int row)
+{
+    return row_record(out, t, r, row);
+}
 
 /* ---- transactions ------------------------------------------------------------------- */
 
