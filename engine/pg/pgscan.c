@@ -168,6 +168,7 @@ static bool decode_bound(elem *out, size_t *k, params *ps, const udb_curfront *c
     const unsigned char *p = b->p, *end = p + b->len;
     udb_buf scratch = {0}, hex = {0};
     bool ok = true;
+    int first = ps->n;   /* a bound left out takes its parameters with it */
     *k = 0;
     while (ok && p < end) {
         udb_telem e;
@@ -255,6 +256,8 @@ static bool decode_bound(elem *out, size_t *k, params *ps, const udb_curfront *c
     }
     udb__buf_free(&scratch);
     udb__buf_free(&hex);
+    while (!ok && ps->n > first)
+        free(ps->val[--ps->n]);
     return ok;
 }
 

@@ -579,6 +579,52 @@ static void scans(side *s)
     r.after = take(&sb);
     scan_range(t, &ixs[2], "bad after", &r);
     msgpack_sbuffer_destroy(&sb);
+    /* string bounds PostgreSQL's text cannot hold (a NUL, bytes that are not
+       UTF-8): the server gets no such bound, the core still decides */
+    static const char *const odd[] = {"ann\0", "a\0b", "\xff", "b\xc3", "Zed\xed\xa0\x80"};
+    static const size_t oddlen[] = {4, 3, 1, 2, 6};
+    for (size_t i = 0; i < 5 * 4; i++) {
+        const ixdesc *d = &ixs[i % 4 < 2 ? 6 : 12];   /* by_name (nocase, n), word's key */
+        if (d == &ixs[12] && i % 2)
+            continue;   /* one value for a primary key */
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, i % 2 + 1);
+        pack_str(&pk, odd[i / 4], oddlen[i / 4]);
+        if (i % 2)
+            msgpack_pack_int64(&pk, -1);
+        r = (udb_range)UDB_RANGE_INIT;
+        if (i % 4 == 1 || i % 4 == 2)
+            r.hi = take(&sb);
+        else
+            r.lo = take(&sb);
+        r.flags = (unsigned)(i % 8);
+        r.flags = (unsigned)(d == &ixs[12] ? r.flags : r.flags | UDB_HI_EXCL);
+        log_hex("odd", sb.data, sb.size);
+        logf_(" flags=%u\n", r.flags);
+        scan_range(t, d, "odd", &r);
+        msgpack_sbuffer_destroy(&sb);
+        /* after a good value: by_must (must, grp), as a bound and in after */
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 2 + i % 2);
+        msgpack_pack_int64(&pk, (int64_t)(i % 3) - 1);
+        pack_str(&pk, odd[i / 4], oddlen[i / 4]);
+        if (i % 2)
+            msgpack_pack_uint64(&pk, 3 * i);
+        r = (udb_range)UDB_RANGE_INIT;
+        if (i % 2)
+            r.after = take(&sb);
+        else if (i % 4)
+            r.hi = take(&sb);
+        else
+            r.lo = take(&sb);
+        r.flags = (unsigned)(i % 8);
+        log_hex("odd", sb.data, sb.size);
+        logf_(" flags=%u\n", r.flags);
+        scan_range(t, &ixs[10], "odd", &r);
+        msgpack_sbuffer_destroy(&sb);
+    }
     abort_(t, s);
     /* paging: whole indexes in pages, forward and reverse, with deletes */
     for (size_t x = 0; x < NIXS; x++) {
