@@ -155,6 +155,7 @@ static bool nullable(const udb_curfront *c, size_t i)
 /* One decoded value of a bound: NULL (no parameter), or "$n::type". */
 typedef struct elem {
     bool null;
+    int num;          /* the parameter's number */
     char ref[48];
 } elem;
 
@@ -252,6 +253,7 @@ static bool decode_bound(elem *out, size_t *k, params *ps, const udb_curfront *c
             ok = false;
             break;
         }
+        o->num = n;
         snprintf(o->ref, sizeof o->ref, "$%d::%s", n, cast);
     }
     udb__buf_free(&scratch);
@@ -308,14 +310,33 @@ static int range_sql(udb_buf *q, params *ps, const udb_curfront *c)
     }
     eoff[nkey] = expr.len;
     int oom = expr.oom;
-    elem v[UDB_MAX_IDX_FIELDS + 1];
-    size_t k;
-    if (c->lo.len && decode_bound(v, &k, ps, c, &c->lo, &oom) && k)
-        row_cmp(q, c, &expr, eoff, v, k, true, !c->lo_excl);
-    if (c->hi.len && decode_bound(v, &k, ps, c, &c->hi, &oom) && k)
-        row_cmp(q, c, &expr, eoff, v, k, false, !c->hi_excl);
+    elem lo[UDB_MAX_IDX_FIELDS + 1], hi[UDB_MAX_IDX_FIELDS + 1], v[UDB_MAX_IDX_FIELDS + 1];
+    size_t klo = 0, khi = 0, k;
+    if (c->lo.len && !decode_bound(lo, &klo, ps, c, &c->lo, &oom))
+        klo = 0;
+    if (klo)
+        row_cmp(q, c, &expr, eoff, lo, klo, true, !c->lo_excl);
+    if (c->hi.len && !decode_bound(hi, &khi, ps, c, &c->hi, &oom))
+        khi = 0;
+    if (khi)
+        row_cmp(q, c, &expr, eoff, hi, khi, false, !c->hi_excl);
     if (c->after.len && decode_bound(v, &k, ps, c, &c->after, &oom) && k)
         row_cmp(q, c, &expr, eoff, v, k, !c->reverse, false);
+    /* what the rows above imply of the first value alone, in a form an index
+       scan takes (the row comparisons are ORs): a non-NULL lo's first value
+       is a lower bound, then hi's an upper one (the entries are not NULL
+       there); equal, an equality (a prefix scan); hi's NULL: IS NULL */
+    const char *e = (const char *)expr.p;
+    int el = (int)eoff[1];
+    if (klo && !lo[0].null && khi && !hi[0].null &&
+        strcmp(ps->val[lo[0].num - 1], ps->val[hi[0].num - 1]) == 0)
+        udb__buf_printf(q, " AND %.*s = %s", el, e, lo[0].ref);
+    else if (klo && !lo[0].null)
+        udb__buf_printf(q, " AND %.*s >= %s%s%.*s%s%s", el, e, lo[0].ref,
+                        khi && !hi[0].null ? " AND " : "", khi && !hi[0].null ? el : 0, e,
+                        khi && !hi[0].null ? " <= " : "", khi && !hi[0].null ? hi[0].ref : "");
+    else if (khi && hi[0].null)
+        udb__buf_printf(q, " AND %.*s IS NULL", el, e);
     udb__buf_free(&expr);
     return oom ? UDB_ENOMEM : 0;
 }
