@@ -70,7 +70,6 @@ sync.c 8
 ship.c 8
 meta.c 8
 pgstore.c 9
-pgscan.c 9
 txn.c 9
 seq.c 10
 unit.c 11
