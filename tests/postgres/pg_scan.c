@@ -1,6 +1,7 @@
 /*
  * pg_scan.c -- scans on the PostgreSQL backend (engine/pg/pgscan.c) against
- * the LMDB engine: the same records loaded into both, then every kind of
+ * the LMDB engine, both through the public API (a directory and a
+ * postgresql:// URL): the same records loaded into both, then every kind of
  * scan run on both and every result logged -- return codes, each record's
  * bytes, each udb_cursor_key, skip counts -- and the two logs must be
  * identical.  Scans: every index of every type (primary keys of str, int and
@@ -30,18 +31,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pgmeta.h"
 #include "pgstore.h"
 #include "uniqdb.h"
 
 static int failures;
-static udb_buf msg;
 
 #define CHECK(e) do { if (!(e)) { fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, \
                                           #e); failures++; } } while (0)
 #define CHECK_RC(call, want) do { int rc_ = (call); if (rc_ != (want)) { \
     fprintf(stderr, "%s:%d: FAIL: %s gave %d, wanted %d; %s\n", __FILE__, __LINE__, \
-            #call, rc_, (want), msg.p ? (char *)msg.p : ""); failures++; } } while (0)
+            #call, rc_, (want), udb_env_errmsg(NULL)); failures++; } } while (0)
 
 static const char schema[] =
     "{\"types\": {"
@@ -222,36 +221,28 @@ static udb_val take(msgpack_sbuffer *sb)
     return (udb_val){sb->data, sb->size};
 }
 
-/* ---- two kinds of transaction --------------------------------------------------- */
+/* ---- the two databases: an LMDB directory and a postgresql:// URL ---------------- */
 
 typedef struct side {
     const char *name;
     udb_env *env;
-    udb_pgpool *pool;
 } side;
 
 static int begin(udb_txn **t, side *s, unsigned flags)
 {
-    if (s->env)
-        return udb_begin(t, s->env, flags);
-    msg.len = 0;
-    return udb__pg_begin(t, s->pool, flags, &msg);
+    return udb_begin(t, s->env, flags);
 }
 
 static int commit(udb_txn *t, side *s)
 {
-    if (s->env)
-        return udb_commit(t);
-    msg.len = 0;
-    return udb__pg_commit(t, &msg);
+    (void)s;
+    return udb_commit(t);
 }
 
 static void abort_(udb_txn *t, side *s)
 {
-    if (s->env)
-        udb_abort(t);
-    else
-        udb__pg_abort(t);
+    (void)s;
+    udb_abort(t);
 }
 
 /* ---- loading ------------------------------------------------------------------ */
@@ -770,10 +761,12 @@ int main(int argc, char **argv)
     side lm = {.name = "lmdb"}, pg = {.name = "postgresql"};
     CHECK_RC(udb_open(&lm.env, dir, NULL), 0);
     CHECK_RC(udb_schema_apply(NULL, lm.env, schema, strlen(schema), 0), 0);
-    CHECK_RC(udb__pg_pool_open(&pg.pool, "postgresql://?schema=pscan", 2, &msg), 0);
-    CHECK_RC(udb__pg_schema_apply(NULL, pg.pool, schema, strlen(schema), 0, &msg), 0);
-    if (failures)
+    CHECK_RC(udb_open(&pg.env, "postgresql:///uniqdb_test?schema=pscan", NULL), 0);
+    CHECK_RC(udb_schema_apply(NULL, pg.env, schema, strlen(schema), 0), 0);
+    if (failures) {
+        fprintf(stderr, "%s\n", udb_env_errmsg(NULL));
         return 1;
+    }
     udb__pg_test_scan_misorder(control ? 1 : 0);
     udb_buf a = run_side(&lm), b = run_side(&pg);
     udb__pg_test_scan_misorder(0);
@@ -812,12 +805,11 @@ int main(int argc, char **argv)
         test_reader_memory(&pg);
         test_order_guard(&pg);
     }
-    udb__pg_pool_close(pg.pool);
+    udb_close(pg.env);
     udb_close(lm.env);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) {}
-    udb__buf_free(&msg);
     if (failures) {
         fprintf(stderr, "pg_scan: %d failures\n", failures);
         return 1;
