@@ -309,7 +309,11 @@ static int range_sql(udb_buf *q, params *ps, const udb_curfront *c)
         sort_expr(&expr, c, i);
     }
     eoff[nkey] = expr.len;
-    int oom = expr.oom;
+    if (expr.oom) {
+        udb__buf_free(&expr);
+        return UDB_ENOMEM;
+    }
+    int oom = 0;
     elem lo[UDB_MAX_IDX_FIELDS + 1], hi[UDB_MAX_IDX_FIELDS + 1], v[UDB_MAX_IDX_FIELDS + 1];
     size_t klo = 0, khi = 0, k;
     if (c->lo.len && !decode_bound(lo, &klo, ps, c, &c->lo, &oom))
@@ -366,8 +370,10 @@ int udb__pg_scan_open(udb_cursor *cur)
     udb_buf q = {0}, msg = {0};
     params ps = {0};
     udb__rec_init(&c->parsed);
-    /* unique on the connection while the cursor lives */
-    snprintf(c->name, sizeof c->name, "udb_scan_%" PRIxPTR, (uintptr_t)c);
+    /* unique on the connection: a cursor a failed CLOSE left behind cannot
+       clash with a later one */
+    static _Atomic uint64_t made;
+    snprintf(c->name, sizeof c->name, "udb_scan_%" PRIu64, ++made);
     udb__buf_printf(&q, "DECLARE ");
     udb__pg_ident(&q, c->name);
     udb__buf_printf(&q, " NO SCROLL CURSOR FOR SELECT ");
