@@ -65,6 +65,17 @@ size_t udb__pg_scan_size(void)
     return sizeof(udb_pgcursor);
 }
 
+/* A failed statement of the scan: rc, the message naming the scan. */
+static int scan_err(udb_txn *txn, const udb_curfront *c, int rc, const udb_buf *msg)
+{
+    udb_buf m = {0};
+    udb__buf_printf(&m, "scanning \"%s.%s\": %.*s", c->t->name, c->ix->name, (int)msg->len,
+                    msg->p ? (const char *)msg->p : "");
+    rc = udb__pg_txn_err(txn, rc, &m);
+    udb__buf_free(&m);
+    return rc;
+}
+
 /* ---- the query ---------------------------------------------------------------- */
 
 /* Statement parameters, all text. */
@@ -392,8 +403,7 @@ int udb__pg_scan_open(udb_cursor *cur)
     }
     if ((rc = udb__pg_execp(NULL, udb__pg_txn_conn(txn), (const char *)q.p, ps.n,
                             (const char *const *)ps.val, &msg))) {
-        rc = udb__err(txn, rc, "scanning \"%s.%s\": %s", f->t->name, f->ix->name,
-                      msg.p ? (const char *)msg.p : "");
+        rc = scan_err(txn, f, rc, &msg);
         goto out;
     }
     c->open = true;
@@ -441,8 +451,7 @@ static int fetch_page(udb_pgcursor *c)
     int rc = udb__pg_exec(&c->page, udb__pg_txn_conn(txn), sql, &msg);
     if (rc) {
         c->open = false;   /* the transaction has failed: the cursor is gone */
-        rc = udb__err(txn, rc, "scanning \"%s.%s\": %s", c->f.t->name, c->f.ix->name,
-                      msg.p ? (const char *)msg.p : "");
+        rc = scan_err(txn, &c->f, rc, &msg);
     } else {
         c->page_rows = PQntuples(c->page);
         if ((uint64_t)c->page_rows < want) {

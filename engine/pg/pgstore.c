@@ -988,6 +988,11 @@ int udb__pg_row_record(udb_buf *out, const udb_type *t, const PGresult *r, int r
     return row_record(out, t, r, row);
 }
 
+int udb__pg_txn_err(udb_txn *txn, int rc, const udb_buf *msg)
+{
+    return pg_err(txn, rc, msg);
+}
+
 /* ---- transactions ------------------------------------------------------------------- */
 
 static void end(udb_pgtxn *p)

@@ -68,6 +68,9 @@ PGconn     *udb__pg_txn_conn(udb_txn *txn);
 const char *udb__pg_txn_pgschema(udb_txn *txn);
 void udb__pg_select_list(udb_buf *q, const udb_type *t);
 int  udb__pg_row_record(udb_buf *out, const udb_type *t, const PGresult *r, int row);
+/* A failed statement's code rc and message msg on txn, as the record calls
+ * set them (UDB_ERETRY marks the transaction to be run again). */
+int  udb__pg_txn_err(udb_txn *txn, int rc, const udb_buf *msg);
 
 /* The backend's scans (pgscan.c): backend.h's "scans" members. */
 size_t udb__pg_scan_size(void);

@@ -23,6 +23,7 @@
  *   server's order: the comparison must FAIL (the negative control).
  */
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -742,6 +743,57 @@ static void test_order_guard(side *s)
     udb__pg_test_scan_misorder(0);
 }
 
+static PGresult *sql(PGconn *c, const char *q)
+{
+    PGresult *r = PQexec(c, q);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fprintf(stderr, "FAIL: %s: %s", q, PQerrorMessage(c));
+        failures++;
+    }
+    return r;
+}
+
+/* A scan that meets a concurrent transaction is UDB_ERETRY, and so is the
+ * commit (the transaction is marked to be run again), as a record call's
+ * statement would be.  SSI's "conflict out to old pivot": the scan reads a
+ * row that w, committed after the scan's snapshot, wrote, and w read a row
+ * that c wrote and committed before w: no serial order has all three, and
+ * the server refuses the scan's read itself. */
+static void test_retry(side *s)
+{
+    PGconn *w = PQconnectdb(""), *c = PQconnectdb("");
+    udb_txn *t;
+    CHECK_RC(begin(&t, s, 0), 0);   /* its snapshot: the schema read at begin */
+    PQclear(sql(w, "BEGIN ISOLATION LEVEL SERIALIZABLE"));
+    PGresult *r = sql(w, "SELECT k FROM pscan.num ORDER BY k LIMIT 2");
+    char a[32] = "0", b[32] = "0", q[160];
+    if (PQntuples(r) == 2) {
+        snprintf(a, sizeof a, "%s", PQgetvalue(r, 0, 0));
+        snprintf(b, sizeof b, "%s", PQgetvalue(r, 1, 0));
+    }
+    PQclear(r);
+    PQclear(sql(c, "BEGIN ISOLATION LEVEL SERIALIZABLE"));
+    snprintf(q, sizeof q, "UPDATE pscan.num SET s = 'c' WHERE k = %s", a);
+    PQclear(sql(c, q));
+    PQclear(sql(c, "COMMIT"));
+    snprintf(q, sizeof q, "UPDATE pscan.num SET s = 'w' WHERE k = %s", b);
+    PQclear(sql(w, q));
+    PQclear(sql(w, "COMMIT"));
+    udb_cursor *cur = NULL;
+    udb_val v;
+    int rc = udb_scan(&cur, t, "num", NULL, NULL, 0);
+    while (rc == 0 && (rc = udb_cursor_next(&v, cur)) == 0) {}
+    if (rc != UDB_ERETRY) {
+        fprintf(stderr, "FAIL: the scan gave %d (%s), wanted UDB_ERETRY\n", rc, udb_errmsg(t));
+        failures++;
+    }
+    udb_cursor_close(cur);
+    CHECK_RC(udb_commit(t), UDB_ERETRY);
+    PQfinish(w);
+    PQfinish(c);
+}
+
 int main(int argc, char **argv)
 {
     bool control = argc > 1 && strcmp(argv[1], "--misorder") == 0;
@@ -804,6 +856,7 @@ int main(int argc, char **argv)
         test_reader_memory(&lm);
         test_reader_memory(&pg);
         test_order_guard(&pg);
+        test_retry(&pg);
     }
     udb_close(pg.env);
     udb_close(lm.env);
