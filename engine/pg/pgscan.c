@@ -373,6 +373,9 @@ static void order_by(udb_buf *q, const udb_curfront *c)
     }
 }
 
+static int declare_fetch(udb_pgcursor *c, const char *declare, const params *ps,
+                         udb_buf *msg);
+
 int udb__pg_scan_open(udb_cursor *cur)
 {
     udb_pgcursor *c = pgc(cur);
@@ -401,12 +404,8 @@ int udb__pg_scan_open(udb_cursor *cur)
         rc = udb__err(txn, UDB_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = udb__pg_execp(NULL, udb__pg_txn_conn(txn), (const char *)q.p, ps.n,
-                            (const char *const *)ps.val, &msg))) {
+    if ((rc = declare_fetch(c, (const char *)q.p, &ps, &msg)))
         rc = scan_err(txn, f, rc, &msg);
-        goto out;
-    }
-    c->open = true;
 out:
     params_free(&ps);
     udb__buf_free(&q);
@@ -432,6 +431,28 @@ static void close_server(udb_pgcursor *c)
     udb__buf_free(&msg);
 }
 
+/* How many rows the next FETCH asks for: a page, or no more than a limited
+ * scan may still hand out. */
+static uint64_t page_want(const udb_pgcursor *c)
+{
+    uint64_t want = PAGE;
+    if (c->f.limit && c->f.limit - c->f.handed < want)
+        want = c->f.limit - c->f.handed;
+    return want;
+}
+
+/* r, the rows of a FETCH of want, becomes the page; fewer: the last one. */
+static void take_page(udb_pgcursor *c, PGresult *r, uint64_t want)
+{
+    c->page = r;
+    c->page_row = 0;
+    c->page_rows = PQntuples(r);
+    if ((uint64_t)c->page_rows < want) {
+        c->last_page = true;
+        close_server(c);
+    }
+}
+
 /* The next page of rows.  0 (page_rows 0: none left), or an error. */
 static int fetch_page(udb_pgcursor *c)
 {
@@ -441,26 +462,73 @@ static int fetch_page(udb_pgcursor *c)
     c->page_row = c->page_rows = 0;
     if (c->last_page || !c->open)
         return 0;
-    /* a limited scan asks for no more rows than it may still hand out */
-    uint64_t want = PAGE;
-    if (c->f.limit && c->f.limit - c->f.handed < want)
-        want = c->f.limit - c->f.handed;
+    uint64_t want = page_want(c);
     char sql[96];
     snprintf(sql, sizeof sql, "FETCH FORWARD %" PRIu64 " FROM \"%s\"", want, c->name);
     udb_buf msg = {0};
-    int rc = udb__pg_exec(&c->page, udb__pg_txn_conn(txn), sql, &msg);
+    PGresult *r = NULL;
+    int rc = udb__pg_exec(&r, udb__pg_txn_conn(txn), sql, &msg);
     if (rc) {
         c->open = false;   /* the transaction has failed: the cursor is gone */
         rc = scan_err(txn, &c->f, rc, &msg);
     } else {
-        c->page_rows = PQntuples(c->page);
-        if ((uint64_t)c->page_rows < want) {
-            c->last_page = true;
-            close_server(c);
-        }
+        take_page(c, r, want);
     }
     udb__buf_free(&msg);
     return rc;
+}
+
+/* DECLARE the cursor (declare, with ps) and FETCH its first page in one
+ * round trip, in libpq's pipeline mode: most scans are one page.  0, or
+ * the code and message of the first statement that failed. */
+static int declare_fetch(udb_pgcursor *c, const char *declare, const params *ps, udb_buf *msg)
+{
+    PGconn *conn = udb__pg_txn_conn(c->f.txn);
+    uint64_t want = page_want(c);
+    char fetch[96];
+    snprintf(fetch, sizeof fetch, "FETCH FORWARD %" PRIu64 " FROM \"%s\"", want, c->name);
+    if (!PQenterPipelineMode(conn))
+        return udb__pg_error(msg, conn, NULL, "PostgreSQL");
+    int rc = 0;
+    PGresult *rows = NULL;
+    if (!PQsendQueryParams(conn, declare, ps->n, NULL, (const char *const *)ps->val, NULL,
+                           NULL, 0) ||
+        !PQsendQueryParams(conn, fetch, 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQpipelineSync(conn)) {
+        rc = udb__pg_error(msg, conn, NULL, "PostgreSQL");   /* the connection is broken */
+        PQexitPipelineMode(conn);
+        return rc;
+    }
+    /* each statement's results end in NULL; the sync's ends the pipeline (a
+       failed DECLARE makes the FETCH PGRES_PIPELINE_ABORTED) */
+    for (int i = 0; i < 2; i++) {
+        PGresult *r;
+        while ((r = PQgetResult(conn)) != NULL) {
+            ExecStatusType st = PQresultStatus(r);
+            if (!rc && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+                rc = udb__pg_error(msg, conn, r, "PostgreSQL");
+            if (!rc && i == 1 && st == PGRES_TUPLES_OK && !rows)
+                rows = r;
+            else
+                PQclear(r);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        PGresult *r = PQgetResult(conn);
+        bool sync = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync)
+            break;
+    }
+    if (!PQexitPipelineMode(conn) && !rc)
+        rc = udb__pg_error(msg, conn, NULL, "PostgreSQL");
+    if (rc || !rows) {
+        PQclear(rows);
+        return rc ? rc : udb__pg_error(msg, conn, NULL, "PostgreSQL");
+    }
+    c->open = true;
+    take_page(c, rows, want);
+    return 0;
 }
 
 /* The next row in the range: its record in c->rec and sort key in c->f.cand;

@@ -794,6 +794,33 @@ static void test_retry(side *s)
     PQfinish(c);
 }
 
+/* A scan whose query the server refuses (another client renamed a column):
+ * UDB_ESERVER with the server's words, and the connection goes back to the
+ * pool fit for the next transaction (out of libpq's pipeline mode). */
+static void test_refused(side *s)
+{
+    PGconn *c = PQconnectdb("");
+    PQclear(sql(c, "ALTER TABLE pscan.word RENAME COLUMN v TO v2"));
+    udb_txn *t;
+    udb_cursor *cur = NULL;
+    CHECK_RC(begin(&t, s, UDB_RDONLY), 0);
+    int rc = udb_scan(&cur, t, "word", "by_v", NULL, 0);
+    CHECK(rc == UDB_ESERVER && cur == NULL && strstr(udb_errmsg(t), "scanning \"word.by_v\"") &&
+          strstr(udb_errmsg(t), "42703"));
+    abort_(t, s);
+    PQclear(sql(c, "ALTER TABLE pscan.word RENAME COLUMN v2 TO v"));
+    PQfinish(c);
+    for (int i = 0; i < 3; i++) {   /* every pooled connection works */
+        udb_val v;
+        CHECK_RC(begin(&t, s, 0), 0);
+        CHECK_RC(udb_scan(&cur, t, "word", "by_v", NULL, 0), 0);
+        CHECK_RC(udb_cursor_next(&v, cur), 0);
+        udb_cursor_close(cur);
+        CHECK_RC(udb_get(&v, t, "num", "\xcd\x30\x39", 3), UDB_ENOTFOUND);   /* 12345 */
+        CHECK_RC(udb_commit(t), 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     bool control = argc > 1 && strcmp(argv[1], "--misorder") == 0;
@@ -857,6 +884,7 @@ int main(int argc, char **argv)
         test_reader_memory(&pg);
         test_order_guard(&pg);
         test_retry(&pg);
+        test_refused(&pg);
     }
     udb_close(pg.env);
     udb_close(lm.env);
