@@ -470,6 +470,8 @@ static void paged(side *s, const ixdesc *d, unsigned flags, uint64_t limit, bool
 
 static double now(void);
 
+static bool control;   /* --misorder: whole scans only, enough to differ */
+
 static void scans(side *s)
 {
     double t0 = now();
@@ -486,6 +488,8 @@ static void scans(side *s)
         scan_range(t, d, "all", &r);
         r.flags = UDB_REVERSE;
         scan_range(t, d, "all reverse", &r);
+        if (control)
+            continue;
         /* udb_scan with a prefix of 1..nf values */
         for (int i = 0; i < 6; i++) {
             msgpack_sbuffer sb;
@@ -626,6 +630,8 @@ static void scans(side *s)
         msgpack_sbuffer_destroy(&sb);
     }
     abort_(t, s);
+    if (control)
+        return;
     printf("pg_scan: %s: scans before paging %.2f s\n", s->name, now() - t0);
     /* paging: whole indexes in pages, forward and reverse, with deletes */
     for (size_t x = 0; x < NIXS; x++) {
@@ -823,7 +829,7 @@ static void test_refused(side *s)
 
 int main(int argc, char **argv)
 {
-    bool control = argc > 1 && strcmp(argv[1], "--misorder") == 0;
+    control = argc > 1 && strcmp(argv[1], "--misorder") == 0;
     memset(longa, 'x', sizeof longa - 1);
     memcpy(longb, longa, sizeof longb);
     longb[sizeof longb - 2] = 'y';
