@@ -682,9 +682,15 @@ static int raced(udb_txn *txn, const udb_type *t, const udb_entries *e)
                               "whose holder is gone again; retry the transaction", t->name);
 }
 
-static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t len,
-                    const udb_entries *e, const udb_entries *old)
+#define FRESH     1u   /* store_new: INSERT ... ON CONFLICT DO NOTHING; not inserted:
+                          UDB_BE_TAKEN (backend.h) */
+#define UNGUARDED 2u   /* no savepoint: a failed statement fails the transaction */
+
+/* store and store_new (how: the flags above). */
+static int store_any(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                     const udb_entries *e, const udb_entries *old, unsigned how)
 {
+    bool fresh = how & FRESH;
     (void)record;
     (void)len;
     blocks_free(pgt(txn));
@@ -775,7 +781,7 @@ static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t 
     } else if (!rc) {
         udb__buf_printf(&q, ") VALUES (");
         udb__buf_put(&q, vals.p, vals.len);
-        udb__buf_byte(&q, ')');
+        udb__buf_printf(&q, fresh ? ") ON CONFLICT DO NOTHING" : ")");
     }
     udb__buf_free(&vals);
     udb__buf_byte(&q, '\0');
@@ -786,12 +792,17 @@ static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t 
     /* a failed statement rolls back to the savepoint alone: nothing of it
        is written and the transaction goes on, as on LMDB (SAVEPOINT, the
        statement and RELEASE go in one round trip) */
-    rc = udb__pg_run_guarded(&r, pgt(txn)->c, "udb_store", (const char *)q.p, ps.n,
-                             (const char *const *)ps.val, ps.len, ps.fmt, &msg);
+    rc = how & UNGUARDED
+         ? udb__pg_run_prepared(&r, pgt(txn)->c, (const char *)q.p, ps.n,
+                                (const char *const *)ps.val, ps.len, ps.fmt, &msg)
+         : udb__pg_run_guarded(&r, pgt(txn)->c, "udb_store", (const char *)q.p, ps.n,
+                               (const char *const *)ps.val, ps.len, ps.fmt, &msg);
     if (rc == UDB_ECONFLICT)   /* (a failed ROLLBACK TO would have another code) */
         rc = raced(txn, t, e);
     else if (rc)
         rc = pg_err(txn, rc, &msg);
+    else if (fresh && strcmp(PQcmdTuples(r), "1") != 0)
+        rc = UDB_BE_TAKEN;   /* the core asks who holds what */
 out:
     PQclear(r);
     msgpack_unpacked_destroy(&u);
@@ -799,6 +810,39 @@ out:
     udb__buf_free(&q);
     udb__buf_free(&msg);
     udb__buf_free(&rawb);
+    return rc;
+}
+
+static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                    const udb_entries *e, const udb_entries *old)
+{
+    return store_any(txn, t, record, len, e, old, 0);
+}
+
+static int pg_store_new(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                        const udb_entries *e)
+{
+    /* did this transaction find one of the record's unique keys free? */
+    udb_pgtxn *p = pgt(txn);
+    bool read_free = false;
+    for (size_t i = 0; i < t->nidx && !read_free; i++) {
+        const udb_index *ix = &t->idx[i];
+        if (!ix->unique || !e->applies[i] || udb__idx_exempt(ix, e->vals))
+            continue;
+        const memo *m = ix->is_pk ? memo_get(p, t, NULL, e->keys + e->off[i], e->len[i])
+                                  : memo_get(p, t, ix, e->keys + e->off[i], e->len[i]);
+        read_free = m && !m->found;
+    }
+    /* 40001: ON CONFLICT met a key held by a writer our snapshot cannot see.
+       Having read that key free, we are the serialization failure itself
+       (what PostgreSQL says of the plain INSERT too): run it again -- no
+       savepoint is needed to go on after it (the core validated the record,
+       so the server's CHECKs pass; 23505 cannot come from ON CONFLICT DO
+       NOTHING).  Else the plain INSERT reports the race as before: 23505,
+       raced() and the detail (or the same failure) */
+    int rc = store_any(txn, t, record, len, e, NULL, read_free ? FRESH | UNGUARDED : FRESH);
+    if (rc == UDB_EBUSY && !read_free)
+        rc = store_any(txn, t, record, len, e, NULL, 0);
     return rc;
 }
 
@@ -966,6 +1010,7 @@ const udb_backend udb__pg_backend = {
     .fetch = pg_fetch,
     .holder = pg_holder,
     .store = pg_store,
+    .store_new = pg_store_new,
     .remove = pg_remove,
     .count = pg_count,
     .each = pg_each,

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -206,8 +207,12 @@ static size_t plan(bench_item *items, const bench_opts *o)
     return n;
 }
 
+/* Client CPU seconds of each engine's last job (user + system, its
+ * processes only: the server's are not counted). */
+static double client_cpu[NENG];
+
 static void run_job(bench_engine_result *out, const bench_engine *e, const bench_opts *o,
-                    const bench_item *it, bench_result *r)
+                    const bench_item *it, bench_result *r, double *cpu)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -217,8 +222,11 @@ static void run_job(bench_engine_result *out, const bench_engine *e, const bench
         _exit(0);
     }
     int st = 0;
-    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    struct rusage ru = {0};
+    if (pid < 0 || wait4(pid, &st, 0, &ru) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
         bench_fail(r, 2, "%s process %s", e->label, pid < 0 ? "could not start" : "died");
+    *cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e-6;
 }
 
 static double rate(const bench_result *r)
@@ -313,10 +321,12 @@ int main(int argc, char **argv)
             for (size_t k = 0; k < NENG; k++) {
                 size_t e = (i + round + k) % NENG;   /* nobody always goes first */
                 double t0 = bench_now();
-                run_job(&res[e], ENGINES[e], &o, &items[i], &res[e].res[i]);
-                fprintf(stderr, "uniqdb-bench-pg: round %u W%d %s: %.1f s, %.0f/s%s%s\n",
-                        round + 1, items[i].w, ENGINES[e]->label, bench_now() - t0,
-                        rate(&res[e].res[i]), res[e].res[i].status > 0 ? ": FAILED: " : "",
+                run_job(&res[e], ENGINES[e], &o, &items[i], &res[e].res[i], &client_cpu[e]);
+                fprintf(stderr, "uniqdb-bench-pg: round %u W%d %s: %.1f s, %.0f/s, client CPU "
+                        "%.0f us/op%s%s\n", round + 1, items[i].w, ENGINES[e]->label,
+                        bench_now() - t0, rate(&res[e].res[i]), res[e].res[i].ops ?
+                        client_cpu[e] * 1e6 / (double)res[e].res[i].ops : 0.0,
+                        res[e].res[i].status > 0 ? ": FAILED: " : "",
                         res[e].res[i].status > 0 ? res[e].res[i].why : "");
             }
         for (size_t e = 0; e < NENG; e++)
