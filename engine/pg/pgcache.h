@@ -10,6 +10,7 @@
 #ifndef UDB_PGCACHE_H
 #define UDB_PGCACHE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -47,5 +48,8 @@ int udb__pg_run_guarded(PGresult **r, PGconn *c, const char *savepoint, const ch
  * stored schema (0 for a connection never used through this file). */
 uint64_t udb__pg_cache_prepares(PGconn *c);
 uint64_t udb__pg_cache_schema_reads(PGconn *c);
+/* Tests only: the cache ignores the stored generation, keeping a schema once
+ * read (the negative control of tests/postgres/pg_trips.c). */
+void udb__pg_cache_test_stale(bool on);
 
 #endif
