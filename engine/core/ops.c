@@ -280,7 +280,7 @@ static int check_and_write(udb_val *out, udb_txn *txn, const udb_type *t, prep *
         return rc;
     if ((rc = check_unique(txn, t, p, NULL)))
         return rc;
-    return udb__err(txn, UDB_EBUSY, "type \"%s\": a unique key was taken and is free again; "
+    return udb__err(txn, UDB_ERETRY, "type \"%s\": a unique key was taken and is free again; "
                     "run the transaction again", t->name);
 }
 

@@ -1,27 +1,21 @@
 /*
- * bench_pg_udb.c -- the uniqdb side of uniqdb-bench-pg: the same calls the
- * LMDB rows of uniqdb-bench make (udb_insert, udb_find, udb_insert_or_get),
- * on the PostgreSQL backend.
- *
- * Until udb_open reaches the server, transactions are engine/pg's own
- * (udb__pg_begin, udb__pg_commit), as tests/postgres/pg_store.c drives them,
- * and a writer re-runs on UDB_EBUSY (a serialization failure) as udb_write
- * will.
+ * bench_pg_udb.c -- the uniqdb side of uniqdb-bench-pg: the public API on a
+ * postgresql:// URL, the same calls the LMDB rows of uniqdb-bench make --
+ * udb_write (which runs the callback again when the server refuses it as
+ * concurrent) for writes, read-only udb_begin for lookups.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench_pg.h"
-#include "pgmeta.h"
-#include "pgstore.h"
 #include "uniqdb.h"
 
 bool bench_udb_exec;   /* bench_work.c sets it for W4 "exec" rows, which this bench has not */
 
 typedef struct udb_pgdb {
     bench_pg_handle h;   /* first */
-    udb_pgpool *pool;
+    udb_env *env;
 } udb_pgdb;
 
 static int fail(int rc, const char *what, const char *detail)
@@ -30,42 +24,39 @@ static int fail(int rc, const char *what, const char *detail)
     return rc;
 }
 
-static int pool_open(udb_pgpool **out, const char *path)
+/* Open the database of path; apply the benchmark's schema when asked. */
+static int env_open(udb_env **out, const char *path, bool apply)
 {
     char url[1024];
-    udb_buf msg = {0};
     bench_pg_url(url, sizeof url, path);
-    int rc = udb__pg_pool_open(out, url, 1, &msg);
+    int rc = udb_open(out, url, NULL);
     if (rc)
-        fail(rc, "open", msg.p ? (const char *)msg.p : "");
-    udb__buf_free(&msg);
+        return fail(rc, "open", udb_env_errmsg(NULL));
+    if (apply && (rc = udb_schema_apply(NULL, *out, bench_schema_json,
+                                        strlen(bench_schema_json), 0))) {
+        fail(rc, "schema", udb_env_errmsg(*out));
+        udb_close(*out);
+    }
     return rc;
 }
 
 int bench_pg_apply(const char *path)
 {
-    udb_pgpool *p;
-    udb_buf msg = {0};
-    int rc = pool_open(&p, path);
-    if (!rc && (rc = udb__pg_schema_apply(NULL, p, bench_schema_json, strlen(bench_schema_json),
-                                          0, &msg)))
-        fail(rc, "schema", msg.p ? (const char *)msg.p : "");
+    udb_env *env;
+    int rc = env_open(&env, path, true);
     if (!rc)
-        udb__pg_pool_close(p);
-    udb__buf_free(&msg);
+        udb_close(env);
     return rc ? -1 : 0;
 }
 
 static int u_open(void **out, const char *path, bool durable)
 {
     (void)durable;   /* the server's settings decide (fsync on under the bench) */
-    if (bench_pg_apply(path))
-        return -1;
     udb_pgdb *d = calloc(1, sizeof *d);
     if (!d)
         return -1;
     bench_pg_schema_of(d->h.schema, path);
-    if (pool_open(&d->pool, path)) {
+    if (env_open(&d->env, path, true)) {
         free(d);
         return -1;
     }
@@ -76,34 +67,8 @@ static int u_open(void **out, const char *path, bool durable)
 static void u_close(void *db)
 {
     udb_pgdb *d = db;
-    udb__pg_pool_close(d->pool);
+    udb_close(d->env);
     free(d);
-}
-
-/* A write transaction running fn, re-run while it fails with UDB_EBUSY. */
-static int write(udb_pgdb *d, int (*fn)(udb_txn *txn, void *arg), void *arg)
-{
-    for (;;) {
-        udb_txn *txn;
-        udb_buf msg = {0};
-        int rc = udb__pg_begin(&txn, d->pool, 0, &msg);
-        if (rc) {
-            fail(rc, "begin", msg.p ? (const char *)msg.p : "");
-            udb__buf_free(&msg);
-            return rc;
-        }
-        rc = fn(txn, arg);
-        if (rc) {
-            if (rc != UDB_EBUSY)
-                fail(rc, "write", udb_errmsg(txn));
-            udb__pg_abort(txn);
-        } else if ((rc = udb__pg_commit(txn, &msg)) && rc != UDB_EBUSY) {
-            fail(rc, "commit", msg.p ? (const char *)msg.p : "");
-        }
-        udb__buf_free(&msg);
-        if (rc != UDB_EBUSY)
-            return rc;
-    }
 }
 
 typedef struct ins_ctx {
@@ -122,21 +87,19 @@ static int insert_fn(udb_txn *txn, void *arg)
 
 static int u_insert(void *db, const bench_rec *recs, size_t n)
 {
+    udb_pgdb *d = db;
     ins_ctx c = {recs, n};
-    return write(db, insert_fn, &c);
+    int rc = udb_write(d->env, insert_fn, &c);
+    return rc ? fail(rc, "write", udb_env_errmsg(d->env)) : 0;
 }
 
 static int u_lookup(size_t *matched, void *db, const bench_rec *recs, size_t n)
 {
     udb_pgdb *d = db;
     udb_txn *txn;
-    udb_buf msg = {0};
-    int rc = udb__pg_begin(&txn, d->pool, UDB_RDONLY, &msg);
-    if (rc) {
-        fail(rc, "begin", msg.p ? (const char *)msg.p : "");
-        udb__buf_free(&msg);
-        return rc;
-    }
+    int rc = udb_begin(&txn, d->env, UDB_RDONLY);
+    if (rc)
+        return fail(rc, "begin", udb_env_errmsg(d->env));
     size_t ok = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         unsigned char key[64];
@@ -153,8 +116,7 @@ static int u_lookup(size_t *matched, void *db, const bench_rec *recs, size_t n)
         else if (v.size == recs[i].mp_len && memcmp(v.data, recs[i].mp, v.size) == 0)
             ok++;
     }
-    udb__pg_abort(txn);
-    udb__buf_free(&msg);
+    udb_abort(txn);
     *matched = ok;
     return rc;
 }
@@ -177,11 +139,14 @@ static int iog_fn(udb_txn *txn, void *arg)
 
 static int u_insert_or_get(bool *created, uint64_t *id, void *conn, const bench_rec *r)
 {
+    udb_pgdb *d = conn;
     iog_ctx c = {r, 0, 0};
-    int rc = write(conn, iog_fn, &c);
+    int rc = udb_write(d->env, iog_fn, &c);
+    if (rc)
+        return fail(rc, "write", udb_env_errmsg(d->env));
     *created = c.created;
     *id = c.id;
-    return rc;
+    return 0;
 }
 
 static int u_count(bench_counts *out, void *db)
@@ -192,7 +157,7 @@ static int u_count(bench_counts *out, void *db)
 const bench_engine bench_engine_pg_udb = {
     .name = "uniqdb",
     .label = "uniqdb-pg",
-    .sync_desc = "udb write transactions (SERIALIZABLE)",
+    .sync_desc = "udb_write (SERIALIZABLE)",
     .nosync_desc = "-",
     .open = u_open,
     .close = u_close,
