@@ -34,11 +34,19 @@ typedef struct stmt {
     char *sql;
 } stmt;
 
+typedef struct text {
+    const void *owner;
+    unsigned kind;
+    char *sql;
+} text;
+
 typedef struct conn_state {
     udb_schema *schema;        /* as of generation gen; NULL: none read yet */
     uint64_t gen;
     stmt *stmts;
     size_t n, cap;
+    text *texts;               /* udb__pg_cache_text's */
+    size_t ntexts, captexts;
     uint64_t prepares, schema_reads;
 } conn_state;
 
@@ -52,6 +60,9 @@ static void forget_stmts(conn_state *s)
 static void forget(conn_state *s)
 {
     forget_stmts(s);
+    for (size_t i = 0; i < s->ntexts; i++)
+        free(s->texts[i].sql);
+    s->ntexts = 0;
     udb__schema_free(s->schema);
     s->schema = NULL;
     s->gen = 0;
@@ -70,6 +81,7 @@ static int on_event(PGEventId id, void *info, void *pass)
         forget(s);
         if (id == PGEVT_CONNDESTROY) {
             free(s->stmts);
+            free(s->texts);
             free(s);
             PQsetInstanceData(c, on_event, NULL);
         }
@@ -302,6 +314,33 @@ int udb__pg_begin_cached(const udb_schema **out, PGconn *c, const char *pgschema
     s->gen = gen;
     *out = fresh;
     return 0;
+}
+
+const char *udb__pg_cache_text(PGconn *c, const void *owner, unsigned kind)
+{
+    conn_state *s = PQinstanceData(c, on_event);
+    for (size_t i = 0; s && i < s->ntexts; i++)
+        if (s->texts[i].owner == owner && s->texts[i].kind == kind)
+            return s->texts[i].sql;
+    return NULL;
+}
+
+void udb__pg_cache_text_put(PGconn *c, const void *owner, unsigned kind, const char *sql)
+{
+    conn_state *s = state(c);
+    if (!s || s->ntexts == MAX_STMTS)
+        return;
+    if (s->ntexts == s->captexts) {
+        size_t cap = s->captexts ? 2 * s->captexts : 16;
+        text *a = realloc(s->texts, cap * sizeof *a);
+        if (!a)
+            return;
+        s->texts = a;
+        s->captexts = cap;
+    }
+    char *copy = strdup(sql);
+    if (copy)
+        s->texts[s->ntexts++] = (text){owner, kind, copy};
 }
 
 uint64_t udb__pg_cache_prepares(PGconn *c)

@@ -44,6 +44,14 @@ int udb__pg_run_guarded(PGresult **r, PGconn *c, const char *savepoint, const ch
                         int n, const char *const *values, const int *lengths,
                         const int *formats, udb_buf *msg);
 
+/* A statement text c keeps for (owner, kind) -- owner a part of the schema
+ * c's transactions use (an index), kind the caller's -- so a caller need not
+ * build it again: NULL when none was put.  Texts are dropped with the schema
+ * (udb__pg_begin_cached reading another generation) and with c.  put copies
+ * sql; out of memory, it keeps nothing. */
+const char *udb__pg_cache_text(PGconn *c, const void *owner, unsigned kind);
+void udb__pg_cache_text_put(PGconn *c, const void *owner, unsigned kind, const char *sql);
+
 /* Tests: how many statements c has prepared, and how many times it read the
  * stored schema (0 for a connection never used through this file). */
 uint64_t udb__pg_cache_prepares(PGconn *c);

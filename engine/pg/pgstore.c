@@ -291,8 +291,8 @@ static int param_value(udb_txn *txn, params *ps, const udb_type *t, const udb_fi
 
 /* Append "AND <field k> = $n" (or IS NULL) for each element of index ix's
  * encoded key (just its fields: a unique key, or a primary key). */
-static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
-                     const udb_index *ix, const void *key, size_t keylen)
+static int key_where_as(udb_txn *txn, udb_buf *q, params *ps, unsigned *nulls,
+                        const udb_type *t, const udb_index *ix, const void *key, size_t keylen)
 {
     const unsigned char *pos = key, *end = pos + keylen;
     udb_buf scratch = {0};
@@ -307,16 +307,21 @@ static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
             break;
         }
         const udb_field *f = &t->fields[ix->fields[k]];
-        udb__buf_printf(q, " AND ");
-        if (ix->is_pk)
-            udb__pg_ident(q, f->name);
-        else
-            udb__pg_index_field(q, t, ix, k, &o);
+        if (q) {
+            udb__buf_printf(q, " AND ");
+            if (ix->is_pk)
+                udb__pg_ident(q, f->name);
+            else
+                udb__pg_index_field(q, t, ix, k, &o);
+        }
         char num[40];
         int n = 0;
         switch (e.kind) {
         case UDB_TK_NIL:
-            udb__buf_printf(q, " IS NULL");
+            if (q)
+                udb__buf_printf(q, " IS NULL");
+            if (nulls)
+                *nulls |= 1u << k;
             continue;
         case UDB_TK_STR:
         case UDB_TK_BYTES:
@@ -340,11 +345,17 @@ static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
         }
         if (n < 0)
             rc = udb__err(txn, UDB_ENOMEM, "out of memory");
-        else
+        else if (q)
             udb__buf_printf(q, " = $%d::%s", n, ix->nocase[k] ? "text" : cast(f));
     }
     udb__buf_free(&scratch);
     return rc;
+}
+
+static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
+                     const udb_index *ix, const void *key, size_t keylen)
+{
+    return key_where_as(txn, q, ps, NULL, t, ix, key, keylen);
 }
 
 /* ---- rows back to records --------------------------------------------------------- */
@@ -495,24 +506,40 @@ static int select_by(udb_buf *out, udb_txn *txn, PGconn *c, const udb_type *t,
                      const udb_index *ix, const void *key, size_t keylen, udb_buf *msg)
 {
     udb_buf q = {0};
-    params ps = {0};
+    params ps = {0}, unused = {0};
     PGresult *r = NULL;
-    udb__buf_printf(&q, "SELECT ");
-    select_list(&q, t);
-    udb__buf_printf(&q, " FROM ");
-    udb__pg_qualified(&q, pgschema(txn), t->name);
-    udb__buf_printf(&q, " WHERE true");
-    int rc = key_where(txn, &q, &ps, t, ix, key, keylen);
-    if (!rc && ix->where)
-        udb__buf_printf(&q, " AND (%s)", ix->where);
+    /* the text depends on the index and on which key values are NULL: c
+       keeps it (pgcache.h), so a lookup builds only its parameters */
+    unsigned nulls = 0;
+    int rc = key_where_as(txn, NULL, &ps, &nulls, t, ix, key, keylen);
+    const char *sql = rc ? NULL : udb__pg_cache_text(c, ix, nulls);
+    if (!rc && !sql) {
+        udb__buf_printf(&q, "SELECT ");
+        select_list(&q, t);
+        udb__buf_printf(&q, " FROM ");
+        udb__pg_qualified(&q, pgschema(txn), t->name);
+        udb__buf_printf(&q, " WHERE true");
+        rc = key_where(txn, &q, &unused, t, ix, key, keylen);
+        if (!rc && ix->where)
+            udb__buf_printf(&q, " AND (%s)", ix->where);
+        udb__buf_byte(&q, '\0');
+        if (!rc && q.oom)
+            rc = UDB_ENOMEM;
+        if (!rc) {
+            sql = (const char *)q.p;
+            udb__pg_cache_text_put(c, ix, nulls, sql);
+        }
+    }
     if (!rc)
-        rc = run(&r, c, &q, &ps, msg);
+        rc = udb__pg_run_prepared(&r, c, sql, ps.n, (const char *const *)ps.val, ps.len, ps.fmt,
+                                  msg);
     if (!rc && PQntuples(r) == 0)
         rc = UDB_ENOTFOUND;
     else if (!rc)
         rc = row_record(out, t, r, 0);
     PQclear(r);
     params_free(&ps);
+    params_free(&unused);
     udb__buf_free(&q);
     return rc;
 }
