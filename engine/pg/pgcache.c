@@ -115,7 +115,7 @@ static uint64_t fnv1a(const char *p)
 
 /* The name of sql's prepared statement on c, prepared now if it is new:
  * 0 (name[0] == '\0': run it unprepared), or an error in msg. */
-static int prepared(char name[24], PGconn *c, const char *sql, int n, udb_buf *msg)
+static int prepared(char name[32], PGconn *c, const char *sql, int n, udb_buf *msg)
 {
     name[0] = '\0';
     conn_state *s = state(c);
@@ -124,7 +124,7 @@ static int prepared(char name[24], PGconn *c, const char *sql, int n, udb_buf *m
     uint64_t h = fnv1a(sql);
     for (size_t i = 0; i < s->n; i++)
         if (s->stmts[i].hash == h && strcmp(s->stmts[i].sql, sql) == 0) {
-            snprintf(name, 24, "udb_%zu", i);
+            snprintf(name, 32, "udb_%zu", i);
             return 0;
         }
     if (s->n == MAX_STMTS)
@@ -140,7 +140,7 @@ static int prepared(char name[24], PGconn *c, const char *sql, int n, udb_buf *m
     char *copy = strdup(sql);
     if (!copy)
         return 0;
-    snprintf(name, 24, "udb_%zu", s->n);
+    snprintf(name, 32, "udb_%zu", s->n);
     PGresult *r = PQprepare(c, name, sql, n, NULL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         int rc = udb__pg_error(msg, c, r, "statement");
@@ -171,7 +171,7 @@ int udb__pg_run_prepared(PGresult **r, PGconn *c, const char *sql, int n,
                          udb_buf *msg)
 {
     *r = NULL;
-    char name[24];
+    char name[32];
     int rc = prepared(name, c, sql, n, msg);
     if (rc)
         return rc;
@@ -185,7 +185,7 @@ int udb__pg_run_guarded(PGresult **r, PGconn *c, const char *savepoint, const ch
                         const int *formats, udb_buf *msg)
 {
     *r = NULL;
-    char name[24], sp[96], rel[96];
+    char name[32], sp[96], rel[96];
     int rc = prepared(name, c, sql, n, msg);
     if (rc)
         return rc;
