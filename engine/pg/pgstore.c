@@ -730,15 +730,11 @@ static int raced(udb_txn *txn, const udb_type *t, const udb_entries *e)
                     "holder is gone again; run the transaction again", t->name);
 }
 
-#define FRESH     1u   /* store_new: INSERT ... ON CONFLICT DO NOTHING; not inserted:
-                          UDB_BE_TAKEN (backend.h) */
-#define UNGUARDED 2u   /* no savepoint: a failed statement fails the transaction */
-
-/* store and store_new (how: the flags above). */
+/* store, and store_new (fresh): INSERT ... ON CONFLICT DO NOTHING, a record
+ * not inserted UDB_BE_TAKEN (backend.h). */
 static int store_any(udb_txn *txn, const udb_type *t, const void *record, size_t len,
-                     const udb_entries *e, const udb_entries *old, unsigned how)
+                     const udb_entries *e, const udb_entries *old, bool fresh)
 {
-    bool fresh = how & FRESH;
     (void)record;
     (void)len;
     blocks_free(pgt(txn));
@@ -840,11 +836,8 @@ static int store_any(udb_txn *txn, const udb_type *t, const void *record, size_t
     /* a failed statement rolls back to the savepoint alone: nothing of it
        is written and the transaction goes on, as on LMDB (SAVEPOINT, the
        statement and RELEASE go in one round trip) */
-    rc = how & UNGUARDED
-         ? udb__pg_run_prepared(&r, pgt(txn)->c, (const char *)q.p, ps.n,
-                                (const char *const *)ps.val, ps.len, ps.fmt, &msg)
-         : udb__pg_run_guarded(&r, pgt(txn)->c, "udb_store", (const char *)q.p, ps.n,
-                               (const char *const *)ps.val, ps.len, ps.fmt, &msg);
+    rc = udb__pg_run_guarded(&r, pgt(txn)->c, "udb_store", (const char *)q.p, ps.n,
+                             (const char *const *)ps.val, ps.len, ps.fmt, &msg);
     if (rc == UDB_ECONFLICT)   /* (a failed ROLLBACK TO would have another code) */
         rc = raced(txn, t, e);
     else if (rc)
@@ -864,7 +857,7 @@ out:
 static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t len,
                     const udb_entries *e, const udb_entries *old)
 {
-    return store_any(txn, t, record, len, e, old, 0);
+    return store_any(txn, t, record, len, e, old, false);
 }
 
 static int pg_store_new(udb_txn *txn, const udb_type *t, const void *record, size_t len,
@@ -883,14 +876,14 @@ static int pg_store_new(udb_txn *txn, const udb_type *t, const void *record, siz
     }
     /* 40001: ON CONFLICT met a key held by a writer our snapshot cannot see.
        Having read that key free, we are the serialization failure itself
-       (what PostgreSQL says of the plain INSERT too): run it again -- no
-       savepoint is needed to go on after it (the core validated the record,
-       so the server's CHECKs pass; 23505 cannot come from ON CONFLICT DO
-       NOTHING).  Else the plain INSERT reports the race as before: 23505,
-       raced() and the detail (or the same failure) */
-    int rc = store_any(txn, t, record, len, e, NULL, read_free ? FRESH | UNGUARDED : FRESH);
+       (what PostgreSQL says of the plain INSERT too): run it again.  Else
+       the plain INSERT reports the race as before: 23505, raced() and the
+       detail (or the same failure).  Both under the savepoint: the
+       transaction goes on after any refusal (e.g. 54000, an index row over
+       the server's limit) */
+    int rc = store_any(txn, t, record, len, e, NULL, true);
     if (rc == UDB_ERETRY && !read_free)
-        rc = store_any(txn, t, record, len, e, NULL, 0);
+        rc = store_any(txn, t, record, len, e, NULL, false);
     return rc;
 }
 
