@@ -359,12 +359,28 @@ int main(int argc, char **argv)
                 all[(e * nitems + i) * o.rounds + round] = res[e].res[i];
     }
     drop_schemas();
-    printf("%-32s %-10s %12s %12s %14s\n", "workload", "unit", "uniqdb-pg", "libpq floor",
-           "uniqdb/floor");
+    printf("%-28s %-10s %10s %12s %13s %8s\n", "workload", "unit", "uniqdb-pg", "libpq floor",
+           "uniqdb/floor", "paired");
     int rc = 0;
     for (size_t i = 0; i < nitems; i++) {
         if (!items[i].report)
             continue;
+        /* the median of each round's own ratio: both sides of a round ran
+           under the same load */
+        double pr[64];
+        unsigned np = 0;
+        for (unsigned k = 0; k < o.rounds && k < 64; k++) {
+            double a = rate(&all[(0 * nitems + i) * o.rounds + k]),
+                   b = rate(&all[(1 * nitems + i) * o.rounds + k]);
+            if (b > 0)
+                pr[np++] = a / b;
+        }
+        for (unsigned x = 1; x < np; x++)
+            for (unsigned y = x; y > 0 && pr[y] < pr[y - 1]; y--) {
+                double tmp = pr[y];
+                pr[y] = pr[y - 1];
+                pr[y - 1] = tmp;
+            }
         bench_result m[NENG];
         for (size_t e = 0; e < NENG; e++) {
             m[e] = median(&all[(e * nitems + i) * o.rounds], o.rounds);
@@ -379,8 +395,8 @@ int main(int argc, char **argv)
             snprintf(w, sizeof w, "W3 single-record commits");
         else
             snprintf(w, sizeof w, "W4 insert_or_get %u procs", items[i].procs);
-        printf("%-32s %-10s %12.0f %12.0f %13.2fx\n", w, unit, rate(&m[0]), rate(&m[1]),
-               rate(&m[1]) > 0 ? rate(&m[0]) / rate(&m[1]) : 0.0);
+        printf("%-28s %-10s %10.0f %12.0f %12.2fx %7.2fx\n", w, unit, rate(&m[0]), rate(&m[1]),
+               rate(&m[1]) > 0 ? rate(&m[0]) / rate(&m[1]) : 0.0, np ? pr[np / 2] : 0.0);
         for (size_t e = 0; e < NENG; e++)
             if (m[e].status != 0)
                 printf("  %s: %s\n", ENGINES[e]->label,
