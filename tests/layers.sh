@@ -24,6 +24,7 @@ conflict.h 5
 pgddl.h 5
 backend.h 6
 schemaplan.h 7
+cursor.h 7
 index.h 6
 layout.h 7
 longkey.h 7
@@ -33,6 +34,7 @@ env_int.h 8
 sync.h 8
 ship.h 8
 pgmeta.h 8
+pgcache.h 8
 pgstore.h 9
 txn.h 9
 txn_int.h 9
@@ -59,6 +61,7 @@ ddl.c 5
 front.c 6
 index.c 6
 schemaplan.c 7
+cursor.c 7
 layout.c 7
 longkey.c 7
 mdb_error.c 7
@@ -67,6 +70,7 @@ env.c 8
 sync.c 8
 ship.c 8
 meta.c 8
+pgcache.c 8
 pgstore.c 9
 txn.c 9
 seq.c 10

@@ -58,6 +58,10 @@ typedef struct udb_entries {
 /* What a backend does.  Each function sets the transaction's message when
  * it fails (udb__err) but for the UDB_ENOTFOUND of fetch and holder, which
  * the core words itself. */
+/* store_new's "a unique key is taken" (no detail, no message): not an
+ * error code, never returned by a public call. */
+#define UDB_BE_TAKEN 1
+
 struct udb_backend {
     const char *name;
     /* The stored record of t under primary key pk: 0 and *rec (the
@@ -76,6 +80,16 @@ struct udb_backend {
      * writer of a shared server) reports UDB_ECONFLICT with the detail. */
     int (*store)(udb_txn *txn, const udb_type *t, const void *record, size_t len,
                  const udb_entries *e, const udb_entries *old);
+    /* Optional (NULL: the core checks every unique index first, then calls
+     * store): store a new record as store does, unless one of its unique keys
+     * is taken, which the backend's own unique indexes find without the
+     * core's probes (PostgreSQL's INSERT ... ON CONFLICT DO NOTHING: no read
+     * before the write).  0: stored; UDB_BE_TAKEN: a key is taken and
+     * nothing was written, no detail (the core finds it with fetch and
+     * holder, as it would have before); else as store (UDB_ECONFLICT then
+     * comes with the detail). */
+    int (*store_new)(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                     const udb_entries *e);
     /* Delete the record stored under primary key pk (fetched in this
      * transaction: its entries are old), and its index entries. */
     int (*remove)(udb_txn *txn, const udb_type *t, const void *pk, size_t pklen,
@@ -106,6 +120,21 @@ struct udb_backend {
     /* udb_type_stat_get's counts for type t; figures the backend does not
        keep are 0.  A backend code, with message. */
     int (*type_stat)(udb_type_stat *out, udb_txn *txn, const udb_type *t);
+
+    /* ---- scans (cursor.h) ----
+     * The backend's struct udb_cursor, of scan_size() bytes, begins with a
+     * udb_curfront, which the core has filled (the type, index, encoded
+     * bounds and after, flags, limit) and zeroed the rest before scan_open
+     * (which sets the message when it fails).  scan_next and scan_skip are
+     * udb_cursor_next and udb_cursor_skip (uniqdb.h), in the order of the
+     * entries' sort keys (udb__cursor_place decides which are in the range;
+     * udb__cursor_handed records the one handed out).  scan_close frees what
+     * the backend added, for a cursor scan_open failed on too. */
+    size_t (*scan_size)(void);
+    int (*scan_open)(udb_cursor *c);
+    int (*scan_next)(udb_val *rec, udb_cursor *c);
+    int (*scan_skip)(uint64_t *skipped, udb_cursor *c, uint64_t n);
+    void (*scan_close)(udb_cursor *c);
 };
 
 /* ---- environments ----
