@@ -440,6 +440,46 @@ static const char *human(char buf[32], double bytes)
     return buf;
 }
 
+static json_t *type_stat_json(const udb_type_stat *st)
+{
+    return json_pack("{s o s o s o}", "records", udb_jansson_u64(st->records), "index_entries",
+                     udb_jansson_u64(st->index_entries), "bytes", udb_jansson_u64(st->bytes));
+}
+
+/* stat of a database on PostgreSQL: the per-type counts, and "backend":
+ * "postgresql" instead of the file, map and page figures, which are LMDB's. */
+static int stat_server(const type_counts *tc)
+{
+    if (cli_json_errors) {
+        json_t *o = json_object(), *types = json_object();
+        for (size_t i = 0; o && types && i < tc->ntypes; i++)
+            json_object_set_new(types, tc->names[i], type_stat_json(&tc->stats[i]));
+        int ex;
+        if (o && types) {
+            json_object_set_new(o, "backend", json_string("postgresql"));
+            json_object_set_new(o, "types", types);
+            types = NULL;
+            json_object_set_new(o, "records", udb_jansson_u64(tc->total.records));
+            json_object_set_new(o, "index_entries", udb_jansson_u64(tc->total.index_entries));
+            ex = cli_print_json(o);
+        } else {
+            ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        }
+        json_decref(types);
+        json_decref(o);
+        return ex;
+    }
+    printf("%-24s %12s %14s %12s\n", "type", "records", "index entries", "bytes");
+    for (size_t i = 0; i < tc->ntypes; i++)
+        printf("%-24s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n", tc->names[i],
+               tc->stats[i].records, tc->stats[i].index_entries, tc->stats[i].bytes);
+    printf("%-24s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n", "total", tc->total.records,
+           tc->total.index_entries, tc->total.bytes);
+    printf("\nbackend: PostgreSQL; file, map and free-page figures are LMDB's: not on "
+           "PostgreSQL\n");
+    return CLI_OK;
+}
+
 int cli_cmd_stat(int argc, char **argv)
 {
     type_counts tc;
@@ -457,9 +497,17 @@ int cli_cmd_stat(int argc, char **argv)
     size_t map_size = 0, used = 0;
     int rc;
     udb_space sp = UDB_SPACE_INIT;
+    /* on a server there is no data file, map or free page: those figures are
+       LMDB's, and are left out (the text says so) */
+    bool url = cli_is_url(argv[first]);
     if ((rc = counts_get(&tc, env, &detail)) != 0 ||
-        (rc = udb_env_usage(&map_size, &used, env)) != 0 || (rc = udb_env_space(&sp, env)) != 0) {
+        (!url && ((rc = udb_env_usage(&map_size, &used, env)) != 0 ||
+                  (rc = udb_env_space(&sp, env)) != 0))) {
         ex = cli_fail_rc(rc, tc.names ? udb_env_errmsg(env) : detail, NULL, "stat");
+        goto out;
+    }
+    if (url) {
+        ex = stat_server(&tc);
         goto out;
     }
     if (asprintf(&path, "%s/" UDB_DATA_FILE, argv[first]) < 0) {
@@ -478,13 +526,9 @@ int cli_cmd_stat(int argc, char **argv)
     if (cli_json_errors) {
         json_t *o = json_object(), *types = json_object();
         for (i = 0; o && types && i < tc.ntypes; i++)
-            json_object_set_new(types, tc.names[i],
-                                json_pack("{s o s o s o}", "records",
-                                          udb_jansson_u64(tc.stats[i].records),
-                                          "index_entries",
-                                          udb_jansson_u64(tc.stats[i].index_entries), "bytes",
-                                          udb_jansson_u64(tc.stats[i].bytes)));
+            json_object_set_new(types, tc.names[i], type_stat_json(&tc.stats[i]));
         if (o && types) {
+            json_object_set_new(o, "backend", json_string("lmdb"));
             json_object_set_new(o, "types", types);
             types = NULL;
             json_object_set_new(o, "records", udb_jansson_u64(tc.total.records));

@@ -684,7 +684,17 @@ static int make_dir(char *out, size_t outlen, const char *dir)
             return cli_fail(CLI_EFAIL, NULL, "a temporary directory: %s", strerror(errno));
         return CLI_OK;
     }
+    if (strlen(dir) >= outlen)
+        return cli_fail(CLI_EUSAGE, NULL, "%.64s...: longer than %zu bytes", dir, outlen - 1);
     snprintf(out, outlen, "%s", dir);
+    if (cli_is_url(dir)) {
+        /* a database on a server: the same refusal of one that holds data */
+        int has, ex = cli_url_has_db(&has, dir);
+        if (ex == CLI_OK && has)
+            ex = cli_fail(CLI_EFAIL, NULL, "%s already holds a database; give a URL naming a "
+                          "new or empty schema (?schema=NAME)", dir);
+        return ex;
+    }
     if (mkdir(dir, 0750) != 0) {
         if (errno != EEXIST)
             return cli_fail(CLI_EFAIL, NULL, "%s: %s", dir, strerror(errno));
@@ -724,9 +734,9 @@ int cli_cmd_demo(int argc, char **argv)
         return ex;
     }
     udb_close(env); /* the parent holds no environment while children run */
-    printf("uniqdb demo: a database in %s with the scenarios' schema (5 record types).\n"
+    printf("uniqdb demo: a database %s %s with the scenarios' schema (5 record types).\n"
            "Each race below starts %d real processes, released at the same instant.\n\n",
-           dir, NPROC);
+           cli_is_url(dir) ? "at" : "in", dir, NPROC);
 
     scenario_s1(dir);
     scenario_s2(dir);

@@ -1095,15 +1095,22 @@ static bool starts_with_schema(const char *text, size_t len)
     return yes;
 }
 
-/* Whether path holds a database (its data file). */
-static bool db_exists(const char *path)
+/* Whether path holds a database (its data file; on a server, a stored
+ * schema).  *exists gets the answer; returns an exit code (reported). */
+static int db_exists(bool *exists, const char *path)
 {
+    if (cli_is_url(path)) {
+        int has, ex = cli_url_has_db(&has, path);
+        *exists = has;
+        return ex;
+    }
+    *exists = true; /* when in doubt: open it and see */
     char *p;
     if (asprintf(&p, "%s/" UDB_DATA_FILE, path) < 0)
-        return true; /* when in doubt: open it and see */
-    bool yes = access(p, F_OK) == 0;
+        return CLI_OK;
+    *exists = access(p, F_OK) == 0;
     free(p);
-    return yes;
+    return CLI_OK;
 }
 
 int cli_cmd_load(int argc, char **argv)
@@ -1188,7 +1195,11 @@ int cli_cmd_load(int argc, char **argv)
                                   strcmp(file, "-") == 0 ? "stdin" : file, argv[optind]);
         goto out;
     }
-    if (!starts_with_schema(line, (size_t)got) && !db_exists(argv[optind])) {
+    bool exists = true;
+    if (!starts_with_schema(line, (size_t)got) &&
+        ((ex = db_exists(&exists, argv[optind])) != CLI_OK || !exists)) {
+        if (ex != CLI_OK)
+            goto out;
         /* decided before anything is created: a database without a schema is never
            made, and nothing has to be removed again (which could race with another
            process creating it) */
