@@ -355,7 +355,7 @@ group_exits() {
         run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
         run 1 "$U" --json get "$T/nowhere" client 1; json_ok 'd["status"] == 500 and d["exit_code"] == 1'
     else
-        run 1 "$U" get "postgresql:///uniqdb_test?host=$T/nosocket&schema=x" client 1; err_has "$T/nosocket"
+        run 1 "$U" get "postgresql:///uniqdb_test?host=$T/nosocket&schema=x" client 1; err_has "$T/nosocket/.s.PGSQL."
         run 1 "$U" --json get "postgresql:///uniqdb_test?host=$T/nosocket&schema=x" client 1; json_ok 'd["status"] == 500 and d["exit_code"] == 1'
     fi
     # 2: unknown type / index / sequence names and bad arguments, listing the valid names
