@@ -1189,6 +1189,13 @@ for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d"
     "$U" init "$big" "$SCEN" >/dev/null
     run 0 "$U" load "$big" "$T/big.ndjson"; err_empty
     run 0 "$U" check "$big"; err_empty; out_has "check: ok (6000 records"
+    # on a server, check compares the tables and indexes with the stored schema: a unique
+    # index dropped by another SQL client is found
+    if [ -n "$PG" ]; then
+        run 0 psql -X -q -v ON_ERROR_STOP=1 -c 'DROP INDEX "cli_check_db"."client.email"'
+        run 6 "$U" check "$db"; out_has "client.email"
+        run 6 "$U" --json check "$db"; json_ok 'd["ok"] is False and any("client.email" in p for p in d["problems"])'
+    fi
 }
 
 # ---------------------------------------------------------------------------
