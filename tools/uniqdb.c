@@ -921,6 +921,23 @@ int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
     if (rc)
         return cli_fail(cli_exit_code(rc), NULL, "%s", *udb_env_errmsg(NULL) ?
                         udb_env_errmsg(NULL) : udb_strerror(rc));
+    if (url && mode != CLI_OPEN_CREATE) {
+        /* what a directory without data.mdb is to LMDB: a PostgreSQL schema that
+           holds no uniqdb database (none was ever applied there) */
+        char *text = NULL;
+        rc = udb_schema_json(&text, *out);
+        udb_free(text);
+        if (rc) {
+            int ex = rc == UDB_ENOTFOUND
+                         ? cli_fail(CLI_EFAIL, NULL, "%s: not a uniqdb database (no uniqdb schema "
+                                    "was applied in that PostgreSQL schema; create one with: "
+                                    "uniqdb init %s SCHEMA.json)", path, path)
+                         : cli_fail_rc(rc, udb_env_errmsg(*out), NULL, path);
+            udb_close(*out);
+            *out = NULL;
+            return ex;
+        }
+    }
     return CLI_OK;
 }
 

@@ -188,7 +188,9 @@ group_basics() {
         run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
         if [ ! -e "$T/nowhere" ]; then ok; else fail "get created a database"; fi
     else
-        run 2 "$U" get "$(db_of nowhere)" client 1; err_has 'unknown record type "client"'
+        # a PostgreSQL schema where no uniqdb schema was applied: not a database, and a
+        # read creates nothing there (exits checks that on the server)
+        run 1 "$U" get "$(db_of nowhere)" client 1; err_has "not a uniqdb database"; err_has "uniqdb init"
     fi
 
     # init, schema
@@ -321,11 +323,11 @@ EOF
     run 0 "$U" stat "$db"; out_has "booking"
     if [ -z "$PG" ]; then out_has "map:"; else out_has "not on PostgreSQL"; fi
     run 0 "$U" stat --json "$db"
-    json_ok 'd["types"]["booking"]["records"] == 2 and d["types"]["client"]["records"] == 2 and d["types"]["booking"]["index_entries"] == 4'
+    json_ok 'd["types"]["booking"]["records"] == 2 and d["types"]["client"]["records"] == 2 and d["types"]["booking"]["bytes"] > 0'
     if [ -z "$PG" ]; then
-        json_ok 'd["backend"] == "lmdb" and d["map_size"] >= d["map_used"] > 0 and d["file_size"] > 0'
+        json_ok 'd["backend"] == "lmdb" and d["types"]["booking"]["index_entries"] == 4 and d["map_size"] >= d["map_used"] > 0 and d["file_size"] > 0'
     else
-        json_ok 'd["backend"] == "postgresql" and not {"file", "file_size", "map_size", "map_used", "pages", "free_pages"} & set(d)'
+        json_ok 'd["backend"] == "postgresql" and not {"index_entries", "file", "file_size", "map_size", "map_used", "pages", "free_pages"} & (set(d) | set(d["types"]["booking"]))'
     fi
     # backup copies an LMDB directory: a URL is refused, naming pg_dump
     # (refused before any connection: no server needed)
@@ -511,7 +513,7 @@ group_exits() {
             "$U" "$c" "$none" >"$T/out" 2>"$T/err"; st=$?
             if [ "$st" -ne 0 ]; then ok; else fail "$c of a schema without a database: exit 0"; fi
         done
-        run 4 "$U" seq "$none" invoices --get
+        run 1 "$U" seq "$none" invoices --get; err_has "not a uniqdb database"
         run 0 psql -X -tAc "SELECT count(*) FROM pg_namespace WHERE nspname = 'cli_exits_none'"; out_is 0
     fi
 }
@@ -599,10 +601,18 @@ group_types() {
 
     run 0 "$U" init "$db" "$SCHEMA_ALL"
     # every field type, large integers at both ends, binary with every byte class,
-    # NUL and non-ASCII in strings, nested any values
-    local rec='{"k":18446744073709551615,"s":"h\u00e9llo \u0000 \"q\" \\ \ud83d\ude00","i":-9223372036854775808,"f":0.1,"b":true,"raw":{"$bin":"AAEC/4CBfn8="},"e":"y","a":{"n":null,"big":9007199254740993,"huge":18446744073709551614,"neg":-9007199254740993,"neg19":-1000000000000000000,"arr":[1,2.5,-0.0,1e+300,false,{"$bin":""}],"s":"x"}}'
+    # NUL and non-ASCII in strings, nested any values.  PostgreSQL's text holds no NUL
+    # (README, "Moving to PostgreSQL"): there such a str is refused, exit 5, and the
+    # string is checked without it
+    local nul='\u0000 '
+    if [ -n "$PG" ]; then
+        run 5 "$U" put "$db" thing '{"k": 3, "s": "a\u0000b"}'; err_has 'field "s": PostgreSQL text cannot hold a NUL byte'
+        run 4 "$U" get "$db" thing 3
+        nul=''
+    fi
+    local rec='{"k":18446744073709551615,"s":"h\u00e9llo '"$nul"'\"q\" \\ \ud83d\ude00","i":-9223372036854775808,"f":0.1,"b":true,"raw":{"$bin":"AAEC/4CBfn8="},"e":"y","a":{"n":null,"big":9007199254740993,"huge":18446744073709551614,"neg":-9007199254740993,"neg19":-1000000000000000000,"arr":[1,2.5,-0.0,1e+300,false,{"$bin":""}],"s":"x"}}'
     run 0 "$U" put "$db" thing "$rec"
-    json_ok 'd["k"] == 18446744073709551615 and d["i"] == -9223372036854775808 and d["a"]["big"] == 9007199254740993 and d["a"]["huge"] == 18446744073709551614 and d["raw"] == {"$bin": "AAEC/4CBfn8="} and d["s"] == "h\u00e9llo \u0000 \"q\" \\ \U0001F600" and d["f"] == 0.1 and d["b"] is True and d["a"]["arr"][2] == 0.0'
+    json_ok 'd["k"] == 18446744073709551615 and d["i"] == -9223372036854775808 and d["a"]["big"] == 9007199254740993 and d["a"]["huge"] == 18446744073709551614 and d["raw"] == {"$bin": "AAEC/4CBfn8="} and d["s"] == "h\u00e9llo '"$nul"'\"q\" \\ \U0001F600" and d["f"] == 0.1 and d["b"] is True and d["a"]["arr"][2] == 0.0'
     # exact text round trip (numbers are not squeezed through doubles)
     run 0 "$U" get "$db" thing 18446744073709551615
     if grep -qF '"k":18446744073709551615,' "$T/out" && grep -qF '"big":9007199254740993,' "$T/out" &&
@@ -1212,14 +1222,21 @@ for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d"
     run 0 script -qec "'$U' load '$(db_of big2)' '$T/big.ndjson' && '$U' check '$(db_of big2)'" /dev/null
     # the input's size is known (a file): a percentage and the rate
     out_has "loading: 100% (6000 records, "; out_has " records/s)"; out_has "uniqdb: loaded 6000 records"
-    out_has "checking: 4096 of 12000 records and index entries (34%)"
-    out_has "checking: 12000 of 12000 records and index entries (100%)"
+    if [ -z "$PG" ]; then
+        out_has "checking: 4096 of 12000 records and index entries (34%)"
+        out_has "checking: 12000 of 12000 records and index entries (100%)"
+    else   # the server's check counts rows (its indexes are checked from the catalog)
+        out_has "checking: 4096 of 6000 records (68%)"; out_has "checking: 6000 of 6000 records (100%)"
+    fi
     out_has "check: ok (6000 records"
-    # from a pipe the size is unknown: the count and the rate
-    "$U" init "$(db_of big3)" "$SCEN" >/dev/null
-    run 0 script -qec "cat '$T/big.ndjson' | '$U' load '$(db_of big3)'" /dev/null
-    out_has "loading: 6000 records ("; out_has " records/s)"
-    if grep -qa "loading: [0-9]*%" "$T/out"; then fail "a percentage without a known size"; else ok; fi
+    # from a pipe the size is unknown: the count and the rate (the tool's drawing, the
+    # same on both; on PostgreSQL 6000 more inserts cost ~10 s, so it runs on LMDB only)
+    if lmdb_only "progress from a pipe: drawn by the tool alike on both; kept off the server for time"; then
+        "$U" init "$(db_of big3)" "$SCEN" >/dev/null
+        run 0 script -qec "cat '$T/big.ndjson' | '$U' load '$(db_of big3)'" /dev/null
+        out_has "loading: 6000 records ("; out_has " records/s)"
+        if grep -qa "loading: [0-9]*%" "$T/out"; then fail "a percentage without a known size"; else ok; fi
+    fi
     # --atomic: reading (percent of the file), then inserting (percent of the records)
     "$PY" -c 'import json
 for i in range(9000): print(json.dumps({"type": "client", "record": {"id": "b%d" % i, "email": "b%d@x.org" % i}}))' >"$T/big9.ndjson"

@@ -206,6 +206,8 @@ static const char *code_name(int rc)
     case UDB_ECONNECT: return "UDB_ECONNECT";
     case UDB_EAUTH: return "UDB_EAUTH";
     case UDB_ESERVER: return "UDB_ESERVER";
+    case UDB_ERETRY: return "UDB_ERETRY";
+    case UDB_EINDOUBT: return "UDB_EINDOUBT";
     default: break;
     }
     if (rc > 0) {
