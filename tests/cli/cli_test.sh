@@ -82,6 +82,7 @@ needs_scan() {
 SKIPPING=""
 # scan_cmd ARGS...: whether "$U" ARGS... reads records in order (scan, dump, export, demo)
 scan_cmd() {
+    [ "$1" = timeout ] && shift 2
     [ "$1" = "$U" ] || return 1
     shift
     while [ "$#" -gt 0 ] && [ "${1#-}" != "$1" ]; do
