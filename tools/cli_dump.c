@@ -1195,11 +1195,13 @@ int cli_cmd_load(int argc, char **argv)
                                   strcmp(file, "-") == 0 ? "stdin" : file, argv[optind]);
         goto out;
     }
-    bool exists = true;
-    if (!starts_with_schema(line, (size_t)got) &&
-        ((ex = db_exists(&exists, argv[optind])) != CLI_OK || !exists)) {
-        if (ex != CLI_OK)
-            goto out;
+    /* on a server, whether DB holds a database is asked once: a new one has
+       nothing to read before the load (not even its sequences table) */
+    bool exists = true, schema_first = starts_with_schema(line, (size_t)got);
+    if ((!schema_first || cli_is_url(argv[optind])) &&
+        (ex = db_exists(&exists, argv[optind])) != CLI_OK)
+        goto out;
+    if (!schema_first && !exists) {
         /* decided before anything is created: a database without a schema is never
            made, and nothing has to be removed again (which could race with another
            process creating it) */
@@ -1223,20 +1225,21 @@ int cli_cmd_load(int argc, char **argv)
     l->tty = isatty(2);
     l->t0 = now_s();
     udb_txn *txn = NULL;
-    int rc;
-    if ((rc = udb_begin(&txn, l->env, UDB_RDONLY)) == 0)
+    int rc = 0;
+    if (exists && (rc = udb_begin(&txn, l->env, UDB_RDONLY)) == 0)
         rc = udb_seq_foreach(txn, collect_seq, l->had_seqs);
-    if (rc == 0) {
+    if (exists && rc == 0) {
         const char *const *names;
         size_t ntypes = 0;
         rc = udb_types(&names, &ntypes, txn);
         l->had_schema = l->has_schema = ntypes > 0;
     }
-    udb_abort(txn);
     if (rc) {
-        ex = cli_fail_rc(rc, udb_env_errmsg(l->env), NULL, "load");
+        ex = cli_fail_rc(rc, txn ? udb_errmsg(txn) : udb_env_errmsg(l->env), NULL, "load");
+        udb_abort(txn);
         goto out;
     }
+    udb_abort(txn);
     for (; got > 0; got = getline(&line, &cap, f)) {
         size_t len = (size_t)got;
         lineno++;
