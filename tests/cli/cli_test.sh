@@ -472,6 +472,18 @@ group_exits() {
         # on a server: the schema is applied in one transaction, so nothing of it stays
         run 5 "$U" init "$(db_of new)" "$T/bad.json"
         run 0 psql -X -tAc "SELECT count(*) FROM pg_namespace WHERE nspname = 'cli_exits_new'"; out_is 0
+        # two inits of one new database at once: each is one server transaction under the
+        # engine's advisory lock, so one creates it and the other finds it applied
+        local both s1 s2 p1
+        both=$(db_of both)
+        "$U" init "$both" "$SCEN" >"$T/i1" 2>&1 &
+        p1=$!
+        "$U" init "$both" "$SCEN" >"$T/i2" 2>&1; s2=$?
+        wait "$p1"; s1=$?
+        if [ "$s1" -eq 0 ] && [ "$s2" -eq 0 ]; then ok; else fail "two inits at once: exit $s1 and $s2: $(cat "$T/i1" "$T/i2")"; fi
+        if [ "$(cat "$T/i1" "$T/i2" | grep -c 'added type "client"')" -eq 1 ] &&
+            [ "$(cat "$T/i1" "$T/i2" | grep -c ': no change$')" -eq 1 ]; then ok; else fail "two inits at once: $(cat "$T/i1" "$T/i2")"; fi
+        run 0 "$U" check "$both"
     fi
     if lmdb_only "a failed init leaves no directory, files or private directory behind"; then
         run 5 "$U" init "$T/new" "$T/bad.json"
