@@ -17,6 +17,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,26 @@ static void test_write_read(udb_env *env)
     CHECK_RC(udb_insert(NULL, w, "booking", b, n), UDB_ECONFLICT);
     const udb_conflict *c = udb_conflict_info(w);
     CHECK(c && c->count == 1 && strcmp(c->indexes[0].index, "active_slot") == 0);
+    /* a unique value over PostgreSQL's index-row limit: UDB_EKEYTOOLONG, nothing
+       written (on LMDB any length is stored) */
+    {
+        static unsigned char big[8200];
+        size_t m = 0;
+        big[m++] = 0x83;
+        big[m++] = 0xa3; memcpy(big + m, "who", 3); m += 3;
+        big[m++] = 0xda; big[m++] = 8000 >> 8; big[m++] = 8000 & 0xff;
+        uint32_t x = 2463534242u;   /* xorshift: letters the server cannot compress away */
+        for (int i = 0; i < 8000; i++) {
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+            big[m++] = (unsigned char)('a' + x % 26);
+        }
+        big[m++] = 0xa4; memcpy(big + m, "slot", 4); m += 4;
+        big[m++] = 0xa1; big[m++] = 'x';
+        big[m++] = 0xa6; memcpy(big + m, "active", 6); m += 6;
+        big[m++] = 0xc3;
+        CHECK_RC(udb_insert(NULL, w, "booking", big, m), UDB_EKEYTOOLONG);
+        CHECK(strstr(udb_errmsg(w), "2704") != NULL);
+    }
     /* the transaction goes on after a conflict, as on LMDB */
     n = booking(b, "ana", "mon-10");
     CHECK_RC(udb_insert(NULL, w, "booking", b, n), 0);
