@@ -34,7 +34,8 @@ static int init_json(const char *db, char *changes, const char *stored)
     }
     json_decref(s);
     if (list && names)
-        o = json_pack("{s s s O s o}", "database", db, "changes", list, "types", names);
+        o = json_pack("{s s s O s o}", "database", cli_shown(db), "changes", list, "types",
+                      names);
     else
         json_decref(names);
     ex = o ? cli_print_json(o) : cli_fail(CLI_EOUTPUT, NULL, "applied, but out of memory "
@@ -115,16 +116,17 @@ int cli_cmd_init(int argc, char **argv)
         goto out;
     }
     /* Say what changed, then what the database now holds. */
+    const char *shown = cli_shown(argv[optind]);
     if (*changes) {
         for (char *line = strtok(changes, "\n"); line; line = strtok(NULL, "\n"))
-            printf("%s: %s\n", argv[optind], line);
+            printf("%s: %s\n", shown, line);
     } else {
-        printf("%s: no change\n", argv[optind]);
+        printf("%s: no change\n", shown);
     }
     if (stored) {
         json_t *s = json_loads(stored, 0, NULL);
         json_t *types = json_object_get(s, "types");
-        printf("%s: schema applied, %zu type%s:", argv[optind], json_object_size(types),
+        printf("%s: schema applied, %zu type%s:", shown, json_object_size(types),
                json_object_size(types) == 1 ? "" : "s");
         const char *name;
         json_t *t;

@@ -139,6 +139,12 @@ int cli_simple_options(int argc, char **argv, int *first);
  * to a URL: the server holds the database. */
 bool cli_is_url(const char *db);
 
+/* db as it may be shown (messages, output): a password in a PostgreSQL URL
+ * (postgresql://user:PASSWORD@host/..., or a password=... parameter) is
+ * replaced by ***; anything else is db itself.  Valid until the process
+ * ends. */
+const char *cli_shown(const char *db);
+
 /* For a URL: whether the server holds a uniqdb database there (a stored
  * schema).  *has gets 1 or 0.  Opens it read-only and changes nothing.
  * Returns CLI_OK, or an exit code having reported the error (the server

@@ -666,7 +666,7 @@ static int finish(const char *dir)
         printf("check: %zu problems (%s)\n", problems, udb_strerror(rc));
         failures++;
     }
-    printf("\nA few records, as `uniqdb dump %s` prints them:\n", dir);
+    printf("\nA few records, as `uniqdb dump %s` prints them:\n", cli_shown(dir));
     fflush(stdout);
     rc = udb_begin(&txn, env, UDB_RDONLY);
     if (rc == 0)
@@ -740,7 +740,7 @@ int cli_cmd_demo(int argc, char **argv)
     udb_close(env); /* the parent holds no environment while children run */
     printf("uniqdb demo: a database %s %s with the scenarios' schema (5 record types).\n"
            "Each race below starts %d real processes, released at the same instant.\n\n",
-           cli_is_url(dir) ? "at" : "in", dir, NPROC);
+           cli_is_url(dir) ? "at" : "in", cli_shown(dir), NPROC);
 
     scenario_s1(dir);
     scenario_s2(dir);
@@ -757,8 +757,8 @@ int cli_cmd_demo(int argc, char **argv)
            "    uniqdb put %s booking '{\"psychologist\": \"p1\", \"date\": \"2026-01-15\", "
            "\"time\": \"11:00\", \"status\": \"pending\"}'\n",
            failures ? "FAILED" : "Done",
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, dir, dir,
-           dir);
+           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+           cli_shown(dir), cli_shown(dir), cli_shown(dir));
     if (failures) {
         fprintf(stderr, "uniqdb demo: %d expectation%s failed\n", failures,
                 failures == 1 ? "" : "s");

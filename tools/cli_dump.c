@@ -1001,7 +1001,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                 l->schema_changed_line = lineno;
             if (rc == 0 && l->had_schema && changes && *changes) {
                 for (char *c = strtok(changes, "\n"); c; c = strtok(NULL, "\n"))
-                    fprintf(stderr, "uniqdb: %s: schema: %s\n", l->path, c);
+                    fprintf(stderr, "uniqdb: %s: schema: %s\n", cli_shown(l->path), c);
             }
             udb_free(changes);
             if (rc) {
@@ -1297,7 +1297,8 @@ int cli_cmd_load(int argc, char **argv)
                 " invalid%s%s%s\n",
                 l->loaded, l->conflicts, l->or_get ? " (skipped)" : "", l->invalid,
                 l->incomplete ? "; the input is not a complete dump, so " : "",
-                l->incomplete ? l->path : "", l->incomplete ? " is not a complete copy" : "");
+                l->incomplete ? cli_shown(l->path) : "",
+                l->incomplete ? " is not a complete copy" : "");
 out:
     if (l && l->atomic && ex != CLI_OK && (l->env || nd.fresh)) {
         /* all or nothing: what a schema line did stays (its own transaction);
@@ -1306,10 +1307,10 @@ out:
         l->env = NULL;
         if (nd.fresh) {
             fprintf(stderr, "uniqdb: %s: --atomic: the database was not created\n",
-                    argv[optind]);
+                    cli_shown(argv[optind]));
         } else if (l->schema_changed_line) {
             fprintf(stderr, "uniqdb: %s: --atomic: the schema change of line %zu stays "
-                    "applied (a schema is applied in its own transaction)\n", l->path,
+                    "applied (a schema is applied in its own transaction)\n", cli_shown(l->path),
                     l->schema_changed_line);
         }
     }

@@ -26,6 +26,8 @@ int cli_json_errors;
 double cli_timeout;
 int cli_committed;
 
+static void redact(char *out, size_t cap, const char *text);
+
 typedef struct command {
     const char *name;
     cli_command_fn *fn;
@@ -487,7 +489,8 @@ static void *watchdog(void *p)
         double waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
         if (!said && waited >= 1.0 && isatty(2)) {
             fprintf(stderr, "uniqdb: waiting for another process's write transaction on %s "
-                    "to end%s\n", w->db, !w->told ? " (Ctrl-C stops waiting; the write may still "
+                    "to end%s\n", cli_shown(w->db),
+                    !w->told ? " (Ctrl-C stops waiting; the write may still "
                     "be committed)" : cli_timeout > 0 ? " (--timeout)" : " (Ctrl-C gives up)");
             said = 1;
         }
@@ -668,9 +671,10 @@ int cli_fail(int code, json_t *extra, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char msg[2048];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    char text[2048], msg[2048];
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    redact(msg, sizeof msg, text);   /* messages quote DB: never a password */
     if (cli_json_errors) {
         const char *type, *title;
         int status;
@@ -761,6 +765,74 @@ json_t *cli_conflict_json(const udb_conflict *c)
 bool cli_is_url(const char *db)
 {
     return db && (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0);
+}
+
+/* text with the password of every PostgreSQL URL in it replaced by ***, into
+ * out (cap bytes, truncated): the user:PASSWORD@ of the authority, and a
+ * password=VALUE parameter up to '&', white space, a quote or ": ". */
+static void redact(char *out, size_t cap, const char *text)
+{
+    size_t o = 0;
+#define PUT(c) do { if (o + 1 < cap) out[o++] = (c); } while (0)
+#define PUTS(str) do { for (const char *s_ = (str); *s_; s_++) PUT(*s_); } while (0)
+    for (const char *p = text; *p;) {
+        const char *url = strncmp(p, "postgresql://", 13) == 0 ? p + 13
+                          : strncmp(p, "postgres://", 11) == 0 ? p + 11 : NULL;
+        if (!url) {
+            PUT(*p++);
+            continue;
+        }
+        while (p < url)
+            PUT(*p++);
+        size_t alen = strcspn(url, "/?# \t\n\"'");
+        const char *at = NULL;
+        for (const char *q = url; q < url + alen; q++)
+            if (*q == '@')
+                at = q;
+        const char *colon = at ? memchr(url, ':', (size_t)(at - url)) : NULL;
+        if (colon) {
+            while (p <= colon)
+                PUT(*p++);
+            PUTS("***");
+            p = at;
+        }
+        /* the rest of the URL: password=... parameters */
+        while (*p && !strchr(" \t\n\"'", *p) && !(p[0] == ':' && p[1] == ' ')) {
+            if ((p[-1] == '?' || p[-1] == '&') && strncmp(p, "password=", 9) == 0) {
+                PUTS("password=***");
+                p += 9;
+                while (*p && !strchr("& \t\n\"'", *p) && !(p[0] == ':' && p[1] == ' '))
+                    p++;
+                continue;
+            }
+            PUT(*p++);
+        }
+    }
+    if (cap)
+        out[o < cap ? o : cap - 1] = '\0';
+#undef PUT
+#undef PUTS
+}
+
+const char *cli_shown(const char *db)
+{
+    static char *kept[8];
+    static size_t nkept;
+    if (!cli_is_url(db))
+        return db;
+    size_t cap = strlen(db) + 16;
+    char *s = malloc(cap);
+    if (!s)
+        return "(the URL)";
+    redact(s, cap, db);
+    if (strcmp(s, db) == 0) {
+        free(s);
+        return db;
+    }
+    if (nkept == sizeof kept / sizeof *kept)
+        free(kept[--nkept]);  /* a command shows one or two databases */
+    kept[nkept++] = s;
+    return s;
 }
 
 int cli_url_has_db(int *has, const char *url)

@@ -334,6 +334,18 @@ EOF
     # (refused before any connection: no server needed)
     run 2 "$U" backup "postgresql:///uniqdb_test?schema=x" "$T/bk"; err_has "is a PostgreSQL database"; err_has "pg_dump"
     if [ ! -e "$T/bk" ]; then ok; else fail "backup of a URL made $T/bk"; fi
+    # a password in a URL is never shown: the tool's messages quote DB
+    run 2 "$U" backup "postgresql://u:s3cret@h/x?password=s3cret" "$T/bk"
+    err_has "postgresql://u:***@h/x?password=*** is a PostgreSQL database"
+    if grep -q s3cret "$T/out" "$T/err"; then fail "a password shown"; else ok; fi
+    if [ -n "$PG" ]; then   # the server trusts the login: the password is only shown, or not
+        local pw='postgresql://uniqdb:s3cret@/uniqdb_test?schema=cli_basics_pw'
+        run 0 "$U" init "$pw" "$SCEN"; out_has 'postgresql://uniqdb:***@/uniqdb_test?schema=cli_basics_pw: schema applied'
+        if grep -q s3cret "$T/out" "$T/err"; then fail "init showed the password"; else ok; fi
+        run 0 "$U" --json init "$pw" "$SCEN"; json_ok 'd["database"] == "postgresql://uniqdb:***@/uniqdb_test?schema=cli_basics_pw"'
+        run 4 "$U" delete "$pw" client '"nobody"'; err_has 'postgresql://uniqdb:***@/uniqdb_test?schema=cli_basics_pw: client "nobody": no such record'
+        if grep -q s3cret "$T/out" "$T/err"; then fail "delete showed the password"; else ok; fi
+    fi
 }
 
 # ---------------------------------------------------------------------------
