@@ -145,6 +145,13 @@ bool cli_is_url(const char *db);
  * ends. */
 const char *cli_shown(const char *db);
 
+/* text with the password of every PostgreSQL URL in it replaced by ***, into
+ * out (cap > 0 bytes, NUL-terminated, truncated to fit): the PASSWORD of an
+ * authority user:PASSWORD@host, and the value of a password=VALUE parameter
+ * up to '&', white space, a quote or ": ".  Text without a URL is copied as
+ * it is.  Redacting the result again changes nothing (fuzz/fuzz_redact.c). */
+void cli_redact(char *out, size_t cap, const char *text);
+
 /* For a URL: whether the server holds a uniqdb database there (a stored
  * schema).  *has gets 1 or 0.  Opens it read-only and changes nothing.
  * Returns CLI_OK, or an exit code having reported the error (the server

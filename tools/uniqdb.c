@@ -26,8 +26,6 @@ int cli_json_errors;
 double cli_timeout;
 int cli_committed;
 
-static void redact(char *out, size_t cap, const char *text);
-
 typedef struct command {
     const char *name;
     cli_command_fn *fn;
@@ -674,7 +672,7 @@ int cli_fail(int code, json_t *extra, const char *fmt, ...)
     char text[2048], msg[2048];
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    redact(msg, sizeof msg, text);   /* messages quote DB: never a password */
+    cli_redact(msg, sizeof msg, text);   /* messages quote DB: never a password */
     if (cli_json_errors) {
         const char *type, *title;
         int status;
@@ -767,13 +765,10 @@ bool cli_is_url(const char *db)
     return db && (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0);
 }
 
-/* text with the password of every PostgreSQL URL in it replaced by ***, into
- * out (cap bytes, truncated): the user:PASSWORD@ of the authority, and a
- * password=VALUE parameter up to '&', white space, a quote or ": ". */
-static void redact(char *out, size_t cap, const char *text)
+void cli_redact(char *out, size_t cap, const char *text)
 {
     size_t o = 0;
-#define PUT(c) do { if (o + 1 < cap) out[o++] = (c); } while (0)
+#define PUT(c) do { char c_ = (c); if (o + 1 < cap) out[o++] = c_; } while (0)
 #define PUTS(str) do { for (const char *s_ = (str); *s_; s_++) PUT(*s_); } while (0)
     for (const char *p = text; *p;) {
         const char *url = strncmp(p, "postgresql://", 13) == 0 ? p + 13
@@ -824,7 +819,7 @@ const char *cli_shown(const char *db)
     char *s = malloc(cap);
     if (!s)
         return "(the URL)";
-    redact(s, cap, db);
+    cli_redact(s, cap, db);
     if (strcmp(s, db) == 0) {
         free(s);
         return db;
