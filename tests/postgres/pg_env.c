@@ -158,24 +158,58 @@ static void test_write_read(udb_env *env)
     udb_free(json);
 }
 
-/* Two udb_begin writers that both find a key free: the second is refused
- * by the server (UDB_ERETRY), nothing of it written. */
+/* Two udb_begin writers (threads) that both find a key free: the second is
+ * refused by the server (UDB_ERETRY), nothing of it written. */
+typedef struct stepper {
+    udb_env *env;
+    pthread_barrier_t *step;
+    int rc;
+} stepper;
+
+static void *second_writer(void *arg)
+{
+    stepper *s = arg;
+    unsigned char buf[64];
+    size_t n = tag(buf, "both");
+    int created;
+    udb_txn *b = NULL;
+    s->rc = udb_begin(&b, s->env, 0);
+    pthread_barrier_wait(s->step);          /* 1: both began */
+    pthread_barrier_wait(s->step);          /* 2: the first committed */
+    if (!s->rc) {
+        s->rc = udb_insert_or_get(NULL, &created, b, "tag", NULL, buf, n);
+        if (s->rc == 0)
+            s->rc = udb_commit(b);
+        else
+            udb_abort(b);
+    }
+    return NULL;
+}
+
 static void test_retry_code(udb_env *env)
 {
-    udb_txn *a, *b;
+    pthread_barrier_t step;
+    pthread_barrier_init(&step, NULL, 2);
+    stepper s = {env, &step, -1};
+    pthread_t th;
+    pthread_create(&th, NULL, second_writer, &s);
+    udb_txn *a;
     unsigned char buf[64];
     size_t n = tag(buf, "both");
     int created;
     CHECK_RC(udb_begin(&a, env, 0), 0);
-    CHECK_RC(udb_begin(&b, env, 0), 0);
+    /* a thread holding a transaction does not write through another */
+    udb_txn *again = NULL;
+    CHECK_RC(udb_begin(&again, env, 0), UDB_EINVAL);
+    CHECK(strstr(udb_env_errmsg(NULL), "already has a transaction") != NULL);
+    CHECK_RC(udb_write(env, insert_fn, "fri-9"), UDB_EINVAL);
+    pthread_barrier_wait(&step);            /* 1 */
     CHECK_RC(udb_insert_or_get(NULL, &created, a, "tag", NULL, buf, n), 0);
     CHECK_RC(udb_commit(a), 0);
-    int rc = udb_insert_or_get(NULL, &created, b, "tag", NULL, buf, n);
-    if (rc == 0)
-        rc = udb_commit(b);
-    else
-        udb_abort(b);
-    CHECK_RC(rc, UDB_ERETRY);
+    pthread_barrier_wait(&step);            /* 2 */
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&step);
+    CHECK_RC(s.rc, UDB_ERETRY);
 }
 
 /* Threads racing insert_or_get through udb_write: every one succeeds (the
