@@ -63,6 +63,33 @@ static void blocks_free(udb_pgtxn *p)
     p->nblocks = 0;
 }
 
+/* What fetch and holder handed out before a write, taken from the
+ * transaction when the write starts and freed when it is done: the core
+ * still reads them during the write (an update's entries point into the
+ * record it fetched -- a replacement without its key field takes the key
+ * from there), and backend.h promises them "until the transaction writes",
+ * which is the whole write, not its first line. */
+typedef struct blocks {
+    void **p;
+    size_t n;
+} blocks;
+
+static blocks blocks_take(udb_pgtxn *p)
+{
+    blocks b = {p->blocks, p->nblocks};
+    p->blocks = NULL;
+    p->nblocks = p->capblocks = 0;
+    return b;
+}
+
+static void blocks_drop(blocks *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->p[i]);
+    free(b->p);
+    *b = (blocks){0};
+}
+
 /* A copy of b's bytes that lives until the transaction writes or ends. */
 static int keep(udb_val *out, udb_txn *txn, const udb_buf *b)
 {
@@ -613,7 +640,7 @@ static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t 
 {
     (void)record;
     (void)len;
-    blocks_free(pgt(txn));
+    blocks before = blocks_take(pgt(txn));
     udb_buf q = {0}, msg = {0}, rawb = {0};
     params ps = {0};
     PGresult *r = NULL;
@@ -725,6 +752,7 @@ out:
     udb__buf_free(&q);
     udb__buf_free(&msg);
     udb__buf_free(&rawb);
+    blocks_drop(&before);
     return rc;
 }
 
@@ -732,7 +760,7 @@ static int pg_remove(udb_txn *txn, const udb_type *t, const void *pk, size_t pkl
                      const udb_entries *old)
 {
     (void)old;
-    blocks_free(pgt(txn));
+    blocks before = blocks_take(pgt(txn));
     udb_buf q = {0}, msg = {0};
     params ps = {0};
     PGresult *r = NULL;
@@ -746,6 +774,7 @@ static int pg_remove(udb_txn *txn, const udb_type *t, const void *pk, size_t pkl
     params_free(&ps);
     udb__buf_free(&q);
     udb__buf_free(&msg);
+    blocks_drop(&before);
     return rc;
 }
 
