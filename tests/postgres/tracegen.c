@@ -61,7 +61,10 @@ static void doc_value(val *v, const char *name, int bad)
                                       "{\"b\": {\"c\": {}}, \"a\": []}", "1.25", "18446744073709551615",
                                       "-9223372036854775808", "{\"\": \"\\u00e9\"}"};
     static const char *const slug[] = {"Ab", "aB", "x", "X", "\xc3\xa9", "\xc3\x89"};
-    static const char *const score[] = {"0", "1", "1.5", "-0.0", "2.5", "0.0"};
+    /* -0.0 is 0.0 to a unique index; 0.1 and the extremes must come back
+       exactly (PostgreSQL's float8 text is shortest-exact) */
+    static const char *const score[] = {"0", "1", "1.5", "-0.0", "0.1", "0.0", "-1e300",
+                                        "5e-324"};
     if (strcmp(name, "id") == 0)
         set_text(v, "%u", tg_pick(8) + 1);
     else if (strcmp(name, "slug") == 0)
@@ -71,7 +74,7 @@ static void doc_value(val *v, const char *name, int bad)
     else if (strcmp(name, "body") == 0 || strcmp(name, "zz") == 0)
         set_text(v, "%s", any[tg_pick(8)]);
     else if (strcmp(name, "score") == 0)
-        set_text(v, "%s", score[tg_pick(6)]);
+        set_text(v, "%s", score[tg_pick(8)]);
     else if (strcmp(name, "tag") == 0)
         set_text(v, "%s", bad && tg_pick(6) == 0 ? "bogus" : tg_pick(3) ? "pub" : "draft");
 }
