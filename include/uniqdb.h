@@ -137,7 +137,14 @@ extern "C" {
                                     failed, no such role, no pg_hba.conf entry) */
 #define UDB_ESERVER     (-31017) /* PostgreSQL reported an error uniqdb has no code of its own
                                     for; the message has its SQLSTATE and text */
-#define UDB_ELAST       UDB_ESERVER /* the last (most negative) UDB_E* code */
+#define UDB_ERETRY      (-31018) /* PostgreSQL: the transaction met a concurrent one (a
+                                    serialization failure or deadlock, SQLSTATE 40001 or 40P01)
+                                    and nothing of it was written: run it again from
+                                    udb_begin (udb_write and udb_exec do so themselves) */
+#define UDB_EINDOUBT    (-31019) /* PostgreSQL: the connection was lost during COMMIT, so the
+                                    transaction may or may not have been written; read to find
+                                    out before writing it again (udb_exec finds out itself) */
+#define UDB_ELAST       UDB_EINDOUBT /* the last (most negative) UDB_E* code */
 
 /* LMDB's own code for a full map (MDB_MAP_FULL), so callers of udb_begin/
  * udb_commit need not include <lmdb.h>: abort the transaction and run it
@@ -351,7 +358,26 @@ UDB_API const char *const *udb_env_files(void);
  * path of the first open.  Threads may open and close the same database at
  * once; an open that meets a close of the last handle waits for it and opens
  * anew.  In a child process after fork() the parent's environments are not
- * shared: udb_open() there opens its own. */
+ * shared: udb_open() there opens its own.
+ *
+ * On PostgreSQL: a path that starts with postgresql:// or postgres:// is a
+ * libpq connection URI naming a server database (user, password, host or
+ * socket directory, port, dbname and libpq's other parameters; PG*
+ * environment variables fill in what it leaves out), plus one parameter of
+ * uniqdb's own, schema=NAME (default "public"): the PostgreSQL schema that
+ * holds this uniqdb database, so several can share one server database.  For
+ * example "postgresql://app@db.internal/shop?schema=bookings".  The same
+ * calls then run on the server, with the same meaning and codes (README,
+ * "Running on PostgreSQL", lists what differs); udb_schema_apply creates the
+ * schema, its tables and indexes.  The environment holds a pool of up to 16
+ * connections that its threads share (a transaction holds one for its life);
+ * it is opened again, not shared, by each udb_open.  A forked child opens
+ * its own.  Of the options, UDB_RDONLY_ENV refuses writes and UDB_NOSYNC
+ * commits with synchronous_commit off; UDB_NOLOCK is refused (UDB_EINVAL);
+ * the other flags and sizes are LMDB's and ignored.  Opening connects once:
+ * UDB_ECONNECT (server unreachable), UDB_EAUTH (login refused), UDB_EINVAL
+ * (a malformed URL or schema parameter), and, without libpq at build time,
+ * UDB_EINVAL saying so. */
 UDB_API int udb_open(udb_env **out, const char *path, const udb_options *opts);
 
 /* Close env, once every udb_exec_async() unit queued before has its done()
@@ -451,14 +477,25 @@ UDB_API int udb_pg_ddl(char **out, udb_txn *txn, const udb_pg_ddl_options *opts)
  * processes.  A write transaction on a thread that already has a transaction
  * open on env is refused (UDB_EINVAL, naming the rule).
  * Errors: UDB_EINVAL, UDB_ENOMEM, UDB_EBUSY (see udb_write), UDB_EREADONLY,
- * UDB_EFLUSHFAILED (for writing, after a failed flush), LMDB codes. */
+ * UDB_EFLUSHFAILED (for writing, after a failed flush), LMDB codes.
+ * On PostgreSQL a write transaction is SERIALIZABLE and a read-only one
+ * REPEATABLE READ READ ONLY (one snapshot): writers do not wait for one
+ * another at begin, and the server may refuse one that met a concurrent
+ * transaction -- any call on it, or udb_commit, then returns UDB_ERETRY:
+ * abort it and run it again from udb_begin.  Begin also returns
+ * UDB_ECONNECT, UDB_EAUTH, UDB_ESERVER. */
 UDB_API int udb_begin(udb_txn **out, udb_env *env, unsigned flags);
 
 /* Commit and free txn (also for read-only ones).  On error the transaction is
  * aborted and freed all the same.  A write transaction returns once it is
  * durable (see "Durability" above); a read-only one at once.
  * Errors: UDB_EFLUSHFAILED (committed, but a flush failed: not acknowledged;
- * the database now refuses writes), LMDB codes (MDB_MAP_FULL, EIO, ...). */
+ * the database now refuses writes), LMDB codes (MDB_MAP_FULL, EIO, ...).
+ * On PostgreSQL: UDB_ERETRY (refused as concurrent: nothing written, run it
+ * again), UDB_EINDOUBT (the connection was lost during COMMIT: it may or may
+ * not have been written), UDB_ESERVER (an earlier call failed in a way that
+ * made the server roll the transaction back), UDB_ECONNECT; the message is
+ * udb_env_errmsg()'s. */
 UDB_API int udb_commit(udb_txn *txn);
 
 /* Abandon every change of txn and free it.  NULL is fine. */
@@ -491,7 +528,17 @@ UDB_API void udb_abort(udb_txn *txn);
  * threads' transactions, then fails with UDB_EBUSY.
  * Errors: fn's own code, UDB_ESIZELIMIT, UDB_EFLUSHFAILED (before fn runs: the
  * database refuses writes; after: fn's work is committed but not
- * acknowledged), UDB_EINVAL, UDB_EBUSY, LMDB codes. */
+ * acknowledged), UDB_EINVAL, UDB_EBUSY, LMDB codes.
+ *
+ * On PostgreSQL fn runs in one server transaction of its own (no group
+ * commit: the server's commits are shared by its own WAL flushes).  When the
+ * server refuses it as concurrent with another (SQLSTATE 40001 or 40P01,
+ * met by any call inside fn or by the commit, whatever fn returned), fn runs
+ * again from the start after a short random pause -- the same contract as
+ * the map growth above -- up to 32 times, then UDB_EBUSY.  If the connection
+ * is lost during the COMMIT, udb_write returns UDB_EINDOUBT and does not run
+ * fn again (it may have been written: find out by reading).  Also
+ * UDB_ECONNECT, UDB_EAUTH, UDB_ESERVER. */
 UDB_API int udb_write(udb_env *env, udb_write_fn fn, void *ctx);
 
 /* ---- Records ------------------------------------------------------------- */
@@ -675,7 +722,14 @@ typedef struct udb_results udb_results; /* every udb_result of one udb_exec() ca
  * op failed), what udb_write() returns for the unit as a whole:
  * UDB_ESIZELIMIT, UDB_EBUSY, UDB_EFLUSHFAILED (as with udb_write(): after the
  * commit, the unit is committed but not acknowledged), UDB_EREADONLY,
- * UDB_ENOMEM, LMDB codes.  udb_env_errmsg() holds the detail. */
+ * UDB_ENOMEM, LMDB codes.  udb_env_errmsg() holds the detail.
+ * On PostgreSQL the unit runs in a server transaction of its own, again when
+ * refused as concurrent (as udb_write), and writes a random 16-byte id of
+ * its own in that transaction (table "$unit"; ids older than a day are
+ * swept): if the connection is lost during its COMMIT, udb_exec reads
+ * whether the id is there and answers as if the connection had held --
+ * committed, or run again -- so a unit is applied once and never left in
+ * doubt while the server can be reached (else UDB_ECONNECT). */
 UDB_API int udb_exec(udb_results **results, udb_env *env, const udb_op *ops, size_t n);
 
 /* The completion of udb_exec_async(): rc and results exactly as udb_exec()

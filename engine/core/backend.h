@@ -21,6 +21,7 @@
 #ifndef UDB_BACKEND_H
 #define UDB_BACKEND_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,7 +99,82 @@ struct udb_backend {
     /* Call fn with every sequence, in name order (udb_seq_foreach); fn's
      * non-zero return stops the walk and is returned. */
     int (*seq_each)(udb_txn *txn, udb_seq_fn fn, void *ctx);
+    /* End the transaction (always freed): udb_commit's and udb_abort's
+       meaning and codes (a backend adds its own, documented in uniqdb.h). */
+    int  (*commit)(udb_txn *txn);
+    void (*abort)(udb_txn *txn);
+    /* udb_type_stat_get's counts for type t; figures the backend does not
+       keep are 0.  A backend code, with message. */
+    int (*type_stat)(udb_type_stat *out, udb_txn *txn, const udb_type *t);
 };
+
+/* ---- environments ----
+ *
+ * Every backend's environment begins with a udb_envfront (its struct
+ * udb_env's first member): its operations, and what the core keeps per
+ * environment (udb_exec_async's threads, core/async.c).  The public calls
+ * on an environment (core/envapi.c) check their arguments and dispatch;
+ * udb_open picks the backend from the path: a postgresql:// or postgres://
+ * URL is PostgreSQL (engine/pg/pgenv.c), anything else an LMDB directory. */
+struct udb_unit;
+typedef struct udb_async udb_async;
+
+typedef struct udb_env_ops {
+    const char *name;
+    int  (*begin)(udb_txn **out, udb_env *env, unsigned flags);
+    int  (*write)(udb_env *env, udb_write_fn fn, void *ctx);
+    /* udb_exec's unit (core/unit.h): run by udb__unit_run in one write
+       transaction, with the backend's own guarantee of "applied once" */
+    int  (*write_unit)(udb_env *env, struct udb_unit *u);
+    /* May the calling thread write now (call: the public call, for the
+       message)?  0, or UDB_EINVAL with the env message; NULL: always. */
+    int  (*may_write)(udb_env *env, const char *call);
+    int  (*schema_apply)(char **changes, udb_env *env, const char *json, size_t len,
+                         unsigned flags, udb_locked_fn locked, void *payload);
+    int  (*schema_json)(char **out, udb_env *env);
+    int  (*check)(size_t *problems, udb_env *env, const char *type, udb_report_fn report,
+                  udb_progress_fn progress, void *ctx);
+    int  (*usage)(size_t *map_size, size_t *used, udb_env *env);
+    int  (*space)(udb_space *out, udb_env *env);
+    int  (*backup)(udb_env *env, const char *dest, unsigned flags);
+    /* udb_close: the units this open queued finish first
+       (udb__env_async_drain); the last close of env stops the rest
+       (udb__env_async_stop) and frees everything. */
+    void (*close)(udb_env *env);
+} udb_env_ops;
+
+typedef struct udb_envfront {
+    const udb_env_ops *ops;
+    pthread_mutex_t async_lock;     /* async and its functions */
+    struct udb_async *async;        /* made on first udb_exec_async */
+    void (*async_stop)(struct udb_async *a);
+    void (*async_drain)(struct udb_async *a);
+} udb_envfront;
+
+static inline udb_envfront *udb__envfront(udb_env *env)
+{
+    return (udb_envfront *)(void *)env;
+}
+
+/* A new environment's front (udb__env_front_free undoes it). */
+void udb__env_front_init(udb_envfront *f, const udb_env_ops *ops);
+void udb__env_front_free(udb_envfront *f);
+/* env's udb_exec_async state, made with make(env) on first use (make NULL:
+ * NULL if none yet); stop and drain are kept for close. */
+struct udb_async *udb__env_async(udb_env *env, struct udb_async *(*make)(udb_env *env),
+                                 void (*stop)(struct udb_async *a),
+                                 void (*drain)(struct udb_async *a));
+/* Units queued so far finish (udb_close of one open of a shared env), and
+ * every unit finishes and the threads end (the last close). */
+void udb__env_async_drain(udb_env *env);
+void udb__env_async_stop(udb_env *env);
+/* udb_exec's unit through env's backend. */
+int  udb__env_write_unit(udb_env *env, struct udb_unit *u);
+
+/* The backends' udb_open: path is the caller's, opts checked and completed
+ * to UDB_OPTIONS_VERSION by udb_open. */
+int udb__lmdb_open(udb_env **out, const char *path, const udb_options *opts);
+int udb__pg_open(udb_env **out, const char *url, const udb_options *opts);
 
 /* ---- the core's half: every backend's transactions use these ---- */
 

@@ -32,6 +32,8 @@ const char *udb_strerror(int rc)
     case UDB_ECONNECT: return "the PostgreSQL server could not be reached, or the connection was lost";
     case UDB_EAUTH: return "the PostgreSQL server refused the login";
     case UDB_ESERVER: return "the PostgreSQL server reported an error";
+    case UDB_ERETRY: return "the transaction met a concurrent one and was rolled back: run it again";
+    case UDB_EINDOUBT: return "the connection was lost during commit: the transaction may or may not have been written";
     default:
         return udb__store_strerror(rc);  /* the backend's codes and errno values */
     }

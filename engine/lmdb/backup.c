@@ -126,10 +126,10 @@ out:
     return rc;
 }
 
-int udb_env_space(udb_space *out, udb_env *env)
+int udb__lmdb_space(udb_space *out, udb_env *env)
 {
-    if (!out || !env)
-        return udb__env_err(UDB_EINVAL, "udb_env_space: %s is NULL", out ? "env" : "out");
+    if (!out)
+        return udb__env_err(UDB_EINVAL, "udb_env_space: out is NULL");
     if (out->version < 1 || out->version > UDB_SPACE_VERSION)
         return udb__env_err(UDB_EINVAL, "udb_env_space: udb_space.version is %u; this uniqdb "
                             "knows 1 to %d (start from UDB_SPACE_INIT)", out->version,
@@ -371,11 +371,11 @@ static int copy_in_place(udb_env *env, const char *dest, unsigned flags)
     return rc ? udb__env_err(rc, "udb_backup: %s", udb_strerror(rc)) : 0;
 }
 
-int udb_backup(udb_env *env, const char *dest, unsigned flags)
+int udb__lmdb_backup(udb_env *env, const char *dest, unsigned flags)
 {
-    if (!env || !dest || !*dest)
-        return udb__env_err(UDB_EINVAL, "udb_backup: %s", !env ? "env is NULL"
-                            : !dest ? "dest is NULL" : "dest is empty");
+    if (!dest || !*dest)
+        return udb__env_err(UDB_EINVAL, "udb_backup: %s", !dest ? "dest is NULL"
+                            : "dest is empty");
     if (flags & ~UDB_BACKUP_COMPACT)
         return udb__env_err(UDB_EINVAL, "udb_backup: unknown flags 0x%x (known: "
                             "UDB_BACKUP_COMPACT)", flags & ~UDB_BACKUP_COMPACT);

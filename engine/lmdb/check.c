@@ -375,17 +375,9 @@ static int count_entries(uint64_t *total, MDB_txn *mdb, const udb_schema *s)
     return 0;
 }
 
-int udb_check_progress(size_t *problems, udb_env *env,
-                       udb_report_fn report, udb_progress_fn progress, void *ctx)
+int udb__lmdb_check(size_t *problems, udb_env *env, const char *type,
+                    udb_report_fn report, udb_progress_fn progress, void *ctx)
 {
-    return udb_check_type(problems, env, NULL, report, progress, ctx);
-}
-
-int udb_check_type(size_t *problems, udb_env *env, const char *type,
-                   udb_report_fn report, udb_progress_fn progress, void *ctx)
-{
-    if (!env)
-        return udb__env_err(UDB_EINVAL, "udb_check: env is required");
     checker c = {0};
     c.report = report;
     c.progress = progress;
@@ -435,21 +427,8 @@ int udb_check_type(size_t *problems, udb_env *env, const char *type,
     return 0;
 }
 
-int udb_check(size_t *problems, udb_env *env, udb_report_fn report,
-              void *ctx)
+int udb__lmdb_type_stat(udb_type_stat *out, udb_txn *txn, const udb_type *t)
 {
-    return udb_check_progress(problems, env, report, NULL, ctx);
-}
-
-int udb_type_stat_get(udb_type_stat *out, udb_txn *txn, const char *type)
-{
-    udb_type *t;
-    int rc = udb__txn_type(&t, txn, type, false);
-    if (rc)
-        return rc;
-    if (!out)
-        return udb__err(txn, UDB_EINVAL, "out is required");
-    if ((rc = type_stat(out, udb__txn_mdb(txn), udb__txn_schema(txn), t)))
-        return udb__mdb_err(txn, rc, "reading statistics");
-    return 0;
+    int rc = type_stat(out, udb__txn_mdb(txn), udb__txn_schema(txn), t);
+    return rc ? udb__mdb_err(txn, rc, "reading statistics") : 0;
 }

@@ -840,25 +840,9 @@ unsigned udb__env_maxdbs(const udb_env *env)
     return env->maxdbs;
 }
 
-int udb_open(udb_env **out, const char *path, const udb_options *opts)
+int udb__lmdb_open(udb_env **out, const char *path, const udb_options *opts)
 {
-    udb_options o = UDB_OPTIONS_INIT;
-    if (!out || !path || !*path)
-        return udb__env_err(UDB_EINVAL, "udb_open: out and path are required");
-    if (opts) {
-        if (opts->version < 1 || opts->version > UDB_OPTIONS_VERSION)
-            return udb__env_err(UDB_EINVAL, "udb_open: udb_options.version is %u; this uniqdb "
-                                "knows 1 to %d (start from UDB_OPTIONS_INIT)", opts->version,
-                                UDB_OPTIONS_VERSION);
-        /* an earlier version's struct ends before the fields added since */
-        memcpy(&o, opts, opts->version == 1   ? offsetof(udb_options, grow_wait_ms)
-                         : opts->version == 2 ? offsetof(udb_options, lock_wait_ms)
-                                              : sizeof o);
-        o.version = UDB_OPTIONS_VERSION;
-    }
-    if (o.flags & ~(UDB_NOSYNC | UDB_NOMETASYNC | UDB_NOGROUP | UDB_RDONLY_ENV | UDB_NOLOCK |
-                    UDB_NOSHIP))
-        return udb__env_err(UDB_EINVAL, "udb_open: unknown flags 0x%x", o.flags);
+    udb_options o = *opts;
     bool rdonly = o.flags & UDB_RDONLY_ENV;
     if ((o.flags & UDB_NOLOCK) && !rdonly)
         return udb__env_err(UDB_EINVAL, "udb_open: UDB_NOLOCK needs UDB_RDONLY_ENV (writers "
@@ -881,6 +865,7 @@ int udb_open(udb_env **out, const char *path, const udb_options *opts)
     udb_env *env = calloc(1, sizeof *env);
     if (!env)
         return udb__env_err(UDB_ENOMEM, "udb_open: out of memory");
+    udb__env_front_init(&env->f, &udb__lmdb_env_ops);
     pthread_mutex_init(&env->lock, NULL);
     pthread_mutex_init(&env->dbi_lock, NULL);
     pthread_cond_init(&env->cond, NULL);
@@ -999,32 +984,12 @@ fail_quiet:
     return rc;
 }
 
-udb_async *udb__env_async(udb_env *env, udb_async *(*make)(udb_env *env),
-                          void (*stop)(udb_async *a), void (*drain)(udb_async *a))
+void udb__lmdb_close(udb_env *env)
 {
-    pthread_mutex_lock(&env->lock);
-    if (!env->async && make && (env->async = make(env))) {
-        env->async_stop = stop;
-        env->async_drain = drain;
-    }
-    udb_async *a = env->async;
-    pthread_mutex_unlock(&env->lock);
-    return a;
-}
-
-void udb_close(udb_env *env)
-{
-    if (!env)
-        return;
     /* udb_close returns once the caller's udb_exec_async units are done: if
        env is shared, another open's may go on (the last close stops them
        all); drained while this open still keeps env from being freed */
-    pthread_mutex_lock(&env->lock);
-    udb_async *a = env->async;
-    void (*drain)(udb_async *) = env->async_drain;
-    pthread_mutex_unlock(&env->lock);
-    if (a)
-        drain(a);
+    udb__env_async_drain(env);
     pthread_mutex_lock(&envs_lock);
     bool last = --env->refs == 0;
     if (last)
@@ -1039,8 +1004,7 @@ void udb_close(udb_env *env)
 static void env_close(udb_env *env)
 {
     /* units in flight finish first: they use everything below */
-    if (env->async)
-        env->async_stop(env->async);
+    udb__env_async_stop(env);
     mdb_txn_abort(env->idle_reader); /* before its environment (NULL is fine) */
     if (env->mdb)
         mdb_env_close(env->mdb);
@@ -1058,13 +1022,12 @@ static void env_close(udb_env *env)
     pthread_mutex_destroy(&env->dbi_lock);
     pthread_cond_destroy(&env->cond);
     envs_remove(env);
+    udb__env_front_free(&env->f);
     free(env);
 }
 
-int udb_env_usage(size_t *map_size, size_t *used, udb_env *env)
+int udb__lmdb_usage(size_t *map_size, size_t *used, udb_env *env)
 {
-    if (!env)
-        return UDB_EINVAL;
     MDB_envinfo info;
     MDB_stat st;
     int rc = mdb_env_info(env->mdb, &info);
@@ -1079,10 +1042,8 @@ int udb_env_usage(size_t *map_size, size_t *used, udb_env *env)
     return 0;
 }
 
-int udb_schema_json(char **out, udb_env *env)
+int udb__lmdb_schema_json(char **out, udb_env *env)
 {
-    if (!out || !env)
-        return UDB_EINVAL;
     int rc = udb__env_reload_schema(env);
     if (rc)
         return rc;

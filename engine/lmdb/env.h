@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "schema.h"
 #include "sync.h"
 #include "uniqdb.h"
@@ -111,13 +112,21 @@ int  udb__env_io_rc(const udb_env *env, int rc);
 void udb__env_no_waiting(bool on);
 bool udb__env_refused_waiting(void);
 
-/* env's udb_exec_async state (async.c), made with make(env) on first use
- * (make NULL: only look); the udb_close that closes env stops it with stop()
- * before anything else, and one that gives up another open of a shared env
- * waits with drain() for the units queued before it.  NULL when none (or
- * make failed). */
-typedef struct udb_async udb_async;
-udb_async *udb__env_async(udb_env *env, udb_async *(*make)(udb_env *env),
-                          void (*stop)(udb_async *a), void (*drain)(udb_async *a));
+/* The LMDB backend's environment operations (backend.h, udb_env_ops; the
+ * table is envops.c's), each the public call of the same name on an LMDB
+ * environment, implemented in the file named. */
+extern const udb_env_ops udb__lmdb_env_ops;                             /* envops.c */
+void udb__lmdb_close(udb_env *env);                                    /* env.c */
+int  udb__lmdb_usage(size_t *map_size, size_t *used, udb_env *env);    /* env.c */
+int  udb__lmdb_schema_json(char **out, udb_env *env);                  /* env.c */
+int  udb__lmdb_begin(udb_txn **out, udb_env *env, unsigned flags);     /* txn.c */
+int  udb__lmdb_write(udb_env *env, udb_write_fn fn, void *ctx);        /* group.c */
+/* write_unit: udb__write_unit (group.h); may_write: udb__env_thread_holds */
+int  udb__lmdb_schema_apply(char **changes, udb_env *env, const char *json, size_t len,
+                            unsigned flags, udb_locked_fn locked, void *payload); /* migrate.c */
+int  udb__lmdb_check(size_t *problems, udb_env *env, const char *type, udb_report_fn report,
+                     udb_progress_fn progress, void *ctx);             /* check.c */
+int  udb__lmdb_space(udb_space *out, udb_env *env);                    /* backup.c */
+int  udb__lmdb_backup(udb_env *env, const char *dest, unsigned flags); /* backup.c */
 
 #endif

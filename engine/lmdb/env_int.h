@@ -11,12 +11,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "backend.h"
 #include "env.h"
 
 struct udb_group;
-struct udb_async;
 
 struct udb_env {
+    udb_envfront f;             /* first: its operations, async units (backend.h) */
     MDB_env *mdb;
     char *path;
     unsigned flags;
@@ -58,11 +59,6 @@ struct udb_env {
        with the function it was made with */
     struct udb_group *group;
     void (*group_free)(struct udb_group *g);
-    /* udb_exec_async's threads: made by async.c on first use, stopped first
-       at close (every unit in flight finishes) */
-    struct udb_async *async;
-    void (*async_stop)(struct udb_async *a);
-    void (*async_drain)(struct udb_async *a);   /* units queued so far finish */
 
     /* this process's table of open environments (env.c): every udb_open of
        the directory (dev, ino) shares this one; all under env.c's table lock */

@@ -628,10 +628,8 @@ static udb_group *group_of(udb_env *env)
     return g;
 }
 
-int udb_write(udb_env *env, udb_write_fn fn, void *ctx)
+int udb__lmdb_write(udb_env *env, udb_write_fn fn, void *ctx)
 {
-    if (!env || !fn)
-        return udb__env_err(UDB_EINVAL, "udb_write: env and fn are required");
     int rc = udb__env_thread_holds(env, "udb_write");
     if (rc)
         return rc;
@@ -648,3 +646,4 @@ int udb__write_unit(udb_env *env, udb_unit *u)
         return write_alone(env, udb__unit_run, u);
     return write_grouped(env, g, udb__unit_run, u, u);
 }
+

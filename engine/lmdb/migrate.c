@@ -229,16 +229,9 @@ out:
     return rc;
 }
 
-int udb_schema_apply(char **changes, udb_env *env, const char *json, size_t len, unsigned flags)
+int udb__lmdb_schema_apply(char **changes, udb_env *env, const char *json, size_t len,
+                           unsigned flags, udb_locked_fn locked, void *payload)
 {
-    return udb_schema_apply_notify(changes, env, json, len, flags, NULL, NULL);
-}
-
-int udb_schema_apply_notify(char **changes, udb_env *env, const char *json, size_t len,
-                            unsigned flags, udb_locked_fn locked, void *payload)
-{
-    if (!env || !json)
-        return udb__env_err(UDB_EINVAL, "udb_schema_apply: env and json are required");
     if ((flags & ~(UDB_SCHEMA_KEEP | UDB_SCHEMA_DROP)) ||
         (flags & UDB_SCHEMA_KEEP && flags & UDB_SCHEMA_DROP))
         return udb__env_err(UDB_EINVAL, "udb_schema_apply: flags 0x%x: UDB_SCHEMA_KEEP and "

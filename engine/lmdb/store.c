@@ -157,4 +157,7 @@ const udb_backend udb__lmdb_backend = {
     .seq_peek = udb__seq_find,
     .seq_store = udb__seq_store,
     .seq_each = udb__seq_each,
+    .commit = udb__lmdb_commit,
+    .abort = udb__lmdb_abort,
+    .type_stat = udb__lmdb_type_stat,
 };

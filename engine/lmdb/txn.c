@@ -110,10 +110,8 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
     return rc;
 }
 
-int udb_begin(udb_txn **out, udb_env *env, unsigned flags)
+int udb__lmdb_begin(udb_txn **out, udb_env *env, unsigned flags)
 {
-    if (!out || !env || (flags & ~UDB_RDONLY))
-        return udb__env_err(UDB_EINVAL, "udb_begin: bad arguments");
     int rc;
     if (!(flags & UDB_RDONLY) && (rc = udb__env_thread_holds(env, "udb_begin")))
         return rc;
@@ -214,18 +212,15 @@ int udb__txn_end(udb_txn *txn, bool commit)
     return rc ? rc : udb__txn_ack(env, ack, false);
 }
 
-int udb_commit(udb_txn *txn)
+int udb__lmdb_commit(udb_txn *txn)
 {
-    if (!txn)
-        return UDB_EINVAL;
     return udb__txn_end(txn, true);
 }
 
-void udb_abort(udb_txn *txn)
+void udb__lmdb_abort(udb_txn *txn)
 {
     uint64_t ack;
-    if (txn)
-        udb__txn_end_nowait(txn, false, &ack);   /* the caller asked for no answer */
+    udb__txn_end_nowait(txn, false, &ack);   /* the caller asked for no answer */
 }
 
 int udb__txn_full(udb_txn *txn, int rc)

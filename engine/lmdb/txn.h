@@ -41,8 +41,12 @@ int    udb__txn_full(udb_txn *txn, int rc);
 /* The map size at which txn hit MDB_MAP_FULL, 0 if it did not. */
 size_t udb__txn_full_at(const udb_txn *txn);
 
-/* The LMDB backend's record operations (store.c): every transaction's. */
+/* The LMDB backend's record operations (store.c): every transaction's.
+ * Its commit and abort (txn.c) and type_stat (check.c) are these: */
 extern const udb_backend udb__lmdb_backend;
+int  udb__lmdb_commit(udb_txn *txn);
+void udb__lmdb_abort(udb_txn *txn);
+int  udb__lmdb_type_stat(udb_type_stat *out, udb_txn *txn, const udb_type *t);
 
 /* What backend.h declares for every transaction (udb__err, udb__clear,
  * udb__txn_type, ..., the conflict detail) works on these too.  Hand v to

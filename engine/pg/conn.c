@@ -147,7 +147,7 @@ static int code_of(const char *state)
     if (strncmp(state, "53", 2) == 0)
         return UDB_ENOMEM;
     if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
-        return UDB_EBUSY;
+        return UDB_ERETRY;
     return UDB_ESERVER;
 }
 

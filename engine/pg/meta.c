@@ -411,7 +411,10 @@ static int create_meta(PGconn *c, const char *pgschema, udb_buf *msg)
                     "; CREATE TABLE IF NOT EXISTS ");
     udb__pg_qualified(&q, pgschema, "$seq");
     udb__buf_printf(&q, " (name text COLLATE \"C\" PRIMARY KEY, value numeric(20,0) NOT NULL "
-                    "CHECK (value BETWEEN 0 AND 18446744073709551615))");
+                    "CHECK (value BETWEEN 0 AND 18446744073709551615))"
+                    "; CREATE TABLE IF NOT EXISTS ");
+    udb__pg_qualified(&q, pgschema, "$unit");
+    udb__buf_printf(&q, " (id bytea PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())");
     int rc = run(c, &q, msg);
     udb__buf_free(&q);
     return rc;

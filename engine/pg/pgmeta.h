@@ -6,6 +6,7 @@
  *
  *   "$meta"  one row: format, gen (bumped by every schema change), schema
  *            (the canonical schema JSON, as the LMDB engine stores it)
+ *   "$unit"  udb_exec's unit ids (pgstore.h): a unit's row commits with it
  *   "$seq"   name -> value (the current value; gapless: a row updated in
  *            the writing transaction, rolled back with it)
  * The '$' keeps them apart from type tables: type names are letters,

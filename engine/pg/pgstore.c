@@ -18,11 +18,13 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base64.h"
+#include "error.h"
 #include "index.h"
 #include "keycodec.h"
 #include "pgddl.h"
@@ -37,9 +39,23 @@ typedef struct udb_pgtxn {
     udb_schema *schema;        /* read at begin, ours */
     void **blocks;             /* what fetch and holder handed out, until a write */
     size_t nblocks, capblocks;
+    bool retry;                /* a statement met a concurrent transaction (UDB_ERETRY) */
+    bool nosync;               /* commit with synchronous_commit off (UDB_NOSYNC) */
 } udb_pgtxn;
 
 static bool drop_raw;
+static _Atomic int lose_commits;      /* tests: COMMITs whose answer is "lost" */
+static _Atomic bool no_unit_mark;     /* tests: units go without their id */
+
+void udb__pg_test_lose_commits(int n)
+{
+    lose_commits = n;
+}
+
+void udb__pg_test_no_unit_mark(bool on)
+{
+    no_unit_mark = on;
+}
 
 void udb__pg_test_drop_raw(bool on)
 {
@@ -117,6 +133,8 @@ static int keep(udb_val *out, udb_txn *txn, const udb_buf *b)
 /* Map a libpq failure to the transaction's message. */
 static int pg_err(udb_txn *txn, int rc, const udb_buf *msg)
 {
+    if (rc == UDB_ERETRY)
+        pgt(txn)->retry = true;
     return udb__err(txn, rc, "%.*s", (int)msg->len, msg->p ? (const char *)msg->p : "");
 }
 
@@ -631,8 +649,11 @@ static int raced(udb_txn *txn, const udb_type *t, const udb_entries *e)
     if (rc)
         return rc;
     rc = udb__conflict_finish(txn);
-    return rc ? rc : udb__err(txn, UDB_EBUSY, "type \"%s\": PostgreSQL refused a duplicate "
-                              "whose holder is gone again; retry the transaction", t->name);
+    if (rc)
+        return rc;
+    pgt(txn)->retry = true;
+    return udb__err(txn, UDB_ERETRY, "type \"%s\": PostgreSQL refused a duplicate whose "
+                    "holder is gone again; run the transaction again", t->name);
 }
 
 static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t len,
@@ -916,6 +937,40 @@ static int pg_seq_each(udb_txn *txn, udb_seq_fn fn, void *ctx)
     return rc;
 }
 
+static int pg_type_stat(udb_type_stat *out, udb_txn *txn, const udb_type *t)
+{
+    int rc = pg_count(&out->records, txn, udb__txn_schema(txn), t);
+    if (rc)
+        return udb__err(txn, rc, "type \"%s\": counting its rows: %s", t->name,
+                        udb_strerror(rc));
+    udb_buf q = {0};
+    udb__pg_qualified(&q, pgschema(txn), t->name);
+    PGresult *r = NULL;
+    udb_buf msg = {0};
+    const char *name = (const char *)q.p;
+    rc = q.oom ? UDB_ENOMEM
+               : udb__pg_execp(&r, pgt(txn)->c, "SELECT pg_total_relation_size($1::regclass)",
+                               1, &name, &msg);
+    if (!rc && PQntuples(r) == 1)
+        out->bytes = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    if (rc)
+        rc = pg_err(txn, rc, &msg);
+    PQclear(r);
+    udb__buf_free(&q);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+static int pg_commit(udb_txn *txn)
+{
+    udb_buf msg = {0};
+    int rc = udb__pg_commit(txn, &msg);
+    if (rc)
+        udb__env_err(rc, "udb_commit: %.*s", (int)msg.len, msg.p ? (char *)msg.p : "");
+    udb__buf_free(&msg);
+    return rc;
+}
+
 const udb_backend udb__pg_backend = {
     .name = "postgresql",
     .fetch = pg_fetch,
@@ -928,6 +983,9 @@ const udb_backend udb__pg_backend = {
     .seq_peek = pg_seq_peek,
     .seq_store = pg_seq_store,
     .seq_each = pg_seq_each,
+    .commit = pg_commit,
+    .abort = udb__pg_abort,
+    .type_stat = pg_type_stat,
 };
 
 /* ---- transactions ------------------------------------------------------------------- */
@@ -944,7 +1002,7 @@ static void end(udb_pgtxn *p)
 int udb__pg_begin(udb_txn **out, udb_pgpool *pool, unsigned flags, udb_buf *msg)
 {
     *out = NULL;
-    if (flags & ~(unsigned)UDB_RDONLY) {
+    if (flags & ~(unsigned)(UDB_RDONLY | UDB__PG_NOSYNC)) {
         udb__buf_printf(msg, "udb__pg_begin: unknown flags 0x%x (allowed: UDB_RDONLY)",
                         flags);
         return UDB_EINVAL;
@@ -962,6 +1020,9 @@ int udb__pg_begin(udb_txn **out, udb_pgpool *pool, unsigned flags, udb_buf *msg)
            float fields read back as the bits stored */
         rc = udb__pg_exec(NULL, p->c, rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
                                                " SET LOCAL extra_float_digits = 3"
+                          : flags & UDB__PG_NOSYNC ? "BEGIN ISOLATION LEVEL SERIALIZABLE;"
+                                               " SET LOCAL extra_float_digits = 3;"
+                                               " SET LOCAL synchronous_commit = off"
                                              : "BEGIN ISOLATION LEVEL SERIALIZABLE;"
                                                " SET LOCAL extra_float_digits = 3", msg);
     uint64_t gen;
@@ -984,8 +1045,22 @@ int udb__pg_commit(udb_txn *txn, udb_buf *msg)
     PGresult *r = NULL;
     int rc = udb__pg_exec(&r, p->c, "COMMIT", msg);
     if (!rc && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
-        udb__buf_printf(msg, "the transaction had failed: PostgreSQL rolled it back");
-        rc = UDB_EBUSY;
+        /* an earlier statement failed outside a savepoint */
+        msg->len = 0;
+        udb__buf_printf(msg, "an earlier statement of the transaction failed%s, so "
+                        "PostgreSQL rolled it back", p->retry ? " (a concurrent transaction)"
+                                                          : "");
+        rc = p->retry ? UDB_ERETRY : UDB_ESERVER;
+    } else if (!rc && atomic_load(&lose_commits) > 0 &&
+               atomic_fetch_sub(&lose_commits, 1) > 0) {
+        udb__buf_printf(msg, "the connection was lost during COMMIT (test): the transaction "
+                        "may or may not have been written");
+        rc = UDB_EINDOUBT;
+    } else if (rc == UDB_ECONNECT) {
+        msg->len = 0;
+        udb__buf_printf(msg, "the connection was lost during COMMIT (%s): the transaction "
+                        "may or may not have been written", PQerrorMessage(p->c));
+        rc = UDB_EINDOUBT;
     }
     PQclear(r);
     udb__pg_release(p->pool, p->c);
@@ -1003,4 +1078,92 @@ void udb__pg_abort(udb_txn *txn)
     udb__buf_free(&msg);
     udb__pg_release(p->pool, p->c);
     end(p);
+}
+
+udb_pgpool *udb__pg_txn_pool(const udb_txn *txn)
+{
+    return ((const udb_pgtxn *)(const void *)txn)->pool;
+}
+
+bool udb__pg_txn_retry(const udb_txn *txn)
+{
+    return ((const udb_pgtxn *)(const void *)txn)->retry;
+}
+
+/* An id as bytea text: \x and 32 hex digits. */
+static void unit_hex(char out[35], const unsigned char id[UDB_PG_UNIT_ID])
+{
+    static const char hex[] = "0123456789abcdef";
+    out[0] = '\\';
+    out[1] = 'x';
+    for (int i = 0; i < UDB_PG_UNIT_ID; i++) {
+        out[2 + 2 * i] = hex[id[i] >> 4];
+        out[3 + 2 * i] = hex[id[i] & 15];
+    }
+    out[34] = 0;
+}
+
+static int unit_sql(udb_buf *q, const char *pgschema, const char *head, const char *tail)
+{
+    udb__buf_printf(q, "%s", head);
+    udb__pg_qualified(q, pgschema, "$unit");
+    udb__buf_printf(q, "%s", tail);
+    return q->oom ? UDB_ENOMEM : 0;
+}
+
+int udb__pg_unit_mark(udb_txn *txn, const unsigned char id[UDB_PG_UNIT_ID])
+{
+    if (atomic_load(&no_unit_mark))
+        return 0;
+    char hex[35];
+    unit_hex(hex, id);
+    const char *v = hex;
+    udb_buf q = {0}, msg = {0};
+    int rc = unit_sql(&q, pgschema(txn), "INSERT INTO ", " (id) VALUES ($1::bytea)");
+    if (!rc)
+        rc = udb__pg_execp(NULL, pgt(txn)->c, (const char *)q.p, 1, &v, &msg);
+    if (rc)
+        rc = pg_err(txn, rc, &msg);
+    udb__buf_free(&q);
+    udb__buf_free(&msg);
+    return rc;
+}
+
+int udb__pg_unit_seen(bool *seen, udb_pgpool *pool, const unsigned char id[UDB_PG_UNIT_ID],
+                      udb_buf *msg)
+{
+    char hex[35];
+    unit_hex(hex, id);
+    const char *v = hex;
+    PGconn *c;
+    int rc = udb__pg_acquire(&c, pool, msg);
+    if (rc)
+        return rc;
+    udb_buf q = {0};
+    PGresult *r = NULL;
+    rc = unit_sql(&q, udb__pg_pool_schema(pool), "SELECT 1 FROM ", " WHERE id = $1::bytea");
+    if (!rc)
+        rc = udb__pg_execp(&r, c, (const char *)q.p, 1, &v, msg);
+    if (!rc)
+        *seen = PQntuples(r) > 0;
+    PQclear(r);
+    udb__buf_free(&q);
+    udb__pg_release(pool, c);
+    return rc;
+}
+
+int udb__pg_unit_sweep(udb_pgpool *pool, udb_buf *msg)
+{
+    PGconn *c;
+    int rc = udb__pg_acquire(&c, pool, msg);
+    if (rc)
+        return rc;
+    udb_buf q = {0};
+    rc = unit_sql(&q, udb__pg_pool_schema(pool), "DELETE FROM ",
+                  " WHERE at < now() - interval '1 day'");
+    if (!rc)
+        rc = udb__pg_exec(NULL, c, (const char *)q.p, msg);
+    udb__buf_free(&q);
+    udb__pg_release(pool, c);
+    return rc;
 }

@@ -18,14 +18,47 @@
 
 extern const udb_backend udb__pg_backend;
 
-/* Begin a transaction on a connection of p: flags 0 (write) or UDB_RDONLY.
+/* udb__pg_begin's flag: commit with synchronous_commit off (UDB_NOSYNC). */
+#define UDB__PG_NOSYNC 0x40000000u
+
+/* Begin a transaction on a connection of p: flags 0 (write) or UDB_RDONLY,
+ * and UDB__PG_NOSYNC.
  * 0, UDB_EINVAL (flags), UDB_ENOMEM, connection errors; message in msg. */
 int  udb__pg_begin(udb_txn **out, udb_pgpool *p, unsigned flags, udb_buf *msg);
-/* COMMIT and end txn (always freed).  0, UDB_EBUSY (a serialization failure:
- * nothing was written, retry), connection errors; message in msg. */
+/* COMMIT and end txn (always freed).  0, UDB_ERETRY (a serialization
+ * failure: nothing was written, run it again), UDB_EINDOUBT (the connection
+ * was lost during COMMIT), UDB_ESERVER (an earlier statement failed outside
+ * a savepoint: PostgreSQL rolled it back), connection errors; message in
+ * msg. */
 int  udb__pg_commit(udb_txn *txn, udb_buf *msg);
 /* ROLLBACK and end txn.  NULL is fine. */
 void udb__pg_abort(udb_txn *txn);
+
+/* The pool txn's connection came from. */
+udb_pgpool *udb__pg_txn_pool(const udb_txn *txn);
+/* udb_check_type on a PostgreSQL environment (pgcheck.c). */
+int  udb__pg_check(size_t *problems, udb_env *env, const char *type, udb_report_fn report,
+                   udb_progress_fn progress, void *ctx);
+
+/* Did a statement of txn meet a concurrent transaction (UDB_ERETRY)?  Then
+ * the transaction must be run again, whatever its caller made of the code. */
+bool udb__pg_txn_retry(const udb_txn *txn);
+
+/* udb_exec's units: an id written in the unit's own transaction ("$unit",
+ * meta.c), so that a COMMIT whose answer was lost can be told from one that
+ * never happened.  mark: in txn; seen: on a connection of its own, after;
+ * sweep: ids older than a day go (no unit waits that long for its answer). */
+#define UDB_PG_UNIT_ID 16
+int  udb__pg_unit_mark(udb_txn *txn, const unsigned char id[UDB_PG_UNIT_ID]);
+int  udb__pg_unit_seen(bool *seen, udb_pgpool *pool, const unsigned char id[UDB_PG_UNIT_ID],
+                       udb_buf *msg);
+int  udb__pg_unit_sweep(udb_pgpool *pool, udb_buf *msg);
+
+/* Tests only: the next n COMMITs that succeed report UDB_EINDOUBT, as if
+ * the connection had been lost before their answer came; units are run
+ * without their id (the negative control: udb_exec cannot find out). */
+void udb__pg_test_lose_commits(int n);
+void udb__pg_test_no_unit_mark(bool on);
 
 /* Tests only: store writes "$raw" as NULL (the negative control of the
  * byte-identity test: records with `any` or extra fields must then differ). */

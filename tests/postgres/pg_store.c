@@ -396,7 +396,7 @@ static void test_other_client(udb_pgpool *pool)
 
 /* Two of our writers that both find a key free: the second cannot commit a
  * result no serial order gives (a second record, or a conflict it could not
- * see); SERIALIZABLE makes it UDB_EBUSY, and its retry gets the winner.  (A type
+ * see); SERIALIZABLE makes it UDB_ERETRY, and its retry gets the winner.  (A type
  * without an auto key: the sequence's row would make any isolation fail.) */
 static void test_two_writers(udb_pgpool *pool)
 {
@@ -409,8 +409,8 @@ static void test_two_writers(udb_pgpool *pool)
     CHECK(created == 1);
     CHECK_RC(udb__pg_commit(a, &msg), 0);
     int rc = udb_insert_or_get(&out, &created, b, "tag", NULL, v.data, v.size);
-    if (rc != UDB_EBUSY) {
-        fprintf(stderr, "FAIL: the second writer got %d (%s), wanted UDB_EBUSY\n", rc,
+    if (rc != UDB_ERETRY) {
+        fprintf(stderr, "FAIL: the second writer got %d (%s), wanted UDB_ERETRY\n", rc,
                 udb_errmsg(b));
         failures++;
     }

@@ -2,7 +2,7 @@
  * async.c -- udb_exec_async: a unit handed to the engine, which runs it
  * through group commit and calls back once it is durable (or failed).
  *
- * Why threads and not an event loop of our own: group commit (group.c)
+ * Why threads and not an event loop of our own: LMDB's group commit (group.c)
  * already turns concurrent callers into one commit each round -- pipelined
  * (the next batch commits while the last waits for its flush) and shared
  * across processes (ship.h) -- and each caller there is a thread that waits.
@@ -18,9 +18,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "env.h"
+#include "backend.h"
 #include "error.h"
-#include "group.h"
 #include "unit.h"
 
 /* Engine threads per environment: units in flight beyond this queue. */
@@ -67,7 +66,7 @@ static void run(udb_async *a, job *j)
     udb_results *res = udb__results_new(j->n);
     if (res) {
         udb_unit u = {j->ops, j->n, res, j->n, 0};
-        rc = udb__write_unit(a->env, &u);
+        rc = udb__env_write_unit(a->env, &u);
         udb__unit_settle(&u, rc);
     } else {
         udb__env_err(rc, "udb_exec_async: out of memory for %zu results", j->n);
