@@ -20,6 +20,8 @@ usage: conformance.py [--pg-backend] UNIQDB CASES.txt SOURCES.md README.md [CASE
 of a directory.  Every statement must give there exactly what it gives on
 LMDB -- outcome, index, record(s), the message -- and so meet uniqdb's
 expectation, and each type's final contents must be LMDB's.
+--pg-backend-control is its negative control: the database on the server gets
+the case's schema without its unique indexes, so the comparison must fail.
 
 Case file syntax (one item per line, '#' starts a comment line):
   case NAME
@@ -64,7 +66,8 @@ except ImportError:
     sys.exit(77)
 
 ARGS = sys.argv[1:]
-PG_BACKEND = bool(ARGS) and ARGS[0] == "--pg-backend"
+PG_CONTROL = bool(ARGS) and ARGS[0] == "--pg-backend-control"
+PG_BACKEND = bool(ARGS) and ARGS[0] in ("--pg-backend", "--pg-backend-control")
 if PG_BACKEND:
     ARGS = ARGS[1:]
 UNIQDB, CASES, SOURCES, README = ARGS[0:4]
@@ -514,7 +517,15 @@ def run_case(case, cur, tmp, stats):
         url_schema = "u_" + re.sub(r"\W", "_", name)
         url = "postgresql:///%s?schema=%s" % (os.environ.get("PGDATABASE", "uniqdb_test"),
                                               url_schema)
-        p = uniqdb(["init", url, schema_file])
+        url_schema_file = schema_file
+        if PG_CONTROL:
+            loose = json.loads(json.dumps(case["schema"]))
+            for t in loose["types"].values():
+                t.pop("unique", None)
+            url_schema_file = db + ".loose.json"
+            with open(url_schema_file, "w", encoding="utf-8") as f:
+                json.dump(loose, f)
+        p = uniqdb(["init", url, url_schema_file])
         if p.returncode != 0:
             raise CaseError("uniqdb init %s: %s" % (url, p.stderr))
 
