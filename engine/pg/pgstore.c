@@ -943,20 +943,32 @@ static int pg_type_stat(udb_type_stat *out, udb_txn *txn, const udb_type *t)
     if (rc)
         return udb__err(txn, rc, "type \"%s\": counting its rows: %s", t->name,
                         udb_strerror(rc));
-    udb_buf q = {0};
+    udb_buf q = {0}, sel = {0};
     udb__pg_qualified(&q, pgschema(txn), t->name);
+    /* index_entries as the LMDB backend counts them: every index but the
+       primary key holds each row its where admits (core/index.c: a row with
+       NULLs too, under its own entry) */
+    udb__buf_printf(&sel, "SELECT pg_total_relation_size($1::regclass), (SELECT 0");
+    for (size_t i = 1; i < t->nidx; i++) {
+        udb__buf_printf(&sel, " + count(*)");
+        if (t->idx[i].where)
+            udb__buf_printf(&sel, " FILTER (WHERE (%s))", t->idx[i].where);
+    }
+    udb__buf_printf(&sel, " FROM %.*s)", (int)q.len, q.p ? (const char *)q.p : "");
     PGresult *r = NULL;
     udb_buf msg = {0};
     const char *name = (const char *)q.p;
-    rc = q.oom ? UDB_ENOMEM
-               : udb__pg_execp(&r, pgt(txn)->c, "SELECT pg_total_relation_size($1::regclass)",
-                               1, &name, &msg);
-    if (!rc && PQntuples(r) == 1)
+    rc = q.oom || sel.oom ? UDB_ENOMEM
+                          : udb__pg_execp(&r, pgt(txn)->c, (const char *)sel.p, 1, &name, &msg);
+    if (!rc && PQntuples(r) == 1) {
         out->bytes = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        out->index_entries = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    }
     if (rc)
         rc = pg_err(txn, rc, &msg);
     PQclear(r);
     udb__buf_free(&q);
+    udb__buf_free(&sel);
     udb__buf_free(&msg);
     return rc;
 }

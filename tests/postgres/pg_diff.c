@@ -21,8 +21,9 @@
  * chosen candidate, the sequence value, the conflict detail (type, each
  * index, its fields, values and the holder's key).  After each trace both
  * must hold the same records (every type by primary key, in key order: a get
- * over each type's key domain, and a scan when scans are on), the same
- * sequences, and udb_check must say the same (every 50th trace and the last;
+ * over each type's key domain, and a scan when scans are on), the same counts
+ * (udb_type_stat_get's records and index entries), the same sequences, and
+ * udb_check must say the same (every 50th trace and the last;
  * every trace with --drop-index).
  *
  * usage: pg_diff [--lmdb] [--drop-index TYPE.INDEX] TRACES OPS [SEED]
@@ -687,6 +688,14 @@ static void dump(logbuf *l, udb_env *env, int check)
             }
             msgpack_sbuffer_destroy(&key);
         }
+    }
+    /* stat's counts (its bytes are LMDB pages on one side: not compared) */
+    for (size_t t = 0; t < NTYPES; t++) {
+        udb_type_stat st;
+        memset(&st, 0, sizeof st);
+        rc = udb_type_stat_get(&st, txn, tg_types[t].name);
+        lg(l, "stat %s: rc=%d records=%" PRIu64 " index_entries=%" PRIu64 "\n",
+           tg_types[t].name, rc, st.records, st.index_entries);
     }
     rc = udb_seq_foreach(txn, seq_line, l);
     lg(l, "seq_foreach rc=%d\n", rc);
