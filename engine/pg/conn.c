@@ -70,18 +70,51 @@ static char *pct_decode(const char *s, size_t n, bool *bad)
     return out;
 }
 
+void udb__pg_url_redact(udb_buf *b, const char *url)
+{
+    const char *auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + alen; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    const char *p = url;
+    if (colon) {
+        udb__buf_put(b, p, (size_t)(colon + 1 - p));
+        udb__buf_printf(b, "***");
+        p = at;
+    }
+    /* a password=... parameter of the query */
+    for (const char *q = strchr(p, '?'); q;) {
+        const char *v = q + 1;
+        const char *amp = strchr(v, '&');
+        if (strncmp(v, "password=", 9) == 0) {
+            udb__buf_put(b, p, (size_t)(v + 9 - p));
+            udb__buf_printf(b, "***");
+            p = amp ? amp : v + strlen(v);
+        }
+        q = amp;
+    }
+    udb__buf_printf(b, "%s", p);
+}
+
 int udb__pg_url_parse(udb_pgurl *out, const char *url, udb_buf *msg)
 {
     memset(out, 0, sizeof *out);
     if (!udb__pg_is_url(url)) {
-        udb__buf_printf(msg, "\"%s\" is not a PostgreSQL URL (postgresql://... or "
-                        "postgres://...)", url ? url : "(null)");
+        udb__buf_printf(msg, "a PostgreSQL URL begins postgresql:// or postgres://");
         return UDB_EINVAL;
     }
-    const char *q = strchr(url, '?');
-    size_t base = q ? (size_t)(q - url) : strlen(url);
+    udb_buf shown = {0};
+    udb__pg_url_redact(&shown, url);
+    const char *full = url;
+    url = shown.oom || !shown.p ? "(the URL)" : (const char *)shown.p;
+    const char *q = strchr(full, '?');
+    size_t base = q ? (size_t)(q - full) : strlen(full);
     udb_buf ci = {0};
-    udb__buf_put(&ci, url, base);
+    udb__buf_put(&ci, full, base);
     int rc = 0;
     char sep = '?';
     for (const char *p = q ? q + 1 : NULL; p && *p && !rc;) {
@@ -119,6 +152,7 @@ int udb__pg_url_parse(udb_pgurl *out, const char *url, udb_buf *msg)
     udb__buf_byte(&ci, '\0');
     if (!rc && ci.oom)
         rc = UDB_ENOMEM;
+    udb__buf_free(&shown);
     if (rc) {
         udb__buf_free(&ci);
         udb__pg_url_free(out);

@@ -26,6 +26,9 @@
  * path without a scheme is an LMDB directory. */
 bool udb__pg_is_url(const char *path);
 
+/* url for messages: a password in it (user:PASSWORD@, password=...) as ***. */
+void udb__pg_url_redact(udb_buf *b, const char *url);
+
 typedef struct udb_pgurl {
     char *conninfo;   /* the URI without uniqdb's parameters: libpq's */
     char *schema;     /* the PostgreSQL schema (decoded) */

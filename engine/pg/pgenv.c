@@ -40,7 +40,6 @@
 typedef struct udb_pgenv {
     udb_envfront f;            /* first: its operations (backend.h) */
     udb_pgpool *pool;
-    char *url;                 /* for messages: as given, up to the query */
     unsigned flags;            /* udb_options.flags */
     _Atomic unsigned long units;
 } udb_pgenv;
@@ -227,7 +226,6 @@ static void pg_close(udb_env *env)
     udb__env_async_drain(env);
     udb__env_async_stop(env);
     udb__pg_pool_close(e->pool);
-    free(e->url);
     udb__env_front_free(&e->f);
     free(e);
 }
@@ -256,24 +254,19 @@ int udb__pg_open(udb_env **out, const char *url, const udb_options *opts)
         return udb__env_err(UDB_ENOMEM, "udb_open: out of memory");
     udb__env_front_init(&e->f, &pg_env_ops);
     e->flags = opts->flags;
-    size_t n = strcspn(url, "?");
-    e->url = malloc(n + 1);
-    udb_buf msg = {0};
-    int rc = e->url ? udb__pg_pool_open(&e->pool, url, POOL_MAX, &msg) : UDB_ENOMEM;
+    udb_buf shown = {0}, msg = {0};
+    udb__pg_url_redact(&shown, url);
+    int rc = udb__pg_pool_open(&e->pool, url, POOL_MAX, &msg);
     if (rc) {
-        if (e->url)
-            udb__env_err(rc, "udb_open: %.*s: %.*s", (int)n, url, (int)msg.len,
-                         msg.p ? (const char *)msg.p : udb_strerror(rc));
-        else
-            udb__env_err(rc, "udb_open: out of memory");
+        udb__env_err(rc, "udb_open: %s: %.*s", shown.p && !shown.oom ? (char *)shown.p : "?",
+                     (int)msg.len, msg.p ? (const char *)msg.p : udb_strerror(rc));
+        udb__buf_free(&shown);
         udb__buf_free(&msg);
-        free(e->url);
         udb__env_front_free(&e->f);
         free(e);
         return rc;
     }
-    memcpy(e->url, url, n);
-    e->url[n] = 0;
+    udb__buf_free(&shown);
     udb__buf_free(&msg);
     *out = (udb_env *)(void *)e;
     return 0;

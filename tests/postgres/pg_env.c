@@ -92,6 +92,14 @@ static void test_open_errors(void)
     CHECK_RC(udb_open(&env, "postgresql:///uniqdb_test?host=/nonexistent-dir", NULL),
              UDB_ECONNECT);
     CHECK_RC(udb_open(&env, "postgresql:///uniqdb_test?user=nosuchrole", NULL), UDB_EAUTH);
+    /* a password in the URL is not repeated in messages */
+    CHECK_RC(udb_open(&env, "postgresql://u:s3cret@/uniqdb_test?host=/nonexistent-dir", NULL),
+             UDB_ECONNECT);
+    CHECK(strstr(udb_env_errmsg(NULL), "s3cret") == NULL);
+    CHECK(strstr(udb_env_errmsg(NULL), "u:***@") != NULL);
+    CHECK_RC(udb_open(&env, "postgresql:///uniqdb_test?password=s3cret&schema=a&schema=b",
+                      NULL), UDB_EINVAL);
+    CHECK(strstr(udb_env_errmsg(NULL), "s3cret") == NULL);
     udb_options o = UDB_OPTIONS_INIT;
     o.flags = UDB_NOLOCK | UDB_RDONLY_ENV;
     CHECK_RC(udb_open(&env, URL, &o), UDB_EINVAL);
