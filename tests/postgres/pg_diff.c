@@ -103,7 +103,7 @@ typedef struct rop {
     char what[600];
 } rop;
 
-#define MAXOPS 6
+#define MAXOPS 8
 
 typedef struct step {
     enum { S_TXN, S_EXEC, S_WRITE, S_READ } kind;
@@ -372,7 +372,7 @@ static void lg(logbuf *l, const char *fmt, ...)
         msgpack_sbuffer_write(l, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* bytes as hex (what is compared) and as JSON (for reading a divergence) */
+/* bytes as hex: what is compared (a divergence shows them as JSON too) */
 static void lg_bytes(logbuf *l, const char *label, const void *p, size_t n)
 {
     lg(l, " %s=", label);
@@ -380,12 +380,48 @@ static void lg_bytes(logbuf *l, const char *label, const void *p, size_t n)
         lg(l, "(none)");
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        lg(l, "%02x", ((const unsigned char *)p)[i]);
-    char *json = NULL;
-    if (udb_msgpack_to_json(&json, NULL, p, n, 0) == 0)
-        lg(l, " %s", json);
-    udb_free(json);
+    static const char hexd[] = "0123456789abcdef";
+    char chunk[512];
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+        for (; i < n && k + 2 <= sizeof chunk; i++) {
+            chunk[k++] = hexd[((const unsigned char *)p)[i] >> 4];
+            chunk[k++] = hexd[((const unsigned char *)p)[i] & 15];
+        }
+        msgpack_sbuffer_write(l, chunk, k);
+    }
+}
+
+/* Print a log line, then its msgpack fields (out=, rec=, values=, holder=)
+ * as JSON, for reading a divergence. */
+static void show_line(const char *side, const char *p, int n)
+{
+    fprintf(stderr, "  %s %.*s\n", side, n, p);
+    static const char *const labels[] = {" out=", " rec=", " values=", " holder="};
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++) {
+        size_t ll = strlen(labels[i]);
+        for (const char *q = p; q + ll <= p + n; q++) {
+            if (memcmp(q, labels[i], ll) != 0)
+                continue;
+            const char *h = q + ll, *e = h;
+            while (e < p + n && strchr("0123456789abcdef", *e) && *e)
+                e++;
+            size_t len = (size_t)(e - h) / 2;
+            unsigned char *b = malloc(len ? len : 1);
+            if (!b)
+                return;
+            for (size_t k = 0; k < len; k++) {
+                unsigned v = 0;
+                sscanf(h + 2 * k, "%2x", &v);
+                b[k] = (unsigned char)v;
+            }
+            char *json = NULL;
+            if (udb_msgpack_to_json(&json, NULL, b, len, 0) == 0)
+                fprintf(stderr, "      %s %s\n", labels[i] + 1, json);
+            udb_free(json);
+            free(b);
+        }
+    }
 }
 
 static void lg_conflict(logbuf *l, const udb_conflict *c)
@@ -732,8 +768,9 @@ static int same(const logbuf *a, const logbuf *b, const char *where)
     const char *eb = memchr(b->data + line, '\n', b->size - line);
     int la = ea ? (int)(ea - (a->data + line)) : (int)(a->size - line);
     int lb = eb ? (int)(eb - (b->data + line)) : (int)(b->size - line);
-    fprintf(stderr, "pg_diff: %s: the sides differ at\n  LMDB:       %.*s\n  other side: %.*s\n",
-            where, la, a->data + line, lb, b->data + line);
+    fprintf(stderr, "pg_diff: %s: the sides differ at\n", where);
+    show_line("LMDB:      ", a->data + line, la);
+    show_line("other side:", b->data + line, lb);
     return 1;
 }
 
