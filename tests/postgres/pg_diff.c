@@ -2,9 +2,9 @@
  * pg_diff.c -- the public API on LMDB against the same API on PostgreSQL,
  * differentially (issue 24).
  *
- * Each trace: a fresh LMDB database (a temp dir) and a fresh PostgreSQL one
- * (udb_open of postgresql:///uniqdb_test?schema=<fresh>, under pg_run), one
- * schema applied to both -- tracegen.h's types: compound, partial, NULLS NOT
+ * A fresh LMDB database (a temp dir) and a fresh PostgreSQL one (udb_open of
+ * postgresql:///uniqdb_test?schema=<fresh>, under pg_run) every GROUP traces,
+ * one schema applied to both -- tracegen.h's types: compound, partial, NULLS NOT
  * DISTINCT and "collate": "nocase" unique indexes, non-unique ones, an auto
  * key, a field of type any, a float, extra fields -- then the same random
  * steps on both, drawn from tracegen.c's generator:
@@ -33,7 +33,8 @@
  *           the server with DROP INDEX (another SQL client's doing): the
  *           negative control, which must FAIL (should_fail).
  * OPS counts record operations; a seed is printed, and given it reruns the
- * same traces (PG_DIFF_LOG=1 prints what every step did).  A divergence prints the trace, the seed, the step and the
+ * same traces (trace n goes on from trace n-1's state within a group of
+ * GROUP: a rerun starts at the group's first trace) (PG_DIFF_LOG=1 prints what every step did).  A divergence prints the trace, the seed, the step and the
  * first operation whose line differs, with both lines.
  */
 #include <inttypes.h>
@@ -828,44 +829,74 @@ static int open_side(udb_env **env, const char *where, char *changes_out, size_t
     return rc;
 }
 
-/* 0: the same; 1: a divergence (printed); -1: the trace could not run. */
-static int run_trace(run *R, unsigned n, unsigned nops)
+/* A pair of databases serves GROUP traces in a row: each trace goes on from
+ * the state the one before left, which its final dump showed the same on
+ * both.  (A fresh pair costs the server about as much as a trace of 200
+ * operations: schema apply is DDL, and so is the drop.) */
+#define GROUP 10
+
+typedef struct pair {
+    udb_env *a, *b;
+    char dir_a[512], where_b[512], pgschema[32];
+} pair;
+
+static void pair_close(run *R, pair *p)
 {
-    tg_rng = R->seed * 0x9E3779B97F4A7C15ull + n + 1;
-    char dir_a[512], where_b[512], pgschema[32], sql[256];
-    snprintf(dir_a, sizeof dir_a, "%s/a%u", R->workdir, n);
-    snprintf(pgschema, sizeof pgschema, "pgdiff_%u", n);
+    udb_close(p->a);
+    udb_close(p->b);
+    p->a = p->b = NULL;
+    char *rm[] = {"rm", "-rf", p->dir_a, R->lmdb_only ? p->where_b : NULL, NULL};
+    run_cmd(rm);
+    if (!R->lmdb_only && R->pg) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", p->pgschema);
+        pg_sql(R->pg, sql);
+    }
+}
+
+/* A fresh pair for group g, the schema applied to both: 0, 1 (they said
+ * different things), -1 (could not). */
+static int pair_open(run *R, pair *p, unsigned g)
+{
+    snprintf(p->dir_a, sizeof p->dir_a, "%s/a%u", R->workdir, g);
+    snprintf(p->pgschema, sizeof p->pgschema, "pgdiff_%u", g);
     if (R->lmdb_only)
-        snprintf(where_b, sizeof where_b, "%s/b%u", R->workdir, n);
+        snprintf(p->where_b, sizeof p->where_b, "%s/b%u", R->workdir, g);
     else
-        snprintf(where_b, sizeof where_b, "postgresql:///uniqdb_test?schema=%s", pgschema);
-    udb_env *a = NULL, *b = NULL;
-    logbuf la, lb;
-    msgpack_sbuffer_init(&la);
-    msgpack_sbuffer_init(&lb);
-    char ca[1024], cb[1024];
-    int ret = -1;
-    if (open_side(&a, dir_a, ca, sizeof ca) || open_side(&b, where_b, cb, sizeof cb))
-        goto out;
+        snprintf(p->where_b, sizeof p->where_b, "postgresql:///uniqdb_test?schema=%s",
+                 p->pgschema);
+    char ca[1024], cb[1024], sql[256];
+    if (open_side(&p->a, p->dir_a, ca, sizeof ca) ||
+        open_side(&p->b, p->where_b, cb, sizeof cb))
+        return -1;
     if (strcmp(ca, cb) != 0) {
-        fprintf(stderr, "pg_diff: trace %u: schema apply said\n  LMDB: %s\n  other: %s\n", n,
+        fprintf(stderr, "pg_diff: group %u: schema apply said\n  LMDB: %s\n  other: %s\n", g,
                 ca, cb);
-        ret = 1;
-        goto out;
+        return 1;
     }
     if (R->drop_index) {
         /* another SQL client drops one of the server's unique indexes */
-        snprintf(sql, sizeof sql, "DROP INDEX \"%s\".\"%s\"", pgschema, R->drop_index);
+        snprintf(sql, sizeof sql, "DROP INDEX \"%s\".\"%s\"", p->pgschema, R->drop_index);
         if (pg_sql(R->pg, sql))
-            goto out;
+            return -1;
     }
-    ret = 0;
+    return 0;
+}
+
+/* 0: the same; 1: a divergence (printed); -1: the trace could not run. */
+static int run_trace(run *R, pair *p, unsigned n, unsigned nops)
+{
+    tg_rng = R->seed * 0x9E3779B97F4A7C15ull + n + 1;
+    logbuf la, lb;
+    msgpack_sbuffer_init(&la);
+    msgpack_sbuffer_init(&lb);
+    int ret = 0;
     for (unsigned done = 0, i = 0; done < nops; i++) {
         step s;
         gen_step(&s);
         la.size = lb.size = 0;
-        run_step(&la, a, &s);
-        run_step(&lb, b, &s);
+        run_step(&la, p->a, &s);
+        run_step(&lb, p->b, &s);
         if (R->verbose)
             fprintf(stderr, "-- trace %u step %u (%s)\n%.*s", n, i, step_names[s.kind],
                     (int)la.size, la.data);
@@ -893,29 +924,18 @@ static int run_trace(run *R, unsigned n, unsigned nops)
             goto out;
     }
     la.size = lb.size = 0;
-    /* udb_check on the server costs about as much as a trace: every 50th
-       trace and the last, and every trace of the control (it is what sees
-       an index dropped behind uniqdb's back) */
+    /* udb_check on the server costs about as much as a fresh pair: every
+       50th trace and the last, and every trace of the control (it is what
+       sees an index dropped behind uniqdb's back) */
     int check = R->drop_index || n % 50 == 49 || n + 1 == R->ntraces;
-    dump(&la, a, check);
-    dump(&lb, b, check);
+    dump(&la, p->a, check);
+    dump(&lb, p->b, check);
     char where[120];
     snprintf(where, sizeof where, "trace %u (seed %" PRIu64 "): the final dumps", n, R->seed);
     ret = same(&la, &lb, where);
 out:
     msgpack_sbuffer_destroy(&la);
     msgpack_sbuffer_destroy(&lb);
-    udb_close(a);
-    udb_close(b);
-    {
-        char *rm[] = {"rm", "-rf", dir_a, R->lmdb_only ? where_b : NULL, NULL};
-        run_cmd(rm);
-    }
-    if (!R->lmdb_only && R->pg) {
-        snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", pgschema);
-        if (pg_sql(R->pg, sql) && ret == 0)
-            ret = -1;
-    }
     return ret;
 }
 
@@ -964,8 +984,13 @@ int main(int argc, char **argv)
            R.lmdb_only ? " --lmdb" : "", R.drop_index ? " --drop-index " : "",
            R.drop_index ? R.drop_index : "", ntraces, nops, R.seed);
     fflush(stdout);
+    pair p = {0};
     for (unsigned n = 0; n < ntraces && !found; n++) {
-        int r = run_trace(&R, n, nops);
+        int r = n % GROUP == 0 ? pair_open(&R, &p, n / GROUP) : 0;
+        if (r == 0)
+            r = run_trace(&R, &p, n, nops);
+        if (r != 0 || n % GROUP == GROUP - 1 || n + 1 == ntraces)
+            pair_close(&R, &p);
         if (r < 0) {
             /* the control fails only by catching the difference: an error
                must not pass it */
