@@ -110,8 +110,9 @@ extern "C" {
 #define UDB_EBADRECORD  (-31003) /* a record (or value list, or key) does not match the schema;
                                     fix the data (not the call) */
 #define UDB_ESCHEMA     (-31004) /* the schema text is malformed, or the change is not allowed */
-#define UDB_EKEYTOOLONG (-31005) /* no longer returned: keys and unique values of any length
-                                    are stored (format 3); kept so old code compiles */
+#define UDB_EKEYTOOLONG (-31005) /* LMDB stores keys and unique values of any length (format
+                                    3); on PostgreSQL, an index row over the server's limit
+                                    (about 2.7 kB: a third of a page) */
 #define UDB_ECORRUPT    (-31006) /* stored data is damaged or udb_check() found problems */
 #define UDB_EINVAL      (-31007) /* a bad argument (NULL where not allowed, unknown type or
                                     index: the message lists the valid names) */

@@ -170,6 +170,8 @@ static int code_of(const char *state)
         return UDB_ESERVER;
     if (strcmp(state, "23505") == 0)
         return UDB_ECONFLICT;
+    if (strcmp(state, "54000") == 0)
+        return UDB_EKEYTOOLONG;   /* an index row over the server's limit (2704 bytes) */
     if (strncmp(state, "23", 2) == 0)
         return UDB_EBADRECORD;
     if (strncmp(state, "08", 2) == 0 || strcmp(state, "53300") == 0 ||

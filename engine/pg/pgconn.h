@@ -41,7 +41,7 @@ void udb__pg_url_free(udb_pgurl *u);
 
 /* The UDB_E code of a failed statement (r may be NULL: then the
  * connection's state decides), with "what: SQLSTATE message" in msg:
- * 23505 UDB_ECONFLICT, other 23xxx UDB_EBADRECORD, 08xxx and a broken
+ * 23505 UDB_ECONFLICT, other 23xxx UDB_EBADRECORD, 54000 UDB_EKEYTOOLONG, 08xxx and a broken
  * connection UDB_ECONNECT, 28xxx UDB_EAUTH, 53xxx UDB_ECONNECT (53300) or
  * UDB_ENOMEM, 40001/40P01 UDB_EBUSY, anything else UDB_ESERVER. */
 int  udb__pg_error(udb_buf *msg, PGconn *c, const PGresult *r, const char *what);

@@ -55,6 +55,20 @@ static int env_err(int rc, const char *call, const udb_buf *msg)
                         msg->p ? (const char *)msg->p : udb_strerror(rc));
 }
 
+/* LMDB's rule, kept on a server: a thread holding a transaction of env does
+ * not write through another (there it would wait for itself; here, for a
+ * connection its own transactions may hold). */
+static int pg_may_write(udb_env *env, const char *call)
+{
+    if (!udb__pg_thread_holds(pge(env)->pool))
+        return 0;
+    return udb__env_err(UDB_EINVAL, "%s: the calling thread already has a transaction open on "
+                        "this database; a thread must end it before writing (udb_write, or "
+                        "udb_begin for writing): a write may wait for a connection of the "
+                        "pool, which this thread's own transactions hold (and on LMDB it would "
+                        "wait for itself)", call);
+}
+
 static int pg_begin(udb_txn **out, udb_env *env, unsigned flags)
 {
     udb_pgenv *e = pge(env);
@@ -69,6 +83,12 @@ static int pg_begin(udb_txn **out, udb_env *env, unsigned flags)
         env_err(rc, "udb_begin", &msg);
     udb__buf_free(&msg);
     return rc;
+}
+
+static int pg_begin_checked(udb_txn **out, udb_env *env, unsigned flags)
+{
+    int rc = flags & UDB_RDONLY ? 0 : pg_may_write(env, "udb_begin");
+    return rc ? rc : pg_begin(out, env, flags);
 }
 
 /* A short random pause before running refused work again, growing with
@@ -88,6 +108,9 @@ static void backoff(unsigned attempt)
 static int write_retrying(udb_env *env, udb_write_fn fn, void *ctx, udb_unit *unit)
 {
     udb_pgenv *e = pge(env);
+    int held = unit ? 0 : pg_may_write(env, "udb_write");   /* udb_exec asked already */
+    if (held)
+        return held;
     unsigned char id[UDB_PG_UNIT_ID];
     if (unit && getrandom(id, sizeof id, 0) != sizeof id)
         return udb__env_err(UDB_ENOMEM, "udb_exec: no random bytes for the unit's id");
@@ -232,9 +255,10 @@ static void pg_close(udb_env *env)
 
 static const udb_env_ops pg_env_ops = {
     .name = "postgresql",
-    .begin = pg_begin,
+    .begin = pg_begin_checked,
     .write = pg_write,
     .write_unit = pg_write_unit,
+    .may_write = pg_may_write,
     .schema_apply = pg_schema_apply,
     .schema_json = pg_schema_json,
     .check = udb__pg_check,

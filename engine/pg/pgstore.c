@@ -18,6 +18,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,8 @@ typedef struct udb_pgtxn {
     size_t nblocks, capblocks;
     bool retry;                /* a statement met a concurrent transaction (UDB_ERETRY) */
     bool nosync;               /* commit with synchronous_commit off (UDB_NOSYNC) */
+    pthread_t owner;           /* the thread that began it ... */
+    bool counted;              /* ... counted among the pool's holders */
 } udb_pgtxn;
 
 static bool drop_raw;
@@ -1002,8 +1005,69 @@ const udb_backend udb__pg_backend = {
 
 /* ---- transactions ------------------------------------------------------------------- */
 
+/* Which threads hold transactions of which pool: a thread that holds one
+ * is refused a write (pgenv.c), as on LMDB, where it would wait for
+ * itself; here it could wait for a connection its own transactions hold. */
+typedef struct holder_slot {
+    const udb_pgpool *pool;
+    pthread_t thread;
+    unsigned n;
+} holder_slot;
+static pthread_mutex_t holders_mu = PTHREAD_MUTEX_INITIALIZER;
+static holder_slot *holders;
+static size_t nholders, capholders;
+
+static bool holders_add(const udb_pgpool *pool, pthread_t th, int d)
+{
+    pthread_mutex_lock(&holders_mu);
+    holder_slot *free_slot = NULL, *mine = NULL;
+    for (size_t i = 0; i < nholders && !mine; i++) {
+        if (holders[i].n && holders[i].pool == pool && pthread_equal(holders[i].thread, th))
+            mine = &holders[i];
+        else if (!holders[i].n && !free_slot)
+            free_slot = &holders[i];
+    }
+    bool ok = true;
+    if (!mine && d > 0) {
+        if (!free_slot && nholders == capholders) {
+            size_t cap = capholders ? capholders * 2 : 16;
+            holder_slot *h = realloc(holders, cap * sizeof *h);
+            if (h) {
+                holders = h;
+                capholders = cap;
+            }
+        }
+        if (!free_slot && nholders < capholders)
+            free_slot = &holders[nholders++];
+        if ((mine = free_slot)) {
+            mine->pool = pool;
+            mine->thread = th;
+            mine->n = 0;
+        } else {
+            ok = false;
+        }
+    }
+    if (mine)
+        mine->n += (unsigned)d;
+    pthread_mutex_unlock(&holders_mu);
+    return ok;
+}
+
+bool udb__pg_thread_holds(const udb_pgpool *pool)
+{
+    pthread_t self = pthread_self();
+    bool holds = false;
+    pthread_mutex_lock(&holders_mu);
+    for (size_t i = 0; i < nholders && !holds; i++)
+        holds = holders[i].n && holders[i].pool == pool && pthread_equal(holders[i].thread, self);
+    pthread_mutex_unlock(&holders_mu);
+    return holds;
+}
+
 static void end(udb_pgtxn *p)
 {
+    if (p->counted)
+        holders_add(p->pool, p->owner, -1);
     blocks_free(p);
     free(p->blocks);
     udb__schema_free(p->schema);
@@ -1047,6 +1111,8 @@ int udb__pg_begin(udb_txn **out, udb_pgpool *pool, unsigned flags, udb_buf *msg)
         return rc;
     }
     p->f.schema = p->schema;
+    p->owner = pthread_self();
+    p->counted = holders_add(pool, p->owner, 1);
     *out = (udb_txn *)(void *)p;
     return 0;
 }

@@ -34,6 +34,8 @@ int  udb__pg_commit(udb_txn *txn, udb_buf *msg);
 /* ROLLBACK and end txn.  NULL is fine. */
 void udb__pg_abort(udb_txn *txn);
 
+/* Does the calling thread hold a transaction begun on pool (and not ended)? */
+bool udb__pg_thread_holds(const udb_pgpool *pool);
 /* The pool txn's connection came from. */
 udb_pgpool *udb__pg_txn_pool(const udb_txn *txn);
 /* udb_check_type on a PostgreSQL environment (pgcheck.c). */

@@ -17,6 +17,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,26 @@ static void test_write_read(udb_env *env)
     CHECK_RC(udb_insert(NULL, w, "booking", b, n), UDB_ECONFLICT);
     const udb_conflict *c = udb_conflict_info(w);
     CHECK(c && c->count == 1 && strcmp(c->indexes[0].index, "active_slot") == 0);
+    /* a unique value over PostgreSQL's index-row limit: UDB_EKEYTOOLONG, nothing
+       written (on LMDB any length is stored) */
+    {
+        static unsigned char big[8200];
+        size_t m = 0;
+        big[m++] = 0x83;
+        big[m++] = 0xa3; memcpy(big + m, "who", 3); m += 3;
+        big[m++] = 0xda; big[m++] = 8000 >> 8; big[m++] = 8000 & 0xff;
+        uint32_t x = 2463534242u;   /* xorshift: letters the server cannot compress away */
+        for (int i = 0; i < 8000; i++) {
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+            big[m++] = (unsigned char)('a' + x % 26);
+        }
+        big[m++] = 0xa4; memcpy(big + m, "slot", 4); m += 4;
+        big[m++] = 0xa1; big[m++] = 'x';
+        big[m++] = 0xa6; memcpy(big + m, "active", 6); m += 6;
+        big[m++] = 0xc3;
+        CHECK_RC(udb_insert(NULL, w, "booking", big, m), UDB_EKEYTOOLONG);
+        CHECK(strstr(udb_errmsg(w), "2704") != NULL);
+    }
     /* the transaction goes on after a conflict, as on LMDB */
     n = booking(b, "ana", "mon-10");
     CHECK_RC(udb_insert(NULL, w, "booking", b, n), 0);
@@ -137,24 +158,58 @@ static void test_write_read(udb_env *env)
     udb_free(json);
 }
 
-/* Two udb_begin writers that both find a key free: the second is refused
- * by the server (UDB_ERETRY), nothing of it written. */
+/* Two udb_begin writers (threads) that both find a key free: the second is
+ * refused by the server (UDB_ERETRY), nothing of it written. */
+typedef struct stepper {
+    udb_env *env;
+    pthread_barrier_t *step;
+    int rc;
+} stepper;
+
+static void *second_writer(void *arg)
+{
+    stepper *s = arg;
+    unsigned char buf[64];
+    size_t n = tag(buf, "both");
+    int created;
+    udb_txn *b = NULL;
+    s->rc = udb_begin(&b, s->env, 0);
+    pthread_barrier_wait(s->step);          /* 1: both began */
+    pthread_barrier_wait(s->step);          /* 2: the first committed */
+    if (!s->rc) {
+        s->rc = udb_insert_or_get(NULL, &created, b, "tag", NULL, buf, n);
+        if (s->rc == 0)
+            s->rc = udb_commit(b);
+        else
+            udb_abort(b);
+    }
+    return NULL;
+}
+
 static void test_retry_code(udb_env *env)
 {
-    udb_txn *a, *b;
+    pthread_barrier_t step;
+    pthread_barrier_init(&step, NULL, 2);
+    stepper s = {env, &step, -1};
+    pthread_t th;
+    pthread_create(&th, NULL, second_writer, &s);
+    udb_txn *a;
     unsigned char buf[64];
     size_t n = tag(buf, "both");
     int created;
     CHECK_RC(udb_begin(&a, env, 0), 0);
-    CHECK_RC(udb_begin(&b, env, 0), 0);
+    /* a thread holding a transaction does not write through another */
+    udb_txn *again = NULL;
+    CHECK_RC(udb_begin(&again, env, 0), UDB_EINVAL);
+    CHECK(strstr(udb_env_errmsg(NULL), "already has a transaction") != NULL);
+    CHECK_RC(udb_write(env, insert_fn, "fri-9"), UDB_EINVAL);
+    pthread_barrier_wait(&step);            /* 1 */
     CHECK_RC(udb_insert_or_get(NULL, &created, a, "tag", NULL, buf, n), 0);
     CHECK_RC(udb_commit(a), 0);
-    int rc = udb_insert_or_get(NULL, &created, b, "tag", NULL, buf, n);
-    if (rc == 0)
-        rc = udb_commit(b);
-    else
-        udb_abort(b);
-    CHECK_RC(rc, UDB_ERETRY);
+    pthread_barrier_wait(&step);            /* 2 */
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&step);
+    CHECK_RC(s.rc, UDB_ERETRY);
 }
 
 /* Threads racing insert_or_get through udb_write: every one succeeds (the
