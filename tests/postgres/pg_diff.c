@@ -34,8 +34,9 @@
  *           negative control, which must FAIL (should_fail).
  * OPS counts record operations; a seed is printed, and given it reruns the
  * same traces (trace n goes on from trace n-1's state within a group of
- * GROUP: a rerun starts at the group's first trace) (PG_DIFF_LOG=1 prints what every step did).  A divergence prints the trace, the seed, the step and the
- * first operation whose line differs, with both lines.
+ * GROUP: a rerun starts at the group's first trace); PG_DIFF_LOG=1 prints
+ * what every step did.  A divergence prints the trace, the seed, the step
+ * and the first operation whose line differs, with both lines.
  */
 #include <inttypes.h>
 #include <libpq-fe.h>

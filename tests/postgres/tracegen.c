@@ -58,8 +58,9 @@ static void doc_value(val *v, const char *name, int bad)
 {
     /* any: maps, arrays, nested, floats, bin-free JSON; equal JSON packs equal */
     static const char *const any[] = {"{\"k\": [1, 2.5, \"x\"]}", "[true, null, -3]", "\"s\"",
-                                      "{\"b\": {\"c\": {}}, \"a\": []}", "1.25", "18446744073709551615",
-                                      "-9223372036854775808", "{\"\": \"\\u00e9\"}"};
+                                      "{\"b\": {\"c\": {}}, \"a\": []}", "1.25",
+                                      "18446744073709551615", "-9223372036854775808",
+                                      "{\"\": \"\\u00e9\"}"};
     static const char *const slug[] = {"Ab", "aB", "x", "X", "\xc3\xa9", "\xc3\x89"};
     /* -0.0 is 0.0 to a unique index; 0.1 and the extremes must come back
        exactly (PostgreSQL's float8 text is shortest-exact) */
