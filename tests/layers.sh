@@ -33,6 +33,7 @@ env_int.h 8
 sync.h 8
 ship.h 8
 pgmeta.h 8
+pgcache.h 8
 pgstore.h 9
 txn.h 9
 txn_int.h 9
@@ -67,6 +68,7 @@ env.c 8
 sync.c 8
 ship.c 8
 meta.c 8
+pgcache.c 8
 pgstore.c 9
 txn.c 9
 seq.c 10

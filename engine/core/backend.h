@@ -58,6 +58,10 @@ typedef struct udb_entries {
 /* What a backend does.  Each function sets the transaction's message when
  * it fails (udb__err) but for the UDB_ENOTFOUND of fetch and holder, which
  * the core words itself. */
+/* store_new's "a unique key is taken" (no detail, no message): not an
+ * error code, never returned by a public call. */
+#define UDB_BE_TAKEN 1
+
 struct udb_backend {
     const char *name;
     /* The stored record of t under primary key pk: 0 and *rec (the
@@ -76,6 +80,16 @@ struct udb_backend {
      * writer of a shared server) reports UDB_ECONFLICT with the detail. */
     int (*store)(udb_txn *txn, const udb_type *t, const void *record, size_t len,
                  const udb_entries *e, const udb_entries *old);
+    /* Optional (NULL: the core checks every unique index first, then calls
+     * store): store a new record as store does, unless one of its unique keys
+     * is taken, which the backend's own unique indexes find without the
+     * core's probes (PostgreSQL's INSERT ... ON CONFLICT DO NOTHING: no read
+     * before the write).  0: stored; UDB_BE_TAKEN: a key is taken and
+     * nothing was written, no detail (the core finds it with fetch and
+     * holder, as it would have before); else as store (UDB_ECONFLICT then
+     * comes with the detail). */
+    int (*store_new)(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                     const udb_entries *e);
     /* Delete the record stored under primary key pk (fetched in this
      * transaction: its entries are old), and its index entries. */
     int (*remove)(udb_txn *txn, const udb_type *t, const void *pk, size_t pklen,

@@ -236,8 +236,11 @@ static int bump_seq(udb_txn *txn, const udb_type *t, const prep *p)
     return be->seq_store(txn, t->seqname, v);
 }
 
-/* Write the record of p and all its index entries.  old: previous state. */
-static int write_rec(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, const prep *old)
+/* Write the record of p and all its index entries.  old: previous state.
+ * fresh: a new record whose unique keys were not checked: the backend's
+ * store_new checks them (UDB_BE_TAKEN: one is taken). */
+static int write_any(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, const prep *old,
+                     bool fresh)
 {
     udb_buf packed = {0};
     int rc = udb__rec_pack(&packed, &p->rec, t, p->rec.vals[t->key]);
@@ -246,7 +249,9 @@ static int write_rec(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, con
         return udb__err(txn, rc, "out of memory packing the record");
     }
     udb_entries e = entries(p), o = old ? entries(old) : e;
-    rc = udb__txn_backend(txn)->store(txn, t, packed.p, packed.len, &e, old ? &o : NULL);
+    const udb_backend *be = udb__txn_backend(txn);
+    rc = fresh ? be->store_new(txn, t, packed.p, packed.len, &e)
+               : be->store(txn, t, packed.p, packed.len, &e, old ? &o : NULL);
     if (!rc && !old)
         rc = bump_seq(txn, t, p);
     if (!rc)
@@ -255,14 +260,34 @@ static int write_rec(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, con
     return rc;
 }
 
+static int write_rec(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, const prep *old)
+{
+    return write_any(out, txn, t, p, old, false);
+}
+
+/* A new record's checks and write.  Where the backend's own indexes check
+ * (store_new), it writes first and the core asks who holds what only when
+ * a key was taken -- the same outcome, and on a shared server no read that
+ * other writers' inserts would have to be serialized against. */
+static int check_and_write(udb_val *out, udb_txn *txn, const udb_type *t, prep *p)
+{
+    if (!udb__txn_backend(txn)->store_new) {
+        int rc = check_unique(txn, t, p, NULL);
+        return rc ? rc : write_rec(out, txn, t, p, NULL);
+    }
+    int rc = write_any(out, txn, t, p, NULL, true);
+    if (rc != UDB_BE_TAKEN)
+        return rc;
+    if ((rc = check_unique(txn, t, p, NULL)))
+        return rc;
+    return udb__err(txn, UDB_ERETRY, "type \"%s\": a unique key was taken and is free again; "
+                    "run the transaction again", t->name);
+}
+
 static int insert_prepared(udb_val *out, udb_txn *txn, const udb_type *t, prep *p)
 {
     int rc = prep_keys(p, txn, t, true);
-    if (!rc)
-        rc = check_unique(txn, t, p, NULL);
-    if (!rc)
-        rc = write_rec(out, txn, t, p, NULL);
-    return rc;
+    return rc ? rc : check_and_write(out, txn, t, p);
 }
 
 int udb_insert(udb_val *out, udb_txn *txn, const char *type, const void *rec, size_t len)
@@ -539,8 +564,8 @@ int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type
         goto out;
     if (found)
         rc = udb__out_record(out, txn, t, pk.data, pk.size, existing.data, existing.size);
-    else if (!(rc = check_unique(txn, t, &p, NULL)))
-        rc = write_rec(out, txn, t, &p, NULL);
+    else
+        rc = check_and_write(out, txn, t, &p);
     if (!rc && created)
         *created = !found;
 out:

@@ -28,18 +28,34 @@
 #include "error.h"
 #include "index.h"
 #include "keycodec.h"
+#include "pgcache.h"
 #include "pgddl.h"
 #include "pgmeta.h"
 #include "pgstore.h"
 #include "record.h"
 
+/* What a read found, remembered until the transaction writes: the core
+ * asks again for what it just asked (insert_or_get looks its unique key up,
+ * then checks it; find asks the holder, then fetches the holder's record),
+ * and within one snapshot the answer cannot change but by our own writes. */
+typedef struct memo {
+    const udb_type *t;
+    const udb_index *ix;       /* the index looked up (idx[0]: by primary key) */
+    udb_buf key;               /* the key asked */
+    bool found;
+    udb_buf pk, rec;           /* the holder's primary key and record (found) */
+} memo;
+
+#define NMEMO 4
+
 typedef struct udb_pgtxn {
     udb_txfront f;             /* first: the core's calls work on it */
     udb_pgpool *pool;
     PGconn *c;
-    udb_schema *schema;        /* read at begin, ours */
     void **blocks;             /* what fetch and holder handed out, until a write */
     size_t nblocks, capblocks;
+    memo memo[NMEMO];          /* the last reads (memo_put), until a write */
+    size_t nmemo;              /* entries used; the next one replaced: nmemo % NMEMO */
     bool retry;                /* a statement met a concurrent transaction (UDB_ERETRY) */
     bool nosync;               /* commit with synchronous_commit off (UDB_NOSYNC) */
     pthread_t owner;           /* the thread that began it ... */
@@ -80,6 +96,14 @@ static void blocks_free(udb_pgtxn *p)
     for (size_t i = 0; i < p->nblocks; i++)
         free(p->blocks[i]);
     p->nblocks = 0;
+    /* a write (the only caller but the end) may change what reads find */
+    for (size_t i = 0; i < NMEMO; i++) {
+        udb__buf_free(&p->memo[i].key);
+        udb__buf_free(&p->memo[i].pk);
+        udb__buf_free(&p->memo[i].rec);
+        p->memo[i] = (memo){0};
+    }
+    p->nmemo = 0;
 }
 
 /* What fetch and holder handed out before a write, taken from the
@@ -297,8 +321,8 @@ static int param_value(udb_txn *txn, params *ps, const udb_type *t, const udb_fi
 
 /* Append "AND <field k> = $n" (or IS NULL) for each element of index ix's
  * encoded key (just its fields: a unique key, or a primary key). */
-static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
-                     const udb_index *ix, const void *key, size_t keylen)
+static int key_where_as(udb_txn *txn, udb_buf *q, params *ps, unsigned *nulls,
+                        const udb_type *t, const udb_index *ix, const void *key, size_t keylen)
 {
     const unsigned char *pos = key, *end = pos + keylen;
     udb_buf scratch = {0};
@@ -313,16 +337,21 @@ static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
             break;
         }
         const udb_field *f = &t->fields[ix->fields[k]];
-        udb__buf_printf(q, " AND ");
-        if (ix->is_pk)
-            udb__pg_ident(q, f->name);
-        else
-            udb__pg_index_field(q, t, ix, k, &o);
+        if (q) {
+            udb__buf_printf(q, " AND ");
+            if (ix->is_pk)
+                udb__pg_ident(q, f->name);
+            else
+                udb__pg_index_field(q, t, ix, k, &o);
+        }
         char num[40];
         int n = 0;
         switch (e.kind) {
         case UDB_TK_NIL:
-            udb__buf_printf(q, " IS NULL");
+            if (q)
+                udb__buf_printf(q, " IS NULL");
+            if (nulls)
+                *nulls |= 1u << k;
             continue;
         case UDB_TK_STR:
         case UDB_TK_BYTES:
@@ -346,11 +375,17 @@ static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
         }
         if (n < 0)
             rc = udb__err(txn, UDB_ENOMEM, "out of memory");
-        else
+        else if (q)
             udb__buf_printf(q, " = $%d::%s", n, ix->nocase[k] ? "text" : cast(f));
     }
     udb__buf_free(&scratch);
     return rc;
+}
+
+static int key_where(udb_txn *txn, udb_buf *q, params *ps, const udb_type *t,
+                     const udb_index *ix, const void *key, size_t keylen)
+{
+    return key_where_as(txn, q, ps, NULL, t, ix, key, keylen);
 }
 
 /* ---- rows back to records --------------------------------------------------------- */
@@ -491,15 +526,8 @@ static int run(PGresult **r, PGconn *c, udb_buf *q, const params *ps, udb_buf *m
     udb__buf_byte(q, '\0');
     if (q->oom)
         return UDB_ENOMEM;
-    *r = PQexecParams(c, (const char *)q->p, ps->n, NULL, (const char *const *)ps->val,
-                      ps->len, ps->fmt, 0);
-    ExecStatusType st = PQresultStatus(*r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return 0;
-    int rc = udb__pg_error(msg, c, *r, "statement");
-    PQclear(*r);
-    *r = NULL;
-    return rc;
+    return udb__pg_run_prepared(r, c, (const char *)q->p, ps->n, (const char *const *)ps->val,
+                                ps->len, ps->fmt, msg);
 }
 
 /* The record of t whose index ix holds key, on connection c: 0 and its
@@ -508,24 +536,40 @@ static int select_by(udb_buf *out, udb_txn *txn, PGconn *c, const udb_type *t,
                      const udb_index *ix, const void *key, size_t keylen, udb_buf *msg)
 {
     udb_buf q = {0};
-    params ps = {0};
+    params ps = {0}, unused = {0};
     PGresult *r = NULL;
-    udb__buf_printf(&q, "SELECT ");
-    select_list(&q, t);
-    udb__buf_printf(&q, " FROM ");
-    udb__pg_qualified(&q, pgschema(txn), t->name);
-    udb__buf_printf(&q, " WHERE true");
-    int rc = key_where(txn, &q, &ps, t, ix, key, keylen);
-    if (!rc && ix->where)
-        udb__buf_printf(&q, " AND (%s)", ix->where);
+    /* the text depends on the index and on which key values are NULL: c
+       keeps it (pgcache.h), so a lookup builds only its parameters */
+    unsigned nulls = 0;
+    int rc = key_where_as(txn, NULL, &ps, &nulls, t, ix, key, keylen);
+    const char *sql = rc ? NULL : udb__pg_cache_text(c, ix, nulls);
+    if (!rc && !sql) {
+        udb__buf_printf(&q, "SELECT ");
+        select_list(&q, t);
+        udb__buf_printf(&q, " FROM ");
+        udb__pg_qualified(&q, pgschema(txn), t->name);
+        udb__buf_printf(&q, " WHERE true");
+        rc = key_where(txn, &q, &unused, t, ix, key, keylen);
+        if (!rc && ix->where)
+            udb__buf_printf(&q, " AND (%s)", ix->where);
+        udb__buf_byte(&q, '\0');
+        if (!rc && q.oom)
+            rc = UDB_ENOMEM;
+        if (!rc) {
+            sql = (const char *)q.p;
+            udb__pg_cache_text_put(c, ix, nulls, sql);
+        }
+    }
     if (!rc)
-        rc = run(&r, c, &q, &ps, msg);
+        rc = udb__pg_run_prepared(&r, c, sql, ps.n, (const char *const *)ps.val, ps.len, ps.fmt,
+                                  msg);
     if (!rc && PQntuples(r) == 0)
         rc = UDB_ENOTFOUND;
     else if (!rc)
         rc = row_record(out, t, r, 0);
     PQclear(r);
     params_free(&ps);
+    params_free(&unused);
     udb__buf_free(&q);
     return rc;
 }
@@ -546,9 +590,62 @@ static int fetch_on(udb_val *rec, udb_txn *txn, PGconn *c, const udb_type *t,
     return rc;
 }
 
+static bool same_bytes(const udb_buf *b, const void *p, size_t n)
+{
+    return b->len == n && (n == 0 || memcmp(b->p, p, n) == 0);
+}
+
+/* A remembered answer: to "who holds key in ix" (pk: NULL), or to "the
+ * record of primary key pk" (ix: NULL) -- also known from a holder found. */
+static const memo *memo_get(udb_pgtxn *p, const udb_type *t, const udb_index *ix,
+                            const void *key, size_t keylen)
+{
+    for (size_t i = 0; i < NMEMO && i < p->nmemo; i++) {
+        const memo *m = &p->memo[i];
+        if (m->t != t)
+            continue;
+        if (ix && m->ix == ix && same_bytes(&m->key, key, keylen))
+            return m;
+        if (!ix && ((m->ix == &t->idx[0] && same_bytes(&m->key, key, keylen)) ||
+                    (m->found && same_bytes(&m->pk, key, keylen))))
+            return m;
+    }
+    return NULL;
+}
+
+/* Remember an answer (pk, rec: when found); nothing when out of memory. */
+static void memo_put(udb_pgtxn *p, const udb_type *t, const udb_index *ix, const void *key,
+                     size_t keylen, const udb_buf *pk, const udb_val *rec)
+{
+    memo *m = &p->memo[p->nmemo++ % NMEMO];
+    m->t = NULL;   /* unusable until whole */
+    m->key.len = m->pk.len = m->rec.len = 0;
+    udb__buf_put(&m->key, key, keylen);
+    if (rec) {
+        udb__buf_put(&m->pk, pk->p, pk->len);
+        udb__buf_put(&m->rec, rec->data, rec->size);
+    }
+    if (m->key.oom || m->pk.oom || m->rec.oom)
+        return;
+    m->t = t;
+    m->ix = ix;
+    m->found = rec != NULL;
+}
+
 static int pg_fetch(udb_val *rec, udb_txn *txn, const udb_type *t, const void *pk, size_t pklen)
 {
-    return fetch_on(rec, txn, pgt(txn)->c, t, &t->idx[0], pk, pklen);
+    udb_pgtxn *p = pgt(txn);
+    const memo *m = memo_get(p, t, NULL, pk, pklen);
+    if (m)
+        return m->found ? keep(rec, txn, &m->rec) : UDB_ENOTFOUND;
+    int rc = fetch_on(rec, txn, p->c, t, &t->idx[0], pk, pklen);
+    if (rc == UDB_ENOTFOUND || !rc) {
+        udb_buf k = {0};
+        udb__buf_put(&k, pk, pklen);
+        memo_put(p, t, &t->idx[0], pk, pklen, &k, rc ? NULL : rec);
+        udb__buf_free(&k);
+    }
+    return rc;
 }
 
 /* The encoded primary key of record rec (canonical) of t into out. */
@@ -585,20 +682,24 @@ static int holder_on(udb_val *pk, udb_txn *txn, PGconn *c, const udb_type *t,
 static int pg_holder(udb_val *pk, udb_txn *txn, const udb_type *t, const udb_index *ix,
                      const void *key, size_t keylen)
 {
-    return holder_on(pk, txn, pgt(txn)->c, t, ix, key, keylen);
+    udb_pgtxn *p = pgt(txn);
+    const memo *m = memo_get(p, t, ix, key, keylen);
+    if (m)
+        return m->found ? keep(pk, txn, &m->pk) : UDB_ENOTFOUND;
+    udb_val rec;
+    udb_buf k = {0};
+    int rc = fetch_on(&rec, txn, p->c, t, ix, key, keylen);
+    if (!rc && !(rc = record_pk(&k, txn, t, &rec))) {
+        memo_put(p, t, ix, key, keylen, &k, &rec);
+        rc = keep(pk, txn, &k);
+    } else if (rc == UDB_ENOTFOUND) {
+        memo_put(p, t, ix, key, keylen, NULL, NULL);
+    }
+    udb__buf_free(&k);
+    return rc;
 }
 
 /* ---- writes ------------------------------------------------------------------------ */
-
-static int simple(udb_txn *txn, const char *sql)
-{
-    udb_buf msg = {0};
-    int rc = udb__pg_exec(NULL, pgt(txn)->c, sql, &msg);
-    if (rc)
-        rc = pg_err(txn, rc, &msg);
-    udb__buf_free(&msg);
-    return rc;
-}
 
 /* The server refused a duplicate our snapshot could not see (another client
  * committed it): the detail, each holder read on a connection of its own. */
@@ -659,8 +760,10 @@ static int raced(udb_txn *txn, const udb_type *t, const udb_entries *e)
                     "holder is gone again; run the transaction again", t->name);
 }
 
-static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t len,
-                    const udb_entries *e, const udb_entries *old)
+/* store, and store_new (fresh): INSERT ... ON CONFLICT DO NOTHING, a record
+ * not inserted UDB_BE_TAKEN (backend.h). */
+static int store_any(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                     const udb_entries *e, const udb_entries *old, bool fresh)
 {
     (void)record;
     (void)len;
@@ -752,23 +855,25 @@ static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t 
     } else if (!rc) {
         udb__buf_printf(&q, ") VALUES (");
         udb__buf_put(&q, vals.p, vals.len);
-        udb__buf_byte(&q, ')');
+        udb__buf_printf(&q, fresh ? ") ON CONFLICT DO NOTHING" : ")");
     }
     udb__buf_free(&vals);
-    if (rc || (rc = simple(txn, "SAVEPOINT udb_store")))
+    udb__buf_byte(&q, '\0');
+    if (!rc && q.oom)
+        rc = udb__err(txn, UDB_ENOMEM, "out of memory");
+    if (rc)
         goto out;
     /* a failed statement rolls back to the savepoint alone: nothing of it
-       is written and the transaction goes on, as on LMDB */
-    rc = run(&r, pgt(txn)->c, &q, &ps, &msg);
-    int undo = rc ? simple(txn, "ROLLBACK TO SAVEPOINT udb_store") : 0;
-    if (undo)
-        rc = undo;
-    else if (rc == UDB_ECONFLICT)
+       is written and the transaction goes on, as on LMDB (SAVEPOINT, the
+       statement and RELEASE go in one round trip) */
+    rc = udb__pg_run_guarded(&r, pgt(txn)->c, "udb_store", (const char *)q.p, ps.n,
+                             (const char *const *)ps.val, ps.len, ps.fmt, &msg);
+    if (rc == UDB_ECONFLICT)   /* (a failed ROLLBACK TO would have another code) */
         rc = raced(txn, t, e);
     else if (rc)
         rc = pg_err(txn, rc, &msg);
-    else
-        rc = simple(txn, "RELEASE SAVEPOINT udb_store");
+    else if (fresh && strcmp(PQcmdTuples(r), "1") != 0)
+        rc = UDB_BE_TAKEN;   /* the core asks who holds what */
 out:
     PQclear(r);
     msgpack_unpacked_destroy(&u);
@@ -777,6 +882,39 @@ out:
     udb__buf_free(&msg);
     udb__buf_free(&rawb);
     blocks_drop(&before);
+    return rc;
+}
+
+static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                    const udb_entries *e, const udb_entries *old)
+{
+    return store_any(txn, t, record, len, e, old, false);
+}
+
+static int pg_store_new(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                        const udb_entries *e)
+{
+    /* did this transaction find one of the record's unique keys free? */
+    udb_pgtxn *p = pgt(txn);
+    bool read_free = false;
+    for (size_t i = 0; i < t->nidx && !read_free; i++) {
+        const udb_index *ix = &t->idx[i];
+        if (!ix->unique || !e->applies[i] || udb__idx_exempt(ix, e->vals))
+            continue;
+        const memo *m = ix->is_pk ? memo_get(p, t, NULL, e->keys + e->off[i], e->len[i])
+                                  : memo_get(p, t, ix, e->keys + e->off[i], e->len[i]);
+        read_free = m && !m->found;
+    }
+    /* 40001: ON CONFLICT met a key held by a writer our snapshot cannot see.
+       Having read that key free, we are the serialization failure itself
+       (what PostgreSQL says of the plain INSERT too): run it again.  Else
+       the plain INSERT reports the race as before: 23505, raced() and the
+       detail (or the same failure).  Both under the savepoint: the
+       transaction goes on after any refusal (e.g. 54000, an index row over
+       the server's limit) */
+    int rc = store_any(txn, t, record, len, e, NULL, true);
+    if (rc == UDB_ERETRY && !read_free)
+        rc = store_any(txn, t, record, len, e, NULL, false);
     return rc;
 }
 
@@ -991,6 +1129,7 @@ const udb_backend udb__pg_backend = {
     .fetch = pg_fetch,
     .holder = pg_holder,
     .store = pg_store,
+    .store_new = pg_store_new,
     .remove = pg_remove,
     .count = pg_count,
     .each = pg_each,
@@ -1070,7 +1209,6 @@ static void end(udb_pgtxn *p)
         holders_add(p->pool, p->owner, -1);
     blocks_free(p);
     free(p->blocks);
-    udb__schema_free(p->schema);
     udb__front_free(&p->f);
     free(p);
 }
@@ -1089,28 +1227,29 @@ int udb__pg_begin(udb_txn **out, udb_pgpool *pool, unsigned flags, udb_buf *msg)
     p->pool = pool;
     bool rdonly = flags & UDB_RDONLY;
     udb__front_init(&p->f, &udb__pg_backend, rdonly);
+    const udb_schema *schema = NULL;
     int rc = udb__pg_acquire(&p->c, pool, msg);
     if (!rc)
         /* extra_float_digits > 0: float8 text is the shortest exact form
            (PostgreSQL >= 12), whatever the server's or role's setting, so
            float fields read back as the bits stored */
-        rc = udb__pg_exec(NULL, p->c, rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-                                               " SET LOCAL extra_float_digits = 3"
-                          : flags & UDB__PG_NOSYNC ? "BEGIN ISOLATION LEVEL SERIALIZABLE;"
-                                               " SET LOCAL extra_float_digits = 3;"
-                                               " SET LOCAL synchronous_commit = off"
-                                             : "BEGIN ISOLATION LEVEL SERIALIZABLE;"
-                                               " SET LOCAL extra_float_digits = 3", msg);
-    uint64_t gen;
-    if (!rc)
-        rc = udb__pg_meta_read(&p->schema, &gen, p->c, udb__pg_pool_schema(pool), msg);
+        /* the schema is the connection's, read again only when its
+           generation moved (pgcache.h): BEGIN costs one round trip */
+        rc = udb__pg_begin_cached(&schema, p->c, udb__pg_pool_schema(pool),
+                                  rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                                           " SET LOCAL extra_float_digits = 3"
+                                  : flags & UDB__PG_NOSYNC ? "BEGIN ISOLATION LEVEL SERIALIZABLE;"
+                                           " SET LOCAL extra_float_digits = 3;"
+                                           " SET LOCAL synchronous_commit = off"
+                                         : "BEGIN ISOLATION LEVEL SERIALIZABLE;"
+                                           " SET LOCAL extra_float_digits = 3", msg);
     if (rc) {
         if (p->c)
             udb__pg_release(pool, p->c);   /* inside a transaction: closed */
         end(p);
         return rc;
     }
-    p->f.schema = p->schema;
+    p->f.schema = (udb_schema *)schema;   /* the front pins; the connection owns */
     p->owner = pthread_self();
     p->counted = holders_add(pool, p->owner, 1);
     *out = (udb_txn *)(void *)p;

@@ -40,6 +40,9 @@ typedef struct bench_rec {
 } bench_rec;
 
 /* ---- generator and helpers (bench_gen.c) ---- */
+/* The uniqdb schema of the records: type BENCH_TYPE, key id, unique ref and
+ * (psychologist, slot) while pending or confirmed, index by_user (user, slot). */
+extern const char bench_schema_json[];
 /* Record number i (0-based).  nusers spreads records over that many users. */
 void     bench_gen(bench_rec *r, uint64_t i, uint64_t nusers);
 uint64_t bench_user_of(uint64_t i, uint64_t nusers);

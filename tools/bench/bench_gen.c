@@ -21,6 +21,26 @@
 #include "bench.h"
 #include "support.h"
 
+/* The schema uniqdb stores the records under (both benchmarks). */
+const char bench_schema_json[] =
+    "{\"types\": {\"" BENCH_TYPE "\": {"
+    "\"key\": \"id\","
+    "\"fields\": {"
+    "  \"id\": {\"type\": \"uint\"},"
+    "  \"ref\": {\"type\": \"str\", \"required\": true},"
+    "  \"psychologist\": {\"type\": \"str\", \"required\": true},"
+    "  \"slot\": {\"type\": \"str\", \"required\": true},"
+    "  \"status\": {\"type\": \"enum\", \"required\": true,"
+    "             \"values\": [\"pending\", \"confirmed\", \"cancelled\", \"completed\"]},"
+    "  \"user\": {\"type\": \"str\"}},"
+    "\"unique\": {"
+    "  \"ref\": {\"fields\": [\"ref\"]},"
+    "  \"active_slot\": {\"fields\": [\"psychologist\", \"slot\"],"
+    "                  \"where\": \"status IN ('pending', 'confirmed')\"}},"
+    "\"indexes\": {"
+    "  \"by_user\": {\"fields\": [\"user\", \"slot\"]}}"
+    "}}}";
+
 static const char *const statuses[4] = {"pending", "confirmed", "cancelled", "completed"};
 
 uint64_t bench_mix64(uint64_t x)

@@ -14,24 +14,6 @@
 unsigned bench_udb_flags;
 bool bench_udb_exec;
 
-static const char SCHEMA[] =
-    "{\"types\": {\"" BENCH_TYPE "\": {"
-    "\"key\": \"id\","
-    "\"fields\": {"
-    "  \"id\": {\"type\": \"uint\"},"
-    "  \"ref\": {\"type\": \"str\", \"required\": true},"
-    "  \"psychologist\": {\"type\": \"str\", \"required\": true},"
-    "  \"slot\": {\"type\": \"str\", \"required\": true},"
-    "  \"status\": {\"type\": \"enum\", \"required\": true,"
-    "             \"values\": [\"pending\", \"confirmed\", \"cancelled\", \"completed\"]},"
-    "  \"user\": {\"type\": \"str\"}},"
-    "\"unique\": {"
-    "  \"ref\": {\"fields\": [\"ref\"]},"
-    "  \"active_slot\": {\"fields\": [\"psychologist\", \"slot\"],"
-    "                  \"where\": \"status IN ('pending', 'confirmed')\"}},"
-    "\"indexes\": {"
-    "  \"by_user\": {\"fields\": [\"user\", \"slot\"]}}"
-    "}}}";
 
 static int fail(int rc, const char *what, const char *detail)
 {
@@ -48,7 +30,7 @@ static int u_open(void **out, const char *path, bool durable)
     int rc = udb_open(&env, path, &opts);
     if (rc)
         return fail(rc, "open", udb_env_errmsg(NULL));
-    if ((rc = udb_schema_apply(NULL, env, SCHEMA, sizeof SCHEMA - 1, 0))) {
+    if ((rc = udb_schema_apply(NULL, env, bench_schema_json, strlen(bench_schema_json), 0))) {
         fail(rc, "schema", udb_env_errmsg(env));
         udb_close(env);
         return rc;
