@@ -91,12 +91,10 @@ static const char *pgschema(udb_txn *txn)
     return udb__pg_pool_schema(pgt(txn)->pool);
 }
 
-static void blocks_free(udb_pgtxn *p)
+/* Forget the remembered reads: a write may change what they would find.
+ * (What they handed out was copied into blocks: see keep.) */
+static void memo_clear(udb_pgtxn *p)
 {
-    for (size_t i = 0; i < p->nblocks; i++)
-        free(p->blocks[i]);
-    p->nblocks = 0;
-    /* a write (the only caller but the end) may change what reads find */
     for (size_t i = 0; i < NMEMO; i++) {
         udb__buf_free(&p->memo[i].key);
         udb__buf_free(&p->memo[i].pk);
@@ -104,6 +102,14 @@ static void blocks_free(udb_pgtxn *p)
         p->memo[i] = (memo){0};
     }
     p->nmemo = 0;
+}
+
+static void blocks_free(udb_pgtxn *p)
+{
+    for (size_t i = 0; i < p->nblocks; i++)
+        free(p->blocks[i]);
+    p->nblocks = 0;
+    memo_clear(p);
 }
 
 /* What fetch and holder handed out before a write, taken from the
@@ -122,6 +128,7 @@ static blocks blocks_take(udb_pgtxn *p)
     blocks b = {p->blocks, p->nblocks};
     p->blocks = NULL;
     p->nblocks = p->capblocks = 0;
+    memo_clear(p);   /* a write starts: what reads found may change */
     return b;
 }
 
