@@ -22,7 +22,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 case $BUILD_DIR in /*) BUILD=$BUILD_DIR ;; *) BUILD=$ROOT/$BUILD_DIR ;; esac
 JOBS=${FUZZ_JOBS:-1}
-ALL="fuzz_record fuzz_keycodec fuzz_unit fuzz_schema fuzz_ops fuzz_load"
+ALL="fuzz_record fuzz_keycodec fuzz_unit fuzz_schema fuzz_ops fuzz_load fuzz_redact"
 
 # ---- build ------------------------------------------------------------------
 if [ ! -f "$BUILD/build.ninja" ]; then

@@ -802,7 +802,13 @@ UDB_API void udb_results_free(udb_results *res);
  * The cursor must be closed before txn ends.  The prefix case of
  * udb_scan_range (lo = hi = prefix, both included), which adds bounds,
  * reverse order, a limit and paging.
- * Errors: UDB_EINVAL, UDB_EBADRECORD (prefix of wrong types), UDB_ENOMEM, LMDB codes. */
+ * On PostgreSQL the same records come in the same order with the same
+ * positions (udb_cursor_key), read from a server-side cursor 256 rows at a
+ * time.  The difference: the cursor works on the transaction's data as it
+ * was when the scan opened, so it does not see records its own transaction
+ * writes afterwards (on LMDB a cursor sees those it has not passed yet).
+ * Errors: UDB_EINVAL, UDB_EBADRECORD (prefix of wrong types), UDB_ENOMEM, LMDB codes;
+ * on PostgreSQL UDB_ERETRY, UDB_ECONNECT, UDB_ESERVER. */
 UDB_API int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
                      const void *prefix, size_t len);
 
@@ -882,7 +888,12 @@ UDB_API int udb_cursor_key(udb_val *out, udb_cursor *cur);
  * LMDB error end it: the next call returns UDB_ENOTFOUND.  At the end of a
  * whole type or index in a read-only transaction, fewer entries read than
  * LMDB counts is UDB_ECORRUPT too.  LMDB codes.  Records are checked (a
- * msgpack map of at most 4 MiB) before they are handed out. */
+ * msgpack map of at most 4 MiB) before they are handed out.
+ * On PostgreSQL: UDB_ERETRY (the server refused the read as concurrent with
+ * another transaction: run the transaction again), UDB_ECONNECT, and
+ * UDB_ESERVER also when the server hands rows back out of uniqdb's order
+ * (the scan ends rather than differ from LMDB's); every record handed out
+ * is copied into the transaction, a read-only one too, until it ends. */
 UDB_API int udb_cursor_next(udb_val *out, udb_cursor *cur);
 
 /* Step over the next n entries of the scan without reading the records they

@@ -24,6 +24,7 @@ conflict.h 5
 pgddl.h 5
 backend.h 6
 schemaplan.h 7
+cursor.h 7
 index.h 6
 layout.h 7
 longkey.h 7
@@ -60,6 +61,7 @@ ddl.c 5
 front.c 6
 index.c 6
 schemaplan.c 7
+cursor.c 7
 layout.c 7
 longkey.c 7
 mdb_error.c 7

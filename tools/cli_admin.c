@@ -34,7 +34,8 @@ static int init_json(const char *db, char *changes, const char *stored)
     }
     json_decref(s);
     if (list && names)
-        o = json_pack("{s s s O s o}", "database", db, "changes", list, "types", names);
+        o = json_pack("{s s s O s o}", "database", cli_shown(db), "changes", list, "types",
+                      names);
     else
         json_decref(names);
     ex = o ? cli_print_json(o) : cli_fail(CLI_EOUTPUT, NULL, "applied, but out of memory "
@@ -115,16 +116,17 @@ int cli_cmd_init(int argc, char **argv)
         goto out;
     }
     /* Say what changed, then what the database now holds. */
+    const char *shown = cli_shown(argv[optind]);
     if (*changes) {
         for (char *line = strtok(changes, "\n"); line; line = strtok(NULL, "\n"))
-            printf("%s: %s\n", argv[optind], line);
+            printf("%s: %s\n", shown, line);
     } else {
-        printf("%s: no change\n", argv[optind]);
+        printf("%s: no change\n", shown);
     }
     if (stored) {
         json_t *s = json_loads(stored, 0, NULL);
         json_t *types = json_object_get(s, "types");
-        printf("%s: schema applied, %zu type%s:", argv[optind], json_object_size(types),
+        printf("%s: schema applied, %zu type%s:", shown, json_object_size(types),
                json_object_size(types) == 1 ? "" : "s");
         const char *name;
         json_t *t;
@@ -256,9 +258,11 @@ static void check_progress(uint64_t done, uint64_t total, void *vctx)
 {
     check_ctx *c = vctx;
     cli_guard_tick(NULL);
+    /* on a server the engine counts rows: it checks the indexes from the catalog */
     if (c->progress)
-        fprintf(stderr, "\rchecking: %" PRIu64 " of %" PRIu64 " records and index entries (%d%%)",
-                done, total, total ? (int)(done * 100 / total) : 100);
+        fprintf(stderr, "\rchecking: %" PRIu64 " of %" PRIu64 " records%s (%d%%)", done, total,
+                cli_is_url(c->path) ? "" : " and index entries",
+                total ? (int)(done * 100 / total) : 100);
 }
 
 /* In the child: a problem goes to the parent. */
@@ -403,14 +407,21 @@ int cli_cmd_check(int argc, char **argv)
         ex = CLI_ECHECK;
     if ((ex != CLI_OK && ex != CLI_ECHECK) || (ex == CLI_ECHECK && !ctx.problems))
         goto out;   /* the child said why */
+    /* index entries are LMDB's: a server's indexes are checked against the schema */
+    bool url = cli_is_url(ctx.path);
     if (ctx.list) {
         json_t *o = json_pack("{s b s I s I s I s O}", "ok", ex == CLI_OK, "problem_count",
                               (json_int_t)ctx.problems, "records", (json_int_t)st[CK_RECORDS],
                               "index_entries", (json_int_t)st[CK_ENTRIES], "problems",
                               ctx.list);
+        if (o && url)
+            json_object_del(o, "index_entries");
         if (!o || cli_print_json(o) != CLI_OK)
             ex = CLI_EFAIL;
         json_decref(o);
+    } else if (ex == CLI_OK && url) {
+        printf("check: ok (%" PRIu64 " records in %" PRIu64 " type%s; tables and indexes "
+               "match the schema)\n", st[CK_RECORDS], st[CK_TYPES], st[CK_TYPES] == 1 ? "" : "s");
     } else if (ex == CLI_OK) {
         printf("check: ok (%" PRIu64 " records, %" PRIu64 " index entries in %" PRIu64
                " type%s)\n", st[CK_RECORDS], st[CK_ENTRIES], st[CK_TYPES],
@@ -440,6 +451,51 @@ static const char *human(char buf[32], double bytes)
     return buf;
 }
 
+static json_t *type_stat_json(const udb_type_stat *st)
+{
+    return json_pack("{s o s o s o}", "records", udb_jansson_u64(st->records), "index_entries",
+                     udb_jansson_u64(st->index_entries), "bytes", udb_jansson_u64(st->bytes));
+}
+
+/* stat of a database on PostgreSQL: records and bytes per type (the bytes are
+ * the server's: pg_total_relation_size, the table with its indexes and
+ * TOAST), and "backend": "postgresql" instead of the figures that are LMDB's:
+ * index entries (PostgreSQL's indexes are its own), file, map and pages. */
+static int stat_server(const type_counts *tc)
+{
+    if (cli_json_errors) {
+        json_t *o = json_object(), *types = json_object();
+        for (size_t i = 0; o && types && i < tc->ntypes; i++)
+            json_object_set_new(types, tc->names[i],
+                                json_pack("{s o s o}", "records",
+                                          udb_jansson_u64(tc->stats[i].records), "bytes",
+                                          udb_jansson_u64(tc->stats[i].bytes)));
+        int ex;
+        if (o && types) {
+            json_object_set_new(o, "backend", json_string("postgresql"));
+            json_object_set_new(o, "types", types);
+            types = NULL;
+            json_object_set_new(o, "records", udb_jansson_u64(tc->total.records));
+            json_object_set_new(o, "bytes", udb_jansson_u64(tc->total.bytes));
+            ex = cli_print_json(o);
+        } else {
+            ex = cli_fail(CLI_EFAIL, NULL, "out of memory");
+        }
+        json_decref(types);
+        json_decref(o);
+        return ex;
+    }
+    printf("%-24s %12s %12s\n", "type", "records", "bytes");
+    for (size_t i = 0; i < tc->ntypes; i++)
+        printf("%-24s %12" PRIu64 " %12" PRIu64 "\n", tc->names[i], tc->stats[i].records,
+               tc->stats[i].bytes);
+    printf("%-24s %12" PRIu64 " %12" PRIu64 "\n", "total", tc->total.records, tc->total.bytes);
+    printf("\nbackend: PostgreSQL; bytes are the server's (each table with its indexes and "
+           "TOAST);\nindex entries, file, map and free pages are LMDB's figures: not on "
+           "PostgreSQL\n");
+    return CLI_OK;
+}
+
 int cli_cmd_stat(int argc, char **argv)
 {
     type_counts tc;
@@ -457,9 +513,17 @@ int cli_cmd_stat(int argc, char **argv)
     size_t map_size = 0, used = 0;
     int rc;
     udb_space sp = UDB_SPACE_INIT;
+    /* on a server there is no data file, map or free page: those figures are
+       LMDB's, and are left out (the text says so) */
+    bool url = cli_is_url(argv[first]);
     if ((rc = counts_get(&tc, env, &detail)) != 0 ||
-        (rc = udb_env_usage(&map_size, &used, env)) != 0 || (rc = udb_env_space(&sp, env)) != 0) {
+        (!url && ((rc = udb_env_usage(&map_size, &used, env)) != 0 ||
+                  (rc = udb_env_space(&sp, env)) != 0))) {
         ex = cli_fail_rc(rc, tc.names ? udb_env_errmsg(env) : detail, NULL, "stat");
+        goto out;
+    }
+    if (url) {
+        ex = stat_server(&tc);
         goto out;
     }
     if (asprintf(&path, "%s/" UDB_DATA_FILE, argv[first]) < 0) {
@@ -478,13 +542,9 @@ int cli_cmd_stat(int argc, char **argv)
     if (cli_json_errors) {
         json_t *o = json_object(), *types = json_object();
         for (i = 0; o && types && i < tc.ntypes; i++)
-            json_object_set_new(types, tc.names[i],
-                                json_pack("{s o s o s o}", "records",
-                                          udb_jansson_u64(tc.stats[i].records),
-                                          "index_entries",
-                                          udb_jansson_u64(tc.stats[i].index_entries), "bytes",
-                                          udb_jansson_u64(tc.stats[i].bytes)));
+            json_object_set_new(types, tc.names[i], type_stat_json(&tc.stats[i]));
         if (o && types) {
+            json_object_set_new(o, "backend", json_string("lmdb"));
             json_object_set_new(o, "types", types);
             types = NULL;
             json_object_set_new(o, "records", udb_jansson_u64(tc.total.records));

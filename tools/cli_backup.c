@@ -31,6 +31,10 @@ int cli_cmd_backup(int argc, char **argv)
     const char *db = argv[optind], *dest = argv[optind + 1];
     if (!*dest)
         return cli_usage("backup", "DEST is empty");
+    if (cli_is_url(db))
+        return cli_fail(CLI_EUSAGE, NULL, "backup copies an LMDB database directory; %s is a "
+                        "PostgreSQL database: back it up with PostgreSQL's pg_dump (its schema: "
+                        "pg_dump --schema=NAME), or copy it with uniqdb dump DB > FILE", db);
     udb_env *env = NULL;
     if ((ex = cli_open(&env, db, CLI_OPEN_READ)) != CLI_OK)
         return ex;

@@ -133,6 +133,31 @@ int cli_common_option(int c, char **argv, const char *missing_msg);
  * Returns -1 to go on, or an exit code (help printed or usage error). */
 int cli_simple_options(int argc, char **argv, int *first);
 
+/* Whether DB names a PostgreSQL database (postgresql://... or postgres://...:
+ * a libpq connection URI, plus schema=NAME) rather than an LMDB directory.
+ * Nothing that treats DB as a file (stat, mkdir, rename, lock.mdb) is done
+ * to a URL: the server holds the database. */
+bool cli_is_url(const char *db);
+
+/* db as it may be shown (messages, output): a password in a PostgreSQL URL
+ * (postgresql://user:PASSWORD@host/..., or a password=... parameter) is
+ * replaced by ***; anything else is db itself.  Valid until the process
+ * ends. */
+const char *cli_shown(const char *db);
+
+/* text with the password of every PostgreSQL URL in it replaced by ***, into
+ * out (cap > 0 bytes, NUL-terminated, truncated to fit): the PASSWORD of an
+ * authority user:PASSWORD@host, and the value of a password=VALUE parameter
+ * up to '&', white space, a quote or ": ".  Text without a URL is copied as
+ * it is.  Redacting the result again changes nothing (fuzz/fuzz_redact.c). */
+void cli_redact(char *out, size_t cap, const char *text);
+
+/* For a URL: whether the server holds a uniqdb database there (a stored
+ * schema).  *has gets 1 or 0.  Opens it read-only and changes nothing.
+ * Returns CLI_OK, or an exit code having reported the error (the server
+ * cannot be reached, the login is refused). */
+int cli_url_has_db(int *has, const char *url);
+
 /* How cli_open() opens a database. */
 enum {
     CLI_OPEN_READ,  /* read only (UDB_RDONLY_ENV): works on databases this user cannot

@@ -1001,7 +1001,7 @@ static int load_line(loader *l, char *text, size_t len, size_t lineno)
                 l->schema_changed_line = lineno;
             if (rc == 0 && l->had_schema && changes && *changes) {
                 for (char *c = strtok(changes, "\n"); c; c = strtok(NULL, "\n"))
-                    fprintf(stderr, "uniqdb: %s: schema: %s\n", l->path, c);
+                    fprintf(stderr, "uniqdb: %s: schema: %s\n", cli_shown(l->path), c);
             }
             udb_free(changes);
             if (rc) {
@@ -1095,15 +1095,22 @@ static bool starts_with_schema(const char *text, size_t len)
     return yes;
 }
 
-/* Whether path holds a database (its data file). */
-static bool db_exists(const char *path)
+/* Whether path holds a database (its data file; on a server, a stored
+ * schema).  *exists gets the answer; returns an exit code (reported). */
+static int db_exists(bool *exists, const char *path)
 {
+    if (cli_is_url(path)) {
+        int has, ex = cli_url_has_db(&has, path);
+        *exists = has;
+        return ex;
+    }
+    *exists = true; /* when in doubt: open it and see */
     char *p;
     if (asprintf(&p, "%s/" UDB_DATA_FILE, path) < 0)
-        return true; /* when in doubt: open it and see */
-    bool yes = access(p, F_OK) == 0;
+        return CLI_OK;
+    *exists = access(p, F_OK) == 0;
     free(p);
-    return yes;
+    return CLI_OK;
 }
 
 int cli_cmd_load(int argc, char **argv)
@@ -1188,7 +1195,13 @@ int cli_cmd_load(int argc, char **argv)
                                   strcmp(file, "-") == 0 ? "stdin" : file, argv[optind]);
         goto out;
     }
-    if (!starts_with_schema(line, (size_t)got) && !db_exists(argv[optind])) {
+    /* on a server, whether DB holds a database is asked once: a new one has
+       nothing to read before the load (not even its sequences table) */
+    bool exists = true, schema_first = starts_with_schema(line, (size_t)got);
+    if ((!schema_first || cli_is_url(argv[optind])) &&
+        (ex = db_exists(&exists, argv[optind])) != CLI_OK)
+        goto out;
+    if (!schema_first && !exists) {
         /* decided before anything is created: a database without a schema is never
            made, and nothing has to be removed again (which could race with another
            process creating it) */
@@ -1212,20 +1225,21 @@ int cli_cmd_load(int argc, char **argv)
     l->tty = isatty(2);
     l->t0 = now_s();
     udb_txn *txn = NULL;
-    int rc;
-    if ((rc = udb_begin(&txn, l->env, UDB_RDONLY)) == 0)
+    int rc = 0;
+    if (exists && (rc = udb_begin(&txn, l->env, UDB_RDONLY)) == 0)
         rc = udb_seq_foreach(txn, collect_seq, l->had_seqs);
-    if (rc == 0) {
+    if (exists && rc == 0) {
         const char *const *names;
         size_t ntypes = 0;
         rc = udb_types(&names, &ntypes, txn);
         l->had_schema = l->has_schema = ntypes > 0;
     }
-    udb_abort(txn);
     if (rc) {
-        ex = cli_fail_rc(rc, udb_env_errmsg(l->env), NULL, "load");
+        ex = cli_fail_rc(rc, txn ? udb_errmsg(txn) : udb_env_errmsg(l->env), NULL, "load");
+        udb_abort(txn);
         goto out;
     }
+    udb_abort(txn);
     for (; got > 0; got = getline(&line, &cap, f)) {
         size_t len = (size_t)got;
         lineno++;
@@ -1283,7 +1297,8 @@ int cli_cmd_load(int argc, char **argv)
                 " invalid%s%s%s\n",
                 l->loaded, l->conflicts, l->or_get ? " (skipped)" : "", l->invalid,
                 l->incomplete ? "; the input is not a complete dump, so " : "",
-                l->incomplete ? l->path : "", l->incomplete ? " is not a complete copy" : "");
+                l->incomplete ? cli_shown(l->path) : "",
+                l->incomplete ? " is not a complete copy" : "");
 out:
     if (l && l->atomic && ex != CLI_OK && (l->env || nd.fresh)) {
         /* all or nothing: what a schema line did stays (its own transaction);
@@ -1292,10 +1307,10 @@ out:
         l->env = NULL;
         if (nd.fresh) {
             fprintf(stderr, "uniqdb: %s: --atomic: the database was not created\n",
-                    argv[optind]);
+                    cli_shown(argv[optind]));
         } else if (l->schema_changed_line) {
             fprintf(stderr, "uniqdb: %s: --atomic: the schema change of line %zu stays "
-                    "applied (a schema is applied in its own transaction)\n", l->path,
+                    "applied (a schema is applied in its own transaction)\n", cli_shown(l->path),
                     l->schema_changed_line);
         }
     }

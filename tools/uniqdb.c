@@ -37,7 +37,8 @@ typedef struct command {
 static const command commands[] = {
     {"init", cli_cmd_init, "DB SCHEMA.json [--keep | --drop]",
      "create a database or change its schema",
-     "Create the database DB (a directory) with the schema in SCHEMA.json (\"-\": stdin),\n"
+     "Create the database DB (a directory, or a PostgreSQL URL: the schema is applied\n"
+     "on the server in one transaction) with the schema in SCHEMA.json (\"-\": stdin),\n"
      "or apply a schema change to an existing one, and print what changed.  Applying\n"
      "the stored schema again changes nothing.  A schema that lacks or loosens what\n"
      "the stored one has (an index, a type, \"required\") is refused, naming each item,\n"
@@ -105,7 +106,8 @@ static const command commands[] = {
      "all or nothing: any bad line (each is reported) and nothing is written (exit\n"
      "as for that line); a new database is built aside and appears at DB only when\n"
      "the load succeeded (if another process creates DB meanwhile, nothing is\n"
-     "loaded into it: exit 1).  The schema\n"
+     "loaded into it: exit 1; on a PostgreSQL URL the records and sequences are one\n"
+     "server transaction).  The schema\n"
      "line must then come first; it is applied in its own transaction, so a change\n"
      "it makes to an existing database stays (stderr says so).  --atomic holds the\n"
      "records in memory until the end of the input.  Records before any schema line\n"
@@ -134,7 +136,8 @@ static const command commands[] = {
      "Verify every record against the schema and every index against every record.\n"
      "Lists each problem and exits 6 if there are any."},
     {"stat", cli_cmd_stat, "DB", "records, index entries, file and map usage",
-     "Per type: records, index entries, bytes; then file and map usage.\n"
+     "Per type: records, index entries, bytes; then file and map usage (LMDB's\n"
+     "figures: on PostgreSQL they are left out, and --json says \"backend\": \"postgresql\").\n"
      "--json prints the same as one JSON object."},
     {"backup", cli_cmd_backup, "DB DEST [--compact]", "a consistent copy, while others write",
      "Copy the database DB to the directory DEST (which must not exist, or be empty)\n"
@@ -146,9 +149,11 @@ static const command commands[] = {
      "to reclaim the space of deleted records (`stat` shows it); put it in place of\n"
      "DB while no process has DB open.  Without --compact the file is copied as it is\n"
      "(LMDB's write lock is held only while its two meta pages are copied), which\n"
-     "works on a damaged database too."},
-    {"demo", cli_cmd_demo, "[DIR]", "the five scenarios, live, with real processes",
-     "Create a database in DIR (default: a new temporary directory), apply the\n"
+     "works on a damaged database too.  A database on PostgreSQL (DB a URL) is\n"
+     "refused: back it up with pg_dump, or copy it with uniqdb dump."},
+    {"demo", cli_cmd_demo, "[DIR | URL]", "the five scenarios, live, with real processes",
+     "Create a database in DIR (default: a new temporary directory; or at a\n"
+     "PostgreSQL URL whose schema holds no database yet), apply the\n"
      "scenarios' schema and run the five scenarios with real concurrent processes,\n"
      "printing what happened.  Ends with a consistency check and a few records."},
 };
@@ -187,6 +192,11 @@ static void main_usage(FILE *f)
                "             another process's shared commit; on a terminal, a wait of over\n"
                "             a second is announced on stderr\n"
                "  --help     show help\n\n"
+               "DB is a database directory, or a PostgreSQL (>= 15) database given as a URL:\n"
+               "  postgresql://[USER@][HOST][:PORT]/DBNAME?schema=NAME (also postgres://; a\n"
+               "  libpq connection URI, plus schema=NAME: the PostgreSQL schema that holds\n"
+               "  the database, default public), e.g. postgresql:///shop?schema=app.\n"
+               "  `uniqdb dump DIR | uniqdb load URL` moves a database onto a server.\n\n"
                "KEY, values and records are JSON: 42, '\"abc\"', '{\"id\": 1}'.  Put -- before\n"
                "arguments that begin with '-', e.g. uniqdb get DB t -- -5.\n\n"
                "limits: a record 4 MiB as msgpack; 16 levels of maps and arrays (the\n"
@@ -296,6 +306,12 @@ int cli_newdb_begin(cli_newdb *n, const char *path)
     struct stat st;
     char *tmpl = NULL, *data = NULL;
     int e = 0;
+    if (cli_is_url(path)) {
+        /* on a server there is nothing to build aside: the schema is applied
+           in one server transaction (under the engine's advisory lock), and
+           --atomic's records in another */
+        goto existing;
+    }
     if (stat(path, &st) != 0) {
         if (errno != ENOENT)
             goto existing; /* opening it reports why */
@@ -471,7 +487,8 @@ static void *watchdog(void *p)
         double waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
         if (!said && waited >= 1.0 && isatty(2)) {
             fprintf(stderr, "uniqdb: waiting for another process's write transaction on %s "
-                    "to end%s\n", w->db, !w->told ? " (Ctrl-C stops waiting; the write may still "
+                    "to end%s\n", cli_shown(w->db),
+                    !w->told ? " (Ctrl-C stops waiting; the write may still "
                     "be committed)" : cli_timeout > 0 ? " (--timeout)" : " (Ctrl-C gives up)");
             said = 1;
         }
@@ -652,9 +669,10 @@ int cli_fail(int code, json_t *extra, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char msg[2048];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    char text[2048], msg[2048];
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    cli_redact(msg, sizeof msg, text);   /* messages quote DB: never a password */
     if (cli_json_errors) {
         const char *type, *title;
         int status;
@@ -741,6 +759,98 @@ json_t *cli_conflict_json(const udb_conflict *c)
 }
 
 /* ---- Shared helpers ---------------------------------------------------------- */
+
+bool cli_is_url(const char *db)
+{
+    return db && (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0);
+}
+
+void cli_redact(char *out, size_t cap, const char *text)
+{
+    size_t o = 0;
+#define PUT(c) do { char c_ = (c); if (o + 1 < cap) out[o++] = c_; } while (0)
+#define PUTS(str) do { for (const char *s_ = (str); *s_; s_++) PUT(*s_); } while (0)
+    for (const char *p = text; *p;) {
+        const char *url = strncmp(p, "postgresql://", 13) == 0 ? p + 13
+                          : strncmp(p, "postgres://", 11) == 0 ? p + 11 : NULL;
+        if (!url) {
+            PUT(*p++);
+            continue;
+        }
+        while (p < url)
+            PUT(*p++);
+        size_t alen = strcspn(url, "/?# \t\n\"'");
+        const char *at = NULL;
+        for (const char *q = url; q < url + alen; q++)
+            if (*q == '@')
+                at = q;
+        const char *colon = at ? memchr(url, ':', (size_t)(at - url)) : NULL;
+        if (colon) {
+            while (p <= colon)
+                PUT(*p++);
+            PUTS("***");
+            p = at;
+        }
+        /* the rest of the URL: password=... parameters */
+        while (*p && !strchr(" \t\n\"'", *p) && !(p[0] == ':' && p[1] == ' ')) {
+            if ((p[-1] == '?' || p[-1] == '&') && strncmp(p, "password=", 9) == 0) {
+                PUTS("password=***");
+                p += 9;
+                while (*p && !strchr("& \t\n\"'", *p) && !(p[0] == ':' && p[1] == ' '))
+                    p++;
+                continue;
+            }
+            PUT(*p++);
+        }
+    }
+    if (cap)
+        out[o < cap ? o : cap - 1] = '\0';
+#undef PUT
+#undef PUTS
+}
+
+const char *cli_shown(const char *db)
+{
+    static char *kept[8];
+    static size_t nkept;
+    if (!cli_is_url(db))
+        return db;
+    size_t cap = strlen(db) + 16;
+    char *s = malloc(cap);
+    if (!s)
+        return "(the URL)";
+    cli_redact(s, cap, db);
+    if (strcmp(s, db) == 0) {
+        free(s);
+        return db;
+    }
+    if (nkept == sizeof kept / sizeof *kept)
+        free(kept[--nkept]);  /* a command shows one or two databases */
+    kept[nkept++] = s;
+    return s;
+}
+
+int cli_url_has_db(int *has, const char *url)
+{
+    udb_options o = UDB_OPTIONS_INIT;
+    o.flags |= UDB_RDONLY_ENV;
+    udb_env *env = NULL;
+    *has = 0;
+    int rc = udb_open(&env, url, &o);
+    if (rc)
+        return cli_fail(cli_exit_code(rc), NULL, "%s", *udb_env_errmsg(NULL) ?
+                        udb_env_errmsg(NULL) : udb_strerror(rc));
+    char *text = NULL;
+    rc = udb_schema_json(&text, env);
+    int ex = CLI_OK;
+    if (rc == 0)
+        *has = 1;
+    else if (rc != UDB_ENOTFOUND)
+        ex = cli_fail_rc(rc, udb_env_errmsg(env), NULL, url);
+    udb_free(text);
+    udb_close(env);
+    return ex;
+}
 
 /* Why path cannot be opened as an existing database, or NULL if it looks
  * like one: the three cases a user fixes differently are told apart. */
@@ -852,16 +962,19 @@ int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
         return cli_fail(CLI_EUSAGE, NULL, "the database path DB is empty");
     const char *why;
     char buf[600];
-    if (mode != CLI_OPEN_CREATE && (why = not_a_database(path, buf, sizeof buf)) != NULL)
+    /* a URL is no file: the server says what is wrong with it */
+    bool url = cli_is_url(path);
+    if (!url && mode != CLI_OPEN_CREATE && (why = not_a_database(path, buf, sizeof buf)) != NULL)
         return cli_fail(CLI_EFAIL, NULL, "%s: %s", path, why);
     udb_options o = UDB_OPTIONS_INIT;
     if (mode == CLI_OPEN_READ) {
         o.flags |= UDB_RDONLY_ENV;
-        lock_file_like_data(path);
+        if (!url)
+            lock_file_like_data(path);
     }
     o.max_dbs = max_dbs;
     int rc = udb_open(out, path, &o);
-    if (rc == EACCES && mode == CLI_OPEN_READ) {
+    if (rc == EACCES && mode == CLI_OPEN_READ && !url) {
         /* most likely the lock file cannot be created or written (another user's
            database, a read-only copy): read without LMDB's reader lock */
         o.flags |= UDB_NOLOCK;
@@ -875,6 +988,23 @@ int cli_open_sized(udb_env **out, const char *path, int mode, unsigned max_dbs)
     if (rc)
         return cli_fail(cli_exit_code(rc), NULL, "%s", *udb_env_errmsg(NULL) ?
                         udb_env_errmsg(NULL) : udb_strerror(rc));
+    if (url && mode != CLI_OPEN_CREATE) {
+        /* what a directory without data.mdb is to LMDB: a PostgreSQL schema that
+           holds no uniqdb database (none was ever applied there) */
+        char *text = NULL;
+        rc = udb_schema_json(&text, *out);
+        udb_free(text);
+        if (rc) {
+            int ex = rc == UDB_ENOTFOUND
+                         ? cli_fail(CLI_EFAIL, NULL, "%s: not a uniqdb database (no uniqdb schema "
+                                    "was applied in that PostgreSQL schema; create one with: "
+                                    "uniqdb init %s SCHEMA.json)", path, path)
+                         : cli_fail_rc(rc, udb_env_errmsg(*out), NULL, path);
+            udb_close(*out);
+            *out = NULL;
+            return ex;
+        }
+    }
     return CLI_OK;
 }
 

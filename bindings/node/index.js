@@ -147,13 +147,20 @@ const OPEN_OPTIONS = new Set(['schema', 'keep', 'drop', 'readOnly', 'noSync', 'n
   'noGroup', 'noShip', 'noLock', 'mapSize', 'maxMapSize', 'maxDbs', 'mode', 'growWaitMs',
   'lockWaitMs']);
 
+// A PostgreSQL URL (postgresql:// or postgres://, plus schema=NAME) goes to
+// udb_open() as it is: the database is on the server.
+const PG_SCHEMES = ['postgresql:', 'postgres:'];
+
 function toPath(pathOrUrl) {
-  if (pathOrUrl instanceof URL) return fileURLToPath(pathOrUrl);
+  if (pathOrUrl instanceof URL) {
+    return PG_SCHEMES.includes(pathOrUrl.protocol) ? pathOrUrl.href : fileURLToPath(pathOrUrl);
+  }
   if (typeof pathOrUrl === 'string' && pathOrUrl.startsWith('file:')) {
     return fileURLToPath(pathOrUrl);
   }
   if (typeof pathOrUrl !== 'string') {
-    throw new TypeError('uniqdb: open() takes a directory path or a file: URL');
+    throw new TypeError('uniqdb: open() takes a directory path, a file: URL or a ' +
+      'postgresql:// URL');
   }
   return pathOrUrl;
 }

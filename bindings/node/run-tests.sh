@@ -1,15 +1,18 @@
 #!/bin/sh
 # The meson test `node` (suite node): build the addon against this meson
 # build's libuniqdb.so and run `npm test`.
-#   run-tests.sh SRCDIR BUILDROOT CC SANITIZE
+#   run-tests.sh SRCDIR BUILDROOT CC SANITIZE [TEST.js...]
 # SRCDIR is bindings/node of the source tree; the package is copied to
 # BUILDROOT/bindings/node (node_modules and the addon live there, one per
 # meson build directory).  Exits 77 (skipped) without node, npm or Node's
 # headers.  Under b_sanitize=address the ASan runtime of CC is preloaded into
 # node (an instrumented libuniqdb.so cannot be loaded otherwise) with leak
 # detection off: node itself is not instrumented and leaks by design at exit.
+# TEST.js...: run only these files of test/ (pg-node: test/pg.test.js under
+# tests/postgres/pg_run) instead of `npm test`.
 set -eu
 src=$1 build=$2 cc=$3 sanitize=$4
+shift 4
 
 for tool in node npm; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -69,4 +72,7 @@ case ",$sanitize," in
     export LD_PRELOAD ASAN_OPTIONS
     ;;
 esac
+if [ "$#" -gt 0 ]; then
+    exec node --test "$@"
+fi
 exec npm test

@@ -120,6 +120,21 @@ struct udb_backend {
     /* udb_type_stat_get's counts for type t; figures the backend does not
        keep are 0.  A backend code, with message. */
     int (*type_stat)(udb_type_stat *out, udb_txn *txn, const udb_type *t);
+
+    /* ---- scans (cursor.h) ----
+     * The backend's struct udb_cursor, of scan_size() bytes, begins with a
+     * udb_curfront, which the core has filled (the type, index, encoded
+     * bounds and after, flags, limit) and zeroed the rest before scan_open
+     * (which sets the message when it fails).  scan_next and scan_skip are
+     * udb_cursor_next and udb_cursor_skip (uniqdb.h), in the order of the
+     * entries' sort keys (udb__cursor_place decides which are in the range;
+     * udb__cursor_handed records the one handed out).  scan_close frees what
+     * the backend added, for a cursor scan_open failed on too. */
+    size_t (*scan_size)(void);
+    int (*scan_open)(udb_cursor *c);
+    int (*scan_next)(udb_val *rec, udb_cursor *c);
+    int (*scan_skip)(uint64_t *skipped, udb_cursor *c, uint64_t n);
+    void (*scan_close)(udb_cursor *c);
 };
 
 /* ---- environments ----

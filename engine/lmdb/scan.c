@@ -1,13 +1,15 @@
 /*
- * scan.c -- ordered scans over a type's primary key or one of its indexes:
- * forward or reverse, bounded below and above on a prefix of the index's
- * fields, resumed after a given entry, limited in length.
+ * scan.c -- the LMDB backend's scans (backend.h's "scans"; the public calls
+ * and what is not LMDB's are core/cursor.c's): ordered walks over a type's
+ * primary key or one of its indexes, forward or reverse, bounded below and
+ * above on a prefix of the index's fields, resumed after a given entry,
+ * limited in length.
  *
  * The tuple key encoding makes memcmp order value order, so a scan is one
  * seek (MDB_SET_RANGE) and a walk.  Bounds are compared as values, not as
  * raw keys: an entry's key holds all of the index's fields (and the primary
  * key after them in a non-unique index), a bound only its first k, so an
- * entry is compared on its first k elements (see cmp_bound).  Where a scan
+ * entry is compared on its first k elements (udb__cmp_bound).  Where a scan
  * is resumed is an entry's sort key -- its index fields then its primary
  * key, SQL's ORDER BY -- which every entry has whatever its key's shape, and
  * which stays a position after the entry itself is deleted.
@@ -16,11 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index.h"
+#include "cursor.h"
 #include "longkey.h"
 #include "keycodec.h"
 #include "layout.h"
-#include "mpack.h"
 #include "txn.h"
 
 /* One entry of a long-key group (longkey.h): its full key in gkeys, and
@@ -31,21 +32,10 @@ typedef struct group_ent {
 } group_ent;
 
 struct udb_cursor {
-    udb_txn *txn;
-    const udb_type *t;
-    const udb_index *ix;
+    udb_curfront f;           /* first: the core's part (cursor.h) */
     MDB_dbi dbi, rdbi;        /* ix's database; t's records */
     MDB_cursor *mc;
-    /* the range: tuples of at most ix->nfields values (empty: no bound), and
-       the sort key to resume after (empty: none) */
-    udb_buf lo, hi, after;
-    size_t after_fields;      /* bytes of `after` that hold the index's fields */
-    bool lo_excl, hi_excl, reverse;
-    /* in scan order, once an entry is past the start bound (or `after`), so
-       is every later one: stop comparing */
-    bool start_passed, after_passed;
-    uint64_t limit, handed;   /* at most limit entries (0: no limit); handed out */
-    bool started, done;
+    bool started;
     bool edge;                /* a group read ran into the end of the database */
     /* long keys sharing their first UDB_KEY_INLINE bytes sit in LMDB in slot
        order: such a group is read whole and handed out in key order */
@@ -62,184 +52,27 @@ struct udb_cursor {
     bool skipped, looping;    /* the last error skipped an entry; a loop ends it */
     group_ent *group;
     size_t ngroup, gpos, gcap;
-    /* sort keys (cand: of the entry being looked at; pos: of the last one
-       handed out, empty before the first), and pos as udb_cursor_key's msgpack */
-    udb_buf cand, pos, keyout;
 };
 
-/* The field of value i of ix's sort key: its fields, then the primary key. */
-static const udb_field *sort_field(const udb_type *t, const udb_index *ix, size_t i)
+size_t udb__lmdb_scan_size(void)
 {
-    return &t->fields[i < ix->nfields ? ix->fields[i] : t->key];
+    return sizeof(struct udb_cursor);
 }
 
-/* Encode v, a msgpack array (untrusted) of values for the first min..max
- * fields of ix's sort key, as a tuple appended to b.  what names v in the
- * message.  UDB_EBADRECORD (not such an array, values of wrong types),
- * UDB_ENOMEM. */
-static int encode_values(udb_buf *b, udb_txn *txn, const udb_type *t, const udb_index *ix,
-                         udb_val v, size_t min, size_t max, const char *what)
+int udb__lmdb_scan_open(udb_cursor *c)
 {
-    msgpack_object vals[UDB_MAX_IDX_FIELDS + 1];
-    size_t nv = 0;
-    const char *why = NULL;
-    udb_buf names = {0}, msg = {0};
-    int rc = udb__mp_scalars(vals, max, &nv, true, v.data, v.size, &why);
-    if (rc == 0 && nv < min) {
-        rc = UDB_EBADRECORD;
-        why = "too few values";
-    }
-    if (rc) {
-        for (size_t i = 0; i < max; i++)
-            udb__buf_printf(&names, "%s%s%s", i ? ", " : "",
-                            i == ix->nfields ? "then the primary key " : "",
-                            sort_field(t, ix, i)->name);
-        udb__err(txn, rc, "%s of \"%s.%s\" must be a msgpack array of %s%zu values (%s): %s",
-                 what, t->name, ix->name, min == max ? "" : "at most ", max,
-                 names.p && !names.oom ? (char *)names.p : "", why);
-        goto out;
-    }
-    for (size_t i = 0; i < nv; i++) {
-        /* an index field through its collation (nocase bounds fold as the entries
-           did); the primary key after it as it is */
-        rc = i < ix->nfields ? udb__idx_field_key(b, t, ix, i, &vals[i], &msg)
-                             : udb__field_key(b, t, sort_field(t, ix, i), &vals[i], &msg);
-        if (rc) {
-            if (rc == UDB_ENOMEM)
-                udb__err(txn, rc, "out of memory");
-            else
-                udb__err(txn, rc, "%s of \"%s.%s\", value %zu: %s", what, t->name, ix->name,
-                         i + 1, msg.p && !msg.oom ? (char *)msg.p : "bad value");
-            goto out;
-        }
-    }
-out:
-    udb__buf_free(&names);
-    udb__buf_free(&msg);
-    return rc;
-}
-
-/* The common part of udb_scan (prefix) and udb_scan_range (r), both may be
- * NULL.  fn names the call in messages. */
-static int open_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
-                     const udb_val *prefix, const udb_range *r, const char *fn)
-{
-    udb_type *t;
-    int rc = udb__txn_type(&t, txn, type, false);
-    if (rc)
-        return rc;
-    if (!out)
-        return udb__err(txn, UDB_EINVAL, "%s: out is required", fn);
-    udb_index *ix = udb__type_index(t, index);
-    if (!ix)
-        return udb__err_index(txn, t, index, false);
-    if (r && (r->version < 1 || r->version > UDB_RANGE_VERSION))
-        return udb__err(txn, UDB_EINVAL, "%s: range version %u is not one this library knows "
-                        "(1 to %d): start from UDB_RANGE_INIT", fn, r->version,
-                        UDB_RANGE_VERSION);
-    unsigned known = UDB_LO_EXCL | UDB_HI_EXCL | UDB_REVERSE;
-    if (r && (r->flags & ~known))
-        return udb__err(txn, UDB_EINVAL, "%s: unknown range flags 0x%x (UDB_LO_EXCL, "
-                        "UDB_HI_EXCL and UDB_REVERSE are 0x%x)", fn, r->flags & ~known, known);
-    udb_cursor *c = calloc(1, sizeof *c);
-    if (!c)
-        return udb__err(txn, UDB_ENOMEM, "out of memory");
-    c->txn = txn;
-    c->t = t;
-    c->ix = ix;
-    c->dbi = udb__dbi(udb__txn_schema(txn), ix);
-    c->rdbi = udb__type_dbi(udb__txn_schema(txn), t);
-    if (prefix && prefix->data) {
-        /* a prefix is the range from it to it, both included */
-        if ((rc = encode_values(&c->lo, txn, t, ix, *prefix, 0, ix->nfields, "scan prefix")))
-            goto fail;
-        udb__buf_put(&c->hi, c->lo.p, c->lo.len);
-    }
-    if (r) {
-        if (r->lo.data &&
-            (rc = encode_values(&c->lo, txn, t, ix, r->lo, 0, ix->nfields, "range lo")))
-            goto fail;
-        if (r->hi.data &&
-            (rc = encode_values(&c->hi, txn, t, ix, r->hi, 0, ix->nfields, "range hi")))
-            goto fail;
-        size_t nkey = ix->nfields + !ix->is_pk;
-        if (r->after.data) {
-            if ((rc = encode_values(&c->after, txn, t, ix, r->after, nkey, nkey,
-                                    "range after")))
-                goto fail;
-            const unsigned char *p = c->after.p, *end = p + c->after.len;
-            for (size_t i = 0; i < ix->nfields; i++)
-                if (udb__tk_skip(&p, end)) {   /* we encoded it: cannot fail */
-                    rc = udb__err(txn, UDB_EINVAL, "%s: bad after", fn);
-                    goto fail;
-                }
-            c->after_fields = (size_t)(p - c->after.p);
-        }
-        c->lo_excl = r->flags & UDB_LO_EXCL;
-        c->hi_excl = r->flags & UDB_HI_EXCL;
-        c->reverse = r->flags & UDB_REVERSE;
-        c->limit = r->limit;
-    }
-    if (c->hi.oom) {
-        rc = udb__err(txn, UDB_ENOMEM, "out of memory");
-        goto fail;
-    }
-    if ((rc = mdb_cursor_open(udb__txn_mdb(txn), c->dbi, &c->mc))) {
-        rc = udb__mdb_err(txn, rc, "opening a cursor");
-        goto fail;
-    }
-    *out = c;
-    return 0;
-fail:
-    udb_cursor_close(c);
-    return rc;
-}
-
-int udb_scan(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
-             const void *prefix, size_t len)
-{
-    udb_val p = {prefix, len};
-    return open_scan(out, txn, type, index, &p, NULL, "udb_scan");
-}
-
-int udb_scan_range(udb_cursor **out, udb_txn *txn, const char *type, const char *index,
-                   const udb_range *range)
-{
-    return open_scan(out, txn, type, index, NULL, range, "udb_scan_range");
-}
-
-static int cmp_bytes(const void *a, size_t alen, const void *b, size_t blen)
-{
-    size_t n = alen < blen ? alen : blen;
-    int d = n ? memcmp(a, b, n) : 0;
-    return d ? d : (alen > blen) - (alen < blen);
+    udb_txn *txn = c->f.txn;
+    c->dbi = udb__dbi(udb__txn_schema(txn), c->f.ix);
+    c->rdbi = udb__type_dbi(udb__txn_schema(txn), c->f.t);
+    int rc = mdb_cursor_open(udb__txn_mdb(txn), c->dbi, &c->mc);
+    return rc ? udb__mdb_err(txn, rc, "opening a cursor") : 0;
 }
 
 static int cmp_group(const void *a, const void *b, void *keys)
 {
     const group_ent *x = a, *y = b;
     const unsigned char *base = keys;
-    return cmp_bytes(base + x->off, x->len, base + y->off, y->len);
-}
-
-/*
- * The order of the first k values of key (an entry's key or sort key)
- * against b, a tuple of k values: <0, 0 or >0.  Both are tuples, whose
- * memcmp order is value order, but key holds more values than b: its first
- * k are compared.  Where b ends, key's next byte starts its next value (a
- * type code: the k values are equal), unless it is 0xFF: then b's last
- * value is a string or bytes, whose 0x00 terminator is, in key, an escaped
- * NUL -- key's value goes on and is greater (prefix ("a") vs key ("a\0")).
- * No type code is 0xFF.
- */
-static int cmp_bound(const void *key, size_t len, const udb_buf *b)
-{
-    const unsigned char *k = key;
-    size_t n = len < b->len ? len : b->len;
-    int d = n ? memcmp(k, b->p, n) : 0;
-    if (d || len < b->len)
-        return d ? d : -1;
-    return len > b->len && k[b->len] == 0xFF;
+    return udb__cmp_bytes(base + x->off, x->len, base + y->off, y->len);
 }
 
 /* Where a scan starts: into s, a raw key at or before every entry of the
@@ -247,22 +80,22 @@ static int cmp_bound(const void *key, size_t len, const udb_buf *b)
  * false if it starts at the first (last) entry. */
 static bool start_key(udb_buf *s, const udb_cursor *c)
 {
-    const udb_buf *b = c->reverse ? &c->hi : &c->lo;
-    bool excl = c->reverse ? c->hi_excl : c->lo_excl;
+    const udb_buf *b = c->f.reverse ? &c->f.hi : &c->f.lo;
+    bool excl = c->f.reverse ? c->f.hi_excl : c->f.lo_excl;
     if (b->len) {
-        /* past every key whose first values equal b: b ++ 0xFF (cmp_bound) */
+        /* past every key whose first values equal b: b ++ 0xFF (udb__cmp_bound) */
         udb__buf_put(s, b->p, b->len);
-        if (excl != c->reverse)
+        if (excl != c->f.reverse)
             udb__buf_byte(s, 0xFF);
     }
-    if (c->after.len) {
+    if (c->f.after.len) {
         /* forward: a wanted entry's fields are >= after's (its key is the
            fields alone in a unique index); reverse: its key < after */
-        size_t n = c->reverse ? c->after.len : c->after_fields;
-        int d = cmp_bytes(c->after.p, n, s->p, s->len);
-        if (!s->len || (c->reverse ? d < 0 : d > 0)) {
+        size_t n = c->f.reverse ? c->f.after.len : c->f.after_fields;
+        int d = udb__cmp_bytes(c->f.after.p, n, s->p, s->len);
+        if (!s->len || (c->f.reverse ? d < 0 : d > 0)) {
             s->len = 0;
-            udb__buf_put(s, c->after.p, n);
+            udb__buf_put(s, c->f.after.p, n);
         }
     }
     return s->len > 0;
@@ -277,14 +110,14 @@ static int seek(udb_cursor *c, MDB_val *rk, MDB_val *rv)
     if (s.oom) {
         rc = UDB_ENOMEM;
     } else if (!from) {
-        rc = mdb_cursor_get(c->mc, rk, rv, c->reverse ? MDB_LAST : MDB_FIRST);
+        rc = mdb_cursor_get(c->mc, rk, rv, c->f.reverse ? MDB_LAST : MDB_FIRST);
     } else {
         /* a key longer than UDB_KEY_INLINE is sought by its first bytes:
            forward, keys below it come first and are skipped */
         rk->mv_size = s.len < UDB_KEY_INLINE ? s.len : UDB_KEY_INLINE;
         rk->mv_data = s.p;
         rc = mdb_cursor_get(c->mc, rk, rv, MDB_SET_RANGE);
-        if (c->reverse) {
+        if (c->f.reverse) {
             /* every key from here on is >= s, but with a long s, the short
                key and the group of long keys sharing its first bytes may
                hold keys < s: step over them (the scan skips those >= s) */
@@ -306,9 +139,9 @@ static int seek(udb_cursor *c, MDB_val *rk, MDB_val *rv)
  * reverse scan, before it), and becomes the last. */
 static int key_in_order(udb_cursor *c, const MDB_val *k)
 {
-    if (!c->reverse)
+    if (!c->f.reverse)
         return udb__key_after(&c->last, k);
-    if (c->last.len && cmp_bytes(k->mv_data, k->mv_size, c->last.p, c->last.len) >= 0)
+    if (c->last.len && udb__cmp_bytes(k->mv_data, k->mv_size, c->last.p, c->last.len) >= 0)
         return UDB_ECORRUPT;
     c->last.len = 0;
     udb__buf_put(&c->last, k->mv_data, k->mv_size);
@@ -324,8 +157,8 @@ static int raw_checked(udb_cursor *c, const MDB_val *rk, const MDB_val *rv)
         /* a read-only snapshot holds a fixed number of entries: twice that,
            and more, read means the cursor goes round */
         MDB_stat st;
-        c->budget = udb__txn_rdonly(c->txn) &&
-                    mdb_stat(udb__txn_mdb(c->txn), c->dbi, &st) == 0
+        c->budget = udb__txn_rdonly(c->f.txn) &&
+                    mdb_stat(udb__txn_mdb(c->f.txn), c->dbi, &st) == 0
                     ? 2 * (size_t)st.ms_entries + 1024 : SIZE_MAX;
     }
     int rc = 0;
@@ -371,7 +204,7 @@ static int group_add(udb_cursor *c, const MDB_val *rk, const MDB_val *rv)
  * key. */
 static int read_group(udb_cursor *c, MDB_val rk, MDB_val rv)
 {
-    MDB_cursor_op on = c->reverse ? MDB_PREV : MDB_NEXT, back = c->reverse ? MDB_NEXT : MDB_PREV;
+    MDB_cursor_op on = c->f.reverse ? MDB_PREV : MDB_NEXT, back = c->f.reverse ? MDB_NEXT : MDB_PREV;
     int rc;
     memcpy(c->gfirst, rk.mv_data, UDB_KEY_INLINE);
     c->ngroup = c->gpos = 0;
@@ -406,13 +239,13 @@ static int next_entry(MDB_val *k, MDB_val *v, udb_cursor *c)
     for (;;) {
         if (c->gpos < c->ngroup) {
             size_t i = c->gpos++;
-            const group_ent *e = &c->group[c->reverse ? c->ngroup - 1 - i : i];
+            const group_ent *e = &c->group[c->f.reverse ? c->ngroup - 1 - i : i];
             unsigned char raw[UDB_KEY_LONG];
             memcpy(raw, c->gfirst, UDB_KEY_INLINE);
             memcpy(raw + UDB_KEY_INLINE, e->slot, 8);
             rk.mv_size = UDB_KEY_LONG;
             rk.mv_data = raw;
-            rc = mdb_get(udb__txn_mdb(c->txn), c->dbi, &rk, &rv);
+            rc = mdb_get(udb__txn_mdb(c->f.txn), c->dbi, &rk, &rv);
             if (rc == MDB_NOTFOUND)
                 continue;   /* deleted by this transaction since */
             if (rc || (rc = udb__lk_decode(k, v, &rk, &rv, &c->scratch)))
@@ -426,7 +259,7 @@ static int next_entry(MDB_val *k, MDB_val *v, udb_cursor *c)
         } else if (c->edge) {
             rc = MDB_NOTFOUND;
         } else {
-            rc = mdb_cursor_get(c->mc, &rk, &rv, c->reverse ? MDB_PREV : MDB_NEXT);
+            rc = mdb_cursor_get(c->mc, &rk, &rv, c->f.reverse ? MDB_PREV : MDB_NEXT);
         }
         if (rc || (rc = raw_checked(c, &rk, &rv)))
             return rc;
@@ -447,42 +280,15 @@ static int sort_key(udb_buf *s, const udb_cursor *c, const MDB_val *k, const MDB
 {
     s->len = 0;
     udb__buf_put(s, k->mv_data, k->mv_size);
-    if (c->ix->unique && !c->ix->is_pk) {
+    if (c->f.ix->unique && !c->f.ix->is_pk) {
         const unsigned char *p = k->mv_data, *end = p + k->mv_size;
         size_t i = 0;
-        while (i < c->ix->nfields && udb__tk_skip(&p, end) == 0)
+        while (i < c->f.ix->nfields && udb__tk_skip(&p, end) == 0)
             i++;
-        if (i == c->ix->nfields && p == end)
+        if (i == c->f.ix->nfields && p == end)
             udb__buf_put(s, v->mv_data, v->mv_size);
     }
     return s->oom ? UDB_ENOMEM : 0;
-}
-
-/* Where the entry of key k and sort key c->cand lies: -1 before the range
- * in scan order (skip it), 0 in it, 1 after it (the scan ends). */
-static int place(udb_cursor *c, const MDB_val *k)
-{
-    int dir = c->reverse ? -1 : 1;
-    const udb_buf *start = c->reverse ? &c->hi : &c->lo, *end = c->reverse ? &c->lo : &c->hi;
-    bool start_excl = c->reverse ? c->hi_excl : c->lo_excl;
-    bool end_excl = c->reverse ? c->lo_excl : c->hi_excl;
-    if (!c->start_passed && start->len) {
-        int d = dir * cmp_bound(k->mv_data, k->mv_size, start);
-        if (d < 0 || (d == 0 && start_excl))
-            return -1;
-    }
-    c->start_passed = true;
-    if (!c->after_passed && c->after.len) {
-        if (dir * cmp_bytes(c->cand.p, c->cand.len, c->after.p, c->after.len) <= 0)
-            return -1;
-    }
-    c->after_passed = true;
-    if (end->len) {
-        int d = dir * cmp_bound(k->mv_data, k->mv_size, end);
-        if (d > 0 || (d == 0 && end_excl))
-            return 1;
-    }
-    return 0;
 }
 
 /* At the end of a scan of a whole database in a read-only snapshot: LMDB's
@@ -492,33 +298,33 @@ static int place(udb_cursor *c, const MDB_val *k)
 static int whole_walk(udb_cursor *c)
 {
     MDB_stat st;
-    if (c->lo.len || c->hi.len || c->after.len || !udb__txn_rdonly(c->txn) ||
-        mdb_stat(udb__txn_mdb(c->txn), c->dbi, &st) || st.ms_entries == c->walked)
+    if (c->f.lo.len || c->f.hi.len || c->f.after.len || !udb__txn_rdonly(c->f.txn) ||
+        mdb_stat(udb__txn_mdb(c->f.txn), c->dbi, &st) || st.ms_entries == c->walked)
         return UDB_ENOTFOUND;
-    return udb__err(c->txn, UDB_ECORRUPT, "%s \"%s%s%s\" is damaged: LMDB counts %zu entries, "
+    return udb__err(c->f.txn, UDB_ECORRUPT, "%s \"%s%s%s\" is damaged: LMDB counts %zu entries, "
                     "the scan found %zu (a damaged page hides some); run uniqdb check",
-                    c->ix->is_pk ? "type" : "index", c->t->name, c->ix->is_pk ? "" : ".",
-                    c->ix->is_pk ? "" : c->ix->name, (size_t)st.ms_entries, c->walked);
+                    c->f.ix->is_pk ? "type" : "index", c->f.t->name, c->f.ix->is_pk ? "" : ".",
+                    c->f.ix->is_pk ? "" : c->f.ix->name, (size_t)st.ms_entries, c->walked);
 }
 
 /* The next entry of the range: 0, or UDB_ENOTFOUND at the end, or an error
  * with its message set (the cursor ends on damage). */
 static int next_match(MDB_val *k, MDB_val *v, udb_cursor *c)
 {
-    udb_txn *txn = c->txn;
-    if (c->done)
+    udb_txn *txn = c->f.txn;
+    if (c->f.done)
         return UDB_ENOTFOUND;
     int rc, where = 0;
     for (;;) {
-        if ((rc = next_entry(k, v, c)) || (rc = sort_key(&c->cand, c, k, v)))
+        if ((rc = next_entry(k, v, c)) || (rc = sort_key(&c->f.cand, c, k, v)))
             break;
-        if ((where = place(c, k)) >= 0)
+        if ((where = udb__cursor_place(&c->f, k->mv_data, k->mv_size)) >= 0)
             break;
     }
     if (where > 0)
         rc = MDB_NOTFOUND;
     if (rc == MDB_NOTFOUND) {
-        c->done = true;
+        c->f.done = true;
         return whole_walk(c);
     }
     if (rc == UDB_ECORRUPT) {
@@ -526,12 +332,12 @@ static int next_match(MDB_val *k, MDB_val *v, udb_cursor *c)
            damage it cannot step over (a long key), ends it */
         bool go_on = c->skipped && !c->looping;
         c->skipped = false;
-        c->done = !go_on;
+        c->f.done = !go_on;
         udb_buf at = {0};
         udb__tk_render(&at, c->last.p, c->last.len);
         udb__err(txn, rc, "%s \"%s%s%s\" is damaged %s key %s (%s); %s; run uniqdb check",
-                 c->ix->is_pk ? "type" : "index", c->t->name, c->ix->is_pk ? "" : ".",
-                 c->ix->is_pk ? "" : c->ix->name, c->reverse ? "before" : "after",
+                 c->f.ix->is_pk ? "type" : "index", c->f.t->name, c->f.ix->is_pk ? "" : ".",
+                 c->f.ix->is_pk ? "" : c->f.ix->name, c->f.reverse ? "before" : "after",
                  c->last.len && at.p && !at.oom ? (char *)at.p : "(start)",
                  c->looping ? "the scan read far more entries than it holds: a loop"
                             : "an entry of garbage size, out of key order, or a damaged long key",
@@ -542,26 +348,21 @@ static int next_match(MDB_val *k, MDB_val *v, udb_cursor *c)
     if (rc == UDB_ENOMEM)
         return udb__err(txn, rc, "out of memory");
     if (rc) {
-        c->done = true;   /* LMDB refuses the rest of the transaction anyway */
+        c->f.done = true;   /* LMDB refuses the rest of the transaction anyway */
         return udb__mdb_err(txn, rc, "scanning");
     }
-    udb_buf swap = c->pos;   /* the entry is handed out: its sort key is the position */
-    c->pos = c->cand;
-    c->cand = swap;
-    if (c->limit && ++c->handed >= c->limit)
-        c->done = true;
+    udb__cursor_handed(&c->f);   /* its sort key is the position */
     return 0;
 }
 
-int udb_cursor_skip(uint64_t *skipped, udb_cursor *c, uint64_t n)
+int udb__lmdb_scan_skip(uint64_t *skipped, udb_cursor *c, uint64_t n)
 {
-    if (!c)
-        return UDB_EINVAL;
     uint64_t done = 0;
     int rc = 0;
     MDB_val k, v;
     /* a skipped bad entry is one step, as it is one udb_cursor_next */
-    while (done < n && ((rc = next_match(&k, &v, c)) == 0 || (rc == UDB_ECORRUPT && !c->done))) {
+    while (done < n && ((rc = next_match(&k, &v, c)) == 0 || (rc == UDB_ECORRUPT &&
+                                                                 !c->f.done))) {
         done++;
         rc = 0;
     }
@@ -570,25 +371,23 @@ int udb_cursor_skip(uint64_t *skipped, udb_cursor *c, uint64_t n)
     return rc == UDB_ENOTFOUND ? 0 : rc;
 }
 
-int udb_cursor_next(udb_val *out, udb_cursor *c)
+int udb__lmdb_scan_next(udb_val *out, udb_cursor *c)
 {
-    if (!c)
-        return UDB_EINVAL;
-    udb_txn *txn = c->txn;
+    udb_txn *txn = c->f.txn;
     MDB_val k, v;
     int rc = next_match(&k, &v, c);
     if (rc)
         return rc;
-    if (c->ix->is_pk)
-        return udb__out_rec(out, txn, c->t, &k, &v);
+    if (c->f.ix->is_pk)
+        return udb__out_rec(out, txn, c->f.t, &k, &v);
     /* index entry: find the primary key, then the record */
     MDB_val pk = v;
-    if (!c->ix->unique) {
+    if (!c->f.ix->unique) {
         const unsigned char *p = k.mv_data, *end = p + k.mv_size;
-        for (size_t i = 0; i < c->ix->nfields; i++)
+        for (size_t i = 0; i < c->f.ix->nfields; i++)
             if (udb__tk_skip(&p, end))
                 return udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" has a damaged entry",
-                                c->t->name, c->ix->name);
+                                c->f.t->name, c->f.ix->name);
         pk.mv_data = (void *)p;
         pk.mv_size = (size_t)(end - p);
     }
@@ -596,52 +395,19 @@ int udb_cursor_next(udb_val *out, udb_cursor *c)
     rc = udb__lk_get(udb__txn_mdb(txn), c->rdbi, &pk, &rec);
     if (rc == MDB_NOTFOUND)
         return udb__err(txn, UDB_ECORRUPT, "index \"%s.%s\" points to a missing record",
-                        c->t->name, c->ix->name);
+                        c->f.t->name, c->f.ix->name);
     if (rc)
         return udb__mdb_err(txn, rc, "reading a record");
-    return udb__out_rec(out, txn, c->t, &pk, &rec);
+    return udb__out_rec(out, txn, c->f.t, &pk, &rec);
 }
 
-int udb_cursor_key(udb_val *out, udb_cursor *c)
-{
-    if (!c || !out)
-        return UDB_EINVAL;
-    if (!c->pos.len)
-        return udb__err(c->txn, UDB_ENOTFOUND, "udb_cursor_key: the scan of \"%s.%s\" has "
-                        "handed out no entry yet", c->t->name, c->ix->name);
-    size_t n = c->ix->nfields + !c->ix->is_pk;
-    c->keyout.len = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &c->keyout, udb__buf_sbuffer_write);
-    msgpack_pack_array(&pk, n);
-    const unsigned char *p = c->pos.p, *end = p + c->pos.len;
-    for (size_t i = 0; i < n; i++)
-        if (udb__tk_to_msgpack(&pk, &p, end) || (i + 1 == n && p != end))
-            return udb__err(c->txn, UDB_ECORRUPT, "%s \"%s%s%s\" has a damaged entry",
-                            c->ix->is_pk ? "type" : "index", c->t->name,
-                            c->ix->is_pk ? "" : ".", c->ix->is_pk ? "" : c->ix->name);
-    if (c->keyout.oom)
-        return udb__err(c->txn, UDB_ENOMEM, "out of memory");
-    out->data = c->keyout.p;
-    out->size = c->keyout.len;
-    return 0;
-}
 
-void udb_cursor_close(udb_cursor *c)
+void udb__lmdb_scan_close(udb_cursor *c)
 {
-    if (!c)
-        return;
     if (c->mc)
         mdb_cursor_close(c->mc);
-    udb__buf_free(&c->lo);
-    udb__buf_free(&c->hi);
-    udb__buf_free(&c->after);
-    udb__buf_free(&c->cand);
-    udb__buf_free(&c->pos);
-    udb__buf_free(&c->keyout);
     udb__buf_free(&c->gkeys);
     udb__buf_free(&c->scratch);
     udb__buf_free(&c->last);
     free(c->group);
-    free(c);
 }

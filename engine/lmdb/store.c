@@ -160,4 +160,9 @@ const udb_backend udb__lmdb_backend = {
     .commit = udb__lmdb_commit,
     .abort = udb__lmdb_abort,
     .type_stat = udb__lmdb_type_stat,
+    .scan_size = udb__lmdb_scan_size,
+    .scan_open = udb__lmdb_scan_open,
+    .scan_next = udb__lmdb_scan_next,
+    .scan_skip = udb__lmdb_scan_skip,
+    .scan_close = udb__lmdb_scan_close,
 };

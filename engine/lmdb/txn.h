@@ -47,6 +47,12 @@ extern const udb_backend udb__lmdb_backend;
 int  udb__lmdb_commit(udb_txn *txn);
 void udb__lmdb_abort(udb_txn *txn);
 int  udb__lmdb_type_stat(udb_type_stat *out, udb_txn *txn, const udb_type *t);
+/* Its scans (scan.c): backend.h's "scans" members. */
+size_t udb__lmdb_scan_size(void);
+int  udb__lmdb_scan_open(udb_cursor *c);
+int  udb__lmdb_scan_next(udb_val *rec, udb_cursor *c);
+int  udb__lmdb_scan_skip(uint64_t *skipped, udb_cursor *c, uint64_t n);
+void udb__lmdb_scan_close(udb_cursor *c);
 
 /* What backend.h declares for every transaction (udb__err, udb__clear,
  * udb__txn_type, ..., the conflict detail) works on these too.  Hand v to

@@ -362,7 +362,9 @@ static int key_where_as(udb_txn *txn, udb_buf *q, params *ps, unsigned *nulls,
             continue;
         case UDB_TK_STR:
         case UDB_TK_BYTES:
-            n = param(ps, scratch.p + e.v.s.off, e.v.s.n, e.kind == UDB_TK_BYTES);
+            /* an empty string leaves scratch unallocated: "", not NULL */
+            n = param(ps, scratch.p ? (const char *)scratch.p + e.v.s.off : "", e.v.s.n,
+                      e.kind == UDB_TK_BYTES);
             break;
         case UDB_TK_INT:
             snprintf(num, sizeof num, "%" PRId64, e.v.i);
@@ -1147,7 +1149,39 @@ const udb_backend udb__pg_backend = {
     .commit = pg_commit,
     .abort = udb__pg_abort,
     .type_stat = pg_type_stat,
+    .scan_size = udb__pg_scan_size,
+    .scan_open = udb__pg_scan_open,
+    .scan_next = udb__pg_scan_next,
+    .scan_skip = udb__pg_scan_skip,
+    .scan_close = udb__pg_scan_close,
 };
+
+/* ---- for pgscan.c (pgstore.h) ------------------------------------------------------ */
+
+PGconn *udb__pg_txn_conn(udb_txn *txn)
+{
+    return pgt(txn)->c;
+}
+
+const char *udb__pg_txn_pgschema(udb_txn *txn)
+{
+    return pgschema(txn);
+}
+
+void udb__pg_select_list(udb_buf *q, const udb_type *t)
+{
+    select_list(q, t);
+}
+
+int udb__pg_row_record(udb_buf *out, const udb_type *t, const PGresult *r, int row)
+{
+    return row_record(out, t, r, row);
+}
+
+int udb__pg_txn_err(udb_txn *txn, int rc, const udb_buf *msg)
+{
+    return pg_err(txn, rc, msg);
+}
 
 /* ---- transactions ------------------------------------------------------------------- */
 

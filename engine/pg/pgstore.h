@@ -62,6 +62,29 @@ int  udb__pg_unit_sweep(udb_pgpool *pool, udb_buf *msg);
 void udb__pg_test_lose_commits(int n);
 void udb__pg_test_no_unit_mark(bool on);
 
+/* What pgscan.c reads through: the transaction's connection and
+ * PostgreSQL schema; the SELECT list of t's records and the canonical record
+ * of row `row` of a result selected with it (0, UDB_ECORRUPT: a "$raw" that
+ * is not a msgpack map, UDB_ENOMEM). */
+PGconn     *udb__pg_txn_conn(udb_txn *txn);
+const char *udb__pg_txn_pgschema(udb_txn *txn);
+void udb__pg_select_list(udb_buf *q, const udb_type *t);
+int  udb__pg_row_record(udb_buf *out, const udb_type *t, const PGresult *r, int row);
+/* A failed statement's code rc and message msg on txn, as the record calls
+ * set them (UDB_ERETRY marks the transaction to be run again). */
+int  udb__pg_txn_err(udb_txn *txn, int rc, const udb_buf *msg);
+
+/* The backend's scans (pgscan.c): backend.h's "scans" members. */
+size_t udb__pg_scan_size(void);
+int  udb__pg_scan_open(udb_cursor *c);
+int  udb__pg_scan_next(udb_val *rec, udb_cursor *c);
+int  udb__pg_scan_skip(uint64_t *skipped, udb_cursor *c, uint64_t n);
+void udb__pg_scan_close(udb_cursor *c);
+/* Tests only: scans ask the server for NULLs last (mode 1: and do not check
+ * the order it returns, the negative control of the scan comparison, which
+ * must then differ; 2: and check it, which must refuse the rows; 0: off). */
+void udb__pg_test_scan_misorder(int mode);
+
 /* Tests only: store writes "$raw" as NULL (the negative control of the
  * byte-identity test: records with `any` or extra fields must then differ). */
 void udb__pg_test_drop_raw(bool on);

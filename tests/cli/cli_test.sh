@@ -6,6 +6,14 @@
 # GROUP is one of: basics exits readonly types dumpload trailer check tty demo scan nocase.  Every group works in its
 # own fresh temporary directory, removed at the end.  JSON output is checked
 # by parsing it (python3's json module), not by pattern matching alone.
+#
+# The databases: with UNIQDB_CLI_DB=pg (meson's pg-cli-* tests, run under
+# tests/postgres/pg_run, which exports PGHOST) every database a group makes
+# is a fresh PostgreSQL schema, postgresql:///uniqdb_test?schema=cli_GROUP_NAME,
+# instead of the directory $T/NAME (db_of NAME gives either).  A check that
+# only means something for an LMDB directory (its files, LMDB's locks, damage
+# made underneath with the damage helper) runs only on LMDB: lmdb_only says
+# why it is skipped on PostgreSQL, on stderr and in the summary line.
 set -u
 
 GROUP=$1
@@ -18,9 +26,78 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/uniqdb-cli-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 passed=0
 failed=0
+skipped=0
 
-ok() { passed=$((passed + 1)); }
+PG=""
+case "${UNIQDB_CLI_DB:-lmdb}" in
+lmdb) ;;
+pg)
+    PG=1
+    if [ -z "${PGHOST:-}" ]; then
+        echo "$GROUP: SKIP: UNIQDB_CLI_DB=pg needs a server (run under tests/postgres/pg_run)" >&2
+        exit 77
+    fi
+    ;;
+*) echo "UNIQDB_CLI_DB must be lmdb or pg" >&2; exit 2 ;;
+esac
+# Scans (scan, dump, export, and the demo's last part, which read records in
+# order) on PostgreSQL come with issue 24's pgscan work: until then they are
+# skipped there, with this reason.  Set to 1 once they run on the server.
+PG_SCANS=0
+
+# db_of NAME: the DB argument of the group's database NAME
+db_of() {
+    if [ -n "$PG" ]; then
+        printf 'postgresql:///uniqdb_test?schema=%s' "$(printf 'cli_%s_%s' "$GROUP" "$1" | tr -c 'a-z0-9_' _)"
+    else
+        printf '%s' "$T/$1"
+    fi
+}
+# no_db NAME WHAT: the group's database NAME was never created: no directory $T/NAME,
+# or on PostgreSQL no schema of that name on the server
+no_db() {
+    local st
+    if [ -z "$PG" ]; then
+        if [ ! -e "$T/$1" ]; then ok; else fail "$2 left $T/$1"; fi
+        return
+    fi
+    st=$(psql -X -tAc "SELECT count(*) FROM pg_namespace WHERE nspname = '$(db_of "$1" | sed 's/.*schema=//')'" 2>&1)
+    if [ "$st" = 0 ]; then ok; else fail "$2 left schema $(db_of "$1"): $st"; fi
+}
+# lmdb_only REASON: true on LMDB; on PostgreSQL the check is skipped, saying why
+lmdb_only() {
+    [ -z "$PG" ] && return 0
+    skipped=$((skipped + 1))
+    echo "skip on PostgreSQL (LMDB only): $*" >&2
+    return 1
+}
+# needs_scan WHAT: true where scans run (LMDB; PostgreSQL once PG_SCANS=1)
+needs_scan() {
+    [ -z "$PG" ] || [ "$PG_SCANS" = 1 ] && return 0
+    skipped=$((skipped + 1))
+    echo "skip on PostgreSQL (scan: pgscan): $*" >&2
+    return 1
+}
+# the checks after a run that was skipped (a scan on PostgreSQL) are skipped with it
+SKIPPING=""
+# scan_cmd ARGS...: whether "$U" ARGS... reads records in order (scan, dump, export, demo)
+scan_cmd() {
+    [ "$1" = timeout ] && shift 2
+    [ "$1" = "$U" ] || return 1
+    shift
+    while [ "$#" -gt 0 ] && [ "${1#-}" != "$1" ]; do
+        [ "$1" = --timeout ] && shift
+        shift
+    done
+    case "${1:-}" in scan | dump | export | demo) ;; *) return 1 ;; esac
+    local arg
+    for arg in "$@"; do [ "$arg" = --help ] && return 1; done
+    return 0
+}
+
+ok() { [ -n "$SKIPPING" ] && return 0; passed=$((passed + 1)); }
 fail() {
+    if [ -n "$SKIPPING" ]; then return 0; fi
     failed=$((failed + 1))
     echo "FAIL: $*" >&2
     if [ -s "$T/out" ]; then echo "  stdout: $(head -c 600 "$T/out")" >&2; fi
@@ -31,6 +108,8 @@ fail() {
 run() {
     local want=$1
     shift
+    SKIPPING=""
+    if scan_cmd "$@" && ! needs_scan "$*"; then SKIPPING=1; return 0; fi
     "$@" >"$T/out" 2>"$T/err"
     local got=$?
     if [ "$got" -eq "$want" ]; then ok; else fail "exit $got (want $want): $*"; fi
@@ -38,27 +117,32 @@ run() {
 }
 # a sanitizer report fails the test even when the exit code came out right
 sanitizer_clean() {
+    [ -n "$SKIPPING" ] && return 0
     if grep -qE 'runtime error|AddressSanitizer|LeakSanitizer' "$T/err"; then fail "sanitizer report"; fi
 }
 # run with stdin from a file
 run_in() {
     local want=$1 input=$2
     shift 2
+    SKIPPING=""
+    if scan_cmd "$@" && ! needs_scan "$*"; then SKIPPING=1; return 0; fi
     "$@" <"$input" >"$T/out" 2>"$T/err"
     local got=$?
     if [ "$got" -eq "$want" ]; then ok; else fail "exit $got (want $want): $* < $input"; fi
     sanitizer_clean
 }
-out_has() { if grep -qF -- "$1" "$T/out"; then ok; else fail "stdout lacks: $1"; fi; }
-err_has() { if grep -qF -- "$1" "$T/err"; then ok; else fail "stderr lacks: $1"; fi; }
+out_has() { [ -n "$SKIPPING" ] && return 0; if grep -qF -- "$1" "$T/out"; then ok; else fail "stdout lacks: $1"; fi; }
+err_has() { [ -n "$SKIPPING" ] && return 0; if grep -qF -- "$1" "$T/err"; then ok; else fail "stderr lacks: $1"; fi; }
 out_is() {
+    [ -n "$SKIPPING" ] && return 0
     if [ "$(cat "$T/out")" = "$1" ]; then ok; else fail "stdout is not: $1"; fi
 }
-out_empty() { if [ ! -s "$T/out" ]; then ok; else fail "stdout not empty"; fi; }
-err_empty() { if [ ! -s "$T/err" ]; then ok; else fail "stderr not empty"; fi; }
+out_empty() { [ -n "$SKIPPING" ] && return 0; if [ ! -s "$T/out" ]; then ok; else fail "stdout not empty"; fi; }
+err_empty() { [ -n "$SKIPPING" ] && return 0; if [ ! -s "$T/err" ]; then ok; else fail "stderr not empty"; fi; }
 # json_ok EXPR: stdout parses as one JSON document or as NDJSON (every line);
 # EXPR (python; d = the last value, lines = all values) holds
 json_ok() {
+    [ -n "$SKIPPING" ] && return 0
     if "$PY" - "$1" "$T/out" <<'EOF'; then ok; else fail "JSON check: $1"; fi
 import json, sys
 expr, path = sys.argv[1], sys.argv[2]
@@ -84,7 +168,8 @@ EOF
 
 # ---------------------------------------------------------------------------
 group_basics() {
-    local db="$T/db"
+    local db ak
+    db=$(db_of db) ak=$(db_of ak)
 
     # tool-level help, version, usage errors
     run 0 "$U" --help; out_has "usage: uniqdb"; out_has "demo"
@@ -100,8 +185,14 @@ group_basics() {
     run 2 "$U" --json get "$db"; json_ok 'd["status"] == 400'
 
     # a missing database is an error, not silently created
-    run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
-    if [ ! -e "$T/nowhere" ]; then ok; else fail "get created a database"; fi
+    if lmdb_only "a missing directory"; then
+        run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
+        if [ ! -e "$T/nowhere" ]; then ok; else fail "get created a database"; fi
+    else
+        # a PostgreSQL schema where no uniqdb schema was applied: not a database, and a
+        # read creates nothing there (exits checks that on the server)
+        run 1 "$U" get "$(db_of nowhere)" client 1; err_has "not a uniqdb database"; err_has "uniqdb init"
+    fi
 
     # init, schema
     run 0 "$U" init "$db" "$SCEN"; out_has "schema applied, 5 types"
@@ -109,7 +200,7 @@ group_basics() {
     run 0 "$U" schema "$db"; json_ok 'list(d["types"]) == ["schedule_workflow", "client", "workflow", "booking", "case"]'
     echo '{"types": {"x": {"key": "id", "fields": {"id": {"type": "nosuch"}}}}}' >"$T/bad.json"
     run 5 "$U" init "$db" "$T/bad.json"; err_has "nosuch"
-    run 5 "$U" init "$T/db-badjson" <(echo '{"types": ')
+    run 5 "$U" init "$(db_of db-badjson)" <(echo '{"types": ')
 
     # put: insert, auto key, printed record
     run 0 "$U" put "$db" booking '{"psychologist": "p1", "date": "2026-01-15", "time": "10:00", "status": "pending", "user": "u1"}'
@@ -167,13 +258,13 @@ group_basics() {
   "a": {"type": "int"}, "t": {"type": "str"}},
   "unique": {"ak_a": {"fields": ["a"], "where": "id IS NOT NULL"}}}}}
 EOF
-    run 0 "$U" init "$T/ak" "$T/ak.json"
-    run 0 "$U" put "$T/ak" ak '{"a": 5, "t": "first"}'; json_ok 'd["id"] == 1'
-    run 0 "$U" put "$T/ak" ak '{"a": 5, "t": "third"}' --or-get ak_a
+    run 0 "$U" init "$ak" "$T/ak.json"
+    run 0 "$U" put "$ak" ak '{"a": 5, "t": "first"}'; json_ok 'd["id"] == 1'
+    run 0 "$U" put "$ak" ak '{"a": 5, "t": "third"}' --or-get ak_a
     json_ok 'd == {"id": 1, "a": 5, "t": "first"}'; err_has existing
-    run 0 "$U" put "$T/ak" ak '{"a": 5, "t": "fourth"}' --upsert ak_a
+    run 0 "$U" put "$ak" ak '{"a": 5, "t": "fourth"}' --upsert ak_a
     json_ok 'd == {"id": 1, "a": 5, "t": "fourth"}'; err_has updated
-    run 0 "$U" scan "$T/ak" ak; json_ok 'lines == [{"id": 1, "a": 5, "t": "fourth"}]'
+    run 0 "$U" scan "$ak" ak; json_ok 'lines == [{"id": 1, "a": 5, "t": "fourth"}]'
     run 2 "$U" put "$db" client '{}' --or-get --upsert
 
     # get / find / scan; exit 4 for not found
@@ -229,10 +320,32 @@ EOF
     run 2 "$U" seq "$db" "" --set 5; err_has "1 to 256 bytes"
     run 0 "$U" seq "$db" booking.id --get; out_is 3
 
-    # stat
-    run 0 "$U" stat "$db"; out_has "booking"; out_has "map:"
+    # stat: on PostgreSQL the counts, and the file and map figures (LMDB's) left out, saying so
+    run 0 "$U" stat "$db"; out_has "booking"
+    if [ -z "$PG" ]; then out_has "map:"; else out_has "not on PostgreSQL"; fi
     run 0 "$U" stat --json "$db"
-    json_ok 'd["types"]["booking"]["records"] == 2 and d["types"]["client"]["records"] == 2 and d["types"]["booking"]["index_entries"] == 4 and d["map_size"] >= d["map_used"] > 0 and d["file_size"] > 0'
+    json_ok 'd["types"]["booking"]["records"] == 2 and d["types"]["client"]["records"] == 2 and d["types"]["booking"]["bytes"] > 0'
+    if [ -z "$PG" ]; then
+        json_ok 'd["backend"] == "lmdb" and d["types"]["booking"]["index_entries"] == 4 and d["map_size"] >= d["map_used"] > 0 and d["file_size"] > 0'
+    else
+        json_ok 'd["backend"] == "postgresql" and not {"index_entries", "file", "file_size", "map_size", "map_used", "pages", "free_pages"} & (set(d) | set(d["types"]["booking"]))'
+    fi
+    # backup copies an LMDB directory: a URL is refused, naming pg_dump
+    # (refused before any connection: no server needed)
+    run 2 "$U" backup "postgresql:///uniqdb_test?schema=x" "$T/bk"; err_has "is a PostgreSQL database"; err_has "pg_dump"
+    if [ ! -e "$T/bk" ]; then ok; else fail "backup of a URL made $T/bk"; fi
+    # a password in a URL is never shown: the tool's messages quote DB
+    run 2 "$U" backup "postgresql://u:s3cret@h/x?password=s3cret" "$T/bk"
+    err_has "postgresql://u:***@h/x?password=*** is a PostgreSQL database"
+    if grep -q s3cret "$T/out" "$T/err"; then fail "a password shown"; else ok; fi
+    if [ -n "$PG" ]; then   # the server trusts the login: the password is only shown, or not
+        local pw='postgresql://uniqdb:s3cret@/uniqdb_test?schema=cli_basics_pw'
+        run 0 "$U" init "$pw" "$SCEN"; out_has 'postgresql://uniqdb:***@/uniqdb_test?schema=cli_basics_pw: schema applied'
+        if grep -q s3cret "$T/out" "$T/err"; then fail "init showed the password"; else ok; fi
+        run 0 "$U" --json init "$pw" "$SCEN"; json_ok 'd["database"] == "postgresql://uniqdb:***@/uniqdb_test?schema=cli_basics_pw"'
+        run 4 "$U" delete "$pw" client '"nobody"'; err_has 'postgresql://uniqdb:***@/uniqdb_test?schema=cli_basics_pw: client "nobody": no such record'
+        if grep -q s3cret "$T/out" "$T/err"; then fail "delete showed the password"; else ok; fi
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -240,7 +353,8 @@ EOF
 # its --json problem status; names a script could mistype are usage errors
 # that list the valid ones.
 group_exits() {
-    local db="$T/db"
+    local db ji
+    db=$(db_of db) ji=$(db_of ji)
 
     run 0 "$U" init "$db" "$SCEN"
     run 0 "$U" --help; out_has "8 committed"; out_has "2 bad command line; unknown type"; out_has "7 --timeout"
@@ -248,12 +362,17 @@ group_exits() {
     run 2 "$U" --json; json_ok 'd["status"] == 400 and d["exit_code"] == 2 and "no command" in d["detail"]'; err_empty
     run 2 "$U" --json --bogus; json_ok 'd["status"] == 400 and "--bogus" in d["detail"]'; err_empty
     run 2 "$U" --bogus --json; json_ok 'd["status"] == 400'
-    run 0 "$U" --json init "$T/ji" "$SCEN"
-    json_ok 'd["database"].endswith("/ji") and d["types"] == ["schedule_workflow", "client", "workflow", "booking", "case"] and len(d["changes"]) == 5 and d["changes"][1].startswith("added type \"client\"")'
-    run 0 "$U" init --json "$T/ji" "$SCEN"; json_ok 'd["changes"] == [] and len(d["types"]) == 5'; err_empty
-    # 1: any other error (here: no such directory)
-    run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
-    run 1 "$U" --json get "$T/nowhere" client 1; json_ok 'd["status"] == 500 and d["exit_code"] == 1'
+    run 0 "$U" --json init "$ji" "$SCEN"
+    json_ok 'd["database"] == "'"$ji"'" and d["types"] == ["schedule_workflow", "client", "workflow", "booking", "case"] and len(d["changes"]) == 5 and d["changes"][1].startswith("added type \"client\"")'
+    run 0 "$U" init --json "$ji" "$SCEN"; json_ok 'd["changes"] == [] and len(d["types"]) == 5'; err_empty
+    # 1: any other error (here: no such directory; on PostgreSQL, no server there)
+    if [ -z "$PG" ]; then
+        run 1 "$U" get "$T/nowhere" client 1; err_has "no such directory"
+        run 1 "$U" --json get "$T/nowhere" client 1; json_ok 'd["status"] == 500 and d["exit_code"] == 1'
+    else
+        run 1 "$U" get "postgresql:///uniqdb_test?host=$T/nosocket&schema=x" client 1; err_has "$T/nosocket/.s.PGSQL."
+        run 1 "$U" --json get "postgresql:///uniqdb_test?host=$T/nosocket&schema=x" client 1; json_ok 'd["status"] == 500 and d["exit_code"] == 1'
+    fi
     # 2: unknown type / index / sequence names and bad arguments, listing the valid names
     run 2 "$U" get "$db" nosuch 1
     err_has 'unknown record type "nosuch" (this database has: schedule_workflow, client, workflow, booking, case)'
@@ -289,12 +408,14 @@ group_exits() {
     # 4: a sequence that does not exist, named with those that do
     run 4 "$U" seq "$db" nosuch --get; err_has 'sequence "nosuch" was never advanced (this database has: booking.id, s)'
     run 4 "$U" --json seq "$db" nosuch --get; json_ok 'd["status"] == 404 and "booking.id, s" in d["detail"]'
-    run 4 "$U" seq "$T/ji" nosuch --get; err_has "(this database has no sequences yet)"
+    run 4 "$U" seq "$ji" nosuch --get; err_has "(this database has no sequences yet)"
     # 6: check found problems
-    cp -r "$db" "$T/d"
-    "$DAMAGE" "$T/d" del-first u:client:email >/dev/null || fail "damage"
-    run 6 "$U" check "$T/d"
-    run 6 "$U" --json check "$T/d"; json_ok 'd["ok"] is False'
+    if lmdb_only "exit 6: damage made underneath by the LMDB damage helper"; then
+        cp -r "$db" "$T/d"
+        "$DAMAGE" "$T/d" del-first u:client:email >/dev/null || fail "damage"
+        run 6 "$U" check "$T/d"
+        run 6 "$U" --json check "$T/d"; json_ok 'd["ok"] is False'
+    fi
     # 8: committed, but the result could not be written: a retry would repeat it
     if [ -w /dev/full ]; then
         "$U" put "$db" client '{"id": "c9", "email": "c9@x"}' >/dev/full 2>"$T/err"
@@ -313,27 +434,29 @@ group_exits() {
     fi
 
     # 7: --timeout while another process holds the write lock; nothing written
-    "$DAMAGE" "$db" hold-write 4 >"$T/hold" &
-    local holder=$!
-    for _ in $(seq 50); do grep -q holding "$T/hold" 2>/dev/null && break; sleep 0.1; done
-    local t0=$SECONDS
-    run 7 "$U" put --timeout 1 "$db" client '{"id": "t1", "email": "t1@x"}'
-    err_has "gave up after 1 s waiting for another process's write transaction"; err_has "nothing was written"
-    run 7 "$U" --json --timeout 0.5 seq "$db" t
-    json_ok 'd["status"] == 503 and d["exit_code"] == 7 and "nothing was written" in d["detail"]'
-    if [ $((SECONDS - t0)) -lt 4 ]; then ok; else fail "--timeout did not end the wait"; fi
-    run 2 "$U" put --timeout x "$db" client '{}'; err_has "--timeout needs"
-    # init and load's schema line honour it too (issue 23): a schema adding a type
-    "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); s["types"]["extra"] = {"key": "id", "fields": {"id": {"type": "uint"}}}; open(sys.argv[2], "w").write(json.dumps(s)); open(sys.argv[3], "w").write(json.dumps({"schema": s}) + "\n")' "$SCEN" "$T/extra.json" "$T/extra.ndjson"
-    t0=$SECONDS
-    run 7 "$U" init --timeout 0.5 "$db" "$T/extra.json"; err_has "gave up after 0.5 s"
-    run 7 "$U" load --timeout 0.5 "$db" "$T/extra.ndjson"; err_has "nothing was written"
-    if [ $((SECONDS - t0)) -lt 3 ]; then ok; else fail "--timeout did not end init's or load's wait"; fi
-    wait "$holder"
-    run 0 "$U" schema "$db"; json_ok '"extra" not in d["types"]'
-    run 4 "$U" get "$db" client '"t1"'
-    run 4 "$U" seq "$db" t --get
-    run 0 "$U" put --timeout 5 "$db" client '{"id": "t1", "email": "t1@x"}'
+    if lmdb_only "exit 7: --timeout against LMDB's writer lock held by the damage helper"; then
+        "$DAMAGE" "$db" hold-write 4 >"$T/hold" &
+        local holder=$!
+        for _ in $(seq 50); do grep -q holding "$T/hold" 2>/dev/null && break; sleep 0.1; done
+        local t0=$SECONDS
+        run 7 "$U" put --timeout 1 "$db" client '{"id": "t1", "email": "t1@x"}'
+        err_has "gave up after 1 s waiting for another process's write transaction"; err_has "nothing was written"
+        run 7 "$U" --json --timeout 0.5 seq "$db" t
+        json_ok 'd["status"] == 503 and d["exit_code"] == 7 and "nothing was written" in d["detail"]'
+        if [ $((SECONDS - t0)) -lt 4 ]; then ok; else fail "--timeout did not end the wait"; fi
+        run 2 "$U" put --timeout x "$db" client '{}'; err_has "--timeout needs"
+        # init and load's schema line honour it too (issue 23): a schema adding a type
+        "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); s["types"]["extra"] = {"key": "id", "fields": {"id": {"type": "uint"}}}; open(sys.argv[2], "w").write(json.dumps(s)); open(sys.argv[3], "w").write(json.dumps({"schema": s}) + "\n")' "$SCEN" "$T/extra.json" "$T/extra.ndjson"
+        t0=$SECONDS
+        run 7 "$U" init --timeout 0.5 "$db" "$T/extra.json"; err_has "gave up after 0.5 s"
+        run 7 "$U" load --timeout 0.5 "$db" "$T/extra.ndjson"; err_has "nothing was written"
+        if [ $((SECONDS - t0)) -lt 3 ]; then ok; else fail "--timeout did not end init's or load's wait"; fi
+        wait "$holder"
+        run 0 "$U" schema "$db"; json_ok '"extra" not in d["types"]'
+        run 4 "$U" get "$db" client '"t1"'
+        run 4 "$U" seq "$db" t --get
+        run 0 "$U" put --timeout 5 "$db" client '{"id": "t1", "email": "t1@x"}'
+    fi
 
     # every limit is in --help
     run 0 "$U" --help; out_has "a record 4 MiB"; out_has "16 levels"; out_has "names 64 bytes"; out_has "8 fields per index"
@@ -357,35 +480,67 @@ group_exits() {
 
     # a failed init leaves nothing behind, and removes only what it created
     echo '{"types": {"x": {"key": "id", "fields": {"id": {"type": "nosuch"}}}}}' >"$T/bad.json"
-    run 5 "$U" init "$T/new" "$T/bad.json"
-    if [ ! -e "$T/new" ]; then ok; else fail "failed init left $T/new behind"; fi
-    mkdir "$T/mine"; echo keep >"$T/mine/notes"
-    run 5 "$U" init "$T/mine" "$T/bad.json"
-    if [ -f "$T/mine/notes" ] && [ ! -e "$T/mine/data.mdb" ] && [ ! -e "$T/mine/lock.mdb" ]; then ok; else fail "failed init in an existing directory: $(ls "$T/mine")"; fi
-    # a new database is built in a private directory and put in place when complete
-    # (issue 23): none is left behind, and it gets the mode udb_open gives a directory
-    if [ -z "$(find "$T" -maxdepth 2 -name '*uniqdb-new*')" ]; then ok; else fail "a failed init left its private directory: $(find "$T" -maxdepth 2 -name '*uniqdb-new*')"; fi
-    run 0 "$U" init "$T/mine" "$SCEN"; run 0 "$U" put "$T/mine" client '{"id": "m", "email": "m@x"}'
-    if [ -f "$T/mine/notes" ] && [ -z "$(find "$T" -maxdepth 2 -name '*uniqdb-new*')" ]; then ok; else fail "init in an existing directory: $(ls -A "$T/mine")"; fi
-    (umask 027 && "$U" init "$T/modes.db/" "$SCEN" >/dev/null) || fail "init with a trailing slash"
-    if [ "$(stat -c %a "$T/modes.db")" = 750 ] && [ "$(stat -c %a "$T/modes.db/data.mdb")" = 640 ]; then ok; else fail "modes of a new database: $(stat -c '%a %n' "$T/modes.db" "$T/modes.db"/*)"; fi
+    if [ -n "$PG" ]; then
+        # on a server: the schema is applied in one transaction, so nothing of it stays
+        run 5 "$U" init "$(db_of new)" "$T/bad.json"
+        run 0 psql -X -tAc "SELECT count(*) FROM pg_namespace WHERE nspname = 'cli_exits_new'"; out_is 0
+        # two inits of one new database at once: each is one server transaction under the
+        # engine's advisory lock, so one creates it and the other finds it applied
+        local both s1 s2 p1
+        both=$(db_of both)
+        "$U" init "$both" "$SCEN" >"$T/i1" 2>&1 &
+        p1=$!
+        "$U" init "$both" "$SCEN" >"$T/i2" 2>&1; s2=$?
+        wait "$p1"; s1=$?
+        if [ "$s1" -eq 0 ] && [ "$s2" -eq 0 ]; then ok; else fail "two inits at once: exit $s1 and $s2: $(cat "$T/i1" "$T/i2")"; fi
+        if [ "$(cat "$T/i1" "$T/i2" | grep -c 'added type "client"')" -eq 1 ] &&
+            [ "$(cat "$T/i1" "$T/i2" | grep -c ': no change$')" -eq 1 ]; then ok; else fail "two inits at once: $(cat "$T/i1" "$T/i2")"; fi
+        run 0 "$U" check "$both"
+    fi
+    if lmdb_only "a failed init leaves no directory, files or private directory behind"; then
+        run 5 "$U" init "$T/new" "$T/bad.json"
+        if [ ! -e "$T/new" ]; then ok; else fail "failed init left $T/new behind"; fi
+        mkdir "$T/mine"; echo keep >"$T/mine/notes"
+        run 5 "$U" init "$T/mine" "$T/bad.json"
+        if [ -f "$T/mine/notes" ] && [ ! -e "$T/mine/data.mdb" ] && [ ! -e "$T/mine/lock.mdb" ]; then ok; else fail "failed init in an existing directory: $(ls "$T/mine")"; fi
+        # a new database is built in a private directory and put in place when complete
+        # (issue 23): none is left behind, and it gets the mode udb_open gives a directory
+        if [ -z "$(find "$T" -maxdepth 2 -name '*uniqdb-new*')" ]; then ok; else fail "a failed init left its private directory: $(find "$T" -maxdepth 2 -name '*uniqdb-new*')"; fi
+        run 0 "$U" init "$T/mine" "$SCEN"; run 0 "$U" put "$T/mine" client '{"id": "m", "email": "m@x"}'
+        if [ -f "$T/mine/notes" ] && [ -z "$(find "$T" -maxdepth 2 -name '*uniqdb-new*')" ]; then ok; else fail "init in an existing directory: $(ls -A "$T/mine")"; fi
+        (umask 027 && "$U" init "$T/modes.db/" "$SCEN" >/dev/null) || fail "init with a trailing slash"
+        if [ "$(stat -c %a "$T/modes.db")" = 750 ] && [ "$(stat -c %a "$T/modes.db/data.mdb")" = 640 ]; then ok; else fail "modes of a new database: $(stat -c '%a %n' "$T/modes.db" "$T/modes.db"/*)"; fi
+    fi
     run 5 "$U" init "$db" "$T/bad.json"              # an existing database is left as it was
     run 0 "$U" get "$db" client '"c1"'
 
     # read commands never create or modify: an empty LMDB environment made by
     # another program gets no uniqdb metadata
-    mkdir "$T/foreign"
-    "$DAMAGE" "$T/foreign" list >/dev/null || fail "raw LMDB env"
-    cp "$T/foreign/data.mdb" "$T/foreign.before"
-    for c in stat check schema dump; do
-        run 1 "$U" "$c" "$T/foreign"; err_has "not a uniqdb database"
-    done
-    run 1 "$U" get "$T/foreign" client 1; err_has "not a uniqdb database"
-    if cmp -s "$T/foreign/data.mdb" "$T/foreign.before"; then ok; else fail "a read command wrote into a foreign LMDB environment"; fi
-    run 0 "$DAMAGE" "$T/foreign" list; out_empty
-    mkdir "$T/emptydir"
-    run 1 "$U" check "$T/emptydir"; err_has "not a uniqdb database"
-    if [ -z "$(ls -A "$T/emptydir")" ]; then ok; else fail "check wrote into an empty directory"; fi
+    if lmdb_only "read commands on a foreign LMDB environment and an empty directory"; then
+        mkdir "$T/foreign"
+        "$DAMAGE" "$T/foreign" list >/dev/null || fail "raw LMDB env"
+        cp "$T/foreign/data.mdb" "$T/foreign.before"
+        for c in stat check schema dump; do
+            run 1 "$U" "$c" "$T/foreign"; err_has "not a uniqdb database"
+        done
+        run 1 "$U" get "$T/foreign" client 1; err_has "not a uniqdb database"
+        if cmp -s "$T/foreign/data.mdb" "$T/foreign.before"; then ok; else fail "a read command wrote into a foreign LMDB environment"; fi
+        run 0 "$DAMAGE" "$T/foreign" list; out_empty
+        mkdir "$T/emptydir"
+        run 1 "$U" check "$T/emptydir"; err_has "not a uniqdb database"
+        if [ -z "$(ls -A "$T/emptydir")" ]; then ok; else fail "check wrote into an empty directory"; fi
+    fi
+    # ... and on a server, a read of a schema that holds no database creates nothing there
+    if [ -n "$PG" ]; then
+        local none st
+        none=$(db_of none)
+        for c in stat check schema dump; do
+            "$U" "$c" "$none" >"$T/out" 2>"$T/err"; st=$?
+            if [ "$st" -ne 0 ]; then ok; else fail "$c of a schema without a database: exit 0"; fi
+        done
+        run 1 "$U" seq "$none" invoices --get; err_has "not a uniqdb database"
+        run 0 psql -X -tAc "SELECT count(*) FROM pg_namespace WHERE nspname = 'cli_exits_none'"; out_is 0
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -393,6 +548,10 @@ group_exits() {
 # permissions, so the commands run as "nobody" when the test runs as root).
 group_readonly() {
     local as=() db="$T/ro"
+    if [ -n "$PG" ]; then
+        echo "readonly: SKIP on PostgreSQL (LMDB only): file permissions of a database directory and its lock.mdb" >&2
+        exit 77
+    fi
     if [ "$(id -u)" -eq 0 ]; then
         if ! runuser -u nobody -- true 2>/dev/null; then
             echo "readonly: SKIP: running as root and cannot run as nobody (runuser)" >&2
@@ -462,14 +621,23 @@ group_readonly() {
 
 # ---------------------------------------------------------------------------
 group_types() {
-    local db="$T/db"
+    local db
+    db=$(db_of db)
 
     run 0 "$U" init "$db" "$SCHEMA_ALL"
     # every field type, large integers at both ends, binary with every byte class,
-    # NUL and non-ASCII in strings, nested any values
-    local rec='{"k":18446744073709551615,"s":"h\u00e9llo \u0000 \"q\" \\ \ud83d\ude00","i":-9223372036854775808,"f":0.1,"b":true,"raw":{"$bin":"AAEC/4CBfn8="},"e":"y","a":{"n":null,"big":9007199254740993,"huge":18446744073709551614,"neg":-9007199254740993,"neg19":-1000000000000000000,"arr":[1,2.5,-0.0,1e+300,false,{"$bin":""}],"s":"x"}}'
+    # NUL and non-ASCII in strings, nested any values.  PostgreSQL's text holds no NUL
+    # (README, "Moving to PostgreSQL"): there such a str is refused, exit 5, and the
+    # string is checked without it
+    local nul='\u0000 '
+    if [ -n "$PG" ]; then
+        run 5 "$U" put "$db" thing '{"k": 3, "s": "a\u0000b"}'; err_has 'field "s": PostgreSQL text cannot hold a NUL byte'
+        run 4 "$U" get "$db" thing 3
+        nul=''
+    fi
+    local rec='{"k":18446744073709551615,"s":"h\u00e9llo '"$nul"'\"q\" \\ \ud83d\ude00","i":-9223372036854775808,"f":0.1,"b":true,"raw":{"$bin":"AAEC/4CBfn8="},"e":"y","a":{"n":null,"big":9007199254740993,"huge":18446744073709551614,"neg":-9007199254740993,"neg19":-1000000000000000000,"arr":[1,2.5,-0.0,1e+300,false,{"$bin":""}],"s":"x"}}'
     run 0 "$U" put "$db" thing "$rec"
-    json_ok 'd["k"] == 18446744073709551615 and d["i"] == -9223372036854775808 and d["a"]["big"] == 9007199254740993 and d["a"]["huge"] == 18446744073709551614 and d["raw"] == {"$bin": "AAEC/4CBfn8="} and d["s"] == "h\u00e9llo \u0000 \"q\" \\ \U0001F600" and d["f"] == 0.1 and d["b"] is True and d["a"]["arr"][2] == 0.0'
+    json_ok 'd["k"] == 18446744073709551615 and d["i"] == -9223372036854775808 and d["a"]["big"] == 9007199254740993 and d["a"]["huge"] == 18446744073709551614 and d["raw"] == {"$bin": "AAEC/4CBfn8="} and d["s"] == "h\u00e9llo '"$nul"'\"q\" \\ \U0001F600" and d["f"] == 0.1 and d["b"] is True and d["a"]["arr"][2] == 0.0'
     # exact text round trip (numbers are not squeezed through doubles)
     run 0 "$U" get "$db" thing 18446744073709551615
     if grep -qF '"k":18446744073709551615,' "$T/out" && grep -qF '"big":9007199254740993,' "$T/out" &&
@@ -547,7 +715,10 @@ group_types() {
 
 # ---------------------------------------------------------------------------
 group_dumpload() {
-    local a="$T/a" b="$T/b" c="$T/c"
+    local a b c m ta kill atomic ns d1 d2 lk lk2
+    a=$(db_of a) b=$(db_of b) c=$(db_of c) m=$(db_of m) ta=$(db_of ta) kill=$(db_of kill)
+    atomic=$(db_of atomic) ns=$(db_of ns) d1=$(db_of d1) d2=$(db_of d2) lk=$(db_of lk) lk2=$(db_of lk2)
+    if ! needs_scan "dumpload: every check starts from a dump"; then exit 77; fi
 
     # a database with every scenario type (the demo fills all five) plus more
     run 0 "$U" demo "$a"
@@ -562,23 +733,26 @@ group_dumpload() {
     err_has '"$map" must be an array of [key, value] pairs'
     # a msgpack float32 (stored through the C API; here written underneath) keeps its bytes
     # through dump | load: {"k": 1, "a": [float32 0.1, {"x": float32 FLT_MAX}]}
-    local f32=82a16b01a16192ca3dcccccd81a178ca7f7fffff
-    run 0 "$U" init "$T/f32" "$SCHEMA_ALL"
-    run 0 "$U" put "$T/f32" thing '{"k": 1}'
-    run 0 "$DAMAGE" "$T/f32" set-first-value t:thing "$f32"
-    run 0 "$U" check "$T/f32"
-    run 0 "$U" get "$T/f32" thing 1; out_is '{"k":1,"a":[{"$float32":0.1},{"x":{"$float32":3.4028235e+38}}]}'
-    "$U" dump "$T/f32" >"$T/f32.nd"
-    run_in 0 "$T/f32.nd" "$U" load "$T/f32b"
-    run 0 "$DAMAGE" "$T/f32b" first-value t:thing; out_has "value $f32"
-    run 0 "$U" dump "$T/f32b"
-    if cmp -s "$T/out" "$T/f32.nd"; then ok; else fail "float32: dump -> load -> dump differs"; fi
-    # ... and can be written as JSON: the shortest text that reads back, NaN and infinities by name
-    run 0 "$U" put "$T/f32" thing '{"k": 2, "a": [{"$float32": 0.1}, {"$float32": -0.0}, {"$float32": 16777217}, {"$float32": 1e-45}, {"$float32": "nan"}, {"$float32": "-inf"}, {"$map": [["$float32", 1]]}]}'
-    out_is '{"k":2,"a":[{"$float32":0.1},{"$float32":-0.0},{"$float32":16777216.0},{"$float32":1e-45},{"$float32":"nan"},{"$float32":"-inf"},{"$map":[["$float32",1]]}]}'
-    run 5 "$U" put "$T/f32" thing '{"k": 3, "a": {"$float32": 1e39}}'; err_has 'field "a": "$float32": out of the float32 range'
-    run 5 "$U" put "$T/f32" thing '{"k": 3, "a": [{"$float32": 1e-50}]}'; err_has 'at /a/0: "$float32": too close to zero for a float32'
-    run 5 "$U" put "$T/f32" thing '{"k": 3, "a": {"$float32": "0.1"}}'; err_has '"$float32" must be a number, or "nan", "inf" or "-inf"'
+    if lmdb_only "a float32 written underneath with the LMDB damage helper"; then
+        local f32=82a16b01a16192ca3dcccccd81a178ca7f7fffff
+        run 0 "$U" init "$T/f32" "$SCHEMA_ALL"
+        run 0 "$U" put "$T/f32" thing '{"k": 1}'
+        run 0 "$DAMAGE" "$T/f32" set-first-value t:thing "$f32"
+        run 0 "$U" check "$T/f32"
+        run 0 "$U" get "$T/f32" thing 1; out_is '{"k":1,"a":[{"$float32":0.1},{"x":{"$float32":3.4028235e+38}}]}'
+        "$U" dump "$T/f32" >"$T/f32.nd"
+        run_in 0 "$T/f32.nd" "$U" load "$T/f32b"
+        run 0 "$DAMAGE" "$T/f32b" first-value t:thing; out_has "value $f32"
+        run 0 "$U" dump "$T/f32b"
+        if cmp -s "$T/out" "$T/f32.nd"; then ok; else fail "float32: dump -> load -> dump differs"; fi
+        # ... and can be written as JSON: the shortest text that reads back, NaN and infinities by name
+        run 0 "$U" put "$T/f32" thing '{"k": 2, "a": [{"$float32": 0.1}, {"$float32": -0.0}, {"$float32": 16777217}, {"$float32": 1e-45}, {"$float32": "nan"}, {"$float32": "-inf"}, {"$map": [["$float32", 1]]}]}'
+        out_is '{"k":2,"a":[{"$float32":0.1},{"$float32":-0.0},{"$float32":16777216.0},{"$float32":1e-45},{"$float32":"nan"},{"$float32":"-inf"},{"$map":[["$float32",1]]}]}'
+        run 5 "$U" put "$T/f32" thing '{"k": 3, "a": {"$float32": 1e39}}'; err_has 'field "a": "$float32": out of the float32 range'
+        run 5 "$U" put "$T/f32" thing '{"k": 3, "a": [{"$float32": 1e-50}]}'; err_has 'at /a/0: "$float32": too close to zero for a float32'
+        run 5 "$U" put "$T/f32" thing '{"k": 3, "a": {"$float32": "0.1"}}'; err_has '"$float32" must be a number, or "nan", "inf" or "-inf"'
+    fi
+
     # strings shaped like the in-band number marker older versions used
     # ("\u0001udb" + 16 hex digits + ":"), and a string of the byte 0xFF and
     # digits (how big integers are held inside the tool), come back as strings
@@ -602,6 +776,24 @@ group_dumpload() {
     run 0 "$U" dump "$b"
     if cmp -s "$T/out" "$T/a.dump"; then ok; else fail "dump -> load -> dump differs"; diff "$T/a.dump" "$T/out" | head -5 >&2; fi
     run 0 "$U" check "$b"; out_has "check: ok"
+    # across backends (on PostgreSQL): the dump of the server's database loads into a
+    # directory, `dump DIR | load URL` moves that onto the server and `dump URL | load DIR`
+    # back, and every dump is byte-identical
+    if [ -n "$PG" ]; then
+        local st
+        run_in 0 "$T/a.dump" "$U" load "$T/dir-a"; err_empty
+        run 0 "$U" dump "$T/dir-a"
+        if cmp -s "$T/out" "$T/a.dump"; then ok; else fail "dump URL | load DIR | dump DIR differs"; diff "$T/a.dump" "$T/out" | head -5 >&2; fi
+        "$U" dump "$T/dir-a" | "$U" load "$(db_of moved)" >"$T/out" 2>"$T/err"; st=$?
+        if [ "$st" -eq 0 ]; then ok; else fail "dump DIR | load URL: exit $st"; fi
+        run 0 "$U" dump "$(db_of moved)"
+        if cmp -s "$T/out" "$T/a.dump"; then ok; else fail "dump DIR | load URL | dump URL differs"; diff "$T/a.dump" "$T/out" | head -5 >&2; fi
+        "$U" dump "$(db_of moved)" | "$U" load --atomic "$T/dir-back" >"$T/out" 2>"$T/err"; st=$?
+        if [ "$st" -eq 0 ]; then ok; else fail "dump URL | load --atomic DIR: exit $st"; fi
+        run 0 "$U" dump "$T/dir-back"
+        if cmp -s "$T/out" "$T/a.dump"; then ok; else fail "dump URL | load DIR | dump DIR differs"; fi
+        run 0 "$U" check "$(db_of moved)"; out_has "check: ok"
+    fi
     # the restored sequences hand out the next values, not used ones
     run 0 "$U" put "$b" booking '{"psychologist": "p9", "date": "2026-03-01", "time": "08:00", "status": "pending"}'
     local next; next=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-2])["sequences"]["booking.id"] + 1)' "$T/a.dump")
@@ -651,40 +843,52 @@ group_dumpload() {
         echo ''
         echo '{"type": "client", "record": {"id": "n3", "email": "n3@x"}}'
     } >"$T/mixed.ndjson"
-    run 5 "$U" load --no-end "$T/m" "$T/mixed.ndjson"
+    run 5 "$U" load --no-end "$m" "$T/mixed.ndjson"
     err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
-    run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
-    run 1 "$U" load "$T/m2" "$T/does-not-exist"
+    run 0 "$U" scan "$m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
+    run 1 "$U" load "$(db_of m2)" "$T/does-not-exist"
     # --atomic: one transaction, a bad line anywhere and nothing is written; a database the
     # load created is removed again
-    run 5 "$U" load --atomic --no-end "$T/ma" "$T/mixed.ndjson"
+    run 5 "$U" load --atomic --no-end "$(db_of ma)" "$T/mixed.ndjson"
     err_has "line 3: invalid JSON"; err_has 'line 4: type "client", field "email"'; err_has "line 5: expected"
-    err_has "--atomic: nothing loaded (0 conflicting, 3 invalid)"; err_has "--atomic: the database was not created"
-    if [ ! -e "$T/ma" ]; then ok; else fail "a failed --atomic load left the database it created"; fi
+    err_has "--atomic: nothing loaded (0 conflicting, 3 invalid)"
+    if [ -z "$PG" ]; then
+        err_has "--atomic: the database was not created"
+        if [ ! -e "$T/ma" ]; then ok; else fail "a failed --atomic load left the database it created"; fi
+    else
+        # on a server the schema line is applied in its own transaction, as for an existing
+        # database, and stays; the records (one server transaction) do not
+        err_has "--atomic: the schema change of line 1 stays applied"
+        run 4 "$U" get "$(db_of ma)" client '"n1"'
+        run 4 "$U" get "$(db_of ma)" client '"n3"'
+    fi
     # the new database is built aside; if another process creates DB while the load
     # reads its input, the load puts nothing there (issue 23): the input comes
     # through a FIFO held open until `init` has made DB (its first line, the schema,
     # before: load decides whether DB is new once it has read that line)
-    mkfifo "$T/fifo"
-    "$U" load --atomic "$T/mt" "$T/fifo" >"$T/out" 2>"$T/err" &
-    local lpid=$!
-    exec 3>"$T/fifo"
-    head -n 1 "$T/a.dump" >&3
-    for _ in $(seq 100); do
-        [ -n "$(find "$T" -maxdepth 1 -name '.mt.uniqdb-new-*')" ] && break
-        sleep 0.05
-    done
-    if [ ! -e "$T/mt" ]; then ok; else fail "load --atomic made DB before its input ended"; fi
-    "$U" init "$T/mt" "$SCEN" >/dev/null 2>&1 || fail "init beside a running load"
-    "$U" put "$T/mt" client '{"id": "theirs", "email": "t@x"}' >/dev/null 2>&1 || fail "put"
-    tail -n +2 "$T/a.dump" >&3
-    exec 3>&-
-    wait "$lpid"
-    local got=$?
-    if [ "$got" -eq 1 ]; then ok; else fail "load --atomic into a DB made meanwhile: exit $got (want 1)"; fi
-    err_has "another process created this database while the load ran"
-    run 0 "$U" scan "$T/mt" client; json_ok '[r["id"] for r in lines] == ["theirs"]'
-    if [ -z "$(find "$T" -maxdepth 1 -name '.mt.uniqdb-new-*')" ]; then ok; else fail "load --atomic left its private directory"; fi
+    if lmdb_only "load --atomic builds a new database in a private directory beside DB"; then
+        mkfifo "$T/fifo"
+        "$U" load --atomic "$T/mt" "$T/fifo" >"$T/out" 2>"$T/err" &
+        local lpid=$!
+        exec 3>"$T/fifo"
+        head -n 1 "$T/a.dump" >&3
+        for _ in $(seq 100); do
+            [ -n "$(find "$T" -maxdepth 1 -name '.mt.uniqdb-new-*')" ] && break
+            sleep 0.05
+        done
+        if [ ! -e "$T/mt" ]; then ok; else fail "load --atomic made DB before its input ended"; fi
+        "$U" init "$T/mt" "$SCEN" >/dev/null 2>&1 || fail "init beside a running load"
+        "$U" put "$T/mt" client '{"id": "theirs", "email": "t@x"}' >/dev/null 2>&1 || fail "put"
+        tail -n +2 "$T/a.dump" >&3
+        exec 3>&-
+        wait "$lpid"
+        local got=$?
+        if [ "$got" -eq 1 ]; then ok; else fail "load --atomic into a DB made meanwhile: exit $got (want 1)"; fi
+        err_has "another process created this database while the load ran"
+        run 0 "$U" scan "$T/mt" client; json_ok '[r["id"] for r in lines] == ["theirs"]'
+        if [ -z "$(find "$T" -maxdepth 1 -name '.mt.uniqdb-new-*')" ]; then ok; else fail "load --atomic left its private directory"; fi
+    fi
+
     # into a database with records: a new record, then a conflicting one, then a sequence
     {
         head -1 "$T/a.dump"
@@ -692,116 +896,124 @@ group_dumpload() {
         echo '{"type": "client", "record": {"id": "n5", "email": "n1@x"}}'
         echo '{"sequences": {"atomic.test": 41}}'
     } >"$T/conflict.ndjson"
-    run 3 "$U" load --atomic --no-end "$T/m" "$T/conflict.ndjson"
+    run 3 "$U" load --atomic --no-end "$m" "$T/conflict.ndjson"
     err_has 'line 3: duplicate key in unique index "client.email"'; err_has "--atomic: nothing loaded (1 conflicting, 0 invalid)"
-    run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
-    run 4 "$U" seq "$T/m" atomic.test --get
+    run 0 "$U" scan "$m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3"]'
+    run 4 "$U" seq "$m" atomic.test --get
     # without it the lines before (and after) the bad one stay loaded
-    run 3 "$U" load --no-end "$T/m" "$T/conflict.ndjson"; err_has 'line 3: duplicate key'
-    run 0 "$U" scan "$T/m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3", "n4"]'
-    run 0 "$U" seq "$T/m" atomic.test --get; out_is 41
+    run 3 "$U" load --no-end "$m" "$T/conflict.ndjson"; err_has 'line 3: duplicate key'
+    run 0 "$U" scan "$m" client; json_ok '[r["id"] for r in lines] == ["n1", "n3", "n4"]'
+    run 0 "$U" seq "$m" atomic.test --get; out_is 41
     # a schema change is its own transaction: it stays, and the user is told
     echo '{"types": {"t": {"key": "id", "fields": {"id": {"type": "uint"}}}}}' >"$T/ta.json"
-    run 0 "$U" init "$T/ta" "$T/ta.json"
+    run 0 "$U" init "$ta" "$T/ta.json"
     {
         echo '{"schema": {"types": {"t": {"key": "id", "fields": {"id": {"type": "uint"}, "v": {"type": "str"}}}}}}'
         echo '{"type": "t", "record": {"id": 1, "v": 5}}'
     } >"$T/ta.ndjson"
-    run 5 "$U" load --atomic --no-end "$T/ta" "$T/ta.ndjson"; err_has "the schema change of line 1 stays applied"
-    run 0 "$U" scan "$T/ta" t; out_empty
+    run 5 "$U" load --atomic --no-end "$ta" "$T/ta.ndjson"; err_has "the schema change of line 1 stays applied"
+    run 0 "$U" scan "$ta" t; out_empty
     # a schema line after records cannot join their transaction: refused, nothing loaded
     { echo '{"type": "t", "record": {"id": 1}}'; head -1 "$T/ta.ndjson"; } >"$T/late.ndjson"
-    run 5 "$U" load --atomic "$T/ta" "$T/late.ndjson"; err_has "line 2: with --atomic a schema line must come before every record"
-    run 0 "$U" scan "$T/ta" t; out_empty
+    run 5 "$U" load --atomic "$ta" "$T/late.ndjson"; err_has "line 2: with --atomic a schema line must come before every record"
+    run 0 "$U" scan "$ta" t; out_empty
     # a killed load keeps a prefix of whole lines: each commit (up to 100000 records or 16 MiB
     # of them: here ~8000 records of 2 KiB) is durable before the next begins, and `check`
     # finds nothing wrong
     "$PY" -c 'import json
 for i in range(30000): print(json.dumps({"type": "client", "record": {"id": "k%d" % i, "email": "k%d@x.org" % i, "name": "n" * 2000}}))' >"$T/kill.ndjson"
-    "$U" init "$T/kill" "$SCEN" >/dev/null
-    "$U" load "$T/kill" "$T/kill.ndjson" 2>/dev/null &
+    "$U" init "$kill" "$SCEN" >/dev/null
+    "$U" load "$kill" "$T/kill.ndjson" 2>/dev/null &
     local loader=$! status
     for _ in $(seq 1200); do
-        "$U" get "$T/kill" client '"k0"' >/dev/null 2>&1 && break
+        "$U" get "$kill" client '"k0"' >/dev/null 2>&1 && break
         sleep 0.05
     done
     kill -9 "$loader" 2>/dev/null
     wait "$loader"; status=$?
     if [ "$status" -eq 137 ]; then ok; else fail "the load was not killed mid-way (exit $status)"; fi
-    run 0 "$U" check "$T/kill"
-    run 0 "$U" scan "$T/kill" client
+    run 0 "$U" check "$kill"
+    run 0 "$U" scan "$kill" client
     json_ok '0 < len(lines) < 30000 and {r["id"] for r in lines} == {"k%d" % i for i in range(len(lines))}'
     # a whole dump in one transaction reproduces it
-    run_in 0 "$T/a.dump" "$U" load --atomic "$T/atomic"
-    run 0 "$U" dump "$T/atomic"
+    run_in 0 "$T/a.dump" "$U" load --atomic "$atomic"
+    run 0 "$U" dump "$atomic"
     if cmp -s "$T/out" "$T/a.dump"; then ok; else fail "load --atomic: dump differs"; fi
     # records before the schema line, into a new database: one clear error
     { sed -n 2,4p "$T/a.dump"; head -1 "$T/a.dump"; } >"$T/noschema.ndjson"
-    run 5 "$U" load "$T/ns" "$T/noschema.ndjson"
-    err_has "$T/ns does not exist, and the input does not begin with a {\"schema\": ...} line (dump writes it first): a new database needs one; nothing was created"
+    run 5 "$U" load "$ns" "$T/noschema.ndjson"
+    err_has "$ns does not exist, and the input does not begin with a {\"schema\": ...} line (dump writes it first): a new database needs one; nothing was created"
     if [ "$(grep -c '^uniqdb:' "$T/err")" -eq 1 ]; then ok; else fail "expected one error for records before the schema"; fi
-    if [ ! -e "$T/ns" ]; then ok; else fail "a load made a database without a schema"; fi
+    if [ -z "$PG" ]; then
+        if [ ! -e "$T/ns" ]; then ok; else fail "a load made a database without a schema"; fi
+    else
+        run 0 psql -X -tAc "SELECT count(*) FROM pg_namespace WHERE nspname = 'cli_dumpload_ns'"; out_is 0
+    fi
     # into a database that exists without a schema: one error at the first record
-    "$U" init "$T/ns0" "$T/ta.json" >/dev/null
-    "$DAMAGE" "$T/ns0" del-key __meta schema >/dev/null && "$DAMAGE" "$T/ns0" del-key __meta gen >/dev/null || fail "no schema"
-    run 5 "$U" load "$T/ns0" "$T/noschema.ndjson"
-    err_has "line 1: a record, but the database has no schema"
-    if [ "$(grep -c '^uniqdb: line' "$T/err")" -eq 1 ]; then ok; else fail "expected one error for records before the schema"; fi
-    # a database without a schema (made underneath): dump and export say so (exit 4, not found)
-    "$U" init "$T/ns" "$T/ta.json" >/dev/null && "$DAMAGE" "$T/ns" del-key __meta schema >/dev/null &&
-        "$DAMAGE" "$T/ns" del-key __meta gen >/dev/null || fail "no schema"
-    run 4 "$U" dump "$T/ns"; err_has "$T/ns: no schema applied yet"; out_empty
-    run 4 "$U" export --postgres "$T/ns"; err_has "$T/ns: no schema applied yet"; out_empty
+    if lmdb_only "a database without a schema, made by deleting it underneath with the damage helper"; then
+        "$U" init "$T/ns0" "$T/ta.json" >/dev/null
+        "$DAMAGE" "$T/ns0" del-key __meta schema >/dev/null && "$DAMAGE" "$T/ns0" del-key __meta gen >/dev/null || fail "no schema"
+        run 5 "$U" load "$T/ns0" "$T/noschema.ndjson"
+        err_has "line 1: a record, but the database has no schema"
+        if [ "$(grep -c '^uniqdb: line' "$T/err")" -eq 1 ]; then ok; else fail "expected one error for records before the schema"; fi
+        # a database without a schema (made underneath): dump and export say so (exit 4, not found)
+        "$U" init "$T/ns" "$T/ta.json" >/dev/null && "$DAMAGE" "$T/ns" del-key __meta schema >/dev/null &&
+            "$DAMAGE" "$T/ns" del-key __meta gen >/dev/null || fail "no schema"
+        run 4 "$U" dump "$T/ns"; err_has "$T/ns: no schema applied yet"; out_empty
+        run 4 "$U" export --postgres "$T/ns"; err_has "$T/ns: no schema applied yet"; out_empty
+    fi
 
     # an older schema (in a dump, or given to init) never drops a unique index
     echo '{"types":{"t":{"key":"id","fields":{"id":{"type":"uint","auto":true},"email":{"type":"str"}}}}}' >"$T/v1.json"
     echo '{"types":{"t":{"key":"id","fields":{"id":{"type":"uint","auto":true},"email":{"type":"str"}},"unique":{"email":{"fields":["email"]}}}}}' >"$T/v2.json"
-    run 0 "$U" init "$T/d1" "$T/v1.json"; out_has 'added type "t" (2 fields)'
-    run 0 "$U" put "$T/d1" t '{"email":"a@x"}'
-    "$U" dump "$T/d1" >"$T/old.nd"
-    run 0 "$U" init "$T/d2" "$T/v2.json"; out_has 'added type "t" (2 fields; unique index "t.email" (email))'
-    run 0 "$U" put "$T/d2" t '{"id":100,"email":"b@x"}'
-    run 0 "$U" load "$T/d2" "$T/old.nd"; err_has 'schema: kept unique index "t.email" (email) (not in the given schema)'
-    run 3 "$U" put "$T/d2" t '{"email":"b@x"}'; err_has 't.email'
-    run 5 "$U" init "$T/d2" "$T/v1.json"; err_has 'would remove or weaken: unique index "t.email" (email)'; err_has '--drop'
-    run 0 "$U" init "$T/d2" "$T/v1.json" --keep; out_has 'kept unique index "t.email"'
-    run 3 "$U" put "$T/d2" t '{"email":"a@x"}'
-    run 0 "$U" init "$T/d2" "$T/v2.json"; out_has "no change"
-    run 2 "$U" init "$T/d2" "$T/v1.json" --keep --drop
-    run 0 "$U" load "$T/d2" "$T/old.nd" --drop --or-get; err_has 'schema: removed unique index "t.email" (email)'
-    run 0 "$U" put "$T/d2" t '{"email":"a@x"}'
-    run 0 "$U" check "$T/d2"
+    run 0 "$U" init "$d1" "$T/v1.json"; out_has 'added type "t" (2 fields)'
+    run 0 "$U" put "$d1" t '{"email":"a@x"}'
+    "$U" dump "$d1" >"$T/old.nd"
+    run 0 "$U" init "$d2" "$T/v2.json"; out_has 'added type "t" (2 fields; unique index "t.email" (email))'
+    run 0 "$U" put "$d2" t '{"id":100,"email":"b@x"}'
+    run 0 "$U" load "$d2" "$T/old.nd"; err_has 'schema: kept unique index "t.email" (email) (not in the given schema)'
+    run 3 "$U" put "$d2" t '{"email":"b@x"}'; err_has 't.email'
+    run 5 "$U" init "$d2" "$T/v1.json"; err_has 'would remove or weaken: unique index "t.email" (email)'; err_has '--drop'
+    run 0 "$U" init "$d2" "$T/v1.json" --keep; out_has 'kept unique index "t.email"'
+    run 3 "$U" put "$d2" t '{"email":"a@x"}'
+    run 0 "$U" init "$d2" "$T/v2.json"; out_has "no change"
+    run 2 "$U" init "$d2" "$T/v1.json" --keep --drop
+    run 0 "$U" load "$d2" "$T/old.nd" --drop --or-get; err_has 'schema: removed unique index "t.email" (email)'
+    run 0 "$U" put "$d2" t '{"email":"a@x"}'
+    run 0 "$U" check "$d2"
 
     # unique values far past LMDB's 511-byte key: distinct when they differ
     # only at the end, a conflict when equal, and dump | load | dump exact
     local long600 long600b
     long600=$("$PY" -c 'print("u" * 599 + "1")')
     long600b=$("$PY" -c 'print("u" * 599 + "2")')
-    run 0 "$U" init "$T/lk" "$T/v2.json"
-    run 0 "$U" put "$T/lk" t "{\"email\":\"$long600\"}"
-    run 0 "$U" put "$T/lk" t "{\"email\":\"$long600b\"}"
-    run 3 "$U" --json put "$T/lk" t "{\"email\":\"$long600\"}"
+    run 0 "$U" init "$lk" "$T/v2.json"
+    run 0 "$U" put "$lk" t "{\"email\":\"$long600\"}"
+    run 0 "$U" put "$lk" t "{\"email\":\"$long600b\"}"
+    run 3 "$U" --json put "$lk" t "{\"email\":\"$long600\"}"
     json_ok 'd["values"] == ["u" * 599 + "1"] and d["existing_key"] == 1'
-    run 0 "$U" find "$T/lk" t email "[\"$long600b\"]"; json_ok 'd["id"] == 2'
-    run 0 "$U" scan "$T/lk" t email; json_ok '[r["id"] for r in lines] == [1, 2]'
-    "$U" dump "$T/lk" >"$T/lk.nd"
-    run_in 0 "$T/lk.nd" "$U" load "$T/lk2"
-    run 0 "$U" dump "$T/lk2"
+    run 0 "$U" find "$lk" t email "[\"$long600b\"]"; json_ok 'd["id"] == 2'
+    run 0 "$U" scan "$lk" t email; json_ok '[r["id"] for r in lines] == [1, 2]'
+    "$U" dump "$lk" >"$T/lk.nd"
+    run_in 0 "$T/lk.nd" "$U" load "$lk2"
+    run 0 "$U" dump "$lk2"
     if cmp -s "$T/out" "$T/lk.nd"; then ok; else fail "long keys: dump -> load -> dump differs"; fi
-    run 0 "$U" check "$T/lk2"
+    run 0 "$U" check "$lk2"
 
     # 2000 types with a unique index each: more LMDB databases than the default
     # max_dbs; every command opens it, and dump | load copies it
-    "$PY" -c 'import json; print(json.dumps({"types": {"t%d" % i: {"key": "id", "fields": {"id": {"type": "uint"}, "v": {"type": "str"}}, "unique": {"v": {"fields": ["v"]}}} for i in range(2000)}}))' >"$T/many.json"
-    run 0 "$U" init "$T/many" "$T/many.json"; out_has "schema applied, 2000 types"
-    run 0 "$U" put "$T/many" t1999 '{"id": 1, "v": "x"}'
-    run 3 "$U" put "$T/many" t1999 '{"id": 2, "v": "x"}'
-    run 0 "$U" find "$T/many" t1999 v '"x"'; json_ok 'd["id"] == 1'
-    run 0 "$U" check "$T/many"
-    run 0 "$U" stat "$T/many"; out_has "t1999"
-    "$U" dump "$T/many" >"$T/many.nd"
-    run_in 0 "$T/many.nd" "$U" load "$T/many2"
-    run 0 "$U" scan "$T/many2" t1999; json_ok 'lines == [{"id": 1, "v": "x"}]'
+    if lmdb_only "more LMDB named databases than the default max_dbs"; then
+        "$PY" -c 'import json; print(json.dumps({"types": {"t%d" % i: {"key": "id", "fields": {"id": {"type": "uint"}, "v": {"type": "str"}}, "unique": {"v": {"fields": ["v"]}}} for i in range(2000)}}))' >"$T/many.json"
+        run 0 "$U" init "$T/many" "$T/many.json"; out_has "schema applied, 2000 types"
+        run 0 "$U" put "$T/many" t1999 '{"id": 1, "v": "x"}'
+        run 3 "$U" put "$T/many" t1999 '{"id": 2, "v": "x"}'
+        run 0 "$U" find "$T/many" t1999 v '"x"'; json_ok 'd["id"] == 1'
+        run 0 "$U" check "$T/many"
+        run 0 "$U" stat "$T/many"; out_has "t1999"
+        "$U" dump "$T/many" >"$T/many.nd"
+        run_in 0 "$T/many.nd" "$U" load "$T/many2"
+        run 0 "$U" scan "$T/many2" t1999; json_ok 'lines == [{"id": 1, "v": "x"}]'
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -847,7 +1059,9 @@ PYEOF
 }
 
 group_trailer() {
-    local db="$T/db" st
+    local db st
+    db=$(db_of db)
+    if ! needs_scan "trailer: every check starts from a dump"; then exit 77; fi
     run 0 "$U" init "$db" "$SCEN"
     "$PY" -c 'import json
 for i in range(600): print(json.dumps({"type": "booking", "record": {"psychologist": "p%d" % (i % 50), "date": "2026-01-%02d" % (i % 28 + 1), "time": "%02d:00" % (i % 24), "status": "pending", "user": "u%d" % i}}))' >"$T/b.ndjson"
@@ -860,93 +1074,105 @@ for i in range(600): print(json.dumps({"type": "booking", "record": {"psychologi
     local nl; nl=$(wc -l <"$T/d.nd")
 
     # healthy: dump | load round-trips, end line and all
-    "$U" dump "$db" | "$U" load "$T/copy" >"$T/out" 2>"$T/err"; st=$?
+    "$U" dump "$db" | "$U" load "$(db_of copy)" >"$T/out" 2>"$T/err"; st=$?
     if [ "$st" -eq 0 ]; then ok; else fail "dump | load of a healthy database: exit $st"; fi
     err_empty
-    run 0 "$U" dump "$T/copy"
+    run 0 "$U" dump "$(db_of copy)"
     if cmp -s "$T/out" "$T/d.nd"; then ok; else fail "dump | load | dump differs"; fi
 
     # a dump cut short (head -n): load fails and says why; what it loaded stays
-    head -n 300 "$T/d.nd" | "$U" load "$T/cut" >"$T/out" 2>"$T/err"; st=$?
+    head -n 300 "$T/d.nd" | "$U" load "$(db_of cut)" >"$T/out" 2>"$T/err"; st=$?
     if [ "$st" -eq 5 ]; then ok; else fail "head -n 300 DUMP | load: exit $st (want 5)"; fi
     err_has "line 300: the input ends without dump's end line"; err_has "the dump that begins at line 1 stopped early or was cut"
-    err_has "loaded 299 records, 0 conflicting, 0 invalid; the input is not a complete dump, so $T/cut is not a complete copy"
-    run 0 "$U" scan "$T/cut" booking; json_ok 'len(lines) == 298'     # and the client
+    err_has "loaded 299 records, 0 conflicting, 0 invalid; the input is not a complete dump, so $(db_of cut) is not a complete copy"
+    run 0 "$U" scan "$(db_of cut)" booking; json_ok 'len(lines) == 298'     # and the client
     head -n 300 "$T/d.nd" >"$T/cut.nd"
-    run 5 "$U" --json load "$T/cut2" "$T/cut.nd"
+    run 5 "$U" --json load "$(db_of cut2)" "$T/cut.nd"
     json_ok 'len(lines) == 1 and d["status"] == 422 and d["exit_code"] == 5 and d["incomplete"] is True and d["line"] == 300'
     # --atomic: nothing written, and the database it created is gone
-    run 5 "$U" load --atomic "$T/cuta" "$T/cut.nd"
+    run 5 "$U" load --atomic "$(db_of cuta)" "$T/cut.nd"
     err_has "--atomic: nothing loaded (0 conflicting, 0 invalid; the input is not a complete dump)"
-    if [ ! -e "$T/cuta" ]; then ok; else fail "load --atomic of a cut dump left $T/cuta"; fi
+    if [ -z "$PG" ]; then
+        no_db cuta "load --atomic of a cut dump"
+    else   # the schema line stays applied (its own transaction), no record
+        run 4 "$U" get "$(db_of cuta)" booking 1
+    fi
     # ... also into a database that exists (with records): nothing of the input written
-    "$U" init "$T/cutb" "$SCEN" >/dev/null
-    run 0 "$U" put "$T/cutb" client '{"id": "z", "email": "z@x"}'
-    run 5 "$U" load --atomic "$T/cutb" "$T/cut.nd"
-    run 0 "$U" scan "$T/cutb" booking; out_empty
+    "$U" init "$(db_of cutb)" "$SCEN" >/dev/null
+    run 0 "$U" put "$(db_of cutb)" client '{"id": "z", "email": "z@x"}'
+    run 5 "$U" load --atomic "$(db_of cutb)" "$T/cut.nd"
+    run 0 "$U" scan "$(db_of cutb)" booking; out_empty
     # a dump cut right after its header still begins with it: not loaded as complete
-    head -n 1 "$T/d.nd" | "$U" load "$T/cut1" 2>"$T/err"; st=$?
+    head -n 1 "$T/d.nd" | "$U" load "$(db_of cut1)" 2>"$T/err"; st=$?
     if [ "$st" -eq 5 ]; then ok; else fail "head -n 1 DUMP | load: exit $st (want 5)"; fi
     # input written by hand that begins with a schema line: --no-end loads it
-    run 0 "$U" load --no-end "$T/cut3" "$T/cut.nd"; run 0 "$U" scan "$T/cut3" booking; json_ok 'len(lines) == 298'
+    run 0 "$U" load --no-end "$(db_of cut3)" "$T/cut.nd"; run 0 "$U" scan "$(db_of cut3)" booking; json_ok 'len(lines) == 298'
 
     # a record line removed (or one too many, or a sequence missing): the counts differ
     sed 100d "$T/d.nd" >"$T/gap.nd"
-    "$U" load "$T/gap" <"$T/gap.nd" >"$T/out" 2>"$T/err"; st=$?
+    "$U" load "$(db_of gap)" <"$T/gap.nd" >"$T/out" 2>"$T/err"; st=$?
     if [ "$st" -eq 5 ]; then ok; else fail "a dump with a record line removed: exit $st (want 5)"; fi
     err_has "line $((nl - 1)): dump's end line does not match the lines before it (booking: 600 written, 599 read): lines are missing or were changed"
-    run 5 "$U" load --atomic "$T/gapa" "$T/gap.nd"
-    if [ ! -e "$T/gapa" ]; then ok; else fail "load --atomic of a changed dump left $T/gapa"; fi
+    run 5 "$U" load --atomic "$(db_of gapa)" "$T/gap.nd"
+    if [ -z "$PG" ]; then
+        no_db gapa "load --atomic of a changed dump"
+    else
+        run 4 "$U" get "$(db_of gapa)" booking 1
+    fi
     { head -n 3 "$T/d.nd"; tail -n +3 "$T/d.nd"; } >"$T/extra.nd"
-    run 5 "$U" load --or-get "$T/extra" "$T/extra.nd"; err_has "(booking: 600 written, 601 read)"
+    run 5 "$U" load --or-get "$(db_of extra)" "$T/extra.nd"; err_has "(booking: 600 written, 601 read)"
     grep -v '^{"sequences"' "$T/d.nd" >"$T/noseq.nd"
-    run 5 "$U" load "$T/noseq" "$T/noseq.nd"; err_has "(sequences: 2 written, 0 read)"
+    run 5 "$U" load "$(db_of noseq)" "$T/noseq.nd"; err_has "(sequences: 2 written, 0 read)"
     # lines after the end line are not part of the dump; a second dump may follow
     { cat "$T/d.nd"; sed -n 2p "$T/d.nd"; } >"$T/after.nd"
-    run 5 "$U" load --or-get "$T/after" "$T/after.nd"; err_has "line $((nl + 1)): after dump's end line (line $nl) only a new dump"
+    run 5 "$U" load --or-get "$(db_of after)" "$T/after.nd"; err_has "line $((nl + 1)): after dump's end line (line $nl) only a new dump"
     cat "$T/d.nd" "$T/d.nd" >"$T/twice.nd"
-    run 0 "$U" load --or-get "$T/twice" "$T/twice.nd"
+    run 0 "$U" load --or-get "$(db_of twice)" "$T/twice.nd"
     { head -n 300 "$T/d.nd"; cat "$T/d.nd"; } >"$T/cutfirst.nd"
-    run 5 "$U" load --or-get "$T/cutfirst" "$T/cutfirst.nd"; err_has "line 1: the dump that begins here has no end line before the next schema line"
-    run 0 "$U" load --or-get --no-end "$T/cutfirst2" "$T/cutfirst.nd"    # the second is whole
+    run 5 "$U" load --or-get "$(db_of cutfirst)" "$T/cutfirst.nd"; err_has "line 1: the dump that begins here has no end line before the next schema line"
+    run 0 "$U" load --or-get --no-end "$(db_of cutfirst2)" "$T/cutfirst.nd"    # the second is whole
 
     # an empty input loads nothing and creates nothing (a dump that wrote nothing)
-    run 5 "$U" load "$T/e.db" /dev/null; err_has "/dev/null: the input is empty: nothing to load"
-    if [ ! -e "$T/e.db" ]; then ok; else fail "load e.db /dev/null created $T/e.db"; fi
-    : | "$U" load "$T/e2.db" 2>"$T/err"; st=$?
-    if [ "$st" -eq 5 ] && [ ! -e "$T/e2.db" ]; then ok; else fail "an empty stdin: exit $st"; fi
+    run 5 "$U" load "$(db_of e.db)" /dev/null; err_has "/dev/null: the input is empty: nothing to load"
+    no_db e.db "load e.db /dev/null"
+    : | "$U" load "$(db_of e2.db)" 2>"$T/err"; st=$?
+    if [ "$st" -eq 5 ]; then ok; else fail "an empty stdin: exit $st"; fi
+    no_db e2.db "load of an empty stdin"
     run 5 "$U" --json load "$db" /dev/null; json_ok 'd["status"] == 422'
     # ... and a database without a schema is never created: a sequences line alone
     echo '{"sequences": {"x": 5}}' >"$T/seqonly.nd"
-    run 5 "$U" load "$T/s.db" "$T/seqonly.nd"; err_has "a new database needs one; nothing was created"
-    if [ ! -e "$T/s.db" ]; then ok; else fail "a load left a database without a schema"; fi
+    run 5 "$U" load "$(db_of s.db)" "$T/seqonly.nd"; err_has "a new database needs one; nothing was created"
+    no_db s.db "a load of a sequences line alone"
 
     # a damaged database: dump writes what it can read, says how many records it left
     # out -- the true number, measured against LMDB's count of the type -- and its end
     # line says so; `dump | load` then fails (load's own exit status)
-    cp -r "$db" "$T/dmg"
-    local page; page=$(flip_leaf "$T/dmg/data.mdb") || fail "flip_leaf"
-    "$U" dump "$T/dmg" 2>"$T/dump.err" | tee "$T/dmg.nd" | "$U" load "$T/dmgcopy" >"$T/out" 2>"$T/err"; st=$?
-    if [ "$st" -eq 5 ]; then ok; else fail "dump | load of a damaged database (page $page): exit $st (want 5)"; fi
-    local got lost
-    got=$(grep -c '"type":"booking"' "$T/dmg.nd")
-    lost=$((600 - got))
-    if [ "$lost" -gt 0 ] && [ "$got" -gt 0 ]; then ok; else fail "damage of page $page left out $lost of 600 records"; fi
-    err_has "the dump left out $lost damaged records of its database (booking: $lost), so this is not a complete copy"
-    if grep -qF "booking: $lost of its 600 records left out of the dump (damaged; $got written, $((lost + 10)) unreadable entries skipped)" "$T/dump.err" &&
-        grep -qF "uniqdb: $lost damaged records left out of the dump" "$T/dump.err"; then ok; else
-        fail "dump's count of left-out records is not the $lost missing: $(tail -n 3 "$T/dump.err")"; fi
-    if [ "$(grep -c 'in key order skipped' "$T/dump.err")" -eq 10 ]; then ok; else fail "dump lists more than 10 damaged entries"; fi
-    "$PY" -c 'import json, sys; e = json.loads(open(sys.argv[1]).read().splitlines()[-1])["end"]; sys.exit(e["left_out"] != {"booking": int(sys.argv[2])} or e["records"]["booking"] != int(sys.argv[3]))' \
-        "$T/dmg.nd" "$lost" "$got" && ok || fail "end line of the damaged dump: $(tail -n 1 "$T/dmg.nd")"
-    run 0 "$U" scan "$T/dmgcopy" booking; json_ok "len(lines) == $got"     # loaded, and said incomplete
-    run 5 "$U" load --atomic "$T/dmga" "$T/dmg.nd"
-    if [ ! -e "$T/dmga" ]; then ok; else fail "load --atomic of a damaged database's dump left $T/dmga"; fi
+    if lmdb_only "a damaged leaf page of data.mdb (flip_leaf)"; then
+        cp -r "$db" "$T/dmg"
+        local page; page=$(flip_leaf "$T/dmg/data.mdb") || fail "flip_leaf"
+        "$U" dump "$T/dmg" 2>"$T/dump.err" | tee "$T/dmg.nd" | "$U" load "$T/dmgcopy" >"$T/out" 2>"$T/err"; st=$?
+        if [ "$st" -eq 5 ]; then ok; else fail "dump | load of a damaged database (page $page): exit $st (want 5)"; fi
+        local got lost
+        got=$(grep -c '"type":"booking"' "$T/dmg.nd")
+        lost=$((600 - got))
+        if [ "$lost" -gt 0 ] && [ "$got" -gt 0 ]; then ok; else fail "damage of page $page left out $lost of 600 records"; fi
+        err_has "the dump left out $lost damaged records of its database (booking: $lost), so this is not a complete copy"
+        if grep -qF "booking: $lost of its 600 records left out of the dump (damaged; $got written, $((lost + 10)) unreadable entries skipped)" "$T/dump.err" &&
+            grep -qF "uniqdb: $lost damaged records left out of the dump" "$T/dump.err"; then ok; else
+            fail "dump's count of left-out records is not the $lost missing: $(tail -n 3 "$T/dump.err")"; fi
+        if [ "$(grep -c 'in key order skipped' "$T/dump.err")" -eq 10 ]; then ok; else fail "dump lists more than 10 damaged entries"; fi
+        "$PY" -c 'import json, sys; e = json.loads(open(sys.argv[1]).read().splitlines()[-1])["end"]; sys.exit(e["left_out"] != {"booking": int(sys.argv[2])} or e["records"]["booking"] != int(sys.argv[3]))' \
+            "$T/dmg.nd" "$lost" "$got" && ok || fail "end line of the damaged dump: $(tail -n 1 "$T/dmg.nd")"
+        run 0 "$U" scan "$T/dmgcopy" booking; json_ok "len(lines) == $got"     # loaded, and said incomplete
+        run 5 "$U" load --atomic "$T/dmga" "$T/dmg.nd"
+        if [ ! -e "$T/dmga" ]; then ok; else fail "load --atomic of a damaged database's dump left $T/dmga"; fi
+    fi
 }
 
 # ---------------------------------------------------------------------------
 group_check() {
-    local db="$T/db"
+    local db big
+    db=$(db_of db) big=$(db_of big)
 
     run 0 "$U" init "$db" "$SCEN"
     for i in 1 2 3; do
@@ -956,46 +1182,55 @@ group_check() {
     done
     run 0 "$U" check "$db"; out_has "check: ok (9 records"
     run 0 "$U" --json check "$db"; json_ok 'd["ok"] is True and d["problems"] == [] and d["records"] == 9'
-    run 0 "$DAMAGE" "$db" list; out_has "u:booking:active_slot 3"; out_has "t:client 3"
 
-    # each kind of damage, on a fresh copy; check exits 6 and names it
-    damaged() { rm -rf "$T/d"; cp -r "$db" "$T/d"; "$DAMAGE" "$T/d" "$@" >/dev/null || fail "damage $*"; }
-    damaged del-first u:client:email            # a record missing from an index
-    run 6 "$U" check "$T/d"; out_has "client.email"; out_has "missing from the index"; out_has "check: 1 problem found"
-    damaged del-first t:workflow                # index entries without a record
-    run 6 "$U" check "$T/d"; out_has "workflow.name_version"; out_has "missing record"
-    damaged mangle-first-key u:booking:active_slot   # an entry whose key does not match its record
-    run 6 "$U" check "$T/d"; out_has "booking.active_slot"; out_has "does not match"
-    damaged mangle-first-key i:booking:by_user
-    run 6 "$U" check "$T/d"; out_has "booking.by_user"
-    damaged set-first-value t:client 81a3666f6f01    # a record that fails its schema: {"foo": 1}
-    run 6 "$U" check "$T/d"; out_has "client"; out_has "foo"
-    damaged set-first-value t:client c1              # bytes that are not msgpack at all
-    run 6 "$U" check "$T/d"; out_has "client"
-    run 6 "$U" --json check "$T/d"
-    json_ok 'd["ok"] is False and d["problem_count"] == len(d["problems"]) >= 1'
-    # a record whose bytes declare 4 billion elements (a msgpack bomb): check
-    # reports it; dump leaves it out, says so, salvages the rest and exits 6
-    # (the database is damaged)
-    damaged set-first-value t:client ddffffffff
-    run 6 "$U" check "$T/d"; out_has "client"
-    run 6 "$U" dump "$T/d"; err_has "client: record 1 in key order skipped"; err_has "1 damaged record"
-    json_ok '[l["record"]["id"] for l in lines if l.get("type") == "client"] == ["c2", "c3"] and "sequences" in lines[-2] and lines[-1]["end"]["left_out"] == {"client": 1} and lines[-1]["end"]["records"]["client"] == 2'
-    run 6 "$U" get "$T/d" client '"c1"'; err_has 'stored record of key ("c1") is damaged'
-    # several problems at once are all listed
-    damaged del-first u:client:email
-    "$DAMAGE" "$T/d" del-first t:workflow >/dev/null
-    run 6 "$U" check "$T/d"; out_has "client.email"; out_has "workflow.name_version"
-    # the healthy original is untouched
-    run 0 "$U" check "$db"
+    if lmdb_only "damage made underneath by the LMDB damage helper"; then
+        run 0 "$DAMAGE" "$db" list; out_has "u:booking:active_slot 3"; out_has "t:client 3"
+        # each kind of damage, on a fresh copy; check exits 6 and names it
+        damaged() { rm -rf "$T/d"; cp -r "$db" "$T/d"; "$DAMAGE" "$T/d" "$@" >/dev/null || fail "damage $*"; }
+        damaged del-first u:client:email            # a record missing from an index
+        run 6 "$U" check "$T/d"; out_has "client.email"; out_has "missing from the index"; out_has "check: 1 problem found"
+        damaged del-first t:workflow                # index entries without a record
+        run 6 "$U" check "$T/d"; out_has "workflow.name_version"; out_has "missing record"
+        damaged mangle-first-key u:booking:active_slot   # an entry whose key does not match its record
+        run 6 "$U" check "$T/d"; out_has "booking.active_slot"; out_has "does not match"
+        damaged mangle-first-key i:booking:by_user
+        run 6 "$U" check "$T/d"; out_has "booking.by_user"
+        damaged set-first-value t:client 81a3666f6f01    # a record that fails its schema: {"foo": 1}
+        run 6 "$U" check "$T/d"; out_has "client"; out_has "foo"
+        damaged set-first-value t:client c1              # bytes that are not msgpack at all
+        run 6 "$U" check "$T/d"; out_has "client"
+        run 6 "$U" --json check "$T/d"
+        json_ok 'd["ok"] is False and d["problem_count"] == len(d["problems"]) >= 1'
+        # a record whose bytes declare 4 billion elements (a msgpack bomb): check
+        # reports it; dump leaves it out, says so, salvages the rest and exits 6
+        # (the database is damaged)
+        damaged set-first-value t:client ddffffffff
+        run 6 "$U" check "$T/d"; out_has "client"
+        run 6 "$U" dump "$T/d"; err_has "client: record 1 in key order skipped"; err_has "1 damaged record"
+        json_ok '[l["record"]["id"] for l in lines if l.get("type") == "client"] == ["c2", "c3"] and "sequences" in lines[-2] and lines[-1]["end"]["left_out"] == {"client": 1} and lines[-1]["end"]["records"]["client"] == 2'
+        run 6 "$U" get "$T/d" client '"c1"'; err_has 'stored record of key ("c1") is damaged'
+        # several problems at once are all listed
+        damaged del-first u:client:email
+        "$DAMAGE" "$T/d" del-first t:workflow >/dev/null
+        run 6 "$U" check "$T/d"; out_has "client.email"; out_has "workflow.name_version"
+        # the healthy original is untouched
+        run 0 "$U" check "$db"
+    fi
 
     # progress lines: on a terminal (script(1) gives one) and over 5000
     # records only; silence when stderr is a file
     "$PY" -c 'import json
 for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d" % i, "email": "b%d@x.org" % i}}))' >"$T/big.ndjson"
-    "$U" init "$T/big" "$SCEN" >/dev/null
-    run 0 "$U" load "$T/big" "$T/big.ndjson"; err_empty
-    run 0 "$U" check "$T/big"; err_empty; out_has "check: ok (6000 records"
+    "$U" init "$big" "$SCEN" >/dev/null
+    run 0 "$U" load "$big" "$T/big.ndjson"; err_empty
+    run 0 "$U" check "$big"; err_empty; out_has "check: ok (6000 records"
+    # on a server, check compares the tables and indexes with the stored schema: a unique
+    # index dropped by another SQL client is found
+    if [ -n "$PG" ]; then
+        run 0 psql -X -q -v ON_ERROR_STOP=1 -c 'DROP INDEX "cli_check_db"."client.email"'
+        run 6 "$U" check "$db"; out_has "client.email"
+        run 6 "$U" --json check "$db"; json_ok 'd["ok"] is False and any("client.email" in p for p in d["problems"])'
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -1008,39 +1243,49 @@ group_tty() {
     fi
     "$PY" -c 'import json
 for i in range(6000): print(json.dumps({"type": "client", "record": {"id": "b%d" % i, "email": "b%d@x.org" % i}}))' >"$T/big.ndjson"
-    "$U" init "$T/big2" "$SCEN" >/dev/null
-    run 0 script -qec "'$U' load '$T/big2' '$T/big.ndjson' && '$U' check '$T/big2'" /dev/null
+    "$U" init "$(db_of big2)" "$SCEN" >/dev/null
+    run 0 script -qec "'$U' load '$(db_of big2)' '$T/big.ndjson' && '$U' check '$(db_of big2)'" /dev/null
     # the input's size is known (a file): a percentage and the rate
     out_has "loading: 100% (6000 records, "; out_has " records/s)"; out_has "uniqdb: loaded 6000 records"
-    out_has "checking: 4096 of 12000 records and index entries (34%)"
-    out_has "checking: 12000 of 12000 records and index entries (100%)"
+    if [ -z "$PG" ]; then
+        out_has "checking: 4096 of 12000 records and index entries (34%)"
+        out_has "checking: 12000 of 12000 records and index entries (100%)"
+    else   # the server's check counts rows (its indexes are checked from the catalog)
+        out_has "checking: 4096 of 6000 records (68%)"; out_has "checking: 6000 of 6000 records (100%)"
+    fi
     out_has "check: ok (6000 records"
-    # from a pipe the size is unknown: the count and the rate
-    "$U" init "$T/big3" "$SCEN" >/dev/null
-    run 0 script -qec "cat '$T/big.ndjson' | '$U' load '$T/big3'" /dev/null
-    out_has "loading: 6000 records ("; out_has " records/s)"
-    if grep -qa "loading: [0-9]*%" "$T/out"; then fail "a percentage without a known size"; else ok; fi
+    # from a pipe the size is unknown: the count and the rate (the tool's drawing, the
+    # same on both; on PostgreSQL 6000 more inserts cost ~10 s, so it runs on LMDB only)
+    if lmdb_only "progress from a pipe: drawn by the tool alike on both; kept off the server for time"; then
+        "$U" init "$(db_of big3)" "$SCEN" >/dev/null
+        run 0 script -qec "cat '$T/big.ndjson' | '$U' load '$(db_of big3)'" /dev/null
+        out_has "loading: 6000 records ("; out_has " records/s)"
+        if grep -qa "loading: [0-9]*%" "$T/out"; then fail "a percentage without a known size"; else ok; fi
+    fi
     # --atomic: reading (percent of the file), then inserting (percent of the records)
     "$PY" -c 'import json
 for i in range(9000): print(json.dumps({"type": "client", "record": {"id": "b%d" % i, "email": "b%d@x.org" % i}}))' >"$T/big9.ndjson"
-    "$U" init "$T/big4" "$SCEN" >/dev/null
-    run 0 script -qec "'$U' load --atomic '$T/big4' < '$T/big9.ndjson'" /dev/null
+    "$U" init "$(db_of big4)" "$SCEN" >/dev/null
+    run 0 script -qec "'$U' load --atomic '$(db_of big4)' < '$T/big9.ndjson'" /dev/null
     if grep -qaE "reading: [0-9]+% \(8191 records, [0-9]+ records/s\)" "$T/out"; then ok; else fail "no reading progress"; fi
     out_has "loading: 45% (4096 records, "; out_has "loading: 91% (8192 records, "; out_has "uniqdb: loaded 9000 records"
     # a write waiting for another process's write transaction says so after a second
-    "$DAMAGE" "$T/big2" hold-write 3 >"$T/hold" &
-    local holder=$!
-    for _ in $(seq 50); do grep -q holding "$T/hold" 2>/dev/null && break; sleep 0.1; done
-    run 0 script -qec "'$U' put '$T/big2' client '{\"id\": \"w1\", \"email\": \"w1@x\"}'" /dev/null
-    out_has "waiting for another process's write transaction on $T/big2 to end"; out_has '"id":"w1"'
-    wait "$holder"
+    if lmdb_only "a write waiting for LMDB's writer lock held by the damage helper"; then
+        "$DAMAGE" "$(db_of big2)" hold-write 3 >"$T/hold" &
+        local holder=$!
+        for _ in $(seq 50); do grep -q holding "$T/hold" 2>/dev/null && break; sleep 0.1; done
+        run 0 script -qec "'$U' put '$(db_of big2)' client '{\"id\": \"w1\", \"email\": \"w1@x\"}'" /dev/null
+        out_has "waiting for another process's write transaction on $T/big2 to end"; out_has '"id":"w1"'
+        wait "$holder"
+    fi
 }
 
 # ---------------------------------------------------------------------------
 group_demo() {
+    if ! needs_scan "demo: it ends by printing a few records"; then exit 77; fi
     # A hang guard, not a speed target (speed is uniqdb-bench's job): the demo
     # takes a few seconds on an idle machine, far longer under a loaded CI.
-    run 0 timeout 240 "$U" demo "$T/demo"
+    run 0 timeout 240 "$U" demo "$(db_of demo)"
     out_has "8 processes booked psychologist p1 at 2026-01-15 10:00 at the same instant: 1 booked, 7 got 409 conflict (booking.active_slot, held by id 1)"
     out_has "1 created it (id 1), 7 got that same record back"
     out_has "8 got 409 conflict (client.email, held by id \"c-7f3a\")"
@@ -1052,20 +1297,23 @@ group_demo() {
     out_has '{"type":"booking","record":{"id":1,'
     if grep -q UNEXPECTED "$T/out"; then fail "demo reported something unexpected"; else ok; fi
     # the demo's database is a real one the other commands can read
-    run 0 "$U" check "$T/demo"
-    run 0 "$U" scan "$T/demo" case; json_ok 'sorted(int(r["case_number"][-6:]) for r in lines) == list(range(1, 25))'
-    run 0 "$U" scan "$T/demo" booking; json_ok '[r["status"] for r in lines].count("cancelled") == 1'
+    run 0 "$U" check "$(db_of demo)"
+    run 0 "$U" scan "$(db_of demo)" case; json_ok 'sorted(int(r["case_number"][-6:]) for r in lines) == list(range(1, 25))'
+    run 0 "$U" scan "$(db_of demo)" booking; json_ok '[r["status"] for r in lines].count("cancelled") == 1'
     # a directory that already holds a database is refused
-    run 1 "$U" demo "$T/demo"
+    run 1 "$U" demo "$(db_of demo)"
     # default: a new temporary directory
-    TMPDIR="$T" run 0 "$U" demo
-    if ls -d "$T"/uniqdb-demo-* >/dev/null 2>&1; then ok; else fail "no temporary demo directory"; fi
+    if lmdb_only "demo without DIR makes a temporary directory"; then
+        TMPDIR="$T" run 0 "$U" demo
+        if ls -d "$T"/uniqdb-demo-* >/dev/null 2>&1; then ok; else fail "no temporary demo directory"; fi
+    fi
 }
 
 # ---------------------------------------------------------------------------
 # scan ranges (issue 27): bounds, reverse, --limit and paging with --after
 group_scan() {
-    local db="$T/db"
+    local db
+    db=$(db_of db)
     run 0 "$U" init "$db" "$SCEN"
     local t p u
     for t in 09:00 10:00 11:00 12:30 14:00 15:00; do
@@ -1130,7 +1378,8 @@ group_scan() {
 group_nocase() {
     # "collate": "nocase": the tool passes the schema through and shows the
     # holder's spelling in conflicts; find and scan match in any case
-    local db="$T/nc.db" plain="$T/nc-plain.json" nc="$T/nc.json"
+    local db plain="$T/nc-plain.json" nc="$T/nc.json"
+    db=$(db_of nc.db)
     cat >"$nc" <<'EOF'
 {"types": {"user": {"key": "id", "fields": {"id": {"type": "uint", "auto": true},
   "email": {"type": "str"}, "tag": {"type": "str"}},
@@ -1177,16 +1426,18 @@ EOF
     run 0 "$U" delete "$db" user 5
     run 0 "$U" init --drop "$db" "$nc"
     # dump and load keep the collation; export maps it for PostgreSQL
-    run 0 "$U" dump "$db"
-    cp "$T/out" "$T/nc.dump"
-    run 0 "$U" load "$T/nc2.db" "$T/nc.dump"
-    run 3 "$U" put "$T/nc2.db" user '{"email": "BOB@EXAMPLE.COM"}'
+    if needs_scan "nocase: dump | load"; then
+        run 0 "$U" dump "$db"
+        cp "$T/out" "$T/nc.dump"
+        run 0 "$U" load "$(db_of nc2.db)" "$T/nc.dump"
+        run 3 "$U" put "$(db_of nc2.db)" user '{"email": "BOB@EXAMPLE.COM"}'
+    fi
     run 0 "$U" export --postgres --schema-only "$db"
     out_has 'CREATE UNIQUE INDEX "user.email" ON "public"."user" (lower("email" COLLATE "C"));'
     out_has 'CREATE INDEX "user.by_tag" ON "public"."user" (lower("tag" COLLATE "C"));'
     # only str fields
     printf '%s' '{"types": {"t": {"key": "id", "fields": {"id": {"type": "int"}, "n": {"type": "int"}}, "unique": {"n": {"fields": [{"field": "n", "collate": "nocase"}]}}}}}' >"$T/nc-bad.json"
-    run 5 "$U" init "$T/nc3.db" "$T/nc-bad.json"
+    run 5 "$U" init "$(db_of nc3.db)" "$T/nc-bad.json"
     err_has '"collate": "nocase" is only for str fields'
 }
 
@@ -1197,5 +1448,6 @@ basics | exits | readonly | types | dumpload | trailer | check | tty | demo | sc
     exit 2
     ;;
 esac
-echo "$GROUP: $passed passed, $failed failed"
+SKIPPING=""
+echo "$GROUP${PG:+ (PostgreSQL)}: $passed passed, $failed failed${PG:+, $skipped skipped (reasons on stderr)}"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

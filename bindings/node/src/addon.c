@@ -6,7 +6,8 @@
  * One environment per database per process.  LMDB forbids opening one
  * database twice in a process, so every open() of the same directory (from
  * any module or worker thread: this table is process-wide) shares one
- * udb_env, found by the directory's realpath and counted.  The count also
+ * udb_env, found by the directory's realpath (a PostgreSQL URL: by the URL as
+ * given) and counted.  The count also
  * holds one reference per write in flight, so close() with writes in flight
  * closes the handle at once and the environment when the last write is done.
  *
@@ -175,6 +176,12 @@ static realm *get_realm(napi_env env)
     return r;
 }
 
+/* Whether path is a PostgreSQL URL (udb_open's postgresql:// or postgres://). */
+static bool is_url(const char *path)
+{
+    return strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0;
+}
+
 /* ---- errors ------------------------------------------------------------------ */
 
 static const char *code_name(int rc)
@@ -196,6 +203,11 @@ static const char *code_name(int rc)
     case UDB_EFLUSHFAILED: return "UDB_EFLUSHFAILED";
     case UDB_EMAPFULL: return "UDB_EMAPFULL";
     case UDB_EDBSFULL: return "UDB_EDBSFULL";
+    case UDB_ECONNECT: return "UDB_ECONNECT";
+    case UDB_EAUTH: return "UDB_EAUTH";
+    case UDB_ESERVER: return "UDB_ESERVER";
+    case UDB_ERETRY: return "UDB_ERETRY";
+    case UDB_EINDOUBT: return "UDB_EINDOUBT";
     default: break;
     }
     if (rc > 0) {
@@ -480,8 +492,10 @@ static napi_value js_open(napi_env env, napi_callback_info info)
     unsigned sflags = (unsigned)num_prop(env, o, "schemaFlags", 0);
     bool rdonly = (opts.flags & UDB_RDONLY_ENV) != 0;
 
+    /* a PostgreSQL URL is no file: its environment is found by the URL as given */
+    bool url = is_url(path);
     pthread_mutex_lock(&g_lock);
-    rp = realpath(path, NULL);
+    rp = url ? strdup(path) : realpath(path, NULL);
     if (rp)
         for (se = g_envs; se; se = se->next)
             if (!strcmp(se->path, rp))
@@ -498,8 +512,8 @@ static napi_value js_open(napi_env env, napi_callback_info info)
     } else {
         udb_env *e = NULL;
         int rc = udb_open(&e, path, &opts);
-        if (!rc && !rp && !(rp = realpath(path, NULL)))
-            rc = errno ? errno : ENOENT;
+        if (!rc && !rp && !(rp = url ? strdup(path) : realpath(path, NULL)))
+            rc = url ? UDB_ENOMEM : errno ? errno : ENOENT;
         if (!rc && !(se = calloc(1, sizeof *se)))
             rc = UDB_ENOMEM;
         if (rc) {
