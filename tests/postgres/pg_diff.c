@@ -52,10 +52,9 @@
 #include "tracegen.h"
 #include "uniqdb.h"
 
-/* Scans on PostgreSQL come with the scan half of the backend (pgscan): until
- * then the PostgreSQL side runs without them.  Flip to 1 when udb_scan works
- * on a URL.  With --lmdb scans always run. */
-static const int scans_on_pg = 0;
+/* Scans on both sides (udb_scan on a URL: engine/pg/pgscan.c).  0 leaves
+ * them out of a run on PostgreSQL; with --lmdb scans always run. */
+static const int scans_on_pg = 1;
 
 static const char schema_json[] =
     "{\"types\": {" TRACEGEN_TYPES "," TRACEGEN_DOC_TYPE "}}";
