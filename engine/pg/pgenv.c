@@ -124,8 +124,10 @@ static int write_retrying(udb_env *env, udb_write_fn fn, void *ctx, udb_unit *un
             rc = udb__pg_unit_mark(txn, id);
         bool retry = udb__pg_txn_retry(txn) || rc == UDB_ERETRY;
         if (rc || retry) {
+            /* as on LMDB (group.c): fn's message, or the code's text when fn
+               failed without one */
             if (!retry)
-                udb__env_err(rc, "%s", udb_errmsg(txn));
+                udb__env_err(rc, "%s", udb_errmsg(txn)[0] ? udb_errmsg(txn) : udb_strerror(rc));
             udb__pg_abort(txn);
         } else {
             udb_buf msg = {0};

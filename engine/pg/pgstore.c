@@ -91,12 +91,10 @@ static const char *pgschema(udb_txn *txn)
     return udb__pg_pool_schema(pgt(txn)->pool);
 }
 
-static void blocks_free(udb_pgtxn *p)
+/* Forget the remembered reads: a write may change what they would find.
+ * (What they handed out was copied into blocks: see keep.) */
+static void memo_clear(udb_pgtxn *p)
 {
-    for (size_t i = 0; i < p->nblocks; i++)
-        free(p->blocks[i]);
-    p->nblocks = 0;
-    /* a write (the only caller but the end) may change what reads find */
     for (size_t i = 0; i < NMEMO; i++) {
         udb__buf_free(&p->memo[i].key);
         udb__buf_free(&p->memo[i].pk);
@@ -104,6 +102,42 @@ static void blocks_free(udb_pgtxn *p)
         p->memo[i] = (memo){0};
     }
     p->nmemo = 0;
+}
+
+static void blocks_free(udb_pgtxn *p)
+{
+    for (size_t i = 0; i < p->nblocks; i++)
+        free(p->blocks[i]);
+    p->nblocks = 0;
+    memo_clear(p);
+}
+
+/* What fetch and holder handed out before a write, taken from the
+ * transaction when the write starts and freed when it is done: the core
+ * still reads them during the write (an update's entries point into the
+ * record it fetched -- a replacement without its key field takes the key
+ * from there), and backend.h promises them "until the transaction writes",
+ * which is the whole write, not its first line. */
+typedef struct blocks {
+    void **p;
+    size_t n;
+} blocks;
+
+static blocks blocks_take(udb_pgtxn *p)
+{
+    blocks b = {p->blocks, p->nblocks};
+    p->blocks = NULL;
+    p->nblocks = p->capblocks = 0;
+    memo_clear(p);   /* a write starts: what reads found may change */
+    return b;
+}
+
+static void blocks_drop(blocks *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->p[i]);
+    free(b->p);
+    *b = (blocks){0};
 }
 
 /* A copy of b's bytes that lives until the transaction writes or ends. */
@@ -742,7 +776,7 @@ static int store_any(udb_txn *txn, const udb_type *t, const void *record, size_t
 {
     (void)record;
     (void)len;
-    blocks_free(pgt(txn));
+    blocks before = blocks_take(pgt(txn));
     udb_buf q = {0}, msg = {0}, rawb = {0};
     params ps = {0};
     PGresult *r = NULL;
@@ -856,6 +890,7 @@ out:
     udb__buf_free(&q);
     udb__buf_free(&msg);
     udb__buf_free(&rawb);
+    blocks_drop(&before);
     return rc;
 }
 
@@ -896,7 +931,7 @@ static int pg_remove(udb_txn *txn, const udb_type *t, const void *pk, size_t pkl
                      const udb_entries *old)
 {
     (void)old;
-    blocks_free(pgt(txn));
+    blocks before = blocks_take(pgt(txn));
     udb_buf q = {0}, msg = {0};
     params ps = {0};
     PGresult *r = NULL;
@@ -910,6 +945,7 @@ static int pg_remove(udb_txn *txn, const udb_type *t, const void *pk, size_t pkl
     params_free(&ps);
     udb__buf_free(&q);
     udb__buf_free(&msg);
+    blocks_drop(&before);
     return rc;
 }
 
@@ -1057,20 +1093,32 @@ static int pg_type_stat(udb_type_stat *out, udb_txn *txn, const udb_type *t)
     if (rc)
         return udb__err(txn, rc, "type \"%s\": counting its rows: %s", t->name,
                         udb_strerror(rc));
-    udb_buf q = {0};
+    udb_buf q = {0}, sel = {0};
     udb__pg_qualified(&q, pgschema(txn), t->name);
+    /* index_entries as the LMDB backend counts them: every index but the
+       primary key holds each row its where admits (core/index.c: a row with
+       NULLs too, under its own entry) */
+    udb__buf_printf(&sel, "SELECT pg_total_relation_size($1::regclass), (SELECT 0");
+    for (size_t i = 1; i < t->nidx; i++) {
+        udb__buf_printf(&sel, " + count(*)");
+        if (t->idx[i].where)
+            udb__buf_printf(&sel, " FILTER (WHERE (%s))", t->idx[i].where);
+    }
+    udb__buf_printf(&sel, " FROM %.*s)", (int)q.len, q.p ? (const char *)q.p : "");
     PGresult *r = NULL;
     udb_buf msg = {0};
     const char *name = (const char *)q.p;
-    rc = q.oom ? UDB_ENOMEM
-               : udb__pg_execp(&r, pgt(txn)->c, "SELECT pg_total_relation_size($1::regclass)",
-                               1, &name, &msg);
-    if (!rc && PQntuples(r) == 1)
+    rc = q.oom || sel.oom ? UDB_ENOMEM
+                          : udb__pg_execp(&r, pgt(txn)->c, (const char *)sel.p, 1, &name, &msg);
+    if (!rc && PQntuples(r) == 1) {
         out->bytes = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        out->index_entries = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    }
     if (rc)
         rc = pg_err(txn, rc, &msg);
     PQclear(r);
     udb__buf_free(&q);
+    udb__buf_free(&sel);
     udb__buf_free(&msg);
     return rc;
 }

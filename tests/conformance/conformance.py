@@ -12,8 +12,16 @@ contents must be equal on both sides (or each side's expected contents, where
 the case marks a deliberate difference).  A deliberate difference names a tag
 that README.md's "Differences from PostgreSQL" section must list.
 
-usage: conformance.py UNIQDB CASES.txt SOURCES.md README.md [CASE-NAME-SUBSTRING]
+usage: conformance.py [--pg-backend] UNIQDB CASES.txt SOURCES.md README.md [CASE-NAME-SUBSTRING]
 (CONFORMANCE_JOBS: cases run at once, default 4)
+
+--pg-backend adds a third party: uniqdb on PostgreSQL (issue 24), the same
+`uniqdb` commands on a URL (postgresql:///$PGDATABASE?schema=u_CASE) instead
+of a directory.  Every statement must give there exactly what it gives on
+LMDB -- outcome, index, record(s), the message -- and so meet uniqdb's
+expectation, and each type's final contents must be LMDB's.
+--pg-backend-control is its negative control: the database on the server gets
+the case's schema without its unique indexes, so the comparison must fail.
 
 Case file syntax (one item per line, '#' starts a comment line):
   case NAME
@@ -57,8 +65,13 @@ except ImportError:
           file=sys.stderr)
     sys.exit(77)
 
-UNIQDB, CASES, SOURCES, README = sys.argv[1:5]
-ONLY = sys.argv[5] if len(sys.argv) > 5 else None
+ARGS = sys.argv[1:]
+PG_CONTROL = bool(ARGS) and ARGS[0] == "--pg-backend-control"
+PG_BACKEND = bool(ARGS) and ARGS[0] in ("--pg-backend", "--pg-backend-control")
+if PG_BACKEND:
+    ARGS = ARGS[1:]
+UNIQDB, CASES, SOURCES, README = ARGS[0:4]
+ONLY = ARGS[4] if len(ARGS) > 4 else None
 JOBS = int(os.environ.get("CONFORMANCE_JOBS", "4"))
 DEC = json.JSONDecoder()
 
@@ -467,6 +480,7 @@ def canon(rows):
 class Stats:
     def __init__(self):
         self.cases = self.statements = self.agreements = self.deliberate = 0
+        self.pg_backend = 0  # statements also run on uniqdb on PostgreSQL
         self.tags = set()
         self.failures = []
 
@@ -475,6 +489,7 @@ class Stats:
         self.statements += other.statements
         self.agreements += other.agreements
         self.deliberate += other.deliberate
+        self.pg_backend += other.pg_backend
         self.tags |= other.tags
         self.failures += other.failures
 
@@ -496,6 +511,23 @@ def run_case(case, cur, tmp, stats):
     cur.execute(p.stdout)
     cur.execute(S.SQL("SET search_path TO {}").format(S.Identifier(pgschema)))
     types = {n: TypeInfo(n, t) for n, t in case["schema"]["types"].items()}
+    url = None
+    if PG_BACKEND:
+        # the third party: the same uniqdb commands on a database on the server
+        url_schema = "u_" + re.sub(r"\W", "_", name)
+        url = "postgresql:///%s?schema=%s" % (os.environ.get("PGDATABASE", "uniqdb_test"),
+                                              url_schema)
+        url_schema_file = schema_file
+        if PG_CONTROL:
+            loose = json.loads(json.dumps(case["schema"]))
+            for t in loose["types"].values():
+                t.pop("unique", None)
+            url_schema_file = db + ".loose.json"
+            with open(url_schema_file, "w", encoding="utf-8") as f:
+                json.dump(loose, f)
+        p = uniqdb(["init", url, url_schema_file])
+        if p.returncode != 0:
+            raise CaseError("uniqdb init %s: %s" % (url, p.stderr))
 
     for st in case["statements"]:
         if st["type"] not in types:
@@ -506,6 +538,15 @@ def run_case(case, cur, tmp, stats):
         ex = st["expect"]
         stats.statements += 1
         ok_u, ok_g = matches(u, ex["uniqdb"]), matches(g, ex["postgres"])
+        if url:
+            up = udb_statement(url, st, ti)
+            stats.pg_backend += 1
+            # a message may name the database: compare with the names swapped
+            if json.dumps(up, sort_keys=True).replace(json.dumps(url)[1:-1], "DB") != \
+                    json.dumps(u, sort_keys=True).replace(json.dumps(db)[1:-1], "DB"):
+                fails.append("line %d: %s\n      uniqdb on LMDB       %s\n"
+                             "      uniqdb on PostgreSQL %s   <-- differs"
+                             % (st["line"], st["text"], show(u), show(up)))
         if ok_u and ok_g:
             if ex["differs"]:
                 stats.deliberate += 1
@@ -522,6 +563,13 @@ def run_case(case, cur, tmp, stats):
 
     for typ in types:
         u, g = canon(udb_contents(db, typ)), canon(pg_contents(cur, typ))
+        if url:
+            up = canon(udb_contents(url, typ))
+            # a message may name the database: compare with the names swapped
+            if json.dumps(up, sort_keys=True).replace(json.dumps(url)[1:-1], "DB") != \
+                    json.dumps(u, sort_keys=True).replace(json.dumps(db)[1:-1], "DB"):
+                fails.append("contents of %s differ:\n      uniqdb on LMDB       %s\n"
+                             "      uniqdb on PostgreSQL %s" % (typ, u, up))
         want = case["contents"].get(typ)
         if want is None:
             if u != g:
@@ -536,6 +584,8 @@ def run_case(case, cur, tmp, stats):
                              % (typ, side, canon(want[side]), got))
     cur.execute("SET search_path TO public")
     cur.execute(S.SQL("DROP SCHEMA {} CASCADE").format(S.Identifier(pgschema)))
+    if url:
+        cur.execute(S.SQL("DROP SCHEMA {} CASCADE").format(S.Identifier(url_schema)))
     stats.cases += 1
     if fails:
         stats.failures.append("case %s (line %d, from %s):\n    %s"
@@ -614,6 +664,9 @@ def main():
           % (version, stats.cases, stats.statements, stats.agreements, stats.deliberate,
              ", ".join(sorted(stats.tags)) or "none", len(stats.failures), len(doc_problems),
              time.monotonic() - t0))
+    if PG_BACKEND:
+        print("conformance: uniqdb on PostgreSQL ran the same %d statements (each failing case "
+              "above names any that differed from LMDB)" % stats.pg_backend)
     # each documentation problem counts as one failed check
     print("%d passed, %d failed" % (len(cases) - len(stats.failures),
                                     len(stats.failures) + len(doc_problems)))

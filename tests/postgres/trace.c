@@ -31,213 +31,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tracegen.h"
 #include "uniqdb.h"
 
-/* Keys are given explicitly: an auto key would differ as soon as a failed
- * insert consumed a PostgreSQL sequence value (not gapless, see the export). */
-static const char schema_json[] =
-    "{\"types\": {"
-    " \"select\": {\"key\": \"key\", \"fields\": {"
-    "   \"key\": {\"type\": \"int\"}, \"a\": {\"type\": \"int\"}, \"b\": {\"type\": \"str\"},"
-    "   \"User\": {\"type\": \"str\"},"
-    "   \"status\": {\"type\": \"enum\", \"values\": [\"active\", \"archived\", \"deleted\"],"
-    "              \"required\": true},"
-    "   \"flag\": {\"type\": \"bool\"}, \"n\": {\"type\": \"uint\"}},"
-    "  \"unique\": {"
-    "   \"ab\": {\"fields\": [\"a\", \"b\"]},"
-    "   \"active_user\": {\"fields\": [\"User\"],"
-    "                   \"where\": \"status IN ('active') AND flag = true\"},"
-    "   \"bn\": {\"fields\": [\"b\", \"n\"], \"nulls\": \"not_distinct\"}},"
-    "  \"indexes\": {\"by_status\": {\"fields\": [\"status\", \"a\"]}}},"
-    " \"Mixed\": {\"key\": \"id\", \"fields\": {"
-    "   \"id\": {\"type\": \"str\"}, \"x\": {\"type\": \"str\"}, \"y\": {\"type\": \"int\"},"
-    "   \"e\": {\"type\": \"str\"}},"
-    "  \"unique\": {"
-    "   \"x_nd\": {\"fields\": [\"x\"], \"nulls\": \"not_distinct\"},"
-    "   \"y_partial\": {\"fields\": [\"y\"], \"where\": \"x IS NOT NULL AND y != 0\"},"
-    "   \"e_nc\": {\"fields\": [{\"field\": \"e\", \"collate\": \"nocase\"}]}}}"
-    "}}";
+static const char schema_json[] = "{\"types\": {" TRACEGEN_TYPES "}}";
 
-/* ---- the record model both sides get ------------------------------------------------ */
-
-enum kind { K_INT, K_UINT, K_STR, K_BOOL };
-
-typedef struct fdef {
-    const char *name;
-    enum kind kind;
-} fdef;
-
-typedef struct tdef {
-    const char *name;
-    const fdef *fields; /* fields[0] is the key */
-    size_t nfields;
-} tdef;
-
-static const fdef select_fields[] = {{"key", K_INT}, {"a", K_INT},    {"b", K_STR},
-                                     {"User", K_STR}, {"status", K_STR}, {"flag", K_BOOL},
-                                     {"n", K_UINT}};
-static const fdef mixed_fields[] = {{"id", K_STR}, {"x", K_STR}, {"y", K_INT}, {"e", K_STR}};
-static const tdef types[] = {{"select", select_fields, 7}, {"Mixed", mixed_fields, 4}};
-
-#define MAXF 8
-
-/* One value: absent (not in the record), null (present as nil: removes the
- * field in a merge), or text (its SQL text; also how it is packed). */
-typedef struct val {
-    enum { V_ABSENT, V_NULL, V_TEXT } st;
-    char text[32];
-} val;
-
-typedef struct op {
-    enum { OP_INSERT, OP_REPLACE, OP_MERGE, OP_DELETE } kind;
-    const tdef *t;
-    val v[MAXF]; /* v[0]: the key, always given */
-} op;
-
-static const char *const op_names[] = {"insert", "replace", "merge", "delete"};
-
-/* ---- randomness (xorshift64*: reproducible from the seed) -------------------------- */
-
-static uint64_t rng;
-
-static uint64_t next_rand(void)
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 2685821657736338717ull;
-}
-
-static unsigned pick(unsigned n)
-{
-    return (unsigned)(next_rand() % n);
-}
-
-static void set_text(val *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_text(val *v, const char *fmt, ...)
-{
-    va_list ap;
-    v->st = V_TEXT;
-    va_start(ap, fmt);
-    vsnprintf(v->text, sizeof v->text, fmt, ap);
-    va_end(ap);
-}
-
-/* A value for field f of t from a small domain, so that records collide;
- * bad != 0 allows values the schema refuses. */
-static void random_value(val *v, const tdef *t, size_t f, int bad)
-{
-    static const char *const status[] = {"active", "archived", "deleted"};
-    const char *name = t->fields[f].name;
-    if (f == 0) {
-        if (t == &types[0])
-            set_text(v, "%d", (int)pick(10) - 2);
-        else
-            set_text(v, "k%u", pick(8));
-    } else if (strcmp(name, "a") == 0) {
-        set_text(v, "%u", pick(6));
-    } else if (strcmp(name, "y") == 0) {
-        set_text(v, "%u", pick(3));
-    } else if (strcmp(name, "b") == 0) {
-        set_text(v, "%s", pick(2) ? "x" : "y");
-    } else if (strcmp(name, "User") == 0) {
-        set_text(v, "u%u", pick(2));
-    } else if (strcmp(name, "status") == 0) {
-        /* mostly active: the partial index has something to hold */
-        set_text(v, "%s", bad && pick(6) == 0 ? "bogus" : status[pick(5) < 3 ? 0 : pick(3)]);
-    } else if (strcmp(name, "flag") == 0) {
-        set_text(v, "%s", pick(4) ? "true" : "false");
-    } else if (strcmp(name, "n") == 0) {
-        unsigned r = pick(6);
-        if (bad && pick(6) == 0)
-            set_text(v, "-1");
-        else if (r == 5)
-            set_text(v, "18446744073709551615");
-        else
-            set_text(v, "%u", r);
-    } else if (strcmp(name, "x") == 0) {
-        set_text(v, "%c", "pqrst"[pick(5)]);
-    } else if (strcmp(name, "e") == 0) {
-        /* "collate": "nocase": ASCII case variants collide, É and é do not */
-        static const char *const es[] = {"Ab", "aB", "AB", "ab", "\xc3\x89", "\xc3\xa9", "Z@",
-                                         "z@", "_", "\x7f"};
-        set_text(v, "%s", es[pick(10)]);
-    }
-}
-
-static void random_op(op *o, int allow_bad)
-{
-    unsigned r = pick(10);
-    memset(o, 0, sizeof *o);
-    o->t = &types[pick(10) < 7 ? 0 : 1];
-    o->kind = r < 5 ? OP_INSERT : r < 7 ? OP_REPLACE : r < 9 ? OP_MERGE : OP_DELETE;
-    random_value(&o->v[0], o->t, 0, 0);
-    if (o->kind == OP_DELETE)
-        return;
-    for (size_t f = 1; f < o->t->nfields; f++) {
-        unsigned p = pick(8);
-        if (o->kind == OP_MERGE) {
-            if (p < 4)
-                continue; /* not in the patch */
-            if (p == 4) {
-                o->v[f].st = V_NULL; /* removes the field */
-                continue;
-            }
-        } else if (p < 2 && !(strcmp(o->t->fields[f].name, "status") == 0 && !allow_bad)) {
-            continue; /* absent: NULL in PostgreSQL */
-        }
-        random_value(&o->v[f], o->t, f, allow_bad);
-    }
-}
-
-/* ---- uniqdb side -------------------------------------------------------------------- */
-
-static void pack_val(msgpack_packer *pk, const fdef *f, const val *v)
-{
-    if (v->st == V_NULL) {
-        msgpack_pack_nil(pk);
-        return;
-    }
-    switch (f->kind) {
-    case K_INT:
-    case K_UINT:
-        if (v->text[0] == '-')
-            msgpack_pack_int64(pk, strtoll(v->text, NULL, 10));
-        else
-            msgpack_pack_uint64(pk, strtoull(v->text, NULL, 10));
-        break;
-    case K_STR:
-        msgpack_pack_str(pk, strlen(v->text));
-        msgpack_pack_str_body(pk, v->text, strlen(v->text));
-        break;
-    case K_BOOL:
-        if (strcmp(v->text, "true") == 0)
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
-        break;
-    }
-}
-
-/* The record (for insert: with its key; for update: without) and the key. */
-static void pack_op(msgpack_sbuffer *rec, msgpack_sbuffer *key, const op *o)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, key, msgpack_sbuffer_write);
-    pack_val(&pk, &o->t->fields[0], &o->v[0]);
-    msgpack_packer_init(&pk, rec, msgpack_sbuffer_write);
-    size_t n = 0, first = o->kind == OP_INSERT ? 0 : 1;
-    for (size_t f = first; f < o->t->nfields; f++)
-        n += o->v[f].st != V_ABSENT;
-    msgpack_pack_map(&pk, n);
-    for (size_t f = first; f < o->t->nfields; f++) {
-        if (o->v[f].st == V_ABSENT)
-            continue;
-        msgpack_pack_str(&pk, strlen(o->t->fields[f].name));
-        msgpack_pack_str_body(&pk, o->t->fields[f].name, strlen(o->t->fields[f].name));
-        pack_val(&pk, &o->t->fields[f], &o->v[f]);
-    }
-}
+/* the types of schema_json: tg_types[0] and [1] */
+#define NTYPES 2
 
 typedef struct outcome {
     enum { O_OKAY, O_CONFLICT, O_NOTFOUND, O_INVALID, O_ERROR } kind;
@@ -253,7 +53,7 @@ static void udb_run(outcome *out, udb_env *env, const op *o)
     msgpack_sbuffer rec, key;
     msgpack_sbuffer_init(&rec);
     msgpack_sbuffer_init(&key);
-    pack_op(&rec, &key, o);
+    tg_pack_op(&rec, &key, o);
     udb_txn *txn = NULL;
     int rc = udb_begin(&txn, env, 0);
     if (rc != 0) {
@@ -304,7 +104,7 @@ static int udb_has_key(udb_env *env, const op *o)
     msgpack_sbuffer rec, key;
     msgpack_sbuffer_init(&rec);
     msgpack_sbuffer_init(&key);
-    pack_op(&rec, &key, o);
+    tg_pack_op(&rec, &key, o);
     udb_txn *txn = NULL;
     udb_val v;
     int found = 0;
@@ -538,9 +338,9 @@ out:
 static int same_contents(udb_env *env, PGconn *pg, size_t *nrows)
 {
     int ret = 0;
-    for (size_t t = 0; t < sizeof types / sizeof types[0] && ret == 0; t++) {
+    for (size_t t = 0; t < NTYPES && ret == 0; t++) {
         rows a = {0}, b = {0};
-        if (udb_rows(&a, env, &types[t]) || pg_rows(&b, pg, &types[t])) {
+        if (udb_rows(&a, env, &tg_types[t]) || pg_rows(&b, pg, &tg_types[t])) {
             ret = -1;
         } else {
             qsort(a.row, a.n, sizeof *a.row, cmp_str);
@@ -549,7 +349,7 @@ static int same_contents(udb_env *env, PGconn *pg, size_t *nrows)
                 const char *x = i < a.n ? a.row[i] : "(none)", *y = i < b.n ? b.row[i] : "(none)";
                 if (strcmp(x, y) != 0) {
                     fprintf(stderr, "trace: type %s differs: uniqdb %s, PostgreSQL %s\n",
-                            types[t].name, x, y);
+                            tg_types[t].name, x, y);
                     ret = -1;
                     break;
                 }
@@ -579,18 +379,6 @@ static int run_cmd(char *const argv[])
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void describe(char *out, size_t cap, const op *o)
-{
-    size_t len = (size_t)snprintf(out, cap, "%s %s key=%s {", op_names[o->kind], o->t->name,
-                                  o->v[0].text);
-    for (size_t f = 1; f < o->t->nfields && len < cap; f++)
-        if (o->v[f].st != V_ABSENT)
-            len += (size_t)snprintf(out + len, cap - len, " %s=%s", o->t->fields[f].name,
-                                    o->v[f].st == V_NULL ? "null" : o->v[f].text);
-    if (len < cap)
-        snprintf(out + len, cap - len, " }");
-}
-
 typedef struct totals {
     unsigned long ops, agree, by_kind[4], conflicts_by_index[9], rows;
 } totals;
@@ -603,7 +391,7 @@ static const char *const index_names[] = {"key", "ab", "active_user", "bn", "id"
 static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned n,
                      unsigned nops, uint64_t seed, const char *drop_index, totals *tot)
 {
-    rng = seed * 0x9E3779B97F4A7C15ull + n + 1;
+    tg_rng = seed * 0x9E3779B97F4A7C15ull + n + 1;
     char dbdir[512], sqlfile[600], schema[32], sql[256];
     snprintf(dbdir, sizeof dbdir, "%s/t%u", workdir, n);
     snprintf(sqlfile, sizeof sqlfile, "%s/t%u.sql", workdir, n);
@@ -621,7 +409,7 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
     for (unsigned i = 0; i < 12; i++) {
         op o;
         outcome u;
-        random_op(&o, 0);
+        tg_random_op(&o, 0, NTYPES);
         o.kind = OP_INSERT;
         for (size_t f = 1; f < o.t->nfields; f++)
             if (o.v[f].st == V_NULL)
@@ -666,7 +454,7 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
         op o;
         outcome u, p;
         char what[300];
-        random_op(&o, 1);
+        tg_random_op(&o, 1, NTYPES);
         /* A bad value in an update of a missing record: PostgreSQL finds no
            row before any check, uniqdb checks the patch first.  Both refuse;
            which refusal wins is not a constraint, so such updates go only to
@@ -675,11 +463,11 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
             for (size_t f = 1; f < o.t->nfields; f++)
                 if (o.v[f].st == V_TEXT &&
                     (strcmp(o.v[f].text, "bogus") == 0 || strcmp(o.v[f].text, "-1") == 0))
-                    random_value(&o.v[f], o.t, f, 0);
+                    tg_random_value(&o.v[f], o.t, f, 0);
         udb_run(&u, env, &o);
         pg_run_op(&p, pg, &o);
         tot->ops++;
-        describe(what, sizeof what, &o);
+        tg_describe(what, sizeof what, &o);
         if (u.kind == O_ERROR || p.kind == O_ERROR) {
             fprintf(stderr, "trace %u op %u: %s: unexpected error: uniqdb %s / PostgreSQL %s\n",
                     n, i, what, u.detail, p.detail);
