@@ -42,6 +42,8 @@ typedef struct udb_txfront {
     udb_arena arena;           /* what a writing transaction hands out */
     udb_buf msg;               /* errmsg, NUL-terminated */
     udb_conflicts conflicts;   /* conflict detail (conflict.h) */
+    bool must_retry;           /* an operation gave UDB_ERETRY (udb__err): the transaction
+                                  must run again, whatever its caller made of the code */
 } udb_txfront;
 
 /* A record's entries as the core computed them (index.h): for every index i
@@ -87,9 +89,12 @@ struct udb_backend {
      * before the write).  0: stored; UDB_BE_TAKEN: a key is taken and
      * nothing was written, no detail (the core finds it with fetch and
      * holder, as it would have before); else as store (UDB_ECONFLICT then
-     * comes with the detail). */
+     * comes with the detail).  reads: a unique index whose holder the caller
+     * reads when the key is taken (insert_or_get), or NULL -- a key of it
+     * taken by a writer the transaction cannot see is then the transaction's
+     * own serialization failure (UDB_ERETRY), not a conflict to report. */
     int (*store_new)(udb_txn *txn, const udb_type *t, const void *record, size_t len,
-                     const udb_entries *e);
+                     const udb_entries *e, const udb_index *reads);
     /* Delete the record stored under primary key pk (fetched in this
      * transaction: its entries are old), and its index entries. */
     int (*remove)(udb_txn *txn, const udb_type *t, const void *pk, size_t pklen,

@@ -53,6 +53,8 @@ int udb__err(udb_txn *txn, int rc, const char *fmt, ...)
     f->msg.len = 0;
     f->msg.oom = false;
     udb__buf_put(&f->msg, tmp, strlen(tmp));
+    if (rc == UDB_ERETRY)
+        f->must_retry = true;
     return rc;
 }
 

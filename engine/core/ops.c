@@ -240,7 +240,7 @@ static int bump_seq(udb_txn *txn, const udb_type *t, const prep *p)
  * fresh: a new record whose unique keys were not checked: the backend's
  * store_new checks them (UDB_BE_TAKEN: one is taken). */
 static int write_any(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, const prep *old,
-                     bool fresh)
+                     bool fresh, const udb_index *reads)
 {
     udb_buf packed = {0};
     int rc = udb__rec_pack(&packed, &p->rec, t, p->rec.vals[t->key]);
@@ -250,7 +250,7 @@ static int write_any(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, con
     }
     udb_entries e = entries(p), o = old ? entries(old) : e;
     const udb_backend *be = udb__txn_backend(txn);
-    rc = fresh ? be->store_new(txn, t, packed.p, packed.len, &e)
+    rc = fresh ? be->store_new(txn, t, packed.p, packed.len, &e, reads)
                : be->store(txn, t, packed.p, packed.len, &e, old ? &o : NULL);
     if (!rc && !old)
         rc = bump_seq(txn, t, p);
@@ -262,7 +262,7 @@ static int write_any(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, con
 
 static int write_rec(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, const prep *old)
 {
-    return write_any(out, txn, t, p, old, false);
+    return write_any(out, txn, t, p, old, false, NULL);
 }
 
 /* A new record's checks and write.  Where the backend's own indexes check
@@ -275,7 +275,7 @@ static int check_and_write(udb_val *out, udb_txn *txn, const udb_type *t, prep *
         int rc = check_unique(txn, t, p, NULL);
         return rc ? rc : write_rec(out, txn, t, p, NULL);
     }
-    int rc = write_any(out, txn, t, p, NULL, true);
+    int rc = write_any(out, txn, t, p, NULL, true, NULL);
     if (rc != UDB_BE_TAKEN)
         return rc;
     if ((rc = check_unique(txn, t, p, NULL)))
@@ -547,6 +547,53 @@ static int prepare_and_find(udb_val *rec, udb_val *pk, bool *found, prep *p, udb
     return rc;
 }
 
+/* Is ix among the indexes of txn's conflict detail? */
+static bool conflict_on(udb_txn *txn, const udb_index *ix)
+{
+    const udb_conflict *c = udb_conflict_info(txn);
+    for (size_t k = 0; c && k < c->count; k++)
+        if (strcmp(c->indexes[k].index, ix->name) == 0)
+            return true;
+    return false;
+}
+
+/* insert_or_get where the backend's own indexes check (store_new): the
+ * insert first, as `INSERT ... ON CONFLICT DO NOTHING` then `SELECT` by
+ * hand, and ix's holder read only when a key was taken -- the outcome of
+ * looking first (the holder of ix if there is one, else the insert or the
+ * conflict on another index), without a read that racing inserts of the
+ * same key would be serialized against. */
+static int insert_or_find(udb_val *out, bool *found, udb_txn *txn, const udb_type *t,
+                          const udb_index *ix, prep *p)
+{
+    size_t i = (size_t)(ix - t->idx);
+    int rc = prep_keys(p, txn, t, true);
+    if (rc)
+        return rc;
+    rc = write_any(out, txn, t, p, NULL, true, ix);
+    if (rc == UDB_ECONFLICT && conflict_on(txn, ix))
+        /* ix's holder committed after this transaction's snapshot: looking
+           first would not have seen it either, so the transaction must run
+           again to return it (serially, it would have) */
+        return udb__err(txn, UDB_ERETRY, "type \"%s\": the key of index \"%s\" was taken by "
+                        "a transaction this one cannot see; run it again", t->name, ix->name);
+    if (rc != UDB_BE_TAKEN)
+        return rc;
+    if (p->applies[i] && !udb__idx_exempt(ix, (const msgpack_object *const *)p->rec.vals)) {
+        udb_val existing, pk;
+        rc = lookup_unique(&existing, &pk, txn, t, ix, keyval(p, i));
+        if (rc != UDB_ENOTFOUND) {
+            *found = rc == 0;
+            return rc ? rc : udb__out_record(out, txn, t, pk.data, pk.size, existing.data,
+                                             existing.size);
+        }
+    }
+    if ((rc = check_unique(txn, t, p, NULL)))
+        return rc;
+    return udb__err(txn, UDB_ERETRY, "type \"%s\": a unique key was taken and is free again; "
+                    "run the transaction again", t->name);
+}
+
 int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type,
                       const char *index, const void *rec, size_t len)
 {
@@ -559,16 +606,21 @@ int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type
     prep_init(&p);
     bool found = false;
     udb_val existing, pk;
-    if ((rc = parse_rec(&p.rec, txn, t, rec, len, false)) ||
-        (rc = prepare_and_find(&existing, &pk, &found, &p, txn, t, ix)))
+    if ((rc = parse_rec(&p.rec, txn, t, rec, len, false)))
+        goto out;
+    if (udb__txn_backend(txn)->store_new) {
+        rc = insert_or_find(out, &found, txn, t, ix, &p);
+        goto out;
+    }
+    if ((rc = prepare_and_find(&existing, &pk, &found, &p, txn, t, ix)))
         goto out;
     if (found)
         rc = udb__out_record(out, txn, t, pk.data, pk.size, existing.data, existing.size);
     else
         rc = check_and_write(out, txn, t, &p);
+out:
     if (!rc && created)
         *created = !found;
-out:
     prep_free(&p);
     return rc;
 }

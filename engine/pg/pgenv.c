@@ -157,7 +157,9 @@ static int write_retrying(udb_env *env, udb_write_fn fn, void *ctx, udb_unit *un
                                 "concurrent with others %u times (serialization failures or "
                                 "deadlocks); nothing was written", unit ? "udb_exec"
                                 : "udb_write", RETRIES);
-        backoff(attempt);   /* a unit's next run starts afresh (udb__unit_run) */
+        if (attempt)
+            backoff(attempt - 1);   /* the first rerun at once, as a hand-written retry */
+        /* (a unit's next run starts afresh: udb__unit_run) */
     }
 }
 

@@ -901,11 +901,12 @@ static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t 
 }
 
 static int pg_store_new(udb_txn *txn, const udb_type *t, const void *record, size_t len,
-                        const udb_entries *e)
+                        const udb_entries *e, const udb_index *reads)
 {
-    /* did this transaction find one of the record's unique keys free? */
+    /* did this transaction find one of the record's unique keys free (or is
+       the caller about to read one: insert_or_get)? */
     udb_pgtxn *p = pgt(txn);
-    bool read_free = false;
+    bool read_free = reads && e->applies[reads - t->idx] && !udb__idx_exempt(reads, e->vals);
     for (size_t i = 0; i < t->nidx && !read_free; i++) {
         const udb_index *ix = &t->idx[i];
         if (!ix->unique || !e->applies[i] || udb__idx_exempt(ix, e->vals))
@@ -1345,7 +1346,7 @@ udb_pgpool *udb__pg_txn_pool(const udb_txn *txn)
 
 bool udb__pg_txn_retry(const udb_txn *txn)
 {
-    return ((const udb_pgtxn *)(const void *)txn)->retry;
+    return ((const udb_pgtxn *)(const void *)txn)->retry || udb__cfront(txn)->must_retry;
 }
 
 /* An id as bytea text: \x and 32 hex digits. */

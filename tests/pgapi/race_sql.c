@@ -14,9 +14,10 @@
  * The verdict of a round: exactly one row holds the pair (counted by SQL);
  * exactly one writer created it (a uniqdb caller with created=1, or an SQL
  * INSERT that succeeded); every other SQL INSERT failed with 23505; every
- * other uniqdb caller got that row (its key, created=0), or UDB_ECONFLICT on
- * schedule_doctor held by that row's key (an SQL row committed after its
- * snapshot: the server's index refused the insert); udb_find() finds it.
+ * other uniqdb caller got that row (its key, created=0) -- an SQL row
+ * committed after its snapshot makes its insert_or_get UDB_ERETRY, and
+ * udb_write runs it again -- or UDB_ECONFLICT on schedule_doctor held by that
+ * row's key; udb_find() finds it.
  *
  *   race_sql SCHEMA                      the race above
  *   race_sql SCHEMA --drop-index         negative control: the server's index
@@ -24,8 +25,9 @@
  *       clients then insert duplicates, which the verdict must catch (udb_check,
  *       which notices the missing index by itself, is not counted): must fail
  *   race_sql SCHEMA --drop-index --uniqdb-only   no SQL clients, index dropped:
- *       uniqdb's writers alone still keep the pair unique (their transactions are
- *       SERIALIZABLE: two that both found the pair free cannot both commit)
+ *       negative control too: uniqdb's insert_or_get inserts first and reads the
+ *       holder only when the server's index refused the row, so without the
+ *       index its writers write the pair once each: must fail
  * Runs only with UDB_TEST_PG=1 under tests/postgres/pg_run (else 77, SKIP).
  */
 #include <libpq-fe.h>
