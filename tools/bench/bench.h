@@ -52,6 +52,17 @@ uint64_t bench_mix64(uint64_t x);          /* a bijective 64-bit mixer */
 size_t   bench_pack_strs(unsigned char *out, size_t cap, const char *const *s, size_t n);
 /* The id of a record read back (msgpack map whose first field is "id"). */
 int      bench_mp_id(uint64_t *id, const void *mp, size_t len);
+
+/* The uniqdb calls of the workloads (bench_udb_calls.c), on any udb_env: who
+ * prefixes the message printed on failure.  Insert recs in one udb_write;
+ * find each by its ref in one read transaction (*matched: found and byte-
+ * identical); insert_or_get r by ref in one udb_write. */
+struct udb_env;
+int bench_udb_insert(const char *who, struct udb_env *env, const bench_rec *recs, size_t n);
+int bench_udb_lookup(const char *who, size_t *matched, struct udb_env *env,
+                     const bench_rec *recs, size_t n);
+int bench_udb_insert_or_get(const char *who, bool *created, uint64_t *id, struct udb_env *env,
+                            const bench_rec *r);
 double   bench_now(void);                  /* CLOCK_MONOTONIC seconds */
 /* Flush requests completed so far by the block device holding path, from
  * /proc/diskstats (the 16th number after the device name, kernel >= 5.5);

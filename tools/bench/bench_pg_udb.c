@@ -71,82 +71,19 @@ static void u_close(void *db)
     free(d);
 }
 
-typedef struct ins_ctx {
-    const bench_rec *recs;
-    size_t n;
-} ins_ctx;
-
-static int insert_fn(udb_txn *txn, void *arg)
-{
-    const ins_ctx *c = arg;
-    int rc = 0;
-    for (size_t i = 0; i < c->n && !rc; i++)
-        rc = udb_insert(NULL, txn, BENCH_TYPE, c->recs[i].mp, c->recs[i].mp_len);
-    return rc;
-}
-
 static int u_insert(void *db, const bench_rec *recs, size_t n)
 {
-    udb_pgdb *d = db;
-    ins_ctx c = {recs, n};
-    int rc = udb_write(d->env, insert_fn, &c);
-    return rc ? fail(rc, "write", udb_env_errmsg(d->env)) : 0;
+    return bench_udb_insert("uniqdb-pg", ((udb_pgdb *)db)->env, recs, n);
 }
 
 static int u_lookup(size_t *matched, void *db, const bench_rec *recs, size_t n)
 {
-    udb_pgdb *d = db;
-    udb_txn *txn;
-    int rc = udb_begin(&txn, d->env, UDB_RDONLY);
-    if (rc)
-        return fail(rc, "begin", udb_env_errmsg(d->env));
-    size_t ok = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char key[64];
-        const char *ref = recs[i].ref;
-        size_t len = bench_pack_strs(key, sizeof key, &ref, 1);
-        udb_val v;
-        rc = udb_find(&v, txn, BENCH_TYPE, "ref", key, len);
-        if (rc == UDB_ENOTFOUND) {
-            rc = 0;
-            continue;
-        }
-        if (rc)
-            fail(rc, "find", udb_errmsg(txn));
-        else if (v.size == recs[i].mp_len && memcmp(v.data, recs[i].mp, v.size) == 0)
-            ok++;
-    }
-    udb_abort(txn);
-    *matched = ok;
-    return rc;
-}
-
-typedef struct iog_ctx {
-    const bench_rec *r;
-    int created;
-    uint64_t id;
-} iog_ctx;
-
-static int iog_fn(udb_txn *txn, void *arg)
-{
-    iog_ctx *c = arg;
-    udb_val v;
-    int rc = udb_insert_or_get(&v, &c->created, txn, BENCH_TYPE, "ref", c->r->mp, c->r->mp_len);
-    if (!rc && bench_mp_id(&c->id, v.data, v.size))
-        c->id = 0;
-    return rc;
+    return bench_udb_lookup("uniqdb-pg", matched, ((udb_pgdb *)db)->env, recs, n);
 }
 
 static int u_insert_or_get(bool *created, uint64_t *id, void *conn, const bench_rec *r)
 {
-    udb_pgdb *d = conn;
-    iog_ctx c = {r, 0, 0};
-    int rc = udb_write(d->env, iog_fn, &c);
-    if (rc)
-        return fail(rc, "write", udb_env_errmsg(d->env));
-    *created = c.created;
-    *id = c.id;
-    return 0;
+    return bench_udb_insert_or_get("uniqdb-pg", created, id, ((udb_pgdb *)conn)->env, r);
 }
 
 static int u_count(bench_counts *out, void *db)

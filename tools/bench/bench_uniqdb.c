@@ -44,72 +44,14 @@ static void u_close(void *db)
     udb_close(db);
 }
 
-typedef struct ins_ctx {
-    const bench_rec *recs;
-    size_t n;
-} ins_ctx;
-
-static int insert_fn(udb_txn *txn, void *arg)
-{
-    const ins_ctx *c = arg;
-    for (size_t i = 0; i < c->n; i++) {
-        int rc = udb_insert(NULL, txn, BENCH_TYPE, c->recs[i].mp, c->recs[i].mp_len);
-        if (rc)
-            return fail(rc, "insert", udb_errmsg(txn));
-    }
-    return 0;
-}
-
 static int u_insert(void *db, const bench_rec *recs, size_t n)
 {
-    ins_ctx c = {recs, n};
-    int rc = udb_write(db, insert_fn, &c);
-    return rc ? fail(rc, "write", udb_env_errmsg(db)) : 0;
+    return bench_udb_insert("uniqdb", db, recs, n);
 }
 
 static int u_lookup(size_t *matched, void *db, const bench_rec *recs, size_t n)
 {
-    udb_txn *txn;
-    int rc = udb_begin(&txn, db, UDB_RDONLY);
-    if (rc)
-        return fail(rc, "begin", udb_env_errmsg(db));
-    size_t ok = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char key[64];
-        const char *ref = recs[i].ref;
-        size_t len = bench_pack_strs(key, sizeof key, &ref, 1);
-        udb_val v;
-        rc = udb_find(&v, txn, BENCH_TYPE, "ref", key, len);
-        if (rc == UDB_ENOTFOUND) {
-            rc = 0;
-            continue;
-        }
-        if (rc)
-            fail(rc, "find", udb_errmsg(txn));
-        else if (v.size == recs[i].mp_len && memcmp(v.data, recs[i].mp, v.size) == 0)
-            ok++;
-    }
-    udb_abort(txn);
-    *matched = ok;
-    return rc;
-}
-
-typedef struct iog_ctx {
-    const bench_rec *r;
-    int created;
-    uint64_t id;
-} iog_ctx;
-
-static int iog_fn(udb_txn *txn, void *arg)
-{
-    iog_ctx *c = arg;
-    udb_val v;
-    int rc = udb_insert_or_get(&v, &c->created, txn, BENCH_TYPE, "ref", c->r->mp, c->r->mp_len);
-    if (rc)
-        return fail(rc, "insert_or_get", udb_errmsg(txn));
-    if (bench_mp_id(&c->id, v.data, v.size))
-        c->id = 0;
-    return 0;
+    return bench_udb_lookup("uniqdb", matched, db, recs, n);
 }
 
 /* insert_or_get of r as a udb_exec() op. */
@@ -194,13 +136,7 @@ static int u_insert_or_get(bool *created, uint64_t *id, void *conn, const bench_
 {
     if (bench_udb_exec)
         return u_exec_insert_or_get(created, id, conn, r);
-    iog_ctx c = {r, 0, 0};
-    int rc = udb_write(conn, iog_fn, &c);
-    if (rc)
-        return fail(rc, "write", udb_env_errmsg(conn));
-    *created = c.created;
-    *id = c.id;
-    return 0;
+    return bench_udb_insert_or_get("uniqdb", created, id, conn, r);
 }
 
 static int u_scan(bench_ids *ids, size_t *counts, void *db, const char (*users)[16], size_t n)
