@@ -777,21 +777,6 @@ static int same(const logbuf *a, const logbuf *b, const char *where)
 
 /* ---- traces ----------------------------------------------------------------------------- */
 
-static int run_cmd(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    int status;
-    if (waitpid(pid, &status, 0) < 0)
-        return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static int pg_sql(PGconn *pg, const char *sql)
 {
     PGresult *res = PQexec(pg, sql);
@@ -846,7 +831,7 @@ static void pair_close(run *R, pair *p)
     udb_close(p->b);
     p->a = p->b = NULL;
     char *rm[] = {"rm", "-rf", p->dir_a, R->lmdb_only ? p->where_b : NULL, NULL};
-    run_cmd(rm);
+    tg_run_cmd(rm);
     if (!R->lmdb_only && R->pg) {
         char sql[128];
         snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", p->pgschema);
@@ -1026,7 +1011,7 @@ out:
     PQfinish(R.pg);
     {
         char *rm[] = {"rm", "-rf", workdir, NULL};
-        run_cmd(rm);
+        tg_run_cmd(rm);
     }
     return ret;
 }

@@ -364,21 +364,6 @@ static int same_contents(udb_env *env, PGconn *pg, size_t *nrows)
 
 /* ---- one trace ------------------------------------------------------------------- */
 
-static int run_cmd(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    int status;
-    if (waitpid(pid, &status, 0) < 0)
-        return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 typedef struct totals {
     unsigned long ops, agree, by_kind[4], conflicts_by_index[9], rows;
 } totals;
@@ -420,7 +405,7 @@ static int run_trace(const char *cli, const char *workdir, PGconn *pg, unsigned 
         char *exp[] = {(char *)cli, "export", "--postgres", dbdir, "--schema", schema,
                        "-o", sqlfile, NULL};
         char *load[] = {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", sqlfile, NULL};
-        if (run_cmd(exp) != 0 || run_cmd(load) != 0) {
+        if (tg_run_cmd(exp) != 0 || tg_run_cmd(load) != 0) {
             fprintf(stderr, "trace %u: export or load failed\n", n);
             goto out;
         }
@@ -588,7 +573,7 @@ out:
     PQfinish(pg);
     {
         char *rm[] = {"rm", "-rf", workdir, NULL};
-        run_cmd(rm);
+        tg_run_cmd(rm);
     }
     return ret;
 }

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "uniqdb.h"
 
@@ -220,4 +222,19 @@ void tg_describe(char *out, size_t cap, const op *o)
                                     o->v[f].st == V_NULL ? "null" : o->v[f].text);
     if (len < cap)
         snprintf(out + len, cap - len, " }");
+}
+
+int tg_run_cmd(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -115,4 +115,8 @@ int tg_pack_op(msgpack_sbuffer *rec, msgpack_sbuffer *key, const op *o);
 /* "insert select key=3 { a=1 b=x }" */
 void tg_describe(char *out, size_t cap, const op *o);
 
+/* Run argv (a program and its arguments, NULL-terminated) and wait: its exit
+ * status, or -1 if it could not run or was killed. */
+int tg_run_cmd(char *const argv[]);
+
 #endif
