@@ -245,7 +245,7 @@ static void gen_rop(rop *r, int exec, int ro, const rop *earlier, size_t n)
     switch (r->kind) {
     case R_INSERT:
     case R_UPDATE:
-    case R_DELETE:
+    case R_DELETE:;
         /* values the schema refuses: in some ops (a unit fails as a whole) */
         int bad = (int)tg_pick(exec ? 5 : 3) == 0;
         do
