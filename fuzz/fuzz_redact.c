@@ -10,7 +10,8 @@
  *   2. with room for everything, redacting the output again changes nothing;
  *   3. a URL built from the input's words, postgresql://USER:PASS@host/db?
  *      password=PASS&schema=s, inside a message, never shows PASS once the
- *      password is made of characters that end neither part.
+ *      password is made of characters that end neither part (and is not a
+ *      word of the message itself).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!strchr("@/?#&:'\" \t\n\r*", text[i]))
             pass[np++] = text[i];
     pass[np] = '\0';
-    if (np >= 4) {
+    /* the message's own words: a password that is one of them ("postgresql",
+       "schema", ...) shows whatever is hidden, so it proves nothing */
+    static const char words[] = "x: postgresql://u:@h/db?password=&schema=s: no change, "
+                                "and postgres://:@[::1]:5/d?a=b&password=";
+    if (np >= 4 && !strstr(words, pass)) {
         size_t mcap = 4 * np + 128;
         char *msg = malloc(mcap), *red = malloc(mcap);
         snprintf(msg, mcap, "x: postgresql://u:%s@h/db?password=%s&schema=s: no change, "
