@@ -57,7 +57,6 @@ typedef struct udb_pgtxn {
     memo memo[NMEMO];          /* the last reads (memo_put), until a write */
     size_t nmemo;              /* entries used; the next one replaced: nmemo % NMEMO */
     bool retry;                /* a statement met a concurrent transaction (UDB_ERETRY) */
-    bool nosync;               /* commit with synchronous_commit off (UDB_NOSYNC) */
     pthread_t owner;           /* the thread that began it ... */
     bool counted;              /* ... counted among the pool's holders */
 } udb_pgtxn;
