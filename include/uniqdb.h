@@ -502,6 +502,19 @@ UDB_API int udb_commit(udb_txn *txn);
 /* Abandon every change of txn and free it.  NULL is fine. */
 UDB_API void udb_abort(udb_txn *txn);
 
+/* Whether read-only transaction txn still reads the latest committed state:
+ * *latest = 1 when nothing was committed since it began (by any thread or
+ * process) and no growth of the map waits for this process's transactions,
+ * so that a caller may keep txn for its next reads instead of beginning
+ * another; 0 when it must end txn and begin a new one to see the latest
+ * state.  A few loads of shared memory and one uncontended lock, no system
+ * call.  Always 0 for a write transaction, a nested one, and on PostgreSQL
+ * (whose snapshots cannot tell).  A kept snapshot still holds back LMDB's
+ * reuse of pages freed after it, and a map resize waits for it: keep one
+ * only briefly (for the reads of one request, say).
+ * Errors: UDB_EINVAL (latest or txn NULL; *latest is then 0). */
+UDB_API int udb_txn_latest(int *latest, udb_txn *txn);
+
 /* Run fn(txn, ctx) in a write transaction and commit it.  If fn returns
  * non-zero, its changes are rolled back and its code is returned.  If the map
  * fills up, the map is grown and fn runs again from the start (so fn must not

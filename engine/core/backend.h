@@ -122,6 +122,8 @@ struct udb_backend {
        meaning and codes (a backend adds its own, documented in uniqdb.h). */
     int  (*commit)(udb_txn *txn);
     void (*abort)(udb_txn *txn);
+    /* Optional (NULL: *latest = 0): udb_txn_latest, *latest already 0. */
+    int  (*latest)(int *latest, udb_txn *txn);
     /* udb_type_stat_get's counts for type t; figures the backend does not
        keep are 0.  A backend code, with message. */
     int (*type_stat)(udb_type_stat *out, udb_txn *txn, const udb_type *t);

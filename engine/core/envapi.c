@@ -126,6 +126,16 @@ void udb_abort(udb_txn *txn)
         udb__txn_backend(txn)->abort(txn);
 }
 
+int udb_txn_latest(int *latest, udb_txn *txn)
+{
+    if (latest)
+        *latest = 0;
+    if (!latest || !txn)
+        return UDB_EINVAL;
+    int (*fn)(int *, udb_txn *) = udb__txn_backend(txn)->latest;
+    return fn ? fn(latest, txn) : 0;
+}
+
 int udb_write(udb_env *env, udb_write_fn fn, void *ctx)
 {
     if (!env || !fn)

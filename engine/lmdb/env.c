@@ -413,6 +413,14 @@ int udb__env_grow_if_wanted(udb_env *env)
     return want ? udb__grow(env, from) : 0;
 }
 
+bool udb__env_grow_pending(udb_env *env)
+{
+    pthread_mutex_lock(&env->lock);
+    bool pending = env->want_grow || env->resizing;
+    pthread_mutex_unlock(&env->lock);
+    return pending;
+}
+
 void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen, pthread_t owner)
 {
     pthread_mutex_lock(&env->lock);

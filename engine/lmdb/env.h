@@ -110,6 +110,9 @@ int  udb__env_io_rc(const udb_env *env, int rc);
  * other transactions fails at once with UDB_EBUSY instead, and
  * udb__env_refused_waiting() says so (reset by each udb__env_no_waiting). */
 void udb__env_no_waiting(bool on);
+/* Whether the map is to grow, or a resize (or the adoption of another
+ * process's) waits for this process's transactions to end. */
+bool udb__env_grow_pending(udb_env *env);
 bool udb__env_refused_waiting(void);
 
 /* The LMDB backend's environment operations (backend.h, udb_env_ops; the

@@ -159,6 +159,7 @@ const udb_backend udb__lmdb_backend = {
     .seq_each = udb__seq_each,
     .commit = udb__lmdb_commit,
     .abort = udb__lmdb_abort,
+    .latest = udb__lmdb_latest,
     .type_stat = udb__lmdb_type_stat,
     .scan_size = udb__lmdb_scan_size,
     .scan_open = udb__lmdb_scan_open,

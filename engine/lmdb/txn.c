@@ -223,6 +223,21 @@ void udb__lmdb_abort(udb_txn *txn)
     udb__txn_end_nowait(txn, false, &ack);   /* the caller asked for no answer */
 }
 
+/* A read-only snapshot is the latest while LMDB's last committed txnid (the
+ * newer meta page, which every process's commit writes before it returns) is
+ * the one it reads, and no resize of the map waits for this process's
+ * transactions to end. */
+int udb__lmdb_latest(int *latest, udb_txn *txn)
+{
+    if (!txn->f.rdonly || txn->parent || txn->damaged || !txn->mdb)
+        return 0;
+    MDB_envinfo info;
+    if (mdb_env_info(udb__env_mdb(txn->env), &info))
+        return 0;
+    *latest = info.me_last_txnid == mdb_txn_id(txn->mdb) && !udb__env_grow_pending(txn->env);
+    return 0;
+}
+
 int udb__txn_full(udb_txn *txn, int rc)
 {
     if (rc == MDB_MAP_FULL && !txn->map_full) {

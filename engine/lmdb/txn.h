@@ -46,6 +46,7 @@ size_t udb__txn_full_at(const udb_txn *txn);
 extern const udb_backend udb__lmdb_backend;
 int  udb__lmdb_commit(udb_txn *txn);
 void udb__lmdb_abort(udb_txn *txn);
+int  udb__lmdb_latest(int *latest, udb_txn *txn);
 int  udb__lmdb_type_stat(udb_type_stat *out, udb_txn *txn, const udb_type *t);
 /* Its scans (scan.c): backend.h's "scans" members. */
 size_t udb__lmdb_scan_size(void);

@@ -5,8 +5,10 @@
  * records, no reader-table lock).  What must hold: the slot is kept and never
  * leaked, each renewed handle sees a new snapshot (another process's commit, a
  * schema change), and a map grown by another process is adopted through it.
+ * udb_txn_latest says when a kept snapshot may serve the next read.
  */
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,5 +175,68 @@ static void t_map_grown_elsewhere_is_adopted(tu *t)
     CHECK(map > (1u << 20));
 }
 
+static void *insert_c(void *env)
+{
+    insert(env, 3, "c@x");
+    return NULL;
+}
+
+static int latest(udb_txn *txn)
+{
+    int l = -1;
+    CHECK_OK(udb_txn_latest(&l, txn));
+    return l;
+}
+
+/* udb_txn_latest: a kept read-only snapshot is the latest until anything is
+ * committed -- by another process (forked) or this one -- and then says so,
+ * which is what lets a caller keep one snapshot across reads (the Node.js
+ * binding) and still see every write committed before each read.  The kept
+ * snapshot itself does not see the child's record: without the check, a
+ * kept snapshot would read stale data. */
+static void t_latest_until_a_commit(tu *t)
+{
+    tu_setup(t, SCHEMA);
+    insert(t->env, 1, "a@x");
+    udb_txn *r = tu_r(t);
+    udb_val rec;
+    CHECK(latest(r) == 1);
+    CHECK_OK(tu_find(&rec, r, "user", "email", mp("[s]", "a@x")));
+    CHECK(latest(r) == 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        udb_env *env = NULL;
+        if (udb_open(&env, t->path, NULL))
+            _exit(2);
+        insert(env, 2, "b@x");
+        udb_close(env);
+        _exit(0);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && !WEXITSTATUS(st));
+    CHECK(latest(r) == 0);
+    CHECK(tu_find(&rec, r, "user", "email", mp("[s]", "b@x")) == UDB_ENOTFOUND);
+    udb_abort(r);
+    r = tu_r(t);
+    CHECK(latest(r) == 1);
+    CHECK_OK(tu_find(&rec, r, "user", "email", mp("[s]", "b@x")));
+    pthread_t th; /* this process, another thread */
+    CHECK(pthread_create(&th, NULL, insert_c, t->env) == 0 && pthread_join(th, NULL) == 0);
+    CHECK(latest(r) == 0);
+    udb_abort(r);
+    r = tu_r(t);
+    CHECK(latest(r) == 1);
+    udb_abort(r);
+
+    /* a write transaction is never a snapshot to keep; bad arguments */
+    udb_txn *w = NULL;
+    CHECK_OK(udb_begin(&w, t->env, 0));
+    CHECK(latest(w) == 0);
+    udb_abort(w);
+    int l = 1;
+    CHECK(udb_txn_latest(&l, NULL) == UDB_EINVAL && l == 0);
+    CHECK(udb_txn_latest(NULL, NULL) == UDB_EINVAL);
+}
+
 TU_MAIN(TU_CASE(t_one_idle_slot_kept), TU_CASE(t_renewed_reads_see_other_process),
-        TU_CASE(t_map_grown_elsewhere_is_adopted))
+        TU_CASE(t_map_grown_elsewhere_is_adopted), TU_CASE(t_latest_until_a_commit))
