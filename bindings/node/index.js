@@ -5,6 +5,7 @@
 
 const path = require('node:path');
 const { fileURLToPath } = require('node:url');
+const decoder = require('./decode');
 
 const native = require(process.env.UNIQDB_NODE_ADDON ||
   path.join(__dirname, 'build', 'Release', 'uniqdb.node'));
@@ -141,7 +142,15 @@ function makeError(desc) {
   return new UdbError(desc);
 }
 
-native.init(makeError, Float32, RawString);
+// Records read by get and find: the addon copies each one's msgpack into RBUF (allocated here:
+// JS memory) and returns its length, and decode.js builds the object (a record larger than RBUF
+// comes decoded by the addon).
+const RBUF = Buffer.allocUnsafeSlow(64 * 1024);
+const RVIEW = new DataView(RBUF.buffer, RBUF.byteOffset, RBUF.byteLength);
+const record = (r) => (typeof r === 'number' ? decoder.decodeFrom(RBUF, RVIEW, r) : r);
+
+decoder.init(RawString);
+native.init(makeError, Float32, RawString, RBUF);
 
 const OPEN_OPTIONS = new Set(['schema', 'keep', 'drop', 'readOnly', 'noSync', 'noMetaSync',
   'noGroup', 'noShip', 'noLock', 'mapSize', 'maxMapSize', 'maxDbs', 'mode', 'growWaitMs',
@@ -285,18 +294,20 @@ function scanArgs(h, type, opts = {}) {
 }
 
 // The read calls shared by Database and Transaction (h: the native handle).
+// _rh(): the handle to read with (a Database's keeps its read snapshot for the turn).
 const reads = {
   get(type, key) {
-    return native.get(this._handle(), type, key);
+    return record(native.get(this._rh(), type, key));
   },
   find(type, index, values) {
-    return native.find(this._handle(), type, index, Array.isArray(values) ? values : [values]);
+    return record(native.find(this._rh(), type, index,
+      Array.isArray(values) ? values : [values]));
   },
   scan(type, opts) {
     return scanArgs(this._handle(), type, opts);
   },
   seqGet(name) {
-    return native.seqGet(this._handle(), name);
+    return native.seqGet(this._rh(), name);
   },
 };
 
@@ -306,6 +317,9 @@ class Transaction {
     this.mapFull = false;
   }
   _handle() {
+    return this._t;
+  }
+  _rh() {
     return this._t;
   }
   _op(o) {
@@ -351,10 +365,27 @@ class Database {
     this._h = handle;
     this.path = dir;
     this.schemaChanges = changes;
+    // get, find and seqGet keep one read snapshot while nothing is committed (the addon asks
+    // udb_txn_latest before each read, so each read still sees every write committed before
+    // it); it is let go at the end of the event loop's turn
+    this._kept = false;
+    this._unkeep = () => {
+      this._kept = false;
+      if (this._h) native.unkeep(this._h);
+    };
   }
   _handle() {
     if (!this._h) throw closedError();
     return this._h;
+  }
+  _rh() {
+    const h = this._h;
+    if (!h) throw closedError();
+    if (!this._kept) {
+      this._kept = true;
+      setImmediate(this._unkeep);
+    }
+    return h;
   }
   get closed() {
     return this._h === null;
@@ -501,6 +532,8 @@ module.exports = {
   // msgpack as the binding converts it (for tests and tools)
   encode: native.encode,
   decode: native.decode,
+  // decode.js, the decoder of the records get and find return (tests compare the two)
+  decodeJs: decoder.decode,
   // how many databases this process has open (environments, not handles)
   openEnvironments: native.openCount,
 };

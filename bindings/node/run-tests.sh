@@ -31,7 +31,7 @@ fi
 work=$build/bindings/node
 mkdir -p "$work"
 # the package as it is in the source tree (not its node_modules or build/)
-for f in package.json package-lock.json binding.gyp index.js index.d.ts; do
+for f in package.json package-lock.json binding.gyp index.js decode.js index.d.ts; do
     cp "$src/$f" "$work/$f"
 done
 for d in src test examples; do

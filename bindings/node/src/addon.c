@@ -86,7 +86,31 @@ typedef struct db {
     shared_env *se;   /* NULL once closed */
     curlist cursors;  /* scans open outside transactions */
     bool rdonly;      /* this handle was opened read-only */
+    udb_txn *kept;    /* the read snapshot kept between reads (see reader()), or NULL */
+    struct db *kept_next, **kept_prevp; /* in t_kept while kept */
 } db;
+
+/* The handles of this thread (one JS realm) that keep a read snapshot: every one is ended
+ * before this thread writes (a thread with a transaction open may not begin a write, and a map
+ * resize waits for it). */
+static _Thread_local db *t_kept;
+
+static void unkeep(db *d)
+{
+    if (!d->kept)
+        return;
+    udb_abort(d->kept);
+    d->kept = NULL;
+    *d->kept_prevp = d->kept_next;
+    if (d->kept_next)
+        d->kept_next->kept_prevp = d->kept_prevp;
+}
+
+static void unkeep_all(void)
+{
+    while (t_kept)
+        unkeep(t_kept);
+}
 
 typedef struct tx {
     int kind;
@@ -126,6 +150,7 @@ static void db_close(db *d)
 {
     if (!d->se)
         return;
+    unkeep(d);
     curlist_close(&d->cursors);
     shared_env *se = d->se;
     d->se = NULL;
@@ -432,15 +457,18 @@ static void realm_free(napi_env env, void *data, void *hint)
     napi_delete_reference(env, r->raw_string);
     napi_delete_reference(env, r->map_ctor);
     napi_delete_reference(env, r->object_proto);
+    if (r->rbuf_ref)
+        napi_delete_reference(env, r->rbuf_ref);
+    mbuf_free(&r->kbuf);
     if (r->async)
         async_unref(r->async);
     free(r);
 }
 
-/* init(makeError, Float32, RawString) */
+/* init(makeError, Float32, RawString, readBuffer) */
 static napi_value js_init(napi_env env, napi_callback_info info)
 {
-    ARGS(3);
+    ARGS(4);
     realm *r = calloc(1, sizeof *r);
     if (!r) {
         napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
@@ -456,6 +484,13 @@ static napi_value js_init(napi_env env, napi_callback_info info)
     napi_create_reference(env, argv[2], 1, &r->raw_string);
     napi_create_reference(env, map, 1, &r->map_ctor);
     napi_create_reference(env, proto, 1, &r->object_proto);
+    void *rb = NULL;
+    size_t rcap = 0;
+    if (napi_get_buffer_info(env, argv[3], &rb, &rcap) == napi_ok && rb) {
+        napi_create_reference(env, argv[3], 1, &r->rbuf_ref);
+        r->rbuf = rb;
+        r->rcap = rcap;
+    }
     r->async = async_new(env);
     napi_set_instance_data(env, r, realm_free, NULL);
     return NULL;
@@ -535,6 +570,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
     pthread_mutex_unlock(&g_lock);
 
     if (schema) {
+        unkeep_all(); /* applying a schema writes */
         int rc = udb_schema_apply(&changes, se->env, schema, strlen(schema), sflags);
         if (rc) {
             throw_udb(env, rc, udb_env_errmsg(se->env), NULL);
@@ -576,8 +612,14 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 
 /* ---- reads (in a transaction of their own, or in a transactionSync's) ------------ */
 
-/* The transaction to read in: the tx's, or a new read-only one (*own). */
-static udb_txn *reader(napi_env env, napi_value h, bool *own, curlist **cursors)
+/* The transaction to read in: the tx's; or, for a database handle, a new read-only one (*own,
+ * for a scan, which holds it), or with keep the snapshot the handle keeps between reads.  A kept
+ * snapshot serves the next read only while udb_txn_latest says nothing was committed since it
+ * began (by any thread or process), so every read still sees each write committed before it
+ * started; it is ended before this thread writes, when the handle is closed, and at the end of
+ * the event loop's turn (index.js: native.unkeep from setImmediate), so it never holds LMDB's
+ * pages for long. */
+static udb_txn *reader(napi_env env, napi_value h, bool *own, curlist **cursors, bool keep)
 {
     void *p = NULL;
     napi_get_value_external(env, h, &p);
@@ -598,13 +640,29 @@ static udb_txn *reader(napi_env env, napi_value h, bool *own, curlist **cursors)
     db *d = open_db(env, h);
     if (!d)
         return NULL;
+    if (keep && d->kept) {
+        int latest = 0;
+        if (!udb_txn_latest(&latest, d->kept) && latest) {
+            *own = false;
+            return d->kept;
+        }
+        unkeep(d);
+    }
     udb_txn *txn = NULL;
     int rc = udb_begin(&txn, d->se->env, UDB_RDONLY);
     if (rc) {
         throw_udb(env, rc, udb_env_errmsg(d->se->env), NULL);
         return NULL;
     }
-    *own = true;
+    *own = !keep;
+    if (keep) {
+        d->kept = txn;
+        d->kept_next = t_kept;
+        d->kept_prevp = &t_kept;
+        if (t_kept)
+            t_kept->kept_prevp = &d->kept_next;
+        t_kept = d;
+    }
     if (cursors)
         *cursors = &d->cursors;
     return txn;
@@ -616,17 +674,57 @@ static void reader_done(udb_txn *txn, bool own)
         udb_abort(txn);
 }
 
-/* A record read, or undefined when missing; an error is thrown. */
+/* A record read, or undefined when missing; an error is thrown.  A record that fits the
+ * realm's read buffer is copied there and its length returned, for decode.js (a number);
+ * a larger one is decoded here. */
 static napi_value read_result(napi_env env, udb_txn *txn, int rc, udb_val out)
 {
     napi_value v = NULL;
-    if (rc == UDB_ENOTFOUND)
+    realm *r = get_realm(env);
+    if (rc == UDB_ENOTFOUND) {
         napi_get_undefined(env, &v);
-    else if (rc)
+    } else if (rc) {
         throw_udb(env, rc, udb_errmsg(txn), NULL);
-    else if (dec_value(env, get_realm(env), out.data, out.size, &v))
+    } else if (r && r->rbuf && out.size <= r->rcap) {
+        memcpy(r->rbuf, out.data, out.size);
+        napi_create_uint32(env, (uint32_t)out.size, &v);
+    } else if (dec_value(env, r, out.data, out.size, &v)) {
         v = NULL;
+    }
     return v;
+}
+
+/* unkeep(h): end the read snapshot the handle keeps (index.js, at the end of a turn). */
+static napi_value js_unkeep(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    db *d = handle_of(env, argv[0], H_DB);
+    if (d)
+        unkeep(d);
+    return NULL;
+}
+
+/* The buffer to encode a read's key into: the realm's, or key (a fresh one) when that is in
+ * use.  Its length is 0. */
+static mbuf *key_buf(realm *r, mbuf *key)
+{
+    if (!r || r->kbusy)
+        return key;
+    r->kbusy = 1;
+    r->kbuf.len = 0;
+    r->kbuf.oom = 0;
+    return &r->kbuf;
+}
+
+static void key_done(realm *r, mbuf *b)
+{
+    if (r && b == &r->kbuf) {
+        r->kbusy = 0;
+        if (b->cap > 4096) /* a huge key once: do not keep its memory */
+            mbuf_free(b);
+    } else {
+        mbuf_free(b);
+    }
 }
 
 /* get(h, type, key) */
@@ -634,23 +732,24 @@ static napi_value js_get(napi_env env, napi_callback_info info)
 {
     ARGS(3);
     bool bad = false, own = false;
-    mbuf key = {0};
+    realm *r = get_realm(env);
+    mbuf fresh = {0}, *key = key_buf(r, &fresh);
     napi_value v = NULL;
     char tbuf[128];
     char *type = str_arg(env, argv[1], "type", tbuf, sizeof tbuf, &bad);
-    if (bad || encode(env, argv[2], &key, "key"))
+    if (bad || encode(env, argv[2], key, "key"))
         goto out;
-    udb_txn *txn = reader(env, argv[0], &own, NULL);
+    udb_txn *txn = reader(env, argv[0], &own, NULL, true);
     if (!txn)
         goto out;
     udb_val rec = {0};
-    int rc = udb_get(&rec, txn, type, key.p, key.len);
+    int rc = udb_get(&rec, txn, type, key->p, key->len);
     v = read_result(env, txn, rc, rec);
     reader_done(txn, own);
 out:
     if (type != tbuf)
         free(type);
-    mbuf_free(&key);
+    key_done(r, key);
     return v;
 }
 
@@ -659,26 +758,27 @@ static napi_value js_find(napi_env env, napi_callback_info info)
 {
     ARGS(4);
     bool bad = false, own = false;
-    mbuf vals = {0};
+    realm *r = get_realm(env);
+    mbuf fresh = {0}, *vals = key_buf(r, &fresh);
     napi_value v = NULL;
     char tbuf[128], ibuf[128];
     char *type = str_arg(env, argv[1], "type", tbuf, sizeof tbuf, &bad);
     char *index = bad ? NULL : str_arg(env, argv[2], "index", ibuf, sizeof ibuf, &bad);
-    if (bad || encode(env, argv[3], &vals, "values"))
+    if (bad || encode(env, argv[3], vals, "values"))
         goto out;
-    udb_txn *txn = reader(env, argv[0], &own, NULL);
+    udb_txn *txn = reader(env, argv[0], &own, NULL, true);
     if (!txn)
         goto out;
     udb_val rec = {0};
-    int rc = udb_find(&rec, txn, type, index, vals.p, vals.len);
+    int rc = udb_find(&rec, txn, type, index, vals->p, vals->len);
     v = read_result(env, txn, rc, rec);
     reader_done(txn, own);
 out:
     if (type != tbuf)
         free(type);
-    if (index != ibuf)
+    if (index && index != ibuf)
         free(index);
-    mbuf_free(&vals);
+    key_done(r, vals);
     return v;
 }
 
@@ -691,7 +791,7 @@ static napi_value js_seq_get(napi_env env, napi_callback_info info)
     char *name = opt_string(env, argv[1], "name", false, &bad);
     if (bad)
         goto out;
-    udb_txn *txn = reader(env, argv[0], &own, NULL);
+    udb_txn *txn = reader(env, argv[0], &own, NULL, true);
     if (!txn)
         goto out;
     uint64_t n = 0;
@@ -736,7 +836,7 @@ static napi_value js_scan_open(napi_env env, napi_callback_info info)
     range.hi = (udb_val){hi.p, hi.len};
     range.after = (udb_val){after.p, after.len};
     range.flags = flags;
-    udb_txn *txn = reader(env, argv[0], &own, &list);
+    udb_txn *txn = reader(env, argv[0], &own, &list, false);
     if (!txn)
         goto out;
     cursor *c = calloc(1, sizeof *c);
@@ -1211,6 +1311,9 @@ static napi_value js_exec(napi_env env, napi_callback_info info)
     pthread_mutex_unlock(&st->lock);
     if (st->inflight++ == 0)
         napi_ref_threadsafe_function(env, st->tsfn);
+    /* beyond UDB_EXEC_ASYNC_MAX units in flight this waits for room, and the units may wait
+     * for a map resize, which waits for this thread's transactions */
+    unkeep_all();
     int rc = udb_exec_async(k->se->env, ops.ops, ops.n, exec_done, k);
     if (rc) {
         /* not queued: done() will not run; settle here */
@@ -1246,6 +1349,8 @@ static napi_value js_tx_begin(napi_env env, napi_callback_info info)
         napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
         return NULL;
     }
+    if (!rdonly)
+        unkeep_all(); /* a thread with a transaction open may not begin a write */
     int rc = udb_begin(&t->txn, d->se->env, rdonly ? UDB_RDONLY : 0);
     if (rc) {
         free(t);
@@ -1519,7 +1624,7 @@ NAPI_MODULE_INIT()
         {"exec", js_exec},         {"txBegin", js_tx_begin},   {"txOp", js_tx_op},
         {"txEnd", js_tx_end},      {"check", js_check},        {"schema", js_schema},
         {"decode", js_decode},     {"encode", js_encode},      {"openCount", js_open_count},
-        {"backup", js_backup},
+        {"backup", js_backup},     {"unkeep", js_unkeep},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         napi_value f;

@@ -13,6 +13,13 @@
 
 typedef struct async_state async_state; /* addon.c: writes in flight */
 
+/* A growable byte buffer; oom is set once a grow failed (then len stops). */
+typedef struct mbuf {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+} mbuf;
+
 /* One per JS realm (main thread, each worker): references to what index.js
  * handed over in init(), and the channel of its writes' completions. */
 typedef struct realm {
@@ -22,14 +29,12 @@ typedef struct realm {
     napi_ref raw_string;  /* class RawString: a msgpack str whose bytes are not UTF-8 */
     napi_ref map_ctor;    /* globalThis.Map */
     napi_ref object_proto; /* Object.prototype */
+    napi_ref rbuf_ref;    /* index.js's read buffer (a Buffer: JS memory) */
+    uint8_t *rbuf;        /* its bytes: a record read is copied there for decode.js */
+    size_t rcap;
+    mbuf kbuf;            /* the key of a get or find, kept between reads */
+    int kbusy;            /* kbuf in use (a read called back into JS that read again) */
 } realm;
-
-/* A growable byte buffer; oom is set once a grow failed (then len stops). */
-typedef struct mbuf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-} mbuf;
 
 void mbuf_free(mbuf *b);
 

@@ -1,0 +1,221 @@
+'use strict';
+// The records db.get and db.find return are decoded in JS (decode.js) from bytes the addon
+// copies into a buffer of the realm; everything else (scans, write results, uniqdb.decode) in
+// C (src/convert.c).  Both must give the same values, byte for byte: every value of the
+// round-trip table and the edges around each msgpack format, malformed bytes refused alike.
+// And the read snapshot get/find keep between reads of a turn must still see every write
+// committed before each read: another process's (run synchronously in the same turn),
+// another thread's, and this thread's own writes.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const { Worker } = require('node:worker_threads');
+const uniqdb = require('..');
+const { tmpdir } = require('./lib/common');
+
+const { Float32, RawString } = uniqdb;
+
+// values, as written (the C encoder gives their bytes)
+const values = [
+  0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, -32, -33,
+  -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 53 - 1),
+  2n ** 53n, 2n ** 63n - 1n, 2n ** 64n - 1n, -(2n ** 53n), -(2n ** 53n) - 1n, -(2n ** 63n),
+  1.5, -0, NaN, Infinity, -Infinity, Number.MIN_VALUE, 1e308, 2 ** 53, -(2 ** 53),
+  new Float32(0.1), new Float32(-0), new Float32(NaN), new Float32(Infinity),
+  true, false, null,
+  '', 'a', 'abcdefghijklmnop', 'abcdefghijklmnopq', 'x'.repeat(31), 'x'.repeat(32),
+  'y'.repeat(255), 'y'.repeat(256), 'z'.repeat(70000), 'héllo 🎉 \u0000 nul', 'ü'.repeat(40),
+  new RawString(Buffer.from([0xff, 0xfe, 0x41])), new RawString(Buffer.from([0xc3])),
+  new RawString(Buffer.from([0xed, 0xa0, 0x80])), // a surrogate: not UTF-8
+  new RawString(Buffer.from([0xc0, 0x80])), // overlong
+  new RawString(Buffer.concat([Buffer.alloc(40, 0x61), Buffer.from([0xf5, 0x80, 0x80, 0x80])])),
+  Buffer.alloc(0), Buffer.from([0, 1, 255]), Buffer.alloc(300, 7), Buffer.alloc(70000, 9),
+  [], [1, [2, [3]]], Array.from({ length: 20 }, (_, i) => i), Array(70000).fill(0),
+  {}, { a: 1, b: 'two', c: [3] }, JSON.parse('{"__proto__": 1, "x": {"__proto__": [2]}}'),
+  { 1: 'one', b: 2, 0: 'zero' }, Object.fromEntries(Array.from({ length: 20 }, (_, i) =>
+    [`k${i}`, i])),
+  new Map([[1, 'one'], ['two', 2]]), new Map([['b', 1], ['1', 2], [3, 4]]),
+  new Map([[new RawString(Buffer.from([0xff])), 1], ['ok', 2]]), new Map([[null, true]]),
+  new Map([[[1, 2], 'list key']]),
+  { nested: { deeper: { deepest: [{ m: new Map([[1n << 60n, 'big key']]) }] } } },
+];
+
+function same(a, b, what) {
+  assert.deepStrictEqual(a, b, what);
+  if (typeof a !== 'object' || a === null) assert.ok(Object.is(a, b), `${what}: Object.is`);
+  if (a instanceof RawString) assert.ok(Buffer.isBuffer(a.bytes), what);
+  if (a && typeof a === 'object') {
+    assert.equal(Object.getPrototypeOf(a), Object.getPrototypeOf(b), `${what}: prototype`);
+  }
+}
+
+const show = (v) => (typeof v === 'bigint' ? `${v}n` : String(v).slice(0, 40));
+
+test('decode.js and the C decoder agree on every value', () => {
+  for (const v of values) {
+    const bytes = uniqdb.encode(v);
+    same(uniqdb.decodeJs(bytes), uniqdb.decode(bytes), show(v));
+  }
+  // encodings the binding never writes but other clients may: wide ints of small values
+  const wide = [
+    [0xcf, 0, 0, 0, 0, 0, 0, 0, 5], [0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb],
+    [0xd3, 0xff, 0xe0, 0, 0, 0, 0, 0, 1], [0xd3, 0xff, 0xe0, 0, 0, 0, 0, 0, 0],
+    [0xcf, 0, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0],
+    [0xd0, 5], [0xd1, 0, 5], [0xd2, 0, 0, 0, 5], [0xcc, 5], [0xcd, 0, 5], [0xce, 0, 0, 0, 5],
+    [0xd9, 1, 0x61], [0xda, 0, 1, 0x61], [0xdb, 0, 0, 0, 1, 0x61], [0xc5, 0, 1, 1],
+    [0xc6, 0, 0, 0, 1, 1], [0xdc, 0, 1, 0xc0], [0xdd, 0, 0, 0, 1, 0xc0],
+    [0xde, 0, 1, 0xa1, 0x61, 1], [0xdf, 0, 0, 0, 1, 0xa1, 0x61, 1],
+    [0x82, 0xa1, 0x61, 1, 0xa1, 0x61, 2], // a key twice: the last value, the first place
+    [0x82, 0xd9, 1, 0x61, 1, 0x01, 2], // str8 key, then an int key: a Map
+    [0x81, 0xca, 0x3f, 0, 0, 0, 0xc3], // a float32 key
+  ];
+  for (const w of wide) {
+    const bytes = Buffer.from(w);
+    same(uniqdb.decodeJs(bytes), uniqdb.decode(bytes), bytes.toString('hex'));
+  }
+});
+
+test('decode.js refuses what the C decoder refuses, with the same error', () => {
+  const deep = (n) => Buffer.concat([Buffer.alloc(n, 0x91), Buffer.from([0x01])]);
+  const bad = [
+    [0x92, 0x01], [0xa3, 0x61], [0xcd, 0], [0xcf, 0, 0], [0xd9], [0xc4, 3, 1], [0x81, 0xa1],
+    [0x81, 0xa1, 0x61], [0x01, 0x02], [0xdd, 0xff, 0xff, 0xff, 0xff], [0xdf, 0xff, 0xff, 0xff,
+      0xff], [0xd4, 0x01, 0x00], [0xc7, 1, 1, 0], [0xc1], [0xd8, 1], [0x81, 0xd9], [],
+    [0x81, 0xc1, 0xc0], [0x81, 0xa1, 0x61, 0xd4],
+  ].map((b) => Buffer.from(b));
+  bad.push(deep(128), deep(129), deep(200));
+  for (const bytes of bad) {
+    let cErr;
+    let jsErr;
+    let cVal;
+    try {
+      cVal = uniqdb.decode(bytes);
+    } catch (e) {
+      cErr = e;
+    }
+    try {
+      const v = uniqdb.decodeJs(bytes);
+      if (!cErr) same(v, cVal, bytes.toString('hex').slice(0, 20));
+    } catch (e) {
+      jsErr = e;
+    }
+    const what = bytes.toString('hex').slice(0, 20);
+    assert.equal(Boolean(jsErr), Boolean(cErr), `${what}: ${jsErr} / ${cErr}`);
+    if (cErr) {
+      assert.equal(jsErr.message, cErr.message, what);
+      assert.equal(jsErr.code, cErr.code, what);
+    }
+  }
+});
+
+const schema = {
+  types: {
+    rec: {
+      key: 'id',
+      fields: { id: { type: 'uint', auto: true }, k: { type: 'str' }, a: { type: 'any' } },
+      unique: { k: { fields: ['k'] } },
+    },
+  },
+};
+
+test('get and find return, through decode.js, what the C decoder makes of the record',
+  async (t) => {
+    const db = uniqdb.open(tmpdir(t), { schema });
+    t.after(() => db.close());
+    const stored = [];
+    for (const [i, v] of values.entries()) {
+      // nil is a missing field; a value the record cannot hold is left out
+      stored.push(await db.insert('rec', { k: `k${i}`, a: v }));
+    }
+    // over 4096 field names: decode.js's cache of names has collisions
+    const many = Object.fromEntries(Array.from({ length: 6000 }, (_, i) => [`f${i}`, i]));
+    stored.push(await db.insert('rec', { k: 'many', a: many }));
+    for (const [i, rec] of stored.entries()) {
+      const c = uniqdb.decode(uniqdb.encode(rec)); // the write result went through C
+      same(db.get('rec', rec.id), c, `get ${i}`);
+      same(db.find('rec', 'k', rec.k), c, `find ${i}`);
+      same(db.readSync((r) => r.find('rec', 'k', [rec.k])), c, `readSync find ${i}`);
+    }
+    // records over the 64 KiB read buffer are decoded by the addon
+    const big = stored.find((r) => typeof r.a === 'string' && r.a.length === 70000);
+    assert.equal(db.get('rec', big.id).a, 'z'.repeat(70000));
+    assert.equal(db.get('rec', 1e9), undefined);
+    assert.equal(db.find('rec', 'k', 'none'), undefined);
+  });
+
+// A child process that inserts {k} and exits once the insert is durable.
+function insertElsewhere(dir, k) {
+  const code = `const u = require(${JSON.stringify(require.resolve('..'))});
+    const db = u.open(${JSON.stringify(dir)});
+    db.insert('rec', { k: ${JSON.stringify(k)} }).then(() => db.close());`;
+  const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+test('a kept read snapshot sees every write committed before the read, in the same turn',
+  async (t) => {
+    const dir = tmpdir(t);
+    const db = uniqdb.open(dir, { schema });
+    t.after(() => db.close());
+    await db.insert('rec', { k: 'first' });
+    // all below runs in one turn of the event loop: the snapshot is kept between the reads
+    assert.ok(db.find('rec', 'k', 'first'));
+    for (let i = 0; i < 3; i++) {
+      assert.equal(db.find('rec', 'k', `other${i}`), undefined);
+      insertElsewhere(dir, `other${i}`); // another process commits meanwhile
+      assert.ok(db.find('rec', 'k', `other${i}`), `another process's write ${i} is seen`);
+      assert.ok(db.get('rec', i + 2), `get ${i}`);
+    }
+    // this thread's writes, with the snapshot kept: transactionSync is not refused
+    db.transactionSync((tx) => tx.insert('rec', { k: 'tx' }));
+    assert.ok(db.find('rec', 'k', 'tx'));
+    // another handle of the same database, and open() applying a schema, in the same turn
+    const db2 = uniqdb.open(dir, { schema });
+    assert.ok(db2.find('rec', 'k', 'tx'));
+    db2.transactionSync((tx) => tx.insert('rec', { k: 'tx2' }));
+    assert.ok(db.find('rec', 'k', 'tx2'));
+    db2.close();
+    // a promise write, awaited (its promise settles in a later turn)
+    assert.equal(db.find('rec', 'k', 'later'), undefined);
+    await db.insert('rec', { k: 'later' });
+    assert.ok(db.find('rec', 'k', 'later'));
+  });
+
+test('a kept read snapshot sees another thread\'s commits', async (t) => {
+  const dir = tmpdir(t);
+  const db = uniqdb.open(dir, { schema });
+  t.after(() => db.close());
+  await db.insert('rec', { k: 'seed' });
+  const flag = new Int32Array(new SharedArrayBuffer(8));
+  const w = new Worker(`
+    const { workerData: { dir, flag, mod } } = require('node:worker_threads');
+    const u = require(mod);
+    const db = u.open(dir);
+    (async () => {
+      for (let i = 1; i <= 5; i++) {
+        while (Atomics.load(flag, 0) !== i) Atomics.wait(flag, 0, Atomics.load(flag, 0), 50);
+        await db.insert('rec', { k: 'w' + i });
+        Atomics.store(flag, 1, i);
+        Atomics.notify(flag, 1);
+      }
+      db.close();
+    })();`, { eval: true, workerData: { dir, flag, mod: require.resolve('..') } });
+  const done = new Promise((resolve, reject) => {
+    w.once('exit', resolve);
+    w.once('error', reject);
+  });
+  // synchronously, in one turn: read, let the worker commit, read again
+  try {
+    for (let i = 1; i <= 5; i++) {
+      assert.equal(db.find('rec', 'k', `w${i}`), undefined);
+      Atomics.store(flag, 0, i);
+      Atomics.notify(flag, 0);
+      while (Atomics.load(flag, 1) !== i) Atomics.wait(flag, 1, Atomics.load(flag, 1), 50);
+      assert.ok(db.find('rec', 'k', `w${i}`), `the worker's write ${i} is seen`);
+    }
+  } catch (e) {
+    await w.terminate();
+    throw e;
+  }
+  await done;
+});
