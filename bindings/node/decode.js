@@ -1,5 +1,6 @@
 'use strict';
-// msgpack -> JS in JS, for the records db.get and db.find return (issue 25): the addon copies a
+// msgpack -> JS in JS, for the records db.get and db.find return (issue 25), and the keys of
+// those reads JS -> msgpack (below): the addon copies a
 // record's bytes into a buffer this realm allocated (JS memory: no external buffer, as
 // Electron's memory cage requires), and this decodes them, which costs V8 far less than the
 // same object built through N-API.  The values are exactly those of the addon's C decoder
@@ -245,8 +246,116 @@ function decode(bytes) {
   return decodeFrom(buf, new DataView(buf.buffer, buf.byteOffset, buf.byteLength), buf.length);
 }
 
+// ---- keys: JS -> msgpack for get and find, the common values only ----
+// The key of a read (a primary key, or a list of an index's values) encoded into buf from 0,
+// as the addon's C encoder (src/convert.c) would: null and undefined as nil, booleans, safe
+// integers other than -0 in the smallest int format up to 32 bits, strings of up to 255 ASCII
+// characters.  Anything else returns -1 and the addon encodes the key (and names what is wrong).
+
+// One value at buf[p]: the position after it, or -1.
+function keyValue(buf, p, v) {
+  if (typeof v === 'string') {
+    const n = v.length;
+    if (n > 255) return -1;
+    let q = p + (n < 32 ? 1 : 2);
+    for (let j = 0; j < n; j++) {
+      const c = v.charCodeAt(j);
+      if (c >= 0x80) return -1;
+      buf[q++] = c;
+    }
+    if (n < 32) {
+      buf[p] = 0xa0 | n;
+    } else {
+      buf[p] = 0xd9;
+      buf[p + 1] = n;
+    }
+    return q;
+  }
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || (v === 0 && 1 / v < 0)) return -1;
+    if (v >= 0) {
+      if (v < 128) {
+        buf[p] = v;
+        return p + 1;
+      }
+      if (v <= 0xff) {
+        buf[p] = 0xcc;
+        buf[p + 1] = v;
+        return p + 2;
+      }
+      if (v <= 0xffff) {
+        buf[p] = 0xcd;
+        buf[p + 1] = v >>> 8;
+        buf[p + 2] = v & 0xff;
+        return p + 3;
+      }
+      if (v <= 0xffffffff) {
+        buf[p] = 0xce;
+        buf[p + 1] = v >>> 24;
+        buf[p + 2] = (v >>> 16) & 0xff;
+        buf[p + 3] = (v >>> 8) & 0xff;
+        buf[p + 4] = v & 0xff;
+        return p + 5;
+      }
+      return -1;
+    }
+    if (v >= -32) {
+      buf[p] = v & 0xff;
+      return p + 1;
+    }
+    if (v >= -128) {
+      buf[p] = 0xd0;
+      buf[p + 1] = v & 0xff;
+      return p + 2;
+    }
+    if (v >= -32768) {
+      buf[p] = 0xd1;
+      buf[p + 1] = (v >> 8) & 0xff;
+      buf[p + 2] = v & 0xff;
+      return p + 3;
+    }
+    if (v >= -2147483648) {
+      buf[p] = 0xd2;
+      buf[p + 1] = (v >> 24) & 0xff;
+      buf[p + 2] = (v >> 16) & 0xff;
+      buf[p + 3] = (v >> 8) & 0xff;
+      buf[p + 4] = v & 0xff;
+      return p + 5;
+    }
+    return -1;
+  }
+  if (v === null || v === undefined) {
+    buf[p] = 0xc0;
+    return p + 1;
+  }
+  if (v === true || v === false) {
+    buf[p] = v ? 0xc3 : 0xc2;
+    return p + 1;
+  }
+  return -1;
+}
+
+/** A primary key into buf: its length, or -1 (the addon encodes it). */
+function encodeKey(buf, v) {
+  return v === undefined ? -1 : keyValue(buf, 0, v); // a missing key: the addon's message
+}
+
+/** An index's values (a list, or one value given bare) into buf: the length, or -1. */
+function encodeValues(buf, values) {
+  if (!Array.isArray(values)) {
+    buf[0] = 0x91;
+    return keyValue(buf, 1, values);
+  }
+  const n = values.length;
+  if (n > 15) return -1;
+  buf[0] = 0x90 | n;
+  let p = 1;
+  for (let i = 0; i < n && p > 0; i++) p = keyValue(buf, p, values[i]);
+  return p;
+}
+
 function init(rawStringClass) {
   RawString = rawStringClass;
 }
 
-module.exports = { init, decode, decodeFrom };
+module.exports = { init, decode, decodeFrom, encodeKey, encodeValues };

@@ -294,14 +294,36 @@ function scanArgs(h, type, opts = {}) {
 }
 
 // The read calls shared by Database and Transaction (h: the native handle).
-// _rh(): the handle to read with (a Database's keeps its read snapshot for the turn).
+// Type and index names interned in the addon (getk, findk), at most MAX_NAMES of them: a
+// name's id, or -1 (the call then goes the way that converts the name each time).
+const NAMES = new Map();
+const MAX_NAMES = 4096;
+function nameId(s) {
+  const id = NAMES.get(s);
+  if (id !== undefined) return id;
+  if (typeof s !== 'string' || s.includes('\0') || NAMES.size >= MAX_NAMES) return -1;
+  const made = native.intern(s);
+  NAMES.set(s, made);
+  return made;
+}
+
+// _rh(): the handle to read with (a Database's keeps its read snapshot for the turn).  A key
+// decode.js can encode goes to the addon in RBUF (getk, findk); any other, to the addon's
+// encoder, which also names what is wrong with it.
 const reads = {
   get(type, key) {
-    return record(native.get(this._rh(), type, key));
+    const h = this._rh();
+    const t = nameId(type);
+    const k = t >= 0 ? decoder.encodeKey(RBUF, key) : -1;
+    return record(k > 0 ? native.getk(h, t, k) : native.get(h, type, key));
   },
   find(type, index, values) {
-    return record(native.find(this._rh(), type, index,
-      Array.isArray(values) ? values : [values]));
+    const h = this._rh();
+    const t = nameId(type);
+    const i = t >= 0 ? nameId(index) : -1;
+    const k = i >= 0 ? decoder.encodeValues(RBUF, values) : -1;
+    return record(k > 0 ? native.findk(h, t, i, k)
+      : native.find(h, type, index, Array.isArray(values) ? values : [values]));
   },
   scan(type, opts) {
     return scanArgs(this._handle(), type, opts);

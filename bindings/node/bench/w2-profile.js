@@ -3,7 +3,8 @@
 // are what a loaded machine still measures, e.g.
 //   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=js_find \
 //     node w2-profile.js .. find 2000 8000
-// node w2-profile.js ADDONDIR MODE WARM N   (MODE: find | get | batch; ADDONDIR: bindings/node)
+// node w2-profile.js ADDONDIR MODE WARM N   (MODE: find | get | batch | native | decode;
+//   ADDONDIR: bindings/node; native: the addon's find without decoding, decode: decode.js alone)
 const path = require('node:path'), fs = require('node:fs'), os = require('node:os');
 const uniqdb = require(path.resolve(process.argv[2]));
 const mode = process.argv[3], WARM = Number(process.argv[4]), N = Number(process.argv[5]);
@@ -33,6 +34,17 @@ const db = uniqdb.open(dir, { schema });
       }
     } else if (mode === 'get') {
       for (let i = from; i < to; i++) if (db.get('user', ids[i]).id !== ids[i]) bad++;
+    }
+    else if (mode === 'native') {
+      const native = require(path.join(path.resolve(process.argv[2]), 'build', 'Release',
+        'uniqdb.node'));
+      const h = db._rh();
+      for (let i = from; i < to; i++) {
+        if (typeof native.find(h, 'user', 'email', [keys[i]]) !== 'number') bad++;
+      }
+    } else if (mode === 'decode') {
+      const bytes = uniqdb.encode(db.find('user', 'email', [keys[0]]));
+      for (let i = from; i < to; i++) if (uniqdb.decodeJs(bytes).email !== keys[0]) bad++;
     }
     else for (let i = from; i < to; i += 1000) {
       const part = keys.slice(i, Math.min(to, i + 1000));

@@ -460,6 +460,9 @@ static void realm_free(napi_env env, void *data, void *hint)
     if (r->rbuf_ref)
         napi_delete_reference(env, r->rbuf_ref);
     mbuf_free(&r->kbuf);
+    for (uint32_t i = 0; i < r->nnames; i++)
+        free(r->names[i]);
+    free(r->names);
     if (r->async)
         async_unref(r->async);
     free(r);
@@ -778,6 +781,121 @@ out:
         free(type);
     if (index && index != ibuf)
         free(index);
+    key_done(r, vals);
+    return v;
+}
+
+/* intern(name) -> id: a type or index name kept for getk and findk (index.js keeps at most
+ * a few thousand; a name that is no string, or holds a NUL, throws as a type argument does). */
+static napi_value js_intern(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    realm *r = get_realm(env);
+    bool bad = false;
+    char *name = opt_string(env, argv[0], "type", false, &bad);
+    if (bad || !r)
+        return NULL;
+    if (r->nnames == r->capnames) {
+        uint32_t cap = r->capnames ? 2 * r->capnames : 16;
+        char **n = realloc(r->names, cap * sizeof *n);
+        if (!n) {
+            free(name);
+            napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+            return NULL;
+        }
+        r->names = n;
+        r->capnames = cap;
+    }
+    r->names[r->nnames] = name;
+    napi_value v;
+    napi_create_uint32(env, r->nnames++, &v);
+    return v;
+}
+
+/* The interned name of id v, or NULL having thrown. */
+static const char *name_of(napi_env env, realm *r, napi_value v)
+{
+    uint32_t id = UINT32_MAX;
+    napi_get_value_uint32(env, v, &id);
+    if (!r || id >= r->nnames) {
+        napi_throw_type_error(env, "UDB_EINVAL", "uniqdb: not a name interned by this realm");
+        return NULL;
+    }
+    return r->names[id];
+}
+
+/* The key index.js encoded at the start of the realm's read buffer: klen bytes, copied (the
+ * record read is copied over them).  0, or -1 having thrown. */
+static int key_of(napi_env env, realm *r, napi_value v, mbuf *key)
+{
+    uint32_t klen = UINT32_MAX;
+    napi_get_value_uint32(env, v, &klen);
+    if (!r || !r->rbuf || klen > r->rcap) {
+        napi_throw_type_error(env, "UDB_EINVAL", "uniqdb: a key length beyond the read buffer");
+        return -1;
+    }
+    key->len = 0;
+    uint8_t *p = klen ? NULL : key->p;
+    if (klen && key->cap >= klen) {
+        p = key->p;
+    } else if (klen) {
+        mbuf_free(key);
+        if (!(p = key->p = malloc(klen))) {
+            napi_throw_error(env, "UDB_ENOMEM", "uniqdb: out of memory");
+            return -1;
+        }
+        key->cap = klen;
+    }
+    if (klen)
+        memcpy(p, r->rbuf, klen);
+    key->len = klen;
+    return 0;
+}
+
+/* getk(h, typeId, klen): get with the key's msgpack encoded by index.js into the read buffer,
+ * and the type interned; the result as get's. */
+static napi_value js_getk(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    bool own = false;
+    realm *r = get_realm(env);
+    mbuf fresh = {0}, *key = key_buf(r, &fresh);
+    napi_value v = NULL;
+    const char *type = name_of(env, r, argv[1]);
+    if (!type || key_of(env, r, argv[2], key))
+        goto out;
+    udb_txn *txn = reader(env, argv[0], &own, NULL, true);
+    if (!txn)
+        goto out;
+    udb_val rec = {0};
+    int rc = udb_get(&rec, txn, type, key->p, key->len);
+    v = read_result(env, txn, rc, rec);
+    reader_done(txn, own);
+out:
+    key_done(r, key);
+    return v;
+}
+
+/* findk(h, typeId, indexId, klen): find as getk. */
+static napi_value js_findk(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    bool own = false;
+    realm *r = get_realm(env);
+    mbuf fresh = {0}, *vals = key_buf(r, &fresh);
+    napi_value v = NULL;
+    const char *type = name_of(env, r, argv[1]);
+    const char *index = type ? name_of(env, r, argv[2]) : NULL;
+    if (!index || key_of(env, r, argv[3], vals))
+        goto out;
+    udb_txn *txn = reader(env, argv[0], &own, NULL, true);
+    if (!txn)
+        goto out;
+    udb_val rec = {0};
+    int rc = udb_find(&rec, txn, type, index, vals->p, vals->len);
+    v = read_result(env, txn, rc, rec);
+    reader_done(txn, own);
+out:
     key_done(r, vals);
     return v;
 }
@@ -1624,7 +1742,8 @@ NAPI_MODULE_INIT()
         {"exec", js_exec},         {"txBegin", js_tx_begin},   {"txOp", js_tx_op},
         {"txEnd", js_tx_end},      {"check", js_check},        {"schema", js_schema},
         {"decode", js_decode},     {"encode", js_encode},      {"openCount", js_open_count},
-        {"backup", js_backup},     {"unkeep", js_unkeep},
+        {"backup", js_backup},     {"unkeep", js_unkeep},      {"intern", js_intern},
+        {"getk", js_getk},         {"findk", js_findk},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         napi_value f;

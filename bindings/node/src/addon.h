@@ -34,6 +34,8 @@ typedef struct realm {
     size_t rcap;
     mbuf kbuf;            /* the key of a get or find, kept between reads */
     int kbusy;            /* kbuf in use (a read called back into JS that read again) */
+    char **names;         /* type and index names interned by index.js (intern()) */
+    uint32_t nnames, capnames;
 } realm;
 
 void mbuf_free(mbuf *b);

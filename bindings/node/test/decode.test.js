@@ -108,6 +108,38 @@ test('decode.js refuses what the C decoder refuses, with the same error', () => 
   }
 });
 
+test('keys encoded by decode.js are the bytes the C encoder makes, or left to it', () => {
+  const codec = require('../decode');
+  const buf = Buffer.alloc(1024);
+  const keys = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, -1, -32, -33,
+    -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, 2 ** 53 - 1, -0, 1.5, NaN, 5n,
+    '', 'a', 'x'.repeat(31), 'x'.repeat(32), 'y'.repeat(255), 'y'.repeat(256), 'é', '\u0000',
+    true, false, null, undefined, Buffer.from([1]), [1], { a: 1 }, Symbol('s')];
+  let fast = 0;
+  for (const v of keys) {
+    const what = typeof v === 'symbol' ? 'symbol' : show(v);
+    const n = codec.encodeKey(buf, v);
+    if (n > 0) {
+      fast++;
+      assert.deepStrictEqual(buf.subarray(0, n), uniqdb.encode(v), `key ${what}`);
+    }
+    const m = codec.encodeValues(buf, [v, 'b', v]);
+    if (m > 0) {
+      assert.deepStrictEqual(buf.subarray(0, m), uniqdb.encode([v === undefined ? null : v,
+        'b', v === undefined ? null : v]), `values ${what}`);
+    }
+    const one = codec.encodeValues(buf, v);
+    if (one > 0 && !Array.isArray(v)) {
+      assert.deepStrictEqual(buf.subarray(0, one), uniqdb.encode([v === undefined ? null : v]),
+        `bare ${what}`);
+    }
+  }
+  assert.ok(fast >= 25, `${fast} keys took decode.js's way`);
+  assert.equal(codec.encodeValues(buf, Array(16).fill(1)), -1);
+  assert.deepStrictEqual(buf.subarray(0, codec.encodeValues(buf, Array(15).fill(1))),
+    uniqdb.encode(Array(15).fill(1)));
+});
+
 const schema = {
   types: {
     rec: {
@@ -136,6 +168,15 @@ test('get and find return, through decode.js, what the C decoder makes of the re
       same(db.find('rec', 'k', rec.k), c, `find ${i}`);
       same(db.readSync((r) => r.find('rec', 'k', [rec.k])), c, `readSync find ${i}`);
     }
+    // keys of every kind, through either encoder: the same records
+    const keyed = await db.insert('rec', { k: 'é'.repeat(40) });
+    same(db.find('rec', 'k', ['é'.repeat(40)]), uniqdb.decode(uniqdb.encode(keyed)), 'find é');
+    same(db.get('rec', BigInt(keyed.id)), db.get('rec', keyed.id), 'get by bigint');
+    assert.equal(db.find('rec', 'k', [null]), undefined);
+    assert.throws(() => db.find('rec', 'k', [Symbol('x')]), TypeError);
+    assert.throws(() => db.find('re\0c', 'k', ['a']), /must not contain a NUL/);
+    assert.throws(() => db.find('nope', 'k', ['a']), (e) => e.code !== undefined);
+    assert.throws(() => db.get('rec', undefined), (e) => e.code !== undefined);
     // records over the 64 KiB read buffer are decoded by the addon
     const big = stored.find((r) => typeof r.a === 'string' && r.a.length === 70000);
     assert.equal(db.get('rec', big.id).a, 'z'.repeat(70000));
