@@ -1271,19 +1271,14 @@ int udb__pg_begin(udb_txn **out, udb_pgpool *pool, unsigned flags, udb_buf *msg)
     const udb_schema *schema = NULL;
     int rc = udb__pg_acquire(&p->c, pool, msg);
     if (!rc)
-        /* extra_float_digits > 0: float8 text is the shortest exact form
-           (PostgreSQL >= 12), whatever the server's or role's setting, so
-           float fields read back as the bits stored */
         /* the schema is the connection's, read again only when its
-           generation moved (pgcache.h): BEGIN costs one round trip */
+           generation moved (pgcache.h): BEGIN costs one round trip.
+           (extra_float_digits is the session's: conn.c sets it) */
         rc = udb__pg_begin_cached(&schema, p->c, udb__pg_pool_schema(pool),
-                                  rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-                                           " SET LOCAL extra_float_digits = 3"
+                                  rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
                                   : flags & UDB__PG_NOSYNC ? "BEGIN ISOLATION LEVEL SERIALIZABLE;"
-                                           " SET LOCAL extra_float_digits = 3;"
                                            " SET LOCAL synchronous_commit = off"
-                                         : "BEGIN ISOLATION LEVEL SERIALIZABLE;"
-                                           " SET LOCAL extra_float_digits = 3", msg);
+                                         : "BEGIN ISOLATION LEVEL SERIALIZABLE", msg);
     if (rc) {
         if (p->c)
             udb__pg_release(pool, p->c);   /* inside a transaction: closed */

@@ -8,7 +8,9 @@
  * read before it.  And what the caching must not cost: a schema applied by
  * anyone is seen by the next transaction (the cached one is read again when
  * the stored generation moves), and a taken key still comes back as the
- * conflict with its detail.  Run under pg_run.
+ * conflict with its detail.  The statements are the hand-written ones too:
+ * no SET and no SELECT text in a BEGIN (the generation's SELECT is
+ * prepared).  Run under pg_run.
  *
  * usage: pg_trips [--stale]
  *   --stale: the cache ignores the generation (a test knob): the new schema
@@ -89,6 +91,37 @@ static long trips(void)
     return d;
 }
 
+/* Lines of the trace the client sent (F) since mark() that contain needle. */
+static long mark_line;
+
+static long trace_lines(const char *needle, bool sent_only)
+{
+    fflush(trace);
+    FILE *f = fopen(trace_path, "r");
+    char line[8192];
+    long n = 0, hits = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        /* a line longer than the buffer goes on in the next read: count it once */
+        bool whole = strchr(line, '\n') != NULL;
+        if (n >= mark_line && needle && (!sent_only || line[0] == 'F') && strstr(line, needle))
+            hits++;
+        n += whole;
+    }
+    if (f)
+        fclose(f);
+    return needle ? hits : n;
+}
+
+static void mark(void)
+{
+    mark_line = trace_lines(NULL, false);
+}
+
+static long sent(const char *needle)
+{
+    return trace_lines(needle, true);
+}
+
 static udb_pgpool *pool;
 static PGconn *conn;   /* the pool's one connection, traced */
 
@@ -164,9 +197,14 @@ int main(int argc, char **argv)
     CHECK_TRIPS(1);
     /* insert_or_get: the INSERT first (ON CONFLICT DO NOTHING), and the
        holder read only when the key was taken -- as by hand: a new key is
-       one round trip, a taken one two */
+       one round trip, a taken one two.  And the statements as by hand:
+       BEGIN with the generation's SELECT prepared (no SET, no SELECT text) */
+    mark();
     t = begin(0);
     CHECK_TRIPS(1);
+    CHECK(sent("SET ") == 0);
+    CHECK(sent("SELECT gen") == 0);
+    CHECK(sent("EXECUTE udb_") == 1);
     int created = -1;
     udb_val r = J("{\"id\": 3, \"ref\": \"r1\", \"who\": \"x\", \"slot\": \"s3\"}");
     CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size), 0);
