@@ -10,11 +10,16 @@
  * the stored generation moves), and a taken key still comes back as the
  * conflict with its detail.  The statements are the hand-written ones too:
  * no SET and no SELECT text in a BEGIN (the generation's SELECT is
- * prepared).  Run under pg_run.
+ * prepared), no SAVEPOINT around a new record's INSERT that can only fail by
+ * ending the transaction -- and one that may fail otherwise (an index row
+ * over the server's limit) keeps it: UDB_EKEYTOOLONG, and the transaction
+ * goes on.  Run under pg_run.
  *
- * usage: pg_trips [--stale]
+ * usage: pg_trips [--stale | --unguarded]
  *   --stale: the cache ignores the generation (a test knob): the new schema
  *   must then go unseen and the test FAIL (the negative control).
+ *   --unguarded: a new record's INSERT never takes a savepoint (a test knob):
+ *   the transaction must then end with the over-long key and the test FAIL.
  */
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -152,6 +157,7 @@ static void insert(const char *json, int want)
 int main(int argc, char **argv)
 {
     bool stale = argc > 1 && strcmp(argv[1], "--stale") == 0;
+    udb__pg_test_unguarded(argc > 1 && strcmp(argv[1], "--unguarded") == 0);
     snprintf(trace_path, sizeof trace_path, "/tmp/pg_trips.%d", (int)getpid());
     CHECK_RC(udb__pg_pool_open(&pool, "postgresql://?schema=trips", 1, &msg), 0);
     CHECK_RC(udb__pg_schema_apply(NULL, pool, schema1, strlen(schema1), 0, &msg), 0);
@@ -198,7 +204,9 @@ int main(int argc, char **argv)
     /* insert_or_get: the INSERT first (ON CONFLICT DO NOTHING), and the
        holder read only when the key was taken -- as by hand: a new key is
        one round trip, a taken one two.  And the statements as by hand:
-       BEGIN with the generation's SELECT prepared (no SET, no SELECT text) */
+       BEGIN with the generation's SELECT prepared (no SET, no SELECT text),
+       no SAVEPOINT around an INSERT that can only fail by ending the
+       transaction */
     mark();
     t = begin(0);
     CHECK_TRIPS(1);
@@ -214,6 +222,7 @@ int main(int argc, char **argv)
     CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size), 0);
     CHECK(created == 1);
     CHECK_TRIPS(1);
+    CHECK(sent("SAVEPOINT") == 0);
     commit(t);
     CHECK_TRIPS(1);
     /* nothing prepared again, the schema not read again */
@@ -233,6 +242,37 @@ int main(int argc, char **argv)
     r = J("{\"id\": 9, \"ref\": \"r9\", \"who\": \"w\", \"slot\": \"s9\", \"active\": true}");
     CHECK_RC(udb_insert(&out, t, "b", r.data, r.size), 0);
     commit(t);
+    trips();
+
+    /* an INSERT that may fail in a way the transaction goes on from keeps
+       its savepoint: a key over the server's index row limit is
+       UDB_EKEYTOOLONG naming the index, nothing written, and the
+       transaction goes on (--unguarded drops the savepoint: it must not) */
+    char big[6000];
+    unsigned x = 12345;
+    for (size_t i = 0; i < sizeof big - 1; i++) {
+        x = x * 1103515245u + 12345u;
+        big[i] = (char)('a' + (x >> 16) % 26);   /* nothing the server's compression shrinks */
+    }
+    big[sizeof big - 1] = '\0';
+    char json[6100];
+    snprintf(json, sizeof json, "{\"id\": 20, \"ref\": \"%s\"}", big);
+    t = begin(0);
+    mark();
+    r = J(json);
+    msg.len = 0;
+    CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size),
+             UDB_EKEYTOOLONG);
+    CHECK(strstr(udb_errmsg(t), "b.ref") != NULL);
+    CHECK(sent("ROLLBACK TO SAVEPOINT") == 1);
+    r = J("{\"id\": 21, \"ref\": \"r21\"}");
+    CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size), 0);
+    CHECK(created == 1);
+    commit(t);
+    t = begin(UDB_RDONLY);
+    CHECK_RC(udb_get(&out, t, "b", J("20").data, J("20").size), UDB_ENOTFOUND);
+    CHECK_RC(udb_get(&out, t, "b", J("21").data, J("21").size), 0);
+    udb__pg_abort(t);
     trips();
 
     /* another process's schema change is seen by the next transaction */
