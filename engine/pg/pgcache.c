@@ -32,6 +32,8 @@ void udb__pg_cache_test_stale(bool on)
 typedef struct stmt {
     uint64_t hash;
     char *sql;
+    const char *seen;          /* the caller's text that last matched (compared again) */
+    char name[24];
 } stmt;
 
 typedef struct text {
@@ -121,10 +123,18 @@ static int prepared(char name[32], PGconn *c, const char *sql, int n, udb_buf *m
     conn_state *s = state(c);
     if (!s)
         return 0;
+    /* a caller mostly passes the same text again (a kept one, pgcache.h):
+       its address finds the statement, the bytes confirm it, no hashing */
+    for (size_t i = 0; i < s->n; i++)
+        if (s->stmts[i].seen == sql && strcmp(s->stmts[i].sql, sql) == 0) {
+            memcpy(name, s->stmts[i].name, sizeof s->stmts[i].name);
+            return 0;
+        }
     uint64_t h = fnv1a(sql);
     for (size_t i = 0; i < s->n; i++)
         if (s->stmts[i].hash == h && strcmp(s->stmts[i].sql, sql) == 0) {
-            snprintf(name, 32, "udb_%zu", i);
+            s->stmts[i].seen = sql;
+            memcpy(name, s->stmts[i].name, sizeof s->stmts[i].name);
             return 0;
         }
     if (s->n == MAX_STMTS)
@@ -149,7 +159,9 @@ static int prepared(char name[32], PGconn *c, const char *sql, int n, udb_buf *m
         return rc;
     }
     PQclear(r);
-    s->stmts[s->n++] = (stmt){h, copy};
+    stmt *st = &s->stmts[s->n++];
+    *st = (stmt){.hash = h, .sql = copy, .seen = sql};
+    memcpy(st->name, name, sizeof st->name);
     s->prepares++;
     return 0;
 }
