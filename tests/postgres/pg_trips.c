@@ -289,6 +289,25 @@ int main(int argc, char **argv)
     CHECK(out.size == want.size && memcmp(out.data, want.data, want.size) == 0);
     udb__pg_abort(t);
 
+    /* what going without the savepoint gives up (README, "What differs"): a
+       failure the core cannot foresee -- here a CHECK another SQL client
+       added -- ends the transaction: the call fails, then COMMIT
+       (UDB_ESERVER), and nothing is written */
+    PGconn *other_client = PQconnectdb("postgresql:///uniqdb_test");
+    PGresult *res = PQexec(other_client, "ALTER TABLE \"trips\".\"b\" ADD CONSTRAINT "
+                           "\"b_not_z\" CHECK (\"who\" IS DISTINCT FROM 'z')");
+    CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(other_client);
+    t = begin(0);
+    r = J("{\"id\": 30, \"ref\": \"r30\", \"who\": \"z\"}");
+    CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size), UDB_EBADRECORD);
+    msg.len = 0;
+    CHECK_RC(udb__pg_commit(t, &msg), UDB_ESERVER);
+    t = begin(UDB_RDONLY);
+    CHECK_RC(udb_get(&out, t, "b", J("30").data, J("30").size), UDB_ENOTFOUND);
+    udb__pg_abort(t);
+
     udb__pg_pool_close(pool);
     fclose(trace);
     unlink(trace_path);
