@@ -293,8 +293,11 @@ enum { INFLIGHT = 16 };
 
 static _Atomic int async_bad, async_done;
 
+static pthread_mutex_t async_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void async_checked(int rc, udb_results *res, const char *errmsg, void *payload)
 {
+    pthread_mutex_lock(&async_mu);   /* tu_fu keeps what it renders: not thread-safe */
     const udb_result *r = udb_result_at(res, 0);
     if (rc || !r || r->created != 1 || tu_fu(r->record, "id") != (uintptr_t)payload) {
         fprintf(stderr, "child: unit %zu: rc %d (%s)\n", (size_t)(uintptr_t)payload, rc, errmsg);
@@ -302,6 +305,7 @@ static void async_checked(int rc, udb_results *res, const char *errmsg, void *pa
     }
     async_done++;
     udb_results_free(res);
+    pthread_mutex_unlock(&async_mu);
 }
 
 static int write_999(udb_txn *txn, void *ctx)
