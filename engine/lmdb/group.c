@@ -73,9 +73,10 @@ static int write_alone(udb_env *env, udb_write_fn fn, void *ctx)
  *
  * Across processes (ship.h): a leader holds the lead lock while it runs a
  * batch, and takes into it the udb_exec() units other processes have
- * queued in the sync file.  A udb_exec() caller that would lead a batch of
- * its own unit alone while another process leads ships the unit instead,
- * and waits for the outcome (then for durability, as its own commit would).
+ * queued in the sync file.  A udb_exec() caller ships its unit instead of
+ * queueing it here while another process leads (or when it would lead a
+ * batch of its unit alone), and waits for the outcome (then for
+ * durability, as its own commit would).
  */
 #define GROUP_MAX 128
 
@@ -532,6 +533,22 @@ static bool hand_off(udb_group *g, greq **reqs, size_t n, long took)
 static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx, udb_unit *unit)
 {
     greq me = {.fn = fn, .ctx = ctx, .unit = unit, .cv = PTHREAD_COND_INITIALIZER};
+    /* Another process leads: ship the unit to its batch at once rather than
+       queue it here, where our own leader would wait for the lead and then
+       commit only this process's units.  Every process's units then share
+       the leader's commit and its flush (8 processes with 16 units in flight
+       each: batches of about 50 units instead of about 10). */
+    udb_ship *other = (env->flags & UDB_NOSHIP) ? NULL : env->ship;
+    bool tried = unit && udb__ship_other_leads(other);
+    if (tried) {
+        int rc;
+        if (follow(env, other, &me, &rc)) {
+            if (rc)
+                udb__env_err(rc, "%s", me.msg);
+            return rc;
+        }
+        me.rc = 0;   /* not shipped, or bounced: it runs here, not shipped again */
+    }
     pthread_mutex_lock(&g->mu);
     if (g->tail)
         g->tail->next = &me;
@@ -562,7 +579,7 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
     udb_ship *ship = (env->flags & UDB_NOSHIP) ? NULL : env->ship;
     bool leading = ship && udb__ship_lead(ship, false);
     int rc = 0;
-    if (ship && !leading && n == 1 && me.unit) {
+    if (ship && !leading && n == 1 && me.unit && !tried) {
         /* another process leads, and we would commit one unit alone: ship it;
            hand our queue on first, as a leader does once its batch committed */
         hand_off(g, reqs, n, 0);
@@ -578,8 +595,17 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
         /* wait for the leader of another process to let go, and lead the
            next cross-process batch -- for a bounded time: a stopped leader
            holds the lock, and then this batch commits without shipping */
-        if (ship && !leading)
+        if (ship && !leading) {
             leading = udb__ship_lead_within(ship, queued_bound_ns(env));
+            /* the requests queued while we waited for the lead join this
+               batch: taken before, they would wait a whole round of the
+               other processes' batches for the next one */
+            pthread_mutex_lock(&g->mu);
+            n = 0;
+            for (greq *r = g->head; r && n < GROUP_MAX; r = r->next)
+                reqs[n++] = r;
+            pthread_mutex_unlock(&g->mu);
+        }
         long t0 = now_ns();
         batch b = {env, reqs, n, NULL, 0, 0, 0, false};
         rc = lead_batch(env, leading ? ship : NULL, &b);

@@ -433,3 +433,9 @@ int udb__ship_leader(const udb_ship *sh)
 {
     return sh ? atomic_load(&sh->a->leader) : 0;
 }
+
+bool udb__ship_other_leads(const udb_ship *sh)
+{
+    int32_t pid = sh ? atomic_load(&sh->a->leader) : 0;
+    return pid && pid != sh->pid;
+}
