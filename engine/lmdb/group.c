@@ -472,7 +472,11 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
             batch b = {env, NULL, 0, NULL, 0, 0, 0, false};
             lead_batch(env, ship, &b);
         }
-        st = udb__ship_wait(ship, slot, 2000000);
+        /* woken when its outcome is out, or when it may lead; meanwhile
+           a look every few ms for a leader gone without waking anyone (a
+           longer one while a leader is at work: with 100 units queued, a
+           2 ms look is most of the process's context switches) */
+        st = udb__ship_wait(ship, slot, udb__ship_leader(ship) ? 20000000 : 2000000);
         /* taken back only from a leader that is not writing: one inside its
            write transaction holds up everyone's writes, ours run here too */
         if (st == UDB_SHIP_WAITING && (uint64_t)now_ns() > give_up &&

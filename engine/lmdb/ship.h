@@ -53,8 +53,8 @@ bool udb__ship_lead_within(udb_ship *sh, uint64_t ns);
  * instead of shipping or waiting for the lead. */
 void udb__ship_mark_stalled(udb_ship *sh);
 bool udb__ship_stalled(const udb_ship *sh);
-/* Let go of it, then wake the owners of slots still queued: one of them
- * leads next. */
+/* Let go of it, then wake the owner of one slot still queued: it leads
+ * next (its batch takes the others). */
 void udb__ship_unlead(udb_ship *sh);
 
 /* Under the lead lock: wait up to ns for `want` slots to be queued (the
