@@ -154,6 +154,22 @@ static void *exec_thread(void *arg)
 
 typedef bool (*child_check)(int rc, const udb_results *res, udb_env *env);
 
+/* Take the lead lock, then fork.  In the child (0 returned) *child_env is
+ * the database opened again; -1: no lock or no child (nothing to undo). */
+static pid_t lead_then_fork(tu *t, udb_env **child_env)
+{
+    udb_ship *ship = udb__env_ship(t->env);
+    if (!CHECK(udb__ship_lead(ship, false)))
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0 && udb_open(child_env, t->path, NULL))
+        _exit(3);
+    if (!CHECK(pid >= 0))
+        udb__ship_unlead(ship);
+    return pid;
+}
+
 /* The child runs ops through udb_exec and reports check()'s verdict as its
  * exit status; a thread of ours runs `mine` meanwhile.  Both are queued
  * before we let go of the lead.  queue_child: whether the child's unit is
@@ -162,14 +178,11 @@ static void pair(tu *t, const udb_op *ops, size_t n, child_check check, bool que
                  uint64_t c[UDB_SHIP_NCOUNTS])
 {
     udb_ship *ship = udb__env_ship(t->env);
-    if (!CHECK(udb__ship_lead(ship, false)))
+    udb_env *env;
+    pid_t pid = lead_then_fork(t, &env);
+    if (pid < 0)
         return;
-    fflush(NULL);
-    pid_t pid = fork();
     if (pid == 0) {
-        udb_env *env;
-        if (udb_open(&env, t->path, NULL))
-            _exit(3);
         udb_results *res;
         int rc = udb_exec(&res, env, ops, n);
         bool ok = check(rc, res, env);
@@ -329,14 +342,11 @@ static void ship_inflight_joins_leader(tu *t)
 {
     tu_setup(t, SCHEMA);
     udb_ship *ship = udb__env_ship(t->env);
-    if (!CHECK(udb__ship_lead(ship, false)))
+    udb_env *env;
+    pid_t pid = lead_then_fork(t, &env);
+    if (pid < 0)
         return;
-    fflush(NULL);
-    pid_t pid = fork();
     if (pid == 0) {
-        udb_env *env;
-        if (udb_open(&env, t->path, NULL))
-            _exit(3);
         pthread_t w;
         if (pthread_create(&w, NULL, write_thread, env))
             _exit(5);
