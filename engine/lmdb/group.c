@@ -2,10 +2,14 @@
  * group.c -- udb_write: run a caller's function in a write transaction,
  * growing the map and running it again when the map fills, and group commit.
  */
+#include <linux/futex.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "env_int.h"
 #include "error.h"
@@ -87,11 +91,32 @@ typedef struct greq {
     void *ctx;
     udb_unit *unit;             /* fn runs this unit: it may be shipped */
     int rc;
-    bool done;
-    pthread_cond_t cv;          /* done, or this request leads now */
+    /* a futex word: REQ_DONE once rc and msg are final (no lock needed to
+       see it, so a finished batch's callers do not all wake into the queue's
+       mutex), else bumped when this request may lead now */
+    _Atomic uint32_t word;
     struct greq *next;
     char msg[512];
 } greq;
+
+#define REQ_DONE 0x80000000u
+
+static void req_wait(greq *r, uint32_t seen)
+{
+    syscall(SYS_futex, &r->word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+/* Wake r's caller.  After a REQ_DONE, r may be gone the moment the word
+ * is set: the wake only names its address (a futex waiter there, if any,
+ * looks at its own word again). */
+static void req_wake(greq *r, uint32_t how)
+{
+    if (how == REQ_DONE)
+        atomic_fetch_or_explicit(&r->word, REQ_DONE, memory_order_release);
+    else
+        atomic_fetch_add_explicit(&r->word, 1, memory_order_release);
+    syscall(SYS_futex, &r->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 
 struct udb_group {
     pthread_mutex_t mu;
@@ -529,14 +554,14 @@ static bool hand_off(udb_group *g, greq **reqs, size_t n, long took)
     g->leading = false;
     g->awaiting++;
     if (more)
-        pthread_cond_signal(&g->head->cv);
+        req_wake(g->head, 1);
     pthread_mutex_unlock(&g->mu);
     return more;
 }
 
 static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx, udb_unit *unit)
 {
-    greq me = {.fn = fn, .ctx = ctx, .unit = unit, .cv = PTHREAD_COND_INITIALIZER};
+    greq me = {.fn = fn, .ctx = ctx, .unit = unit};
     /* Another process leads: ship the unit to its batch at once rather than
        queue it here, where our own leader would wait for the lead and then
        commit only this process's units.  Every process's units then share
@@ -562,14 +587,25 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
     g->queued++;
     if (g->leading)
         pthread_cond_signal(&g->arrive);
-    while (!me.done && (g->leading || g->head != &me))
-        pthread_cond_wait(&me.cv, &g->mu);
-    if (me.done) {
+    for (bool locked = true;;) {
+        uint32_t seen = atomic_load_explicit(&me.word, memory_order_acquire);
+        if (seen & REQ_DONE) {
+            if (locked)
+                pthread_mutex_unlock(&g->mu);
+            if (me.rc)
+                udb__env_err(me.rc, "%s", me.msg);
+            return me.rc;
+        }
+        if (!locked) {
+            pthread_mutex_lock(&g->mu);
+            locked = true;
+            continue;   /* the word again, under the lock */
+        }
+        if (!g->leading && g->head == &me)
+            break;
         pthread_mutex_unlock(&g->mu);
-        pthread_cond_destroy(&me.cv);
-        if (me.rc)
-            udb__env_err(me.rc, "%s", me.msg);
-        return me.rc;
+        locked = false;
+        req_wait(&me, seen);
     }
     /* leader: take up to GROUP_MAX queued requests, oldest first */
     g->leading = true;
@@ -635,13 +671,10 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
     }
     pthread_mutex_lock(&g->mu);
     g->awaiting--;
-    for (size_t i = 0; i < n; i++) {
-        reqs[i]->done = true;
-        if (reqs[i] != &me)
-            pthread_cond_signal(&reqs[i]->cv);
-    }
     pthread_mutex_unlock(&g->mu);
-    pthread_cond_destroy(&me.cv);
+    for (size_t i = 0; i < n; i++)
+        if (reqs[i] != &me)
+            req_wake(reqs[i], REQ_DONE);
     if (me.rc)
         udb__env_err(me.rc, "%s", me.msg);
     return me.rc;
