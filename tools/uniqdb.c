@@ -791,15 +791,19 @@ void cli_redact(char *out, size_t cap, const char *text)
             PUTS("***");
             p = at;
         }
-        /* the rest of the URL: password=... parameters */
+        /* the rest of the URL: password=... parameters, which exist only
+           after its '?' (before it, "&password=x" is part of the host or
+           path, and masking it would move where the host ends) */
+        bool query = false;
         while (*p && !strchr(" \t\n\"'", *p) && !(p[0] == ':' && p[1] == ' ')) {
-            if ((p[-1] == '?' || p[-1] == '&') && strncmp(p, "password=", 9) == 0) {
+            if (query && (p[-1] == '?' || p[-1] == '&') && strncmp(p, "password=", 9) == 0) {
                 PUTS("password=***");
                 p += 9;
                 while (*p && !strchr("& \t\n\"'", *p) && !(p[0] == ':' && p[1] == ' '))
                     p++;
                 continue;
             }
+            query |= *p == '?';
             PUT(*p++);
         }
     }

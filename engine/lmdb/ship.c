@@ -166,10 +166,16 @@ void udb__ship_unlead(udb_ship *sh)
     syscall(SYS_futex, &sh->a->leader, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     udb__sync_lock(sh->sync, UDB_SYNC_LOCK_LEAD, UDB_SYNC_UNLOCK);
     pthread_mutex_unlock(&sh->lead_mu);
+    /* one owner is enough to lead next (and its batch takes every queued
+       slot): waking them all would have each try the lock, ~100 wakeups a
+       batch with 8 processes of 16 units in flight.  An owner that does not
+       wake still looks every few milliseconds (udb__ship_wait's caller). */
     for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++) {
         slot *sl = &sh->a->slots[i];
-        if (atomic_load(&sl->state) == QUEUED)
+        if (atomic_load(&sl->state) == QUEUED) {
             wake_slot(sl);
+            break;
+        }
     }
 }
 
@@ -432,4 +438,10 @@ unsigned udb__ship_queued(const udb_ship *sh)
 int udb__ship_leader(const udb_ship *sh)
 {
     return sh ? atomic_load(&sh->a->leader) : 0;
+}
+
+bool udb__ship_other_leads(const udb_ship *sh)
+{
+    int32_t pid = sh ? atomic_load(&sh->a->leader) : 0;
+    return pid && pid != sh->pid;
 }

@@ -27,9 +27,9 @@
 
 #include "sync.h"
 
-#define UDB_SHIP_SLOTS 32
-#define UDB_SHIP_REQ   (16u << 10)   /* bytes of one encoded unit */
-#define UDB_SHIP_RESP  (16u << 10)   /* bytes of one encoded response */
+#define UDB_SHIP_SLOTS 128
+#define UDB_SHIP_REQ   (8u << 10)    /* bytes of one encoded unit */
+#define UDB_SHIP_RESP  (8u << 10)    /* bytes of one encoded response */
 
 typedef struct udb_ship udb_ship;
 
@@ -53,8 +53,8 @@ bool udb__ship_lead_within(udb_ship *sh, uint64_t ns);
  * instead of shipping or waiting for the lead. */
 void udb__ship_mark_stalled(udb_ship *sh);
 bool udb__ship_stalled(const udb_ship *sh);
-/* Let go of it, then wake the owners of slots still queued: one of them
- * leads next. */
+/* Let go of it, then wake the owner of one slot still queued: it leads
+ * next (its batch takes the others). */
 void udb__ship_unlead(udb_ship *sh);
 
 /* Under the lead lock: wait up to ns for `want` slots to be queued (the
@@ -118,6 +118,8 @@ void udb__ship_counts(const udb_ship *sh, uint64_t out[UDB_SHIP_NCOUNTS]);
 unsigned udb__ship_queued(const udb_ship *sh);
 /* The pid of the process that holds the lead lock now (0: none). */
 int  udb__ship_leader(const udb_ship *sh);
+/* Does another process lead now? */
+bool udb__ship_other_leads(const udb_ship *sh);
 /* For tests: make a leader sleep this long between its commit and
  * publishing the outcomes (the window a leader's death is most dangerous
  * in).  Process-wide. */

@@ -59,7 +59,7 @@
 
 /* "udbsync1" was the layout before instance ids: a process of that version
  * and one of this never share the file (udb__sync_open refuses) */
-#define SYNC_MAGIC "udbsync2"
+#define SYNC_MAGIC "udbsync3"
 #define SYNC_SIZE 4096
 
 /* byte ranges of the file used as locks (open-file-description locks) */

@@ -1,8 +1,9 @@
 /*
  * conn.c -- PostgreSQL connections: the URL, the pool, the error codes.
  *
- * Each connection is opened with client_encoding UTF8 and
- * standard_conforming_strings on (the DDL's literals depend on it), and
+ * Each connection is opened with client_encoding UTF8,
+ * standard_conforming_strings on (the DDL's literals depend on it),
+ * extra_float_digits 3 (float8 text exact: pgstore.c reads floats back), and
  * fallback_application_name "uniqdb".  libpq gives no SQLSTATE for a
  * failed connection, so a refused login is told apart from an unreachable
  * server by libpq's own signals (PQconnectionNeedsPassword) and the
@@ -289,7 +290,12 @@ static int connect_one(PGconn **out, udb_pgpool *p, udb_buf *msg)
         put_trimmed(msg, PQerrorMessage(c));
     } else {
         PQsetNoticeProcessor(c, ignore_notice, NULL);   /* "already exists, skipping" */
-        rc = udb__pg_exec(NULL, c, "SET standard_conforming_strings = on", msg);
+        /* extra_float_digits > 0: float8 text is the shortest exact form
+           (PostgreSQL >= 12), whatever the server's or role's setting, so
+           float fields read back as the bits stored -- set for the session
+           once here, not in every transaction (nothing of uniqdb's resets it) */
+        rc = udb__pg_exec(NULL, c, "SET standard_conforming_strings = on; "
+                          "SET extra_float_digits = 3", msg);
     }
     if (rc) {
         PQfinish(c);

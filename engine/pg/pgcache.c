@@ -32,6 +32,8 @@ void udb__pg_cache_test_stale(bool on)
 typedef struct stmt {
     uint64_t hash;
     char *sql;
+    const char *seen;          /* the caller's text that last matched (compared again) */
+    char name[24];
 } stmt;
 
 typedef struct text {
@@ -121,10 +123,18 @@ static int prepared(char name[32], PGconn *c, const char *sql, int n, udb_buf *m
     conn_state *s = state(c);
     if (!s)
         return 0;
+    /* a caller mostly passes the same text again (a kept one, pgcache.h):
+       its address finds the statement, the bytes confirm it, no hashing */
+    for (size_t i = 0; i < s->n; i++)
+        if (s->stmts[i].seen == sql && strcmp(s->stmts[i].sql, sql) == 0) {
+            memcpy(name, s->stmts[i].name, sizeof s->stmts[i].name);
+            return 0;
+        }
     uint64_t h = fnv1a(sql);
     for (size_t i = 0; i < s->n; i++)
         if (s->stmts[i].hash == h && strcmp(s->stmts[i].sql, sql) == 0) {
-            snprintf(name, 32, "udb_%zu", i);
+            s->stmts[i].seen = sql;
+            memcpy(name, s->stmts[i].name, sizeof s->stmts[i].name);
             return 0;
         }
     if (s->n == MAX_STMTS)
@@ -149,7 +159,9 @@ static int prepared(char name[32], PGconn *c, const char *sql, int n, udb_buf *m
         return rc;
     }
     PQclear(r);
-    s->stmts[s->n++] = (stmt){h, copy};
+    stmt *st = &s->stmts[s->n++];
+    *st = (stmt){.hash = h, .sql = copy, .seen = sql};
+    memcpy(st->name, name, sizeof st->name);
     s->prepares++;
     return 0;
 }
@@ -250,6 +262,33 @@ int udb__pg_run_guarded(PGresult **r, PGconn *c, const char *savepoint, const ch
     return rc;
 }
 
+/* "<begin_sql>; EXECUTE <name>" into q, the name that of the prepared
+ * "SELECT gen FROM <pgschema>."$meta"" (prepared now if new), and kept as
+ * c's text for (begin_sql, 0).  0, UDB_ENOMEM, or prepare's error in msg. */
+static int begin_text(udb_buf *q, PGconn *c, const char *pgschema, const char *begin_sql,
+                      udb_buf *msg)
+{
+    udb__buf_printf(q, "SELECT gen FROM ");
+    udb__pg_qualified(q, pgschema, "$meta");
+    udb__buf_byte(q, '\0');
+    char name[32];
+    int rc = q->oom ? UDB_ENOMEM : prepared(name, c, (const char *)q->p, 0, msg);
+    if (rc)
+        return rc;
+    q->len = 0;
+    if (name[0]) {
+        udb__buf_printf(q, "%s; EXECUTE %s", begin_sql, name);
+    } else {   /* no room for a statement more: the SELECT's own text */
+        udb__buf_printf(q, "%s; SELECT gen FROM ", begin_sql);
+        udb__pg_qualified(q, pgschema, "$meta");
+    }
+    udb__buf_byte(q, '\0');
+    if (q->oom)
+        return UDB_ENOMEM;
+    udb__pg_cache_text_put(c, begin_sql, 0, (const char *)q->p);
+    return 0;
+}
+
 int udb__pg_begin_cached(const udb_schema **out, PGconn *c, const char *pgschema,
                          const char *begin_sql, udb_buf *msg)
 {
@@ -262,14 +301,15 @@ int udb__pg_begin_cached(const udb_schema **out, PGconn *c, const char *pgschema
     int rc = 0;
     bool open = false;
     if (s->schema) {
-        /* BEGIN and the generation in one round trip */
-        udb_buf q = {0};
-        udb__buf_printf(&q, "%s; SELECT gen FROM ", begin_sql);
-        udb__pg_qualified(&q, pgschema, "$meta");
-        udb__buf_byte(&q, '\0');
+        /* BEGIN and the generation in one round trip, the SELECT prepared
+           once (EXECUTE: no parse or plan per transaction), the text kept */
+        const char *sql = udb__pg_cache_text(c, begin_sql, 0);
         PGresult *r = NULL;
-        udb_buf why = {0};
-        rc = q.oom ? UDB_ENOMEM : udb__pg_exec(&r, c, (const char *)q.p, &why);
+        udb_buf why = {0}, q = {0};
+        if (!sql && !(rc = begin_text(&q, c, pgschema, begin_sql, &why)))
+            sql = (const char *)q.p;
+        if (!rc)
+            rc = udb__pg_exec(&r, c, sql, &why);
         udb__buf_free(&q);
         if (!rc && PQntuples(r) == 1 &&
             (strtoull(PQgetvalue(r, 0, 0), NULL, 10) == s->gen || test_stale)) {

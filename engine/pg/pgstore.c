@@ -62,6 +62,7 @@ typedef struct udb_pgtxn {
 } udb_pgtxn;
 
 static bool drop_raw;
+static bool unguarded;                /* tests: see udb__pg_test_unguarded */
 static _Atomic int lose_commits;      /* tests: COMMITs whose answer is "lost" */
 static _Atomic bool no_unit_mark;     /* tests: units go without their id */
 
@@ -78,6 +79,11 @@ void udb__pg_test_no_unit_mark(bool on)
 void udb__pg_test_drop_raw(bool on)
 {
     drop_raw = on;
+}
+
+void udb__pg_test_unguarded(bool on)
+{
+    unguarded = on;
 }
 
 static udb_pgtxn *pgt(udb_txn *txn)
@@ -768,47 +774,85 @@ static int raced(udb_txn *txn, const udb_type *t, const udb_entries *e)
                     "holder is gone again; run the transaction again", t->name);
 }
 
-/* store, and store_new (fresh): INSERT ... ON CONFLICT DO NOTHING, a record
- * not inserted UDB_BE_TAKEN (backend.h). */
-static int store_any(udb_txn *txn, const udb_type *t, const void *record, size_t len,
-                     const udb_entries *e, const udb_entries *old, bool fresh)
+/* c's statement texts kept per type (udb__pg_cache_text's owner t): */
+enum { TEXT_INSERT, TEXT_INSERT_FRESH };
+
+/* The INSERT of t's records (fresh: ... ON CONFLICT DO NOTHING) into q: its
+ * parameters, as store_any passes them, every field in schema order, then
+ * "$raw" and "$extra" where t has them. */
+static void insert_text(udb_buf *q, const char *pgschema, const udb_type *t, bool fresh)
 {
-    (void)record;
-    (void)len;
+    udb_buf vals = {0};
+    udb__buf_printf(q, "INSERT INTO ");
+    udb__pg_qualified(q, pgschema, t->name);
+    udb__buf_printf(q, " (");
+    int n = 0;
+    for (size_t f = 0; f < t->nfields; f++) {
+        udb__buf_printf(q, f ? ", " : "");
+        udb__pg_ident(q, t->fields[f].name);
+        udb__buf_printf(&vals, "%s$%d::%s", f ? ", " : "", ++n, cast(&t->fields[f]));
+    }
+    if (udb__pg_has_raw(t)) {
+        udb__buf_printf(q, ", \"$raw\"");
+        udb__buf_printf(&vals, ", $%d::bytea", ++n);
+        if (t->extra) {
+            udb__buf_printf(q, ", \"$extra\"");
+            udb__buf_printf(&vals, ", $%d::jsonb", ++n);
+        }
+    }
+    udb__buf_printf(q, ") VALUES (");
+    udb__buf_put(q, vals.p, vals.len);
+    udb__buf_printf(q, fresh ? ") ON CONFLICT DO NOTHING" : ")");
+    if (vals.oom)
+        q->oom = true;
+    udb__buf_free(&vals);
+}
+
+/* store, and store_new (fresh): INSERT ... ON CONFLICT DO NOTHING, a record
+ * not inserted UDB_BE_TAKEN (backend.h).  guarded: between SAVEPOINT and
+ * RELEASE, so that the transaction outlives the statement's failure. */
+static int store_any(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                     const udb_entries *e, const udb_entries *old, bool fresh, bool guarded)
+{
     blocks before = blocks_take(pgt(txn));
+    PGconn *c = pgt(txn)->c;
     udb_buf q = {0}, msg = {0}, rawb = {0};
     params ps = {0};
     PGresult *r = NULL;
     int rc = 0;
+    bool raw = udb__pg_has_raw(t);
+    /* an INSERT's text is the same for every record of t: c keeps it */
+    const char *sql = old ? NULL : udb__pg_cache_text(c, t, fresh ? TEXT_INSERT_FRESH
+                                                                  : TEXT_INSERT);
     /* the record's undeclared fields: the core parsed them, but e has only
        declared values; read them from the canonical record */
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, record, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
-        u.data.type != MSGPACK_OBJECT_MAP) {
+    if (raw && (msgpack_unpack_next(&u, record, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+                u.data.type != MSGPACK_OBJECT_MAP)) {
         rc = udb__err(txn, UDB_EBADRECORD, "type \"%s\": not a msgpack map", t->name);
         goto out;
     }
-    const msgpack_object_map *m = &u.data.via.map;
-    udb__buf_printf(&q, old ? "UPDATE " : "INSERT INTO ");
-    udb__pg_qualified(&q, pgschema(txn), t->name);
-    udb__buf_printf(&q, old ? " SET " : " (");
-    udb_buf vals = {0};
+    if (old) {
+        udb__buf_printf(&q, "UPDATE ");
+        udb__pg_qualified(&q, pgschema(txn), t->name);
+        udb__buf_printf(&q, " SET ");
+    }
     for (size_t f = 0; f < t->nfields && !rc; f++) {
         int n = param_value(txn, &ps, t, &t->fields[f], e->vals[f]);
         if (n < 0) {
             rc = n;
             break;
         }
-        udb__buf_printf(&q, f ? ", " : "");
-        udb__pg_ident(&q, t->fields[f].name);
-        if (old)
+        if (old) {
+            udb__buf_printf(&q, f ? ", " : "");
+            udb__pg_ident(&q, t->fields[f].name);
             udb__buf_printf(&q, " = $%d::%s", n, cast(&t->fields[f]));
-        else
-            udb__buf_printf(&vals, "%s$%d::%s", f ? ", " : "", n, cast(&t->fields[f]));
+        }
     }
-    if (!rc && udb__pg_has_raw(t)) {
+    if (!rc && raw) {
         /* "$raw": any and undeclared fields as packed; "$extra": the latter, readable */
+        const msgpack_object_map *m = &u.data.via.map;
         msgpack_packer rp;
         msgpack_packer_init(&rp, &rawb, udb__buf_sbuffer_write);
         uint32_t nraw = 0, nextra = 0;
@@ -841,8 +885,6 @@ static int store_any(udb_txn *txn, const udb_type *t, const void *record, size_t
                 int n = drop_raw ? param(&ps, NULL, 0, 1) : param(&ps, rawb.p, rawb.len, 1);
                 if (old)
                     udb__buf_printf(&q, ", \"$raw\" = $%d::bytea", n);
-                else
-                    udb__buf_printf(&q, ", \"$raw\""), udb__buf_printf(&vals, ", $%d::bytea", n);
             }
             if (pass == 1 && t->extra) {
                 char *j = nextra ? readable(rawb.p, rawb.len) : NULL;
@@ -852,30 +894,35 @@ static int store_any(udb_txn *txn, const udb_type *t, const void *record, size_t
                     rc = udb__err(txn, UDB_ENOMEM, "out of memory");
                 if (old)
                     udb__buf_printf(&q, ", \"$extra\" = $%d::jsonb", n);
-                else
-                    udb__buf_printf(&q, ", \"$extra\""), udb__buf_printf(&vals, ", $%d::jsonb", n);
             }
         }
     }
     if (!rc && old) {
         udb__buf_printf(&q, " WHERE true");
         rc = key_where(txn, &q, &ps, t, &t->idx[0], old->keys + old->off[0], old->len[0]);
-    } else if (!rc) {
-        udb__buf_printf(&q, ") VALUES (");
-        udb__buf_put(&q, vals.p, vals.len);
-        udb__buf_printf(&q, fresh ? ") ON CONFLICT DO NOTHING" : ")");
+    } else if (!rc && !sql) {
+        insert_text(&q, pgschema(txn), t, fresh);
     }
-    udb__buf_free(&vals);
-    udb__buf_byte(&q, '\0');
-    if (!rc && q.oom)
-        rc = udb__err(txn, UDB_ENOMEM, "out of memory");
+    if (!rc && !sql) {
+        udb__buf_byte(&q, '\0');
+        if (q.oom)
+            rc = udb__err(txn, UDB_ENOMEM, "out of memory");
+        else
+            sql = (const char *)q.p;
+        if (!rc && !old)
+            udb__pg_cache_text_put(c, t, fresh ? TEXT_INSERT_FRESH : TEXT_INSERT, sql);
+    }
     if (rc)
         goto out;
-    /* a failed statement rolls back to the savepoint alone: nothing of it
-       is written and the transaction goes on, as on LMDB (SAVEPOINT, the
-       statement and RELEASE go in one round trip) */
-    rc = udb__pg_run_guarded(&r, pgt(txn)->c, "udb_store", (const char *)q.p, ps.n,
-                             (const char *const *)ps.val, ps.len, ps.fmt, &msg);
+    /* guarded, a failed statement rolls back to the savepoint alone: nothing
+       of it is written and the transaction goes on, as on LMDB (SAVEPOINT,
+       the statement and RELEASE go in one round trip) */
+    if (guarded)
+        rc = udb__pg_run_guarded(&r, c, "udb_store", sql, ps.n, (const char *const *)ps.val,
+                                 ps.len, ps.fmt, &msg);
+    else
+        rc = udb__pg_run_prepared(&r, c, sql, ps.n, (const char *const *)ps.val, ps.len,
+                                  ps.fmt, &msg);
     if (rc == UDB_ECONFLICT)   /* (a failed ROLLBACK TO would have another code) */
         rc = raced(txn, t, e);
     else if (rc)
@@ -893,10 +940,50 @@ out:
     return rc;
 }
 
+/* Bytes an index entry of these values may take at most: the index tuple's
+ * header and final padding, then per value its bytes (a number's 16), its
+ * varlena header and alignment (8). */
+static size_t entry_bound(const udb_index *ix, const udb_entries *e)
+{
+    size_t n = 24;
+    for (size_t k = 0; k < ix->nfields; k++) {
+        const msgpack_object *o = e->vals[ix->fields[k]];
+        n += 8;
+        if (!o || o->type == MSGPACK_OBJECT_NIL)
+            continue;
+        n += o->type == MSGPACK_OBJECT_STR ? o->via.str.size
+             : o->type == MSGPACK_OBJECT_BIN ? o->via.bin.size : 16;
+    }
+    return n;
+}
+
+/* The smallest btree row limit a PostgreSQL server can have: 312 bytes with
+ * 1 kB pages (BTMaxItemSize; 2704 with the usual 8 kB), kept well under. */
+#define SMALL_ENTRY 256
+
+/* Can the INSERT ... ON CONFLICT DO NOTHING of a record whose values are e
+ * fail in a way its transaction goes on from?  The core has checked the
+ * values (types, enums, UTF-8, no NaN; no NUL: param_value), a taken unique
+ * key is no error (UDB_BE_TAKEN), and a serialization failure or deadlock
+ * ends the transaction anyway: what is left is an index entry over the
+ * server's row limit (54000, UDB_EKEYTOOLONG, which the transaction
+ * outlives on LMDB too) -- impossible when every entry is small -- and
+ * jsonb's own refusals of an `any` or extra value, not foreseen here: such
+ * a type keeps the savepoint. */
+static bool insert_may_fail(const udb_type *t, const udb_entries *e)
+{
+    if (udb__pg_has_raw(t))
+        return true;
+    for (size_t i = 0; i < t->nidx; i++)
+        if (entry_bound(&t->idx[i], e) > SMALL_ENTRY)
+            return true;
+    return false;
+}
+
 static int pg_store(udb_txn *txn, const udb_type *t, const void *record, size_t len,
                     const udb_entries *e, const udb_entries *old)
 {
-    return store_any(txn, t, record, len, e, old, false);
+    return store_any(txn, t, record, len, e, old, false, true);
 }
 
 static int pg_store_new(udb_txn *txn, const udb_type *t, const void *record, size_t len,
@@ -918,12 +1005,16 @@ static int pg_store_new(udb_txn *txn, const udb_type *t, const void *record, siz
        Having read that key free, we are the serialization failure itself
        (what PostgreSQL says of the plain INSERT too): run it again.  Else
        the plain INSERT reports the race as before: 23505, raced() and the
-       detail (or the same failure).  Both under the savepoint: the
-       transaction goes on after any refusal (e.g. 54000, an index row over
-       the server's limit) */
-    int rc = store_any(txn, t, record, len, e, NULL, true);
+       detail (or the same failure), so the first INSERT runs under the
+       savepoint, and so does every INSERT that may fail in a way the
+       transaction goes on from (insert_may_fail: e.g. 54000, an index row
+       over the server's limit).  Having read the key free, the failure that
+       is left ends the transaction anyway: no savepoint (a subtransaction on
+       the server, two statements more), as the INSERT written by hand */
+    int rc = store_any(txn, t, record, len, e, NULL, true,
+                       !read_free || (insert_may_fail(t, e) && !unguarded));
     if (rc == UDB_ERETRY && !read_free)
-        rc = store_any(txn, t, record, len, e, NULL, false);
+        rc = store_any(txn, t, record, len, e, NULL, false, true);
     return rc;
 }
 
@@ -1271,19 +1362,14 @@ int udb__pg_begin(udb_txn **out, udb_pgpool *pool, unsigned flags, udb_buf *msg)
     const udb_schema *schema = NULL;
     int rc = udb__pg_acquire(&p->c, pool, msg);
     if (!rc)
-        /* extra_float_digits > 0: float8 text is the shortest exact form
-           (PostgreSQL >= 12), whatever the server's or role's setting, so
-           float fields read back as the bits stored */
         /* the schema is the connection's, read again only when its
-           generation moved (pgcache.h): BEGIN costs one round trip */
+           generation moved (pgcache.h): BEGIN costs one round trip.
+           (extra_float_digits is the session's: conn.c sets it) */
         rc = udb__pg_begin_cached(&schema, p->c, udb__pg_pool_schema(pool),
-                                  rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-                                           " SET LOCAL extra_float_digits = 3"
+                                  rdonly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
                                   : flags & UDB__PG_NOSYNC ? "BEGIN ISOLATION LEVEL SERIALIZABLE;"
-                                           " SET LOCAL extra_float_digits = 3;"
                                            " SET LOCAL synchronous_commit = off"
-                                         : "BEGIN ISOLATION LEVEL SERIALIZABLE;"
-                                           " SET LOCAL extra_float_digits = 3", msg);
+                                         : "BEGIN ISOLATION LEVEL SERIALIZABLE", msg);
     if (rc) {
         if (p->c)
             udb__pg_release(pool, p->c);   /* inside a transaction: closed */

@@ -85,6 +85,11 @@ void udb__pg_scan_close(udb_cursor *c);
  * must then differ; 2: and check it, which must refuse the rows; 0: off). */
 void udb__pg_test_scan_misorder(int mode);
 
+/* Tests only: a new record's INSERT goes without its savepoint also where it
+ * may fail in a way the transaction goes on from (the negative control of
+ * tests/postgres/pg_trips.c's index row over the server's limit). */
+void udb__pg_test_unguarded(bool on);
+
 /* Tests only: store writes "$raw" as NULL (the negative control of the
  * byte-identity test: records with `any` or extra fields must then differ). */
 void udb__pg_test_drop_raw(bool on);

@@ -8,11 +8,18 @@
  * read before it.  And what the caching must not cost: a schema applied by
  * anyone is seen by the next transaction (the cached one is read again when
  * the stored generation moves), and a taken key still comes back as the
- * conflict with its detail.  Run under pg_run.
+ * conflict with its detail.  The statements are the hand-written ones too:
+ * no SET and no SELECT text in a BEGIN (the generation's SELECT is
+ * prepared), no SAVEPOINT around a new record's INSERT that can only fail by
+ * ending the transaction -- and one that may fail otherwise (an index row
+ * over the server's limit) keeps it: UDB_EKEYTOOLONG, and the transaction
+ * goes on.  Run under pg_run.
  *
- * usage: pg_trips [--stale]
+ * usage: pg_trips [--stale | --unguarded]
  *   --stale: the cache ignores the generation (a test knob): the new schema
  *   must then go unseen and the test FAIL (the negative control).
+ *   --unguarded: a new record's INSERT never takes a savepoint (a test knob):
+ *   the transaction must then end with the over-long key and the test FAIL.
  */
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -89,6 +96,37 @@ static long trips(void)
     return d;
 }
 
+/* Lines of the trace the client sent (F) since mark() that contain needle. */
+static long mark_line;
+
+static long trace_lines(const char *needle, bool sent_only)
+{
+    fflush(trace);
+    FILE *f = fopen(trace_path, "r");
+    char line[8192];
+    long n = 0, hits = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        /* a line longer than the buffer goes on in the next read: count it once */
+        bool whole = strchr(line, '\n') != NULL;
+        if (n >= mark_line && needle && (!sent_only || line[0] == 'F') && strstr(line, needle))
+            hits++;
+        n += whole;
+    }
+    if (f)
+        fclose(f);
+    return needle ? hits : n;
+}
+
+static void mark(void)
+{
+    mark_line = trace_lines(NULL, false);
+}
+
+static long sent(const char *needle)
+{
+    return trace_lines(needle, true);
+}
+
 static udb_pgpool *pool;
 static PGconn *conn;   /* the pool's one connection, traced */
 
@@ -119,6 +157,7 @@ static void insert(const char *json, int want)
 int main(int argc, char **argv)
 {
     bool stale = argc > 1 && strcmp(argv[1], "--stale") == 0;
+    udb__pg_test_unguarded(argc > 1 && strcmp(argv[1], "--unguarded") == 0);
     snprintf(trace_path, sizeof trace_path, "/tmp/pg_trips.%d", (int)getpid());
     CHECK_RC(udb__pg_pool_open(&pool, "postgresql://?schema=trips", 1, &msg), 0);
     CHECK_RC(udb__pg_schema_apply(NULL, pool, schema1, strlen(schema1), 0, &msg), 0);
@@ -164,9 +203,16 @@ int main(int argc, char **argv)
     CHECK_TRIPS(1);
     /* insert_or_get: the INSERT first (ON CONFLICT DO NOTHING), and the
        holder read only when the key was taken -- as by hand: a new key is
-       one round trip, a taken one two */
+       one round trip, a taken one two.  And the statements as by hand:
+       BEGIN with the generation's SELECT prepared (no SET, no SELECT text),
+       no SAVEPOINT around an INSERT that can only fail by ending the
+       transaction */
+    mark();
     t = begin(0);
     CHECK_TRIPS(1);
+    CHECK(sent("SET ") == 0);
+    CHECK(sent("SELECT gen") == 0);
+    CHECK(sent("EXECUTE udb_") == 1);
     int created = -1;
     udb_val r = J("{\"id\": 3, \"ref\": \"r1\", \"who\": \"x\", \"slot\": \"s3\"}");
     CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size), 0);
@@ -176,6 +222,7 @@ int main(int argc, char **argv)
     CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size), 0);
     CHECK(created == 1);
     CHECK_TRIPS(1);
+    CHECK(sent("SAVEPOINT") == 0);
     commit(t);
     CHECK_TRIPS(1);
     /* nothing prepared again, the schema not read again */
@@ -197,6 +244,37 @@ int main(int argc, char **argv)
     commit(t);
     trips();
 
+    /* an INSERT that may fail in a way the transaction goes on from keeps
+       its savepoint: a key over the server's index row limit is
+       UDB_EKEYTOOLONG naming the index, nothing written, and the
+       transaction goes on (--unguarded drops the savepoint: it must not) */
+    char big[6000];
+    unsigned x = 12345;
+    for (size_t i = 0; i < sizeof big - 1; i++) {
+        x = x * 1103515245u + 12345u;
+        big[i] = (char)('a' + (x >> 16) % 26);   /* nothing the server's compression shrinks */
+    }
+    big[sizeof big - 1] = '\0';
+    char json[6100];
+    snprintf(json, sizeof json, "{\"id\": 20, \"ref\": \"%s\"}", big);
+    t = begin(0);
+    mark();
+    r = J(json);
+    msg.len = 0;
+    CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size),
+             UDB_EKEYTOOLONG);
+    CHECK(strstr(udb_errmsg(t), "b.ref") != NULL);
+    CHECK(sent("ROLLBACK TO SAVEPOINT") == 1);
+    r = J("{\"id\": 21, \"ref\": \"r21\"}");
+    CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size), 0);
+    CHECK(created == 1);
+    commit(t);
+    t = begin(UDB_RDONLY);
+    CHECK_RC(udb_get(&out, t, "b", J("20").data, J("20").size), UDB_ENOTFOUND);
+    CHECK_RC(udb_get(&out, t, "b", J("21").data, J("21").size), 0);
+    udb__pg_abort(t);
+    trips();
+
     /* another process's schema change is seen by the next transaction */
     udb_pgpool *other = NULL;
     CHECK_RC(udb__pg_pool_open(&other, "postgresql://?schema=trips", 1, &msg), 0);
@@ -209,6 +287,25 @@ int main(int argc, char **argv)
     CHECK_RC(udb_find(&out, t, "b", "ref", k.data, k.size), 0);
     udb_val want = J("{\"id\": 10, \"ref\": \"r10\", \"note\": \"new field\"}");
     CHECK(out.size == want.size && memcmp(out.data, want.data, want.size) == 0);
+    udb__pg_abort(t);
+
+    /* what going without the savepoint gives up (README, "What differs"): a
+       failure the core cannot foresee -- here a CHECK another SQL client
+       added -- ends the transaction: the call fails, then COMMIT
+       (UDB_ESERVER), and nothing is written */
+    PGconn *other_client = PQconnectdb("postgresql:///uniqdb_test");
+    PGresult *res = PQexec(other_client, "ALTER TABLE \"trips\".\"b\" ADD CONSTRAINT "
+                           "\"b_not_z\" CHECK (\"who\" IS DISTINCT FROM 'z')");
+    CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(other_client);
+    t = begin(0);
+    r = J("{\"id\": 30, \"ref\": \"r30\", \"who\": \"z\"}");
+    CHECK_RC(udb_insert_or_get(&out, &created, t, "b", "ref", r.data, r.size), UDB_EBADRECORD);
+    msg.len = 0;
+    CHECK_RC(udb__pg_commit(t, &msg), UDB_ESERVER);
+    t = begin(UDB_RDONLY);
+    CHECK_RC(udb_get(&out, t, "b", J("30").data, J("30").size), UDB_ENOTFOUND);
     udb__pg_abort(t);
 
     udb__pg_pool_close(pool);

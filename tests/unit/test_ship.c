@@ -11,8 +11,14 @@
  * itself, lets a thread of its own and a child process queue one unit each,
  * then lets go: whichever of them leads next runs both, so exactly one unit
  * is run by a process other than its own.
+ *
+ * Many units in flight in a process while another process leads all go to
+ * that leader's batch, each through its own slot, rather than waiting in
+ * their own process for a batch of their own (ship_inflight_joins_leader).
  */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +154,22 @@ static void *exec_thread(void *arg)
 
 typedef bool (*child_check)(int rc, const udb_results *res, udb_env *env);
 
+/* Take the lead lock, then fork.  In the child (0 returned) *child_env is
+ * the database opened again; -1: no lock or no child (nothing to undo). */
+static pid_t lead_then_fork(tu *t, udb_env **child_env)
+{
+    udb_ship *ship = udb__env_ship(t->env);
+    if (!CHECK(udb__ship_lead(ship, false)))
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0 && udb_open(child_env, t->path, NULL))
+        _exit(3);
+    if (!CHECK(pid >= 0))
+        udb__ship_unlead(ship);
+    return pid;
+}
+
 /* The child runs ops through udb_exec and reports check()'s verdict as its
  * exit status; a thread of ours runs `mine` meanwhile.  Both are queued
  * before we let go of the lead.  queue_child: whether the child's unit is
@@ -156,14 +178,11 @@ static void pair(tu *t, const udb_op *ops, size_t n, child_check check, bool que
                  uint64_t c[UDB_SHIP_NCOUNTS])
 {
     udb_ship *ship = udb__env_ship(t->env);
-    if (!CHECK(udb__ship_lead(ship, false)))
+    udb_env *env;
+    pid_t pid = lead_then_fork(t, &env);
+    if (pid < 0)
         return;
-    fflush(NULL);
-    pid_t pid = fork();
     if (pid == 0) {
-        udb_env *env;
-        if (udb_open(&env, t->path, NULL))
-            _exit(3);
         udb_results *res;
         int rc = udb_exec(&res, env, ops, n);
         bool ok = check(rc, res, env);
@@ -281,5 +300,84 @@ static void ship_big_unit_not_queued(tu *t)
     tu_abort(r);
 }
 
-TU_MAIN(TU_CASE(ship_many_processes), TU_CASE(ship_failure_travels),
+/* ---- many units in flight while another process leads -------------------------- */
+
+enum { INFLIGHT = 16 };
+
+static _Atomic int async_bad, async_done;
+
+static pthread_mutex_t async_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void async_checked(int rc, udb_results *res, const char *errmsg, void *payload)
+{
+    pthread_mutex_lock(&async_mu);   /* tu_fu keeps what it renders: not thread-safe */
+    const udb_result *r = udb_result_at(res, 0);
+    if (rc || !r || r->created != 1 || tu_fu(r->record, "id") != (uintptr_t)payload) {
+        fprintf(stderr, "child: unit %zu: rc %d (%s)\n", (size_t)(uintptr_t)payload, rc, errmsg);
+        async_bad++;
+    }
+    async_done++;
+    udb_results_free(res);
+    pthread_mutex_unlock(&async_mu);
+}
+
+static int write_999(udb_txn *txn, void *ctx)
+{
+    (void)ctx;
+    return tu_ins(NULL, txn, "item", mp("{s:U}", "id", 999ull));
+}
+
+static void *write_thread(void *arg)
+{
+    return (void *)(intptr_t)udb_write(arg, write_999, NULL);
+}
+
+/* A child with INFLIGHT udb_exec_async() units in flight while this process
+ * holds the lead and a udb_write() of the child leads the child's own queue
+ * (waiting for the lead: a udb_write callback cannot travel): every unit is
+ * queued in a slot for the leader's next batch, and each gets its result
+ * once that batch is durable.  Before, they waited in the child's queue
+ * behind the udb_write, to commit as a batch of the child's own. */
+static void ship_inflight_joins_leader(tu *t)
+{
+    tu_setup(t, SCHEMA);
+    udb_ship *ship = udb__env_ship(t->env);
+    udb_env *env;
+    pid_t pid = lead_then_fork(t, &env);
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        pthread_t w;
+        if (pthread_create(&w, NULL, write_thread, env))
+            _exit(5);
+        sup_sleep_us(20000);   /* it leads the child's queue, waiting for the lead */
+        for (uintptr_t i = 1; i <= INFLIGHT; i++) {
+            udb_op op = insert_op(mp("{s:U}", "id", (unsigned long long)i));
+            if (udb_exec_async(env, &op, 1, async_checked, (void *)i))
+                _exit(4);
+        }
+        udb_exec_async_wait(env);
+        void *wrc;
+        pthread_join(w, &wrc);
+        udb_close(env);
+        _exit(async_bad || async_done != INFLIGHT || wrc ? 1 : 0);
+    }
+    for (int i = 0; i < 5000 && udb__ship_queued(ship) < INFLIGHT; i++)
+        sup_sleep_us(1000);
+    unsigned queued = udb__ship_queued(ship);
+    printf("  %u of %d units in flight queued for the leader\n", queued, INFLIGHT);
+    CHECK(queued == INFLIGHT);
+    udb__ship_unlead(ship);
+    int st = -1;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    uint64_t c[UDB_SHIP_NCOUNTS];
+    counts(t->env, c);
+    CHECK(c[UDB_SHIP_RUN] == INFLIGHT && c[UDB_SHIP_BOUNCE] == 0);
+    udb_txn *r = tu_r(t);
+    CHECK(tu_count(r, "item") == INFLIGHT + 1);
+    tu_abort(r);
+}
+
+TU_MAIN(TU_CASE(ship_many_processes), TU_CASE(ship_inflight_joins_leader), TU_CASE(ship_failure_travels),
         TU_CASE(ship_big_response_bounces), TU_CASE(ship_big_unit_not_queued))
