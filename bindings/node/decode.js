@@ -10,9 +10,12 @@
 // a UTF-8 str (a "__proto__" key defined as an own member), else a Map; ext refused.
 // test/decode.test.js checks both decoders agree on every value of the round-trip table.
 //
-// msgpackr (npm) was measured and not used: it decodes invalid UTF-8 without telling, turns
-// non-string map keys into strings (or needs Maps everywhere), and gives bin as a view of the
-// source buffer or a Uint8Array copy, not a Buffer.
+// msgpackr (npm, what lmdb-js decodes with) was considered and not used: it decodes invalid
+// UTF-8 without telling, turns non-string map keys into strings (or needs Maps everywhere), and
+// gives bin as a view of the source buffer or a Uint8Array copy, not a Buffer.  It is not
+// faster either: 720-770 ns for one of tools/bench's 6-field records on the project's machine,
+// this 760-1040 ns in the same minutes (a cached constructor per record shape, tried, did not
+// measurably help and was dropped).
 
 const { isUtf8 } = require('node:buffer');
 
@@ -35,7 +38,8 @@ function corrupt(message) {
 const malformed = () => corrupt('uniqdb: malformed msgpack from the engine');
 
 // An ASCII string of n <= 16 bytes at b[s], made in one call (a string grown a character at
-// a time costs V8 an allocation per character).
+// a time costs V8 an allocation per character; Buffer's latin1Slice, a call into C++, costs
+// more than two of these up to 32 bytes).
 const SHORT = [
   () => '',
   (b, s) => fcc(b[s]),
@@ -71,7 +75,7 @@ const KEYS = new Array(4096).fill('');
 
 function asciiKey(start, n) {
   let h = n;
-  for (let i = start; i < start + n; i++) h = (h * 31 + src[i]) | 0;
+  for (let i = start; i < start + n; i++) h = (Math.imul(h, 31) + src[i]) | 0;
   const slot = h & 4095;
   const k = KEYS[slot];
   if (k.length === n) {
@@ -93,8 +97,9 @@ function str(n, key) {
   let i = start;
   while (i < stop && src[i] < 0x80) i++;
   if (i === stop) {
-    if (n > 16) return src.latin1Slice(start, stop);
-    return key ? asciiKey(start, n) : SHORT[n](src, start);
+    if (n <= 16) return key ? asciiKey(start, n) : SHORT[n](src, start);
+    if (n <= 32) return SHORT[16](src, start) + SHORT[n - 16](src, start + 16);
+    return src.latin1Slice(start, stop);
   }
   const bytes = src.subarray(start, stop);
   if (isUtf8(bytes)) return src.utf8Slice(start, stop);

@@ -266,5 +266,7 @@ export const libraryVersion: string;
 export function encode(value: Input): Buffer;
 /** A value from msgpack bytes. */
 export function decode(bytes: Buffer): Value;
+/** The same decoding in JS (decode.js, which get and find use): the same values as decode. */
+export function decodeJs(bytes: Uint8Array): Value;
 /** How many databases this process has open (environments, however many handles). */
 export function openEnvironments(): number;

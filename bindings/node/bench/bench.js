@@ -263,6 +263,7 @@ async function worker(engine, dir, keyspace) {
   process.send('ready');
   await new Promise((resolve) => process.once('message', resolve));
   const end = Date.now() + DURATION * 1000;
+  const cpu0 = process.cpuUsage();
   let ops = 0;
   let bad = 0;
   let busy = 0;
@@ -282,8 +283,9 @@ async function worker(engine, dir, keyspace) {
     }
   };
   await Promise.all(Array.from({ length: INFLIGHT }, lane));
+  const cpu = process.cpuUsage(cpu0);
   e.close();
-  process.send({ ops, bad, busy });
+  process.send({ ops, bad, busy, cpuUs: cpu.user + cpu.system });
 }
 
 async function w4(engine, dir) {
@@ -304,6 +306,7 @@ async function w4(engine, dir) {
   const ok = res.every((r) => r.bad === 0) && v.verify() && v.count() <= 2 * RECORDS;
   const busy = res.reduce((a, r) => a + r.busy, 0);
   if (busy) console.error(`W4 ${engine}: ${busy} busy errors retried`);
+  cpuPerOp[engine].push(res.reduce((a, r) => a + r.cpuUs, 0) / Math.max(ops, 1));
   v.close();
   if (!ok) throw new Error(`W4 ${engine}: verification failed`);
   return ops / secs;
@@ -372,6 +375,7 @@ function cW4() {
   return row.engines.uniqdb.ops_per_sec;
 }
 
+const cpuPerOp = Object.fromEntries(Object.keys(engines).map((n) => [n, []]));
 const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
@@ -419,7 +423,11 @@ async function main() {
     m2 = row('W2 find by unique key, 1 per call', 'lookups/s', 'W2');
     m2b = row(`W2 find, ${BATCH} per read snapshot`, 'lookups/s', 'W2b');
   }
-  if (ONLY.includes('W4')) m4 = row(`W4 insertOrGet ${PROCS} procs x ${INFLIGHT}`, 'ops/s', 'W4');
+  if (ONLY.includes('W4')) {
+    m4 = row(`W4 insertOrGet ${PROCS} procs x ${INFLIGHT}`, 'ops/s', 'W4');
+    console.log(`${'W4 CPU per op, all processes'.padEnd(34)}${'us'.padEnd(11)}` +
+      `${names.map((n) => median(cpuPerOp[n]).toFixed(0).padStart(15)).join('')}`);
+  }
   if (!names.includes('uniqdb')) return;
   if (cfig.W2.length) {
     const c = median(cfig.W2);
