@@ -334,7 +334,9 @@ async function w2(engine, dir) {
   for (let i = 0; i < LOOKUPS; i += BATCH) {
     const part = keys.slice(i, i + BATCH);
     const got = e.findMany(part);
-    for (let j = 0; j < part.length; j++) if (got[j].ref !== part[j] || got[j].id !== ids[i + j]) bad++;
+    for (let j = 0; j < part.length; j++) {
+      if (got[j].ref !== part[j] || got[j].id !== ids[i + j]) bad++;
+    }
   }
   const batched = LOOKUPS / (Number(process.hrtime.bigint() - t0) / 1e9);
   for (let i = 0; i < Math.min(BATCH, LOOKUPS); i++) {

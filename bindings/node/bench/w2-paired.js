@@ -11,7 +11,8 @@ const src = fs.readFileSync(path.join(__dirname, 'bench.js'), 'utf8');
 const gen = src.slice(src.indexOf('const M64 ='), src.indexOf('const BOOKING_FIELDS'));
 const m = {};
 // eslint-disable-next-line no-new-func
-new Function('m', `${gen}; m.booking = booking; m.lookupOf = lookupOf; m.schema = bookingSchema;`)(m);
+new Function('m', `${gen}; m.booking = booking; m.lookupOf = lookupOf; ` +
+  'm.schema = bookingSchema;')(m);
 const [before, after] = process.argv.slice(2, 4).map((d) => require(path.resolve(d)));
 const SLICES = Number(process.argv[4] || 10);
 const RECORDS = 20000;
@@ -44,7 +45,8 @@ const LOOKUPS = 200000;
   const ratios = ns[0].map((b, i) => b / ns[1][i]);
   console.log(`before ${med(ns[0]).toFixed(0)} ns, after ${med(ns[1]).toFixed(0)} ns of CPU per ` +
     `find (medians of ${SLICES} slices of ${LOOKUPS}); before/after per pair: median ` +
-    `${med(ratios).toFixed(2)}x, ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x`);
+    `${med(ratios).toFixed(2)}x, ${Math.min(...ratios).toFixed(2)}-` +
+    `${Math.max(...ratios).toFixed(2)}x`);
   for (const db of dbs) db.close();
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 })();
