@@ -621,7 +621,7 @@ static napi_value js_close(napi_env env, napi_callback_info info)
  * began (by any thread or process), so every read still sees each write committed before it
  * started; it is ended before this thread writes, when the handle is closed, and at the end of
  * the event loop's turn (index.js: native.unkeep from setImmediate), so it never holds LMDB's
- * pages for long. */
+ * pages for long.  On PostgreSQL (udb_txn_latest always 0) nothing is kept. */
 static udb_txn *reader(napi_env env, napi_value h, bool *own, curlist **cursors, bool keep)
 {
     void *p = NULL;
@@ -656,6 +656,10 @@ static udb_txn *reader(napi_env env, napi_value h, bool *own, curlist **cursors,
     if (rc) {
         throw_udb(env, rc, udb_env_errmsg(d->se->env), NULL);
         return NULL;
+    }
+    if (keep) { /* a snapshot that cannot tell (PostgreSQL's) is not kept */
+        int latest = 0;
+        keep = !udb_txn_latest(&latest, txn) && latest;
     }
     *own = !keep;
     if (keep) {
