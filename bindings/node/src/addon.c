@@ -856,23 +856,25 @@ static int key_of(napi_env env, realm *r, napi_value v, mbuf *key)
     return 0;
 }
 
-/* getk(h, typeId, klen): get with the key's msgpack encoded by index.js into the read buffer,
- * and the type interned; the result as get's. */
-static napi_value js_getk(napi_env env, napi_callback_info info)
+/* getk and findk: the key (or index values) as msgpack that index.js encoded into the read
+ * buffer, the type and index names interned. */
+static napi_value lookup_k(napi_env env, napi_callback_info info, bool by_index)
 {
-    ARGS(3);
+    ARGS(4);
     bool own = false;
     realm *r = get_realm(env);
     mbuf fresh = {0}, *key = key_buf(r, &fresh);
     napi_value v = NULL;
     const char *type = name_of(env, r, argv[1]);
-    if (!type || key_of(env, r, argv[2], key))
+    const char *index = type && by_index ? name_of(env, r, argv[2]) : NULL;
+    if (!type || (by_index && !index) || key_of(env, r, argv[by_index ? 3 : 2], key))
         goto out;
     udb_txn *txn = reader(env, argv[0], &own, NULL, true);
     if (!txn)
         goto out;
     udb_val rec = {0};
-    int rc = udb_get(&rec, txn, type, key->p, key->len);
+    int rc = by_index ? udb_find(&rec, txn, type, index, key->p, key->len)
+                      : udb_get(&rec, txn, type, key->p, key->len);
     v = read_result(env, txn, rc, rec);
     reader_done(txn, own);
 out:
@@ -880,28 +882,17 @@ out:
     return v;
 }
 
+/* getk(h, typeId, klen): get with the key's msgpack encoded by index.js into the read buffer,
+ * and the type interned; the result as get's. */
+static napi_value js_getk(napi_env env, napi_callback_info info)
+{
+    return lookup_k(env, info, false);
+}
+
 /* findk(h, typeId, indexId, klen): find as getk. */
 static napi_value js_findk(napi_env env, napi_callback_info info)
 {
-    ARGS(4);
-    bool own = false;
-    realm *r = get_realm(env);
-    mbuf fresh = {0}, *vals = key_buf(r, &fresh);
-    napi_value v = NULL;
-    const char *type = name_of(env, r, argv[1]);
-    const char *index = type ? name_of(env, r, argv[2]) : NULL;
-    if (!index || key_of(env, r, argv[3], vals))
-        goto out;
-    udb_txn *txn = reader(env, argv[0], &own, NULL, true);
-    if (!txn)
-        goto out;
-    udb_val rec = {0};
-    int rc = udb_find(&rec, txn, type, index, vals->p, vals->len);
-    v = read_result(env, txn, rc, rec);
-    reader_done(txn, own);
-out:
-    key_done(r, vals);
-    return v;
+    return lookup_k(env, info, true);
 }
 
 /* seqGet(h, name) -> number | bigint | undefined */
