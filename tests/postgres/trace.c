@@ -343,8 +343,10 @@ static int same_contents(udb_env *env, PGconn *pg, size_t *nrows)
         if (udb_rows(&a, env, &tg_types[t]) || pg_rows(&b, pg, &tg_types[t])) {
             ret = -1;
         } else {
-            qsort(a.row, a.n, sizeof *a.row, cmp_str);
-            qsort(b.row, b.n, sizeof *b.row, cmp_str);
+            if (a.n)   /* an empty table has no array: qsort's pointer must not be NULL */
+                qsort(a.row, a.n, sizeof *a.row, cmp_str);
+            if (b.n)
+                qsort(b.row, b.n, sizeof *b.row, cmp_str);
             for (size_t i = 0; i < a.n || i < b.n; i++) {
                 const char *x = i < a.n ? a.row[i] : "(none)", *y = i < b.n ? b.row[i] : "(none)";
                 if (strcmp(x, y) != 0) {
