@@ -48,21 +48,31 @@ static const char *qualified_text(udb_buf *b, const char *schema, const char *na
 
 /* ---- "$meta" ------------------------------------------------------------------- */
 
+int udb__pg_meta_exists(bool *out, PGconn *c, const char *pgschema, udb_buf *msg)
+{
+    *out = false;
+    udb_buf name = {0};
+    PGresult *r = NULL;
+    const char *rel = qualified_text(&name, pgschema, "$meta");
+    int rc = rel ? 0 : UDB_ENOMEM;
+    if (!rc && !(rc = udb__pg_execp(&r, c, "SELECT to_regclass($1) IS NOT NULL", 1, &rel, msg)))
+        *out = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    udb__buf_free(&name);
+    return rc;
+}
+
 int udb__pg_meta_read(udb_schema **out, uint64_t *gen, PGconn *c, const char *pgschema,
                       udb_buf *msg)
 {
     *out = NULL;
     *gen = 0;
-    udb_buf name = {0}, q = {0};
+    udb_buf q = {0};
     PGresult *r = NULL;
-    const char *rel = qualified_text(&name, pgschema, "$meta");
-    int rc = rel ? 0 : UDB_ENOMEM;
-    if (!rc)
-        rc = udb__pg_execp(&r, c, "SELECT to_regclass($1) IS NOT NULL", 1, &rel, msg);
-    if (rc || strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+    bool made;
+    int rc = udb__pg_meta_exists(&made, c, pgschema, msg);
+    if (rc || !made)
         goto out;
-    PQclear(r);
-    r = NULL;
     udb__buf_printf(&q, "SELECT format, gen, schema FROM ");
     udb__pg_qualified(&q, pgschema, "$meta");
     udb__buf_byte(&q, '\0');
@@ -87,7 +97,6 @@ int udb__pg_meta_read(udb_schema **out, uint64_t *gen, PGconn *c, const char *pg
     udb__buf_free(&why);
 out:
     PQclear(r);
-    udb__buf_free(&name);
     udb__buf_free(&q);
     return rc;
 }
@@ -418,6 +427,14 @@ static int create_meta(PGconn *c, const char *pgschema, udb_buf *msg)
     int rc = run(c, &q, msg);
     udb__buf_free(&q);
     return rc;
+}
+
+int udb__pg_meta_make(PGconn *c, const char *pgschema, udb_buf *msg)
+{
+    char lock[160];
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%d, hashtext($1))", LOCK_CLASS);
+    int rc = udb__pg_execp(NULL, c, lock, 1, &pgschema, msg);
+    return rc ? rc : create_meta(c, pgschema, msg);
 }
 
 static int put_meta(PGconn *c, const char *pgschema, const udb_schema *s, uint64_t gen,

@@ -15,6 +15,7 @@
 #ifndef UDB_PGMETA_H
 #define UDB_PGMETA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -46,6 +47,14 @@ int  udb__pg_features(const udb_schema *s, int v, udb_buf *msg);
  * is unchanged. */
 int  udb__pg_schema_apply(char **changes, udb_pgpool *p, const char *json, size_t len,
                           unsigned flags, udb_buf *msg);
+
+/* Whether pgschema holds the database's own tables ("$meta", "$seq",
+ * "$unit"): a schema was applied, or a sequence advanced, there. */
+int  udb__pg_meta_exists(bool *out, PGconn *c, const char *pgschema, udb_buf *msg);
+/* Make those tables, inside the caller's transaction, if they are not
+ * there (under the schema's advisory lock, as udb_schema_apply makes them:
+ * two makers do not race).  Connection errors. */
+int  udb__pg_meta_make(PGconn *c, const char *pgschema, udb_buf *msg);
 
 /* The current value of sequence name (the backend's seq_peek; advancing is
  * core/sequence.c's, through seq_store): 0, UDB_ENOTFOUND (never taken). */

@@ -1121,10 +1121,24 @@ static int pg_last_key(udb_val *pk, udb_txn *txn, const udb_type *t)
 
 /* ---- sequences ("$seq", meta.c) ------------------------------------------------------ */
 
+/* Does "$seq" exist?  Always once a schema was applied; before, only once
+ * a sequence was advanced (pg_seq_store makes it), as on LMDB sequences
+ * need no schema.  Asked before a statement that would fail without it,
+ * since a failed statement ends the transaction. */
+static int seq_table(bool *out, udb_txn *txn, udb_buf *msg)
+{
+    *out = true;
+    return udb__txn_schema(txn) ? 0 : udb__pg_meta_exists(out, pgt(txn)->c, pgschema(txn), msg);
+}
+
 static int pg_seq_peek(uint64_t *out, bool *found, udb_txn *txn, const char *name)
 {
     udb_buf msg = {0};
-    int rc = udb__pg_seq_get(out, pgt(txn)->c, pgschema(txn), name, &msg);
+    bool there;
+    int rc = seq_table(&there, txn, &msg);
+    if (!rc)
+        rc = there ? udb__pg_seq_get(out, pgt(txn)->c, pgschema(txn), name, &msg)
+                   : UDB_ENOTFOUND;
     if (found)
         *found = rc == 0;
     if (rc == UDB_ENOTFOUND) {
@@ -1149,7 +1163,11 @@ static int pg_seq_store(udb_txn *txn, const char *name, uint64_t v)
     udb__pg_qualified(&q, pgschema(txn), "$seq");
     udb__buf_printf(&q, " (name, value) VALUES ($1::text, $2::numeric) ON CONFLICT (name) "
                     "DO UPDATE SET value = EXCLUDED.value");
-    int rc = ps.n == 2 ? run(&r, pgt(txn)->c, &q, &ps, &msg) : UDB_ENOMEM;
+    int rc = ps.n == 2 ? 0 : UDB_ENOMEM;
+    if (!rc && !udb__txn_schema(txn))
+        rc = udb__pg_meta_make(pgt(txn)->c, pgschema(txn), &msg);
+    if (!rc)
+        rc = run(&r, pgt(txn)->c, &q, &ps, &msg);
     if (rc)
         rc = pg_err(txn, rc, &msg);
     PQclear(r);
@@ -1167,7 +1185,10 @@ static int pg_seq_each(udb_txn *txn, udb_seq_fn fn, void *ctx)
     udb__buf_printf(&q, "SELECT name, value::text FROM ");
     udb__pg_qualified(&q, pgschema(txn), "$seq");
     udb__buf_printf(&q, " ORDER BY name");
-    int rc = run(&r, pgt(txn)->c, &q, &ps, &msg);
+    bool there;
+    int rc = seq_table(&there, txn, &msg);
+    if (!rc && there)
+        rc = run(&r, pgt(txn)->c, &q, &ps, &msg);
     if (rc)
         rc = pg_err(txn, rc, &msg);
     for (int i = 0; !rc && i < PQntuples(r); i++)

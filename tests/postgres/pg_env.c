@@ -402,10 +402,46 @@ static void test_not_on_server(udb_env *env)
     udb_close(ro);
 }
 
+/* Sequences need no schema, as on LMDB: read before any was advanced (no
+ * "$seq" yet), they were never advanced -- and the transaction goes on --;
+ * advanced, they make the database's tables; a schema applied after keeps
+ * them. */
+static void test_seq_without_schema(void)
+{
+    udb_env *env;
+    CHECK_RC(udb_open(&env, "postgresql:///uniqdb_test?schema=envseq", NULL), 0);
+    if (failures)
+        return;
+    udb_txn *t;
+    uint64_t v = 0;
+    CHECK_RC(udb_begin(&t, env, UDB_RDONLY), 0);
+    CHECK_RC(udb_seq_get(&v, t, "tickets"), UDB_ENOTFOUND);
+    CHECK_RC(udb_seq_get(&v, t, "tickets"), UDB_ENOTFOUND);
+    udb_abort(t);
+    CHECK_RC(udb_begin(&t, env, 0), 0);
+    CHECK_RC(udb_seq_get(&v, t, "tickets"), UDB_ENOTFOUND);
+    CHECK_RC(udb_seq_next(&v, t, "tickets"), 0);
+    CHECK(v == 1);
+    CHECK_RC(udb_seq_next(&v, t, "tickets"), 0);
+    CHECK(v == 2);
+    CHECK_RC(udb_commit(t), 0);
+    CHECK_RC(udb_begin(&t, env, UDB_RDONLY), 0);
+    CHECK_RC(udb_seq_get(&v, t, "tickets"), 0);
+    CHECK(v == 2);
+    udb_abort(t);
+    CHECK_RC(udb_schema_apply(NULL, env, schema, strlen(schema), 0), 0);
+    CHECK_RC(udb_begin(&t, env, 0), 0);
+    CHECK_RC(udb_seq_next(&v, t, "tickets"), 0);
+    CHECK(v == 3);
+    CHECK_RC(udb_commit(t), 0);
+    udb_close(env);
+}
+
 int main(int argc, char **argv)
 {
     bool control = argc > 1 && strcmp(argv[1], "--control-no-unit-id") == 0;
     test_open_errors();
+    test_seq_without_schema();
     udb_env *env;
     CHECK_RC(udb_open(&env, URL, NULL), 0);
     if (failures)
