@@ -429,11 +429,18 @@ static int create_meta(PGconn *c, const char *pgschema, udb_buf *msg)
     return rc;
 }
 
-int udb__pg_meta_make(PGconn *c, const char *pgschema, udb_buf *msg)
+/* Take pgschema's advisory lock until the end of c's transaction: whoever
+ * changes the database's own tables holds it. */
+static int lock_schema(PGconn *c, const char *pgschema, udb_buf *msg)
 {
     char lock[160];
     snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%d, hashtext($1))", LOCK_CLASS);
-    int rc = udb__pg_execp(NULL, c, lock, 1, &pgschema, msg);
+    return udb__pg_execp(NULL, c, lock, 1, &pgschema, msg);
+}
+
+int udb__pg_meta_make(PGconn *c, const char *pgschema, udb_buf *msg)
+{
+    int rc = lock_schema(c, pgschema, msg);
     return rc ? rc : create_meta(c, pgschema, msg);
 }
 
@@ -484,9 +491,7 @@ int udb__pg_schema_apply(char **changes, udb_pgpool *p, const char *json, size_t
     if ((rc = udb__pg_exec(NULL, c, "BEGIN ISOLATION LEVEL READ COMMITTED", msg)))
         goto out;
     open_txn = true;
-    char lock[160];
-    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%d, hashtext($1))", LOCK_CLASS);
-    if ((!udb__pg_pool_nolock(p) && (rc = udb__pg_execp(NULL, c, lock, 1, &pgschema, msg))) ||
+    if ((!udb__pg_pool_nolock(p) && (rc = lock_schema(c, pgschema, msg))) ||
         (rc = udb__pg_meta_read(&old, &gen, c, pgschema, msg)))
         goto out;
     if (udb__pg_pool_sleep_ms(p)) {
