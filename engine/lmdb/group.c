@@ -559,6 +559,16 @@ static bool hand_off(udb_group *g, greq **reqs, size_t n, long took)
     return more;
 }
 
+/* The queue's first GROUP_MAX requests into reqs, oldest first: how many.
+ * Under g->mu. */
+static size_t take_queue(udb_group *g, greq **reqs)
+{
+    size_t n = 0;
+    for (greq *r = g->head; r && n < GROUP_MAX; r = r->next)
+        reqs[n++] = r;
+    return n;
+}
+
 static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx, udb_unit *unit)
 {
     greq me = {.fn = fn, .ctx = ctx, .unit = unit};
@@ -567,11 +577,11 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
        commit only this process's units.  Every process's units then share
        the leader's commit and its flush (8 processes with 16 units in flight
        each: batches of about 50 units instead of about 10). */
-    udb_ship *other = (env->flags & UDB_NOSHIP) ? NULL : env->ship;
-    bool tried = unit && udb__ship_other_leads(other);
+    udb_ship *ship = (env->flags & UDB_NOSHIP) ? NULL : env->ship;
+    bool tried = unit && udb__ship_other_leads(ship);
     if (tried) {
         int rc;
-        if (follow(env, other, &me, &rc)) {
+        if (follow(env, ship, &me, &rc)) {
             if (rc)
                 udb__env_err(rc, "%s", me.msg);
             return rc;
@@ -611,12 +621,9 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
     g->leading = true;
     gather(g);
     greq *reqs[GROUP_MAX];
-    size_t n = 0;
-    for (greq *r = g->head; r && n < GROUP_MAX; r = r->next)
-        reqs[n++] = r;
+    size_t n = take_queue(g, reqs);
     pthread_mutex_unlock(&g->mu);
 
-    udb_ship *ship = (env->flags & UDB_NOSHIP) ? NULL : env->ship;
     bool leading = ship && udb__ship_lead(ship, false);
     int rc = 0;
     if (ship && !leading && n == 1 && me.unit && !tried) {
@@ -641,9 +648,7 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
                batch: taken before, they would wait a whole round of the
                other processes' batches for the next one */
             pthread_mutex_lock(&g->mu);
-            n = 0;
-            for (greq *r = g->head; r && n < GROUP_MAX; r = r->next)
-                reqs[n++] = r;
+            n = take_queue(g, reqs);
             pthread_mutex_unlock(&g->mu);
         }
         long t0 = now_ns();
