@@ -321,10 +321,14 @@ static void async_checked(int rc, udb_results *res, const char *errmsg, void *pa
     pthread_mutex_unlock(&async_mu);
 }
 
+/* The record is built before the thread starts: testutil's buffers are not
+ * thread-safe, and the async callbacks use them meanwhile. */
+static udb_val rec_999;
+
 static int write_999(udb_txn *txn, void *ctx)
 {
     (void)ctx;
-    return tu_ins(NULL, txn, "item", mp("{s:U}", "id", 999ull));
+    return tu_ins(NULL, txn, "item", rec_999);
 }
 
 static void *write_thread(void *arg)
@@ -347,15 +351,17 @@ static void ship_inflight_joins_leader(tu *t)
     if (pid < 0)
         return;
     if (pid == 0) {
+        rec_999 = mp("{s:U}", "id", 999ull);
+        udb_op ops[INFLIGHT];
+        for (uintptr_t i = 1; i <= INFLIGHT; i++)
+            ops[i - 1] = insert_op(mp("{s:U}", "id", (unsigned long long)i));
         pthread_t w;
         if (pthread_create(&w, NULL, write_thread, env))
             _exit(5);
         sup_sleep_us(20000);   /* it leads the child's queue, waiting for the lead */
-        for (uintptr_t i = 1; i <= INFLIGHT; i++) {
-            udb_op op = insert_op(mp("{s:U}", "id", (unsigned long long)i));
-            if (udb_exec_async(env, &op, 1, async_checked, (void *)i))
+        for (uintptr_t i = 1; i <= INFLIGHT; i++)
+            if (udb_exec_async(env, &ops[i - 1], 1, async_checked, (void *)i))
                 _exit(4);
-        }
         udb_exec_async_wait(env);
         void *wrc;
         pthread_join(w, &wrc);
