@@ -14,8 +14,9 @@
 // UTF-8 without telling, turns non-string map keys into strings (or needs Maps everywhere), and
 // gives bin as a view of the source buffer or a Uint8Array copy, not a Buffer.  It is not
 // faster either: 720-770 ns for one of tools/bench's 6-field records on the project's machine,
-// this 760-1040 ns in the same minutes (a cached constructor per record shape, tried, did not
-// measurably help and was dropped).
+// the generic decoder below 760-1040 ns in the same minutes; records of a shape seen before
+// (decodeRecord, below: one generated function per shape, keys compared as bytes, the object
+// made as one literal) about 250-370 ns on 2026-12-07.
 
 const { isUtf8 } = require('node:buffer');
 
@@ -37,36 +38,23 @@ function corrupt(message) {
 }
 const malformed = () => corrupt('uniqdb: malformed msgpack from the engine');
 
-// An ASCII string of n <= 16 bytes at b[s], made in one call (a string grown a character at
-// a time costs V8 an allocation per character; Buffer's latin1Slice, a call into C++, costs
-// more than two of these up to 32 bytes).
-const SHORT = [
-  () => '',
-  (b, s) => fcc(b[s]),
-  (b, s) => fcc(b[s], b[s + 1]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7],
-    b[s + 8]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7],
-    b[s + 8], b[s + 9]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7],
-    b[s + 8], b[s + 9], b[s + 10]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7],
-    b[s + 8], b[s + 9], b[s + 10], b[s + 11]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7],
-    b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7],
-    b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7],
-    b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14]),
-  (b, s) => fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7],
-    b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15]),
-];
+// The string of the n <= 32 bytes at b[s] when they are all ASCII, made in one call (one
+// flat string: a string grown a character at a time costs V8 an allocation per character, two
+// joined make a cons string that each comparison flattens, and Buffer's latin1Slice, a call
+// into C++, costs more than two of these), else undefined.  A switch on n; each case reads
+// its n bytes once, for the ASCII test and for String.fromCharCode's n arguments.
+const ascii = new Function('fcc', `return function ascii(b, s, n) {
+  switch (n) {
+    case 0: return '';
+${Array.from({ length: 32 }, (_, i) => {
+    const n = i + 1;
+    const c = Array.from({ length: n }, (_, j) => `c${j}`);
+    return `    case ${n}: {\n      const ${c.map((x, j) => `${x} = b[s + ${j}]`).join(', ')};\n` +
+      `      return (${c.join(' | ')}) < 0x80 ? fcc(${c.join(', ')}) : undefined;\n    }`;
+  }).join('\n')}
+    default: return undefined;
+  }
+};`)(fcc);
 
 // Map keys (field names) of up to 16 ASCII bytes, by a hash of their bytes: the same field
 // name gives the same string, already internalized, so V8 stores the member without looking
@@ -83,7 +71,7 @@ function asciiKey(start, n) {
     while (j < n && k.charCodeAt(j) === src[start + j]) j++;
     if (j === n) return k;
   }
-  const made = Object.keys({ [SHORT[n](src, start)]: 0 })[0]; // the internalized string
+  const made = Object.keys({ [ascii(src, start, n)]: 0 })[0]; // the internalized string
   KEYS[slot] = made;
   return made;
 }
@@ -94,12 +82,19 @@ function str(n, key) {
   const stop = pos + n;
   if (stop > end) throw malformed();
   pos = stop;
-  let i = start;
-  while (i < stop && src[i] < 0x80) i++;
-  if (i === stop) {
-    if (n <= 16) return key ? asciiKey(start, n) : SHORT[n](src, start);
-    if (n <= 32) return SHORT[16](src, start) + SHORT[n - 16](src, start + 16);
-    return src.latin1Slice(start, stop);
+  if (n <= 32) {
+    if (key && n <= 16) {
+      let i = start;
+      while (i < stop && src[i] < 0x80) i++;
+      if (i === stop) return asciiKey(start, n);
+    } else {
+      const s = ascii(src, start, n);
+      if (s !== undefined) return s;
+    }
+  } else {
+    let i = start;
+    while (i < stop && src[i] < 0x80) i++;
+    if (i === stop) return src.latin1Slice(start, stop);
   }
   const bytes = src.subarray(start, stop);
   if (isUtf8(bytes)) return src.utf8Slice(start, stop);
@@ -244,6 +239,115 @@ function decodeFrom(buf, dv, len) {
   return v;
 }
 
+// ---- records of a known shape (issue 25) ----
+// A record is stored canonically (the engine's record.c: schema field order, nils dropped),
+// so the records of a type come in a few shapes: the same field names in the same order,
+// only the values differ.  A Shape holds the bytes of a record's map header and keys as
+// they were seen once, and a function, made for it with new Function, that builds the object
+// as one literal (all fields in order: one hidden class, no lookups of the names).  A record
+// whose bytes match a shape's key bytes is decoded by it: each value by any() at the place
+// the generic decoder would reach with the same bytes, so the values and errors are the same;
+// anything else (another shape, malformed bytes) goes to the generic decoder.
+// test/decode.test.js checks both ways agree on every input (differential fuzz).
+
+const MAX_SHAPES = 4; // per type: the records of a type with optional fields
+let shaped = 0; // records decoded by a shape (tests: that they take this way)
+const MAX_SHAPE_FIELDS = 64;
+// a field name a shape may hold: printable ASCII, not an array index's digits, not __proto__
+const SHAPE_NAME = /^[A-Za-z_$][\x20-\x7e]{0,30}$/;
+
+// A shape's decoder, made once: (b, end) -> the record, or undefined when the bytes b[0, end)
+// are not of this shape.  The key bytes are compared as constants; each value is any(1) from
+// the place after its key (at and go read and set decode.js's position).
+const at = () => pos;
+const go = (p) => {
+  pos = p;
+};
+
+class Shape {
+  constructor(keys, names) {
+    const code = ['if (end < ' + (keys.reduce((a, k) => a + k.length + 1, 0)) +
+      ') return undefined;', 'let p = 0;'];
+    keys.forEach((kb, i) => {
+      const tests = Array.from(kb, (c, j) => `b[p + ${j}] !== ${c}`).join(' || ');
+      code.push(`if (p + ${kb.length} > end || ${tests}) return undefined;`);
+      code.push(`go(p + ${kb.length});`, `const v${i} = any(1);`, 'p = at();');
+    });
+    code.push('if (p !== end) return undefined;');
+    code.push(`return { ${names.map((k, i) => `${JSON.stringify(k)}: v${i}`).join(', ')} };`);
+    // eslint-disable-next-line no-new-func
+    this.decode = new Function('at', 'go', 'any',
+      `return function shape(b, end) {\n${code.join('\n')}\n};`)(at, go, any);
+  }
+}
+
+// The shape of the record in src[0, end) (decoded already: well formed), or null when it is
+// not a map of 1..MAX_SHAPE_FIELDS fields named by distinct fixstr keys SHAPE_NAME allows.
+function learn() {
+  const c = src[0];
+  let n;
+  if ((c & 0xf0) === 0x80) {
+    n = c & 0x0f;
+    pos = 1;
+  } else if (c === 0xde && end >= 3) {
+    n = view.getUint16(1);
+    pos = 3;
+  } else {
+    return null;
+  }
+  if (n === 0 || n > MAX_SHAPE_FIELDS) return null;
+  const keys = [];
+  const names = [];
+  for (let i = 0; i < n; i++) {
+    const start = i === 0 ? 0 : pos;
+    if (pos >= end || (src[pos] & 0xe0) !== 0xa0) return null;
+    const kn = src[pos] & 0x1f;
+    if (pos + 1 + kn > end) return null;
+    const name = src.latin1Slice(pos + 1, pos + 1 + kn);
+    if (!SHAPE_NAME.test(name) || name === '__proto__' || names.includes(name)) return null;
+    pos += 1 + kn;
+    keys.push(Uint8Array.from(src.subarray(start, pos)));
+    names.push(name);
+    any(1);
+  }
+  return pos === end ? new Shape(keys, names) : null;
+}
+
+/**
+ * The record in bytes [0, len) of buf (as decodeFrom), through the shapes kept in shapes (an
+ * array this keeps up to MAX_SHAPES in: one per type read).
+ */
+function decodeRecord(buf, dv, len, shapes) {
+  src = buf;
+  view = dv;
+  end = len;
+  for (let i = 0; i < shapes.length; i++) {
+    let v;
+    try {
+      v = shapes[i].decode(buf, len);
+    } catch {
+      v = undefined; // the generic decoder below throws its own error
+    }
+    if (v !== undefined) {
+      src = undefined;
+      view = undefined;
+      shaped++;
+      return v;
+    }
+  }
+  const v = decodeFrom(buf, dv, len);
+  if (shapes.length < MAX_SHAPES) {
+    src = buf;
+    view = dv;
+    end = len;
+    const sh = learn();
+    if (sh) shapes.push(sh);
+    src = undefined;
+    view = undefined;
+  }
+  return v;
+}
+
 /** The value in a whole Buffer or Uint8Array (tests, tools). */
 function decode(bytes) {
   const buf = Buffer.isBuffer(bytes) ? bytes
@@ -262,19 +366,21 @@ function keyValue(buf, p, v) {
   if (typeof v === 'string') {
     const n = v.length;
     if (n > 255) return -1;
-    let q = p + (n < 32 ? 1 : 2);
+    const q = p + (n < 32 ? 1 : 2);
+    let or = 0; // of every character: one test for ASCII after the loop
     for (let j = 0; j < n; j++) {
       const c = v.charCodeAt(j);
-      if (c >= 0x80) return -1;
-      buf[q++] = c;
+      or |= c;
+      buf[q + j] = c;
     }
+    if (or >= 0x80) return -1;
     if (n < 32) {
       buf[p] = 0xa0 | n;
     } else {
       buf[p] = 0xd9;
       buf[p + 1] = n;
     }
-    return q;
+    return q + n;
   }
   if (typeof v === 'number') {
     if (!Number.isInteger(v) || (v === 0 && 1 / v < 0)) return -1;
@@ -363,4 +469,13 @@ function init(rawStringClass) {
   RawString = rawStringClass;
 }
 
-module.exports = { init, decode, decodeFrom, encodeKey, encodeValues };
+/** decode with shapes (tests: the differential fuzz of decodeRecord). */
+function decodeShaped(bytes, shapes) {
+  const buf = Buffer.isBuffer(bytes) ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return decodeRecord(buf, new DataView(buf.buffer, buf.byteOffset, buf.byteLength), buf.length,
+    shapes);
+}
+
+module.exports = { init, decode, decodeFrom, decodeRecord, decodeShaped, encodeKey,
+  encodeValues, shapedCount: () => shaped };

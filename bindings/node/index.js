@@ -147,7 +147,13 @@ function makeError(desc) {
 // comes decoded by the addon).
 const RBUF = Buffer.allocUnsafeSlow(64 * 1024);
 const RVIEW = new DataView(RBUF.buffer, RBUF.byteOffset, RBUF.byteLength);
-const record = (r) => (typeof r === 'number' ? decoder.decodeFrom(RBUF, RVIEW, r) : r);
+// SHAPES[t]: the record shapes of the type interned as t (decode.js, decodeRecord)
+const SHAPES = [];
+const record = (t, r) => {
+  if (typeof r !== 'number') return r;
+  if (t < 0) return decoder.decodeFrom(RBUF, RVIEW, r);
+  return decoder.decodeRecord(RBUF, RVIEW, r, SHAPES[t] || (SHAPES[t] = []));
+};
 
 decoder.init(RawString);
 native.init(makeError, Float32, RawString, RBUF);
@@ -315,14 +321,14 @@ const reads = {
     const h = this._rh();
     const t = nameId(type);
     const k = t >= 0 ? decoder.encodeKey(RBUF, key) : -1;
-    return record(k > 0 ? native.getk(h, t, k) : native.get(h, type, key));
+    return record(t, k > 0 ? native.getk(h, t, k) : native.get(h, type, key));
   },
   find(type, index, values) {
     const h = this._rh();
     const t = nameId(type);
     const i = t >= 0 ? nameId(index) : -1;
     const k = i >= 0 ? decoder.encodeValues(RBUF, values) : -1;
-    return record(k > 0 ? native.findk(h, t, i, k)
+    return record(t, k > 0 ? native.findk(h, t, i, k)
       : native.find(h, type, index, Array.isArray(values) ? values : [values]));
   },
   scan(type, opts) {
