@@ -265,19 +265,29 @@ const go = (p) => {
 };
 
 class Shape {
-  constructor(keys, names) {
+  // strs[i]: field i's value was a fixstr when the shape was learnt (its value is then tried as
+  // an ASCII fixstr here first, then by any() as every other value)
+  constructor(keys, names, strs) {
     const code = ['if (end < ' + (keys.reduce((a, k) => a + k.length + 1, 0)) +
-      ') return undefined;', 'let p = 0;'];
+      ') return undefined;', 'let p = 0;', 'let c = 0;', 'let v;'];
     keys.forEach((kb, i) => {
       const tests = Array.from(kb, (c, j) => `b[p + ${j}] !== ${c}`).join(' || ');
-      code.push(`if (p + ${kb.length} > end || ${tests}) return undefined;`);
-      code.push(`go(p + ${kb.length});`, `const v${i} = any(1);`, 'p = at();');
+      code.push(`if (p + ${kb.length} > end || ${tests}) return undefined;`, `p += ${kb.length};`);
+      if (strs[i]) {
+        code.push('v = undefined;', 'c = b[p];',
+          'if ((c & 0xe0) === 0xa0 && p + 1 + (c & 0x1f) <= end) {',
+          '  v = ascii(b, p + 1, c & 0x1f);', '  if (v !== undefined) p += 1 + (c & 0x1f);', '}',
+          'if (v === undefined) {', '  go(p);', '  v = any(1);', '  p = at();', '}',
+          `const v${i} = v;`);
+      } else {
+        code.push('go(p);', `const v${i} = any(1);`, 'p = at();');
+      }
     });
     code.push('if (p !== end) return undefined;');
     code.push(`return { ${names.map((k, i) => `${JSON.stringify(k)}: v${i}`).join(', ')} };`);
     // eslint-disable-next-line no-new-func
-    this.decode = new Function('at', 'go', 'any',
-      `return function shape(b, end) {\n${code.join('\n')}\n};`)(at, go, any);
+    this.decode = new Function('at', 'go', 'any', 'ascii',
+      `return function shape(b, end) {\n${code.join('\n')}\n};`)(at, go, any, ascii);
   }
 }
 
@@ -298,6 +308,7 @@ function learn() {
   if (n === 0 || n > MAX_SHAPE_FIELDS) return null;
   const keys = [];
   const names = [];
+  const strs = [];
   for (let i = 0; i < n; i++) {
     const start = i === 0 ? 0 : pos;
     if (pos >= end || (src[pos] & 0xe0) !== 0xa0) return null;
@@ -308,9 +319,10 @@ function learn() {
     pos += 1 + kn;
     keys.push(Uint8Array.from(src.subarray(start, pos)));
     names.push(name);
+    strs.push(pos < end && (src[pos] & 0xe0) === 0xa0);
     any(1);
   }
-  return pos === end ? new Shape(keys, names) : null;
+  return pos === end ? new Shape(keys, names, strs) : null;
 }
 
 /**

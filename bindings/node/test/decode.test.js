@@ -204,6 +204,16 @@ test('decodeRecord with learnt shapes agrees with both decoders on mutated recor
   const learnt = [];
   for (const m of [0, 2, 3, 4]) codec.decodeShaped(enc(makers[m]()), learnt);
   assert.equal(learnt.length, 4, 'a shape learnt from each of the first records');
+  // every record of a learnt shape is decoded by it, whatever its values
+  for (const m of makers) {
+    for (let j = 0; j < 50; j++) {
+      const bytes = enc(m());
+      const before = codec.shapedCount();
+      same(codec.decodeShaped(bytes, learnt), uniqdb.decode(bytes), bytes.toString('hex'));
+      assert.equal(codec.shapedCount(), before + 1, `by its shape: ${bytes.toString('hex')}`);
+    }
+  }
+  assert.equal(learnt.length, 4, 'no shape learnt from records of the learnt shapes');
   const hits0 = codec.shapedCount();
   const rounds = 6000;
   for (let round = 0; round < rounds; round++) {
