@@ -44,7 +44,10 @@ typedef struct area {
     _Atomic int32_t leader;       /* pid holding the lead lock, 0 if none */
     _Atomic uint32_t arrive;      /* futex word: bumped when a slot is queued */
     _Atomic uint32_t gathering;   /* a leader sleeps on arrive */
-    _Atomic uint32_t last_batch;  /* units in the last batch a leader ran */
+    _Atomic uint32_t last_batch;  /* units in the last batch a leader ran ... */
+    _Atomic uint32_t last_shipped;   /* ... of which other processes shipped */
+    _Atomic int32_t last_leader;  /* the pid that ran it */
+    uint32_t unused;
     _Atomic uint64_t counts[UDB_SHIP_NCOUNTS];   /* since the file was reset */
     _Atomic uint64_t batches;     /* bumped whenever a leader lets go */
     slot slots[UDB_SHIP_SLOTS];
@@ -224,6 +227,7 @@ void udb__ship_gather(udb_ship *sh, unsigned want, uint64_t ns)
 {
     area *a = sh->a;
     uint64_t deadline = now_ns() + ns;
+    udb__ship_count(sh, UDB_SHIP_GATHER);
     atomic_store(&a->gathering, 1);
     for (;;) {
         uint32_t seen = atomic_load(&a->arrive);
@@ -237,14 +241,21 @@ void udb__ship_gather(udb_ship *sh, unsigned want, uint64_t ns)
     atomic_store(&a->gathering, 0);
 }
 
-unsigned udb__ship_last_batch(const udb_ship *sh)
+unsigned udb__ship_expected(const udb_ship *sh, unsigned mine)
 {
-    return atomic_load(&sh->a->last_batch);
+    const area *a = sh->a;
+    if (atomic_load(&a->last_leader) == sh->pid)
+        return atomic_load(&a->last_shipped);
+    unsigned last = atomic_load(&a->last_batch);
+    return last > mine ? last - mine : 0;
 }
 
-void udb__ship_set_last_batch(udb_ship *sh, unsigned n)
+void udb__ship_set_last_batch(udb_ship *sh, unsigned mine, unsigned shipped)
 {
-    atomic_store(&sh->a->last_batch, n);
+    area *a = sh->a;
+    atomic_store(&a->last_batch, mine + shipped);
+    atomic_store(&a->last_shipped, shipped);
+    atomic_store(&a->last_leader, sh->pid);
 }
 
 size_t udb__ship_collect(udb_ship *sh, unsigned *idx, enum udb_ship_taken *kind, size_t max)
