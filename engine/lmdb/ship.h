@@ -122,6 +122,8 @@ void udb__ship_counts(const udb_ship *sh, uint64_t out[UDB_SHIP_NCOUNTS]);
 
 /* How many slots are queued now. */
 unsigned udb__ship_queued(const udb_ship *sh);
+/* How many slots are in use (not free): the scans above are skipped at 0. */
+unsigned udb__ship_busy(const udb_ship *sh);
 /* The pid of the process that holds the lead lock now (0: none). */
 int  udb__ship_leader(const udb_ship *sh);
 /* Does another process lead now? */

@@ -133,6 +133,10 @@ static void ship_many_processes(tu *t)
            (unsigned long long)c[UDB_SHIP_FOREIGN]);
     CHECK(c[UDB_SHIP_FOREIGN] > 0);
     CHECK(c[UDB_SHIP_BOUNCE] == 0 && c[UDB_SHIP_RERUN] == 0 && c[UDB_SHIP_EARLIER] == 0);
+    /* every slot taken was given back, and counted back: the leaders' scans
+       are skipped again (a count left high would only cost scans; one gone
+       below the slots in use would skip queued units) */
+    CHECK(udb__ship_busy(udb__env_ship(env)) == 0);
 }
 
 /* ---- one unit here, one in a child, while this process holds the lead ---------- */
@@ -380,6 +384,7 @@ static void ship_inflight_joins_leader(tu *t)
     uint64_t c[UDB_SHIP_NCOUNTS];
     counts(t->env, c);
     CHECK(c[UDB_SHIP_RUN] == INFLIGHT && c[UDB_SHIP_BOUNCE] == 0);
+    CHECK(udb__ship_busy(ship) == 0);
     udb_txn *r = tu_r(t);
     CHECK(tu_count(r, "item") == INFLIGHT + 1);
     tu_abort(r);
@@ -411,6 +416,7 @@ static void ship_alone_does_not_gather(tu *t)
     printf("  %d units: the leaders waited for shipped units %llu times\n", UNITS_ALONE,
            (unsigned long long)c[UDB_SHIP_GATHER]);
     CHECK(c[UDB_SHIP_GATHER] == 0);
+    CHECK(udb__ship_busy(udb__env_ship(t->env)) == 0);   /* no slot was used */
 }
 
 TU_MAIN(TU_CASE(ship_many_processes), TU_CASE(ship_inflight_joins_leader),
