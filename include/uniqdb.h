@@ -701,8 +701,9 @@ typedef struct udb_results udb_results; /* every udb_result of one udb_exec() ca
  *
  * Across processes: while another process leads a group commit on the same
  * database, a unit is handed to that leader through shared memory (the sync
- * file, UDB_SYNC_FILE; up to 128 units at a time) and runs in its batch; the caller gets the same results, and the same durability, as
- * if it had run here.  A leader killed at any moment loses no unit and
+ * file, UDB_SYNC_FILE; up to 128 units at a time) and runs in its batch; the
+ * caller gets the same results, and the same durability, as if it had run
+ * here.  A leader killed at any moment loses no unit and
  * applies none twice: each handed-over unit is recorded in the database in
  * the same transaction as its work, so the next leader knows whether it
  * committed.  Units over 8 KiB, or whose results would be, run in their

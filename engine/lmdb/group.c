@@ -408,15 +408,17 @@ static int lead_batch(udb_env *env, udb_ship *ship, batch *b)
         udb__ship_test_pause(UDB_SHIP_DELAY_LEAD);
         b->sweep = udb__sync_take_sweep(env->sync);
         /* as gather() does within a process: if the last batch was shared by
-           other processes, give them a fraction of a commit to queue again */
-        unsigned last = udb__ship_last_batch(ship);
-        if (last > b->n + 1 && !udb__ship_publish_delay()) {
+           other processes, give them a fraction of a commit to queue again
+           (not when it was this process's alone: nobody else would come, and
+           the wait would be a fifth of every cycle) */
+        unsigned want = udb__ship_expected(ship, (unsigned)b->n);
+        if (want > 1 && !udb__ship_publish_delay()) {
             uint64_t wait = udb__sync_commit_ns(env->sync) / 4;
             wait = wait < 20000 ? 20000 : wait > 1000000 ? 1000000 : wait;
-            udb__ship_gather(ship, last - (unsigned)b->n, wait);
+            udb__ship_gather(ship, want, wait);
         }
         take_shipped(ship, b, sh);
-        udb__ship_set_last_batch(ship, (unsigned)(b->n + b->nsh));
+        udb__ship_set_last_batch(ship, (unsigned)b->n, (unsigned)b->nsh);
     }
     int rc = 0;
     if (b->n || b->nsh || b->sweep) {

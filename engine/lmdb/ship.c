@@ -44,7 +44,16 @@ typedef struct area {
     _Atomic int32_t leader;       /* pid holding the lead lock, 0 if none */
     _Atomic uint32_t arrive;      /* futex word: bumped when a slot is queued */
     _Atomic uint32_t gathering;   /* a leader sleeps on arrive */
-    _Atomic uint32_t last_batch;  /* units in the last batch a leader ran */
+    _Atomic uint32_t last_batch;  /* units in the last batch a leader ran ... */
+    _Atomic uint32_t last_shipped;   /* ... of which other processes shipped */
+    _Atomic int32_t last_leader;  /* the pid that ran it */
+    _Atomic uint32_t leader_waiters;   /* threads sleeping on leader */
+    /* slots not FREE, counted up before a slot leaves FREE and down after it
+       is FREE again: while 0, nothing is queued or taken, and the leader's
+       scans of the 128 slots (1 MiB, a page each) are skipped.  A process
+       that dies holding slots leaves it high: that only costs the scans. */
+    _Atomic uint32_t busy;
+    uint32_t unused;
     _Atomic uint64_t counts[UDB_SHIP_NCOUNTS];   /* since the file was reset */
     _Atomic uint64_t batches;     /* bumped whenever a leader lets go */
     slot slots[UDB_SHIP_SLOTS];
@@ -163,14 +172,15 @@ void udb__ship_unlead(udb_ship *sh)
 {
     atomic_fetch_add(&sh->a->batches, 1);
     atomic_store(&sh->a->leader, 0);
-    syscall(SYS_futex, &sh->a->leader, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    if (atomic_load(&sh->a->leader_waiters))
+        syscall(SYS_futex, &sh->a->leader, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     udb__sync_lock(sh->sync, UDB_SYNC_LOCK_LEAD, UDB_SYNC_UNLOCK);
     pthread_mutex_unlock(&sh->lead_mu);
     /* one owner is enough to lead next (and its batch takes every queued
        slot): waking them all would have each try the lock, ~100 wakeups a
        batch with 8 processes of 16 units in flight.  An owner that does not
        wake still looks every few milliseconds (udb__ship_wait's caller). */
-    for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++) {
+    for (unsigned i = 0; i < UDB_SHIP_SLOTS && atomic_load(&sh->a->busy) != 0; i++) {
         slot *sl = &sh->a->slots[i];
         if (atomic_load(&sl->state) == QUEUED) {
             wake_slot(sl);
@@ -200,10 +210,13 @@ bool udb__ship_lead_within(udb_ship *sh, uint64_t ns)
         int32_t pid = atomic_load(&sh->a->leader);
         uint64_t left = deadline - now < 1000000 ? deadline - now : 1000000;
         struct timespec ts = {0, (long)(pid ? left : 50000)};
-        if (pid)
+        if (pid) {
+            atomic_fetch_add(&sh->a->leader_waiters, 1);
             syscall(SYS_futex, &sh->a->leader, FUTEX_WAIT, (uint32_t)pid, &ts, NULL, 0);
-        else
+            atomic_fetch_sub(&sh->a->leader_waiters, 1);
+        } else {
             nanosleep(&ts, NULL);
+        }
     }
 }
 
@@ -224,6 +237,7 @@ void udb__ship_gather(udb_ship *sh, unsigned want, uint64_t ns)
 {
     area *a = sh->a;
     uint64_t deadline = now_ns() + ns;
+    udb__ship_count(sh, UDB_SHIP_GATHER);
     atomic_store(&a->gathering, 1);
     for (;;) {
         uint32_t seen = atomic_load(&a->arrive);
@@ -237,19 +251,28 @@ void udb__ship_gather(udb_ship *sh, unsigned want, uint64_t ns)
     atomic_store(&a->gathering, 0);
 }
 
-unsigned udb__ship_last_batch(const udb_ship *sh)
+unsigned udb__ship_expected(const udb_ship *sh, unsigned mine)
 {
-    return atomic_load(&sh->a->last_batch);
+    const area *a = sh->a;
+    if (atomic_load(&a->last_leader) == sh->pid)
+        return atomic_load(&a->last_shipped);
+    unsigned last = atomic_load(&a->last_batch);
+    return last > mine ? last - mine : 0;
 }
 
-void udb__ship_set_last_batch(udb_ship *sh, unsigned n)
+void udb__ship_set_last_batch(udb_ship *sh, unsigned mine, unsigned shipped)
 {
-    atomic_store(&sh->a->last_batch, n);
+    area *a = sh->a;
+    atomic_store(&a->last_batch, mine + shipped);
+    atomic_store(&a->last_shipped, shipped);
+    atomic_store(&a->last_leader, sh->pid);
 }
 
 size_t udb__ship_collect(udb_ship *sh, unsigned *idx, enum udb_ship_taken *kind, size_t max)
 {
     size_t n = 0;
+    if (!atomic_load(&sh->a->busy))
+        return 0;
     for (unsigned i = 0; i < UDB_SHIP_SLOTS && n < max; i++) {
         slot *sl = &sh->a->slots[i];
         uint32_t st = atomic_load(&sl->state);
@@ -332,14 +355,16 @@ static void reclaim(udb_ship *sh)
     for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++) {
         slot *sl = &sh->a->slots[i];
         uint32_t st = atomic_load(&sl->state);
-        if ((st == DONE || st == BOUNCED || st == FILLING) && owner_gone(sl))
-            atomic_compare_exchange_strong(&sl->state, &st, FREE);
+        if ((st == DONE || st == BOUNCED || st == FILLING) && owner_gone(sl) &&
+            atomic_compare_exchange_strong(&sl->state, &st, FREE))
+            atomic_fetch_sub(&sh->a->busy, 1);
     }
 }
 
 static bool claim(udb_ship *sh, unsigned *out)
 {
     unsigned start = (unsigned)sh->pid % UDB_SHIP_SLOTS;
+    atomic_fetch_add(&sh->a->busy, 1);   /* before the slot can be seen queued */
     for (unsigned k = 0; k < UDB_SHIP_SLOTS; k++) {
         unsigned i = (start + k) % UDB_SHIP_SLOTS;
         uint32_t st = FREE;
@@ -348,6 +373,7 @@ static bool claim(udb_ship *sh, unsigned *out)
             return true;
         }
     }
+    atomic_fetch_sub(&sh->a->busy, 1);
     return false;
 }
 
@@ -396,7 +422,10 @@ enum udb_ship_state udb__ship_wait(udb_ship *sh, unsigned i, uint64_t timeout_ns
 bool udb__ship_withdraw(udb_ship *sh, unsigned i)
 {
     uint32_t st = QUEUED;
-    return atomic_compare_exchange_strong(&sh->a->slots[i].state, &st, FREE);
+    if (!atomic_compare_exchange_strong(&sh->a->slots[i].state, &st, FREE))
+        return false;
+    atomic_fetch_sub(&sh->a->busy, 1);
+    return true;
 }
 
 const void *udb__ship_outcome(const udb_ship *sh, unsigned i, size_t *len, int *rc,
@@ -414,6 +443,7 @@ const void *udb__ship_outcome(const udb_ship *sh, unsigned i, size_t *len, int *
 void udb__ship_release(udb_ship *sh, unsigned i)
 {
     atomic_store(&sh->a->slots[i].state, FREE);
+    atomic_fetch_sub(&sh->a->busy, 1);
 }
 
 void udb__ship_count(udb_ship *sh, unsigned what)
@@ -430,9 +460,16 @@ void udb__ship_counts(const udb_ship *sh, uint64_t out[UDB_SHIP_NCOUNTS])
 unsigned udb__ship_queued(const udb_ship *sh)
 {
     unsigned n = 0;
+    if (!atomic_load(&sh->a->busy))
+        return 0;
     for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++)
         n += atomic_load(&sh->a->slots[i].state) == QUEUED;
     return n;
+}
+
+unsigned udb__ship_busy(const udb_ship *sh)
+{
+    return sh ? atomic_load(&sh->a->busy) : 0;
 }
 
 int udb__ship_leader(const udb_ship *sh)

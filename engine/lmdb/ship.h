@@ -60,9 +60,14 @@ void udb__ship_unlead(udb_ship *sh);
 /* Under the lead lock: wait up to ns for `want` slots to be queued (the
  * processes of the last batch, coming back with their next unit). */
 void udb__ship_gather(udb_ship *sh, unsigned want, uint64_t ns);
-/* The number of units (its own and shipped) the last leader ran in its batch. */
-unsigned udb__ship_last_batch(const udb_ship *sh);
-void udb__ship_set_last_batch(udb_ship *sh, unsigned n);
+/* Under the lead lock: how many units of other processes the last batch
+ * suggests will come back -- the ones shipped into it if this process ran
+ * it, else all of it but about as many as this process has queued now
+ * (`mine`: its units were shipped in, the last leader's will be). */
+unsigned udb__ship_expected(const udb_ship *sh, unsigned mine);
+/* Record this leader's batch: `mine` units of its own process and
+ * `shipped` that other processes queued. */
+void udb__ship_set_last_batch(udb_ship *sh, unsigned mine, unsigned shipped);
 
 enum udb_ship_taken { UDB_SHIP_NEW, UDB_SHIP_ORPHAN };
 /* Under the lead lock: take up to max slots -- every queued one (NEW) and
@@ -108,14 +113,17 @@ void udb__ship_release(udb_ship *sh, unsigned slot);
 /* What happened to shipped units, counted in the file (for tests and the
  * benchmark): run by a leader (RUN; FOREIGN: of another process than the
  * unit's); orphans found committed / run again by a new leader; bounced
- * back to their owner. */
+ * back to their owner; and the times a leader waited for units to be
+ * shipped (GATHER). */
 enum { UDB_SHIP_RUN, UDB_SHIP_FOREIGN, UDB_SHIP_EARLIER, UDB_SHIP_RERUN, UDB_SHIP_BOUNCE,
-       UDB_SHIP_NCOUNTS };
+       UDB_SHIP_GATHER, UDB_SHIP_NCOUNTS };
 void udb__ship_count(udb_ship *sh, unsigned what);
 void udb__ship_counts(const udb_ship *sh, uint64_t out[UDB_SHIP_NCOUNTS]);
 
 /* How many slots are queued now. */
 unsigned udb__ship_queued(const udb_ship *sh);
+/* How many slots are in use (not free): the scans above are skipped at 0. */
+unsigned udb__ship_busy(const udb_ship *sh);
 /* The pid of the process that holds the lead lock now (0: none). */
 int  udb__ship_leader(const udb_ship *sh);
 /* Does another process lead now? */
