@@ -249,6 +249,30 @@ test('decodeRecord with learnt shapes agrees with both decoders on mutated recor
   assert.ok(hits > rounds / 4, `${hits} of ${rounds} records decoded by a shape`);
 });
 
+// Where code cannot be made from strings (a page's Content-Security-Policy without
+// 'unsafe-eval' in Electron; node --disallow-code-generation-from-strings) decode.js makes no
+// shapes and strings without its generated function: the same values still.
+test('decode.js without code generation from strings: the same values, no shapes', () => {
+  const code = `const assert = require('node:assert/strict');
+    const u = require(${JSON.stringify(require.resolve('..'))});
+    const codec = require(${JSON.stringify(require.resolve('../decode'))});
+    const shapes = [];
+    const recs = [{ id: 1, ref: 'BK-0123456789abcdef', s: 'x'.repeat(32), t: 'é' },
+      { k: 'a', n: [1, 'two', { three: 3 }] }, { id: 1, ref: 'BK-0123456789abcdef', s: '', t: 'ü' }];
+    for (const r of recs) {
+      const b = Buffer.from(u.encode(r));
+      assert.deepStrictEqual(codec.decodeShaped(b, shapes), u.decode(b));
+      assert.deepStrictEqual(u.decodeJs(b), u.decode(b));
+    }
+    assert.equal(shapes.length, 0);
+    assert.equal(codec.shapedCount(), 0);
+    process.stdout.write('ok');`;
+  const r = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', '-e', code],
+    { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'ok');
+});
+
 test('keys encoded by decode.js are the bytes the C encoder makes, or left to it', () => {
   const codec = require('../decode');
   const buf = Buffer.alloc(1024);
