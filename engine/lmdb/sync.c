@@ -57,9 +57,11 @@
 #include "error.h"
 #include "sync.h"
 
-/* "udbsync1" was the layout before instance ids: a process of that version
- * and one of this never share the file (udb__sync_open refuses) */
-#define SYNC_MAGIC "udbsync3"
+/* Bumped whenever the layout changes ("udbsync1": before instance ids;
+ * "udbsync3": before the ship area counted slots in use): a process of an
+ * older layout and one of this never share the file (udb__sync_open
+ * refuses) */
+#define SYNC_MAGIC "udbsync4"
 #define SYNC_SIZE 4096
 
 /* byte ranges of the file used as locks (open-file-description locks) */
