@@ -709,6 +709,11 @@ typedef struct udb_results udb_results; /* every udb_result of one udb_exec() ca
  * committed.  Units over 8 KiB, or whose results would be, run in their
  * caller's process.  UDB_NOSHIP turns this off for an environment.
  *
+ * A unit of UDB_OP_INSERT_OR_GET ops only, each of whose keys is held
+ * already, writes nothing: on LMDB it is answered from a read snapshot,
+ * without a write transaction or a turn in a group commit, and returns once
+ * that snapshot is durable -- the results are those a write would give.
+ *
  * If an op fails, the whole unit is rolled back: nothing of it is written,
  * the later ops do not run, and udb_exec() returns that op's code;
  * udb_results_failed() gives its position and its udb_result says why (rc,

@@ -19,6 +19,7 @@
 #include "index.h"
 #include "mpack.h"
 #include "record.h"
+#include "unit.h"
 
 /* A record with all its index keys computed. */
 typedef struct prep {
@@ -621,6 +622,28 @@ int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type
 out:
     if (!rc && created)
         *created = !found;
+    prep_free(&p);
+    return rc;
+}
+
+int udb__insert_or_get_held(udb_val *out, bool *held, udb_txn *txn, const char *type,
+                            const char *index, const void *rec, size_t len)
+{
+    udb_type *t;
+    udb_index *ix = NULL;
+    *held = false;
+    int rc = udb__txn_type(&t, txn, type, false);
+    if (rc || (rc = unique_index(&ix, txn, t, index)))
+        return rc;
+    prep p;
+    prep_init(&p);
+    bool found = false;
+    udb_val existing, pk;
+    /* as udb_insert_or_get looks, up to its decision */
+    if (!(rc = parse_rec(&p.rec, txn, t, rec, len, false)) &&
+        !(rc = prepare_and_find(&existing, &pk, &found, &p, txn, t, ix)) && found)
+        rc = udb__out_record(out, txn, t, pk.data, pk.size, existing.data, existing.size);
+    *held = !rc && found;
     prep_free(&p);
     return rc;
 }

@@ -320,6 +320,31 @@ int udb__unit_run(udb_txn *txn, void *arg)
     return 0;
 }
 
+bool udb__unit_held(udb_txn *txn, udb_unit *u)
+{
+    udb_results *res = u->res;
+    for (size_t i = 0; i < u->n; i++)
+        if (u->ops[i].kind != UDB_OP_INSERT_OR_GET || u->ops[i].seq_field)
+            return false;
+    udb__arena_free(&res->arena);
+    results_clear(res, (size_t)-1);
+    bool held = true;
+    for (size_t i = 0; i < u->n && held; i++) {
+        const udb_op *op = &u->ops[i];
+        udb_val out = {NULL, 0};
+        bool h = false;
+        int rc = udb__insert_or_get_held(&out, &h, txn, op->type, op->index, op->rec.data,
+                                         op->rec.size);
+        held = !rc && h && out.data && !keep_val(&res->items[i].record, &res->arena, out);
+    }
+    if (!held) {
+        udb__arena_free(&res->arena);
+        results_clear(res, (size_t)-1);
+        return false;
+    }
+    u->failed = u->n;
+    return true;
+}
 
 const char *udb__unit_kind(unsigned kind)
 {

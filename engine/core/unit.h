@@ -40,6 +40,17 @@ void udb__unit_settle(udb_unit *u, int rc);
 /* udb_write's fn for a unit (ctx: the udb_unit): every op in order; the
  * first failure ends it. */
 int  udb__unit_run(udb_txn *txn, void *ctx);
+/* A unit of insert_or_get ops only, each of whose keys is held already in
+ * txn (a read-only snapshot): true, and u's results are what running it
+ * would give (each holder, created 0) -- the unit needs no write.  Otherwise
+ * false (another op, a key nobody holds, any error), and the results are
+ * empty again: the unit must run in a write transaction. */
+bool udb__unit_held(udb_txn *txn, udb_unit *u);
+/* ops.c: udb_insert_or_get's lookup without its insert.  *held: ix's key is
+ * held, and out is its holder (as udb_insert_or_get gives it).  Any error is
+ * the one udb_insert_or_get would give before its insert. */
+int  udb__insert_or_get_held(udb_val *out, bool *held, udb_txn *txn, const char *type,
+                             const char *index, const void *rec, size_t len);
 
 /* ---- as bytes (shipped between processes) ---- */
 

@@ -154,7 +154,10 @@ enum { UDB_SHIP_TEST_NO_RECORD = 1,
        UDB_SHIP_TEST_HOLD_UNITS = 4,
        /* unit records name no session (all share one id), as before
           session ids: a deleted sync.udb then lets units run twice */
-       UDB_SHIP_TEST_ONE_SESSION = 8 };
+       UDB_SHIP_TEST_ONE_SESSION = 8,
+       /* a unit of insert_or_get ops whose keys are all held runs in a write
+          transaction all the same (group.c: held_already) */
+       UDB_SHIP_TEST_NO_HELD = 16 };
 void udb__ship_set_test_flags(unsigned flags);
 unsigned udb__ship_test_flags(void);
 

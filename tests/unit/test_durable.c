@@ -162,9 +162,30 @@ static uint64_t ms_now(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* B's insert_or_get of A's key as a udb_exec unit: a key held already is
+ * answered from a read snapshot, without a write transaction (group.c). */
+static int exec_insert_or_get(udb_env *env, ins *a)
+{
+    unsigned char rec[64] = {0x81, 0xa4, 'n', 'a', 'm', 'e'};
+    size_t n = strlen(a->name);
+    rec[6] = (unsigned char)(0xa0 | n);
+    memcpy(rec + 7, a->name, n);
+    udb_op op = UDB_OP_INIT;
+    op.kind = UDB_OP_INSERT_OR_GET;
+    op.type = "pet";
+    op.rec = (udb_val){rec, 7 + n};
+    udb_results *res = NULL;
+    int rc = udb_exec(&res, env, &op, 1);
+    const udb_result *r = res ? udb_result_at(res, 0) : NULL;
+    a->created = r ? r->created : -1;
+    udb_results_free(res);
+    return rc;
+}
+
 /* Run the scenario; returns true if B's insert_or_get returned while A's
- * commit (which B read) was not durable.  test_flags go to B. */
-static bool b_acknowledged_early(tu *t, unsigned test_flags, int *b_created)
+ * commit (which B read) was not durable.  test_flags go to B; exec: B's
+ * insert_or_get is a udb_exec unit (else a udb_write callback's). */
+static bool b_acknowledged_early(tu *t, unsigned test_flags, bool exec, int *b_created)
 {
     int go[2], hold[2], done[2];
     if (!CHECK(pipe(go) == 0 && pipe(hold) == 0 && pipe(done) == 0))
@@ -180,7 +201,7 @@ static bool b_acknowledged_early(tu *t, unsigned test_flags, int *b_created)
             _exit(3);
         udb__sync_set_test_flags(test_flags);
         ins a = {"shared", 0, 0, false};
-        int rc = udb_write(env, insert_fn, &a);
+        int rc = exec ? exec_insert_or_get(env, &a) : udb_write(env, insert_fn, &a);
         char out[2] = {(char)(rc == 0 ? 'k' : 'e'), (char)('0' + a.created)};
         if (write(done[1], out, 2) != 2)
             _exit(4);
@@ -232,7 +253,7 @@ static void t_read_term_waits_for_other_process(tu *t)
     if (!setup(t))
         return;
     int created = -1;
-    CHECK(!b_acknowledged_early(t, 0, &created));
+    CHECK(!b_acknowledged_early(t, 0, false, &created));
     CHECK(created == 0);
 }
 
@@ -242,7 +263,29 @@ static void t_control_no_read_term_is_caught(tu *t)
     if (!setup(t))
         return;
     int created = -1;
-    CHECK(b_acknowledged_early(t, UDB_SYNC_TEST_NO_READ_TERM, &created));
+    CHECK(b_acknowledged_early(t, UDB_SYNC_TEST_NO_READ_TERM, false, &created));
+    CHECK(created == 0);
+}
+
+/* The same through udb_exec, whose unit of held keys is answered from a read
+ * snapshot without a write transaction: that answer too waits for A's
+ * commit to be durable. */
+static void t_held_unit_waits_for_other_process(tu *t)
+{
+    if (!setup(t))
+        return;
+    int created = -1;
+    CHECK(!b_acknowledged_early(t, 0, true, &created));
+    CHECK(created == 0);
+}
+
+/* Negative control: with the read term ignored, the held answer returns at once. */
+static void t_control_held_no_read_term_is_caught(tu *t)
+{
+    if (!setup(t))
+        return;
+    int created = -1;
+    CHECK(b_acknowledged_early(t, UDB_SYNC_TEST_NO_READ_TERM, true, &created));
     CHECK(created == 0);
 }
 
@@ -455,6 +498,8 @@ static void t_nosync_neighbour_does_not_fake_durability(tu *t)
 
 TU_MAIN(TU_CASE(t_lone_writer_acknowledged_when_durable), TU_CASE(t_control_no_wait_is_caught),
         TU_CASE(t_read_term_waits_for_other_process), TU_CASE(t_control_no_read_term_is_caught),
+        TU_CASE(t_held_unit_waits_for_other_process),
+        TU_CASE(t_control_held_no_read_term_is_caught),
         TU_CASE(t_failed_flush_poisons_every_process), TU_CASE(t_concurrent_acks_are_durable),
         TU_CASE(t_control_concurrent_no_wait_is_caught),
         TU_CASE(t_nosync_neighbour_does_not_fake_durability))

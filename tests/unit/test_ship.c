@@ -260,7 +260,8 @@ static bool big_record_check(int rc, const udb_results *res, udb_env *env)
 }
 
 /* Two insert_or_get of an existing 12 KB record: a response of ~24 KB does
- * not fit a slot; the unit comes back unrun and its owner runs it. */
+ * not fit a slot; the unit comes back unrun and its owner runs it.  (Held
+ * keys are answered without a write or a slot: the test makes it ship.) */
 static void ship_big_response_bounces(tu *t)
 {
     tu_setup(t, SCHEMA);
@@ -276,7 +277,9 @@ static void ship_big_response_bounces(tu *t)
         ops[i].index = "email";
     }
     uint64_t c[UDB_SHIP_NCOUNTS] = {0};
+    udb__ship_set_test_flags(UDB_SHIP_TEST_NO_HELD);
     pair(t, ops, 2, big_record_check, true, c);
+    udb__ship_set_test_flags(0);
     CHECK(c[UDB_SHIP_BOUNCE] == 1);
 }
 
@@ -419,6 +422,64 @@ static void ship_alone_does_not_gather(tu *t)
     CHECK(udb__ship_busy(udb__env_ship(t->env)) == 0);   /* no slot was used */
 }
 
+/* A child's insert_or_get of a key held already, while this process leads:
+ * true if it returned within ms (answered from a read snapshot, no slot
+ * queued), false if it waited -- queued for our batch, which never comes
+ * until we let go.  test_flags go to the child. */
+static bool held_answered_while_led(tu *t, unsigned test_flags, int ms)
+{
+    tu_setup(t, SCHEMA);
+    udb_txn *w = tu_w(t);
+    CHECK_OK(tu_ins(NULL, w, "item", mp("{s:U, s:s}", "id", 1ull, "email", "a@x")));
+    tu_commit(w);
+    udb_op op = insert_op(mp("{s:U, s:s}", "id", 2ull, "email", "a@x"));
+    op.kind = UDB_OP_INSERT_OR_GET;
+    op.index = "email";
+    udb_ship *ship = udb__env_ship(t->env);
+    udb_env *env;
+    pid_t pid = lead_then_fork(t, &env);
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        /* a queued unit is never taken back (the lead is held without a
+           write transaction, as a stopped leader's would be) */
+        udb__ship_set_test_flags(test_flags | UDB_SHIP_TEST_NO_BOUND);
+        udb_results *res;
+        int rc = udb_exec(&res, env, &op, 1);
+        const udb_result *r = udb_result_at(res, 0);
+        bool ok = !rc && r && r->created == 0 && tu_fu(r->record, "id") == 1;
+        udb_results_free(res);
+        udb_close(env);
+        _exit(ok ? 0 : 1);
+    }
+    int st = -1;
+    pid_t got = 0;
+    for (int i = 0; i < ms && (got = waitpid(pid, &st, WNOHANG)) == 0; i++)
+        sup_sleep_us(1000);
+    unsigned queued = udb__ship_queued(ship);
+    udb__ship_unlead(ship);
+    if (got != pid)
+        CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);   /* either way: the holder, created 0 */
+    printf("  the held key's answer %s while another process led (%u queued)\n",
+           got == pid ? "came" : "waited", queued);
+    return got == pid && queued == 0;
+}
+
+/* A unit of held keys writes nothing: it needs no commit, so it is neither
+ * queued for another process's batch nor waits for one. */
+static void ship_held_key_not_shipped(tu *t)
+{
+    CHECK(held_answered_while_led(t, 0, 5000));
+}
+
+/* Negative control: run as a write, the same unit is queued and waits. */
+static void ship_control_held_key_shipped(tu *t)
+{
+    CHECK(!held_answered_while_led(t, UDB_SHIP_TEST_NO_HELD, 1000));
+}
+
 TU_MAIN(TU_CASE(ship_many_processes), TU_CASE(ship_inflight_joins_leader),
+        TU_CASE(ship_held_key_not_shipped), TU_CASE(ship_control_held_key_shipped),
         TU_CASE(ship_alone_does_not_gather), TU_CASE(ship_failure_travels),
         TU_CASE(ship_big_response_bounces), TU_CASE(ship_big_unit_not_queued))
