@@ -595,56 +595,53 @@ static int insert_or_find(udb_val *out, bool *found, udb_txn *txn, const udb_typ
                     "run the transaction again", t->name);
 }
 
-int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type,
-                      const char *index, const void *rec, size_t len)
+/* insert_or_get up to its decision -- *found: ix's key is held, out its
+ * holder -- and, with `insert`, the insert of a key nobody holds. */
+static int insert_or_get(udb_val *out, bool *found, udb_txn *txn, const char *type,
+                         const char *index, const void *rec, size_t len, bool insert)
 {
     udb_type *t;
     udb_index *ix = NULL;
-    int rc = udb__txn_type(&t, txn, type, true);
+    *found = false;
+    int rc = udb__txn_type(&t, txn, type, insert);
     if (rc || (rc = unique_index(&ix, txn, t, index)))
         return rc;
     prep p;
     prep_init(&p);
-    bool found = false;
     udb_val existing, pk;
     if ((rc = parse_rec(&p.rec, txn, t, rec, len, false)))
         goto out;
-    if (udb__txn_backend(txn)->store_new) {
-        rc = insert_or_find(out, &found, txn, t, ix, &p);
+    if (insert && udb__txn_backend(txn)->store_new) {
+        rc = insert_or_find(out, found, txn, t, ix, &p);
         goto out;
     }
-    if ((rc = prepare_and_find(&existing, &pk, &found, &p, txn, t, ix)))
+    if ((rc = prepare_and_find(&existing, &pk, found, &p, txn, t, ix)))
         goto out;
-    if (found)
+    if (*found)
         rc = udb__out_record(out, txn, t, pk.data, pk.size, existing.data, existing.size);
-    else
+    else if (insert)
         rc = check_and_write(out, txn, t, &p);
 out:
+    prep_free(&p);
+    return rc;
+}
+
+int udb_insert_or_get(udb_val *out, int *created, udb_txn *txn, const char *type,
+                      const char *index, const void *rec, size_t len)
+{
+    bool found;
+    int rc = insert_or_get(out, &found, txn, type, index, rec, len, true);
     if (!rc && created)
         *created = !found;
-    prep_free(&p);
     return rc;
 }
 
 int udb__insert_or_get_held(udb_val *out, bool *held, udb_txn *txn, const char *type,
                             const char *index, const void *rec, size_t len)
 {
-    udb_type *t;
-    udb_index *ix = NULL;
-    *held = false;
-    int rc = udb__txn_type(&t, txn, type, false);
-    if (rc || (rc = unique_index(&ix, txn, t, index)))
-        return rc;
-    prep p;
-    prep_init(&p);
-    bool found = false;
-    udb_val existing, pk;
-    /* as udb_insert_or_get looks, up to its decision */
-    if (!(rc = parse_rec(&p.rec, txn, t, rec, len, false)) &&
-        !(rc = prepare_and_find(&existing, &pk, &found, &p, txn, t, ix)) && found)
-        rc = udb__out_record(out, txn, t, pk.data, pk.size, existing.data, existing.size);
-    *held = !rc && found;
-    prep_free(&p);
+    int rc = insert_or_get(out, held, txn, type, index, rec, len, false);
+    if (rc)
+        *held = false;
     return rc;
 }
 

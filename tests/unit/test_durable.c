@@ -246,25 +246,28 @@ out:
     return early;
 }
 
-/* B's insert_or_get finds the record A committed but has not flushed: B
- * wrote nothing, yet must not return before A's commit is durable. */
-static void t_read_term_waits_for_other_process(tu *t)
+/* The scenario, B getting A's record (created 0) and returning early or not
+ * as `early` says. */
+static void b_case(tu *t, unsigned test_flags, bool exec, bool early)
 {
     if (!setup(t))
         return;
     int created = -1;
-    CHECK(!b_acknowledged_early(t, 0, false, &created));
+    CHECK(b_acknowledged_early(t, test_flags, exec, &created) == early);
     CHECK(created == 0);
+}
+
+/* B's insert_or_get finds the record A committed but has not flushed: B
+ * wrote nothing, yet must not return before A's commit is durable. */
+static void t_read_term_waits_for_other_process(tu *t)
+{
+    b_case(t, 0, false, false);
 }
 
 /* Negative control: with the read term ignored, B returns at once. */
 static void t_control_no_read_term_is_caught(tu *t)
 {
-    if (!setup(t))
-        return;
-    int created = -1;
-    CHECK(b_acknowledged_early(t, UDB_SYNC_TEST_NO_READ_TERM, false, &created));
-    CHECK(created == 0);
+    b_case(t, UDB_SYNC_TEST_NO_READ_TERM, false, true);
 }
 
 /* The same through udb_exec, whose unit of held keys is answered from a read
@@ -272,21 +275,13 @@ static void t_control_no_read_term_is_caught(tu *t)
  * commit to be durable. */
 static void t_held_unit_waits_for_other_process(tu *t)
 {
-    if (!setup(t))
-        return;
-    int created = -1;
-    CHECK(!b_acknowledged_early(t, 0, true, &created));
-    CHECK(created == 0);
+    b_case(t, 0, true, false);
 }
 
 /* Negative control: with the read term ignored, the held answer returns at once. */
 static void t_control_held_no_read_term_is_caught(tu *t)
 {
-    if (!setup(t))
-        return;
-    int created = -1;
-    CHECK(b_acknowledged_early(t, UDB_SYNC_TEST_NO_READ_TERM, true, &created));
-    CHECK(created == 0);
+    b_case(t, UDB_SYNC_TEST_NO_READ_TERM, true, true);
 }
 
 /* ---- a failed flush ---- */

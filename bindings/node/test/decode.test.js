@@ -112,14 +112,18 @@ test('decode.js refuses what the C decoder refuses, with the same error', () => 
 // flipped, cut short or extended, and random bytes, through both decoders: the same value or
 // the same error.  (convert.c's decoder has libFuzzer coverage through fuzz/; this holds
 // decode.js to it.)
-test('decode.js and the C decoder agree on mutated and random bytes', () => {
-  let seed = 0x2545f491;
-  const rnd = (n) => {
+// A seeded xorshift: rnd(n) is in [0, n).
+function seeded(seed) {
+  return (n) => {
     seed ^= seed << 13;
     seed ^= seed >>> 17;
     seed ^= seed << 5;
     return (seed >>> 0) % n;
   };
+}
+
+test('decode.js and the C decoder agree on mutated and random bytes', () => {
+  const rnd = seeded(0x2545f491);
   const inputs = values.filter((v) => !(typeof v === 'string' && v.length > 1000) &&
     !(v && v.length > 1000)).map((v) => uniqdb.encode(v));
   const outcome = (fn, bytes) => {
@@ -157,13 +161,7 @@ test('decode.js and the C decoder agree on mutated and random bytes', () => {
 // the same value or the same error, and a good share of them decoded by a shape.
 test('decodeRecord with learnt shapes agrees with both decoders on mutated records', () => {
   const codec = require('../decode');
-  let seed = 0x9e3779b9;
-  const rnd = (n) => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
+  const rnd = seeded(0x9e3779b9);
   const small = values.filter((v) => !(typeof v === 'string' && v.length > 1000) &&
     !(v && v.length > 1000) && !(Buffer.isBuffer(v) && v.length > 1000));
   const pick = () => small[rnd(small.length)];
