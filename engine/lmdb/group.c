@@ -712,8 +712,9 @@ int udb__lmdb_write(udb_env *env, udb_write_fn fn, void *ctx)
 /* A unit whose every op is an insert_or_get of a key held already writes
  * nothing: its answer is the holders, read in a snapshot and acknowledged
  * once that snapshot is durable -- as a write transaction that wrote nothing
- * is.  It then takes no part in a commit (nor is it shipped): half of W4's
- * units, every key being tried twice.  true: *rc is the unit's outcome. */
+ * is.  It then takes no part in a commit (nor is it shipped): where keys are
+ * asked for again, as in the Node.js binding's W4, about half the units.
+ * true: *rc is the unit's outcome. */
 static bool held_already(int *rc, udb_env *env, udb_unit *u)
 {
     for (size_t i = 0; i < u->n; i++)
