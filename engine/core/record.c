@@ -25,9 +25,7 @@ void udb__rec_init(udb_rec *r)
 void udb__rec_free(udb_rec *r)
 {
     msgpack_unpacked_destroy(&r->up);
-    free(r->vals);
-    free(r->set);
-    free(r->extra);
+    free(r->vals);   /* set and extra are in its block */
     memset(r, 0, sizeof *r);
 }
 
@@ -170,11 +168,15 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
                         udb__mp_typename(m));
         return UDB_EBADRECORD;
     }
-    r->vals = calloc(t->nfields, sizeof *r->vals);
-    r->set = calloc(t->nfields, sizeof *r->set);
-    r->extra = calloc(m->via.map.size + 1, sizeof *r->extra);
-    if (!r->vals || !r->set || !r->extra)
+    /* one block: vals, then extra, then set (pointers first: aligned) */
+    size_t nx = (size_t)m->via.map.size + 1;
+    void *block = calloc(1, t->nfields * sizeof *r->vals + nx * sizeof *r->extra +
+                                t->nfields * sizeof *r->set);
+    if (!block)
         return UDB_ENOMEM;
+    r->vals = block;
+    r->extra = (const msgpack_object_kv **)(r->vals + t->nfields);
+    r->set = (bool *)(r->extra + nx);
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object_kv *kv = &m->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR) {

@@ -18,7 +18,7 @@
  * (types with "extra": true) are kept in input order. */
 typedef struct udb_rec {
     msgpack_unpacked up;       /* owns the objects */
-    const msgpack_object **vals;
+    const msgpack_object **vals;   /* one allocation with set and extra */
     bool *set;
     size_t nextra;
     const msgpack_object_kv **extra;
