@@ -13,6 +13,7 @@
 
 #include <msgpack.h>
 
+#include "env.h"
 #include "support.h"
 #include "testutil.h"
 
@@ -473,7 +474,54 @@ static void t_threads_share_commits(tu *t)
         CHECK(w[i].fails == 0);
 }
 
+static uint64_t last_txnid(udb_env *env)
+{
+    uint64_t id = 0;
+    CHECK_OK(udb__env_last_txnid(&id, env));
+    return id;
+}
+
+/* A unit of insert_or_get ops whose keys are all held (answered from a
+ * read snapshot: test_ship's ship_held_key_not_shipped shows that path is
+ * taken): the holders come back, created 0.  One key nobody holds and the
+ * unit is a write as before, the held op's result the same.  On a database
+ * opened with UDB_RDONLY_ENV the unit is refused as a write is, held keys
+ * or not (fails with the snapshot's answer given there). */
+static void t_held_keys_commit_nothing(tu *t)
+{
+    if (!tu_setup(t, SCHEMA))
+        return;
+    udb_op a = rec_op(UDB_OP_INSERT, "acct", mp("{s:s, s:s}", "id", "a", "email", "a@x"));
+    const udb_results *res;
+    CHECK_OK(run(&res, t, &a, 1));
+    udb_op ops[2] = {
+        rec_op(UDB_OP_INSERT_OR_GET, "acct", mp("{s:s, s:s}", "id", "b", "email", "a@x")),
+        rec_op(UDB_OP_INSERT_OR_GET, "acct", mp("{s:s, s:s}", "id", "a", "email", "z@x"))};
+    ops[0].index = "email";
+    uint64_t before = last_txnid(t->env);
+    CHECK_OK(run(&res, t, ops, 2));
+    for (size_t i = 0; i < 2; i++) {
+        CHECK(at(res, i)->rc == 0 && at(res, i)->created == 0);
+        CHECK_STR(tu_render(at(res, i)->record), "{\"id\":\"a\",\"email\":\"a@x\"}");
+    }
+    ops[1].rec = mp("{s:s, s:s}", "id", "n", "email", "n@x");   /* nobody holds "n" */
+    CHECK_OK(run(&res, t, ops, 2));
+    CHECK(last_txnid(t->env) == before + 1);   /* "n" was written */
+    CHECK(at(res, 0)->created == 0 && at(res, 1)->created == 1);
+    CHECK_STR(tu_render(at(res, 0)->record), "{\"id\":\"a\",\"email\":\"a@x\"}");
+    run_done();
+    udb_close(t->env);
+    udb_options ro = UDB_OPTIONS_INIT;
+    ro.flags = UDB_RDONLY_ENV;
+    t->env = NULL;
+    if (!CHECK_OK(udb_open(&t->env, t->path, &ro)))
+        return;
+    CHECK_RC(run(&res, t, ops, 1), UDB_EREADONLY);
+    run_done();
+}
+
 TU_MAIN(TU_CASE(t_every_kind_in_one_unit), TU_CASE(t_a_failing_op_writes_nothing),
         TU_CASE(t_bad_arguments_run_nothing), TU_CASE(t_results_outlive_the_environment),
         TU_CASE(t_a_thread_holding_a_txn_is_refused),
-        TU_CASE(t_a_rerun_after_growth_starts_afresh), TU_CASE(t_threads_share_commits))
+        TU_CASE(t_a_rerun_after_growth_starts_afresh), TU_CASE(t_threads_share_commits),
+        TU_CASE(t_held_keys_commit_nothing))
