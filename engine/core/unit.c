@@ -320,12 +320,19 @@ int udb__unit_run(udb_txn *txn, void *arg)
     return 0;
 }
 
-bool udb__unit_held(udb_txn *txn, udb_unit *u)
+bool udb__unit_may_be_held(const udb_unit *u)
 {
-    udb_results *res = u->res;
     for (size_t i = 0; i < u->n; i++)
         if (u->ops[i].kind != UDB_OP_INSERT_OR_GET || u->ops[i].seq_field)
             return false;
+    return true;
+}
+
+bool udb__unit_held(udb_txn *txn, udb_unit *u)
+{
+    udb_results *res = u->res;
+    if (!udb__unit_may_be_held(u))
+        return false;
     udb__arena_free(&res->arena);
     results_clear(res, (size_t)-1);
     bool held = true;

@@ -40,6 +40,9 @@ void udb__unit_settle(udb_unit *u, int rc);
 /* udb_write's fn for a unit (ctx: the udb_unit): every op in order; the
  * first failure ends it. */
 int  udb__unit_run(udb_txn *txn, void *ctx);
+/* Is u made of insert_or_get ops only (no fed values): a unit whose answer
+ * may be read without writing, if its keys are held (udb__unit_held)? */
+bool udb__unit_may_be_held(const udb_unit *u);
 /* A unit of insert_or_get ops only, each of whose keys is held already in
  * txn (a read-only snapshot): true, and u's results are what running it
  * would give (each holder, created 0) -- the unit needs no write.  Otherwise

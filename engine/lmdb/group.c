@@ -454,6 +454,12 @@ static int lead_batch(udb_env *env, udb_ship *ship, batch *b)
     return rc;
 }
 
+/* env's shipping, NULL when this environment does not ship (UDB_NOSHIP). */
+static udb_ship *ship_of(const udb_env *env)
+{
+    return (env->flags & UDB_NOSHIP) ? NULL : env->ship;
+}
+
 /* Will a batch commit soon -- its flush covering ours -- because units are
  * queued, or a leader is at work?  (Then waiting for it beats flushing.) */
 static bool others_coming(const udb_ship *ship)
@@ -579,7 +585,7 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
        commit only this process's units.  Every process's units then share
        the leader's commit and its flush (8 processes with 16 units in flight
        each: batches of about 50 units instead of about 10). */
-    udb_ship *ship = (env->flags & UDB_NOSHIP) ? NULL : env->ship;
+    udb_ship *ship = ship_of(env);
     bool tried = unit && udb__ship_other_leads(ship);
     if (tried) {
         int rc;
@@ -717,9 +723,8 @@ int udb__lmdb_write(udb_env *env, udb_write_fn fn, void *ctx)
  * true: *rc is the unit's outcome. */
 static bool held_already(int *rc, udb_env *env, udb_unit *u)
 {
-    for (size_t i = 0; i < u->n; i++)
-        if (u->ops[i].kind != UDB_OP_INSERT_OR_GET)
-            return false;
+    if (!udb__unit_may_be_held(u))
+        return false;   /* before any transaction: most units are writes */
     udb_txn *r;
     /* a database opened read-only refuses the unit as a write would */
     if (udb__env_refuse_write(env) || udb__txn_begin_raw(&r, env, UDB_RDONLY, NULL))
@@ -731,7 +736,7 @@ static bool held_already(int *rc, udb_env *env, udb_unit *u)
         return false;
     /* what a write transaction beginning after snap, writing nothing, waits for */
     uint64_t target = udb__sync_target(env->sync, snap + 1, 0);
-    udb_ship *ship = (env->flags & UDB_NOSHIP) ? NULL : env->ship;
+    udb_ship *ship = ship_of(env);
     *rc = udb__txn_ack(env, target, others_coming(ship));
     return true;
 }

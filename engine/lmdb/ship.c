@@ -180,7 +180,9 @@ void udb__ship_unlead(udb_ship *sh)
        slot): waking them all would have each try the lock, ~100 wakeups a
        batch with 8 processes of 16 units in flight.  An owner that does not
        wake still looks every few milliseconds (udb__ship_wait's caller). */
-    for (unsigned i = 0; i < UDB_SHIP_SLOTS && atomic_load(&sh->a->busy) != 0; i++) {
+    if (!atomic_load(&sh->a->busy))
+        return;
+    for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++) {
         slot *sl = &sh->a->slots[i];
         if (atomic_load(&sl->state) == QUEUED) {
             wake_slot(sl);
