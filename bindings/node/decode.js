@@ -95,24 +95,23 @@ function asciiKey(start, n) {
 }
 
 // A str body of n bytes at pos: a string, or a RawString when not UTF-8.  key: a map's key.
+// Are the bytes src[start, stop) all ASCII?
+function allAscii(start, stop) {
+  let i = start;
+  while (i < stop && src[i] < 0x80) i++;
+  return i === stop;
+}
+
 function str(n, key) {
   const start = pos;
   const stop = pos + n;
   if (stop > end) throw malformed();
   pos = stop;
-  if (n <= 32) {
-    if (key && n <= 16) {
-      let i = start;
-      while (i < stop && src[i] < 0x80) i++;
-      if (i === stop) return asciiKey(start, n);
-    } else {
-      const s = ascii(src, start, n);
-      if (s !== undefined) return s;
-    }
-  } else {
-    let i = start;
-    while (i < stop && src[i] < 0x80) i++;
-    if (i === stop) return src.latin1Slice(start, stop);
+  if (n <= 32 && !(key && n <= 16)) {
+    const s = ascii(src, start, n);
+    if (s !== undefined) return s;
+  } else if (allAscii(start, stop)) {
+    return n <= 32 ? asciiKey(start, n) : src.latin1Slice(start, stop);
   }
   const bytes = src.subarray(start, stop);
   if (isUtf8(bytes)) return src.utf8Slice(start, stop);
@@ -383,11 +382,12 @@ function decodeRecord(buf, dv, len, shapes) {
   return v;
 }
 
-/** The value in a whole Buffer or Uint8Array (tests, tools). */
-function decode(bytes) {
+/** The value in a whole Buffer or Uint8Array (tests, tools); with shapes, through decodeRecord. */
+function decode(bytes, shapes) {
   const buf = Buffer.isBuffer(bytes) ? bytes
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return decodeFrom(buf, new DataView(buf.buffer, buf.byteOffset, buf.byteLength), buf.length);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return shapes ? decodeRecord(buf, dv, buf.length, shapes) : decodeFrom(buf, dv, buf.length);
 }
 
 // ---- keys: JS -> msgpack for get and find, the common values only ----
@@ -504,13 +504,6 @@ function init(rawStringClass) {
   RawString = rawStringClass;
 }
 
-/** decode with shapes (tests: the differential fuzz of decodeRecord). */
-function decodeShaped(bytes, shapes) {
-  const buf = Buffer.isBuffer(bytes) ? bytes
-    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return decodeRecord(buf, new DataView(buf.buffer, buf.byteOffset, buf.byteLength), buf.length,
-    shapes);
-}
-
-module.exports = { init, decode, decodeFrom, decodeRecord, decodeShaped, encodeKey,
+// decodeShaped: decode with shapes (tests: the differential fuzz of decodeRecord)
+module.exports = { init, decode, decodeFrom, decodeRecord, decodeShaped: decode, encodeKey,
   encodeValues, shapedCount: () => shaped };
