@@ -72,12 +72,13 @@ function mix64(x) {
 const STATUSES = ['pending', 'confirmed', 'cancelled', 'completed'];
 const NPSY = 997;
 const pad = (n, w) => String(n).padStart(w, '0');
+const refOf = (i) => `BK-${mix64(BigInt(i)).toString(16).padStart(16, '0')}`;
 function booking(i, nusers) {
   const b = BigInt(i);
   const s = Math.floor(i / NPSY);
   return {
     id: i + 1,
-    ref: `BK-${mix64(b).toString(16).padStart(16, '0')}`,
+    ref: refOf(i),
     psychologist: `psy-${pad(i % NPSY, 4)}`,
     slot: `d${pad(Math.floor(s / 12) % 1000000, 6)} ${pad(8 + (s % 12), 2)}:00`,
     status: STATUSES[Number(mix64(b ^ 0x9e3779b97f4a7c15n) >> 62n)],
@@ -351,7 +352,12 @@ async function w2(engine, dir) {
   const e = engines[engine].openW2(dir);
   await e.load(recs);
   const which = Array.from({ length: LOOKUPS }, (_, i) => lookupOf(i, RECORDS));
-  const keys = which.map((i) => recs[i].ref);
+  // Each lookup's key made anew, in lookup order, as uniqdb-bench makes each batch's keys
+  // (bench_gen into one array) before it times them: the keys of recs[] would instead be
+  // strings scattered over the heap in load order, and reading them at random costs cache
+  // misses the C figure does not have (8 alternating passes in one process, 2026-12-07: a
+  // median of 270k lookups/s with those keys, 304k with these).
+  const keys = which.map(refOf);
   const ids = which.map((i) => i + 1);
   let bad = 0;
   let t0 = process.hrtime.bigint();
