@@ -86,7 +86,8 @@ struct udb_backend {
      * store): store a new record as store does, unless one of its unique keys
      * is taken, which the backend's own unique indexes find without the
      * core's probes (PostgreSQL's INSERT ... ON CONFLICT DO NOTHING: no read
-     * before the write).  0: stored; UDB_BE_TAKEN: a key is taken and
+     * before the write; LMDB's MDB_NOOVERWRITE puts: one tree search per
+     * key, not two).  0: stored; UDB_BE_TAKEN: a key is taken and
      * nothing was written, no detail (the core finds it with fetch and
      * holder, as it would have before); else as store (UDB_ECONFLICT then
      * comes with the detail).  reads: a unique index whose holder the caller
@@ -95,6 +96,10 @@ struct udb_backend {
      * own serialization failure (UDB_ERETRY), not a conflict to report. */
     int (*store_new)(udb_txn *txn, const udb_type *t, const void *record, size_t len,
                      const udb_entries *e, const udb_index *reads);
+    /* With store_new: insert_or_get still reads its index's holder before
+     * it inserts (a read costs no other writer anything here, and a held
+     * key then writes nothing); without, it inserts first. */
+    bool lookup_first;
     /* Delete the record stored under primary key pk (fetched in this
      * transaction: its entries are old), and its index entries. */
     int (*remove)(udb_txn *txn, const udb_type *t, const void *pk, size_t pklen,

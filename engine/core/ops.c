@@ -611,7 +611,8 @@ static int insert_or_get(udb_val *out, bool *found, udb_txn *txn, const char *ty
     udb_val existing, pk;
     if ((rc = parse_rec(&p.rec, txn, t, rec, len, false)))
         goto out;
-    if (insert && udb__txn_backend(txn)->store_new) {
+    const udb_backend *be = udb__txn_backend(txn);
+    if (insert && be->store_new && !be->lookup_first) {
         rc = insert_or_find(out, found, txn, t, ix, &p);
         goto out;
     }

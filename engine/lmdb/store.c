@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "index.h"
 #include "layout.h"
 #include "longkey.h"
 #include "seq.h"
@@ -86,6 +87,71 @@ static int lmdb_store(udb_txn *txn, const udb_type *t, const void *record, size_
     return rc;
 }
 
+/* Is index i of t one whose taken key is a conflict for e (a unique index
+ * e is in, not exempt by a NULL)?  Its entry is then put with
+ * MDB_NOOVERWRITE; every other entry's key ends with the primary key. */
+static bool guarded(const udb_type *t, const udb_entries *e, size_t i)
+{
+    const udb_index *ix = &t->idx[i];
+    return e->applies[i] && ix->unique && !udb__idx_exempt(ix, e->vals);
+}
+
+/* Delete the guarded entries of e in indexes 1 .. upto-1 (put by
+ * lmdb_store_new before a taken key stopped it). */
+static int unput(udb_txn *txn, const udb_type *t, const udb_entries *e, size_t upto)
+{
+    int rc = 0;
+    for (size_t i = 1; i < upto && !rc; i++)
+        if (guarded(t, e, i))
+            rc = del(txn, dbi(txn, &t->idx[i]), entry(e, i));
+    return rc;
+}
+
+/* A new record, its taken keys found by the puts themselves: each unique
+ * index's entry is put with MDB_NOOVERWRITE, which searches the tree once
+ * where a probe then a put would search it twice.  The unique entries go
+ * first (a conflict on one, the common case, is found before anything else
+ * is written), then the record (its primary key may be taken), then the
+ * other entries.  A taken key deletes what this call put and returns
+ * UDB_BE_TAKEN: the transaction holds what it held, and the core finds who
+ * holds what.  reads: only PostgreSQL's snapshots need it. */
+static int lmdb_store_new(udb_txn *txn, const udb_type *t, const void *record, size_t len,
+                          const udb_entries *e, const udb_index *reads)
+{
+    (void)reads;
+    MDB_txn *mt = udb__txn_mdb(txn);
+    MDB_val pk = entry(e, 0);
+    size_t i;
+    int rc = 0;
+    for (i = 1; i < t->nidx && !rc; i++) {
+        if (!guarded(t, e, i))
+            continue;
+        MDB_val k = entry(e, i), v = pk;
+        rc = udb__lk_put(mt, dbi(txn, &t->idx[i]), &k, &v, MDB_NOOVERWRITE);
+    }
+    if (!rc) {
+        MDB_val v = {len, (void *)record};
+        rc = udb__lk_put(mt, dbi(txn, &t->idx[0]), &pk, &v, MDB_NOOVERWRITE);
+        i = t->nidx + 1; /* every guarded entry is in */
+    }
+    if (rc == MDB_KEYEXIST) {
+        /* the index put last (i - 1) is the taken one: not ours to delete */
+        rc = unput(txn, t, e, i - 1);
+        return rc ? rc : UDB_BE_TAKEN;
+    }
+    if (rc)
+        return udb__mdb_err(txn, rc, "writing");
+    for (i = 1; i < t->nidx && !rc; i++) {
+        if (!e->applies[i] || guarded(t, e, i))
+            continue;
+        MDB_val v = {0, (void *)""};
+        if (t->idx[i].unique)
+            v = pk;
+        rc = put(txn, dbi(txn, &t->idx[i]), entry(e, i), v, 0);
+    }
+    return rc;
+}
+
 static int lmdb_remove(udb_txn *txn, const udb_type *t, const void *pk, size_t pklen,
                        const udb_entries *old)
 {
@@ -150,6 +216,8 @@ const udb_backend udb__lmdb_backend = {
     .fetch = lmdb_fetch,
     .holder = lmdb_holder,
     .store = lmdb_store,
+    .store_new = lmdb_store_new,
+    .lookup_first = true,
     .remove = lmdb_remove,
     .count = lmdb_count,
     .each = lmdb_each,
