@@ -42,9 +42,7 @@ static void prep_free(prep *p)
 {
     udb__rec_free(&p->rec);
     udb__buf_free(&p->keys);
-    free(p->off);
-    free(p->len);
-    free(p->applies);
+    free(p->off);   /* off, len and applies: one allocation */
 }
 
 static udb_val keyval(const prep *p, size_t i)
@@ -120,13 +118,13 @@ static int prep_keys(prep *p, udb_txn *txn, const udb_type *t, bool assign_auto)
     }
     if (!p->off) {
         p->nidx = t->nidx;
-        p->off = calloc(t->nidx, sizeof *p->off);
-        p->len = calloc(t->nidx, sizeof *p->len);
-        p->applies = calloc(t->nidx, sizeof *p->applies);
-        if (!p->off || !p->len || !p->applies)
+        if (!(p->off = calloc(t->nidx, 2 * sizeof *p->off + sizeof *p->applies)))
             return udb__err(txn, UDB_ENOMEM, "out of memory");
+        p->len = p->off + t->nidx;
+        p->applies = (bool *)(p->len + t->nidx);
     }
     p->keys.len = 0;
+    udb__buf_reserve(&p->keys, 256);   /* typical keys in one allocation; a failure shows below */
     udb_buf k = {0};
     for (size_t i = 0; i < t->nidx; i++) {
         const udb_index *ix = &t->idx[i];
@@ -244,6 +242,7 @@ static int write_any(udb_val *out, udb_txn *txn, const udb_type *t, prep *p, con
                      bool fresh, const udb_index *reads)
 {
     udb_buf packed = {0};
+    udb__buf_reserve(&packed, 512);   /* a typical record in one allocation */
     int rc = udb__rec_pack(&packed, &p->rec, t, p->rec.vals[t->key]);
     if (rc) {
         udb__buf_free(&packed);
