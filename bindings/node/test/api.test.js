@@ -385,17 +385,45 @@ test('closing with writes in flight: they all complete, then the environment clo
   });
 
 test('writes do not block the event loop', async (t) => {
-  const db = fresh(t);
-  let ticks = 0;
-  const timer = setInterval(() => ticks++, 1);
+  // A worker thread holds the write lock (transactionSync) until told to let go, so no write
+  // can be durable meanwhile: a db.insert that waited for its commit would stall this thread
+  // (the worker lets go by itself after 10 s; the loop then took that long).  The writes must
+  // be queued at once, and timers must run while they wait.
+  const { Worker } = require('node:worker_threads');
+  const dir = tmpdir(t);
+  const db = uniqdb.open(dir, { schema });
+  t.after(() => db.close());
+  const flag = new Int32Array(new SharedArrayBuffer(4)); // 1: holding; 2: let go
+  const w = new Worker(`
+    const { workerData: { dir, flag, mod } } = require('node:worker_threads');
+    const db = require(mod).open(dir);
+    db.transactionSync((tx) => {
+      tx.insert('case', { case_number: 'held' });
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+      Atomics.wait(flag, 0, 1, 10000);
+    });
+    db.close();`, { eval: true, workerData: { dir, flag, mod: require.resolve('..') } });
+  const exited = new Promise((resolve, reject) => {
+    w.once('exit', resolve);
+    w.once('error', reject);
+  });
+  while (Atomics.load(flag, 0) !== 1) await new Promise((r) => setTimeout(r, 5));
   const t0 = performance.now();
+  let settled = 0;
   const writes = [];
-  for (let i = 0; i < 300; i++) writes.push(db.insert('case', { case_number: `e${i}` }));
+  for (let i = 0; i < 50; i++) {
+    writes.push(db.insert('case', { case_number: `e${i}` }).finally(() => settled++));
+  }
+  const queuedMs = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 20)); // timers run while the writes wait
+  const settledWhileHeld = settled;
+  Atomics.store(flag, 0, 2);
+  Atomics.notify(flag, 0);
   await Promise.all(writes);
-  const ms = performance.now() - t0;
-  clearInterval(timer);
-  // A 1 ms timer cannot tell a free loop from a blocked one when all 300 are durable within
-  // a few ms (one commit on a fast disk: no tick was due yet); past that, a loop the writes
-  // blocked would have run none.
-  assert.ok(ticks > 0 || ms < 10, `timers ran while 300 writes were in flight (${ms} ms)`);
+  await exited;
+  assert.ok(queuedMs < 5000, `50 writes were queued in ${queuedMs} ms, not at once`);
+  assert.equal(settledWhileHeld, 0, 'no write was durable while the lock was held');
+  assert.equal(db.find('case', 'case_number', 'held').case_number, 'held');
+  assert.equal(db.find('case', 'case_number', 'e49').case_number, 'e49');
 });
