@@ -400,6 +400,13 @@ static void t_keys_over_the_lmdb_limit(tu *t)
     c = udb_conflict_info(txn);
     if (CHECK(c && c->count == 1))
         CHECK_STR(tu_render(c->indexes[0].existing_key), tu_fmt("\"%s\"", str_of(600, 'k')));
+    /* a taken long key with a free long unique value: the value's entry, put first, is taken
+       out again, and another record has it */
+    CHECK_RC(tu_ins(NULL, txn, "long", mp("{s:s, s:s}", "k", str_of(600, 'k'), "name",
+                                          str_of(800, 'n'))), UDB_ECONFLICT);
+    CHECK_RC(tu_find(&out, txn, "long", "by_name", mp("[s]", str_of(800, 'n'))), UDB_ENOTFOUND);
+    CHECK_OK(tu_ins(NULL, txn, "long", mp("{s:s, s:s}", "k", "d", "name", str_of(800, 'n'))));
+    CHECK_OK(tu_del(txn, "long", mp("s", "d")));
     CHECK_COUNT(txn, "long", 4);
     CHECK_OK(tu_del(txn, "long", mp("s", str_of(600, 'k'))));
     CHECK_RC(tu_get(&out, txn, "long", mp("s", str_of(600, 'k'))), UDB_ENOTFOUND);
