@@ -6,7 +6,10 @@
  * every unique index, and only then write.  Because an LMDB write transaction
  * is the only writer of the database, nothing can slip in between the check
  * and the write -- that is the whole uniqueness guarantee.  A conflict writes
- * nothing and leaves the transaction usable.
+ * nothing and leaves the transaction usable.  A backend with store_new checks
+ * a new record's keys by writing it (LMDB: MDB_NOOVERWRITE puts, taken out
+ * again when a key is taken; PostgreSQL: ON CONFLICT DO NOTHING), and the
+ * core then probes only to word the conflict.
  *
  * This is the core's side of backend.h: everything here decides; what is
  * stored, and how, is the backend's (udb__txn_backend(txn)).
