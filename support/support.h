@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -126,5 +127,7 @@ void sup_gate_close(sup_gate *g);
 
 /* Sleep us microseconds (nanosleep; a signal may cut it short). */
 void sup_sleep_us(long us);
+/* CLOCK_MONOTONIC in microseconds: for timing a test's steps. */
+uint64_t sup_now_us(void);
 
 #endif

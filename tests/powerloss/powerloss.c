@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "powerloss.h"
+#include "support.h"
 
 static int selftest(const char *dir, const pl_case *c, int scale);
 
@@ -86,13 +87,6 @@ typedef struct result {
     double secs;
     char msg[400];
 } result;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static const char *tmp_root(void)
 {
@@ -295,7 +289,7 @@ static void run_case(const pl_case *c, result *r, int scale, uint64_t seed)
 {
     run R = {.c = c, .r = r};
     char base[2048], db[4200], logp[4200], shm[2048];
-    double t0 = now_s();
+    double t0 = (double)sup_now_us() / 1e6;
     uint64_t *points = NULL; /* freed at out */
     const char *keep = getenv("UDB_POWERLOSS_KEEP");
     R.keep = keep && *keep && strcmp(keep, "0");
@@ -391,7 +385,7 @@ static void run_case(const pl_case *c, result *r, int scale, uint64_t seed)
         snprintf(r->msg, sizeof r->msg, "NOT DETECTED: %.380s",
                  r->msg[0] ? r->msg : "no loss seen");
 out:
-    r->secs = now_s() - t0;
+    r->secs = (double)sup_now_us() / 1e6 - t0;
     free(points);
     pl_state_free(&R.st);
     free(R.seen.v);
@@ -493,7 +487,7 @@ int main(int argc, char **argv)
            scale, (unsigned long long)seed);
     fflush(stdout);
 
-    double t0 = now_s();
+    double t0 = (double)sup_now_us() / 1e6;
     pid_t pids[NCASES] = {0};
     size_t next = 0, running = 0;
     while (next < n || running) {
@@ -575,7 +569,7 @@ int main(int argc, char **argv)
            "partial %llu, corrupt %llu; controls detected %zu/%zu (%s); %.0f s\n",
            (unsigned long long)states, (unsigned long long)acks, (unsigned long long)lost,
            (unsigned long long)partial, (unsigned long long)corrupt, detected, controls,
-           cdetail, now_s() - t0);
+           cdetail, (double)sup_now_us() / 1e6 - t0);
     printf("powerloss: %zu passed, %zu failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -853,13 +853,6 @@ static int verify_db(race_ctx *c, const char *dir)
     return fails;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int race_flags(int argc, char **argv, const char *const *known)
 {
     int flags = 0;
@@ -897,7 +890,7 @@ int race_main_modes(int argc, char **argv, race_spec *spec, const char *control,
 
 int race_main(int argc, char **argv, const race_spec *spec)
 {
-    double t0 = now_seconds();
+    double t0 = (double)sup_now_us() / 1e6;
     if (argc < 2) {
         fprintf(stderr, "usage: %s SCHEMA.json\n", argv[0]);
         return 2;
@@ -971,6 +964,6 @@ int race_main(int argc, char **argv, const race_spec *spec)
         fprintf(stderr, "warning: could not remove %s: %s\n", dir, strerror(errno));
     printf("%s: %d processes x %d threads, %d rounds%s: %s (%.2f s)\n", s->name, s->nproc,
            s->nthreads, s->rounds, race_pg() ? " on postgresql" : "", fails ? "FAILED" : "ok",
-           now_seconds() - t0);
+           (double)sup_now_us() / 1e6 - t0);
     return fails ? 1 : 0;
 }

@@ -200,13 +200,6 @@ static void report(const char *problem, void *ctx)
     fprintf(stderr, "udb_check of the copy: %s\n", problem);
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static uint64_t total_acked(void)
 {
     uint64_t n = 0;
@@ -371,13 +364,13 @@ int main(int argc, char **argv)
     if (pthread_create(&pw, NULL, writer_thread, &pc) != 0)
         return perror("pthread_create"), 1;
     int bad = 0;
-    uint64_t last = 0, spent = 0, during = 0, start = now_us();
+    uint64_t last = 0, spent = 0, during = 0, start = sup_now_us();
     /* the control fails at every backup: a few make the point */
     int backups = stale ? 4 : BACKUPS;
     for (int b = 0; b < backups && !atomic_load(&sh->failed); b++) {
         /* new acknowledgements since the last backup, for this one to hold */
-        uint64_t give_up = now_us() + 10000000;
-        while (total_acked() < last + 8 * SLOTS && now_us() < give_up)
+        uint64_t give_up = sup_now_us() + 10000000;
+        while (total_acked() < last + 8 * SLOTS && sup_now_us() < give_up)
             sup_sleep_us(1000);
         uint64_t marks[SLOTS], started[SLOTS];
         for (int w = 0; w < SLOTS; w++)
@@ -385,9 +378,9 @@ int main(int argc, char **argv)
         char dest[600];
         unsigned flags = b % 2 ? UDB_BACKUP_COMPACT : 0;
         snprintf(dest, sizeof dest, "%s/backup%d", dir, b);
-        uint64_t a0 = total_acked(), t0 = now_us();
+        uint64_t a0 = total_acked(), t0 = sup_now_us();
         int rc = b / 2 % 2 ? backup_in_child(dest, flags) : udb_backup(env, dest, flags);
-        uint64_t t1 = now_us(), a1 = total_acked();
+        uint64_t t1 = sup_now_us(), a1 = total_acked();
         for (int w = 0; w < SLOTS; w++)
             started[w] = atomic_load(&sh->slots[w].started);
         spent += t1 - t0;
@@ -399,9 +392,9 @@ int main(int argc, char **argv)
         }
         if (stale) {
             /* as if the snapshot had been taken before these acknowledgements */
-            give_up = now_us() + 10000000;
+            give_up = sup_now_us() + 10000000;
             for (int w = 0; w < SLOTS; w++) {
-                while (atomic_load(&sh->slots[w].acked) <= started[w] && now_us() < give_up)
+                while (atomic_load(&sh->slots[w].acked) <= started[w] && sup_now_us() < give_up)
                     sup_sleep_us(500);
                 marks[w] = atomic_load(&sh->slots[w].acked);
             }
@@ -411,13 +404,13 @@ int main(int argc, char **argv)
         char data[700];
         snprintf(data, sizeof data, "%s/" UDB_DATA_FILE, dest);
         long long size = stat(data, &st) == 0 ? (long long)st.st_size : -1;
-        uint64_t t2 = now_us();
+        uint64_t t2 = sup_now_us();
         int v = verify(dest, marks, started);
         printf("backup %d (%s, %s): %lld bytes in %.1f ms, %llu units acknowledged meanwhile; "
                "verified in %.1f ms%s\n", b, flags ? "compact" : "plain", b / 2 % 2 ?
                "another process" : "the writers' database open for writing", size,
                (double)(t1 - t0) / 1000.0, (unsigned long long)(a1 - a0),
-               (double)(now_us() - t2) / 1000.0, v ? ": FAILED" : "");
+               (double)(sup_now_us() - t2) / 1000.0, v ? ": FAILED" : "");
         fflush(stdout);
         bad += v;
     }
@@ -439,7 +432,7 @@ int main(int argc, char **argv)
     printf("race_backup: %d backups, %llu units acknowledged in all, %llu of them while a "
            "backup ran (%.1f ms of backups, %.1f s in all)%s\n", backups,
            (unsigned long long)total_acked(), (unsigned long long)during, (double)spent / 1000.0,
-           (double)(now_us() - start) / 1e6, bad ? ": FAILED" : "");
+           (double)(sup_now_us() - start) / 1e6, bad ? ": FAILED" : "");
     sup_remove_tree(dir, false);
     return bad ? 1 : 0;
 }

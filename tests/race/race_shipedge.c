@@ -547,13 +547,6 @@ static int short_one(int arg)
     return 0;
 }
 
-static long mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int run_short(int rounds)
 {
     unsigned seed = (unsigned)time(NULL);
@@ -569,7 +562,7 @@ static int run_short(int rounds)
             p[i] = spawn(short_one, r * NSHORT + i);
         while (atomic_load(&sh->flag[0]) < NSHORT)
             sup_sleep_us(100);
-        long t0 = mono_us();
+        uint64_t t0 = sup_now_us();
         int victim = rand_r(&seed) % NSHORT;
         sup_sleep_us(rand_r(&seed) % span_us);
         kill(p[victim], SIGKILL);
@@ -578,7 +571,7 @@ static int run_short(int rounds)
             if (i != victim && st != 0)
                 return fprintf(stderr, "round %d: process %d exited %d\n", r, i, st), 1;
         }
-        long took = mono_us() - t0;
+        long took = (long)(sup_now_us() - t0);
         span_us = (span_us * 3 + (took < 1000 ? 1000 : took > 200000 ? 200000 : took)) / 4;
         if ((r % 20 == 19 || r == rounds - 1) && verify_acked((unsigned)(r + 1) * NSHORT, r))
             return 1;
