@@ -24,6 +24,14 @@ static MDB_val entry(const udb_entries *e, size_t i)
     return v;
 }
 
+/* The value of index i's entry: a unique index's holds the primary key, any
+ * other's nothing (its key ends with the primary key). */
+static MDB_val entry_value(const udb_type *t, const udb_entries *e, size_t i)
+{
+    MDB_val v = {0, (void *)""};
+    return t->idx[i].unique ? entry(e, 0) : v;
+}
+
 static int get(udb_val *out, udb_txn *txn, MDB_dbi db, const void *key, size_t len,
                const char *what)
 {
@@ -77,12 +85,8 @@ static int lmdb_store(udb_txn *txn, const udb_type *t, const void *record, size_
             continue;
         if (old && old->applies[i] && (rc = del(txn, dbi(txn, ix), entry(old, i))))
             break;
-        if (e->applies[i]) {
-            MDB_val v = {0, (void *)""};
-            if (ix->unique)
-                v = entry(e, 0);
-            rc = put(txn, dbi(txn, ix), entry(e, i), v, 0);
-        }
+        if (e->applies[i])
+            rc = put(txn, dbi(txn, ix), entry(e, i), entry_value(t, e, i), 0);
     }
     return rc;
 }
@@ -97,7 +101,7 @@ static bool guarded(const udb_type *t, const udb_entries *e, size_t i)
 }
 
 /* Delete the guarded entries of e in indexes 1 .. upto-1 (put by
- * lmdb_store_new before a taken key stopped it). */
+ * lmdb_store_new before a taken key stopped it; upto t->nidx: all). */
 static int unput(udb_txn *txn, const udb_type *t, const udb_entries *e, size_t upto)
 {
     int rc = 0;
@@ -121,34 +125,27 @@ static int lmdb_store_new(udb_txn *txn, const udb_type *t, const void *record, s
     (void)reads;
     MDB_txn *mt = udb__txn_mdb(txn);
     MDB_val pk = entry(e, 0);
-    size_t i;
+    size_t i;   /* the guarded index whose key is taken, or t->nidx */
     int rc = 0;
-    for (i = 1; i < t->nidx && !rc; i++) {
-        if (!guarded(t, e, i))
-            continue;
+    for (i = 1; i < t->nidx; i++) {
         MDB_val k = entry(e, i), v = pk;
-        rc = udb__lk_put(mt, dbi(txn, &t->idx[i]), &k, &v, MDB_NOOVERWRITE);
+        if (guarded(t, e, i) &&
+            (rc = udb__lk_put(mt, dbi(txn, &t->idx[i]), &k, &v, MDB_NOOVERWRITE)))
+            break;
     }
     if (!rc) {
         MDB_val v = {len, (void *)record};
         rc = udb__lk_put(mt, dbi(txn, &t->idx[0]), &pk, &v, MDB_NOOVERWRITE);
-        i = t->nidx + 1; /* every guarded entry is in */
     }
     if (rc == MDB_KEYEXIST) {
-        /* the index put last (i - 1) is the taken one: not ours to delete */
-        rc = unput(txn, t, e, i - 1);
+        rc = unput(txn, t, e, i);   /* the entries before i: the taken one is not ours */
         return rc ? rc : UDB_BE_TAKEN;
     }
     if (rc)
         return udb__mdb_err(txn, rc, "writing");
-    for (i = 1; i < t->nidx && !rc; i++) {
-        if (!e->applies[i] || guarded(t, e, i))
-            continue;
-        MDB_val v = {0, (void *)""};
-        if (t->idx[i].unique)
-            v = pk;
-        rc = put(txn, dbi(txn, &t->idx[i]), entry(e, i), v, 0);
-    }
+    for (i = 1; i < t->nidx && !rc; i++)
+        if (e->applies[i] && !guarded(t, e, i))
+            rc = put(txn, dbi(txn, &t->idx[i]), entry(e, i), entry_value(t, e, i), 0);
     return rc;
 }
 
