@@ -28,6 +28,7 @@ cursor.h 7
 index.h 6
 layout.h 7
 longkey.h 7
+xlock.h 7
 pgconn.h 7
 env.h 8
 env_int.h 8
@@ -64,6 +65,7 @@ schemaplan.c 7
 cursor.c 7
 layout.c 7
 longkey.c 7
+xlock.c 7
 mdb_error.c 7
 conn.c 7
 env.c 8

@@ -63,9 +63,6 @@ struct udb_ship {
     udb_sync *sync;
     area *a;
     int32_t pid;
-    /* the lead lock is per open file description, which every thread of the
-       process shares: this makes it one thread's */
-    pthread_mutex_t lead_mu;
     /* a leader that kept a unit of ours queued too long (stopped?), and
        a.batches then: until it lets go, we do not wait for it */
     _Atomic int32_t stalled_pid;
@@ -130,7 +127,6 @@ int udb__ship_open(udb_ship **out, udb_sync *s)
     sh->sync = s;
     sh->a = udb__sync_extra(s);
     sh->pid = (int32_t)getpid();
-    pthread_mutex_init(&sh->lead_mu, NULL);
     *out = sh;
     return 0;
 }
@@ -139,7 +135,6 @@ void udb__ship_close(udb_ship *sh)
 {
     if (!sh)
         return;
-    pthread_mutex_destroy(&sh->lead_mu);
     free(sh);
 }
 
@@ -152,18 +147,11 @@ static void wake_slot(slot *sl)
 
 bool udb__ship_lead(udb_ship *sh, bool wait)
 {
-    if (wait)
-        pthread_mutex_lock(&sh->lead_mu);
-    else if (pthread_mutex_trylock(&sh->lead_mu) != 0)
+    /* not held: another thread leads, here or elsewhere -- or the lock
+       cannot be had at all, and then slots must not be taken without it
+       (the caller commits its own batch alone) */
+    if (!udb__sync_lead(sh->sync, wait))
         return false;
-    /* EAGAIN / EACCES: another process holds it; any other error: it cannot
-       be had at all, and slots must not be taken without it (the caller
-       commits its own batch alone) */
-    if (udb__sync_lock(sh->sync, UDB_SYNC_LOCK_LEAD,
-                       wait ? UDB_SYNC_LOCK_WAIT : UDB_SYNC_LOCK_TRY) != 0) {
-        pthread_mutex_unlock(&sh->lead_mu);
-        return false;
-    }
     atomic_store(&sh->a->leader, sh->pid);
     return true;
 }
@@ -174,8 +162,7 @@ void udb__ship_unlead(udb_ship *sh)
     atomic_store(&sh->a->leader, 0);
     if (atomic_load(&sh->a->leader_waiters))
         syscall(SYS_futex, &sh->a->leader, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-    udb__sync_lock(sh->sync, UDB_SYNC_LOCK_LEAD, UDB_SYNC_UNLOCK);
-    pthread_mutex_unlock(&sh->lead_mu);
+    udb__sync_unlead(sh->sync);
     /* one owner is enough to lead next (and its batch takes every queued
        slot): waking them all would have each try the lock, ~100 wakeups a
        batch with 8 processes of 16 units in flight.  An owner that does not

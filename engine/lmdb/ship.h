@@ -3,8 +3,8 @@
  * file through which a process hands a udb_exec() unit to the process that
  * leads group commit, and gets its results back.
  *
- * One leader at a time across processes holds the lead lock (an
- * open-file-description lock the kernel drops when the holder dies).  A
+ * One leader at a time across processes holds the lead lock (a robust mutex
+ * of the sync file, xlock.h: the kernel lets it go when the holder dies).  A
  * process that cannot take it puts its unit, encoded, in a free slot
  * (QUEUED) and waits.  The leader takes every queued slot (TAKEN), runs the
  * units in its own batch, writes each response into its slot before the

@@ -31,12 +31,15 @@
  * of an earlier session -- or of a session whose sync file was deleted while
  * it ran -- is ever taken for this one's.
  *
- * Every lock here is an open-file-description lock, so that it is one
- * process's and the kernel drops it when the process dies.  A fork would
- * share the description, and with it the locks, with the child (a parent
- * killed while leading would then hold every other writer forever): the
- * mapping is not inherited (MADV_DONTFORK) and a fork handler closes the
- * child's copy of the descriptor.
+ * The write gate and the lead lock, taken by every write transaction, are
+ * robust process-shared mutexes in the file (xlock.h): no system call while
+ * free, and let go by the kernel when their holder dies.  Every other lock
+ * here is an open-file-description lock, so that it is one process's and
+ * the kernel drops it when the process dies.  A fork would share the
+ * description, and with it the locks, with the child (a parent killed while
+ * flushing would then hold every other flusher forever): the mapping is not
+ * inherited (MADV_DONTFORK) and a fork handler closes the child's copy of
+ * the descriptor.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,20 +59,20 @@
 
 #include "error.h"
 #include "sync.h"
+#include "xlock.h"
 
 /* Bumped whenever the layout changes ("udbsync1": before instance ids;
- * "udbsync3": before the ship area counted slots in use): a process of an
- * older layout and one of this never share the file (udb__sync_open
- * refuses) */
-#define SYNC_MAGIC "udbsync4"
+ * "udbsync3": before the ship area counted slots in use; "udbsync4": while
+ * the gate and the lead lock were fcntl locks): a process of an older layout
+ * and one of this never share the file (udb__sync_open refuses) */
+#define SYNC_MAGIC "udbsync5"
 #define SYNC_SIZE 4096
 
-/* byte ranges of the file used as locks (open-file-description locks) */
+/* byte ranges of the file used as locks (open-file-description locks;
+ * bytes 2 and 4 were the lead lock and the gate, now `shared`'s mutexes) */
 #define LOCK_OPEN 0     /* shared while open; exclusive while resetting */
 #define LOCK_FLUSH 1    /* the one flusher */
-/* UDB_SYNC_LOCK_LEAD (sync.h) is 2 */
 #define LOCK_WRITING 3  /* shared while a write transaction of this process is on its way */
-#define LOCK_GATE 4     /* the write transaction's slot: taken before LMDB's lock */
 /* A byte of LMDB's data file, far past its end (LMDB locks only lock.mdb):
  * shared while the database is open, by whichever sync file; held
  * exclusively by a resetting opener, no process of any session has it. */
@@ -86,9 +89,9 @@ typedef struct shared {
     _Atomic uint64_t commit_ns;   /* recent commit duration (moving average) */
     _Atomic uint64_t flushes;     /* flushes made outside the write lock */
     unsigned char instance[UDB_SYNC_INSTANCE];   /* random, drawn at reset */
-    _Atomic uint32_t gate_seq;    /* futex word: bumped when the gate is let go */
-    _Atomic uint32_t gate_waiters;
     _Atomic uint32_t sweep;       /* no session was alive at reset: records of others may go */
+    udb_xlock gate;               /* the write transaction's slot: taken before LMDB's lock */
+    udb_xlock lead;               /* the group commit leader's (ship.h) */
 } shared;
 
 _Static_assert(sizeof(shared) <= SYNC_SIZE, "sync file layout");
@@ -102,7 +105,6 @@ struct udb_sync {
     size_t extra;                 /* bytes of the extra area mapped (0: none could be had) */
     pthread_mutex_t flush_mu;     /* one flusher per process (the file lock is per process) */
     pthread_mutex_t writing_mu;   /* writing and LOCK_WRITING change together */
-    pthread_mutex_t gate_mu;      /* the gate within the process (LOCK_GATE is per process) */
     _Atomic int writing;          /* this process's write transactions on their way */
     _Atomic int failed;           /* this handle saw a flush fail */
     struct udb_sync *next;        /* in `open_syncs` */
@@ -236,6 +238,9 @@ static int reset(udb_sync *s)
     }
     memset(s->sh, 0, s->size);
     memcpy(s->sh->instance, id, sizeof id);
+    int rc;
+    if ((rc = udb__xlock_init(&s->sh->gate)) || (rc = udb__xlock_init(&s->sh->lead)))
+        return rc;
     if (range_lock(s->datafd, F_OFD_SETLK, F_WRLCK, LOCK_LIVE) == 0)
         atomic_store(&s->sh->sweep, 1);
     memcpy(s->sh->magic, SYNC_MAGIC, sizeof s->sh->magic);
@@ -297,7 +302,6 @@ int udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_
     s->sh = MAP_FAILED;
     pthread_mutex_init(&s->flush_mu, NULL);
     pthread_mutex_init(&s->writing_mu, NULL);
-    pthread_mutex_init(&s->gate_mu, NULL);
     /* registered before the descriptor exists: a fork from now on closes it */
     pthread_mutex_lock(&open_mu);
     s->next = open_syncs;
@@ -365,7 +369,6 @@ void udb__sync_close(udb_sync *s)
         close(s->fd);   /* drops the file locks */
     pthread_mutex_destroy(&s->flush_mu);
     pthread_mutex_destroy(&s->writing_mu);
-    pthread_mutex_destroy(&s->gate_mu);
     free(s);
 }
 
@@ -566,52 +569,45 @@ int udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming)
 }
 
 /* The gate.  LMDB's writer lock has no timeout; every uniqdb writer takes
- * this one first, so the wait happens here, where it can end.  Within the
- * process a mutex (the file lock is the process's), across processes a lock
- * byte, whose release wakes the waiters through gate_seq -- and a waiter
- * looks again every 10 ms, since a holder that dies wakes nobody. */
+ * this one first, so the wait happens here, where it can end.  A mutex of
+ * the shared file (xlock.h): free, it costs no system call, and a holder
+ * that dies lets it go.  A process without the mapping (a forked child's
+ * copy) has no gate: LMDB's own lock still serializes it. */
 int udb__sync_gate_enter(udb_sync *s, unsigned wait_ms)
 {
-    if (!s)
+    if (!s || s->sh == MAP_FAILED)
         return 0;
-    if (!wait_ms) {
-        pthread_mutex_lock(&s->gate_mu);
-        if (range_lock(s->fd, F_OFD_SETLKW, F_WRLCK, LOCK_GATE) != 0) {
-            /* cannot serialize through the file: LMDB's own lock still does */
-        }
-        return 0;
-    }
-    uint64_t deadline = now_ns() + (uint64_t)wait_ms * 1000000u;
-    struct timespec dl = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
-    if (pthread_mutex_clocklock(&s->gate_mu, CLOCK_MONOTONIC, &dl) != 0)
-        return UDB_EBUSY;
-    for (;;) {
-        uint32_t seen = atomic_load(&s->sh->gate_seq);
-        int rc = range_lock(s->fd, F_OFD_SETLK, F_WRLCK, LOCK_GATE);
-        if (rc != EAGAIN && rc != EACCES)
-            return 0;   /* had it (or cannot have it at all: LMDB's lock still serializes) */
-        uint64_t now = now_ns();
-        if (now >= deadline) {
-            pthread_mutex_unlock(&s->gate_mu);
-            return UDB_EBUSY;
-        }
-        uint64_t left = deadline - now < 10000000 ? deadline - now : 10000000;
-        word_sleep(&s->sh->gate_seq, &s->sh->gate_waiters, seen, left);
-    }
+    int rc = udb__xlock_take(&s->sh->gate, wait_ms ? (uint64_t)wait_ms * 1000000u
+                                                   : UDB_XLOCK_WAIT);
+    if (rc == EBUSY || !rc)
+        return rc ? UDB_EBUSY : 0;
+    /* EINVAL, ENOTRECOVERABLE: the file's bytes are not a lock any uniqdb
+       left there */
+    return udb__env_err(UDB_ECORRUPT, "the write lock in %s cannot be taken (%s): the file was "
+                        "overwritten; writes are refused until every process has closed the "
+                        "database and it is opened again", UDB_SYNC_FILE, strerror(rc));
 }
 
 bool udb__sync_gate_busy(udb_sync *s)
 {
-    return s && held_by_other(s->fd, LOCK_GATE);
+    return s && s->sh != MAP_FAILED && udb__xlock_busy(&s->sh->gate);
 }
 
 void udb__sync_gate_leave(udb_sync *s)
 {
-    if (!s)
-        return;
-    range_lock(s->fd, F_OFD_SETLK, F_UNLCK, LOCK_GATE);
-    word_wake(&s->sh->gate_seq, &s->sh->gate_waiters, 1);
-    pthread_mutex_unlock(&s->gate_mu);
+    if (s && s->sh != MAP_FAILED)
+        udb__xlock_drop(&s->sh->gate);
+}
+
+bool udb__sync_lead(udb_sync *s, bool wait)
+{
+    return s->sh != MAP_FAILED &&
+           udb__xlock_take(&s->sh->lead, wait ? UDB_XLOCK_WAIT : UDB_XLOCK_TRY) == 0;
+}
+
+void udb__sync_unlead(udb_sync *s)
+{
+    udb__xlock_drop(&s->sh->lead);
 }
 
 uint64_t udb__sync_commit_ns(const udb_sync *s)
@@ -638,14 +634,6 @@ bool udb__sync_take_sweep(udb_sync *s)
 void udb__sync_put_back_sweep(udb_sync *s)
 {
     atomic_store(&s->sh->sweep, 1);
-}
-
-int udb__sync_lock(udb_sync *s, unsigned byte, int how)
-{
-    if (how == UDB_SYNC_UNLOCK)
-        return range_lock(s->fd, F_OFD_SETLK, F_UNLCK, byte);
-    return range_lock(s->fd, how == UDB_SYNC_LOCK_WAIT ? F_OFD_SETLKW : F_OFD_SETLK, F_WRLCK,
-                      byte);
 }
 
 void udb__sync_state(const udb_sync *s, uint64_t *committed, uint64_t *durable,

@@ -65,12 +65,21 @@ int  udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming);
 
 /* Take / let go of the right to begin a write transaction, before LMDB's
  * own writer lock (which has no timeout), waiting at most wait_ms (0:
- * without end).  0, or UDB_EBUSY: another writer of this or another process
- * held it that long.  Taken and let go by the same thread. */
+ * without end).  0; UDB_EBUSY: another writer of this or another process
+ * held it that long; UDB_ECORRUPT (message set): the file does not hold a
+ * lock.  Taken and let go by the same thread.  A process-shared robust mutex
+ * (xlock.h): a writer that dies lets it go. */
 int  udb__sync_gate_enter(udb_sync *s, unsigned wait_ms);
 void udb__sync_gate_leave(udb_sync *s);
-/* Does another process hold the gate (it is inside a write transaction)? */
+/* Does a writer (of this process or another) hold the gate (it is inside a
+ * write transaction)?  A hint. */
 bool udb__sync_gate_busy(udb_sync *s);
+
+/* The group commit leader's lock (ship.h), a mutex of the file like the
+ * gate: take it (waiting for it, or not), let go of it.  true: held.
+ * Taken and let go by the same thread; a leader that dies lets it go. */
+bool udb__sync_lead(udb_sync *s, bool wait);
+void udb__sync_unlead(udb_sync *s);
 
 /* How long a durable commit takes lately (a moving average), in ns; 0 if
  * none was timed. */
@@ -90,13 +99,6 @@ void udb__sync_put_back_sweep(udb_sync *s);
 /* Is a write transaction on its way, in this process or another?  (A
  * process that died inside one is not counted.) */
 bool udb__sync_writers_coming(udb_sync *s);
-/* Byte `byte` of the file as an exclusive open-file-description lock (the
- * kernel drops it when the process dies): how is one of these.  0, or the
- * errno (EAGAIN / EACCES: UDB_SYNC_LOCK_TRY found it held). */
-enum { UDB_SYNC_LOCK_TRY, UDB_SYNC_LOCK_WAIT, UDB_SYNC_UNLOCK };
-#define UDB_SYNC_LOCK_LEAD 2   /* the group commit leader's (ship.h) */
-int  udb__sync_lock(udb_sync *s, unsigned byte, int how);
-
 /* For tests: the committed / durable txnids as the shared file has them, and
  * the count of flushes made outside the write lock since the file was reset. */
 void udb__sync_state(const udb_sync *s, uint64_t *committed, uint64_t *durable,

@@ -60,6 +60,8 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
         unsigned wait_ms = udb__env_lock_wait_ms(env);
         if ((rc = udb__sync_gate_enter(sync, wait_ms))) {
             txn_free(txn);
+            if (rc != UDB_EBUSY)
+                return rc;   /* with its message */
             return udb__env_err(rc, "another writer held the database's write lock for over "
                                 "%u ms (udb_options.lock_wait_ms); nothing was written",
                                 wait_ms);

@@ -31,7 +31,11 @@
  *                     is killed while it leads (or while it flushes outside
  *                     LMDB's lock): the lead lock must be free and another
  *                     process's writes must go through.  Control: the child
- *                     keeps P's file description (UDB_SYNC_TEST_FORK_KEEPS).
+ *                     keeps P's file description (UDB_SYNC_TEST_FORK_KEEPS),
+ *                     which holds the flush lock (an fcntl lock) of a P
+ *                     killed while it flushes.  --fragile: the lead lock and
+ *                     the gate are mutexes that are not robust (xlock.h):
+ *                     a P killed while it leads holds the lead lock.
  *   --mode=stop       Leader L is stopped (SIGSTOP) while it holds the lead
  *                     lock: W's units must all commit while L stays stopped
  *                     (W takes its unit back after 20 ms here, not 0.25 s).
@@ -50,6 +54,8 @@
  *                     a writer with a 100 ms limit fails with UDB_EBUSY, and
  *                     nothing is written, before the holder ends; once the
  *                     holder commits or is killed, the same writer succeeds.
+ *                     --fragile (a control): the gate is not robust, and the
+ *                     write after a killed holder fails.
  *   --mode=failack    F's shipped unit conflicts with L's insert in the same
  *                     batch: F's UDB_ECONFLICT is acknowledged only once that
  *                     batch is durable.  Control: F does not wait at all
@@ -78,6 +84,7 @@
 #include "support.h"
 #include "txn.h"
 #include "uniqdb.h"
+#include "xlock.h"
 
 static const char SCHEMA[] =
     "{\"types\": {\"rec\": {\"key\": \"id\", \"fields\": {"
@@ -1099,8 +1106,11 @@ int main(int argc, char **argv)
             rounds = atoi(argv[i] + 9);
         else if (strcmp(argv[i], "--control") == 0)
             control = 1;
+        else if (strcmp(argv[i], "--fragile") == 0)
+            udb__xlock_set_fragile(true);   /* before the first open resets sync.udb */
         else
-            return fprintf(stderr, "usage: race_shipedge --mode=M [--rounds=N] [--control]\n"), 2;
+            return fprintf(stderr, "usage: race_shipedge --mode=M [--rounds=N] [--control] "
+                           "[--fragile]\n"), 2;
     }
     if (!mode || rounds <= 0 || (unsigned)rounds * NSHORT >= MAXTAGS)
         return fprintf(stderr, "race_shipedge: --mode and 0 < --rounds < %d\n",
