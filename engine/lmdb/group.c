@@ -669,7 +669,8 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
     }
 
     char full_msg[480];   /* udb__grow's or the flush's message, before anything overwrites it */
-    snprintf(full_msg, sizeof full_msg, "%s", udb_env_errmsg(env));
+    if (rc)
+        snprintf(full_msg, sizeof full_msg, "%s", udb_env_errmsg(env));
     for (size_t i = 0; i < n; i++) {
         /* the shared commit or its flush failed, or the map could not grow
            (UDB_ESIZELIMIT): so did everyone -- including an fn that saw the raw

@@ -610,6 +610,11 @@ void udb__sync_unlead(udb_sync *s)
     udb__xlock_drop(&s->sh->lead);
 }
 
+bool udb__sync_counts_commits(const udb_sync *s)
+{
+    return s && s->mode != UDB_SYNC_NONE;
+}
+
 uint64_t udb__sync_commit_ns(const udb_sync *s)
 {
     return s ? atomic_load(&s->sh->commit_ns) : 0;

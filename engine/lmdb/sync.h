@@ -81,6 +81,10 @@ bool udb__sync_gate_busy(udb_sync *s);
 bool udb__sync_lead(udb_sync *s, bool wait);
 void udb__sync_unlead(udb_sync *s);
 
+/* Does a commit's txnid matter here (false under UDB_NOSYNC, or without a
+ * sync file: nothing is acknowledged by txnid)? */
+bool udb__sync_counts_commits(const udb_sync *s);
+
 /* How long a durable commit takes lately (a moving average), in ns; 0 if
  * none was timed. */
 uint64_t udb__sync_commit_ns(const udb_sync *s);

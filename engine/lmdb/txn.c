@@ -138,6 +138,8 @@ static int writer_ended(uint64_t *ack, udb_env *env, uint64_t began, int rc, uin
     uint64_t last = 0;
     if (rc) {
         udb__sync_commit_failed(sync, rc);
+    } else if (!udb__sync_counts_commits(sync)) {
+        /* UDB_NOSYNC: nothing waits for its txnid */
     } else if ((rc = udb__env_last_txnid(&last, env))) {
         /* committed, but whether it wrote cannot be told: not acknowledged */
         last = 0;
