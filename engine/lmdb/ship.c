@@ -23,6 +23,7 @@
 
 #include "error.h"
 #include "ship.h"
+#include "xlock.h"
 
 enum { FREE, FILLING, QUEUED, TAKEN, READY, DONE, BOUNCED };
 
@@ -47,7 +48,6 @@ typedef struct area {
     _Atomic uint32_t last_batch;  /* units in the last batch a leader ran ... */
     _Atomic uint32_t last_shipped;   /* ... of which other processes shipped */
     _Atomic int32_t last_leader;  /* the pid that ran it */
-    _Atomic uint32_t leader_waiters;   /* threads sleeping on leader */
     /* slots not FREE, counted up before a slot leaves FREE and down after it
        is FREE again: while 0, nothing is queued or taken, and the leader's
        scans of the 128 slots (1 MiB, a page each) are skipped.  A process
@@ -145,23 +145,27 @@ static void wake_slot(slot *sl)
 
 /* ---- leading ------------------------------------------------------------------ */
 
-bool udb__ship_lead(udb_ship *sh, bool wait)
+/* Take the lead lock, waiting at most ns (UDB_XLOCK_TRY, UDB_XLOCK_WAIT). */
+static bool lead(udb_ship *sh, uint64_t ns)
 {
     /* not held: another thread leads, here or elsewhere -- or the lock
        cannot be had at all, and then slots must not be taken without it
        (the caller commits its own batch alone) */
-    if (!udb__sync_lead(sh->sync, wait))
+    if (!udb__sync_lead(sh->sync, ns))
         return false;
     atomic_store(&sh->a->leader, sh->pid);
     return true;
+}
+
+bool udb__ship_lead(udb_ship *sh, bool wait)
+{
+    return lead(sh, wait ? UDB_XLOCK_WAIT : UDB_XLOCK_TRY);
 }
 
 void udb__ship_unlead(udb_ship *sh)
 {
     atomic_fetch_add(&sh->a->batches, 1);
     atomic_store(&sh->a->leader, 0);
-    if (atomic_load(&sh->a->leader_waiters))
-        syscall(SYS_futex, &sh->a->leader, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     udb__sync_unlead(sh->sync);
     /* one owner is enough to lead next (and its batch takes every queued
        slot): waking them all would have each try the lock, ~100 wakeups a
@@ -189,23 +193,16 @@ bool udb__ship_lead_within(udb_ship *sh, uint64_t ns)
 {
     uint64_t deadline = now_ns() + ns;
     for (;;) {
-        if (udb__ship_lead(sh, false))
-            return true;
+        /* a waiter of the lock itself: the leader's unlock wakes one, which
+           then holds it (a leader that dies wakes one too).  In steps of
+           1 ms, to see a leader of ours marked stalled meanwhile. */
         uint64_t now = now_ns();
-        if (now >= deadline || udb__ship_stalled(sh))
+        uint64_t wait = now >= deadline || udb__ship_stalled(sh) ? UDB_XLOCK_TRY
+                        : deadline - now < 1000000 ? deadline - now : 1000000;
+        if (lead(sh, wait))
+            return true;
+        if (wait == UDB_XLOCK_TRY)
             return false;
-        /* sleep until the leader lets go (unlead wakes the word), 1 ms at most:
-           the lead lock of a dead leader is free without anyone waking us */
-        int32_t pid = atomic_load(&sh->a->leader);
-        uint64_t left = deadline - now < 1000000 ? deadline - now : 1000000;
-        struct timespec ts = {0, (long)(pid ? left : 50000)};
-        if (pid) {
-            atomic_fetch_add(&sh->a->leader_waiters, 1);
-            syscall(SYS_futex, &sh->a->leader, FUTEX_WAIT, (uint32_t)pid, &ts, NULL, 0);
-            atomic_fetch_sub(&sh->a->leader_waiters, 1);
-        } else {
-            nanosleep(&ts, NULL);
-        }
     }
 }
 

@@ -599,10 +599,9 @@ void udb__sync_gate_leave(udb_sync *s)
         udb__xlock_drop(&s->sh->gate);
 }
 
-bool udb__sync_lead(udb_sync *s, bool wait)
+bool udb__sync_lead(udb_sync *s, uint64_t ns)
 {
-    return s->sh != MAP_FAILED &&
-           udb__xlock_take(&s->sh->lead, wait ? UDB_XLOCK_WAIT : UDB_XLOCK_TRY) == 0;
+    return s->sh != MAP_FAILED && udb__xlock_take(&s->sh->lead, ns) == 0;
 }
 
 void udb__sync_unlead(udb_sync *s)

@@ -76,9 +76,10 @@ void udb__sync_gate_leave(udb_sync *s);
 bool udb__sync_gate_busy(udb_sync *s);
 
 /* The group commit leader's lock (ship.h), a mutex of the file like the
- * gate: take it (waiting for it, or not), let go of it.  true: held.
- * Taken and let go by the same thread; a leader that dies lets it go. */
-bool udb__sync_lead(udb_sync *s, bool wait);
+ * gate: take it, waiting at most ns (UDB_XLOCK_TRY, UDB_XLOCK_WAIT: xlock.h),
+ * and let go of it.  true: held.  Taken and let go by the same thread; a
+ * leader that dies lets it go. */
+bool udb__sync_lead(udb_sync *s, uint64_t ns);
 void udb__sync_unlead(udb_sync *s);
 
 /* Does a commit's txnid matter here (false under UDB_NOSYNC, or without a
