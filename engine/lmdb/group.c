@@ -464,7 +464,7 @@ static udb_ship *ship_of(const udb_env *env)
  * queued, or a leader is at work?  (Then waiting for it beats flushing.) */
 static bool others_coming(const udb_ship *ship)
 {
-    return ship && (udb__ship_queued(ship) > 0 || udb__ship_leader(ship) != 0);
+    return ship && (udb__ship_any_queued(ship) || udb__ship_leader(ship) != 0);
 }
 
 /* How long a unit may stay queued before its owner takes it back and runs it

@@ -69,6 +69,8 @@ struct udb_ship {
     _Atomic uint64_t stalled_at;
 };
 
+static unsigned queued(const udb_ship *sh, unsigned enough);
+
 static _Atomic uint64_t delays[UDB_SHIP_NDELAYS];
 static _Atomic unsigned test_flags;
 
@@ -228,7 +230,7 @@ void udb__ship_gather(udb_ship *sh, unsigned want, uint64_t ns)
     for (;;) {
         uint32_t seen = atomic_load(&a->arrive);
         uint64_t now = now_ns();
-        if (udb__ship_queued(sh) >= want || now >= deadline)
+        if (queued(sh, want) >= want || now >= deadline)
             break;
         struct timespec ts = {(time_t)((deadline - now) / 1000000000u),
                               (long)((deadline - now) % 1000000000u)};
@@ -443,14 +445,26 @@ void udb__ship_counts(const udb_ship *sh, uint64_t out[UDB_SHIP_NCOUNTS])
         out[i] = sh ? atomic_load(&sh->a->counts[i]) : 0;
 }
 
-unsigned udb__ship_queued(const udb_ship *sh)
+/* The queued slots, counting no further than `enough` (each slot is pages
+ * away from the next: a full scan is 128 cache misses). */
+static unsigned queued(const udb_ship *sh, unsigned enough)
 {
     unsigned n = 0;
     if (!atomic_load(&sh->a->busy))
         return 0;
-    for (unsigned i = 0; i < UDB_SHIP_SLOTS; i++)
+    for (unsigned i = 0; i < UDB_SHIP_SLOTS && n < enough; i++)
         n += atomic_load(&sh->a->slots[i].state) == QUEUED;
     return n;
+}
+
+unsigned udb__ship_queued(const udb_ship *sh)
+{
+    return queued(sh, UDB_SHIP_SLOTS);
+}
+
+bool udb__ship_any_queued(const udb_ship *sh)
+{
+    return queued(sh, 1) > 0;
 }
 
 unsigned udb__ship_busy(const udb_ship *sh)
