@@ -15,6 +15,12 @@
  * Many units in flight in a process while another process leads all go to
  * that leader's batch, each through its own slot, rather than waiting in
  * their own process for a batch of their own (ship_inflight_joins_leader).
+ *
+ * The lead lock and the write gate are xlocks (engine/lmdb/xlock.h): a lock
+ * in shared memory that a holder's death -- a thread's or a process's --
+ * lets go.  xlock_* below hold one in a thread that returns, and in a child
+ * killed with SIGKILL; their negative control is the same lock made fragile
+ * (not robust), which the dead holder keeps.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,10 +32,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <signal.h>
+#include <sys/mman.h>
+
 #include "env.h"
 #include "ship.h"
 #include "support.h"
 #include "testutil.h"
+#include "xlock.h"
 
 static const char *const SCHEMA =
     "{`types`: {"
@@ -479,7 +490,122 @@ static void ship_control_held_key_shipped(tu *t)
     CHECK(!held_answered_while_led(t, UDB_SHIP_TEST_NO_HELD, 1000));
 }
 
+/* ---- xlock ---- */
+
+/* An xlock in memory shared with children, as the sync file's mapping is. */
+static udb_xlock *xlock_new(bool fragile)
+{
+    udb_xlock *l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                        -1, 0);
+    if (l == MAP_FAILED)
+        return NULL;
+    udb__xlock_set_fragile(fragile);
+    int rc = udb__xlock_init(l);
+    udb__xlock_set_fragile(false);
+    if (rc) {
+        munmap(l, sizeof *l);
+        return NULL;
+    }
+    return l;
+}
+
+static void *take_and_return(void *arg)
+{
+    return (void *)(intptr_t)udb__xlock_take(arg, UDB_XLOCK_TRY);   /* never dropped */
+}
+
+static void *take_for_a_while(void *arg)
+{
+    udb_xlock *l = arg;
+    uint64_t t0 = sup_now_us();
+    int rc = udb__xlock_take(l, 30000000);   /* 30 ms */
+    uint64_t took = sup_now_us() - t0;
+    if (!rc)
+        udb__xlock_drop(l);
+    return (void *)(intptr_t)(rc == EBUSY && took >= 25000 ? 0 : rc ? rc : -1);
+}
+
+/* Held: others wait (a limit ends the wait with EBUSY) and see it busy. */
+static void xlock_waits_and_times_out(tu *t)
+{
+    (void)t;
+    udb_xlock *l = xlock_new(false);
+    if (!CHECK(l != NULL))
+        return;
+    CHECK(!udb__xlock_busy(l));
+    CHECK_RC(udb__xlock_take(l, UDB_XLOCK_TRY), 0);
+    CHECK(udb__xlock_busy(l));
+    pthread_t th;
+    void *got = NULL;
+    CHECK(pthread_create(&th, NULL, take_for_a_while, l) == 0 && pthread_join(th, &got) == 0);
+    CHECK(got == NULL);   /* EBUSY, after its 30 ms */
+    udb__xlock_drop(l);
+    CHECK(!udb__xlock_busy(l));
+    CHECK_RC(udb__xlock_take(l, 1000000), 0);
+    udb__xlock_drop(l);
+    munmap(l, sizeof *l);
+}
+
+/* A holder that dies: a thread that returns holding it, then a process
+ * killed holding it.  The next taker has it at once.  Fragile (the control),
+ * the dead holder keeps it. */
+static void dead_holder(bool fragile)
+{
+    udb_xlock *l = xlock_new(fragile);
+    if (!CHECK(l != NULL))
+        return;
+    pthread_t th;
+    void *got = (void *)1;
+    CHECK(pthread_create(&th, NULL, take_and_return, l) == 0 && pthread_join(th, &got) == 0);
+    CHECK(got == NULL);
+    int rc = udb__xlock_take(l, 200000000);   /* 200 ms */
+    CHECK_RC(rc, fragile ? EBUSY : 0);
+    if (!rc)
+        udb__xlock_drop(l);
+    if (fragile) {   /* the thread's lock stays held: a new one for the process case */
+        munmap(l, sizeof *l);
+        if (!CHECK((l = xlock_new(true)) != NULL))
+            return;
+    }
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t c = fork();
+    if (c == 0) {
+        char one = 1;
+        if (udb__xlock_take(l, UDB_XLOCK_TRY) == 0 && write(ready[1], &one, 1) == 1)
+            pause();
+        _exit(1);
+    }
+    char b;
+    CHECK(c > 0 && read(ready[0], &b, 1) == 1);
+    CHECK(udb__xlock_busy(l));
+    kill(c, SIGKILL);
+    int st;
+    waitpid(c, &st, 0);
+    rc = udb__xlock_take(l, 200000000);
+    CHECK_RC(rc, fragile ? EBUSY : 0);
+    if (!rc)
+        udb__xlock_drop(l);
+    close(ready[0]);
+    close(ready[1]);
+    munmap(l, sizeof *l);
+}
+
+static void xlock_dead_holder_lets_go(tu *t)
+{
+    (void)t;
+    dead_holder(false);
+}
+
+static void xlock_control_fragile_kept(tu *t)
+{
+    (void)t;
+    dead_holder(true);
+}
+
 TU_MAIN(TU_CASE(ship_many_processes), TU_CASE(ship_inflight_joins_leader),
         TU_CASE(ship_held_key_not_shipped), TU_CASE(ship_control_held_key_shipped),
         TU_CASE(ship_alone_does_not_gather), TU_CASE(ship_failure_travels),
-        TU_CASE(ship_big_response_bounces), TU_CASE(ship_big_unit_not_queued))
+        TU_CASE(ship_big_response_bounces), TU_CASE(ship_big_unit_not_queued),
+        TU_CASE(xlock_waits_and_times_out), TU_CASE(xlock_dead_holder_lets_go),
+        TU_CASE(xlock_control_fragile_kept))
