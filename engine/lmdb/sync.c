@@ -184,33 +184,21 @@ static void max_store(_Atomic uint64_t *p, uint64_t v)
         ;
 }
 
-/* A futex word of the shared file and its count of sleepers: bump the word
- * and wake n of them (only if any sleeps) / sleep while it is still `seen`,
- * at most ns. */
-static void word_wake(_Atomic uint32_t *word, _Atomic uint32_t *sleepers, int n)
-{
-    atomic_fetch_add(word, 1);
-    if (atomic_load(sleepers))
-        syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
-}
-
-static void word_sleep(_Atomic uint32_t *word, _Atomic uint32_t *sleepers, uint32_t seen,
-                       uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-    atomic_fetch_add(sleepers, 1);
-    syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
-    atomic_fetch_sub(sleepers, 1);
-}
-
+/* `seq`, the shared file's futex word: bump it and wake every sleeper (only
+ * if any sleeps) / sleep while it is still `seen`, at most ns. */
 static void wake(shared *sh)
 {
-    word_wake(&sh->seq, &sh->waiters, INT_MAX);
+    atomic_fetch_add(&sh->seq, 1);
+    if (atomic_load(&sh->waiters))
+        syscall(SYS_futex, &sh->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 static void sleep_on(shared *sh, uint32_t seen, uint64_t ns)
 {
-    word_sleep(&sh->seq, &sh->waiters, seen, ns);
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    atomic_fetch_add(&sh->waiters, 1);
+    syscall(SYS_futex, &sh->seq, FUTEX_WAIT, seen, &ts, NULL, 0);
+    atomic_fetch_sub(&sh->waiters, 1);
 }
 
 /* Does another process hold lock byte `byte` of fd?  (The locks of our own
