@@ -33,7 +33,7 @@ int udb__buf_reserve(udb_buf *b, size_t extra)
     size_t need = b->len + extra + 1;   /* room for a NUL terminator */
     if (need <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = b->cap ? b->cap : 256;   /* most records and keys fit at once */
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     unsigned char *p = realloc(b->p, cap);
@@ -48,7 +48,8 @@ int udb__buf_reserve(udb_buf *b, size_t extra)
 
 void udb__buf_put(udb_buf *b, const void *p, size_t n)
 {
-    if (udb__buf_reserve(b, n) != 0)
+    /* room for n bytes and the NUL: no call (msgpack packs a record in ~20 puts) */
+    if ((b->oom || n >= b->cap - b->len) && udb__buf_reserve(b, n) != 0)
         return;
     if (n)
         memcpy(b->p + b->len, p, n);

@@ -92,7 +92,7 @@ static void render_list(udb_buf *b, const void *data, size_t size)
     } else if (udb__mp_unpack(&up, data, size) == 0) {
         udb__mp_render(b, &up.data, false);
     }
-    msgpack_unpacked_destroy(&up);
+    udb__mp_done(&up);
 }
 
 int udb__conflicts_finish(udb_conflicts *cs, udb_buf *msg)

@@ -6,9 +6,10 @@
  * nesting as out-of-memory, and accepts trailing bytes.  So every untrusted
  * buffer is walked here first: each count must be backed by bytes, nesting and
  * total object count are capped, and the object must end exactly at the end
- * of the buffer.  Only then is it handed to msgpack_unpack_next().
+ * of the buffer.  Only then is it handed to msgpack-c's msgpack_unpack().
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "mpack.h"
@@ -119,14 +120,60 @@ int udb__mp_check(const void *buf, size_t len, unsigned max_depth, const char **
     return rc;
 }
 
+/* Zones let go of by udb__mp_done, for the next unpack: every record written
+ * is unpacked, and msgpack_unpack_next() would malloc and free a zone and its
+ * 8 KiB first chunk each time.  A zone is emptied down to that first chunk
+ * before it is kept, so the spares hold SPARE_ZONES chunks at most. */
+#define SPARE_ZONES 8
+static _Atomic(msgpack_zone *) spare_zones[SPARE_ZONES];
+
+static msgpack_zone *zone_take(void)
+{
+    for (unsigned i = 0; i < SPARE_ZONES; i++) {
+        msgpack_zone *z = atomic_exchange_explicit(&spare_zones[i], NULL, memory_order_acquire);
+        if (z)
+            return z;
+    }
+    return msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+}
+
+static void zone_give(msgpack_zone *z)
+{
+    msgpack_zone_clear(z);
+    for (unsigned i = 0; i < SPARE_ZONES; i++) {
+        msgpack_zone *none = NULL;
+        if (atomic_compare_exchange_strong_explicit(&spare_zones[i], &none, z,
+                                                    memory_order_release, memory_order_relaxed))
+            return;
+    }
+    msgpack_zone_free(z);
+}
+
+void udb__mp_done(msgpack_unpacked *up)
+{
+    if (up->zone) {
+        zone_give(up->zone);
+        up->zone = NULL;
+    }
+    memset(&up->data, 0, sizeof up->data);
+}
+
 int udb__mp_unpack(msgpack_unpacked *up, const void *buf, size_t len)
 {
-    size_t off = 0;
-    msgpack_unpack_return r = msgpack_unpack_next(up, buf, len, &off);
-    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
+    udb__mp_done(up);
+    msgpack_zone *z = zone_take();
+    if (!z)
         return UDB_ENOMEM;
-    if (r != MSGPACK_UNPACK_SUCCESS || off != len)
-        return UDB_EBADRECORD;
+    size_t off = 0;
+    /* msgpack-c's header calls it obsolete: it is msgpack_unpack_next() with the
+       zone the caller's, which is what lets a zone be used again */
+    msgpack_unpack_return r = msgpack_unpack(buf, len, &off, z, &up->data);
+    if (r != MSGPACK_UNPACK_SUCCESS || off != len) {
+        zone_give(z);
+        memset(&up->data, 0, sizeof up->data);
+        return r == MSGPACK_UNPACK_NOMEM_ERROR ? UDB_ENOMEM : UDB_EBADRECORD;
+    }
+    up->zone = z;
     return 0;
 }
 

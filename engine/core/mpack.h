@@ -19,9 +19,13 @@
  * backed by enough bytes, nesting <= max_depth, no trailing bytes.  On failure
  * returns UDB_EBADRECORD and writes a reason into why (may be NULL). */
 int udb__mp_check(const void *buf, size_t len, unsigned max_depth, const char **why);
-/* Decode bytes already checked by udb__mp_check into up; the objects live
- * until msgpack_unpacked_destroy(up). */
+/* Decode bytes already checked by udb__mp_check into up (what up held before
+ * is let go of); the objects live until udb__mp_done(up). */
 int udb__mp_unpack(msgpack_unpacked *up, const void *buf, size_t len);
+/* Let go of what udb__mp_unpack or udb__mp_parse put in up (its zone is kept
+ * for the next unpack); up is then empty, as msgpack_unpacked_init leaves it.
+ * (msgpack_unpacked_destroy would free the zone instead: also correct.) */
+void udb__mp_done(msgpack_unpacked *up);
 /* Check + unpack in one step; error message (if any) in *why. */
 int udb__mp_parse(msgpack_unpacked *up, const void *buf, size_t len, const char **why);
 /* Decode a msgpack scalar (array=false) or an array of at most max scalars

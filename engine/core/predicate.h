@@ -21,6 +21,7 @@ typedef enum udb_ftype {
 
 typedef struct udb_field {
     char *name;
+    size_t namelen;            /* strlen(name): records are matched against it */
     udb_ftype type;
     bool required, autoinc;
     size_t nvalues;            /* enum */

@@ -24,7 +24,7 @@ void udb__rec_init(udb_rec *r)
 
 void udb__rec_free(udb_rec *r)
 {
-    msgpack_unpacked_destroy(&r->up);
+    udb__mp_done(&r->up);
     free(r->vals);   /* set and extra are in its block */
     memset(r, 0, sizeof *r);
 }
@@ -188,7 +188,7 @@ int udb__rec_parse(udb_rec *r, const udb_type *t, const void *buf, size_t len, b
         size_t kn = kv->key.via.str.size;
         size_t f;
         for (f = 0; f < t->nfields; f++)
-            if (strlen(t->fields[f].name) == kn && udb__same_bytes(t->fields[f].name, k, kn))
+            if (t->fields[f].namelen == kn && udb__same_bytes(t->fields[f].name, k, kn))
                 break;
         if (f == t->nfields) {
             for (size_t e = 0; e < r->nextra; e++)

@@ -157,6 +157,7 @@ static int parse_field(udb_field *f, const char *tname, const char *fname, json_
     f->name = xstrdup(fname);
     if (!f->name)
         return UDB_ENOMEM;
+    f->namelen = strlen(fname);
     const char *ty = json_string_value(json_object_get(def, "type"));
     if (!ty)
         FAIL("%s: missing \"type\" (one of str, int, uint, float, bool, bin, enum, any)", where);

@@ -198,7 +198,7 @@ static int with_field(udb_buf *out, const char **why, udb_val rec, const char *f
         rc = UDB_EBADRECORD;
     }
     if (rc) {
-        msgpack_unpacked_destroy(&up);
+        udb__mp_done(&up);
         return rc;
     }
     const msgpack_object_map *m = &up.data.via.map;
@@ -225,7 +225,7 @@ static int with_field(udb_buf *out, const char **why, udb_val rec, const char *f
         msgpack_pack_str_with_body(&pk, field, flen);
         msgpack_pack_uint64(&pk, v);
     }
-    msgpack_unpacked_destroy(&up);
+    udb__mp_done(&up);
     if (out->oom) {
         *why = "out of memory";
         return UDB_ENOMEM;
@@ -533,7 +533,7 @@ int udb__unit_decode(udb_op **ops, size_t *n, udb_arena *a, const void *p, size_
         ok = false;
     for (size_t i = 0; ok && i < count; i++)
         ok = dec_op(&v[i], a, &o->via.array.ptr[1].via.array.ptr[i]);
-    msgpack_unpacked_destroy(&up);
+    udb__mp_done(&up);
     if (!ok)
         return udb__env_err(UDB_EINVAL, "udb_exec: a shipped unit is not one this version "
                             "reads (%s)", why ? why : "layout");
@@ -663,6 +663,6 @@ int udb__results_decode(udb_results *res, size_t *failed, int *failed_rc, const 
         udb__arena_free(&res->arena);
         results_clear(res, (size_t)-1);
     }
-    msgpack_unpacked_destroy(&up);
+    udb__mp_done(&up);
     return ok ? 0 : UDB_EINVAL;
 }

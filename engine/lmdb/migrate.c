@@ -75,7 +75,7 @@ static int build_index(udb_buf *msg, udb_txn *txn, const udb_schema *s, const ud
                     udb__buf_printf(&list, " and ");
                     if (b.p && udb__mp_unpack(&up, b.p, b.len) == 0)
                         udb__mp_render(&list, &up.data, true);
-                    msgpack_unpacked_destroy(&up);
+                    udb__mp_done(&up);
                     udb__buf_free(&a);
                     udb__buf_free(&b);
                 }
