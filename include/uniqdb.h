@@ -53,10 +53,11 @@
  *    nothing waits for its snapshot alone; udb_write() whose fn failed (a
  *    conflict, say) waits the same way before returning the failure.
  *  - Each commit flushes the data file once, inside LMDB's write lock; that
- *    flush also makes the previous commit durable.  A commit nobody follows is
- *    made durable by one flush outside the write lock, shared by every thread
- *    and process waiting at that moment.  The database directory holds a
- *    small file, sync.udb, with the state those processes share.
+ *    flush also makes the previous commit durable.  A commit is then made
+ *    durable by one flush outside the write lock, shared by every thread and
+ *    process waiting at that moment (unless a later commit's covered it
+ *    first).  The database directory holds a small file, sync.udb, with the
+ *    state those processes share.
  *  - A read-only transaction may see commits that are not durable yet (their
  *    writers are still waiting to be acknowledged): after a power cut, the
  *    newest of them may be gone.  udb_commit() of a read-only transaction
@@ -527,7 +528,7 @@ UDB_API int udb_txn_latest(int *latest, udb_txn *txn);
  * once.  Each caller returns only after its work and what it read are durable
  * (as durable as the env's sync flags make it; see "Durability" above), with
  * its own fn's result.  While one batch waits for its flush, the next batch
- * runs and commits; its flush usually covers the one before.  If the shared
+ * runs and commits.  If the shared
  * commit or its flush fails, every fn of that batch gets the error.  fn may run on
  * another caller's thread (the batch leader), one fn at a time.  udb_errmsg(),
  * udb_conflict_info() and values returned by operations inside fn refer to

@@ -71,7 +71,7 @@ static int write_alone(udb_env *env, udb_write_fn fn, void *ctx)
  *
  * Pipelined: once a batch has committed, the leader hands the queue to the
  * next leader and only then waits for the flush that makes its batch durable
- * -- usually the next batch's own commit (sync.c).  Each waiting caller has a
+ * (sync.c: a flush outside the write lock, as the next batch runs).  Each waiting caller has a
  * condition variable of its own, so a hand-off or a finished batch wakes
  * exactly the threads concerned, not every writer of the process.
  *
@@ -142,8 +142,8 @@ static long now_ns(void)
  * writers and each commit (two syncs) serves only about half of them.  If
  * the last batch was shared, wait a little -- a fraction of a commit -- for
  * them to queue up again.  Not while a batch waits for its flush: its
- * callers come back only after the next commit, so waiting for them here
- * would only delay that commit. */
+ * callers come back only once that flush is done, so waiting for them here
+ * would only delay this commit. */
 static void gather(udb_group *g)
 {
     if (g->last_n < 2 || g->awaiting)
@@ -460,13 +460,6 @@ static udb_ship *ship_of(const udb_env *env)
     return (env->flags & UDB_NOSHIP) ? NULL : env->ship;
 }
 
-/* Will a batch commit soon -- its flush covering ours -- because units are
- * queued, or a leader is at work?  (Then waiting for it beats flushing.) */
-static bool others_coming(const udb_ship *ship)
-{
-    return ship && (udb__ship_any_queued(ship) || udb__ship_leader(ship) != 0);
-}
-
 /* How long a unit may stay queued before its owner takes it back and runs it
  * itself: many commits' time (the leader may be gathering, or running a long
  * batch), for a leader that holds the lead lock and does not lead -- stopped
@@ -540,7 +533,7 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
        so its answer, as a success, stands only once the batch is durable */
     if (txnid) {
         uint64_t target = udb__sync_target(env->sync, txnid, txnid);
-        int arc = udb__txn_ack(env, target, others_coming(ship));
+        int arc = udb__txn_ack(env, target);
         if (!*rc)
             *rc = arc;
     }
@@ -548,7 +541,7 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
 }
 
 /* The leader hands the queue on: the batch of n requests has run. */
-static bool hand_off(udb_group *g, greq **reqs, size_t n, long took)
+static void hand_off(udb_group *g, greq **reqs, size_t n, long took)
 {
     pthread_mutex_lock(&g->mu);
     g->last_n = n;
@@ -564,7 +557,6 @@ static bool hand_off(udb_group *g, greq **reqs, size_t n, long took)
     if (more)
         req_wake(g->head, 1);
     pthread_mutex_unlock(&g->mu);
-    return more;
 }
 
 /* The queue's first GROUP_MAX requests into reqs, oldest first: how many.
@@ -644,7 +636,7 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
             leading = udb__ship_lead_within(ship, queued_bound_ns(env));
             rc = lead_batch(env, leading ? ship : NULL, &b);
             if (!rc)
-                rc = udb__txn_ack(env, b.ack, others_coming(ship));
+                rc = udb__txn_ack(env, b.ack);
         }
     } else {
         /* wait for the leader of another process to let go, and lead the
@@ -663,9 +655,9 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
         batch b = {env, reqs, n, NULL, 0, 0, 0, false};
         rc = lead_batch(env, leading ? ship : NULL, &b);
         /* hand the queue to the next leader, then wait for this batch's flush */
-        bool more = hand_off(g, reqs, n, now_ns() - t0);
+        hand_off(g, reqs, n, now_ns() - t0);
         if (!rc)
-            rc = udb__txn_ack(env, b.ack, more || others_coming(ship));
+            rc = udb__txn_ack(env, b.ack);
     }
 
     char full_msg[480];   /* udb__grow's or the flush's message, before anything overwrites it */
@@ -737,8 +729,7 @@ static bool held_already(int *rc, udb_env *env, udb_unit *u)
         return false;
     /* what a write transaction beginning after snap, writing nothing, waits for */
     uint64_t target = udb__sync_target(env->sync, snap + 1, 0);
-    udb_ship *ship = ship_of(env);
-    *rc = udb__txn_ack(env, target, others_coming(ship));
+    *rc = udb__txn_ack(env, target);
     return true;
 }
 

@@ -462,11 +462,6 @@ unsigned udb__ship_queued(const udb_ship *sh)
     return queued(sh, UDB_SHIP_SLOTS);
 }
 
-bool udb__ship_any_queued(const udb_ship *sh)
-{
-    return queued(sh, 1) > 0;
-}
-
 unsigned udb__ship_busy(const udb_ship *sh)
 {
     return sh ? atomic_load(&sh->a->busy) : 0;

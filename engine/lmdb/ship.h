@@ -120,9 +120,8 @@ enum { UDB_SHIP_RUN, UDB_SHIP_FOREIGN, UDB_SHIP_EARLIER, UDB_SHIP_RERUN, UDB_SHI
 void udb__ship_count(udb_ship *sh, unsigned what);
 void udb__ship_counts(const udb_ship *sh, uint64_t out[UDB_SHIP_NCOUNTS]);
 
-/* How many slots are queued now; is any? */
+/* How many slots are queued now. */
 unsigned udb__ship_queued(const udb_ship *sh);
-bool udb__ship_any_queued(const udb_ship *sh);
 /* How many slots are in use (not free): the scans above are skipped at 0. */
 unsigned udb__ship_busy(const udb_ship *sh);
 /* The pid of the process that holds the lead lock now (0: none). */

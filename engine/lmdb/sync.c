@@ -8,12 +8,14 @@
  * returned, so `committed` = C means C-1 is durable.  (Only a committer's
  * own txnid is published: a UDB_NOSYNC process may share the database, and
  * its commits flush nothing.)  A transaction whose own commit has not been
- * covered that way waits: for the next commit, if a durable writer is on its
- * way (a shared count of write transactions begun and not yet ended), else
- * it flushes the file itself, outside the write lock, and publishes as
- * durable what it knew committed before that flush.  One flusher at a time
- * across processes (an open-file-description lock the kernel drops if the
- * holder dies), so N waiters cost one flush, not N.
+ * covered that way flushes the file itself, outside the write lock, and
+ * publishes as durable what it knew committed before that flush -- at once,
+ * not waiting for the next commit's in-lock flush: that would hold every
+ * acknowledgement for a whole commit cycle, while a flush now runs as the
+ * next batch works inside the lock.  One flusher at a time across processes
+ * (an open-file-description lock the kernel drops if the holder dies); the
+ * others wait for its end and look again, so N waiters cost one flush, not
+ * N.
  *
  * LMDB's reuse rule is what makes the unflushed meta page harmless: a write
  * transaction reuses only pages freed at least two transactions back, so the
@@ -69,10 +71,11 @@
 #define SYNC_SIZE 4096
 
 /* byte ranges of the file used as locks (open-file-description locks;
- * bytes 2 and 4 were the lead lock and the gate, now `shared`'s mutexes) */
+ * bytes 2 and 4 were the lead lock and the gate, now `shared`'s mutexes;
+ * byte 3 was held while a process had a write transaction on its way, for
+ * waiters that counted on its flush -- they no longer wait for one) */
 #define LOCK_OPEN 0     /* shared while open; exclusive while resetting */
 #define LOCK_FLUSH 1    /* the one flusher */
-#define LOCK_WRITING 3  /* shared while a write transaction of this process is on its way */
 /* A byte of LMDB's data file, far past its end (LMDB locks only lock.mdb):
  * shared while the database is open, by whichever sync file; held
  * exclusively by a resetting opener, no process of any session has it. */
@@ -104,8 +107,6 @@ struct udb_sync {
     size_t size;                  /* of the mapping: SYNC_SIZE + the extra area */
     size_t extra;                 /* bytes of the extra area mapped (0: none could be had) */
     pthread_mutex_t flush_mu;     /* one flusher per process (the file lock is per process) */
-    pthread_mutex_t writing_mu;   /* writing and LOCK_WRITING change together */
-    _Atomic int writing;          /* this process's write transactions on their way */
     _Atomic int failed;           /* this handle saw a flush fail */
     struct udb_sync *next;        /* in `open_syncs` */
 };
@@ -160,13 +161,6 @@ void udb__sync_set_test_flags(unsigned flags)
     atomic_store(&test_flags, flags);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int range_lock(int fd, int cmd, short type, off_t start)
 {
     struct flock l = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = 1};
@@ -199,14 +193,6 @@ static void sleep_on(shared *sh, uint32_t seen, uint64_t ns)
     atomic_fetch_add(&sh->waiters, 1);
     syscall(SYS_futex, &sh->seq, FUTEX_WAIT, seen, &ts, NULL, 0);
     atomic_fetch_sub(&sh->waiters, 1);
-}
-
-/* Does another process hold lock byte `byte` of fd?  (The locks of our own
- * file description never conflict with us.) */
-static bool held_by_other(int fd, off_t byte)
-{
-    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
-    return fcntl(fd, F_OFD_GETLK, &l) == 0 && l.l_type != F_UNLCK;
 }
 
 /* Reset the file: we hold it exclusively, so no process uses it.  The magic
@@ -289,7 +275,6 @@ int udb__sync_open(udb_sync **out, const char *dir, MDB_env *mdb, enum udb_sync_
     s->fd = -1;
     s->sh = MAP_FAILED;
     pthread_mutex_init(&s->flush_mu, NULL);
-    pthread_mutex_init(&s->writing_mu, NULL);
     /* registered before the descriptor exists: a fork from now on closes it */
     pthread_mutex_lock(&open_mu);
     s->next = open_syncs;
@@ -356,7 +341,6 @@ void udb__sync_close(udb_sync *s)
     if (s->fd >= 0)
         close(s->fd);   /* drops the file locks */
     pthread_mutex_destroy(&s->flush_mu);
-    pthread_mutex_destroy(&s->writing_mu);
     free(s);
 }
 
@@ -400,52 +384,17 @@ static void poison(udb_sync *s, int err)
     wake(s->sh);
 }
 
-/* A process announces its write transactions on their way with a shared
- * lock on LOCK_WRITING, held from its first to its last: unlike a count in
- * the file, it goes when the process dies inside a transaction. */
-void udb__sync_writer_begin(udb_sync *s)
-{
-    /* a UDB_NOSYNC commit covers nobody: not counted */
-    if (!s || s->mode == UDB_SYNC_NONE)
-        return;
-    pthread_mutex_lock(&s->writing_mu);
-    if (atomic_fetch_add(&s->writing, 1) == 0)
-        range_lock(s->fd, F_OFD_SETLK, F_RDLCK, LOCK_WRITING);   /* only a hint if it fails */
-    pthread_mutex_unlock(&s->writing_mu);
-}
-
-static void writer_gone(udb_sync *s)
-{
-    pthread_mutex_lock(&s->writing_mu);
-    if (atomic_fetch_sub(&s->writing, 1) == 1)
-        range_lock(s->fd, F_OFD_SETLK, F_UNLCK, LOCK_WRITING);
-    pthread_mutex_unlock(&s->writing_mu);
-}
-
-/* Is a write transaction on its way, in this process or another? */
-static bool writers_coming(udb_sync *s)
-{
-    return atomic_load(&s->writing) > 0 || held_by_other(s->fd, LOCK_WRITING);
-}
-
-bool udb__sync_writers_coming(udb_sync *s)
-{
-    return s && s->sh != MAP_FAILED && writers_coming(s);
-}
-
 void udb__sync_writer_end(udb_sync *s, uint64_t mine, uint64_t commit_ns)
 {
     if (!s || s->mode == UDB_SYNC_NONE)
         return;
     shared *sh = s->sh;
-    /* committed first: a waiter woken by the count dropping must see it */
     if (mine)
         max_store(&sh->committed, mine);
     if (commit_ns) {
         uint64_t avg = atomic_load(&sh->commit_ns);
         atomic_store(&sh->commit_ns, avg ? (avg * 7 + commit_ns) / 8 : commit_ns);
     }
-    writer_gone(s);
     wake(sh);
 }
 
@@ -480,17 +429,24 @@ static bool covered(const shared *sh, uint64_t target)
     return durable_now(sh) >= target;
 }
 
-/* Flush the data file unless someone covered target meanwhile.  0 (target
- * may now be covered: the caller looks again) or UDB_EFLUSHFAILED. */
+/* Flush the data file unless someone covered target meanwhile -- or, when
+ * another thread or process is flushing already, return FLUSH_BUSY at once
+ * (its flush may cover target: the caller waits for its wake and looks
+ * again).  0 (target may now be covered: the caller looks again),
+ * FLUSH_BUSY, or UDB_EFLUSHFAILED. */
+#define FLUSH_BUSY 1
 static int flush(udb_sync *s, uint64_t target)
 {
     shared *sh = s->sh;
-    int rc = 0;
-    pthread_mutex_lock(&s->flush_mu);
-    int err = range_lock(s->fd, F_OFD_SETLKW, F_WRLCK, LOCK_FLUSH);
-    if (err) {
-        /* cannot serialize with other processes: flush anyway, it is only slower */
+    if (pthread_mutex_trylock(&s->flush_mu))
+        return FLUSH_BUSY;
+    int err = range_lock(s->fd, F_OFD_SETLK, F_WRLCK, LOCK_FLUSH);
+    if (err == EAGAIN || err == EACCES) {
+        pthread_mutex_unlock(&s->flush_mu);
+        return FLUSH_BUSY;
     }
+    /* any other error: cannot serialize with other processes; flush anyway,
+       it is only slower */
     if (!covered(sh, target) && !atomic_load(&sh->failed)) {
         /* target too: it was committed before we got here (a UDB_NOSYNC
            commit, perhaps, which `committed` does not show) */
@@ -511,29 +467,20 @@ static int flush(udb_sync *s, uint64_t target)
         range_lock(s->fd, F_OFD_SETLK, F_UNLCK, LOCK_FLUSH);
     pthread_mutex_unlock(&s->flush_mu);
     if ((err = atomic_load(&sh->failed)))
-        rc = failed_err(s, err);
-    return rc;
+        return failed_err(s, err);
+    return 0;
 }
 
-/* How long a waiter counts on a writer on its way before flushing itself:
- * a few commits' time (a writer may still be gathering or queued for the
- * lock), bounded so that a count left by a crashed writer costs little. */
-static uint64_t cover_wait_ns(const shared *sh)
-{
-    uint64_t w = 4 * atomic_load(&sh->commit_ns);
-    if (w < 200000)
-        w = 200000;
-    if (w > 20000000)
-        w = 20000000;
-    return w;
-}
+/* How long a waiter sleeps at most between looks while another flush is
+ * under way (its end wakes the waiter sooner): a flusher that died or
+ * stopped holding the lock is noticed, or waited for, this often. */
+#define FLUSH_LOOK_NS 2000000u
 
-int udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming)
+int udb__sync_wait(udb_sync *s, uint64_t target)
 {
     if (!s || !target)
         return 0;
     shared *sh = s->sh;
-    uint64_t deadline = 0;
     for (;;) {
         int err = atomic_load(&sh->failed);
         if (err || (err = atomic_load(&s->failed))) {
@@ -543,15 +490,10 @@ int udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming)
         uint32_t seen = atomic_load(&sh->seq);
         if (covered(sh, target))
             return 0;
-        uint64_t now = now_ns();
-        if (!deadline)
-            deadline = now + cover_wait_ns(sh);
-        if (now < deadline && (more_coming || writers_coming(s))) {
-            sleep_on(sh, seen, deadline - now);
-            continue;
-        }
         int rc = flush(s, target);
-        if (rc)
+        if (rc == FLUSH_BUSY)
+            sleep_on(sh, seen, FLUSH_LOOK_NS);
+        else if (rc)
             return rc;
     }
 }

@@ -40,11 +40,8 @@ void udb__sync_close(udb_sync *s);
  * flush, in this process or any other sharing the file. */
 int  udb__sync_usable(udb_sync *s);
 
-/* A top-level write transaction is on its way (called before it waits for
- * LMDB's write lock): waiters may count on its flush. */
-void udb__sync_writer_begin(udb_sync *s);
-/* ... and has ended.  mine: its txnid if it committed and wrote (0 if not);
- * commit_ns: how long the commit took. */
+/* A top-level write transaction has ended.  mine: its txnid if it committed
+ * and wrote (0 if not); commit_ns: how long the commit took. */
 void udb__sync_writer_end(udb_sync *s, uint64_t mine, uint64_t commit_ns);
 /* A commit failed with rc: an I/O error there may be a failed flush, so the
  * database is poisoned as udb__sync_wait's failed flush would. */
@@ -56,12 +53,14 @@ void udb__sync_commit_failed(udb_sync *s, int rc);
  * else the snapshot it read (began - 1).  0 when the mode waits for nothing. */
 uint64_t udb__sync_target(const udb_sync *s, uint64_t began, uint64_t last);
 
-/* Wait until txnid target is durable, flushing the data file if no commit on
- * its way will do it.  more_coming: this process is about to begin a write
- * transaction (the next batch of group commit) whose flush will cover target.
+/* Wait until txnid target is durable: flush the data file at once, unless
+ * another thread or process is flushing it (then wait for that flush, and
+ * flush again if it did not cover target).  Not for the next commit, whose
+ * in-lock flush would also cover target: that would add a whole commit cycle
+ * to each acknowledgement, while a flush now overlaps the next batch's work.
  * 0, or UDB_EFLUSHFAILED (message set): a flush failed, here or elsewhere,
  * and target must not be acknowledged. */
-int  udb__sync_wait(udb_sync *s, uint64_t target, bool more_coming);
+int  udb__sync_wait(udb_sync *s, uint64_t target);
 
 /* Take / let go of the right to begin a write transaction, before LMDB's
  * own writer lock (which has no timeout), waiting at most wait_ms (0:
@@ -101,9 +100,6 @@ const unsigned char *udb__sync_instance(const udb_sync *s);
  * a sweep that did not commit is put back. */
 bool udb__sync_take_sweep(udb_sync *s);
 void udb__sync_put_back_sweep(udb_sync *s);
-/* Is a write transaction on its way, in this process or another?  (A
- * process that died inside one is not counted.) */
-bool udb__sync_writers_coming(udb_sync *s);
 /* For tests: the committed / durable txnids as the shared file has them, and
  * the count of flushes made outside the write lock since the file was reset. */
 void udb__sync_state(const udb_sync *s, uint64_t *committed, uint64_t *durable,

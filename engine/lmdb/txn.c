@@ -67,7 +67,6 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
                                 wait_ms);
         }
         txn->gated = sync != NULL;
-        udb__sync_writer_begin(sync);
         txn->writer = true;
     }
     for (;;) {
@@ -203,9 +202,9 @@ int udb__txn_end_nowait(udb_txn *txn, bool commit, uint64_t *ack)
     return rc;
 }
 
-int udb__txn_ack(udb_env *env, uint64_t ack, bool more_coming)
+int udb__txn_ack(udb_env *env, uint64_t ack)
 {
-    return udb__sync_wait(udb__env_sync(env), ack, more_coming);
+    return udb__sync_wait(udb__env_sync(env), ack);
 }
 
 int udb__txn_end(udb_txn *txn, bool commit)
@@ -213,7 +212,7 @@ int udb__txn_end(udb_txn *txn, bool commit)
     uint64_t ack;
     udb_env *env = txn->env;
     int rc = udb__txn_end_nowait(txn, commit, &ack);
-    return rc ? rc : udb__txn_ack(env, ack, false);
+    return rc ? rc : udb__txn_ack(env, ack);
 }
 
 int udb__lmdb_commit(udb_txn *txn)

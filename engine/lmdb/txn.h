@@ -27,9 +27,9 @@ int  udb__txn_end(udb_txn *txn, bool commit);
 /* The same without waiting: *ack gets what udb__txn_ack must wait for
  * (0: nothing), so the caller can do more work first (group commit). */
 int  udb__txn_end_nowait(udb_txn *txn, bool commit, uint64_t *ack);
-/* Wait until ack is durable (see udb__sync_wait for more_coming).  0, or
- * UDB_EFLUSHFAILED: the commit stands but must not be acknowledged. */
-int  udb__txn_ack(udb_env *env, uint64_t ack, bool more_coming);
+/* Wait until ack is durable (udb__sync_wait).  0, or UDB_EFLUSHFAILED: the
+ * commit stands but must not be acknowledged. */
+int  udb__txn_ack(udb_env *env, uint64_t ack);
 
 MDB_txn *udb__txn_mdb(const udb_txn *txn);
 udb_env *udb__txn_env(const udb_txn *txn);

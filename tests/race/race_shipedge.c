@@ -41,8 +41,6 @@
  *                     (W takes its unit back after 20 ms here, not 0.25 s).
  *                     Control: W never takes back a queued unit
  *                     (UDB_SHIP_TEST_NO_BOUND).
- *   --mode=deadwriter P is killed inside a write transaction: afterwards no
- *                     writer counts as on its way (it did before it died).
  *   --mode=longread   Leader L holds a read transaction on another thread
  *                     when its batch (with W's unit in it) fills the map:
  *                     growing must wait for that reader, and W's unit must
@@ -784,51 +782,6 @@ static int run_stop(int rounds)
     return 0;
 }
 
-/* ---- deadwriter -------------------------------------------------------------- */
-
-static int dead_writer(int round)
-{
-    udb_env *env = open_env();
-    udb_txn *txn;
-    if (udb_begin(&txn, env, 0))
-        return 2;
-    atomic_store(&sh->flag[0], 1);
-    sup_sleep_us(20000000);   /* killed here */
-    (void)round;
-    return 3;
-}
-
-static int run_deadwriter(int rounds)
-{
-    udb_env *env = open_env();
-    udb_sync *s = udb__env_sync(env);
-    for (int r = 0; r < rounds; r++) {
-        memset(sh->flag, 0, sizeof sh->flag);
-        if (udb__sync_writers_coming(s))
-            return fprintf(stderr, "round %d: a writer counts before any began\n", r), 1;
-        pid_t p = spawn(dead_writer, r);
-        if (!await_flag(0, 10000))
-            return 2;
-        /* the check sees a live writer (else the test could not fail) */
-        if (!udb__sync_writers_coming(s))
-            return fprintf(stderr, "round %d: a writer inside its transaction does not count "
-                           "as on its way\n", r), 1;
-        kill(p, SIGKILL);
-        reap(p);
-        if (udb__sync_writers_coming(s))
-            return fprintf(stderr, "round %d: a writer killed inside its transaction still "
-                           "counts as on its way\n", r), 1;
-    }
-    /* and a lone writer's commits go on (LMDB's lock of the dead is recovered) */
-    int created;
-    if (insert(env, 1, NULL, &created) || !created)
-        return fprintf(stderr, "insert after the kills: %s\n", udb_env_errmsg(env)), 1;
-    udb_close(env);
-    printf("deadwriter: %d writers killed inside a transaction: none counted afterwards\n",
-           rounds);
-    return 0;
-}
-
 /* ---- lockwait --------------------------------------------------------------- */
 
 static int lock_holder(int round)
@@ -1130,7 +1083,6 @@ int main(int argc, char **argv)
              : strcmp(mode, "short") == 0      ? run_short(rounds)
              : strcmp(mode, "fork") == 0       ? run_fork(rounds)
              : strcmp(mode, "stop") == 0       ? run_stop(rounds)
-             : strcmp(mode, "deadwriter") == 0 ? run_deadwriter(rounds)
              : strcmp(mode, "failack") == 0    ? run_failack(rounds)
              : strcmp(mode, "longread") == 0   ? run_longread(rounds)
              : strcmp(mode, "lockwait") == 0   ? run_lockwait(rounds)
