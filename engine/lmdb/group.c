@@ -494,7 +494,7 @@ static bool follow(udb_env *env, udb_ship *ship, greq *r, int *rc)
     uint64_t give_up = (uint64_t)now_ns() + queued_bound_ns(env);
     do {
         /* the leader may have finished (or died) since we looked: then lead */
-        if (udb__ship_lead(ship, false)) {
+        if (udb__ship_lead(ship)) {
             batch b = {env, NULL, 0, NULL, 0, 0, 0, false};
             lead_batch(env, ship, &b);
         }
@@ -624,7 +624,7 @@ static int write_grouped(udb_env *env, udb_group *g, udb_write_fn fn, void *ctx,
     size_t n = take_queue(g, reqs);
     pthread_mutex_unlock(&g->mu);
 
-    bool leading = ship && udb__ship_lead(ship, false);
+    bool leading = ship && udb__ship_lead(ship);
     int rc = 0;
     if (ship && !leading && n == 1 && me.unit && !tried) {
         /* another process leads, and we would commit one unit alone: ship it;

@@ -159,9 +159,9 @@ static bool lead(udb_ship *sh, uint64_t ns)
     return true;
 }
 
-bool udb__ship_lead(udb_ship *sh, bool wait)
+bool udb__ship_lead(udb_ship *sh)
 {
-    return lead(sh, wait ? UDB_XLOCK_WAIT : UDB_XLOCK_TRY);
+    return lead(sh, UDB_XLOCK_TRY);
 }
 
 void udb__ship_unlead(udb_ship *sh)

@@ -42,9 +42,9 @@ void   udb__ship_close(udb_ship *sh);
 
 /* ---- leading ---- */
 
-/* Take the lead lock: at once (wait=false: false if another process holds
- * it) or waiting for it.  A thread of this process must not hold it already. */
-bool udb__ship_lead(udb_ship *sh, bool wait);
+/* Take the lead lock if it is free (false: another thread or process holds
+ * it).  A thread of this process must not hold it already. */
+bool udb__ship_lead(udb_ship *sh);
 /* Take it, waiting at most ns for the leader to let go (false: not had). */
 bool udb__ship_lead_within(udb_ship *sh, uint64_t ns);
 /* A unit of ours stayed queued too long: the leader of now is stalled (a

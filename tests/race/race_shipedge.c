@@ -654,7 +654,7 @@ static int fork_writer(int round)
     if (round % 2 == 0) {
         /* the lead lock of the dead leader must be free at once */
         bool led = false;
-        for (int i = 0; i < 200 && !(led = udb__ship_lead(ship, false)); i++)
+        for (int i = 0; i < 200 && !(led = udb__ship_lead(ship)); i++)
             sup_sleep_us(500);
         if (!led) {
             fprintf(stderr, "round %d: the killed leader's lead lock is still held\n", round);

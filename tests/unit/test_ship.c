@@ -174,7 +174,7 @@ typedef bool (*child_check)(int rc, const udb_results *res, udb_env *env);
 static pid_t lead_then_fork(tu *t, udb_env **child_env)
 {
     udb_ship *ship = udb__env_ship(t->env);
-    if (!CHECK(udb__ship_lead(ship, false)))
+    if (!CHECK(udb__ship_lead(ship)))
         return -1;
     fflush(NULL);
     pid_t pid = fork();
