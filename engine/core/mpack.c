@@ -205,6 +205,114 @@ const char *udb__mp_typename(const msgpack_object *o)
     }
 }
 
+/* The headers msgpack-c picks (pack_template.h): the smallest that holds
+ * the value.  Each writes at h, which has room for 9 bytes, and returns the
+ * header's length. */
+static inline size_t head(unsigned char *h, unsigned char tag, uint64_t v, unsigned n)
+{
+    h[0] = tag;
+    for (unsigned i = 0; i < n; i++)
+        h[1 + i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+    return 1 + n;
+}
+
+static inline size_t head_uint(unsigned char *h, uint64_t v)
+{
+    if (v < 128) {
+        h[0] = (unsigned char)v;
+        return 1;
+    }
+    return v < 256 ? head(h, 0xcc, v, 1) : v < 65536 ? head(h, 0xcd, v, 2)
+         : v <= UINT32_MAX ? head(h, 0xce, v, 4) : head(h, 0xcf, v, 8);
+}
+
+static inline size_t head_int(unsigned char *h, int64_t v)
+{
+    if (v >= 0)
+        return head_uint(h, (uint64_t)v);
+    uint64_t u = (uint64_t)v;
+    if (v >= -32) {
+        h[0] = (unsigned char)u;
+        return 1;
+    }
+    return v >= -128 ? head(h, 0xd0, u, 1) : v >= -32768 ? head(h, 0xd1, u, 2)
+         : v >= INT32_MIN ? head(h, 0xd2, u, 4) : head(h, 0xd3, u, 8);
+}
+
+/* str and bin: fixstr below 32 bytes (str only), then 8, 16, 32-bit lengths. */
+static inline size_t head_len(unsigned char *h, uint32_t n, bool str)
+{
+    unsigned char tag = str ? 0xd9 : 0xc4;
+    if (str && n < 32) {
+        h[0] = (unsigned char)(0xa0 | n);
+        return 1;
+    }
+    return n < 256 ? head(h, tag, n, 1) : n < 65536 ? head(h, tag + 1, n, 2)
+                                                    : head(h, tag + 2, n, 4);
+}
+
+/* Room in b for a header and n more bytes (and the NUL): where the header
+ * goes, or NULL once b is out of memory. */
+static inline unsigned char *room(udb_buf *b, size_t n)
+{
+    if ((b->oom || n + 9 >= b->cap - b->len) && udb__buf_reserve(b, n + 9))
+        return NULL;
+    return b->p + b->len;
+}
+
+/* The header of hn bytes written at b's end, then n bytes of body. */
+static inline void done(udb_buf *b, size_t hn, const void *body, size_t n)
+{
+    if (n)
+        memcpy(b->p + b->len + hn, body, n);
+    b->len += hn + n;
+    b->p[b->len] = 0;
+}
+
+static void pack_bytes(udb_buf *b, const void *p, uint32_t n, bool str)
+{
+    unsigned char *h = room(b, n);
+    if (h)
+        done(b, head_len(h, n, str), p, n);
+}
+
+void udb__mp_pack_str(udb_buf *b, const void *s, size_t n)
+{
+    if (n > UINT32_MAX)
+        b->oom = true;   /* longer than a msgpack string can be */
+    else
+        pack_bytes(b, s, (uint32_t)n, true);
+}
+
+void udb__mp_pack(msgpack_packer *pk, udb_buf *b, const msgpack_object *o)
+{
+    unsigned char *h;
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        pack_bytes(b, o->via.str.ptr, o->via.str.size, true);
+        return;
+    case MSGPACK_OBJECT_BIN:
+        pack_bytes(b, o->via.bin.ptr, o->via.bin.size, false);
+        return;
+    case MSGPACK_OBJECT_NIL:
+    case MSGPACK_OBJECT_BOOLEAN:
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        if (!(h = room(b, 0)))
+            return;
+        if (o->type == MSGPACK_OBJECT_NIL)
+            h[0] = 0xc0;
+        else if (o->type == MSGPACK_OBJECT_BOOLEAN)
+            h[0] = o->via.boolean ? 0xc3 : 0xc2;
+        done(b, o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? head_uint(h, o->via.u64)
+                : o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? head_int(h, o->via.i64) : 1,
+             NULL, 0);
+        return;
+    default:
+        msgpack_pack_object(pk, *o);
+    }
+}
+
 void udb__mp_render(udb_buf *b, const msgpack_object *o, bool quote)
 {
     switch (o->type) {

@@ -33,6 +33,13 @@ int udb__mp_parse(msgpack_unpacked *up, const void *buf, size_t len, const char 
  * a reason in *why. */
 int udb__mp_scalars(msgpack_object *out, size_t max, size_t *n, bool array, const void *buf,
                     size_t len, const char **why);
+/* Append o to b as msgpack_pack_object(pk, *o) would, byte for byte (pk's
+ * writer must append to b: udb__buf_sbuffer_write).  Scalars -- nil, bool,
+ * integers, str, bin -- are written here in one append each instead of a
+ * writer call per header and body; anything else goes through pk. */
+void udb__mp_pack(msgpack_packer *pk, udb_buf *b, const msgpack_object *o);
+/* Append the msgpack str header of an n-byte string to b, then its bytes. */
+void udb__mp_pack_str(udb_buf *b, const void *s, size_t n);
 /* Render a msgpack object for a human message (strings bare). */
 void udb__mp_render(udb_buf *b, const msgpack_object *o, bool quote_strings);
 const char *udb__mp_typename(const msgpack_object *o);

@@ -240,13 +240,6 @@ int udb__rec_required(const udb_rec *r, const udb_type *t, udb_buf *msg)
     return 0;
 }
 
-static void pack_name(msgpack_packer *pk, const char *name)
-{
-    size_t n = strlen(name);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, name, n);
-}
-
 int udb__rec_pack(udb_buf *out, const udb_rec *r, const udb_type *t, const msgpack_object *key)
 {
     msgpack_packer pk;
@@ -263,17 +256,17 @@ int udb__rec_pack(udb_buf *out, const udb_rec *r, const udb_type *t, const msgpa
         const msgpack_object *o = f == t->key && key ? key : r->vals[f];
         if (!o)
             continue;
-        pack_name(&pk, t->fields[f].name);
+        udb__mp_pack_str(out, t->fields[f].name, t->fields[f].namelen);
         if (t->fields[f].type == UDB_F_FLOAT)
             msgpack_pack_double(&pk, udb__as_double(o));
         else
-            msgpack_pack_object(&pk, *o);
+            udb__mp_pack(&pk, out, o);
     }
     for (size_t e = 0; e < r->nextra; e++) {
         if (r->extra[e]->val.type == MSGPACK_OBJECT_NIL)
             continue;
-        msgpack_pack_object(&pk, r->extra[e]->key);
-        msgpack_pack_object(&pk, r->extra[e]->val);
+        udb__mp_pack(&pk, out, &r->extra[e]->key);
+        udb__mp_pack(&pk, out, &r->extra[e]->val);
     }
     return out->oom ? UDB_ENOMEM : 0;
 }
@@ -315,8 +308,8 @@ int udb__rec_merge(udb_buf *out, const msgpack_object *base, const msgpack_objec
                 n++;
                 continue;
             }
-            msgpack_pack_object(&pk, kv->key);
-            msgpack_pack_object(&pk, *v);
+            udb__mp_pack(&pk, out, &kv->key);
+            udb__mp_pack(&pk, out, v);
         }
         for (uint32_t i = 0; i < patch->via.map.size; i++) {
             const msgpack_object_kv *kv = &patch->via.map.ptr[i];
@@ -327,8 +320,8 @@ int udb__rec_merge(udb_buf *out, const msgpack_object *base, const msgpack_objec
                 n++;
                 continue;
             }
-            msgpack_pack_object(&pk, kv->key);
-            msgpack_pack_object(&pk, kv->val);
+            udb__mp_pack(&pk, out, &kv->key);
+            udb__mp_pack(&pk, out, &kv->val);
         }
     }
     return out->oom ? UDB_ENOMEM : 0;

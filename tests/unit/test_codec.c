@@ -381,7 +381,106 @@ static void t_mp_zone_reuse(tu *t)
     CHECK(bad == 0);
 }
 
+/* udb__mp_pack writes what msgpack-c's msgpack_pack_object writes, byte for
+ * byte (records are stored and compared as bytes), at every header size's
+ * edges; and objects it does not write itself still come out through pk. */
+static void pack_same(const msgpack_object *o, const char *what, uint64_t v)
+{
+    udb_buf ours = {0}, theirs = {0};
+    msgpack_packer pk, pt;
+    msgpack_packer_init(&pk, &ours, udb__buf_sbuffer_write);
+    msgpack_packer_init(&pt, &theirs, udb__buf_sbuffer_write);
+    udb__buf_put(&ours, "x", 1);    /* after bytes already there */
+    udb__buf_put(&theirs, "x", 1);
+    udb__mp_pack(&pk, &ours, o);
+    msgpack_pack_object(&pt, *o);
+    if (ours.oom || ours.len != theirs.len || memcmp(ours.p, theirs.p, ours.len) != 0)
+        tu_fail(__FILE__, __LINE__, "udb__mp_pack == msgpack_pack_object",
+                "%s %llu: ours %s, msgpack-c's %s", what, (unsigned long long)v, hex(&ours),
+                hex(&theirs));
+    udb__buf_free(&ours);
+    udb__buf_free(&theirs);
+}
+
+static void t_mp_pack_as_msgpack_c(tu *t)
+{
+    (void)t;
+    /* unsigned header edges, and (negated, +-1) the signed ones: 32, 128,
+       32768, 2^31 and 2^63 */
+    static const uint64_t edges[] = {0,          1,          31,         32,        127,
+                                     128,        255,        256,        32768,     65535,
+                                     65536,      70000,      1ull << 31, UINT32_MAX,
+                                     1ull << 32, INT64_MAX,  1ull << 63, UINT64_MAX};
+    msgpack_object o;
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+        o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o.via.u64 = edges[i];
+        pack_same(&o, "uint", edges[i]);
+        if (edges[i] && edges[i] <= (uint64_t)INT64_MAX + 1) {
+            /* -v, -v + 1 and -v - 1 around each edge */
+            for (int d = -1; d <= 1; d++) {
+                uint64_t m = edges[i] + (uint64_t)(int64_t)d;
+                if (!m || m > (uint64_t)INT64_MAX + 1)
+                    continue;
+                o.type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+                o.via.i64 = (int64_t)(0 - m);
+                pack_same(&o, "-int", m);
+            }
+        }
+        /* a NEGATIVE_INTEGER made by hand with a value >= 0 (not from msgpack-c's
+           unpacker, which never makes one) packs as msgpack_pack_int64 does */
+        if (edges[i] <= INT64_MAX) {
+            o.type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o.via.i64 = (int64_t)edges[i];
+            pack_same(&o, "int >= 0", edges[i]);
+        }
+    }
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536, 70000};
+    char *bytes = tu_keep(calloc(1, 70000));
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        o.type = MSGPACK_OBJECT_STR;
+        o.via.str.size = (uint32_t)lens[i];
+        o.via.str.ptr = lens[i] ? bytes : NULL;
+        pack_same(&o, "str of length", lens[i]);
+        o.type = MSGPACK_OBJECT_BIN;
+        o.via.bin.size = (uint32_t)lens[i];
+        o.via.bin.ptr = lens[i] ? bytes : NULL;
+        pack_same(&o, "bin of length", lens[i]);
+    }
+    o.type = MSGPACK_OBJECT_NIL;
+    pack_same(&o, "nil", 0);
+    o.type = MSGPACK_OBJECT_BOOLEAN;
+    for (int v = 0; v < 2; v++) {
+        o.via.boolean = v;
+        pack_same(&o, "bool", (uint64_t)v);
+    }
+    o.type = MSGPACK_OBJECT_FLOAT64;
+    o.via.f64 = -0.0;
+    pack_same(&o, "float64", 0);
+    o.type = MSGPACK_OBJECT_FLOAT32;
+    o.via.f64 = 1.5;
+    pack_same(&o, "float32", 0);
+    /* containers and ext go through the packer: a map of an array and an ext */
+    udb_buf src = {0};
+    msgpack_packer ps;
+    msgpack_packer_init(&ps, &src, udb__buf_sbuffer_write);
+    msgpack_pack_map(&ps, 2);
+    msgpack_pack_str_with_body(&ps, "a", 1);
+    msgpack_pack_array(&ps, 2);
+    msgpack_pack_int(&ps, -70000);
+    msgpack_pack_str_with_body(&ps, "bb", 2);
+    msgpack_pack_str_with_body(&ps, "e", 1);
+    msgpack_pack_ext_with_body(&ps, "\1\2\3", 3, 7);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    CHECK_RC(udb__mp_unpack(&up, src.p, src.len), 0);
+    pack_same(&up.data, "map", 2);
+    udb__mp_done(&up);
+    udb__buf_free(&src);
+}
+
 TU_MAIN(TU_CASE(t_int_order), TU_CASE(t_uint_order_and_int_uint_agree),
         TU_CASE(t_str_order_and_nul_escape), TU_CASE(t_compound_boundaries),
         TU_CASE(t_float_order), TU_CASE(t_cross_type_order), TU_CASE(t_decode_rejects_damage),
-        TU_CASE(t_to_msgpack_roundtrip), TU_CASE(t_mp_check_bombs), TU_CASE(t_mp_zone_reuse))
+        TU_CASE(t_to_msgpack_roundtrip), TU_CASE(t_mp_check_bombs), TU_CASE(t_mp_zone_reuse),
+        TU_CASE(t_mp_pack_as_msgpack_c))
