@@ -569,6 +569,63 @@ static void t_drop_removes_types_and_reports(tu *t)
     CHECK_RC(tu_apply_f(t, V1, 0x80, NULL), UDB_EINVAL);
 }
 
+/* Apply schema from a child process (another process's change). */
+static bool apply_elsewhere(tu *t, const char *schema)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        udb_env *env = NULL;
+        const char *s = jq(schema);
+        int rc = udb_open(&env, t->path, NULL);
+        if (!rc)
+            rc = udb_schema_apply(NULL, env, s, strlen(s), 0);
+        udb_close(env);
+        _exit(rc ? 1 : 0);
+    }
+    int st = 0;
+    return CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+                 WEXITSTATUS(st) == 0);
+}
+
+/* A schema another process changed is the one this process's next
+ * transaction uses, read or write.  On LMDB a transaction skips reading the
+ * stored generation while the sync file's schema epoch has not moved since a
+ * transaction found it; these transactions come right after such ones. */
+static void t_schema_changed_elsewhere_is_used_at_once(tu *t)
+{
+    if (!tu_setup(t, V1))
+        return;
+    add_person(t, "a@x", "Oslo");
+    add_person(t, "b@x", "Rome");
+    udb_txn *txn = tu_r(t);
+    CHECK(tu_count(txn, "person") == 2);
+    tu_commit(txn);
+    txn = tu_r(t);
+    CHECK(tu_count(txn, "person") == 2);
+    tu_commit(txn);
+    /* a read: the unique index made elsewhere is there */
+    if (!apply_elsewhere(t, V2))
+        return;
+    udb_val v;
+    txn = tu_r(t);
+    CHECK_OK(tu_find(&v, txn, "person", "email", mp("[s]", "b@x")));
+    CHECK_STR(tu_field(v, "city"), "\"Rome\"");
+    tu_commit(txn);
+    add_person(t, "c@x", "Oslo");
+    /* a write: the unique index made elsewhere is kept, and refuses */
+    if (!apply_elsewhere(t, PERSON(", `unique`: {`email`: {`fields`: [`email`]}, "
+                                   "`level`: {`fields`: [`level`]}}, "
+                                   "`indexes`: {`by_city`: {`fields`: [`city`]}}")))
+        return;
+    txn = tu_w(t);
+    CHECK_OK(tu_ins(NULL, txn, "person", mp("{s:s, s:s}", "email", "d@x", "level", "hi")));
+    CHECK_RC(tu_ins(NULL, txn, "person", mp("{s:s, s:s}", "email", "e@x", "level", "hi")),
+             UDB_ECONFLICT);
+    tu_commit(txn);
+    tu_check_db(t);
+}
+
 /* Two processes apply schemas at once: the loser hears that the stored
  * schema moved, and what moved, not that it wants to drop what it never had. */
 static void t_concurrent_apply_explains_the_race(tu *t)
@@ -666,4 +723,5 @@ TU_MAIN(TU_CASE(t_parse_errors_name_the_problem), TU_CASE(t_apply_same_schema_tw
         TU_CASE(t_auto_key_marked_required_still_auto), TU_CASE(t_where_text_is_canonical),
         TU_CASE(t_older_schema_never_drops_silently), TU_CASE(t_keep_adds_what_is_new),
         TU_CASE(t_drop_removes_types_and_reports), TU_CASE(t_concurrent_apply_explains_the_race),
+        TU_CASE(t_schema_changed_elsewhere_is_used_at_once),
         TU_CASE(t_apply_notify_tells_when_the_writer_slot_is_ours))
