@@ -489,6 +489,46 @@ static void mode_key(const uint8_t *data, size_t size)
     udb_abort(txn);
 }
 
+/* udb__mp_parse decodes a map of scalars itself: it must agree with
+ * udb__mp_check + msgpack-c's msgpack_unpack on the verdict, and on the
+ * objects, compared as the bytes they pack to and their types. */
+static void parse_agrees(const uint8_t *p, size_t n)
+{
+    msgpack_unpacked ours;
+    msgpack_unpacked_init(&ours);
+    int rc = udb__mp_parse(&ours, p, n, NULL);
+    int their = udb__mp_check(p, n, UDB_MAX_DEPTH, NULL);
+    msgpack_zone z;
+    msgpack_zone_init(&z, 1024);
+    msgpack_object o = {0};
+    size_t off = 0;
+    if (!their && (msgpack_unpack((const char *)p, n, &off, &z, &o) != MSGPACK_UNPACK_SUCCESS ||
+                   off != n))
+        their = UDB_EBADRECORD;
+    FUZZ_CHECK(rc == their || rc == UDB_ENOMEM, "udb__mp_parse says %d, msgpack-c %d", rc, their);
+    if (!rc && !their) {
+        msgpack_sbuffer a, b;
+        msgpack_sbuffer_init(&a);
+        msgpack_sbuffer_init(&b);
+        msgpack_packer pa, pb;
+        msgpack_packer_init(&pa, &a, msgpack_sbuffer_write);
+        msgpack_packer_init(&pb, &b, msgpack_sbuffer_write);
+        msgpack_pack_object(&pa, ours.data);
+        msgpack_pack_object(&pb, o);
+        bool types = ours.data.type == o.type;
+        if (types && o.type == MSGPACK_OBJECT_MAP)
+            for (uint32_t i = 0; i < o.via.map.size; i++)
+                types = types && ours.data.via.map.ptr[i].key.type == o.via.map.ptr[i].key.type &&
+                        ours.data.via.map.ptr[i].val.type == o.via.map.ptr[i].val.type;
+        FUZZ_CHECK(types && a.size == b.size && memcmp(a.data, b.data, a.size) == 0,
+                   "udb__mp_parse's objects differ from msgpack-c's");
+        msgpack_sbuffer_destroy(&a);
+        msgpack_sbuffer_destroy(&b);
+    }
+    udb__mp_done(&ours);
+    msgpack_zone_destroy(&z);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -497,6 +537,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *copy = malloc(size);
     FUZZ_CHECK(copy != NULL, "out of memory");
     memcpy(copy, data, size);
+    parse_agrees(copy + 1, size - 1);
     switch (copy[0] % 4) {
     case 0: mode_insert("r", copy + 1, size - 1); break;
     case 1: mode_insert("x", copy + 1, size - 1); break;

@@ -7,6 +7,8 @@
  * buffer is walked here first: each count must be backed by bytes, nesting and
  * total object count are capped, and the object must end exactly at the end
  * of the buffer.  Only then is it handed to msgpack-c's msgpack_unpack().
+ * A map of scalar values (most records) is decoded here instead, checked as
+ * it goes, into the objects msgpack_unpack() would make: one pass, not two.
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -177,17 +179,6 @@ int udb__mp_unpack(msgpack_unpacked *up, const void *buf, size_t len)
     return 0;
 }
 
-int udb__mp_parse(msgpack_unpacked *up, const void *buf, size_t len, const char **why)
-{
-    int rc = udb__mp_check(buf, len, UDB_MAX_DEPTH, why);
-    if (rc)
-        return rc;
-    rc = udb__mp_unpack(up, buf, len);
-    if (rc == UDB_EBADRECORD && why)
-        *why = "msgpack rejected by the decoder";
-    return rc;
-}
-
 const char *udb__mp_typename(const msgpack_object *o)
 {
     switch (o->type) {
@@ -340,16 +331,17 @@ void udb__mp_render(udb_buf *b, const msgpack_object *o, bool quote)
     }
 }
 
-/* Read one scalar at *pp without allocating (keys and index values are hot:
- * every lookup decodes one).  Strings point into the buffer. */
+/* Read one scalar at *pp without allocating (keys, index values and the
+ * fields of most records are decoded here: every lookup and every write).
+ * Strings point into the buffer.  Every length is checked against end;
+ * arrays, maps, ext and 0xc1 are refused. */
 static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsigned char *end)
 {
-    walker w = {*pp, end, 1, 0, NULL};
-    const unsigned char *start = w.p;
-    if (walk(&w, 0))
+    const unsigned char *p = *pp;
+    if (p >= end)
         return UDB_EBADRECORD;
-    const unsigned char *p = start;
     unsigned char c = *p++;
+    size_t left = (size_t)(end - p);
     memset(o, 0, sizeof *o);
     if (c <= 0x7f) {
         o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
@@ -361,13 +353,24 @@ static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsign
                c == 0xc4 || c == 0xc5 || c == 0xc6) {
         unsigned lb = (c & 0xe0) == 0xa0 ? 0 : (c == 0xd9 || c == 0xc4) ? 1
                       : (c == 0xda || c == 0xc5) ? 2 : 4;
+        if (left < lb)
+            return UDB_EBADRECORD;
         uint32_t n = lb ? (uint32_t)udb__get_be(p, lb) : (uint32_t)(c & 0x1f);
         p += lb;
+        if (left - lb < n)
+            return UDB_EBADRECORD;
         bool bin = c >= 0xc4 && c <= 0xc6;
         o->type = bin ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
         o->via.str.size = n;
         o->via.str.ptr = (const char *)p;
+        p += n;
     } else {
+        /* the bytes after the header: 1, 2, 4 or 8 for numbers */
+        unsigned n = c >= 0xcc && c <= 0xcf ? 1u << (c - 0xcc)
+                   : c >= 0xd0 && c <= 0xd3 ? 1u << (c - 0xd0)
+                   : c == 0xca ? 4 : c == 0xcb ? 8 : 0;
+        if (left < n)
+            return UDB_EBADRECORD;
         switch (c) {
         case 0xc0: o->type = MSGPACK_OBJECT_NIL; break;
         case 0xc2: case 0xc3:
@@ -376,10 +379,9 @@ static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsign
             break;
         case 0xcc: case 0xcd: case 0xce: case 0xcf:
             o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-            o->via.u64 = udb__get_be(p, 1u << (c - 0xcc));
+            o->via.u64 = udb__get_be(p, n);
             break;
         case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
-            unsigned n = 1u << (c - 0xd0);
             uint64_t u = udb__get_be(p, n);
             int64_t v = n == 1 ? (int8_t)u : n == 2 ? (int16_t)u : n == 4 ? (int32_t)u
                                                                           : (int64_t)u;
@@ -402,11 +404,77 @@ static int read_scalar(msgpack_object *o, const unsigned char **pp, const unsign
             break;
         }
         default:
-            return UDB_EBADRECORD;   /* arrays, maps, ext: not scalars */
+            return UDB_EBADRECORD;   /* arrays, maps, ext, 0xc1: not scalars */
         }
+        p += n;
     }
-    *pp = w.p;
+    *pp = p;
     return 0;
+}
+
+/* A map of scalars -- what most records are -- decoded in one pass into a
+ * zone, the objects msgpack_unpack() would make (test_codec compares them):
+ * 0, UDB_ENOMEM, or 1 when buf is anything else, well-formed or not (the
+ * caller then goes msgpack-c's way, which also says what is wrong). */
+static int flat_map(msgpack_unpacked *up, const unsigned char *p, size_t len)
+{
+    const unsigned char *end = p + len;
+    unsigned char c = *p++;
+    uint64_t n;
+    if ((c & 0xf0) == 0x80) {
+        n = c & 0x0f;
+    } else if (c == 0xde && end - p >= 2) {
+        n = udb__get_be(p, 2);
+        p += 2;
+    } else if (c == 0xdf && end - p >= 4) {
+        n = udb__get_be(p, 4);
+        p += 4;
+    } else {
+        return 1;
+    }
+    /* the limits udb__mp_check holds a map to: bytes for every count, and
+       at most UDB_MAX_ELEMS objects */
+    if (n > (uint64_t)(end - p) / 2 || 2 * n + 1 > UDB_MAX_ELEMS)
+        return 1;
+    udb__mp_done(up);
+    msgpack_zone *z = zone_take();
+    if (!z)
+        return UDB_ENOMEM;
+    msgpack_object_kv *kv = msgpack_zone_malloc(z, (size_t)n * sizeof *kv);
+    if (!kv) {
+        zone_give(z);
+        return UDB_ENOMEM;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (read_scalar(&kv[i].key, &p, end) || read_scalar(&kv[i].val, &p, end)) {
+            zone_give(z);
+            return 1;
+        }
+    if (p != end) {
+        zone_give(z);
+        return 1;
+    }
+    up->zone = z;
+    up->data.type = MSGPACK_OBJECT_MAP;
+    up->data.via.map.size = (uint32_t)n;
+    up->data.via.map.ptr = kv;
+    return 0;
+}
+
+int udb__mp_parse(msgpack_unpacked *up, const void *buf, size_t len, const char **why)
+{
+    int rc;
+    if (buf && len && len <= UDB_MAX_RECORD && (rc = flat_map(up, buf, len)) != 1) {
+        if (why)
+            *why = NULL;
+        return rc;
+    }
+    if ((rc = udb__mp_check(buf, len, UDB_MAX_DEPTH, why)))
+        return rc;
+    rc = udb__mp_unpack(up, buf, len);
+    if (rc == UDB_EBADRECORD && why)
+        *why = "msgpack rejected by the decoder";
+    return rc;
 }
 
 int udb__mp_scalars(msgpack_object *out, size_t max, size_t *n, bool array, const void *buf,

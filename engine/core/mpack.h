@@ -26,7 +26,9 @@ int udb__mp_unpack(msgpack_unpacked *up, const void *buf, size_t len);
  * for the next unpack); up is then empty, as msgpack_unpacked_init leaves it.
  * (msgpack_unpacked_destroy would free the zone instead: also correct.) */
 void udb__mp_done(msgpack_unpacked *up);
-/* Check + unpack in one step; error message (if any) in *why. */
+/* Check + unpack in one step; error message (if any) in *why.  A map of
+ * scalars is decoded in one pass of our own (no msgpack-c call), into the
+ * same objects. */
 int udb__mp_parse(msgpack_unpacked *up, const void *buf, size_t len, const char **why);
 /* Decode a msgpack scalar (array=false) or an array of at most max scalars
  * (array=true) without allocating; strings point into buf.  UDB_EBADRECORD with

@@ -479,8 +479,132 @@ static void t_mp_pack_as_msgpack_c(tu *t)
     udb__buf_free(&src);
 }
 
+/* Types of two object trees match, all the way down. */
+static bool same_types(const msgpack_object *a, const msgpack_object *b)
+{
+    if (a->type != b->type)
+        return false;
+    if (a->type == MSGPACK_OBJECT_MAP) {
+        if (a->via.map.size != b->via.map.size)
+            return false;
+        for (uint32_t i = 0; i < a->via.map.size; i++)
+            if (!same_types(&a->via.map.ptr[i].key, &b->via.map.ptr[i].key) ||
+                !same_types(&a->via.map.ptr[i].val, &b->via.map.ptr[i].val))
+                return false;
+    }
+    if (a->type == MSGPACK_OBJECT_ARRAY) {
+        if (a->via.array.size != b->via.array.size)
+            return false;
+        for (uint32_t i = 0; i < a->via.array.size; i++)
+            if (!same_types(&a->via.array.ptr[i], &b->via.array.ptr[i]))
+                return false;
+    }
+    return true;
+}
+
+/* udb__mp_parse (which decodes maps of scalars itself) gives what
+ * udb__mp_check + msgpack-c's msgpack_unpack give: the same verdict and
+ * reason, and objects of the same types that pack to the same bytes. */
+static void parse_same(const void *buf, size_t len, const char *what)
+{
+    msgpack_unpacked ours;
+    msgpack_unpacked_init(&ours);
+    const char *why = NULL, *their_why = NULL;
+    int rc = udb__mp_parse(&ours, buf, len, &why);
+    int their = udb__mp_check(buf, len, UDB_MAX_DEPTH, &their_why);
+    msgpack_zone z;
+    msgpack_zone_init(&z, 1024);
+    msgpack_object o = {0};
+    if (!their) {
+        size_t off = 0;
+        if (msgpack_unpack(buf, len, &off, &z, &o) != MSGPACK_UNPACK_SUCCESS || off != len) {
+            their = UDB_EBADRECORD;
+            their_why = "msgpack rejected by the decoder";
+        }
+    }
+    if (rc != their || (rc && strcmp(why ? why : "", their_why ? their_why : "") != 0))
+        tu_fail(__FILE__, __LINE__, "udb__mp_parse's verdict == msgpack-c's",
+                "%s: ours %d (%s), theirs %d (%s)", what, rc, why ? why : "", their,
+                their_why ? their_why : "");
+    else if (!rc) {
+        udb_buf a = {0}, b = {0};
+        msgpack_packer pa, pb;
+        msgpack_packer_init(&pa, &a, udb__buf_sbuffer_write);
+        msgpack_packer_init(&pb, &b, udb__buf_sbuffer_write);
+        msgpack_pack_object(&pa, ours.data);
+        msgpack_pack_object(&pb, o);
+        if (!same_types(&ours.data, &o) || a.len != b.len || memcmp(a.p, b.p, a.len) != 0)
+            tu_fail(__FILE__, __LINE__, "udb__mp_parse's objects == msgpack-c's", "%s: %s vs %s",
+                    what, hex(&a), hex(&b));
+        udb__buf_free(&a);
+        udb__buf_free(&b);
+    }
+    udb__mp_done(&ours);
+    msgpack_zone_destroy(&z);
+}
+
+#define PARSE_SAME(lit) parse_same(lit, sizeof lit - 1, #lit)
+
+static void t_mp_parse_maps_as_msgpack_c(tu *t)
+{
+    (void)t;
+    udb_buf r = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &r, udb__buf_sbuffer_write);
+    static const int64_t ints[] = {0, 1, 127, 128, 255, 256, 65535, 65536, -1, -32, -33, -128,
+                                   -129, -32768, -32769, INT32_MIN, (int64_t)INT32_MIN - 1,
+                                   INT64_MIN, INT64_MAX};
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 70000};
+    char *bytes = tu_keep(calloc(1, 70000));
+    size_t n = 10 + sizeof ints / sizeof *ints + 2 * sizeof lens / sizeof *lens;
+    msgpack_pack_map(&pk, n);
+    size_t k = 0;
+    char key[16];
+#define KEY() (snprintf(key, sizeof key, "k%zu", k++), msgpack_pack_str_with_body(&pk, key, strlen(key)))
+    KEY(), msgpack_pack_nil(&pk);
+    KEY(), msgpack_pack_true(&pk);
+    KEY(), msgpack_pack_false(&pk);
+    KEY(), msgpack_pack_uint64(&pk, UINT64_MAX);
+    KEY(), msgpack_pack_uint64(&pk, 1ull << 32);
+    KEY(), msgpack_pack_float(&pk, 1.5f);
+    KEY(), msgpack_pack_double(&pk, -0.0);
+    KEY(), msgpack_pack_double(&pk, NAN);
+    KEY(), msgpack_pack_float(&pk, -INFINITY);
+    KEY(), udb__buf_put(&r, "\xd0\x05", 2);   /* int8 holding a positive value */
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        KEY(), msgpack_pack_int64(&pk, ints[i]);
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        KEY(), msgpack_pack_str_with_body(&pk, bytes, lens[i]);
+        KEY(), msgpack_pack_bin_with_body(&pk, bytes, lens[i]);
+    }
+#undef KEY
+    CHECK(k == n);
+    parse_same(r.p, r.len, "a map of every scalar");
+    /* each of its lengths cut short, and a byte too many */
+    for (size_t cut = 1; cut < r.len; cut += cut < 64 ? 1 : 997)
+        parse_same(r.p, r.len - cut, "the map cut short");
+    udb__buf_put(&r, "\xc0", 1);
+    parse_same(r.p, r.len, "the map and a trailing byte");
+    udb__buf_free(&r);
+    PARSE_SAME("\x80");                                     /* empty */
+    PARSE_SAME("\xde\x00\x01\xa1" "a\x01");                 /* map16 */
+    PARSE_SAME("\xdf\x00\x00\x00\x01\xa1" "a\xa0");         /* map32, empty str */
+    PARSE_SAME("\x82\x01\x02\xc3\xc2");                     /* keys not strings */
+    PARSE_SAME("\x82\xa1" "a\x01\xa1" "a\x02");             /* a key twice */
+    PARSE_SAME("\x81\xa1" "a\x92\x01\x02");                 /* an array value */
+    PARSE_SAME("\x81\xa1" "a\x81\xa1" "b\xc0");             /* a map value */
+    PARSE_SAME("\x81\xa1" "a\xd4\x01\x00");                 /* ext */
+    PARSE_SAME("\x81\xa1" "a\xc1");                         /* 0xc1 */
+    PARSE_SAME("\x8f\xa1" "a\x01");                         /* a count the bytes cannot hold */
+    PARSE_SAME("\xdf\xff\xff\xff\xff\xa1" "a");             /* the same, map32 */
+    PARSE_SAME("\x81\xa1" "a\xda\xff\xff" "abc");           /* a length past the end */
+    PARSE_SAME("\x81\xa5" "a");                             /* a key past the end */
+    PARSE_SAME("\x92\x01\x02");                             /* not a map */
+    PARSE_SAME("\x05");
+}
+
 TU_MAIN(TU_CASE(t_int_order), TU_CASE(t_uint_order_and_int_uint_agree),
         TU_CASE(t_str_order_and_nul_escape), TU_CASE(t_compound_boundaries),
         TU_CASE(t_float_order), TU_CASE(t_cross_type_order), TU_CASE(t_decode_rejects_damage),
         TU_CASE(t_to_msgpack_roundtrip), TU_CASE(t_mp_check_bombs), TU_CASE(t_mp_zone_reuse),
-        TU_CASE(t_mp_pack_as_msgpack_c))
+        TU_CASE(t_mp_pack_as_msgpack_c), TU_CASE(t_mp_parse_maps_as_msgpack_c))
