@@ -119,6 +119,9 @@ extern unsigned bench_udb_flags;       /* extra udb_options.flags (--no-group) *
 extern bool bench_udb_exec;            /* insert_or_get through udb_exec (W4 "exec" rows) */
 extern unsigned bench_sqlite_cache_mib; /* --sqlite-cache */
 
+/* W3's nosync pair makes this many times --commits commits */
+#define BENCH_NOSYNC_SCALE 20
+
 /* ---- what to run ---- */
 enum { BENCH_W1 = 1, BENCH_W2, BENCH_W3, BENCH_W4, BENCH_W5 };
 

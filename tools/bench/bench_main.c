@@ -45,7 +45,7 @@ static void usage(FILE *f)
         "  --records N      records inserted by W1 (default 200000)\n"
         "  --lookups N      W2 lookups (default 200000)\n"
         "  --scans N        W5 prefix scans (default 20000)\n"
-        "  --commits N      W3 commits (default 500)\n"
+        "  --commits N      W3 commits (default 500; the nosync pair makes 20 times as many)\n"
         "  --batch N        records per W1 transaction, lookups/scans per read txn (1000)\n"
         "  --threads LIST   W4 thread counts (default 8,64; empty for none)\n"
         "  --procs N        W4 process count (default 8; 0 for none)\n"
