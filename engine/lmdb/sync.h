@@ -81,8 +81,6 @@ bool udb__sync_gate_busy(udb_sync *s);
 bool udb__sync_lead(udb_sync *s, uint64_t ns);
 void udb__sync_unlead(udb_sync *s);
 
-/* Does a commit's txnid matter here (false under UDB_NOSYNC, or without a
- * sync file: nothing is acknowledged by txnid)? */
 /* The schema epoch, which spares a transaction the read of the stored
  * schema generation at begin.  A schema change makes it odd (and larger than
  * ever) before it commits -- udb__sync_schema_changing, which returns the
@@ -98,6 +96,9 @@ void udb__sync_unlead(udb_sync *s);
 uint64_t udb__sync_schema_epoch(const udb_sync *s);
 uint64_t udb__sync_schema_changing(udb_sync *s);
 void     udb__sync_schema_changed(udb_sync *s, uint64_t mine);
+
+/* Does a commit's txnid matter here (false under UDB_NOSYNC, or without a
+ * sync file: nothing is acknowledged by txnid)? */
 bool udb__sync_counts_commits(const udb_sync *s);
 
 /* How long a durable commit takes lately (a moving average), in ns; 0 if
