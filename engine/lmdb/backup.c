@@ -157,7 +157,7 @@ static int copy_snapshot(udb_env *env, int fd, unsigned flags)
     for (;;) {
         udb_schema *schema;
         uint64_t gen;
-        udb__env_enter(env, &schema, &gen, NULL, pthread_self());
+        udb__env_enter(env, &schema, &gen, pthread_self());
         int rc = mdb_env_copyfd2(udb__env_mdb(env), fd,
                                  flags & UDB_BACKUP_COMPACT ? MDB_CP_COMPACT : 0);
         udb__env_leave(env, pthread_self());

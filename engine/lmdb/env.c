@@ -225,15 +225,6 @@ void udb__env_install_schema(udb_env *env, udb_schema *s, uint64_t gen)
     }
     env->schema = s;
     env->schema_gen = gen;
-    env->gen_epoch = 1;
-    pthread_mutex_unlock(&env->lock);
-}
-
-void udb__env_gen_found(udb_env *env, uint64_t gen, uint64_t epoch)
-{
-    pthread_mutex_lock(&env->lock);
-    if (env->schema_gen == gen)
-        env->gen_epoch = epoch;
     pthread_mutex_unlock(&env->lock);
 }
 
@@ -430,8 +421,7 @@ bool udb__env_grow_pending(udb_env *env)
     return pending;
 }
 
-void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen, uint64_t *epoch,
-                    pthread_t owner)
+void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen, pthread_t owner)
 {
     pthread_mutex_lock(&env->lock);
     while (env->resizing)
@@ -450,8 +440,6 @@ void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen, uint64_t *
         env->owners[env->nowners++] = owner;
     *schema = env->schema;
     *gen = env->schema_gen;
-    if (epoch)
-        *epoch = env->gen_epoch;
     pthread_mutex_unlock(&env->lock);
 }
 
@@ -576,7 +564,7 @@ int udb__env_last_txnid(uint64_t *out, udb_env *env)
     for (;;) {
         udb_schema *s;
         uint64_t gen;
-        udb__env_enter(env, &s, &gen, NULL, pthread_self());
+        udb__env_enter(env, &s, &gen, pthread_self());
         MDB_txn *t;
         int rc = udb__env_reader_begin(env, &t);
         if (!rc) {
@@ -896,7 +884,6 @@ int udb__lmdb_open(udb_env **out, const char *path, const udb_options *opts)
     env->dev = st.st_dev;
     env->ino = st.st_ino;
     env->refs = 1;
-    env->gen_epoch = 1;   /* odd: the stored generation not yet found at any epoch */
     int rc;
     pthread_once(&envs_once, envs_init);
     if (!(atomic_load(&test_flags) & UDB_ENV_TEST_NOSHARE)) {

@@ -52,14 +52,8 @@ void udb__env_dbi_lock(udb_env *env);
 void udb__env_dbi_unlock(udb_env *env);
 
 /* A top-level transaction of this process begins: wait out a resize, count
- * it active, and take the current schema and its generation, and (epoch: may
- * be NULL) the schema epoch at which that generation was last found stored,
- * or an odd number. */
-void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen, uint64_t *epoch,
-                    pthread_t owner);
-/* The stored generation was found to be gen in a snapshot bracketed by the
- * even schema epoch `epoch` (sync.h): remembered, if gen is still current. */
-void udb__env_gen_found(udb_env *env, uint64_t gen, uint64_t epoch);
+ * it active, and take the current schema and its generation. */
+void udb__env_enter(udb_env *env, udb_schema **schema, uint64_t *gen, pthread_t owner);
 /* ... and ends. */
 void udb__env_leave(udb_env *env, pthread_t owner);
 /* A read-only MDB_txn on a new snapshot: the idle one renewed (mdb_txn_renew

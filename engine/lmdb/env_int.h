@@ -46,9 +46,6 @@ struct udb_env {
     size_t grow_from;           /* ... at this map size */
     udb_schema *schema;         /* current; never freed before close */
     uint64_t schema_gen;
-    /* an even schema epoch (sync.h) at which the stored generation was
-       found to be schema_gen; odd: none.  Both under lock */
-    uint64_t gen_epoch;
     udb_schema **retired;       /* older schemas still referenced by open txns */
     size_t nretired;
     /* a read-only MDB_txn ended by mdb_txn_reset, kept for the next read to

@@ -158,7 +158,7 @@ static int apply_once(size_t *grow_at, void *arg)
         a->locked(a->payload);
     const udb_schema *old = udb__txn_schema(txn);
     bool locked = false;
-    uint64_t gen = 0, epoch = 0;   /* epoch: the odd schema epoch this change set */
+    uint64_t gen = 0;
     MDB_dbi meta = udb__env_meta_dbi(env);
     if ((rc = udb__meta_gen(&gen, udb__txn_mdb(txn), meta)))
         goto out;
@@ -206,11 +206,8 @@ static int apply_once(size_t *grow_at, void *arg)
         if (!t && !rc)
             rc = mdb_drop(udb__txn_mdb(txn), udb__type_dbi(old, ot), 1);
     }
-    if (!rc) {
-        /* odd before the new generation can be committed (sync.h) */
-        epoch = udb__sync_schema_changing(udb__env_sync(env));
+    if (!rc)
         rc = udb__meta_put_schema(udb__txn_mdb(txn), meta, s->json, s->json_len, gen + 1);
-    }
 out:
     udb__txn_full(txn, rc);
     if (rc || !locked) {
@@ -226,8 +223,6 @@ out:
             s = NULL;
         }
     }
-    /* committed or not, and installed here: even again */
-    udb__sync_schema_changed(udb__env_sync(env), epoch);
     if (locked)
         udb__env_dbi_unlock(env);
     udb__schema_free(s);

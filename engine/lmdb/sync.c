@@ -65,11 +65,9 @@
 
 /* Bumped whenever the layout changes ("udbsync1": before instance ids;
  * "udbsync3": before the ship area counted slots in use; "udbsync4": while
- * the gate and the lead lock were fcntl locks; "udbsync5": before the
- * schema epoch -- a process of that layout changes the schema without
- * moving it): a process of an older layout and one of this never share the
- * file (udb__sync_open refuses) */
-#define SYNC_MAGIC "udbsync6"
+ * the gate and the lead lock were fcntl locks): a process of an older layout
+ * and one of this never share the file (udb__sync_open refuses) */
+#define SYNC_MAGIC "udbsync5"
 #define SYNC_SIZE 4096
 
 /* byte ranges of the file used as locks (open-file-description locks;
@@ -97,7 +95,6 @@ typedef struct shared {
     _Atomic uint32_t sweep;       /* no session was alive at reset: records of others may go */
     udb_xlock gate;               /* the write transaction's slot: taken before LMDB's lock */
     udb_xlock lead;               /* the group commit leader's (ship.h) */
-    _Atomic uint64_t schema_epoch; /* odd while a schema change may be committing (sync.h) */
 } shared;
 
 _Static_assert(sizeof(shared) <= SYNC_SIZE, "sync file layout");
@@ -540,38 +537,6 @@ bool udb__sync_lead(udb_sync *s, uint64_t ns)
 void udb__sync_unlead(udb_sync *s)
 {
     udb__xlock_drop(&s->sh->lead);
-}
-
-uint64_t udb__sync_schema_epoch(const udb_sync *s)
-{
-    if (!s || s->sh == MAP_FAILED)
-        return 1;   /* odd: nothing is known */
-    /* after the loads of the snapshot just begun (sync.h) */
-    atomic_thread_fence(memory_order_seq_cst);
-    return atomic_load(&s->sh->schema_epoch);
-}
-
-uint64_t udb__sync_schema_changing(udb_sync *s)
-{
-    if (!s || s->sh == MAP_FAILED)
-        return 0;
-    uint64_t cur = atomic_load(&s->sh->schema_epoch), mine;
-    /* odd, and past any value a snapshot could have been checked at (a
-       changer that died left it odd: that stays so) */
-    do
-        mine = (cur | 1) + 2;
-    while (!atomic_compare_exchange_weak(&s->sh->schema_epoch, &cur, mine));
-    /* before any byte of the commit */
-    atomic_thread_fence(memory_order_seq_cst);
-    return mine;
-}
-
-void udb__sync_schema_changed(udb_sync *s, uint64_t mine)
-{
-    if (!s || s->sh == MAP_FAILED || !mine)
-        return;
-    /* even again, unless another change began since: then its own end does it */
-    atomic_compare_exchange_strong(&s->sh->schema_epoch, &mine, mine + 1);
 }
 
 bool udb__sync_counts_commits(const udb_sync *s)

@@ -81,22 +81,6 @@ bool udb__sync_gate_busy(udb_sync *s);
 bool udb__sync_lead(udb_sync *s, uint64_t ns);
 void udb__sync_unlead(udb_sync *s);
 
-/* The schema epoch, which spares a transaction the read of the stored
- * schema generation at begin.  A schema change makes it odd (and larger than
- * ever) before it commits -- udb__sync_schema_changing, which returns the
- * value it set -- and even again once the commit is done, unless another
- * change began meanwhile: udb__sync_schema_changed(s, that value).  So when
- * the epoch read before a snapshot began and the one read after it (each
- * udb__sync_schema_epoch) are one even value E, no schema change committed
- * in between or was under way, and every snapshot bracketed by E holds the
- * same generation: one read of it is enough for all (env.c keeps E with the
- * generation it found).  A changer that dies leaves the epoch odd: every
- * transaction then reads the generation, as it would without an epoch.
- * Without a sync file (a read-only handle) the epoch is odd. */
-uint64_t udb__sync_schema_epoch(const udb_sync *s);
-uint64_t udb__sync_schema_changing(udb_sync *s);
-void     udb__sync_schema_changed(udb_sync *s, uint64_t mine);
-
 /* Does a commit's txnid matter here (false under UDB_NOSYNC, or without a
  * sync file: nothing is acknowledged by txnid)? */
 bool udb__sync_counts_commits(const udb_sync *s);

@@ -72,10 +72,9 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
     for (;;) {
         if (!rdonly && (rc = udb__env_grow_if_wanted(env)))
             break;
-        uint64_t gen, known;
+        uint64_t gen;
         txn->owner = pthread_self();
-        udb__env_enter(env, &txn->f.schema, &gen, &known, txn->owner);
-        uint64_t epoch = udb__sync_schema_epoch(sync);
+        udb__env_enter(env, &txn->f.schema, &gen, txn->owner);
         rc = rdonly ? udb__env_reader_begin(env, &txn->mdb)
                     : mdb_txn_begin(udb__env_mdb(env), NULL, 0, &txn->mdb);
         if (rc == MDB_MAP_RESIZED) {
@@ -88,15 +87,9 @@ int udb__txn_begin_raw(udb_txn **out, udb_env *env, unsigned flags, udb_txn *par
             udb__env_leave(env, txn->owner);
             break;
         }
-        /* the snapshot is bracketed by one even epoch: its generation is the
-           one found in another snapshot bracketed by it (sync.h) */
-        bool quiet = !(epoch & 1) && udb__sync_schema_epoch(sync) == epoch;
-        uint64_t stored = gen;
-        rc = quiet && known == epoch
-                 ? 0 : udb__meta_gen(&stored, txn->mdb, udb__env_meta_dbi(env));
+        uint64_t stored;
+        rc = udb__meta_gen(&stored, txn->mdb, udb__env_meta_dbi(env));
         if (!rc && stored == gen) {
-            if (quiet && known != epoch)
-                udb__env_gen_found(env, gen, epoch);
             txn->counted = true;
             *out = txn;
             return 0;

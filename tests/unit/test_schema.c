@@ -3,7 +3,6 @@
  * re-applying is a no-op, the printed schema round-trips, and schema changes
  * on a database with data either build their indexes or change nothing.
  */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -590,9 +589,9 @@ static bool apply_elsewhere(tu *t, const char *schema)
 }
 
 /* A schema another process changed is the one this process's next
- * transaction uses, read or write.  On LMDB a transaction skips reading the
- * stored generation while the sync file's schema epoch has not moved since a
- * transaction found it; these transactions come right after such ones. */
+ * transaction uses, read or write, even right after transactions that found
+ * the old one (each transaction compares the stored generation with its
+ * own at begin: a cache of that answer must not outlive a change). */
 static void t_schema_changed_elsewhere_is_used_at_once(tu *t)
 {
     if (!tu_setup(t, V1))
@@ -613,7 +612,7 @@ static void t_schema_changed_elsewhere_is_used_at_once(tu *t)
     CHECK_OK(tu_find(&v, txn, "person", "email", mp("[s]", "b@x")));
     CHECK_STR(tu_field(v, "city"), "\"Rome\"");
     tu_commit(txn);
-    add_person(t, "c@x", "Lund");
+    add_person(t, "c@x", "Oslo");
     /* a write: the unique index made elsewhere is kept, and refuses */
     if (!apply_elsewhere(t, PERSON(", `unique`: {`email`: {`fields`: [`email`]}, "
                                    "`level`: {`fields`: [`level`]}}, "
@@ -624,37 +623,6 @@ static void t_schema_changed_elsewhere_is_used_at_once(tu *t)
     CHECK_RC(tu_ins(NULL, txn, "person", mp("{s:s, s:s}", "email", "e@x", "level", "hi")),
              UDB_ECONFLICT);
     tu_commit(txn);
-    tu_check_db(t);
-    if (tu_pg())
-        return;
-    /* a changer killed between marking its change and its end leaves the
-       epoch odd: transactions go on, and a later change is seen at once */
-    udb_sync *sync = udb__env_sync(t->env);
-    CHECK(!(udb__sync_schema_epoch(sync) & 1));
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        udb_env *env = NULL;
-        if (udb_open(&env, t->path, NULL) == 0)
-            udb__sync_schema_changing(udb__env_sync(env));
-        raise(SIGKILL);
-        _exit(1);
-    }
-    int st = 0;
-    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) &&
-          WTERMSIG(st) == SIGKILL);
-    CHECK(udb__sync_schema_epoch(sync) & 1);
-    add_person(t, "f@x", "Bergen");
-    if (!apply_elsewhere(t, PERSON(", `unique`: {`email`: {`fields`: [`email`]}, "
-                                   "`level`: {`fields`: [`level`]}, "
-                                   "`city`: {`fields`: [`city`]}}, "
-                                   "`indexes`: {`by_city`: {`fields`: [`city`]}}")))
-        return;
-    CHECK(!(udb__sync_schema_epoch(sync) & 1));   /* even again after a whole change */
-    txn = tu_w(t);
-    CHECK_RC(tu_ins(NULL, txn, "person", mp("{s:s, s:s}", "email", "g@x", "city", "Bergen")),
-             UDB_ECONFLICT);
-    tu_abort(txn);
     tu_check_db(t);
 }
 
