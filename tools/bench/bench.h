@@ -64,11 +64,16 @@ int bench_udb_lookup(const char *who, size_t *matched, struct udb_env *env,
 int bench_udb_insert_or_get(const char *who, bool *created, uint64_t *id, struct udb_env *env,
                             const bench_rec *r);
 double   bench_now(void);                  /* CLOCK_MONOTONIC seconds */
-/* Flush requests completed so far by the block device holding path, from
- * /proc/diskstats (the 16th number after the device name, kernel >= 5.5);
- * -1 where that is not available.  Device-wide: anything else writing to the
- * same disk counts too. */
-int64_t  bench_device_flushes(const char *path);
+/* What the block device holding path has completed so far, from
+ * /proc/diskstats: write requests (the 5th number after the device name) and
+ * flush requests (the 16th, kernel >= 5.5); -1 in a field that is not
+ * available.  Device-wide: anything else writing to the same disk counts
+ * too.  Write requests tell how scattered a commit's pages are: the kernel
+ * merges pages that lie next to each other in the file into one request. */
+typedef struct bench_devio {
+    int64_t writes, flushes;
+} bench_devio;
+bench_devio bench_device_io(const char *path);
 
 /* A growable list of record ids, filled by scans. */
 typedef struct bench_ids {
@@ -159,6 +164,7 @@ typedef struct bench_result {
     double secs;
     uint64_t writes;          /* W3/W4: records written (committed writes) */
     int64_t flushes;          /* device flush requests meanwhile; -1: not available */
+    int64_t dev_writes;       /* device write requests meanwhile; -1: not available */
     char why[BENCH_WHY];
 } bench_result;
 

@@ -139,16 +139,16 @@ int bench_mp_id(uint64_t *id, const void *mp, size_t len)
     return 0;
 }
 
-int64_t bench_device_flushes(const char *path)
+bench_devio bench_device_io(const char *path)
 {
+    bench_devio io = {-1, -1};
     struct stat st;
     if (stat(path, &st) != 0)
-        return -1;
+        return io;
     FILE *f = fopen("/proc/diskstats", "r");
     if (!f)
-        return -1;
+        return io;
     char line[512];
-    int64_t flushes = -1;
     while (fgets(line, sizeof line, f)) {
         unsigned maj, min;
         char name[64];
@@ -159,12 +159,14 @@ int64_t bench_device_flushes(const char *path)
                        &v[12], &v[13], &v[14], &v[15], &v[16]);
         if (n < 3 || maj != major(st.st_dev) || min != minor(st.st_dev))
             continue;
+        if (n >= 3 + 5)
+            io.writes = (int64_t)v[4];
         if (n >= 3 + 16)
-            flushes = (int64_t)v[15];
+            io.flushes = (int64_t)v[15];
         break;
     }
     fclose(f);
-    return flushes;
+    return io;
 }
 
 double bench_now(void)

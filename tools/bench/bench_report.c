@@ -93,6 +93,14 @@ static double flushes_per_write(const bench_result *r)
     return (double)r->flushes / (double)r->writes;
 }
 
+/* -1: not measured or not available */
+static double dev_writes_per_write(const bench_result *r)
+{
+    if (r->status != 0 || r->dev_writes < 0 || !r->writes)
+        return -1;
+    return (double)r->dev_writes / (double)r->writes;
+}
+
 static int engine_index(const bench_engine *const *engines, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
@@ -128,6 +136,31 @@ static void print_ratio(double v)
         printf(" %10.2fx", v);
     else
         printf(" %11s", "-");
+}
+
+/* One line per durable W3/W4 workload: what `per` counts per committed write,
+ * for each engine ("n/a" where it is not available). */
+static void print_per_write(const bench_item *items, size_t nitems,
+                            const bench_engine *const *engines, const bench_engine_result *res,
+                            size_t nengines, const char *what,
+                            double (*per)(const bench_result *))
+{
+    char wbuf[64];
+    printf("\n%s per committed write (whole device, so other I/O on it counts):\n", what);
+    for (size_t i = 0; i < nitems; i++) {
+        if (!items[i].report || (items[i].w != BENCH_W3 && items[i].w != BENCH_W4) ||
+            !items[i].durable)
+            continue;
+        printf("  %-29s", item_workload(&items[i], wbuf, sizeof wbuf));
+        for (size_t e = 0; e < nengines; e++) {
+            double f = per(&res[e].res[i]);
+            if (f < 0)
+                printf("  %s n/a", engines[e]->label);
+            else
+                printf("  %s %.2f", engines[e]->label, f);
+        }
+        printf("\n");
+    }
 }
 
 void bench_report_table(const bench_opts *o, const bench_item *items, size_t nitems,
@@ -190,21 +223,9 @@ void bench_report_table(const bench_opts *o, const bench_item *items, size_t nit
             printf("  %s %.1f us", engines[e]->label, r > 0 ? 1e6 / r : 0);
         }
     }
-    printf("\ndevice flushes per committed write (whole device, so other I/O on it counts):\n");
-    for (size_t i = 0; i < nitems; i++) {
-        if (!items[i].report || (items[i].w != BENCH_W3 && items[i].w != BENCH_W4) ||
-            !items[i].durable)
-            continue;
-        printf("  %-29s", item_workload(&items[i], wbuf, sizeof wbuf));
-        for (size_t e = 0; e < nengines; e++) {
-            double f = flushes_per_write(&res[e].res[i]);
-            if (f < 0)
-                printf("  %s n/a", engines[e]->label);
-            else
-                printf("  %s %.2f", engines[e]->label, f);
-        }
-        printf("\n");
-    }
+    print_per_write(items, nitems, engines, res, nengines, "device flushes", flushes_per_write);
+    print_per_write(items, nitems, engines, res, nengines, "device write requests",
+                    dev_writes_per_write);
     printf("peak RSS (MiB): ");
     for (size_t e = 0; e < nengines; e++)
         printf(" %s %.1f", engines[e]->label, (double)res[e].rss_kb / 1024);
@@ -325,6 +346,10 @@ void bench_report_json(const bench_opts *o, const bench_item *items, size_t nite
                 printf("\"flushes_per_write\": %.4f, ", flushes_per_write(r));
             else if (it->w == BENCH_W3 || it->w == BENCH_W4)
                 printf("\"flushes_per_write\": null, ");
+            if (dev_writes_per_write(r) >= 0)
+                printf("\"device_writes_per_write\": %.4f, ", dev_writes_per_write(r));
+            else if (it->w == BENCH_W3 || it->w == BENCH_W4)
+                printf("\"device_writes_per_write\": null, ");
             printf("\"verified\": %s, \"error\": ", r->status == 0 ? "true" : "false");
             if (r->status == 0)
                 printf("null}");

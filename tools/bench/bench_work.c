@@ -178,11 +178,12 @@ static void w2(run_ctx *c, dbstate *s, bench_result *r)
     r->secs = t;
 }
 
-/* Device flushes since f0, for `writes` committed writes. */
-static void flushes_since(bench_result *r, int64_t f0, const char *path, uint64_t writes)
+/* Device flushes and write requests since io0, for `writes` committed writes. */
+static void io_since(bench_result *r, bench_devio io0, const char *path, uint64_t writes)
 {
-    int64_t f1 = bench_device_flushes(path);
-    r->flushes = f0 < 0 || f1 < f0 ? -1 : f1 - f0;
+    bench_devio io1 = bench_device_io(path);
+    r->flushes = io0.flushes < 0 || io1.flushes < io0.flushes ? -1 : io1.flushes - io0.flushes;
+    r->dev_writes = io0.writes < 0 || io1.writes < io0.writes ? -1 : io1.writes - io0.writes;
     r->writes = writes;
 }
 
@@ -196,14 +197,14 @@ static void w3(run_ctx *c, dbstate *s, bench_result *r)
     bench_rec *recs = xcalloc(n, sizeof *recs);
     for (i = 0; i < n; i++)
         bench_gen(&recs[i], base + i, c->nusers);
-    int64_t f0 = bench_device_flushes(s->path);
+    bench_devio io0 = bench_device_io(s->path);
     double t0 = bench_now();
     for (i = 0; i < n; i++)
         if (c->e->insert(s->db, &recs[i], 1))
             break;
     r->secs = bench_now() - t0;
     r->ops = i;
-    flushes_since(r, f0, s->path, i);
+    io_since(r, io0, s->path, i);
     if (i < n)
         bench_fail(r, 2, "commit %llu failed", (unsigned long long)i);
     for (uint64_t j = 0; j < i; j++)
@@ -289,11 +290,11 @@ static void w4(run_ctx *c, dbstate *s, const bench_item *it, bench_result *r)
         c->e->close(s->db);    /* no handle may cross fork() */
         s->db = NULL;
     }
-    int64_t f0 = bench_device_flushes(s->path);
+    bench_devio io0 = bench_device_io(s->path);
     bench_udb_exec = it->exec;
     bench_w4(r, &keys, c->e, s->db, s->path, s->durable, c->o->duration, base, c->nusers,
              it->procs ? it->procs : it->threads, it->procs != 0, it->inflight);
-    flushes_since(r, f0, s->path, keys);
+    io_since(r, io0, s->path, keys);
     if (!s->db && c->e->open(&s->db, s->path, s->durable)) {
         bench_fail(r, 2, "reopen failed");
         return;
