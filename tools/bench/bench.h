@@ -74,6 +74,12 @@ typedef struct bench_devio {
     int64_t writes, flushes;
 } bench_devio;
 bench_devio bench_device_io(const char *path);
+/* Write transactions committed so far in the LMDB environment in directory
+ * dir: the larger txnid of its data.mdb's two meta pages, read with pread.
+ * No environment is opened: a second LMDB environment on the same file in
+ * one process would let go of the first one's locks.  -1 when the file is
+ * not an LMDB 0.9 data file. */
+int64_t bench_lmdb_txnid(const char *dir);
 
 /* A growable list of record ids, filled by scans. */
 typedef struct bench_ids {
@@ -117,6 +123,7 @@ typedef struct bench_engine {
     int  (*scan)(bench_ids *ids, size_t *counts, void *db, const char (*users)[16], size_t n);
     int  (*count)(bench_counts *out, void *db);
     int  (*check)(void *db);           /* deep consistency check; may be NULL */
+    bool lmdb_dir;                     /* the path is an LMDB environment (bench_lmdb_txnid) */
 } bench_engine;
 
 extern const bench_engine bench_engine_uniqdb, bench_engine_lmdb, bench_engine_sqlite;
@@ -165,6 +172,7 @@ typedef struct bench_result {
     uint64_t writes;          /* W3/W4: records written (committed writes) */
     int64_t flushes;          /* device flush requests meanwhile; -1: not available */
     int64_t dev_writes;       /* device write requests meanwhile; -1: not available */
+    int64_t commits;          /* write transactions committed meanwhile; -1: not counted */
     char why[BENCH_WHY];
 } bench_result;
 

@@ -9,12 +9,15 @@
  * lookups hit the unique index in random order, as real booking references
  * would; the primary key grows, as an auto key would.
  */
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 
@@ -167,6 +170,48 @@ bench_devio bench_device_io(const char *path)
     }
     fclose(f);
     return io;
+}
+
+int64_t bench_lmdb_txnid(const char *dir)
+{
+    /* LMDB 0.9's data format (mdb.c): page 0 and page 1 are meta pages, each
+     * a 16-byte page header, then MDB_meta: magic, version (uint32 each), the
+     * map address and size (8 bytes each), two MDB_db of 48 bytes (the
+     * first one's leading uint32 holds the page size in meta pages), the last
+     * page number and the txnid (8 bytes each). */
+    enum { HDR = 16, MAGIC = HDR, VERSION = HDR + 4, PSIZE = HDR + 24,
+           TXNID = HDR + 128, META_END = TXNID + 8 };
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int64_t last = -1;
+    uint32_t psize = 0;
+    for (int i = 0; i < 2; i++) {
+        unsigned char m[META_END];
+        uint32_t magic, version;
+        uint64_t txnid;
+        if (pread(fd, m, sizeof m, (off_t)i * psize) != (ssize_t)sizeof m) {
+            last = -1;
+            break;
+        }
+        memcpy(&magic, m + MAGIC, 4);
+        memcpy(&version, m + VERSION, 4);
+        if (i == 0)
+            memcpy(&psize, m + PSIZE, 4);
+        memcpy(&txnid, m + TXNID, 8);
+        if (magic != 0xBEEFC0DEu || version != 1 || psize < 512 || psize > (1u << 16) ||
+            (psize & (psize - 1)) || txnid > INT64_MAX) {
+            last = -1;
+            break;
+        }
+        if ((int64_t)txnid > last)
+            last = (int64_t)txnid;
+    }
+    close(fd);
+    return last;
 }
 
 double bench_now(void)

@@ -325,4 +325,5 @@ const bench_engine bench_engine_lmdb = {
     .insert_or_get = l_insert_or_get,
     .scan = l_scan,
     .count = l_count,
+    .lmdb_dir = true,
 };

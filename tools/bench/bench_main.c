@@ -344,6 +344,7 @@ static void merge_slice(bench_result *r, const bench_result *slice)
     r->flushes = r->flushes < 0 || slice->flushes < 0 ? -1 : r->flushes + slice->flushes;
     r->dev_writes = r->dev_writes < 0 || slice->dev_writes < 0 ? -1
                                                                 : r->dev_writes + slice->dev_writes;
+    r->commits = r->commits < 0 || slice->commits < 0 ? -1 : r->commits + slice->commits;
     if (slice->status > 0 && r->status <= 0) {
         r->status = slice->status;
         memcpy(r->why, slice->why, sizeof r->why);

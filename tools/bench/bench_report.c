@@ -101,6 +101,14 @@ static double dev_writes_per_write(const bench_result *r)
     return (double)r->dev_writes / (double)r->writes;
 }
 
+/* -1: not counted (an engine that is not LMDB) or nothing committed */
+static double writes_per_commit(const bench_result *r)
+{
+    if (r->status != 0 || r->commits <= 0)
+        return -1;
+    return (double)r->writes / (double)r->commits;
+}
+
 static int engine_index(const bench_engine *const *engines, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
@@ -138,22 +146,22 @@ static void print_ratio(double v)
         printf(" %11s", "-");
 }
 
-/* One line per durable W3/W4 workload: what `per` counts per committed write,
- * for each engine ("n/a" where it is not available). */
-static void print_per_write(const bench_item *items, size_t nitems,
-                            const bench_engine *const *engines, const bench_engine_result *res,
-                            size_t nengines, const char *what,
-                            double (*per)(const bench_result *))
+/* Under the title, one line per durable W4 workload (and W3's with w3), with
+ * each engine's figure fig ("n/a" where it is not available). */
+static void print_figure(const bench_item *items, size_t nitems,
+                         const bench_engine *const *engines, const bench_engine_result *res,
+                         size_t nengines, const char *title, bool w3,
+                         double (*fig)(const bench_result *))
 {
     char wbuf[64];
-    printf("\n%s per committed write (whole device, so other I/O on it counts):\n", what);
+    printf("\n%s:\n", title);
     for (size_t i = 0; i < nitems; i++) {
-        if (!items[i].report || (items[i].w != BENCH_W3 && items[i].w != BENCH_W4) ||
+        if (!items[i].report || !(items[i].w == BENCH_W4 || (w3 && items[i].w == BENCH_W3)) ||
             !items[i].durable)
             continue;
         printf("  %-29s", item_workload(&items[i], wbuf, sizeof wbuf));
         for (size_t e = 0; e < nengines; e++) {
-            double f = per(&res[e].res[i]);
+            double f = fig(&res[e].res[i]);
             if (f < 0)
                 printf("  %s n/a", engines[e]->label);
             else
@@ -223,9 +231,12 @@ void bench_report_table(const bench_opts *o, const bench_item *items, size_t nit
             printf("  %s %.1f us", engines[e]->label, r > 0 ? 1e6 / r : 0);
         }
     }
-    print_per_write(items, nitems, engines, res, nengines, "device flushes", flushes_per_write);
-    print_per_write(items, nitems, engines, res, nengines, "device write requests",
-                    dev_writes_per_write);
+    print_figure(items, nitems, engines, res, nengines, "device flushes per committed write "
+                 "(whole device, so other I/O on it counts)", true, flushes_per_write);
+    print_figure(items, nitems, engines, res, nengines, "device write requests per committed "
+                 "write (whole device)", true, dev_writes_per_write);
+    print_figure(items, nitems, engines, res, nengines, "committed writes per commit (LMDB's "
+                 "transactions; SQLite commits each write alone)", false, writes_per_commit);
     printf("peak RSS (MiB): ");
     for (size_t e = 0; e < nengines; e++)
         printf(" %s %.1f", engines[e]->label, (double)res[e].rss_kb / 1024);
@@ -346,6 +357,13 @@ void bench_report_json(const bench_opts *o, const bench_item *items, size_t nite
                 printf("\"flushes_per_write\": %.4f, ", flushes_per_write(r));
             else if (it->w == BENCH_W3 || it->w == BENCH_W4)
                 printf("\"flushes_per_write\": null, ");
+            if (it->w == BENCH_W3 || it->w == BENCH_W4)
+                printf("\"writes\": %llu, ", (unsigned long long)r->writes);
+            if (writes_per_commit(r) >= 0)
+                printf("\"commits\": %lld, \"writes_per_commit\": %.4f, ",
+                       (long long)r->commits, writes_per_commit(r));
+            else if (it->w == BENCH_W4)
+                printf("\"writes_per_commit\": null, ");
             if (dev_writes_per_write(r) >= 0)
                 printf("\"device_writes_per_write\": %.4f, ", dev_writes_per_write(r));
             else if (it->w == BENCH_W3 || it->w == BENCH_W4)

@@ -221,4 +221,5 @@ const bench_engine bench_engine_uniqdb = {
     .scan = u_scan,
     .count = u_count,
     .check = u_check,
+    .lmdb_dir = true,
 };

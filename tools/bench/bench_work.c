@@ -291,10 +291,13 @@ static void w4(run_ctx *c, dbstate *s, const bench_item *it, bench_result *r)
         s->db = NULL;
     }
     bench_devio io0 = bench_device_io(s->path);
+    int64_t t0 = c->e->lmdb_dir ? bench_lmdb_txnid(s->path) : -1;
     bench_udb_exec = it->exec;
     bench_w4(r, &keys, c->e, s->db, s->path, s->durable, c->o->duration, base, c->nusers,
              it->procs ? it->procs : it->threads, it->procs != 0, it->inflight);
     io_since(r, io0, s->path, keys);
+    int64_t t1 = t0 < 0 ? -1 : bench_lmdb_txnid(s->path);
+    r->commits = t0 < 0 || t1 < t0 ? -1 : t1 - t0;
     if (!s->db && c->e->open(&s->db, s->path, s->durable)) {
         bench_fail(r, 2, "reopen failed");
         return;
