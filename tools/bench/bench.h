@@ -124,6 +124,7 @@ typedef struct bench_engine {
     int  (*count)(bench_counts *out, void *db);
     int  (*check)(void *db);           /* deep consistency check; may be NULL */
     bool lmdb_dir;                     /* the path is an LMDB environment (bench_lmdb_txnid) */
+    bool commit_per_write;             /* W4 commits each record written alone, and nothing else */
 } bench_engine;
 
 extern const bench_engine bench_engine_uniqdb, bench_engine_lmdb, bench_engine_sqlite;

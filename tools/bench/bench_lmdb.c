@@ -326,4 +326,5 @@ const bench_engine bench_engine_lmdb = {
     .scan = l_scan,
     .count = l_count,
     .lmdb_dir = true,
+    .commit_per_write = true,
 };
