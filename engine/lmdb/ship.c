@@ -317,14 +317,16 @@ void udb__ship_done(udb_ship *sh, unsigned i, int rc, uint64_t txnid, bool commi
     if (atomic_load(&sl->owner) != sh->pid)
         udb__ship_count(sh, UDB_SHIP_FOREIGN);
     atomic_store(&sl->state, DONE);
-    wake_slot(sl);
 }
 
 void udb__ship_bounce(udb_ship *sh, unsigned i)
 {
-    slot *sl = &sh->a->slots[i];
-    atomic_store(&sl->state, BOUNCED);
-    wake_slot(sl);
+    atomic_store(&sh->a->slots[i].state, BOUNCED);
+}
+
+void udb__ship_wake(udb_ship *sh, unsigned i)
+{
+    wake_slot(&sh->a->slots[i]);
 }
 
 /* ---- following ---------------------------------------------------------------- */

@@ -85,12 +85,17 @@ bool  udb__ship_is_ready(const udb_ship *sh, unsigned i);
 /* The outcome, after the commit: rc, the txnid of the batch, whether the
  * unit's work committed, and for a failure of the batch as a whole its
  * message.  The response stays if it was written (the results: of the
- * committed unit, or of the op that failed it).  Wakes the owner. */
+ * committed unit, or of the op that failed it).  The owner sees it at its
+ * next look; udb__ship_wake tells it at once. */
 void  udb__ship_done(udb_ship *sh, unsigned i, int rc, uint64_t txnid, bool committed,
                      const char *msg);
 /* The unit was not run (its response would not fit, or the leader cannot
- * read it): its owner runs it itself.  Wakes the owner. */
+ * read it): its owner runs it itself.  Seen as udb__ship_done's outcome. */
 void  udb__ship_bounce(udb_ship *sh, unsigned i);
+/* Wake whoever waits on slot i: the owner of a done or bounced unit.  May
+ * come after the lead lock is let go, when the slot may already hold another
+ * unit; its owner then wakes for nothing and waits again. */
+void  udb__ship_wake(udb_ship *sh, unsigned i);
 
 /* ---- following ---- */
 
