@@ -335,16 +335,21 @@ static void settle(const char *dir)
     }
 }
 
+/* Two slices' counts of one thing; -1 when either was not counted. */
+static int64_t sum_counted(int64_t a, int64_t b)
+{
+    return a < 0 || b < 0 ? -1 : a + b;
+}
+
 /* Add one slice's outcome to the workload's. */
 static void merge_slice(bench_result *r, const bench_result *slice)
 {
     r->ops += slice->ops;
     r->secs += slice->secs;
     r->writes += slice->writes;
-    r->flushes = r->flushes < 0 || slice->flushes < 0 ? -1 : r->flushes + slice->flushes;
-    r->dev_writes = r->dev_writes < 0 || slice->dev_writes < 0 ? -1
-                                                                : r->dev_writes + slice->dev_writes;
-    r->commits = r->commits < 0 || slice->commits < 0 ? -1 : r->commits + slice->commits;
+    r->flushes = sum_counted(r->flushes, slice->flushes);
+    r->dev_writes = sum_counted(r->dev_writes, slice->dev_writes);
+    r->commits = sum_counted(r->commits, slice->commits);
     if (slice->status > 0 && r->status <= 0) {
         r->status = slice->status;
         memcpy(r->why, slice->why, sizeof r->why);

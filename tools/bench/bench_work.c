@@ -178,12 +178,19 @@ static void w2(run_ctx *c, dbstate *s, bench_result *r)
     r->secs = t;
 }
 
+/* How far a counter moved from reading a to reading b; -1 when either was
+ * not available (-1) or it went back. */
+static int64_t moved(int64_t a, int64_t b)
+{
+    return a < 0 || b < a ? -1 : b - a;
+}
+
 /* Device flushes and write requests since io0, for `writes` committed writes. */
 static void io_since(bench_result *r, bench_devio io0, const char *path, uint64_t writes)
 {
     bench_devio io1 = bench_device_io(path);
-    r->flushes = io0.flushes < 0 || io1.flushes < io0.flushes ? -1 : io1.flushes - io0.flushes;
-    r->dev_writes = io0.writes < 0 || io1.writes < io0.writes ? -1 : io1.writes - io0.writes;
+    r->flushes = moved(io0.flushes, io1.flushes);
+    r->dev_writes = moved(io0.writes, io1.writes);
     r->writes = writes;
 }
 
@@ -296,8 +303,7 @@ static void w4(run_ctx *c, dbstate *s, const bench_item *it, bench_result *r)
     bench_w4(r, &keys, c->e, s->db, s->path, s->durable, c->o->duration, base, c->nusers,
              it->procs ? it->procs : it->threads, it->procs != 0, it->inflight);
     io_since(r, io0, s->path, keys);
-    int64_t t1 = t0 < 0 ? -1 : bench_lmdb_txnid(s->path);
-    r->commits = t0 < 0 || t1 < t0 ? -1 : t1 - t0;
+    r->commits = t0 < 0 ? -1 : moved(t0, bench_lmdb_txnid(s->path));
     /* the count is checked where it is known: raw LMDB commits each record
        it writes alone, and a lookup that finds its record commits nothing */
     if (c->e->lmdb_dir && r->commits < 0)
