@@ -173,7 +173,8 @@ typedef struct bench_result {
     uint64_t writes;          /* W3/W4: records written (committed writes) */
     int64_t flushes;          /* device flush requests meanwhile; -1: not available */
     int64_t dev_writes;       /* device write requests meanwhile; -1: not available */
-    int64_t commits;          /* write transactions committed meanwhile; -1: not counted */
+    int64_t commits;          /* W4: write transactions committed meanwhile; -1: not counted
+                                 (an engine that is not LMDB); 0 in other workloads */
     char why[BENCH_WHY];
 } bench_result;
 
